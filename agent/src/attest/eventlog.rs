@@ -1,0 +1,1453 @@
+//! Dstack TDX event log: parsing, digest recomputation, RTMR replay, claim
+//! extraction and a compact binary encoding for posting on chain.
+//!
+//! # Source format
+//!
+//! A Dstack guest agent's `GetQuote` answers with `event_log`, a JSON string
+//! holding an array of events:
+//!
+//! ```json
+//! [{"imr":3,"event_type":134217729,"digest":"","event":"compose-hash","event_payload":"86b0…"}]
+//! ```
+//!
+//! `digest` is hex (48 bytes) for boot-time events (IMR 0..=2) and is empty
+//! for Dstack runtime events (IMR 3), whose payload is kept instead. Unknown
+//! fields are ignored. Dstack ≥ the "event log V2" release adds two optional
+//! fields to runtime events: `"version": 2` and `"preimage": "<hex>"`.
+//!
+//! # Digest rules
+//!
+//! * IMR 0..=2 (TCG boot events): the logged `digest` is used as is.
+//! * IMR 3 (Dstack runtime events, `event_type` = `0x08000001`): the digest is
+//!   always recomputed from `event` (name) and `event_payload`, never trusted:
+//!   * **V1** (the default; `version` absent, `0` or `1`):
+//!     `sha384(le32(0x08000001) || ":" || name || ":" || payload)`.
+//!   * **V2** (`version` = `2`):
+//!     `sha384(JCS({"name": name, "payload": lowercase_hex(payload), "type": 134217729}))`,
+//!     i.e. the RFC 8785 canonical JSON, keys sorted, no whitespace, e.g.
+//!     `{"name":"compose-hash","payload":"abcd","type":134217729}`.
+//!
+//!   Both versions use the same `event_type`; the only thing in the log that
+//!   distinguishes them is the per-event `version` field. Dstack fixes the
+//!   version once per boot (app-compose `event_log_version`), so a genuine log
+//!   never mixes them. Source: Dstack-TEE/dstack,
+//!   `dstack/cc-eventlog/src/runtime_events.rs` (`RuntimeEvent::preimage`,
+//!   `canonical_event_json_v2`) and `dstack/cc-eventlog/src/tdx.rs`
+//!   (`TdxEvent`, `validate_v2_preimages`).
+//!
+//! RTMR replay: `acc = [0; 48]`, then for every event of that IMR in log order
+//! `acc = sha384(acc || digest)`.
+
+use std::fmt;
+
+use serde::Deserialize;
+use sha2::{Digest as _, Sha384};
+
+/// Event type of a Dstack runtime event (not a TCG-defined type).
+pub const DSTACK_RUNTIME_EVENT_TYPE: u32 = 0x0800_0001;
+/// Largest accepted `event_log` JSON string, in bytes.
+pub const MAX_JSON_INPUT_LEN: usize = 1 << 20;
+/// Largest accepted number of events in a JSON event log.
+pub const MAX_JSON_EVENTS: usize = 1024;
+/// Largest accepted payload of one JSON event, in bytes (after hex decoding).
+pub const MAX_JSON_PAYLOAD_LEN: usize = 64 * 1024;
+
+/// Magic bytes that open a compact event log.
+pub const COMPACT_MAGIC: [u8; 4] = *b"RPEL";
+/// The only compact format version defined.
+pub const COMPACT_VERSION: u8 = 0x01;
+/// Largest number of events in a compact event log.
+pub const COMPACT_MAX_EVENTS: usize = 256;
+/// Longest event name in a compact event log, in bytes.
+pub const COMPACT_MAX_NAME_LEN: usize = 64;
+/// Largest payload of one event in a compact event log, in bytes.
+pub const COMPACT_MAX_PAYLOAD_LEN: usize = 16 * 1024;
+/// Largest compact event log, in bytes (everything, header included).
+pub const COMPACT_MAX_LEN: usize = 64 * 1024;
+
+/// Length of an RTMR / of a SHA-384 digest.
+pub const RTMR_LEN: usize = 48;
+
+/// Name of the runtime event that closes the boot-time measurement.
+pub const EVENT_BOOT_MR_DONE: &str = "boot-mr-done";
+/// Name of the runtime event emitted when Dstack hands over to the app.
+pub const EVENT_SYSTEM_READY: &str = "system-ready";
+/// Name of the runtime event carrying the app-compose hash (32 bytes).
+pub const EVENT_COMPOSE_HASH: &str = "compose-hash";
+/// Name of the runtime event carrying the app id.
+pub const EVENT_APP_ID: &str = "app-id";
+/// Name of the runtime event carrying the instance id.
+pub const EVENT_INSTANCE_ID: &str = "instance-id";
+/// Name of the runtime event carrying the OS image hash.
+pub const EVENT_OS_IMAGE_HASH: &str = "os-image-hash";
+/// Name of the runtime event describing the key provider (JSON).
+pub const EVENT_KEY_PROVIDER: &str = "key-provider";
+
+/// Hex rendering for error messages.
+struct HexDisplay<'a>(&'a [u8]);
+
+impl fmt::Display for HexDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong parsing, encoding or checking an event log.
+#[derive(Debug, thiserror::Error)]
+pub enum EventLogError {
+    /// The JSON input is longer than [`MAX_JSON_INPUT_LEN`].
+    #[error("event log JSON is {len} bytes, more than the {max} allowed")]
+    InputTooLarge {
+        /// Input length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The input is not a JSON array of Dstack events.
+    #[error("event log is not a valid Dstack JSON event array: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The JSON log holds more than [`MAX_JSON_EVENTS`] events.
+    #[error("event log has {count} events, more than the {max} allowed")]
+    TooManyEvents {
+        /// Number of events in the input.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An event payload exceeds [`MAX_JSON_PAYLOAD_LEN`].
+    #[error("event {index}: payload of {len} bytes exceeds the {max} allowed")]
+    PayloadTooLarge {
+        /// Position of the event in the log.
+        index: usize,
+        /// Payload length in bytes (half the hex length, rounded down).
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A hex field does not decode.
+    #[error("event {index}: field `{field}` is not valid hex: {source}")]
+    BadHex {
+        /// Position of the event in the log.
+        index: usize,
+        /// Name of the JSON field.
+        field: &'static str,
+        /// What the hex decoder reported.
+        source: hex::FromHexError,
+    },
+    /// An event names an IMR other than 0..=3.
+    #[error("event {index}: imr {imr} is out of range 0..=3")]
+    ImrOutOfRange {
+        /// Position of the event in the log.
+        index: usize,
+        /// The IMR index found.
+        imr: u32,
+    },
+    /// A boot-time (IMR 0..=2) event has a digest that is not 48 bytes.
+    #[error("event {index} (imr {imr}): digest is {len} bytes, expected 48")]
+    BadDigestLength {
+        /// Position of the event in the log.
+        index: usize,
+        /// The event's IMR.
+        imr: u32,
+        /// Digest length found.
+        len: usize,
+    },
+    /// An IMR-3 event is not a Dstack runtime event, or a runtime event is
+    /// logged against IMR 0..=2; either way its digest could not be checked.
+    #[error("event {index}: event_type {event_type:#010x} is not allowed on imr {imr}")]
+    UnexpectedEventType {
+        /// Position of the event in the log.
+        index: usize,
+        /// The event's IMR.
+        imr: u32,
+        /// The event type found.
+        event_type: u32,
+    },
+    /// A runtime event has a `version` other than absent/0/1/2.
+    #[error("event {index}: unknown runtime event digest version {version}")]
+    UnknownDigestVersion {
+        /// Position of the event in the log.
+        index: usize,
+        /// The version found.
+        version: u32,
+    },
+    /// A runtime event carries a non-empty digest that differs from the one
+    /// recomputed from its name and payload.
+    #[error("event {index} ({name}): logged digest {} differs from recomputed {}", HexDisplay(.logged), HexDisplay(.computed))]
+    RuntimeDigestMismatch {
+        /// Position of the event in the log.
+        index: usize,
+        /// Event name.
+        name: String,
+        /// Digest found in the log.
+        logged: Vec<u8>,
+        /// Digest recomputed from name and payload.
+        computed: [u8; RTMR_LEN],
+    },
+    /// A V2 runtime event carries a `preimage` that is not the canonical JSON
+    /// of its own name and payload.
+    #[error("event {index} ({name}): preimage {} is not the canonical V2 preimage", HexDisplay(.logged))]
+    PreimageMismatch {
+        /// Position of the event in the log.
+        index: usize,
+        /// Event name.
+        name: String,
+        /// Preimage bytes found in the log.
+        logged: Vec<u8>,
+    },
+    /// An RTMR index other than 0..=3 was asked for.
+    #[error("there is no RTMR {imr}; valid indices are 0..=3")]
+    NoSuchRtmr {
+        /// The index asked for.
+        imr: u32,
+    },
+    /// The replayed RTMR3 differs from the one in the quote.
+    #[error("RTMR3 mismatch: quote has {}, event log replays to {}", HexDisplay(.expected), HexDisplay(.replayed))]
+    Rtmr3Mismatch {
+        /// RTMR3 from the quote.
+        expected: [u8; RTMR_LEN],
+        /// RTMR3 replayed from the event log.
+        replayed: [u8; RTMR_LEN],
+    },
+    /// A runtime event name that must be unique occurs more than once.
+    #[error("runtime event `{name}` occurs more than once (events {first} and {second})")]
+    DuplicateEvent {
+        /// Event name.
+        name: String,
+        /// Position of the first occurrence in the log.
+        first: usize,
+        /// Position of the second occurrence in the log.
+        second: usize,
+    },
+    /// A required runtime event is absent.
+    #[error("runtime event `{name}` is missing")]
+    MissingEvent {
+        /// Event name.
+        name: &'static str,
+    },
+    /// A trusted claim was emitted after the boundary event that closes the
+    /// phase in which only Dstack's own boot code runs.
+    #[error("runtime event `{name}` (event {index}) comes after `{boundary}` (event {boundary_index})")]
+    EventAfterBoundary {
+        /// Claim event name.
+        name: &'static str,
+        /// Position of the claim in the log.
+        index: usize,
+        /// Boundary event name.
+        boundary: &'static str,
+        /// Position of the boundary in the log.
+        boundary_index: usize,
+    },
+    /// The compose-hash payload is not 32 bytes.
+    #[error("compose-hash payload is {len} bytes, expected 32")]
+    BadComposeHashLength {
+        /// Payload length found.
+        len: usize,
+    },
+    /// Compact log: the input ends before a field it announces.
+    #[error("compact event log truncated at offset {offset}: need {needed} bytes, {available} left")]
+    CompactTruncated {
+        /// Offset of the field that does not fit.
+        offset: usize,
+        /// Bytes the field needs.
+        needed: usize,
+        /// Bytes left in the input.
+        available: usize,
+    },
+    /// Compact log: the input does not open with [`COMPACT_MAGIC`].
+    #[error("compact event log has magic {}, expected {}", HexDisplay(.found), HexDisplay(&COMPACT_MAGIC))]
+    CompactBadMagic {
+        /// The first bytes found (zero-padded if shorter than 4).
+        found: [u8; 4],
+    },
+    /// Compact log: unsupported format version.
+    #[error("compact event log version {found:#04x} is not supported (expected {COMPACT_VERSION:#04x})")]
+    CompactBadVersion {
+        /// Version byte found.
+        found: u8,
+    },
+    /// Compact log: digest format byte is neither 0x01 (V1) nor 0x02 (V2),
+    /// or is not 0x01 in a log with no events.
+    #[error("compact event log digest format {found:#04x} is unknown")]
+    CompactBadDigestFormat {
+        /// Digest format byte found.
+        found: u8,
+    },
+    /// Compact log: more than [`COMPACT_MAX_EVENTS`] events.
+    #[error("compact event log has {count} runtime events, more than the {max} allowed")]
+    CompactTooManyEvents {
+        /// Number of events.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Compact log: longer than [`COMPACT_MAX_LEN`].
+    #[error("compact event log is {len} bytes, more than the {max} allowed")]
+    CompactTooLarge {
+        /// Encoded length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Compact log: an event name is empty or longer than [`COMPACT_MAX_NAME_LEN`].
+    #[error("compact event {index}: name length {len} is outside 1..={COMPACT_MAX_NAME_LEN}")]
+    CompactBadNameLength {
+        /// Position of the event among the runtime events.
+        index: usize,
+        /// Name length in bytes.
+        len: usize,
+    },
+    /// Compact log: an event name holds a byte outside printable ASCII
+    /// (0x20..=0x7e) or a `:`.
+    #[error("compact event {index}: name byte {byte:#04x} at position {position} is not allowed")]
+    CompactBadNameByte {
+        /// Position of the event among the runtime events.
+        index: usize,
+        /// Position of the byte within the name.
+        position: usize,
+        /// The byte found.
+        byte: u8,
+    },
+    /// Compact log: an event payload is longer than [`COMPACT_MAX_PAYLOAD_LEN`].
+    #[error("compact event {index}: payload of {len} bytes exceeds the {max} allowed")]
+    CompactPayloadTooLarge {
+        /// Position of the event among the runtime events.
+        index: usize,
+        /// Payload length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Compact log: bytes follow the last announced event.
+    #[error("compact event log has {extra} trailing bytes after offset {offset}")]
+    CompactTrailingBytes {
+        /// Offset where the log should have ended.
+        offset: usize,
+        /// Number of extra bytes.
+        extra: usize,
+    },
+    /// The runtime events do not all use one digest format, so they cannot
+    /// share one compact digest-format byte.
+    #[error("runtime event {index} uses digest format {found:?}, but earlier ones use {first:?}")]
+    MixedDigestFormats {
+        /// Position of the offending event in the log.
+        index: usize,
+        /// Format of the first runtime event.
+        first: DigestFormat,
+        /// Format of the offending event.
+        found: DigestFormat,
+    },
+}
+
+/// How a Dstack runtime event's digest is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DigestFormat {
+    /// `sha384(le32(0x08000001) || ":" || name || ":" || payload)`.
+    V1,
+    /// `sha384(JCS({"name":name,"payload":hex(payload),"type":134217729}))`.
+    V2,
+}
+
+impl DigestFormat {
+    /// The byte that stands for this format in the compact encoding.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            DigestFormat::V1 => 0x01,
+            DigestFormat::V2 => 0x02,
+        }
+    }
+
+    /// The format a compact digest-format byte stands for.
+    pub fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0x01 => Some(DigestFormat::V1),
+            0x02 => Some(DigestFormat::V2),
+            _ => None,
+        }
+    }
+
+    /// The exact bytes hashed to give a runtime event's digest.
+    pub fn preimage(self, name: &str, payload: &[u8]) -> Vec<u8> {
+        match self {
+            DigestFormat::V1 => {
+                let mut buf = Vec::with_capacity(4 + 1 + name.len() + 1 + payload.len());
+                buf.extend_from_slice(&DSTACK_RUNTIME_EVENT_TYPE.to_le_bytes());
+                buf.push(b':');
+                buf.extend_from_slice(name.as_bytes());
+                buf.push(b':');
+                buf.extend_from_slice(payload);
+                buf
+            }
+            DigestFormat::V2 => canonical_json_v2(name, payload).into_bytes(),
+        }
+    }
+
+    /// The SHA-384 digest of a runtime event in this format.
+    pub fn digest(self, name: &str, payload: &[u8]) -> [u8; RTMR_LEN] {
+        sha384(&self.preimage(name, payload))
+    }
+}
+
+/// The RFC 8785 (JCS) canonical JSON Dstack hashes for a V2 runtime event:
+/// `{"name":<name>,"payload":"<lowercase hex>","type":134217729}`.
+///
+/// Keys are in sorted order; strings use the ECMAScript escapes that JCS
+/// mandates (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, `\u00xx` with lowercase
+/// hex for other control characters) and everything else verbatim as UTF-8.
+pub fn canonical_json_v2(name: &str, payload: &[u8]) -> String {
+    let mut out = String::with_capacity(48 + name.len() + 2 * payload.len());
+    out.push_str("{\"name\":");
+    push_jcs_string(&mut out, name);
+    out.push_str(",\"payload\":\"");
+    out.push_str(&hex::encode(payload));
+    out.push_str("\",\"type\":");
+    out.push_str(&DSTACK_RUNTIME_EVENT_TYPE.to_string());
+    out.push('}');
+    out
+}
+
+fn push_jcs_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn sha384(data: &[u8]) -> [u8; RTMR_LEN] {
+    Sha384::digest(data).into()
+}
+
+fn extend(acc: &[u8; RTMR_LEN], digest: &[u8]) -> [u8; RTMR_LEN] {
+    let mut h = Sha384::new();
+    h.update(acc);
+    h.update(digest);
+    h.finalize().into()
+}
+
+/// One event of a TDX event log.
+///
+/// Invariant: `digest` is 48 bytes; for IMR-3 events it is the digest
+/// recomputed from `name` and `payload` (never a logged value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    imr: u32,
+    event_type: u32,
+    digest: Vec<u8>,
+    name: String,
+    payload: Vec<u8>,
+    format: Option<DigestFormat>,
+}
+
+impl Event {
+    /// A Dstack runtime (IMR 3) event with its digest computed in `format`.
+    pub fn runtime(name: impl Into<String>, payload: Vec<u8>, format: DigestFormat) -> Self {
+        let name = name.into();
+        let digest = format.digest(&name, &payload).to_vec();
+        Event { imr: 3, event_type: DSTACK_RUNTIME_EVENT_TYPE, digest, name, payload, format: Some(format) }
+    }
+
+    /// IMR index, 0..=3.
+    pub fn imr(&self) -> u32 {
+        self.imr
+    }
+
+    /// Event type (TCG type for boot events, `0x08000001` for runtime events).
+    pub fn event_type(&self) -> u32 {
+        self.event_type
+    }
+
+    /// The 48-byte digest extended into the IMR.
+    pub fn digest(&self) -> &[u8] {
+        &self.digest
+    }
+
+    /// Event name (empty for most boot events).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Event payload (often empty for boot events, which Dstack strips).
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Digest format of a runtime event; `None` for boot events.
+    pub fn digest_format(&self) -> Option<DigestFormat> {
+        self.format
+    }
+
+    /// Whether this is a Dstack runtime (IMR 3) event.
+    pub fn is_runtime(&self) -> bool {
+        self.imr == 3
+    }
+}
+
+/// Claims about the app, read from the runtime events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppInfo {
+    /// Payload of `compose-hash`: sha256 of the app-compose file.
+    pub compose_hash: [u8; 32],
+    /// Payload of `app-id` (20 bytes in current Dstack).
+    pub app_id: Vec<u8>,
+    /// Payload of `instance-id` (20 bytes, or empty when the app-compose sets
+    /// `no_instance_id`).
+    pub instance_id: Vec<u8>,
+    /// Payload of `os-image-hash`, if logged.
+    pub os_image_hash: Option<Vec<u8>>,
+    /// Payload of `key-provider` (JSON), if logged.
+    pub key_provider: Option<Vec<u8>>,
+}
+
+#[derive(Deserialize)]
+struct RawEvent {
+    imr: u32,
+    event_type: u32,
+    #[serde(default)]
+    digest: String,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    event_payload: String,
+    #[serde(default)]
+    version: Option<u32>,
+    #[serde(default)]
+    preimage: Option<String>,
+}
+
+fn decode_hex(index: usize, field: &'static str, s: &str) -> Result<Vec<u8>, EventLogError> {
+    hex::decode(s).map_err(|source| EventLogError::BadHex { index, field, source })
+}
+
+/// A parsed, digest-checked TDX event log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventLog {
+    events: Vec<Event>,
+}
+
+impl EventLog {
+    /// Builds a log from events (e.g. made with [`Event::runtime`]).
+    pub fn from_events(events: Vec<Event>) -> Self {
+        EventLog { events }
+    }
+
+    /// All events, in log order.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// The IMR-3 (Dstack runtime) events, in log order, with their positions
+    /// in [`EventLog::events`].
+    pub fn runtime_events(&self) -> impl Iterator<Item = (usize, &Event)> {
+        self.events.iter().enumerate().filter(|(_, e)| e.is_runtime())
+    }
+
+    /// Parses the `event_log` string of a Dstack `GetQuote` response.
+    ///
+    /// Checks: input ≤ 1 MiB, ≤ 1024 events, payloads ≤ 64 KiB, valid hex,
+    /// IMR ≤ 3, 48-byte digests on IMR 0..=2, IMR 3 holds only runtime events
+    /// and runtime events only IMR 3, known digest version. Runtime-event
+    /// digests are recomputed; a logged one, if non-empty, must equal the
+    /// recomputation, and a logged V2 `preimage`, if present, must equal the
+    /// canonical one.
+    pub fn from_dstack_json(s: &str) -> Result<EventLog, EventLogError> {
+        if s.len() > MAX_JSON_INPUT_LEN {
+            return Err(EventLogError::InputTooLarge { len: s.len(), max: MAX_JSON_INPUT_LEN });
+        }
+        let raw: Vec<RawEvent> = serde_json::from_str(s)?;
+        if raw.len() > MAX_JSON_EVENTS {
+            return Err(EventLogError::TooManyEvents { count: raw.len(), max: MAX_JSON_EVENTS });
+        }
+        let mut events = Vec::with_capacity(raw.len());
+        for (index, r) in raw.into_iter().enumerate() {
+            events.push(Self::convert(index, r)?);
+        }
+        Ok(EventLog { events })
+    }
+
+    fn convert(index: usize, r: RawEvent) -> Result<Event, EventLogError> {
+        if r.imr > 3 {
+            return Err(EventLogError::ImrOutOfRange { index, imr: r.imr });
+        }
+        if r.event_payload.len() / 2 > MAX_JSON_PAYLOAD_LEN {
+            return Err(EventLogError::PayloadTooLarge {
+                index,
+                len: r.event_payload.len() / 2,
+                max: MAX_JSON_PAYLOAD_LEN,
+            });
+        }
+        let payload = decode_hex(index, "event_payload", &r.event_payload)?;
+        let logged_digest = decode_hex(index, "digest", &r.digest)?;
+        let is_runtime_type = r.event_type == DSTACK_RUNTIME_EVENT_TYPE;
+        if (r.imr == 3) != is_runtime_type {
+            return Err(EventLogError::UnexpectedEventType { index, imr: r.imr, event_type: r.event_type });
+        }
+        let format = match r.version {
+            None | Some(0) | Some(1) => DigestFormat::V1,
+            Some(2) => DigestFormat::V2,
+            Some(version) => return Err(EventLogError::UnknownDigestVersion { index, version }),
+        };
+        if r.imr < 3 {
+            if logged_digest.len() != RTMR_LEN {
+                return Err(EventLogError::BadDigestLength { index, imr: r.imr, len: logged_digest.len() });
+            }
+            return Ok(Event {
+                imr: r.imr,
+                event_type: r.event_type,
+                digest: logged_digest,
+                name: r.event,
+                payload,
+                format: None,
+            });
+        }
+        let preimage = format.preimage(&r.event, &payload);
+        let computed = sha384(&preimage);
+        if !logged_digest.is_empty() && logged_digest[..] != computed[..] {
+            return Err(EventLogError::RuntimeDigestMismatch { index, name: r.event, logged: logged_digest, computed });
+        }
+        if format == DigestFormat::V2 {
+            if let Some(p) = &r.preimage {
+                let logged = decode_hex(index, "preimage", p)?;
+                if logged != preimage {
+                    return Err(EventLogError::PreimageMismatch { index, name: r.event, logged });
+                }
+            }
+        }
+        Ok(Event {
+            imr: 3,
+            event_type: DSTACK_RUNTIME_EVENT_TYPE,
+            digest: computed.to_vec(),
+            name: r.event,
+            payload,
+            format: Some(format),
+        })
+    }
+
+    /// Replays RTMR `imr` (0..=3) from the events logged against it.
+    pub fn replay_rtmr(&self, imr: u32) -> Result<[u8; RTMR_LEN], EventLogError> {
+        if imr > 3 {
+            return Err(EventLogError::NoSuchRtmr { imr });
+        }
+        Ok(self.events.iter().filter(|e| e.imr == imr).fold([0u8; RTMR_LEN], |acc, e| extend(&acc, &e.digest)))
+    }
+
+    /// Replays RTMR0..=3.
+    pub fn replay_all(&self) -> [[u8; RTMR_LEN]; 4] {
+        let mut out = [[0u8; RTMR_LEN]; 4];
+        for e in &self.events {
+            // imr ≤ 3 is an invariant of every constructor.
+            if let Some(acc) = out.get_mut(e.imr as usize) {
+                *acc = extend(acc, &e.digest);
+            }
+        }
+        out
+    }
+
+    /// Replays RTMR3 and compares it with the quote's RTMR3.
+    pub fn replay_rtmr3_and_check(&self, quote_rtmr3: &[u8; RTMR_LEN]) -> Result<(), EventLogError> {
+        let replayed = self.replay_rtmr(3)?;
+        if &replayed != quote_rtmr3 {
+            return Err(EventLogError::Rtmr3Mismatch { expected: *quote_rtmr3, replayed });
+        }
+        Ok(())
+    }
+
+    /// Positions (in [`EventLog::events`]) of the runtime events called `name`.
+    fn positions(&self, name: &str) -> Vec<usize> {
+        self.runtime_events().filter(|(_, e)| e.name == name).map(|(i, _)| i).collect()
+    }
+
+    /// The position of the single runtime event called `name`, if any;
+    /// an error if there are several.
+    fn unique_position(&self, name: &str) -> Result<Option<usize>, EventLogError> {
+        match self.positions(name)[..] {
+            [] => Ok(None),
+            [i] => Ok(Some(i)),
+            [first, second, ..] => Err(EventLogError::DuplicateEvent { name: name.to_owned(), first, second }),
+        }
+    }
+
+    /// The payload of the runtime event called `name`: `None` if absent,
+    /// [`EventLogError::DuplicateEvent`] if the name occurs more than once
+    /// (a lookup by name is then ambiguous; iterate
+    /// [`EventLog::runtime_events`] for names that legitimately repeat, such
+    /// as `init-script-hash`).
+    pub fn runtime_event(&self, name: &str) -> Result<Option<&[u8]>, EventLogError> {
+        Ok(self.unique_position(name)?.and_then(|i| self.events.get(i)).map(|e| e.payload.as_slice()))
+    }
+
+    /// A claim that must be present, unique and before `boundary`.
+    fn claim_before(
+        &self,
+        name: &'static str,
+        boundary: &'static str,
+        boundary_index: usize,
+    ) -> Result<Option<&[u8]>, EventLogError> {
+        let Some(index) = self.unique_position(name)? else {
+            return Ok(None);
+        };
+        if index > boundary_index {
+            return Err(EventLogError::EventAfterBoundary { name, index, boundary, boundary_index });
+        }
+        Ok(self.events.get(index).map(|e| e.payload.as_slice()))
+    }
+
+    /// Extracts the app claims, following Dstack's policy for trusting named
+    /// runtime events (docs/security/security-best-practices.md, "Runtime
+    /// event-log V2 policies"): privileged code in the CVM can append events
+    /// after boot, so
+    ///
+    /// * `compose-hash`, `app-id`, `instance-id` must each occur exactly once
+    ///   and before the first `boot-mr-done`, which must be present;
+    /// * `os-image-hash` and `key-provider` are optional, but each may occur
+    ///   at most once and, if a `system-ready` event exists, before the first
+    ///   one;
+    /// * `compose-hash` must be 32 bytes.
+    ///
+    /// This does not check the log against a quote: call
+    /// [`EventLog::replay_rtmr3_and_check`] as well.
+    pub fn app_info(&self) -> Result<AppInfo, EventLogError> {
+        let boot_done = self
+            .positions(EVENT_BOOT_MR_DONE)
+            .first()
+            .copied()
+            .ok_or(EventLogError::MissingEvent { name: EVENT_BOOT_MR_DONE })?;
+        let required = |name: &'static str| -> Result<&[u8], EventLogError> {
+            self.claim_before(name, EVENT_BOOT_MR_DONE, boot_done)?.ok_or(EventLogError::MissingEvent { name })
+        };
+        let compose = required(EVENT_COMPOSE_HASH)?;
+        let compose_hash: [u8; 32] =
+            compose.try_into().map_err(|_| EventLogError::BadComposeHashLength { len: compose.len() })?;
+        let app_id = required(EVENT_APP_ID)?.to_vec();
+        let instance_id = required(EVENT_INSTANCE_ID)?.to_vec();
+
+        let ready = self.positions(EVENT_SYSTEM_READY).first().copied();
+        let optional = |name: &'static str| -> Result<Option<Vec<u8>>, EventLogError> {
+            let found = match ready {
+                Some(r) => self.claim_before(name, EVENT_SYSTEM_READY, r)?,
+                None => self.runtime_event(name)?,
+            };
+            Ok(found.map(<[u8]>::to_vec))
+        };
+        Ok(AppInfo {
+            compose_hash,
+            app_id,
+            instance_id,
+            os_image_hash: optional(EVENT_OS_IMAGE_HASH)?,
+            key_provider: optional(EVENT_KEY_PROVIDER)?,
+        })
+    }
+
+    /// Encodes the runtime (IMR 3) events in the compact on-chain format.
+    ///
+    /// # Compact event log format, version 1
+    ///
+    /// Only RTMR3 is carried: RTMR0..=2 are checked as reference values read
+    /// straight from the quote. All integers are big-endian.
+    ///
+    /// ```text
+    /// offset  size  field
+    /// 0       4     magic, the ASCII bytes "RPEL" (52 50 45 4c)
+    /// 4       1     format version, 0x01
+    /// 5       1     digest format: 0x01 = Dstack V1, 0x02 = Dstack V2
+    /// 6       2     event count N, u16, 0..=256 (if N = 0, byte 5 must be 0x01)
+    /// 8       …     N events, in RTMR3 extension order, each:
+    ///                 1  name length L, u8, 1..=64
+    ///                 L  name: bytes 0x20..=0x7e (printable ASCII) except ':' (0x3a)
+    ///                 2  payload length P, u16, 0..=16384
+    ///                 P  payload, raw bytes
+    /// ```
+    ///
+    /// The whole encoding is at most 65536 bytes and ends exactly after the
+    /// N-th event (no trailing bytes). Every event is implicitly IMR 3 with
+    /// event type 0x08000001; its digest is not carried but recomputed by the
+    /// reader with the digest format of byte 5:
+    ///
+    /// * V1: `sha384(01 00 00 08 || ":" || name || ":" || payload)`
+    /// * V2: `sha384("{\"name\":\"" || name_json_escaped || "\",\"payload\":\"" || lowercase_hex(payload) || "\",\"type\":134217729}")`,
+    ///   where, since names are printable ASCII, JSON escaping only turns
+    ///   `"` into `\"` and `\` into `\\`.
+    ///
+    /// RTMR3 = fold of `acc = sha384(acc || digest)` from 48 zero bytes.
+    /// Names may not contain ':' so that the V1 preimage splits into name and
+    /// payload in only one way (Dstack's own event names never contain one).
+    /// The encoding is canonical: decoding then re-encoding gives the same
+    /// bytes.
+    ///
+    /// Fails if the runtime events mix digest formats or break a limit above.
+    pub fn to_compact(&self) -> Result<Vec<u8>, EventLogError> {
+        let runtime: Vec<(usize, &Event)> = self.runtime_events().collect();
+        if runtime.len() > COMPACT_MAX_EVENTS {
+            return Err(EventLogError::CompactTooManyEvents { count: runtime.len(), max: COMPACT_MAX_EVENTS });
+        }
+        let first = runtime.first().and_then(|(_, e)| e.format).unwrap_or(DigestFormat::V1);
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(&COMPACT_MAGIC);
+        out.push(COMPACT_VERSION);
+        out.push(first.to_byte());
+        // Bounded by COMPACT_MAX_EVENTS above.
+        out.extend_from_slice(&(runtime.len() as u16).to_be_bytes());
+        for (n, (index, e)) in runtime.iter().enumerate() {
+            let found = e.format.unwrap_or(DigestFormat::V1);
+            if found != first {
+                return Err(EventLogError::MixedDigestFormats { index: *index, first, found });
+            }
+            check_compact_name(n, e.name.as_bytes())?;
+            if e.payload.len() > COMPACT_MAX_PAYLOAD_LEN {
+                return Err(EventLogError::CompactPayloadTooLarge {
+                    index: n,
+                    len: e.payload.len(),
+                    max: COMPACT_MAX_PAYLOAD_LEN,
+                });
+            }
+            // Both bounded by the checks just above.
+            out.push(e.name.len() as u8);
+            out.extend_from_slice(e.name.as_bytes());
+            out.extend_from_slice(&(e.payload.len() as u16).to_be_bytes());
+            out.extend_from_slice(&e.payload);
+            if out.len() > COMPACT_MAX_LEN {
+                return Err(EventLogError::CompactTooLarge { len: out.len(), max: COMPACT_MAX_LEN });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decodes the compact format (see [`EventLog::to_compact`]) strictly,
+    /// recomputing every digest. The result holds only IMR-3 events.
+    pub fn from_compact(bytes: &[u8]) -> Result<EventLog, EventLogError> {
+        if bytes.len() > COMPACT_MAX_LEN {
+            return Err(EventLogError::CompactTooLarge { len: bytes.len(), max: COMPACT_MAX_LEN });
+        }
+        let mut r = Reader { bytes, pos: 0 };
+        let magic = r.take(4)?;
+        if magic != COMPACT_MAGIC {
+            let mut found = [0u8; 4];
+            found.copy_from_slice(magic);
+            return Err(EventLogError::CompactBadMagic { found });
+        }
+        let version = r.u8()?;
+        if version != COMPACT_VERSION {
+            return Err(EventLogError::CompactBadVersion { found: version });
+        }
+        let fmt_byte = r.u8()?;
+        let format =
+            DigestFormat::from_byte(fmt_byte).ok_or(EventLogError::CompactBadDigestFormat { found: fmt_byte })?;
+        let count = usize::from(r.u16()?);
+        // An empty log has no digests; only 0x01 is canonical for it.
+        if count == 0 && format != DigestFormat::V1 {
+            return Err(EventLogError::CompactBadDigestFormat { found: fmt_byte });
+        }
+        if count > COMPACT_MAX_EVENTS {
+            return Err(EventLogError::CompactTooManyEvents { count, max: COMPACT_MAX_EVENTS });
+        }
+        let mut events = Vec::with_capacity(count);
+        for index in 0..count {
+            let name_len = usize::from(r.u8()?);
+            // Length is checked before reading so the error names it.
+            if name_len == 0 || name_len > COMPACT_MAX_NAME_LEN {
+                return Err(EventLogError::CompactBadNameLength { index, len: name_len });
+            }
+            let name_bytes = r.take(name_len)?;
+            check_compact_name(index, name_bytes)?;
+            // All bytes are ASCII, checked just above.
+            let name: String = name_bytes.iter().map(|&b| char::from(b)).collect();
+            let payload_len = usize::from(r.u16()?);
+            if payload_len > COMPACT_MAX_PAYLOAD_LEN {
+                return Err(EventLogError::CompactPayloadTooLarge {
+                    index,
+                    len: payload_len,
+                    max: COMPACT_MAX_PAYLOAD_LEN,
+                });
+            }
+            let payload = r.take(payload_len)?.to_vec();
+            events.push(Event::runtime(name, payload, format));
+        }
+        if r.pos != bytes.len() {
+            return Err(EventLogError::CompactTrailingBytes { offset: r.pos, extra: bytes.len() - r.pos });
+        }
+        Ok(EventLog { events })
+    }
+}
+
+fn check_compact_name(index: usize, name: &[u8]) -> Result<(), EventLogError> {
+    if name.is_empty() || name.len() > COMPACT_MAX_NAME_LEN {
+        return Err(EventLogError::CompactBadNameLength { index, len: name.len() });
+    }
+    if let Some((position, &byte)) = name.iter().enumerate().find(|(_, &b)| !(0x20..=0x7e).contains(&b) || b == b':') {
+        return Err(EventLogError::CompactBadNameByte { index, position, byte });
+    }
+    Ok(())
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], EventLogError> {
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
+        let Some(out) = rest.get(..n) else {
+            return Err(EventLogError::CompactTruncated { offset: self.pos, needed: n, available: rest.len() });
+        };
+        self.pos += n;
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, EventLogError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, EventLogError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str =
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/dstack/tdx-lite-getquote.json"));
+
+    const COMPOSE_HASH: &str = "86b0e55f2fa8e4fb69d890f14f54d5612707646e2573d54e0d2ddaaade77caa9";
+
+    /// The `event_log` string and the quote bytes of the fixture.
+    fn fixture() -> (String, Vec<u8>) {
+        let v: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+        let log = v["event_log"].as_str().unwrap().to_owned();
+        let quote = hex::decode(v["quote"].as_str().unwrap()).unwrap();
+        (log, quote)
+    }
+
+    /// RTMR0..=3 of a TDX v4 quote. Layout: 48-byte header, then the
+    /// 584-byte TD report: tee_tcb_svn 16, mr_seam 48, mr_signer_seam 48,
+    /// seam_attributes 8, td_attributes 8, xfam 8, mr_td 48, mr_config_id 48,
+    /// mr_owner 48, mr_owner_config 48 (= 328 bytes), rtmr0..3 48 each
+    /// (body 328..520), report_data 64 (body 520..584). So RTMR3 is body
+    /// 472..520 = quote 520..568.
+    fn quote_rtmrs(quote: &[u8]) -> [[u8; 48]; 4] {
+        assert_eq!(u16::from_le_bytes([quote[0], quote[1]]), 4, "quote version");
+        assert_eq!(u32::from_le_bytes(quote[4..8].try_into().unwrap()), 0x81, "TEE type TDX");
+        let body = &quote[48..48 + 584];
+        let mut out = [[0u8; 48]; 4];
+        for (i, r) in out.iter_mut().enumerate() {
+            r.copy_from_slice(&body[328 + 48 * i..376 + 48 * i]);
+        }
+        out
+    }
+
+    #[test]
+    fn quote_layout_sanity() {
+        let (_, quote) = fixture();
+        let v: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+        // report_data sits right after RTMR3, at body 520..584.
+        let report_data = hex::decode(v["report_data"].as_str().unwrap()).unwrap();
+        assert_eq!(&quote[48 + 520..48 + 584], &report_data[..]);
+        assert!(hex::encode(quote_rtmrs(&quote)[3]).starts_with("6f24c170d0fd63fc2b1b53202eea47b0"));
+    }
+
+    #[test]
+    fn fixture_parses() {
+        let (log, _) = fixture();
+        let log = EventLog::from_dstack_json(&log).unwrap();
+        assert_eq!(log.events().len(), 29);
+        let names: Vec<&str> = log.runtime_events().map(|(_, e)| e.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "system-preparing",
+                "app-id",
+                "compose-hash",
+                "instance-id",
+                "boot-mr-done",
+                "os-image-hash",
+                "key-provider",
+                "storage-fs",
+                "system-ready"
+            ]
+        );
+        assert!(log
+            .runtime_events()
+            .all(|(_, e)| e.digest_format() == Some(DigestFormat::V1) && e.digest().len() == 48));
+        assert!(log.events().iter().all(|e| e.digest().len() == 48));
+    }
+
+    #[test]
+    fn replay_matches_quote() {
+        let (log, quote) = fixture();
+        let log = EventLog::from_dstack_json(&log).unwrap();
+        let rtmrs = quote_rtmrs(&quote);
+        assert_eq!(log.replay_all(), rtmrs);
+        for i in 0..4 {
+            assert_eq!(log.replay_rtmr(i).unwrap(), rtmrs[i as usize], "rtmr{i}");
+        }
+        log.replay_rtmr3_and_check(&rtmrs[3]).unwrap();
+        assert!(matches!(log.replay_rtmr(4), Err(EventLogError::NoSuchRtmr { imr: 4 })));
+    }
+
+    #[test]
+    fn app_info_from_fixture() {
+        let (log, _) = fixture();
+        let log = EventLog::from_dstack_json(&log).unwrap();
+        let info = log.app_info().unwrap();
+        assert_eq!(hex::encode(info.compose_hash), COMPOSE_HASH);
+        assert_eq!(hex::encode(&info.app_id), "86b0e55f2fa8e4fb69d890f14f54d5612707646e");
+        assert_eq!(hex::encode(&info.instance_id), "050bf89570575fe8fab4cb8f0a62a9e64efe8ead");
+        assert_eq!(
+            info.os_image_hash.as_deref().map(hex::encode).as_deref(),
+            Some("07a2388c7a6a1b6a646d443f1517990a4ec294471d63146cda9d56972765051d")
+        );
+        let kp = info.key_provider.unwrap();
+        assert!(kp.starts_with(br#"{"name":"kms","id":""#));
+        assert_eq!(log.runtime_event("storage-fs").unwrap(), Some(&b"zfs"[..]));
+        assert_eq!(log.runtime_event("nope").unwrap(), None);
+    }
+
+    #[test]
+    fn compact_round_trip() {
+        let (json, quote) = fixture();
+        let log = EventLog::from_dstack_json(&json).unwrap();
+        let compact = log.to_compact().unwrap();
+        eprintln!("compact size for the fixture: {} bytes", compact.len());
+        assert!(compact.len() < 600, "{} bytes", compact.len());
+        assert_eq!(&compact[..8], b"RPEL\x01\x01\x00\x09");
+        let back = EventLog::from_compact(&compact).unwrap();
+        assert_eq!(back.events().len(), 9);
+        assert_eq!(back.replay_rtmr(3).unwrap(), log.replay_rtmr(3).unwrap());
+        back.replay_rtmr3_and_check(&quote_rtmrs(&quote)[3]).unwrap();
+        assert_eq!(back.app_info().unwrap(), log.app_info().unwrap());
+        let runtime: Vec<&Event> = log.runtime_events().map(|(_, e)| e).collect();
+        assert_eq!(back.events().iter().collect::<Vec<_>>(), runtime);
+        // Canonical: re-encoding gives the same bytes.
+        assert_eq!(back.to_compact().unwrap(), compact);
+        // RTMR0..=2 are not carried.
+        assert_eq!(back.replay_rtmr(0).unwrap(), [0u8; 48]);
+    }
+
+    #[test]
+    fn changed_payload_is_rtmr3_mismatch() {
+        let (json, quote) = fixture();
+        let rtmr3 = quote_rtmrs(&quote)[3];
+        let forged = COMPOSE_HASH.replacen("86b0", "86b1", 1);
+        let tampered = json.replacen(COMPOSE_HASH, &forged, 1);
+        assert_ne!(tampered, json);
+        let log = EventLog::from_dstack_json(&tampered).unwrap();
+        let err = log.replay_rtmr3_and_check(&rtmr3).unwrap_err();
+        assert!(
+            matches!(err, EventLogError::Rtmr3Mismatch { expected, replayed } if expected == rtmr3 && replayed != rtmr3)
+        );
+
+        // Same through the compact path: flip one payload byte.
+        let mut compact = EventLog::from_dstack_json(&json).unwrap().to_compact().unwrap();
+        let last = compact.len() - 4; // inside key-provider / storage-fs area
+        compact[last] ^= 1;
+        let log = EventLog::from_compact(&compact).unwrap();
+        assert!(matches!(log.replay_rtmr3_and_check(&rtmr3), Err(EventLogError::Rtmr3Mismatch { .. })));
+    }
+
+    #[test]
+    fn logged_runtime_digest_must_match() {
+        // Genuine V1 digest from Dstack's verifier/fixtures/quote-report.json.
+        let ok = r#"[{"imr":3,"event_type":134217729,"digest":"837c2dd72f8a4c740159e5e042ed79b7eaaa5ab3a151a45e27bc366bb8b27e6c3faec87aab1e95197d3e6d23308d448c","event":"app-id","event_payload":"3763bc34552cf3a27ff71ad5f7a90471562a1a2d","extra":{"x":1}}]"#;
+        let log = EventLog::from_dstack_json(ok).unwrap();
+        assert_eq!(
+            hex::encode(log.events()[0].digest()),
+            "837c2dd72f8a4c740159e5e042ed79b7eaaa5ab3a151a45e27bc366bb8b27e6c3faec87aab1e95197d3e6d23308d448c"
+        );
+        let bad = ok.replacen("3763bc", "3763bd", 1);
+        assert!(matches!(EventLog::from_dstack_json(&bad), Err(EventLogError::RuntimeDigestMismatch { index: 0, .. })));
+    }
+
+    #[test]
+    fn duplicated_compose_hash_is_error() {
+        let (json, _) = fixture();
+        let mut log = EventLog::from_dstack_json(&json).unwrap();
+        let (pos, dup) =
+            log.runtime_events().find(|(_, e)| e.name() == "compose-hash").map(|(i, e)| (i, e.clone())).unwrap();
+        // A second compose-hash right after the first (before boot-mr-done).
+        log.events.insert(pos + 1, dup.clone());
+        assert!(matches!(
+            log.app_info(),
+            Err(EventLogError::DuplicateEvent { ref name, first, second }) if name == "compose-hash" && first == pos && second == pos + 1
+        ));
+        assert!(matches!(log.runtime_event("compose-hash"), Err(EventLogError::DuplicateEvent { .. })));
+
+        // A late (app-emitted) one with a different value: still an error.
+        let mut log = EventLog::from_dstack_json(&json).unwrap();
+        log.events.push(Event::runtime("compose-hash", vec![0xee; 32], DigestFormat::V1));
+        assert!(matches!(log.app_info(), Err(EventLogError::DuplicateEvent { .. })));
+    }
+
+    #[test]
+    fn app_info_policy() {
+        let (json, _) = fixture();
+        let base = EventLog::from_dstack_json(&json).unwrap();
+        let without = |name: &str| {
+            let mut l = base.clone();
+            l.events.retain(|e| e.name() != name);
+            l
+        };
+        assert!(matches!(
+            without("compose-hash").app_info(),
+            Err(EventLogError::MissingEvent { name: "compose-hash" })
+        ));
+        assert!(matches!(
+            without("boot-mr-done").app_info(),
+            Err(EventLogError::MissingEvent { name: "boot-mr-done" })
+        ));
+        // Malformed compose-hash.
+        let mut l = base.clone();
+        for e in &mut l.events {
+            if e.name == "compose-hash" {
+                *e = Event::runtime("compose-hash", vec![1; 31], DigestFormat::V1);
+            }
+        }
+        assert!(matches!(l.app_info(), Err(EventLogError::BadComposeHashLength { len: 31 })));
+        // compose-hash moved after boot-mr-done.
+        let mut l = without("compose-hash");
+        l.events.push(Event::runtime("compose-hash", vec![7; 32], DigestFormat::V1));
+        assert!(matches!(
+            l.app_info(),
+            Err(EventLogError::EventAfterBoundary { name: "compose-hash", boundary: "boot-mr-done", .. })
+        ));
+        // key-provider after system-ready.
+        let mut l = without("key-provider");
+        l.events.push(Event::runtime("key-provider", b"{}".to_vec(), DigestFormat::V1));
+        assert!(matches!(
+            l.app_info(),
+            Err(EventLogError::EventAfterBoundary { name: "key-provider", boundary: "system-ready", .. })
+        ));
+        // Optional claims may be absent.
+        let info = without("os-image-hash").app_info().unwrap();
+        assert_eq!(info.os_image_hash, None);
+    }
+
+    fn json_event(imr: u32, event_type: u32, digest: &str, name: &str, payload: &str) -> String {
+        format!(
+            r#"{{"imr":{imr},"event_type":{event_type},"digest":"{digest}","event":"{name}","event_payload":"{payload}"}}"#
+        )
+    }
+
+    #[test]
+    fn malformed_json_inputs() {
+        let d48 = "00".repeat(48);
+        let parse = |events: &[String]| EventLog::from_dstack_json(&format!("[{}]", events.join(",")));
+
+        assert!(matches!(
+            parse(&[json_event(7, 1, &d48, "", "")]),
+            Err(EventLogError::ImrOutOfRange { index: 0, imr: 7 })
+        ));
+        assert!(matches!(
+            parse(&[json_event(0, 1, &d48, "", ""), json_event(3, DSTACK_RUNTIME_EVENT_TYPE, "", "x", "zz")]),
+            Err(EventLogError::BadHex { index: 1, field: "event_payload", .. })
+        ));
+        assert!(matches!(
+            parse(&[json_event(1, 1, "abc", "", "")]),
+            Err(EventLogError::BadHex { index: 0, field: "digest", .. })
+        ));
+        assert!(matches!(
+            parse(&[json_event(2, 1, &"00".repeat(32), "", "")]),
+            Err(EventLogError::BadDigestLength { index: 0, imr: 2, len: 32 })
+        ));
+        assert!(matches!(
+            parse(&[json_event(0, 1, "", "", "")]),
+            Err(EventLogError::BadDigestLength { index: 0, imr: 0, len: 0 })
+        ));
+        assert!(matches!(
+            parse(&[json_event(3, 1, &d48, "", "")]),
+            Err(EventLogError::UnexpectedEventType { index: 0, imr: 3, event_type: 1 })
+        ));
+        assert!(matches!(
+            parse(&[json_event(0, DSTACK_RUNTIME_EVENT_TYPE, &d48, "x", "")]),
+            Err(EventLogError::UnexpectedEventType { index: 0, imr: 0, .. })
+        ));
+        let big = "00".repeat(MAX_JSON_PAYLOAD_LEN + 1);
+        assert!(matches!(
+            parse(&[json_event(3, DSTACK_RUNTIME_EVENT_TYPE, "", "x", &big)]),
+            Err(EventLogError::PayloadTooLarge { index: 0, len, .. }) if len == MAX_JSON_PAYLOAD_LEN + 1
+        ));
+        // Exactly at the limit is fine.
+        let max = "00".repeat(MAX_JSON_PAYLOAD_LEN);
+        assert!(parse(&[json_event(3, DSTACK_RUNTIME_EVENT_TYPE, "", "x", &max)]).is_ok());
+        let many: Vec<String> =
+            (0..=MAX_JSON_EVENTS).map(|_| json_event(3, DSTACK_RUNTIME_EVENT_TYPE, "", "x", "")).collect();
+        assert!(matches!(
+            parse(&many),
+            Err(EventLogError::TooManyEvents { count, .. }) if count == MAX_JSON_EVENTS + 1
+        ));
+        let huge = format!("[{}]", " ".repeat(MAX_JSON_INPUT_LEN));
+        assert!(matches!(EventLog::from_dstack_json(&huge), Err(EventLogError::InputTooLarge { .. })));
+        assert!(matches!(EventLog::from_dstack_json("{}"), Err(EventLogError::Json(_))));
+        assert!(matches!(EventLog::from_dstack_json(r#"[{"imr":3,"event":"x"}]"#), Err(EventLogError::Json(_))));
+        let v9 = r#"[{"imr":3,"event_type":134217729,"event":"x","event_payload":"","version":9}]"#;
+        assert!(matches!(
+            EventLog::from_dstack_json(v9),
+            Err(EventLogError::UnknownDigestVersion { index: 0, version: 9 })
+        ));
+        // Missing optional fields and unknown fields are tolerated.
+        let log =
+            EventLog::from_dstack_json(r#"[{"imr":3,"event_type":134217729,"event":"a","future":[1,2]}]"#).unwrap();
+        assert_eq!(log.events()[0].payload(), b"");
+    }
+
+    fn valid_compact() -> Vec<u8> {
+        let (json, _) = fixture();
+        EventLog::from_dstack_json(&json).unwrap().to_compact().unwrap()
+    }
+
+    #[test]
+    fn malformed_compact_inputs() {
+        let good = valid_compact();
+        // Every proper prefix is truncated.
+        for n in 0..good.len() {
+            let r = EventLog::from_compact(&good[..n]);
+            assert!(matches!(r, Err(EventLogError::CompactTruncated { .. })), "prefix {n}: {r:?}");
+        }
+        let mut t = good.clone();
+        t.push(0);
+        assert!(matches!(
+            EventLog::from_compact(&t),
+            Err(EventLogError::CompactTrailingBytes { extra: 1, offset }) if offset == good.len()
+        ));
+        let mut t = good.clone();
+        t[0] = b'X';
+        assert!(
+            matches!(EventLog::from_compact(&t), Err(EventLogError::CompactBadMagic { found }) if &found == b"XPEL")
+        );
+        let mut t = good.clone();
+        t[4] = 2;
+        assert!(matches!(EventLog::from_compact(&t), Err(EventLogError::CompactBadVersion { found: 2 })));
+        let mut t = good.clone();
+        t[5] = 3;
+        assert!(matches!(EventLog::from_compact(&t), Err(EventLogError::CompactBadDigestFormat { found: 3 })));
+        assert!(matches!(
+            EventLog::from_compact(b"RPEL\x01\x01\x01\x01"),
+            Err(EventLogError::CompactTooManyEvents { count: 257, .. })
+        ));
+        assert!(matches!(
+            EventLog::from_compact(b"RPEL\x01\x01\x00\x01\x00"),
+            Err(EventLogError::CompactBadNameLength { index: 0, len: 0 })
+        ));
+        assert!(matches!(
+            EventLog::from_compact(b"RPEL\x01\x01\x00\x01\x41"),
+            Err(EventLogError::CompactBadNameLength { index: 0, len: 65 })
+        ));
+        assert!(matches!(
+            EventLog::from_compact(b"RPEL\x01\x01\x00\x01\x02a\x07\x00\x00"),
+            Err(EventLogError::CompactBadNameByte { index: 0, position: 1, byte: 7 })
+        ));
+        assert!(matches!(
+            EventLog::from_compact(b"RPEL\x01\x01\x00\x01\x03a:b\x00\x00"),
+            Err(EventLogError::CompactBadNameByte { index: 0, position: 1, byte: b':' })
+        ));
+        assert!(matches!(
+            EventLog::from_compact(b"RPEL\x01\x01\x00\x01\x01a\x40\x01"),
+            Err(EventLogError::CompactPayloadTooLarge { index: 0, len: 16385, .. })
+        ));
+        let mut big = b"RPEL\x01\x01\x00\x01".to_vec();
+        big.resize(COMPACT_MAX_LEN + 1, 0);
+        assert!(matches!(EventLog::from_compact(&big), Err(EventLogError::CompactTooLarge { .. })));
+        // Zero events is a valid (empty) log.
+        let empty = EventLog::from_compact(b"RPEL\x01\x01\x00\x00").unwrap();
+        assert_eq!(empty.replay_rtmr(3).unwrap(), [0u8; 48]);
+        assert!(matches!(
+            EventLog::from_compact(b"RPEL\x01\x02\x00\x00"),
+            Err(EventLogError::CompactBadDigestFormat { found: 2 })
+        ));
+        assert_eq!(empty.to_compact().unwrap(), b"RPEL\x01\x01\x00\x00");
+    }
+
+    #[test]
+    fn to_compact_limits() {
+        let ev = |name: &str, len: usize| Event::runtime(name, vec![0; len], DigestFormat::V1);
+        let enc = |events: Vec<Event>| EventLog::from_events(events).to_compact();
+        assert!(matches!(
+            enc(vec![ev("ok", 0), ev("", 0)]),
+            Err(EventLogError::CompactBadNameLength { index: 1, len: 0 })
+        ));
+        assert!(matches!(
+            enc(vec![ev(&"n".repeat(65), 0)]),
+            Err(EventLogError::CompactBadNameLength { index: 0, len: 65 })
+        ));
+        assert!(matches!(enc(vec![ev("é", 0)]), Err(EventLogError::CompactBadNameByte { .. })));
+        assert!(matches!(
+            enc(vec![ev("p", COMPACT_MAX_PAYLOAD_LEN + 1)]),
+            Err(EventLogError::CompactPayloadTooLarge { .. })
+        ));
+        assert!(enc(vec![ev("p", COMPACT_MAX_PAYLOAD_LEN)]).is_ok());
+        assert!(matches!(
+            enc((0..=COMPACT_MAX_EVENTS).map(|_| ev("e", 0)).collect()),
+            Err(EventLogError::CompactTooManyEvents { count: 257, .. })
+        ));
+        assert!(matches!(
+            enc((0..5).map(|_| ev("e", COMPACT_MAX_PAYLOAD_LEN)).collect()),
+            Err(EventLogError::CompactTooLarge { .. })
+        ));
+        assert!(matches!(
+            enc(vec![ev("a", 0), Event::runtime("b", vec![], DigestFormat::V2)]),
+            Err(EventLogError::MixedDigestFormats { index: 1, first: DigestFormat::V1, found: DigestFormat::V2 })
+        ));
+    }
+
+    #[test]
+    fn v1_digest_vector() {
+        // Genuine: Dstack verifier/fixtures/quote-report.json logs this digest
+        // for app-id = 3763bc34552cf3a27ff71ad5f7a90471562a1a2d.
+        let payload = hex::decode("3763bc34552cf3a27ff71ad5f7a90471562a1a2d").unwrap();
+        assert_eq!(
+            hex::encode(DigestFormat::V1.digest("app-id", &payload)),
+            "837c2dd72f8a4c740159e5e042ed79b7eaaa5ab3a151a45e27bc366bb8b27e6c3faec87aab1e95197d3e6d23308d448c"
+        );
+    }
+
+    #[test]
+    fn v2_digest_vector() {
+        // Canonical strings from Dstack's own tests
+        // (dstack/cc-eventlog/src/runtime_events.rs).
+        assert_eq!(
+            canonical_json_v2("compose-hash", &[0xab, 0xcd]),
+            r#"{"name":"compose-hash","payload":"abcd","type":134217729}"#
+        );
+        assert_eq!(canonical_json_v2("", &[]), r#"{"name":"","payload":"","type":134217729}"#);
+        assert_eq!(
+            canonical_json_v2("event\"with\\special\nchars", &[0xff]),
+            r#"{"name":"event\"with\\special\nchars","payload":"ff","type":134217729}"#
+        );
+        assert!(canonical_json_v2("\x08\x0c\n\r\t\x01", &[]).contains(r#""name":"\b\f\n\r\t\u0001""#));
+        assert!(canonical_json_v2("测试-emoji-🦀", &[]).contains("测试-emoji-🦀"));
+        // Digest computed independently with Python:
+        // hashlib.sha384(json.dumps({"type":134217729,"name":"compose-hash","payload":"abcd"},
+        //   sort_keys=True, separators=(",",":")).encode()).hexdigest()
+        assert_eq!(
+            hex::encode(DigestFormat::V2.digest("compose-hash", &[0xab, 0xcd])),
+            "9dde1673f544faa94b921825209593ddde08d0baf9cd6990175dffaf3081f1bb10311d56de189491feb33842a050ad7b"
+        );
+        assert_ne!(
+            DigestFormat::V1.digest("compose-hash", &[0xab, 0xcd]),
+            DigestFormat::V2.digest("compose-hash", &[0xab, 0xcd])
+        );
+    }
+
+    #[test]
+    fn v2_escaping_matches_serde_json() {
+        // serde_json's escaping (what Dstack's serde_jcs builds on) for every
+        // char 0..0x80 plus some non-ASCII, keys in sorted order.
+        #[derive(serde::Serialize)]
+        struct Canon<'a> {
+            name: &'a str,
+            payload: String,
+            #[serde(rename = "type")]
+            ty: u32,
+        }
+        let mut names: Vec<String> = (0u8..0x80).map(|b| format!("a{}z", char::from(b))).collect();
+        names.push("\u{2028}ü\u{7f}".into());
+        for name in names {
+            let expected =
+                serde_json::to_string(&Canon { name: &name, payload: "0aff".into(), ty: DSTACK_RUNTIME_EVENT_TYPE })
+                    .unwrap();
+            assert_eq!(canonical_json_v2(&name, &[0x0a, 0xff]), expected, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn v2_json_events() {
+        let payload = [0xab, 0xcd];
+        let digest = hex::encode(DigestFormat::V2.digest("compose-hash", &payload));
+        let preimage = hex::encode(canonical_json_v2("compose-hash", &payload));
+        let ev = |d: &str, p: &str| {
+            format!(
+                r#"[{{"imr":3,"event_type":134217729,"digest":"{d}","event":"compose-hash","event_payload":"abcd","version":2,"preimage":"{p}"}}]"#
+            )
+        };
+        // As GetQuote returns it: digest stripped, preimage filled.
+        let log = EventLog::from_dstack_json(&ev("", &preimage)).unwrap();
+        assert_eq!(log.events()[0].digest_format(), Some(DigestFormat::V2));
+        assert_eq!(hex::encode(log.events()[0].digest()), digest);
+        assert!(EventLog::from_dstack_json(&ev(&digest, &preimage)).is_ok());
+        // A V1 digest on a V2 event is rejected.
+        let v1 = hex::encode(DigestFormat::V1.digest("compose-hash", &payload));
+        assert!(matches!(
+            EventLog::from_dstack_json(&ev(&v1, &preimage)),
+            Err(EventLogError::RuntimeDigestMismatch { .. })
+        ));
+        // A non-canonical preimage is rejected (Dstack rejects it too).
+        let other = hex::encode(br#"{"type":134217729,"name":"compose-hash","payload":"abcd"}"#);
+        assert!(matches!(EventLog::from_dstack_json(&ev("", &other)), Err(EventLogError::PreimageMismatch { .. })));
+        // Compact round trip keeps V2.
+        let compact = log.to_compact().unwrap();
+        assert_eq!(compact[5], 0x02);
+        let back = EventLog::from_compact(&compact).unwrap();
+        assert_eq!(back.replay_rtmr(3).unwrap(), log.replay_rtmr(3).unwrap());
+        // The same bytes read as V1 replay differently.
+        let mut as_v1 = compact.clone();
+        as_v1[5] = 0x01;
+        assert_ne!(EventLog::from_compact(&as_v1).unwrap().replay_rtmr(3).unwrap(), log.replay_rtmr(3).unwrap());
+    }
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+    }
+
+    #[test]
+    fn from_compact_never_panics() {
+        let good = valid_compact();
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut accepted = 0;
+        for i in 0..10_000 {
+            let bytes: Vec<u8> = match i % 3 {
+                // Pure noise.
+                0 => (0..rng.next() % 700).map(|_| rng.next() as u8).collect(),
+                // Valid header, noisy body.
+                1 => {
+                    let mut b = b"RPEL\x01".to_vec();
+                    b.push(1 + (rng.next() % 2) as u8);
+                    b.extend_from_slice(&[0, (rng.next() % 12) as u8]);
+                    b.extend((0..rng.next() % 300).map(|_| (rng.next() % 0x50) as u8));
+                    b
+                }
+                // Mutated valid encoding.
+                _ => {
+                    let mut b = good.clone();
+                    for _ in 0..1 + rng.next() % 4 {
+                        let p = (rng.next() as usize) % b.len();
+                        b[p] ^= 1 << (rng.next() % 8);
+                    }
+                    let cut = (rng.next() as usize) % (b.len() + 8);
+                    b.truncate(cut);
+                    b
+                }
+            };
+            if let Ok(log) = EventLog::from_compact(&bytes) {
+                accepted += 1;
+                // Whatever is accepted is canonical.
+                assert_eq!(log.to_compact().unwrap(), bytes);
+            }
+        }
+        eprintln!("fuzz: {accepted} of 10000 inputs accepted");
+        assert!(accepted > 0);
+    }
+}

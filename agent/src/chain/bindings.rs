@@ -1,0 +1,33 @@
+//! Contract bindings generated from the forge artifact (`agent/abi/`, synced by `script/sync-abi.sh`),
+//! so the contract is the single source of the ABI.
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[allow(clippy::too_many_arguments)]
+    #[derive(Debug, PartialEq, Eq)]
+    UpgradeOperator,
+    "abi/UpgradeOperator.json"
+);
+
+use crate::attest::pipeline::Policy;
+
+impl From<UpgradeOperator::Policy> for Policy {
+    fn from(p: UpgradeOperator::Policy) -> Self {
+        Policy { tcb_statuses: p.tcbStatuses, allow_debug: p.allowDebug, allow_simulated: p.allowSimulated }
+    }
+}
+
+impl From<Policy> for UpgradeOperator::Policy {
+    fn from(p: Policy) -> Self {
+        UpgradeOperator::Policy {
+            tcbStatuses: p.tcb_statuses,
+            allowDebug: p.allow_debug,
+            allowSimulated: p.allow_simulated,
+        }
+    }
+}
+
+/// A readable form of a contract revert: the custom error's name and arguments.
+pub fn describe_revert(e: &UpgradeOperator::UpgradeOperatorErrors) -> String {
+    format!("{e:?}")
+}

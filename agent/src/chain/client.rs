@@ -1,0 +1,230 @@
+//! A chain client bound to one UpgradeOperator deployment: reads at a chosen block, and sends
+//! transactions with gas estimation, bounded retries and receipt checks.
+
+use super::bindings::UpgradeOperator::{self, UpgradeOperatorErrors, UpgradeOperatorInstance};
+use crate::{attest::pipeline::Policy, protocol::Deployment};
+use alloy::{
+    contract::CallBuilder,
+    eips::BlockId,
+    network::{Ethereum, EthereumWallet},
+    primitives::{Address, TxHash, B256, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionReceipt,
+    signers::local::PrivateKeySigner,
+    sol_types::SolCall,
+};
+use std::time::Duration;
+use tracing::{debug, warn};
+
+/// Chain failures, split by what the caller should do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The RPC failed or timed out; retry later.
+    #[error("RPC error: {0}")]
+    Rpc(String),
+    /// The contract refused the call (decoded custom error); retrying will not help.
+    #[error("contract reverted: {0:?}")]
+    Reverted(Box<UpgradeOperatorErrors>),
+    /// The call reverted without data we understand.
+    #[error("reverted without a known error: {0}")]
+    RevertedUnknown(String),
+    /// The transaction was mined but failed (e.g. another holder won a race in between).
+    #[error("transaction {0} was mined but reverted")]
+    FailedOnChain(TxHash),
+    /// Bad configuration (URL, key, address).
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl ChainError {
+    /// True for faults worth retrying.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ChainError::Rpc(_))
+    }
+}
+
+fn rpc<E: std::fmt::Display>(e: E) -> ChainError {
+    ChainError::Rpc(e.to_string())
+}
+
+/// The result of a sent transaction.
+#[derive(Debug, Clone)]
+pub struct TxOutcome {
+    pub tx_hash: TxHash,
+    pub block: u64,
+    pub gas_used: u64,
+    pub receipt: TransactionReceipt,
+}
+
+/// Sending knobs.
+#[derive(Debug, Clone)]
+pub struct TxConfig {
+    /// Gas limit = estimate × (100 + margin) / 100.
+    pub gas_margin_percent: u64,
+    pub max_attempts: u32,
+    pub receipt_timeout: Duration,
+}
+
+impl Default for TxConfig {
+    fn default() -> Self {
+        TxConfig { gas_margin_percent: 20, max_attempts: 5, receipt_timeout: Duration::from_secs(120) }
+    }
+}
+
+/// A client for one deployment.
+#[derive(Clone)]
+pub struct Chain {
+    provider: DynProvider,
+    contract: UpgradeOperatorInstance<DynProvider>,
+    deployment: Deployment,
+    sender: Option<Address>,
+    tx: TxConfig,
+}
+
+impl Chain {
+    /// Connect over HTTP(S). `sender` pays for transactions; without it the client is read-only.
+    pub async fn connect(url: &str, contract: Address, sender: Option<PrivateKeySigner>) -> Result<Self, ChainError> {
+        let url: reqwest_url::Url = url.parse().map_err(|e| ChainError::Config(format!("RPC URL {url:?}: {e}")))?;
+        let sender_addr = sender.as_ref().map(|s| s.address());
+        let base = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id();
+        let provider = match sender {
+            Some(s) => base.wallet(EthereumWallet::from(s)).connect_http(url).erased(),
+            None => base.connect_http(url).erased(),
+        };
+        let chain_id = provider.get_chain_id().await.map_err(rpc)?;
+        let code = provider.get_code_at(contract).await.map_err(rpc)?;
+        if code.is_empty() {
+            return Err(ChainError::Config(format!("no contract at {contract} on chain {chain_id}")));
+        }
+        Ok(Chain {
+            contract: UpgradeOperator::new(contract, provider.clone()),
+            provider,
+            deployment: Deployment { chain_id, contract },
+            sender: sender_addr,
+            tx: TxConfig::default(),
+        })
+    }
+
+    pub fn with_tx_config(mut self, tx: TxConfig) -> Self {
+        self.tx = tx;
+        self
+    }
+
+    pub fn deployment(&self) -> Deployment {
+        self.deployment
+    }
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+    pub fn contract(&self) -> &UpgradeOperatorInstance<DynProvider> {
+        &self.contract
+    }
+    pub fn sender(&self) -> Option<Address> {
+        self.sender
+    }
+
+    pub async fn head(&self) -> Result<u64, ChainError> {
+        self.provider.get_block_number().await.map_err(rpc)
+    }
+
+    /// (number, hash, timestamp) of a block.
+    pub async fn block(&self, number: u64) -> Result<(u64, B256, u64), ChainError> {
+        let b = self
+            .provider
+            .get_block_by_number(number.into())
+            .await
+            .map_err(rpc)?
+            .ok_or_else(|| ChainError::Rpc(format!("block {number} not found")))?;
+        Ok((b.header.number, b.header.hash, b.header.timestamp))
+    }
+
+    pub async fn policy_at(&self, at: BlockId) -> Result<Policy, ChainError> {
+        self.contract.policy().block(at).call().await.map(Into::into).map_err(read_err)
+    }
+
+    pub async fn is_allowed_at(
+        &self,
+        id: B256,
+        kind: crate::protocol::RefKind,
+        at: BlockId,
+    ) -> Result<bool, ChainError> {
+        self.contract.isAllowed(id, kind as u8).block(at).call().await.map_err(read_err)
+    }
+
+    pub async fn cluster_at(&self, at: BlockId) -> Result<(Address, u64), ChainError> {
+        let c = self.contract.cluster().block(at).call().await.map_err(read_err)?;
+        let e = self.contract.epoch().block(at).call().await.map_err(read_err)?;
+        Ok((c, e))
+    }
+
+    /// Request status (0 none, 1 pending, 2 delivered, 3 refused) at a block (use `pending` to see the mempool).
+    pub async fn request_status(&self, id: U256, at: BlockId) -> Result<u8, ChainError> {
+        self.contract.requestStatus(id).block(at).call().await.map_err(read_err)
+    }
+
+    /// Estimate, send with a gas margin, wait for the receipt; retry transient faults with backoff.
+    /// A revert (at estimation or on chain) is returned at once: it is an answer, not a fault.
+    pub async fn send<C: SolCall + Clone>(
+        &self,
+        call: CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
+    ) -> Result<TxOutcome, ChainError> {
+        let what = C::SIGNATURE;
+        let mut delay = Duration::from_millis(250);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.send_once(&call).await {
+                Ok(o) => return Ok(o),
+                Err(e) if e.is_transient() && attempt < self.tx.max_attempts => {
+                    warn!(target: "replicatoor::chain", call = what, attempt, error = %e, "transaction failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(8));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn send_once<C: SolCall>(
+        &self,
+        call: &CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
+    ) -> Result<TxOutcome, ChainError> {
+        let estimate = call.estimate_gas().await.map_err(send_err)?;
+        let limit = estimate.saturating_mul(100 + self.tx.gas_margin_percent) / 100;
+        let pending = call.clone().gas(limit).send().await.map_err(send_err)?;
+        let tx_hash = *pending.tx_hash();
+        debug!(target: "replicatoor::chain", call = C::SIGNATURE, %tx_hash, gas_limit = limit, "sent");
+        let receipt = pending.with_timeout(Some(self.tx.receipt_timeout)).get_receipt().await.map_err(rpc)?;
+        if !receipt.status() {
+            return Err(ChainError::FailedOnChain(tx_hash));
+        }
+        Ok(TxOutcome { tx_hash, block: receipt.block_number.unwrap_or_default(), gas_used: receipt.gas_used, receipt })
+    }
+}
+
+fn read_err(e: alloy::contract::Error) -> ChainError {
+    send_err(e)
+}
+
+/// Split contract errors into reverts (answers) and transport faults (retry).
+fn send_err(e: alloy::contract::Error) -> ChainError {
+    if let Some(decoded) = e.as_decoded_interface_error::<UpgradeOperatorErrors>() {
+        return ChainError::Reverted(Box::new(decoded));
+    }
+    if e.as_revert_data().is_some() {
+        return ChainError::RevertedUnknown(e.to_string());
+    }
+    ChainError::Rpc(e.to_string())
+}
+
+// The reqwest URL type re-exported by alloy's HTTP transport.
+mod reqwest_url {
+    pub use alloy::transports::http::reqwest::Url;
+}
+
+#[allow(dead_code)]
+type _Net = Ethereum;

@@ -1,0 +1,484 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+
+/// @title UpgradeOperator
+/// @notice Reference values (allowed TDX measurements, verification policy) and the message bus through which
+///         confidential VMs hand a secret to each other. Quotes are verified off chain by holders; this contract
+///         records what was asked, what was answered, under which reference values, signed by the cluster key.
+/// @dev    See PROTOCOL.md for every encoding. Widening changes (new references, looser policy) take effect after
+///         `wideningDelay`; narrowing changes (revocations, stricter policy) take effect at once.
+contract UpgradeOperator is Ownable2Step, EIP712 {
+    // ------------------------------------------------------------------ types
+
+    /// @notice What a reference value measures. `Os` = MRTD‖RTMR0‖RTMR1‖RTMR2, `App` = Dstack compose-hash.
+    enum RefKind {
+        None,
+        Os,
+        App
+    }
+
+    /// @notice Lifecycle of a secret request. Only `Pending` requests can be answered, and only once.
+    enum RequestStatus {
+        None,
+        Pending,
+        Delivered,
+        Refused
+    }
+
+    /// @dev One storage slot. `activatesAt` is when a proposed reference becomes usable.
+    struct Reference {
+        RefKind kind;
+        uint64 activatesAt;
+        bool revoked;
+    }
+
+    /// @notice Verification policy holders apply off chain. `tcbStatuses` is a bitmask over TCB statuses
+    ///         (bit 0 UpToDate, 1 SWHardeningNeeded, 2 ConfigurationNeeded, 3 ConfigurationAndSWHardeningNeeded,
+    ///         4 OutOfDate, 5 OutOfDateConfigurationNeeded, 7 TDRelaunchAdvised, 8 TDRelaunchAdvisedConfigurationNeeded);
+    ///         Revoked (bit 6) can never be accepted.
+    struct Policy {
+        uint16 tcbStatuses;
+        bool allowDebug;
+        bool allowSimulated;
+    }
+
+    /// @dev A genesis proposal waits for the owner's approval; it is valid for one epoch only.
+    struct GenesisProposal {
+        address cluster;
+        uint64 forEpoch;
+    }
+
+    // ------------------------------------------------------------------ errors
+
+    /// @notice A measurement argument does not have its fixed length (48 bytes for MRTD/RTMRs).
+    error BadMeasurementLength(uint8 field, uint256 length);
+    /// @notice The reference is already proposed or active; revoke it first to re-propose.
+    error ReferenceExists(bytes32 id);
+    /// @notice No reference with this id was ever proposed.
+    error UnknownReference(bytes32 id);
+    /// @notice The reference was already revoked.
+    error ReferenceAlreadyRevoked(bytes32 id);
+    /// @notice The reference is not usable now for this kind (unknown, wrong kind, pending or revoked).
+    error ReferenceNotAllowed(bytes32 id, RefKind kind);
+    /// @notice A TCB status mask sets the Revoked bit or an unknown bit.
+    error InvalidTcbStatuses(uint16 mask);
+    /// @notice Ownership cannot be renounced: the reference values would be frozen forever.
+    error RenounceDisabled();
+    /// @notice An address argument was zero.
+    error ZeroAddress();
+    /// @notice A payload exceeds its size cap.
+    error PayloadTooLarge(uint8 field, uint256 length, uint256 max);
+    /// @notice The HPKE public key is zero.
+    error InvalidPublicKey();
+    /// @notice This requester already used this HPKE public key, in request `requestId`.
+    error DuplicatePublicKey(bytes32 hpkePubKey, uint256 requestId);
+    /// @notice The widening delay exceeds MAX_WIDENING_DELAY.
+    error DelayTooLong(uint64 delay, uint64 max);
+    /// @notice No cluster exists yet (genesis not approved).
+    error NoCluster();
+    /// @notice No genesis proposal with this id.
+    error UnknownGenesis(uint256 proposalId);
+    /// @notice The genesis proposal was made for another epoch than the next one.
+    error StaleGenesis(uint256 proposalId, uint64 forEpoch, uint64 nextEpoch);
+    /// @notice The request is unknown or already answered.
+    error RequestNotPending(uint256 requestId, RequestStatus status);
+    /// @notice The signature does not recover to the current cluster address.
+    error BadClusterSignature(address recovered, address cluster);
+    /// @notice The encapsulated HPKE key is not 32 bytes (X25519).
+    error BadEncapsulatedKey(uint256 length);
+    /// @notice The refusal reason code is outside 1..MAX_REASON.
+    error InvalidReason(uint8 reason);
+
+    // ------------------------------------------------------------------ events
+
+    /// @notice The contract was deployed with this owner and this delay for widening changes (seconds).
+    event Deployed(address indexed owner, uint64 wideningDelay);
+    /// @notice A reference value was proposed; it is usable from `activatesAt` (unix seconds) unless revoked first.
+    ///         `measurement` is the canonical encoding: keccak256(uint8(kind) ‖ measurement) == id.
+    event ReferenceProposed(
+        bytes32 indexed id, RefKind indexed kind, bytes measurement, uint64 activatesAt, string note
+    );
+    /// @notice A reference value was revoked, effective at once. Deliveries under it stop immediately.
+    event ReferenceRevoked(bytes32 indexed id, RefKind indexed kind, string note);
+    /// @notice A policy is in force from `effectiveAt`, unless another PolicySet is emitted before that time.
+    event PolicySet(uint16 tcbStatuses, bool allowDebug, bool allowSimulated, uint64 effectiveAt, string note);
+    /// @notice A node proposes to found the cluster (epoch `epoch`) with this cluster address; its quote binds it.
+    event GenesisProposed(
+        uint256 indexed proposalId,
+        address indexed cluster,
+        uint64 indexed epoch,
+        address proposer,
+        bytes quote,
+        bytes eventLog
+    );
+    /// @notice The owner approved a genesis proposal: the cluster of `epoch` is `cluster`, bootstrapped under these references.
+    event ClusterBootstrapped(
+        uint64 indexed epoch, address indexed cluster, uint256 proposalId, bytes32 osRef, bytes32 appRef, string note
+    );
+    /// @notice Custody was broken: a new cluster replaced `previousCluster` (all holders lost, or a deliberate reset).
+    event CustodyReset(uint64 indexed epoch, address indexed previousCluster, address indexed newCluster, string note);
+    /// @notice A node asks for the secret. The quote's report_data binds `hpkePubKey` to this chain and contract.
+    event SecretRequested(
+        uint256 indexed requestId,
+        bytes32 indexed hpkePubKey,
+        address indexed requester,
+        uint64 epoch,
+        bytes quote,
+        bytes eventLog
+    );
+    /// @notice The cluster delivered the secret, HPKE-sealed to the request's key, under these references (custody record).
+    ///         `signature` is the cluster's EIP-712 `Delivery` signature, so anyone can re-check it from logs alone.
+    event SecretDelivered(
+        uint256 indexed requestId,
+        uint64 indexed epoch,
+        address indexed relayer,
+        bytes32 osRef,
+        bytes32 appRef,
+        bytes encapsulatedKey,
+        bytes ciphertext,
+        bytes signature
+    );
+    /// @notice The cluster refused the request for `reason` (see PROTOCOL.md, refusal codes), with its EIP-712 signature.
+    event RequestRefused(
+        uint256 indexed requestId, uint64 indexed epoch, address indexed relayer, uint8 reason, bytes signature
+    );
+
+    // ------------------------------------------------------------------ constants
+
+    uint16 public constant TCB_REVOKED_BIT = uint16(1) << 6;
+    uint16 public constant TCB_KNOWN_BITS = 0x1bf;
+    uint8 public constant MAX_REASON = 14;
+    uint256 public constant MAX_QUOTE_BYTES = 16 * 1024;
+    uint256 public constant MAX_EVENT_LOG_BYTES = 64 * 1024;
+    uint256 public constant MAX_CIPHERTEXT_BYTES = 128 * 1024;
+    uint64 public constant MAX_WIDENING_DELAY = 365 days;
+    bytes32 public constant DELIVERY_TYPEHASH =
+        keccak256("Delivery(uint256 requestId,bytes32 osRef,bytes32 appRef,bytes encapsulatedKey,bytes ciphertext)");
+    bytes32 public constant REFUSAL_TYPEHASH = keccak256("Refusal(uint256 requestId,uint8 reason)");
+
+    /// @notice Seconds a widening change waits before it takes effect. Fixed at deployment.
+    uint64 public immutable wideningDelay;
+
+    // ------------------------------------------------------------------ storage
+
+    mapping(bytes32 id => Reference) internal _refs;
+    Policy internal _policy;
+    Policy internal _pendingPolicy;
+    uint64 internal _pendingPolicyAt;
+
+    /// @notice Address of the current cluster key; deliveries and refusals must be signed by it.
+    address public cluster;
+    /// @notice Current epoch; 0 until genesis, +1 on each (re-)bootstrap.
+    uint64 public epoch;
+    /// @notice Number of requests so far; ids start at 1.
+    uint256 public requestCount;
+    /// @notice Number of genesis proposals so far; ids start at 1.
+    uint256 public genesisCount;
+
+    mapping(uint256 proposalId => GenesisProposal) internal _genesis;
+    mapping(uint256 requestId => RequestStatus) internal _requests;
+    /// @dev Keyed by keccak256(hpkePubKey ‖ requester): a front-runner re-posting someone's key only burns its own slot.
+    mapping(bytes32 keyAndRequester => uint256 requestId) internal _requestByKey;
+
+    // ------------------------------------------------------------------ constructor
+
+    /// @param owner_ First owner (a multisig or timelock contract in production).
+    /// @param wideningDelay_ Seconds before widening changes take effect (0 only for local development).
+    /// @param initialPolicy Policy in force from deployment.
+    constructor(address owner_, uint64 wideningDelay_, Policy memory initialPolicy)
+        Ownable(owner_)
+        EIP712("Replicatoor UpgradeOperator", "1")
+    {
+        _checkPolicy(initialPolicy);
+        if (wideningDelay_ > MAX_WIDENING_DELAY) revert DelayTooLong(wideningDelay_, MAX_WIDENING_DELAY);
+        wideningDelay = wideningDelay_;
+        _policy = initialPolicy;
+        emit Deployed(owner_, wideningDelay_);
+        emit PolicySet(
+            initialPolicy.tcbStatuses,
+            initialPolicy.allowDebug,
+            initialPolicy.allowSimulated,
+            uint64(block.timestamp),
+            "initial policy"
+        );
+    }
+
+    // ------------------------------------------------------------------ governance: references
+
+    /// @notice Propose an OS reference (MRTD, RTMR0, RTMR1, RTMR2; 48 bytes each). Usable after `wideningDelay`.
+    function proposeOsReference(
+        bytes calldata mrtd,
+        bytes calldata rtmr0,
+        bytes calldata rtmr1,
+        bytes calldata rtmr2,
+        string calldata note
+    ) external onlyOwner returns (bytes32 id) {
+        _check48(0, mrtd);
+        _check48(1, rtmr0);
+        _check48(2, rtmr1);
+        _check48(3, rtmr2);
+        return _propose(RefKind.Os, abi.encodePacked(mrtd, rtmr0, rtmr1, rtmr2), note);
+    }
+
+    /// @notice Propose an app reference (the Dstack compose-hash, sha256 of app-compose.json). Usable after `wideningDelay`.
+    function proposeAppReference(bytes32 composeHash, string calldata note) external onlyOwner returns (bytes32 id) {
+        return _propose(RefKind.App, abi.encodePacked(composeHash), note);
+    }
+
+    /// @notice Revoke a reference (pending or active), effective at once.
+    function revokeReference(bytes32 id, string calldata note) external onlyOwner {
+        Reference storage r = _refs[id];
+        if (r.kind == RefKind.None) revert UnknownReference(id);
+        if (r.revoked) revert ReferenceAlreadyRevoked(id);
+        r.revoked = true;
+        emit ReferenceRevoked(id, r.kind, note);
+    }
+
+    // ------------------------------------------------------------------ governance: policy
+
+    /// @notice Set the policy. The part that narrows the policy in force applies at once; if `p` widens anything,
+    ///         `p` itself takes effect after `wideningDelay`. Any policy still pending is cancelled.
+    function setPolicy(Policy calldata p, string calldata note) external onlyOwner {
+        _checkPolicy(p);
+        Policy memory cur = policy();
+        Policy memory narrowed = Policy({
+            tcbStatuses: cur.tcbStatuses & p.tcbStatuses,
+            allowDebug: cur.allowDebug && p.allowDebug,
+            allowSimulated: cur.allowSimulated && p.allowSimulated
+        });
+        _policy = narrowed;
+        delete _pendingPolicy;
+        _pendingPolicyAt = 0;
+        uint64 nowTs = uint64(block.timestamp);
+        emit PolicySet(narrowed.tcbStatuses, narrowed.allowDebug, narrowed.allowSimulated, nowTs, note);
+        bool widens = p.tcbStatuses != narrowed.tcbStatuses || p.allowDebug != narrowed.allowDebug
+            || p.allowSimulated != narrowed.allowSimulated;
+        if (widens) {
+            if (wideningDelay == 0) {
+                _policy = p;
+            } else {
+                _pendingPolicy = p;
+                _pendingPolicyAt = nowTs + wideningDelay;
+            }
+            emit PolicySet(p.tcbStatuses, p.allowDebug, p.allowSimulated, nowTs + wideningDelay, note);
+        }
+    }
+
+    /// @notice Ownership cannot be renounced (see RenounceDisabled).
+    function renounceOwnership() public view override onlyOwner {
+        revert RenounceDisabled();
+    }
+
+    // ------------------------------------------------------------------ genesis
+
+    /// @notice Propose the cluster for the next epoch. Anyone may propose; only the owner's approval makes it real.
+    /// @param clusterAddress Address of the new cluster key (bound in the quote's report_data, see PROTOCOL.md).
+    function proposeGenesis(address clusterAddress, bytes calldata quote, bytes calldata eventLog)
+        external
+        returns (uint256 proposalId)
+    {
+        if (clusterAddress == address(0)) revert ZeroAddress();
+        _checkAttestationSizes(quote, eventLog);
+        uint64 forEpoch = epoch + 1;
+        proposalId = ++genesisCount;
+        _genesis[proposalId] = GenesisProposal(clusterAddress, forEpoch);
+        emit GenesisProposed(proposalId, clusterAddress, forEpoch, msg.sender, quote, eventLog);
+    }
+
+    /// @notice Approve a genesis proposal after verifying its quote off chain against these references.
+    ///         Starts a new epoch; if a cluster existed before, custody is reset and `CustodyReset` is emitted.
+    function approveGenesis(uint256 proposalId, bytes32 osRef, bytes32 appRef, string calldata note)
+        external
+        onlyOwner
+    {
+        GenesisProposal memory g = _genesis[proposalId];
+        if (g.cluster == address(0)) revert UnknownGenesis(proposalId);
+        if (g.forEpoch != epoch + 1) revert StaleGenesis(proposalId, g.forEpoch, epoch + 1);
+        _requireAllowed(osRef, RefKind.Os);
+        _requireAllowed(appRef, RefKind.App);
+        address previous = cluster;
+        cluster = g.cluster;
+        epoch = g.forEpoch;
+        emit ClusterBootstrapped(g.forEpoch, g.cluster, proposalId, osRef, appRef, note);
+        if (previous != address(0)) emit CustodyReset(g.forEpoch, previous, g.cluster, note);
+    }
+
+    // ------------------------------------------------------------------ message bus
+
+    /// @notice Ask the cluster for the secret. The quote binds the HPKE key and the sender (`msg.sender`), so a copied
+    ///         request from another sender is refused, and a copied key cannot block the real requester.
+    /// @param hpkePubKey X25519 public key the secret will be sealed to (fresh per requester).
+    /// @param quote TDX quote whose report_data binds chain id, this contract, msg.sender and hpkePubKey (PROTOCOL.md).
+    /// @param eventLog Compact Dstack runtime event log (RTMR3 events) for the app measurement.
+    function requestSecret(bytes32 hpkePubKey, bytes calldata quote, bytes calldata eventLog)
+        external
+        returns (uint256 requestId)
+    {
+        uint64 e = epoch;
+        if (e == 0) revert NoCluster();
+        if (hpkePubKey == bytes32(0)) revert InvalidPublicKey();
+        bytes32 slot = keccak256(abi.encodePacked(hpkePubKey, msg.sender));
+        uint256 existing = _requestByKey[slot];
+        if (existing != 0) revert DuplicatePublicKey(hpkePubKey, existing);
+        _checkAttestationSizes(quote, eventLog);
+        requestId = ++requestCount;
+        _requestByKey[slot] = requestId;
+        _requests[requestId] = RequestStatus.Pending;
+        emit SecretRequested(requestId, hpkePubKey, msg.sender, e, quote, eventLog);
+    }
+
+    /// @notice Deliver the sealed secret. Anyone may relay; the EIP-712 `Delivery` must be signed by the cluster key,
+    ///         and both references must be allowed now. The first delivery wins.
+    function deliverSecret(
+        uint256 requestId,
+        bytes32 osRef,
+        bytes32 appRef,
+        bytes calldata encapsulatedKey,
+        bytes calldata ciphertext,
+        bytes calldata signature
+    ) external {
+        _requirePending(requestId);
+        if (encapsulatedKey.length != 32) revert BadEncapsulatedKey(encapsulatedKey.length);
+        if (ciphertext.length > MAX_CIPHERTEXT_BYTES) {
+            revert PayloadTooLarge(2, ciphertext.length, MAX_CIPHERTEXT_BYTES);
+        }
+        _requireAllowed(osRef, RefKind.Os);
+        _requireAllowed(appRef, RefKind.App);
+        _requireClusterSignature(deliveryDigest(requestId, osRef, appRef, encapsulatedKey, ciphertext), signature);
+        _requests[requestId] = RequestStatus.Delivered;
+        emit SecretDelivered(requestId, epoch, msg.sender, osRef, appRef, encapsulatedKey, ciphertext, signature);
+    }
+
+    /// @notice Refuse a request with a reason code, so the requester and auditors see why. Signed like a delivery.
+    function refuseRequest(uint256 requestId, uint8 reason, bytes calldata signature) external {
+        _requirePending(requestId);
+        if (reason == 0 || reason > MAX_REASON) revert InvalidReason(reason);
+        _requireClusterSignature(refusalDigest(requestId, reason), signature);
+        _requests[requestId] = RequestStatus.Refused;
+        emit RequestRefused(requestId, epoch, msg.sender, reason, signature);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The policy in force now (a pending widening counts once its time has come).
+    function policy() public view returns (Policy memory) {
+        if (_pendingPolicyAt != 0 && block.timestamp >= _pendingPolicyAt) return _pendingPolicy;
+        return _policy;
+    }
+
+    /// @notice The widening policy waiting for its time, if any (`activatesAt` 0 = none).
+    function pendingPolicy() external view returns (Policy memory p, uint64 activatesAt) {
+        if (_pendingPolicyAt == 0 || block.timestamp >= _pendingPolicyAt) return (p, 0);
+        return (_pendingPolicy, _pendingPolicyAt);
+    }
+
+    /// @notice A reference's record (kind None = never proposed).
+    function getReference(bytes32 id) external view returns (Reference memory) {
+        return _refs[id];
+    }
+
+    /// @notice Whether reference `id` of `kind` may be used now: proposed, not revoked, timelock elapsed.
+    function isAllowed(bytes32 id, RefKind kind) public view returns (bool) {
+        Reference memory r = _refs[id];
+        return kind != RefKind.None && r.kind == kind && !r.revoked && block.timestamp >= r.activatesAt;
+    }
+
+    /// @notice Status of a request.
+    function requestStatus(uint256 requestId) external view returns (RequestStatus) {
+        return _requests[requestId];
+    }
+
+    /// @notice The request `requester` made with this HPKE key (0 = none).
+    function requestIdOf(bytes32 hpkePubKey, address requester) external view returns (uint256) {
+        return _requestByKey[keccak256(abi.encodePacked(hpkePubKey, requester))];
+    }
+
+    /// @notice A genesis proposal's cluster address and target epoch.
+    function genesisProposal(uint256 proposalId) external view returns (GenesisProposal memory) {
+        return _genesis[proposalId];
+    }
+
+    /// @notice Id of an OS reference: keccak256(0x01 ‖ mrtd ‖ rtmr0 ‖ rtmr1 ‖ rtmr2).
+    function osReferenceId(bytes calldata mrtd, bytes calldata rtmr0, bytes calldata rtmr1, bytes calldata rtmr2)
+        external
+        pure
+        returns (bytes32)
+    {
+        _check48(0, mrtd);
+        _check48(1, rtmr0);
+        _check48(2, rtmr1);
+        _check48(3, rtmr2);
+        return keccak256(abi.encodePacked(uint8(RefKind.Os), mrtd, rtmr0, rtmr1, rtmr2));
+    }
+
+    /// @notice Id of an app reference: keccak256(0x02 ‖ composeHash).
+    function appReferenceId(bytes32 composeHash) external pure returns (bytes32) {
+        return keccak256(abi.encodePacked(uint8(RefKind.App), composeHash));
+    }
+
+    /// @notice EIP-712 digest the cluster key signs to deliver.
+    function deliveryDigest(
+        uint256 requestId,
+        bytes32 osRef,
+        bytes32 appRef,
+        bytes calldata encapsulatedKey,
+        bytes calldata ciphertext
+    ) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    DELIVERY_TYPEHASH, requestId, osRef, appRef, keccak256(encapsulatedKey), keccak256(ciphertext)
+                )
+            )
+        );
+    }
+
+    /// @notice EIP-712 digest the cluster key signs to refuse.
+    function refusalDigest(uint256 requestId, uint8 reason) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(REFUSAL_TYPEHASH, requestId, reason)));
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    function _propose(RefKind kind, bytes memory measurement, string calldata note) internal returns (bytes32 id) {
+        id = keccak256(abi.encodePacked(uint8(kind), measurement));
+        Reference storage r = _refs[id];
+        if (r.kind != RefKind.None && !r.revoked) revert ReferenceExists(id);
+        uint64 activatesAt = uint64(block.timestamp) + wideningDelay;
+        _refs[id] = Reference(kind, activatesAt, false);
+        emit ReferenceProposed(id, kind, measurement, activatesAt, note);
+    }
+
+    function _requireAllowed(bytes32 id, RefKind kind) internal view {
+        if (!isAllowed(id, kind)) revert ReferenceNotAllowed(id, kind);
+    }
+
+    function _requirePending(uint256 requestId) internal view {
+        RequestStatus s = _requests[requestId];
+        if (s != RequestStatus.Pending) revert RequestNotPending(requestId, s);
+    }
+
+    function _requireClusterSignature(bytes32 digest, bytes calldata signature) internal view {
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
+        address c = cluster;
+        if (err != ECDSA.RecoverError.NoError || recovered != c) revert BadClusterSignature(recovered, c);
+    }
+
+    function _checkPolicy(Policy memory p) internal pure {
+        if (p.tcbStatuses & ~TCB_KNOWN_BITS != 0) revert InvalidTcbStatuses(p.tcbStatuses);
+    }
+
+    function _checkAttestationSizes(bytes calldata quote, bytes calldata eventLog) internal pure {
+        if (quote.length > MAX_QUOTE_BYTES) revert PayloadTooLarge(0, quote.length, MAX_QUOTE_BYTES);
+        if (eventLog.length > MAX_EVENT_LOG_BYTES) revert PayloadTooLarge(1, eventLog.length, MAX_EVENT_LOG_BYTES);
+    }
+
+    function _check48(uint8 field, bytes calldata m) internal pure {
+        if (m.length != 48) revert BadMeasurementLength(field, m.length);
+    }
+}

@@ -1,0 +1,596 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Vm} from "./Vm.sol";
+import {UpgradeOperatorBase} from "./UpgradeOperatorBase.sol";
+import {UpgradeOperator} from "../src/UpgradeOperator.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+
+/// @notice Genesis, requestSecret, deliverSecret and refuseRequest.
+contract UpgradeOperatorBusTest is UpgradeOperatorBase {
+    UpgradeOperator.RequestStatus internal constant NONE = UpgradeOperator.RequestStatus.None;
+    UpgradeOperator.RequestStatus internal constant PENDING = UpgradeOperator.RequestStatus.Pending;
+    UpgradeOperator.RequestStatus internal constant DELIVERED = UpgradeOperator.RequestStatus.Delivered;
+    UpgradeOperator.RequestStatus internal constant REFUSED = UpgradeOperator.RequestStatus.Refused;
+    UpgradeOperator.RefKind internal constant OS = UpgradeOperator.RefKind.Os;
+    UpgradeOperator.RefKind internal constant APP = UpgradeOperator.RefKind.App;
+
+    // ================================================================== genesis: propose
+
+    function test_proposeGenesis_storesAndEmits() public {
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.GenesisProposed(1, clusterAddr, 1, stranger, QUOTE, EVENT_LOG);
+        vm.prank(stranger);
+        uint256 id = op.proposeGenesis(clusterAddr, QUOTE, EVENT_LOG);
+        assertEq(id, 1, "proposal id");
+        assertEq(op.genesisCount(), 1, "genesisCount");
+        UpgradeOperator.GenesisProposal memory g = op.genesisProposal(1);
+        assertEq(g.cluster, clusterAddr, "cluster");
+        assertEq(uint256(g.forEpoch), 1, "forEpoch");
+        assertEq(_proposeGenesis(cluster2Addr), 2, "second proposal id");
+        // Proposing changes nothing until approved.
+        assertEq(op.cluster(), address(0), "no cluster yet");
+        assertEq(uint256(op.epoch()), 0, "epoch");
+    }
+
+    function test_proposeGenesis_revertsOnZeroAddress() public {
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ZeroAddress.selector));
+        op.proposeGenesis(address(0), QUOTE, EVENT_LOG);
+    }
+
+    function test_proposeGenesis_sizeCaps() public {
+        bytes memory bigQuote = randomBytes(1, 16 * 1024 + 1);
+        bytes memory bigLog = randomBytes(2, 64 * 1024 + 1);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.PayloadTooLarge.selector, uint8(0), 16385, 16384));
+        op.proposeGenesis(clusterAddr, bigQuote, EVENT_LOG);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.PayloadTooLarge.selector, uint8(1), 65537, 65536));
+        op.proposeGenesis(clusterAddr, QUOTE, bigLog);
+        // Exactly at the caps is fine.
+        op.proposeGenesis(clusterAddr, randomBytes(3, 16 * 1024), randomBytes(4, 64 * 1024));
+    }
+
+    // ================================================================== genesis: approve
+
+    function test_approveGenesis_bootstraps() public {
+        (bytes32 osRef, bytes32 appRef) = _activeRefs();
+        uint256 gid = _proposeGenesis(clusterAddr);
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.ClusterBootstrapped(1, clusterAddr, gid, osRef, appRef, "go");
+        vm.recordLogs();
+        vm.prank(owner);
+        op.approveGenesis(gid, osRef, appRef, "go");
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        assertEq(_count(logs, UpgradeOperator.CustodyReset.selector), 0, "no CustodyReset at first genesis");
+        assertEq(op.cluster(), clusterAddr, "cluster");
+        assertEq(uint256(op.epoch()), 1, "epoch");
+    }
+
+    function test_approveGenesis_revertsForNonOwner() public {
+        (bytes32 osRef, bytes32 appRef) = _activeRefs();
+        uint256 gid = _proposeGenesis(clusterAddr);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        op.approveGenesis(gid, osRef, appRef, "");
+    }
+
+    function test_approveGenesis_revertsOnUnknownProposal() public {
+        (bytes32 osRef, bytes32 appRef) = _activeRefs();
+        _proposeGenesis(clusterAddr);
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.UnknownGenesis.selector, 2));
+        op.approveGenesis(2, osRef, appRef, "");
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.UnknownGenesis.selector, 0));
+        op.approveGenesis(0, osRef, appRef, "");
+    }
+
+    function test_approveGenesis_revertsWhenStale() public {
+        (bytes32 osRef, bytes32 appRef) = _activeRefs();
+        uint256 g1 = _proposeGenesis(clusterAddr);
+        uint256 g2 = _proposeGenesis(cluster2Addr);
+        _approveGenesis(g1, osRef, appRef);
+        vm.startPrank(owner);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.StaleGenesis.selector, g2, uint64(1), uint64(2)));
+        op.approveGenesis(g2, osRef, appRef, "");
+        // Approving the same proposal twice is stale too.
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.StaleGenesis.selector, g1, uint64(1), uint64(2)));
+        op.approveGenesis(g1, osRef, appRef, "");
+        vm.stopPrank();
+    }
+
+    function test_approveGenesis_revertsOnDisallowedReferences() public {
+        bytes32 osRef = _proposeOs(op, 1);
+        bytes32 appRef = _proposeApp(op, COMPOSE_HASH);
+        uint256 gid = _proposeGenesis(clusterAddr);
+        vm.startPrank(owner);
+        // Pending (timelock not elapsed).
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, osRef, OS));
+        op.approveGenesis(gid, osRef, appRef, "");
+        vm.warp(T0 + DELAY);
+        // Unknown.
+        bytes32 unknown = _osId(9);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, unknown, OS));
+        op.approveGenesis(gid, unknown, appRef, "");
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, unknown, APP));
+        op.approveGenesis(gid, osRef, unknown, "");
+        // Wrong kind (swapped).
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, appRef, OS));
+        op.approveGenesis(gid, appRef, osRef, "");
+        // Revoked.
+        op.revokeReference(appRef, "");
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, appRef, APP));
+        op.approveGenesis(gid, osRef, appRef, "");
+        vm.stopPrank();
+        assertEq(uint256(op.epoch()), 0, "epoch unchanged");
+    }
+
+    function test_approveGenesis_rebootstrapResetsCustody() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 pendingBefore = _request(HPKE_KEY);
+
+        vm.prank(stranger);
+        uint256 g2 = op.proposeGenesis(cluster2Addr, QUOTE, EVENT_LOG);
+        assertEq(uint256(op.genesisProposal(g2).forEpoch), 2, "forEpoch");
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.ClusterBootstrapped(2, cluster2Addr, g2, osRef, appRef, "reset");
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.CustodyReset(2, clusterAddr, cluster2Addr, "reset");
+        vm.prank(owner);
+        op.approveGenesis(g2, osRef, appRef, "reset");
+        assertEq(op.cluster(), cluster2Addr, "cluster");
+        assertEq(uint256(op.epoch()), 2, "epoch");
+
+        // The old cluster key can no longer answer; the new one can, and events carry the new epoch.
+        bytes memory ek = _ek();
+        bytes memory ct = _ct();
+        bytes memory oldSig = _signDelivery(CLUSTER_PK, pendingBefore, osRef, appRef, ek, ct);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, clusterAddr, cluster2Addr));
+        op.deliverSecret(pendingBefore, osRef, appRef, ek, ct, oldSig);
+
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.SecretRequested(2, keccak256("k2"), stranger, 2, QUOTE, EVENT_LOG);
+        uint256 r2 = _request(keccak256("k2"));
+        bytes memory newSig = _signDelivery(CLUSTER2_PK, r2, osRef, appRef, ek, ct);
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.SecretDelivered(r2, 2, relayer, osRef, appRef, ek, ct, newSig);
+        vm.prank(relayer);
+        op.deliverSecret(r2, osRef, appRef, ek, ct, newSig);
+    }
+
+    // ================================================================== requestSecret
+
+    function test_requestSecret_revertsBeforeGenesis() public {
+        _activeRefs();
+        _proposeGenesis(clusterAddr); // proposed, not approved
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.NoCluster.selector));
+        op.requestSecret(HPKE_KEY, QUOTE, EVENT_LOG);
+    }
+
+    function test_requestSecret_revertsOnZeroKey() public {
+        _bootstrap();
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.InvalidPublicKey.selector));
+        op.requestSecret(bytes32(0), QUOTE, EVENT_LOG);
+    }
+
+    function test_requestSecret_revertsOnDuplicateKey() public {
+        _bootstrap();
+        _request(keccak256("other"));
+        uint256 id = _request(HPKE_KEY);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.DuplicatePublicKey.selector, HPKE_KEY, id));
+        op.requestSecret(HPKE_KEY, hex"", hex"");
+    }
+
+    function test_requestSecret_keyStaysBurntAfterAnswer() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        op.refuseRequest(id, 1, _signRefusal(CLUSTER_PK, id, 1));
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.DuplicatePublicKey.selector, HPKE_KEY, id));
+        op.requestSecret(HPKE_KEY, QUOTE, EVENT_LOG);
+        uint256 id2 = _request(keccak256("k2"));
+        op.deliverSecret(id2, osRef, appRef, _ek(), _ct(), _signDelivery(CLUSTER_PK, id2, osRef, appRef, _ek(), _ct()));
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.DuplicatePublicKey.selector, keccak256("k2"), id2));
+        op.requestSecret(keccak256("k2"), QUOTE, EVENT_LOG);
+    }
+
+    /// @dev A front-runner re-posting someone's HPKE key (with a junk or copied quote) only burns its own slot:
+    ///      uniqueness is per (key, requester), and the quote binds the requester, so the copy is refused off chain.
+    function test_requestSecret_frontRunnerCannotSquatKey() public {
+        _bootstrap();
+        vm.prank(stranger);
+        uint256 squatted = op.requestSecret(HPKE_KEY, hex"6a756e6b", hex"");
+        vm.prank(relayer);
+        uint256 real = op.requestSecret(HPKE_KEY, QUOTE, EVENT_LOG);
+        assertEq(real, squatted + 1, "real request accepted");
+        assertEq(op.requestIdOf(HPKE_KEY, stranger), squatted, "squatter slot");
+        assertEq(op.requestIdOf(HPKE_KEY, relayer), real, "real slot");
+        vm.prank(relayer);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.DuplicatePublicKey.selector, HPKE_KEY, real));
+        op.requestSecret(HPKE_KEY, QUOTE, EVENT_LOG);
+    }
+
+    function test_requestSecret_sizeCaps() public {
+        _bootstrap();
+        bytes memory bigQuote = randomBytes(1, 16 * 1024 + 1);
+        bytes memory bigLog = randomBytes(2, 64 * 1024 + 1);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.PayloadTooLarge.selector, uint8(0), 16385, 16384));
+        op.requestSecret(HPKE_KEY, bigQuote, EVENT_LOG);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.PayloadTooLarge.selector, uint8(1), 65537, 65536));
+        op.requestSecret(HPKE_KEY, QUOTE, bigLog);
+        op.requestSecret(HPKE_KEY, randomBytes(3, 16 * 1024), randomBytes(4, 64 * 1024));
+    }
+
+    function test_requestSecret_idsIncrementAndEmit() public {
+        _bootstrap();
+        for (uint256 i = 1; i <= 3; i++) {
+            bytes32 key = keccak256(abi.encode("key", i));
+            bytes memory quote = randomBytes(i, 100 * i);
+            vm.expectEmit(address(op));
+            emit UpgradeOperator.SecretRequested(i, key, stranger, 1, quote, EVENT_LOG);
+            vm.prank(stranger);
+            assertEq(op.requestSecret(key, quote, EVENT_LOG), i, "request id");
+            assertEq(op.requestCount(), i, "requestCount");
+            assertEq(op.requestIdOf(key, stranger), i, "requestIdOf");
+            _assertStatus(i, PENDING);
+        }
+        _assertStatus(4, NONE);
+        assertEq(op.requestIdOf(keccak256("never"), stranger), 0, "unused key");
+    }
+
+    function testFuzz_requestSecret_anyKey(bytes32 key, address requester, bytes calldata quote) public {
+        vm.assume(key != bytes32(0));
+        vm.assume(quote.length <= 16 * 1024);
+        _bootstrap();
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.SecretRequested(1, key, requester, 1, quote, EVENT_LOG);
+        vm.prank(requester);
+        assertEq(op.requestSecret(key, quote, EVENT_LOG), 1, "id");
+        assertEq(op.requestIdOf(key, requester), 1, "requestIdOf");
+    }
+
+    // ================================================================== deliverSecret
+
+    function test_deliverSecret_happyPath() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes memory ek = _ek();
+        bytes memory ct = _ct();
+        bytes32 digest = op.deliveryDigest(id, osRef, appRef, ek, ct);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(CLUSTER_PK, digest);
+        bytes memory sig = abi.encodePacked(r, s, v);
+
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.SecretDelivered(id, 1, relayer, osRef, appRef, ek, ct, sig);
+        vm.prank(relayer);
+        op.deliverSecret(id, osRef, appRef, ek, ct, sig);
+        _assertStatus(id, DELIVERED);
+    }
+
+    /// @dev The custody record is self-contained: the logged signature recovers to the cluster of the logged epoch.
+    function test_deliverSecret_loggedSignatureIsCheckable() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes memory ek = _ek();
+        bytes memory ct = _ct();
+        bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, ek, ct);
+        vm.recordLogs();
+        op.deliverSecret(id, osRef, appRef, ek, ct, sig);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        assertEq(logs.length, 1, "one log");
+        assertEq(logs[0].topics[0], UpgradeOperator.SecretDelivered.selector, "topic0");
+        assertEq(uint256(logs[0].topics[1]), id, "requestId topic");
+        (bytes32 lOs, bytes32 lApp, bytes memory lEk, bytes memory lCt, bytes memory lSig) =
+            abi.decode(logs[0].data, (bytes32, bytes32, bytes, bytes, bytes));
+        assertEq(_ecrecover(op.deliveryDigest(id, lOs, lApp, lEk, lCt), lSig), op.cluster(), "logged signer");
+    }
+
+    function test_deliverSecret_maxCiphertext() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes memory ct = randomBytes(7, 128 * 1024);
+        op.deliverSecret(id, osRef, appRef, _ek(), ct, _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), ct));
+        _assertStatus(id, DELIVERED);
+    }
+
+    function test_deliverSecret_revertsWhenSignerNotCluster() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes memory sig = _signDelivery(ROGUE_PK, id, osRef, appRef, _ek(), _ct());
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, rogueAddr, clusterAddr));
+        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+        _assertStatus(id, PENDING);
+    }
+
+    function test_deliverSecret_revertsOnReplay() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), _ct());
+        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, id, DELIVERED));
+        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+    }
+
+    function test_deliverSecret_revertsOnUnknownRequest() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        _request(HPKE_KEY);
+        bytes memory sig = _signDelivery(CLUSTER_PK, 2, osRef, appRef, _ek(), _ct());
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 2, NONE));
+        op.deliverSecret(2, osRef, appRef, _ek(), _ct(), sig);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 0, NONE));
+        op.deliverSecret(0, osRef, appRef, _ek(), _ct(), sig);
+    }
+
+    function test_deliverSecret_revertsAfterRefusal() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        op.refuseRequest(id, 3, _signRefusal(CLUSTER_PK, id, 3));
+        bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), _ct());
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, id, REFUSED));
+        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+    }
+
+    /// @dev Delivery correctly signed by the cluster, but under a reference that is not allowed now.
+    function _expectDeliverRefNotAllowed(
+        uint256 id,
+        bytes32 osRef,
+        bytes32 appRef,
+        bytes32 badId,
+        UpgradeOperator.RefKind kind
+    ) internal {
+        bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), _ct());
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, badId, kind));
+        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+    }
+
+    function test_deliverSecret_revertsOnDisallowedReferences() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes32 unknownOs = _osId(9);
+        bytes32 unknownApp = _appId(keccak256("unknown compose"));
+        _expectDeliverRefNotAllowed(id, unknownOs, appRef, unknownOs, OS);
+        _expectDeliverRefNotAllowed(id, osRef, unknownApp, unknownApp, APP);
+        // Wrong kind: the app id passed as osRef, the OS id as appRef.
+        _expectDeliverRefNotAllowed(id, appRef, appRef, appRef, OS);
+        _expectDeliverRefNotAllowed(id, osRef, osRef, osRef, APP);
+        // Pending (proposed, timelock running).
+        bytes32 pendingOs = _proposeOs(op, 2);
+        _expectDeliverRefNotAllowed(id, pendingOs, appRef, pendingOs, OS);
+        bytes32 pendingApp = _proposeApp(op, keccak256("compose v2"));
+        _expectDeliverRefNotAllowed(id, osRef, pendingApp, pendingApp, APP);
+        _assertStatus(id, PENDING);
+    }
+
+    function test_deliverSecret_revertsAfterRevocation() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), _ct());
+        _revoke(op, osRef);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, osRef, OS));
+        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+
+        uint256 id2 = _request(keccak256("k2"));
+        bytes32 os2 = _proposeOs(op, 2);
+        vm.warp(block.timestamp + DELAY);
+        sig = _signDelivery(CLUSTER_PK, id2, os2, appRef, _ek(), _ct());
+        _revoke(op, appRef);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, appRef, APP));
+        op.deliverSecret(id2, os2, appRef, _ek(), _ct(), sig);
+    }
+
+    function test_deliverSecret_revertsOnBadEncapsulatedKey() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        uint256[4] memory lens = [uint256(0), 31, 33, 65];
+        for (uint256 i = 0; i < lens.length; i++) {
+            bytes memory ek = randomBytes(i, lens[i]);
+            bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, ek, _ct());
+            vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadEncapsulatedKey.selector, lens[i]));
+            op.deliverSecret(id, osRef, appRef, ek, _ct(), sig);
+        }
+    }
+
+    function test_deliverSecret_revertsOnTooLargeCiphertext() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes memory ct = randomBytes(8, 128 * 1024 + 1);
+        bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), ct);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.PayloadTooLarge.selector, uint8(2), 131073, 131072));
+        op.deliverSecret(id, osRef, appRef, _ek(), ct, sig);
+    }
+
+    function test_deliverSecret_revertsWhenSignedOverOtherContent() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        uint256 id2 = _request(keccak256("k2"));
+        bytes32 os2 = _proposeOs(op, 2);
+        bytes32 app2 = _proposeApp(op, keccak256("compose v2"));
+        vm.warp(block.timestamp + DELAY);
+        bytes memory ek = _ek();
+        bytes memory ct = _ct();
+        bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, ek, ct);
+
+        bytes memory otherCt = abi.encodePacked(ct, hex"00");
+        bytes memory otherEk = abi.encodePacked(keccak256("other ek"));
+        // Each field of the Delivery is covered by the signature.
+        _expectBadSig(op.deliveryDigest(id, osRef, appRef, ek, otherCt), sig);
+        op.deliverSecret(id, osRef, appRef, ek, otherCt, sig);
+        _expectBadSig(op.deliveryDigest(id, osRef, appRef, otherEk, ct), sig);
+        op.deliverSecret(id, osRef, appRef, otherEk, ct, sig);
+        _expectBadSig(op.deliveryDigest(id, os2, appRef, ek, ct), sig);
+        op.deliverSecret(id, os2, appRef, ek, ct, sig);
+        _expectBadSig(op.deliveryDigest(id, osRef, app2, ek, ct), sig);
+        op.deliverSecret(id, osRef, app2, ek, ct, sig);
+        _expectBadSig(op.deliveryDigest(id2, osRef, appRef, ek, ct), sig);
+        op.deliverSecret(id2, osRef, appRef, ek, ct, sig);
+        // A refusal signature is no delivery signature.
+        bytes memory refusal = _signRefusal(CLUSTER_PK, id, 1);
+        _expectBadSig(op.deliveryDigest(id, osRef, appRef, ek, ct), refusal);
+        op.deliverSecret(id, osRef, appRef, ek, ct, refusal);
+
+        op.deliverSecret(id, osRef, appRef, ek, ct, sig);
+        _assertStatus(id, DELIVERED);
+        _assertStatus(id2, PENDING);
+    }
+
+    /// @dev Expect BadClusterSignature(ecrecover(digest, sig), cluster).
+    function _expectBadSig(bytes32 digest, bytes memory sig) internal {
+        address recovered = _ecrecover(digest, sig);
+        assertTrue(recovered != address(0) && recovered != clusterAddr, "recovers to a stranger");
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, recovered, clusterAddr));
+    }
+
+    function test_deliverSecret_revertsOnMalformedSignature() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes32 digest = op.deliveryDigest(id, osRef, appRef, _ek(), _ct());
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(CLUSTER_PK, digest);
+        bytes memory badSig =
+            abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, address(0), clusterAddr);
+
+        bytes[5] memory sigs = [
+            abi.encodePacked(r, s), // 64 bytes
+            abi.encodePacked(r, s, v, uint8(0)), // 66 bytes
+            abi.encodePacked(r, s, v - 27), // v in {0,1}
+            abi.encodePacked(bytes32(0), s, v), // r = 0
+            bytes("")
+        ];
+        for (uint256 i = 0; i < sigs.length; i++) {
+            vm.expectRevert(badSig);
+            op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sigs[i]);
+        }
+        // EIP-2098 compact form (r ‖ yParity·2^255 | s) is not accepted either.
+        bytes32 vs = bytes32(uint256(s) | (uint256(v - 27) << 255));
+        vm.expectRevert(badSig);
+        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), abi.encodePacked(r, vs));
+        _assertStatus(id, PENDING);
+    }
+
+    function test_deliverSecret_rejectsHighS() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes32 digest = op.deliveryDigest(id, osRef, appRef, _ek(), _ct());
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(CLUSTER_PK, digest);
+        bytes32 highS = bytes32(SECP256K1_N - uint256(s));
+        uint8 flippedV = v == 27 ? 28 : 27;
+        // The malleated signature is valid for the raw precompile ...
+        assertEq(ecrecover(digest, flippedV, r, highS), clusterAddr, "malleated signature recovers");
+        // ... but the contract rejects high-s.
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, address(0), clusterAddr));
+        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), abi.encodePacked(r, highS, flippedV));
+        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), abi.encodePacked(r, s, v));
+        _assertStatus(id, DELIVERED);
+    }
+
+    function test_deliverSecret_revertsBeforeGenesisRequestExists() public {
+        // No cluster, no request: the request check comes first.
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 1, NONE));
+        op.deliverSecret(1, bytes32(0), bytes32(0), _ek(), _ct(), hex"");
+    }
+
+    function testFuzz_deliverSecret_anyRelayerAnyPayload(address relayer_, bytes calldata ct, bytes32 ekWord) public {
+        vm.assume(ct.length <= 4096);
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes memory ek = abi.encodePacked(ekWord);
+        bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, ek, ct);
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.SecretDelivered(id, 1, relayer_, osRef, appRef, ek, ct, sig);
+        vm.prank(relayer_);
+        op.deliverSecret(id, osRef, appRef, ek, ct, sig);
+        _assertStatus(id, DELIVERED);
+    }
+
+    function testFuzz_deliverSecret_rejectsOtherSigners(uint256 pk) public {
+        pk = bound(pk, 1, SECP256K1_N - 1);
+        vm.assume(pk != CLUSTER_PK);
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes memory sig = _signDelivery(pk, id, osRef, appRef, _ek(), _ct());
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, vm.addr(pk), clusterAddr));
+        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+    }
+
+    // ================================================================== refuseRequest
+
+    function test_refuseRequest_happyPath() public {
+        _bootstrap();
+        uint256 id1 = _request(HPKE_KEY);
+        uint256 id2 = _request(keccak256("k2"));
+        bytes memory sig1 = _signRefusal(CLUSTER_PK, id1, 1);
+        bytes memory sig2 = _signRefusal(CLUSTER_PK, id2, 14);
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.RequestRefused(id1, 1, relayer, 1, sig1);
+        vm.prank(relayer);
+        op.refuseRequest(id1, 1, sig1);
+        _assertStatus(id1, REFUSED);
+
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.RequestRefused(id2, 1, stranger, 14, sig2);
+        vm.prank(stranger);
+        op.refuseRequest(id2, 14, sig2);
+        _assertStatus(id2, REFUSED);
+    }
+
+    function test_refuseRequest_revertsOnInvalidReason() public {
+        _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes memory sig0 = _signRefusal(CLUSTER_PK, id, 0);
+        bytes memory sig15 = _signRefusal(CLUSTER_PK, id, 15);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.InvalidReason.selector, uint8(0)));
+        op.refuseRequest(id, 0, sig0);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.InvalidReason.selector, uint8(15)));
+        op.refuseRequest(id, 15, sig15);
+    }
+
+    function testFuzz_refuseRequest_reasonRange(uint8 reason) public {
+        _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes memory sig = _signRefusal(CLUSTER_PK, id, reason);
+        if (reason == 0 || reason > 14) {
+            vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.InvalidReason.selector, reason));
+            op.refuseRequest(id, reason, sig);
+            _assertStatus(id, PENDING);
+        } else {
+            op.refuseRequest(id, reason, sig);
+            _assertStatus(id, REFUSED);
+        }
+    }
+
+    function test_refuseRequest_revertsWhenSignerNotCluster() public {
+        _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes memory rogueSig = _signRefusal(ROGUE_PK, id, 2);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, rogueAddr, clusterAddr));
+        op.refuseRequest(id, 2, rogueSig);
+        // A signature for another reason does not carry over.
+        bytes memory sig = _signRefusal(CLUSTER_PK, id, 2);
+        address recovered = _ecrecover(op.refusalDigest(id, 3), sig);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, recovered, clusterAddr));
+        op.refuseRequest(id, 3, sig);
+        // Malformed.
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, address(0), clusterAddr));
+        op.refuseRequest(id, 2, hex"");
+        _assertStatus(id, PENDING);
+    }
+
+    function test_refuseRequest_revertsWhenNotPending() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id1 = _request(HPKE_KEY);
+        uint256 id2 = _request(keccak256("k2"));
+        op.deliverSecret(id1, osRef, appRef, _ek(), _ct(), _signDelivery(CLUSTER_PK, id1, osRef, appRef, _ek(), _ct()));
+        bytes memory sig1 = _signRefusal(CLUSTER_PK, id1, 1);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, id1, DELIVERED));
+        op.refuseRequest(id1, 1, sig1);
+
+        bytes memory sig2 = _signRefusal(CLUSTER_PK, id2, 1);
+        op.refuseRequest(id2, 1, sig2);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, id2, REFUSED));
+        op.refuseRequest(id2, 1, sig2);
+
+        bytes memory sig3 = _signRefusal(CLUSTER_PK, 3, 1);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 3, NONE));
+        op.refuseRequest(3, 1, sig3);
+    }
+}
