@@ -1,15 +1,78 @@
 #!/usr/bin/env bash
-# Demo (work in progress): sets up the toolchain and deploys UpgradeOperator to a local anvil.
+# The demo: a local chain, the contract, one genesis node and two new nodes handing a secret on
+# through the contract alone; then a node running an unapproved app version is refused.
+# Quotes are SIMULATED (this machine has no TDX); the contract's policy says so on chain.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash script/setup.sh
-export PATH="$ROOT/.toolchain/bin:$PATH"
-PORT=18545
-anvil --silent --port "$PORT" --block-time 1 & ANVIL=$!
-trap 'kill $ANVIL 2>/dev/null || true' EXIT
-sleep 1
-KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcc780a8fb6b0b6e2d9a
-OWNER=$(cast wallet address --private-key $KEY)
-forge create --rpc-url "http://127.0.0.1:$PORT" --private-key $KEY --broadcast \
-  contracts/src/UpgradeOperator.sol:UpgradeOperator --constructor-args "$OWNER" 0 "(1,false,true)"
+export PATH="$ROOT/.toolchain/bin:$ROOT/target/debug:$PATH"
+
+say() { printf '\n\033[1;32m▶ %s\033[0m\n' "$*"; }
+WORK="$(mktemp -d -t replicatoor-demo.XXXXXX)"
+PORT="${DEMO_PORT:-18545}"
+RPC="http://127.0.0.1:$PORT"
+PIDS=()
+# Stop the agents first (SIGTERM: graceful), then the chain.
+cleanup() { for ((i=${#PIDS[@]}-1; i>=0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; sleep 0.1; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# anvil's well-known development keys (never use them anywhere else).
+KEYS=(0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+      0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
+      0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a
+      0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6
+      0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a)
+OWNER_KEY=${KEYS[0]}
+
+say "Starting a local chain (anvil, 1 s blocks) on $RPC"
+anvil --silent --port "$PORT" --block-time 1 & PIDS+=($!)
+for _ in $(seq 50); do cast block-number --rpc-url "$RPC" >/dev/null 2>&1 && break; sleep 0.2; done
+
+say "Deploying UpgradeOperator (policy: UpToDate TCB only, SIMULATED quotes allowed for this demo)"
+read -r CONTRACT START < <(replicatoor deploy --rpc-url "$RPC" --sender-key "$OWNER_KEY" --allow-simulated --json \
+  | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.address,j.block)})')
+echo "contract $CONTRACT (block $START)"
+admin() { replicatoor admin "$@" --rpc-url "$RPC" --contract "$CONTRACT" --sender-key "$OWNER_KEY"; }
+
+say "Owner approves the reference values: the (simulated) OS image and app-compose.json"
+admin propose-os --simulated --note "simulated Dstack OS image"
+admin propose-app --compose examples/app-compose.json --note "demo app v1.0"
+
+node_run() { # name key compose extra-args...
+  local name=$1 key=$2 compose=$3; shift 3
+  mkdir -p "$WORK/$name"
+  exec replicatoor run --rpc-url "$RPC" --contract "$CONTRACT" --start-block "$START" --sender-key "$key" \
+    --state-dir "$WORK/$name/state" --secret-file "$WORK/$name/secret.bin" \
+    --quote-provider simulated --app-compose "$compose" --allow-simulated-quotes \
+    --confirmations 1 --poll-interval-ms 250 "$@" >"$WORK/$name/agent.log" 2>&1
+}
+wait_file() { for _ in $(seq 240); do [ -s "$1" ] && return 0; sleep 0.25; done; echo "timed out waiting for $1" >&2; exit 1; }
+
+say "Genesis node creates the cluster key and a random secret, and proposes genesis with its quote"
+node_run genesis "${KEYS[1]}" examples/app-compose.json --genesis --generate-secret 64 & PIDS+=($!)
+for _ in $(seq 120); do [ "$(cast call "$CONTRACT" 'genesisCount()(uint256)' --rpc-url "$RPC")" = 1 ] && break; sleep 0.25; done
+say "Owner verifies the genesis quote and approves it"
+admin approve-genesis --proposal 1 --allow-simulated-quotes --note "demo genesis"
+wait_file "$WORK/genesis/secret.bin"
+
+say "Two new nodes request the secret; holders verify their quotes and deliver it through the contract"
+node_run node-a "${KEYS[2]}" examples/app-compose.json & PIDS+=($!)
+node_run node-b "${KEYS[3]}" examples/app-compose.json & PIDS+=($!)
+wait_file "$WORK/node-a/secret.bin"; wait_file "$WORK/node-b/secret.bin"
+
+say "Every copy of the secret (sha256 only; the secret itself is never printed):"
+for n in genesis node-a node-b; do printf '  %-8s %s\n' "$n" "$(sha256sum "$WORK/$n/secret.bin" | cut -d' ' -f1)"; done
+[ "$(sha256sum "$WORK"/{genesis,node-a,node-b}/secret.bin | cut -d' ' -f1 | sort -u | wc -l)" = 1 ] \
+  && echo "  ✔ all three nodes hold the same secret" || { echo "  ✘ copies differ"; exit 1; }
+grep -h "secret delivered" "$WORK"/*/agent.log | sed 's/^/  /' | head -3
+
+say "Second wave: a node running an UNAPPROVED app version asks for the secret"
+set +e
+(node_run node-c "${KEYS[4]}" examples/app-compose-unapproved.json --exit-after-install)
+code=$?
+set -e
+echo "  node-c exited with code $code (3 = refused)"
+grep -h "REFUSED\|refusing request" "$WORK"/*/agent.log | sed 's/^/  /' | head -3
+[ -e "$WORK/node-c/secret.bin" ] && { echo "  ✘ node-c got a secret file"; exit 1; } || echo "  ✔ node-c has no secret file"
+say "Done. Logs and state are in $WORK"

@@ -1,9 +1,14 @@
 //! Replicatoor: hands a secret from one confidential VM to the next, with the UpgradeOperator
 //! contract as the only coordinator. See README.md and PROTOCOL.md.
 
+pub mod admin;
 pub mod attest;
 pub mod chain;
+pub mod cli;
+pub mod config;
 pub mod crypto;
+pub mod install;
 pub mod protocol;
 pub mod refusal;
+pub mod roles;
 pub mod store;

@@ -63,6 +63,7 @@ const HPKE_SK: &str = "hpke_sk";
 const OWN_REQUEST: &str = "own_request";
 const OWN_GENESIS: &str = "own_genesis";
 const BUNDLE: &str = "bundle";
+const PENDING_BUNDLE: &str = "pending_bundle";
 const INSTALLED: &str = "installed";
 
 /// The agent's state database.
@@ -154,6 +155,18 @@ impl Store {
     }
     pub fn set_bundle(&self, b: &SecretBundle) -> Result<(), StoreError> {
         self.meta.insert(BUNDLE, b.encode().as_slice())?;
+        self.flush()
+    }
+
+    /// A genesis node's bundle before the owner approves it (not yet a holder).
+    pub fn pending_bundle(&self) -> Result<Option<SecretBundle>, StoreError> {
+        let Some(v) = self.meta.get(PENDING_BUNDLE)? else { return Ok(None) };
+        SecretBundle::decode(&v)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt { key: PENDING_BUNDLE.into(), reason: e.to_string() })
+    }
+    pub fn set_pending_bundle(&self, b: &SecretBundle) -> Result<(), StoreError> {
+        self.meta.insert(PENDING_BUNDLE, b.encode().as_slice())?;
         self.flush()
     }
 

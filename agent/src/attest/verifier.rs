@@ -3,7 +3,13 @@
 //! The caller passes `now` (the request's block time), so verification is reproducible by auditors
 //! and tests; nothing here reads the clock.
 
-use super::{collateral::CollateralSource, quote::Measurements, quote::TEE_TYPE_TDX, simulated, tcb::TcbStatus};
+use super::{
+    collateral::{CollateralError, CollateralSource},
+    quote::Measurements,
+    quote::TEE_TYPE_TDX,
+    simulated,
+    tcb::TcbStatus,
+};
 use crate::refusal::Refusal;
 use dcap_qvl::{quote::Quote, verify::QuoteVerifier, QuoteCollateralV3};
 
@@ -122,8 +128,12 @@ impl Verifier {
                 simulated::collateral(pki, now).map_err(QuoteError::CollateralUnavailable)?,
             )
         } else {
-            let c =
-                self.collateral.collateral_for(&quote).map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?;
+            let c = self.collateral.collateral_for(&quote).map_err(|e| match e {
+                // The quote's own PCK chain yields no FMSPC: the requester's fault (dcap-qvl refuses
+                // the same chain as invalid), so refuse it rather than wait for collateral forever.
+                CollateralError::NoFmspc(_) => QuoteError::Invalid(e.to_string()),
+                _ => QuoteError::CollateralUnavailable(e.to_string()),
+            })?;
             (QuoteVerifier::new_prod(), c)
         };
         // Debug TDs are judged by the contract's policy in the pipeline, with their own refusal code.

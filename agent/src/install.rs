@@ -1,0 +1,62 @@
+//! Atomic installation of the secret file: temp file in the same directory, fsync, rename,
+//! fsync the directory, mode 0600. A reader sees the old file or the whole new one, never a part.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{self, Write},
+    path::Path,
+};
+
+/// Write `bytes` to `path` atomically with owner-only permissions.
+pub fn install_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(dir)?;
+    let name =
+        path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "secret path has no file name"))?;
+    let tmp = dir.join(format!(".{}.replicatoor-tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installs_whole_file_with_0600_and_replaces_old() {
+        let dir = std::env::temp_dir().join(format!("replicatoor-install-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let path = dir.join("sub").join("secret.bin");
+        install_atomically(&path, b"first").unwrap();
+        install_atomically(&path, b"second version").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second version");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp files left behind");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,294 @@
+//! Holder: follow `SecretRequested` logs from a persisted checkpoint and answer each request once:
+//! verify → seal and sign → deliver, or sign and post the refusal reason.
+
+use super::Agent;
+use crate::{
+    attest::{
+        pipeline::{self, Binding, Context, Decision, References},
+        AcceptedRequest,
+    },
+    chain::{
+        bindings::UpgradeOperator as Op,
+        follower::{Follower, FollowerConfig, Step},
+        Chain, ChainError,
+    },
+    crypto::{
+        delivery,
+        eip712::{self, Refusal as RefusalMsg},
+        SecretBundle,
+    },
+    protocol::RefKind,
+    refusal::Refusal,
+    store::{Outcome, RequestRecord},
+};
+use alloy::{
+    eips::BlockId,
+    primitives::{keccak256, B256, U256},
+    rpc::types::{Filter, Log},
+    sol_types::SolEvent,
+};
+use anyhow::Context as _;
+use std::time::Duration;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+const PENDING: u8 = 1;
+
+/// Reads reference ids from the contract at one block.
+struct ContractReferences<'a> {
+    chain: &'a Chain,
+    at: BlockId,
+}
+
+impl References for ContractReferences<'_> {
+    async fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, String> {
+        self.chain.is_allowed_at(id, kind, self.at).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Serve requests until shutdown.
+pub async fn run(agent: &Agent) -> anyhow::Result<()> {
+    let bundle = agent.store.bundle()?.context("holder without a bundle")?;
+    let chain = &agent.chain;
+    let filter =
+        Filter::new().address(chain.deployment().contract).event_signature(Op::SecretRequested::SIGNATURE_HASH);
+    let follower = Follower::new(
+        chain.clone(),
+        filter,
+        FollowerConfig { confirmations: agent.cfg.confirmations, ..Default::default() },
+    );
+    info!(target: "replicatoor::holder", cluster = %bundle.cluster_address(), epoch = bundle.epoch(), confirmations = agent.cfg.confirmations, "serving as holder");
+    let mut backoff = agent.poll();
+    while !agent.stopping() {
+        let step = follower.step(agent.store.checkpoint()?, agent.cfg.start_block).await;
+        match step {
+            Ok(Step::Logs { from, to, logs, checkpoint, head }) => {
+                backoff = agent.poll();
+                let mut refusals = 0u32;
+                for log in &logs {
+                    if agent.stopping() {
+                        return Ok(());
+                    }
+                    handle_log(agent, &bundle, log, to, &mut refusals).await?;
+                }
+                retry_deferred(agent, &bundle, to, &mut refusals).await?;
+                agent.store.set_checkpoint(checkpoint)?;
+                debug!(target: "replicatoor::holder", from, to, head, requests = logs.len(), "checkpoint saved");
+                if to >= head.saturating_sub(agent.cfg.confirmations) && !agent.pause(agent.poll()).await {
+                    break;
+                }
+            }
+            Ok(Step::Reorg { dropped, checkpoint }) => {
+                warn!(target: "replicatoor::holder", dropped_block = dropped.block, rewind_to = checkpoint.block, "reorg: re-processing from an earlier block");
+                agent.store.set_checkpoint(checkpoint)?;
+            }
+            Ok(Step::Idle { .. }) => {
+                if !agent.pause(agent.poll()).await {
+                    break;
+                }
+            }
+            Err(e) => {
+                warn!(target: "replicatoor::holder", error = %e, retry_in_ms = backoff.as_millis() as u64, "chain unavailable");
+                if !agent.pause(backoff).await {
+                    break;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(15));
+            }
+        }
+    }
+    info!(target: "replicatoor::holder", "holder stopped");
+    Ok(())
+}
+
+async fn handle_log(
+    agent: &Agent,
+    bundle: &SecretBundle,
+    log: &Log,
+    decide_at: u64,
+    refusals: &mut u32,
+) -> anyhow::Result<()> {
+    let Ok(decoded) = log.log_decode::<Op::SecretRequested>() else {
+        warn!(target: "replicatoor::holder", tx = ?log.transaction_hash, "undecodable SecretRequested log skipped");
+        return Ok(());
+    };
+    let ev = decoded.inner.data;
+    let block = log.block_number.unwrap_or(decide_at);
+    let span = info_span!("request", id = %ev.requestId);
+    handle_request(agent, bundle, &ev, block, decide_at, refusals).instrument(span).await
+}
+
+/// Re-evaluate requests deferred by local faults (collateral, RPC) from earlier steps.
+async fn retry_deferred(
+    agent: &Agent,
+    bundle: &SecretBundle,
+    decide_at: u64,
+    refusals: &mut u32,
+) -> anyhow::Result<()> {
+    for (id, rec) in agent.store.requests()? {
+        if !matches!(rec.outcome, Outcome::Deferred { .. }) {
+            continue;
+        }
+        let filter = Filter::new()
+            .address(agent.chain.deployment().contract)
+            .event_signature(Op::SecretRequested::SIGNATURE_HASH)
+            .topic1(id)
+            .from_block(rec.block)
+            .to_block(rec.block);
+        let logs = match crate::chain::follower::get_logs_adaptive(&agent.chain, &filter, rec.block, rec.block).await {
+            Ok(l) => l,
+            Err(e) => {
+                debug!(target: "replicatoor::holder", request_id = %id, error = %e, "deferred request: log not readable yet");
+                continue;
+            }
+        };
+        for log in &logs {
+            handle_log(agent, bundle, log, decide_at, refusals).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn handle_request(
+    agent: &Agent,
+    bundle: &SecretBundle,
+    ev: &Op::SecretRequested,
+    block: u64,
+    decide_at: u64,
+    refusals: &mut u32,
+) -> anyhow::Result<()> {
+    let chain = &agent.chain;
+    let id = ev.requestId;
+    let record = |outcome: Outcome| agent.store.set_request(id, &RequestRecord { block, outcome });
+    let status = match chain.request_status(id, BlockId::latest()).await {
+        Ok(s) => s,
+        Err(e) => return defer(agent, id, block, format!("reading status: {e}")),
+    };
+    if status != PENDING {
+        debug!(target: "replicatoor::holder", status, "already answered");
+        record(Outcome::AlreadyAnswered { status })?;
+        return Ok(());
+    }
+    let (cluster, _) = match chain.cluster_at(BlockId::latest()).await {
+        Ok(c) => c,
+        Err(e) => return defer(agent, id, block, format!("reading cluster: {e}")),
+    };
+    if cluster != bundle.cluster_address() {
+        warn!(target: "replicatoor::holder", chain_cluster = %cluster, ours = %bundle.cluster_address(), "this node does not hold the current cluster key; not answering");
+        return Ok(());
+    }
+    let at = BlockId::number(decide_at);
+    let (policy, now) = match tokio::try_join!(chain.policy_at(at), async { chain.block(block).await.map(|b| b.2) }) {
+        Ok(v) => v,
+        Err(e) => return defer(agent, id, block, format!("reading policy: {e}")),
+    };
+    let refs = ContractReferences { chain, at };
+    let ctx = Context { deployment: chain.deployment(), verifier: &agent.verifier, policy, references: &refs, now };
+    let binding = Binding::Request { request_id: id, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
+    let started = std::time::Instant::now();
+    let decision = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await;
+    let verify_ms = started.elapsed().as_secs_f64() * 1e3;
+    match decision {
+        Decision::Accept(accepted) => {
+            info!(target: "replicatoor::holder", os_ref = %accepted.os_ref(), app_ref = %accepted.app_ref(), tcb = %accepted.quote().tcb_status(), simulated = accepted.quote().is_simulated(), verify_ms, "request verified");
+            deliver(agent, bundle, &accepted, block).await
+        }
+        Decision::Refuse(reason, detail) => {
+            info!(target: "replicatoor::holder", reason = reason.name(), code = reason.code(), detail = %detail, "refusing request");
+            if *refusals >= agent.cfg.max_refusals_per_step {
+                warn!(target: "replicatoor::holder", reason = reason.name(), "refusal budget for this step spent; not posting");
+                record(Outcome::Throttled { reason: reason.code() })?;
+                return Ok(());
+            }
+            *refusals += 1;
+            refuse(agent, bundle, id, reason, block).await
+        }
+        Decision::Retry(why) => defer(agent, id, block, why),
+    }
+}
+
+fn defer(agent: &Agent, id: U256, block: u64, why: String) -> anyhow::Result<()> {
+    warn!(target: "replicatoor::holder", request_id = %id, why = %why, "request deferred; will retry");
+    agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::Deferred { why } })?;
+    Ok(())
+}
+
+/// A per-holder, per-request delay so that racing holders rarely send the same answer.
+fn jitter(agent: &Agent, id: U256) -> Duration {
+    if agent.cfg.jitter_ms == 0 {
+        return Duration::ZERO;
+    }
+    let sender = agent.chain.sender().unwrap_or_default();
+    let h = keccak256([id.to_be_bytes::<32>().as_slice(), sender.as_slice()].concat());
+    Duration::from_millis(u64::from_be_bytes(h[..8].try_into().unwrap_or_default()) % agent.cfg.jitter_ms)
+}
+
+/// Wait our jitter, then check the request is still pending (mempool included) before sending.
+async fn still_pending_after_jitter(agent: &Agent, id: U256) -> Result<bool, ChainError> {
+    tokio::time::sleep(jitter(agent, id)).await;
+    Ok(agent.chain.request_status(id, BlockId::pending()).await? == PENDING)
+}
+
+async fn deliver(agent: &Agent, bundle: &SecretBundle, accepted: &AcceptedRequest, block: u64) -> anyhow::Result<()> {
+    let chain = &agent.chain;
+    let Binding::Request { request_id: id, .. } = *accepted.binding() else { return Ok(()) };
+    let d = delivery::seal(&chain.deployment(), accepted, bundle).context("sealing the bundle")?;
+    match still_pending_after_jitter(agent, id).await {
+        Ok(true) => {}
+        Ok(false) => return lost_race(agent, id, block).await,
+        Err(e) => return defer(agent, id, block, format!("status before delivery: {e}")),
+    }
+    let call = chain.contract().deliverSecret(
+        id,
+        d.os_ref,
+        d.app_ref,
+        d.encapsulated_key.into(),
+        d.ciphertext.into(),
+        d.signature.into(),
+    );
+    match chain.send(call).await {
+        Ok(o) => {
+            info!(target: "replicatoor::holder", tx = %o.tx_hash, block = o.block, gas_used = o.gas_used, "secret delivered");
+            agent.store.set_request(
+                id,
+                &RequestRecord { block, outcome: Outcome::Served { tx_hash: o.tx_hash, block: o.block } },
+            )?;
+            Ok(())
+        }
+        Err(e) => answer_failed(agent, id, block, e).await,
+    }
+}
+
+async fn refuse(agent: &Agent, bundle: &SecretBundle, id: U256, reason: Refusal, block: u64) -> anyhow::Result<()> {
+    let chain = &agent.chain;
+    let msg = RefusalMsg { requestId: id, reason: reason.code() };
+    let sig = eip712::sign(&chain.deployment(), &msg, &bundle.cluster_signer()).context("signing the refusal")?;
+    match still_pending_after_jitter(agent, id).await {
+        Ok(true) => {}
+        Ok(false) => return lost_race(agent, id, block).await,
+        Err(e) => return defer(agent, id, block, format!("status before refusal: {e}")),
+    }
+    let call = chain.contract().refuseRequest(id, reason.code(), sig.to_vec().into());
+    match chain.send(call).await {
+        Ok(o) => {
+            info!(target: "replicatoor::holder", tx = %o.tx_hash, reason = reason.name(), "refusal posted");
+            let outcome = Outcome::Refused { reason: reason.code(), tx_hash: o.tx_hash, block: o.block };
+            agent.store.set_request(id, &RequestRecord { block, outcome })?;
+            Ok(())
+        }
+        Err(e) => answer_failed(agent, id, block, e).await,
+    }
+}
+
+/// A send failed: if another holder answered, that is a lost race, not an error.
+async fn answer_failed(agent: &Agent, id: U256, block: u64, e: ChainError) -> anyhow::Result<()> {
+    match agent.chain.request_status(id, BlockId::latest()).await {
+        Ok(s) if s != PENDING => lost_race(agent, id, block).await,
+        _ => defer(agent, id, block, format!("sending the answer: {e}")),
+    }
+}
+
+async fn lost_race(agent: &Agent, id: U256, block: u64) -> anyhow::Result<()> {
+    let status = agent.chain.request_status(id, BlockId::pending()).await.unwrap_or(0);
+    info!(target: "replicatoor::holder", status, "another holder answered first (lost race)");
+    agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::AlreadyAnswered { status } })?;
+    Ok(())
+}
