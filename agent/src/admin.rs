@@ -97,6 +97,8 @@ pub async fn approve_genesis(
         Decision::Refuse(r, detail) => {
             anyhow::bail!("genesis proposal {proposal_id} fails verification: {r}: {detail}")
         }
-        Decision::Retry(why) => anyhow::bail!("cannot verify genesis proposal {proposal_id} now: {why}"),
+        Decision::Retry(why) | Decision::Abstain(why) => {
+            anyhow::bail!("cannot verify genesis proposal {proposal_id} now: {why}")
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! address, so a quote or ciphertext made for one deployment is useless on any other.
 
 use alloy::primitives::{keccak256, Address, B256, U256};
-use sha2::{Digest, Sha512};
+use sha2::{Digest, Sha256, Sha512};
 
 /// Domain tag of a new node's request quote.
 pub const TAG_REQUEST: &[u8] = b"replicatoor/request/v1";
@@ -48,11 +48,15 @@ impl Deployment {
         Sha512::digest(&m).into()
     }
 
-    /// HPKE `info` for a delivery: `prefix(TAG_HPKE) ‖ be256(requestId)`.
+    /// HPKE `info` for a delivery: `TAG_HPKE ‖ sha256(be256(chainId) ‖ contract(20) ‖ be256(requestId))`,
+    /// 51 bytes: within RFC 9180's recommended 64-byte limit, so any conforming library opens it.
     pub fn hpke_info(&self, request_id: U256) -> Vec<u8> {
-        let mut m = self.prefix(TAG_HPKE);
-        m.extend_from_slice(&request_id.to_be_bytes::<32>());
-        m
+        let mut ctx = Sha256::new();
+        ctx.update(U256::from(self.chain_id).to_be_bytes::<32>());
+        ctx.update(self.contract.as_slice());
+        ctx.update(request_id.to_be_bytes::<32>());
+        let digest: [u8; 32] = ctx.finalize().into();
+        [TAG_HPKE, &digest].concat()
     }
 }
 
@@ -137,6 +141,17 @@ mod tests {
         m.extend_from_slice(&k);
         let want: [u8; 64] = Sha512::digest(&m).into();
         assert_eq!(d.request_report_data(me, &k), want);
+    }
+
+    #[test]
+    fn hpke_info_is_short_and_binds_everything() {
+        let d = dep(1, 1);
+        let info = d.hpke_info(U256::from(5));
+        assert_eq!(info.len(), 51);
+        assert!(info.starts_with(b"replicatoor/hpke/v1"));
+        assert_ne!(info, d.hpke_info(U256::from(6)));
+        assert_ne!(info, dep(2, 1).hpke_info(U256::from(5)));
+        assert_ne!(info, dep(1, 2).hpke_info(U256::from(5)));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub enum Refusal {
     AppReferenceNotAllowed = 12,
     /// The HPKE public key is not a usable X25519 key (e.g. a low-order point).
     InvalidPublicKey = 13,
-    /// TD attributes or XFAM are outside what the policy accepts.
+    /// TD attributes enable debug-class features (profiling) and the policy does not allow debug TDs.
     TdAttributesNotAccepted = 14,
 }
 

@@ -47,6 +47,8 @@ pub enum Outcome {
     AlreadyAnswered { status: u8 },
     /// Not answered yet: a local fault; retried later.
     Deferred { why: String },
+    /// This holder could not judge the request (see `Decision::Abstain`) and left it to others.
+    Abstained { why: String },
     /// Refusal was not posted: the per-block refusal budget was spent (junk flood).
     Throttled { reason: u8 },
 }

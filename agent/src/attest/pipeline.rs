@@ -1,8 +1,9 @@
 //! The one path from an untrusted attestation (quote + event log) to an [`AcceptedRequest`].
 //!
-//! Order: verify quote → policy (simulated, TCB, debug) → report_data binding → event-log replay
-//! and compose hash → reference ids allowed on chain. Each failure is a precise [`Refusal`];
-//! local faults (collateral, RPC) are [`Decision::Retry`], never a refusal.
+//! Order: recipient key usable → verify quote → policy (simulated, TCB, debug) → report_data binding
+//! → event-log replay and compose hash → reference ids allowed on chain. Each failure is a precise
+//! [`Refusal`]; local faults (collateral, RPC) are [`Decision::Retry`], never a refusal; a simulated
+//! quote that the policy allows but this holder does not trust is [`Decision::Abstain`].
 
 use super::{
     eventlog::{AppInfo, EventLog},
@@ -83,6 +84,9 @@ pub enum Decision {
     Refuse(Refusal, String),
     /// A local or transient fault; evaluate again later.
     Retry(String),
+    /// This holder cannot judge (e.g. it does not trust simulated quotes that the policy allows):
+    /// leave the request to other holders rather than refuse what the chain's rules accept.
+    Abstain(String),
 }
 
 /// Everything [`evaluate`] needs besides the request itself.
@@ -120,6 +124,7 @@ async fn evaluate_inner<R: References>(
         }
     }
     let quote = ctx.verifier.verify(raw_quote, ctx.now).map_err(|e| match e.refusal() {
+        Some(Refusal::SimulatedQuoteNotAllowed) if ctx.policy.allow_simulated => Decision::Abstain(e.to_string()),
         Some(r) => Decision::Refuse(r, e.to_string()),
         None => Decision::Retry(e.to_string()),
     })?;

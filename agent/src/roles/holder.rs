@@ -202,6 +202,11 @@ async fn handle_request(
             refuse(agent, bundle, id, reason, block).await
         }
         Decision::Retry(why) => defer(agent, id, block, why),
+        Decision::Abstain(why) => {
+            warn!(target: "replicatoor::holder", why = %why, "abstaining: leaving this request to other holders");
+            record(Outcome::Abstained { why })?;
+            Ok(())
+        }
     }
 }
 
