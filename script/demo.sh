@@ -39,13 +39,15 @@ say "Owner approves the reference values: the (simulated) OS image and app-compo
 admin propose-os --simulated --note "simulated Dstack OS image"
 admin propose-app --compose examples/app-compose.json --note "demo app v1.0"
 
+HTTP_PORT=$((PORT + 100))
 node_run() { # name key compose extra-args...
   local name=$1 key=$2 compose=$3; shift 3
+  HTTP_PORT=$((HTTP_PORT + 1))
   mkdir -p "$WORK/$name"
   exec replicatoor run --rpc-url "$RPC" --contract "$CONTRACT" --start-block "$START" --sender-key "$key" \
     --state-dir "$WORK/$name/state" --secret-file "$WORK/$name/secret.bin" \
     --quote-provider simulated --app-compose "$compose" --allow-simulated-quotes \
-    --confirmations 1 --poll-interval-ms 250 "$@" >"$WORK/$name/agent.log" 2>&1
+    --confirmations 1 --poll-interval-ms 250 --http-addr "127.0.0.1:$HTTP_PORT" "$@" >"$WORK/$name/agent.log" 2>&1
 }
 wait_file() { for _ in $(seq 240); do [ -s "$1" ] && return 0; sleep 0.25; done; echo "timed out waiting for $1" >&2; exit 1; }
 
@@ -66,6 +68,8 @@ for n in genesis node-a node-b; do printf '  %-8s %s\n' "$n" "$(sha256sum "$WORK
 [ "$(sha256sum "$WORK"/{genesis,node-a,node-b}/secret.bin | cut -d' ' -f1 | sort -u | wc -l)" = 1 ] \
   && echo "  ✔ all three nodes hold the same secret" || { echo "  ✘ copies differ"; exit 1; }
 grep -h "secret delivered" "$WORK"/*/agent.log | sed 's/^/  /' | head -3
+echo "  genesis node metrics (http://127.0.0.1:$((PORT + 101))/metrics):"
+curl -s "http://127.0.0.1:$((PORT + 101))/metrics" | grep -E '^replicatoor_(requests_(seen|served)_total|role)' | sed 's/^/    /' || true
 
 say "Second wave: a node running an UNAPPROVED app version asks for the secret"
 set +e

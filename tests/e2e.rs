@@ -65,6 +65,27 @@ async fn happy_path_three_nodes_with_racing_holders() {
     let served = |p: &harness::Proc| p.log().lines().any(|l| l.contains("secret delivered") && l.ends_with("id=2"));
     assert_eq!([&genesis, &a].into_iter().filter(|p| served(p)).count(), 1, "exactly one holder served request 2");
     harness::assert_no_secret_in_logs(&secret, &[&genesis, &a, &b]);
+
+    // Health and metrics, scraped from the running holders.
+    let (code, body) = genesis.http_get("/readyz").await;
+    assert_eq!(code, 200, "genesis is ready: {body}");
+    let (code, status) = a.http_get("/status").await;
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    assert_eq!(status["role"], "holder");
+    assert_eq!(status["secret_installed"], true);
+    let mut served = 0;
+    for p in [&genesis, &a] {
+        let (code, m) = p.http_get("/metrics").await;
+        assert_eq!(code, 200);
+        assert!(m.contains("replicatoor_requests_seen_total"), "{m}");
+        assert!(m.contains("replicatoor_verification_seconds_count"), "{m}");
+        let line = m.lines().find(|l| l.starts_with("replicatoor_requests_served_total ")).expect("served counter");
+        served += line.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()).expect("counter value");
+    }
+    assert_eq!(served, 2, "the holders served exactly the two requests between them");
+    assert_eq!(genesis.http_get("/healthz").await.0, 200);
+    assert_eq!(genesis.http_get("/nope").await.0, 404);
     // Graceful shutdown on SIGTERM.
     assert!(b.terminate().is_some_and(|s| s.success()), "node B did not stop cleanly on SIGTERM");
 }

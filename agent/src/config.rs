@@ -88,6 +88,9 @@ pub struct RunArgs {
     /// Allow plain http:// RPC URLs to non-local hosts (insecure).
     #[arg(long, env = "REPLICATOOR_ALLOW_INSECURE_RPC")]
     pub allow_insecure_rpc: bool,
+    /// Health and metrics endpoint (/healthz, /readyz, /status, /metrics); `off` to disable (default 127.0.0.1:9090).
+    #[arg(long, env = "REPLICATOOR_HTTP_ADDR")]
+    pub http_addr: Option<String>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -113,6 +116,7 @@ struct FileConfig {
     max_refusals_per_step: Option<u32>,
     exit_after_install: Option<bool>,
     allow_insecure_rpc: Option<bool>,
+    http_addr: Option<String>,
 }
 
 /// A resolved, validated configuration.
@@ -136,6 +140,8 @@ pub struct RunConfig {
     pub jitter_ms: u64,
     pub max_refusals_per_step: u32,
     pub exit_after_install: bool,
+    /// Where to serve health and metrics (None = off).
+    pub http_addr: Option<std::net::SocketAddr>,
 }
 
 /// Configuration problems, each saying what to fix.
@@ -192,6 +198,13 @@ impl RunArgs {
                 });
             }
         }
+        let http_addr = match self.http_addr.or(file.http_addr).as_deref() {
+            Some("off") => None,
+            Some(a) => {
+                Some(a.parse().map_err(|e| ConfigError::Invalid { key: "http_addr", reason: format!("{a:?}: {e}") })?)
+            }
+            None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9090))),
+        };
         let app_compose = self.app_compose.or(file.app_compose);
         if quote_provider == ProviderKind::Simulated && app_compose.is_none() {
             return Err(ConfigError::Missing("app_compose", "app-compose", "REPLICATOOR_APP_COMPOSE"));
@@ -223,6 +236,7 @@ impl RunArgs {
             jitter_ms: self.jitter_ms.or(file.jitter_ms).unwrap_or(400),
             max_refusals_per_step: self.max_refusals_per_step.or(file.max_refusals_per_step).unwrap_or(16),
             exit_after_install: self.exit_after_install || file.exit_after_install.unwrap_or(false),
+            http_addr,
         })
     }
 }

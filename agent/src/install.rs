@@ -29,6 +29,7 @@ pub fn install_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
+        crate::failpoint::hit("install_before_rename");
         fs::rename(&tmp, path)?;
         File::open(dir)?.sync_all()
     })();

@@ -95,6 +95,8 @@ pub struct Proc {
     pub child: Child,
     pub name: String,
     pub dir: PathBuf,
+    /// Port of the agent's health/metrics endpoint (0 for non-agents).
+    pub http_port: u16,
 }
 
 impl Proc {
@@ -118,6 +120,19 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+    /// GET a path of the agent's health/metrics endpoint: (status code, body).
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.http_port)).await.expect("connect to agent http");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.expect("read");
+        let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (code, body)
+    }
+
     /// SIGTERM, then wait.
     pub fn terminate(&mut self) -> Option<ExitStatus> {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
@@ -162,7 +177,7 @@ impl Net {
             .stderr(Stdio::null())
             .spawn()
             .expect("start anvil");
-        let anvil = Proc { child, name: "anvil".into(), dir: scratch.0.clone() };
+        let anvil = Proc { child, name: "anvil".into(), dir: scratch.0.clone(), http_port: 0 };
         let url = format!("http://127.0.0.1:{port}");
         let start = Instant::now();
         let (contract, block) = loop {
@@ -202,6 +217,7 @@ impl Net {
         let dir = self.scratch.0.join(name);
         fs::create_dir_all(&dir).expect("agent dir");
         let log = fs::OpenOptions::new().create(true).append(true).open(dir.join("agent.log")).expect("agent log");
+        let http_port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_replicatoor"));
         cmd.arg("run")
             .args(["--rpc-url", &self.url])
@@ -212,6 +228,7 @@ impl Net {
             .args(["--quote-provider", "simulated", "--allow-simulated-quotes"])
             .args(["--app-compose", &compose.display().to_string()])
             .args(["--confirmations", "1", "--poll-interval-ms", "200"])
+            .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
             .args(extra)
             .env("REPLICATOOR_SENDER_KEY", KEYS[key_index])
             .env("REPLICATOOR_LOG", "info,replicatoor=debug")
@@ -219,7 +236,7 @@ impl Net {
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
         let child = cmd.spawn().expect("start replicatoor");
-        Proc { child, name: name.into(), dir }
+        Proc { child, name: name.into(), dir, http_port }
     }
 
     /// Start a genesis agent and approve its proposal; returns once it holds the secret.

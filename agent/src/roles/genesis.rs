@@ -99,6 +99,7 @@ async fn propose(agent: &Agent, bundle: &SecretBundle) -> anyhow::Result<()> {
         .context("proposeGenesis receipt has no GenesisProposed event")?
         .inner
         .data;
+    crate::failpoint::hit("genesis_after_propose");
     agent.store.set_own_genesis(&OwnGenesis { proposal_id: ev.proposalId, epoch: ev.epoch, block: outcome.block })?;
     info!(target: "replicatoor::genesis", proposal_id = %ev.proposalId, epoch = ev.epoch, block = outcome.block, tx = %outcome.tx_hash, "genesis proposed");
     Ok(())

@@ -56,6 +56,10 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
         filter,
         FollowerConfig { confirmations: agent.cfg.confirmations, ..Default::default() },
     );
+    agent.telemetry.update(|s| {
+        s.cluster = Some(bundle.cluster_address().to_string());
+        s.epoch = Some(bundle.epoch());
+    });
     info!(target: "replicatoor::holder", cluster = %bundle.cluster_address(), epoch = bundle.epoch(), confirmations = agent.cfg.confirmations, "serving as holder");
     let mut backoff = agent.poll();
     while !agent.stopping() {
@@ -71,7 +75,14 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                     handle_log(agent, &bundle, log, to, &mut refusals).await?;
                 }
                 retry_deferred(agent, &bundle, to, &mut refusals).await?;
+                if !logs.is_empty() {
+                    crate::failpoint::hit("holder_before_checkpoint");
+                }
                 agent.store.set_checkpoint(checkpoint)?;
+                agent.telemetry.update(|s| {
+                    s.checkpoint = Some(to);
+                    s.chain_head = Some(head);
+                });
                 debug!(target: "replicatoor::holder", from, to, head, requests = logs.len(), "checkpoint saved");
                 if to >= head.saturating_sub(agent.cfg.confirmations) && !agent.pause(agent.poll()).await {
                     break;
@@ -81,12 +92,14 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                 warn!(target: "replicatoor::holder", dropped_block = dropped.block, rewind_to = checkpoint.block, "reorg: re-processing from an earlier block");
                 agent.store.set_checkpoint(checkpoint)?;
             }
-            Ok(Step::Idle { .. }) => {
+            Ok(Step::Idle { head }) => {
+                agent.telemetry.update(|s| s.chain_head = Some(head));
                 if !agent.pause(agent.poll()).await {
                     break;
                 }
             }
             Err(e) => {
+                agent.telemetry.rpc_error();
                 warn!(target: "replicatoor::holder", error = %e, retry_in_ms = backoff.as_millis() as u64, "chain unavailable");
                 if !agent.pause(backoff).await {
                     break;
@@ -112,6 +125,7 @@ async fn handle_log(
     };
     let ev = decoded.inner.data;
     let block = log.block_number.unwrap_or(decide_at);
+    agent.telemetry.request_seen();
     let span = info_span!("request", id = %ev.requestId);
     handle_request(agent, bundle, &ev, block, decide_at, refusals).instrument(span).await
 }
@@ -157,14 +171,14 @@ async fn handle_request(
 ) -> anyhow::Result<()> {
     let chain = &agent.chain;
     let id = ev.requestId;
-    let record = |outcome: Outcome| agent.store.set_request(id, &RequestRecord { block, outcome });
     let status = match chain.request_status(id, BlockId::latest()).await {
         Ok(s) => s,
         Err(e) => return defer(agent, id, block, format!("reading status: {e}")),
     };
     if status != PENDING {
         debug!(target: "replicatoor::holder", status, "already answered");
-        record(Outcome::AlreadyAnswered { status })?;
+        // Answered before we got to it (catch-up, restart): stored, but not counted as a race.
+        agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::AlreadyAnswered { status } })?;
         return Ok(());
     }
     let (cluster, _) = match chain.cluster_at(BlockId::latest()).await {
@@ -186,6 +200,7 @@ async fn handle_request(
     let started = std::time::Instant::now();
     let decision = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await;
     let verify_ms = started.elapsed().as_secs_f64() * 1e3;
+    agent.telemetry.observe_verification(verify_ms / 1e3);
     match decision {
         Decision::Accept(accepted) => {
             info!(target: "replicatoor::holder", os_ref = %accepted.os_ref(), app_ref = %accepted.app_ref(), tcb = %accepted.quote().tcb_status(), simulated = accepted.quote().is_simulated(), verify_ms, "request verified");
@@ -195,7 +210,7 @@ async fn handle_request(
             info!(target: "replicatoor::holder", reason = reason.name(), code = reason.code(), detail = %detail, "refusing request");
             if *refusals >= agent.cfg.max_refusals_per_step {
                 warn!(target: "replicatoor::holder", reason = reason.name(), "refusal budget for this step spent; not posting");
-                record(Outcome::Throttled { reason: reason.code() })?;
+                record(agent, id, block, Outcome::Throttled { reason: reason.code() })?;
                 return Ok(());
             }
             *refusals += 1;
@@ -204,15 +219,31 @@ async fn handle_request(
         Decision::Retry(why) => defer(agent, id, block, why),
         Decision::Abstain(why) => {
             warn!(target: "replicatoor::holder", why = %why, "abstaining: leaving this request to other holders");
-            record(Outcome::Abstained { why })?;
+            record(agent, id, block, Outcome::Abstained { why })?;
             Ok(())
         }
     }
 }
 
+/// Persist what became of a request and count it.
+fn record(agent: &Agent, id: U256, block: u64, outcome: Outcome) -> anyhow::Result<()> {
+    use crate::telemetry::Outcome as T;
+    let counted = match &outcome {
+        Outcome::Served { .. } => T::Served,
+        Outcome::Refused { reason, .. } => T::Refused(Refusal::from_code(*reason).map_or("unknown", Refusal::name)),
+        Outcome::AlreadyAnswered { .. } => T::LostRace,
+        Outcome::Deferred { .. } => T::Deferred,
+        Outcome::Abstained { .. } => T::Abstained,
+        Outcome::Throttled { .. } => T::Throttled,
+    };
+    agent.store.set_request(id, &RequestRecord { block, outcome })?;
+    agent.telemetry.outcome(&id.to_string(), counted);
+    Ok(())
+}
+
 fn defer(agent: &Agent, id: U256, block: u64, why: String) -> anyhow::Result<()> {
     warn!(target: "replicatoor::holder", request_id = %id, why = %why, "request deferred; will retry");
-    agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::Deferred { why } })?;
+    record(agent, id, block, Outcome::Deferred { why })?;
     Ok(())
 }
 
@@ -236,6 +267,7 @@ async fn deliver(agent: &Agent, bundle: &SecretBundle, accepted: &AcceptedReques
     let chain = &agent.chain;
     let Binding::Request { request_id: id, .. } = *accepted.binding() else { return Ok(()) };
     let d = delivery::seal(&chain.deployment(), accepted, bundle).context("sealing the bundle")?;
+    crate::failpoint::hit("holder_after_seal");
     match still_pending_after_jitter(agent, id).await {
         Ok(true) => {}
         Ok(false) => return lost_race(agent, id, block).await,
@@ -251,11 +283,9 @@ async fn deliver(agent: &Agent, bundle: &SecretBundle, accepted: &AcceptedReques
     );
     match chain.send(call).await {
         Ok(o) => {
+            crate::failpoint::hit("holder_after_send");
             info!(target: "replicatoor::holder", tx = %o.tx_hash, block = o.block, gas_used = o.gas_used, "secret delivered");
-            agent.store.set_request(
-                id,
-                &RequestRecord { block, outcome: Outcome::Served { tx_hash: o.tx_hash, block: o.block } },
-            )?;
+            record(agent, id, block, Outcome::Served { tx_hash: o.tx_hash, block: o.block })?;
             Ok(())
         }
         Err(e) => answer_failed(agent, id, block, e).await,
@@ -275,8 +305,7 @@ async fn refuse(agent: &Agent, bundle: &SecretBundle, id: U256, reason: Refusal,
     match chain.send(call).await {
         Ok(o) => {
             info!(target: "replicatoor::holder", tx = %o.tx_hash, reason = reason.name(), "refusal posted");
-            let outcome = Outcome::Refused { reason: reason.code(), tx_hash: o.tx_hash, block: o.block };
-            agent.store.set_request(id, &RequestRecord { block, outcome })?;
+            record(agent, id, block, Outcome::Refused { reason: reason.code(), tx_hash: o.tx_hash, block: o.block })?;
             Ok(())
         }
         Err(e) => answer_failed(agent, id, block, e).await,
@@ -294,6 +323,6 @@ async fn answer_failed(agent: &Agent, id: U256, block: u64, e: ChainError) -> an
 async fn lost_race(agent: &Agent, id: U256, block: u64) -> anyhow::Result<()> {
     let status = agent.chain.request_status(id, BlockId::pending()).await.unwrap_or(0);
     info!(target: "replicatoor::holder", status, "another holder answered first (lost race)");
-    agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::AlreadyAnswered { status } })?;
+    record(agent, id, block, Outcome::AlreadyAnswered { status })?;
     Ok(())
 }

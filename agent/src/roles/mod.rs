@@ -16,10 +16,11 @@ use crate::{
     config::{ProviderKind, RunConfig},
     refusal::Refusal,
     store::Store,
+    telemetry::{Role, Telemetry},
 };
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -40,6 +41,7 @@ pub struct Agent {
     pub verifier: Verifier,
     pub provider: QuoteProvider,
     pub shutdown: watch::Receiver<bool>,
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl Agent {
@@ -72,7 +74,15 @@ impl Agent {
             warn!(target: "replicatoor", "!!! --allow-simulated-quotes: this holder will serve SIMULATED quotes when the contract policy allows them. Never in production. !!!");
             verifier = verifier.dangerously_trust_simulated_quotes();
         }
-        Ok(Agent { cfg, chain, store, verifier, provider, shutdown })
+        let dep = chain.deployment();
+        let telemetry = Arc::new(Telemetry::new(dep.chain_id, dep.contract.to_string(), provider.is_simulated()));
+        if let Some(addr) = cfg.http_addr {
+            if let Err(e) = crate::http::serve(addr, telemetry.clone()).await {
+                warn!(target: "replicatoor", %addr, error = %e, "health/metrics endpoint not started");
+            }
+        }
+        telemetry.update(|s| s.secret_installed = store.installed().ok().flatten().is_some());
+        Ok(Agent { cfg, chain, store, verifier, provider, shutdown, telemetry })
     }
 
     /// True once shutdown was requested.
@@ -104,6 +114,7 @@ impl Agent {
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_transient() => {
+                    self.telemetry.rpc_error();
                     warn!(target: "replicatoor", what, error = %e, retry_in_ms = delay.as_millis() as u64, "chain unavailable, retrying");
                     if !self.pause(delay).await {
                         anyhow::bail!("shutting down while {what}");
@@ -122,11 +133,17 @@ pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> anyhow::Res
     let dep = agent.chain.deployment();
     info!(target: "replicatoor", chain_id = dep.chain_id, contract = %dep.contract, sender = ?agent.chain.sender(), "agent starting");
     if agent.store.bundle()?.is_none() {
+        let role = if agent.cfg.genesis { Role::Genesis } else { Role::Requester };
+        agent.telemetry.update(|s| s.role = role);
         let outcome = if agent.cfg.genesis { genesis::run(&agent).await? } else { requester::run(&agent).await? };
         if outcome != Exit::Done || agent.cfg.exit_after_install || agent.stopping() {
             return Ok(outcome);
         }
     }
+    agent.telemetry.update(|s| {
+        s.role = Role::Holder;
+        s.secret_installed = true;
+    });
     holder::run(&agent).await?;
     Ok(Exit::Done)
 }

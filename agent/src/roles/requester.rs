@@ -20,9 +20,10 @@ use alloy::{
 };
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
-use tracing::{error, info, info_span, Instrument};
+use tracing::{error, info, info_span, warn, Instrument};
 
 /// Request statuses as the contract numbers them.
+const NONE: u8 = 0;
 const PENDING: u8 = 1;
 const DELIVERED: u8 = 2;
 const REFUSED: u8 = 3;
@@ -34,6 +35,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<Exit> {
             let k = HpkeKeypair::generate();
             // Persisted (and flushed) before the public key goes anywhere.
             agent.store.set_hpke_keys(&k)?;
+            crate::failpoint::hit("requester_after_keys");
             info!(target: "replicatoor::requester", hpke_pub_key = %hex::encode(k.public()), "new HPKE key pair stored");
             k
         }
@@ -42,6 +44,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<Exit> {
         Some(r) => r,
         None => post_request(agent, &keys).await?,
     };
+    agent.telemetry.update(|s| s.own_request = Some(own.request_id.to_string()));
     let span = info_span!("request", id = %own.request_id);
     wait_and_install(agent, &keys, own).instrument(span).await
 }
@@ -79,6 +82,7 @@ async fn post_request(agent: &Agent, keys: &HpkeKeypair) -> anyhow::Result<OwnRe
         .find_map(|l| l.log_decode::<Op::SecretRequested>().ok())
         .map(|l| l.inner.data.requestId)
         .context("requestSecret receipt has no SecretRequested event")?;
+    crate::failpoint::hit("requester_after_post");
     let own = OwnRequest { request_id, block: outcome.block, tx_hash: outcome.tx_hash };
     agent.store.set_own_request(&own)?;
     info!(target: "replicatoor::requester", request_id = %request_id, block = outcome.block, tx = %outcome.tx_hash, gas_used = outcome.gas_used, "request posted");
@@ -97,7 +101,16 @@ async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) ->
                     return Ok(Exit::Done);
                 }
             }
-            DELIVERED => return install(agent, keys, own).await.map(|_| Exit::Done),
+            DELIVERED => {
+                crate::failpoint::hit("requester_after_delivery_seen");
+                return install(agent, keys, own).await.map(|_| Exit::Done);
+            }
+            NONE => {
+                // The request's block was reorged away: post again (the key was never used on this chain).
+                warn!(target: "replicatoor::requester", request_id = %own.request_id, "request no longer exists on chain (reorg); posting it again");
+                let again = post_request(agent, keys).await?;
+                return Box::pin(wait_and_install(agent, keys, again)).await;
+            }
             REFUSED => {
                 let code = refusal_code(agent, own).await?;
                 let reason = Refusal::from_code(code);
@@ -150,6 +163,7 @@ async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::
     let path = &agent.cfg.secret_file;
     install_atomically(path, bundle.file()).with_context(|| format!("installing the secret at {}", path.display()))?;
     let digest = hex::encode(Sha256::digest(bundle.file()));
+    crate::failpoint::hit("requester_after_install");
     agent.store.set_bundle(&bundle)?;
     agent.store.set_installed(&digest)?;
     info!(target: "replicatoor::requester", path = %path.display(), sha256 = %digest, bytes = bundle.file().len(), cluster = %cluster, delivered_block = block, "secret installed");
