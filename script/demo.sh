@@ -29,8 +29,8 @@ say "Starting a local chain (anvil, 1 s blocks) on $RPC"
 anvil --silent --port "$PORT" --block-time 1 & PIDS+=($!)
 for _ in $(seq 50); do cast block-number --rpc-url "$RPC" >/dev/null 2>&1 && break; sleep 0.2; done
 
-say "Deploying UpgradeOperator (policy: UpToDate TCB only, SIMULATED quotes allowed for this demo)"
-read -r CONTRACT START < <(replicatoor deploy --rpc-url "$RPC" --sender-key "$OWNER_KEY" --allow-simulated --json \
+say "Deploying UpgradeOperator (policy: UpToDate TCB only, SIMULATED quotes allowed, no timelock: demo settings)"
+read -r CONTRACT START < <(replicatoor deploy --rpc-url "$RPC" --sender-key "$OWNER_KEY" --allow-simulated --widening-delay 0 --json \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.address,j.block)})')
 echo "contract $CONTRACT (block $START)"
 admin() { replicatoor admin "$@" --rpc-url "$RPC" --contract "$CONTRACT" --sender-key "$OWNER_KEY"; }

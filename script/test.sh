@@ -20,5 +20,8 @@ cargo fmt --all --check
 forge fmt --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "headless Chromium for the audit HTML report test"
+command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
 step "Rust unit and end-to-end tests"
 cargo test --workspace

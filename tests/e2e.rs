@@ -246,3 +246,29 @@ async fn refused_when_policy_forbids_simulated_quotes() {
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disagreeing_witness_rpc_blocks_delivery() {
+    let net = Net::start("witness", Net::dev_policy()).await;
+    // Another chain with the same contract at the same address: a "lying" RPC's view.
+    let other = Net::start("witness-other", Net::dev_policy()).await;
+    assert_eq!(other.contract, net.contract);
+    let mut genesis = net.genesis(1).await;
+    assert!(genesis.terminate().is_some(), "genesis stops on SIGTERM");
+
+    let holder = net.agent("genesis", 1, &compose_good(), &["--witness-rpc-url", &other.url]);
+    let mut node = net.agent("node", 2, &compose_good(), &["--exit-after-install"]);
+    wait_until("the request", T, || async { net.request_count().await == 1 }).await;
+    wait_until("the holder's verdict", T, || async { holder.log().contains("witness RPCs disagree") }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(net.status(1).await, 1, "nothing delivered while a witness disagrees");
+    assert!(!node.secret_path().exists());
+    drop(holder);
+
+    // The same node seen through another URL agrees: the delivery goes through.
+    let same = net.url.replace("127.0.0.1", "localhost");
+    let holder = net.agent("genesis", 1, &compose_good(), &["--witness-rpc-url", &same]);
+    assert!(node.wait_exit(T).success(), "{}", node.log());
+    assert_eq!(fs::read(node.secret_path()).unwrap(), fs::read(holder.secret_path()).unwrap());
+    assert_eq!(net.status(1).await, 2);
+}

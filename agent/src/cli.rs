@@ -37,6 +37,14 @@ pub enum Command {
     VerifyQuote(VerifyQuoteArgs),
     /// Compute measurements and reference ids from a compose file, a quote or an event log.
     Measure(MeasureArgs),
+    /// Audit a deployment from chain data alone: governance timeline, custody tree, findings.
+    Audit(crate::audit::cli::AuditArgs),
+    /// Reference values and policy: list (read-only), propose, revoke, policy (owner; or --calldata-only).
+    #[command(subcommand)]
+    Reference(crate::audit::cli::ReferenceCommand),
+    /// Check a configuration without touching the chain.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 #[derive(Debug, Args)]
@@ -55,8 +63,8 @@ pub struct DeployArgs {
     /// Owner (default: the deployer).
     #[arg(long)]
     pub owner: Option<String>,
-    /// Seconds widening changes wait (0 only for local development).
-    #[arg(long, default_value_t = 0)]
+    /// Seconds widening changes wait (default one day; 0 only for local development).
+    #[arg(long, default_value_t = 86_400)]
     pub widening_delay: u64,
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -377,4 +385,49 @@ pub fn measure(a: &MeasureArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a `run` configuration exactly as `run` would, plus local checks (secret and state
+    /// directories, app-compose file, guest-agent socket). Exit code 0 when valid, 2 otherwise.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Treat warnings as errors (exit code 2).
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
+
+/// `config check`: print every finding with what to do, then a summary. Returns whether the configuration is valid.
+pub fn config_check(a: ConfigCheckArgs) -> bool {
+    use crate::config::Severity;
+    let (cfg, findings) = crate::config::check(a.run);
+    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let warnings = findings.len() - errors;
+    for f in &findings {
+        let label = if f.severity == Severity::Error { "error:  " } else { "warning:" };
+        println!("{label} {}: {}\n          fix: {}", f.key, f.problem, f.fix);
+    }
+    if let Some(c) = &cfg {
+        // The RPC URL may carry an API key in its path: show scheme and host only. Never the sender key.
+        let rpc = c.rpc_url.split('/').take(3).collect::<Vec<_>>().join("/");
+        println!("rpc:           {rpc}");
+        println!("contract:      {}", c.contract);
+        println!("start block:   {}", c.start_block);
+        println!("sender:        {}", c.sender_key.address());
+        println!("role:          {}", if c.genesis { "genesis (founds the cluster)" } else { "new node / holder" });
+        println!("quote source:  {:?}", c.quote_provider);
+        println!("state dir:     {}", c.state_dir.display());
+        println!("secret file:   {}", c.secret_file.display());
+        println!("confirmations: {}", c.confirmations);
+        println!("http:          {}", c.http_addr.map_or("off".into(), |a| a.to_string()));
+    }
+    let ok = errors == 0 && !(a.deny_warnings && warnings > 0);
+    println!("configuration {}: {errors} error(s), {warnings} warning(s)", if ok { "OK" } else { "INVALID" });
+    ok
 }

@@ -33,6 +33,11 @@ pub struct RunArgs {
     /// JSON-RPC endpoint (https:// outside local development).
     #[arg(long, env = "REPLICATOOR_RPC_URL")]
     pub rpc_url: Option<String>,
+    /// Independent RPC endpoints that must agree with --rpc-url on the block hash and contract state a
+    /// delivery is based on (repeat the flag, or comma-separate in the env var). A lying RPC alone then
+    /// cannot make a holder release the secret.
+    #[arg(long = "witness-rpc-url", env = "REPLICATOOR_WITNESS_RPC_URLS", value_delimiter = ',')]
+    pub witness_rpc_urls: Vec<String>,
     /// UpgradeOperator contract address.
     #[arg(long, env = "REPLICATOOR_CONTRACT")]
     pub contract: Option<String>,
@@ -67,9 +72,13 @@ pub struct RunArgs {
     /// The contract's policy must allow simulated quotes as well.
     #[arg(long, env = "REPLICATOOR_ALLOW_SIMULATED_QUOTES")]
     pub allow_simulated_quotes: bool,
-    /// Directory of collateral files `<fmspc>.json` for genuine quotes.
+    /// Directory of collateral files `<fmspc>.json` for genuine quotes (offline; no PCCS fetches).
     #[arg(long, env = "REPLICATOOR_COLLATERAL_DIR")]
     pub collateral_dir: Option<PathBuf>,
+    /// PCCS to fetch collateral from (cached per FMSPC under the state dir); `off` to disable.
+    /// Default: Phala's public PCCS. Intel PCS: https://api.trustedservices.intel.com
+    #[arg(long, env = "REPLICATOOR_PCCS_URL")]
+    pub pccs_url: Option<String>,
     /// Blocks a request must be buried under before a holder acts (default 2).
     #[arg(long, env = "REPLICATOOR_CONFIRMATIONS")]
     pub confirmations: Option<u64>,
@@ -98,6 +107,7 @@ pub struct RunArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     rpc_url: Option<String>,
+    witness_rpc_urls: Option<Vec<String>>,
     contract: Option<String>,
     start_block: Option<u64>,
     state_dir: Option<PathBuf>,
@@ -110,6 +120,7 @@ struct FileConfig {
     app_compose: Option<PathBuf>,
     allow_simulated_quotes: Option<bool>,
     collateral_dir: Option<PathBuf>,
+    pccs_url: Option<String>,
     confirmations: Option<u64>,
     poll_interval_ms: Option<u64>,
     jitter_ms: Option<u64>,
@@ -123,6 +134,7 @@ struct FileConfig {
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub rpc_url: String,
+    pub witness_rpc_urls: Vec<String>,
     pub contract: alloy::primitives::Address,
     pub start_block: u64,
     pub state_dir: PathBuf,
@@ -135,6 +147,8 @@ pub struct RunConfig {
     pub app_compose: Option<PathBuf>,
     pub allow_simulated_quotes: bool,
     pub collateral_dir: Option<PathBuf>,
+    /// PCCS base URL (None = no fetching).
+    pub pccs_url: Option<String>,
     pub confirmations: u64,
     pub poll_interval_ms: u64,
     pub jitter_ms: u64,
@@ -172,11 +186,11 @@ impl RunArgs {
         ))?;
         let contract =
             contract.parse().map_err(|e| ConfigError::Invalid { key: "contract", reason: format!("{e}") })?;
-        let sender = self.sender_key.or(file.sender_key).ok_or(ConfigError::Missing(
+        let sender = zeroize::Zeroizing::new(self.sender_key.or(file.sender_key).ok_or(ConfigError::Missing(
             "sender_key",
             "sender-key",
             "REPLICATOOR_SENDER_KEY",
-        ))?;
+        ))?);
         let sender_key = sender
             .trim()
             .parse()
@@ -209,8 +223,24 @@ impl RunArgs {
         if quote_provider == ProviderKind::Simulated && app_compose.is_none() {
             return Err(ConfigError::Missing("app_compose", "app-compose", "REPLICATOOR_APP_COMPOSE"));
         }
+        let allow_insecure = self.allow_insecure_rpc || file.allow_insecure_rpc.unwrap_or(false);
+        let witness_rpc_urls = if self.witness_rpc_urls.is_empty() {
+            file.witness_rpc_urls.unwrap_or_default()
+        } else {
+            self.witness_rpc_urls
+        };
+        for w in &witness_rpc_urls {
+            check_rpc_url(w, allow_insecure)?;
+            if *w == rpc_url {
+                return Err(ConfigError::Invalid {
+                    key: "witness_rpc_urls",
+                    reason: "a witness must differ from rpc_url".into(),
+                });
+            }
+        }
         Ok(RunConfig {
             rpc_url,
+            witness_rpc_urls,
             contract,
             start_block: self.start_block.or(file.start_block).unwrap_or(0),
             state_dir: self.state_dir.or(file.state_dir).ok_or(ConfigError::Missing(
@@ -231,6 +261,23 @@ impl RunArgs {
             app_compose,
             allow_simulated_quotes: self.allow_simulated_quotes || file.allow_simulated_quotes.unwrap_or(false),
             collateral_dir: self.collateral_dir.or(file.collateral_dir),
+            pccs_url: match self.pccs_url.or(file.pccs_url).as_deref() {
+                Some("off") => None,
+                Some(u)
+                    if u.starts_with("https://")
+                        || u.starts_with("http://127.")
+                        || u.starts_with("http://localhost") =>
+                {
+                    Some(u.trim_end_matches('/').to_string())
+                }
+                Some(u) => {
+                    return Err(ConfigError::Invalid {
+                        key: "pccs_url",
+                        reason: format!("{u:?} must be https:// (or off)"),
+                    })
+                }
+                None => Some(dcap_qvl::collateral::PHALA_PCCS_URL.to_string()),
+            },
             confirmations: self.confirmations.or(file.confirmations).unwrap_or(2),
             poll_interval_ms: self.poll_interval_ms.or(file.poll_interval_ms).unwrap_or(1000).max(50),
             jitter_ms: self.jitter_ms.or(file.jitter_ms).unwrap_or(400),
@@ -263,6 +310,231 @@ pub fn check_rpc_url(url: &str, allow_insecure: bool) -> Result<(), ConfigError>
     Err(invalid("plain http:// is only allowed for localhost; use https:// or --allow-insecure-rpc"))
 }
 
+// ------------------------------------------------------------------ `replicatoor config check`
+
+/// How much a [`check`] finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// `run` would refuse this configuration (exit code 2).
+    Error,
+    /// `run` accepts it, but it will probably fail or be unsafe once running.
+    Warning,
+}
+
+/// One problem found by [`check`], and what to do about it.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub severity: Severity,
+    /// The setting concerned (its TOML key).
+    pub key: &'static str,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl ConfigError {
+    /// The setting at fault (its TOML key); `config` for a broken file.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ConfigError::File { .. } => "config",
+            ConfigError::Missing(key, ..) | ConfigError::Invalid { key, .. } => key,
+        }
+    }
+
+    /// What the operator should do about it.
+    pub fn fix(&self) -> String {
+        match self {
+            ConfigError::File { .. } => {
+                "fix the TOML file: keys are the long flag names with underscores, unknown keys are \
+                                         rejected (see examples/replicatoor.toml)"
+                    .into()
+            }
+            ConfigError::Missing(key, flag, env) => format!("set --{flag}, or {env}, or `{key}` in the config file"),
+            ConfigError::Invalid { key, .. } => match *key {
+                "rpc_url" => "use an https:// endpoint (plain http:// only for a node on this machine); \
+                              --allow-insecure-rpc lets a network attacker feed this node a fake chain"
+                    .into(),
+                "contract" => "the UpgradeOperator address, 0x and 40 hex digits (REPLICATOOR_CONTRACT printed by \
+                               script/Deploy.s.sol)"
+                    .into(),
+                "sender_key" => "a 32-byte hex private key of a funded account; pass it by environment \
+                                 (REPLICATOOR_SENDER_KEY), not in a file"
+                    .into(),
+                "generate_secret" => format!(
+                    "use it only together with --genesis (founding node), with 1..={} bytes",
+                    crate::crypto::bundle::MAX_SECRET_FILE
+                ),
+                "http_addr" => "an IP socket address such as 127.0.0.1:9090 or 0.0.0.0:9090, or `off`".into(),
+                "witness_rpc_urls" => "independent https:// endpoints (other providers than rpc_url)".into(),
+                "pccs_url" => "an https:// PCCS base URL, or `off` (then set collateral_dir)".into(),
+                _ => "see `replicatoor run --help`".into(),
+            },
+        }
+    }
+}
+
+/// Validate a configuration exactly as `run` does ([`RunArgs::resolve`]), then check what can be checked
+/// without the chain: the secret file's directory is writable, the state directory can be created, the
+/// app-compose file is readable (simulated provider), the guest-agent socket exists (Dstack provider).
+/// Those local checks are warnings: `config check` may run elsewhere than the node (CI, an operator's laptop).
+/// Returns the resolved configuration when there is no error, and every finding.
+pub fn check(args: RunArgs) -> (Option<RunConfig>, Vec<Finding>) {
+    let cfg = match args.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            let f = Finding { severity: Severity::Error, key: e.key(), problem: e.to_string(), fix: e.fix() };
+            return (None, vec![f]);
+        }
+    };
+    let mut out = Vec::new();
+    let mut warn = |key: &'static str, problem: String, fix: &str| {
+        out.push(Finding { severity: Severity::Warning, key, problem, fix: fix.into() })
+    };
+
+    if cfg.secret_file.is_dir() {
+        warn(
+            "secret_file",
+            format!("{} is a directory", cfg.secret_file.display()),
+            "point secret_file at a file path (it is installed atomically next to itself)",
+        );
+    } else if let Err(e) = dir_creatable(cfg.secret_file.parent().unwrap_or(Path::new("."))) {
+        warn(
+            "secret_file",
+            format!("cannot install {}: {e}", cfg.secret_file.display()),
+            "make its directory writable by this user (in a container: the volume shared with the app)",
+        );
+    }
+    if cfg.genesis && cfg.generate_secret.is_none() {
+        if let Err(e) = std::fs::File::open(&cfg.secret_file) {
+            warn(
+                "secret_file",
+                format!("genesis reads the secret from {}: {e}", cfg.secret_file.display()),
+                "put the secret there before starting, or pass --generate-secret BYTES",
+            );
+        }
+    }
+
+    if let Err(e) = dir_creatable(&cfg.state_dir) {
+        warn(
+            "state_dir",
+            format!("cannot use {} as the state directory: {e}", cfg.state_dir.display()),
+            "make it writable by this user; in a container, mount a persistent volume there",
+        );
+    }
+
+    match cfg.quote_provider {
+        ProviderKind::Simulated => {
+            if let Some(p) = &cfg.app_compose {
+                if let Err(e) = std::fs::read(p) {
+                    warn(
+                        "app_compose",
+                        format!("cannot read {}: {e}", p.display()),
+                        "point app_compose at the app-compose.json whose sha256 is the app's compose hash",
+                    );
+                }
+            }
+            warn(
+                "quote_provider",
+                "simulated quotes prove nothing (public test PKI)".into(),
+                "use `dstack` on a real node; simulated is for local development and tests only",
+            );
+        }
+        ProviderKind::Dstack => {
+            let candidates: Vec<PathBuf> = match &cfg.dstack_socket {
+                Some(p) => vec![p.clone()],
+                None => {
+                    vec![crate::attest::provider::DSTACK_SOCKET.into(), crate::attest::provider::TAPPD_SOCKET.into()]
+                }
+            };
+            if !candidates.iter().any(|p| is_socket(p)) {
+                let list: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+                warn(
+                    "dstack_socket",
+                    format!("no Dstack guest-agent socket at {}", list.join(" or ")),
+                    "run inside a Dstack CVM and mount /var/run/dstack.sock into this container \
+                     (or set dstack_socket); for local development use quote_provider = \"simulated\"",
+                );
+            }
+            if cfg.collateral_dir.is_none() && cfg.pccs_url.is_none() {
+                warn(
+                    "collateral_dir",
+                    "no collateral: as a holder this node cannot verify genuine quotes (requests stay pending)".into(),
+                    "set pccs_url (or leave it unset for the default PCCS), or collateral_dir to a directory of \
+                     <fmspc>.json collateral files (dcap-qvl format)",
+                );
+            }
+        }
+    }
+    if let Some(d) = &cfg.collateral_dir {
+        if !d.is_dir() {
+            warn("collateral_dir", format!("{} is not a directory", d.display()), "create it or fix the path");
+        }
+    }
+    if cfg.allow_simulated_quotes {
+        warn(
+            "allow_simulated_quotes",
+            "this holder would serve SIMULATED quotes when the contract policy allows them".into(),
+            "never in production: remove allow_simulated_quotes",
+        );
+    }
+    let local = is_local_rpc(&cfg.rpc_url);
+    if !local && cfg.rpc_url.starts_with("http://") {
+        warn(
+            "allow_insecure_rpc",
+            "plain http:// to a remote RPC: anyone on the path can feed this node a fake chain".into(),
+            "use an https:// endpoint",
+        );
+    }
+    if !local && cfg.start_block == 0 {
+        warn(
+            "start_block",
+            "start_block is 0: the first scan walks the whole chain".into(),
+            "set start_block to the contract's deployment block (REPLICATOOR_START_BLOCK printed by the deploy)",
+        );
+    }
+    if cfg.confirmations == 0 {
+        warn(
+            "confirmations",
+            "0 confirmations: a holder answers requests that a reorg may remove".into(),
+            "use at least 2 (more on chains with deep reorgs, see docs/operations.md)",
+        );
+    }
+    (Some(cfg), out)
+}
+
+/// Whether `dir` exists as a writable directory, or could be created (its nearest existing ancestor is a
+/// writable directory). Writability is probed by creating and removing a file: the only portable test.
+fn dir_creatable(dir: &Path) -> Result<(), String> {
+    let existing = dir
+        .ancestors()
+        .map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a })
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("."));
+    if !existing.is_dir() {
+        return Err(format!("{} is not a directory", existing.display()));
+    }
+    let probe = existing.join(format!(".replicatoor-config-check-{}", std::process::id()));
+    let made = std::fs::OpenOptions::new().write(true).create_new(true).open(&probe);
+    made.and_then(|_| std::fs::remove_file(&probe)).map_err(|e| format!("{} is not writable: {e}", existing.display()))
+}
+
+fn is_socket(p: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(p).map(|m| m.file_type().is_socket()).unwrap_or(false)
+    }
+    #[cfg(not(unix))]
+    {
+        p.exists()
+    }
+}
+
+fn is_local_rpc(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    host == "localhost" || host.starts_with("127.") || rest.starts_with("[::1]")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +556,8 @@ mod tests {
         assert_eq!(c.quote_provider, ProviderKind::Dstack);
         assert!(!c.allow_simulated_quotes);
         assert_eq!(c.confirmations, 2);
+        assert_eq!(c.pccs_url.as_deref(), Some(dcap_qvl::collateral::PHALA_PCCS_URL));
+        assert_eq!(c.http_addr, Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9090))));
     }
 
     #[test]
@@ -303,6 +577,12 @@ mod tests {
         let mut a = base();
         a.rpc_url = None;
         assert!(matches!(a.resolve(), Err(ConfigError::Missing("rpc_url", ..))));
+        let mut a = base();
+        a.pccs_url = Some("http://pccs.example.com".into());
+        assert!(matches!(a.resolve(), Err(ConfigError::Invalid { key: "pccs_url", .. })));
+        let mut a = base();
+        a.http_addr = Some("not-an-addr".into());
+        assert!(matches!(a.resolve(), Err(ConfigError::Invalid { key: "http_addr", .. })));
     }
 
     #[test]

@@ -16,7 +16,9 @@ pub fn install_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let name =
         path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "secret path has no file name"))?;
-    let tmp = dir.join(format!(".{}.replicatoor-tmp-{}", name.to_string_lossy(), std::process::id()));
+    let prefix = format!(".{}.replicatoor-tmp-", name.to_string_lossy());
+    remove_stale_temp_files(dir, &prefix);
+    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
     let result = (|| {
         let mut opts = OpenOptions::new();
         opts.write(true).create(true).truncate(true);
@@ -39,6 +41,17 @@ pub fn install_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// A crash between writing the temp file and renaming it leaves that file (the whole secret) behind
+/// under the dead process's id; the next install removes it.
+fn remove_stale_temp_files(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(prefix) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +71,20 @@ mod tests {
         }
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files left behind");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn removes_the_temp_file_of_a_crashed_install() {
+        let dir = std::env::temp_dir().join(format!("replicatoor-install-crash-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let stale = dir.join(".secret.bin.replicatoor-tmp-999999");
+        fs::write(&stale, b"whole secret, never renamed").unwrap();
+        install_atomically(&dir.join("secret.bin"), b"secret").unwrap();
+        assert!(!stale.exists(), "the crashed install's temp file is removed");
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["secret.bin"]);
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod attest;
+pub mod audit;
 pub mod chain;
 pub mod cli;
 pub mod config;

@@ -98,6 +98,11 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(if cli::verify_quote(&a)? { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_VERIFIED) })
         }
         Command::Measure(a) => cli::measure(&a).map(|_| ExitCode::SUCCESS),
+        Command::Audit(a) => replicatoor::audit::cli::audit(&a).await.map(|_| ExitCode::SUCCESS),
+        Command::Reference(c) => replicatoor::audit::reference::run(c).await.map(|_| ExitCode::SUCCESS),
+        Command::Config(cli::ConfigCommand::Check(a)) => {
+            Ok(if cli::config_check(a) { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
     }
 }
 

@@ -666,3 +666,81 @@ fn simulated_quote_under_a_strict_verifier_is_refused() {
     let err = genuine_verifier().verify(&quote, SIM_NOW).unwrap_err();
     assert_eq!(err, QuoteError::SimulatedNotTrusted);
 }
+
+/// The `verify-quote` command, run as a user would.
+mod verify_quote_cli {
+    use std::process::Command;
+
+    fn fixture(name: &str) -> String {
+        format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn run(args: &[&str]) -> (Option<i32>, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_replicatoor")).arg("verify-quote").args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    #[test]
+    fn genuine_quote_text_and_json() {
+        let (q, c) = (fixture("dcap-qvl-samples/tdx_quote"), fixture("dcap-qvl-samples/tdx_quote_collateral.json"));
+        let (code, text) = run(&["--quote", &q, "--collateral", &c, "--at", "1751328000"]);
+        assert_eq!(code, Some(0), "{text}");
+        assert!(text.contains("VERIFIED") && text.contains("UpToDate"), "{text}");
+        assert!(text.contains("mr_td:          91eb2b44"), "{text}");
+        let (code, json) = run(&["--quote", &q, "--collateral", &c, "--at", "1751328000", "--json"]);
+        assert_eq!(code, Some(0));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["verified"], true);
+        assert_eq!(v["quote"]["tcb_status"], "UpToDate");
+        assert!(v["quote"]["measurements"]["rtmr"].as_array().is_some_and(|a| a.len() == 4));
+        assert!(v["os_reference_id"].as_str().is_some_and(|s| s.starts_with("0x") && s.len() == 66));
+    }
+
+    #[test]
+    fn outdated_and_expired_are_rejected_with_reasons() {
+        let (code, json) = run(&[
+            "--quote",
+            &fixture("dcap-qvl-samples/tdx_quote_outdated"),
+            "--collateral",
+            &fixture("dcap-qvl-samples/tdx_quote_outdated_collateral.json"),
+            "--at",
+            "1772323200",
+            "--json",
+        ]);
+        assert_eq!(code, Some(4), "{json}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["verified"], false);
+        assert_eq!(v["refusal"], "tcb_status_not_accepted");
+        // A year after the collateral expired: not a refusal, a local problem (retry with fresh collateral).
+        let (code, text) = run(&[
+            "--quote",
+            &fixture("dcap-qvl-samples/tdx_quote"),
+            "--collateral",
+            &fixture("dcap-qvl-samples/tdx_quote_collateral.json"),
+            "--at",
+            "1782864000",
+        ]);
+        assert_eq!(code, Some(4));
+        assert!(text.contains("REJECTED") && text.contains("none (local problem: retry)"), "{text}");
+    }
+
+    #[test]
+    fn dstack_quote_with_event_log_replays() {
+        // No collateral ships with the Dstack fixture, so verification waits; the replay is still shown.
+        let resp = fixture("dstack/tdx-lite-getquote.json");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&resp).unwrap()).unwrap();
+        let dir = std::env::temp_dir().join(format!("replicatoor-vq-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let q = dir.join("quote.hex");
+        std::fs::write(&q, v["quote"].as_str().unwrap()).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_replicatoor"))
+            .args(["measure", "--quote", q.to_str().unwrap(), "--event-log", &resp, "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(m["compose_hash"], "86b0e55f2fa8e4fb69d890f14f54d5612707646e2573d54e0d2ddaaade77caa9");
+        assert_eq!(m["replayed_rtmrs"][3], m["measurements"]["rtmr"][3], "event log replays to the quote's RTMR3");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -55,7 +55,8 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
 
     // ------------------------------------------------------------------ errors
 
-    /// @notice A measurement argument does not have its fixed length (48 bytes for MRTD/RTMRs).
+    /// @notice A measurement argument does not have its fixed length.
+    /// @param field 0 mrtd, 1 rtmr0, 2 rtmr1, 3 rtmr2; each must be 48 bytes.
     error BadMeasurementLength(uint8 field, uint256 length);
     /// @notice The reference is already proposed or active; revoke it first to re-propose.
     error ReferenceExists(bytes32 id);
@@ -72,6 +73,7 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     /// @notice An address argument was zero.
     error ZeroAddress();
     /// @notice A payload exceeds its size cap.
+    /// @param field 0 quote, 1 eventLog, 2 ciphertext.
     error PayloadTooLarge(uint8 field, uint256 length, uint256 max);
     /// @notice The HPKE public key is zero.
     error InvalidPublicKey();
@@ -106,8 +108,12 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     /// @notice A reference value was revoked, effective at once. Deliveries under it stop immediately.
     event ReferenceRevoked(bytes32 indexed id, RefKind indexed kind, string note);
     /// @notice A policy is in force from `effectiveAt`, unless another PolicySet is emitted before that time.
+    ///         Emitted by the constructor ("initial policy") and by setPolicy: first the narrowed policy, in force at
+    ///         once (effectiveAt = now); then, if the call widens anything, the requested policy with
+    ///         effectiveAt = now + wideningDelay (PROTOCOL.md §4.4).
     event PolicySet(uint16 tcbStatuses, bool allowDebug, bool allowSimulated, uint64 effectiveAt, string note);
     /// @notice A node proposes to found the cluster (epoch `epoch`) with this cluster address; its quote binds it.
+    ///         Nothing is verified on chain; anyone may propose.
     event GenesisProposed(
         uint256 indexed proposalId,
         address indexed cluster,
@@ -122,7 +128,8 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     );
     /// @notice Custody was broken: a new cluster replaced `previousCluster` (all holders lost, or a deliberate reset).
     event CustodyReset(uint64 indexed epoch, address indexed previousCluster, address indexed newCluster, string note);
-    /// @notice A node asks for the secret. The quote's report_data binds `hpkePubKey` to this chain and contract.
+    /// @notice A node asks for the secret. The quote's report_data binds the chain id, this contract, `requester` and
+    ///         `hpkePubKey` (PROTOCOL.md §3.1). Nothing is verified on chain.
     event SecretRequested(
         uint256 indexed requestId,
         bytes32 indexed hpkePubKey,
@@ -150,15 +157,24 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
 
     // ------------------------------------------------------------------ constants
 
+    /// @notice Bit of the Revoked TCB status; never accepted.
     uint16 public constant TCB_REVOKED_BIT = uint16(1) << 6;
+    /// @notice Policy bits that may be set (0-5, 7, 8).
     uint16 public constant TCB_KNOWN_BITS = 0x1bf;
+    /// @notice Highest refusal reason code (PROTOCOL.md §5.2).
     uint8 public constant MAX_REASON = 14;
+    /// @notice Size cap of a quote, in bytes.
     uint256 public constant MAX_QUOTE_BYTES = 16 * 1024;
+    /// @notice Size cap of a compact event log, in bytes.
     uint256 public constant MAX_EVENT_LOG_BYTES = 64 * 1024;
+    /// @notice Size cap of a sealed bundle, in bytes.
     uint256 public constant MAX_CIPHERTEXT_BYTES = 128 * 1024;
+    /// @notice Largest widening delay accepted at deployment.
     uint64 public constant MAX_WIDENING_DELAY = 365 days;
+    /// @notice EIP-712 type hash the cluster key signs to deliver.
     bytes32 public constant DELIVERY_TYPEHASH =
         keccak256("Delivery(uint256 requestId,bytes32 osRef,bytes32 appRef,bytes encapsulatedKey,bytes ciphertext)");
+    /// @notice EIP-712 type hash the cluster key signs to refuse.
     bytes32 public constant REFUSAL_TYPEHASH = keccak256("Refusal(uint256 requestId,uint8 reason)");
 
     /// @notice Seconds a widening change waits before it takes effect. Fixed at deployment.
@@ -292,6 +308,11 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
 
     /// @notice Approve a genesis proposal after verifying its quote off chain against these references.
     ///         Starts a new epoch; if a cluster existed before, custody is reset and `CustodyReset` is emitted.
+    /// @dev The quote is NOT verified on chain: the owner verifies it off chain (`replicatoor admin approve-genesis`).
+    /// @param proposalId The GenesisProposed id.
+    /// @param osRef OS reference the quote measured (must be allowed now).
+    /// @param appRef App reference the quote measured (must be allowed now).
+    /// @param note Free text recorded in the event.
     function approveGenesis(uint256 proposalId, bytes32 osRef, bytes32 appRef, string calldata note)
         external
         onlyOwner
@@ -334,6 +355,13 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
 
     /// @notice Deliver the sealed secret. Anyone may relay; the EIP-712 `Delivery` must be signed by the cluster key,
     ///         and both references must be allowed now. The first delivery wins.
+    /// @dev Checks the references but not the policy; holders apply the policy off chain (PROTOCOL.md §5.1).
+    /// @param requestId The pending request.
+    /// @param osRef OS reference the request's quote measured.
+    /// @param appRef App reference the request's event log measured.
+    /// @param encapsulatedKey HPKE encapsulated key (32 bytes, X25519).
+    /// @param ciphertext HPKE ciphertext of the bundle (PROTOCOL.md §3.4).
+    /// @param signature 65-byte EIP-712 `Delivery` signature by the cluster key.
     function deliverSecret(
         uint256 requestId,
         bytes32 osRef,
@@ -355,6 +383,9 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     }
 
     /// @notice Refuse a request with a reason code, so the requester and auditors see why. Signed like a delivery.
+    /// @param requestId The pending request.
+    /// @param reason 1..MAX_REASON (PROTOCOL.md §5.2).
+    /// @param signature 65-byte EIP-712 `Refusal` signature by the cluster key.
     function refuseRequest(uint256 requestId, uint8 reason, bytes calldata signature) external {
         _requirePending(requestId);
         if (reason == 0 || reason > MAX_REASON) revert InvalidReason(reason);

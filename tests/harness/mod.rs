@@ -316,3 +316,74 @@ pub fn assert_no_secret_in_logs(secret: &[u8], procs: &[&Proc]) {
         assert!(!log.windows(secret.len()).any(|w| w == secret), "{} logged the secret (raw)", p.name);
     }
 }
+
+// ---- Helpers for the fault tests (tests/faults.rs) ----
+
+impl Net {
+    /// Like `agent_with`, but the agent reaches the chain through `rpc_url` (e.g. a fault-injecting proxy).
+    pub fn agent_via(
+        &self,
+        rpc_url: &str,
+        name: &str,
+        key_index: usize,
+        compose: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Proc {
+        let dir = self.scratch.0.join(name);
+        fs::create_dir_all(&dir).expect("agent dir");
+        let log = fs::OpenOptions::new().create(true).append(true).open(dir.join("agent.log")).expect("agent log");
+        let http_port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_replicatoor"));
+        cmd.arg("run")
+            .args(["--rpc-url", rpc_url])
+            .args(["--contract", &self.contract.to_string()])
+            .args(["--start-block", &self.start.to_string()])
+            .args(["--state-dir", &dir.join("state").display().to_string()])
+            .args(["--secret-file", &dir.join("secret.bin").display().to_string()])
+            .args(["--quote-provider", "simulated", "--allow-simulated-quotes"])
+            .args(["--app-compose", &compose.display().to_string()])
+            .args(["--confirmations", "1", "--poll-interval-ms", "200"])
+            .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
+            .args(extra)
+            .env("REPLICATOOR_SENDER_KEY", KEYS[key_index])
+            .env("REPLICATOOR_LOG", "info,replicatoor=debug")
+            .envs(env.iter().copied())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        let child = cmd.spawn().expect("start replicatoor");
+        Proc { child, name: name.into(), dir, http_port }
+    }
+}
+
+impl Proc {
+    /// Wait for the process to exit without blocking the async runtime (panics after `timeout`).
+    pub async fn exited(&mut self, timeout: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            assert!(start.elapsed() < timeout, "{} did not exit within {timeout:?}; log:\n{}", self.name, self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL (like a power cut) and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The agent's /status document, or None while its endpoint is not up.
+    pub async fn status_json(&self) -> Option<serde_json::Value> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.http_port)).await.ok()?;
+        let req = "GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut buf)).await.ok()?.ok()?;
+        let (head, body) = buf.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| serde_json::from_str(body).ok()).flatten()
+    }
+}

@@ -105,12 +105,40 @@ impl Verifier {
         self.trust_simulated
     }
 
+    /// Fetch or refresh what verification of `raw` at `now` will need (genuine quotes only; a
+    /// failure here means "wait", never "refuse").
+    pub async fn prepare(&self, raw: &[u8], now: u64) -> Result<(), QuoteError> {
+        if raw.len() > MAX_QUOTE_LEN {
+            return Ok(());
+        }
+        // Fetch only for quotes that can verify: chaining to Intel's root. Junk (or a forged FMSPC in
+        // an unverified certificate) must not make us call the PCCS over and over.
+        match Quote::parse(raw) {
+            Ok(q) if chains_to_intel_root(&q) => {
+                self.collateral.prepare(raw, now).await.map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Verify `raw` at unix time `now`.
     pub fn verify(&self, raw: &[u8], now: u64) -> Result<VerifiedQuote, QuoteError> {
         if raw.len() > MAX_QUOTE_LEN {
             return Err(QuoteError::Malformed(format!("{} bytes exceeds the {MAX_QUOTE_LEN} byte limit", raw.len())));
         }
-        let quote = Quote::parse(raw).map_err(|e| QuoteError::Malformed(format!("{e:#}")))?;
+        let quote = Quote::parse(raw).map_err(|e| match header_kind(raw) {
+            // A complete DCAP header naming another TEE or quote version is the wrong TEE type
+            // (PROTOCOL.md §5.1 row 2), whether or not dcap-qvl can lay out what follows it.
+            // Version 0 is no DCAP version at all (e.g. zeros): malformed.
+            Some((version, tee_type))
+                if version != 0
+                    && KNOWN_TEE_TYPES.contains(&tee_type)
+                    && !(tee_type == TEE_TYPE_TDX && (4..=5).contains(&version)) =>
+            {
+                QuoteError::WrongTeeType { version, tee_type }
+            }
+            _ => QuoteError::Malformed(format!("{e:#}")),
+        })?;
         let (version, tee_type) = (quote.header.version, quote.header.tee_type);
         if tee_type != TEE_TYPE_TDX || !(4..=5).contains(&version) {
             return Err(QuoteError::WrongTeeType { version, tee_type });
@@ -128,6 +156,11 @@ impl Verifier {
                 simulated::collateral(pki, now).map_err(QuoteError::CollateralUnavailable)?,
             )
         } else {
+            if !chains_to_intel_root(&quote) {
+                return Err(QuoteError::Invalid(
+                    "the PCK certificate chain does not end in Intel's SGX root CA".into(),
+                ));
+            }
             let c = self.collateral.collateral_for(&quote).map_err(|e| match e {
                 // The quote's own PCK chain yields no FMSPC: the requester's fault (dcap-qvl refuses
                 // the same chain as invalid), so refuse it rather than wait for collateral forever.
@@ -151,10 +184,59 @@ impl Verifier {
     }
 }
 
+/// DCAP header length, and the TEE types a DCAP header names (SGX, TDX).
+const HEADER_LEN: usize = 48;
+const KNOWN_TEE_TYPES: [u32; 2] = [0x00, TEE_TYPE_TDX];
+
+/// `(version, tee_type)` of a complete DCAP header at the start of `raw`.
+fn header_kind(raw: &[u8]) -> Option<(u16, u32)> {
+    let header = raw.get(..HEADER_LEN)?;
+    Some((u16::from_le_bytes([header[0], header[1]]), u32::from_le_bytes([header[4], header[5], header[6], header[7]])))
+}
+
+/// dcap-qvl errors raised only by the collateral (its parsing, signatures and signer chains, or
+/// its being for another TEE type), which dcap-qvl checks before the quote's own PCK chain. The
+/// holder's collateral is at fault, never the requester: retry, do not refuse.
+const COLLATERAL_FAULTS: [&str; 10] = [
+    "in quote_collateral",
+    "unsupported qe identity id/version",
+    "failed to decode tcbinfo",
+    "failed to decode qeidentity",
+    "failed to parse tcb info",
+    "failed to parse qe identity",
+    "certificate chain is too short for",
+    "must be issued directly by the root ca",
+    "failed to parse root ca crl",
+    "failed to parse pck crl",
+];
+
+/// Intel's SGX Root CA (CN=Intel SGX Root CA, SHA-256 fingerprint 44:A0:19:6B:…:74:D3), the same
+/// certificate dcap-qvl trusts; public data.
+const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("intel_sgx_root_ca.der");
+
+/// Whether the quote's embedded PCK chain ends in Intel's root (checked properly by dcap-qvl later;
+/// this only decides whether a quote is worth fetching collateral for).
+fn chains_to_intel_root(quote: &Quote) -> bool {
+    use der::Encode;
+    let Ok(chain) = quote.raw_cert_chain() else { return false };
+    let Ok(certs) = x509_cert::Certificate::load_pem_chain(trim_padding(chain)) else { return false };
+    certs.last().and_then(|c| c.to_der().ok()).is_some_and(|d| d == INTEL_ROOT_CA_DER)
+}
+
+/// Genuine quotes pad the PEM chain with NUL bytes; the PEM parser wants it to end after the last block.
+pub(crate) fn trim_padding(chain: &[u8]) -> &[u8] {
+    let end = chain.iter().rposition(|b| *b != 0 && !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    &chain[..end]
+}
+
 /// Sort dcap-qvl's error text into what it means for the requester.
 fn classify(msg: String) -> QuoteError {
     let m = msg.to_ascii_lowercase();
-    if m.contains("revoked") || m.contains("no matching tcb level") {
+    // Collateral faults first: their text may quote collateral content (a TCB info that fails to
+    // decode lists the statuses it expected, "Revoked" among them).
+    if COLLATERAL_FAULTS.iter().any(|f| m.contains(f)) {
+        QuoteError::CollateralUnavailable(msg)
+    } else if m.contains("revoked") || m.contains("no matching tcb level") {
         QuoteError::Tcb(msg)
     } else if (m.contains("tcbinfo") || m.contains("qe identity") || m.contains("crl"))
         && (m.contains("expired") || m.contains("in the future"))

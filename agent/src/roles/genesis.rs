@@ -3,9 +3,12 @@
 
 use super::{Agent, Exit};
 use crate::{
-    chain::bindings::UpgradeOperator as Op, crypto::SecretBundle, install::install_atomically, store::OwnGenesis,
+    chain::{bindings::UpgradeOperator as Op, follower::get_logs_adaptive},
+    crypto::SecretBundle,
+    install::install_atomically,
+    store::OwnGenesis,
 };
-use alloy::{eips::BlockId, signers::local::PrivateKeySigner};
+use alloy::{eips::BlockId, rpc::types::Filter, signers::local::PrivateKeySigner, sol_types::SolEvent};
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -34,7 +37,13 @@ pub async fn run(agent: &Agent) -> anyhow::Result<Exit> {
         );
     }
     if cluster_now != bundle.cluster_address() && agent.store.own_genesis()?.is_none() {
-        propose(agent, &bundle).await?;
+        match earlier_proposal(agent, &bundle).await? {
+            Some(g) => {
+                info!(target: "replicatoor::genesis", proposal_id = %g.proposal_id, "adopting the genesis proposal posted before a restart");
+                agent.store.set_own_genesis(&g)?;
+            }
+            None => propose(agent, &bundle).await?,
+        }
     }
     info!(target: "replicatoor::genesis", cluster = %bundle.cluster_address(), "waiting for the owner to approve genesis (replicatoor admin approve-genesis)");
     loop {
@@ -74,6 +83,28 @@ fn new_bundle(agent: &Agent, epoch: u64) -> anyhow::Result<SecretBundle> {
     };
     let key = Zeroizing::new(PrivateKeySigner::random().to_bytes().0);
     Ok(SecretBundle::new(key, epoch, file)?)
+}
+
+/// This cluster's proposal, if one is on chain already (a crash between proposing and recording it).
+async fn earlier_proposal(agent: &Agent, bundle: &SecretBundle) -> anyhow::Result<Option<OwnGenesis>> {
+    let chain = &agent.chain;
+    let filter = Filter::new()
+        .address(chain.deployment().contract)
+        .event_signature(Op::GenesisProposed::SIGNATURE_HASH)
+        .topic2(bundle.cluster_address().into_word());
+    let head = agent.retrying("reading the head", || chain.head()).await?;
+    let from = agent.cfg.start_block.min(head);
+    let logs = agent
+        .retrying("looking for an earlier genesis proposal", || get_logs_adaptive(chain, &filter, from, head))
+        .await?;
+    Ok(logs.iter().find_map(|l| {
+        let ev = l.log_decode::<Op::GenesisProposed>().ok()?.inner.data;
+        (ev.epoch == bundle.epoch()).then_some(OwnGenesis {
+            proposal_id: ev.proposalId,
+            epoch: ev.epoch,
+            block: l.block_number?,
+        })
+    }))
 }
 
 async fn propose(agent: &Agent, bundle: &SecretBundle) -> anyhow::Result<()> {

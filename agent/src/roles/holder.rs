@@ -130,7 +130,12 @@ async fn handle_log(
     handle_request(agent, bundle, &ev, block, decide_at, refusals).instrument(span).await
 }
 
-/// Re-evaluate requests deferred by local faults (collateral, RPC) from earlier steps.
+/// Blocks after a request during which a holder checks that the request's answer is still on chain
+/// (the follower's default reorg rewind depth).
+const REANSWER_WINDOW: u64 = 64;
+
+/// Re-evaluate requests deferred by local faults (collateral, RPC) from earlier steps, and recent
+/// requests whose answer a reorg dropped.
 async fn retry_deferred(
     agent: &Agent,
     bundle: &SecretBundle,
@@ -138,7 +143,16 @@ async fn retry_deferred(
     refusals: &mut u32,
 ) -> anyhow::Result<()> {
     for (id, rec) in agent.store.requests()? {
-        if !matches!(rec.outcome, Outcome::Deferred { .. }) {
+        let again = match rec.outcome {
+            Outcome::Deferred { .. } => true,
+            // An answer mined after the follower's checkpoint can be reorged away without the
+            // checkpoint's block changing, so the follower would never rewind over the request.
+            Outcome::Served { .. } | Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. } => {
+                rec.block + REANSWER_WINDOW > decide_at && answer_dropped(agent, id).await
+            }
+            Outcome::Abstained { .. } | Outcome::Throttled { .. } => false,
+        };
+        if !again {
             continue;
         }
         let filter = Filter::new()
@@ -159,6 +173,15 @@ async fn retry_deferred(
         }
     }
     Ok(())
+}
+
+/// True when a request we saw answered is pending again, mempool included (its answer was reorged away).
+async fn answer_dropped(agent: &Agent, id: U256) -> bool {
+    let dropped = matches!(agent.chain.request_status(id, BlockId::pending()).await, Ok(PENDING));
+    if dropped {
+        warn!(target: "replicatoor::holder", request_id = %id, "the answer is no longer on chain (reorg); answering again");
+    }
+    dropped
 }
 
 async fn handle_request(
@@ -204,6 +227,9 @@ async fn handle_request(
     match decision {
         Decision::Accept(accepted) => {
             info!(target: "replicatoor::holder", os_ref = %accepted.os_ref(), app_ref = %accepted.app_ref(), tcb = %accepted.quote().tcb_status(), simulated = accepted.quote().is_simulated(), verify_ms, "request verified");
+            if let Err(why) = witnesses_agree(agent, bundle, ev, &accepted, block, decide_at, &policy).await {
+                return defer(agent, id, block, format!("witness RPCs disagree, not delivering: {why}"));
+            }
             deliver(agent, bundle, &accepted, block).await
         }
         Decision::Refuse(reason, detail) => {
@@ -223,6 +249,50 @@ async fn handle_request(
             Ok(())
         }
     }
+}
+
+/// Every witness RPC must show the same decision block, the same request and the same contract
+/// state (cluster, policy, both references allowed) as the primary RPC, so that one lying RPC cannot
+/// make this holder release the secret.
+async fn witnesses_agree(
+    agent: &Agent,
+    bundle: &SecretBundle,
+    ev: &Op::SecretRequested,
+    accepted: &AcceptedRequest,
+    block: u64,
+    decide_at: u64,
+    policy: &pipeline::Policy,
+) -> Result<(), String> {
+    if agent.cfg.witness_rpc_urls.is_empty() {
+        return Ok(());
+    }
+    let primary = &agent.chain;
+    let (_, decide_hash, _) = primary.block(decide_at).await.map_err(|e| e.to_string())?;
+    let (_, request_hash, _) = primary.block(block).await.map_err(|e| e.to_string())?;
+    let at = BlockId::number(decide_at);
+    for url in &agent.cfg.witness_rpc_urls {
+        let host = url.split('/').nth(2).unwrap_or(url);
+        let w = Chain::connect(url, primary.deployment().contract, None).await.map_err(|e| format!("{host}: {e}"))?;
+        let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(format!("{host}: {what} differs")) };
+        check(w.deployment() == primary.deployment(), "chain id")?;
+        let e = |err: ChainError| format!("{host}: {err}");
+        check(w.block(decide_at).await.map_err(e)?.1 == decide_hash, "decision block hash")?;
+        check(w.block(block).await.map_err(e)?.1 == request_hash, "request block hash")?;
+        let filter = Filter::new()
+            .address(primary.deployment().contract)
+            .event_signature(Op::SecretRequested::SIGNATURE_HASH)
+            .topic1(ev.requestId)
+            .from_block(block)
+            .to_block(block);
+        let logs = crate::chain::follower::get_logs_adaptive(&w, &filter, block, block).await.map_err(e)?;
+        let same = logs.iter().filter_map(|l| l.log_decode::<Op::SecretRequested>().ok()).any(|l| l.inner.data == *ev);
+        check(same, "request event")?;
+        check(w.cluster_at(at).await.map_err(e)?.0 == bundle.cluster_address(), "cluster")?;
+        check(w.policy_at(at).await.map_err(e)? == *policy, "policy")?;
+        check(w.is_allowed_at(accepted.os_ref(), RefKind::Os, at).await.map_err(e)?, "OS reference status")?;
+        check(w.is_allowed_at(accepted.app_ref(), RefKind::App, at).await.map_err(e)?, "app reference status")?;
+    }
+    Ok(())
 }
 
 /// Persist what became of a request and count it.

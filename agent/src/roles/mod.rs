@@ -7,7 +7,7 @@ pub mod requester;
 
 use crate::{
     attest::{
-        collateral::{CollateralSource, DirCollateral, NoCollateral},
+        collateral::{CollateralSource, DirCollateral, NoCollateral, PccsCollateral},
         provider::QuoteProvider,
         simulated::SimulatedTd,
         Verifier,
@@ -65,9 +65,10 @@ impl Agent {
         if provider.is_simulated() {
             warn!(target: "replicatoor", "!!! SIMULATED QUOTES: this node attests with a public test PKI; no hardware guarantee. Dev/test only. !!!");
         }
-        let collateral: Box<dyn CollateralSource> = match &cfg.collateral_dir {
-            Some(d) => Box::new(DirCollateral::new(d)),
-            None => Box::new(NoCollateral),
+        let collateral: Box<dyn CollateralSource> = match (&cfg.collateral_dir, &cfg.pccs_url) {
+            (Some(d), _) => Box::new(DirCollateral::new(d)),
+            (None, Some(url)) => Box::new(PccsCollateral::new(url.clone(), cfg.state_dir.join("collateral"))),
+            (None, None) => Box::new(NoCollateral),
         };
         let mut verifier = Verifier::new(collateral);
         if cfg.allow_simulated_quotes {

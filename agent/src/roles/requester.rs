@@ -2,7 +2,7 @@
 
 use super::{Agent, Exit};
 use crate::{
-    chain::{bindings::UpgradeOperator as Op, ChainError},
+    chain::{bindings::UpgradeOperator as Op, follower::get_logs_adaptive, ChainError},
     crypto::{
         delivery::{self, SignedDelivery},
         HpkeKeypair,
@@ -14,7 +14,6 @@ use crate::{
 use alloy::{
     eips::BlockId,
     primitives::{B256, U256},
-    providers::Provider,
     rpc::types::Filter,
     sol_types::SolEvent,
 };
@@ -103,7 +102,12 @@ async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) ->
             }
             DELIVERED => {
                 crate::failpoint::hit("requester_after_delivery_seen");
-                return install(agent, keys, own).await.map(|_| Exit::Done);
+                if install(agent, keys, own).await? {
+                    return Ok(Exit::Done);
+                }
+                if !agent.pause(agent.poll()).await {
+                    return Ok(Exit::Done);
+                }
             }
             NONE => {
                 // The request's block was reorged away: post again (the key was never used on this chain).
@@ -124,16 +128,12 @@ async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) ->
 
 async fn event_logs<E: SolEvent>(agent: &Agent, own: OwnRequest) -> anyhow::Result<Vec<alloy::rpc::types::Log>> {
     let chain = &agent.chain;
-    let filter = Filter::new()
-        .address(chain.deployment().contract)
-        .event_signature(E::SIGNATURE_HASH)
-        .topic1(own.request_id)
-        .from_block(own.block);
-    agent
-        .retrying("reading the answer's log", || async {
-            chain.provider().get_logs(&filter).await.map_err(|e| ChainError::Rpc(e.to_string()))
-        })
-        .await
+    let filter =
+        Filter::new().address(chain.deployment().contract).event_signature(E::SIGNATURE_HASH).topic1(own.request_id);
+    // In ranges the provider accepts: a request adopted after a restart is searched from the start block.
+    let head = agent.retrying("reading the head", || chain.head()).await?;
+    let from = own.block.min(head);
+    agent.retrying("reading the answer's log", || get_logs_adaptive(chain, &filter, from, head)).await
 }
 
 async fn refusal_code(agent: &Agent, own: OwnRequest) -> anyhow::Result<u8> {
@@ -143,9 +143,13 @@ async fn refusal_code(agent: &Agent, own: OwnRequest) -> anyhow::Result<u8> {
 }
 
 /// Check the delivery against the chain's cluster, open it, install the file, then keep the bundle.
-async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::Result<()> {
+/// False when the delivery vanished (reorg) between reading the status and reading its log.
+async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::Result<bool> {
     let logs = event_logs::<Op::SecretDelivered>(agent, own).await?;
-    let log = logs.last().context("request is delivered but no SecretDelivered log was found")?;
+    let Some(log) = logs.last() else {
+        warn!(target: "replicatoor::requester", "the delivery is no longer on chain (reorg); waiting for it again");
+        return Ok(false);
+    };
     let block = log.block_number.context("delivery log without a block number")?;
     let ev = log.log_decode::<Op::SecretDelivered>().context("decoding SecretDelivered")?.inner.data;
     let (cluster, _) =
@@ -167,5 +171,5 @@ async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::
     agent.store.set_bundle(&bundle)?;
     agent.store.set_installed(&digest)?;
     info!(target: "replicatoor::requester", path = %path.display(), sha256 = %digest, bytes = bundle.file().len(), cluster = %cluster, delivered_block = block, "secret installed");
-    Ok(())
+    Ok(true)
 }

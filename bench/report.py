@@ -1,0 +1,293 @@
+"""Merge the bench's pieces (bench/tmp/) into bench/results.json and print one table.
+
+Usage: python3 bench/report.py OUT_DIR RESULTS_JSON RESULTS_MD   (called by script/bench.sh)
+Each row: figure, value, goal, met? ("-" where the brief sets no goal). Standard library only.
+"""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+OUT, RESULTS, MD = sys.argv[1], sys.argv[2], sys.argv[3]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(name):
+    p = os.path.join(OUT, name)
+    try:
+        with open(p) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def env():
+    d = {}
+    try:
+        for line in open(os.path.join(OUT, "e2e.env")):
+            k, _, v = line.strip().partition("=")
+            d[k] = v
+    except OSError:
+        pass
+    return d
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False).stdout.strip()
+    except OSError:
+        return ""
+
+
+def machine():
+    cpu = ""
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = ""
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal"):
+            mem = f"{int(line.split()[1]) / 1048576:.1f} GiB"
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory": mem,
+        "kernel": platform.release(),
+        "rustc": sh("rustc", "--version"),
+        "anvil": sh("anvil", "--version").splitlines()[0] if sh("anvil", "--version") else "",
+        "loadavg_at_start": open(os.path.join(OUT, "loadavg-start.txt")).read().strip()
+        if os.path.exists(os.path.join(OUT, "loadavg-start.txt")) else "",
+        "loadavg_at_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+rows = []  # (section, figure, value, goal, met)
+
+
+def row(section, figure, value, goal="-", met=None):
+    rows.append((section, figure, value, goal, "-" if met is None else ("yes" if met else "NO")))
+
+
+def us(ns):
+    return f"{ns / 1000:,.1f} µs" if ns >= 1000 else f"{ns:,.0f} ns"
+
+
+results = {}
+e = env()
+
+# 1. gas
+gas = load("gas.json")
+results["gas"] = gas
+if gas:
+    for o in gas["operations"]:
+        goal = o["goal_max_ratio"]
+        row(
+            "1 gas",
+            f"{o['operation']} ({o['calldata_bytes']:,} B calldata)",
+            f"{o['gas_used']:,} gas = {o['ratio']:.3f} × floor {o['floor']:,}",
+            f"≤ {goal} × floor" if goal else "-",
+            None if goal is None else o["ratio"] <= goal,
+        )
+    lo, hi = gas["ratio_to_onchain_full_verify"]
+    row(
+        "1 gas",
+        "request + 1 KiB delivery vs verifying 1 quote on chain (Automata, published ~4-5M gas)",
+        f"{gas['request_plus_delivery_1k_gas']:,} gas = {hi:.2f}-{lo:.2f} ×",
+    )
+    zlo, zhi = gas["ratio_to_zk_verify"]
+    row(
+        "1 gas",
+        "request + 1 KiB delivery vs a ZK-proof quote verification (RISC Zero/SP1, published ~0.3-0.5M gas)",
+        f"{zhi:.2f}-{zlo:.2f} ×",
+    )
+
+# 2. pipeline
+pipe = load("pipeline.json")
+results["pipeline"] = pipe
+if pipe:
+    for key, c in pipe["cases"].items():
+        is_request = key.startswith("request_")
+        ops = c["ops_per_s"]
+        row(
+            "2 pipeline",
+            c["what"],
+            f"{us(c['ns_per_op'])}/op, {ops:,.0f}/s",
+            "≥ 500 requests/s per core" if is_request else "-",
+            ops >= 500 if is_request else None,
+        )
+
+# 3. end to end
+single, burst = load("single.json"), load("burst.json")
+results["e2e_single"] = single
+results["e2e_burst"] = burst
+if single and single.get("single"):
+    s = single["single"]
+    row(
+        "3 e2e",
+        "one request: request inclusion → delivery inclusion",
+        f"{s['blocks']} blocks, {s['block_time_ms']} ms by block time; "
+        f"{s['wall_ms_receipt_to_delivery_seen']} ms wall (request receipt → delivery log seen)",
+        "≤ 2 blocks",
+        s["blocks"] <= 2,
+    )
+elif single:
+    row("3 e2e", "one request", "not answered in time", "≤ 2 blocks", False)
+if burst:
+    n = burst["requests"]
+    row(
+        "3 e2e",
+        f"burst of {n}: first request → last delivery (2 holders)",
+        f"{burst['chain_seconds_first_request_to_last_answer']} s by block time "
+        f"({burst['wall_seconds_first_send_to_last_answer_seen']} s wall), "
+        f"{burst['requests_per_second_chain']} requests/s; answered {burst['answered']}/{n} "
+        f"({burst['delivered']} delivered, {burst['refused']} refused)",
+    )
+    d = burst["delay_blocks"]
+    row(
+        "3 e2e",
+        f"burst of {n}: delivery delay in blocks p50 / p95 / max",
+        f"{d['p50']} / {d['p95']} / {d['max']} ({burst['within_2_blocks']}/{n} within 2 blocks)",
+        "every delivery ≤ 2 blocks",
+        burst["answered"] == n and d["max"] is not None and d["max"] <= 2,
+    )
+    row(
+        "3 e2e",
+        f"burst of {n}: duplicated deliveries on chain",
+        str(burst["duplicate_answers_on_chain"]),
+        "0",
+        burst["duplicate_answers_on_chain"] == 0,
+    )
+    row(
+        "3 e2e",
+        f"burst of {n}: failed (reverted) txs / lost races (holders' metrics)",
+        f"{burst['failed_txs_to_contract']} reverted on chain / {e.get('burst_lost_race', '?')} lost races "
+        f"(served: holder A {e.get('burst_served_a', '?')}, holder B {e.get('burst_served_b', '?')}; "
+        f"deferred {e.get('burst_deferred', '?')})",
+    )
+
+# 4. catch-up and memory
+sprinkle = load("sprinkle.json")
+results["catchup_requests"] = sprinkle
+catchup = {k: e.get(k) for k in ("catchup_from_block", "catchup_head_at_start", "catchup_seconds", "mine_seconds")}
+results["catchup"] = catchup
+def scan_rate():
+    """Blocks/s of the restarted holder's steps that answered no request, from its last_processed_block
+    samples (every 0.1 s): a step that took under a second answered nothing (an answer waits for a block)."""
+    try:
+        samples = [tuple(map(float, line.split())) for line in open(os.path.join(OUT, "catchup-progress.txt"))]
+    except (OSError, ValueError):
+        return None
+    steps, last = [], None
+    for t, c in samples:
+        if c <= 0:
+            continue
+        if last is None or c != last[1]:
+            if last is not None:
+                steps.append((t - last[0], c - last[1]))
+            last = (t, c)
+    scan = [(dt, db) for dt, db in steps if dt < 1.0]
+    secs, blocks = sum(dt for dt, _ in scan), sum(db for _, db in scan)
+    if not scan or secs <= 0:
+        return None
+    return {"blocks": int(blocks), "seconds": round(secs, 2), "blocks_per_second": round(blocks / secs, 1)}
+
+
+try:
+    blocks = int(e["catchup_head_at_start"]) - int(e["catchup_from_block"])
+    secs = float(e["catchup_seconds"])
+    catchup["blocks"] = blocks
+    catchup["blocks_per_second"] = round(blocks / secs, 1)
+    catchup["empty_history_scan"] = scan_rate()
+    row(
+        "4 catch-up",
+        f"restarted holder reaches the head over {blocks:,} blocks (answering 10 requests on the way)",
+        f"{secs:.1f} s = {blocks / secs:,.0f} blocks/s",
+    )
+    if catchup["empty_history_scan"]:
+        r = catchup["empty_history_scan"]
+        row("4 catch-up", "scan of history alone (steps that answered no request)",
+            f"{r['blocks']:,} blocks in {r['seconds']} s = {r['blocks_per_second']:,.0f} blocks/s")
+    row("4 catch-up", "request evaluations deferred during catch-up (old state unreadable at the node)",
+        e.get("catchup_deferred", "?"))
+except (KeyError, ValueError, ZeroDivisionError):
+    row("4 catch-up", "catch-up", "did not reach the head in time", "-", False)
+if sprinkle:
+    row(
+        "4 catch-up",
+        "requests posted while no holder ran, answered after restart",
+        f"{sprinkle['delivered']}/{sprinkle['requests']} delivered ({sprinkle['refused']} refused)",
+        "all",
+        sprinkle["delivered"] == sprinkle["requests"],
+    )
+
+
+def mb(kb):
+    try:
+        return int(kb) / 1024
+    except (TypeError, ValueError):
+        return None
+
+
+idle = mb(e.get("idle_rss_kb"))
+results["memory"] = {k: e.get(k) for k in e if "rss" in k or "hwm" in k}
+if idle is not None:
+    row("4 memory", "holder RSS idle, after catch-up", f"{idle:.1f} MiB (peak {mb(e.get('idle_hwm_kb')):.1f} MiB)",
+        "≤ 30 MB", idle * 1.048576 <= 30)
+end = mb(e.get("burst_rss_end_kb_a"))
+if end is not None:
+    row("4 memory", "holder RSS at the end of the burst", f"{end:.1f} MiB / {mb(e.get('burst_rss_end_kb_b')):.1f} MiB "
+        f"(max sampled {mb(e.get('burst_rss_max_kb')):.1f} MiB)")
+
+# 5. peer baseline
+py = load("python.json")
+results["python_baseline"] = py
+if py and pipe:
+    r = py["results"]
+    theirs = r["per_request"]["ns_per_op"]
+    c = pipe["cases"]
+    ours = c["request_genuine"]["ns_per_op"]
+    row("5 baseline", "Python replicatoor per request: dcap-qvl verify + SealedBox 1 KiB",
+        f"{us(theirs)}/request ({1e9 / theirs:,.0f}/s)")
+    row("5 baseline", "ours per request, genuine path (verify + replay + seal + sign)",
+        f"{us(ours)}/request = {ours / theirs:.2f} × the Python time ({theirs / ours:.2f} × its throughput)")
+    row("5 baseline", "quote verification: ours (dcap-qvl crate) vs Python (dcap-qvl wheel)",
+        f"{us(c['verify_genuine']['ns_per_op'])} vs {us(r['verify_genuine_dcap_qvl']['ns_per_op'])} "
+        f"= {c['verify_genuine']['ns_per_op'] / r['verify_genuine_dcap_qvl']['ns_per_op']:.2f} ×")
+    row("5 baseline", "sealing 1 KiB: ours (HPKE) vs Python (libsodium sealed box)",
+        f"{us(c['hpke_seal_1k']['ns_per_op'])} vs {us(r['seal_1k_sealedbox']['ns_per_op'])} "
+        f"= {c['hpke_seal_1k']['ns_per_op'] / r['seal_1k_sealedbox']['ns_per_op']:.2f} ×")
+
+# output
+m = machine()
+dirty = sh("git", "status", "--porcelain")
+out = {
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "git_commit": sh("git", "rev-parse", "HEAD") + ("-dirty" if dirty else ""),
+    "machine": m,
+    "wall_seconds": {"total": e.get("total_seconds"), "install_and_build": e.get("build_seconds")},
+    "table": [dict(zip(("section", "figure", "value", "goal", "met"), r)) for r in rows],
+    "figures": results,
+}
+with open(RESULTS, "w") as f:
+    json.dump(out, f, indent=2, ensure_ascii=False)
+    f.write("\n")
+
+head = (f"Machine: {m['nproc']} cores, {m['cpu']}, {m['memory']}; {out['date']}, commit {out['git_commit'][:12]}; "
+        f"bench wall time {e.get('total_seconds', '?')} s (install and build {e.get('build_seconds', '?')} s); "
+        f"load average at start {m['loadavg_at_start']}, at end {m['loadavg_at_end']}")
+w = [max(len(r[i]) for r in rows + [("", "figure", "value", "goal", "met?")]) for i in range(5)]
+w[1], w[2] = min(w[1], 70), min(w[2], 100)
+print("\n" + head)
+print(f"{'':<11} {'figure':<{w[1]}}  {'value':<{w[2]}}  {'goal':<{w[3]}}  met?")
+for s, fig, val, goal, met in rows:
+    print(f"{s:<11} {fig:<{w[1]}}  {val:<{w[2]}}  {goal:<{w[3]}}  {met}")
+
+with open(MD, "w") as f:
+    f.write(head + "\n\n| | figure | value | goal | met? |\n|---|---|---|---|---|\n")
+    for s, fig, val, goal, met in rows:
+        f.write(f"| {s} | {fig} | {val} | {goal} | {met} |\n")
+print(f"\nwrote {os.path.relpath(RESULTS, ROOT)} and {os.path.relpath(MD, ROOT)}")

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# The whole benchmark in one command, on a fresh machine: installs what it needs, then measures
+#   1. gas of every message against its EIP-7623 calldata floor (script/gas-bench.sh),
+#   2. holder pipeline throughput without the chain (cargo bench --bench pipeline),
+#   3. end to end on anvil (1 s blocks) with real `replicatoor run` holders: one request, then a burst,
+#   4. catch-up over ~100,000 blocks of history, and holder memory (RSS),
+#   5. the peer baseline: the Python replicatoor's per-request crypto path (PyNaCl + dcap-qvl),
+# prints one table (figure, value, goal, met?) and writes bench/results.json (+ bench/results.md).
+# A bench, not a test: nothing fails on a figure. Knobs: BENCH_BURST (200), BENCH_MINE (20000; anvil 1.7.1
+# mines in time that grows with the chain's length, so 100,000 blocks take over 20 minutes on 2 cores),
+# BENCH_SECONDS (1.5 s per pipeline case), BENCH_PARTS ("pipeline python gas e2e", a subset to rerun).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+T_START=$(date +%s)
+BURST=${BENCH_BURST:-200}
+MINE=${BENCH_MINE:-20000}
+export BENCH_SECONDS=${BENCH_SECONDS:-1.5}
+PARTS=" ${BENCH_PARTS:-pipeline python gas e2e} "
+part() { [[ "$PARTS" == *" $1 "* ]]; }
+OUT="$ROOT/bench/tmp"
+[ -z "${BENCH_PARTS:-}" ] && rm -rf "$OUT"
+mkdir -p "$OUT"
+cut -d' ' -f1-3 /proc/loadavg >"$OUT/loadavg-start.txt" # other work on the machine skews timings
+log() { printf '\033[1;34m[bench %3ss]\033[0m %s\n' "$(($(date +%s) - T_START))" "$*" >&2; }
+
+# ------------------------------------------------------------------ install and build
+
+SETUP_SKIP_CARGO=1 bash script/setup.sh
+export PATH="$ROOT/.toolchain/bin:$PATH"
+for t in curl python3; do command -v "$t" >/dev/null || { echo "bench: '$t' is required" >&2; exit 1; }; done
+if [ ! -x bench/.venv/bin/python ]; then
+  log "creating bench/.venv"
+  python3 -m venv bench/.venv
+fi
+log "installing the Python baseline's packages (bench/requirements.txt)"
+bench/.venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+  log "building (release): replicatoor, the bench_chain example and the pipeline bench"
+  cargo build --quiet --release -p replicatoor --bin replicatoor --example bench_chain
+  cargo bench --quiet -p replicatoor --bench pipeline --no-run
+fi
+BIN="$ROOT/target/release/replicatoor"
+CHAINB="$ROOT/target/release/examples/bench_chain"
+T_BUILT=$(date +%s)
+
+# ------------------------------------------------------------------ 2 and 5: off-chain throughput
+
+if part pipeline; then
+  log "pipeline bench (single thread, ${BENCH_SECONDS} s per case)"
+  PIPELINE_BENCH_OUT="$OUT/pipeline.json" cargo bench --quiet -p replicatoor --bench pipeline
+fi
+if part python; then
+  log "Python baseline (PyNaCl sealed box + dcap-qvl from PyPI)"
+  bench/.venv/bin/python bench/python_baseline.py --seconds "$BENCH_SECONDS" --out "$OUT/python.json" >/dev/null
+fi
+
+# ------------------------------------------------------------------ 1: gas
+
+if part gas; then
+  log "gas bench"
+  GAS_BENCH_OUT="$OUT/gas.json" GAS_BENCH_SKIP_BUILD=1 bash script/gas-bench.sh
+fi
+
+# ------------------------------------------------------------------ 3 and 4: end to end on anvil
+
+run_e2e() {
+  # anvil's well-known development keys (public test keys, never use them for anything real).
+  K0=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80 # deployer and owner
+  K1=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d # genesis holder
+  K2=0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a # second holder
+  COMPOSE="$ROOT/examples/app-compose.json"
+  E2E="$OUT/e2e.env"
+  : >"$E2E"
+  rm -rf "$OUT/holder-a" "$OUT/holder-b" "$OUT"/rss-burst.txt "$OUT"/catchup-progress.txt
+  kv() { echo "$1=$2" >>"$E2E"; }
+
+  PIDS=()
+  cleanup() {
+    local i
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do wait "${PIDS[i]}" 2>/dev/null || true; done
+  }
+  trap cleanup EXIT
+
+  port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+  free_port() {
+    local p
+    while :; do
+      p=$((25000 + RANDOM % 10000))
+      port_busy "$p" || { echo "$p"; return; }
+    done
+  }
+
+  RPC=""
+  for _ in 1 2 3 4 5; do
+    PORT=$(free_port)
+    # Cancun (the contract's EVM target): anvil mines empty blocks ~5x faster than under Prague, which
+    # the catch-up history needs; gas is measured separately (gas-bench.sh) under anvil's default fork.
+    anvil --host 127.0.0.1 --port "$PORT" --block-time 1 --hardfork cancun --silent &
+    ANVIL_PID=$!
+    for _ in $(seq 1 100); do
+      if cast chain-id --rpc-url "http://127.0.0.1:$PORT" >/dev/null 2>&1; then RPC="http://127.0.0.1:$PORT"; break; fi
+      kill -0 "$ANVIL_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+    [ -n "$RPC" ] && { PIDS+=("$ANVIL_PID"); break; }
+    kill "$ANVIL_PID" 2>/dev/null || true
+  done
+  [ -n "$RPC" ] || { echo "bench: could not start anvil" >&2; exit 1; }
+  log "anvil (1 s blocks) on $RPC"
+
+  read -r CONTRACT START < <("$BIN" deploy --rpc-url "$RPC" --sender-key "$K0" --allow-simulated --widening-delay 0 --json |
+    python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["address"], j["block"])')
+  admin() { "$BIN" admin "$@" --rpc-url "$RPC" --contract "$CONTRACT" --sender-key "$K0" >/dev/null; }
+  admin propose-os --simulated --note "simulated Dstack OS image"
+  admin propose-app --compose "$COMPOSE" --note "bench app"
+  log "contract $CONTRACT deployed at block $START, references approved"
+
+  # start_agent NAME KEY HTTP_PORT [extra flags...]: the real binary, release build; sets AGENT_PID.
+  start_agent() {
+    local name=$1 key=$2 http=$3
+    shift 3
+    mkdir -p "$OUT/$name"
+    REPLICATOOR_SENDER_KEY="$key" "$BIN" run --rpc-url "$RPC" --contract "$CONTRACT" --start-block "$START" \
+      --state-dir "$OUT/$name/state" --secret-file "$OUT/$name/secret.bin" \
+      --quote-provider simulated --allow-simulated-quotes --app-compose "$COMPOSE" \
+      --confirmations 1 --poll-interval-ms 200 --http-addr "127.0.0.1:$http" "$@" >>"$OUT/$name/agent.log" 2>&1 &
+    AGENT_PID=$!
+    PIDS+=("$AGENT_PID")
+  }
+  wait_for() { # wait_for SECONDS WHAT COMMAND...
+    local secs=$1 what=$2 i
+    shift 2
+    for ((i = 0; i < secs * 10; i++)); do "$@" && return 0; sleep 0.1; done
+    echo "bench: timed out waiting for $what" >&2
+    exit 1
+  }
+  metric() { # metric PORT NAME -> value (empty if the endpoint is down)
+    curl -s --max-time 2 "http://127.0.0.1:$1/metrics" 2>/dev/null | awk -v n="$2" '$1 == n { print $2 }' || true
+  }
+  reached() { # reached PORT BLOCK: the holder's last processed block is at least BLOCK
+    local cp
+    cp=$(metric "$1" replicatoor_last_processed_block)
+    [ -n "$cp" ] && [ "$cp" -ge "$2" ]
+  }
+  genesis_proposed() { [ "$(cast call "$CONTRACT" 'genesisCount()(uint256)' --rpc-url "$RPC")" = 1 ]; }
+  serving() { curl -s "http://127.0.0.1:$1/metrics" | grep -q 'role="holder"'; }
+  rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+  hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+  stop_agent() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+  HTTP_A=$(free_port)
+  start_agent holder-a "$K1" "$HTTP_A" --genesis --generate-secret 64
+  PID_A=$AGENT_PID
+  wait_for 60 "the genesis proposal" genesis_proposed
+  admin approve-genesis --proposal 1 --allow-simulated-quotes --note "bench genesis"
+  wait_for 60 "the genesis holder's secret" test -s "$OUT/holder-a/secret.bin"
+  HTTP_B=$(free_port)
+  while [ "$HTTP_B" = "$HTTP_A" ]; do HTTP_B=$(free_port); done
+  start_agent holder-b "$K2" "$HTTP_B"
+  PID_B=$AGENT_PID
+  wait_for 90 "the second holder's secret" test -s "$OUT/holder-b/secret.bin"
+  wait_for 30 "holder-b serving" serving "$HTTP_B"
+  log "two holders serving (pids $PID_A, $PID_B)"
+
+  log "one request"
+  "$CHAINB" --rpc-url "$RPC" burst --contract "$CONTRACT" --compose "$COMPOSE" --n 1 --timeout-secs 60 \
+    --out "$OUT/single.json" >/dev/null
+
+  log "burst of $BURST requests from $BURST new identities"
+  LOST0=$(($(metric "$HTTP_A" replicatoor_requests_lost_race_total) + $(metric "$HTTP_B" replicatoor_requests_lost_race_total)))
+  ( # sample both holders' RSS while the burst lasts
+    while :; do echo "$(rss_kb "$PID_A") $(rss_kb "$PID_B")" >>"$OUT/rss-burst.txt"; sleep 0.5; done
+  ) &
+  SAMPLER=$!
+  PIDS+=("$SAMPLER")
+  "$CHAINB" --rpc-url "$RPC" burst --contract "$CONTRACT" --compose "$COMPOSE" --n "$BURST" --timeout-secs 480 \
+    --out "$OUT/burst.json" >/dev/null
+  kill "$SAMPLER" 2>/dev/null || true
+  kv burst_rss_end_kb_a "$(rss_kb "$PID_A")"
+  kv burst_rss_end_kb_b "$(rss_kb "$PID_B")"
+  kv burst_rss_max_kb "$(awk '{ for (i = 1; i <= NF; i++) if ($i > m) m = $i } END { print m + 0 }' "$OUT/rss-burst.txt")"
+  kv burst_hwm_kb_a "$(hwm_kb "$PID_A")"
+  kv burst_lost_race "$(($(metric "$HTTP_A" replicatoor_requests_lost_race_total) + $(metric "$HTTP_B" replicatoor_requests_lost_race_total) - LOST0))"
+  kv burst_served_a "$(metric "$HTTP_A" replicatoor_requests_served_total)"
+  kv burst_served_b "$(metric "$HTTP_B" replicatoor_requests_served_total)"
+  kv burst_deferred "$(($(metric "$HTTP_A" replicatoor_requests_deferred_total) + $(metric "$HTTP_B" replicatoor_requests_deferred_total)))"
+
+  log "catch-up: holders stopped; requests posted around $MINE mined blocks"
+  HEAD=$(cast block-number --rpc-url "$RPC")
+  wait_for 60 "holder-a to finish the burst's blocks" reached "$HTTP_A" $((HEAD - 2))
+  CP_BEFORE=$(metric "$HTTP_A" replicatoor_last_processed_block)
+  stop_agent "$PID_A"
+  stop_agent "$PID_B"
+  "$CHAINB" --rpc-url "$RPC" post --contract "$CONTRACT" --compose "$COMPOSE" --n 5 --out "$OUT/sprinkle-before.json" >/dev/null
+  T0=$(date +%s.%N)
+  curl -s --max-time 3600 -H 'content-type: application/json' "$RPC" \
+    -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"anvil_mine\",\"params\":[\"$(printf '0x%x' "$MINE")\"]}" >/dev/null
+  kv mine_seconds "$(python3 -c "import time; print(round(time.time() - $T0, 2))")"
+  "$CHAINB" --rpc-url "$RPC" post --contract "$CONTRACT" --compose "$COMPOSE" --n 5 --out "$OUT/sprinkle-after.json" >/dev/null
+  HEAD=$(cast block-number --rpc-url "$RPC")
+  kv catchup_from_block "$CP_BEFORE"
+  kv catchup_head_at_start "$HEAD"
+  T0=$(date +%s.%N)
+  start_agent holder-a "$K1" "$HTTP_A"
+  PID_A=$AGENT_PID
+  : >"$OUT/catchup-progress.txt"
+  CAUGHT=""
+  for _ in $(seq 1 3000); do # at most ~300 s
+    cp=$(metric "$HTTP_A" replicatoor_last_processed_block)
+    now=$(date +%s.%N)
+    [ -n "$cp" ] && echo "$now $cp" >>"$OUT/catchup-progress.txt"
+    if [ -n "$cp" ] && [ "$cp" -ge $((HEAD - 1)) ]; then CAUGHT=$now; break; fi
+    sleep 0.1
+  done
+  if [ -n "$CAUGHT" ]; then
+    kv catchup_seconds "$(python3 -c "print(round($CAUGHT - $T0, 2))")"
+  else
+    kv catchup_seconds ""
+  fi
+  "$CHAINB" --rpc-url "$RPC" wait --contract "$CONTRACT" --compose "$COMPOSE" --no-failed-scan --timeout-secs 300 \
+    --requests "$OUT/sprinkle-before.json" --requests "$OUT/sprinkle-after.json" --out "$OUT/sprinkle.json" >/dev/null
+  kv catchup_deferred "$(metric "$HTTP_A" replicatoor_requests_deferred_total)"
+  sleep 5 # idle: caught up, every request answered
+  kv idle_rss_kb "$(rss_kb "$PID_A")"
+  kv idle_hwm_kb "$(hwm_kb "$PID_A")"
+  stop_agent "$PID_A"
+}
+part e2e && run_e2e
+
+# ------------------------------------------------------------------ report
+
+T_END=$(date +%s)
+kv build_seconds $((T_BUILT - T_START))
+kv total_seconds $((T_END - T_START))
+python3 bench/report.py "$OUT" "$ROOT/bench/results.json" "$ROOT/bench/results.md"
+log "done in $((T_END - T_START)) s (build and install $((T_BUILT - T_START)) s); logs in bench/tmp/"
