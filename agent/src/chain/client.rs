@@ -193,16 +193,59 @@ impl Chain {
         &self,
         call: &CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
     ) -> Result<TxOutcome, ChainError> {
+        let pending = self.submit_once(call).await?;
+        self.confirm(pending, self.tx.receipt_timeout).await
+    }
+
+    /// Estimate and send without waiting for the receipt (transient faults retried), so a holder can
+    /// put many answers in one block; [`Chain::confirm`] waits for each.
+    pub async fn submit<C: SolCall>(
+        &self,
+        call: CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
+    ) -> Result<Submitted, ChainError> {
+        let mut delay = Duration::from_millis(250);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.submit_once(&call).await {
+                Err(e) if e.is_transient() && attempt < self.tx.max_attempts => {
+                    warn!(target: "replicatoor::chain", call = C::SIGNATURE, attempt, error = %e, "send failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(8));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn submit_once<C: SolCall>(
+        &self,
+        call: &CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
+    ) -> Result<Submitted, ChainError> {
         let estimate = call.estimate_gas().await.map_err(send_err)?;
         let limit = estimate.saturating_mul(100 + self.tx.gas_margin_percent) / 100;
         let pending = call.clone().gas(limit).send().await.map_err(send_err)?;
-        let tx_hash = *pending.tx_hash();
-        debug!(target: "replicatoor::chain", call = C::SIGNATURE, %tx_hash, gas_limit = limit, "sent");
-        let receipt = pending.with_timeout(Some(self.tx.receipt_timeout)).get_receipt().await.map_err(rpc)?;
+        debug!(target: "replicatoor::chain", call = C::SIGNATURE, tx_hash = %pending.tx_hash(), gas_limit = limit, "sent");
+        Ok(Submitted(pending))
+    }
+
+    /// Wait up to `timeout` for a submitted transaction's receipt; a mined revert is `FailedOnChain`.
+    pub async fn confirm(&self, sent: Submitted, timeout: Duration) -> Result<TxOutcome, ChainError> {
+        let tx_hash = *sent.0.tx_hash();
+        let receipt = sent.0.with_timeout(Some(timeout)).get_receipt().await.map_err(rpc)?;
         if !receipt.status() {
             return Err(ChainError::FailedOnChain(tx_hash));
         }
         Ok(TxOutcome { tx_hash, block: receipt.block_number.unwrap_or_default(), gas_used: receipt.gas_used, receipt })
+    }
+}
+
+/// A transaction sent and not yet confirmed.
+pub struct Submitted(alloy::providers::PendingTransactionBuilder<Ethereum>);
+
+impl Submitted {
+    pub fn tx_hash(&self) -> TxHash {
+        *self.0.tx_hash()
     }
 }
 
@@ -225,6 +268,3 @@ fn send_err(e: alloy::contract::Error) -> ChainError {
 mod reqwest_url {
     pub use alloy::transports::http::reqwest::Url;
 }
-
-#[allow(dead_code)]
-type _Net = Ethereum;

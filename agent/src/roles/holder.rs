@@ -9,8 +9,9 @@ use crate::{
     },
     chain::{
         bindings::UpgradeOperator as Op,
+        client::Submitted,
         follower::{Follower, FollowerConfig, Step},
-        Chain, ChainError,
+        Chain, ChainError, TxOutcome,
     },
     crypto::{
         delivery,
@@ -68,13 +69,15 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
             Ok(Step::Logs { from, to, logs, checkpoint, head }) => {
                 backoff = agent.poll();
                 let mut refusals = 0u32;
+                let mut answers = Vec::new();
                 for log in &logs {
                     if agent.stopping() {
                         return Ok(());
                     }
-                    handle_log(agent, &bundle, log, to, &mut refusals).await?;
+                    answers.extend(handle_log(agent, &bundle, log, to, &mut refusals).await?);
                 }
-                retry_deferred(agent, &bundle, to, &mut refusals).await?;
+                answers.extend(retry_deferred(agent, &bundle, to, &mut refusals).await?);
+                send_answers(agent, answers).await?;
                 if !logs.is_empty() {
                     crate::failpoint::hit("holder_before_checkpoint");
                 }
@@ -118,10 +121,10 @@ async fn handle_log(
     log: &Log,
     decide_at: u64,
     refusals: &mut u32,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Answer>> {
     let Ok(decoded) = log.log_decode::<Op::SecretRequested>() else {
         warn!(target: "replicatoor::holder", tx = ?log.transaction_hash, "undecodable SecretRequested log skipped");
-        return Ok(());
+        return Ok(None);
     };
     let ev = decoded.inner.data;
     let block = log.block_number.unwrap_or(decide_at);
@@ -141,7 +144,8 @@ async fn retry_deferred(
     bundle: &SecretBundle,
     decide_at: u64,
     refusals: &mut u32,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Answer>> {
+    let mut answers = Vec::new();
     for (id, rec) in agent.store.requests()? {
         let again = match rec.outcome {
             Outcome::Deferred { .. } => true,
@@ -169,10 +173,10 @@ async fn retry_deferred(
             }
         };
         for log in &logs {
-            handle_log(agent, bundle, log, decide_at, refusals).await?;
+            answers.extend(handle_log(agent, bundle, log, decide_at, refusals).await?);
         }
     }
-    Ok(())
+    Ok(answers)
 }
 
 /// True when a request we saw answered is pending again, mempool included (its answer was reorged away).
@@ -191,31 +195,31 @@ async fn handle_request(
     block: u64,
     decide_at: u64,
     refusals: &mut u32,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Answer>> {
     let chain = &agent.chain;
     let id = ev.requestId;
     let status = match chain.request_status(id, BlockId::latest()).await {
         Ok(s) => s,
-        Err(e) => return defer(agent, id, block, format!("reading status: {e}")),
+        Err(e) => return defer(agent, id, block, format!("reading status: {e}")).map(|_| None),
     };
     if status != PENDING {
         debug!(target: "replicatoor::holder", status, "already answered");
         // Answered before we got to it (catch-up, restart): stored, but not counted as a race.
         agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::AlreadyAnswered { status } })?;
-        return Ok(());
+        return Ok(None);
     }
     let (cluster, _) = match chain.cluster_at(BlockId::latest()).await {
         Ok(c) => c,
-        Err(e) => return defer(agent, id, block, format!("reading cluster: {e}")),
+        Err(e) => return defer(agent, id, block, format!("reading cluster: {e}")).map(|_| None),
     };
     if cluster != bundle.cluster_address() {
         warn!(target: "replicatoor::holder", chain_cluster = %cluster, ours = %bundle.cluster_address(), "this node does not hold the current cluster key; not answering");
-        return Ok(());
+        return Ok(None);
     }
     let at = BlockId::number(decide_at);
     let (policy, now) = match tokio::try_join!(chain.policy_at(at), async { chain.block(block).await.map(|b| b.2) }) {
         Ok(v) => v,
-        Err(e) => return defer(agent, id, block, format!("reading policy: {e}")),
+        Err(e) => return defer(agent, id, block, format!("reading policy: {e}")).map(|_| None),
     };
     let refs = ContractReferences { chain, at };
     let ctx = Context { deployment: chain.deployment(), verifier: &agent.verifier, policy, references: &refs, now };
@@ -228,25 +232,30 @@ async fn handle_request(
         Decision::Accept(accepted) => {
             info!(target: "replicatoor::holder", os_ref = %accepted.os_ref(), app_ref = %accepted.app_ref(), tcb = %accepted.quote().tcb_status(), simulated = accepted.quote().is_simulated(), verify_ms, "request verified");
             if let Err(why) = witnesses_agree(agent, bundle, ev, &accepted, block, decide_at, &policy).await {
-                return defer(agent, id, block, format!("witness RPCs disagree, not delivering: {why}"));
+                return defer(agent, id, block, format!("witness RPCs disagree, not delivering: {why}")).map(|_| None);
             }
-            deliver(agent, bundle, &accepted, block).await
+            let d = delivery::seal(&chain.deployment(), &accepted, bundle).context("sealing the bundle")?;
+            crate::failpoint::hit("holder_after_seal");
+            Ok(Some(Answer { id, block, kind: AnswerKind::Deliver(d) }))
         }
         Decision::Refuse(reason, detail) => {
             info!(target: "replicatoor::holder", reason = reason.name(), code = reason.code(), detail = %detail, "refusing request");
             if *refusals >= agent.cfg.max_refusals_per_step {
                 warn!(target: "replicatoor::holder", reason = reason.name(), "refusal budget for this step spent; not posting");
                 record(agent, id, block, Outcome::Throttled { reason: reason.code() })?;
-                return Ok(());
+                return Ok(None);
             }
             *refusals += 1;
-            refuse(agent, bundle, id, reason, block).await
+            let msg = RefusalMsg { requestId: id, reason: reason.code() };
+            let sig =
+                eip712::sign(&chain.deployment(), &msg, &bundle.cluster_signer()).context("signing the refusal")?;
+            Ok(Some(Answer { id, block, kind: AnswerKind::Refuse(reason, sig.to_vec()) }))
         }
-        Decision::Retry(why) => defer(agent, id, block, why),
+        Decision::Retry(why) => defer(agent, id, block, why).map(|_| None),
         Decision::Abstain(why) => {
             warn!(target: "replicatoor::holder", why = %why, "abstaining: leaving this request to other holders");
             record(agent, id, block, Outcome::Abstained { why })?;
-            Ok(())
+            Ok(None)
         }
     }
 }
@@ -327,58 +336,93 @@ fn jitter(agent: &Agent, id: U256) -> Duration {
     Duration::from_millis(u64::from_be_bytes(h[..8].try_into().unwrap_or_default()) % agent.cfg.jitter_ms)
 }
 
-/// Wait our jitter, then check the request is still pending (mempool included) before sending.
-async fn still_pending_after_jitter(agent: &Agent, id: U256) -> Result<bool, ChainError> {
-    tokio::time::sleep(jitter(agent, id)).await;
-    Ok(agent.chain.request_status(id, BlockId::pending()).await? == PENDING)
+/// A signed answer to one request, ready to send.
+pub(crate) struct Answer {
+    id: U256,
+    block: u64,
+    kind: AnswerKind,
 }
 
-async fn deliver(agent: &Agent, bundle: &SecretBundle, accepted: &AcceptedRequest, block: u64) -> anyhow::Result<()> {
-    let chain = &agent.chain;
-    let Binding::Request { request_id: id, .. } = *accepted.binding() else { return Ok(()) };
-    let d = delivery::seal(&chain.deployment(), accepted, bundle).context("sealing the bundle")?;
-    crate::failpoint::hit("holder_after_seal");
-    match still_pending_after_jitter(agent, id).await {
-        Ok(true) => {}
-        Ok(false) => return lost_race(agent, id, block).await,
-        Err(e) => return defer(agent, id, block, format!("status before delivery: {e}")),
+enum AnswerKind {
+    Deliver(delivery::SignedDelivery),
+    Refuse(Refusal, Vec<u8>),
+}
+
+/// How long to wait for an answer's receipt before re-checking the request instead.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Send a step's answers: each after this holder's jitter for it and only if the request is still
+/// pending (mempool included), all without waiting for receipts, so they can share a block; then
+/// wait for the receipts together and record each outcome.
+async fn send_answers(agent: &Agent, mut answers: Vec<Answer>) -> anyhow::Result<()> {
+    if answers.is_empty() {
+        return Ok(());
     }
-    let call = chain.contract().deliverSecret(
-        id,
-        d.os_ref,
-        d.app_ref,
-        d.encapsulated_key.into(),
-        d.ciphertext.into(),
-        d.signature.into(),
-    );
-    match chain.send(call).await {
-        Ok(o) => {
+    let chain = &agent.chain;
+    answers.sort_by_key(|a| jitter(agent, a.id));
+    let start = tokio::time::Instant::now();
+    let mut in_flight = Vec::new();
+    for a in answers {
+        tokio::time::sleep_until(start + jitter(agent, a.id)).await;
+        let span = info_span!("request", id = %a.id);
+        if let Some(sent) = submit_answer(agent, a).instrument(span).await? {
+            in_flight.push(sent);
+        }
+    }
+    let confirmations = in_flight.into_iter().map(|(a, tx)| async move {
+        let result = chain.confirm(tx, RECEIPT_TIMEOUT).await;
+        (a, result)
+    });
+    for (a, result) in futures::future::join_all(confirmations).await {
+        let span = info_span!("request", id = %a.id);
+        record_answer(agent, a, result).instrument(span).await?;
+    }
+    Ok(())
+}
+
+/// Send one answer if its request is still pending (mempool included).
+async fn submit_answer(agent: &Agent, a: Answer) -> anyhow::Result<Option<(Answer, Submitted)>> {
+    let chain = &agent.chain;
+    match chain.request_status(a.id, BlockId::pending()).await {
+        Ok(PENDING) => {}
+        Ok(_) => return lost_race(agent, a.id, a.block).await.map(|_| None),
+        Err(e) => return defer(agent, a.id, a.block, format!("status before answering: {e}")).map(|_| None),
+    }
+    let sent = match &a.kind {
+        AnswerKind::Deliver(d) => {
+            let call = chain.contract().deliverSecret(
+                a.id,
+                d.os_ref,
+                d.app_ref,
+                d.encapsulated_key.clone().into(),
+                d.ciphertext.clone().into(),
+                d.signature.clone().into(),
+            );
+            chain.submit(call).await
+        }
+        AnswerKind::Refuse(reason, sig) => {
+            chain.submit(chain.contract().refuseRequest(a.id, reason.code(), sig.clone().into())).await
+        }
+    };
+    match sent {
+        Ok(tx) => Ok(Some((a, tx))),
+        Err(e) => answer_failed(agent, a.id, a.block, e).await.map(|_| None),
+    }
+}
+
+/// Record what became of a sent answer.
+async fn record_answer(agent: &Agent, a: Answer, result: Result<TxOutcome, ChainError>) -> anyhow::Result<()> {
+    match (result, a.kind) {
+        (Ok(o), AnswerKind::Deliver(_)) => {
             crate::failpoint::hit("holder_after_send");
             info!(target: "replicatoor::holder", tx = %o.tx_hash, block = o.block, gas_used = o.gas_used, "secret delivered");
-            record(agent, id, block, Outcome::Served { tx_hash: o.tx_hash, block: o.block })?;
-            Ok(())
+            record(agent, a.id, a.block, Outcome::Served { tx_hash: o.tx_hash, block: o.block })
         }
-        Err(e) => answer_failed(agent, id, block, e).await,
-    }
-}
-
-async fn refuse(agent: &Agent, bundle: &SecretBundle, id: U256, reason: Refusal, block: u64) -> anyhow::Result<()> {
-    let chain = &agent.chain;
-    let msg = RefusalMsg { requestId: id, reason: reason.code() };
-    let sig = eip712::sign(&chain.deployment(), &msg, &bundle.cluster_signer()).context("signing the refusal")?;
-    match still_pending_after_jitter(agent, id).await {
-        Ok(true) => {}
-        Ok(false) => return lost_race(agent, id, block).await,
-        Err(e) => return defer(agent, id, block, format!("status before refusal: {e}")),
-    }
-    let call = chain.contract().refuseRequest(id, reason.code(), sig.to_vec().into());
-    match chain.send(call).await {
-        Ok(o) => {
+        (Ok(o), AnswerKind::Refuse(reason, _)) => {
             info!(target: "replicatoor::holder", tx = %o.tx_hash, reason = reason.name(), "refusal posted");
-            record(agent, id, block, Outcome::Refused { reason: reason.code(), tx_hash: o.tx_hash, block: o.block })?;
-            Ok(())
+            record(agent, a.id, a.block, Outcome::Refused { reason: reason.code(), tx_hash: o.tx_hash, block: o.block })
         }
-        Err(e) => answer_failed(agent, id, block, e).await,
+        (Err(e), _) => answer_failed(agent, a.id, a.block, e).await,
     }
 }
 
