@@ -36,9 +36,10 @@ fi
 log "installing the Python baseline's packages (bench/requirements.txt)"
 bench/.venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  log "building (release): replicatoor, the bench_chain example and the pipeline bench"
-  cargo build --quiet --release -p replicatoor --bin replicatoor --example bench_chain
-  cargo bench --quiet -p replicatoor --bench pipeline --no-run
+  # One invocation, in the bench profile (= release, same target/release directory), so that
+  # `cargo bench` below reuses the library instead of building it a second time with LTO.
+  log "building (bench profile = release): replicatoor, the bench_chain example and the pipeline bench"
+  cargo build --quiet --profile bench -p replicatoor --bin replicatoor --example bench_chain --bench pipeline
 fi
 BIN="$ROOT/target/release/replicatoor"
 CHAINB="$ROOT/target/release/examples/bench_chain"

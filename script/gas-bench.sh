@@ -22,7 +22,7 @@ done
 
 BENCH_CHAIN="$ROOT/target/release/examples/bench_chain"
 if [ "${GAS_BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  (cd "$ROOT" && cargo build --quiet --release -p replicatoor --example bench_chain)
+  (cd "$ROOT" && cargo build --quiet --profile bench -p replicatoor --example bench_chain)
 fi
 
 # ------------------------------------------------------------------ anvil on a free local port

@@ -204,6 +204,11 @@ fn main() {
         });
     }
 
+    // The pipeline's first step: is the requester's X25519 key usable (not a low-order point)?
+    b.run("key_check", "(d) recipient key check (pipeline step 1: an HPKE probe seal)", || {
+        replicatoor::crypto::hpke::is_usable_public_key(&pk)
+    });
+
     // (e) EIP-712 signature of a delivery (1 KiB bundle's ciphertext).
     let sealed = delivery::seal(&dep, &accepted, &b1k).expect("sealed");
     let record =
@@ -217,12 +222,14 @@ fn main() {
         let a = accept(&ctx, sim_binding, &sim_quote, &sim_log);
         delivery::seal(&dep, &a, &b1k).expect("sealed")
     });
-    let genuine_ns = b.run("request_genuine", "(f) genuine path: verify + log replay + seal + sign (1 KiB)", || {
-        let v = genuine.verify(&genuine_quote, GENUINE_NOW).expect("verifies");
-        let app = replay();
-        black_box((v, app));
-        delivery::seal(&dep, &accepted, &b1k).expect("sealed")
-    });
+    let genuine_ns =
+        b.run("request_genuine", "(f) genuine path: key check + verify + log replay + seal + sign", || {
+            assert!(replicatoor::crypto::hpke::is_usable_public_key(&pk));
+            let v = genuine.verify(&genuine_quote, GENUINE_NOW).expect("verifies");
+            let app = replay();
+            black_box((v, app));
+            delivery::seal(&dep, &accepted, &b1k).expect("sealed")
+        });
     println!(
         "  => {:.0} requests/s per core (simulated), {:.0} requests/s per core (genuine)",
         1e9 / sim_ns,
