@@ -24,7 +24,7 @@ use crate::{
 };
 use alloy::{
     eips::BlockId,
-    primitives::{keccak256, B256, U256},
+    primitives::{keccak256, Address, B256, U256},
     rpc::types::{Filter, Log},
     sol_types::SolEvent,
 };
@@ -34,15 +34,37 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 const PENDING: u8 = 1;
 
-/// Reads reference ids from the contract at one block.
-struct ContractReferences<'a> {
+/// The contract state one step's decisions are based on, read once at the decision block (the
+/// confirmed head): policy, cluster, time, and reference answers memoized per step.
+struct StepView<'a> {
     chain: &'a Chain,
-    at: BlockId,
+    at: u64,
+    now: u64,
+    policy: pipeline::Policy,
+    cluster: Address,
+    refs: std::sync::Mutex<std::collections::HashMap<(B256, u8), bool>>,
 }
 
-impl References for ContractReferences<'_> {
+impl<'a> StepView<'a> {
+    async fn read(chain: &'a Chain, at: u64) -> Result<StepView<'a>, ChainError> {
+        let id = BlockId::number(at);
+        let (policy, (cluster, _), (_, _, now)) =
+            tokio::try_join!(chain.policy_at(id), chain.cluster_at(id), chain.block(at))?;
+        Ok(StepView { chain, at, now, policy, cluster, refs: Default::default() })
+    }
+}
+
+impl References for StepView<'_> {
     async fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, String> {
-        self.chain.is_allowed_at(id, kind, self.at).await.map_err(|e| e.to_string())
+        let key = (id, kind as u8);
+        if let Some(v) = self.refs.lock().ok().and_then(|m| m.get(&key).copied()) {
+            return Ok(v);
+        }
+        let v = self.chain.is_allowed_at(id, kind, BlockId::number(self.at)).await.map_err(|e| e.to_string())?;
+        if let Ok(mut m) = self.refs.lock() {
+            m.insert(key, v);
+        }
+        Ok(v)
     }
 }
 
@@ -68,15 +90,30 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
         match step {
             Ok(Step::Logs { from, to, logs, checkpoint, head }) => {
                 backoff = agent.poll();
+                // Decide at the confirmed head: the freshest state a reorg cannot easily take back,
+                // and one that a non-archive node still serves during catch-up.
+                let decide_at = head.saturating_sub(agent.cfg.confirmations).max(to);
+                let view = match StepView::read(chain, decide_at).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        agent.telemetry.rpc_error();
+                        warn!(target: "replicatoor::holder", error = %e, "cannot read the contract state; retrying the step");
+                        if !agent.pause(backoff).await {
+                            break;
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(15));
+                        continue;
+                    }
+                };
                 let mut refusals = 0u32;
                 let mut answers = Vec::new();
                 for log in &logs {
                     if agent.stopping() {
                         return Ok(());
                     }
-                    answers.extend(handle_log(agent, &bundle, log, to, &mut refusals).await?);
+                    answers.extend(handle_log(agent, &bundle, log, &view, &mut refusals).await?);
                 }
-                answers.extend(retry_deferred(agent, &bundle, to, &mut refusals).await?);
+                answers.extend(retry_deferred(agent, &bundle, &view, &mut refusals).await?);
                 send_answers(agent, answers).await?;
                 if !logs.is_empty() {
                     crate::failpoint::hit("holder_before_checkpoint");
@@ -119,7 +156,7 @@ async fn handle_log(
     agent: &Agent,
     bundle: &SecretBundle,
     log: &Log,
-    decide_at: u64,
+    view: &StepView<'_>,
     refusals: &mut u32,
 ) -> anyhow::Result<Option<Answer>> {
     let Ok(decoded) = log.log_decode::<Op::SecretRequested>() else {
@@ -127,10 +164,10 @@ async fn handle_log(
         return Ok(None);
     };
     let ev = decoded.inner.data;
-    let block = log.block_number.unwrap_or(decide_at);
+    let block = log.block_number.unwrap_or(view.at);
     agent.telemetry.request_seen();
     let span = info_span!("request", id = %ev.requestId);
-    handle_request(agent, bundle, &ev, block, decide_at, refusals).instrument(span).await
+    handle_request(agent, bundle, &ev, block, view, refusals).instrument(span).await
 }
 
 /// Blocks after a request during which a holder checks that the request's answer is still on chain
@@ -142,7 +179,7 @@ const REANSWER_WINDOW: u64 = 64;
 async fn retry_deferred(
     agent: &Agent,
     bundle: &SecretBundle,
-    decide_at: u64,
+    view: &StepView<'_>,
     refusals: &mut u32,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut answers = Vec::new();
@@ -152,7 +189,7 @@ async fn retry_deferred(
             // An answer mined after the follower's checkpoint can be reorged away without the
             // checkpoint's block changing, so the follower would never rewind over the request.
             Outcome::Served { .. } | Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. } => {
-                rec.block + REANSWER_WINDOW > decide_at && answer_dropped(agent, id).await
+                rec.block + REANSWER_WINDOW > view.at && answer_dropped(agent, id).await
             }
             Outcome::Abstained { .. } | Outcome::Throttled { .. } => false,
         };
@@ -173,7 +210,7 @@ async fn retry_deferred(
             }
         };
         for log in &logs {
-            answers.extend(handle_log(agent, bundle, log, decide_at, refusals).await?);
+            answers.extend(handle_log(agent, bundle, log, view, refusals).await?);
         }
     }
     Ok(answers)
@@ -193,7 +230,7 @@ async fn handle_request(
     bundle: &SecretBundle,
     ev: &Op::SecretRequested,
     block: u64,
-    decide_at: u64,
+    view: &StepView<'_>,
     refusals: &mut u32,
 ) -> anyhow::Result<Option<Answer>> {
     let chain = &agent.chain;
@@ -208,21 +245,14 @@ async fn handle_request(
         agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::AlreadyAnswered { status } })?;
         return Ok(None);
     }
-    let (cluster, _) = match chain.cluster_at(BlockId::latest()).await {
-        Ok(c) => c,
-        Err(e) => return defer(agent, id, block, format!("reading cluster: {e}")).map(|_| None),
-    };
-    if cluster != bundle.cluster_address() {
-        warn!(target: "replicatoor::holder", chain_cluster = %cluster, ours = %bundle.cluster_address(), "this node does not hold the current cluster key; not answering");
+    if view.cluster != bundle.cluster_address() {
+        warn!(target: "replicatoor::holder", chain_cluster = %view.cluster, ours = %bundle.cluster_address(), "this node does not hold the current cluster key; not answering");
         return Ok(None);
     }
-    let at = BlockId::number(decide_at);
-    let (policy, now) = match tokio::try_join!(chain.policy_at(at), async { chain.block(block).await.map(|b| b.2) }) {
-        Ok(v) => v,
-        Err(e) => return defer(agent, id, block, format!("reading policy: {e}")).map(|_| None),
-    };
-    let refs = ContractReferences { chain, at };
-    let ctx = Context { deployment: chain.deployment(), verifier: &agent.verifier, policy, references: &refs, now };
+    let policy = view.policy;
+    // Verified at the decision block's time: the platform must be trustworthy when the secret goes.
+    let ctx =
+        Context { deployment: chain.deployment(), verifier: &agent.verifier, policy, references: view, now: view.now };
     let binding = Binding::Request { request_id: id, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
     let started = std::time::Instant::now();
     let decision = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await;
@@ -231,7 +261,7 @@ async fn handle_request(
     match decision {
         Decision::Accept(accepted) => {
             info!(target: "replicatoor::holder", os_ref = %accepted.os_ref(), app_ref = %accepted.app_ref(), tcb = %accepted.quote().tcb_status(), simulated = accepted.quote().is_simulated(), verify_ms, "request verified");
-            if let Err(why) = witnesses_agree(agent, bundle, ev, &accepted, block, decide_at, &policy).await {
+            if let Err(why) = witnesses_agree(agent, bundle, ev, &accepted, block, view.at, &policy).await {
                 return defer(agent, id, block, format!("witness RPCs disagree, not delivering: {why}")).map(|_| None);
             }
             let d = delivery::seal(&chain.deployment(), &accepted, bundle).context("sealing the bundle")?;
