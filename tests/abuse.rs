@@ -983,7 +983,7 @@ fn delivery_cases(
     accepted: &AcceptedRequest,
 ) -> Vec<(String, &'static str, Address, HpkeKeypair, Deployment, SignedDelivery, DeliveryCheck)> {
     let b = bundle();
-    let c_key = b.cluster_signer();
+    let c_key = b.cluster_signer().clone();
     let c = b.cluster_address();
     let good = delivery::seal(&dep(), accepted, &b).expect("seal");
     let stranger = PrivateKeySigner::from_bytes(&B256::repeat_byte(0x31)).expect("key");

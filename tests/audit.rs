@@ -183,7 +183,7 @@ async fn deliver(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64) -> 
 /// Refuse request `id` for `reason`, signed by the cluster, sent from `relayer`.
 async fn refuse(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64, reason: Refusal) -> u64 {
     let record = eip712::Refusal { requestId: U256::from(id), reason: reason.code() };
-    let sig = eip712::sign(&net.owner.deployment(), &record, &bundle.cluster_signer()).expect("sign");
+    let sig = eip712::sign(&net.owner.deployment(), &record, bundle.cluster_signer()).expect("sign");
     let call = relayer.contract().refuseRequest(U256::from(id), reason.code(), sig.to_vec().into());
     relayer.send(call).await.expect("refuse").block
 }

@@ -184,7 +184,7 @@ async fn forged_and_corrupted_deliveries_install_nothing() {
     let mut ct = good.ciphertext.clone();
     ct[10] ^= 0x55;
     let record = eip712::Delivery::new(good.request_id, good.os_ref, good.app_ref, &good.encapsulated_key, &ct);
-    let sig = eip712::sign(&dep, &record, &bundle.cluster_signer()).unwrap();
+    let sig = eip712::sign(&dep, &record, bundle.cluster_signer()).unwrap();
     net.owner
         .send(c.deliverSecret(
             good.request_id,

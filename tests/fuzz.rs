@@ -671,7 +671,7 @@ fn open_property(d: &SignedDelivery) -> Result<(), TestCaseError> {
 #[test]
 fn fuzz_delivery_open_mutated() {
     let good = good_delivery().clone();
-    let cluster_key = bundle().cluster_signer();
+    let cluster_key = bundle().cluster_signer().clone();
     // Which field to mutate, the mutations, and whether the cluster re-signs the result.
     let strategy = (0..6u8, mutations(), any::<bool>());
     fuzz("delivery_open_mutated", 1024, strategy, |(field, muts, resign)| {

@@ -154,7 +154,7 @@ fn main() {
     let ctx = Context { deployment: dep, verifier: &sim_verifier, policy, references: &AllowAll, now: SIM_NOW };
     let accepted = accept(&ctx, sim_binding, &sim_quote, &sim_log);
     let (b1k, b64k) = (bundle(1024), bundle(64 * 1024));
-    let signer = b1k.cluster_signer();
+    let signer = b1k.cluster_signer().clone();
 
     println!(
         "holder pipeline, single thread ({} s per case; genuine quote {} B, simulated quote {} B, Dstack compact log {} B)",

@@ -41,6 +41,8 @@ pub struct SecretBundle {
     cluster_key: Zeroizing<[u8; 32]>,
     epoch: u64,
     file: Zeroizing<Vec<u8>>,
+    /// Derived once: every delivery and refusal signs with it.
+    signer: PrivateKeySigner,
 }
 
 impl SecretBundle {
@@ -49,8 +51,8 @@ impl SecretBundle {
         if file.len() > MAX_SECRET_FILE {
             return Err(BundleError::TooLarge { len: file.len(), max: MAX_SECRET_FILE });
         }
-        PrivateKeySigner::from_slice(cluster_key.as_slice()).map_err(|_| BundleError::BadClusterKey)?;
-        Ok(SecretBundle { cluster_key, epoch, file })
+        let signer = PrivateKeySigner::from_slice(cluster_key.as_slice()).map_err(|_| BundleError::BadClusterKey)?;
+        Ok(SecretBundle { cluster_key, epoch, file, signer })
     }
 
     /// The epoch the cluster key belongs to.
@@ -64,14 +66,13 @@ impl SecretBundle {
     }
 
     /// A signer for the cluster key.
-    pub fn cluster_signer(&self) -> PrivateKeySigner {
-        // Validated in `new`/`decode`, so this cannot fail for a constructed bundle.
-        PrivateKeySigner::from_slice(self.cluster_key.as_slice()).expect("cluster key validated at construction")
+    pub fn cluster_signer(&self) -> &PrivateKeySigner {
+        &self.signer
     }
 
     /// The cluster address (what the contract stores).
     pub fn cluster_address(&self) -> Address {
-        self.cluster_signer().address()
+        self.signer.address()
     }
 
     /// Encode as v1.

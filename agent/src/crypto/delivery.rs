@@ -53,7 +53,7 @@ pub fn seal(
     let plaintext = bundle.encode();
     let sealed = hpke::seal(&hpke_pub_key, &dep.hpke_info(request_id), &hpke_aad(os_ref, app_ref), &plaintext)?;
     let record = Delivery::new(request_id, os_ref, app_ref, &sealed.encapsulated_key, &sealed.ciphertext);
-    let signature = eip712::sign(dep, &record, &bundle.cluster_signer())?;
+    let signature = eip712::sign(dep, &record, bundle.cluster_signer())?;
     Ok(SignedDelivery {
         request_id,
         os_ref,

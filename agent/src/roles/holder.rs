@@ -278,7 +278,7 @@ async fn handle_request(
             *refusals += 1;
             let msg = RefusalMsg { requestId: id, reason: reason.code() };
             let sig =
-                eip712::sign(&chain.deployment(), &msg, &bundle.cluster_signer()).context("signing the refusal")?;
+                eip712::sign(&chain.deployment(), &msg, bundle.cluster_signer()).context("signing the refusal")?;
             Ok(Some(Answer { id, block, kind: AnswerKind::Refuse(reason, sig.to_vec()) }))
         }
         Decision::Retry(why) => defer(agent, id, block, why).map(|_| None),
