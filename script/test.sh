@@ -24,4 +24,4 @@ step "headless Chromium for the audit HTML report test"
 command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 step "Rust unit and end-to-end tests"
-cargo test --workspace
+cargo test --workspace -- --show-output
