@@ -16,6 +16,9 @@ use alloy::{
 use std::time::Duration;
 use tracing::{debug, warn};
 
+/// Deadline of one JSON-RPC request.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Chain failures, split by what the caller should do about them.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -84,6 +87,16 @@ pub struct Chain {
 impl Chain {
     /// Connect over HTTP(S). `sender` pays for transactions; without it the client is read-only.
     pub async fn connect(url: &str, contract: Address, sender: Option<PrivateKeySigner>) -> Result<Self, ChainError> {
+        Self::connect_with_timeout(url, contract, sender, RPC_TIMEOUT).await
+    }
+
+    /// [`Chain::connect`] with another per-request deadline.
+    pub async fn connect_with_timeout(
+        url: &str,
+        contract: Address,
+        sender: Option<PrivateKeySigner>,
+        timeout: Duration,
+    ) -> Result<Self, ChainError> {
         let url: reqwest_url::Url = url.parse().map_err(|e| ChainError::Config(format!("RPC URL {url:?}: {e}")))?;
         let sender_addr = sender.as_ref().map(|s| s.address());
         let base = ProviderBuilder::new()
@@ -91,9 +104,16 @@ impl Chain {
             .with_gas_estimation()
             .with_simple_nonce_management()
             .fetch_chain_id();
+        // A stalled RPC must not stall the agent: every request has a deadline (reqwest has none by default).
+        let http = alloy::transports::http::reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ChainError::Config(format!("HTTP client: {e}")))?;
+        let client = alloy::rpc::client::RpcClient::new_http_with_client(http, url);
         let provider = match sender {
-            Some(s) => base.wallet(EthereumWallet::from(s)).connect_http(url).erased(),
-            None => base.connect_http(url).erased(),
+            Some(s) => base.wallet(EthereumWallet::from(s)).connect_client(client).erased(),
+            None => base.connect_client(client).erased(),
         };
         let chain_id = provider.get_chain_id().await.map_err(rpc)?;
         let code = provider.get_code_at(contract).await.map_err(rpc)?;
@@ -267,4 +287,31 @@ fn send_err(e: alloy::contract::Error) -> ChainError {
 // The reqwest URL type re-exported by alloy's HTTP transport.
 mod reqwest_url {
     pub use alloy::transports::http::reqwest::Url;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_silent_rpc_times_out_instead_of_hanging() {
+        // Accepts connections and never answers: the agent must get an error, not wait forever.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let keep = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        // The outer timeout only guards the test against hanging; the agent's own deadline must fire first.
+        let r = tokio::time::timeout(
+            Duration::from_secs(60),
+            Chain::connect_with_timeout(&url, Address::ZERO, None, Duration::from_millis(300)),
+        )
+        .await
+        .expect("the RPC deadline fired");
+        assert!(matches!(r, Err(ChainError::Rpc(_))), "expected an RPC timeout");
+        keep.abort();
+    }
 }
