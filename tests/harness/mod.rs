@@ -214,29 +214,7 @@ impl Net {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Proc {
-        let dir = self.scratch.0.join(name);
-        fs::create_dir_all(&dir).expect("agent dir");
-        let log = fs::OpenOptions::new().create(true).append(true).open(dir.join("agent.log")).expect("agent log");
-        let http_port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_replicatoor"));
-        cmd.arg("run")
-            .args(["--rpc-url", &self.url])
-            .args(["--contract", &self.contract.to_string()])
-            .args(["--start-block", &self.start.to_string()])
-            .args(["--state-dir", &dir.join("state").display().to_string()])
-            .args(["--secret-file", &dir.join("secret.bin").display().to_string()])
-            .args(["--quote-provider", "simulated", "--allow-simulated-quotes"])
-            .args(["--app-compose", &compose.display().to_string()])
-            .args(["--confirmations", "1", "--poll-interval-ms", "200"])
-            .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
-            .args(extra)
-            .env("REPLICATOOR_SENDER_KEY", KEYS[key_index])
-            .env("REPLICATOOR_LOG", "info,replicatoor=debug")
-            .envs(env.iter().copied())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
-        let child = cmd.spawn().expect("start replicatoor");
-        Proc { child, name: name.into(), dir, http_port }
+        self.agent_via(&self.url, name, key_index, compose, extra, env)
     }
 
     /// Start a genesis agent and approve its proposal; returns once it holds the secret.
