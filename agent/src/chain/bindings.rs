@@ -26,8 +26,3 @@ impl From<Policy> for UpgradeOperator::Policy {
         }
     }
 }
-
-/// A readable form of a contract revert: the custom error's name and arguments.
-pub fn describe_revert(e: &UpgradeOperator::UpgradeOperatorErrors) -> String {
-    format!("{e:?}")
-}
