@@ -59,6 +59,13 @@ pub struct TxOutcome {
     pub receipt: TransactionReceipt,
 }
 
+impl TxOutcome {
+    /// The first event `E` this transaction emitted.
+    pub fn event<E: alloy::sol_types::SolEvent>(&self) -> Option<E> {
+        self.receipt.inner.logs().iter().find_map(|l| l.log_decode::<E>().ok()).map(|l| l.inner.data)
+    }
+}
+
 /// Sending knobs.
 #[derive(Debug, Clone)]
 pub struct TxConfig {
@@ -176,6 +183,9 @@ impl Chain {
     }
 
     pub async fn cluster_at(&self, at: BlockId) -> Result<(Address, u64), ChainError> {
+        // Two calls must read one state: pin `latest` to a block number, or a block mined in between
+        // can pair the old cluster with the new epoch.
+        let at = if at == BlockId::latest() { BlockId::number(self.head().await?) } else { at };
         let c = self.contract.cluster().block(at).call().await.map_err(read_err)?;
         let e = self.contract.epoch().block(at).call().await.map_err(read_err)?;
         Ok((c, e))
