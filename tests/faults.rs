@@ -573,16 +573,7 @@ async fn post_request_directly(net: &Net, k: usize) -> (HpkeKeypair, U256) {
         .send(chain.contract().requestSecret(B256::from(hpke.public()), quote.into(), log.into()))
         .await
         .expect("requestSecret");
-    let id = o
-        .receipt
-        .inner
-        .logs()
-        .iter()
-        .find_map(|l| l.log_decode::<Op::SecretRequested>().ok())
-        .expect("SecretRequested")
-        .inner
-        .data
-        .requestId;
+    let id = o.event::<Op::SecretRequested>().expect("SecretRequested").requestId;
     (hpke, id)
 }
 

@@ -121,15 +121,7 @@ async fn propose(agent: &Agent, bundle: &SecretBundle) -> anyhow::Result<()> {
             async move { chain.send(call).await }
         })
         .await?;
-    let ev = outcome
-        .receipt
-        .inner
-        .logs()
-        .iter()
-        .find_map(|l| l.log_decode::<Op::GenesisProposed>().ok())
-        .context("proposeGenesis receipt has no GenesisProposed event")?
-        .inner
-        .data;
+    let ev = outcome.event::<Op::GenesisProposed>().context("proposeGenesis receipt has no GenesisProposed event")?;
     crate::failpoint::hit("genesis_after_propose");
     agent.store.set_own_genesis(&OwnGenesis { proposal_id: ev.proposalId, epoch: ev.epoch, block: outcome.block })?;
     info!(target: "replicatoor::genesis", proposal_id = %ev.proposalId, epoch = ev.epoch, block = outcome.block, tx = %outcome.tx_hash, "genesis proposed");

@@ -74,12 +74,8 @@ async fn post_request(agent: &Agent, keys: &HpkeKeypair) -> anyhow::Result<OwnRe
         })
         .await?;
     let request_id = outcome
-        .receipt
-        .inner
-        .logs()
-        .iter()
-        .find_map(|l| l.log_decode::<Op::SecretRequested>().ok())
-        .map(|l| l.inner.data.requestId)
+        .event::<Op::SecretRequested>()
+        .map(|e| e.requestId)
         .context("requestSecret receipt has no SecretRequested event")?;
     crate::failpoint::hit("requester_after_post");
     let own = OwnRequest { request_id, block: outcome.block, tx_hash: outcome.tx_hash };
