@@ -584,14 +584,7 @@ async fn open_delivery(net: &Net, hpke: &HpkeKeypair, id: U256) -> Vec<u8> {
     let ev = log.log_decode::<Op::SecretDelivered>().expect("decode").inner.data;
     let at = BlockId::number(log.block_number.expect("block"));
     let (cluster, _) = net.owner.cluster_at(at).await.expect("cluster");
-    let d = delivery::SignedDelivery {
-        request_id: ev.requestId,
-        os_ref: ev.osRef,
-        app_ref: ev.appRef,
-        encapsulated_key: ev.encapsulatedKey.to_vec(),
-        ciphertext: ev.ciphertext.to_vec(),
-        signature: ev.signature.to_vec(),
-    };
+    let d = delivery::SignedDelivery::from(&ev);
     delivery::open(&net.owner.deployment(), hpke, cluster, &d).expect("delivery opens").file().to_vec()
 }
 

@@ -9,7 +9,21 @@ alloy::sol!(
     "abi/UpgradeOperator.json"
 );
 
-use crate::attest::pipeline::Policy;
+use crate::{attest::pipeline::Policy, crypto::delivery::SignedDelivery};
+
+impl From<&UpgradeOperator::SecretDelivered> for SignedDelivery {
+    /// The delivery exactly as the contract logged it, ready for `delivery::open`.
+    fn from(ev: &UpgradeOperator::SecretDelivered) -> Self {
+        SignedDelivery {
+            request_id: ev.requestId,
+            os_ref: ev.osRef,
+            app_ref: ev.appRef,
+            encapsulated_key: ev.encapsulatedKey.to_vec(),
+            ciphertext: ev.ciphertext.to_vec(),
+            signature: ev.signature.to_vec(),
+        }
+    }
+}
 
 impl From<UpgradeOperator::Policy> for Policy {
     fn from(p: UpgradeOperator::Policy) -> Self {

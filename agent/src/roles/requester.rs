@@ -150,14 +150,7 @@ async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::
     let ev = log.log_decode::<Op::SecretDelivered>().context("decoding SecretDelivered")?.inner.data;
     let (cluster, _) =
         agent.retrying("reading the cluster address", || agent.chain.cluster_at(BlockId::number(block))).await?;
-    let d = SignedDelivery {
-        request_id: ev.requestId,
-        os_ref: ev.osRef,
-        app_ref: ev.appRef,
-        encapsulated_key: ev.encapsulatedKey.to_vec(),
-        ciphertext: ev.ciphertext.to_vec(),
-        signature: ev.signature.to_vec(),
-    };
+    let d = SignedDelivery::from(&ev);
     let bundle = delivery::open(&agent.chain.deployment(), keys, cluster, &d)
         .context("the delivery failed its checks; nothing was installed")?;
     let path = &agent.cfg.secret_file;
