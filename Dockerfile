@@ -16,22 +16,18 @@ ARG DEBIAN_RELEASE=bookworm
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
 WORKDIR /src
 
-# Dependencies first, against stub sources: this layer is reused until Cargo.toml or Cargo.lock change.
+# The workspace: the agent's crates (and the contract ABI their bindings come from). The test crate is
+# not built here; only its manifest is needed for cargo to load the workspace. Release builds leave the
+# `simulated` and `failpoints` features off: this image can neither make nor trust a simulated quote.
 COPY Cargo.toml Cargo.lock ./
-COPY agent/Cargo.toml agent/Cargo.toml
+COPY agent agent
+COPY tests/Cargo.toml tests/Cargo.toml
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    mkdir -p agent/src \
-    && echo 'fn main() {}' > agent/src/main.rs \
-    && touch agent/src/lib.rs \
+    --mount=type=cache,target=/src/target \
+    mkdir -p tests/src/bin \
+    && touch tests/src/lib.rs \
+    && echo 'fn main() {}' > tests/src/bin/replicatoor-dev.rs \
     && cargo build --release --locked -p replicatoor --bin replicatoor \
-    && rm -rf agent/src target/release/.fingerprint/replicatoor-* target/release/deps/replicatoor-* \
-       target/release/deps/libreplicatoor-*
-
-# The agent: its sources and the contract ABI its bindings are generated from.
-COPY agent/abi agent/abi
-COPY agent/src agent/src
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    cargo build --release --locked -p replicatoor --bin replicatoor \
     && install -D -m 0755 target/release/replicatoor /out/replicatoor
 
 # ------------------------------------------------------------------ runtime

@@ -38,10 +38,11 @@ bench/.venv/bin/pip install --quiet --disable-pip-version-check -r bench/require
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   # One invocation, in the bench profile (= release, same target/release directory), so that
   # `cargo bench` below reuses the library instead of building it a second time with LTO.
-  log "building (bench profile = release): replicatoor, the bench_chain example and the pipeline bench"
-  cargo build --quiet --profile bench -p replicatoor --bin replicatoor --example bench_chain --bench pipeline
+  log "building (bench profile = release): replicatoor-dev (simulated quotes), the bench_chain example, the pipeline bench"
+  cargo build --profile bench -p replicatoor-tests --bin replicatoor-dev --example bench_chain
+  cargo build --profile bench -p replicatoor-core --bench pipeline
 fi
-BIN="$ROOT/target/release/replicatoor"
+BIN="$ROOT/target/release/replicatoor-dev"
 CHAINB="$ROOT/target/release/examples/bench_chain"
 T_BUILT=$(date +%s)
 
@@ -49,12 +50,17 @@ T_BUILT=$(date +%s)
 
 if part pipeline; then
   log "pipeline bench (single thread, ${BENCH_SECONDS} s per case)"
-  PIPELINE_BENCH_OUT="$OUT/pipeline.json" cargo bench --quiet -p replicatoor --bench pipeline
+  PIPELINE_BENCH_OUT="$OUT/pipeline.json" cargo bench --quiet -p replicatoor-core --bench pipeline
 fi
 if part python; then
   log "Python baseline (PyNaCl sealed box + dcap-qvl from PyPI)"
   bench/.venv/bin/python bench/python_baseline.py --seconds "$BENCH_SECONDS" --out "$OUT/python.json" >/dev/null
 fi
+
+# Run figures (key=value) for the report; defined for every BENCH_PARTS subset.
+E2E="$OUT/e2e.env"
+: >"$E2E"
+kv() { echo "$1=$2" >>"$E2E"; }
 
 # ------------------------------------------------------------------ 1: gas
 
@@ -71,11 +77,7 @@ run_e2e() {
   K1=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d # genesis holder
   K2=0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a # second holder
   COMPOSE="$ROOT/examples/app-compose.json"
-  E2E="$OUT/e2e.env"
-  : >"$E2E"
   rm -rf "$OUT/holder-a" "$OUT/holder-b" "$OUT"/rss-burst.txt "$OUT"/catchup-progress.txt
-  kv() { echo "$1=$2" >>"$E2E"; }
-
   PIDS=()
   cleanup() {
     local i

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bounded fuzzing of every parser of untrusted input: runs each proptest target of tests/fuzz.rs for
+# Bounded fuzzing of every parser of untrusted input: runs each proptest target of tests/tests/fuzz.rs for
 # SECONDS (default 30) with structured mutations, prints executions per target, exits non-zero on
 # the first failure (the minimal failing input is printed; make it a named regression test).
 #
@@ -18,8 +18,8 @@ case "$SECONDS_PER_TARGET" in '' | *[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exi
 profile=()
 [ "${FUZZ_RELEASE:-0}" = 1 ] && profile=(--release)
 
-cargo test "${profile[@]}" -p replicatoor --test fuzz --no-run --quiet
-targets=$(cargo test "${profile[@]}" -p replicatoor --test fuzz --quiet -- --list 2>/dev/null | sed -n 's/: test$//p')
+cargo test "${profile[@]}" -p replicatoor-tests --test fuzz --no-run --quiet
+targets=$(cargo test "${profile[@]}" -p replicatoor-tests --test fuzz --quiet -- --list 2>/dev/null | sed -n 's/: test$//p')
 [ -n "$targets" ] || { echo "no fuzz targets found" >&2; exit 1; }
 
 log="$(mktemp)"
@@ -28,7 +28,7 @@ failed=()
 printf '%-40s %s\n' "target" "result"
 for t in $targets; do
   if FUZZ_SECONDS="$SECONDS_PER_TARGET" PROPTEST_CASES="${PROPTEST_CASES:-10000000}" \
-    cargo test "${profile[@]}" -p replicatoor --test fuzz --quiet -- --exact "$t" --nocapture --test-threads=1 >"$log" 2>&1; then
+    cargo test "${profile[@]}" -p replicatoor-tests --test fuzz --quiet -- --exact "$t" --nocapture --test-threads=1 >"$log" 2>&1; then
     printf '%-40s %s\n' "$t" "$(grep '^fuzz ' "$log" | tail -n 1)"
   else
     printf '%-40s %s\n' "$t" "FAILED"

@@ -7,7 +7,7 @@
 # bundles (ciphertext = bundle + 49-byte header + 16-byte tag, cluster-signed) and refuseRequest.
 # Each is compared with the EIP-7623 floor of its calldata: 21000 + 10 * (zero bytes + 4 * non-zero
 # bytes), and request + delivery with the published cost of verifying one DCAP quote on chain.
-# The transactions are built by the `bench_chain` example (agent/examples/bench_chain.rs), because
+# The transactions are built by the `bench_chain` example (tests/examples/bench_chain.rs), because
 # 96 KiB of calldata does not fit in one command-line argument for cast.
 # Prints a table and writes the figures to bench/gas.json (or $GAS_BENCH_OUT). A bench, not a test.
 set -euo pipefail
@@ -18,11 +18,11 @@ OUT="${GAS_BENCH_OUT:-$ROOT/bench/gas.json}"
 for t in anvil cast cargo python3; do
   command -v "$t" >/dev/null 2>&1 || { echo "gas-bench: '$t' missing; run script/setup.sh first" >&2; exit 1; }
 done
-[ -f "$ROOT/agent/abi/UpgradeOperator.json" ] || { echo "gas-bench: run script/setup.sh first" >&2; exit 1; }
+[ -f "$ROOT/agent/chain/abi/UpgradeOperator.json" ] || { echo "gas-bench: run script/setup.sh first" >&2; exit 1; }
 
 BENCH_CHAIN="$ROOT/target/release/examples/bench_chain"
 if [ "${GAS_BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  (cd "$ROOT" && cargo build --quiet --profile bench -p replicatoor --example bench_chain)
+  (cd "$ROOT" && cargo build --quiet --profile bench -p replicatoor-tests --example bench_chain)
 fi
 
 # ------------------------------------------------------------------ anvil on a free local port

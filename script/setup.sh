@@ -40,7 +40,8 @@ log "building contracts (forge build)"
 "$ROOT/script/sync-abi.sh"
 
 if [ "${SETUP_SKIP_CARGO:-0}" != 1 ]; then
-  log "building the agent (cargo build)"
-  (cd "$ROOT" && cargo build --quiet --workspace --all-targets)
+  # Cargo's own progress bar shows: a cold build takes minutes on two cores.
+  log "building the workspace (cargo build; minutes on a fresh machine)"
+  (cd "$ROOT" && cargo build --workspace --all-targets)
 fi
 log "done"

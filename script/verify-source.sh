@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes what a block explorer's "Verify & Publish" (Solidity standard-JSON input) needs for UpgradeOperator,
 # offline, and checks it: compiling the written input must give exactly the creation bytecode of this build
-# (contracts/out, what `forge script script/Deploy.s.sol` deploys) and of agent/abi (what `replicatoor deploy`
+# (contracts/out, what `forge script script/Deploy.s.sol` deploys) and of agent/chain/abi (what `replicatoor deploy`
 # deploys). See docs/deploy.md.
 #
 #   bash script/verify-source.sh [--out DIR] [--args] [--from-tx TX_HASH --rpc-url URL]
@@ -81,7 +81,7 @@ log "wrote $OUT/UpgradeOperator.standard-input.json"
 # 3. Compile what we wrote, from an empty directory (nothing can be resolved from disk), and compare bytecode.
 log "recompiling the standard-JSON input to check it"
 (cd "$TMP/empty" && solc --standard-json < "$OUT/UpgradeOperator.standard-input.json" > "$TMP/compiled.json")
-node - "$TMP/compiled.json" "$TMP/out/UpgradeOperator.sol/UpgradeOperator.json" "$ROOT/agent/abi/UpgradeOperator.json" \
+node - "$TMP/compiled.json" "$TMP/out/UpgradeOperator.sol/UpgradeOperator.json" "$ROOT/agent/chain/abi/UpgradeOperator.json" \
   "$TMP/creation.hex" <<'JS'
 const fs = require('fs');
 const [compiled, forgeArtifact, agentAbi, creationOut] = process.argv.slice(2);
@@ -94,7 +94,7 @@ const fromForge = strip(JSON.parse(fs.readFileSync(forgeArtifact, 'utf8')).bytec
 if (strip(got) !== fromForge) { console.error('[verify-source] the standard-JSON input does not reproduce forge\'s bytecode'); process.exit(1); }
 const agent = strip(JSON.parse(fs.readFileSync(agentAbi, 'utf8')).bytecode.object);
 if (agent !== fromForge) {
-  console.error('[verify-source] agent/abi/UpgradeOperator.json is stale (run script/sync-abi.sh): `replicatoor deploy` would deploy other code');
+  console.error('[verify-source] agent/chain/abi/UpgradeOperator.json is stale (run script/sync-abi.sh): `replicatoor deploy` would deploy other code');
   process.exit(1);
 }
 fs.writeFileSync(creationOut, fromForge);

@@ -1,0 +1,142 @@
+//! The custody tree: each epoch's genesis, every delivery and refusal its cluster key signed, and
+//! which holder (by relaying account) each new holder descends from.
+
+use super::{
+    collect::{History, Pos},
+    model::{Custody, DeliveryRecord, EpochRecord, GenesisProposal, RefusalRecord, RequestRecord},
+};
+use alloy::primitives::{Address, U256};
+use replicatoor_chain::bindings::UpgradeOperator::UpgradeOperatorEvents as Ev;
+use replicatoor_core::refusal::Refusal;
+use std::collections::{BTreeMap, HashSet};
+
+fn id64(v: U256) -> u64 {
+    v.try_into().unwrap_or(u64::MAX)
+}
+
+/// Build the custody record (without re-verification results).
+pub fn build(h: &History) -> Custody {
+    let mut c = Custody::default();
+    let mut requests: BTreeMap<u64, RequestRecord> = BTreeMap::new();
+    let mut epochs: BTreeMap<u64, EpochRecord> = BTreeMap::new();
+    // Accounts known to hold each epoch's bundle: its genesis proposer, then every recipient.
+    let mut holders: BTreeMap<u64, HashSet<Address>> = BTreeMap::new();
+    for e in &h.entries {
+        let Pos { block, time, tx, .. } = e.pos;
+        match &e.event {
+            Ev::GenesisProposed(g) => c.genesis_proposals.push(GenesisProposal {
+                proposal_id: id64(g.proposalId),
+                cluster: g.cluster,
+                epoch: g.epoch,
+                proposer: g.proposer,
+                block,
+                tx,
+                approved: false,
+            }),
+            Ev::ClusterBootstrapped(b) => {
+                let pid = id64(b.proposalId);
+                let proposal = c.genesis_proposals.iter_mut().find(|p| p.proposal_id == pid);
+                let proposer = proposal.map(|p| {
+                    p.approved = true;
+                    p.proposer
+                });
+                holders.entry(b.epoch).or_default().extend(proposer);
+                epochs.insert(
+                    b.epoch,
+                    EpochRecord {
+                        epoch: b.epoch,
+                        cluster: b.cluster,
+                        proposal_id: pid,
+                        proposer,
+                        os_ref: b.osRef,
+                        app_ref: b.appRef,
+                        block,
+                        time,
+                        tx,
+                        note: b.note.clone(),
+                        previous_cluster: None,
+                        reverify: None,
+                        deliveries: vec![],
+                        refusals: vec![],
+                    },
+                );
+            }
+            Ev::CustodyReset(r) => {
+                if let Some(ep) = epochs.get_mut(&r.epoch) {
+                    ep.previous_cluster = Some(r.previousCluster);
+                }
+            }
+            Ev::SecretRequested(r) => {
+                requests.insert(
+                    id64(r.requestId),
+                    RequestRecord {
+                        request_id: id64(r.requestId),
+                        requester: r.requester,
+                        hpke_pub_key: r.hpkePubKey,
+                        epoch: r.epoch,
+                        block,
+                        time,
+                        tx,
+                        quote_bytes: r.quote.len(),
+                        event_log_bytes: r.eventLog.len(),
+                        status: "pending",
+                        answered_block: None,
+                    },
+                );
+            }
+            Ev::SecretDelivered(d) => {
+                let rid = id64(d.requestId);
+                let req = requests.get_mut(&rid);
+                let (requester, request_block) = req.as_ref().map_or((Address::ZERO, 0), |r| (r.requester, r.block));
+                if let Some(r) = req {
+                    r.status = "delivered";
+                    r.answered_block = Some(block);
+                }
+                let known = holders.entry(d.epoch).or_default();
+                let served_by = known.contains(&d.relayer).then_some(d.relayer);
+                known.insert(requester);
+                if let Some(ep) = epochs.get_mut(&d.epoch) {
+                    ep.deliveries.push(DeliveryRecord {
+                        request_id: rid,
+                        requester,
+                        os_ref: d.osRef,
+                        app_ref: d.appRef,
+                        relayer: d.relayer,
+                        served_by,
+                        request_block,
+                        block,
+                        time,
+                        tx,
+                        reverify: None,
+                    });
+                }
+            }
+            Ev::RequestRefused(r) => {
+                let rid = id64(r.requestId);
+                let req = requests.get_mut(&rid);
+                let requester = req.as_ref().map_or(Address::ZERO, |r| r.requester);
+                if let Some(q) = req {
+                    q.status = "refused";
+                    q.answered_block = Some(block);
+                }
+                if let Some(ep) = epochs.get_mut(&r.epoch) {
+                    ep.refusals.push(RefusalRecord {
+                        request_id: rid,
+                        requester,
+                        reason: Refusal::from_code(r.reason).map_or("unknown", Refusal::name),
+                        code: r.reason,
+                        relayer: r.relayer,
+                        block,
+                        time,
+                        tx,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    c.unanswered = requests.values().filter(|r| r.status == "pending").map(|r| r.request_id).collect();
+    c.requests = requests.into_values().collect();
+    c.epochs = epochs.into_values().collect();
+    c
+}

@@ -1,0 +1,414 @@
+//! The audit rules: each turns reconstructed history into findings with a severity and the blocks
+//! they concern. docs/audit.md lists every `kind`.
+
+use super::{
+    collect::History,
+    model::{BlockRange, Custody, Finding, PolicySegment, Severity},
+    state::State,
+};
+use alloy::primitives::Address;
+use replicatoor_chain::bindings::UpgradeOperator::UpgradeOperatorEvents as Ev;
+use replicatoor_core::{attest::TcbStatus, protocol::Policy};
+
+/// TCB statuses that mean the platform misses security updates.
+const OUT_OF_DATE: [TcbStatus; 4] = [
+    TcbStatus::OutOfDate,
+    TcbStatus::OutOfDateConfigurationNeeded,
+    TcbStatus::TDRelaunchAdvised,
+    TcbStatus::TDRelaunchAdvisedConfigurationNeeded,
+];
+/// Up to date, but with configuration or software hardening left to the platform owner.
+const NEEDS_CONFIG: [TcbStatus; 3] =
+    [TcbStatus::SWHardeningNeeded, TcbStatus::ConfigurationNeeded, TcbStatus::ConfigurationAndSWHardeningNeeded];
+
+fn mask(statuses: &[TcbStatus]) -> u16 {
+    statuses.iter().fold(0, |m, s| m | s.bit())
+}
+
+fn names(m: u16) -> String {
+    TcbStatus::in_mask(m).iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// Merge the policy segments where `pred` holds into block ranges.
+fn ranges(segments: &[PolicySegment], pred: impl Fn(&Policy) -> bool) -> Vec<BlockRange> {
+    let mut out: Vec<BlockRange> = Vec::new();
+    for s in segments.iter().filter(|s| pred(&s.policy.policy())) {
+        match out.last_mut() {
+            Some(r) if s.from_block <= r.to + 1 => {
+                r.to = s.to_block;
+                r.open = s.open;
+            }
+            _ => out.push(BlockRange { from: s.from_block, to: s.to_block, open: s.open }),
+        }
+    }
+    out
+}
+
+fn describe(rs: &[BlockRange]) -> String {
+    rs.iter()
+        .map(
+            |r| if r.open { format!("{}..{} (still in force)", r.from, r.to) } else { format!("{}..{}", r.from, r.to) },
+        )
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// True when `p` accepts something `prev` did not.
+fn widens(prev: &Policy, p: &Policy) -> bool {
+    p.tcb_statuses & !prev.tcb_statuses != 0
+        || (p.allow_debug && !prev.allow_debug)
+        || (p.allow_simulated && !prev.allow_simulated)
+}
+
+/// Every finding, most severe first.
+pub fn findings(h: &History, state: &State, segments: &[PolicySegment], custody: &Custody) -> Vec<Finding> {
+    let mut out = Vec::new();
+    policy_findings(segments, &mut out);
+    governance_findings(h, state, &mut out);
+    custody_findings(h, custody, &mut out);
+    if !h.entries.iter().any(|e| matches!(e.event, Ev::Deployed(_))) {
+        let mut f = Finding::new(
+            "history_incomplete",
+            Severity::Medium,
+            "The audited range does not start at the deployment",
+            "No Deployed event in the range: the initial policy and anything earlier are unknown. Re-run with \
+             --from-block at or before the deployment block.",
+        );
+        f.blocks.push(BlockRange { from: h.from_block, to: h.to_block, open: false });
+        out.push(f);
+    }
+    if h.undecoded > 0 {
+        out.push(Finding::new(
+            "undecoded_logs",
+            Severity::Info,
+            format!("{} log(s) of the contract did not decode", h.undecoded),
+            "Logs at this address that match none of UpgradeOperator's events (not this contract's ABI?).",
+        ));
+    }
+    out.sort_by_key(|f| (f.severity, f.blocks.first().map_or(0, |b| b.from)));
+    out
+}
+
+fn policy_findings(segments: &[PolicySegment], out: &mut Vec<Finding>) {
+    let sim = ranges(segments, |p| p.allow_simulated);
+    if !sim.is_empty() {
+        let mut f = Finding::new(
+            "simulated_quotes_allowed",
+            Severity::Critical,
+            "The policy allowed SIMULATED quotes",
+            format!(
+                "allowSimulated was in force in blocks {}. Anyone can make a simulated quote, so any \
+                 delivery in these blocks may have gone to a machine that proves nothing.",
+                describe(&sim)
+            ),
+        );
+        f.blocks = sim;
+        out.push(f);
+    }
+    let debug = ranges(segments, |p| p.allow_debug);
+    if !debug.is_empty() {
+        let mut f = Finding::new(
+            "debug_tds_allowed",
+            Severity::High,
+            "The policy allowed debug TDs",
+            format!(
+                "allowDebug was in force in blocks {}: a debug TD's host can read its memory, secret included.",
+                describe(&debug)
+            ),
+        );
+        f.blocks = debug;
+        out.push(f);
+    }
+    for (kind, sev, set, what) in [
+        (
+            "out_of_date_tcb_accepted",
+            Severity::High,
+            mask(&OUT_OF_DATE),
+            "out-of-date TCB statuses (platforms missing security updates)",
+        ),
+        (
+            "tcb_configuration_needed_accepted",
+            Severity::Low,
+            mask(&NEEDS_CONFIG),
+            "TCB statuses that need configuration or software hardening",
+        ),
+    ] {
+        let rs = ranges(segments, |p| p.tcb_statuses & set != 0);
+        if rs.is_empty() {
+            continue;
+        }
+        let accepted: u16 = segments.iter().map(|s| s.policy.tcb_statuses & set).fold(0, |a, b| a | b);
+        let mut f = Finding::new(
+            kind,
+            sev,
+            format!("The TCB policy accepted {what}"),
+            format!("{} accepted in blocks {}.", names(accepted), describe(&rs)),
+        );
+        f.blocks = rs;
+        out.push(f);
+    }
+}
+
+fn governance_findings(h: &History, state: &State, out: &mut Vec<Finding>) {
+    let mut pending_transfer: Option<(u64, Address)> = None;
+    for e in &h.entries {
+        let b = e.pos.block;
+        match &e.event {
+            Ev::Deployed(d) if d.wideningDelay == 0 => {
+                let mut f = Finding::new(
+                    "zero_widening_delay",
+                    Severity::Medium,
+                    "Widening changes take effect with no delay",
+                    "The contract was deployed with wideningDelay = 0: new reference values and wider policies \
+                     apply at once, so holders and users get no time to react (local development only).",
+                );
+                f.blocks.push(BlockRange::at(b));
+                out.push(f);
+            }
+            Ev::ReferenceProposed(r) if r.activatesAt <= e.pos.time => {
+                let kind = super::model::RefKindName(r.kind).as_str();
+                let mut f = Finding::new(
+                    "immediate_activation",
+                    Severity::Medium,
+                    format!("{kind} reference usable at once"),
+                    format!(
+                        "{kind} reference {} (note {:?}) was proposed in block {b} with activatesAt {} ≤ its block \
+                         time {}: no delay.",
+                        r.id, r.note, r.activatesAt, e.pos.time
+                    ),
+                );
+                f.blocks.push(BlockRange::at(b));
+                f.references.push(r.id);
+                out.push(f);
+            }
+            Ev::PolicySet(p) if p.effectiveAt <= e.pos.time => {
+                let new = Policy {
+                    tcb_statuses: p.tcbStatuses,
+                    allow_debug: p.allowDebug,
+                    allow_simulated: p.allowSimulated,
+                };
+                let prev = state.policy_at(e.pos.key(), e.pos.time).map(|(_, p)| p);
+                if prev.is_some_and(|prev| widens(&prev, &new)) {
+                    let mut f = Finding::new(
+                        "immediate_activation",
+                        Severity::Medium,
+                        "Policy widened at once",
+                        format!(
+                            "PolicySet in block {b} (note {:?}) widened the policy to tcbStatuses {:#x} [{}], \
+                             allowDebug {}, allowSimulated {} with no delay.",
+                            p.note,
+                            p.tcbStatuses,
+                            names(p.tcbStatuses),
+                            p.allowDebug,
+                            p.allowSimulated
+                        ),
+                    );
+                    f.blocks.push(BlockRange::at(b));
+                    out.push(f);
+                }
+            }
+            Ev::OwnershipTransferStarted(t) => pending_transfer = Some((b, t.newOwner)),
+            Ev::OwnershipTransferred(t) => {
+                pending_transfer = None;
+                if t.previousOwner != Address::ZERO {
+                    let mut f = Finding::new(
+                        "owner_changed",
+                        Severity::Medium,
+                        "Ownership changed",
+                        format!(
+                            "Owner {} handed the contract to {} in block {b}; from then on that account decides \
+                             the reference values and the policy.",
+                            t.previousOwner, t.newOwner
+                        ),
+                    );
+                    f.blocks.push(BlockRange::at(b));
+                    f.accounts = vec![t.previousOwner, t.newOwner];
+                    out.push(f);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((b, to)) = pending_transfer {
+        let mut f = Finding::new(
+            "ownership_transfer_pending",
+            Severity::Low,
+            "An ownership transfer is pending",
+            format!("transferOwnership({to}) in block {b} has not been accepted; {to} can take ownership at any time."),
+        );
+        f.blocks.push(BlockRange { from: b, to: h.to_block, open: true });
+        f.accounts.push(to);
+        out.push(f);
+    }
+}
+
+fn custody_findings(h: &History, custody: &Custody, out: &mut Vec<Finding>) {
+    // A delivery (or genesis) under a reference that was revoked later: that build saw the secret.
+    for e in &h.entries {
+        let Ev::ReferenceRevoked(r) = &e.event else { continue };
+        let at = e.pos.key();
+        let kind = super::model::RefKindName(r.kind).as_str();
+        let mut f = Finding::new(
+            "delivery_under_revoked_reference",
+            Severity::High,
+            format!("The secret went to an {kind} build that was later revoked"),
+            String::new(),
+        );
+        let mut who = Vec::new();
+        for ep in &custody.epochs {
+            if (ep.block, 0) < at && (ep.os_ref == r.id || ep.app_ref == r.id) {
+                f.epochs.push(ep.epoch);
+                f.blocks.push(BlockRange::at(ep.block));
+                f.accounts.extend(ep.proposer);
+                who.push(format!("genesis of epoch {} (cluster {})", ep.epoch, ep.cluster));
+            }
+            for d in ep.deliveries.iter().filter(|d| (d.block, 0) < at && (d.os_ref == r.id || d.app_ref == r.id)) {
+                f.request_ids.push(d.request_id);
+                f.blocks.push(BlockRange::at(d.block));
+                if !f.accounts.contains(&d.requester) {
+                    f.accounts.push(d.requester);
+                }
+                who.push(format!("request {} by {} (block {})", d.request_id, d.requester, d.block));
+            }
+        }
+        if who.is_empty() {
+            continue;
+        }
+        f.blocks.push(BlockRange::at(e.pos.block));
+        f.blocks.sort_by_key(|b| b.from);
+        f.references.push(r.id);
+        f.detail = format!(
+            "{kind} reference {} was revoked in block {} (note {:?}). Before that, these holders received the \
+             secret while running it and may still hold it: {}.",
+            r.id,
+            e.pos.block,
+            r.note,
+            who.join("; ")
+        );
+        out.push(f);
+    }
+    if !custody.unanswered.is_empty() {
+        let pending: Vec<_> = custody.requests.iter().filter(|r| r.status == "pending").collect();
+        let mut f = Finding::new(
+            "unanswered_request",
+            Severity::Low,
+            format!("{} request(s) never answered", pending.len()),
+            format!(
+                "Still pending at block {}: {}. No holder delivered or refused them (no holder running, \
+                 collateral missing, or holders abstaining).",
+                h.to_block,
+                pending
+                    .iter()
+                    .map(|r| format!("request {} by {}", r.request_id, r.requester))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        for r in pending {
+            f.request_ids.push(r.request_id);
+            f.blocks.push(BlockRange::at(r.block));
+            f.accounts.push(r.requester);
+        }
+        out.push(f);
+    }
+    for ep in custody.epochs.iter().filter(|ep| ep.previous_cluster.is_some()) {
+        let prev = ep.previous_cluster.unwrap_or_default();
+        let mut f = Finding::new(
+            "custody_reset",
+            Severity::Medium,
+            format!("Custody reset at epoch {}", ep.epoch),
+            format!(
+                "Cluster {} replaced {prev} in block {} (note {:?}): secrets after this descend from the new \
+                 genesis, not from earlier holders.",
+                ep.cluster, ep.block, ep.note
+            ),
+        );
+        f.blocks.push(BlockRange::at(ep.block));
+        f.epochs.push(ep.epoch);
+        f.accounts = vec![prev, ep.cluster];
+        out.push(f);
+    }
+    reverify_findings(custody, out);
+}
+
+fn reverify_findings(custody: &Custody, out: &mut Vec<Finding>) {
+    let mut inconclusive = Finding::new(
+        "reverify_inconclusive",
+        Severity::Info,
+        "Some accepted quotes could not be re-verified",
+        String::new(),
+    );
+    let mut notes = Vec::new();
+    for ep in &custody.epochs {
+        let genesis = ep.reverify.as_ref().map(|r| (r, format!("genesis of epoch {}", ep.epoch), ep.block, None));
+        let deliveries = ep.deliveries.iter().filter_map(|d| {
+            d.reverify.as_ref().map(|r| (r, format!("request {}", d.request_id), d.block, Some(d.request_id)))
+        });
+        for (r, what, block, rid) in genesis.into_iter().chain(deliveries) {
+            match r.verdict {
+                "rejected" => {
+                    let mut f = Finding::new(
+                        "reverify_rejected",
+                        Severity::High,
+                        format!("{what}: the accepted quote does not re-verify"),
+                        format!(
+                            "{what} (epoch {}, block {block}) was accepted on chain, but the holder pipeline \
+                             rejects it now: {} ({}).",
+                            ep.epoch,
+                            r.reason.as_deref().unwrap_or("?"),
+                            r.detail
+                        ),
+                    );
+                    f.blocks.push(BlockRange::at(block));
+                    f.request_ids.extend(rid);
+                    f.epochs.push(ep.epoch);
+                    out.push(f);
+                }
+                "inconclusive" => {
+                    inconclusive.blocks.push(BlockRange::at(block));
+                    inconclusive.request_ids.extend(rid);
+                    notes.push(format!("{what}: {}", r.detail));
+                }
+                _ => {}
+            }
+        }
+    }
+    if !notes.is_empty() {
+        inconclusive.detail = notes.join("; ");
+        out.push(inconclusive);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PolicyView;
+
+    fn seg(from: u64, to: u64, mask: u16, sim: bool) -> PolicySegment {
+        PolicySegment {
+            from_block: from,
+            to_block: to,
+            open: false,
+            policy: PolicyView::from(Policy { tcb_statuses: mask, allow_debug: false, allow_simulated: sim }),
+            set_in_block: from,
+        }
+    }
+
+    #[test]
+    fn ranges_merge_adjacent_segments_where_the_rule_holds() {
+        let s = [seg(10, 20, 1, true), seg(20, 30, 0x11, true), seg(30, 40, 1, false), seg(41, 50, 0x10, false)];
+        assert_eq!(ranges(&s, |p| p.allow_simulated), vec![BlockRange { from: 10, to: 30, open: false }]);
+        assert_eq!(
+            ranges(&s, |p| p.tcb_statuses & 0x10 != 0),
+            vec![BlockRange { from: 20, to: 30, open: false }, BlockRange { from: 41, to: 50, open: false }]
+        );
+    }
+
+    #[test]
+    fn widening_is_any_new_acceptance() {
+        let p = |m, d, s| Policy { tcb_statuses: m, allow_debug: d, allow_simulated: s };
+        assert!(widens(&p(1, false, false), &p(3, false, false)));
+        assert!(!widens(&p(3, true, true), &p(1, false, true)));
+        assert!(widens(&p(1, false, false), &p(1, false, true)));
+    }
+}

@@ -1,0 +1,400 @@
+//! The audit report as plain data. Its serde form is the stable JSON of `audit --json`, schema
+//! `replicatoor-audit/v1` (documented field by field in docs/audit.md): fields are only ever added.
+//! Addresses are checksummed hex, hashes and ids 0x-hex, times unix seconds, block ranges inclusive.
+
+use alloy::primitives::{Address, B256};
+use replicatoor_core::{attest::TcbStatus, protocol::Policy};
+use serde::Serialize;
+
+pub const SCHEMA: &str = "replicatoor-audit/v1";
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub chain_id: u64,
+    pub contract: Address,
+    pub from_block: u64,
+    pub to_block: u64,
+    /// Timestamp of `to_block`, the report's "now".
+    pub to_time: u64,
+    /// True when `audit --reverify` re-ran the holder pipeline on every accepted quote.
+    pub reverified: bool,
+    pub timeline: Vec<TimelineEntry>,
+    pub references: Vec<ReferenceState>,
+    pub policies: Vec<PolicySegment>,
+    pub custody: Custody,
+    pub findings: Vec<Finding>,
+    pub summary: Summary,
+}
+
+/// A policy as the contract stores it, with the mask spelled out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PolicyView {
+    pub tcb_statuses: u16,
+    pub tcb_status_names: TcbNames,
+    pub allow_debug: bool,
+    pub allow_simulated: bool,
+}
+
+/// The statuses a mask accepts, by name (serialized as a list of strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcbNames(pub u16);
+
+impl Serialize for TcbNames {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(TcbStatus::in_mask(self.0).into_iter().map(TcbStatus::name))
+    }
+}
+
+impl From<Policy> for PolicyView {
+    fn from(p: Policy) -> Self {
+        PolicyView {
+            tcb_statuses: p.tcb_statuses,
+            tcb_status_names: TcbNames(p.tcb_statuses),
+            allow_debug: p.allow_debug,
+            allow_simulated: p.allow_simulated,
+        }
+    }
+}
+
+impl PolicyView {
+    pub fn policy(&self) -> Policy {
+        Policy { tcb_statuses: self.tcb_statuses, allow_debug: self.allow_debug, allow_simulated: self.allow_simulated }
+    }
+}
+
+/// One governance event.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    pub block: u64,
+    pub log_index: u64,
+    pub time: u64,
+    pub tx: B256,
+    /// The transaction's sender (`eth_getTransactionByHash`); for a multisig or timelock owner this is
+    /// the account that executed it. `null` when the node could not return the transaction.
+    pub actor: Option<Address>,
+    /// The on-chain note (attacker-controlled text; "" when the event has none).
+    pub note: String,
+    #[serde(flatten)]
+    pub event: GovernanceEvent,
+}
+
+/// What happened, tagged by `kind`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GovernanceEvent {
+    Deployed {
+        owner: Address,
+        widening_delay: u64,
+    },
+    ReferenceProposed {
+        id: B256,
+        ref_kind: RefKindName,
+        /// MRTD‖RTMR0‖RTMR1‖RTMR2 (192 bytes) or the compose hash (32 bytes), hex.
+        measurement: String,
+        activates_at: u64,
+        /// `activates_at` ≤ the proposal's block time: usable at once.
+        immediate: bool,
+        /// keccak256(kind ‖ measurement) == id (PROTOCOL.md §3.2).
+        id_matches_measurement: bool,
+    },
+    ReferenceRevoked {
+        id: B256,
+        ref_kind: RefKindName,
+    },
+    PolicySet {
+        policy: PolicyView,
+        effective_at: u64,
+        /// A later PolicySet came before `effective_at`: this one never took effect.
+        cancelled: bool,
+    },
+    OwnershipTransferStarted {
+        previous_owner: Address,
+        new_owner: Address,
+    },
+    OwnershipTransferred {
+        previous_owner: Address,
+        new_owner: Address,
+    },
+    ClusterBootstrapped {
+        epoch: u64,
+        cluster: Address,
+        proposal_id: u64,
+        os_ref: B256,
+        app_ref: B256,
+    },
+    CustodyReset {
+        epoch: u64,
+        previous_cluster: Address,
+        new_cluster: Address,
+    },
+}
+
+impl GovernanceEvent {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GovernanceEvent::Deployed { .. } => "deployed",
+            GovernanceEvent::ReferenceProposed { .. } => "reference_proposed",
+            GovernanceEvent::ReferenceRevoked { .. } => "reference_revoked",
+            GovernanceEvent::PolicySet { .. } => "policy_set",
+            GovernanceEvent::OwnershipTransferStarted { .. } => "ownership_transfer_started",
+            GovernanceEvent::OwnershipTransferred { .. } => "ownership_transferred",
+            GovernanceEvent::ClusterBootstrapped { .. } => "cluster_bootstrapped",
+            GovernanceEvent::CustodyReset { .. } => "custody_reset",
+        }
+    }
+}
+
+/// `os`, `app`, or `unknown(N)` for a kind byte the contract never emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefKindName(pub u8);
+
+impl RefKindName {
+    pub fn as_str(&self) -> String {
+        match self.0 {
+            1 => "os".into(),
+            2 => "app".into(),
+            n => format!("unknown({n})"),
+        }
+    }
+}
+
+impl Serialize for RefKindName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_str())
+    }
+}
+
+/// A reference id's state at the end of the audited range (its latest proposal).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReferenceState {
+    pub id: B256,
+    pub ref_kind: RefKindName,
+    pub measurement: String,
+    /// `active`, `pending` (not yet at `activates_at`) or `revoked`.
+    pub status: &'static str,
+    pub proposed_block: u64,
+    pub activates_at: u64,
+    pub note: String,
+    pub revoked_block: Option<u64>,
+    pub revoke_note: Option<String>,
+    /// How many times this id was proposed (a revoked id may be proposed again).
+    pub proposals: usize,
+}
+
+/// The policy in force over a block range (PROTOCOL.md §4.4 reconstruction).
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicySegment {
+    pub from_block: u64,
+    /// Last block in which this policy was (at least partly) in force.
+    pub to_block: u64,
+    /// Still in force at `to_block` of the audit.
+    pub open: bool,
+    pub policy: PolicyView,
+    /// Block of the PolicySet event that defined it.
+    pub set_in_block: u64,
+}
+
+/// The custody record: who got the secret, from which cluster, under which references.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Custody {
+    pub epochs: Vec<EpochRecord>,
+    pub genesis_proposals: Vec<GenesisProposal>,
+    pub requests: Vec<RequestRecord>,
+    /// Request ids still pending at `to_block`.
+    pub unanswered: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GenesisProposal {
+    pub proposal_id: u64,
+    pub cluster: Address,
+    pub epoch: u64,
+    pub proposer: Address,
+    pub block: u64,
+    pub tx: B256,
+    /// The epoch it founded, if the owner approved it.
+    pub approved: bool,
+}
+
+/// One cluster: its genesis and everything its key signed.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochRecord {
+    pub epoch: u64,
+    pub cluster: Address,
+    pub proposal_id: u64,
+    /// Account that posted the approved genesis proposal (the genesis node's sender).
+    pub proposer: Option<Address>,
+    pub os_ref: B256,
+    pub app_ref: B256,
+    pub block: u64,
+    pub time: u64,
+    pub tx: B256,
+    pub note: String,
+    /// Set when this epoch replaced an existing cluster (CustodyReset).
+    pub previous_cluster: Option<Address>,
+    pub reverify: Option<Reverification>,
+    pub deliveries: Vec<DeliveryRecord>,
+    pub refusals: Vec<RefusalRecord>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    pub request_id: u64,
+    pub requester: Address,
+    pub os_ref: B256,
+    pub app_ref: B256,
+    /// The account that sent `deliverSecret` (anyone may relay; agents relay their own).
+    pub relayer: Address,
+    /// The holder this delivery descends from: the relayer when it is the epoch's genesis proposer
+    /// or an earlier recipient in this epoch, else `null` (the cluster key, relayed by a stranger).
+    pub served_by: Option<Address>,
+    pub request_block: u64,
+    pub block: u64,
+    pub time: u64,
+    pub tx: B256,
+    pub reverify: Option<Reverification>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusalRecord {
+    pub request_id: u64,
+    pub requester: Address,
+    /// Refusal name (`app_reference_not_allowed`, …) or `unknown`.
+    pub reason: &'static str,
+    pub code: u8,
+    pub relayer: Address,
+    pub block: u64,
+    pub time: u64,
+    pub tx: B256,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    pub request_id: u64,
+    pub requester: Address,
+    pub hpke_pub_key: B256,
+    /// The epoch when it was posted.
+    pub epoch: u64,
+    pub block: u64,
+    pub time: u64,
+    pub tx: B256,
+    pub quote_bytes: usize,
+    pub event_log_bytes: usize,
+    /// `pending`, `delivered` or `refused`.
+    pub status: &'static str,
+    pub answered_block: Option<u64>,
+}
+
+/// The outcome of re-running the holder pipeline offline on an accepted quote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reverification {
+    /// `accepted` (would be accepted, same references), `rejected` (would not be), or
+    /// `inconclusive` (a local problem, e.g. no collateral for a genuine quote).
+    pub verdict: &'static str,
+    /// The refusal name for `rejected` (or `reference_mismatch`, `simulated_quote_not_trusted`).
+    pub reason: Option<String>,
+    pub detail: String,
+    pub tcb_status: Option<String>,
+    pub simulated: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    High,
+    Medium,
+    Low,
+    Info,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] =
+        [Severity::Critical, Severity::High, Severity::Medium, Severity::Low, Severity::Info];
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// An inclusive block range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BlockRange {
+    pub from: u64,
+    pub to: u64,
+    /// Still true at the audit's last block.
+    pub open: bool,
+}
+
+impl BlockRange {
+    pub fn at(block: u64) -> Self {
+        BlockRange { from: block, to: block, open: false }
+    }
+}
+
+/// Something an auditor should look at.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Stable identifier of the rule (docs/audit.md lists them).
+    pub kind: &'static str,
+    pub severity: Severity,
+    pub title: String,
+    pub detail: String,
+    pub blocks: Vec<BlockRange>,
+    pub request_ids: Vec<u64>,
+    pub accounts: Vec<Address>,
+    pub references: Vec<B256>,
+    pub epochs: Vec<u64>,
+}
+
+impl Finding {
+    pub fn new(kind: &'static str, severity: Severity, title: impl Into<String>, detail: impl Into<String>) -> Self {
+        Finding {
+            kind,
+            severity,
+            title: title.into(),
+            detail: detail.into(),
+            blocks: vec![],
+            request_ids: vec![],
+            accounts: vec![],
+            references: vec![],
+            epochs: vec![],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+    pub info: usize,
+    pub events: usize,
+    pub epochs: usize,
+    pub requests: usize,
+    pub delivered: usize,
+    pub refused: usize,
+    pub pending: usize,
+    pub owner: Option<Address>,
+    pub pending_owner: Option<Address>,
+    pub widening_delay: Option<u64>,
+    /// The policy in force at `to_block`, and one still waiting for its `effective_at`.
+    pub policy: Option<PolicyView>,
+    pub pending_policy: Option<PendingPolicy>,
+    pub reverify_rejected: usize,
+    pub reverify_inconclusive: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingPolicy {
+    pub policy: PolicyView,
+    pub effective_at: u64,
+}

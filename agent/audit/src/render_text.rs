@@ -1,0 +1,249 @@
+//! The human-readable report. Chain-supplied text (notes) is printed with `{:?}`, so control
+//! characters and terminal escapes in a note cannot restyle or hide lines.
+
+use super::model::{Custody, DeliveryRecord, EpochRecord, GovernanceEvent as G, PolicyView, Report, Reverification};
+use alloy::primitives::Address;
+use std::{collections::HashSet, fmt::Write as _};
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for a unix time (no time-zone database needed).
+pub fn fmt_time(t: u64) -> String {
+    let (days, secs) = (t / 86_400, t % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+pub fn fmt_policy(p: &PolicyView) -> String {
+    let names: Vec<_> = replicatoor_core::attest::TcbStatus::in_mask(p.tcb_statuses).iter().map(|s| s.name()).collect();
+    format!(
+        "tcbStatuses {:#x} [{}], debug {}, simulated {}",
+        p.tcb_statuses,
+        names.join(", "),
+        if p.allow_debug { "ALLOWED" } else { "no" },
+        if p.allow_simulated { "ALLOWED" } else { "no" }
+    )
+}
+
+/// One line describing a governance event (without block and actor).
+pub fn describe_event(e: &G) -> String {
+    match e {
+        G::Deployed { owner, widening_delay } => format!("deployed, owner {owner}, widening delay {widening_delay} s"),
+        G::ReferenceProposed { id, ref_kind, activates_at, immediate, id_matches_measurement, .. } => format!(
+            "{} reference {id} proposed, active from {}{}{}",
+            ref_kind.as_str(),
+            fmt_time(*activates_at),
+            if *immediate { " (IMMEDIATELY)" } else { "" },
+            if *id_matches_measurement { "" } else { " — ID DOES NOT MATCH ITS MEASUREMENT" }
+        ),
+        G::ReferenceRevoked { id, ref_kind } => format!("{} reference {id} revoked", ref_kind.as_str()),
+        G::PolicySet { policy, effective_at, cancelled } => format!(
+            "policy set: {}, effective {}{}",
+            fmt_policy(policy),
+            fmt_time(*effective_at),
+            if *cancelled { " (cancelled before it took effect)" } else { "" }
+        ),
+        G::OwnershipTransferStarted { previous_owner, new_owner } => {
+            format!("ownership transfer started: {previous_owner} → {new_owner}")
+        }
+        G::OwnershipTransferred { previous_owner, new_owner } => {
+            format!("ownership transferred: {previous_owner} → {new_owner}")
+        }
+        G::ClusterBootstrapped { epoch, cluster, proposal_id, .. } => {
+            format!("genesis proposal {proposal_id} approved: epoch {epoch}, cluster {cluster}")
+        }
+        G::CustodyReset { epoch, previous_cluster, new_cluster } => {
+            format!("CUSTODY RESET at epoch {epoch}: {previous_cluster} → {new_cluster}")
+        }
+    }
+}
+
+fn verdict(r: &Option<Reverification>) -> String {
+    match r {
+        None => String::new(),
+        Some(r) => match &r.reason {
+            Some(why) => format!("  [reverify: {} — {why}]", r.verdict),
+            None => format!("  [reverify: {}]", r.verdict),
+        },
+    }
+}
+
+/// The deliveries of an epoch as a tree: children of a holder are the deliveries it relayed.
+pub fn children(ep: &EpochRecord, parent: Option<Address>) -> Vec<&DeliveryRecord> {
+    ep.deliveries
+        .iter()
+        .filter(|d| match parent {
+            // Under the genesis node: deliveries it relayed, and those relayed by strangers.
+            None => d.served_by.is_none() || d.served_by == ep.proposer,
+            Some(p) => d.served_by == Some(p) && Some(p) != ep.proposer,
+        })
+        .collect()
+}
+
+fn tree(out: &mut String, ep: &EpochRecord, parent: Option<Address>, depth: usize, seen: &mut HashSet<u64>) {
+    for d in children(ep, parent) {
+        if !seen.insert(d.request_id) {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{}└─ request {} → {} (block {}, relayer {}){}",
+            "   ".repeat(depth + 1),
+            d.request_id,
+            d.requester,
+            d.block,
+            d.relayer,
+            verdict(&d.reverify)
+        );
+        if Some(d.requester) != ep.proposer {
+            tree(out, ep, Some(d.requester), depth + 1, seen);
+        }
+    }
+}
+
+fn custody(out: &mut String, c: &Custody) {
+    let _ = writeln!(out, "\nCUSTODY");
+    if c.epochs.is_empty() {
+        let _ = writeln!(out, "  no cluster was bootstrapped");
+    }
+    for ep in &c.epochs {
+        let _ = writeln!(
+            out,
+            "  epoch {}: cluster {}, genesis proposal {} by {}, block {} ({}), note {:?}{}",
+            ep.epoch,
+            ep.cluster,
+            ep.proposal_id,
+            ep.proposer.map_or("?".into(), |p| p.to_string()),
+            ep.block,
+            fmt_time(ep.time),
+            ep.note,
+            verdict(&ep.reverify)
+        );
+        let _ = writeln!(out, "     os {} / app {}", ep.os_ref, ep.app_ref);
+        if let Some(prev) = ep.previous_cluster {
+            let _ = writeln!(out, "     CUSTODY RESET: replaced cluster {prev}");
+        }
+        tree(out, ep, None, 0, &mut HashSet::new());
+        for r in &ep.refusals {
+            let _ = writeln!(
+                out,
+                "   ✗ request {} by {} refused: {} (code {}), block {}",
+                r.request_id, r.requester, r.reason, r.code, r.block
+            );
+        }
+    }
+    for r in c.requests.iter().filter(|r| r.status == "pending") {
+        let _ = writeln!(out, "  ? request {} by {} never answered (block {})", r.request_id, r.requester, r.block);
+    }
+}
+
+/// Render the report as text.
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let s = &r.summary;
+    let _ = writeln!(
+        out,
+        "Replicatoor audit: chain {}, contract {}, blocks {}..{} (to {})",
+        r.chain_id,
+        r.contract,
+        r.from_block,
+        r.to_block,
+        fmt_time(r.to_time)
+    );
+    let _ = writeln!(
+        out,
+        "owner {}, widening delay {}; {} epochs, {} requests ({} delivered, {} refused, {} pending)",
+        s.owner.map_or("unknown".into(), |o| o.to_string()),
+        s.widening_delay.map_or("unknown".into(), |d| format!("{d} s")),
+        s.epochs,
+        s.requests,
+        s.delivered,
+        s.refused,
+        s.pending
+    );
+    if let Some(p) = &s.policy {
+        let _ = writeln!(out, "policy now: {}", fmt_policy(p));
+    }
+    if let Some(p) = &s.pending_policy {
+        let _ = writeln!(out, "pending policy: {}, from {}", fmt_policy(&p.policy), fmt_time(p.effective_at));
+    }
+    let _ = writeln!(
+        out,
+        "\nFINDINGS ({} critical, {} high, {} medium, {} low, {} info)",
+        s.critical, s.high, s.medium, s.low, s.info
+    );
+    for f in &r.findings {
+        let blocks: Vec<_> = f
+            .blocks
+            .iter()
+            .map(|b| match (b.from == b.to, b.open) {
+                (true, false) => b.from.to_string(),
+                (_, true) => format!("{}..{}+", b.from, b.to),
+                _ => format!("{}..{}", b.from, b.to),
+            })
+            .collect();
+        let _ = writeln!(out, "  [{}] {}: {}", f.severity.name().to_uppercase(), f.kind, f.title);
+        let _ = writeln!(out, "      blocks {}", blocks.join(", "));
+        let _ = writeln!(out, "      {}", f.detail.escape_debug());
+    }
+    let _ = writeln!(out, "\nGOVERNANCE TIMELINE");
+    for t in &r.timeline {
+        let _ = writeln!(
+            out,
+            "  block {:>8}  {}  by {}  {}{}",
+            t.block,
+            fmt_time(t.time),
+            t.actor.map_or("?".into(), |a| a.to_string()),
+            describe_event(&t.event),
+            if t.note.is_empty() { String::new() } else { format!("  note {:?}", t.note) }
+        );
+        let _ = writeln!(out, "                  tx {}", t.tx);
+    }
+    let _ = writeln!(out, "\nPOLICY IN FORCE");
+    for p in &r.policies {
+        let _ = writeln!(
+            out,
+            "  blocks {}..{}{}: {} (set in block {})",
+            p.from_block,
+            p.to_block,
+            if p.open { "+" } else { "" },
+            fmt_policy(&p.policy),
+            p.set_in_block
+        );
+    }
+    let _ = writeln!(out, "\nREFERENCES");
+    for x in &r.references {
+        let _ = writeln!(
+            out,
+            "  {:<8} {:<4} {}  proposed block {}, active from {}, note {:?}{}",
+            x.status,
+            x.ref_kind.as_str(),
+            x.id,
+            x.proposed_block,
+            fmt_time(x.activates_at),
+            x.note,
+            x.revoked_block.map_or(String::new(), |b| format!(", revoked block {b} ({:?})", x.revoke_note))
+        );
+    }
+    custody(&mut out, &r.custody);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_utc_calendar_dates() {
+        assert_eq!(fmt_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(fmt_time(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(fmt_time(1_767_225_599), "2025-12-31 23:59:59 UTC");
+    }
+}

@@ -1,0 +1,83 @@
+//! The governance timeline: every owner action and deployment event, with its actor and note.
+
+use super::{
+    collect::{is_governance, History},
+    model::{GovernanceEvent as G, PolicyView, RefKindName, TimelineEntry},
+    state::State,
+};
+use alloy::primitives::{keccak256, U256};
+use replicatoor_chain::bindings::UpgradeOperator::UpgradeOperatorEvents as Ev;
+use replicatoor_core::protocol::Policy;
+
+fn id64(v: U256) -> u64 {
+    v.try_into().unwrap_or(u64::MAX)
+}
+
+pub fn build(h: &History, state: &State) -> Vec<TimelineEntry> {
+    let mut policy_index = 0;
+    let mut out = Vec::new();
+    for e in h.entries.iter().filter(|e| is_governance(&e.event)) {
+        let (event, note) = match &e.event {
+            Ev::Deployed(d) => (G::Deployed { owner: d.owner, widening_delay: d.wideningDelay }, String::new()),
+            Ev::ReferenceProposed(r) => {
+                let preimage = [&[r.kind][..], &r.measurement[..]].concat();
+                let g = G::ReferenceProposed {
+                    id: r.id,
+                    ref_kind: RefKindName(r.kind),
+                    measurement: hex::encode(&r.measurement),
+                    activates_at: r.activatesAt,
+                    immediate: r.activatesAt <= e.pos.time,
+                    id_matches_measurement: keccak256(preimage) == r.id,
+                };
+                (g, r.note.clone())
+            }
+            Ev::ReferenceRevoked(r) => {
+                (G::ReferenceRevoked { id: r.id, ref_kind: RefKindName(r.kind) }, r.note.clone())
+            }
+            Ev::PolicySet(p) => {
+                let cancelled = state.cancelled(policy_index);
+                policy_index += 1;
+                let policy = Policy {
+                    tcb_statuses: p.tcbStatuses,
+                    allow_debug: p.allowDebug,
+                    allow_simulated: p.allowSimulated,
+                };
+                (
+                    G::PolicySet { policy: PolicyView::from(policy), effective_at: p.effectiveAt, cancelled },
+                    p.note.clone(),
+                )
+            }
+            Ev::OwnershipTransferStarted(t) => {
+                (G::OwnershipTransferStarted { previous_owner: t.previousOwner, new_owner: t.newOwner }, String::new())
+            }
+            Ev::OwnershipTransferred(t) => {
+                (G::OwnershipTransferred { previous_owner: t.previousOwner, new_owner: t.newOwner }, String::new())
+            }
+            Ev::ClusterBootstrapped(b) => (
+                G::ClusterBootstrapped {
+                    epoch: b.epoch,
+                    cluster: b.cluster,
+                    proposal_id: id64(b.proposalId),
+                    os_ref: b.osRef,
+                    app_ref: b.appRef,
+                },
+                b.note.clone(),
+            ),
+            Ev::CustodyReset(r) => (
+                G::CustodyReset { epoch: r.epoch, previous_cluster: r.previousCluster, new_cluster: r.newCluster },
+                r.note.clone(),
+            ),
+            _ => continue,
+        };
+        out.push(TimelineEntry {
+            block: e.pos.block,
+            log_index: e.pos.log_index,
+            time: e.pos.time,
+            tx: e.pos.tx,
+            actor: h.actors.get(&e.pos.tx).copied(),
+            note,
+            event,
+        });
+    }
+    out
+}

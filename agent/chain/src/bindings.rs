@@ -1,0 +1,42 @@
+//! Contract bindings generated from the forge artifact (`agent/chain/abi/`, synced by `script/sync-abi.sh`),
+//! so the contract is the single source of the ABI.
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[allow(clippy::too_many_arguments)]
+    #[derive(Debug, PartialEq, Eq)]
+    UpgradeOperator,
+    "abi/UpgradeOperator.json"
+);
+
+use replicatoor_core::{crypto::delivery::SignedDelivery, protocol::Policy};
+
+impl From<&UpgradeOperator::SecretDelivered> for SignedDelivery {
+    /// The delivery exactly as the contract logged it, ready for `delivery::open`.
+    fn from(ev: &UpgradeOperator::SecretDelivered) -> Self {
+        SignedDelivery {
+            request_id: ev.requestId,
+            os_ref: ev.osRef,
+            app_ref: ev.appRef,
+            encapsulated_key: ev.encapsulatedKey.to_vec(),
+            ciphertext: ev.ciphertext.to_vec(),
+            signature: ev.signature.to_vec(),
+        }
+    }
+}
+
+impl From<UpgradeOperator::Policy> for Policy {
+    fn from(p: UpgradeOperator::Policy) -> Self {
+        Policy { tcb_statuses: p.tcbStatuses, allow_debug: p.allowDebug, allow_simulated: p.allowSimulated }
+    }
+}
+
+impl From<Policy> for UpgradeOperator::Policy {
+    fn from(p: Policy) -> Self {
+        UpgradeOperator::Policy {
+            tcbStatuses: p.tcb_statuses,
+            allowDebug: p.allow_debug,
+            allowSimulated: p.allow_simulated,
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Where verification collateral (TCB info, QE identity, CRLs) comes from: the trait the verifier
+//! asks, and the two sources that need no I/O. Files and the PCCS are the node's (`replicatoor::collateral`).
+//!
+//! Collateral is looked up per platform (FMSPC). A missing or stale collateral is a local
+//! problem: the request waits, it is never refused for it.
+
+use dcap_qvl::{quote::Quote, QuoteCollateralV3};
+use std::{future::Future, path::PathBuf, pin::Pin};
+
+/// Why collateral could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum CollateralError {
+    /// No source is configured (simulated-only dev setups).
+    #[error("no collateral source configured for genuine quotes (set --collateral-dir)")]
+    NotConfigured,
+    /// The quote's PCK certificate does not yield an FMSPC.
+    #[error("cannot read FMSPC from the quote's PCK certificate: {0}")]
+    NoFmspc(String),
+    /// No collateral file for this platform.
+    #[error("no collateral for FMSPC {fmspc} in {dir}")]
+    Missing { fmspc: String, dir: PathBuf },
+    /// A collateral file exists but cannot be read or parsed.
+    #[error("collateral file {path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    /// Fetching from the PCCS failed (network, HTTP status, or an answer that does not parse).
+    #[error("fetching collateral from {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    /// The cached collateral is past its nextUpdate and could not be refreshed yet.
+    #[error("cached collateral for FMSPC {fmspc} is stale (nextUpdate {next_update}), refresh pending")]
+    Stale { fmspc: String, next_update: u64 },
+}
+
+/// A boxed future (not `Send`: dcap-qvl's HTTP client is not).
+pub type Prepare<'a> = Pin<Box<dyn Future<Output = Result<(), CollateralError>> + 'a>>;
+
+/// A source of collateral for a quote. `collateral_for` never touches the network (verification
+/// stays synchronous and reproducible); `prepare` may fetch and cache what it will need.
+pub trait CollateralSource: Send + Sync {
+    fn collateral_for(&self, quote: &Quote) -> Result<QuoteCollateralV3, CollateralError>;
+
+    /// Make sure `collateral_for` can answer for `raw_quote` at unix time `now` (fetch, refresh).
+    fn prepare<'a>(&'a self, _raw_quote: &'a [u8], _now: u64) -> Prepare<'a> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// No collateral: genuine quotes wait (useful only where every quote is simulated).
+pub struct NoCollateral;
+
+impl CollateralSource for NoCollateral {
+    fn collateral_for(&self, _: &Quote) -> Result<QuoteCollateralV3, CollateralError> {
+        Err(CollateralError::NotConfigured)
+    }
+}
+
+/// One fixed collateral for every quote (verify-quote --collateral, tests).
+pub struct FixedCollateral(pub QuoteCollateralV3);
+
+impl CollateralSource for FixedCollateral {
+    fn collateral_for(&self, _: &Quote) -> Result<QuoteCollateralV3, CollateralError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// The platform's FMSPC, from the PCK leaf certificate embedded in the quote (lower-case hex).
+pub fn fmspc_of(quote: &Quote) -> Result<String, CollateralError> {
+    let chain = quote.raw_cert_chain().map_err(|e| CollateralError::NoFmspc(format!("{e:#}")))?;
+    let ext =
+        dcap_qvl::intel::parse_pck_extension_from_pem(chain).map_err(|e| CollateralError::NoFmspc(format!("{e:#}")))?;
+    Ok(hex::encode(ext.fmspc))
+}

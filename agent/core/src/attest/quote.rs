@@ -1,0 +1,81 @@
+//! The measurements we read from a TDX quote (v4 and v5, TD 1.0/1.5 reports).
+
+use dcap_qvl::quote::{Quote, Report};
+
+/// TDX TEE type in the quote header.
+pub const TEE_TYPE_TDX: u32 = 0x81;
+
+/// Measurements of a TD, copied out of its report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Measurements {
+    #[serde(with = "hex_bytes")]
+    pub mr_td: [u8; 48],
+    #[serde(with = "hex_rtmrs")]
+    pub rtmr: [[u8; 48]; 4],
+    #[serde(with = "hex_bytes")]
+    pub mr_config_id: [u8; 48],
+    #[serde(with = "hex_bytes")]
+    pub report_data: [u8; 64],
+    #[serde(with = "hex_bytes")]
+    pub td_attributes: [u8; 8],
+    #[serde(with = "hex_bytes")]
+    pub xfam: [u8; 8],
+}
+
+impl Measurements {
+    /// Extract from a parsed quote; `None` if the report is not a TD report.
+    pub fn from_report(report: &Report) -> Option<Measurements> {
+        let td = report.as_td10()?;
+        Some(Measurements {
+            mr_td: td.mr_td,
+            rtmr: [td.rt_mr0, td.rt_mr1, td.rt_mr2, td.rt_mr3],
+            mr_config_id: td.mr_config_id,
+            report_data: td.report_data,
+            td_attributes: td.td_attributes,
+            xfam: td.xfam,
+        })
+    }
+
+    /// Parse a raw quote without verifying it (for `measure`; never for decisions).
+    pub fn parse_unverified(raw: &[u8]) -> Result<(u16, u32, Option<Measurements>), String> {
+        let q = Quote::parse(raw).map_err(|e| format!("{e:#}"))?;
+        Ok((q.header.version, q.header.tee_type, Measurements::from_report(&q.report)))
+    }
+
+    /// The TD DEBUG attribute (TUD bit 0).
+    pub fn is_debug(&self) -> bool {
+        self.td_attributes[0] & 0x01 != 0
+    }
+
+    /// The OS reference id of these measurements (MRTD, RTMR0-2).
+    pub fn os_reference_id(&self) -> alloy::primitives::B256 {
+        crate::protocol::os_reference_id(&self.mr_td, &self.rtmr[0], &self.rtmr[1], &self.rtmr[2])
+    }
+
+    /// The compose hash bound in mr_config_id (`0x01 ‖ composeHash ‖ zeros`), if this TD uses that binding.
+    pub fn config_id_compose_hash(&self) -> Option<[u8; 32]> {
+        if self.mr_config_id[0] != 0x01 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&self.mr_config_id[1..33]);
+        Some(out)
+    }
+}
+
+mod hex_bytes {
+    pub(super) fn serialize<S: serde::Serializer, const N: usize>(v: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+}
+
+mod hex_rtmrs {
+    pub(super) fn serialize<S: serde::Serializer>(v: &[[u8; 48]; 4], s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(4))?;
+        for r in v {
+            seq.serialize_element(&hex::encode(r))?;
+        }
+        seq.end()
+    }
+}

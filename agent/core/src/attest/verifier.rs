@@ -1,0 +1,269 @@
+//! DCAP quote verification with dcap-qvl. The only place a [`VerifiedQuote`] is made.
+//!
+//! The caller passes `now` (the request's block time), so verification is reproducible by auditors
+//! and tests; nothing here reads the clock.
+
+use super::{
+    collateral::{CollateralError, CollateralSource},
+    quote::Measurements,
+    quote::TEE_TYPE_TDX,
+    tcb::TcbStatus,
+};
+use crate::refusal::Refusal;
+use dcap_qvl::{quote::Quote, verify::QuoteVerifier, QuoteCollateralV3};
+use std::sync::Arc;
+
+/// Largest quote we parse (the contract caps calldata at 16 KiB as well).
+pub const MAX_QUOTE_LEN: usize = 16 * 1024;
+
+/// Why a quote was not verified.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum QuoteError {
+    /// Not parseable as a DCAP quote.
+    #[error("quote malformed: {0}")]
+    Malformed(String),
+    /// A DCAP quote, but not a TDX v4/v5 quote (e.g. SGX).
+    #[error("wrong TEE type: quote version {version}, TEE type {tee_type:#x} (need TDX, version 4 or 5)")]
+    WrongTeeType { version: u16, tee_type: u32 },
+    /// The quote chains to the simulated PKI and this agent does not trust it.
+    #[error("quote is signed by the SIMULATED PKI, which this agent does not trust (start with --allow-simulated-quotes for dev)")]
+    SimulatedNotTrusted,
+    /// Signature, certificate chain, CRL or QE identity checks failed.
+    #[error("quote verification failed: {0}")]
+    Invalid(String),
+    /// The platform TCB is revoked or matches no TCB level.
+    #[error("TCB not acceptable: {0}")]
+    Tcb(String),
+    /// Collateral missing, expired or for another platform: a local problem, retried later, never a refusal.
+    #[error("collateral unavailable: {0}")]
+    CollateralUnavailable(String),
+}
+
+impl QuoteError {
+    /// The on-chain refusal for this error, or `None` when it is transient (retry later).
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            QuoteError::Malformed(_) => Some(Refusal::QuoteMalformed),
+            QuoteError::WrongTeeType { .. } => Some(Refusal::WrongTeeType),
+            QuoteError::SimulatedNotTrusted => Some(Refusal::SimulatedQuoteNotAllowed),
+            QuoteError::Invalid(_) => Some(Refusal::QuoteInvalid),
+            QuoteError::Tcb(_) => Some(Refusal::TcbStatusNotAccepted),
+            QuoteError::CollateralUnavailable(_) => None,
+        }
+    }
+}
+
+/// A quote whose signature chain, collateral and TCB level were checked by dcap-qvl.
+/// Only [`Verifier::verify`] builds one; policy checks come after, in the pipeline.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VerifiedQuote {
+    measurements: Measurements,
+    tcb_status: TcbStatus,
+    advisory_ids: Vec<String>,
+    simulated: bool,
+    quote_version: u16,
+}
+
+impl VerifiedQuote {
+    pub fn measurements(&self) -> &Measurements {
+        &self.measurements
+    }
+    pub fn tcb_status(&self) -> TcbStatus {
+        self.tcb_status
+    }
+    pub fn advisory_ids(&self) -> &[String] {
+        &self.advisory_ids
+    }
+    /// True when the quote chains to the simulated PKI (dev/test only).
+    pub fn is_simulated(&self) -> bool {
+        self.simulated
+    }
+    pub fn quote_version(&self) -> u16 {
+        self.quote_version
+    }
+}
+
+/// The simulated Intel PKI (dev and tests), as the verifier sees it: a root and collateral made on
+/// demand. The trust kernel only *recognises* simulated quotes (by [`SIMULATED_ROOT_CA_DER`]); the
+/// PKI itself lives in the testkit and reaches a verifier only through
+/// [`Verifier::dangerously_trust_simulated_quotes`], which production builds never call.
+pub trait SimulatedPki: Send + Sync {
+    /// The simulated root certificate (DER); equals [`SIMULATED_ROOT_CA_DER`].
+    fn root_ca_der(&self) -> Vec<u8>;
+    /// Collateral signed by the simulated PKI, valid at `now`.
+    fn collateral(&self, now: u64) -> Result<QuoteCollateralV3, String>;
+}
+
+/// The simulated PKI's root certificate (DER). Public: anyone can derive it from the testkit's
+/// public seed (a testkit test checks they agree). Kept here so a production verifier names a
+/// simulated quote as such (refusal 8) instead of calling it invalid.
+pub const SIMULATED_ROOT_CA_DER: &[u8] = include_bytes!("simulated_root_ca.der");
+
+/// Verifies quotes against Intel's root, and the simulated root only when explicitly trusted.
+pub struct Verifier {
+    collateral: Box<dyn CollateralSource>,
+    simulated: Option<Arc<dyn SimulatedPki>>,
+}
+
+impl Verifier {
+    /// A production verifier: Intel's root only.
+    pub fn new(collateral: Box<dyn CollateralSource>) -> Self {
+        Verifier { collateral, simulated: None }
+    }
+
+    /// Also trust quotes from the simulated PKI. The contract's policy must allow them too.
+    pub fn dangerously_trust_simulated_quotes(mut self, pki: Arc<dyn SimulatedPki>) -> Self {
+        self.simulated = Some(pki);
+        self
+    }
+
+    /// Whether quotes from the simulated PKI verify here.
+    pub fn trusts_simulated(&self) -> bool {
+        self.simulated.is_some()
+    }
+
+    /// Fetch or refresh what verification of `raw` at `now` will need (genuine quotes only; a
+    /// failure here means "wait", never "refuse").
+    pub async fn prepare(&self, raw: &[u8], now: u64) -> Result<(), QuoteError> {
+        if raw.len() > MAX_QUOTE_LEN {
+            return Ok(());
+        }
+        // Fetch only for quotes that can verify: chaining to Intel's root. Junk (or a forged FMSPC in
+        // an unverified certificate) must not make us call the PCCS over and over.
+        match Quote::parse(raw) {
+            Ok(q) if chains_to_intel_root(&q) => {
+                self.collateral.prepare(raw, now).await.map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Verify `raw` at unix time `now`.
+    pub fn verify(&self, raw: &[u8], now: u64) -> Result<VerifiedQuote, QuoteError> {
+        if raw.len() > MAX_QUOTE_LEN {
+            return Err(QuoteError::Malformed(format!("{} bytes exceeds the {MAX_QUOTE_LEN} byte limit", raw.len())));
+        }
+        let quote = Quote::parse(raw).map_err(|e| match header_kind(raw) {
+            // A complete DCAP header naming another TEE or quote version is the wrong TEE type
+            // (PROTOCOL.md §5.1 row 2), whether or not dcap-qvl can lay out what follows it.
+            // Version 0 is no DCAP version at all (e.g. zeros): malformed.
+            Some((version, tee_type))
+                if version != 0
+                    && KNOWN_TEE_TYPES.contains(&tee_type)
+                    && !(tee_type == TEE_TYPE_TDX && (4..=5).contains(&version)) =>
+            {
+                QuoteError::WrongTeeType { version, tee_type }
+            }
+            _ => QuoteError::Malformed(format!("{e:#}")),
+        })?;
+        let (version, tee_type) = (quote.header.version, quote.header.tee_type);
+        if tee_type != TEE_TYPE_TDX || !(4..=5).contains(&version) {
+            return Err(QuoteError::WrongTeeType { version, tee_type });
+        }
+        let measurements =
+            Measurements::from_report(&quote.report).ok_or(QuoteError::WrongTeeType { version, tee_type })?;
+        let simulated = chain_contains(&quote, SIMULATED_ROOT_CA_DER);
+        let (verifier, collateral): (QuoteVerifier, QuoteCollateralV3) = if simulated {
+            let Some(pki) = &self.simulated else { return Err(QuoteError::SimulatedNotTrusted) };
+            (QuoteVerifier::new(pki.root_ca_der()), pki.collateral(now).map_err(QuoteError::CollateralUnavailable)?)
+        } else {
+            if !chains_to_intel_root(&quote) {
+                return Err(QuoteError::Invalid(
+                    "the PCK certificate chain does not end in Intel's SGX root CA".into(),
+                ));
+            }
+            let c = self.collateral.collateral_for(&quote).map_err(|e| match e {
+                // The quote's own PCK chain yields no FMSPC: the requester's fault (dcap-qvl refuses
+                // the same chain as invalid), so refuse it rather than wait for collateral forever.
+                CollateralError::NoFmspc(_) => QuoteError::Invalid(e.to_string()),
+                _ => QuoteError::CollateralUnavailable(e.to_string()),
+            })?;
+            (QuoteVerifier::new_prod(), c)
+        };
+        // Debug TDs are judged by the contract's policy in the pipeline, with their own refusal code.
+        let report =
+            verifier.allow_debug(true).verify(raw, &collateral, now).map_err(|e| classify(format!("{e:#}")))?;
+        let tcb_status =
+            report.status.parse::<TcbStatus>().map_err(|e| QuoteError::Invalid(format!("dcap-qvl reported {e}")))?;
+        Ok(VerifiedQuote {
+            measurements,
+            tcb_status,
+            advisory_ids: report.advisory_ids,
+            simulated,
+            quote_version: version,
+        })
+    }
+}
+
+/// DCAP header length, and the TEE types a DCAP header names (SGX, TDX).
+const HEADER_LEN: usize = 48;
+const KNOWN_TEE_TYPES: [u32; 2] = [0x00, TEE_TYPE_TDX];
+
+/// `(version, tee_type)` of a complete DCAP header at the start of `raw`.
+fn header_kind(raw: &[u8]) -> Option<(u16, u32)> {
+    let header = raw.get(..HEADER_LEN)?;
+    Some((u16::from_le_bytes([header[0], header[1]]), u32::from_le_bytes([header[4], header[5], header[6], header[7]])))
+}
+
+/// dcap-qvl errors raised only by the collateral (its parsing, signatures and signer chains, or
+/// its being for another TEE type), which dcap-qvl checks before the quote's own PCK chain. The
+/// holder's collateral is at fault, never the requester: retry, do not refuse.
+const COLLATERAL_FAULTS: [&str; 10] = [
+    "in quote_collateral",
+    "unsupported qe identity id/version",
+    "failed to decode tcbinfo",
+    "failed to decode qeidentity",
+    "failed to parse tcb info",
+    "failed to parse qe identity",
+    "certificate chain is too short for",
+    "must be issued directly by the root ca",
+    "failed to parse root ca crl",
+    "failed to parse pck crl",
+];
+
+/// Intel's SGX Root CA (CN=Intel SGX Root CA, SHA-256 fingerprint 44:A0:19:6B:…:74:D3), the same
+/// certificate dcap-qvl trusts; public data.
+const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("intel_sgx_root_ca.der");
+
+/// Whether the quote's embedded PCK chain ends in Intel's root (checked properly by dcap-qvl later;
+/// this only decides whether a quote is worth fetching collateral for).
+fn chains_to_intel_root(quote: &Quote) -> bool {
+    use der::Encode;
+    let Ok(chain) = quote.raw_cert_chain() else { return false };
+    let Ok(certs) = x509_cert::Certificate::load_pem_chain(trim_padding(chain)) else { return false };
+    certs.last().and_then(|c| c.to_der().ok()).is_some_and(|d| d == INTEL_ROOT_CA_DER)
+}
+
+/// Whether the quote's embedded PCK chain holds the certificate `der` (anywhere in the chain).
+fn chain_contains(quote: &Quote, der: &[u8]) -> bool {
+    use der::Encode;
+    let Ok(chain) = quote.raw_cert_chain() else { return false };
+    let Ok(certs) = x509_cert::Certificate::load_pem_chain(trim_padding(chain)) else { return false };
+    certs.iter().any(|c| c.to_der().is_ok_and(|d| d == der))
+}
+
+/// Genuine quotes pad the PEM chain with NUL bytes; the PEM parser wants it to end after the last block.
+fn trim_padding(chain: &[u8]) -> &[u8] {
+    let end = chain.iter().rposition(|b| *b != 0 && !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    &chain[..end]
+}
+
+/// Sort dcap-qvl's error text into what it means for the requester.
+fn classify(msg: String) -> QuoteError {
+    let m = msg.to_ascii_lowercase();
+    // Collateral faults first: their text may quote collateral content (a TCB info that fails to
+    // decode lists the statuses it expected, "Revoked" among them).
+    if COLLATERAL_FAULTS.iter().any(|f| m.contains(f)) {
+        QuoteError::CollateralUnavailable(msg)
+    } else if m.contains("revoked") || m.contains("no matching tcb level") {
+        QuoteError::Tcb(msg)
+    } else if (m.contains("tcbinfo") || m.contains("qe identity") || m.contains("crl"))
+        && (m.contains("expired") || m.contains("in the future"))
+        || m.contains("fmspc mismatch")
+        || m.contains("non-tdx tcb info")
+    {
+        QuoteError::CollateralUnavailable(msg)
+    } else {
+        QuoteError::Invalid(msg)
+    }
+}

@@ -1,0 +1,178 @@
+//! Byte-level encodings both sides must agree on (PROTOCOL.md is the normative text).
+//!
+//! Every quote binding and HPKE context starts with a domain tag, the chain id and the contract
+//! address, so a quote or ciphertext made for one deployment is useless on any other.
+
+use alloy::primitives::{keccak256, Address, B256, U256};
+use sha2::{Digest, Sha256, Sha512};
+
+/// Domain tag of a new node's request quote.
+pub const TAG_REQUEST: &[u8] = b"replicatoor/request/v1";
+/// Domain tag of a genesis node's quote.
+pub const TAG_GENESIS: &[u8] = b"replicatoor/genesis/v1";
+/// Domain tag of the HPKE `info` string.
+pub const TAG_HPKE: &[u8] = b"replicatoor/hpke/v1";
+
+/// The verification policy in force (the contract's `Policy`, PROTOCOL.md §4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Policy {
+    /// Accepted TCB statuses, one bit per [`crate::attest::TcbStatus`] (bit 0 UpToDate).
+    pub tcb_statuses: u16,
+    /// Accept TDs with the DEBUG attribute (gives up confidentiality).
+    pub allow_debug: bool,
+    /// Accept quotes from the simulated PKI (gives up every hardware guarantee).
+    pub allow_simulated: bool,
+}
+
+/// Where a deployment lives: the pair every binding includes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deployment {
+    pub chain_id: u64,
+    pub contract: Address,
+}
+
+impl Deployment {
+    /// `tag ‖ 0x00 ‖ be256(chainId) ‖ contract(20)`: the common prefix of every binding.
+    fn prefix(&self, tag: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(tag.len() + 1 + 32 + 20 + 64);
+        out.extend_from_slice(tag);
+        out.push(0);
+        out.extend_from_slice(&U256::from(self.chain_id).to_be_bytes::<32>());
+        out.extend_from_slice(self.contract.as_slice());
+        out
+    }
+
+    /// report_data of a request quote: `sha512(prefix(TAG_REQUEST) ‖ requester(20) ‖ hpkePubKey(32))`.
+    /// Binding the sender means a copied request from another account is refused.
+    pub fn request_report_data(&self, requester: Address, hpke_pub_key: &[u8; 32]) -> [u8; 64] {
+        let mut m = self.prefix(TAG_REQUEST);
+        m.extend_from_slice(requester.as_slice());
+        m.extend_from_slice(hpke_pub_key);
+        Sha512::digest(&m).into()
+    }
+
+    /// report_data of a genesis quote: `sha512(prefix(TAG_GENESIS) ‖ cluster(20) ‖ be64(epoch))`.
+    pub fn genesis_report_data(&self, cluster: Address, epoch: u64) -> [u8; 64] {
+        let mut m = self.prefix(TAG_GENESIS);
+        m.extend_from_slice(cluster.as_slice());
+        m.extend_from_slice(&epoch.to_be_bytes());
+        Sha512::digest(&m).into()
+    }
+
+    /// HPKE `info` for a delivery: `TAG_HPKE ‖ sha256(be256(chainId) ‖ contract(20) ‖ be256(requestId))`,
+    /// 51 bytes: within RFC 9180's recommended 64-byte limit, so any conforming library opens it.
+    pub fn hpke_info(&self, request_id: U256) -> Vec<u8> {
+        let mut ctx = Sha256::new();
+        ctx.update(U256::from(self.chain_id).to_be_bytes::<32>());
+        ctx.update(self.contract.as_slice());
+        ctx.update(request_id.to_be_bytes::<32>());
+        let digest: [u8; 32] = ctx.finalize().into();
+        [TAG_HPKE, &digest].concat()
+    }
+}
+
+/// HPKE `aad` for a delivery: `osRef ‖ appRef`, so a ciphertext cannot be re-posted under other references.
+pub fn hpke_aad(os_ref: B256, app_ref: B256) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    out[..32].copy_from_slice(os_ref.as_slice());
+    out[32..].copy_from_slice(app_ref.as_slice());
+    out
+}
+
+/// Reference kinds, numbered as the contract's `RefKind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[repr(u8)]
+pub enum RefKind {
+    Os = 1,
+    App = 2,
+}
+
+/// OS reference id: `keccak256(0x01 ‖ mrtd ‖ rtmr0 ‖ rtmr1 ‖ rtmr2)` (48 bytes each).
+pub fn os_reference_id(mrtd: &[u8; 48], rtmr0: &[u8; 48], rtmr1: &[u8; 48], rtmr2: &[u8; 48]) -> B256 {
+    let mut m = Vec::with_capacity(1 + 4 * 48);
+    m.push(RefKind::Os as u8);
+    for part in [mrtd, rtmr0, rtmr1, rtmr2] {
+        m.extend_from_slice(part);
+    }
+    keccak256(&m)
+}
+
+/// App reference id: `keccak256(0x02 ‖ composeHash)`.
+pub fn app_reference_id(compose_hash: &[u8; 32]) -> B256 {
+    let mut m = [0u8; 33];
+    m[0] = RefKind::App as u8;
+    m[1..].copy_from_slice(compose_hash);
+    keccak256(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(chain_id: u64, last: u8) -> Deployment {
+        let mut a = [0u8; 20];
+        a[19] = last;
+        Deployment { chain_id, contract: Address::from(a) }
+    }
+
+    #[test]
+    fn bindings_differ_per_chain_contract_and_key() {
+        let k = [7u8; 32];
+        let me = Address::repeat_byte(3);
+        let base = dep(1, 1).request_report_data(me, &k);
+        assert_ne!(base, dep(2, 1).request_report_data(me, &k));
+        assert_ne!(base, dep(1, 2).request_report_data(me, &k));
+        assert_ne!(base, dep(1, 1).request_report_data(me, &[8u8; 32]));
+        assert_ne!(base, dep(1, 1).request_report_data(Address::repeat_byte(4), &k));
+        assert_eq!(base, dep(1, 1).request_report_data(me, &k));
+    }
+
+    #[test]
+    fn request_and_genesis_tags_never_collide() {
+        // Same trailing bytes under both tags must still give different report_data.
+        let d = dep(1, 1);
+        let cluster = Address::from([7u8; 20]);
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&0u64.to_be_bytes());
+        assert_ne!(d.request_report_data(cluster, &[0u8; 32]), d.genesis_report_data(cluster, 0));
+        assert_ne!(d.genesis_report_data(cluster, 1), d.genesis_report_data(cluster, 2));
+    }
+
+    #[test]
+    fn request_report_data_matches_spec_layout() {
+        let d = dep(31337, 9);
+        let k = [0xabu8; 32];
+        let me = Address::repeat_byte(0xcd);
+        let mut m = b"replicatoor/request/v1\0".to_vec();
+        let mut chain = [0u8; 32];
+        chain[24..].copy_from_slice(&31337u64.to_be_bytes());
+        m.extend_from_slice(&chain);
+        m.extend_from_slice(d.contract.as_slice());
+        m.extend_from_slice(me.as_slice());
+        m.extend_from_slice(&k);
+        let want: [u8; 64] = Sha512::digest(&m).into();
+        assert_eq!(d.request_report_data(me, &k), want);
+    }
+
+    #[test]
+    fn hpke_info_is_short_and_binds_everything() {
+        let d = dep(1, 1);
+        let info = d.hpke_info(U256::from(5));
+        assert_eq!(info.len(), 51);
+        assert!(info.starts_with(b"replicatoor/hpke/v1"));
+        assert_ne!(info, d.hpke_info(U256::from(6)));
+        assert_ne!(info, dep(2, 1).hpke_info(U256::from(5)));
+        assert_ne!(info, dep(1, 2).hpke_info(U256::from(5)));
+    }
+
+    #[test]
+    fn reference_ids_prefix_kind_byte() {
+        let z = [0u8; 48];
+        let mut m = vec![1u8];
+        m.extend_from_slice(&[0u8; 192]);
+        assert_eq!(os_reference_id(&z, &z, &z, &z), keccak256(&m));
+        let mut a = vec![2u8];
+        a.extend_from_slice(&[5u8; 32]);
+        assert_eq!(app_reference_id(&[5u8; 32]), keccak256(&a));
+    }
+}

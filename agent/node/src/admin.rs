@@ -1,0 +1,104 @@
+//! Owner and developer operations: deploy, propose/revoke references, set policy, approve genesis.
+//! Approving genesis runs the same verification pipeline a holder runs on requests.
+
+use alloy::{
+    eips::BlockId,
+    network::EthereumWallet,
+    primitives::{Address, B256, U256},
+    providers::{Provider, ProviderBuilder},
+    rpc::types::Filter,
+    signers::local::PrivateKeySigner,
+    sol_types::SolEvent,
+};
+use anyhow::Context as _;
+use replicatoor_chain::{
+    bindings::UpgradeOperator::{self as Op},
+    Chain, ChainError, TxOutcome,
+};
+use replicatoor_core::{
+    attest::{
+        pipeline::{self, Binding, Context, Decision, References},
+        Verifier,
+    },
+    protocol::{Policy, RefKind},
+};
+
+/// Deploy UpgradeOperator; returns its address and deployment block.
+pub async fn deploy(
+    rpc_url: &str,
+    deployer: PrivateKeySigner,
+    owner: Address,
+    widening_delay: u64,
+    policy: Policy,
+) -> anyhow::Result<(Address, u64)> {
+    let url = rpc_url.parse().with_context(|| format!("RPC URL {rpc_url:?}"))?;
+    let provider = ProviderBuilder::new().wallet(EthereumWallet::from(deployer)).connect_http(url);
+    let builder = Op::deploy_builder(&provider, owner, widening_delay, policy.into());
+    let receipt =
+        builder.send().await.context("sending the deployment")?.get_receipt().await.context("deployment receipt")?;
+    let address = receipt.contract_address.context("deployment receipt has no contract address")?;
+    Ok((address, receipt.block_number.unwrap_or_default()))
+}
+
+pub async fn propose_os(chain: &Chain, m: [[u8; 48]; 4], note: &str) -> Result<(B256, TxOutcome), ChainError> {
+    let [mrtd, r0, r1, r2] = m.map(|x| alloy::primitives::Bytes::copy_from_slice(&x));
+    let call = chain.contract().proposeOsReference(mrtd, r0, r1, r2, note.to_string());
+    let o = chain.send(call).await?;
+    Ok((replicatoor_core::protocol::os_reference_id(&m[0], &m[1], &m[2], &m[3]), o))
+}
+
+pub async fn propose_app(chain: &Chain, compose_hash: [u8; 32], note: &str) -> Result<(B256, TxOutcome), ChainError> {
+    let o = chain.send(chain.contract().proposeAppReference(compose_hash.into(), note.to_string())).await?;
+    Ok((replicatoor_core::protocol::app_reference_id(&compose_hash), o))
+}
+
+pub async fn revoke(chain: &Chain, id: B256, note: &str) -> Result<TxOutcome, ChainError> {
+    chain.send(chain.contract().revokeReference(id, note.to_string())).await
+}
+
+pub async fn set_policy(chain: &Chain, p: Policy, note: &str) -> Result<TxOutcome, ChainError> {
+    chain.send(chain.contract().setPolicy(p.into(), note.to_string())).await
+}
+
+struct AtLatest<'a>(&'a Chain);
+
+impl References for AtLatest<'_> {
+    async fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, String> {
+        self.0.is_allowed_at(id, kind, BlockId::latest()).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Verify genesis proposal `proposal_id` like a holder verifies a request, then approve it.
+pub async fn approve_genesis(
+    chain: &Chain,
+    verifier: &Verifier,
+    proposal_id: U256,
+    note: &str,
+) -> anyhow::Result<TxOutcome> {
+    let filter = Filter::new()
+        .address(chain.deployment().contract)
+        .event_signature(Op::GenesisProposed::SIGNATURE_HASH)
+        .topic1(proposal_id)
+        .from_block(0);
+    let logs = chain.provider().get_logs(&filter).await.context("reading the genesis proposal")?;
+    let log = logs.last().with_context(|| format!("no genesis proposal {proposal_id}"))?;
+    let block = log.block_number.context("proposal log without block")?;
+    let ev = log.log_decode::<Op::GenesisProposed>().context("decoding GenesisProposed")?.inner.data;
+    let policy = chain.policy_at(BlockId::latest()).await?;
+    let (_, _, now) = chain.block(block).await?;
+    let refs = AtLatest(chain);
+    let ctx = Context { deployment: chain.deployment(), verifier, policy, references: &refs, now };
+    let binding = Binding::Genesis { cluster: ev.cluster, epoch: ev.epoch };
+    match pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await {
+        Decision::Accept(a) => {
+            let call = chain.contract().approveGenesis(proposal_id, a.os_ref(), a.app_ref(), note.to_string());
+            Ok(chain.send(call).await?)
+        }
+        Decision::Refuse(r, detail) => {
+            anyhow::bail!("genesis proposal {proposal_id} fails verification: {r}: {detail}")
+        }
+        Decision::Retry(why) | Decision::Abstain(why) => {
+            anyhow::bail!("cannot verify genesis proposal {proposal_id} now: {why}")
+        }
+    }
+}

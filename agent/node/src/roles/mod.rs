@@ -1,0 +1,146 @@
+//! The agent's roles. `run` picks one from the durable state: a node holding the bundle serves as a
+//! holder; otherwise it founds the cluster (`--genesis`) or requests the secret, then serves.
+
+pub mod genesis;
+pub mod holder;
+pub mod requester;
+
+use crate::{
+    collateral::{CollateralSource, DirCollateral, NoCollateral, PccsCollateral},
+    config::{ProviderKind, RunConfig},
+    provider::QuoteProvider,
+    store::Store,
+    telemetry::{Role, Telemetry},
+};
+use anyhow::Context as _;
+use replicatoor_chain::{Chain, ChainError};
+use replicatoor_core::{attest::Verifier, refusal::Refusal};
+use sha2::{Digest, Sha256};
+use std::{future::Future, sync::Arc, time::Duration};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// How `run` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Stopped on request (SIGTERM/ctrl-c) or after installing with `--exit-after-install`.
+    Done,
+    /// This node's request was refused on chain.
+    Refused(Refusal),
+}
+
+/// Everything a role needs.
+pub struct Agent {
+    pub cfg: RunConfig,
+    pub chain: Chain,
+    pub store: Store,
+    pub verifier: Verifier,
+    pub provider: QuoteProvider,
+    pub shutdown: watch::Receiver<bool>,
+    pub telemetry: Arc<Telemetry>,
+}
+
+impl Agent {
+    /// Build from configuration: open state, connect, set up quote source and verifier.
+    pub async fn new(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<Self> {
+        let store = Store::open(&cfg.state_dir).context("opening the state directory")?;
+        let chain = Chain::connect(&cfg.rpc_url, cfg.contract, Some(cfg.sender_key.clone()))
+            .await
+            .context("connecting to the chain")?;
+        let provider = match cfg.quote_provider {
+            ProviderKind::Dstack => match &cfg.dstack_socket {
+                Some(p) => QuoteProvider::Dstack { sockets: vec![p.clone()] },
+                None => QuoteProvider::dstack_default(),
+            },
+            ProviderKind::Simulated => {
+                let path = cfg.app_compose.as_ref().context("simulated quotes need --app-compose")?;
+                let compose = std::fs::read(path).with_context(|| format!("reading app compose {}", path.display()))?;
+                crate::simulated::quote_provider(Sha256::digest(&compose).into())?
+            }
+        };
+        if provider.is_simulated() {
+            warn!(target: "replicatoor", "!!! SIMULATED QUOTES: this node attests with a public test PKI; no hardware guarantee. Dev/test only. !!!");
+        }
+        let collateral: Box<dyn CollateralSource> = match (&cfg.collateral_dir, &cfg.pccs_url) {
+            (Some(d), _) => Box::new(DirCollateral::new(d)),
+            (None, Some(url)) => Box::new(PccsCollateral::new(url.clone(), cfg.state_dir.join("collateral"))),
+            (None, None) => Box::new(NoCollateral),
+        };
+        let mut verifier = Verifier::new(collateral);
+        if cfg.allow_simulated_quotes {
+            warn!(target: "replicatoor", "!!! --allow-simulated-quotes: this holder will serve SIMULATED quotes when the contract policy allows them. Never in production. !!!");
+            verifier = crate::simulated::trust(verifier)?;
+        }
+        let dep = chain.deployment();
+        let telemetry = Arc::new(Telemetry::new(dep.chain_id, dep.contract.to_string(), provider.is_simulated()));
+        if let Some(addr) = cfg.http_addr {
+            if let Err(e) = crate::http::serve(addr, telemetry.clone()).await {
+                warn!(target: "replicatoor", %addr, error = %e, "health/metrics endpoint not started");
+            }
+        }
+        telemetry.update(|s| s.secret_installed = store.installed().ok().flatten().is_some());
+        Ok(Agent { cfg, chain, store, verifier, provider, shutdown, telemetry })
+    }
+
+    /// True once shutdown was requested.
+    pub fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Sleep for `d`, waking early on shutdown. Returns false when shutting down.
+    pub async fn pause(&self, d: Duration) -> bool {
+        let mut rx = self.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => !self.stopping(),
+            _ = rx.wait_for(|s| *s) => false,
+        }
+    }
+
+    pub fn poll(&self) -> Duration {
+        Duration::from_millis(self.cfg.poll_interval_ms)
+    }
+
+    /// Run `f` until it succeeds or fails for good; transient chain faults back off and retry.
+    pub async fn retrying<T, F, Fut>(&self, what: &str, mut f: F) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ChainError>>,
+    {
+        let mut delay = self.poll();
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_transient() => {
+                    self.telemetry.rpc_error();
+                    warn!(target: "replicatoor", what, error = %e, retry_in_ms = delay.as_millis() as u64, "chain unavailable, retrying");
+                    if !self.pause(delay).await {
+                        anyhow::bail!("shutting down while {what}");
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context(what.to_string())),
+            }
+        }
+    }
+}
+
+/// Run the agent until shutdown (or until a new node's request is refused).
+pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<Exit> {
+    let agent = Agent::new(cfg, shutdown).await?;
+    let dep = agent.chain.deployment();
+    info!(target: "replicatoor", chain_id = dep.chain_id, contract = %dep.contract, sender = ?agent.chain.sender(), "agent starting");
+    if agent.store.bundle()?.is_none() {
+        let role = if agent.cfg.genesis { Role::Genesis } else { Role::Requester };
+        agent.telemetry.update(|s| s.role = role);
+        let outcome = if agent.cfg.genesis { genesis::run(&agent).await? } else { requester::run(&agent).await? };
+        if outcome != Exit::Done || agent.cfg.exit_after_install || agent.stopping() {
+            return Ok(outcome);
+        }
+    }
+    agent.telemetry.update(|s| {
+        s.role = Role::Holder;
+        s.secret_installed = true;
+    });
+    holder::run(&agent).await?;
+    Ok(Exit::Done)
+}

@@ -1,0 +1,163 @@
+//! New node: make and persist keys, post one request, wait for the answer, install the secret.
+
+use super::{Agent, Exit};
+use crate::{install::install_atomically, store::OwnRequest};
+use alloy::{
+    eips::BlockId,
+    primitives::{B256, U256},
+    rpc::types::Filter,
+    sol_types::SolEvent,
+};
+use anyhow::Context as _;
+use replicatoor_chain::{bindings::UpgradeOperator as Op, follower::get_logs_adaptive, ChainError};
+use replicatoor_core::{
+    crypto::{
+        delivery::{self, SignedDelivery},
+        HpkeKeypair,
+    },
+    refusal::Refusal,
+};
+use sha2::{Digest, Sha256};
+use tracing::{error, info, info_span, warn, Instrument};
+
+/// Request statuses as the contract numbers them.
+const NONE: u8 = 0;
+const PENDING: u8 = 1;
+const DELIVERED: u8 = 2;
+const REFUSED: u8 = 3;
+
+pub async fn run(agent: &Agent) -> anyhow::Result<Exit> {
+    let keys = match agent.store.hpke_keys()? {
+        Some(k) => k,
+        None => {
+            let k = HpkeKeypair::generate();
+            // Persisted (and flushed) before the public key goes anywhere.
+            agent.store.set_hpke_keys(&k)?;
+            crate::failpoint::hit("requester_after_keys");
+            info!(target: "replicatoor::requester", hpke_pub_key = %hex::encode(k.public()), "new HPKE key pair stored");
+            k
+        }
+    };
+    let own = match agent.store.own_request()? {
+        Some(r) => r,
+        None => post_request(agent, &keys).await?,
+    };
+    agent.telemetry.update(|s| s.own_request = Some(own.request_id.to_string()));
+    let span = info_span!("request", id = %own.request_id);
+    wait_and_install(agent, &keys, own).instrument(span).await
+}
+
+/// Post `requestSecret` once per key: after a crash between posting and recording, adopt the posted one.
+async fn post_request(agent: &Agent, keys: &HpkeKeypair) -> anyhow::Result<OwnRequest> {
+    let chain = &agent.chain;
+    let sender = chain.sender().context("a sender key is required")?;
+    let pk = B256::from(keys.public());
+    let existing = agent
+        .retrying("checking for an earlier request", || async {
+            chain.contract().requestIdOf(pk, sender).call().await.map_err(|e| ChainError::Rpc(e.to_string()))
+        })
+        .await?;
+    if existing != U256::ZERO {
+        info!(target: "replicatoor::requester", request_id = %existing, "adopting the request posted before a restart");
+        let own = OwnRequest { request_id: existing, block: agent.cfg.start_block, tx_hash: B256::ZERO };
+        agent.store.set_own_request(&own)?;
+        return Ok(own);
+    }
+    let report_data = chain.deployment().request_report_data(sender, &keys.public());
+    let att = agent.provider.attest(report_data).await.context("getting a quote for the request")?;
+    info!(target: "replicatoor::requester", quote_bytes = att.quote.len(), event_log_bytes = att.event_log.len(), simulated = agent.provider.is_simulated(), "posting requestSecret");
+    let outcome = agent
+        .retrying("posting requestSecret", || {
+            let call = chain.contract().requestSecret(pk, att.quote.clone().into(), att.event_log.clone().into());
+            async move { chain.send(call).await }
+        })
+        .await?;
+    let request_id = outcome
+        .event::<Op::SecretRequested>()
+        .map(|e| e.requestId)
+        .context("requestSecret receipt has no SecretRequested event")?;
+    crate::failpoint::hit("requester_after_post");
+    let own = OwnRequest { request_id, block: outcome.block, tx_hash: outcome.tx_hash };
+    agent.store.set_own_request(&own)?;
+    info!(target: "replicatoor::requester", request_id = %request_id, block = outcome.block, tx = %outcome.tx_hash, gas_used = outcome.gas_used, "request posted");
+    Ok(own)
+}
+
+async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::Result<Exit> {
+    let chain = &agent.chain;
+    loop {
+        let status = agent
+            .retrying("reading the request status", || chain.request_status(own.request_id, BlockId::latest()))
+            .await?;
+        match status {
+            PENDING => {
+                if !agent.pause(agent.poll()).await {
+                    return Ok(Exit::Done);
+                }
+            }
+            DELIVERED => {
+                crate::failpoint::hit("requester_after_delivery_seen");
+                if install(agent, keys, own).await? {
+                    return Ok(Exit::Done);
+                }
+                if !agent.pause(agent.poll()).await {
+                    return Ok(Exit::Done);
+                }
+            }
+            NONE => {
+                // The request's block was reorged away: post again (the key was never used on this chain).
+                warn!(target: "replicatoor::requester", request_id = %own.request_id, "request no longer exists on chain (reorg); posting it again");
+                let again = post_request(agent, keys).await?;
+                return Box::pin(wait_and_install(agent, keys, again)).await;
+            }
+            REFUSED => {
+                let code = refusal_code(agent, own).await?;
+                let reason = Refusal::from_code(code);
+                error!(target: "replicatoor::requester", code, reason = reason.map_or("unknown", |r| r.name()), "request REFUSED by the cluster");
+                return Ok(Exit::Refused(reason.unwrap_or(Refusal::QuoteInvalid)));
+            }
+            other => anyhow::bail!("request {} has unexpected status {other}", own.request_id),
+        }
+    }
+}
+
+async fn event_logs<E: SolEvent>(agent: &Agent, own: OwnRequest) -> anyhow::Result<Vec<alloy::rpc::types::Log>> {
+    let chain = &agent.chain;
+    let filter =
+        Filter::new().address(chain.deployment().contract).event_signature(E::SIGNATURE_HASH).topic1(own.request_id);
+    // In ranges the provider accepts: a request adopted after a restart is searched from the start block.
+    let head = agent.retrying("reading the head", || chain.head()).await?;
+    let from = own.block.min(head);
+    agent.retrying("reading the answer's log", || get_logs_adaptive(chain, &filter, from, head)).await
+}
+
+async fn refusal_code(agent: &Agent, own: OwnRequest) -> anyhow::Result<u8> {
+    let logs = event_logs::<Op::RequestRefused>(agent, own).await?;
+    let log = logs.last().context("request is refused but no RequestRefused log was found")?;
+    Ok(log.log_decode::<Op::RequestRefused>().context("decoding RequestRefused")?.inner.data.reason)
+}
+
+/// Check the delivery against the chain's cluster, open it, install the file, then keep the bundle.
+/// False when the delivery vanished (reorg) between reading the status and reading its log.
+async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::Result<bool> {
+    let logs = event_logs::<Op::SecretDelivered>(agent, own).await?;
+    let Some(log) = logs.last() else {
+        warn!(target: "replicatoor::requester", "the delivery is no longer on chain (reorg); waiting for it again");
+        return Ok(false);
+    };
+    let block = log.block_number.context("delivery log without a block number")?;
+    let ev = log.log_decode::<Op::SecretDelivered>().context("decoding SecretDelivered")?.inner.data;
+    let (cluster, _) =
+        agent.retrying("reading the cluster address", || agent.chain.cluster_at(BlockId::number(block))).await?;
+    let d = SignedDelivery::from(&ev);
+    let bundle = delivery::open(&agent.chain.deployment(), keys, cluster, &d)
+        .context("the delivery failed its checks; nothing was installed")?;
+    let path = &agent.cfg.secret_file;
+    install_atomically(path, bundle.file()).with_context(|| format!("installing the secret at {}", path.display()))?;
+    let digest = hex::encode(Sha256::digest(bundle.file()));
+    crate::failpoint::hit("requester_after_install");
+    agent.store.set_bundle(&bundle)?;
+    agent.store.set_installed(&digest)?;
+    info!(target: "replicatoor::requester", path = %path.display(), sha256 = %digest, bytes = bundle.file().len(), cluster = %cluster, delivered_block = block, "secret installed");
+    Ok(true)
+}

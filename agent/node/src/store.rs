@@ -1,0 +1,241 @@
+//! Durable agent state in sled. Every write that precedes an external action is flushed first, so a
+//! crash at any point resumes from what was really done.
+
+use alloy::primitives::{TxHash, U256};
+use replicatoor_chain::follower::Checkpoint;
+use replicatoor_core::crypto::{bundle::SecretBundle, hpke::HpkeKeypair};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state database: {0}")]
+    Db(#[from] sled::Error),
+    #[error("state record {key:?} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("state directory {path}: {reason}")]
+    Dir { path: String, reason: String },
+}
+
+/// The node's own pending request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnRequest {
+    pub request_id: U256,
+    pub block: u64,
+    pub tx_hash: TxHash,
+}
+
+/// The genesis proposal this node made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnGenesis {
+    pub proposal_id: U256,
+    pub epoch: u64,
+    pub block: u64,
+}
+
+/// What this holder did about a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// We delivered (tx mined at `block`).
+    Served { tx_hash: TxHash, block: u64 },
+    /// We refused (tx mined at `block`).
+    Refused { reason: u8, tx_hash: TxHash, block: u64 },
+    /// Someone else answered first.
+    AlreadyAnswered { status: u8 },
+    /// Not answered yet: a local fault; retried later.
+    Deferred { why: String },
+    /// This holder could not judge the request (see `Decision::Abstain`) and left it to others.
+    Abstained { why: String },
+    /// Refusal was not posted: the per-block refusal budget was spent (junk flood).
+    Throttled { reason: u8 },
+}
+
+/// A request record: where it was and what we did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub block: u64,
+    pub outcome: Outcome,
+}
+
+const CHECKPOINT: &str = "checkpoint";
+const HPKE_SK: &str = "hpke_sk";
+const OWN_REQUEST: &str = "own_request";
+const OWN_GENESIS: &str = "own_genesis";
+const BUNDLE: &str = "bundle";
+const PENDING_BUNDLE: &str = "pending_bundle";
+const INSTALLED: &str = "installed";
+
+/// The agent's state database.
+pub struct Store {
+    db: sled::Db,
+    meta: sled::Tree,
+    requests: sled::Tree,
+}
+
+impl Store {
+    /// Open (or create) the state under `dir`, with owner-only permissions.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let dir_err = |reason: String| StoreError::Dir { path: dir.display().to_string(), reason };
+        std::fs::create_dir_all(dir).map_err(|e| dir_err(e.to_string()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| dir_err(e.to_string()))?;
+        }
+        let db = sled::Config::new().path(dir.join("state.sled")).mode(sled::Mode::HighThroughput).open()?;
+        let meta = db.open_tree("meta")?;
+        let requests = db.open_tree("requests")?;
+        Ok(Store { db, meta, requests })
+    }
+
+    /// Make every write so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn put_json<T: Serialize>(&self, key: &str, v: &T) -> Result<(), StoreError> {
+        let bytes =
+            serde_json::to_vec(v).map_err(|e| StoreError::Corrupt { key: key.into(), reason: e.to_string() })?;
+        self.meta.insert(key, bytes)?;
+        self.flush()
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        match self.meta.get(key)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt { key: key.into(), reason: e.to_string() }),
+        }
+    }
+
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        self.get_json(CHECKPOINT)
+    }
+    pub fn set_checkpoint(&self, cp: Checkpoint) -> Result<(), StoreError> {
+        self.put_json(CHECKPOINT, &cp)
+    }
+
+    /// The node's HPKE key pair, if made.
+    pub fn hpke_keys(&self) -> Result<Option<HpkeKeypair>, StoreError> {
+        let Some(v) = self.meta.get(HPKE_SK)? else { return Ok(None) };
+        let corrupt = |reason: &str| StoreError::Corrupt { key: HPKE_SK.into(), reason: reason.into() };
+        let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(v.as_ref().try_into().map_err(|_| corrupt("not 32 bytes"))?);
+        HpkeKeypair::from_secret(&bytes).map(Some).map_err(|_| corrupt("not an X25519 key"))
+    }
+    /// Persist the HPKE key pair (flushed: it must exist on disk before its public key is posted).
+    pub fn set_hpke_keys(&self, kp: &HpkeKeypair) -> Result<(), StoreError> {
+        self.meta.insert(HPKE_SK, kp.secret_bytes().as_slice())?;
+        self.flush()
+    }
+
+    pub fn own_request(&self) -> Result<Option<OwnRequest>, StoreError> {
+        self.get_json(OWN_REQUEST)
+    }
+    pub fn set_own_request(&self, r: &OwnRequest) -> Result<(), StoreError> {
+        self.put_json(OWN_REQUEST, r)
+    }
+
+    pub fn own_genesis(&self) -> Result<Option<OwnGenesis>, StoreError> {
+        self.get_json(OWN_GENESIS)
+    }
+    pub fn set_own_genesis(&self, g: &OwnGenesis) -> Result<(), StoreError> {
+        self.put_json(OWN_GENESIS, g)
+    }
+
+    /// The secret bundle, once this node holds it.
+    pub fn bundle(&self) -> Result<Option<SecretBundle>, StoreError> {
+        let Some(v) = self.meta.get(BUNDLE)? else { return Ok(None) };
+        SecretBundle::decode(&v)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt { key: BUNDLE.into(), reason: e.to_string() })
+    }
+    pub fn set_bundle(&self, b: &SecretBundle) -> Result<(), StoreError> {
+        self.meta.insert(BUNDLE, b.encode().as_slice())?;
+        self.flush()
+    }
+
+    /// A genesis node's bundle before the owner approves it (not yet a holder).
+    pub fn pending_bundle(&self) -> Result<Option<SecretBundle>, StoreError> {
+        let Some(v) = self.meta.get(PENDING_BUNDLE)? else { return Ok(None) };
+        SecretBundle::decode(&v)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt { key: PENDING_BUNDLE.into(), reason: e.to_string() })
+    }
+    pub fn set_pending_bundle(&self, b: &SecretBundle) -> Result<(), StoreError> {
+        self.meta.insert(PENDING_BUNDLE, b.encode().as_slice())?;
+        self.flush()
+    }
+
+    /// Whether the secret file was installed (sha256 of what was written).
+    pub fn installed(&self) -> Result<Option<String>, StoreError> {
+        self.get_json(INSTALLED)
+    }
+    pub fn set_installed(&self, sha256_hex: &str) -> Result<(), StoreError> {
+        self.put_json(INSTALLED, &sha256_hex)
+    }
+
+    pub fn request(&self, id: U256) -> Result<Option<RequestRecord>, StoreError> {
+        match self.requests.get(id.to_be_bytes::<32>())? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt { key: format!("request {id}"), reason: e.to_string() }),
+        }
+    }
+    pub fn set_request(&self, id: U256, r: &RequestRecord) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(r)
+            .map_err(|e| StoreError::Corrupt { key: format!("request {id}"), reason: e.to_string() })?;
+        self.requests.insert(id.to_be_bytes::<32>(), bytes)?;
+        self.flush()
+    }
+
+    /// All request records, in id order.
+    pub fn requests(&self) -> Result<Vec<(U256, RequestRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.requests.iter() {
+            let (k, v) = kv?;
+            let id = U256::from_be_slice(&k);
+            let rec = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Corrupt { key: format!("request {id}"), reason: e.to_string() })?;
+            out.push((id, rec));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::B256;
+
+    #[test]
+    fn state_survives_reopen() {
+        let dir = std::env::temp_dir().join(format!("replicatoor-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let kp = HpkeKeypair::generate();
+        {
+            let s = Store::open(&dir).unwrap();
+            assert!(s.hpke_keys().unwrap().is_none());
+            s.set_hpke_keys(&kp).unwrap();
+            s.set_checkpoint(Checkpoint { block: 7, hash: B256::repeat_byte(1) }).unwrap();
+            s.set_request(U256::from(3), &RequestRecord { block: 5, outcome: Outcome::AlreadyAnswered { status: 2 } })
+                .unwrap();
+        }
+        let s = Store::open(&dir).unwrap();
+        assert_eq!(s.hpke_keys().unwrap().unwrap().public(), kp.public());
+        assert_eq!(s.checkpoint().unwrap().unwrap().block, 7);
+        assert_eq!(s.requests().unwrap().len(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,12 @@
+//! Dev and test machinery, never part of a production build: the SIMULATED Intel PKI
+//! ([`sim_pki`]) and simulated TDs ([`simulated`]) whose quotes go through the very same dcap-qvl
+//! verification as genuine ones, under a public, well-known root. Anyone can make these quotes:
+//! they prove nothing. The `replicatoor` binary links this crate only with its `simulated` feature.
+
+pub mod sim_pki;
+pub mod simulated;
+
+/// The project's shared test fixtures (`tests/fixtures/`, each folder's README says where it comes from).
+pub fn fixture(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(path)
+}

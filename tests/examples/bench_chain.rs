@@ -1,0 +1,430 @@
+//! The chain side of `script/bench.sh`: gas of every message against its calldata floor, and load
+//! for real holders on a local anvil (new-node identities, simulated quotes, delivery delays).
+//!
+//! ```text
+//! bench_chain --rpc-url URL gas   --out FILE                       deploy a fresh contract, measure gas
+//! bench_chain --rpc-url URL burst --contract A --compose F --n N --out FILE   N requests at once, wait for answers
+//! bench_chain --rpc-url URL post  --contract A --compose F --n N --out FILE   post N requests, do not wait
+//! bench_chain --rpc-url URL wait  --contract A --requests FILE --out FILE     wait for posted requests' answers
+//! ```
+//! `burst` with `--n 1` is the single-request latency run. New identities get random keys funded
+//! with `anvil_setBalance` (dev chains only). Prints a summary; writes JSON. A bench, not a test.
+
+use alloy::{
+    eips::BlockId,
+    primitives::{Address, Bytes, B256, U256},
+    providers::Provider,
+    rpc::types::Filter,
+    signers::local::PrivateKeySigner,
+    sol_types::SolEvent,
+};
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use replicatoor::admin;
+use replicatoor_chain::{Chain, TxOutcome, UpgradeOperator as Op};
+use replicatoor_core::{
+    crypto::{eip712, HpkeKeypair},
+    protocol::Policy,
+};
+use replicatoor_testkit::simulated::SimulatedTd;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+use tokio::task::JoinSet;
+
+/// anvil's account 0 (a public development key): deployer, owner and relayer of the gas bench.
+const ANVIL_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+#[derive(Parser)]
+struct Cli {
+    #[arg(long)]
+    rpc_url: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Deploy a fresh contract and measure the gas of each message against the EIP-7623 floor.
+    Gas {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Post N requests at once from N new identities, then wait until every one is answered.
+    Burst {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 1)]
+        n: usize,
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Post N requests from N new identities and write them to a file, without waiting.
+    Post {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 1)]
+        n: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Wait until every request in a `post` file is answered.
+    Wait {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        requests: Vec<PathBuf>,
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+        /// Do not scan every block for failed transactions (long ranges, e.g. after mining many blocks).
+        #[arg(long)]
+        no_failed_scan: bool,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct Target {
+    #[arg(long)]
+    contract: Address,
+    /// The app-compose file the simulated new nodes run (its hash must be an approved app reference).
+    #[arg(long)]
+    compose: PathBuf,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let url = cli.rpc_url.as_str();
+    match cli.cmd {
+        Cmd::Gas { out } => write(&out, &gas(url).await?),
+        Cmd::Burst { target, n, timeout_secs, out } => {
+            let reqs = prepare(url, &target, n).await?;
+            let started = Instant::now();
+            let posted = post_all(reqs, started).await?;
+            let report = wait(url, target.contract, &posted, started, Duration::from_secs(timeout_secs), true).await?;
+            write(&out, &report)
+        }
+        Cmd::Post { target, n, out } => {
+            let reqs = prepare(url, &target, n).await?;
+            let posted = post_all(reqs, Instant::now()).await?;
+            let v: Vec<Value> = posted.iter().map(Posted::to_json).collect();
+            write(&out, &Value::Array(v))
+        }
+        Cmd::Wait { target, requests, timeout_secs, no_failed_scan, out } => {
+            let mut posted = Vec::new();
+            for f in &requests {
+                let v: Vec<Value> =
+                    serde_json::from_slice(&std::fs::read(f).with_context(|| f.display().to_string())?)?;
+                posted.extend(v.iter().map(Posted::from_json).collect::<anyhow::Result<Vec<_>>>()?);
+            }
+            let timeout = Duration::from_secs(timeout_secs);
+            let report = wait(url, target.contract, &posted, Instant::now(), timeout, !no_failed_scan).await?;
+            write(&out, &report)
+        }
+    }
+}
+
+fn write(path: &Path, v: &Value) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(v)? + "\n").with_context(|| path.display().to_string())
+}
+
+// ------------------------------------------------------------------------------------------ gas
+
+/// EIP-7623 calldata floor of a transaction input: 21000 + 10 × (zero bytes + 4 × non-zero bytes).
+fn floor(input: &[u8]) -> u64 {
+    let zeros = input.iter().filter(|b| **b == 0).count() as u64;
+    21_000 + 10 * (zeros + 4 * (input.len() as u64 - zeros))
+}
+
+fn random(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    getrandom::fill(&mut v).expect("OS randomness");
+    v
+}
+
+async fn gas(url: &str) -> anyhow::Result<Value> {
+    let owner: PrivateKeySigner = ANVIL_KEY_0.parse()?;
+    let policy = Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: false };
+    let (contract, _) = admin::deploy(url, owner.clone(), owner.address(), 0, policy).await?;
+    let chain = Chain::connect(url, contract, Some(owner)).await?;
+    let dep = chain.deployment();
+    let c = chain.contract();
+    let mut rows: Vec<Value> = Vec::new();
+
+    let m: [[u8; 48]; 4] = std::array::from_fn(|_| random(48).try_into().expect("48 bytes"));
+    let (os_ref, o) = admin::propose_os(&chain, m, "bench os").await?;
+    rows.push(measure(&chain, "proposeOsReference", "OS reference (4 x 48-byte measurements)", None, &o).await?);
+    let compose: [u8; 32] = random(32).try_into().expect("32 bytes");
+    let (app_ref, o) = admin::propose_app(&chain, compose, "bench app").await?;
+    rows.push(measure(&chain, "proposeAppReference", "app reference (compose hash)", None, &o).await?);
+
+    let cluster = PrivateKeySigner::random();
+    let o = chain.send(c.proposeGenesis(cluster.address(), random(5000).into(), random(450).into())).await?;
+    rows.push(measure(&chain, "proposeGenesis", "5,000 B quote + 450 B event log", None, &o).await?);
+    let o = chain.send(c.approveGenesis(U256::from(1), os_ref, app_ref, "bench genesis".into())).await?;
+    rows.push(measure(&chain, "approveGenesis", "owner approves proposal 1", None, &o).await?);
+
+    let (id, o) = request(&chain).await?;
+    rows.push(measure(&chain, "requestSecret", "5,000 B quote + 3,000 B event log", Some(1.15), &o).await?);
+    let mut first = Some(id);
+    for kib in [1usize, 16, 96] {
+        let id = match first.take() {
+            Some(id) => id,
+            None => request(&chain).await?.0,
+        };
+        // ciphertext = bundle (49-byte header + file) + 16-byte AEAD tag.
+        let (enc, ct) = (random(32), random(kib * 1024 + 49 + 16));
+        let d = eip712::Delivery::new(id, os_ref, app_ref, &enc, &ct);
+        let sig = eip712::sign(&dep, &d, &cluster)?;
+        let call = c.deliverSecret(id, os_ref, app_ref, enc.into(), ct.into(), Bytes::copy_from_slice(&sig));
+        let o = chain.send(call).await?;
+        let what = format!("{kib} KiB bundle: {} B ciphertext + 32 B key + signature", kib * 1024 + 65);
+        rows.push(measure(&chain, &format!("deliverSecret {kib} KiB"), &what, Some(1.15), &o).await?);
+    }
+    let (id, _) = request(&chain).await?;
+    let sig = eip712::sign(&dep, &eip712::Refusal { requestId: id, reason: 1 }, &cluster)?;
+    let o = chain.send(c.refuseRequest(id, 1, Bytes::copy_from_slice(&sig))).await?;
+    rows.push(measure(&chain, "refuseRequest", "signed reason code", None, &o).await?);
+    Ok(json!({
+        "note": "EIP-7623 floor = 21000 + 10 * (zero bytes + 4 * non-zero bytes) of the tx input; ratio = gas_used / floor",
+        "operations": rows,
+    }))
+}
+
+/// A request with a 5,000-byte quote and a 3,000-byte event log (random bytes); returns its id.
+async fn request(chain: &Chain) -> anyhow::Result<(U256, TxOutcome)> {
+    let c = chain.contract();
+    let o =
+        chain.send(c.requestSecret(B256::from_slice(&random(32)), random(5000).into(), random(3000).into())).await?;
+    let id = o
+        .receipt
+        .logs()
+        .iter()
+        .find_map(|l| l.log_decode::<Op::SecretRequested>().ok())
+        .context("receipt without SecretRequested")?
+        .inner
+        .data
+        .requestId;
+    Ok((id, o))
+}
+
+/// Gas used by a mined transaction against the floor of its input.
+async fn measure(chain: &Chain, name: &str, what: &str, goal: Option<f64>, o: &TxOutcome) -> anyhow::Result<Value> {
+    let tx: Value = chain.provider().raw_request("eth_getTransactionByHash".into(), (o.tx_hash,)).await?;
+    let input = hex::decode(tx["input"].as_str().context("tx input")?.trim_start_matches("0x"))?;
+    let f = floor(&input);
+    let ratio = o.gas_used as f64 / f as f64;
+    println!(
+        "  {name:<22} {:>8} B {:>10} gas {:>10} floor {ratio:>6.3}{}",
+        input.len(),
+        o.gas_used,
+        f,
+        goal.map_or(String::new(), |g| format!("  (goal <= {g})"))
+    );
+    Ok(json!({
+        "operation": name, "what": what, "calldata_bytes": input.len(), "gas_used": o.gas_used,
+        "floor": f, "ratio": (ratio * 1000.0).round() / 1000.0, "goal_max_ratio": goal,
+    }))
+}
+
+// ------------------------------------------------------------------------------------------ load
+
+/// A new node ready to post its request.
+struct NewNode {
+    chain: Chain,
+    hpke_pub_key: [u8; 32],
+    quote: Vec<u8>,
+    event_log: Vec<u8>,
+}
+
+/// A request on chain.
+struct Posted {
+    id: U256,
+    block: u64,
+    /// Wall-clock time from the start of the run to the request's receipt.
+    receipt_after: Duration,
+}
+
+impl Posted {
+    fn to_json(&self) -> Value {
+        json!({ "id": self.id.to_string(), "block": self.block })
+    }
+    fn from_json(v: &Value) -> anyhow::Result<Posted> {
+        Ok(Posted {
+            id: v["id"].as_str().context("id")?.parse()?,
+            block: v["block"].as_u64().context("block")?,
+            receipt_after: Duration::ZERO,
+        })
+    }
+}
+
+/// Fund N fresh identities and build each one's simulated quote and compact event log.
+async fn prepare(url: &str, t: &Target, n: usize) -> anyhow::Result<Vec<NewNode>> {
+    let compose = std::fs::read(&t.compose).with_context(|| t.compose.display().to_string())?;
+    let td = SimulatedTd::new(Sha256::digest(&compose).into());
+    let funder = Chain::connect(url, t.contract, None).await?;
+    let dep = funder.deployment();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let key = PrivateKeySigner::random();
+        let _: Value = funder
+            .provider()
+            .raw_request("anvil_setBalance".into(), (key.address(), U256::from(10u128.pow(20))))
+            .await
+            .context("anvil_setBalance (a dev chain is needed)")?;
+        let hpke = HpkeKeypair::generate();
+        let (quote, event_log) =
+            td.attest(dep.request_report_data(key.address(), &hpke.public())).map_err(anyhow::Error::msg)?;
+        let chain = Chain::connect(url, t.contract, Some(key)).await?;
+        out.push(NewNode { chain, hpke_pub_key: hpke.public(), quote, event_log });
+    }
+    Ok(out)
+}
+
+/// Send every request at once; returns them in the order they were mined.
+async fn post_all(nodes: Vec<NewNode>, start: Instant) -> anyhow::Result<Vec<Posted>> {
+    let mut set = JoinSet::new();
+    for node in nodes {
+        set.spawn(async move {
+            let c = node.chain.contract();
+            let call = c.requestSecret(node.hpke_pub_key.into(), node.quote.into(), node.event_log.into());
+            let o = node.chain.send(call).await?;
+            let id = o
+                .receipt
+                .logs()
+                .iter()
+                .find_map(|l| l.log_decode::<Op::SecretRequested>().ok())
+                .context("receipt without SecretRequested")?
+                .inner
+                .data
+                .requestId;
+            anyhow::Ok(Posted { id, block: o.block, receipt_after: start.elapsed() })
+        });
+    }
+    let mut posted = Vec::new();
+    while let Some(r) = set.join_next().await {
+        posted.push(r??);
+    }
+    posted.sort_by_key(|p| (p.block, p.id));
+    Ok(posted)
+}
+
+/// First answer seen for a request.
+struct Answer {
+    block: u64,
+    delivered: bool,
+    seen_after: Duration,
+    count: usize,
+}
+
+/// Wait until every posted request has an answer; report delays, duplicates and failed transactions.
+async fn wait(
+    url: &str,
+    contract: Address,
+    posted: &[Posted],
+    started: Instant,
+    timeout: Duration,
+    scan_failed: bool,
+) -> anyhow::Result<Value> {
+    let chain = Chain::connect(url, contract, None).await?;
+    let p = chain.provider();
+    let Some(first_block) = posted.iter().map(|r| r.block).min() else { bail!("no requests") };
+    let wanted: BTreeMap<U256, u64> = posted.iter().map(|r| (r.id, r.block)).collect();
+    let mut answers: BTreeMap<U256, Answer> = BTreeMap::new();
+    let mut from = first_block;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let head = p.get_block_number().await?;
+        if head >= from {
+            for (sig, delivered) in
+                [(Op::SecretDelivered::SIGNATURE_HASH, true), (Op::RequestRefused::SIGNATURE_HASH, false)]
+            {
+                let f = Filter::new().address(contract).event_signature(sig).from_block(from).to_block(head);
+                for log in p.get_logs(&f).await? {
+                    let Some(id) = log.topics().get(1).map(|t| U256::from_be_bytes(t.0)) else { continue };
+                    if !wanted.contains_key(&id) {
+                        continue;
+                    }
+                    let block = log.block_number.unwrap_or(head);
+                    let seen_after = started.elapsed();
+                    answers.entry(id).and_modify(|a| a.count += 1).or_insert(Answer {
+                        block,
+                        delivered,
+                        seen_after,
+                        count: 1,
+                    });
+                }
+            }
+            from = head + 1;
+        }
+        if answers.len() == wanted.len() || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let last_block = answers.values().map(|a| a.block).max().unwrap_or(first_block);
+    // Failed transactions to the contract while the run lasted (lost races revert), by sender.
+    let mut failed = 0u64;
+    let mut failed_by: BTreeMap<String, u64> = BTreeMap::new();
+    let scan_to = if scan_failed { last_block + 2 } else { first_block.saturating_sub(1) };
+    for b in first_block..=scan_to {
+        let Some(receipts) = p.get_block_receipts(BlockId::number(b)).await? else { continue };
+        for r in receipts.iter().filter(|r| !r.status() && r.to == Some(contract)) {
+            failed += 1;
+            *failed_by.entry(r.from.to_string()).or_default() += 1;
+        }
+    }
+    let ts = |b: u64| {
+        let chain = chain.clone();
+        async move { chain.block(b).await.map(|x| x.2) }
+    };
+    let (t_first, t_last) = (ts(first_block).await?, ts(last_block).await?);
+    let mut delays: Vec<u64> =
+        answers.iter().map(|(id, a)| a.block.saturating_sub(*wanted.get(id).unwrap_or(&a.block))).collect();
+    delays.sort_unstable();
+    let pct = |q: f64| delays.get(((delays.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied();
+    let within = |k: u64| delays.iter().filter(|d| **d <= k).count();
+    let duplicates = answers.values().filter(|a| a.count > 1).count();
+    let wall_last = answers.values().map(|a| a.seen_after).max().unwrap_or_default();
+    let n = wanted.len();
+    let single = if n == 1 {
+        let (r, a) = (&posted[0], answers.values().next());
+        a.map(|a| {
+            json!({
+                "request_block": r.block, "delivery_block": a.block, "blocks": a.block - r.block,
+                "block_time_ms": (t_last - t_first) * 1000,
+                "wall_ms_receipt_to_delivery_seen": (a.seen_after.saturating_sub(r.receipt_after)).as_millis() as u64,
+            })
+        })
+    } else {
+        None
+    };
+    let report = json!({
+        "requests": n,
+        "answered": answers.len(),
+        "delivered": answers.values().filter(|a| a.delivered).count(),
+        "refused": answers.values().filter(|a| !a.delivered).count(),
+        "duplicate_answers_on_chain": duplicates,
+        "failed_txs_to_contract": if scan_failed { json!(failed) } else { Value::Null },
+        "failed_txs_by_sender": failed_by,
+        "first_request_block": first_block,
+        "last_answer_block": last_block,
+        "chain_seconds_first_request_to_last_answer": t_last - t_first,
+        "wall_seconds_first_send_to_last_answer_seen": (wall_last.as_secs_f64() * 100.0).round() / 100.0,
+        "requests_per_second_chain": if t_last > t_first { (n as f64 / (t_last - t_first) as f64 * 100.0).round() / 100.0 } else { n as f64 },
+        "delay_blocks": { "p50": pct(0.50), "p95": pct(0.95), "max": delays.last() },
+        "within_2_blocks": within(2),
+        "timed_out": answers.len() < n,
+        "single": single,
+    });
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(report)
+}

@@ -1,0 +1,814 @@
+//! `replicatoor audit` and `replicatoor reference` against real histories on anvil: the real binary,
+//! its JSON report (findings, custody tree, re-verification), the HTML report rendered by headless
+//! Chromium, and a 100,000-block scan.
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    providers::Provider,
+    rpc::types::TransactionRequest,
+    signers::local::PrivateKeySigner,
+    sol_types::SolEvent,
+};
+use replicatoor::admin;
+use replicatoor_chain::{Chain, TxOutcome, UpgradeOperator as Op};
+use replicatoor_core::{
+    attest::{
+        collateral::NoCollateral,
+        pipeline::{self, Binding, Context, Decision, References},
+        Verifier,
+    },
+    crypto::{delivery, eip712, HpkeKeypair, SecretBundle},
+    protocol::{app_reference_id, Policy, RefKind},
+    refusal::Refusal,
+};
+use replicatoor_testkit::simulated::{self, SimulatedTd};
+use replicatoor_tests::{compose_bad, compose_good, compose_hash, key, wait_for_file, Net};
+use serde_json::Value;
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+use zeroize::Zeroizing;
+
+const T: Duration = Duration::from_secs(90);
+/// Notes are attacker-controlled: every report must show this text, never run it.
+const HOSTILE: &str = "<script>alert('xss')</script><img src=x onerror=alert(1)> \"quoted\" & \u{1b}[31mred";
+
+fn replicatoor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_replicatoor-dev"))
+        .args(args)
+        .env_remove("REPLICATOOR_SENDER_KEY")
+        .env_remove("REPLICATOOR_RPC_URL")
+        .env_remove("REPLICATOOR_CONTRACT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run replicatoor")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = replicatoor(args);
+    assert!(
+        out.status.success(),
+        "replicatoor {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+fn audit_json(net: &Net, extra: &[&str]) -> Value {
+    let contract = net.contract.to_string();
+    let mut args = vec!["audit", "--rpc-url", &net.url, "--contract", &contract, "--json"];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&ok(&args)).expect("audit --json is JSON")
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn addr(v: &Value) -> Address {
+    v.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not an address: {v}"))
+}
+
+fn range(from: u64, to: u64) -> Value {
+    serde_json::json!({ "from": from, "to": to, "open": false })
+}
+
+fn at(b: u64) -> Value {
+    range(b, b)
+}
+
+/// The findings of a report as (kind, severity, blocks), in report order.
+fn findings_of<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+    report["findings"].as_array().expect("findings").iter().filter(|f| f["kind"] == kind).collect()
+}
+
+async fn chain_for(net: &Net, i: usize) -> Chain {
+    Chain::connect(&net.url, net.contract, Some(key(i))).await.expect("client")
+}
+
+/// Block of the (last) log of event `E` with topic1 `t1`.
+async fn log_block<E: SolEvent>(net: &Net, t1: Option<B256>) -> u64 {
+    let mut f = alloy::rpc::types::Filter::new().address(net.contract).event_signature(E::SIGNATURE_HASH).from_block(0);
+    if let Some(t) = t1 {
+        f = f.topic1(t);
+    }
+    let logs = net.owner.provider().get_logs(&f).await.expect("logs");
+    logs.last().and_then(|l| l.block_number).expect("a log")
+}
+
+/// Everything allowed: the test plays a holder that already checked the references.
+struct AllAllowed;
+impl References for AllAllowed {
+    async fn is_allowed(&self, _: B256, _: RefKind) -> Result<bool, String> {
+        Ok(true)
+    }
+}
+
+/// Found a cluster from the test: `proposer` posts a simulated genesis quote, the owner verifies and approves it.
+async fn found_cluster(net: &Net, proposer: &Chain, epoch: u64, note: &str) -> (SecretBundle, TxOutcome) {
+    let k = Zeroizing::new(PrivateKeySigner::random().to_bytes().0);
+    let bundle = SecretBundle::new(k, epoch, Zeroizing::new(b"audit test secret".to_vec())).expect("bundle");
+    let dep = net.owner.deployment();
+    let (quote, log) = SimulatedTd::new(compose_hash(&compose_good()))
+        .attest(dep.genesis_report_data(bundle.cluster_address(), epoch))
+        .expect("quote");
+    proposer
+        .send(proposer.contract().proposeGenesis(bundle.cluster_address(), quote.into(), log.into()))
+        .await
+        .expect("propose genesis");
+    let id = net.owner.contract().genesisCount().call().await.expect("genesisCount");
+    let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
+    let o = admin::approve_genesis(&net.owner, &v, id, note).await.expect("approve genesis");
+    (bundle, o)
+}
+
+/// Post a request from `who` with a simulated quote of the app `compose`; returns (request id, block).
+async fn post_request(who: &Chain, compose: &Path) -> (u64, u64) {
+    let dep = who.deployment();
+    let hpke = HpkeKeypair::generate();
+    let (quote, log) = SimulatedTd::new(compose_hash(compose))
+        .attest(dep.request_report_data(who.sender().expect("sender"), &hpke.public()))
+        .expect("quote");
+    let o = who
+        .send(who.contract().requestSecret(B256::from(hpke.public()), quote.into(), log.into()))
+        .await
+        .expect("request");
+    let id = who.contract().requestCount().call().await.expect("requestCount").to::<u64>();
+    (id, o.block)
+}
+
+/// Post a request whose quote is garbage (no holder would ever deliver it).
+async fn post_junk_request(who: &Chain) -> (u64, u64) {
+    let o = who
+        .send(who.contract().requestSecret(B256::repeat_byte(9), b"not a quote".to_vec().into(), vec![].into()))
+        .await
+        .expect("junk request");
+    (who.contract().requestCount().call().await.expect("requestCount").to::<u64>(), o.block)
+}
+
+/// Verify request `id` like a holder, seal the bundle to it and send the delivery from `relayer`.
+async fn deliver(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64) -> u64 {
+    let logs = net.request_logs::<Op::SecretRequested>(U256::from(id)).await;
+    let ev = logs[0].log_decode::<Op::SecretRequested>().expect("decode").inner.data;
+    let (_, _, time) = net.owner.block(logs[0].block_number.expect("block")).await.expect("block");
+    let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
+    let dep = net.owner.deployment();
+    let ctx = Context { deployment: dep, verifier: &v, policy: Net::dev_policy(), references: &AllAllowed, now: time };
+    let binding = Binding::Request { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
+    let Decision::Accept(acc) = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await else {
+        panic!("request {id} should verify")
+    };
+    let d = delivery::seal(&dep, &acc, bundle).expect("seal");
+    let call = relayer.contract().deliverSecret(
+        d.request_id,
+        d.os_ref,
+        d.app_ref,
+        d.encapsulated_key.into(),
+        d.ciphertext.into(),
+        d.signature.into(),
+    );
+    relayer.send(call).await.expect("deliver").block
+}
+
+/// Refuse request `id` for `reason`, signed by the cluster, sent from `relayer`.
+async fn refuse(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64, reason: Refusal) -> u64 {
+    let record = eip712::Refusal { requestId: U256::from(id), reason: reason.code() };
+    let sig = eip712::sign(&net.owner.deployment(), &record, bundle.cluster_signer()).expect("sign");
+    let call = relayer.contract().refuseRequest(U256::from(id), reason.code(), sig.to_vec().into());
+    relayer.send(call).await.expect("refuse").block
+}
+
+fn policy(tcb_statuses: u16, allow_simulated: bool) -> Policy {
+    Policy { tcb_statuses, allow_debug: false, allow_simulated }
+}
+
+/// The history of the issue, built with real agents: genesis, deliveries to two nodes, a node
+/// refused for an unapproved app, the app reference revoked after the deliveries, a policy
+/// loosened (OutOfDate) then tightened, a re-bootstrap, simulated quotes switched off, a request
+/// nobody answers, and an ownership transfer. Then: the exact findings and custody tree, and
+/// re-verification with and without trusting simulated quotes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_reports_exact_findings_custody_and_reverification() {
+    let net = Net::start("audit-history", Net::dev_policy()).await;
+    let app_id = app_reference_id(&compose_hash(&compose_good()));
+    let td = SimulatedTd::new([0; 32]);
+    let os_id = replicatoor_core::protocol::os_reference_id(&td.mr_td, &td.rtmr0, &td.rtmr1, &td.rtmr2);
+    let os_block = log_block::<Op::ReferenceProposed>(&net, Some(os_id)).await;
+    let app_block = log_block::<Op::ReferenceProposed>(&net, Some(app_id)).await;
+    let mut genesis = net.genesis(1).await;
+    let e1_block = log_block::<Op::ClusterBootstrapped>(&net, None).await;
+    let mut a = net.agent("node-a", 2, &compose_good(), &[]);
+    wait_for_file(&mut a, T).await;
+    let mut b = net.agent("node-b", 3, &compose_good(), &[]);
+    wait_for_file(&mut b, T).await;
+    let mut c = net.agent("node-c", 4, &compose_bad(), &["--exit-after-install"]);
+    assert_eq!(c.wait_exit(T).code(), Some(3), "node C is refused:\n{}", c.log());
+    let d1 = log_block::<Op::SecretDelivered>(&net, Some(B256::from(U256::from(1)))).await;
+    let d2 = log_block::<Op::SecretDelivered>(&net, Some(B256::from(U256::from(2)))).await;
+
+    let revoked = admin::revoke(&net.owner, app_id, HOSTILE).await.expect("revoke").block;
+    let loosened =
+        admin::set_policy(&net.owner, policy(0x11, true), "accept OutOfDate for a while").await.unwrap().block;
+    let tightened = admin::set_policy(&net.owner, policy(0x1, true), "UpToDate only again").await.unwrap().block;
+    for p in [&mut genesis, &mut a, &mut b] {
+        assert!(p.terminate().is_some(), "{} did not stop", p.name);
+    }
+    // Re-bootstrap: the app is proposed again, a new genesis (proposed by key 6) replaces the cluster.
+    let reproposed = admin::propose_app(&net.owner, compose_hash(&compose_good()), "app again").await.unwrap().1.block;
+    let proposer = chain_for(&net, 6).await;
+    let (_, e2) = found_cluster(&net, &proposer, 2, "re-bootstrap after losing every holder").await;
+    let strict =
+        admin::set_policy(&net.owner, policy(0x1, false), "production: no simulated quotes").await.unwrap().block;
+    let (pending_id, pending_block) = post_junk_request(&chain_for(&net, 5).await).await;
+    assert_eq!(pending_id, 4);
+    let new_owner = key(9).address();
+    net.owner.send(net.owner.contract().transferOwnership(new_owner)).await.expect("transfer");
+    let owner9 = chain_for(&net, 9).await;
+    let accepted = owner9.send(owner9.contract().acceptOwnership()).await.expect("accept").block;
+
+    let r = audit_json(&net, &[]);
+    assert_eq!(r["schema"], "replicatoor-audit/v1");
+    assert_eq!(u(&r["from_block"]), net.start, "the deployment block is found without --from-block");
+    assert!(!r["reverified"].as_bool().unwrap());
+
+    // Findings: exactly these kinds, severities and blocks.
+    let kinds: Vec<(String, String)> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["kind"].as_str().unwrap().to_string(), f["severity"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("simulated_quotes_allowed", "critical"),
+        ("delivery_under_revoked_reference", "high"),
+        ("out_of_date_tcb_accepted", "high"),
+        ("zero_widening_delay", "medium"),
+        ("immediate_activation", "medium"),
+        ("immediate_activation", "medium"),
+        ("immediate_activation", "medium"),
+        ("immediate_activation", "medium"),
+        ("custody_reset", "medium"),
+        ("owner_changed", "medium"),
+        ("unanswered_request", "low"),
+    ]
+    .iter()
+    .map(|(k, s)| (k.to_string(), s.to_string()))
+    .collect();
+    let mut sorted = kinds.clone();
+    sorted.sort_by_key(|(k, s)| (["critical", "high", "medium", "low", "info"].iter().position(|x| x == s), k.clone()));
+    let mut want = expected.clone();
+    want.sort_by_key(|(k, s)| (["critical", "high", "medium", "low", "info"].iter().position(|x| x == s), k.clone()));
+    assert_eq!(sorted, want, "findings: {kinds:?}");
+
+    let f = findings_of(&r, "simulated_quotes_allowed");
+    assert_eq!(f[0]["blocks"], serde_json::json!([range(net.start, strict)]));
+    let f = findings_of(&r, "out_of_date_tcb_accepted");
+    assert_eq!(f[0]["blocks"], serde_json::json!([range(loosened, tightened)]));
+    assert!(f[0]["detail"].as_str().unwrap().contains("OutOfDate"));
+    let f = findings_of(&r, "delivery_under_revoked_reference");
+    assert_eq!(f[0]["request_ids"], serde_json::json!([1, 2]));
+    assert_eq!(f[0]["epochs"], serde_json::json!([1]));
+    assert_eq!(f[0]["references"], serde_json::json!([app_id.to_string()]));
+    let mut blocks = vec![e1_block, d1, d2, revoked];
+    blocks.sort();
+    assert_eq!(f[0]["blocks"], Value::Array(blocks.into_iter().map(at).collect()));
+    let holders: Vec<Address> = f[0]["accounts"].as_array().unwrap().iter().map(addr).collect();
+    assert_eq!(holders, vec![key(1).address(), key(2).address(), key(3).address()], "genesis node, node A, node B");
+    assert_eq!(findings_of(&r, "zero_widening_delay")[0]["blocks"], serde_json::json!([at(net.start)]));
+    let immediate: Vec<Value> =
+        findings_of(&r, "immediate_activation").iter().map(|f| f["blocks"][0]["from"].clone()).collect();
+    assert_eq!(
+        immediate,
+        vec![os_block, app_block, loosened, reproposed].into_iter().map(Value::from).collect::<Vec<_>>()
+    );
+    let f = findings_of(&r, "custody_reset");
+    assert_eq!(
+        (f[0]["epochs"].clone(), f[0]["blocks"].clone()),
+        (serde_json::json!([2]), serde_json::json!([at(e2.block)]))
+    );
+    let f = findings_of(&r, "owner_changed");
+    assert_eq!(f[0]["blocks"], serde_json::json!([at(accepted)]));
+    assert_eq!(f[0]["accounts"], serde_json::json!([key(0).address(), new_owner]));
+    let f = findings_of(&r, "unanswered_request");
+    assert_eq!(
+        (f[0]["request_ids"].clone(), f[0]["blocks"].clone()),
+        (serde_json::json!([4]), serde_json::json!([at(pending_block)]))
+    );
+
+    // Custody tree: epochs, deliveries, refusals with reasons, the unanswered request.
+    let epochs = r["custody"]["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2);
+    let (ep1, ep2) = (&epochs[0], &epochs[1]);
+    assert_eq!(
+        (u(&ep1["epoch"]), addr(&ep1["proposer"]), ep1["previous_cluster"].clone()),
+        (1, key(1).address(), Value::Null)
+    );
+    let deliveries: Vec<(u64, Address)> =
+        ep1["deliveries"].as_array().unwrap().iter().map(|d| (u(&d["request_id"]), addr(&d["requester"]))).collect();
+    assert_eq!(deliveries, vec![(1, key(2).address()), (2, key(3).address())]);
+    for d in ep1["deliveries"].as_array().unwrap() {
+        assert_eq!(d["app_ref"], app_id.to_string());
+        assert_eq!(d["served_by"], d["relayer"], "agents relay their own deliveries");
+        assert!([key(1).address(), key(2).address()].contains(&addr(&d["relayer"])));
+    }
+    assert_eq!(addr(&ep1["deliveries"][0]["served_by"]), key(1).address(), "node A was served by the genesis node");
+    let refusals = ep1["refusals"].as_array().unwrap();
+    assert_eq!(refusals.len(), 1);
+    assert_eq!((u(&refusals[0]["request_id"]), addr(&refusals[0]["requester"])), (3, key(4).address()));
+    assert_eq!((refusals[0]["reason"].as_str().unwrap(), u(&refusals[0]["code"])), ("app_reference_not_allowed", 12));
+    assert_eq!((u(&ep2["epoch"]), addr(&ep2["proposer"])), (2, key(6).address()));
+    assert_eq!(ep2["previous_cluster"], ep1["cluster"]);
+    assert_eq!(ep2["deliveries"], serde_json::json!([]));
+    assert_eq!(r["custody"]["unanswered"], serde_json::json!([4]));
+    let s = &r["summary"];
+    assert_eq!((u(&s["requests"]), u(&s["delivered"]), u(&s["refused"]), u(&s["pending"])), (4, 2, 1, 1));
+    assert_eq!(addr(&s["owner"]), new_owner);
+    assert_eq!(s["policy"]["allow_simulated"], false);
+
+    // Timeline: actors, notes verbatim (the hostile one too), kinds in order.
+    let tl = r["timeline"].as_array().unwrap();
+    let tl_kinds: Vec<&str> = tl.iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        tl_kinds,
+        [
+            "ownership_transferred", // OpenZeppelin's constructor event, from 0x0
+            "deployed",
+            "policy_set",
+            "reference_proposed",
+            "reference_proposed",
+            "cluster_bootstrapped",
+            "reference_revoked",
+            "policy_set", // narrowed part of the loosening (same transaction)
+            "policy_set",
+            "policy_set",
+            "reference_proposed",
+            "cluster_bootstrapped",
+            "custody_reset",
+            "policy_set",
+            "ownership_transfer_started",
+            "ownership_transferred",
+        ]
+    );
+    let revoke = tl.iter().find(|t| t["kind"] == "reference_revoked").unwrap();
+    assert_eq!((revoke["note"].as_str().unwrap(), u(&revoke["block"])), (HOSTILE, revoked));
+    for t in &tl[..tl.len() - 1] {
+        assert_eq!(addr(&t["actor"]), key(0).address(), "governance sent by the owner: {t}");
+    }
+    assert_eq!(addr(&tl[tl.len() - 1]["actor"]), new_owner);
+    let refs = r["references"].as_array().unwrap();
+    assert!(refs.iter().all(|x| x["status"] == "active"), "both references active again: {refs:?}");
+    assert_eq!(refs.iter().find(|x| x["id"] == app_id.to_string()).unwrap()["proposals"], 2);
+
+    // --reverify trusting simulated quotes: every delivery and genesis re-verifies.
+    let rv = audit_json(&net, &["--reverify", "--allow-simulated-quotes"]);
+    assert!(rv["reverified"].as_bool().unwrap());
+    let verdicts = |r: &Value| -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for ep in r["custody"]["epochs"].as_array().unwrap() {
+            out.push((format!("genesis {}", ep["epoch"]), ep["reverify"]["verdict"].as_str().unwrap().to_string()));
+            for d in ep["deliveries"].as_array().unwrap() {
+                out.push((
+                    format!("request {}", d["request_id"]),
+                    d["reverify"]["verdict"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+        out
+    };
+    assert_eq!(
+        verdicts(&rv),
+        [("genesis 1", "accepted"), ("request 1", "accepted"), ("request 2", "accepted"), ("genesis 2", "accepted")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert!(findings_of(&rv, "reverify_rejected").is_empty());
+    assert_eq!(rv["custody"]["epochs"][0]["deliveries"][0]["reverify"]["simulated"], true);
+    // …without it, each is flagged.
+    let rv = audit_json(&net, &["--reverify"]);
+    assert!(verdicts(&rv).iter().all(|(_, v)| v == "rejected"), "{:?}", verdicts(&rv));
+    let flagged = findings_of(&rv, "reverify_rejected");
+    assert_eq!(flagged.len(), 4);
+    assert!(flagged.iter().all(|f| f["severity"] == "high"));
+    let ids: Vec<Value> = flagged.iter().flat_map(|f| f["request_ids"].as_array().unwrap().clone()).collect();
+    assert_eq!(ids, vec![Value::from(1), Value::from(2)]);
+    assert_eq!(rv["custody"]["epochs"][0]["deliveries"][0]["reverify"]["reason"], "simulated_quote_not_trusted");
+
+    // The text report says the same, and cannot be restyled by a note (escape sequences are quoted).
+    let contract = net.contract.to_string();
+    let text = ok(&["audit", "--rpc-url", &net.url, "--contract", &contract]);
+    assert!(text.contains("[CRITICAL] simulated_quotes_allowed"), "{text}");
+    assert!(text.contains("refused: app_reference_not_allowed (code 12)"), "{text}");
+    assert!(text.contains("request 4 by") && text.contains("never answered"), "{text}");
+    assert!(!text.contains('\u{1b}'), "a note's terminal escape reached the terminal");
+}
+
+/// A rich history built from the test itself (fast, no agent processes): two epochs, a delivery
+/// tree three levels deep, a refusal, a revoked reference, policy changes, an unanswered request,
+/// and hostile notes.
+async fn quick_history(net: &Net) {
+    let mut c = Vec::new();
+    for i in 1..=9 {
+        c.push(chain_for(net, i).await);
+    }
+    let (bundle, _) = found_cluster(net, &c[0], 1, HOSTILE).await;
+    let (r1, _) = post_request(&c[1], &compose_good()).await;
+    deliver(net, &c[0], &bundle, r1).await;
+    let (r2, _) = post_request(&c[2], &compose_good()).await;
+    deliver(net, &c[1], &bundle, r2).await;
+    let (r3, _) = post_request(&c[3], &compose_good()).await;
+    deliver(net, &c[1], &bundle, r3).await;
+    let (r4, _) = post_request(&c[4], &compose_good()).await;
+    deliver(net, &c[2], &bundle, r4).await;
+    let (r5, _) = post_request(&c[5], &compose_bad()).await;
+    refuse(net, &c[0], &bundle, r5, Refusal::AppReferenceNotAllowed).await;
+    let app_id = app_reference_id(&compose_hash(&compose_good()));
+    admin::revoke(&net.owner, app_id, HOSTILE).await.expect("revoke");
+    admin::set_policy(&net.owner, policy(0x31, true), "accept OutOfDate for a while").await.expect("loosen");
+    admin::set_policy(&net.owner, policy(0x1, true), "UpToDate only").await.expect("tighten");
+    admin::propose_app(&net.owner, compose_hash(&compose_good()), "app again").await.expect("re-propose");
+    let (bundle2, _) = found_cluster(net, &c[6], 2, "re-bootstrap").await;
+    let (r6, _) = post_request(&c[7], &compose_good()).await;
+    deliver(net, &c[6], &bundle2, r6).await;
+    admin::set_policy(&net.owner, policy(0x1, false), "no simulated quotes").await.expect("strict");
+    post_junk_request(&c[8]).await;
+}
+
+/// Run headless Chromium with the flags that keep it off the network; panics on failure or timeout.
+fn chromium(scratch: &Path, args: &[&str]) -> Output {
+    let profile = tempdir(scratch, "chromium-profile");
+    let mut child = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start chromium ({e}): install it with `apt-get install -y chromium` (script/test.sh does)")
+        });
+    let start = Instant::now();
+    while child.try_wait().expect("chromium status").is_none() {
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("chromium did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("chromium output");
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn tempdir(scratch: &Path, name: &str) -> PathBuf {
+    let p = scratch.join(name);
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).expect("temp dir");
+    p
+}
+
+/// Width, height and a crude "not blank" measure of a PNG, read by hand (no image crate in the tree):
+/// a one-colour 1400×2000 screenshot compresses to a few kilobytes.
+fn png_info(bytes: &[u8]) -> (u32, u32) {
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    (w, h)
+}
+
+/// The HTML report in headless Chromium: the findings are in the rendered DOM, hostile notes are
+/// text (never markup), links go to the explorer only, and a screenshot is a real picture.
+/// Set REPLICATOOR_UPDATE_DOCS=1 to refresh docs/audit-report.png from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_report_renders_in_headless_chromium() {
+    let net = Net::start("audit-html", Net::dev_policy()).await;
+    quick_history(&net).await;
+    let html = net.scratch.0.join("report.html");
+    let contract = net.contract.to_string();
+    let html_s = html.display().to_string();
+    ok(&[
+        "audit",
+        "--rpc-url",
+        &net.url,
+        "--contract",
+        &contract,
+        "--reverify",
+        "--allow-simulated-quotes",
+        "--html",
+        &html_s,
+        "--explorer-url",
+        "https://explorer.invalid",
+    ]);
+    let page = std::fs::read_to_string(&html).expect("html written");
+    assert!(page.contains("Content-Security-Policy"), "a CSP forbids every fetch");
+    assert!(!page.to_lowercase().contains("<script"), "no script at all, hostile notes escaped");
+    assert!(!page.contains("<img"), "the hostile note's <img> is text");
+    assert!(page.contains("&lt;script&gt;alert(&#39;xss&#39;)&lt;/script&gt;"));
+    for url in page.split("href=\"").skip(1) {
+        assert!(url.starts_with("https://explorer.invalid/"), "only explorer links: {}", &url[..60.min(url.len())]);
+    }
+    assert!(!page.contains("src=\""), "nothing is loaded");
+
+    let file_url = format!("file://{}", html.display());
+    let dom = String::from_utf8(chromium(&net.scratch.0, &["--dump-dom", &file_url]).stdout).expect("utf-8 DOM");
+    for text in [
+        "The policy allowed SIMULATED quotes",
+        "The secret went to an app build that was later revoked",
+        "The TCB policy accepted out-of-date TCB statuses",
+        "Custody reset at epoch 2",
+        "1 request(s) never answered",
+        "app_reference_not_allowed",
+    ] {
+        assert!(dom.contains(text), "rendered DOM lacks {text:?}");
+    }
+    assert!(dom.contains("&lt;script&gt;alert("), "the hostile note is rendered as text");
+    assert!(!dom.contains("<script>alert("), "the hostile note did not become a script element");
+    assert!(dom.matches("class=\"node delivered\"").count() == 5, "five deliveries drawn in the custody graph");
+    assert!(dom.contains("href=\"https://explorer.invalid/tx/0x"));
+
+    let shot = net.scratch.0.join("report.png");
+    chromium(&net.scratch.0, &[&format!("--screenshot={}", shot.display()), "--window-size=1400,2000", &file_url]);
+    let png = std::fs::read(&shot).expect("screenshot written");
+    let (w, h) = png_info(&png);
+    assert_eq!((w, h), (1400, 2000));
+    assert!(png.len() > 40_000, "screenshot is {} bytes: blank?", png.len());
+    if std::env::var_os("REPLICATOOR_UPDATE_DOCS").is_some() {
+        std::fs::copy(&shot, replicatoor_tests::root().join("docs/audit-report.png")).expect("update docs screenshot");
+    }
+}
+
+/// 100,000 empty blocks between requests: the scan finds everything, and reports its time.
+/// Ignored by default: anvil mines ~200-400 empty blocks per second on a 2-core machine, so making
+/// the history takes minutes (the audit itself does not); run with `--ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "mining 100,000 blocks on anvil takes minutes"]
+async fn audit_scans_100k_blocks() {
+    let net = Net::start("audit-100k", Net::dev_policy()).await;
+    let (c1, c2, c3, c4, c5) = (
+        chain_for(&net, 1).await,
+        chain_for(&net, 2).await,
+        chain_for(&net, 3).await,
+        chain_for(&net, 4).await,
+        chain_for(&net, 5).await,
+    );
+    let (bundle, _) = found_cluster(&net, &c1, 1, "genesis").await;
+    let (r1, b1) = post_request(&c2, &compose_good()).await;
+    deliver(&net, &c1, &bundle, r1).await;
+    let (_, b2) = post_request(&c3, &compose_good()).await;
+    let before = net.owner.head().await.unwrap();
+    let mining = Instant::now();
+    mine(&net, 100_000).await;
+    let after = net.owner.head().await.unwrap();
+    assert!(after >= before + 100_000, "mined {} blocks", after - before);
+    eprintln!("anvil mined {} blocks in {:.1?}", after - before, mining.elapsed());
+    let (r3, b3) = post_request(&c4, &compose_good()).await;
+    deliver(&net, &c2, &bundle, r3).await;
+    let (_, b4) = post_request(&c5, &compose_good()).await;
+
+    let start = Instant::now();
+    let r = audit_json(&net, &[]);
+    let took = start.elapsed();
+    eprintln!(
+        "audit over {} blocks ({}..{}) took {took:.2?}",
+        u(&r["to_block"]) - u(&r["from_block"]) + 1,
+        r["from_block"],
+        r["to_block"]
+    );
+    let reqs: Vec<(u64, u64, String)> = r["custody"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| (u(&q["request_id"]), u(&q["block"]), q["status"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        reqs,
+        vec![
+            (1, b1, "delivered".to_string()),
+            (2, b2, "pending".to_string()),
+            (3, b3, "delivered".to_string()),
+            (4, b4, "pending".to_string())
+        ]
+    );
+    assert_eq!(r["custody"]["unanswered"], serde_json::json!([2, 4]));
+    assert!(u(&r["to_block"]) >= b4);
+    // Served by node 1 (key 2) after the gap: the custody tree links it.
+    assert_eq!(addr(&r["custody"]["epochs"][0]["deliveries"][1]["served_by"]), key(2).address());
+}
+
+/// `reference list|propose|revoke|policy`, with and without `--calldata-only`; `admin` still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_commands_list_propose_revoke_and_calldata() {
+    let net = Net::start("audit-reference", Net::dev_policy()).await;
+    let contract = net.contract.to_string();
+    let list = |net: &Net| -> Value {
+        serde_json::from_str(&ok(&["reference", "list", "--rpc-url", &net.url, "--contract", &contract, "--json"]))
+            .expect("list JSON")
+    };
+    let l = list(&net);
+    assert_eq!(l["references"].as_array().unwrap().len(), 2);
+    assert!(l["references"].as_array().unwrap().iter().all(|r| r["status"] == "active"));
+    assert_eq!(l["policy"]["allow_simulated"], true);
+    assert_eq!(l["pending_policy"], Value::Null);
+
+    // Calldata for a multisig: no RPC, no key. Sending it as-is proposes the reference.
+    let bad_hash = hex::encode(compose_hash(&compose_bad()));
+    let out: Value = serde_json::from_str(&ok(&[
+        "reference",
+        "propose",
+        "--contract",
+        &contract,
+        "--compose-hash",
+        &bad_hash,
+        "--note",
+        "via multisig",
+        "--calldata-only",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(addr(&out["to"]), net.contract);
+    let id = app_reference_id(&compose_hash(&compose_bad()));
+    assert_eq!(out["id"], id.to_string());
+    let data = hex::decode(out["calldata"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let tx = TransactionRequest::default().to(net.contract).input(data.into());
+    let receipt = net.owner.provider().send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+    assert!(receipt.status());
+    let l = list(&net);
+    let added = l["references"].as_array().unwrap().iter().find(|r| r["id"] == id.to_string()).expect("listed");
+    assert_eq!(
+        (added["status"].as_str(), added["note"].as_str(), added["ref_kind"].as_str()),
+        (Some("active"), Some("via multisig"), Some("app"))
+    );
+
+    // Revoke with the owner key.
+    let id_s = id.to_string();
+    ok(&[
+        "reference",
+        "revoke",
+        "--rpc-url",
+        &net.url,
+        "--contract",
+        &contract,
+        "--sender-key",
+        replicatoor_tests::KEYS[0],
+        "--id",
+        &id_s,
+        "--note",
+        "bad build",
+    ]);
+    let l = list(&net);
+    let r = l["references"].as_array().unwrap().iter().find(|r| r["id"] == id_s).unwrap();
+    assert_eq!((r["status"].as_str(), r["revoke_note"].as_str()), (Some("revoked"), Some("bad build")));
+    let text = ok(&["reference", "list", "--rpc-url", &net.url, "--contract", &contract]);
+    assert!(text.contains("revoked (1):") && text.contains("active (2):"), "{text}");
+
+    // Policy: set (narrowing, immediate), show; calldata for setPolicy starts with its selector.
+    ok(&[
+        "reference",
+        "policy",
+        "--set",
+        "--tcb-statuses",
+        "0x1",
+        "--rpc-url",
+        &net.url,
+        "--contract",
+        &contract,
+        "--sender-key",
+        replicatoor_tests::KEYS[0],
+        "--note",
+        "no simulated",
+    ]);
+    let p: Value =
+        serde_json::from_str(&ok(&["reference", "policy", "--rpc-url", &net.url, "--contract", &contract, "--json"]))
+            .unwrap();
+    assert_eq!((p["policy"]["allow_simulated"].as_bool(), u(&p["widening_delay"])), (Some(false), 0));
+    let cd = ok(&["reference", "policy", "--set", "--allow-simulated", "--contract", &contract, "--calldata-only"]);
+    let selector = hex::encode(&alloy::primitives::keccak256("setPolicy((uint16,bool,bool),string)")[..4]);
+    assert!(cd.contains(&format!("calldata: 0x{selector}")), "{cd}");
+    // A state change without a key (and without --calldata-only) is refused with a clear message.
+    let out = replicatoor(&["reference", "revoke", "--rpc-url", &net.url, "--contract", &contract, "--id", &id_s]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--sender-key is required"));
+    // The older admin commands keep working.
+    ok(&[
+        "admin",
+        "propose-os",
+        "--rpc-url",
+        &net.url,
+        "--contract",
+        &contract,
+        "--sender-key",
+        replicatoor_tests::KEYS[0],
+        "--mrtd",
+        &"11".repeat(48),
+        "--rtmr0",
+        &"22".repeat(48),
+        "--rtmr1",
+        &"33".repeat(48),
+        "--rtmr2",
+        &"44".repeat(48),
+    ]);
+    assert_eq!(list(&net)["references"].as_array().unwrap().len(), 4);
+}
+
+/// Mine `n` empty blocks at once.
+async fn mine(net: &Net, n: u64) {
+    let _: Value =
+        net.owner.provider().raw_request("anvil_mine".into(), (format!("{n:#x}"),)).await.expect("anvil_mine");
+}
+
+/// A JSON-RPC proxy that refuses `eth_getLogs` over more than `max_span` blocks, like hosted
+/// providers do. Returns its URL and the count of refused calls.
+async fn range_limited_proxy(upstream: String, max_span: u64) -> (String, Arc<AtomicUsize>) {
+    use http_body_util::{BodyExt, Full};
+    use hyper::{body::Bytes, server::conn::http1, service::service_fn, Response};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let url = format!("http://{}", listener.local_addr().expect("proxy address"));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let counter = refused.clone();
+    let client = alloy::transports::http::reqwest::Client::new();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (client, upstream, counter) = (client.clone(), upstream.clone(), counter.clone());
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (client, upstream, counter) = (client.clone(), upstream.clone(), counter.clone());
+                async move {
+                    let body = req.into_body().collect().await.expect("request body").to_bytes();
+                    let v: Value = serde_json::from_slice(&body).expect("JSON-RPC request");
+                    if v["method"] == "eth_getLogs" {
+                        let num = |k: &str| {
+                            u64::from_str_radix(
+                                v["params"][0][k].as_str().unwrap_or("0x0").trim_start_matches("0x"),
+                                16,
+                            )
+                            .unwrap_or(0)
+                        };
+                        if num("toBlock") - num("fromBlock") + 1 > max_span {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            let err = serde_json::json!({ "jsonrpc": "2.0", "id": v["id"], "error": { "code": -32005, "message": format!("query exceeds {max_span} blocks") } });
+                            return Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
+                                err.to_string(),
+                            ))));
+                        }
+                    }
+                    let resp =
+                        client.post(&upstream).header("content-type", "application/json").body(body).send().await;
+                    let bytes = match resp {
+                        Ok(r) => r.bytes().await.unwrap_or_default(),
+                        Err(e) => Bytes::from(serde_json::json!({ "jsonrpc": "2.0", "id": v["id"], "error": { "code": -32000, "message": e.to_string() } }).to_string()),
+                    };
+                    Ok(Response::new(Full::new(bytes)))
+                }
+            });
+            tokio::spawn(http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc));
+        }
+    });
+    (url, refused)
+}
+
+/// Against a provider that limits `eth_getLogs` to 200 blocks, the scan shrinks its range once and
+/// still finds requests on both sides of a 1,500-block gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_adapts_to_a_provider_range_limit() {
+    let net = Net::start("audit-limited", Net::dev_policy()).await;
+    let (c1, c2, c3) = (chain_for(&net, 1).await, chain_for(&net, 2).await, chain_for(&net, 3).await);
+    let (bundle, _) = found_cluster(&net, &c1, 1, "genesis").await;
+    let (r1, b1) = post_request(&c2, &compose_good()).await;
+    deliver(&net, &c1, &bundle, r1).await;
+    mine(&net, 1_500).await;
+    let (r2, b2) = post_request(&c3, &compose_good()).await;
+    let (proxy, refused) = range_limited_proxy(net.url.clone(), 200).await;
+    let contract = net.contract.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        ok(&["audit", "--rpc-url", &proxy, "--contract", &contract, "--json", "--from-block", "0"])
+    })
+    .await
+    .expect("audit");
+    let r: Value = serde_json::from_str(&out).expect("JSON");
+    let reqs: Vec<(u64, u64, &str)> = r["custody"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| (u(&q["request_id"]), u(&q["block"]), q["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(reqs, vec![(r1, b1, "delivered"), (r2, b2, "pending")]);
+    assert_eq!(r["custody"]["epochs"].as_array().unwrap().len(), 1);
+    let n = refused.load(Ordering::SeqCst);
+    assert!((1..=8).contains(&n), "the limit is learned once ({n} refused calls)");
+}

@@ -1,0 +1,272 @@
+//! End-to-end tests: real anvil, the real contract, real `replicatoor` processes, simulated quotes
+//! verified by the real dcap-qvl code under the simulated root.
+
+use alloy::{
+    eips::BlockId,
+    primitives::{Address, B256, U256},
+    signers::local::PrivateKeySigner,
+};
+use replicatoor_chain::{Chain, ChainError, UpgradeOperator as Op, UpgradeOperator::UpgradeOperatorErrors};
+use replicatoor_core::{
+    attest::{
+        collateral::NoCollateral,
+        pipeline::{self, Binding, Context, Decision, References},
+        Verifier,
+    },
+    crypto::{delivery, eip712, SecretBundle},
+    protocol::RefKind,
+    refusal::Refusal,
+};
+use replicatoor_testkit::simulated::{self, SimulatedTd};
+use replicatoor_tests::{compose_bad, compose_good, compose_hash, key, wait_for_file, wait_until, Net};
+use std::{fs, time::Duration};
+use zeroize::Zeroizing;
+
+const T: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_three_nodes_with_racing_holders() {
+    let net = Net::start("happy", Net::dev_policy()).await;
+    let mut genesis = net.genesis(1).await;
+    let secret = fs::read(genesis.secret_path()).expect("genesis secret");
+    assert_eq!(secret.len(), 64);
+
+    // Node A is served by the genesis holder alone.
+    let mut a = net.agent("node-a", 2, &compose_good(), &[]);
+    wait_for_file(&mut a, T).await;
+    assert_eq!(fs::read(a.secret_path()).unwrap(), secret, "node A got the genesis secret");
+
+    // Node B: the genesis node and node A now race to serve it.
+    let mut b = net.agent("node-b", 3, &compose_good(), &[]);
+    wait_for_file(&mut b, T).await;
+    assert_eq!(fs::read(b.secret_path()).unwrap(), secret, "node B got the genesis secret");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [&a, &b] {
+            assert_eq!(fs::metadata(p.secret_path()).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+    assert_eq!(net.request_count().await, 2);
+    for id in 1..=2u64 {
+        let deliveries = net.request_logs::<Op::SecretDelivered>(U256::from(id)).await;
+        assert_eq!(deliveries.len(), 1, "request {id}: exactly one delivery");
+        assert_eq!(net.status(id).await, 2, "request {id} delivered");
+    }
+    // Let both holders see request 2 settle, then check both are healthy.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(genesis.alive(), "genesis holder crashed:\n{}", genesis.log());
+    assert!(a.alive(), "node A holder crashed:\n{}", a.log());
+    assert!(b.alive(), "node B crashed:\n{}", b.log());
+    let served =
+        |p: &replicatoor_tests::Proc| p.log().lines().any(|l| l.contains("secret delivered") && l.ends_with("id=2"));
+    assert_eq!([&genesis, &a].into_iter().filter(|p| served(p)).count(), 1, "exactly one holder served request 2");
+    replicatoor_tests::assert_no_secret_in_logs(&secret, &[&genesis, &a, &b]);
+
+    // Health and metrics, scraped from the running holders.
+    let (code, body) = genesis.http_get("/readyz").await;
+    assert_eq!(code, 200, "genesis is ready: {body}");
+    let (code, status) = a.http_get("/status").await;
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    assert_eq!(status["role"], "holder");
+    assert_eq!(status["secret_installed"], true);
+    let mut served = 0;
+    for p in [&genesis, &a] {
+        let (code, m) = p.http_get("/metrics").await;
+        assert_eq!(code, 200);
+        assert!(m.contains("replicatoor_requests_seen_total"), "{m}");
+        assert!(m.contains("replicatoor_verification_seconds_count"), "{m}");
+        let line = m.lines().find(|l| l.starts_with("replicatoor_requests_served_total ")).expect("served counter");
+        served += line.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()).expect("counter value");
+    }
+    assert_eq!(served, 2, "the holders served exactly the two requests between them");
+    assert_eq!(genesis.http_get("/healthz").await.0, 200);
+    assert_eq!(genesis.http_get("/nope").await.0, 404);
+    // Graceful shutdown on SIGTERM.
+    assert!(b.terminate().is_some_and(|s| s.success()), "node B did not stop cleanly on SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unapproved_app_is_refused_with_its_reason() {
+    let net = Net::start("refused", Net::dev_policy()).await;
+    let genesis = net.genesis(1).await;
+    let mut c = net.agent("node-c", 4, &compose_bad(), &["--exit-after-install"]);
+    let status = c.wait_exit(T);
+    assert_eq!(status.code(), Some(3), "refused node exits with code 3; log:\n{}", c.log());
+    assert!(!c.secret_path().exists(), "a refused node must not get a file");
+    assert_eq!(net.refusal_reason(1).await, Some(Refusal::AppReferenceNotAllowed.code()));
+    assert!(c.log().contains("app_reference_not_allowed"), "the node says why:\n{}", c.log());
+    drop(genesis);
+}
+
+/// A holder's view of the references: everything the test approved.
+struct AllAllowed;
+impl References for AllAllowed {
+    async fn is_allowed(&self, _: B256, _: RefKind) -> Result<bool, String> {
+        Ok(true)
+    }
+}
+
+/// Be the cluster from the test itself: propose genesis with our own key and approve it.
+async fn bootstrap_from_test(net: &Net) -> SecretBundle {
+    let cluster_key = Zeroizing::new(PrivateKeySigner::random().to_bytes().0);
+    let bundle = SecretBundle::new(cluster_key, 1, Zeroizing::new(b"test-only cluster secret".to_vec())).unwrap();
+    let dep = net.owner.deployment();
+    let (quote, log) = SimulatedTd::new(compose_hash(&compose_good()))
+        .attest(dep.genesis_report_data(bundle.cluster_address(), 1))
+        .unwrap();
+    net.owner
+        .send(net.owner.contract().proposeGenesis(bundle.cluster_address(), quote.into(), log.into()))
+        .await
+        .expect("propose genesis");
+    let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
+    replicatoor::admin::approve_genesis(&net.owner, &v, U256::from(1), "test cluster").await.expect("approve");
+    bundle
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_corrupted_deliveries_install_nothing() {
+    let net = Net::start("forged", Net::dev_policy()).await;
+    let bundle = bootstrap_from_test(&net).await;
+    let dep = net.owner.deployment();
+    let mut node = net.agent("node", 2, &compose_good(), &["--exit-after-install"]);
+    let c = net.owner.contract();
+    wait_until("the node's request", T, || async { c.requestCount().call().await.is_ok_and(|n| n == U256::from(1)) })
+        .await;
+
+    // Re-evaluate the posted request like a holder, to get a sealed delivery we can tamper with.
+    let logs = net.request_logs::<Op::SecretRequested>(U256::from(1)).await;
+    let ev = logs[0].log_decode::<Op::SecretRequested>().unwrap().inner.data;
+    let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
+    let ctx = Context { deployment: dep, verifier: &v, policy: Net::dev_policy(), references: &AllAllowed, now: now() };
+    let binding = Binding::Request { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
+    let Decision::Accept(accepted) = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await else {
+        panic!("the node's own request should verify")
+    };
+    let good = delivery::seal(&dep, &accepted, &bundle).unwrap();
+
+    // 1. A delivery signed by a key that is not the cluster's reverts on chain.
+    let forger = PrivateKeySigner::random();
+    let record =
+        eip712::Delivery::new(good.request_id, good.os_ref, good.app_ref, &good.encapsulated_key, &good.ciphertext);
+    let forged_sig = eip712::sign(&dep, &record, &forger).unwrap();
+    let err = net
+        .owner
+        .send(c.deliverSecret(
+            good.request_id,
+            good.os_ref,
+            good.app_ref,
+            good.encapsulated_key.clone().into(),
+            good.ciphertext.clone().into(),
+            forged_sig.to_vec().into(),
+        ))
+        .await
+        .expect_err("forged delivery must revert");
+    match err {
+        ChainError::Reverted(e) => match *e {
+            UpgradeOperatorErrors::BadClusterSignature(b) => {
+                assert_eq!(b.recovered, forger.address());
+                assert_eq!(b.cluster, bundle.cluster_address());
+            }
+            other => panic!("wrong revert: {other:?}"),
+        },
+        other => panic!("expected a revert, got {other}"),
+    }
+    assert_eq!(net.status(1).await, 1, "still pending after the forged delivery");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(node.alive() && !node.secret_path().exists(), "nothing installed after a forged delivery");
+
+    // 2. A corrupted ciphertext, correctly signed by the cluster: the node refuses to install it.
+    let mut ct = good.ciphertext.clone();
+    ct[10] ^= 0x55;
+    let record = eip712::Delivery::new(good.request_id, good.os_ref, good.app_ref, &good.encapsulated_key, &ct);
+    let sig = eip712::sign(&dep, &record, bundle.cluster_signer()).unwrap();
+    net.owner
+        .send(c.deliverSecret(
+            good.request_id,
+            good.os_ref,
+            good.app_ref,
+            good.encapsulated_key.clone().into(),
+            ct.into(),
+            sig.to_vec().into(),
+        ))
+        .await
+        .expect("the contract accepts a cluster-signed delivery");
+    let status = node.wait_exit(T);
+    assert!(!status.success(), "the node must fail on a corrupted delivery");
+    assert!(!node.secret_path().exists(), "no file written from a corrupted delivery");
+    let leftovers: Vec<_> = fs::read_dir(&node.dir).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
+    assert!(
+        leftovers.iter().all(|n| !n.to_string_lossy().contains("replicatoor-tmp")),
+        "no partial temp file: {leftovers:?}"
+    );
+    let log = node.log();
+    assert!(log.contains("failed authentication"), "clear error for a corrupted ciphertext:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_replayed_on_another_contract_is_refused() {
+    let net = Net::start("replay", Net::dev_policy()).await;
+    let genesis = net.genesis(1).await;
+    // A quote made for another deployment (another contract on this chain) with our sender.
+    let sender = key(5);
+    let other = replicatoor_core::protocol::Deployment { chain_id: 31337, contract: Address::repeat_byte(0x42) };
+    let hpke = replicatoor_core::crypto::HpkeKeypair::generate();
+    let (quote, log) = SimulatedTd::new(compose_hash(&compose_good()))
+        .attest(other.request_report_data(sender.address(), &hpke.public()))
+        .unwrap();
+    let chain = Chain::connect(&net.url, net.contract, Some(sender)).await.unwrap();
+    chain
+        .send(chain.contract().requestSecret(B256::from(hpke.public()), quote.into(), log.into()))
+        .await
+        .expect("the contract takes any request");
+    wait_until("the refusal", T, || async { net.status(1).await == 3 }).await;
+    assert_eq!(net.refusal_reason(1).await, Some(Refusal::ReportDataMismatch.code()));
+    drop(genesis);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_when_policy_forbids_simulated_quotes() {
+    let strict = replicatoor_core::protocol::Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: false };
+    let net = Net::start("strict", Net::dev_policy()).await;
+    let genesis = net.genesis(1).await;
+    // Narrowing is immediate: after this, simulated quotes are refused.
+    replicatoor::admin::set_policy(&net.owner, strict, "production: no simulated quotes").await.unwrap();
+    assert!(!net.owner.policy_at(BlockId::latest()).await.unwrap().allow_simulated);
+    let mut c = net.agent("node-c", 4, &compose_good(), &["--exit-after-install"]);
+    assert_eq!(c.wait_exit(T).code(), Some(3), "{}", c.log());
+    assert_eq!(net.refusal_reason(1).await, Some(Refusal::SimulatedQuoteNotAllowed.code()));
+    drop(genesis);
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disagreeing_witness_rpc_blocks_delivery() {
+    let net = Net::start("witness", Net::dev_policy()).await;
+    // Another chain with the same contract at the same address: a "lying" RPC's view.
+    let other = Net::start("witness-other", Net::dev_policy()).await;
+    assert_eq!(other.contract, net.contract);
+    let mut genesis = net.genesis(1).await;
+    assert!(genesis.terminate().is_some(), "genesis stops on SIGTERM");
+
+    let holder = net.agent("genesis", 1, &compose_good(), &["--witness-rpc-url", &other.url]);
+    let mut node = net.agent("node", 2, &compose_good(), &["--exit-after-install"]);
+    wait_until("the request", T, || async { net.request_count().await == 1 }).await;
+    wait_until("the holder's verdict", T, || async { holder.log().contains("witness RPCs disagree") }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(net.status(1).await, 1, "nothing delivered while a witness disagrees");
+    assert!(!node.secret_path().exists());
+    drop(holder);
+
+    // The same node seen through another URL agrees: the delivery goes through.
+    let same = net.url.replace("127.0.0.1", "localhost");
+    let holder = net.agent("genesis", 1, &compose_good(), &["--witness-rpc-url", &same]);
+    assert!(node.wait_exit(T).success(), "{}", node.log());
+    assert_eq!(fs::read(node.secret_path()).unwrap(), fs::read(holder.secret_path()).unwrap());
+    assert_eq!(net.status(1).await, 2);
+}
