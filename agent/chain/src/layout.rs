@@ -1,0 +1,160 @@
+//! Where UpgradeOperator keeps each value the agent decides on (its storage layout, as
+//! `forge inspect UpgradeOperator storageLayout` prints it), and the contract's views recomputed
+//! from proven storage. A test reads every value both ways on anvil (a view call and a proof at the
+//! same block), so a layout change in the contract fails it.
+
+use crate::proof::{ProofError, ProvenStorage};
+use alloy::primitives::{keccak256, Address, B256, U256};
+use replicatoor_core::protocol::{Policy, RefKind};
+
+/// `mapping(bytes32 id => Reference) _refs`.
+const SLOT_REFS: u64 = 4;
+/// `Policy _policy` (tcbStatuses u16 @0, allowDebug bool @2, allowSimulated bool @3).
+const SLOT_POLICY: u64 = 5;
+/// `Policy _pendingPolicy`, same packing.
+const SLOT_PENDING_POLICY: u64 = 6;
+/// `uint64 _pendingPolicyAt` @0 and `address cluster` @8.
+const SLOT_PENDING_AT_AND_CLUSTER: u64 = 7;
+/// `uint64 epoch` @0.
+const SLOT_EPOCH: u64 = 8;
+/// `uint256 requestCount`.
+const SLOT_REQUEST_COUNT: u64 = 9;
+/// `mapping(uint256 requestId => RequestStatus) _requests`.
+const SLOT_REQUESTS: u64 = 12;
+
+fn slot(n: u64) -> B256 {
+    B256::from(U256::from(n))
+}
+
+/// Solidity's slot of `mapping[key]` declared at slot `base`: `keccak256(key ‖ base)`.
+fn mapping_slot(key: B256, base: u64) -> B256 {
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(key.as_slice());
+    buf[32..].copy_from_slice(&U256::from(base).to_be_bytes::<32>());
+    keccak256(buf)
+}
+
+/// `len` bytes at byte `offset` (from the low end, as Solidity packs) of a slot's value.
+fn field(word: U256, offset: usize, len: usize) -> U256 {
+    let mask = if len >= 32 { U256::MAX } else { (U256::from(1) << (8 * len)) - U256::from(1) };
+    (word >> (8 * offset)) & mask
+}
+
+fn low_u64(v: U256) -> u64 {
+    v.as_limbs()[0]
+}
+
+/// The slots to ask `eth_getProof` for, to answer every read a decision makes.
+#[derive(Debug, Default, Clone)]
+pub struct Reads {
+    slots: Vec<B256>,
+}
+
+impl Reads {
+    /// Policy (current and pending), cluster, epoch and the request counter.
+    pub fn state() -> Self {
+        let mut r = Reads::default();
+        for s in [SLOT_POLICY, SLOT_PENDING_POLICY, SLOT_PENDING_AT_AND_CLUSTER, SLOT_EPOCH, SLOT_REQUEST_COUNT] {
+            r.slots.push(slot(s));
+        }
+        r
+    }
+
+    /// Also a reference's record.
+    pub fn reference(mut self, id: B256) -> Self {
+        self.slots.push(mapping_slot(id, SLOT_REFS));
+        self
+    }
+
+    /// Also a request's status.
+    pub fn request(mut self, request_id: U256) -> Self {
+        self.slots.push(mapping_slot(B256::from(request_id), SLOT_REQUESTS));
+        self
+    }
+
+    /// The storage keys, in order.
+    pub fn slots(&self) -> &[B256] {
+        &self.slots
+    }
+}
+
+fn policy_at(word: U256) -> Policy {
+    Policy {
+        tcb_statuses: field(word, 0, 2).to::<u16>(),
+        allow_debug: !field(word, 2, 1).is_zero(),
+        allow_simulated: !field(word, 3, 1).is_zero(),
+    }
+}
+
+/// The contract's views, answered from proven storage at the proof's header (its timestamp is the
+/// contract's `block.timestamp`).
+pub struct Views<'a>(pub &'a ProvenStorage);
+
+impl Views<'_> {
+    fn now(&self) -> u64 {
+        self.0.header().timestamp
+    }
+
+    /// `policy()`: a pending widening counts once its time has come.
+    pub fn policy(&self) -> Result<Policy, ProofError> {
+        let at = low_u64(field(self.0.get(slot(SLOT_PENDING_AT_AND_CLUSTER))?, 0, 8));
+        let s = if at != 0 && self.now() >= at { SLOT_PENDING_POLICY } else { SLOT_POLICY };
+        Ok(policy_at(self.0.get(slot(s))?))
+    }
+
+    /// `cluster`.
+    pub fn cluster(&self) -> Result<Address, ProofError> {
+        let word = field(self.0.get(slot(SLOT_PENDING_AT_AND_CLUSTER))?, 8, 20);
+        Ok(Address::from_slice(&word.to_be_bytes::<32>()[12..]))
+    }
+
+    /// `epoch`.
+    pub fn epoch(&self) -> Result<u64, ProofError> {
+        Ok(low_u64(field(self.0.get(slot(SLOT_EPOCH))?, 0, 8)))
+    }
+
+    /// `requestCount`.
+    pub fn request_count(&self) -> Result<U256, ProofError> {
+        self.0.get(slot(SLOT_REQUEST_COUNT))
+    }
+
+    /// `isAllowed(id, kind)`: proposed with this kind, not revoked, timelock elapsed.
+    pub fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, ProofError> {
+        let word = self.0.get(mapping_slot(id, SLOT_REFS))?;
+        let stored_kind = low_u64(field(word, 0, 1));
+        let activates_at = low_u64(field(word, 1, 8));
+        let revoked = !field(word, 9, 1).is_zero();
+        Ok(stored_kind == kind as u64 && stored_kind != 0 && !revoked && self.now() >= activates_at)
+    }
+
+    /// `requestStatus(id)` as the contract's enum number (0 none, 1 pending, 2 delivered, 3 refused).
+    pub fn request_status(&self, request_id: U256) -> Result<u8, ProofError> {
+        Ok(low_u64(field(self.0.get(mapping_slot(B256::from(request_id), SLOT_REQUESTS))?, 0, 1)) as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_fields_come_from_the_low_end() {
+        // Policy { tcbStatuses: 0x1bf, allowDebug: false, allowSimulated: true } packs as 0x01_00_01bf.
+        let p = policy_at(U256::from(0x0100_01bfu64));
+        assert_eq!(p, Policy { tcb_statuses: 0x1bf, allow_debug: false, allow_simulated: true });
+        // _pendingPolicyAt = 7 at offset 0, cluster at offset 8.
+        let cluster = Address::repeat_byte(0xab);
+        let word = (U256::from_be_slice(cluster.as_slice()) << 64) | U256::from(7);
+        assert_eq!(low_u64(field(word, 0, 8)), 7);
+        assert_eq!(Address::from_slice(&field(word, 8, 20).to_be_bytes::<32>()[12..]), cluster);
+    }
+
+    #[test]
+    fn mapping_slot_is_keccak_of_key_and_base() {
+        // keccak256(abi.encode(uint256(1), uint256(12))): the slot of _requests[1].
+        let mut pre = [0u8; 64];
+        pre[31] = 1;
+        pre[63] = 12;
+        assert_eq!(mapping_slot(B256::from(U256::from(1)), SLOT_REQUESTS), keccak256(pre));
+    }
+}

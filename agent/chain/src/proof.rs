@@ -1,0 +1,204 @@
+//! Proofs against an execution header the TD already trusts (one the light client verified, or the
+//! quorum agreed on): contract storage via `eth_getProof` against the header's state root, another
+//! block's header against a trusted block hash, and a block's receipts against its receipts root.
+//!
+//! Everything here is a pure function of the trusted header and the RPC's (untrusted) answer: an
+//! RPC that lies about one storage value, drops or inserts a log, or forges a receipt produces a
+//! [`ProofError`], never a wrong value.
+
+use alloy::{
+    consensus::{Header, ReceiptEnvelope},
+    eips::eip2718::Encodable2718,
+    primitives::{keccak256, Address, B256, U256},
+    rpc::types::{EIP1186AccountProofResponse, Log as RpcLog, TransactionReceipt},
+    trie::{proof::verify_proof, root::ordered_trie_root_with_encoder, Nibbles, TrieAccount},
+};
+use std::collections::HashMap;
+
+/// An execution block header whose hash and roots are trusted (authenticated by consensus).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TrustedHeader {
+    /// Block number.
+    pub number: u64,
+    /// Block hash.
+    pub hash: B256,
+    /// State root: anchors every storage read at this block.
+    pub state_root: B256,
+    /// Receipts root: anchors this block's logs.
+    pub receipts_root: B256,
+    /// Block timestamp (the contract's `block.timestamp` for reads at this block).
+    pub timestamp: u64,
+}
+
+impl TrustedHeader {
+    /// The trusted fields of a header whose hash was checked to be `hash`.
+    fn of(header: &Header, hash: B256) -> Self {
+        TrustedHeader {
+            number: header.number,
+            hash,
+            state_root: header.state_root,
+            receipts_root: header.receipts_root,
+            timestamp: header.timestamp,
+        }
+    }
+}
+
+/// Why an RPC answer does not prove what it claims.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProofError {
+    /// The proof is for another account than the one asked for.
+    #[error("proof is for account {got}, expected {expected}")]
+    WrongAccount {
+        /// The account asked for.
+        expected: Address,
+        /// The account the answer names.
+        got: Address,
+    },
+    /// The account proof does not lead from the state root to the claimed account.
+    #[error("account proof for {address} does not verify against state root {state_root}: {reason}")]
+    Account {
+        /// The account.
+        address: Address,
+        /// The trusted state root.
+        state_root: B256,
+        /// What the trie verifier said.
+        reason: String,
+    },
+    /// A storage proof does not lead from the account's storage root to the claimed value.
+    #[error("storage proof for slot {slot} of {address} does not verify (claimed value {value}): {reason}")]
+    Storage {
+        /// The contract.
+        address: Address,
+        /// The slot.
+        slot: B256,
+        /// The value the RPC claimed.
+        value: U256,
+        /// What the trie verifier said.
+        reason: String,
+    },
+    /// A slot that was asked for is missing from the answer.
+    #[error("the answer has no proof for storage slot {0}")]
+    MissingSlot(B256),
+    /// A header does not hash to the trusted hash.
+    #[error("header of block {number} hashes to {got}, trusted hash is {expected}")]
+    HeaderHash {
+        /// Block number the header claims.
+        number: u64,
+        /// Trusted hash.
+        expected: B256,
+        /// Hash of the header the RPC gave.
+        got: B256,
+    },
+    /// The receipts do not rebuild the trusted receipts root.
+    #[error("receipts of block {number} rebuild root {got}, trusted receipts root is {expected}")]
+    ReceiptsRoot {
+        /// Block number.
+        number: u64,
+        /// Trusted root.
+        expected: B256,
+        /// Root of the receipts the RPC gave.
+        got: B256,
+    },
+    /// A receipt in the answer belongs to another block.
+    #[error("receipt {index} claims block {got:?}, expected block {expected}")]
+    ReceiptBlock {
+        /// Position in the answer.
+        index: usize,
+        /// The block asked for.
+        expected: B256,
+        /// The block the receipt names.
+        got: Option<B256>,
+    },
+}
+
+/// Storage of one contract, proven at a trusted header: every value read from it was checked
+/// against the header's state root.
+#[derive(Debug, Clone)]
+pub struct ProvenStorage {
+    header: TrustedHeader,
+    address: Address,
+    slots: HashMap<B256, U256>,
+}
+
+impl ProvenStorage {
+    /// Check an `eth_getProof` answer for `address` at `header`: the account against the state
+    /// root, then every storage slot against the account's storage root.
+    pub fn verify(
+        header: &TrustedHeader,
+        address: Address,
+        answer: &EIP1186AccountProofResponse,
+    ) -> Result<Self, ProofError> {
+        if answer.address != address {
+            return Err(ProofError::WrongAccount { expected: address, got: answer.address });
+        }
+        let account = TrieAccount {
+            nonce: answer.nonce,
+            balance: answer.balance,
+            storage_root: answer.storage_hash,
+            code_hash: answer.code_hash,
+        };
+        // A contract always exists in the trie; an "empty" claim would prove absence, which no
+        // read of ours can rely on, so it is checked as the full account encoding like any other.
+        let encoded = alloy::rlp::encode(account);
+        verify_proof(header.state_root, Nibbles::unpack(keccak256(address)), Some(encoded), &answer.account_proof)
+            .map_err(|e| ProofError::Account { address, state_root: header.state_root, reason: e.to_string() })?;
+        let mut slots = HashMap::with_capacity(answer.storage_proof.len());
+        for p in &answer.storage_proof {
+            let slot = p.key.as_b256();
+            // The trie holds RLP(value) for non-zero values; a zero value is proven by absence on
+            // mainnet clients. anvil keeps a slot written back to zero as a leaf holding RLP(0)
+            // (0x80): that leaf proves zero just as well, so either form is accepted for zero.
+            let key = Nibbles::unpack(keccak256(slot));
+            let checked = if p.value.is_zero() {
+                verify_proof(answer.storage_hash, key, None, &p.proof)
+                    .or_else(|_| verify_proof(answer.storage_hash, key, Some(alloy::rlp::encode(p.value)), &p.proof))
+            } else {
+                verify_proof(answer.storage_hash, key, Some(alloy::rlp::encode(p.value)), &p.proof)
+            };
+            checked.map_err(|e| ProofError::Storage { address, slot, value: p.value, reason: e.to_string() })?;
+            slots.insert(slot, p.value);
+        }
+        Ok(ProvenStorage { header: *header, address, slots })
+    }
+
+    /// The proven value of `slot`.
+    pub fn get(&self, slot: B256) -> Result<U256, ProofError> {
+        self.slots.get(&slot).copied().ok_or(ProofError::MissingSlot(slot))
+    }
+
+    /// The header these values hold at.
+    pub fn header(&self) -> &TrustedHeader {
+        &self.header
+    }
+
+    /// The contract.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+}
+
+/// Check that `header` (from an untrusted RPC) hashes to `trusted_hash`, and return its trusted fields.
+pub fn verify_header(header: &Header, trusted_hash: B256) -> Result<TrustedHeader, ProofError> {
+    let got = header.hash_slow();
+    if got != trusted_hash {
+        return Err(ProofError::HeaderHash { number: header.number, expected: trusted_hash, got });
+    }
+    Ok(TrustedHeader::of(header, got))
+}
+
+/// Check that `receipts` (all of a block's receipts, in order, from `eth_getBlockReceipts`) rebuild
+/// the trusted header's receipts root; then their logs are the block's logs, complete and unaltered.
+pub fn verify_receipts(header: &TrustedHeader, receipts: &[TransactionReceipt]) -> Result<(), ProofError> {
+    for (index, r) in receipts.iter().enumerate() {
+        if r.block_hash != Some(header.hash) {
+            return Err(ProofError::ReceiptBlock { index, expected: header.hash, got: r.block_hash });
+        }
+    }
+    let consensus: Vec<ReceiptEnvelope> =
+        receipts.iter().map(|r| r.inner.clone().map_logs(|l: RpcLog| l.inner)).collect();
+    let got = ordered_trie_root_with_encoder(&consensus, |r, buf| r.encode_2718(buf));
+    if got != header.receipts_root {
+        return Err(ProofError::ReceiptsRoot { number: header.number, expected: header.receipts_root, got });
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Proven reads on a real chain: every value the agent decides on, read once through the contract's
+//! views (`eth_call`) and once from `eth_getProof` checked against the block's state root, must
+//! agree at the same block; a receipt set must rebuild the block's receipts root; a header must hash
+//! to its block hash. Then the lies an RPC could tell (one storage value, a proof node, a log, a
+//! dropped receipt, a header field) are each caught for their own reason.
+
+use alloy::{
+    consensus::Header,
+    eips::BlockId,
+    primitives::{Address, Bytes, B256, U256},
+    providers::Provider,
+};
+use replicatoor::admin;
+use replicatoor_chain::{
+    layout::{Reads, Views},
+    proof::{verify_header, verify_receipts, ProofError, ProvenStorage, TrustedHeader},
+    Chain,
+};
+use replicatoor_core::{
+    crypto::HpkeKeypair,
+    protocol::{app_reference_id, os_reference_id, Policy, RefKind},
+};
+use replicatoor_testkit::simulated::SimulatedTd;
+use replicatoor_tests::{compose_good, compose_hash, key, Net};
+
+/// A header fetched over RPC, checked against its own hash (the trust anchor comes from the light
+/// client in production; here the test is about the proofs).
+async fn header_at(chain: &Chain, number: u64) -> (Header, TrustedHeader) {
+    let block = chain.provider().get_block_by_number(number.into()).await.expect("block").expect("exists");
+    let hash = block.header.hash;
+    let header = block.header.inner.clone();
+    let trusted = verify_header(&header, hash).expect("anvil's header hashes to its hash");
+    (header, trusted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proven_reads_equal_the_views_and_lies_are_caught() {
+    let net = Net::start("proofs", Net::dev_policy()).await;
+    let genesis = net.genesis(1).await; // a cluster, so requests are taken (and `cluster` is not zero)
+    let td = SimulatedTd::new(compose_hash(&compose_good()));
+    let os_id = os_reference_id(&td.mr_td, &td.rtmr0, &td.rtmr1, &td.rtmr2);
+    let app_id = app_reference_id(&compose_hash(&compose_good()));
+    let revoked_id = app_reference_id(&[7; 32]);
+    admin::propose_app(&net.owner, [7; 32], "to be revoked").await.expect("propose");
+    admin::revoke(&net.owner, revoked_id, "revoked").await.expect("revoke");
+    let wider = Policy { tcb_statuses: 0x13, allow_debug: true, allow_simulated: true };
+    admin::set_policy(&net.owner, wider, "wider").await.expect("policy");
+
+    // One request from another account, so a request status and a SecretRequested log exist.
+    let sender = key(4);
+    let hpke = HpkeKeypair::generate();
+    let (quote, log) = td.attest(net.owner.deployment().request_report_data(sender.address(), &hpke.public())).unwrap();
+    let chain = Chain::connect(&net.url, net.contract, Some(sender)).await.unwrap();
+    let sent = chain
+        .send(chain.contract().requestSecret(B256::from(hpke.public()), quote.into(), log.into()))
+        .await
+        .expect("request");
+    let (header, trusted) = header_at(&chain, sent.block).await;
+
+    // ---- storage: proven == view, at the same block
+    let reads = Reads::state().reference(os_id).reference(app_id).reference(revoked_id).request(U256::from(1));
+    let answer =
+        chain.provider().get_proof(net.contract, reads.slots().to_vec()).block_id(sent.block.into()).await.unwrap();
+    let proven = ProvenStorage::verify(&trusted, net.contract, &answer).expect("anvil's proof verifies");
+    let views = Views(&proven);
+    let at = BlockId::number(sent.block);
+    assert_eq!(views.policy().unwrap(), chain.policy_at(at).await.unwrap());
+    assert_eq!(views.policy().unwrap(), wider);
+    let (cluster, epoch) = chain.cluster_at(at).await.unwrap();
+    assert_eq!((views.cluster().unwrap(), views.epoch().unwrap()), (cluster, epoch));
+    assert!(cluster != Address::ZERO && epoch == 1);
+    for (id, kind, expected) in [
+        (os_id, RefKind::Os, true),
+        (app_id, RefKind::App, true),
+        (revoked_id, RefKind::App, false),
+        (app_id, RefKind::Os, false),
+    ] {
+        assert_eq!(views.is_allowed(id, kind).unwrap(), chain.is_allowed_at(id, kind, at).await.unwrap());
+        assert_eq!(views.is_allowed(id, kind).unwrap(), expected, "{id} as {kind:?}");
+    }
+    assert_eq!(views.request_status(U256::from(1)).unwrap(), chain.request_status(U256::from(1), at).await.unwrap());
+    assert_eq!(views.request_status(U256::from(1)).unwrap(), 1, "pending");
+    assert_eq!(views.request_count().unwrap(), U256::from(1));
+    assert_eq!(
+        views.request_status(U256::from(2)),
+        Err(ProofError::MissingSlot(Reads::state().request(U256::from(2)).slots()[5]))
+    );
+
+    // ---- an RPC that lies about one storage value
+    let mut lie = answer.clone();
+    let i = lie.storage_proof.len() - 1;
+    lie.storage_proof[i].value = U256::from(2); // "delivered"
+    assert!(matches!(ProvenStorage::verify(&trusted, net.contract, &lie), Err(ProofError::Storage { .. })));
+    // ... claims a set slot is empty
+    let mut lie = answer.clone();
+    lie.storage_proof[0].value = U256::ZERO;
+    assert!(matches!(ProvenStorage::verify(&trusted, net.contract, &lie), Err(ProofError::Storage { .. })));
+    // ... alters a node of the account proof
+    let mut lie = answer.clone();
+    let mut node = lie.account_proof[0].to_vec();
+    let last = node.len() - 1;
+    node[last] ^= 1;
+    lie.account_proof[0] = Bytes::from(node);
+    assert!(matches!(ProvenStorage::verify(&trusted, net.contract, &lie), Err(ProofError::Account { .. })));
+    // ... swaps in another storage root (another contract's storage)
+    let mut lie = answer.clone();
+    lie.storage_hash = B256::repeat_byte(1);
+    assert!(matches!(ProvenStorage::verify(&trusted, net.contract, &lie), Err(ProofError::Account { .. })));
+    // ... answers for another account
+    assert!(matches!(
+        ProvenStorage::verify(&trusted, Address::repeat_byte(9), &answer),
+        Err(ProofError::WrongAccount { .. })
+    ));
+    // ... or proves against a state root the TD does not trust (another chain's)
+    let other_chain = TrustedHeader { state_root: B256::repeat_byte(2), ..trusted };
+    assert!(matches!(ProvenStorage::verify(&other_chain, net.contract, &answer), Err(ProofError::Account { .. })));
+
+    // ---- receipts: the block's logs, complete and unaltered
+    let receipts = chain.provider().get_block_receipts(sent.block.into()).await.unwrap().expect("receipts");
+    assert!(receipts.iter().any(|r| r.transaction_hash == sent.tx_hash));
+    verify_receipts(&trusted, &receipts).expect("anvil's receipts rebuild the receipts root");
+    let dropped: Vec<_> = receipts.iter().filter(|r| r.transaction_hash != sent.tx_hash).cloned().collect();
+    assert!(matches!(verify_receipts(&trusted, &dropped), Err(ProofError::ReceiptsRoot { .. })), "a dropped log");
+    let mut inserted = receipts.clone();
+    inserted.push(receipts[0].clone());
+    assert!(matches!(verify_receipts(&trusted, &inserted), Err(ProofError::ReceiptsRoot { .. })), "an inserted log");
+    let mut altered = receipts.clone();
+    let r = altered.iter_mut().find(|r| r.transaction_hash == sent.tx_hash).unwrap();
+    let logs = r.inner.as_receipt_with_bloom_mut().expect("typed receipt").receipt.logs.as_mut_slice();
+    let data = logs[0].inner.data.data.to_vec();
+    let mut forged = data.clone();
+    forged[0] ^= 1;
+    logs[0].inner.data = alloy::primitives::LogData::new_unchecked(logs[0].inner.data.topics().to_vec(), forged.into());
+    assert!(matches!(verify_receipts(&trusted, &altered), Err(ProofError::ReceiptsRoot { .. })), "an altered log");
+    let mut elsewhere = receipts.clone();
+    elsewhere[0].block_hash = Some(B256::repeat_byte(3));
+    assert!(matches!(verify_receipts(&trusted, &elsewhere), Err(ProofError::ReceiptBlock { .. })));
+
+    // ---- headers: a header is what its hash says
+    let mut forged = header.clone();
+    forged.receipts_root = B256::repeat_byte(4);
+    assert!(matches!(verify_header(&forged, trusted.hash), Err(ProofError::HeaderHash { .. })));
+    let (parent, _) = header_at(&chain, sent.block - 1).await;
+    assert_eq!(verify_header(&parent, header.parent_hash).unwrap().number, sent.block - 1, "parent link");
+    drop(genesis);
+}
