@@ -1,0 +1,42 @@
+//! Ethereum beacon-chain light-client verifier (consensus-specs `sync-protocol.md`, Capella
+//! through Electra/Fulu shapes) for Replicatoor.
+//!
+//! Pure verification over bytes handed in: no I/O, no clock, no network. A caller
+//! 1. picks a [`Network`] (built-in or pinned explicitly),
+//! 2. decodes beacon-node responses with [`codec`] (JSON or SSZ, auto-detected),
+//! 3. drives a [`LightClientStore`] from a trusted checkpoint, or calls [`verify_recorded`] for
+//!    the whole offline flow and gets a [`Report`].
+//!
+//! With the `simulated` feature, [`sim`] builds sync committees from a public seed and signs
+//! headers for dev chains, producing data the same verifier accepts.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(unreachable_pub)]
+
+mod bls;
+pub mod codec;
+pub mod error;
+pub mod merkle;
+pub mod network;
+pub mod preset;
+pub mod recorded;
+#[cfg(feature = "simulated")]
+pub mod sim;
+pub mod store;
+pub mod types;
+
+pub use bls::{signing_root, BLS_DST};
+pub use codec::{
+    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, detect_encoding, Encoding,
+    Forked,
+};
+pub use error::Error;
+pub use network::{BlobScheduleEntry, Fork, ForkEntry, Network, Version};
+pub use preset::{Mainnet, Minimal, Preset, PresetKind};
+pub use recorded::{verify_recorded, CurrentSlotSource, Report, TrustSource, VerifiedHeader};
+pub use store::{LightClientStore, UpdateOutcome};
+pub use types::{
+    BeaconBlockHeader, ExecutionPayloadHeaderCapella, ExecutionPayloadHeaderDeneb, LightClientBootstrap,
+    LightClientFinalityUpdate, LightClientHeader, LightClientOptimisticUpdate, LightClientUpdate, Root, SyncAggregate,
+    SyncCommittee,
+};

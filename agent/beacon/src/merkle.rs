@@ -1,0 +1,136 @@
+//! SSZ Merkle-branch checks (spec `is_valid_merkle_branch` / `is_valid_normalized_merkle_branch`)
+//! and the generalized indices the light-client proofs use.
+
+use sha2::{Digest, Sha256};
+
+use crate::network::{Fork, Network};
+use crate::types::Root;
+
+/// `get_generalized_index(BeaconBlockBody, 'execution_payload')` (Capella on).
+pub const EXECUTION_PAYLOAD_GINDEX: u64 = 25;
+/// `finalized_checkpoint.root` in the Altair..Deneb `BeaconState`.
+pub const FINALIZED_ROOT_GINDEX: u64 = 105;
+/// `current_sync_committee` in the Altair..Deneb `BeaconState`.
+pub const CURRENT_SYNC_COMMITTEE_GINDEX: u64 = 54;
+/// `next_sync_committee` in the Altair..Deneb `BeaconState`.
+pub const NEXT_SYNC_COMMITTEE_GINDEX: u64 = 55;
+/// `finalized_checkpoint.root` in the Electra `BeaconState`.
+pub const FINALIZED_ROOT_GINDEX_ELECTRA: u64 = 169;
+/// `current_sync_committee` in the Electra `BeaconState`.
+pub const CURRENT_SYNC_COMMITTEE_GINDEX_ELECTRA: u64 = 86;
+/// `next_sync_committee` in the Electra `BeaconState`.
+pub const NEXT_SYNC_COMMITTEE_GINDEX_ELECTRA: u64 = 87;
+
+/// Hash of two 32-byte nodes.
+pub fn hash_pair(left: &Root, right: &Root) -> Root {
+    let mut h = Sha256::new();
+    h.update(left);
+    h.update(right);
+    Root::from_slice(&h.finalize())
+}
+
+/// `floorlog2(gindex)`: the depth of a generalized index.
+pub const fn gindex_depth(gindex: u64) -> usize {
+    (63 - gindex.leading_zeros()) as usize
+}
+
+/// `get_subtree_index(gindex)`: the leaf index at that depth.
+pub const fn gindex_subtree_index(gindex: u64) -> u64 {
+    gindex % (1u64 << gindex_depth(gindex))
+}
+
+/// Spec `is_valid_merkle_branch`: `branch` is ordered from the leaf's sibling upwards.
+pub fn is_valid_merkle_branch(leaf: Root, branch: &[Root], depth: usize, index: u64, root: Root) -> bool {
+    if branch.len() < depth {
+        return false;
+    }
+    let mut value = leaf;
+    for (i, sibling) in branch.iter().take(depth).enumerate() {
+        value = if (index >> i) & 1 == 1 { hash_pair(sibling, &value) } else { hash_pair(&value, sibling) };
+    }
+    value == root
+}
+
+/// Spec `is_valid_normalized_merkle_branch`: a branch longer than the gindex depth (an older
+/// fork's proof carried in a newer container) must have zero hashes in the extra leading slots.
+pub fn is_valid_normalized_merkle_branch(leaf: Root, branch: &[Root], gindex: u64, root: Root) -> bool {
+    let depth = gindex_depth(gindex);
+    let Some(num_extra) = branch.len().checked_sub(depth) else {
+        return false;
+    };
+    if branch[..num_extra].iter().any(|b| !b.is_zero()) {
+        return false;
+    }
+    is_valid_merkle_branch(leaf, &branch[num_extra..], depth, gindex_subtree_index(gindex), root)
+}
+
+/// Spec `finalized_root_gindex_at_slot`.
+pub fn finalized_root_gindex_at_slot(network: &Network, slot: u64) -> u64 {
+    if network.is_at_or_after(Fork::Electra, network.epoch_at_slot(slot)) {
+        FINALIZED_ROOT_GINDEX_ELECTRA
+    } else {
+        FINALIZED_ROOT_GINDEX
+    }
+}
+
+/// Spec `current_sync_committee_gindex_at_slot`.
+pub fn current_sync_committee_gindex_at_slot(network: &Network, slot: u64) -> u64 {
+    if network.is_at_or_after(Fork::Electra, network.epoch_at_slot(slot)) {
+        CURRENT_SYNC_COMMITTEE_GINDEX_ELECTRA
+    } else {
+        CURRENT_SYNC_COMMITTEE_GINDEX
+    }
+}
+
+/// Spec `next_sync_committee_gindex_at_slot`.
+pub fn next_sync_committee_gindex_at_slot(network: &Network, slot: u64) -> u64 {
+    if network.is_at_or_after(Fork::Electra, network.epoch_at_slot(slot)) {
+        NEXT_SYNC_COMMITTEE_GINDEX_ELECTRA
+    } else {
+        NEXT_SYNC_COMMITTEE_GINDEX
+    }
+}
+
+/// Root of a full binary tree over `leaves` (padded with zero leaves to a power of two) and the
+/// branch for leaf `index`, sibling first. Used to build proofs (simulated chains, tests).
+pub fn root_and_branch(leaves: &[Root], index: usize) -> (Root, Vec<Root>) {
+    let width = leaves.len().max(1).next_power_of_two();
+    let mut layer: Vec<Root> = leaves.to_vec();
+    layer.resize(width, Root::ZERO);
+    let mut branch = Vec::new();
+    let mut idx = index;
+    while layer.len() > 1 {
+        branch.push(layer.get(idx ^ 1).copied().unwrap_or(Root::ZERO));
+        layer = layer.chunks(2).map(|pair| hash_pair(&pair[0], &pair[1])).collect();
+        idx /= 2;
+    }
+    (layer[0], branch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gindex_arithmetic() {
+        assert_eq!((gindex_depth(105), gindex_subtree_index(105)), (6, 41));
+        assert_eq!((gindex_depth(169), gindex_subtree_index(169)), (7, 41));
+        assert_eq!((gindex_depth(54), gindex_subtree_index(54)), (5, 22));
+        assert_eq!((gindex_depth(87), gindex_subtree_index(87)), (6, 23));
+        assert_eq!((gindex_depth(EXECUTION_PAYLOAD_GINDEX), gindex_subtree_index(EXECUTION_PAYLOAD_GINDEX)), (4, 9));
+    }
+
+    #[test]
+    fn built_branch_verifies_and_normalizes() {
+        let leaves: Vec<Root> = (0..32u8).map(Root::repeat_byte).collect();
+        let (root, branch) = root_and_branch(&leaves, 23);
+        assert!(is_valid_merkle_branch(leaves[23], &branch, 5, 23, root));
+        assert!(is_valid_normalized_merkle_branch(leaves[23], &branch, 55, root));
+        let mut padded = vec![Root::ZERO];
+        padded.extend(&branch);
+        assert!(is_valid_normalized_merkle_branch(leaves[23], &padded, 55, root));
+        padded[0] = Root::repeat_byte(1);
+        assert!(!is_valid_normalized_merkle_branch(leaves[23], &padded, 55, root));
+        assert!(!is_valid_merkle_branch(leaves[22], &branch, 5, 23, root));
+    }
+}

@@ -1,0 +1,153 @@
+//! Built-in networks. Fork schedules, genesis times and validators roots as published in each
+//! network's config (consensus-specs `configs/mainnet.yaml`; the client teams' sepolia, holesky and
+//! hoodi configs).
+
+use alloy_primitives::{b256, FixedBytes};
+
+use super::{BlobScheduleEntry, Fork, ForkEntry, Network, Version, FAR_FUTURE_EPOCH};
+use crate::error::Error;
+use crate::preset::PresetKind;
+use crate::types::Root;
+
+pub(super) fn v(bytes: [u8; 4]) -> Version {
+    FixedBytes(bytes)
+}
+
+fn schedule(versions: [[u8; 4]; 7], epochs: [u64; 7]) -> Vec<ForkEntry> {
+    Fork::ALL
+        .into_iter()
+        .zip(versions)
+        .zip(epochs)
+        .filter(|(_, epoch)| *epoch != FAR_FUTURE_EPOCH)
+        .map(|((fork, version), epoch)| ForkEntry { fork, version: v(version), epoch })
+        .collect()
+}
+
+pub(super) fn blobs(entries: &[(u64, u64)]) -> Vec<BlobScheduleEntry> {
+    entries.iter().map(|&(epoch, max_blobs_per_block)| BlobScheduleEntry { epoch, max_blobs_per_block }).collect()
+}
+
+impl Network {
+    /// Ethereum mainnet.
+    pub fn mainnet() -> Network {
+        Network {
+            name: "mainnet".into(),
+            genesis_validators_root: b256!("4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95"),
+            genesis_time: 1606824023,
+            seconds_per_slot: 12,
+            preset: PresetKind::Mainnet,
+            forks: schedule(
+                [[0, 0, 0, 0], [1, 0, 0, 0], [2, 0, 0, 0], [3, 0, 0, 0], [4, 0, 0, 0], [5, 0, 0, 0], [6, 0, 0, 0]],
+                [0, 74240, 144896, 194048, 269568, 364032, 411392],
+            ),
+            blob_schedule: blobs(&[(364032, 9), (412672, 15), (419072, 21)]),
+        }
+    }
+
+    /// Sepolia testnet (config as published by the client teams).
+    pub fn sepolia() -> Network {
+        Network {
+            name: "sepolia".into(),
+            genesis_validators_root: b256!("d8ea171f3c94aea21ebc42a1ed61052acf3f9209c00e4efbaaddac09ed9b8078"),
+            genesis_time: 1655733600,
+            seconds_per_slot: 12,
+            preset: PresetKind::Mainnet,
+            forks: schedule(
+                [
+                    [0x90, 0, 0, 0x69],
+                    [0x90, 0, 0, 0x70],
+                    [0x90, 0, 0, 0x71],
+                    [0x90, 0, 0, 0x72],
+                    [0x90, 0, 0, 0x73],
+                    [0x90, 0, 0, 0x74],
+                    [0x90, 0, 0, 0x75],
+                ],
+                [0, 50, 100, 56832, 132608, 222464, 272640],
+            ),
+            blob_schedule: blobs(&[(222464, 9), (274176, 15), (275712, 21)]),
+        }
+    }
+
+    /// Holesky testnet.
+    pub fn holesky() -> Network {
+        Network {
+            name: "holesky".into(),
+            genesis_validators_root: b256!("9143aa7c615a7f7115e2b6aac319c03529df8242ae705fba9df39b79c59fa8b1"),
+            genesis_time: 1695902400,
+            seconds_per_slot: 12,
+            preset: PresetKind::Mainnet,
+            forks: schedule(
+                [
+                    [0x01, 0x01, 0x70, 0],
+                    [0x02, 0x01, 0x70, 0],
+                    [0x03, 0x01, 0x70, 0],
+                    [0x04, 0x01, 0x70, 0],
+                    [0x05, 0x01, 0x70, 0],
+                    [0x06, 0x01, 0x70, 0],
+                    [0x07, 0x01, 0x70, 0],
+                ],
+                [0, 0, 0, 256, 29696, 115968, 165120],
+            ),
+            blob_schedule: blobs(&[(115968, 9), (166400, 15), (167936, 21)]),
+        }
+    }
+
+    /// Hoodi testnet.
+    pub fn hoodi() -> Network {
+        Network {
+            name: "hoodi".into(),
+            genesis_validators_root: b256!("212f13fc4df078b6cb7db228f1c8307566dcecf900867401a92023d7ba99cb5f"),
+            genesis_time: 1742213400,
+            seconds_per_slot: 12,
+            preset: PresetKind::Mainnet,
+            forks: schedule(
+                [
+                    [0x10, 0, 0x09, 0x10],
+                    [0x20, 0, 0x09, 0x10],
+                    [0x30, 0, 0x09, 0x10],
+                    [0x40, 0, 0x09, 0x10],
+                    [0x50, 0, 0x09, 0x10],
+                    [0x60, 0, 0x09, 0x10],
+                    [0x70, 0, 0x09, 0x10],
+                ],
+                [0, 0, 0, 0, 0, 2048, 50688],
+            ),
+            blob_schedule: blobs(&[(2048, 9), (52480, 15), (54016, 21)]),
+        }
+    }
+
+    /// A simulated dev-chain network: every fork up to Electra active from genesis, with fork
+    /// versions `[index, b'S', b'I', b'M']` that no public chain uses, and the caller's own
+    /// genesis validators root (which keeps its signatures from ever verifying elsewhere).
+    pub fn simulated(
+        genesis_validators_root: Root,
+        genesis_time: u64,
+        seconds_per_slot: u64,
+        preset: PresetKind,
+    ) -> Network {
+        let version = |i: u8| [i, b'S', b'I', b'M'];
+        Network {
+            name: "simulated".into(),
+            genesis_validators_root,
+            genesis_time,
+            seconds_per_slot,
+            preset,
+            forks: schedule(
+                [version(0), version(1), version(2), version(3), version(4), version(5), version(6)],
+                [0, 0, 0, 0, 0, 0, FAR_FUTURE_EPOCH],
+            ),
+            blob_schedule: Vec::new(),
+        }
+    }
+
+    /// A built-in network by name (`mainnet`, `sepolia`, `holesky`, `hoodi`).
+    pub fn by_name(name: &str) -> Result<Network, Error> {
+        match name.to_ascii_lowercase().as_str() {
+            "mainnet" => Ok(Network::mainnet()),
+            "sepolia" => Ok(Network::sepolia()),
+            "holesky" => Ok(Network::holesky()),
+            "hoodi" => Ok(Network::hoodi()),
+            _ => Err(Error::UnknownNetwork(name.to_owned())),
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! Network configuration: genesis, fork schedule and the derived fork digests and signing domains.
+//!
+//! A network is plain data so a deployment can pin it in a measured file; the built-ins are the
+//! public chains whose parameters were checked against their published configs.
+
+use alloy_primitives::{FixedBytes, B256};
+
+mod builtin;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::preset::PresetKind;
+use crate::types::Root;
+
+/// A 4-byte fork version.
+pub type Version = FixedBytes<4>;
+
+/// `DOMAIN_SYNC_COMMITTEE`.
+pub const DOMAIN_SYNC_COMMITTEE: [u8; 4] = [7, 0, 0, 0];
+
+/// Epoch value the configs use for "not scheduled".
+pub const FAR_FUTURE_EPOCH: u64 = u64::MAX;
+
+/// Consensus forks, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fork {
+    /// Genesis fork.
+    Phase0,
+    /// Altair: sync committees.
+    Altair,
+    /// Bellatrix: the merge.
+    Bellatrix,
+    /// Capella: light-client headers gain the execution payload header.
+    Capella,
+    /// Deneb: execution header gains blob gas fields.
+    Deneb,
+    /// Electra: BeaconState grows, branch depths +1.
+    Electra,
+    /// Fulu: same light-client shapes as Electra; fork digests mix in blob parameters.
+    Fulu,
+}
+
+impl Fork {
+    /// All forks, oldest first.
+    pub const ALL: [Fork; 7] =
+        [Fork::Phase0, Fork::Altair, Fork::Bellatrix, Fork::Capella, Fork::Deneb, Fork::Electra, Fork::Fulu];
+
+    /// The lowercase name used by the beacon API's `version` field.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Fork::Phase0 => "phase0",
+            Fork::Altair => "altair",
+            Fork::Bellatrix => "bellatrix",
+            Fork::Capella => "capella",
+            Fork::Deneb => "deneb",
+            Fork::Electra => "electra",
+            Fork::Fulu => "fulu",
+        }
+    }
+
+    /// Parse a beacon-API `version` string.
+    pub fn from_name(name: &str) -> Result<Fork, Error> {
+        Fork::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| Error::UnknownForkName { name: name.to_owned() })
+    }
+}
+
+impl core::fmt::Display for Fork {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One scheduled fork.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkEntry {
+    /// Which fork.
+    pub fork: Fork,
+    /// Its fork version.
+    pub version: Version,
+    /// First epoch of the fork.
+    pub epoch: u64,
+}
+
+/// One entry of the EIP-7892 blob schedule (only enters Fulu-and-later fork digests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobScheduleEntry {
+    /// First epoch of these parameters.
+    pub epoch: u64,
+    /// `MAX_BLOBS_PER_BLOCK` from that epoch on.
+    pub max_blobs_per_block: u64,
+}
+
+/// A beacon network as the light client needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// Name, e.g. `mainnet`.
+    pub name: String,
+    /// `genesis_validators_root`: binds every signature to this chain.
+    pub genesis_validators_root: Root,
+    /// Genesis time (unix seconds); informative here, the verifier never reads a clock.
+    pub genesis_time: u64,
+    /// Seconds per slot; informative, for callers converting times to slots.
+    pub seconds_per_slot: u64,
+    /// Preset (committee size, slots per epoch, epochs per period).
+    pub preset: PresetKind,
+    /// Fork schedule, Phase0 first, epochs non-decreasing. Unscheduled forks are omitted.
+    pub forks: Vec<ForkEntry>,
+    /// Blob schedule for Fulu-and-later fork digests: an Electra entry first (the
+    /// `MAX_BLOBS_PER_BLOCK_ELECTRA` default) then the `BLOB_SCHEDULE` entries. May be empty when
+    /// Fulu is not scheduled.
+    #[serde(default)]
+    pub blob_schedule: Vec<BlobScheduleEntry>,
+}
+
+impl Network {
+    /// Build a network from explicit values (e.g. pinned in a deployment file), checking it.
+    pub fn new(
+        name: impl Into<String>,
+        genesis_validators_root: Root,
+        genesis_time: u64,
+        seconds_per_slot: u64,
+        preset: PresetKind,
+        forks: Vec<ForkEntry>,
+        blob_schedule: Vec<BlobScheduleEntry>,
+    ) -> Result<Network, Error> {
+        let network = Network {
+            name: name.into(),
+            genesis_validators_root,
+            genesis_time,
+            seconds_per_slot,
+            preset,
+            forks,
+            blob_schedule,
+        };
+        network.validate()?;
+        Ok(network)
+    }
+
+    /// Check the schedule: Phase0 at epoch 0 first, forks in order, epochs non-decreasing, and a
+    /// blob schedule whenever Fulu is scheduled (its digests depend on it).
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |msg: &str| Err(Error::InvalidNetwork(format!("{}: {msg}", self.name)));
+        match self.forks.first() {
+            Some(first) if first.fork == Fork::Phase0 && first.epoch == 0 => {}
+            _ => return bad("fork schedule must start with phase0 at epoch 0"),
+        }
+        for pair in self.forks.windows(2) {
+            if pair[1].fork <= pair[0].fork {
+                return bad("forks must be listed once each, oldest first");
+            }
+            if pair[1].epoch < pair[0].epoch {
+                return bad("fork epochs must not decrease");
+            }
+        }
+        if self.seconds_per_slot == 0 {
+            return bad("seconds_per_slot must be positive");
+        }
+        if self.blob_schedule.windows(2).any(|pair| pair[1].epoch < pair[0].epoch) {
+            return bad("blob schedule epochs must not decrease");
+        }
+        if self.forks.iter().any(|f| f.fork == Fork::Fulu) && self.blob_schedule.is_empty() {
+            return bad("fulu is scheduled, so the blob schedule (electra entry first) is required");
+        }
+        Ok(())
+    }
+
+    /// Epoch of a slot under this network's preset.
+    pub fn epoch_at_slot(&self, slot: u64) -> u64 {
+        slot / self.preset.slots_per_epoch()
+    }
+
+    /// Sync-committee period of a slot.
+    pub fn period_at_slot(&self, slot: u64) -> u64 {
+        self.epoch_at_slot(slot) / self.preset.epochs_per_sync_committee_period()
+    }
+
+    fn entry_at_epoch(&self, epoch: u64) -> &ForkEntry {
+        // validate() guarantees a phase0 entry at epoch 0, but a hand-built network may skip it;
+        // fall back to the first entry rather than panic.
+        self.forks.iter().rev().find(|f| f.epoch <= epoch).unwrap_or(&self.forks[0])
+    }
+
+    /// The fork active at an epoch.
+    pub fn fork_at_epoch(&self, epoch: u64) -> Fork {
+        self.entry_at_epoch(epoch).fork
+    }
+
+    /// The fork active at a slot.
+    pub fn fork_at_slot(&self, slot: u64) -> Fork {
+        self.fork_at_epoch(self.epoch_at_slot(slot))
+    }
+
+    /// The fork version active at an epoch (spec `compute_fork_version`).
+    pub fn fork_version_at_epoch(&self, epoch: u64) -> Version {
+        self.entry_at_epoch(epoch).version
+    }
+
+    /// First epoch of a fork, if scheduled.
+    pub fn fork_epoch(&self, fork: Fork) -> Option<u64> {
+        self.forks.iter().find(|f| f.fork == fork).map(|f| f.epoch)
+    }
+
+    /// Whether `epoch` is at or after `fork` (false if the fork is not scheduled).
+    pub fn is_at_or_after(&self, fork: Fork, epoch: u64) -> bool {
+        self.fork_epoch(fork).is_some_and(|e| epoch >= e)
+    }
+
+    /// Spec `compute_fork_data_root(version, genesis_validators_root)`.
+    pub fn fork_data_root(&self, version: Version) -> Root {
+        fork_data_root(version, self.genesis_validators_root)
+    }
+
+    /// Spec `compute_domain(DOMAIN_SYNC_COMMITTEE, version, genesis_validators_root)`.
+    pub fn sync_committee_domain(&self, version: Version) -> Root {
+        let mut domain = [0u8; 32];
+        domain[..4].copy_from_slice(&DOMAIN_SYNC_COMMITTEE);
+        domain[4..].copy_from_slice(&self.fork_data_root(version)[..28]);
+        B256::from(domain)
+    }
+
+    /// The signing domain for a sync aggregate created at `signature_slot`: the fork version is the
+    /// one in force at the epoch of `signature_slot - 1` (the block the committee signed over).
+    pub fn sync_committee_domain_at_signature_slot(&self, signature_slot: u64) -> Root {
+        let fork_version_slot = signature_slot.max(1) - 1;
+        self.sync_committee_domain(self.fork_version_at_epoch(self.epoch_at_slot(fork_version_slot)))
+    }
+
+    /// Every fork digest a server of this network can put in front of an SSZ item, with its fork.
+    ///
+    /// Before Fulu a digest is `fork_data_root[:4]`. From Fulu the spec (EIP-7892) xors in the hash
+    /// of the blob parameters in force, so one fork has a digest per blob-schedule entry; the
+    /// plain digest of a Fulu version is accepted too, since it is derived from the same version
+    /// and GVR and some servers may still emit it.
+    pub fn fork_digests(&self) -> Vec<([u8; 4], Fork)> {
+        let mut out = Vec::new();
+        for (i, entry) in self.forks.iter().enumerate() {
+            let base = self.fork_data_root(entry.version);
+            out.push((first4(&base), entry.fork));
+            if entry.fork >= Fork::Fulu {
+                let end = self.forks.get(i + 1).map_or(u64::MAX, |next| next.epoch);
+                // Blob parameters in force at the fork's first epoch, and at every later schedule
+                // entry that starts before the next fork.
+                let mut epochs = vec![entry.epoch];
+                epochs.extend(self.blob_schedule.iter().map(|b| b.epoch).filter(|&e| e > entry.epoch && e < end));
+                for epoch in epochs {
+                    out.push((self.digest_for(entry, epoch), entry.fork));
+                }
+            }
+        }
+        out
+    }
+
+    /// Spec `get_blob_parameters(epoch)`: the latest schedule entry at or before `epoch`, else the
+    /// first (Electra) entry.
+    fn blob_parameters(&self, epoch: u64) -> Option<BlobScheduleEntry> {
+        self.blob_schedule.iter().rev().find(|b| epoch >= b.epoch).or(self.blob_schedule.first()).copied()
+    }
+
+    /// The fork an SSZ item's digest stands for.
+    pub fn fork_for_digest(&self, digest: [u8; 4]) -> Result<Fork, Error> {
+        self.fork_digests()
+            .into_iter()
+            .find(|(d, _)| *d == digest)
+            .map(|(_, f)| f)
+            .ok_or(Error::UnknownForkDigest { digest })
+    }
+
+    /// The digest of a fork as emitted at `epoch` (spec `compute_fork_digest`, Fulu-aware).
+    pub fn fork_digest_at_epoch(&self, epoch: u64) -> [u8; 4] {
+        self.digest_for(self.entry_at_epoch(epoch), epoch)
+    }
+
+    fn digest_for(&self, entry: &ForkEntry, epoch: u64) -> [u8; 4] {
+        let base = self.fork_data_root(entry.version);
+        match self.blob_parameters(epoch) {
+            Some(params) if entry.fork >= Fork::Fulu => {
+                let mut pre = [0u8; 16];
+                pre[..8].copy_from_slice(&params.epoch.to_le_bytes());
+                pre[8..].copy_from_slice(&params.max_blobs_per_block.to_le_bytes());
+                let mask = Sha256::digest(pre);
+                [base[0] ^ mask[0], base[1] ^ mask[1], base[2] ^ mask[2], base[3] ^ mask[3]]
+            }
+            _ => first4(&base),
+        }
+    }
+}
+
+fn first4(root: &Root) -> [u8; 4] {
+    [root[0], root[1], root[2], root[3]]
+}
+
+/// Spec `compute_fork_data_root`: `hash_tree_root(ForkData{current_version, genesis_validators_root})`.
+pub fn fork_data_root(version: Version, genesis_validators_root: Root) -> Root {
+    let mut leaf = [0u8; 32];
+    leaf[..4].copy_from_slice(version.as_slice());
+    let mut h = Sha256::new();
+    h.update(leaf);
+    h.update(genesis_validators_root);
+    B256::from_slice(&h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::builtin::{blobs, v};
+    use super::*;
+
+    #[test]
+    fn mainnet_digests_match_published_values() {
+        let n = Network::mainnet();
+        n.validate().unwrap();
+        let expect = [
+            ("afcaaba0", Fork::Altair),
+            ("4a26c58b", Fork::Bellatrix),
+            ("bba4da96", Fork::Capella),
+            ("6a95a1a9", Fork::Deneb),
+            ("ad532ceb", Fork::Electra),
+        ];
+        for (hex_digest, fork) in expect {
+            let d: [u8; 4] = hex::decode(hex_digest).unwrap().try_into().unwrap();
+            assert_eq!(n.fork_for_digest(d).unwrap(), fork, "{hex_digest}");
+        }
+        assert_eq!(hex::encode(n.fork_digest_at_epoch(364032)), "ad532ceb");
+    }
+
+    #[test]
+    fn fulu_digests_follow_blob_schedule() {
+        // consensus-specs `fulu/validator/test_compute_fork_digest.py`.
+        let forks = Fork::ALL
+            .into_iter()
+            .enumerate()
+            .map(|(i, fork)| ForkEntry { fork, version: v([i as u8, 0, 0, 0]), epoch: 0 })
+            .collect();
+        let schedule = blobs(&[(0, 9), (9, 9), (100, 100), (150, 175), (200, 200), (250, 275), (300, 300)]);
+        let mut n = Network::new("bpo", B256::ZERO, 0, 12, PresetKind::Mainnet, forks, schedule).unwrap();
+        for (epoch, digest) in [
+            (9, "ab3ae6c8"),
+            (99, "ab3ae6c8"),
+            (100, "df67557b"),
+            (150, "8ab38b59"),
+            (250, "4ef32a62"),
+            (301, "ca100d64"),
+        ] {
+            assert_eq!(hex::encode(n.fork_digest_at_epoch(epoch)), digest, "epoch {epoch}");
+            assert_eq!(n.fork_for_digest(n.fork_digest_at_epoch(epoch)).unwrap(), Fork::Fulu);
+        }
+        n.genesis_validators_root = B256::repeat_byte(1);
+        assert_eq!(hex::encode(n.fork_digest_at_epoch(9)), "89671111");
+    }
+
+    #[test]
+    fn slot_arithmetic() {
+        let n = Network::mainnet();
+        assert_eq!(n.period_at_slot(11649056), 1422);
+        assert_eq!(n.fork_at_slot(11649056), Fork::Electra);
+        assert_eq!(n.fork_at_slot(11649023), Fork::Deneb);
+        assert_eq!(n.fork_at_slot(7069376), Fork::Capella);
+    }
+
+    #[test]
+    fn pinned_network_round_trips_through_json() {
+        let n = Network::hoodi();
+        let text = serde_json::to_string_pretty(&n).unwrap();
+        assert!(text.contains("\"preset\": \"mainnet\"") && text.contains("\"fork\": \"electra\""));
+        let back: Network = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, n);
+    }
+
+    #[test]
+    fn builtins_validate() {
+        for name in ["mainnet", "sepolia", "holesky", "hoodi"] {
+            Network::by_name(name).unwrap().validate().unwrap();
+        }
+        Network::simulated(B256::repeat_byte(0x42), 0, 6, PresetKind::Minimal).validate().unwrap();
+        assert!(matches!(Network::by_name("goerli"), Err(Error::UnknownNetwork(_))));
+    }
+}

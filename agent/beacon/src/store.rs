@@ -1,0 +1,430 @@
+//! `LightClientStore` and the spec's state transitions (altair `sync-protocol.md`, as modified by
+//! Capella, Deneb and Electra), over the newest container shape.
+//!
+//! The checks run in the spec's order except that the sync-committee signature is always checked
+//! last (it is the expensive one) - any cheaper refusal therefore names its own cause.
+
+use serde::{Deserialize, Serialize};
+use tree_hash::TreeHash;
+
+use crate::bls::{signing_root, verify_sync_aggregate};
+use crate::error::Error;
+use crate::merkle::{
+    current_sync_committee_gindex_at_slot, finalized_root_gindex_at_slot, gindex_depth, gindex_subtree_index,
+    is_valid_merkle_branch, is_valid_normalized_merkle_branch, next_sync_committee_gindex_at_slot,
+    EXECUTION_PAYLOAD_GINDEX,
+};
+use crate::network::{Fork, Network};
+use crate::preset::Preset;
+use crate::types::{
+    LightClientBootstrap, LightClientFinalityUpdate, LightClientHeader, LightClientOptimisticUpdate, LightClientUpdate,
+    Root, SyncCommittee,
+};
+
+/// What processing an update did to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct UpdateOutcome {
+    /// Participating sync-committee members.
+    pub participants: u64,
+    /// The optimistic header moved forward.
+    pub optimistic_advanced: bool,
+    /// The update was applied (2/3 supermajority): finalized header and/or sync committees moved.
+    pub applied: bool,
+    /// The update was kept as `best_valid_update` for a possible forced update.
+    pub kept_as_best: bool,
+}
+
+/// The light client's trusted state. Plain data (serde) so a caller can persist it between runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct LightClientStore<P: Preset> {
+    /// The network this store follows; every call checks the network passed in against it.
+    pub genesis_validators_root: Root,
+    /// Newest finalized header.
+    pub finalized_header: LightClientHeader,
+    /// Sync committee of the finalized header's period.
+    pub current_sync_committee: SyncCommittee<P>,
+    /// Sync committee of the following period, all zero while unknown.
+    pub next_sync_committee: SyncCommittee<P>,
+    /// Best valid update not yet applied (input to the opt-in forced update).
+    pub best_valid_update: Option<LightClientUpdate<P>>,
+    /// Newest header signed by enough of the committee (> safety threshold), not necessarily final.
+    pub optimistic_header: LightClientHeader,
+    /// Max participants seen in the previous period.
+    pub previous_max_active_participants: u64,
+    /// Max participants seen in the current period.
+    pub current_max_active_participants: u64,
+}
+
+fn check_preset<P: Preset>(network: &Network) -> Result<(), Error> {
+    if network.preset != P::KIND {
+        return Err(Error::PresetMismatch { network: network.preset, expected: P::KIND });
+    }
+    Ok(())
+}
+
+/// Spec `get_lc_execution_root`: the root the beacon body commits to for this header's fork.
+pub fn execution_root(network: &Network, header: &LightClientHeader) -> Root {
+    let epoch = network.epoch_at_slot(header.beacon.slot);
+    if network.is_at_or_after(Fork::Deneb, epoch) {
+        header.execution.tree_hash_root()
+    } else if network.is_at_or_after(Fork::Capella, epoch) {
+        header.execution.to_capella().tree_hash_root()
+    } else {
+        Root::ZERO
+    }
+}
+
+/// Spec `is_valid_light_client_header` (Deneb version): blob fields zero before Deneb, empty
+/// execution before Capella, else the execution header proven against the body root.
+pub fn is_valid_light_client_header(network: &Network, header: &LightClientHeader) -> bool {
+    let epoch = network.epoch_at_slot(header.beacon.slot);
+    if !network.is_at_or_after(Fork::Deneb, epoch)
+        && (header.execution.blob_gas_used != 0 || header.execution.excess_blob_gas != 0)
+    {
+        return false;
+    }
+    if !network.is_at_or_after(Fork::Capella, epoch) {
+        return header.execution == Default::default() && header.execution_branch.iter().all(|b| b.is_zero());
+    }
+    is_valid_merkle_branch(
+        execution_root(network, header),
+        &header.execution_branch,
+        gindex_depth(EXECUTION_PAYLOAD_GINDEX),
+        gindex_subtree_index(EXECUTION_PAYLOAD_GINDEX),
+        header.beacon.body_root,
+    )
+}
+
+fn check_header(network: &Network, header: &LightClientHeader) -> Result<(), Error> {
+    if is_valid_light_client_header(network, header) {
+        Ok(())
+    } else {
+        Err(Error::BadExecutionBranch { slot: header.beacon.slot })
+    }
+}
+
+/// Spec `is_sync_committee_update`.
+pub fn is_sync_committee_update<P: Preset>(update: &LightClientUpdate<P>) -> bool {
+    update.next_sync_committee_branch.iter().any(|b| !b.is_zero())
+}
+
+/// Spec `is_finality_update`.
+pub fn is_finality_update<P: Preset>(update: &LightClientUpdate<P>) -> bool {
+    update.finality_branch.iter().any(|b| !b.is_zero())
+}
+
+/// Spec `is_better_update`: which of two valid updates to keep for a forced update.
+pub fn is_better_update<P: Preset>(network: &Network, new: &LightClientUpdate<P>, old: &LightClientUpdate<P>) -> bool {
+    let period = |slot| network.period_at_slot(slot);
+    let (new_n, old_n) = (new.sync_aggregate.participants(), old.sync_aggregate.participants());
+    let (new_super, old_super) = (new.sync_aggregate.has_supermajority(), old.sync_aggregate.has_supermajority());
+    if new_super != old_super {
+        return new_super;
+    }
+    if !new_super && new_n != old_n {
+        return new_n > old_n;
+    }
+    let relevant = |u: &LightClientUpdate<P>| {
+        is_sync_committee_update(u) && period(u.attested_header.beacon.slot) == period(u.signature_slot)
+    };
+    if relevant(new) != relevant(old) {
+        return relevant(new);
+    }
+    let (new_fin, old_fin) = (is_finality_update(new), is_finality_update(old));
+    if new_fin != old_fin {
+        return new_fin;
+    }
+    if new_fin {
+        let committee_finality =
+            |u: &LightClientUpdate<P>| period(u.finalized_header.beacon.slot) == period(u.attested_header.beacon.slot);
+        if committee_finality(new) != committee_finality(old) {
+            return committee_finality(new);
+        }
+    }
+    if new_n != old_n {
+        return new_n > old_n;
+    }
+    if new.attested_header.beacon.slot != old.attested_header.beacon.slot {
+        return new.attested_header.beacon.slot < old.attested_header.beacon.slot;
+    }
+    new.signature_slot < old.signature_slot
+}
+
+impl<P: Preset> LightClientStore<P> {
+    /// Spec `initialize_light_client_store`: accept `bootstrap` only if its header is the trusted
+    /// checkpoint block and its current sync committee is proven in that block's state.
+    pub fn initialize(
+        network: &Network,
+        trusted_block_root: Root,
+        bootstrap: &LightClientBootstrap<P>,
+    ) -> Result<Self, Error> {
+        check_preset::<P>(network)?;
+        let header = &bootstrap.header;
+        check_header(network, header)?;
+        let actual = header.beacon.root();
+        if actual != trusted_block_root {
+            return Err(Error::CheckpointMismatch { expected: trusted_block_root, actual });
+        }
+        if !is_valid_normalized_merkle_branch(
+            bootstrap.current_sync_committee.tree_hash_root(),
+            &bootstrap.current_sync_committee_branch,
+            current_sync_committee_gindex_at_slot(network, header.beacon.slot),
+            header.beacon.state_root,
+        ) {
+            return Err(Error::BadCurrentSyncCommitteeBranch { slot: header.beacon.slot });
+        }
+        Ok(LightClientStore {
+            genesis_validators_root: network.genesis_validators_root,
+            finalized_header: header.clone(),
+            current_sync_committee: bootstrap.current_sync_committee.clone(),
+            next_sync_committee: SyncCommittee::default(),
+            best_valid_update: None,
+            optimistic_header: header.clone(),
+            previous_max_active_participants: 0,
+            current_max_active_participants: 0,
+        })
+    }
+
+    fn check_network(&self, network: &Network) -> Result<(), Error> {
+        check_preset::<P>(network)?;
+        if network.genesis_validators_root != self.genesis_validators_root {
+            return Err(Error::NetworkMismatch {
+                store: self.genesis_validators_root,
+                network: network.genesis_validators_root,
+            });
+        }
+        Ok(())
+    }
+
+    /// Spec `is_next_sync_committee_known`.
+    pub fn is_next_sync_committee_known(&self) -> bool {
+        self.next_sync_committee != SyncCommittee::default()
+    }
+
+    /// Sync-committee period of the finalized header.
+    pub fn finalized_period(&self, network: &Network) -> u64 {
+        network.period_at_slot(self.finalized_header.beacon.slot)
+    }
+
+    /// Spec `get_safety_threshold`.
+    pub fn safety_threshold(&self) -> u64 {
+        self.previous_max_active_participants.max(self.current_max_active_participants) / 2
+    }
+
+    /// Spec `validate_light_client_update`: every check, signature last. Does not change the store.
+    pub fn validate_update(
+        &self,
+        network: &Network,
+        update: &LightClientUpdate<P>,
+        current_slot: u64,
+    ) -> Result<(), Error> {
+        self.check_network(network)?;
+        let aggregate = &update.sync_aggregate;
+        let participants = aggregate.participants();
+        let minimum = network.preset.min_sync_committee_participants();
+        if participants < minimum {
+            return Err(Error::TooFewParticipants { participants, minimum });
+        }
+
+        check_header(network, &update.attested_header)?;
+        let attested_slot = update.attested_header.beacon.slot;
+        let finalized_slot = update.finalized_header.beacon.slot;
+        if !(current_slot >= update.signature_slot
+            && update.signature_slot > attested_slot
+            && attested_slot >= finalized_slot)
+        {
+            return Err(Error::SlotOrdering {
+                current_slot,
+                signature_slot: update.signature_slot,
+                attested_slot,
+                finalized_slot,
+            });
+        }
+        let store_period = self.finalized_period(network);
+        let signature_period = network.period_at_slot(update.signature_slot);
+        let next_known = self.is_next_sync_committee_known();
+        let period_ok = if next_known {
+            signature_period == store_period || signature_period == store_period + 1
+        } else {
+            signature_period == store_period
+        };
+        if !period_ok {
+            return Err(Error::PeriodNotCurrentOrNext {
+                store_period,
+                update_period: signature_period,
+                next_committee_known: next_known,
+            });
+        }
+
+        // Relevance: newer than what is final, or it brings the still-unknown next committee.
+        let attested_period = network.period_at_slot(attested_slot);
+        let brings_next_committee = !next_known && is_sync_committee_update(update) && attested_period == store_period;
+        if !(attested_slot > self.finalized_header.beacon.slot || brings_next_committee) {
+            return Err(Error::StaleUpdate { attested_slot, finalized_slot: self.finalized_header.beacon.slot });
+        }
+
+        // The finalized header must be the finalized checkpoint of the attested state (zero root
+        // stands for genesis).
+        if !is_finality_update(update) {
+            if update.finalized_header != LightClientHeader::default() {
+                return Err(Error::UnexpectedFinalizedHeader);
+            }
+        } else {
+            let finalized_root = if finalized_slot == 0 {
+                if update.finalized_header != LightClientHeader::default() {
+                    return Err(Error::UnexpectedFinalizedHeader);
+                }
+                Root::ZERO
+            } else {
+                check_header(network, &update.finalized_header)?;
+                update.finalized_header.beacon.root()
+            };
+            if !is_valid_normalized_merkle_branch(
+                finalized_root,
+                &update.finality_branch,
+                finalized_root_gindex_at_slot(network, attested_slot),
+                update.attested_header.beacon.state_root,
+            ) {
+                return Err(Error::BadFinalityBranch { attested_slot });
+            }
+        }
+
+        // The next sync committee must be the one in the attested state.
+        if !is_sync_committee_update(update) {
+            if update.next_sync_committee != SyncCommittee::default() {
+                return Err(Error::UnexpectedNextSyncCommittee);
+            }
+        } else {
+            if attested_period == store_period && next_known && update.next_sync_committee != self.next_sync_committee {
+                return Err(Error::NextSyncCommitteeMismatch);
+            }
+            if !is_valid_normalized_merkle_branch(
+                update.next_sync_committee.tree_hash_root(),
+                &update.next_sync_committee_branch,
+                next_sync_committee_gindex_at_slot(network, attested_slot),
+                update.attested_header.beacon.state_root,
+            ) {
+                return Err(Error::BadNextSyncCommitteeBranch { attested_slot });
+            }
+        }
+
+        let committee =
+            if signature_period == store_period { &self.current_sync_committee } else { &self.next_sync_committee };
+        let domain = network.sync_committee_domain_at_signature_slot(update.signature_slot);
+        let message = signing_root(update.attested_header.beacon.root(), domain);
+        verify_sync_aggregate(committee, aggregate, message)
+    }
+
+    /// Spec `apply_light_client_update`.
+    fn apply_update(&mut self, network: &Network, update: &LightClientUpdate<P>) -> Result<(), Error> {
+        let store_period = self.finalized_period(network);
+        let update_finalized_period = network.period_at_slot(update.finalized_header.beacon.slot);
+        if !self.is_next_sync_committee_known() {
+            if update_finalized_period != store_period {
+                return Err(Error::ApplyOutOfPeriod { store_period, update_period: update_finalized_period });
+            }
+            self.next_sync_committee = update.next_sync_committee.clone();
+        } else if update_finalized_period == store_period + 1 {
+            self.current_sync_committee =
+                core::mem::replace(&mut self.next_sync_committee, update.next_sync_committee.clone());
+            self.previous_max_active_participants = self.current_max_active_participants;
+            self.current_max_active_participants = 0;
+        }
+        if update.finalized_header.beacon.slot > self.finalized_header.beacon.slot {
+            self.finalized_header = update.finalized_header.clone();
+            if self.finalized_header.beacon.slot > self.optimistic_header.beacon.slot {
+                self.optimistic_header = self.finalized_header.clone();
+            }
+        }
+        Ok(())
+    }
+
+    /// Spec `process_light_client_update`: validate, then track the best update, advance the
+    /// optimistic header above the safety threshold, and apply finality/committee changes only with
+    /// a 2/3 supermajority.
+    pub fn process_update(
+        &mut self,
+        network: &Network,
+        update: &LightClientUpdate<P>,
+        current_slot: u64,
+    ) -> Result<UpdateOutcome, Error> {
+        self.validate_update(network, update, current_slot)?;
+        let participants = update.sync_aggregate.participants();
+        let mut outcome = UpdateOutcome { participants, ..UpdateOutcome::default() };
+
+        if self.best_valid_update.as_ref().is_none_or(|best| is_better_update(network, update, best)) {
+            self.best_valid_update = Some(update.clone());
+            outcome.kept_as_best = true;
+        }
+        self.current_max_active_participants = self.current_max_active_participants.max(participants);
+
+        if participants > self.safety_threshold()
+            && update.attested_header.beacon.slot > self.optimistic_header.beacon.slot
+        {
+            self.optimistic_header = update.attested_header.clone();
+            outcome.optimistic_advanced = true;
+        }
+
+        let has_finalized_next_committee = !self.is_next_sync_committee_known()
+            && is_sync_committee_update(update)
+            && is_finality_update(update)
+            && network.period_at_slot(update.finalized_header.beacon.slot)
+                == network.period_at_slot(update.attested_header.beacon.slot);
+        if update.sync_aggregate.has_supermajority()
+            && (update.finalized_header.beacon.slot > self.finalized_header.beacon.slot || has_finalized_next_committee)
+        {
+            self.apply_update(network, update)?;
+            self.best_valid_update = None;
+            outcome.applied = true;
+            outcome.kept_as_best = false;
+        }
+        Ok(outcome)
+    }
+
+    /// Spec `process_light_client_finality_update`.
+    pub fn process_finality_update(
+        &mut self,
+        network: &Network,
+        update: &LightClientFinalityUpdate<P>,
+        current_slot: u64,
+    ) -> Result<UpdateOutcome, Error> {
+        self.process_update(network, &LightClientUpdate::from(update.clone()), current_slot)
+    }
+
+    /// Spec `process_light_client_optimistic_update`.
+    pub fn process_optimistic_update(
+        &mut self,
+        network: &Network,
+        update: &LightClientOptimisticUpdate<P>,
+        current_slot: u64,
+    ) -> Result<UpdateOutcome, Error> {
+        self.process_update(network, &LightClientUpdate::from(update.clone()), current_slot)
+    }
+
+    /// Spec `process_light_client_store_force_update`, **opt-in and weaker than finality**: once a
+    /// whole period (`UPDATE_TIMEOUT`) has passed since the finalized slot without a supermajority
+    /// finalized update, adopt the best valid update, treating its attested header as finalized if
+    /// it carries no newer finality. Never called by this crate's own verification paths; a caller
+    /// that wants liveness over safety during long non-finality may call it. Returns whether the
+    /// store changed.
+    pub fn force_update(&mut self, network: &Network, current_slot: u64) -> Result<bool, Error> {
+        self.check_network(network)?;
+        let timeout = network.preset.slots_per_sync_committee_period();
+        if current_slot <= self.finalized_header.beacon.slot.saturating_add(timeout) {
+            return Ok(false);
+        }
+        let Some(mut best) = self.best_valid_update.take() else {
+            return Ok(false);
+        };
+        if best.finalized_header.beacon.slot <= self.finalized_header.beacon.slot {
+            best.finalized_header = best.attested_header.clone();
+        }
+        if let Err(e) = self.apply_update(network, &best) {
+            // apply_update refuses before changing anything; keep the candidate as the spec would.
+            self.best_valid_update = Some(best);
+            return Err(e);
+        }
+        Ok(true)
+    }
+}

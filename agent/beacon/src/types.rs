@@ -1,0 +1,470 @@
+//! Consensus containers used by the light-client protocol, with SSZ, tree-hash and beacon-API JSON
+//! forms.
+//!
+//! Light-client objects change shape across forks: Capella headers lack the blob-gas fields, and
+//! from Electra the state branches are one level deeper. The objects are therefore generic over a
+//! [`ForkShape`] for decoding, and everything is upgraded to the newest shape ([`ElectraShape`],
+//! also used by Fulu) before verification, exactly as the spec's `upgrade_lc_*` functions do:
+//! execution headers gain zero blob fields and branches are left-padded with zero hashes
+//! (`normalize_merkle_branch`). The verifier then picks the gindex and execution-root flavour
+//! from each header's own slot.
+
+use alloy_primitives::{Address, FixedBytes, B256, U256};
+use core::fmt::Debug;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use ssz::{Decode, Encode};
+use ssz_derive::{Decode, Encode};
+use ssz_types::typenum::{Unsigned, U32, U4, U5, U6, U7};
+use ssz_types::{BitVector, FixedVector, VariableList};
+use tree_hash::TreeHash;
+use tree_hash_derive::TreeHash;
+
+use crate::preset::Preset;
+
+/// A 32-byte SSZ root / hash.
+pub type Root = B256;
+/// A compressed BLS12-381 G1 public key.
+pub type BlsPublicKeyBytes = FixedBytes<48>;
+/// A compressed BLS12-381 G2 signature.
+pub type BlsSignatureBytes = FixedBytes<96>;
+/// Execution-header branch against the beacon block body root (`floorlog2(EXECUTION_PAYLOAD_GINDEX)` = 4).
+pub type ExecutionBranch = FixedVector<Root, U4>;
+
+/// `BeaconBlockHeader`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, Encode, Decode, TreeHash)]
+pub struct BeaconBlockHeader {
+    /// Slot.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub slot: u64,
+    /// Proposer index.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub proposer_index: u64,
+    /// Parent block root.
+    pub parent_root: Root,
+    /// Post-state root.
+    pub state_root: Root,
+    /// Block body root.
+    pub body_root: Root,
+}
+
+impl BeaconBlockHeader {
+    /// `hash_tree_root(header)`: the beacon block root.
+    pub fn root(&self) -> Root {
+        self.tree_hash_root()
+    }
+}
+
+/// `SyncCommittee`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "")]
+pub struct SyncCommittee<P: Preset> {
+    /// Member public keys, in committee order.
+    pub pubkeys: FixedVector<BlsPublicKeyBytes, P::SyncCommitteeSize>,
+    /// Aggregate of all member keys (not used for verification; part of the hashed container).
+    pub aggregate_pubkey: BlsPublicKeyBytes,
+}
+
+impl<P: Preset> Default for SyncCommittee<P> {
+    /// The all-zero committee, which the spec uses for "unknown".
+    fn default() -> Self {
+        Self { pubkeys: FixedVector::default(), aggregate_pubkey: BlsPublicKeyBytes::ZERO }
+    }
+}
+
+/// `SyncAggregate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "")]
+pub struct SyncAggregate<P: Preset> {
+    /// Participation bits; bit i = `(bytes[i/8] >> (i%8)) & 1`.
+    pub sync_committee_bits: BitVector<P::SyncCommitteeSize>,
+    /// Aggregate signature of the participants.
+    pub sync_committee_signature: BlsSignatureBytes,
+}
+
+impl<P: Preset> SyncAggregate<P> {
+    /// Number of participating members.
+    pub fn participants(&self) -> u64 {
+        self.sync_committee_bits.num_set_bits() as u64
+    }
+
+    /// Whether participation reaches the 2/3 supermajority (`sum * 3 >= size * 2`).
+    pub fn has_supermajority(&self) -> bool {
+        self.participants() * 3 >= P::SyncCommitteeSize::to_u64() * 2
+    }
+}
+
+/// Capella `ExecutionPayloadHeader`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Encode, Decode, TreeHash)]
+pub struct ExecutionPayloadHeaderCapella {
+    /// Parent execution block hash.
+    pub parent_hash: B256,
+    /// Fee recipient.
+    pub fee_recipient: Address,
+    /// Execution state root.
+    pub state_root: B256,
+    /// Receipts root.
+    pub receipts_root: B256,
+    /// Logs bloom.
+    pub logs_bloom: FixedBytes<256>,
+    /// RANDAO mix.
+    pub prev_randao: B256,
+    /// Execution block number.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub block_number: u64,
+    /// Gas limit.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub gas_limit: u64,
+    /// Gas used.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub gas_used: u64,
+    /// Timestamp.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub timestamp: u64,
+    /// Extra data (`ByteList[32]`).
+    #[serde(with = "ssz_types::serde_utils::hex_var_list")]
+    pub extra_data: VariableList<u8, U32>,
+    /// Base fee per gas (uint256, little-endian in SSZ, decimal in JSON).
+    #[serde(with = "serde_utils::u256_dec")]
+    pub base_fee_per_gas: U256,
+    /// Execution block hash.
+    pub block_hash: B256,
+    /// Transactions root.
+    pub transactions_root: B256,
+    /// Withdrawals root.
+    pub withdrawals_root: B256,
+}
+
+/// Deneb `ExecutionPayloadHeader` (unchanged in Electra and Fulu).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Encode, Decode, TreeHash)]
+pub struct ExecutionPayloadHeaderDeneb {
+    /// Parent execution block hash.
+    pub parent_hash: B256,
+    /// Fee recipient.
+    pub fee_recipient: Address,
+    /// Execution state root.
+    pub state_root: B256,
+    /// Receipts root.
+    pub receipts_root: B256,
+    /// Logs bloom.
+    pub logs_bloom: FixedBytes<256>,
+    /// RANDAO mix.
+    pub prev_randao: B256,
+    /// Execution block number.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub block_number: u64,
+    /// Gas limit.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub gas_limit: u64,
+    /// Gas used.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub gas_used: u64,
+    /// Timestamp.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub timestamp: u64,
+    /// Extra data (`ByteList[32]`).
+    #[serde(with = "ssz_types::serde_utils::hex_var_list")]
+    pub extra_data: VariableList<u8, U32>,
+    /// Base fee per gas (uint256, little-endian in SSZ, decimal in JSON).
+    #[serde(with = "serde_utils::u256_dec")]
+    pub base_fee_per_gas: U256,
+    /// Execution block hash.
+    pub block_hash: B256,
+    /// Transactions root.
+    pub transactions_root: B256,
+    /// Withdrawals root.
+    pub withdrawals_root: B256,
+    /// Blob gas used.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub blob_gas_used: u64,
+    /// Excess blob gas.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub excess_blob_gas: u64,
+}
+
+impl From<ExecutionPayloadHeaderCapella> for ExecutionPayloadHeaderDeneb {
+    /// Spec `upgrade_lc_header_to_deneb`: the blob fields start at zero.
+    fn from(c: ExecutionPayloadHeaderCapella) -> Self {
+        Self {
+            parent_hash: c.parent_hash,
+            fee_recipient: c.fee_recipient,
+            state_root: c.state_root,
+            receipts_root: c.receipts_root,
+            logs_bloom: c.logs_bloom,
+            prev_randao: c.prev_randao,
+            block_number: c.block_number,
+            gas_limit: c.gas_limit,
+            gas_used: c.gas_used,
+            timestamp: c.timestamp,
+            extra_data: c.extra_data,
+            base_fee_per_gas: c.base_fee_per_gas,
+            block_hash: c.block_hash,
+            transactions_root: c.transactions_root,
+            withdrawals_root: c.withdrawals_root,
+            blob_gas_used: 0,
+            excess_blob_gas: 0,
+        }
+    }
+}
+
+impl ExecutionPayloadHeaderDeneb {
+    /// The Capella view of this header (drops the blob fields), whose root is what a pre-Deneb
+    /// beacon body commits to.
+    pub fn to_capella(&self) -> ExecutionPayloadHeaderCapella {
+        ExecutionPayloadHeaderCapella {
+            parent_hash: self.parent_hash,
+            fee_recipient: self.fee_recipient,
+            state_root: self.state_root,
+            receipts_root: self.receipts_root,
+            logs_bloom: self.logs_bloom,
+            prev_randao: self.prev_randao,
+            block_number: self.block_number,
+            gas_limit: self.gas_limit,
+            gas_used: self.gas_used,
+            timestamp: self.timestamp,
+            extra_data: self.extra_data.clone(),
+            base_fee_per_gas: self.base_fee_per_gas,
+            block_hash: self.block_hash,
+            transactions_root: self.transactions_root,
+            withdrawals_root: self.withdrawals_root,
+        }
+    }
+}
+
+/// `LightClientHeader` (Capella and later): the beacon header plus the execution payload header
+/// proven against its body root. `E` is the fork's execution header type.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "")]
+pub struct LightClientHeader<E: ExecutionHeader = ExecutionPayloadHeaderDeneb> {
+    /// Beacon block header.
+    pub beacon: BeaconBlockHeader,
+    /// Execution payload header of that block.
+    pub execution: E,
+    /// Branch proving `execution` at gindex 25 of the beacon block body.
+    pub execution_branch: ExecutionBranch,
+}
+
+impl<E: ExecutionHeader> LightClientHeader<E> {
+    /// Upgrade to the newest header shape.
+    pub fn upgrade(self) -> LightClientHeader {
+        LightClientHeader {
+            beacon: self.beacon,
+            execution: self.execution.into(),
+            execution_branch: self.execution_branch,
+        }
+    }
+}
+
+/// An execution payload header type of some fork (Capella or Deneb layout).
+pub trait ExecutionHeader:
+    Encode
+    + Decode
+    + TreeHash
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Debug
+    + PartialEq
+    + Eq
+    + Default
+    + Send
+    + Sync
+    + Into<ExecutionPayloadHeaderDeneb>
+{
+}
+impl ExecutionHeader for ExecutionPayloadHeaderCapella {}
+impl ExecutionHeader for ExecutionPayloadHeaderDeneb {}
+
+/// Per-fork shape of the light-client containers.
+pub trait ForkShape: 'static + Clone + Debug + PartialEq + Eq + Send + Sync {
+    /// The execution payload header type inside [`LightClientHeader`].
+    type Execution: ExecutionHeader;
+    /// Length of current/next sync-committee branches.
+    type SyncCommitteeBranchLen: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
+    /// Length of the finality branch.
+    type FinalityBranchLen: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
+}
+
+/// Capella shape: Capella execution header, branches 5 / 6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapellaShape;
+/// Deneb shape: Deneb execution header, branches 5 / 6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenebShape;
+/// Electra shape (also Fulu): Deneb execution header, branches 6 / 7. The verifier's working shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectraShape;
+
+impl ForkShape for CapellaShape {
+    type Execution = ExecutionPayloadHeaderCapella;
+    type SyncCommitteeBranchLen = U5;
+    type FinalityBranchLen = U6;
+}
+impl ForkShape for DenebShape {
+    type Execution = ExecutionPayloadHeaderDeneb;
+    type SyncCommitteeBranchLen = U5;
+    type FinalityBranchLen = U6;
+}
+impl ForkShape for ElectraShape {
+    type Execution = ExecutionPayloadHeaderDeneb;
+    type SyncCommitteeBranchLen = U6;
+    type FinalityBranchLen = U7;
+}
+
+/// Sync-committee branch of the newest shape.
+pub type SyncCommitteeBranch = FixedVector<Root, <ElectraShape as ForkShape>::SyncCommitteeBranchLen>;
+/// Finality branch of the newest shape.
+pub type FinalityBranch = FixedVector<Root, <ElectraShape as ForkShape>::FinalityBranchLen>;
+
+/// `LightClientBootstrap`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "")]
+pub struct LightClientBootstrap<P: Preset, S: ForkShape = ElectraShape> {
+    /// Header of the requested (trusted) block.
+    pub header: LightClientHeader<S::Execution>,
+    /// The current sync committee in `header.beacon.state_root`.
+    pub current_sync_committee: SyncCommittee<P>,
+    /// Branch proving it.
+    pub current_sync_committee_branch: FixedVector<Root, S::SyncCommitteeBranchLen>,
+}
+
+/// `LightClientUpdate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "")]
+pub struct LightClientUpdate<P: Preset, S: ForkShape = ElectraShape> {
+    /// Header attested to by the sync committee.
+    pub attested_header: LightClientHeader<S::Execution>,
+    /// Next sync committee in the attested state (all zero if absent).
+    pub next_sync_committee: SyncCommittee<P>,
+    /// Branch proving it (all zero if absent).
+    pub next_sync_committee_branch: FixedVector<Root, S::SyncCommitteeBranchLen>,
+    /// Finalized header of the attested state (all zero if absent).
+    pub finalized_header: LightClientHeader<S::Execution>,
+    /// Branch proving its root (all zero if absent).
+    pub finality_branch: FixedVector<Root, S::FinalityBranchLen>,
+    /// Sync committee aggregate signature over the attested header.
+    pub sync_aggregate: SyncAggregate<P>,
+    /// Slot at which the aggregate was created (untrusted).
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub signature_slot: u64,
+}
+
+/// `LightClientFinalityUpdate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "")]
+pub struct LightClientFinalityUpdate<P: Preset, S: ForkShape = ElectraShape> {
+    /// Header attested to by the sync committee.
+    pub attested_header: LightClientHeader<S::Execution>,
+    /// Finalized header of the attested state.
+    pub finalized_header: LightClientHeader<S::Execution>,
+    /// Branch proving its root.
+    pub finality_branch: FixedVector<Root, S::FinalityBranchLen>,
+    /// Sync committee aggregate signature over the attested header.
+    pub sync_aggregate: SyncAggregate<P>,
+    /// Slot at which the aggregate was created (untrusted).
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub signature_slot: u64,
+}
+
+/// `LightClientOptimisticUpdate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "")]
+pub struct LightClientOptimisticUpdate<P: Preset, S: ForkShape = ElectraShape> {
+    /// Header attested to by the sync committee.
+    pub attested_header: LightClientHeader<S::Execution>,
+    /// Sync committee aggregate signature over the attested header.
+    pub sync_aggregate: SyncAggregate<P>,
+    /// Slot at which the aggregate was created (untrusted).
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub signature_slot: u64,
+}
+
+/// Spec `normalize_merkle_branch`: left-pad a shorter branch with zero hashes. The shapes here
+/// only ever grow, so `N <= M`; were it not, the tail is kept (the part nearest the leaf).
+fn normalize<N: Unsigned, M: Unsigned>(branch: FixedVector<Root, N>) -> FixedVector<Root, M> {
+    let (n, m) = (N::to_usize(), M::to_usize());
+    let k = n.min(m);
+    let mut out = FixedVector::<Root, M>::default();
+    out[m - k..].copy_from_slice(&branch[n - k..]);
+    out
+}
+
+impl<P: Preset, S: ForkShape> LightClientBootstrap<P, S> {
+    /// Upgrade to the newest shape (spec `upgrade_lc_bootstrap_to_*`).
+    pub fn upgrade(self) -> LightClientBootstrap<P> {
+        LightClientBootstrap {
+            header: self.header.upgrade(),
+            current_sync_committee: self.current_sync_committee,
+            current_sync_committee_branch: normalize(self.current_sync_committee_branch),
+        }
+    }
+}
+
+impl<P: Preset, S: ForkShape> LightClientUpdate<P, S> {
+    /// Upgrade to the newest shape (spec `upgrade_lc_update_to_*`).
+    pub fn upgrade(self) -> LightClientUpdate<P> {
+        LightClientUpdate {
+            attested_header: self.attested_header.upgrade(),
+            next_sync_committee: self.next_sync_committee,
+            next_sync_committee_branch: normalize(self.next_sync_committee_branch),
+            finalized_header: self.finalized_header.upgrade(),
+            finality_branch: normalize(self.finality_branch),
+            sync_aggregate: self.sync_aggregate,
+            signature_slot: self.signature_slot,
+        }
+    }
+}
+
+impl<P: Preset, S: ForkShape> LightClientFinalityUpdate<P, S> {
+    /// Upgrade to the newest shape.
+    pub fn upgrade(self) -> LightClientFinalityUpdate<P> {
+        LightClientFinalityUpdate {
+            attested_header: self.attested_header.upgrade(),
+            finalized_header: self.finalized_header.upgrade(),
+            finality_branch: normalize(self.finality_branch),
+            sync_aggregate: self.sync_aggregate,
+            signature_slot: self.signature_slot,
+        }
+    }
+}
+
+impl<P: Preset, S: ForkShape> LightClientOptimisticUpdate<P, S> {
+    /// Upgrade to the newest shape.
+    pub fn upgrade(self) -> LightClientOptimisticUpdate<P> {
+        LightClientOptimisticUpdate {
+            attested_header: self.attested_header.upgrade(),
+            sync_aggregate: self.sync_aggregate,
+            signature_slot: self.signature_slot,
+        }
+    }
+}
+
+impl<P: Preset> From<LightClientFinalityUpdate<P>> for LightClientUpdate<P> {
+    /// As spec `process_light_client_finality_update`: no next sync committee.
+    fn from(u: LightClientFinalityUpdate<P>) -> Self {
+        LightClientUpdate {
+            attested_header: u.attested_header,
+            next_sync_committee: SyncCommittee::default(),
+            next_sync_committee_branch: FixedVector::default(),
+            finalized_header: u.finalized_header,
+            finality_branch: u.finality_branch,
+            sync_aggregate: u.sync_aggregate,
+            signature_slot: u.signature_slot,
+        }
+    }
+}
+
+impl<P: Preset> From<LightClientOptimisticUpdate<P>> for LightClientUpdate<P> {
+    /// As spec `process_light_client_optimistic_update`: no finality, no next sync committee.
+    fn from(u: LightClientOptimisticUpdate<P>) -> Self {
+        LightClientUpdate {
+            attested_header: u.attested_header,
+            next_sync_committee: SyncCommittee::default(),
+            next_sync_committee_branch: FixedVector::default(),
+            finalized_header: LightClientHeader::default(),
+            finality_branch: FixedVector::default(),
+            sync_aggregate: u.sync_aggregate,
+            signature_slot: u.signature_slot,
+        }
+    }
+}
