@@ -4,6 +4,7 @@
 
 pub mod bindings;
 pub mod client;
+pub mod deployment;
 pub mod follower;
 pub mod layout;
 pub mod proof;
