@@ -1,6 +1,8 @@
 //! The anvil harness the suites share: a real anvil chain, the real contract and real `replicatoor`
 //! processes (built with the `simulated` and `failpoints` features, which this crate turns on).
 
+pub mod rpc_proxy;
+
 use alloy::{
     eips::BlockId,
     primitives::{Address, U256},

@@ -144,3 +144,112 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
     assert_eq!(verify_header(&parent, header.parent_hash).unwrap().number, sent.block - 1, "parent link");
     drop(genesis);
 }
+
+fn now() -> u64 {
+    // anvil stamps blocks with the wall clock, so freshness is judged against it here.
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}
+
+/// The verified view over a quorum of RPCs: a fresh trusted header, proven storage and a proven
+/// request event; then an RPC that alters the event, serves a forged header, or a quorum member
+/// that disagrees, each stops the read with its own error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_view_proves_events_and_refuses_lying_rpcs() {
+    use replicatoor_chain::{
+        bindings::UpgradeOperator as Op,
+        verified::{QuorumSource, VerifiedView, ViewError},
+    };
+    use replicatoor_tests::rpc_proxy::RpcProxy;
+    use serde_json::Value;
+    use std::sync::Arc;
+
+    let net = Net::start("verified-view", Net::dev_policy()).await;
+    let genesis = net.genesis(1).await;
+    let td = SimulatedTd::new(compose_hash(&compose_good()));
+    let sender = key(4);
+    let hpke = HpkeKeypair::generate();
+    let (quote, log) = td.attest(net.owner.deployment().request_report_data(sender.address(), &hpke.public())).unwrap();
+    let chain = Chain::connect(&net.url, net.contract, Some(sender.clone())).await.unwrap();
+    let sent = chain
+        .send(chain.contract().requestSecret(B256::from(hpke.public()), quote.clone().into(), log.into()))
+        .await
+        .expect("request");
+    let rpcs = || async {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(Chain::connect(&net.url, net.contract, None).await.unwrap());
+        }
+        v
+    };
+    let view = VerifiedView::new(chain.clone(), QuorumSource::new(rpcs().await, 2, 0), 60);
+    assert_eq!(view.mode(), "rpc-quorum");
+
+    let h = view.decision_header(now(), sent.block).await.expect("a fresh header covering the request");
+    assert!(h.number >= sent.block);
+    assert!(matches!(view.decision_header(now() + 3_600, sent.block).await, Err(ViewError::Stale { .. })));
+    assert!(matches!(view.decision_header(now(), h.number + 100).await, Err(ViewError::NotYet { .. })));
+
+    let events = view.events_in_block::<Op::SecretRequested>(&h, sent.block).await.expect("proven event");
+    assert_eq!(events.len(), 1);
+    let ev = &events[0];
+    assert_eq!((ev.event.requester, ev.event.hpkePubKey), (sender.address(), B256::from(hpke.public())));
+    assert_eq!(ev.event.quote.to_vec(), quote);
+    assert_eq!((ev.block.number, ev.tx_hash), (sent.block, sent.tx_hash));
+    let storage = view.storage(&h, &Reads::state().request(ev.event.requestId)).await.expect("proven storage");
+    assert_eq!(Views(&storage).request_status(ev.event.requestId).unwrap(), 1);
+
+    // Linked over a distance: mine a few blocks, decide later, still find the same event.
+    let _: Value = net.owner.provider().raw_request("anvil_mine".into(), ("0x5",)).await.unwrap();
+    let later = view.decision_header(now(), sent.block + 5).await.unwrap();
+    let linked = view.header_of(&later, sent.block).await.unwrap();
+    assert_eq!(linked.hash, ev.block.hash);
+
+    // An RPC that alters one byte of the request's quote in the receipts it serves.
+    let alter: replicatoor_tests::rpc_proxy::Rewrite = Arc::new(|req: &Value, mut ans: Value| {
+        if req["method"] == "eth_getBlockReceipts" {
+            if let Some(data) = ans["result"][0]["logs"][0]["data"].as_str().map(str::to_string) {
+                let last = if data.ends_with('0') { "1" } else { "0" };
+                ans["result"][0]["logs"][0]["data"] = Value::String(format!("{}{last}", &data[..data.len() - 1]));
+            }
+        }
+        ans
+    });
+    let proxy = RpcProxy::start(&net.url, alter).await;
+    let lying = Chain::connect(proxy.url(), net.contract, None).await.unwrap();
+    let lied = VerifiedView::new(lying, QuorumSource::new(rpcs().await, 2, 0), 60);
+    let h2 = lied.decision_header(now(), sent.block).await.unwrap();
+    let err = lied.events_in_block::<Op::SecretRequested>(&h2, sent.block).await.unwrap_err();
+    assert!(matches!(err, ViewError::Proof(ProofError::ReceiptsRoot { .. })), "{err}");
+
+    // An RPC that serves another header for a block (a chain it runs itself).
+    let forge: replicatoor_tests::rpc_proxy::Rewrite = Arc::new(|req: &Value, mut ans: Value| {
+        if req["method"] == "eth_getBlockByHash" {
+            ans["result"]["stateRoot"] = Value::String(format!("0x{}", "11".repeat(32)));
+        }
+        ans
+    });
+    let proxy = RpcProxy::start(&net.url, forge).await;
+    let lying = Chain::connect(proxy.url(), net.contract, None).await.unwrap();
+    let lied = VerifiedView::new(lying, QuorumSource::new(rpcs().await, 2, 0), 60);
+    let h3 = lied.decision_header(now(), sent.block).await.unwrap();
+    let err = lied.header_of(&h3, sent.block.saturating_sub(1)).await.unwrap_err();
+    assert!(matches!(err, ViewError::Proof(ProofError::HeaderHash { .. })), "{err}");
+
+    // A quorum member that shows another block: 2 of 3 still agree; all 3 required does not.
+    let forge_head: replicatoor_tests::rpc_proxy::Rewrite = Arc::new(|req: &Value, mut ans: Value| {
+        if req["method"] == "eth_getBlockByNumber" {
+            ans["result"]["receiptsRoot"] = Value::String(format!("0x{}", "22".repeat(32)));
+        }
+        ans
+    });
+    let proxy = RpcProxy::start(&net.url, forge_head).await;
+    let mut members = rpcs().await;
+    members[2] = Chain::connect(proxy.url(), net.contract, None).await.unwrap();
+    let two_of_three = VerifiedView::new(chain.clone(), QuorumSource::new(members, 2, 1), 60);
+    two_of_three.decision_header(now(), sent.block).await.expect("two honest members agree");
+    let mut members = rpcs().await;
+    members[2] = Chain::connect(proxy.url(), net.contract, None).await.unwrap();
+    let all = VerifiedView::new(chain.clone(), QuorumSource::new(members, 3, 1), 60);
+    assert!(matches!(all.decision_header(now(), sent.block).await, Err(ViewError::NoHeader(_))));
+    drop(genesis);
+}

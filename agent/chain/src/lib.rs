@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod follower;
 pub mod layout;
 pub mod proof;
+pub mod verified;
 
 pub use bindings::UpgradeOperator;
 pub use client::{Chain, ChainError, TxOutcome};

@@ -1,0 +1,264 @@
+//! The verified chain view: every value a release, an install or a genesis start depends on, read
+//! from the (untrusted) RPC and checked against a header the TD trusts. The header comes from a
+//! [`HeaderSource`] (the beacon light client, or a quorum of pinned RPCs); storage is proven by
+//! `eth_getProof`, an older block is linked to the trusted header through parent hashes, and events
+//! come from the block's receipts, rebuilt to its receipts root.
+//!
+//! A missing or wrong proof is a [`ViewError`]: the caller does not act, logs why and retries later.
+//! It is never a refusal on chain (a lying RPC must not be able to get a genuine node refused).
+
+use crate::{
+    client::Chain,
+    layout::Reads,
+    proof::{verify_header, verify_receipts, ProofError, ProvenStorage, TrustedHeader},
+};
+use alloy::{
+    eips::BlockNumberOrTag,
+    primitives::{Address, TxHash, B256},
+    providers::Provider,
+    sol_types::SolEvent,
+};
+use std::future::Future;
+
+/// Parent-hash steps a view walks to link an older block to the trusted header. Decisions happen a
+/// few blocks after the event; catch-up over a longer distance moves the decision header instead.
+pub const MAX_LINK_DISTANCE: u64 = 256;
+
+/// Why a read could not be verified (retry later; never act on it).
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    /// The RPC did not answer (or answered nonsense that is not even a lie to check).
+    #[error("RPC: {0}")]
+    Rpc(String),
+    /// The RPC's answer does not prove what it claims.
+    #[error("proof: {0}")]
+    Proof(#[from] ProofError),
+    /// No trusted header yet, or the header source failed.
+    #[error("no trusted header: {0}")]
+    NoHeader(String),
+    /// The newest trusted header is older than the freshness bound.
+    #[error("trusted header {number} is {age} s old (at most {max_age} s allowed)")]
+    Stale {
+        /// Its block number.
+        number: u64,
+        /// Its age by the TD's clock.
+        age: u64,
+        /// The bound.
+        max_age: u64,
+    },
+    /// The trusted header does not reach the block the decision must cover yet.
+    #[error("trusted header {have} does not reach block {need} yet")]
+    NotYet {
+        /// The trusted header's number.
+        have: u64,
+        /// The block that must be covered.
+        need: u64,
+    },
+    /// A block is too far below the trusted header to link by parent hashes.
+    #[error("block {block} is {distance} blocks below the trusted header (at most {MAX_LINK_DISTANCE} linked)")]
+    TooFar {
+        /// The block.
+        block: u64,
+        /// Its distance.
+        distance: u64,
+    },
+    /// The proven block holds no such event.
+    #[error("block {block} holds no {event} event matching the request (the RPC's log is not in the block)")]
+    NoSuchEvent {
+        /// The block.
+        block: u64,
+        /// The event name.
+        event: &'static str,
+    },
+}
+
+fn rpc(e: impl std::fmt::Display) -> ViewError {
+    ViewError::Rpc(e.to_string())
+}
+
+/// Where trusted headers come from.
+pub trait HeaderSource: Send + Sync {
+    /// The newest header this source can vouch for (`now`: the TD's clock, unix seconds).
+    fn head(&self, now: u64) -> impl Future<Output = Result<TrustedHeader, ViewError>> + Send;
+    /// How the headers are authenticated, for status, metrics and logs.
+    fn mode(&self) -> &'static str;
+}
+
+/// An event proven to be in a block linked to a trusted header.
+#[derive(Debug, Clone)]
+pub struct ProvenEvent<E> {
+    /// The decoded event.
+    pub event: E,
+    /// The block it is in (trusted).
+    pub block: TrustedHeader,
+    /// The transaction that emitted it.
+    pub tx_hash: TxHash,
+}
+
+/// Proven reads over an untrusted RPC, anchored in a [`HeaderSource`].
+pub struct VerifiedView<S> {
+    chain: Chain,
+    source: S,
+    max_age: u64,
+}
+
+impl<S: HeaderSource> VerifiedView<S> {
+    /// A view over `chain`'s RPC (transport only) anchored in `source`, accepting decision headers
+    /// at most `max_age` seconds old.
+    pub fn new(chain: Chain, source: S, max_age: u64) -> Self {
+        VerifiedView { chain, source, max_age }
+    }
+
+    /// The RPC client (transport; nothing it says is taken without a proof here).
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// How headers are authenticated.
+    pub fn mode(&self) -> &'static str {
+        self.source.mode()
+    }
+
+    /// A trusted header to decide at: fresh by the TD's clock (`now`) and covering block `need`.
+    pub async fn decision_header(&self, now: u64, need: u64) -> Result<TrustedHeader, ViewError> {
+        let h = self.source.head(now).await?;
+        let age = now.saturating_sub(h.timestamp);
+        if age > self.max_age {
+            return Err(ViewError::Stale { number: h.number, age, max_age: self.max_age });
+        }
+        if h.number < need {
+            return Err(ViewError::NotYet { have: h.number, need });
+        }
+        Ok(h)
+    }
+
+    /// The contract's storage slots `reads` at `at`, proven against its state root.
+    pub async fn storage(&self, at: &TrustedHeader, reads: &Reads) -> Result<ProvenStorage, ViewError> {
+        let contract = self.chain.deployment().contract;
+        let answer = self
+            .chain
+            .provider()
+            .get_proof(contract, reads.slots().to_vec())
+            .block_id(at.hash.into())
+            .await
+            .map_err(rpc)?;
+        Ok(ProvenStorage::verify(at, contract, &answer)?)
+    }
+
+    /// Block `number` (at or below `at`), linked to `at` by parent hashes.
+    pub async fn header_of(&self, at: &TrustedHeader, number: u64) -> Result<TrustedHeader, ViewError> {
+        if number > at.number {
+            return Err(ViewError::NotYet { have: at.number, need: number });
+        }
+        let distance = at.number - number;
+        if distance > MAX_LINK_DISTANCE {
+            return Err(ViewError::TooFar { block: number, distance });
+        }
+        let mut current = *at;
+        while current.number > number {
+            let parent_hash = self.fetch_header(current.number, current.hash).await?.parent_hash;
+            let parent = self.fetch_header(current.number - 1, parent_hash).await?;
+            current = verify_header(&parent, parent_hash)?;
+        }
+        Ok(current)
+    }
+
+    async fn fetch_header(&self, number: u64, hash: B256) -> Result<alloy::consensus::Header, ViewError> {
+        let block = self
+            .chain
+            .provider()
+            .get_block_by_hash(hash)
+            .await
+            .map_err(rpc)?
+            .ok_or_else(|| ViewError::Rpc(format!("block {number} ({hash}) not found")))?;
+        let header = block.header.inner;
+        verify_header(&header, hash)?;
+        Ok(header)
+    }
+
+    /// The contract's `E` events in block `number` (linked to `at`), from receipts rebuilt to the
+    /// block's receipts root: complete, unaltered, and only the ones this contract emitted.
+    pub async fn events_in_block<E: SolEvent>(
+        &self,
+        at: &TrustedHeader,
+        number: u64,
+    ) -> Result<Vec<ProvenEvent<E>>, ViewError> {
+        let block = self.header_of(at, number).await?;
+        let receipts = self
+            .chain
+            .provider()
+            .get_block_receipts(BlockNumberOrTag::Number(number).into())
+            .await
+            .map_err(rpc)?
+            .ok_or_else(|| ViewError::Rpc(format!("no receipts for block {number}")))?;
+        verify_receipts(&block, &receipts)?;
+        let contract: Address = self.chain.deployment().contract;
+        let mut out = Vec::new();
+        for r in &receipts {
+            for log in r.inner.logs() {
+                if log.address() != contract || log.topic0() != Some(&E::SIGNATURE_HASH) {
+                    continue;
+                }
+                // A log the contract emitted with this signature decodes; one that does not is the
+                // contract's own bytes, so skipping it would hide nothing an attacker controls.
+                if let Ok(ev) = E::decode_log_data(log.data()) {
+                    out.push(ProvenEvent { event: ev, block, tx_hash: r.transaction_hash });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Headers vouched for by `quorum` of the pinned RPCs agreeing on the same block hash, `depth`
+/// blocks below the lowest head among them (chains without a light client; weaker than consensus).
+pub struct QuorumSource {
+    rpcs: Vec<Chain>,
+    quorum: usize,
+    depth: u64,
+}
+
+impl QuorumSource {
+    /// Clients for the pinned RPCs (measured), the agreement needed, and the confirmation depth.
+    pub fn new(rpcs: Vec<Chain>, quorum: usize, depth: u64) -> Self {
+        QuorumSource { rpcs, quorum, depth }
+    }
+}
+
+impl HeaderSource for QuorumSource {
+    async fn head(&self, _now: u64) -> Result<TrustedHeader, ViewError> {
+        let mut heads = Vec::new();
+        for c in &self.rpcs {
+            if let Ok(h) = c.head().await {
+                heads.push(h);
+            }
+        }
+        heads.sort_unstable();
+        // The quorum-th highest head is one that at least `quorum` RPCs have reached.
+        let reached = *heads
+            .iter()
+            .rev()
+            .nth(self.quorum.saturating_sub(1))
+            .ok_or_else(|| ViewError::NoHeader(format!("only {} of the pinned RPCs answered", heads.len())))?;
+        let number = reached.saturating_sub(self.depth);
+        let mut votes: Vec<(B256, usize, alloy::consensus::Header)> = Vec::new();
+        for c in &self.rpcs {
+            let Ok(Some(b)) = c.provider().get_block_by_number(number.into()).await else { continue };
+            let header = b.header.inner;
+            // Count the hash the header really has, not the one the RPC labels it with.
+            let hash = header.hash_slow();
+            match votes.iter_mut().find(|(h, _, _)| *h == hash) {
+                Some(v) => v.1 += 1,
+                None => votes.push((hash, 1, header)),
+            }
+        }
+        let (hash, _, header) = votes.into_iter().find(|(_, n, _)| *n >= self.quorum).ok_or_else(|| {
+            ViewError::NoHeader(format!("fewer than {} pinned RPCs agree on block {number}", self.quorum))
+        })?;
+        Ok(verify_header(&header, hash)?)
+    }
+
+    fn mode(&self) -> &'static str {
+        "rpc-quorum"
+    }
+}
