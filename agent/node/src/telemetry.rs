@@ -35,6 +35,7 @@ const CHAIN_HEAD: &str = "replicatoor_chain_head";
 const HEAD_LAG_BLOCKS: &str = "replicatoor_head_lag_blocks";
 const SECRET_INSTALLED: &str = "replicatoor_secret_installed";
 const ROLE: &str = "replicatoor_role";
+
 /// A role as shown on /status and in `replicatoor_role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
