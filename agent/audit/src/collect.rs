@@ -1,5 +1,6 @@
 //! Reading a deployment's history: every log of the contract over a block range (fetched in
-//! adaptive ranges), each with its block time and, for governance events, the transaction sender.
+//! adaptive ranges by [`replicatoor_chain::scan`]), each with its block time and, for governance
+//! events, the transaction sender.
 
 use super::AuditError;
 use alloy::{
@@ -10,7 +11,11 @@ use alloy::{
     rpc::types::{Filter, Log},
     sol_types::SolEventInterface,
 };
-use replicatoor_chain::{bindings::UpgradeOperator::UpgradeOperatorEvents as Ev, Chain};
+use replicatoor_chain::{
+    bindings::UpgradeOperator::UpgradeOperatorEvents as Ev,
+    scan::{ScanConfig, ScanProgress},
+    Chain, ChainError,
+};
 use replicatoor_core::protocol::Deployment;
 use std::{
     collections::{BTreeMap, HashMap},
@@ -220,50 +225,28 @@ async fn deployment_block(chain: &Chain, head: u64) -> Option<u64> {
     Some(lo)
 }
 
-/// First and largest `eth_getLogs` span. The span doubles after successes until the provider first
-/// refuses a range, then halves on each error and stays at the size that works: the provider's limit
-/// is learned once for the whole scan.
-const INITIAL_SPAN: u64 = 10_000;
-const MAX_SPAN: u64 = 100_000;
-
-/// `eth_getLogs` over `from..=to` in adaptive ranges, like [`replicatoor_chain::follower::get_logs_adaptive`]
-/// (halve on provider errors), but keeping the learned span across the scan and reporting progress.
+/// Every log matching `filter` in `from..=to`, through the chain crate's adaptive scan (the provider's
+/// range limit is learned once), with a progress line on stderr when asked and stderr is a terminal.
 pub async fn scan(chain: &Chain, filter: &Filter, from: u64, to: u64, progress: bool) -> Result<Vec<Log>, AuditError> {
     use std::io::IsTerminal;
     let show = progress && std::io::stderr().is_terminal();
     let started = Instant::now();
-    let mut out = Vec::new();
-    let mut start = from;
-    let mut span = INITIAL_SPAN;
-    // Grow only until the provider first refuses a range; then keep the span that works.
-    let mut limited = false;
-    while start <= to {
-        let end = to.min(start.saturating_add(span - 1));
-        let f = filter.clone().from_block(start).to_block(end);
-        match chain.provider().get_logs(&f).await {
-            Ok(mut logs) => {
-                out.append(&mut logs);
-                start = end + 1;
-                if !limited {
-                    span = (span * 2).min(MAX_SPAN);
-                }
-                if show {
-                    let done = (end - from + 1) as f64 / (to - from + 1) as f64 * 100.0;
-                    let mut err = std::io::stderr().lock();
-                    let _ = write!(err, "\rscanning blocks {from}..{to}: {done:5.1}%  {} logs", out.len());
-                    let _ = err.flush();
-                }
-            }
-            Err(e) if span > 1 => {
-                limited = true;
-                span = span.div_ceil(2);
-                debug!(target: "replicatoor::audit", start, span, error = %e, "getLogs failed, halving range");
-            }
-            Err(e) => return Err(AuditError::Rpc(e.to_string())),
+    let draw = |p: ScanProgress| {
+        if show {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\rscanning blocks {from}..{to}: {:5.1}%  {} logs", p.fraction() * 100.0, p.logs);
+            let _ = err.flush();
         }
-    }
+    };
+    let logs = replicatoor_chain::scan::scan(chain, filter, from, to, ScanConfig::default(), draw).await.map_err(
+        |e| match e {
+            // Even single-block ranges failed: keep the audit's own error for it.
+            ChainError::Rpc(m) => AuditError::Rpc(m),
+            other => AuditError::Chain(other),
+        },
+    )?;
     if show {
-        eprintln!("\rscanned blocks {from}..{to}: {} logs in {:.1?}          ", out.len(), started.elapsed());
+        eprintln!("\rscanned blocks {from}..{to}: {} logs in {:.1?}          ", logs.len(), started.elapsed());
     }
-    Ok(out)
+    Ok(logs)
 }

@@ -2,6 +2,7 @@
 //! transactions with gas estimation, bounded retries and receipt checks.
 
 use super::bindings::UpgradeOperator::{self, UpgradeOperatorErrors, UpgradeOperatorInstance};
+use crate::backoff::Backoff;
 use alloy::{
     contract::CallBuilder,
     eips::BlockId,
@@ -13,11 +14,15 @@ use alloy::{
     sol_types::SolCall,
 };
 use replicatoor_core::protocol::{Deployment, Policy};
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 use tracing::{debug, warn};
 
 /// Deadline of one JSON-RPC request.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// First and largest delay between tries of one transaction ([`TxConfig::max_attempts`] tries).
+const SEND_RETRY_BASE: Duration = Duration::from_millis(250);
+const SEND_RETRY_CAP: Duration = Duration::from_secs(8);
 
 /// Chain failures, split by what the caller should do about them.
 #[derive(Debug, thiserror::Error)]
@@ -196,27 +201,13 @@ impl Chain {
         self.contract.requestStatus(id).block(at).call().await.map_err(read_err)
     }
 
-    /// Estimate, send with a gas margin, wait for the receipt; retry transient faults with backoff.
+    /// Estimate, send with a gas margin, wait for the receipt; retry transient faults with back-off.
     /// A revert (at estimation or on chain) is returned at once: it is an answer, not a fault.
     pub async fn send<C: SolCall + Clone>(
         &self,
         call: CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
     ) -> Result<TxOutcome, ChainError> {
-        let what = C::SIGNATURE;
-        let mut delay = Duration::from_millis(250);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.send_once(&call).await {
-                Ok(o) => return Ok(o),
-                Err(e) if e.is_transient() && attempt < self.tx.max_attempts => {
-                    warn!(target: "replicatoor::chain", call = what, attempt, error = %e, "transaction failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(8));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.retry_transient(C::SIGNATURE, || self.send_once(&call)).await
     }
 
     async fn send_once<C: SolCall>(
@@ -233,15 +224,23 @@ impl Chain {
         &self,
         call: CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
     ) -> Result<Submitted, ChainError> {
-        let mut delay = Duration::from_millis(250);
-        let mut attempt = 0;
+        self.retry_transient(C::SIGNATURE, || self.submit_once(&call)).await
+    }
+
+    /// Up to `max_attempts` tries of one transaction step. Short delays: the roles retry for longer
+    /// around this, and a nonce or fee problem is better met again soon than late.
+    async fn retry_transient<T, F, Fut>(&self, call: &'static str, mut f: F) -> Result<T, ChainError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ChainError>>,
+    {
+        let mut backoff = Backoff::new(SEND_RETRY_BASE, SEND_RETRY_CAP);
         loop {
-            attempt += 1;
-            match self.submit_once(&call).await {
-                Err(e) if e.is_transient() && attempt < self.tx.max_attempts => {
-                    warn!(target: "replicatoor::chain", call = C::SIGNATURE, attempt, error = %e, "send failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(8));
+            match f().await {
+                Err(e) if e.is_transient() && backoff.failures() + 1 < self.tx.max_attempts => {
+                    let attempt = backoff.failures() + 1;
+                    warn!(target: "replicatoor::chain", call, attempt, error = %e, "transaction failed, retrying");
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
                 other => return other,
             }

@@ -34,7 +34,7 @@ pub enum Step {
 pub struct FollowerConfig {
     /// Blocks a log must be buried under before it is acted on (0 = act at the head).
     pub confirmations: u64,
-    /// Largest block range asked of `eth_getLogs` at once (halved on provider errors).
+    /// Most blocks handled in one step. The scan reads them in spans the provider accepts.
     pub max_range: u64,
     /// How far to rewind on a reorg.
     pub reorg_rewind: u64,
@@ -84,32 +84,8 @@ impl Follower {
         Ok(Step::Logs { from, to, logs, checkpoint: Checkpoint { block: to, hash }, head })
     }
 
-    /// `eth_getLogs` over `from..=to`, halving the range when the provider refuses it.
+    /// Every matching log in `from..=to`, in spans the provider accepts ([`crate::scan`]).
     pub async fn logs(&self, from: u64, to: u64) -> Result<Vec<Log>, ChainError> {
-        get_logs_adaptive(&self.chain, &self.filter, from, to).await
+        crate::scan::get_logs(&self.chain, &self.filter, from, to).await
     }
-}
-
-/// `eth_getLogs` over `from..=to` in ranges that shrink on errors (provider range/size limits).
-pub async fn get_logs_adaptive(chain: &Chain, filter: &Filter, from: u64, to: u64) -> Result<Vec<Log>, ChainError> {
-    use alloy::providers::Provider;
-    let mut out = Vec::new();
-    let mut start = from;
-    let mut span = to - from + 1;
-    while start <= to {
-        let end = to.min(start + span - 1);
-        let f = filter.clone().from_block(start).to_block(end);
-        match chain.provider().get_logs(&f).await {
-            Ok(mut logs) => {
-                out.append(&mut logs);
-                start = end + 1;
-            }
-            Err(e) if span > 1 => {
-                span = span.div_ceil(2);
-                debug!(target: "replicatoor::follower", start, span, error = %e, "getLogs failed, halving range");
-            }
-            Err(e) => return Err(ChainError::Rpc(e.to_string())),
-        }
-    }
-    Ok(out)
 }

@@ -5,7 +5,7 @@ use alloy::{
     eips::BlockId,
     network::EthereumWallet,
     primitives::{Address, B256, U256},
-    providers::{Provider, ProviderBuilder},
+    providers::ProviderBuilder,
     rpc::types::Filter,
     signers::local::PrivateKeySigner,
     sol_types::SolEvent,
@@ -78,9 +78,10 @@ pub async fn approve_genesis(
     let filter = Filter::new()
         .address(chain.deployment().contract)
         .event_signature(Op::GenesisProposed::SIGNATURE_HASH)
-        .topic1(proposal_id)
-        .from_block(0);
-    let logs = chain.provider().get_logs(&filter).await.context("reading the genesis proposal")?;
+        .topic1(proposal_id);
+    let head = chain.head().await?;
+    let logs =
+        replicatoor_chain::scan::get_logs(chain, &filter, 0, head).await.context("reading the genesis proposal")?;
     let log = logs.last().with_context(|| format!("no genesis proposal {proposal_id}"))?;
     let block = log.block_number.context("proposal log without block")?;
     let ev = log.log_decode::<Op::GenesisProposed>().context("decoding GenesisProposed")?.inner.data;

@@ -2,6 +2,7 @@
 //! and a PCCS with a disk cache. The trait they implement is the trust kernel's.
 
 use dcap_qvl::{quote::Quote, QuoteCollateralV3};
+use replicatoor_chain::Backoff;
 pub use replicatoor_core::attest::collateral::{
     fmspc_of, CollateralError, CollateralSource, FixedCollateral, NoCollateral, Prepare,
 };
@@ -45,13 +46,21 @@ pub struct PccsCollateral {
     url: String,
     cache: DirCollateral,
     dir: PathBuf,
-    /// FMSPC → time of the last failed fetch: a junk quote with a made-up FMSPC must not make us
-    /// call the PCCS on every retry.
-    failed: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// FMSPC → when its last fetch failed and how long to wait: a junk quote with a made-up FMSPC
+    /// must not make us call the PCCS on every retry.
+    failed: std::sync::Mutex<std::collections::HashMap<String, FailedFetch>>,
 }
 
-/// Seconds before a failed fetch for the same FMSPC is tried again.
-const FETCH_BACKOFF: u64 = 60;
+/// Wait before a failed fetch for the same FMSPC is tried again. Constant (base = cap): a made-up
+/// FMSPC costs one PCCS call a minute whatever the delay, and a real one must recover within a minute
+/// of the PCCS coming back.
+const FETCH_BACKOFF: Duration = Duration::from_secs(60);
+
+struct FailedFetch {
+    at: u64,
+    retry_after: u64,
+    backoff: Backoff,
+}
 
 /// Refetch cached collateral at least this often, even before its nextUpdate (CRLs change too).
 const MAX_CACHE_AGE: u64 = 24 * 3600;
@@ -113,17 +122,23 @@ impl CollateralSource for PccsCollateral {
             if self.fresh(&fmspc, now) {
                 return Ok(());
             }
-            let recent = self.failed.lock().ok().and_then(|m| m.get(&fmspc).copied());
-            if let Some(at) = recent.filter(|at| now < at.saturating_add(FETCH_BACKOFF)) {
+            let waiting = self.failed.lock().ok().and_then(|m| m.get(&fmspc).map(|f| (f.at, f.retry_after)));
+            if let Some((at, wait)) = waiting.filter(|(at, wait)| now < at.saturating_add(*wait)) {
                 return Err(CollateralError::Fetch {
                     url: self.url.clone(),
-                    reason: format!("fetch for FMSPC {fmspc} failed at {at}; next try after {FETCH_BACKOFF} s"),
+                    reason: format!("fetch for FMSPC {fmspc} failed at {at}; next try after {wait} s"),
                 });
             }
             let result = self.fetch(raw_quote, &fmspc, now).await;
             if let Ok(mut m) = self.failed.lock() {
                 if result.is_err() {
-                    m.insert(fmspc, now);
+                    let f = m.entry(fmspc).or_insert_with(|| FailedFetch {
+                        at: now,
+                        retry_after: 0,
+                        backoff: Backoff::new(FETCH_BACKOFF, FETCH_BACKOFF),
+                    });
+                    f.at = now;
+                    f.retry_after = f.backoff.next_delay().as_secs();
                 } else {
                     m.remove(&fmspc);
                 }
@@ -210,7 +225,12 @@ mod tests {
         assert!(matches!(err, CollateralError::Fetch { .. }), "{err}");
         // Within the back-off the PCCS is not asked again.
         let again = src.prepare(&raw, 1_751_328_010).await.unwrap_err().to_string();
-        assert!(again.contains("next try after"), "{again}");
+        assert!(again.contains("next try after 60 s"), "{again}");
+        // After it, it is (and fails again, for another minute).
+        let later = src.prepare(&raw, 1_751_328_061).await.unwrap_err().to_string();
+        assert!(!later.contains("next try after"), "{later}");
+        let again = src.prepare(&raw, 1_751_328_062).await.unwrap_err().to_string();
+        assert!(again.contains("failed at 1751328061; next try after 60 s"), "{again}");
         let q = Quote::parse(&raw).unwrap();
         assert!(matches!(src.collateral_for(&q), Err(CollateralError::Missing { .. })));
         let _ = std::fs::remove_dir_all(&dir);

@@ -5,6 +5,7 @@ use crate::telemetry::Telemetry;
 use http_body_util::Full;
 use hyper::{body::Bytes, server::conn::http1, service::service_fn, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use replicatoor_chain::Backoff;
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
@@ -12,21 +13,29 @@ use tracing::{debug, info, warn};
 /// /healthz fails when the main loop made no progress for this long.
 const STALL_SECONDS: u64 = 120;
 
+const ACCEPT_RETRY_BASE: Duration = Duration::from_millis(100);
+const ACCEPT_RETRY_CAP: Duration = Duration::from_secs(2);
+
 /// Bind and serve in the background; returns the bound address (useful with port 0).
 pub async fn serve(addr: SocketAddr, telemetry: Arc<Telemetry>) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     info!(target: "replicatoor::http", addr = %local, "health and metrics endpoint listening");
     tokio::spawn(async move {
+        // Accept fails when the process is out of file descriptors: wait for some to close, and
+        // do not log ten warnings a second while it lasts.
+        let mut backoff = Backoff::new(ACCEPT_RETRY_BASE, ACCEPT_RETRY_CAP);
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(v) => v,
                 Err(e) => {
-                    warn!(target: "replicatoor::http", error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let delay = backoff.next_delay();
+                    warn!(target: "replicatoor::http", error = %e, retry_in_ms = delay.as_millis() as u64, "accept failed");
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
             };
+            backoff.reset();
             let t = telemetry.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {

@@ -1,19 +1,15 @@
-//! What the agent exposes about itself: counters and gauges (Prometheus text format) and a status
-//! record, served on a local HTTP endpoint (`http.rs`). Never carries secrets.
+//! What the agent exposes about itself: a status record (`/status`) and metrics (`/metrics`,
+//! Prometheus text), served on a local HTTP endpoint (`http.rs`). Never carries secrets.
 //!
-//! Metrics (all prefixed `replicatoor_`):
-//! - `requests_seen_total`: SecretRequested logs handled by this holder
-//! - `requests_served_total`, `requests_refused_total{reason}`, `requests_lost_race_total`,
-//!   `requests_deferred_total`, `requests_abstained_total`, `requests_throttled_total`
-//! - `verification_seconds` (histogram): time of the verification pipeline per request
-//! - `rpc_errors_total`: failed chain calls (the agent retries them)
-//! - `last_processed_block`, `chain_head`, `head_lag_blocks`: follower progress
-//! - `secret_installed` (0/1), `role{role}` (1 for the current role)
+//! Metrics go through the `metrics` facade into a Prometheus recorder that each [`Telemetry`] owns:
+//! none is installed globally, so agents (or tests) sharing a process never mix their numbers.
+//! [`Metrics`] lists every metric with its meaning; docs/operations.md §3 mirrors that list.
 
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use serde::Serialize;
 use std::{
-    collections::BTreeMap,
-    fmt::Write as _,
     sync::{
         atomic::{AtomicU64, Ordering::Relaxed},
         Mutex,
@@ -21,7 +17,24 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+/// Bucket bounds of `replicatoor_verification_seconds`: a verification takes milliseconds, and a
+/// collateral fetch inside it up to seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+const REQUESTS_SEEN: &str = "replicatoor_requests_seen_total";
+const REQUESTS_SERVED: &str = "replicatoor_requests_served_total";
+const REQUESTS_REFUSED: &str = "replicatoor_requests_refused_total";
+const REQUESTS_LOST_RACE: &str = "replicatoor_requests_lost_race_total";
+const REQUESTS_DEFERRED: &str = "replicatoor_requests_deferred_total";
+const REQUESTS_ABSTAINED: &str = "replicatoor_requests_abstained_total";
+const REQUESTS_THROTTLED: &str = "replicatoor_requests_throttled_total";
+const RPC_ERRORS: &str = "replicatoor_rpc_errors_total";
+const VERIFICATION_SECONDS: &str = "replicatoor_verification_seconds";
+const LAST_PROCESSED_BLOCK: &str = "replicatoor_last_processed_block";
+const CHAIN_HEAD: &str = "replicatoor_chain_head";
+const HEAD_LAG_BLOCKS: &str = "replicatoor_head_lag_blocks";
+const SECRET_INSTALLED: &str = "replicatoor_secret_installed";
+const ROLE: &str = "replicatoor_role";
 
 /// A role as shown on /status and in `replicatoor_role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -34,6 +47,8 @@ pub enum Role {
 }
 
 impl Role {
+    const ALL: [Role; 4] = [Role::Starting, Role::Genesis, Role::Requester, Role::Holder];
+
     fn name(self) -> &'static str {
         match self {
             Role::Starting => "starting",
@@ -68,51 +83,127 @@ pub struct LastRequest {
     pub at_unix: u64,
 }
 
+/// Every metric the agent exposes, registered once on the agent's own recorder.
+struct Metrics {
+    /// `replicatoor_requests_seen_total` (counter): SecretRequested logs handled by this holder.
+    requests_seen: Counter,
+    /// `replicatoor_requests_served_total` (counter): deliveries this holder got mined.
+    requests_served: Counter,
+    // `replicatoor_requests_refused_total{reason}` (counter): refusals this holder got mined, by
+    // reason name (PROTOCOL.md §5.2); a reason appears once it was first counted.
+    /// `replicatoor_requests_lost_race_total` (counter): requests another holder answered first.
+    requests_lost_race: Counter,
+    /// `replicatoor_requests_deferred_total` (counter): evaluations postponed by a local fault
+    /// (collateral, RPC); retried later.
+    requests_deferred: Counter,
+    /// `replicatoor_requests_abstained_total` (counter): simulated requests left to holders that trust
+    /// the simulated PKI.
+    requests_abstained: Counter,
+    /// `replicatoor_requests_throttled_total` (counter): refusals not posted because the per-step
+    /// budget was spent (junk flood).
+    requests_throttled: Counter,
+    /// `replicatoor_rpc_errors_total` (counter): failed chain calls (the agent retries them).
+    rpc_errors: Counter,
+    /// `replicatoor_verification_seconds` (histogram, buckets [`BUCKETS`]): time of the verification
+    /// pipeline per request.
+    verification_seconds: Histogram,
+    /// `replicatoor_last_processed_block` (gauge): last block whose requests were handled.
+    last_processed_block: Gauge,
+    /// `replicatoor_chain_head` (gauge): latest block seen.
+    chain_head: Gauge,
+    /// `replicatoor_head_lag_blocks` (gauge): chain head minus last processed block.
+    head_lag_blocks: Gauge,
+    /// `replicatoor_secret_installed` (gauge): 1 once this node holds the secret.
+    secret_installed: Gauge,
+    /// `replicatoor_role{role}` (gauge): 1 for the current role, 0 for the others (every role is
+    /// always listed, so a role change never leaves a stale 1 behind).
+    role: [(Role, Gauge); 4],
+}
+
+impl Metrics {
+    fn register() -> Self {
+        describe_counter!(REQUESTS_SEEN, "Secret requests handled by this holder.");
+        describe_counter!(REQUESTS_SERVED, "Deliveries this holder got mined.");
+        describe_counter!(REQUESTS_REFUSED, "Refusals this holder got mined, by reason.");
+        describe_counter!(REQUESTS_LOST_RACE, "Requests another holder answered first.");
+        describe_counter!(REQUESTS_DEFERRED, "Evaluations postponed by a local fault.");
+        describe_counter!(REQUESTS_ABSTAINED, "Requests left to other holders.");
+        describe_counter!(REQUESTS_THROTTLED, "Refusals not posted (budget spent).");
+        describe_counter!(RPC_ERRORS, "Failed chain calls (retried).");
+        describe_histogram!(VERIFICATION_SECONDS, "Time of the verification pipeline per request.");
+        describe_gauge!(LAST_PROCESSED_BLOCK, "Last block whose requests were handled.");
+        describe_gauge!(CHAIN_HEAD, "Latest block seen.");
+        describe_gauge!(HEAD_LAG_BLOCKS, "Chain head minus last processed block.");
+        describe_gauge!(SECRET_INSTALLED, "1 once this node holds the secret.");
+        describe_gauge!(ROLE, "The agent's current role.");
+        Metrics {
+            requests_seen: counter!(REQUESTS_SEEN),
+            requests_served: counter!(REQUESTS_SERVED),
+            requests_lost_race: counter!(REQUESTS_LOST_RACE),
+            requests_deferred: counter!(REQUESTS_DEFERRED),
+            requests_abstained: counter!(REQUESTS_ABSTAINED),
+            requests_throttled: counter!(REQUESTS_THROTTLED),
+            rpc_errors: counter!(RPC_ERRORS),
+            verification_seconds: histogram!(VERIFICATION_SECONDS),
+            last_processed_block: gauge!(LAST_PROCESSED_BLOCK),
+            chain_head: gauge!(CHAIN_HEAD),
+            head_lag_blocks: gauge!(HEAD_LAG_BLOCKS),
+            secret_installed: gauge!(SECRET_INSTALLED),
+            role: Role::ALL.map(|r| (r, gauge!(ROLE, "role" => r.name()))),
+        }
+    }
+
+    /// The gauges that mirror the status record.
+    fn show(&self, s: &Status) {
+        let cp = s.checkpoint.unwrap_or(0);
+        let head = s.chain_head.unwrap_or(0);
+        self.last_processed_block.set(cp as f64);
+        self.chain_head.set(head as f64);
+        self.head_lag_blocks.set(head.saturating_sub(cp) as f64);
+        self.secret_installed.set(f64::from(u8::from(s.secret_installed)));
+        for (r, g) in &self.role {
+            g.set(f64::from(u8::from(*r == s.role)));
+        }
+    }
+}
+
 /// Shared telemetry of one agent process.
 pub struct Telemetry {
     status: Mutex<Status>,
-    seen: AtomicU64,
-    served: AtomicU64,
-    lost_race: AtomicU64,
-    deferred: AtomicU64,
-    abstained: AtomicU64,
-    throttled: AtomicU64,
-    rpc_errors: AtomicU64,
-    refused: Mutex<BTreeMap<&'static str, u64>>,
-    verify_buckets: [AtomicU64; BUCKETS.len()],
-    verify_count: AtomicU64,
-    verify_sum_micros: AtomicU64,
     heartbeat: AtomicU64,
+    recorder: PrometheusRecorder,
+    exposition: PrometheusHandle,
+    metrics: Metrics,
 }
 
 impl Telemetry {
     pub fn new(chain_id: u64, contract: String, simulated_quotes: bool) -> Self {
+        let status = Status {
+            role: Role::Starting,
+            chain_id,
+            contract,
+            cluster: None,
+            epoch: None,
+            own_request: None,
+            checkpoint: None,
+            chain_head: None,
+            last_request: None,
+            secret_installed: false,
+            simulated_quotes,
+        };
+        // Without buckets the exporter would render the histogram as a summary.
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(VERIFICATION_SECONDS.into()), &BUCKETS)
+            .expect("BUCKETS is not empty")
+            .build_recorder();
+        let metrics = metrics::with_local_recorder(&recorder, Metrics::register);
+        metrics.show(&status);
         Telemetry {
-            status: Mutex::new(Status {
-                role: Role::Starting,
-                chain_id,
-                contract,
-                cluster: None,
-                epoch: None,
-                own_request: None,
-                checkpoint: None,
-                chain_head: None,
-                last_request: None,
-                secret_installed: false,
-                simulated_quotes,
-            }),
-            seen: AtomicU64::new(0),
-            served: AtomicU64::new(0),
-            lost_race: AtomicU64::new(0),
-            deferred: AtomicU64::new(0),
-            abstained: AtomicU64::new(0),
-            throttled: AtomicU64::new(0),
-            rpc_errors: AtomicU64::new(0),
-            refused: Mutex::new(BTreeMap::new()),
-            verify_buckets: Default::default(),
-            verify_count: AtomicU64::new(0),
-            verify_sum_micros: AtomicU64::new(0),
+            status: Mutex::new(status),
             heartbeat: AtomicU64::new(now()),
+            exposition: recorder.handle(),
+            recorder,
+            metrics,
         }
     }
 
@@ -120,6 +211,7 @@ impl Telemetry {
     pub fn update(&self, f: impl FnOnce(&mut Status)) {
         if let Ok(mut s) = self.status.lock() {
             f(&mut s);
+            self.metrics.show(&s);
         }
         self.beat();
     }
@@ -139,39 +231,40 @@ impl Telemetry {
     }
 
     pub fn request_seen(&self) {
-        self.seen.fetch_add(1, Relaxed);
+        self.metrics.requests_seen.increment(1);
     }
     pub fn rpc_error(&self) {
-        self.rpc_errors.fetch_add(1, Relaxed);
+        self.metrics.rpc_errors.increment(1);
     }
 
     /// Record what became of a request.
     pub fn outcome(&self, id: &str, outcome: Outcome) {
+        let m = &self.metrics;
         let name = match outcome {
             Outcome::Served => {
-                self.served.fetch_add(1, Relaxed);
+                m.requests_served.increment(1);
                 "served"
             }
             Outcome::Refused(reason) => {
-                if let Ok(mut m) = self.refused.lock() {
-                    *m.entry(reason).or_default() += 1;
-                }
+                metrics::with_local_recorder(&self.recorder, || {
+                    counter!(REQUESTS_REFUSED, "reason" => reason).increment(1)
+                });
                 "refused"
             }
             Outcome::LostRace => {
-                self.lost_race.fetch_add(1, Relaxed);
+                m.requests_lost_race.increment(1);
                 "lost_race"
             }
             Outcome::Deferred => {
-                self.deferred.fetch_add(1, Relaxed);
+                m.requests_deferred.increment(1);
                 "deferred"
             }
             Outcome::Abstained => {
-                self.abstained.fetch_add(1, Relaxed);
+                m.requests_abstained.increment(1);
                 "abstained"
             }
             Outcome::Throttled => {
-                self.throttled.fetch_add(1, Relaxed);
+                m.requests_throttled.increment(1);
                 "throttled"
             }
         };
@@ -181,84 +274,14 @@ impl Telemetry {
     }
 
     pub fn observe_verification(&self, seconds: f64) {
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if seconds <= *b {
-                self.verify_buckets[i].fetch_add(1, Relaxed);
-            }
-        }
-        self.verify_count.fetch_add(1, Relaxed);
-        self.verify_sum_micros.fetch_add((seconds * 1e6) as u64, Relaxed);
+        self.metrics.verification_seconds.record(seconds);
+        // Fold the sample into its buckets now: nothing piles up between scrapes (or without any).
+        self.exposition.run_upkeep();
     }
 
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut o = String::new();
-        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                o,
-                "# HELP replicatoor_{name} {help}\n# TYPE replicatoor_{name} counter\nreplicatoor_{name} {v}"
-            );
-        };
-        let gauge = |o: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                o,
-                "# HELP replicatoor_{name} {help}\n# TYPE replicatoor_{name} gauge\nreplicatoor_{name} {v}"
-            );
-        };
-        counter(&mut o, "requests_seen_total", "Secret requests handled by this holder.", self.seen.load(Relaxed));
-        counter(&mut o, "requests_served_total", "Deliveries this holder got mined.", self.served.load(Relaxed));
-        let _ = writeln!(o, "# HELP replicatoor_requests_refused_total Refusals this holder got mined, by reason.");
-        let _ = writeln!(o, "# TYPE replicatoor_requests_refused_total counter");
-        if let Ok(m) = self.refused.lock() {
-            for (reason, n) in m.iter() {
-                let _ = writeln!(o, "replicatoor_requests_refused_total{{reason=\"{reason}\"}} {n}");
-            }
-        }
-        counter(
-            &mut o,
-            "requests_lost_race_total",
-            "Requests another holder answered first.",
-            self.lost_race.load(Relaxed),
-        );
-        counter(
-            &mut o,
-            "requests_deferred_total",
-            "Evaluations postponed by a local fault.",
-            self.deferred.load(Relaxed),
-        );
-        counter(&mut o, "requests_abstained_total", "Requests left to other holders.", self.abstained.load(Relaxed));
-        counter(
-            &mut o,
-            "requests_throttled_total",
-            "Refusals not posted (budget spent).",
-            self.throttled.load(Relaxed),
-        );
-        counter(&mut o, "rpc_errors_total", "Failed chain calls (retried).", self.rpc_errors.load(Relaxed));
-        let _ = writeln!(o, "# HELP replicatoor_verification_seconds Time of the verification pipeline per request.");
-        let _ = writeln!(o, "# TYPE replicatoor_verification_seconds histogram");
-        for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "replicatoor_verification_seconds_bucket{{le=\"{b}\"}} {}",
-                self.verify_buckets[i].load(Relaxed)
-            );
-        }
-        let count = self.verify_count.load(Relaxed);
-        let _ = writeln!(o, "replicatoor_verification_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ =
-            writeln!(o, "replicatoor_verification_seconds_sum {}", self.verify_sum_micros.load(Relaxed) as f64 / 1e6);
-        let _ = writeln!(o, "replicatoor_verification_seconds_count {count}");
-        if let Some(s) = self.status() {
-            let cp = s.checkpoint.unwrap_or(0);
-            let head = s.chain_head.unwrap_or(0);
-            gauge(&mut o, "last_processed_block", "Last block whose requests were handled.", cp);
-            gauge(&mut o, "chain_head", "Latest block seen.", head);
-            gauge(&mut o, "head_lag_blocks", "Chain head minus last processed block.", head.saturating_sub(cp));
-            gauge(&mut o, "secret_installed", "1 once this node holds the secret.", u64::from(s.secret_installed));
-            let _ = writeln!(o, "# HELP replicatoor_role The agent's current role.\n# TYPE replicatoor_role gauge");
-            let _ = writeln!(o, "replicatoor_role{{role=\"{}\"}} 1", s.role.name());
-        }
-        o
+        self.exposition.render()
     }
 }
 
@@ -301,5 +324,72 @@ mod tests {
         assert!(m.contains("replicatoor_head_lag_blocks 3"), "{m}");
         assert!(m.contains("replicatoor_role{role=\"holder\"} 1"), "{m}");
         assert_eq!(t.status().unwrap().last_request.unwrap().outcome, "refused");
+    }
+
+    /// The names, types and values that docs/operations.md, script/bench.sh and the tests read.
+    #[test]
+    fn exposition_keeps_names_types_and_integer_values() {
+        let t = Telemetry::new(1, "0xabc".into(), false);
+        t.update(|s| {
+            s.role = Role::Requester;
+            s.checkpoint = Some(20_000_123);
+            s.chain_head = Some(20_000_125);
+            s.secret_installed = true;
+        });
+        t.outcome("3", Outcome::LostRace);
+        t.outcome("4", Outcome::Refused("quote_invalid"));
+        t.outcome("5", Outcome::Refused("quote_invalid"));
+        t.observe_verification(0.02);
+        t.observe_verification(2.0);
+        let m = t.render();
+        for (name, kind) in [
+            ("requests_seen_total", "counter"),
+            ("requests_served_total", "counter"),
+            ("requests_refused_total", "counter"),
+            ("requests_lost_race_total", "counter"),
+            ("requests_deferred_total", "counter"),
+            ("requests_abstained_total", "counter"),
+            ("requests_throttled_total", "counter"),
+            ("rpc_errors_total", "counter"),
+            ("verification_seconds", "histogram"),
+            ("last_processed_block", "gauge"),
+            ("chain_head", "gauge"),
+            ("head_lag_blocks", "gauge"),
+            ("secret_installed", "gauge"),
+            ("role", "gauge"),
+        ] {
+            assert!(m.contains(&format!("# TYPE replicatoor_{name} {kind}\n")), "{name}: {m}");
+            assert!(m.contains(&format!("# HELP replicatoor_{name} ")), "{name}: {m}");
+        }
+        // Whole numbers, as `[ "$cp" -ge N ]` in script/bench.sh needs.
+        for line in [
+            "replicatoor_last_processed_block 20000123",
+            "replicatoor_chain_head 20000125",
+            "replicatoor_head_lag_blocks 2",
+            "replicatoor_secret_installed 1",
+            "replicatoor_requests_seen_total 0",
+            "replicatoor_requests_lost_race_total 1",
+            "replicatoor_requests_refused_total{reason=\"quote_invalid\"} 2",
+            "replicatoor_verification_seconds_bucket{le=\"0.025\"} 1",
+            "replicatoor_verification_seconds_bucket{le=\"5\"} 2",
+            "replicatoor_verification_seconds_bucket{le=\"+Inf\"} 2",
+            "replicatoor_verification_seconds_count 2",
+            "replicatoor_role{role=\"requester\"} 1",
+            "replicatoor_role{role=\"starting\"} 0",
+        ] {
+            assert!(m.lines().any(|l| l == line), "missing {line:?}:\n{m}");
+        }
+    }
+
+    /// Each agent value has its own recorder: two in one process do not share counts.
+    #[test]
+    fn two_agents_in_one_process_keep_their_own_numbers() {
+        let (a, b) = (Telemetry::new(1, "0xa".into(), false), Telemetry::new(1, "0xb".into(), false));
+        a.outcome("1", Outcome::Served);
+        a.outcome("2", Outcome::Refused("quote_invalid"));
+        assert!(a.render().lines().any(|l| l == "replicatoor_requests_served_total 1"));
+        let m = b.render();
+        assert!(m.lines().any(|l| l == "replicatoor_requests_served_total 0"), "{m}");
+        assert!(!m.contains("reason="), "{m}");
     }
 }

@@ -5,7 +5,7 @@ use super::{Agent, Exit};
 use crate::{install::install_atomically, store::OwnGenesis};
 use alloy::{eips::BlockId, rpc::types::Filter, signers::local::PrivateKeySigner, sol_types::SolEvent};
 use anyhow::Context as _;
-use replicatoor_chain::{bindings::UpgradeOperator as Op, follower::get_logs_adaptive};
+use replicatoor_chain::{bindings::UpgradeOperator as Op, scan::get_logs};
 use replicatoor_core::crypto::SecretBundle;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -91,9 +91,8 @@ async fn earlier_proposal(agent: &Agent, bundle: &SecretBundle) -> anyhow::Resul
         .topic2(bundle.cluster_address().into_word());
     let head = agent.retrying("reading the head", || chain.head()).await?;
     let from = agent.cfg.start_block.min(head);
-    let logs = agent
-        .retrying("looking for an earlier genesis proposal", || get_logs_adaptive(chain, &filter, from, head))
-        .await?;
+    let logs =
+        agent.retrying("looking for an earlier genesis proposal", || get_logs(chain, &filter, from, head)).await?;
     Ok(logs.iter().find_map(|l| {
         let ev = l.log_decode::<Op::GenesisProposed>().ok()?.inner.data;
         (ev.epoch == bundle.epoch()).then_some(OwnGenesis {

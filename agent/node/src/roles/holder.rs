@@ -84,12 +84,12 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
         s.epoch = Some(bundle.epoch());
     });
     info!(target: "replicatoor::holder", cluster = %bundle.cluster_address(), epoch = bundle.epoch(), confirmations = agent.cfg.confirmations, "serving as holder");
-    let mut backoff = agent.poll();
+    let mut backoff = agent.backoff();
     while !agent.stopping() {
         let step = follower.step(agent.store.checkpoint()?, agent.cfg.start_block).await;
         match step {
             Ok(Step::Logs { from, to, logs, checkpoint, head }) => {
-                backoff = agent.poll();
+                backoff.reset();
                 // Decide at the confirmed head: the freshest state a reorg cannot easily take back,
                 // and one that a non-archive node still serves during catch-up.
                 let decide_at = head.saturating_sub(agent.cfg.confirmations).max(to);
@@ -98,10 +98,9 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                     Err(e) => {
                         agent.telemetry.rpc_error();
                         warn!(target: "replicatoor::holder", error = %e, "cannot read the contract state; retrying the step");
-                        if !agent.pause(backoff).await {
+                        if !agent.pause(backoff.next_delay()).await {
                             break;
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(15));
                         continue;
                     }
                 };
@@ -140,11 +139,11 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
             }
             Err(e) => {
                 agent.telemetry.rpc_error();
-                warn!(target: "replicatoor::holder", error = %e, retry_in_ms = backoff.as_millis() as u64, "chain unavailable");
-                if !agent.pause(backoff).await {
+                let delay = backoff.next_delay();
+                warn!(target: "replicatoor::holder", error = %e, retry_in_ms = delay.as_millis() as u64, "chain unavailable");
+                if !agent.pause(delay).await {
                     break;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(15));
             }
         }
     }
@@ -202,9 +201,7 @@ async fn retry_deferred(
             .topic1(id)
             .from_block(rec.block)
             .to_block(rec.block);
-        let logs = match replicatoor_chain::follower::get_logs_adaptive(&agent.chain, &filter, rec.block, rec.block)
-            .await
-        {
+        let logs = match replicatoor_chain::scan::get_logs(&agent.chain, &filter, rec.block, rec.block).await {
             Ok(l) => l,
             Err(e) => {
                 debug!(target: "replicatoor::holder", request_id = %id, error = %e, "deferred request: log not readable yet");
@@ -325,7 +322,7 @@ async fn witnesses_agree(
             .topic1(ev.requestId)
             .from_block(block)
             .to_block(block);
-        let logs = replicatoor_chain::follower::get_logs_adaptive(&w, &filter, block, block).await.map_err(e)?;
+        let logs = replicatoor_chain::scan::get_logs(&w, &filter, block, block).await.map_err(e)?;
         let same = logs.iter().filter_map(|l| l.log_decode::<Op::SecretRequested>().ok()).any(|l| l.inner.data == *ev);
         check(same, "request event")?;
         check(w.cluster_at(at).await.map_err(e)?.0 == bundle.cluster_address(), "cluster")?;

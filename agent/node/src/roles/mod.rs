@@ -13,12 +13,16 @@ use crate::{
     telemetry::{Role, Telemetry},
 };
 use anyhow::Context as _;
-use replicatoor_chain::{Chain, ChainError};
+use replicatoor_chain::{Backoff, Chain, ChainError};
 use replicatoor_core::{attest::Verifier, refusal::Refusal};
 use sha2::{Digest, Sha256};
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::sync::watch;
 use tracing::{info, warn};
+
+/// Longest wait between tries while the chain is unavailable, in every role (the holder's loop and
+/// [`Agent::retrying`] used 15 s and 10 s before they shared this).
+pub const CHAIN_RETRY_CAP: Duration = Duration::from_secs(15);
 
 /// How `run` ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,23 +104,29 @@ impl Agent {
         Duration::from_millis(self.cfg.poll_interval_ms)
     }
 
+    /// The wait between tries while the chain is unavailable: the poll interval, doubling up to
+    /// [`CHAIN_RETRY_CAP`].
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.poll(), CHAIN_RETRY_CAP)
+    }
+
     /// Run `f` until it succeeds or fails for good; transient chain faults back off and retry.
     pub async fn retrying<T, F, Fut>(&self, what: &str, mut f: F) -> anyhow::Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ChainError>>,
     {
-        let mut delay = self.poll();
+        let mut backoff = self.backoff();
         loop {
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_transient() => {
                     self.telemetry.rpc_error();
+                    let delay = backoff.next_delay();
                     warn!(target: "replicatoor", what, error = %e, retry_in_ms = delay.as_millis() as u64, "chain unavailable, retrying");
                     if !self.pause(delay).await {
                         anyhow::bail!("shutting down while {what}");
                     }
-                    delay = (delay * 2).min(Duration::from_secs(10));
                 }
                 Err(e) => return Err(anyhow::Error::new(e).context(what.to_string())),
             }

@@ -9,7 +9,7 @@ use alloy::{
     sol_types::SolEvent,
 };
 use anyhow::Context as _;
-use replicatoor_chain::{bindings::UpgradeOperator as Op, follower::get_logs_adaptive, ChainError};
+use replicatoor_chain::{bindings::UpgradeOperator as Op, scan::get_logs, ChainError};
 use replicatoor_core::{
     crypto::{
         delivery::{self, SignedDelivery},
@@ -128,7 +128,7 @@ async fn event_logs<E: SolEvent>(agent: &Agent, own: OwnRequest) -> anyhow::Resu
     // In ranges the provider accepts: a request adopted after a restart is searched from the start block.
     let head = agent.retrying("reading the head", || chain.head()).await?;
     let from = own.block.min(head);
-    agent.retrying("reading the answer's log", || get_logs_adaptive(chain, &filter, from, head)).await
+    agent.retrying("reading the answer's log", || get_logs(chain, &filter, from, head)).await
 }
 
 async fn refusal_code(agent: &Agent, own: OwnRequest) -> anyhow::Result<u8> {
