@@ -432,7 +432,6 @@ async fn assert_serves(net: &Net, g: &mut Proc, k: usize, secret: &[u8]) {
     wait_status(g, "holder").await;
 }
 
-
 /// SIGTERM and wait for a clean exit (without blocking the runtime: proxies may run on it).
 async fn stop(p: &mut Proc) {
     let _ = std::process::Command::new("kill").arg("-TERM").arg(p.child.id().to_string()).status();
