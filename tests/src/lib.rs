@@ -179,11 +179,22 @@ impl Net {
     /// anvil with 1 s blocks, the contract deployed with `policy`, the simulated OS and the good
     /// app compose approved (delay 0).
     pub async fn start(name: &str, policy: Policy) -> Net {
+        Self::launch(name, policy, &["--block-time", "1"]).await
+    }
+
+    /// Like [`Net::start`], but anvil mines each transaction at once: for tests that only send
+    /// and call from the test itself (agents expect `start`'s steady 1 s blocks).
+    pub async fn instant(name: &str, policy: Policy) -> Net {
+        Self::launch(name, policy, &[]).await
+    }
+
+    async fn launch(name: &str, policy: Policy, anvil_args: &[&str]) -> Net {
         let scratch = Scratch::new(name);
         let port = free_port();
         let log = fs::File::create(scratch.0.join("anvil.log")).expect("anvil log");
         let child = Command::new(tool("anvil"))
-            .args(["--port", &port.to_string(), "--block-time", "1", "--host", "127.0.0.1"])
+            .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
+            .args(anvil_args)
             .stdout(log)
             .stderr(Stdio::null())
             .spawn()
