@@ -1,11 +1,11 @@
 //! The anvil harness the suites share: a real anvil chain, the real contract and real `replicatoor`
 //! processes (built with the `simulated` and `failpoints` features, which this crate turns on).
 
-pub mod rpc_proxy;
+pub mod proxy;
 
 use alloy::{
     eips::BlockId,
-    primitives::{Address, U256},
+    primitives::{Address, B256, U256},
     providers::Provider,
     rpc::types::{Filter, Log},
     signers::local::PrivateKeySigner,
@@ -19,7 +19,7 @@ use replicatoor_testkit::simulated::{self, SimulatedTd};
 use sha2::{Digest, Sha256};
 use std::{
     fs,
-    net::TcpListener,
+    net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
@@ -179,11 +179,22 @@ impl Net {
     /// anvil with 1 s blocks, the contract deployed with `policy`, the simulated OS and the good
     /// app compose approved (delay 0).
     pub async fn start(name: &str, policy: Policy) -> Net {
+        Self::launch(name, policy, &["--block-time", "1"]).await
+    }
+
+    /// Like [`Net::start`], but anvil mines each transaction at once: for tests that only send
+    /// and call from the test itself (agents expect `start`'s steady 1 s blocks).
+    pub async fn instant(name: &str, policy: Policy) -> Net {
+        Self::launch(name, policy, &[]).await
+    }
+
+    async fn launch(name: &str, policy: Policy, anvil_args: &[&str]) -> Net {
         let scratch = Scratch::new(name);
         let port = free_port();
         let log = fs::File::create(scratch.0.join("anvil.log")).expect("anvil log");
         let child = Command::new(tool("anvil"))
-            .args(["--port", &port.to_string(), "--block-time", "1", "--host", "127.0.0.1"])
+            .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
+            .args(anvil_args)
             .stdout(log)
             .stderr(Stdio::null())
             .spawn()
@@ -261,6 +272,37 @@ impl Net {
         let logs = self.request_logs::<Op::RequestRefused>(U256::from(id)).await;
         logs.last().map(|l| l.log_decode::<Op::RequestRefused>().expect("decode").inner.data.reason)
     }
+
+    /// anvil's address, for a proxy in front of it.
+    pub fn anvil_addr(&self) -> SocketAddr {
+        self.url.trim_start_matches("http://").parse().expect("anvil address")
+    }
+
+    /// Mine `blocks` empty blocks at once.
+    pub async fn mine(&self, blocks: u64) {
+        let _: serde_json::Value =
+            self.owner.provider().raw_request("anvil_mine".into(), (blocks,)).await.expect("anvil_mine");
+    }
+
+    /// Replace the last `depth` blocks with empty ones at the same height. anvil 1.7 re-includes
+    /// none of the dropped transactions (unlike geth, which returns them to its pool), and the
+    /// senders' nonces roll back.
+    pub async fn reorg(&self, depth: u64) {
+        let none: Vec<serde_json::Value> = Vec::new();
+        let _: serde_json::Value =
+            self.owner.provider().raw_request("anvil_reorg".into(), (depth, none)).await.expect("anvil_reorg");
+    }
+
+    /// The transaction is neither mined nor waiting in the pool.
+    pub async fn tx_is_gone(&self, tx: B256) -> bool {
+        let p = self.owner.provider();
+        p.get_transaction_receipt(tx).await.expect("receipt").is_none()
+            && p.get_transaction_by_hash(tx).await.expect("tx").is_none()
+    }
+
+    pub async fn head(&self) -> u64 {
+        self.owner.provider().get_block_number().await.expect("head")
+    }
 }
 
 /// Poll `f` until true (panics after `timeout`).
@@ -305,8 +347,6 @@ pub fn assert_no_secret_in_logs(secret: &[u8], procs: &[&Proc]) {
         assert!(!log.windows(secret.len()).any(|w| w == secret), "{} logged the secret (raw)", p.name);
     }
 }
-
-// ---- Helpers for the fault tests (tests/tests/faults.rs) ----
 
 impl Net {
     /// Like `agent_with`, but the agent reaches the chain through `rpc_url` (e.g. a fault-injecting proxy).

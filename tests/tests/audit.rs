@@ -14,23 +14,23 @@ use replicatoor_chain::{Chain, TxOutcome, UpgradeOperator as Op};
 use replicatoor_core::{
     attest::{
         collateral::NoCollateral,
-        pipeline::{self, Binding, Context, Decision, References},
+        pipeline::{self, Binding, Context, Decision},
         Verifier,
     },
     crypto::{delivery, eip712, HpkeKeypair, SecretBundle},
-    protocol::{app_reference_id, Policy, RefKind},
+    protocol::{app_reference_id, Policy},
     refusal::Refusal,
 };
-use replicatoor_testkit::simulated::{self, SimulatedTd};
-use replicatoor_tests::{compose_bad, compose_good, compose_hash, key, wait_for_file, Net};
+use replicatoor_testkit::{
+    doubles::AllowList,
+    simulated::{self, SimulatedTd},
+};
+use replicatoor_tests::{compose_bad, compose_good, compose_hash, key, proxy::LimitedRpc, wait_for_file, Net};
 use serde_json::Value;
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 use zeroize::Zeroizing;
@@ -103,14 +103,6 @@ async fn log_block<E: SolEvent>(net: &Net, t1: Option<B256>) -> u64 {
     logs.last().and_then(|l| l.block_number).expect("a log")
 }
 
-/// Everything allowed: the test plays a holder that already checked the references.
-struct AllAllowed;
-impl References for AllAllowed {
-    async fn is_allowed(&self, _: B256, _: RefKind) -> Result<bool, String> {
-        Ok(true)
-    }
-}
-
 /// Found a cluster from the test: `proposer` posts a simulated genesis quote, the owner verifies and approves it.
 async fn found_cluster(net: &Net, proposer: &Chain, epoch: u64, note: &str) -> (SecretBundle, TxOutcome) {
     let k = Zeroizing::new(PrivateKeySigner::random().to_bytes().0);
@@ -160,7 +152,13 @@ async fn deliver(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64) -> 
     let (_, _, time) = net.owner.block(logs[0].block_number.expect("block")).await.expect("block");
     let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
     let dep = net.owner.deployment();
-    let ctx = Context { deployment: dep, verifier: &v, policy: Net::dev_policy(), references: &AllAllowed, now: time };
+    let ctx = Context {
+        deployment: dep,
+        verifier: &v,
+        policy: Net::dev_policy(),
+        references: &AllowList::allow_all(),
+        now: time,
+    };
     let binding = Binding::Request { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
     let Decision::Accept(acc) = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await else {
         panic!("request {id} should verify")
@@ -574,7 +572,7 @@ async fn audit_scans_100k_blocks() {
     let (_, b2) = post_request(&c3, &compose_good()).await;
     let before = net.owner.head().await.unwrap();
     let mining = Instant::now();
-    mine(&net, 100_000).await;
+    net.mine(100_000).await;
     let after = net.owner.head().await.unwrap();
     assert!(after >= before + 100_000, "mined {} blocks", after - before);
     eprintln!("anvil mined {} blocks in {:.1?}", after - before, mining.elapsed());
@@ -727,61 +725,6 @@ async fn reference_commands_list_propose_revoke_and_calldata() {
     assert_eq!(list(&net)["references"].as_array().unwrap().len(), 4);
 }
 
-/// Mine `n` empty blocks at once.
-async fn mine(net: &Net, n: u64) {
-    let _: Value =
-        net.owner.provider().raw_request("anvil_mine".into(), (format!("{n:#x}"),)).await.expect("anvil_mine");
-}
-
-/// A JSON-RPC proxy that refuses `eth_getLogs` over more than `max_span` blocks, like hosted
-/// providers do. Returns its URL and the count of refused calls.
-async fn range_limited_proxy(upstream: String, max_span: u64) -> (String, Arc<AtomicUsize>) {
-    use http_body_util::{BodyExt, Full};
-    use hyper::{body::Bytes, server::conn::http1, service::service_fn, Response};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-    let url = format!("http://{}", listener.local_addr().expect("proxy address"));
-    let refused = Arc::new(AtomicUsize::new(0));
-    let counter = refused.clone();
-    let client = alloy::transports::http::reqwest::Client::new();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (client, upstream, counter) = (client.clone(), upstream.clone(), counter.clone());
-            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let (client, upstream, counter) = (client.clone(), upstream.clone(), counter.clone());
-                async move {
-                    let body = req.into_body().collect().await.expect("request body").to_bytes();
-                    let v: Value = serde_json::from_slice(&body).expect("JSON-RPC request");
-                    if v["method"] == "eth_getLogs" {
-                        let num = |k: &str| {
-                            u64::from_str_radix(
-                                v["params"][0][k].as_str().unwrap_or("0x0").trim_start_matches("0x"),
-                                16,
-                            )
-                            .unwrap_or(0)
-                        };
-                        if num("toBlock") - num("fromBlock") + 1 > max_span {
-                            counter.fetch_add(1, Ordering::SeqCst);
-                            let err = serde_json::json!({ "jsonrpc": "2.0", "id": v["id"], "error": { "code": -32005, "message": format!("query exceeds {max_span} blocks") } });
-                            return Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
-                                err.to_string(),
-                            ))));
-                        }
-                    }
-                    let resp =
-                        client.post(&upstream).header("content-type", "application/json").body(body).send().await;
-                    let bytes = match resp {
-                        Ok(r) => r.bytes().await.unwrap_or_default(),
-                        Err(e) => Bytes::from(serde_json::json!({ "jsonrpc": "2.0", "id": v["id"], "error": { "code": -32000, "message": e.to_string() } }).to_string()),
-                    };
-                    Ok(Response::new(Full::new(bytes)))
-                }
-            });
-            tokio::spawn(http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc));
-        }
-    });
-    (url, refused)
-}
-
 /// Against a provider that limits `eth_getLogs` to 200 blocks, the scan shrinks its range once and
 /// still finds requests on both sides of a 1,500-block gap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -791,9 +734,10 @@ async fn audit_adapts_to_a_provider_range_limit() {
     let (bundle, _) = found_cluster(&net, &c1, 1, "genesis").await;
     let (r1, b1) = post_request(&c2, &compose_good()).await;
     deliver(&net, &c1, &bundle, r1).await;
-    mine(&net, 1_500).await;
+    net.mine(1_500).await;
     let (r2, b2) = post_request(&c3, &compose_good()).await;
-    let (proxy, refused) = range_limited_proxy(net.url.clone(), 200).await;
+    let rpc = LimitedRpc::start(net.url.clone(), 200).await;
+    let proxy = rpc.url.clone();
     let contract = net.contract.to_string();
     let out = tokio::task::spawn_blocking(move || {
         ok(&["audit", "--rpc-url", &proxy, "--contract", &contract, "--json", "--from-block", "0"])
@@ -809,6 +753,6 @@ async fn audit_adapts_to_a_provider_range_limit() {
         .collect();
     assert_eq!(reqs, vec![(r1, b1, "delivered"), (r2, b2, "pending")]);
     assert_eq!(r["custody"]["epochs"].as_array().unwrap().len(), 1);
-    let n = refused.load(Ordering::SeqCst);
+    let n = rpc.refused.load(Ordering::SeqCst);
     assert!((1..=8).contains(&n), "the limit is learned once ({n} refused calls)");
 }

@@ -10,14 +10,16 @@ use replicatoor_chain::{Chain, ChainError, UpgradeOperator as Op, UpgradeOperato
 use replicatoor_core::{
     attest::{
         collateral::NoCollateral,
-        pipeline::{self, Binding, Context, Decision, References},
+        pipeline::{self, Binding, Context, Decision},
         Verifier,
     },
     crypto::{delivery, eip712, SecretBundle},
-    protocol::RefKind,
     refusal::Refusal,
 };
-use replicatoor_testkit::simulated::{self, SimulatedTd};
+use replicatoor_testkit::{
+    doubles::AllowList,
+    simulated::{self, SimulatedTd},
+};
 use replicatoor_tests::{compose_bad, compose_good, compose_hash, key, wait_for_file, wait_until, Net};
 use std::{fs, time::Duration};
 use zeroize::Zeroizing;
@@ -101,14 +103,6 @@ async fn unapproved_app_is_refused_with_its_reason() {
     drop(genesis);
 }
 
-/// A holder's view of the references: everything the test approved.
-struct AllAllowed;
-impl References for AllAllowed {
-    async fn is_allowed(&self, _: B256, _: RefKind) -> Result<bool, String> {
-        Ok(true)
-    }
-}
-
 /// Be the cluster from the test itself: propose genesis with our own key and approve it.
 async fn bootstrap_from_test(net: &Net) -> SecretBundle {
     let cluster_key = Zeroizing::new(PrivateKeySigner::random().to_bytes().0);
@@ -140,7 +134,13 @@ async fn forged_and_corrupted_deliveries_install_nothing() {
     let logs = net.request_logs::<Op::SecretRequested>(U256::from(1)).await;
     let ev = logs[0].log_decode::<Op::SecretRequested>().unwrap().inner.data;
     let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
-    let ctx = Context { deployment: dep, verifier: &v, policy: Net::dev_policy(), references: &AllAllowed, now: now() };
+    let ctx = Context {
+        deployment: dep,
+        verifier: &v,
+        policy: Net::dev_policy(),
+        references: &AllowList::allow_all(),
+        now: now(),
+    };
     let binding = Binding::Request { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
     let Decision::Accept(accepted) = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await else {
         panic!("the node's own request should verify")

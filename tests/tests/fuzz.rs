@@ -26,8 +26,8 @@ use replicatoor_chain::UpgradeOperator as Op;
 use replicatoor_core::{
     attest::{
         collateral::NoCollateral,
-        eventlog::{self, DigestFormat, Event, EventLog},
-        pipeline::{self, Binding, Context, Decision, References},
+        eventlog::{self, DigestFormat, Event, EventLog, EventLogError},
+        pipeline::{self, Binding, Context, Decision},
         quote::Measurements,
         QuoteError, Verifier,
     },
@@ -38,11 +38,13 @@ use replicatoor_core::{
     },
     protocol::{app_reference_id, Deployment, Policy, RefKind},
 };
-use replicatoor_testkit::simulated::{self, SimulatedTd};
+use replicatoor_testkit::{
+    doubles::AllowList,
+    simulated::{self, SimulatedTd},
+};
 use sha2::{Digest, Sha256};
 use std::{
     fmt::Debug,
-    future::Future,
     path::PathBuf,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -253,16 +255,32 @@ fn sim_verifier() -> Verifier {
 // Event logs.
 // ---------------------------------------------------------------------------------------------
 
-/// Whatever decodes from the compact form re-encodes to the very same bytes, and every check
-/// on it returns (never panics).
+/// Whatever decodes from the compact form re-encodes to the very same bytes, holds only RTMR3
+/// events, checks against exactly the RTMR3 it replays to, and obeys the claim rules' model.
 fn compact_property(bytes: &[u8]) -> Result<(), TestCaseError> {
-    if let Ok(log) = EventLog::from_compact(bytes) {
-        let again = log.to_compact().map_err(|e| TestCaseError::fail(format!("re-encode: {e}")))?;
-        prop_assert_eq!(&again[..], bytes, "compact encoding is not canonical");
-        let _ = log.app_info();
-        let _ = log.replay_rtmr3_and_check(&[0; 48]);
-        prop_assert!(log.events().iter().all(|e| e.imr() == 3 && e.digest().len() == 48));
-    }
+    let Ok(log) = EventLog::from_compact(bytes) else { return Ok(()) };
+    let again = log.to_compact().map_err(|e| TestCaseError::fail(format!("re-encode: {e}")))?;
+    prop_assert_eq!(&again[..], bytes, "compact encoding is not canonical");
+    prop_assert!(log.events().iter().all(|e| e.imr() == 3 && e.digest().len() == 48));
+    let rtmr3 = log.replay_rtmr(3).map_err(|e| TestCaseError::fail(format!("replay: {e}")))?;
+    prop_assert_eq!(log.replay_all()[3], rtmr3);
+    prop_assert!(log.replay_rtmr3_and_check(&rtmr3).is_ok(), "its own replay does not check");
+    let mut other = rtmr3;
+    other[47] ^= 1;
+    prop_assert!(
+        matches!(log.replay_rtmr3_and_check(&other), Err(EventLogError::Rtmr3Mismatch { .. })),
+        "a different RTMR3 checks"
+    );
+    let names: Vec<&str> = log.events().iter().map(|e| e.name()).collect();
+    let compose = log.events().iter().find(|e| e.name() == eventlog::EVENT_COMPOSE_HASH);
+    let got = log.app_info();
+    prop_assert_eq!(
+        got.is_ok(),
+        model_app_info(&names, compose.map_or(0, |e| e.payload().len())),
+        "names {:?}: {:?}",
+        names,
+        got
+    );
     Ok(())
 }
 
@@ -388,11 +406,40 @@ fn fuzz_bundle_decode() {
 fn fuzz_quote_parse_unverified() {
     let base = valid_request().0.clone();
     let header: &'static [u8] = b"\x04\x00\x02\x00\x81\x00\x00\x00";
-    fuzz("quote_parse_unverified", 4096, mutated_or_random(base, header, 1200), |q| {
-        let _ = Measurements::parse_unverified(&q);
-        let _ = dcap_qvl::quote::Quote::parse(&q).map(|p| (p.raw_cert_chain().is_ok(), p.signed_length()));
-        Ok(())
-    });
+    fuzz("quote_parse_unverified", 4096, mutated_or_random(base, header, 1200), |q| parse_property(&q));
+}
+
+/// What a parse reads comes from where the layout says, and the signed part lies inside the input.
+fn parse_property(q: &[u8]) -> Result<(), TestCaseError> {
+    if let Ok(p) = dcap_qvl::quote::Quote::parse(q) {
+        prop_assert!(
+            p.signed_length() <= q.len(),
+            "signed part of {} bytes in a {}-byte quote",
+            p.signed_length(),
+            q.len()
+        );
+        if let Ok(chain) = p.raw_cert_chain() {
+            prop_assert!(chain.len() <= q.len() - p.signed_length(), "certificate chain longer than the auth data");
+        }
+    }
+    let Ok((version, tee_type, measurements)) = Measurements::parse_unverified(q) else { return Ok(()) };
+    prop_assert!(q.len() >= 48, "a {}-byte quote parsed", q.len());
+    prop_assert_eq!(version, u16::from_le_bytes([q[0], q[1]]));
+    prop_assert_eq!(tee_type, u32::from_le_bytes([q[4], q[5], q[6], q[7]]));
+    if let Some(m) = measurements {
+        // TD report 1.0 layout, after the 48-byte header (and, in v5, a 6-byte body descriptor).
+        let body = if version >= 5 { 54 } else { 48 };
+        let at = |offset: usize, len: usize| &q[body + offset..body + offset + len];
+        prop_assert_eq!(at(120, 8), &m.td_attributes[..]);
+        prop_assert_eq!(at(128, 8), &m.xfam[..]);
+        prop_assert_eq!(at(136, 48), &m.mr_td[..]);
+        prop_assert_eq!(at(184, 48), &m.mr_config_id[..]);
+        for (i, rtmr) in m.rtmr.iter().enumerate() {
+            prop_assert_eq!(at(328 + 48 * i, 48), &rtmr[..]);
+        }
+        prop_assert_eq!(at(520, 64), &m.report_data[..]);
+    }
+    Ok(())
 }
 
 /// A mutated quote verifies only if it still attests exactly what the original did.
@@ -451,20 +498,15 @@ fn fuzz_verify_genuine_quote_mutated() {
 // The whole pipeline on mutated requests.
 // ---------------------------------------------------------------------------------------------
 
-struct AllowAll(B256, B256);
-
-impl References for AllowAll {
-    fn is_allowed(&self, id: B256, kind: RefKind) -> impl Future<Output = Result<bool, String>> + Send {
-        std::future::ready(Ok((kind == RefKind::Os && id == self.0) || (kind == RefKind::App && id == self.1)))
-    }
-}
-
 #[test]
 fn fuzz_pipeline_mutated_request() {
     let (quote, log) = valid_request().clone();
     let verifier = sim_verifier();
     let measured = verifier.verify(&quote, NOW).expect("verifies");
-    let refs = AllowAll(measured.measurements().os_reference_id(), app_reference_id(&compose_hash()));
+    let refs = AllowList::with([
+        (measured.measurements().os_reference_id(), RefKind::Os),
+        (app_reference_id(&compose_hash()), RefKind::App),
+    ]);
     let policy = Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true };
     let ctx = Context { deployment: dep(), verifier: &verifier, policy, references: &refs, now: NOW };
     let binding = Binding::Request { request_id: U256::from(1), requester: requester(), hpke_pub_key: keys().public() };
@@ -478,7 +520,11 @@ fn fuzz_pipeline_mutated_request() {
                 prop_assert_eq!(a.quote().measurements(), measured.measurements());
                 prop_assert_eq!(a.app().compose_hash, compose_hash());
             }
-            Decision::Refuse(..) | Decision::Retry(_) | Decision::Abstain(_) => {}
+            Decision::Refuse(..) => {}
+            // Every reference answers and the simulated root is trusted: nothing is left for later or to others.
+            Decision::Retry(why) | Decision::Abstain(why) => {
+                prop_assert!(false, "a mutated request is neither accepted nor refused: {}", why)
+            }
         }
         Ok(())
     });
@@ -640,7 +686,7 @@ fn good_delivery() -> &'static SignedDelivery {
         let (quote, log) = valid_request().clone();
         let verifier = sim_verifier();
         let os = verifier.verify(&quote, NOW).expect("verifies").measurements().os_reference_id();
-        let refs = AllowAll(os, app_reference_id(&compose_hash()));
+        let refs = AllowList::with([(os, RefKind::Os), (app_reference_id(&compose_hash()), RefKind::App)]);
         let policy = Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true };
         let ctx = Context { deployment: dep(), verifier: &verifier, policy, references: &refs, now: NOW };
         let binding =

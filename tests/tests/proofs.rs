@@ -159,7 +159,7 @@ async fn verified_view_proves_events_and_refuses_lying_rpcs() {
         bindings::UpgradeOperator as Op,
         verified::{QuorumSource, VerifiedView, ViewError},
     };
-    use replicatoor_tests::rpc_proxy::RpcProxy;
+    use replicatoor_tests::proxy::RpcProxy;
     use serde_json::Value;
     use std::sync::Arc;
 
@@ -205,7 +205,7 @@ async fn verified_view_proves_events_and_refuses_lying_rpcs() {
     assert_eq!(linked.hash, ev.block.hash);
 
     // An RPC that alters one byte of the request's quote in the receipts it serves.
-    let alter: replicatoor_tests::rpc_proxy::Rewrite = Arc::new(|req: &Value, mut ans: Value| {
+    let alter: replicatoor_tests::proxy::Rewrite = Arc::new(|req: &Value, mut ans: Value| {
         if req["method"] == "eth_getBlockReceipts" {
             if let Some(data) = ans["result"][0]["logs"][0]["data"].as_str().map(str::to_string) {
                 let last = if data.ends_with('0') { "1" } else { "0" };
@@ -222,7 +222,7 @@ async fn verified_view_proves_events_and_refuses_lying_rpcs() {
     assert!(matches!(err, ViewError::Proof(ProofError::ReceiptsRoot { .. })), "{err}");
 
     // An RPC that serves another header for a block (a chain it runs itself).
-    let forge: replicatoor_tests::rpc_proxy::Rewrite = Arc::new(|req: &Value, mut ans: Value| {
+    let forge: replicatoor_tests::proxy::Rewrite = Arc::new(|req: &Value, mut ans: Value| {
         if req["method"] == "eth_getBlockByHash" {
             ans["result"]["stateRoot"] = Value::String(format!("0x{}", "11".repeat(32)));
         }
@@ -236,7 +236,7 @@ async fn verified_view_proves_events_and_refuses_lying_rpcs() {
     assert!(matches!(err, ViewError::Proof(ProofError::HeaderHash { .. })), "{err}");
 
     // A quorum member that shows another block: 2 of 3 still agree; all 3 required does not.
-    let forge_head: replicatoor_tests::rpc_proxy::Rewrite = Arc::new(|req: &Value, mut ans: Value| {
+    let forge_head: replicatoor_tests::proxy::Rewrite = Arc::new(|req: &Value, mut ans: Value| {
         if req["method"] == "eth_getBlockByNumber" {
             ans["result"]["receiptsRoot"] = Value::String(format!("0x{}", "22".repeat(32)));
         }

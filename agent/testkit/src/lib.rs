@@ -2,7 +2,9 @@
 //! ([`sim_pki`]) and simulated TDs ([`simulated`]) whose quotes go through the very same dcap-qvl
 //! verification as genuine ones, under a public, well-known root. Anyone can make these quotes:
 //! they prove nothing. The `replicatoor` binary links this crate only with its `simulated` feature.
+//! Also the suites' shared test doubles ([`doubles`]).
 
+pub mod doubles;
 pub mod sim_pki;
 pub mod simulated;
 
