@@ -168,13 +168,6 @@ impl Args for RunArgs {
     }
 }
 
-impl From<Settings> for RunArgs {
-    /// Settings given in full, as if by flags (no file).
-    fn from(settings: Settings) -> Self {
-        RunArgs { config: None, settings, explicit: BTreeSet::new() }
-    }
-}
-
 /// A resolved, validated configuration.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
