@@ -41,6 +41,7 @@ admin() { replicatoor admin "$@" --rpc-url "$RPC" --contract "$CONTRACT" --sende
 say "Owner approves the reference values: the (simulated) OS image and app-compose.json"
 admin propose-os --simulated --note "simulated Dstack OS image"
 admin propose-app --compose examples/app-compose.json --note "demo app v1.0"
+replicatoor admin list --rpc-url "$RPC" --contract "$CONTRACT" 2>/dev/null | sed 's/^/  /'
 
 HTTP_PORT=$((PORT + 100))
 node_run() { # name key compose extra-args...

@@ -1,4 +1,4 @@
-//! `replicatoor audit` and `replicatoor reference` against real histories on anvil: the real binary,
+//! `replicatoor audit` and `replicatoor admin` against real histories on anvil: the real binary,
 //! its JSON report (findings, custody tree, re-verification), the HTML report rendered by headless
 //! Chromium, and a 100,000-block scan.
 
@@ -18,7 +18,7 @@ use replicatoor_core::{
         Verifier,
     },
     crypto::{delivery, eip712, HpkeKeypair, SecretBundle},
-    protocol::{app_reference_id, Policy},
+    protocol::{app_reference_id, os_reference_id, Policy, RefKind},
     refusal::Refusal,
 };
 use replicatoor_testkit::{
@@ -610,13 +610,13 @@ async fn audit_scans_100k_blocks() {
     assert_eq!(addr(&r["custody"]["epochs"][0]["deliveries"][1]["served_by"]), key(2).address());
 }
 
-/// `reference list|propose|revoke|policy`, with and without `--calldata-only`; `admin` still works.
+/// `admin list|propose-app|revoke|set-policy|policy|propose-os`, with and without `--calldata-only`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reference_commands_list_propose_revoke_and_calldata() {
+async fn admin_commands_list_propose_revoke_policy_and_calldata() {
     let net = Net::start("audit-reference", Net::dev_policy()).await;
     let contract = net.contract.to_string();
     let list = |net: &Net| -> Value {
-        serde_json::from_str(&ok(&["reference", "list", "--rpc-url", &net.url, "--contract", &contract, "--json"]))
+        serde_json::from_str(&ok(&["admin", "list", "--rpc-url", &net.url, "--contract", &contract, "--json"]))
             .expect("list JSON")
     };
     let l = list(&net);
@@ -628,8 +628,8 @@ async fn reference_commands_list_propose_revoke_and_calldata() {
     // Calldata for a multisig: no RPC, no key. Sending it as-is proposes the reference.
     let bad_hash = hex::encode(compose_hash(&compose_bad()));
     let out: Value = serde_json::from_str(&ok(&[
-        "reference",
-        "propose",
+        "admin",
+        "propose-app",
         "--contract",
         &contract,
         "--compose-hash",
@@ -657,7 +657,7 @@ async fn reference_commands_list_propose_revoke_and_calldata() {
     // Revoke with the owner key.
     let id_s = id.to_string();
     ok(&[
-        "reference",
+        "admin",
         "revoke",
         "--rpc-url",
         &net.url,
@@ -673,14 +673,13 @@ async fn reference_commands_list_propose_revoke_and_calldata() {
     let l = list(&net);
     let r = l["references"].as_array().unwrap().iter().find(|r| r["id"] == id_s).unwrap();
     assert_eq!((r["status"].as_str(), r["revoke_note"].as_str()), (Some("revoked"), Some("bad build")));
-    let text = ok(&["reference", "list", "--rpc-url", &net.url, "--contract", &contract]);
+    let text = ok(&["admin", "list", "--rpc-url", &net.url, "--contract", &contract]);
     assert!(text.contains("revoked (1):") && text.contains("active (2):"), "{text}");
 
     // Policy: set (narrowing, immediate), show; calldata for setPolicy starts with its selector.
     ok(&[
-        "reference",
-        "policy",
-        "--set",
+        "admin",
+        "set-policy",
         "--tcb-statuses",
         "0x1",
         "--rpc-url",
@@ -693,17 +692,17 @@ async fn reference_commands_list_propose_revoke_and_calldata() {
         "no simulated",
     ]);
     let p: Value =
-        serde_json::from_str(&ok(&["reference", "policy", "--rpc-url", &net.url, "--contract", &contract, "--json"]))
+        serde_json::from_str(&ok(&["admin", "policy", "--rpc-url", &net.url, "--contract", &contract, "--json"]))
             .unwrap();
     assert_eq!((p["policy"]["allow_simulated"].as_bool(), u(&p["widening_delay"])), (Some(false), 0));
-    let cd = ok(&["reference", "policy", "--set", "--allow-simulated", "--contract", &contract, "--calldata-only"]);
+    let cd = ok(&["admin", "set-policy", "--allow-simulated", "--contract", &contract, "--calldata-only"]);
     let selector = hex::encode(&alloy::primitives::keccak256("setPolicy((uint16,bool,bool),string)")[..4]);
     assert!(cd.contains(&format!("calldata: 0x{selector}")), "{cd}");
     // A state change without a key (and without --calldata-only) is refused with a clear message.
-    let out = replicatoor(&["reference", "revoke", "--rpc-url", &net.url, "--contract", &contract, "--id", &id_s]);
+    let out = replicatoor(&["admin", "revoke", "--rpc-url", &net.url, "--contract", &contract, "--id", &id_s]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--sender-key is required"));
-    // The older admin commands keep working.
+    // An OS reference from hex measurements.
     ok(&[
         "admin",
         "propose-os",
@@ -723,6 +722,55 @@ async fn reference_commands_list_propose_revoke_and_calldata() {
         &"44".repeat(48),
     ]);
     assert_eq!(list(&net)["references"].as_array().unwrap().len(), 4);
+    // Calldata only, in text: the id of the simulated OS reference (already approved at start).
+    let td = SimulatedTd::new([0; 32]);
+    let os_id = os_reference_id(&td.mr_td, &td.rtmr0, &td.rtmr1, &td.rtmr2);
+    let text = ok(&["admin", "propose-os", "--simulated", "--contract", &contract, "--calldata-only"]);
+    assert!(text.contains(&format!("id:       {os_id}")) && text.contains("to:       "), "{text}");
+
+    // Genesis for a multisig owner: the proposal is verified here (RPC, no key) and the printed call approves it.
+    let widen: Value = serde_json::from_str(&ok(&[
+        "admin",
+        "set-policy",
+        "--allow-simulated",
+        "--contract",
+        &contract,
+        "--calldata-only",
+        "--json",
+    ]))
+    .unwrap();
+    submit_as_owner(&net, &widen).await;
+    let proposer = chain_for(&net, 3).await;
+    let k = Zeroizing::new(PrivateKeySigner::random().to_bytes().0);
+    let bundle = SecretBundle::new(k, 1, Zeroizing::new(b"admin test secret".to_vec())).expect("bundle");
+    let (quote, log) = SimulatedTd::new(compose_hash(&compose_good()))
+        .attest(net.owner.deployment().genesis_report_data(bundle.cluster_address(), 1))
+        .expect("quote");
+    let c = proposer.contract();
+    proposer.send(c.proposeGenesis(bundle.cluster_address(), quote.into(), log.into())).await.expect("propose");
+    let approve = ["admin", "approve-genesis", "--proposal", "1", "--contract", &contract, "--calldata-only"];
+    let out = replicatoor(&approve);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--rpc-url is required"));
+    let with_rpc = [&approve[..], &["--rpc-url", &net.url, "--json", "--note", "multisig genesis"]].concat();
+    let out = replicatoor(&with_rpc);
+    assert!(!out.status.success(), "a simulated quote is not approved without --allow-simulated-quotes");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot verify genesis proposal 1") && out.stdout.is_empty(), "{err}");
+    let g: Value = serde_json::from_str(&ok(&[&with_rpc[..], &["--allow-simulated-quotes"]].concat())).unwrap();
+    assert_eq!(g["os_reference_id"], os_id.to_string());
+    assert_eq!(g["app_reference_id"], app_reference_id(&compose_hash(&compose_good())).to_string());
+    assert_eq!(net.owner.contract().epoch().call().await.unwrap(), 0, "nothing sent");
+    submit_as_owner(&net, &g).await;
+    assert_eq!(net.owner.contract().epoch().call().await.unwrap(), 1, "the printed call approved genesis");
+}
+
+/// Submit `--calldata-only --json` output as the owner would through a multisig.
+async fn submit_as_owner(net: &Net, printed: &Value) {
+    assert_eq!((addr(&printed["to"]), printed["value"].as_str()), (net.contract, Some("0")));
+    let data = hex::decode(printed["calldata"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let tx = TransactionRequest::default().to(net.contract).input(data.into());
+    let receipt = net.owner.provider().send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+    assert!(receipt.status(), "{printed}");
 }
 
 /// Against a provider that limits `eth_getLogs` to 200 blocks, the scan shrinks its range once and

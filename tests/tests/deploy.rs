@@ -374,6 +374,71 @@ fn config_check_accepts_a_good_file_and_rejects_bad_ones_with_the_fix() {
     }
 }
 
+/// Each setting's value comes from the flag, else the environment, else the file, else the default.
+#[test]
+fn config_precedence_is_flag_then_env_then_file_then_default() {
+    let scratch = Scratch::new("config-precedence");
+    let file = scratch.0.join("c.toml");
+    fs::write(
+        &file,
+        format!("{}confirmations = 5\nhttp_addr = \"127.0.0.1:9191\"\ngenesis = true\n", good_toml(&scratch)),
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let sender = ("REPLICATOOR_SENDER_KEY", KEYS[2]);
+    let shows = |out: &str, start: u64, confirmations: u64, http: &str, genesis: bool| {
+        assert!(out.contains("configuration OK"), "{out}");
+        assert!(out.contains(&format!("start block:   {start}\n")), "start block {start}:\n{out}");
+        assert!(out.contains(&format!("confirmations: {confirmations}\n")), "confirmations {confirmations}:\n{out}");
+        assert!(out.contains(&format!("http:          {http}\n")), "http {http}:\n{out}");
+        let role = if genesis { "role:          genesis" } else { "role:          new node / holder" };
+        assert!(out.contains(role), "{role}:\n{out}");
+    };
+
+    // Defaults: only the required settings, by flag.
+    let state = scratch.0.join("state").display().to_string();
+    let secret = scratch.0.join("secret.bin").display().to_string();
+    let required = [
+        "--rpc-url",
+        "http://127.0.0.1:8545",
+        "--contract",
+        "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "--state-dir",
+        &state,
+        "--secret-file",
+        &secret,
+    ];
+    let (code, out) = config_check(&required, &[sender]);
+    assert_eq!(code, 0, "{out}");
+    shows(&out, 0, 2, "127.0.0.1:9090", false);
+    assert!(out.contains("quote source:  Dstack"), "{out}");
+
+    // The file beats the defaults.
+    let (code, out) = config_check(&["--config", &file], &[sender]);
+    assert_eq!(code, 0, "{out}");
+    shows(&out, 42, 5, "127.0.0.1:9191", true);
+
+    // The environment beats the file, a boolean switched off included.
+    let env = [
+        sender,
+        ("REPLICATOOR_START_BLOCK", "7"),
+        ("REPLICATOOR_CONFIRMATIONS", "4"),
+        ("REPLICATOOR_GENESIS", "false"),
+    ];
+    let (code, out) = config_check(&["--config", &file], &env);
+    assert_eq!(code, 0, "{out}");
+    shows(&out, 7, 4, "127.0.0.1:9191", false);
+
+    // A flag beats the environment; what it leaves out still comes from the environment, then the file.
+    let (code, out) = config_check(&["--config", &file, "--start-block", "9"], &env);
+    assert_eq!(code, 0, "{out}");
+    shows(&out, 9, 4, "127.0.0.1:9191", false);
+    // The file can come from the environment too.
+    let (code, out) = config_check(&["--start-block", "9"], &[sender, ("REPLICATOOR_CONFIG", &file)]);
+    assert_eq!(code, 0, "{out}");
+    shows(&out, 9, 5, "127.0.0.1:9191", true);
+}
+
 #[test]
 fn example_config_passes_config_check_and_lists_every_setting() {
     let scratch = Scratch::new("config-example");

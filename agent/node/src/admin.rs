@@ -1,5 +1,6 @@
 //! Owner and developer operations: deploy, propose/revoke references, set policy, approve genesis.
-//! Approving genesis runs the same verification pipeline a holder runs on requests.
+//! Approving genesis runs the same verification pipeline a holder runs on requests. Each owner
+//! transaction is built once, in [`call`]: sent here, or printed as calldata by `admin --calldata-only`.
 
 use alloy::{
     eips::BlockId,
@@ -40,24 +41,51 @@ pub async fn deploy(
     Ok((address, receipt.block_number.unwrap_or_default()))
 }
 
+/// The owner's transactions, as ABI calls to the contract.
+pub mod call {
+    use super::{Op, Policy, B256, U256};
+    use alloy::primitives::Bytes;
+
+    pub fn propose_os(m: &[[u8; 48]; 4], note: &str) -> Op::proposeOsReferenceCall {
+        let [mrtd, rtmr0, rtmr1, rtmr2] = m.map(|x| Bytes::copy_from_slice(&x));
+        Op::proposeOsReferenceCall { mrtd, rtmr0, rtmr1, rtmr2, note: note.to_string() }
+    }
+
+    pub fn propose_app(compose_hash: &[u8; 32], note: &str) -> Op::proposeAppReferenceCall {
+        Op::proposeAppReferenceCall { composeHash: (*compose_hash).into(), note: note.to_string() }
+    }
+
+    pub fn revoke(id: B256, note: &str) -> Op::revokeReferenceCall {
+        Op::revokeReferenceCall { id, note: note.to_string() }
+    }
+
+    pub fn set_policy(p: Policy, note: &str) -> Op::setPolicyCall {
+        Op::setPolicyCall { p: p.into(), note: note.to_string() }
+    }
+
+    pub fn approve_genesis(proposal_id: U256, os_ref: B256, app_ref: B256, note: &str) -> Op::approveGenesisCall {
+        Op::approveGenesisCall { proposalId: proposal_id, osRef: os_ref, appRef: app_ref, note: note.to_string() }
+    }
+}
+
+/// Propose an OS reference (MRTD, RTMR0-2); returns its id.
 pub async fn propose_os(chain: &Chain, m: [[u8; 48]; 4], note: &str) -> Result<(B256, TxOutcome), ChainError> {
-    let [mrtd, r0, r1, r2] = m.map(|x| alloy::primitives::Bytes::copy_from_slice(&x));
-    let call = chain.contract().proposeOsReference(mrtd, r0, r1, r2, note.to_string());
-    let o = chain.send(call).await?;
+    let o = chain.send(chain.contract().call_builder(&call::propose_os(&m, note))).await?;
     Ok((replicatoor_core::protocol::os_reference_id(&m[0], &m[1], &m[2], &m[3]), o))
 }
 
+/// Propose an app reference (compose hash); returns its id.
 pub async fn propose_app(chain: &Chain, compose_hash: [u8; 32], note: &str) -> Result<(B256, TxOutcome), ChainError> {
-    let o = chain.send(chain.contract().proposeAppReference(compose_hash.into(), note.to_string())).await?;
+    let o = chain.send(chain.contract().call_builder(&call::propose_app(&compose_hash, note))).await?;
     Ok((replicatoor_core::protocol::app_reference_id(&compose_hash), o))
 }
 
 pub async fn revoke(chain: &Chain, id: B256, note: &str) -> Result<TxOutcome, ChainError> {
-    chain.send(chain.contract().revokeReference(id, note.to_string())).await
+    chain.send(chain.contract().call_builder(&call::revoke(id, note))).await
 }
 
 pub async fn set_policy(chain: &Chain, p: Policy, note: &str) -> Result<TxOutcome, ChainError> {
-    chain.send(chain.contract().setPolicy(p.into(), note.to_string())).await
+    chain.send(chain.contract().call_builder(&call::set_policy(p, note))).await
 }
 
 struct AtLatest<'a>(&'a Chain);
@@ -75,6 +103,13 @@ pub async fn approve_genesis(
     proposal_id: U256,
     note: &str,
 ) -> anyhow::Result<TxOutcome> {
+    let (os_ref, app_ref) = verify_genesis(chain, verifier, proposal_id).await?;
+    Ok(chain.send(chain.contract().call_builder(&call::approve_genesis(proposal_id, os_ref, app_ref, note))).await?)
+}
+
+/// Verify genesis proposal `proposal_id` like a holder verifies a request (against the policy and
+/// references in force now); returns the OS and app references its quote runs under.
+pub async fn verify_genesis(chain: &Chain, verifier: &Verifier, proposal_id: U256) -> anyhow::Result<(B256, B256)> {
     let filter = Filter::new()
         .address(chain.deployment().contract)
         .event_signature(Op::GenesisProposed::SIGNATURE_HASH)
@@ -91,10 +126,7 @@ pub async fn approve_genesis(
     let ctx = Context { deployment: chain.deployment(), verifier, policy, references: &refs, now };
     let binding = Binding::Genesis { cluster: ev.cluster, epoch: ev.epoch };
     match pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await {
-        Decision::Accept(a) => {
-            let call = chain.contract().approveGenesis(proposal_id, a.os_ref(), a.app_ref(), note.to_string());
-            Ok(chain.send(call).await?)
-        }
+        Decision::Accept(a) => Ok((a.os_ref(), a.app_ref())),
         Decision::Refuse(r, detail) => {
             anyhow::bail!("genesis proposal {proposal_id} fails verification: {r}: {detail}")
         }

@@ -3,8 +3,8 @@
 //! (`replicatoor-core`) and verified chain access (`replicatoor-chain`); this crate runs them.
 
 pub mod admin;
-pub mod audit_cmd;
 pub mod cli;
+pub mod cmd;
 pub mod collateral;
 pub mod config;
 pub mod dispatch;
@@ -12,7 +12,6 @@ pub mod failpoint;
 pub mod http;
 pub mod install;
 pub mod provider;
-pub mod reference_cmd;
 pub mod roles;
 pub mod simulated;
 pub mod store;

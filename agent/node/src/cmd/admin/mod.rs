@@ -1,0 +1,259 @@
+//! `replicatoor admin …`: the owner's controls of the trust root (references, policy, genesis approval)
+//! and read-only views of them (`list`, `policy`). A state change is sent with the owner's key through
+//! [`crate::admin`], or with `--calldata-only` printed (`to`, `value`, calldata) for a multisig or
+//! timelock owner to submit.
+
+mod view;
+
+use crate::{
+    admin::{self, call},
+    cli::{hex_n, offline_verifier, read_bytes, sha256_file, PolicyArgs, SecretKey},
+};
+use alloy::{
+    primitives::{Address, B256, U256},
+    sol_types::SolCall,
+};
+use anyhow::Context as _;
+use clap::{ArgGroup, Args, Subcommand};
+use replicatoor_chain::{Chain, TxOutcome};
+use replicatoor_core::{
+    attest::quote::Measurements,
+    protocol::{app_reference_id, os_reference_id},
+};
+use serde_json::{json, Value};
+use std::{path::PathBuf, process::ExitCode};
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Propose an OS reference (MRTD, RTMR0-2), usable after the contract's widening delay.
+    ProposeOs(ProposeOs),
+    /// Propose an app reference (compose hash), usable after the contract's widening delay.
+    ProposeApp(ProposeApp),
+    /// Revoke a reference (immediate).
+    Revoke(Revoke),
+    /// Set the policy (narrowing is immediate, widening waits for the delay).
+    SetPolicy(SetPolicy),
+    /// Verify a genesis proposal's quote as a holder would, and approve it.
+    ApproveGenesis(ApproveGenesis),
+    /// Active, pending and revoked references (from events), the current and the pending policy.
+    List(view::List),
+    /// The policy in force, the pending policy, the widening delay and the owner.
+    Policy(view::ReadArgs),
+}
+
+/// Where and as whom to send. With `--calldata-only` nothing is sent and neither RPC nor key is needed.
+#[derive(Debug, Args)]
+pub struct TxArgs {
+    #[arg(long, env = "REPLICATOOR_RPC_URL")]
+    pub rpc_url: Option<String>,
+    #[arg(long, env = "REPLICATOOR_CONTRACT")]
+    pub contract: String,
+    /// The owner's private key (hex).
+    #[arg(long, env = "REPLICATOOR_SENDER_KEY", hide_env_values = true)]
+    pub sender_key: Option<SecretKey>,
+    /// Human note recorded in the event.
+    #[arg(long, default_value = "")]
+    pub note: String,
+    /// Print `to`, `value` and the hex calldata (for a multisig or timelock) instead of sending.
+    #[arg(long)]
+    pub calldata_only: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("measurements").required(true).args(["simulated", "quote", "mrtd"])))]
+pub struct ProposeOs {
+    #[command(flatten)]
+    pub tx: TxArgs,
+    /// The simulated OS measurements (dev).
+    #[arg(long)]
+    pub simulated: bool,
+    /// Take MRTD and RTMR0-2 from this quote (binary or hex; not verified: use verify-quote first).
+    #[arg(long)]
+    pub quote: Option<PathBuf>,
+    #[arg(long, requires_all = ["rtmr0", "rtmr1", "rtmr2"])]
+    pub mrtd: Option<String>,
+    #[arg(long, requires = "mrtd")]
+    pub rtmr0: Option<String>,
+    #[arg(long, requires = "mrtd")]
+    pub rtmr1: Option<String>,
+    #[arg(long, requires = "mrtd")]
+    pub rtmr2: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("app").required(true).args(["compose", "compose_hash"])))]
+pub struct ProposeApp {
+    #[command(flatten)]
+    pub tx: TxArgs,
+    /// app-compose.json whose sha256 is the compose hash.
+    #[arg(long)]
+    pub compose: Option<PathBuf>,
+    #[arg(long)]
+    pub compose_hash: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Revoke {
+    #[command(flatten)]
+    pub tx: TxArgs,
+    /// The reference id (hex, 32 bytes).
+    #[arg(long)]
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SetPolicy {
+    #[command(flatten)]
+    pub tx: TxArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// The proposal is read from the chain and verified here even with `--calldata-only` (which then
+/// needs `--rpc-url` but no key): an owner never approves a quote it has not checked.
+#[derive(Debug, Args)]
+pub struct ApproveGenesis {
+    #[command(flatten)]
+    pub tx: TxArgs,
+    #[arg(long)]
+    pub proposal: u64,
+    /// Trust the simulated PKI when verifying (dev only).
+    #[arg(long)]
+    pub allow_simulated_quotes: bool,
+    /// Collateral for a genuine quote: `<fmspc>.json` files (dcap-qvl QuoteCollateralV3).
+    #[arg(long)]
+    pub collateral_dir: Option<PathBuf>,
+}
+
+pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AdminCommand::ProposeOs(a) => propose_os(a).await?,
+        AdminCommand::ProposeApp(a) => propose_app(a).await?,
+        AdminCommand::Revoke(a) => revoke(a).await?,
+        AdminCommand::SetPolicy(a) => set_policy(a).await?,
+        AdminCommand::ApproveGenesis(a) => approve_genesis(a).await?,
+        AdminCommand::List(a) => view::list(a).await?,
+        AdminCommand::Policy(a) => view::policy(a).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn propose_os(a: ProposeOs) -> anyhow::Result<()> {
+    let m = if a.simulated {
+        crate::simulated::os_measurements()?
+    } else if let Some(q) = &a.quote {
+        let (_, _, m) = Measurements::parse_unverified(&read_bytes(q)?).map_err(|e| anyhow::anyhow!("quote: {e}"))?;
+        let m = m.context("not a TD quote")?;
+        [m.mr_td, m.rtmr[0], m.rtmr[1], m.rtmr[2]]
+    } else {
+        let get = |n: &str, v: &Option<String>| hex_n::<48>(n, v.as_deref().unwrap_or_default());
+        [get("mrtd", &a.mrtd)?, get("rtmr0", &a.rtmr0)?, get("rtmr1", &a.rtmr1)?, get("rtmr2", &a.rtmr2)?]
+    };
+    let tx = &a.tx;
+    let id = os_reference_id(&m[0], &m[1], &m[2], &m[3]);
+    let info = json!({ "id": id, "kind": "os" });
+    if tx.calldata_only {
+        return print_calldata(tx, call::propose_os(&m, &tx.note).abi_encode(), info);
+    }
+    let (_, o) = admin::propose_os(&connect(tx).await?, m, &tx.note).await?;
+    done(tx, info, &o, format!("os reference {id} proposed"))
+}
+
+async fn propose_app(a: ProposeApp) -> anyhow::Result<()> {
+    let h = match (&a.compose, &a.compose_hash) {
+        (Some(p), _) => sha256_file(p)?,
+        (None, Some(h)) => hex_n::<32>("compose hash", h)?,
+        (None, None) => anyhow::bail!("pass --compose FILE or --compose-hash HEX"),
+    };
+    let tx = &a.tx;
+    let id = app_reference_id(&h);
+    let info = json!({ "id": id, "kind": "app", "compose_hash": hex::encode(h) });
+    if tx.calldata_only {
+        return print_calldata(tx, call::propose_app(&h, &tx.note).abi_encode(), info);
+    }
+    let (_, o) = admin::propose_app(&connect(tx).await?, h, &tx.note).await?;
+    done(tx, info, &o, format!("app reference {id} (compose hash {}) proposed", hex::encode(h)))
+}
+
+async fn revoke(a: Revoke) -> anyhow::Result<()> {
+    let id: B256 = hex_n::<32>("id", &a.id)?.into();
+    let tx = &a.tx;
+    if tx.calldata_only {
+        return print_calldata(tx, call::revoke(id, &tx.note).abi_encode(), json!({ "id": id }));
+    }
+    let o = admin::revoke(&connect(tx).await?, id, &tx.note).await?;
+    done(tx, json!({ "id": id }), &o, format!("reference {id} revoked"))
+}
+
+async fn set_policy(a: SetPolicy) -> anyhow::Result<()> {
+    let (tx, p) = (&a.tx, a.policy.policy());
+    if tx.calldata_only {
+        return print_calldata(tx, call::set_policy(p, &tx.note).abi_encode(), json!({}));
+    }
+    let o = admin::set_policy(&connect(tx).await?, p, &tx.note).await?;
+    let what = "policy set (the narrowing part applies now, any widening after the contract's delay)";
+    done(tx, json!({}), &o, what.into())
+}
+
+async fn approve_genesis(a: ApproveGenesis) -> anyhow::Result<()> {
+    let tx = &a.tx;
+    let url = tx.rpc_url.as_deref().context("--rpc-url is required: the proposal is read and verified on chain")?;
+    let verifier = offline_verifier(a.collateral_dir.clone(), a.allow_simulated_quotes)?;
+    let proposal = U256::from(a.proposal);
+    let chain = if tx.calldata_only { read_only(url, &tx.contract).await? } else { connect(tx).await? };
+    let (os_ref, app_ref) = admin::verify_genesis(&chain, &verifier, proposal).await?;
+    let info = json!({ "proposal": a.proposal, "os_reference_id": os_ref, "app_reference_id": app_ref });
+    let call = call::approve_genesis(proposal, os_ref, app_ref, &tx.note);
+    if tx.calldata_only {
+        return print_calldata(tx, call.abi_encode(), info);
+    }
+    let o = chain.send(chain.contract().call_builder(&call)).await?;
+    done(tx, info, &o, format!("genesis proposal {} verified and approved", a.proposal))
+}
+
+/// The transaction for a multisig: nothing is sent. `info` (an object) adds what the call concerns.
+fn print_calldata(tx: &TxArgs, calldata: Vec<u8>, info: Value) -> anyhow::Result<()> {
+    let to: Address = tx.contract.parse().context("contract address")?;
+    let data = format!("0x{}", hex::encode(calldata));
+    if tx.json {
+        let mut out = json!({ "to": to, "value": "0", "calldata": data });
+        if let (Some(out), Value::Object(info)) = (out.as_object_mut(), info) {
+            out.extend(info);
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("to:       {to}\nvalue:    0\ncalldata: {data}");
+    for (k, v) in info.as_object().into_iter().flatten() {
+        println!("{:<10}{}", format!("{k}:"), v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    }
+    Ok(())
+}
+
+/// What a sent transaction did: `info` (an object) plus block and transaction hash.
+fn done(tx: &TxArgs, info: Value, o: &TxOutcome, what: String) -> anyhow::Result<()> {
+    if tx.json {
+        let mut out = json!({ "block": o.block, "tx": o.tx_hash });
+        if let (Some(out), Value::Object(info)) = (out.as_object_mut(), info) {
+            out.extend(info);
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{what} in block {} (tx {})", o.block, o.tx_hash);
+    }
+    Ok(())
+}
+
+async fn connect(tx: &TxArgs) -> anyhow::Result<Chain> {
+    let url = tx.rpc_url.as_deref().context("--rpc-url is required (or pass --calldata-only)")?;
+    let key = tx.sender_key.as_ref().context("--sender-key is required (or pass --calldata-only)")?;
+    let contract = tx.contract.parse().context("contract address")?;
+    Ok(Chain::connect(url, contract, Some(key.signer().context("sender key")?)).await?)
+}
+
+async fn read_only(url: &str, contract: &str) -> anyhow::Result<Chain> {
+    Ok(Chain::connect(url, contract.parse().context("contract address")?, None).await?)
+}

@@ -1,0 +1,60 @@
+//! `replicatoor config check`: print every finding of [`crate::config::check`] with what to do, the
+//! resolved settings (never the sender key), and a summary.
+
+use super::EXIT_BAD_CONFIG;
+use crate::config::{RunArgs, Severity};
+use clap::{Args, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a `run` configuration exactly as `run` would, plus local checks (secret and state
+    /// directories, app-compose file, guest-agent socket). Exit code 0 when valid, 2 otherwise.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Treat warnings as errors (exit code 2).
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
+
+pub fn run(cmd: ConfigCommand) -> ExitCode {
+    let ConfigCommand::Check(a) = cmd;
+    if check(a) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_BAD_CONFIG)
+    }
+}
+
+/// Print every finding with what to do, then a summary. Returns whether the configuration is valid.
+fn check(a: CheckArgs) -> bool {
+    let (cfg, findings) = crate::config::check(a.run);
+    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let warnings = findings.len() - errors;
+    for f in &findings {
+        let label = if f.severity == Severity::Error { "error:  " } else { "warning:" };
+        println!("{label} {}: {}\n          fix: {}", f.key, f.problem, f.fix);
+    }
+    if let Some(c) = &cfg {
+        // The RPC URL may carry an API key in its path: show scheme and host only. Never the sender key.
+        let rpc = c.rpc_url.split('/').take(3).collect::<Vec<_>>().join("/");
+        println!("rpc:           {rpc}");
+        println!("contract:      {}", c.contract);
+        println!("start block:   {}", c.start_block);
+        println!("sender:        {}", c.sender_key.address());
+        println!("role:          {}", if c.genesis { "genesis (founds the cluster)" } else { "new node / holder" });
+        println!("quote source:  {:?}", c.quote_provider);
+        println!("state dir:     {}", c.state_dir.display());
+        println!("secret file:   {}", c.secret_file.display());
+        println!("confirmations: {}", c.confirmations);
+        println!("http:          {}", c.http_addr.map_or("off".into(), |a| a.to_string()));
+    }
+    let ok = errors == 0 && !(a.deny_warnings && warnings > 0);
+    println!("configuration {}: {errors} error(s), {warnings} warning(s)", if ok { "OK" } else { "INVALID" });
+    ok
+}

@@ -1,0 +1,71 @@
+//! `replicatoor measure`: measurements and reference ids from a compose file, a quote or an event log.
+
+use crate::cli::{load_event_log, read_bytes, sha256_file};
+use replicatoor_core::{attest::quote::Measurements, protocol::app_reference_id};
+use std::{path::PathBuf, process::ExitCode};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// app-compose.json: print its compose hash and app reference id.
+    #[arg(long)]
+    pub compose: Option<PathBuf>,
+    /// Quote: print its measurements and OS reference id (not verified; use verify-quote).
+    #[arg(long)]
+    pub quote: Option<PathBuf>,
+    /// Event log: replay RTMR0-3 and list the runtime events.
+    #[arg(long)]
+    pub event_log: Option<PathBuf>,
+    /// The simulated OS measurements.
+    #[arg(long)]
+    pub simulated_os: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let mut out = serde_json::Map::new();
+    if let Some(p) = &a.compose {
+        let h = sha256_file(p)?;
+        out.insert("compose_hash".into(), hex::encode(h).into());
+        out.insert("app_reference_id".into(), app_reference_id(&h).to_string().into());
+    }
+    if a.simulated_os {
+        let [mrtd, r0, r1, r2] = crate::simulated::os_measurements()?;
+        let id = replicatoor_core::protocol::os_reference_id(&mrtd, &r0, &r1, &r2);
+        out.insert("simulated_os_reference_id".into(), id.to_string().into());
+    }
+    if let Some(p) = &a.quote {
+        let (version, tee, m) = Measurements::parse_unverified(&read_bytes(p)?).map_err(|e| anyhow::anyhow!(e))?;
+        out.insert("quote_version".into(), version.into());
+        out.insert("tee_type".into(), format!("{tee:#x}").into());
+        if let Some(m) = m {
+            out.insert("os_reference_id".into(), m.os_reference_id().to_string().into());
+            out.insert("measurements".into(), serde_json::to_value(&m)?);
+        }
+    }
+    if let Some(p) = &a.event_log {
+        let log = load_event_log(p)?;
+        let rtmrs = log.replay_all();
+        out.insert("replayed_rtmrs".into(), rtmrs.iter().map(hex::encode).collect::<Vec<_>>().into());
+        let events: Vec<_> = log
+            .runtime_events()
+            .map(|(_, e)| serde_json::json!({ "name": e.name(), "payload": hex::encode(e.payload()) }))
+            .collect();
+        out.insert("runtime_events".into(), events.into());
+        if let Ok(app) = log.app_info() {
+            out.insert("compose_hash".into(), hex::encode(app.compose_hash).into());
+            out.insert("app_reference_id".into(), app_reference_id(&app.compose_hash).to_string().into());
+        }
+    }
+    if out.is_empty() {
+        anyhow::bail!("nothing to measure: pass --compose, --quote, --event-log or --simulated-os");
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for (k, v) in &out {
+            println!("{k}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_string));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

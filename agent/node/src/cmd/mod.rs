@@ -1,0 +1,18 @@
+//! One module per command: its clap arguments and its `run`. [`crate::dispatch`] parses the command
+//! line and calls the `run` of the chosen command; [`crate::cli`] lists the commands and holds what
+//! several of them share.
+
+pub mod admin;
+pub mod audit;
+pub mod config;
+pub mod deploy;
+pub mod measure;
+pub mod run;
+pub mod verify_quote;
+
+/// Exit code of a configuration the command refuses (`run`, `config check`).
+pub const EXIT_BAD_CONFIG: u8 = 2;
+/// Exit code of `run` when the cluster refused this node's request.
+pub const EXIT_REFUSED: u8 = 3;
+/// Exit code of `verify-quote` when the quote does not verify.
+pub const EXIT_NOT_VERIFIED: u8 = 4;

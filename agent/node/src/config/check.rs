@@ -1,0 +1,228 @@
+//! `replicatoor config check`: validate a `run` configuration exactly as `run` does, then check what can
+//! be checked without the chain. Local problems are warnings: the check may run elsewhere than the node.
+
+use super::{ConfigError, ProviderKind, RunArgs, RunConfig};
+use std::path::{Path, PathBuf};
+
+/// How much a [`check`] finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// `run` would refuse this configuration (exit code 2).
+    Error,
+    /// `run` accepts it, but it will probably fail or be unsafe once running.
+    Warning,
+}
+
+/// One problem found by [`check`], and what to do about it.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub severity: Severity,
+    /// The setting concerned (its TOML key).
+    pub key: &'static str,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl ConfigError {
+    /// The setting at fault (its TOML key); `config` for a broken file.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ConfigError::File { .. } => "config",
+            ConfigError::Missing(key, ..) | ConfigError::Invalid { key, .. } => key,
+        }
+    }
+
+    /// What the operator should do about it.
+    pub fn fix(&self) -> String {
+        match self {
+            ConfigError::File { .. } => {
+                "fix the TOML file: keys are the long flag names with underscores, unknown keys are \
+                                         rejected (see examples/replicatoor.toml)"
+                    .into()
+            }
+            ConfigError::Missing(key, flag, env) => format!("set --{flag}, or {env}, or `{key}` in the config file"),
+            ConfigError::Invalid { key, .. } => match *key {
+                "rpc_url" => "use an https:// endpoint (plain http:// only for a node on this machine); \
+                              --allow-insecure-rpc lets a network attacker feed this node a fake chain"
+                    .into(),
+                "contract" => "the UpgradeOperator address, 0x and 40 hex digits (REPLICATOOR_CONTRACT printed by \
+                               script/Deploy.s.sol)"
+                    .into(),
+                "sender_key" => "a 32-byte hex private key of a funded account; pass it by environment \
+                                 (REPLICATOOR_SENDER_KEY), not in a file"
+                    .into(),
+                "generate_secret" => format!(
+                    "use it only together with --genesis (founding node), with 1..={} bytes",
+                    replicatoor_core::crypto::bundle::MAX_SECRET_FILE
+                ),
+                "http_addr" => "an IP socket address such as 127.0.0.1:9090 or 0.0.0.0:9090, or `off`".into(),
+                "witness_rpc_urls" => "independent https:// endpoints (other providers than rpc_url)".into(),
+                "pccs_url" => "an https:// PCCS base URL, or `off` (then set collateral_dir)".into(),
+                _ => "see `replicatoor run --help`".into(),
+            },
+        }
+    }
+}
+
+/// Validate a configuration exactly as `run` does ([`RunArgs::resolve`]), then check what can be checked
+/// without the chain: the secret file's directory is writable, the state directory can be created, the
+/// app-compose file is readable (simulated provider), the guest-agent socket exists (Dstack provider).
+/// Those local checks are warnings: `config check` may run elsewhere than the node (CI, an operator's laptop).
+/// Returns the resolved configuration when there is no error, and every finding.
+pub fn check(args: RunArgs) -> (Option<RunConfig>, Vec<Finding>) {
+    let cfg = match args.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            let f = Finding { severity: Severity::Error, key: e.key(), problem: e.to_string(), fix: e.fix() };
+            return (None, vec![f]);
+        }
+    };
+    let mut out = Vec::new();
+    let mut warn = |key: &'static str, problem: String, fix: &str| {
+        out.push(Finding { severity: Severity::Warning, key, problem, fix: fix.into() })
+    };
+
+    if cfg.secret_file.is_dir() {
+        warn(
+            "secret_file",
+            format!("{} is a directory", cfg.secret_file.display()),
+            "point secret_file at a file path (it is installed atomically next to itself)",
+        );
+    } else if let Err(e) = dir_creatable(cfg.secret_file.parent().unwrap_or(Path::new("."))) {
+        warn(
+            "secret_file",
+            format!("cannot install {}: {e}", cfg.secret_file.display()),
+            "make its directory writable by this user (in a container: the volume shared with the app)",
+        );
+    }
+    if cfg.genesis && cfg.generate_secret.is_none() {
+        if let Err(e) = std::fs::File::open(&cfg.secret_file) {
+            warn(
+                "secret_file",
+                format!("genesis reads the secret from {}: {e}", cfg.secret_file.display()),
+                "put the secret there before starting, or pass --generate-secret BYTES",
+            );
+        }
+    }
+
+    if let Err(e) = dir_creatable(&cfg.state_dir) {
+        warn(
+            "state_dir",
+            format!("cannot use {} as the state directory: {e}", cfg.state_dir.display()),
+            "make it writable by this user; in a container, mount a persistent volume there",
+        );
+    }
+
+    match cfg.quote_provider {
+        ProviderKind::Simulated => {
+            if let Some(p) = &cfg.app_compose {
+                if let Err(e) = std::fs::read(p) {
+                    warn(
+                        "app_compose",
+                        format!("cannot read {}: {e}", p.display()),
+                        "point app_compose at the app-compose.json whose sha256 is the app's compose hash",
+                    );
+                }
+            }
+            warn(
+                "quote_provider",
+                "simulated quotes prove nothing (public test PKI)".into(),
+                "use `dstack` on a real node; simulated is for local development and tests only",
+            );
+        }
+        ProviderKind::Dstack => {
+            let candidates: Vec<PathBuf> = match &cfg.dstack_socket {
+                Some(p) => vec![p.clone()],
+                None => {
+                    vec![crate::provider::DSTACK_SOCKET.into(), crate::provider::TAPPD_SOCKET.into()]
+                }
+            };
+            if !candidates.iter().any(|p| is_socket(p)) {
+                let list: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+                warn(
+                    "dstack_socket",
+                    format!("no Dstack guest-agent socket at {}", list.join(" or ")),
+                    "run inside a Dstack CVM and mount /var/run/dstack.sock into this container \
+                     (or set dstack_socket); for local development use quote_provider = \"simulated\"",
+                );
+            }
+            if cfg.collateral_dir.is_none() && cfg.pccs_url.is_none() {
+                warn(
+                    "collateral_dir",
+                    "no collateral: as a holder this node cannot verify genuine quotes (requests stay pending)".into(),
+                    "set pccs_url (or leave it unset for the default PCCS), or collateral_dir to a directory of \
+                     <fmspc>.json collateral files (dcap-qvl format)",
+                );
+            }
+        }
+    }
+    if let Some(d) = &cfg.collateral_dir {
+        if !d.is_dir() {
+            warn("collateral_dir", format!("{} is not a directory", d.display()), "create it or fix the path");
+        }
+    }
+    if cfg.allow_simulated_quotes {
+        warn(
+            "allow_simulated_quotes",
+            "this holder would serve SIMULATED quotes when the contract policy allows them".into(),
+            "never in production: remove allow_simulated_quotes",
+        );
+    }
+    let local = is_local_rpc(&cfg.rpc_url);
+    if !local && cfg.rpc_url.starts_with("http://") {
+        warn(
+            "allow_insecure_rpc",
+            "plain http:// to a remote RPC: anyone on the path can feed this node a fake chain".into(),
+            "use an https:// endpoint",
+        );
+    }
+    if !local && cfg.start_block == 0 {
+        warn(
+            "start_block",
+            "start_block is 0: the first scan walks the whole chain".into(),
+            "set start_block to the contract's deployment block (REPLICATOOR_START_BLOCK printed by the deploy)",
+        );
+    }
+    if cfg.confirmations == 0 {
+        warn(
+            "confirmations",
+            "0 confirmations: a holder answers requests that a reorg may remove".into(),
+            "use at least 2 (more on chains with deep reorgs, see docs/operations.md)",
+        );
+    }
+    (Some(cfg), out)
+}
+
+/// Whether `dir` exists as a writable directory, or could be created (its nearest existing ancestor is a
+/// writable directory). Writability is probed by creating and removing a file: the only portable test.
+fn dir_creatable(dir: &Path) -> Result<(), String> {
+    let existing = dir
+        .ancestors()
+        .map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a })
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("."));
+    if !existing.is_dir() {
+        return Err(format!("{} is not a directory", existing.display()));
+    }
+    let probe = existing.join(format!(".replicatoor-config-check-{}", std::process::id()));
+    let made = std::fs::OpenOptions::new().write(true).create_new(true).open(&probe);
+    made.and_then(|_| std::fs::remove_file(&probe)).map_err(|e| format!("{} is not writable: {e}", existing.display()))
+}
+
+fn is_socket(p: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(p).map(|m| m.file_type().is_socket()).unwrap_or(false)
+    }
+    #[cfg(not(unix))]
+    {
+        p.exists()
+    }
+}
+
+fn is_local_rpc(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    host == "localhost" || host.starts_with("127.") || rest.starts_with("[::1]")
+}

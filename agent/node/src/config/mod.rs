@@ -1,0 +1,323 @@
+//! Configuration of `replicatoor run`. Every setting is defined once, in [`Settings`]: its flag, its
+//! environment variable (`REPLICATOOR_*`), its TOML key (the field name) and its default, which
+//! `--help` shows. Precedence: flag, then environment, then the `--config` file, then the default.
+//! Security-relevant switches default to strict. [`Settings::validate`] turns the merged settings
+//! into the typed [`RunConfig`] the roles use; `config check` ([`check`]) runs the same validation.
+
+mod check;
+
+pub use check::{check, Finding, Severity};
+
+use crate::cli::SecretKey;
+use clap::{parser::ValueSource, ArgMatches, Args, FromArgMatches, ValueEnum};
+use serde::{Deserialize, Serialize};
+use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf};
+
+/// Where this node's own quote comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// The Dstack guest agent (production).
+    Dstack,
+    /// SIMULATED quotes (dev/test only; holders refuse them unless policy and flag allow).
+    Simulated,
+}
+
+/// The settings of `replicatoor run`, as given (flags, env, file, defaults), before validation.
+/// The TOML key of each is its field name; unknown keys are rejected.
+#[derive(Debug, Clone, PartialEq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// JSON-RPC endpoint (https:// outside local development).
+    #[arg(long, env = "REPLICATOOR_RPC_URL")]
+    pub rpc_url: Option<String>,
+    /// Independent RPC endpoints that must agree with --rpc-url on the block hash and contract state a
+    /// delivery is based on (repeat the flag, or comma-separate in the env var). A lying RPC alone then
+    /// cannot make a holder release the secret.
+    #[arg(long = "witness-rpc-url", env = "REPLICATOOR_WITNESS_RPC_URLS", value_delimiter = ',')]
+    pub witness_rpc_urls: Vec<String>,
+    /// UpgradeOperator contract address.
+    #[arg(long, env = "REPLICATOOR_CONTRACT")]
+    pub contract: Option<String>,
+    /// First block to scan for requests (the contract's deployment block).
+    #[arg(long, env = "REPLICATOOR_START_BLOCK", default_value_t = 0)]
+    pub start_block: u64,
+    /// Directory of the agent's durable state (keys, checkpoint, outcomes).
+    #[arg(long, env = "REPLICATOOR_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Path of the app's secret file (read at genesis, installed on new nodes).
+    #[arg(long, env = "REPLICATOOR_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Private key (hex) of the funded account that pays for this node's transactions.
+    #[arg(long, env = "REPLICATOOR_SENDER_KEY", hide_env_values = true)]
+    pub sender_key: Option<SecretKey>,
+    /// Found a new cluster (first node only): create the cluster key and propose genesis.
+    #[arg(long, env = "REPLICATOOR_GENESIS")]
+    pub genesis: bool,
+    /// With --genesis: generate a random secret file of this many bytes instead of reading one.
+    #[arg(long, env = "REPLICATOOR_GENERATE_SECRET")]
+    pub generate_secret: Option<usize>,
+    /// Quote source: `dstack` (production) or `simulated` (dev/test).
+    #[arg(long, value_enum, env = "REPLICATOOR_QUOTE_PROVIDER", default_value_t = ProviderKind::Dstack)]
+    pub quote_provider: ProviderKind,
+    /// Guest-agent socket (unset: /var/run/dstack.sock, then /var/run/tappd.sock).
+    #[arg(long, env = "REPLICATOOR_DSTACK_SOCKET")]
+    pub dstack_socket: Option<PathBuf>,
+    /// Simulated provider: the app-compose file whose sha256 is the compose hash.
+    #[arg(long, env = "REPLICATOOR_APP_COMPOSE")]
+    pub app_compose: Option<PathBuf>,
+    /// Trust quotes from the simulated PKI. Gives up all hardware guarantees: local development only.
+    /// The contract's policy must allow simulated quotes as well.
+    #[arg(long, env = "REPLICATOOR_ALLOW_SIMULATED_QUOTES")]
+    pub allow_simulated_quotes: bool,
+    /// Directory of collateral files `<fmspc>.json` for genuine quotes (offline; no PCCS fetches).
+    #[arg(long, env = "REPLICATOOR_COLLATERAL_DIR")]
+    pub collateral_dir: Option<PathBuf>,
+    /// PCCS to fetch collateral from (cached per FMSPC under the state dir); `off` to disable.
+    /// Intel PCS: https://api.trustedservices.intel.com
+    #[arg(long, env = "REPLICATOOR_PCCS_URL", default_value = dcap_qvl::collateral::PHALA_PCCS_URL)]
+    pub pccs_url: String,
+    /// Blocks a request must be buried under before a holder acts.
+    #[arg(long, env = "REPLICATOOR_CONFIRMATIONS", default_value_t = 2)]
+    pub confirmations: u64,
+    /// How often to poll the chain, in milliseconds (at least 50).
+    #[arg(long, env = "REPLICATOOR_POLL_INTERVAL_MS", default_value_t = 1000)]
+    pub poll_interval_ms: u64,
+    /// Upper bound of the random delay before answering, so racing holders rarely both send.
+    #[arg(long, env = "REPLICATOOR_JITTER_MS", default_value_t = 400)]
+    pub jitter_ms: u64,
+    /// Most refusals a holder posts per scanned block range (a junk flood costs the holder gas).
+    #[arg(long, env = "REPLICATOOR_MAX_REFUSALS_PER_STEP", default_value_t = 16)]
+    pub max_refusals_per_step: u32,
+    /// New node: exit after installing the secret instead of serving as a holder.
+    #[arg(long, env = "REPLICATOOR_EXIT_AFTER_INSTALL")]
+    pub exit_after_install: bool,
+    /// Allow plain http:// RPC URLs to non-local hosts (insecure).
+    #[arg(long, env = "REPLICATOOR_ALLOW_INSECURE_RPC")]
+    pub allow_insecure_rpc: bool,
+    /// Health and metrics endpoint (/healthz, /readyz, /status, /metrics); `off` to disable.
+    #[arg(long, env = "REPLICATOOR_HTTP_ADDR", default_value = "127.0.0.1:9090")]
+    pub http_addr: String,
+}
+
+impl Default for Settings {
+    /// The built-in defaults: what `run` uses when no flag, environment variable or file sets a
+    /// value. Read from the definition above (environment ignored), so they cannot drift from `--help`.
+    fn default() -> Self {
+        let cmd = Settings::augment_args(clap::Command::new("defaults").no_binary_name(true))
+            .mut_args(|a| a.env(None::<&str>));
+        let parsed = cmd.try_get_matches_from(std::iter::empty::<&str>()).and_then(|m| Settings::from_arg_matches(&m));
+        // Only a setting made required without a default could fail here: a bug the unit tests catch.
+        parsed.unwrap_or_else(|e| panic!("the settings' defaults do not parse: {e}"))
+    }
+}
+
+/// `run`'s arguments: the optional `--config` file and the [`Settings`], remembering which settings a
+/// flag or an environment variable gave (those beat the file).
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    pub config: Option<PathBuf>,
+    pub settings: Settings,
+    explicit: BTreeSet<String>,
+}
+
+/// What clap sees of [`RunArgs`].
+#[derive(Args)]
+struct RunFlags {
+    /// TOML configuration file (keys: the long flag names with underscores; flags and environment beat it).
+    #[arg(long, env = "REPLICATOOR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+impl FromArgMatches for RunArgs {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_arg_matches_mut(&mut m.clone())
+    }
+
+    fn from_arg_matches_mut(m: &mut ArgMatches) -> Result<Self, clap::Error> {
+        // Read the sources before the derived code takes the values out of `m`. Only settings count:
+        // `--config` or a sibling flag (`config check --deny-warnings`) must not hide a key of the file.
+        let settings = Settings::augment_args(clap::Command::new("settings"));
+        let explicit = settings
+            .get_arguments()
+            .map(|a| a.get_id().as_str())
+            .filter(|id| matches!(m.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable)))
+            .map(str::to_string)
+            .collect();
+        let RunFlags { config, settings } = RunFlags::from_arg_matches_mut(m)?;
+        Ok(RunArgs { config, settings, explicit })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Args for RunArgs {
+    fn group_id() -> Option<clap::Id> {
+        RunFlags::group_id()
+    }
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        RunFlags::augment_args(cmd)
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        RunFlags::augment_args_for_update(cmd)
+    }
+}
+
+/// A resolved, validated configuration.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub rpc_url: String,
+    pub witness_rpc_urls: Vec<String>,
+    pub contract: alloy::primitives::Address,
+    pub start_block: u64,
+    pub state_dir: PathBuf,
+    pub secret_file: PathBuf,
+    pub sender_key: alloy::signers::local::PrivateKeySigner,
+    pub genesis: bool,
+    pub generate_secret: Option<usize>,
+    pub quote_provider: ProviderKind,
+    pub dstack_socket: Option<PathBuf>,
+    pub app_compose: Option<PathBuf>,
+    pub allow_simulated_quotes: bool,
+    pub collateral_dir: Option<PathBuf>,
+    /// PCCS base URL (None = no fetching).
+    pub pccs_url: Option<String>,
+    pub confirmations: u64,
+    pub poll_interval_ms: u64,
+    pub jitter_ms: u64,
+    pub max_refusals_per_step: u32,
+    pub exit_after_install: bool,
+    /// Where to serve health and metrics (None = off).
+    pub http_addr: Option<SocketAddr>,
+}
+
+/// Configuration problems, each saying what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("missing setting `{0}` (flag --{1}, env {2}, or `{0}` in the config file)")]
+    Missing(&'static str, &'static str, &'static str),
+    #[error("setting `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl RunArgs {
+    /// Layer the file under flags and environment, then validate.
+    pub fn resolve(self) -> Result<RunConfig, ConfigError> {
+        self.layered()?.validate()
+    }
+
+    /// The settings with the `--config` file applied: each key of the file counts unless a flag or an
+    /// environment variable set that setting. Merged as TOML so the file is type-checked against the
+    /// same definition (and unknown keys rejected).
+    pub fn layered(self) -> Result<Settings, ConfigError> {
+        let Some(path) = &self.config else { return Ok(self.settings) };
+        let err = |reason: String| ConfigError::File { path: path.display().to_string(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let file: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let mut merged = toml::Table::try_from(&self.settings)
+            .map_err(|e| err(format!("cannot combine with the flags and environment: {e}")))?;
+        for (key, value) in file {
+            if !self.explicit.contains(&key) {
+                merged.insert(key, value);
+            }
+        }
+        // toml puts the key on a second line: one line reads better in `config check`.
+        merged.try_into().map_err(|e: toml::de::Error| err(e.to_string().trim_end().replace('\n', " ")))
+    }
+}
+
+impl Settings {
+    /// Check every setting and convert it to the type the agent uses.
+    pub fn validate(self) -> Result<RunConfig, ConfigError> {
+        let invalid = |key, reason: String| ConfigError::Invalid { key, reason };
+        let rpc_url = self.rpc_url.ok_or(ConfigError::Missing("rpc_url", "rpc-url", "REPLICATOOR_RPC_URL"))?;
+        check_rpc_url(&rpc_url, self.allow_insecure_rpc)?;
+        let contract = self.contract.ok_or(ConfigError::Missing("contract", "contract", "REPLICATOOR_CONTRACT"))?;
+        let contract = contract.parse().map_err(|e| invalid("contract", format!("{e}")))?;
+        let sender =
+            self.sender_key.ok_or(ConfigError::Missing("sender_key", "sender-key", "REPLICATOOR_SENDER_KEY"))?;
+        let sender_key = sender.signer().map_err(|e| invalid("sender_key", e.to_string()))?;
+        if let Some(n) = self.generate_secret {
+            if !self.genesis {
+                return Err(invalid("generate_secret", "only meaningful with --genesis".into()));
+            }
+            let max = replicatoor_core::crypto::bundle::MAX_SECRET_FILE;
+            if n == 0 || n > max {
+                return Err(invalid("generate_secret", format!("must be 1..={max} bytes")));
+            }
+        }
+        let http_addr = match self.http_addr.as_str() {
+            "off" => None,
+            a => Some(a.parse().map_err(|e| invalid("http_addr", format!("{a:?}: {e}")))?),
+        };
+        if self.quote_provider == ProviderKind::Simulated && self.app_compose.is_none() {
+            return Err(ConfigError::Missing("app_compose", "app-compose", "REPLICATOOR_APP_COMPOSE"));
+        }
+        for w in &self.witness_rpc_urls {
+            check_rpc_url(w, self.allow_insecure_rpc)?;
+            if *w == rpc_url {
+                return Err(invalid("witness_rpc_urls", "a witness must differ from rpc_url".into()));
+            }
+        }
+        let state_dir =
+            self.state_dir.ok_or(ConfigError::Missing("state_dir", "state-dir", "REPLICATOOR_STATE_DIR"))?;
+        let secret_file =
+            self.secret_file.ok_or(ConfigError::Missing("secret_file", "secret-file", "REPLICATOOR_SECRET_FILE"))?;
+        let pccs_url = match self.pccs_url.as_str() {
+            "off" => None,
+            u if u.starts_with("https://") || u.starts_with("http://127.") || u.starts_with("http://localhost") => {
+                Some(u.trim_end_matches('/').to_string())
+            }
+            u => return Err(invalid("pccs_url", format!("{u:?} must be https:// (or off)"))),
+        };
+        Ok(RunConfig {
+            rpc_url,
+            witness_rpc_urls: self.witness_rpc_urls,
+            contract,
+            start_block: self.start_block,
+            state_dir,
+            secret_file,
+            sender_key,
+            genesis: self.genesis,
+            generate_secret: self.generate_secret,
+            quote_provider: self.quote_provider,
+            dstack_socket: self.dstack_socket,
+            app_compose: self.app_compose,
+            allow_simulated_quotes: self.allow_simulated_quotes,
+            collateral_dir: self.collateral_dir,
+            pccs_url,
+            confirmations: self.confirmations,
+            poll_interval_ms: self.poll_interval_ms.max(50),
+            jitter_ms: self.jitter_ms,
+            max_refusals_per_step: self.max_refusals_per_step,
+            exit_after_install: self.exit_after_install,
+            http_addr,
+        })
+    }
+}
+
+/// Plain http is only for loopback (local dev); elsewhere a MITM could feed us a fake chain.
+pub fn check_rpc_url(url: &str, allow_insecure: bool) -> Result<(), ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid { key: "rpc_url", reason: reason.into() };
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(invalid("must start with https:// (or http:// for a local node)"));
+    };
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    if allow_insecure || matches!(host, "localhost" | "127.0.0.1" | "[") || host.starts_with("127.") {
+        return Ok(());
+    }
+    Err(invalid("plain http:// is only allowed for localhost; use https:// or --allow-insecure-rpc"))
+}
+
+#[cfg(test)]
+mod tests;
