@@ -18,7 +18,7 @@ use replicatoor_core::{
         Verifier,
     },
     crypto::{delivery, eip712, HpkeKeypair, SecretBundle},
-    protocol::{app_reference_id, os_reference_id, Policy, RefKind},
+    protocol::{app_reference_id, os_reference_id, Policy},
     refusal::Refusal,
 };
 use replicatoor_testkit::{
