@@ -37,6 +37,9 @@ pub enum Command {
     VerifyQuote(cmd::verify_quote::Args),
     /// Compute measurements and reference ids from a compose file, a quote or an event log.
     Measure(cmd::measure::Args),
+    /// Verify recorded beacon light-client data offline (the agent's own verifier).
+    #[command(subcommand)]
+    LightClient(cmd::light_client::Command),
     /// Audit a deployment from chain data alone: governance timeline, custody tree, findings.
     Audit(cmd::audit::Args),
     /// Check a configuration without touching the chain.

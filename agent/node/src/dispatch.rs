@@ -51,6 +51,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Admin(a) => cmd::admin::run(a).await,
         Command::VerifyQuote(a) => cmd::verify_quote::run(a),
         Command::Measure(a) => cmd::measure::run(a),
+        Command::LightClient(a) => cmd::light_client::run(a),
         Command::Audit(a) => cmd::audit::run(a).await,
         Command::Config(a) => Ok(cmd::config::run(a)),
     }

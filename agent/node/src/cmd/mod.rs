@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod deploy;
+pub mod light_client;
 pub mod measure;
 pub mod run;
 pub mod verify_quote;
@@ -14,5 +15,5 @@ pub mod verify_quote;
 pub const EXIT_BAD_CONFIG: u8 = 2;
 /// Exit code of `run` when the cluster refused this node's request.
 pub const EXIT_REFUSED: u8 = 3;
-/// Exit code of `verify-quote` when the quote does not verify.
+/// Exit code of `verify-quote` and `light-client verify` when the data does not verify.
 pub const EXIT_NOT_VERIFIED: u8 = 4;
