@@ -10,10 +10,11 @@ use replicatoor_chain::{Chain, ChainError, UpgradeOperator as Op, UpgradeOperato
 use replicatoor_core::{
     attest::{
         collateral::NoCollateral,
-        pipeline::{self, Binding, Context, Decision, References},
-        Verifier,
+        pipeline::{self, Context, Decision, References},
+        RequestBinding, Verifier,
     },
-    crypto::{delivery, eip712, SecretBundle},
+    crypto::{eip712, SecretBundle},
+    delivery,
     protocol::RefKind,
     refusal::Refusal,
 };
@@ -104,7 +105,8 @@ async fn unapproved_app_is_refused_with_its_reason() {
 /// A holder's view of the references: everything the test approved.
 struct AllAllowed;
 impl References for AllAllowed {
-    async fn is_allowed(&self, _: B256, _: RefKind) -> Result<bool, String> {
+    type Error = std::convert::Infallible;
+    async fn is_allowed(&self, _: B256, _: RefKind) -> Result<bool, Self::Error> {
         Ok(true)
     }
 }
@@ -141,7 +143,7 @@ async fn forged_and_corrupted_deliveries_install_nothing() {
     let ev = logs[0].log_decode::<Op::SecretRequested>().unwrap().inner.data;
     let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
     let ctx = Context { deployment: dep, verifier: &v, policy: Net::dev_policy(), references: &AllAllowed, now: now() };
-    let binding = Binding::Request { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
+    let binding = RequestBinding { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
     let Decision::Accept(accepted) = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await else {
         panic!("the node's own request should verify")
     };

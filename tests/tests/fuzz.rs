@@ -27,15 +27,15 @@ use replicatoor_core::{
     attest::{
         collateral::NoCollateral,
         eventlog::{self, DigestFormat, Event, EventLog},
-        pipeline::{self, Binding, Context, Decision, References},
+        pipeline::{self, Context, Decision, References},
         quote::Measurements,
-        QuoteError, Verifier,
+        QuoteError, RequestBinding, Verifier,
     },
     crypto::{
-        delivery::{self, SignedDelivery},
         eip712::{self, Delivery},
         HpkeKeypair, SecretBundle,
     },
+    delivery::{self, SignedDelivery},
     protocol::{app_reference_id, Deployment, Policy, RefKind},
 };
 use replicatoor_testkit::simulated::{self, SimulatedTd};
@@ -454,7 +454,8 @@ fn fuzz_verify_genuine_quote_mutated() {
 struct AllowAll(B256, B256);
 
 impl References for AllowAll {
-    fn is_allowed(&self, id: B256, kind: RefKind) -> impl Future<Output = Result<bool, String>> + Send {
+    type Error = std::convert::Infallible;
+    fn is_allowed(&self, id: B256, kind: RefKind) -> impl Future<Output = Result<bool, Self::Error>> + Send {
         std::future::ready(Ok((kind == RefKind::Os && id == self.0) || (kind == RefKind::App && id == self.1)))
     }
 }
@@ -467,7 +468,7 @@ fn fuzz_pipeline_mutated_request() {
     let refs = AllowAll(measured.measurements().os_reference_id(), app_reference_id(&compose_hash()));
     let policy = Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true };
     let ctx = Context { deployment: dep(), verifier: &verifier, policy, references: &refs, now: NOW };
-    let binding = Binding::Request { request_id: U256::from(1), requester: requester(), hpke_pub_key: keys().public() };
+    let binding = RequestBinding { request_id: U256::from(1), requester: requester(), hpke_pub_key: keys().public() };
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let strategy = (any::<bool>(), mutations());
     fuzz("pipeline_mutated", 512, strategy, |(in_quote, muts)| {
@@ -644,7 +645,7 @@ fn good_delivery() -> &'static SignedDelivery {
         let policy = Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true };
         let ctx = Context { deployment: dep(), verifier: &verifier, policy, references: &refs, now: NOW };
         let binding =
-            Binding::Request { request_id: U256::from(1), requester: requester(), hpke_pub_key: keys().public() };
+            RequestBinding { request_id: U256::from(1), requester: requester(), hpke_pub_key: keys().public() };
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let Decision::Accept(a) = rt.block_on(pipeline::evaluate(&ctx, binding, &quote, &log)) else {
             panic!("valid request not accepted")
