@@ -1,4 +1,4 @@
-//! Both ends of a delivery (PROTOCOL.md §2-3): the holder seals the bundle to an accepted request
+//! Both ends of a delivery (PROTOCOL.md §2, §3.3, §3.6): the holder seals the bundle to an accepted request
 //! and signs it as the cluster; the new node checks the signature and opens it.
 //!
 //! This is the seam between [`crate::attest`] (what may receive the secret) and [`crate::crypto`]

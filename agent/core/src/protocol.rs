@@ -13,7 +13,7 @@ pub const TAG_GENESIS: &[u8] = b"replicatoor/genesis/v1";
 /// Domain tag of the HPKE `info` string.
 pub const TAG_HPKE: &[u8] = b"replicatoor/hpke/v1";
 
-/// The verification policy in force (the contract's `Policy`, PROTOCOL.md §4.3).
+/// The verification policy in force (the contract's `Policy`, PROTOCOL.md §4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Policy {
     /// Accepted TCB statuses, one bit per [`crate::attest::TcbStatus`] (bit 0 UpToDate).
@@ -91,7 +91,7 @@ pub enum RefKind {
     App = 2,
 }
 
-/// A request's lifecycle, numbered as the contract's `RequestStatus` (PROTOCOL.md §4). Only a
+/// A request's lifecycle, numbered as the contract's `RequestStatus` (PROTOCOL.md §4.1). Only a
 /// `Pending` request may be answered, and only once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[repr(u8)]

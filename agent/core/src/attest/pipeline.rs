@@ -51,7 +51,7 @@ mod sealed {
 }
 
 /// What an attestation is evaluated for: [`RequestBinding`] or [`GenesisBinding`], and no other
-/// (the trait is sealed). It fixes the report_data the quote must carry (PROTOCOL.md §2).
+/// (the trait is sealed). It fixes the report_data the quote must carry (PROTOCOL.md §3.1).
 pub trait Binding: sealed::Sealed + Copy + fmt::Debug + Send + Sync {
     /// The report_data a quote must carry for this binding in deployment `dep`.
     fn expected_report_data(&self, dep: &Deployment) -> [u8; 64];

@@ -18,7 +18,7 @@ pub struct Measurements {
     /// MRCONFIGID: may bind the compose hash (`0x01 ‖ composeHash ‖ zeros`).
     #[serde(with = "hex_bytes")]
     pub mr_config_id: [u8; 48],
-    /// The 64 bytes the TD chose to bind (a request's or genesis binding, PROTOCOL.md §2).
+    /// The 64 bytes the TD chose to bind (a request's or genesis binding, PROTOCOL.md §3.1).
     #[serde(with = "hex_bytes")]
     pub report_data: [u8; 64],
     /// TD attributes (byte 0: DEBUG and the profiling TUD bits the policy judges).

@@ -44,7 +44,7 @@ impl TcbStatus {
         TcbStatus::TDRelaunchAdvisedConfigurationNeeded,
     ];
 
-    /// Bit index in the contract's `Policy.tcbStatuses` mask (PROTOCOL.md §Policy).
+    /// Bit index in the contract's `Policy.tcbStatuses` mask (PROTOCOL.md §4.4).
     pub fn bit(self) -> u16 {
         1 << (self as u16)
     }

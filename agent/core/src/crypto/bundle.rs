@@ -1,6 +1,6 @@
 //! The secret bundle: the cluster key plus the app's secret file, in a versioned binary encoding.
 //!
-//! Layout v1 (PROTOCOL.md §Bundle): `"RPLB" ‖ 0x01 ‖ clusterKey(32) ‖ be64(epoch) ‖ be32(len) ‖ file(len)`.
+//! Layout v1 (PROTOCOL.md §3.4): `"RPLB" ‖ 0x01 ‖ clusterKey(32) ‖ be64(epoch) ‖ be32(len) ‖ file(len)`.
 
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use std::fmt;
