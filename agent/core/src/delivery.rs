@@ -64,6 +64,22 @@ pub enum DeliveryError {
 }
 
 /// Seal `bundle` to an accepted request and sign the delivery with the bundle's cluster key.
+///
+/// Only a request acceptance fits; a genesis acceptance is a type error, not a runtime refusal:
+///
+/// ```
+/// # use replicatoor_core::{attest::AcceptedRequest, crypto::SecretBundle, delivery, protocol::Deployment};
+/// fn to_request(dep: &Deployment, request: &AcceptedRequest, bundle: &SecretBundle) {
+///     let _ = delivery::seal(dep, request, bundle);
+/// }
+/// ```
+///
+/// ```compile_fail,E0308
+/// # use replicatoor_core::{attest::AcceptedGenesis, crypto::SecretBundle, delivery, protocol::Deployment};
+/// fn to_genesis(dep: &Deployment, genesis: &AcceptedGenesis, bundle: &SecretBundle) {
+///     let _ = delivery::seal(dep, genesis, bundle);
+/// }
+/// ```
 pub fn seal(
     dep: &Deployment,
     accepted: &AcceptedRequest,

@@ -1,10 +1,14 @@
 //! The measurements we read from a TDX quote (v4 and v5, TD 1.0/1.5 reports).
 
-use super::verifier::QuoteError;
 use dcap_qvl::quote::{Quote, Report};
 
 /// TDX TEE type in the quote header.
 pub const TEE_TYPE_TDX: u32 = 0x81;
+
+/// Bytes that dcap-qvl cannot parse as a quote (its message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnparsableQuote(pub String);
 
 /// Measurements of a TD, copied out of its report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -44,9 +48,9 @@ impl Measurements {
     }
 
     /// Parse a raw quote without verifying it: `(version, tee_type, measurements)`, for `measure`
-    /// and reference proposals; never for decisions. Fails only with [`QuoteError::Malformed`].
-    pub fn parse_unverified(raw: &[u8]) -> Result<(u16, u32, Option<Measurements>), QuoteError> {
-        let q = Quote::parse(raw).map_err(|e| QuoteError::Malformed(format!("{e:#}")))?;
+    /// and reference proposals; never for decisions.
+    pub fn parse_unverified(raw: &[u8]) -> Result<(u16, u32, Option<Measurements>), UnparsableQuote> {
+        let q = Quote::parse(raw).map_err(|e| UnparsableQuote(format!("{e:#}")))?;
         Ok((q.header.version, q.header.tee_type, Measurements::from_report(&q.report)))
     }
 
