@@ -384,7 +384,7 @@ async fn wait(
     }
     let ts = |b: u64| {
         let chain = chain.clone();
-        async move { chain.block(b).await.map(|x| x.2) }
+        async move { chain.block(b).await.map(|x| x.timestamp) }
     };
     let (t_first, t_last) = (ts(first_block).await?, ts(last_block).await?);
     let mut delays: Vec<u64> =

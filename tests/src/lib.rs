@@ -265,7 +265,7 @@ impl Net {
     }
 
     pub async fn status(&self, id: u64) -> u8 {
-        self.owner.request_status(U256::from(id), BlockId::latest()).await.expect("status")
+        self.owner.request_status(U256::from(id), BlockId::latest()).await.map(u8::from).expect("status")
     }
 
     pub async fn refusal_reason(&self, id: u64) -> Option<u8> {

@@ -211,7 +211,6 @@ impl Upstream {
 }
 
 /// Rewrites one answer of a [`RpcProxy`]: `(request, upstream answer) -> answer the client gets`.
-
 pub type Rewrite = Arc<dyn Fn(&Value, Value) -> Value + Send + Sync>;
 
 /// A running proxy; stops when dropped.

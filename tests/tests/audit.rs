@@ -14,10 +14,11 @@ use replicatoor_chain::{Chain, TxOutcome, UpgradeOperator as Op};
 use replicatoor_core::{
     attest::{
         collateral::NoCollateral,
-        pipeline::{self, Binding, Context, Decision},
-        Verifier,
+        pipeline::{self, Context, Decision},
+        RequestBinding, Verifier,
     },
-    crypto::{delivery, eip712, HpkeKeypair, SecretBundle},
+    crypto::{eip712, HpkeKeypair, SecretBundle},
+    delivery,
     protocol::{app_reference_id, os_reference_id, Policy},
     refusal::Refusal,
 };
@@ -149,7 +150,7 @@ async fn post_junk_request(who: &Chain) -> (u64, u64) {
 async fn deliver(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64) -> u64 {
     let logs = net.request_logs::<Op::SecretRequested>(U256::from(id)).await;
     let ev = logs[0].log_decode::<Op::SecretRequested>().expect("decode").inner.data;
-    let (_, _, time) = net.owner.block(logs[0].block_number.expect("block")).await.expect("block");
+    let time = net.owner.block(logs[0].block_number.expect("block")).await.expect("block").timestamp;
     let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
     let dep = net.owner.deployment();
     let ctx = Context {
@@ -159,7 +160,7 @@ async fn deliver(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64) -> 
         references: &AllowList::allow_all(),
         now: time,
     };
-    let binding = Binding::Request { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
+    let binding = RequestBinding { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
     let Decision::Accept(acc) = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await else {
         panic!("request {id} should verify")
     };

@@ -19,11 +19,12 @@ use replicatoor_core::{
     attest::{
         collateral::NoCollateral,
         eventlog::COMPACT_MAX_LEN,
-        pipeline::{self, Binding, Context, Decision},
+        pipeline::{self, Context, Decision},
         verifier::MAX_QUOTE_LEN,
-        TcbStatus, Verifier,
+        RequestBinding, TcbStatus, Verifier,
     },
-    crypto::{bundle::MAX_SECRET_FILE, delivery, eip712, BundleError, HpkeKeypair, SecretBundle},
+    crypto::{bundle::MAX_SECRET_FILE, eip712, BundleError, HpkeKeypair, SecretBundle},
+    delivery,
     protocol::{app_reference_id, os_reference_id, RefKind},
     refusal::Refusal,
 };
@@ -122,7 +123,7 @@ async fn largest_secret_bundle_is_deliverable() {
     let dep = net.owner.deployment();
     let request = net.request_logs::<Op::SecretRequested>(id).await;
     let ev = request[0].log_decode::<Op::SecretRequested>().expect("decode").inner.data;
-    let binding = Binding::Request { request_id: id, requester: ev.requester, hpke_pub_key: hpke.public() };
+    let binding = RequestBinding { request_id: id, requester: ev.requester, hpke_pub_key: hpke.public() };
     let verifier = trusting_verifier();
     let refs = AllowList::allow_all();
     let ctx =

@@ -149,7 +149,7 @@ async fn assert_deployment(d: &Deployed, owner: Address, delay: u64, policy: Pol
     assert_eq!(set.len(), 1, "one PolicySet event");
     assert_eq!(set[0].block_number, Some(d.start_block), "initial PolicySet is in the start block");
     let ev = set[0].log_decode::<Op::PolicySet>().expect("decode PolicySet").inner.data;
-    let (_, _, ts) = d.chain.block(d.start_block).await.unwrap();
+    let ts = d.chain.block(d.start_block).await.unwrap().timestamp;
     assert_eq!(
         (ev.tcbStatuses, ev.allowDebug, ev.allowSimulated),
         (policy.tcb_statuses, policy.allow_debug, policy.allow_simulated)

@@ -10,10 +10,11 @@ use replicatoor_chain::{Chain, ChainError, UpgradeOperator as Op, UpgradeOperato
 use replicatoor_core::{
     attest::{
         collateral::NoCollateral,
-        pipeline::{self, Binding, Context, Decision},
-        Verifier,
+        pipeline::{self, Context, Decision},
+        RequestBinding, Verifier,
     },
-    crypto::{delivery, eip712, SecretBundle},
+    crypto::{eip712, SecretBundle},
+    delivery,
     refusal::Refusal,
 };
 use replicatoor_testkit::{
@@ -141,7 +142,7 @@ async fn forged_and_corrupted_deliveries_install_nothing() {
         references: &AllowList::allow_all(),
         now: now(),
     };
-    let binding = Binding::Request { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
+    let binding = RequestBinding { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
     let Decision::Accept(accepted) = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await else {
         panic!("the node's own request should verify")
     };

@@ -22,7 +22,8 @@ use replicatoor::failpoint;
 use replicatoor_chain::{Chain, UpgradeOperator as Op};
 use replicatoor_core::{
     attest::{collateral::NoCollateral, Verifier},
-    crypto::{delivery, HpkeKeypair},
+    crypto::HpkeKeypair,
+    delivery,
 };
 use replicatoor_testkit::simulated::{self, SimulatedTd};
 use replicatoor_tests::{

@@ -27,15 +27,15 @@ use replicatoor_core::{
     attest::{
         collateral::NoCollateral,
         eventlog::{self, DigestFormat, Event, EventLog, EventLogError},
-        pipeline::{self, Binding, Context, Decision},
+        pipeline::{self, Context, Decision},
         quote::Measurements,
-        QuoteError, Verifier,
+        QuoteError, RequestBinding, Verifier,
     },
     crypto::{
-        delivery::{self, SignedDelivery},
         eip712::{self, Delivery},
         HpkeKeypair, SecretBundle,
     },
+    delivery::{self, SignedDelivery},
     protocol::{app_reference_id, Deployment, Policy, RefKind},
 };
 use replicatoor_testkit::{
@@ -509,7 +509,7 @@ fn fuzz_pipeline_mutated_request() {
     ]);
     let policy = Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true };
     let ctx = Context { deployment: dep(), verifier: &verifier, policy, references: &refs, now: NOW };
-    let binding = Binding::Request { request_id: U256::from(1), requester: requester(), hpke_pub_key: keys().public() };
+    let binding = RequestBinding { request_id: U256::from(1), requester: requester(), hpke_pub_key: keys().public() };
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let strategy = (any::<bool>(), mutations());
     fuzz("pipeline_mutated", 512, strategy, |(in_quote, muts)| {
@@ -690,7 +690,7 @@ fn good_delivery() -> &'static SignedDelivery {
         let policy = Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true };
         let ctx = Context { deployment: dep(), verifier: &verifier, policy, references: &refs, now: NOW };
         let binding =
-            Binding::Request { request_id: U256::from(1), requester: requester(), hpke_pub_key: keys().public() };
+            RequestBinding { request_id: U256::from(1), requester: requester(), hpke_pub_key: keys().public() };
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let Decision::Accept(a) = rt.block_on(pipeline::evaluate(&ctx, binding, &quote, &log)) else {
             panic!("valid request not accepted")

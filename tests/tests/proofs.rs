@@ -18,7 +18,7 @@ use replicatoor_chain::{
 };
 use replicatoor_core::{
     crypto::HpkeKeypair,
-    protocol::{app_reference_id, os_reference_id, Policy, RefKind},
+    protocol::{app_reference_id, os_reference_id, Policy, RefKind, RequestStatus},
 };
 use replicatoor_testkit::simulated::SimulatedTd;
 use replicatoor_tests::{compose_good, compose_hash, key, Net};
@@ -79,7 +79,7 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
         assert_eq!(views.is_allowed(id, kind).unwrap(), expected, "{id} as {kind:?}");
     }
     assert_eq!(views.request_status(U256::from(1)).unwrap(), chain.request_status(U256::from(1), at).await.unwrap());
-    assert_eq!(views.request_status(U256::from(1)).unwrap(), 1, "pending");
+    assert_eq!(views.request_status(U256::from(1)).unwrap(), RequestStatus::Pending);
     assert_eq!(views.request_count().unwrap(), U256::from(1));
     assert_eq!(
         views.request_status(U256::from(2)),
@@ -196,7 +196,7 @@ async fn verified_view_proves_events_and_refuses_lying_rpcs() {
     assert_eq!(ev.event.quote.to_vec(), quote);
     assert_eq!((ev.block.number, ev.tx_hash), (sent.block, sent.tx_hash));
     let storage = view.storage(&h, &Reads::state().request(ev.event.requestId)).await.expect("proven storage");
-    assert_eq!(Views(&storage).request_status(ev.event.requestId).unwrap(), 1);
+    assert_eq!(Views(&storage).request_status(ev.event.requestId).unwrap(), RequestStatus::Pending);
 
     // Linked over a distance: mine a few blocks, decide later, still find the same event.
     let _: Value = net.owner.provider().raw_request("anvil_mine".into(), ("0x5",)).await.unwrap();

@@ -98,7 +98,7 @@ impl<'a> Blocks<'a> {
         if let Some(t) = self.cached(n) {
             return Ok(t);
         }
-        let (_, _, t) = self.chain.block(n).await?;
+        let t = self.chain.block(n).await?.timestamp;
         self.remember(n, t);
         Ok(t)
     }

@@ -12,7 +12,7 @@ use replicatoor_chain::bindings::UpgradeOperator::UpgradeOperatorEvents as Ev;
 use replicatoor_core::{
     attest::{
         pipeline::{self, Binding, Context, Decision, References},
-        Verifier,
+        GenesisBinding, RequestBinding, Verifier,
     },
     protocol::RefKind,
 };
@@ -26,14 +26,15 @@ struct RefsAt<'a> {
 }
 
 impl References for RefsAt<'_> {
-    async fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, String> {
+    type Error = std::convert::Infallible;
+    async fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, Self::Error> {
         Ok(self.state.is_allowed(id, kind as u8, self.at, self.time))
     }
 }
 
 /// What was attested: the binding, the quote and event log, and when it was posted.
-struct Attestation {
-    binding: Binding,
+struct Attestation<B> {
+    binding: B,
     quote: Bytes,
     event_log: Bytes,
     posted: Pos,
@@ -47,12 +48,12 @@ pub async fn reverify(h: &History, state: &State, custody: &mut Custody, verifie
         match &e.event {
             Ev::SecretRequested(r) => {
                 let binding =
-                    Binding::Request { request_id: r.requestId, requester: r.requester, hpke_pub_key: r.hpkePubKey.0 };
+                    RequestBinding { request_id: r.requestId, requester: r.requester, hpke_pub_key: r.hpkePubKey.0 };
                 let a = Attestation { binding, quote: r.quote.clone(), event_log: r.eventLog.clone(), posted: e.pos };
                 requests.insert(r.requestId, a);
             }
             Ev::GenesisProposed(g) => {
-                let binding = Binding::Genesis { cluster: g.cluster, epoch: g.epoch };
+                let binding = GenesisBinding { cluster: g.cluster, epoch: g.epoch };
                 let a = Attestation { binding, quote: g.quote.clone(), event_log: g.eventLog.clone(), posted: e.pos };
                 proposals.insert(g.proposalId, a);
             }
@@ -88,11 +89,11 @@ fn missing(why: &str) -> Reverification {
     Reverification { verdict: "inconclusive", reason: None, detail: why.into(), tcb_status: None, simulated: None }
 }
 
-async fn check(
+async fn check<B: Binding>(
     h: &History,
     state: &State,
     verifier: &Verifier,
-    a: &Attestation,
+    a: &Attestation<B>,
     answer: Pos,
     claimed: (B256, B256),
 ) -> Reverification {

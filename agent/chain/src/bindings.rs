@@ -9,7 +9,7 @@ alloy::sol!(
     "abi/UpgradeOperator.json"
 );
 
-use replicatoor_core::{crypto::delivery::SignedDelivery, protocol::Policy};
+use replicatoor_core::{delivery::SignedDelivery, protocol::Policy};
 
 impl From<&UpgradeOperator::SecretDelivered> for SignedDelivery {
     /// The delivery exactly as the contract logged it, ready for `delivery::open`.

@@ -13,7 +13,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
-use replicatoor_core::protocol::{Deployment, Policy};
+use replicatoor_core::protocol::{BlockRef, Deployment, Policy, RequestStatus};
 use std::{future::Future, time::Duration};
 use tracing::{debug, warn};
 
@@ -163,15 +163,15 @@ impl Chain {
         self.provider.get_block_number().await.map_err(rpc)
     }
 
-    /// (number, hash, timestamp) of a block.
-    pub async fn block(&self, number: u64) -> Result<(u64, B256, u64), ChainError> {
+    /// Number, hash and timestamp of a block.
+    pub async fn block(&self, number: u64) -> Result<BlockRef, ChainError> {
         let b = self
             .provider
             .get_block_by_number(number.into())
             .await
             .map_err(rpc)?
             .ok_or_else(|| ChainError::Rpc(format!("block {number} not found")))?;
-        Ok((b.header.number, b.header.hash, b.header.timestamp))
+        Ok(BlockRef { number: b.header.number, hash: b.header.hash, timestamp: b.header.timestamp })
     }
 
     pub async fn policy_at(&self, at: BlockId) -> Result<Policy, ChainError> {
@@ -196,9 +196,11 @@ impl Chain {
         Ok((c, e))
     }
 
-    /// Request status (0 none, 1 pending, 2 delivered, 3 refused) at a block (use `pending` to see the mempool).
-    pub async fn request_status(&self, id: U256, at: BlockId) -> Result<u8, ChainError> {
-        self.contract.requestStatus(id).block(at).call().await.map_err(read_err)
+    /// Request status at a block (use `pending` to see the mempool). A number the contract cannot
+    /// return is the RPC's fault.
+    pub async fn request_status(&self, id: U256, at: BlockId) -> Result<RequestStatus, ChainError> {
+        let raw = self.contract.requestStatus(id).block(at).call().await.map_err(read_err)?;
+        RequestStatus::try_from(raw).map_err(rpc)
     }
 
     /// Estimate, send with a gas margin, wait for the receipt; retry transient faults with back-off.

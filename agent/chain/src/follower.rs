@@ -63,10 +63,10 @@ impl Follower {
     pub async fn step(&self, checkpoint: Option<Checkpoint>, start_block: u64) -> Result<Step, ChainError> {
         let head = self.chain.head().await?;
         if let Some(cp) = checkpoint {
-            let (_, hash, _) = self.chain.block(cp.block).await?;
+            let hash = self.chain.block(cp.block).await?.hash;
             if hash != cp.hash {
                 let back = cp.block.saturating_sub(self.cfg.reorg_rewind).max(start_block.saturating_sub(1));
-                let (_, back_hash, _) = self.chain.block(back).await?;
+                let back_hash = self.chain.block(back).await?.hash;
                 let to = Checkpoint { block: back, hash: back_hash };
                 warn!(target: "replicatoor::follower", dropped = cp.block, rewind_to = back, "reorg detected, rewinding");
                 return Ok(Step::Reorg { dropped: cp, checkpoint: to });
@@ -79,7 +79,7 @@ impl Follower {
         }
         let to = safe.min(from + self.cfg.max_range.max(1) - 1);
         let logs = self.logs(from, to).await?;
-        let (_, hash, _) = self.chain.block(to).await?;
+        let hash = self.chain.block(to).await?.hash;
         debug!(target: "replicatoor::follower", from, to, head, logs = logs.len(), "scanned");
         Ok(Step::Logs { from, to, logs, checkpoint: Checkpoint { block: to, hash }, head })
     }

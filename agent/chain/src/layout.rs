@@ -5,7 +5,7 @@
 
 use crate::proof::{ProofError, ProvenStorage};
 use alloy::primitives::{keccak256, Address, B256, U256};
-use replicatoor_core::protocol::{Policy, RefKind};
+use replicatoor_core::protocol::{Policy, RefKind, RequestStatus};
 
 /// `mapping(bytes32 id => Reference) _refs`.
 const SLOT_REFS: u64 = 4;
@@ -127,9 +127,12 @@ impl Views<'_> {
         Ok(stored_kind == kind as u64 && stored_kind != 0 && !revoked && self.now() >= activates_at)
     }
 
-    /// `requestStatus(id)` as the contract's enum number (0 none, 1 pending, 2 delivered, 3 refused).
-    pub fn request_status(&self, request_id: U256) -> Result<u8, ProofError> {
-        Ok(low_u64(field(self.0.get(mapping_slot(B256::from(request_id), SLOT_REQUESTS))?, 0, 1)) as u8)
+    /// `requestStatus(id)`.
+    pub fn request_status(&self, request_id: U256) -> Result<RequestStatus, ProofError> {
+        let raw = low_u64(field(self.0.get(mapping_slot(B256::from(request_id), SLOT_REQUESTS))?, 0, 1)) as u8;
+        // Proven, so the contract wrote it: a number outside the enum means the layout is not the
+        // contract's (a version mismatch), never something to act on.
+        RequestStatus::try_from(raw).map_err(|_| ProofError::Layout(format!("request status {raw} is not in the enum")))
     }
 }
 

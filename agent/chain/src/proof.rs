@@ -76,6 +76,9 @@ pub enum ProofError {
         /// What the trie verifier said.
         reason: String,
     },
+    /// A proven value does not fit the contract's layout (the agent and contract versions differ).
+    #[error("proven storage does not fit the contract's layout: {0}")]
+    Layout(String),
     /// A slot that was asked for is missing from the answer.
     #[error("the answer has no proof for storage slot {0}")]
     MissingSlot(B256),

@@ -16,15 +16,15 @@ use replicatoor_core::{
     attest::{
         collateral::{FixedCollateral, NoCollateral},
         eventlog::EventLog,
-        pipeline::{self, Binding, Context, Decision, References},
+        pipeline::{self, Context, Decision, References},
         quote::Measurements,
-        AcceptedRequest, Verifier,
+        AcceptedRequest, RequestBinding, Verifier,
     },
     crypto::{
-        delivery,
         eip712::{self, Delivery},
         HpkeKeypair, SecretBundle,
     },
+    delivery,
     protocol::{Deployment, Policy, RefKind},
 };
 use replicatoor_testkit::simulated::{self, SimulatedTd};
@@ -47,7 +47,8 @@ const SIM_NOW: u64 = 1_780_000_000;
 struct AllowAll;
 
 impl References for AllowAll {
-    async fn is_allowed(&self, _id: B256, _kind: RefKind) -> Result<bool, String> {
+    type Error = std::convert::Infallible;
+    async fn is_allowed(&self, _id: B256, _kind: RefKind) -> Result<bool, Self::Error> {
         Ok(true)
     }
 }
@@ -111,14 +112,14 @@ fn bundle(file_len: usize) -> SecretBundle {
 }
 
 /// A simulated new node's request: (binding, quote, compact event log).
-fn simulated_request(dep: &Deployment, td: &SimulatedTd, id: u64) -> (Binding, Vec<u8>, Vec<u8>) {
+fn simulated_request(dep: &Deployment, td: &SimulatedTd, id: u64) -> (RequestBinding, Vec<u8>, Vec<u8>) {
     let requester = Address::repeat_byte(0xcd);
     let pk = HpkeKeypair::generate().public();
     let (quote, log) = td.attest(dep.request_report_data(requester, &pk)).expect("simulated quote");
-    (Binding::Request { request_id: U256::from(id), requester, hpke_pub_key: pk }, quote, log)
+    (RequestBinding { request_id: U256::from(id), requester, hpke_pub_key: pk }, quote, log)
 }
 
-fn accept(ctx: &Context<'_, AllowAll>, binding: Binding, quote: &[u8], log: &[u8]) -> AcceptedRequest {
+fn accept(ctx: &Context<'_, AllowAll>, binding: RequestBinding, quote: &[u8], log: &[u8]) -> AcceptedRequest {
     match ready(pipeline::evaluate(ctx, binding, quote, log)) {
         Decision::Accept(a) => *a,
         other => panic!("simulated request not accepted: {other:?}"),
@@ -186,10 +187,7 @@ fn main() {
 
     // (d) HPKE seal alone (the hpke crate with our suite; holders reach it only via delivery::seal),
     // and delivery::seal = bundle encode + HPKE seal + EIP-712 sign as the cluster.
-    let pk = match accepted.binding() {
-        Binding::Request { hpke_pub_key, .. } => *hpke_pub_key,
-        Binding::Genesis { .. } => unreachable!("a request"),
-    };
+    let pk = accepted.binding().hpke_pub_key;
     for (key, label, bd) in [("hpke_seal_1k", "1 KiB", &b1k), ("hpke_seal_64k", "64 KiB", &b64k)] {
         let plaintext = bd.encode();
         let info = dep.hpke_info(U256::from(1));

@@ -13,7 +13,7 @@ pub const TAG_GENESIS: &[u8] = b"replicatoor/genesis/v1";
 /// Domain tag of the HPKE `info` string.
 pub const TAG_HPKE: &[u8] = b"replicatoor/hpke/v1";
 
-/// The verification policy in force (the contract's `Policy`, PROTOCOL.md §4.3).
+/// The verification policy in force (the contract's `Policy`, PROTOCOL.md §4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Policy {
     /// Accepted TCB statuses, one bit per [`crate::attest::TcbStatus`] (bit 0 UpToDate).
@@ -27,7 +27,9 @@ pub struct Policy {
 /// Where a deployment lives: the pair every binding includes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deployment {
+    /// The EIP-155 chain id.
     pub chain_id: u64,
+    /// The UpgradeOperator contract's address.
     pub contract: Address,
 }
 
@@ -83,8 +85,61 @@ pub fn hpke_aad(os_ref: B256, app_ref: B256) -> [u8; 64] {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[repr(u8)]
 pub enum RefKind {
+    /// MRTD ‖ RTMR0 ‖ RTMR1 ‖ RTMR2: firmware, kernel, initrd and command line.
     Os = 1,
+    /// The Dstack compose hash: the app's containers and configuration.
     App = 2,
+}
+
+/// A request's lifecycle, numbered as the contract's `RequestStatus` (PROTOCOL.md §4.1). Only a
+/// `Pending` request may be answered, and only once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[repr(u8)]
+pub enum RequestStatus {
+    /// No such request.
+    None = 0,
+    /// Posted and not answered yet.
+    Pending = 1,
+    /// A holder delivered the sealed bundle.
+    Delivered = 2,
+    /// A holder refused it (with a reason code).
+    Refused = 3,
+}
+
+/// A status number the contract never returns (a faulty or lying RPC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown request status {0}")]
+pub struct UnknownRequestStatus(pub u8);
+
+impl TryFrom<u8> for RequestStatus {
+    type Error = UnknownRequestStatus;
+    fn try_from(v: u8) -> Result<Self, Self::Error> {
+        Ok(match v {
+            0 => RequestStatus::None,
+            1 => RequestStatus::Pending,
+            2 => RequestStatus::Delivered,
+            3 => RequestStatus::Refused,
+            other => return Err(UnknownRequestStatus(other)),
+        })
+    }
+}
+
+impl From<RequestStatus> for u8 {
+    fn from(s: RequestStatus) -> u8 {
+        s as u8
+    }
+}
+
+/// A block as decisions refer to it: its number, its hash (what witnesses must agree on, and what
+/// detects a reorg) and its timestamp (the verification time of PROTOCOL.md §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockRef {
+    /// Block height.
+    pub number: u64,
+    /// Block hash.
+    pub hash: B256,
+    /// Block timestamp (unix seconds).
+    pub timestamp: u64,
 }
 
 /// OS reference id: `keccak256(0x01 ‖ mrtd ‖ rtmr0 ‖ rtmr1 ‖ rtmr2)` (48 bytes each).
@@ -163,6 +218,21 @@ mod tests {
         assert_ne!(info, d.hpke_info(U256::from(6)));
         assert_ne!(info, dep(2, 1).hpke_info(U256::from(5)));
         assert_ne!(info, dep(1, 2).hpke_info(U256::from(5)));
+    }
+
+    #[test]
+    fn request_status_numbers_match_the_contract() {
+        for (n, s) in [
+            (0u8, RequestStatus::None),
+            (1, RequestStatus::Pending),
+            (2, RequestStatus::Delivered),
+            (3, RequestStatus::Refused),
+        ] {
+            assert_eq!(RequestStatus::try_from(n), Ok(s));
+            assert_eq!(u8::from(s), n);
+        }
+        assert_eq!(RequestStatus::try_from(4), Err(UnknownRequestStatus(4)));
+        assert_eq!(RequestStatus::try_from(u8::MAX), Err(UnknownRequestStatus(u8::MAX)));
     }
 
     #[test]

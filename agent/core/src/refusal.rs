@@ -1,5 +1,5 @@
 //! Why a request was refused: one enum shared by the holder pipeline, the contract (`reason` codes),
-//! the audit report and the tests. Codes are part of the protocol (PROTOCOL.md §Refusal codes).
+//! the audit report and the tests. Codes are part of the protocol (PROTOCOL.md §5.2).
 
 use std::fmt;
 

@@ -18,8 +18,8 @@ use replicatoor_chain::{
 };
 use replicatoor_core::{
     attest::{
-        pipeline::{self, Binding, Context, Decision, References},
-        Verifier,
+        pipeline::{self, Context, Decision, References},
+        GenesisBinding, Verifier,
     },
     protocol::{Policy, RefKind},
 };
@@ -91,8 +91,9 @@ pub async fn set_policy(chain: &Chain, p: Policy, note: &str) -> Result<TxOutcom
 struct AtLatest<'a>(&'a Chain);
 
 impl References for AtLatest<'_> {
-    async fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, String> {
-        self.0.is_allowed_at(id, kind, BlockId::latest()).await.map_err(|e| e.to_string())
+    type Error = ChainError;
+    async fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, ChainError> {
+        self.0.is_allowed_at(id, kind, BlockId::latest()).await
     }
 }
 
@@ -121,10 +122,10 @@ pub async fn verify_genesis(chain: &Chain, verifier: &Verifier, proposal_id: U25
     let block = log.block_number.context("proposal log without block")?;
     let ev = log.log_decode::<Op::GenesisProposed>().context("decoding GenesisProposed")?.inner.data;
     let policy = chain.policy_at(BlockId::latest()).await?;
-    let (_, _, now) = chain.block(block).await?;
+    let now = chain.block(block).await?.timestamp;
     let refs = AtLatest(chain);
     let ctx = Context { deployment: chain.deployment(), verifier, policy, references: &refs, now };
-    let binding = Binding::Genesis { cluster: ev.cluster, epoch: ev.epoch };
+    let binding = GenesisBinding { cluster: ev.cluster, epoch: ev.epoch };
     match pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await {
         Decision::Accept(a) => Ok((a.os_ref(), a.app_ref())),
         Decision::Refuse(r, detail) => {

@@ -57,17 +57,23 @@ impl AllowList {
     }
 
     /// The answer `is_allowed` gives, without a future.
-    pub fn answer(&self, id: B256, kind: RefKind) -> Result<bool, String> {
+    pub fn answer(&self, id: B256, kind: RefKind) -> Result<bool, ReadFailed> {
         match &self.mode {
             Mode::All => Ok(true),
-            Mode::Unreadable(reason) => Err(reason.clone()),
+            Mode::Unreadable(reason) => Err(ReadFailed(reason.clone())),
             Mode::Listed => Ok(self.ids.get(&id) == Some(&kind)),
         }
     }
 }
 
+/// A read that failed (an RPC outage, as the double was told to play).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReadFailed(pub String);
+
 impl References for AllowList {
-    fn is_allowed(&self, id: B256, kind: RefKind) -> impl Future<Output = Result<bool, String>> + Send {
+    type Error = ReadFailed;
+    fn is_allowed(&self, id: B256, kind: RefKind) -> impl Future<Output = Result<bool, ReadFailed>> + Send {
         std::future::ready(self.answer(id, kind))
     }
 }
@@ -89,6 +95,6 @@ mod tests {
         assert_eq!((l.answer(a, RefKind::Os), l.answer(a, RefKind::App)), (Ok(false), Ok(true)), "kind replaced");
         l.withdraw(a);
         assert_eq!(l.answer(a, RefKind::App), Ok(false));
-        assert_eq!(AllowList::unreadable("rpc down").answer(a, RefKind::Os), Err("rpc down".to_string()));
+        assert_eq!(AllowList::unreadable("rpc down").answer(a, RefKind::Os), Err(ReadFailed("rpc down".to_string())));
     }
 }

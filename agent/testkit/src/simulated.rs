@@ -7,6 +7,7 @@
 use crate::sim_pki::{SimQuoteParams, SimTcb, SimulatedPki};
 use dcap_qvl::QuoteCollateralV3;
 use replicatoor_core::attest::{
+    collateral::CollateralError,
     eventlog::{self, DigestFormat, Event, EventLog},
     verifier,
 };
@@ -42,8 +43,8 @@ impl verifier::SimulatedPki for Anchor {
     fn root_ca_der(&self) -> Vec<u8> {
         pki().map(|p| p.root_ca_der()).unwrap_or_default()
     }
-    fn collateral(&self, now: u64) -> Result<QuoteCollateralV3, String> {
-        collateral(pki()?, now)
+    fn collateral(&self, now: u64) -> Result<QuoteCollateralV3, CollateralError> {
+        collateral(pki().map_err(CollateralError::Simulated)?, now).map_err(CollateralError::Simulated)
     }
 }
 

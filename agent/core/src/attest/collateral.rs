@@ -18,16 +18,39 @@ pub enum CollateralError {
     NoFmspc(String),
     /// No collateral file for this platform.
     #[error("no collateral for FMSPC {fmspc} in {dir}")]
-    Missing { fmspc: String, dir: PathBuf },
+    Missing {
+        /// The platform (lower-case hex).
+        fmspc: String,
+        /// The directory searched.
+        dir: PathBuf,
+    },
     /// A collateral file exists but cannot be read or parsed.
     #[error("collateral file {path}: {reason}")]
-    Unreadable { path: PathBuf, reason: String },
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong reading or parsing it.
+        reason: String,
+    },
     /// Fetching from the PCCS failed (network, HTTP status, or an answer that does not parse).
     #[error("fetching collateral from {url}: {reason}")]
-    Fetch { url: String, reason: String },
+    Fetch {
+        /// The PCCS endpoint.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The cached collateral is past its nextUpdate and could not be refreshed yet.
     #[error("cached collateral for FMSPC {fmspc} is stale (nextUpdate {next_update}), refresh pending")]
-    Stale { fmspc: String, next_update: u64 },
+    Stale {
+        /// The platform (lower-case hex).
+        fmspc: String,
+        /// The collateral's nextUpdate (unix seconds).
+        next_update: u64,
+    },
+    /// The simulated PKI could not make collateral (dev and tests only).
+    #[error("{0}")]
+    Simulated(String),
 }
 
 /// A boxed future (not `Send`: dcap-qvl's HTTP client is not).
@@ -36,6 +59,7 @@ pub type Prepare<'a> = Pin<Box<dyn Future<Output = Result<(), CollateralError>> 
 /// A source of collateral for a quote. `collateral_for` never touches the network (verification
 /// stays synchronous and reproducible); `prepare` may fetch and cache what it will need.
 pub trait CollateralSource: Send + Sync {
+    /// The collateral to verify `quote` with, from what is already at hand (no I/O).
     fn collateral_for(&self, quote: &Quote) -> Result<QuoteCollateralV3, CollateralError>;
 
     /// Make sure `collateral_for` can answer for `raw_quote` at unix time `now` (fetch, refresh).

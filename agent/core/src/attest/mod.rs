@@ -1,5 +1,6 @@
-//! Attestation: DCAP quote verification, Dstack event logs, and the request pipeline that turns an
-//! untrusted request into an [`AcceptedRequest`] or a [`crate::refusal::Refusal`].
+//! Attestation: DCAP quote verification, Dstack event logs, and the pipeline that turns an untrusted
+//! request or genesis proposal into an [`AcceptedRequest`] / [`AcceptedGenesis`] or a
+//! [`crate::refusal::Refusal`].
 
 pub mod collateral;
 pub mod eventlog;
@@ -8,7 +9,7 @@ pub mod quote;
 pub mod tcb;
 pub mod verifier;
 
-pub use pipeline::{AcceptedRequest, Decision};
+pub use pipeline::{AcceptedGenesis, AcceptedRequest, Decision, GenesisBinding, RequestBinding};
 pub use quote::Measurements;
 pub use tcb::TcbStatus;
 pub use verifier::{QuoteError, VerifiedQuote, Verifier};

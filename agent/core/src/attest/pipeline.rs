@@ -1,9 +1,14 @@
-//! The one path from an untrusted attestation (quote + event log) to an [`AcceptedRequest`].
+//! The one path from an untrusted attestation (quote + event log) to an [`Accepted`] value.
 //!
-//! Order: recipient key usable → verify quote → policy (simulated, TCB, debug) → report_data binding
-//! → event-log replay and compose hash → reference ids allowed on chain. Each failure is a precise
-//! [`Refusal`]; local faults (collateral, RPC) are [`Decision::Retry`], never a refusal; a simulated
-//! quote that the policy allows but this holder does not trust is [`Decision::Abstain`].
+//! Order (PROTOCOL.md §5.1, first failure decides): recipient key usable (requests only) → verify
+//! quote → policy (simulated, TCB, debug) → report_data binding → event-log replay and compose hash
+//! → reference ids allowed on chain. Each failure is a precise [`Refusal`]; local faults
+//! (collateral, RPC) are [`Decision::Retry`], never a refusal; a simulated quote that the policy
+//! allows but this holder does not trust is [`Decision::Abstain`].
+//!
+//! Requests and genesis proposals run the same checks but yield distinct types
+//! ([`AcceptedRequest`], [`AcceptedGenesis`]): only the first can be sealed to
+//! ([`crate::delivery::seal`]), and the compiler, not a runtime check, keeps it so.
 
 use super::{
     eventlog::{AppInfo, EventLog},
@@ -15,63 +20,118 @@ use crate::{
     refusal::Refusal,
 };
 use alloy::primitives::{Address, B256, U256};
-use std::future::Future;
+use std::{fmt, future::Future};
 
-/// What the quote's report_data must bind.
+/// A new node's request (`SecretRequested`): its quote must bind the requester and its HPKE key,
+/// so a delivery can only be opened inside the attested TD, and a copied request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Binding {
-    /// A new node's request: its HPKE key and the account that posted it.
-    Request { request_id: U256, requester: Address, hpke_pub_key: [u8; 32] },
-    /// A genesis proposal: the cluster address for an epoch.
-    Genesis { cluster: Address, epoch: u64 },
+pub struct RequestBinding {
+    /// The contract's id of the request; part of the HPKE context and the signed delivery.
+    pub request_id: U256,
+    /// The account that posted the request (bound in report_data).
+    pub requester: Address,
+    /// The X25519 key the bundle will be sealed to (bound in report_data).
+    pub hpke_pub_key: [u8; 32],
 }
 
-impl Binding {
+/// A genesis proposal (`GenesisProposed`): its quote must bind the cluster address it generated for
+/// an epoch, so the owner approves a cluster key that was made inside an attested TD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenesisBinding {
+    /// The proposed cluster address.
+    pub cluster: Address,
+    /// The epoch the cluster key starts.
+    pub epoch: u64,
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::RequestBinding {}
+    impl Sealed for super::GenesisBinding {}
+}
+
+/// What an attestation is evaluated for: [`RequestBinding`] or [`GenesisBinding`], and no other
+/// (the trait is sealed). It fixes the report_data the quote must carry (PROTOCOL.md §3.1).
+pub trait Binding: sealed::Sealed + Copy + fmt::Debug + Send + Sync {
+    /// The report_data a quote must carry for this binding in deployment `dep`.
+    fn expected_report_data(&self, dep: &Deployment) -> [u8; 64];
+    /// The key a delivery would be sealed to, checked before anything else (§5.1 row 0);
+    /// `None` for genesis, which receives nothing.
+    fn recipient_key(&self) -> Option<&[u8; 32]>;
+}
+
+impl Binding for RequestBinding {
     fn expected_report_data(&self, dep: &Deployment) -> [u8; 64] {
-        match self {
-            Binding::Request { requester, hpke_pub_key, .. } => dep.request_report_data(*requester, hpke_pub_key),
-            Binding::Genesis { cluster, epoch } => dep.genesis_report_data(*cluster, *epoch),
-        }
+        dep.request_report_data(self.requester, &self.hpke_pub_key)
+    }
+    fn recipient_key(&self) -> Option<&[u8; 32]> {
+        Some(&self.hpke_pub_key)
+    }
+}
+
+impl Binding for GenesisBinding {
+    fn expected_report_data(&self, dep: &Deployment) -> [u8; 64] {
+        dep.genesis_report_data(self.cluster, self.epoch)
+    }
+    fn recipient_key(&self) -> Option<&[u8; 32]> {
+        None
     }
 }
 
 /// Asks the contract whether a reference id is allowed (at the block the decision is based on).
 pub trait References {
-    fn is_allowed(&self, id: B256, kind: RefKind) -> impl Future<Output = Result<bool, String>> + Send;
+    /// Why the answer could not be read (e.g. an RPC failure). Never a refusal: the request is
+    /// evaluated again later.
+    type Error: std::error::Error;
+    /// The contract's `isAllowed(id, kind)`: known, of this kind, active and not revoked.
+    fn is_allowed(&self, id: B256, kind: RefKind) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 }
 
-/// An attestation that passed every check. Only [`evaluate`] builds one; sealing takes it by reference.
+/// An attestation that passed every check for binding `B`. Only [`evaluate`] builds one (the
+/// fields are private), so holding one is proof that the checks ran.
 #[derive(Debug, Clone)]
-pub struct AcceptedRequest {
-    binding: Binding,
+pub struct Accepted<B> {
+    binding: B,
     os_ref: B256,
     app_ref: B256,
     app: AppInfo,
     quote: VerifiedQuote,
 }
 
-impl AcceptedRequest {
-    pub fn binding(&self) -> &Binding {
+/// An accepted new-node request: the only thing [`crate::delivery::seal`] seals to.
+pub type AcceptedRequest = Accepted<RequestBinding>;
+/// An accepted genesis proposal: the owner may approve it; nothing can be sealed to it.
+pub type AcceptedGenesis = Accepted<GenesisBinding>;
+
+impl<B: Binding> Accepted<B> {
+    /// What the quote was checked to bind.
+    pub fn binding(&self) -> &B {
         &self.binding
     }
+    /// The allowed OS reference id the quote measures (MRTD, RTMR0-2).
     pub fn os_ref(&self) -> B256 {
         self.os_ref
     }
+    /// The allowed app reference id the event log measures (compose hash).
     pub fn app_ref(&self) -> B256 {
         self.app_ref
     }
+    /// The app claims read from the replayed event log.
     pub fn app(&self) -> &AppInfo {
         &self.app
     }
+    /// The quote as dcap-qvl verified it.
     pub fn quote(&self) -> &VerifiedQuote {
         &self.quote
     }
 }
 
-/// The outcome of evaluating one attestation.
+/// The outcome of evaluating one attestation; `A` is what an acceptance carries
+/// ([`AcceptedRequest`] or [`AcceptedGenesis`] from [`evaluate`]).
 #[derive(Debug)]
-pub enum Decision {
-    Accept(Box<AcceptedRequest>),
+pub enum Decision<A> {
+    /// Every check passed.
+    Accept(Box<A>),
     /// Refuse on chain, with a human-readable detail for the log.
     Refuse(Refusal, String),
     /// A local or transient fault; evaluate again later.
@@ -81,37 +141,41 @@ pub enum Decision {
     Abstain(String),
 }
 
-/// Everything [`evaluate`] needs besides the request itself.
+/// Everything [`evaluate`] needs besides the attestation itself.
 pub struct Context<'a, R: References> {
+    /// The chain and contract every binding includes.
     pub deployment: Deployment,
+    /// The quote verifier (trust roots and collateral).
     pub verifier: &'a Verifier,
+    /// The contract's policy at the decision block.
     pub policy: Policy,
+    /// The contract's reference answers at the decision block.
     pub references: &'a R,
-    /// Verification time (the request's block timestamp).
+    /// Verification time (PROTOCOL.md §5.1: the decision block's timestamp for holders).
     pub now: u64,
 }
 
-/// Run every check on one attestation.
-pub async fn evaluate<R: References>(
+/// Run every check on one attestation for `binding`.
+pub async fn evaluate<R: References, B: Binding>(
     ctx: &Context<'_, R>,
-    binding: Binding,
+    binding: B,
     quote: &[u8],
     event_log: &[u8],
-) -> Decision {
+) -> Decision<Accepted<B>> {
     match evaluate_inner(ctx, binding, quote, event_log).await {
         Ok(a) => Decision::Accept(Box::new(a)),
         Err(d) => d,
     }
 }
 
-async fn evaluate_inner<R: References>(
+async fn evaluate_inner<R: References, B: Binding>(
     ctx: &Context<'_, R>,
-    binding: Binding,
+    binding: B,
     raw_quote: &[u8],
     raw_log: &[u8],
-) -> Result<AcceptedRequest, Decision> {
-    if let Binding::Request { hpke_pub_key, .. } = binding {
-        if !hpke::is_usable_public_key(&hpke_pub_key) {
+) -> Result<Accepted<B>, Decision<Accepted<B>>> {
+    if let Some(hpke_pub_key) = binding.recipient_key() {
+        if !hpke::is_usable_public_key(hpke_pub_key) {
             return Err(Decision::Refuse(Refusal::InvalidPublicKey, "X25519 key is a low-order point".into()));
         }
     }
@@ -168,15 +232,15 @@ async fn evaluate_inner<R: References>(
     let app_ref = app_reference_id(&app.compose_hash);
     check_reference(ctx, os_ref, RefKind::Os, Refusal::OsReferenceNotAllowed).await?;
     check_reference(ctx, app_ref, RefKind::App, Refusal::AppReferenceNotAllowed).await?;
-    Ok(AcceptedRequest { binding, os_ref, app_ref, app, quote })
+    Ok(Accepted { binding, os_ref, app_ref, app, quote })
 }
 
-async fn check_reference<R: References>(
+async fn check_reference<R: References, A>(
     ctx: &Context<'_, R>,
     id: B256,
     kind: RefKind,
     refusal: Refusal,
-) -> Result<(), Decision> {
+) -> Result<(), Decision<A>> {
     match ctx.references.is_allowed(id, kind).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(refuse(refusal, format!("{kind:?} reference {id} is not allowed now"))),
@@ -184,6 +248,6 @@ async fn check_reference<R: References>(
     }
 }
 
-fn refuse(r: Refusal, detail: impl Into<String>) -> Decision {
+fn refuse<A>(r: Refusal, detail: impl Into<String>) -> Decision<A> {
     Decision::Refuse(r, detail.into())
 }

@@ -5,19 +5,30 @@ use dcap_qvl::quote::{Quote, Report};
 /// TDX TEE type in the quote header.
 pub const TEE_TYPE_TDX: u32 = 0x81;
 
+/// Bytes that dcap-qvl cannot parse as a quote (its message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnparsableQuote(pub String);
+
 /// Measurements of a TD, copied out of its report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Measurements {
+    /// MRTD: the TD's initial memory (firmware); part of the OS reference.
     #[serde(with = "hex_bytes")]
     pub mr_td: [u8; 48],
+    /// RTMR0-3: RTMR0-2 measure the boot chain (OS reference); RTMR3 is replayed from the event log.
     #[serde(with = "hex_rtmrs")]
     pub rtmr: [[u8; 48]; 4],
+    /// MRCONFIGID: may bind the compose hash (`0x01 ‖ composeHash ‖ zeros`).
     #[serde(with = "hex_bytes")]
     pub mr_config_id: [u8; 48],
+    /// The 64 bytes the TD chose to bind (a request's or genesis binding, PROTOCOL.md §3.1).
     #[serde(with = "hex_bytes")]
     pub report_data: [u8; 64],
+    /// TD attributes (byte 0: DEBUG and the profiling TUD bits the policy judges).
     #[serde(with = "hex_bytes")]
     pub td_attributes: [u8; 8],
+    /// XFAM: the CPU extended features the TD may use.
     #[serde(with = "hex_bytes")]
     pub xfam: [u8; 8],
 }
@@ -36,9 +47,10 @@ impl Measurements {
         })
     }
 
-    /// Parse a raw quote without verifying it (for `measure`; never for decisions).
-    pub fn parse_unverified(raw: &[u8]) -> Result<(u16, u32, Option<Measurements>), String> {
-        let q = Quote::parse(raw).map_err(|e| format!("{e:#}"))?;
+    /// Parse a raw quote without verifying it: `(version, tee_type, measurements)`, for `measure`
+    /// and reference proposals; never for decisions.
+    pub fn parse_unverified(raw: &[u8]) -> Result<(u16, u32, Option<Measurements>), UnparsableQuote> {
+        let q = Quote::parse(raw).map_err(|e| UnparsableQuote(format!("{e:#}")))?;
         Ok((q.header.version, q.header.tee_type, Measurements::from_report(&q.report)))
     }
 

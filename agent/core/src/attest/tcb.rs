@@ -5,18 +5,33 @@ use std::{fmt, str::FromStr};
 /// A platform TCB status as Intel's TCB info names it (and dcap-qvl reports it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TcbStatus {
+    /// The platform is patched.
     UpToDate,
+    /// Patched, but software mitigations are needed for some advisories.
     SWHardeningNeeded,
+    /// Patched, but the platform configuration needs a change.
     ConfigurationNeeded,
+    /// Both of the above.
     ConfigurationAndSWHardeningNeeded,
+    /// Microcode or TDX module is out of date: known vulnerabilities apply.
     OutOfDate,
+    /// Out of date and misconfigured.
     OutOfDateConfigurationNeeded,
+    /// The platform's keys are revoked: never accepted.
     Revoked,
+    /// A TDX module update needs the TD to be relaunched to take effect.
     TDRelaunchAdvised,
+    /// Relaunch advised and the configuration needs a change.
     TDRelaunchAdvisedConfigurationNeeded,
 }
 
+/// A TCB status name Intel's TCB info (or dcap-qvl) reported that this kernel does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown TCB status {0:?}")]
+pub struct UnknownTcbStatus(pub String);
+
 impl TcbStatus {
+    /// Every status, in the contract's bit order.
     pub const ALL: [TcbStatus; 9] = [
         TcbStatus::UpToDate,
         TcbStatus::SWHardeningNeeded,
@@ -29,7 +44,7 @@ impl TcbStatus {
         TcbStatus::TDRelaunchAdvisedConfigurationNeeded,
     ];
 
-    /// Bit index in the contract's `Policy.tcbStatuses` mask (PROTOCOL.md §Policy).
+    /// Bit index in the contract's `Policy.tcbStatuses` mask (PROTOCOL.md §4.4).
     pub fn bit(self) -> u16 {
         1 << (self as u16)
     }
@@ -44,6 +59,7 @@ impl TcbStatus {
         TcbStatus::ALL.into_iter().filter(|s| s.accepted_by(mask)).collect()
     }
 
+    /// Intel's name for the status (also the JSON and log form).
     pub fn name(self) -> &'static str {
         match self {
             TcbStatus::UpToDate => "UpToDate",
@@ -66,9 +82,9 @@ impl fmt::Display for TcbStatus {
 }
 
 impl FromStr for TcbStatus {
-    type Err = String;
+    type Err = UnknownTcbStatus;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TcbStatus::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| format!("unknown TCB status {s:?}"))
+        TcbStatus::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| UnknownTcbStatus(s.to_string()))
     }
 }
 

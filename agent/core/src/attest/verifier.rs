@@ -24,7 +24,12 @@ pub enum QuoteError {
     Malformed(String),
     /// A DCAP quote, but not a TDX v4/v5 quote (e.g. SGX).
     #[error("wrong TEE type: quote version {version}, TEE type {tee_type:#x} (need TDX, version 4 or 5)")]
-    WrongTeeType { version: u16, tee_type: u32 },
+    WrongTeeType {
+        /// The header's quote version.
+        version: u16,
+        /// The header's TEE type.
+        tee_type: u32,
+    },
     /// The quote chains to the simulated PKI and this agent does not trust it.
     #[error("quote is signed by the SIMULATED PKI, which this agent does not trust (start with --allow-simulated-quotes for dev)")]
     SimulatedNotTrusted,
@@ -65,12 +70,15 @@ pub struct VerifiedQuote {
 }
 
 impl VerifiedQuote {
+    /// The TD's measurements, as signed in the quote.
     pub fn measurements(&self) -> &Measurements {
         &self.measurements
     }
+    /// The platform's TCB status at verification time (judged against the policy later).
     pub fn tcb_status(&self) -> TcbStatus {
         self.tcb_status
     }
+    /// Intel security advisories that apply to this platform's TCB level.
     pub fn advisory_ids(&self) -> &[String] {
         &self.advisory_ids
     }
@@ -78,6 +86,7 @@ impl VerifiedQuote {
     pub fn is_simulated(&self) -> bool {
         self.simulated
     }
+    /// The quote format version (4 or 5).
     pub fn quote_version(&self) -> u16 {
         self.quote_version
     }
@@ -91,7 +100,7 @@ pub trait SimulatedPki: Send + Sync {
     /// The simulated root certificate (DER); equals [`SIMULATED_ROOT_CA_DER`].
     fn root_ca_der(&self) -> Vec<u8>;
     /// Collateral signed by the simulated PKI, valid at `now`.
-    fn collateral(&self, now: u64) -> Result<QuoteCollateralV3, String>;
+    fn collateral(&self, now: u64) -> Result<QuoteCollateralV3, CollateralError>;
 }
 
 /// The simulated PKI's root certificate (DER). Public: anyone can derive it from the testkit's
@@ -165,7 +174,10 @@ impl Verifier {
         let simulated = chain_contains(&quote, SIMULATED_ROOT_CA_DER);
         let (verifier, collateral): (QuoteVerifier, QuoteCollateralV3) = if simulated {
             let Some(pki) = &self.simulated else { return Err(QuoteError::SimulatedNotTrusted) };
-            (QuoteVerifier::new(pki.root_ca_der()), pki.collateral(now).map_err(QuoteError::CollateralUnavailable)?)
+            (
+                QuoteVerifier::new(pki.root_ca_der()),
+                pki.collateral(now).map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?,
+            )
         } else {
             if !chains_to_intel_root(&quote) {
                 return Err(QuoteError::Invalid(

@@ -1,6 +1,6 @@
 //! The secret bundle: the cluster key plus the app's secret file, in a versioned binary encoding.
 //!
-//! Layout v1 (PROTOCOL.md §Bundle): `"RPLB" ‖ 0x01 ‖ clusterKey(32) ‖ be64(epoch) ‖ be32(len) ‖ file(len)`.
+//! Layout v1 (PROTOCOL.md §3.4): `"RPLB" ‖ 0x01 ‖ clusterKey(32) ‖ be64(epoch) ‖ be32(len) ‖ file(len)`.
 
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use std::fmt;
@@ -17,7 +17,10 @@ pub const MAX_SECRET_FILE: usize = 120 * 1024;
 pub enum BundleError {
     /// Shorter than the fixed header.
     #[error("bundle truncated: {len} bytes, header needs {HEADER_LEN}")]
-    Truncated { len: usize },
+    Truncated {
+        /// The bytes present.
+        len: usize,
+    },
     /// Does not start with "RPLB".
     #[error("bundle magic mismatch")]
     BadMagic,
@@ -26,10 +29,20 @@ pub enum BundleError {
     UnsupportedVersion(u8),
     /// The declared file length disagrees with the bytes present.
     #[error("bundle file length {declared} does not match the {present} bytes present")]
-    LengthMismatch { declared: usize, present: usize },
+    LengthMismatch {
+        /// The length in the header.
+        declared: usize,
+        /// The bytes after the header.
+        present: usize,
+    },
     /// The secret file is larger than a delivery can carry.
     #[error("secret file of {len} bytes exceeds the {max} byte limit")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// The file's length.
+        len: usize,
+        /// [`MAX_SECRET_FILE`].
+        max: usize,
+    },
     /// The cluster key is not a valid secp256k1 scalar.
     #[error("bundle cluster key is not a valid secp256k1 private key")]
     BadClusterKey,

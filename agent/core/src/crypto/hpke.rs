@@ -72,12 +72,14 @@ impl HpkeKeypair {
 /// An HPKE ciphertext with its encapsulated key.
 #[derive(Debug, Clone)]
 pub struct Sealed {
+    /// The sender's ephemeral public key (`enc` in RFC 9180).
     pub encapsulated_key: [u8; KEY_LEN],
+    /// The AEAD ciphertext, tag included.
     pub ciphertext: Vec<u8>,
 }
 
 /// Seal `plaintext` to `recipient`. Crate-private: holders reach it only through
-/// [`crate::attest::AcceptedRequest`], so nothing is sealed to an unverified key.
+/// `delivery::seal`, which takes an accepted request, so nothing is sealed to an unverified key.
 pub(crate) fn seal(recipient: &[u8; KEY_LEN], info: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Sealed, HpkeError> {
     let pk = PublicKey::from_bytes(recipient).map_err(|_| HpkeError::BadPublicKey)?;
     let (enc, ciphertext) =

@@ -1,8 +1,8 @@
-//! Cryptography, all from audited crates: HPKE (RFC 9180) sealing to a new node, the secret bundle's
-//! encoding, and the cluster key's EIP-712 signatures.
+//! Cryptographic primitives, all from audited crates: HPKE (RFC 9180), the secret bundle's
+//! encoding, and the cluster key's EIP-712 signatures. Nothing here knows about attestation;
+//! [`crate::delivery`] combines the two.
 
 pub mod bundle;
-pub mod delivery;
 pub mod eip712;
 pub mod hpke;
 

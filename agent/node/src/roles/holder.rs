@@ -18,21 +18,19 @@ use replicatoor_chain::{
 };
 use replicatoor_core::{
     attest::{
-        pipeline::{self, Binding, Context, Decision, References},
-        AcceptedRequest,
+        pipeline::{self, Context, Decision, References},
+        AcceptedRequest, RequestBinding,
     },
     crypto::{
-        delivery,
         eip712::{self, Refusal as RefusalMsg},
         SecretBundle,
     },
-    protocol::RefKind,
+    delivery,
+    protocol::{RefKind, RequestStatus},
     refusal::Refusal,
 };
 use std::time::Duration;
 use tracing::{debug, info, info_span, warn, Instrument};
-
-const PENDING: u8 = 1;
 
 /// The contract state one step's decisions are based on, read once at the decision block (the
 /// confirmed head): policy, cluster, time, and reference answers memoized per step.
@@ -48,19 +46,20 @@ struct StepView<'a> {
 impl<'a> StepView<'a> {
     async fn read(chain: &'a Chain, at: u64) -> Result<StepView<'a>, ChainError> {
         let id = BlockId::number(at);
-        let (policy, (cluster, _), (_, _, now)) =
+        let (policy, (cluster, _), block) =
             tokio::try_join!(chain.policy_at(id), chain.cluster_at(id), chain.block(at))?;
-        Ok(StepView { chain, at, now, policy, cluster, refs: Default::default() })
+        Ok(StepView { chain, at, now: block.timestamp, policy, cluster, refs: Default::default() })
     }
 }
 
 impl References for StepView<'_> {
-    async fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, String> {
+    type Error = ChainError;
+    async fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, ChainError> {
         let key = (id, kind as u8);
         if let Some(v) = self.refs.lock().ok().and_then(|m| m.get(&key).copied()) {
             return Ok(v);
         }
-        let v = self.chain.is_allowed_at(id, kind, BlockId::number(self.at)).await.map_err(|e| e.to_string())?;
+        let v = self.chain.is_allowed_at(id, kind, BlockId::number(self.at)).await?;
         if let Ok(mut m) = self.refs.lock() {
             m.insert(key, v);
         }
@@ -217,7 +216,7 @@ async fn retry_deferred(
 
 /// True when a request we saw answered is pending again, mempool included (its answer was reorged away).
 async fn answer_dropped(agent: &Agent, id: U256) -> bool {
-    let dropped = matches!(agent.chain.request_status(id, BlockId::pending()).await, Ok(PENDING));
+    let dropped = matches!(agent.chain.request_status(id, BlockId::pending()).await, Ok(RequestStatus::Pending));
     if dropped {
         warn!(target: "replicatoor::holder", request_id = %id, "the answer is no longer on chain (reorg); answering again");
     }
@@ -238,7 +237,8 @@ async fn handle_request(
         Ok(s) => s,
         Err(e) => return defer(agent, id, block, format!("reading status: {e}")).map(|_| None),
     };
-    if status != PENDING {
+    if status != RequestStatus::Pending {
+        let status = u8::from(status);
         debug!(target: "replicatoor::holder", status, "already answered");
         // Answered before we got to it (catch-up, restart): stored, but not counted as a race.
         agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::AlreadyAnswered { status } })?;
@@ -252,7 +252,7 @@ async fn handle_request(
     // Verified at the decision block's time: the platform must be trustworthy when the secret goes.
     let ctx =
         Context { deployment: chain.deployment(), verifier: &agent.verifier, policy, references: view, now: view.now };
-    let binding = Binding::Request { request_id: id, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
+    let binding = RequestBinding { request_id: id, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
     let started = std::time::Instant::now();
     let decision = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await;
     let verify_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -305,8 +305,8 @@ async fn witnesses_agree(
         return Ok(());
     }
     let primary = &agent.chain;
-    let (_, decide_hash, _) = primary.block(decide_at).await.map_err(|e| e.to_string())?;
-    let (_, request_hash, _) = primary.block(block).await.map_err(|e| e.to_string())?;
+    let decide_hash = primary.block(decide_at).await.map_err(|e| e.to_string())?.hash;
+    let request_hash = primary.block(block).await.map_err(|e| e.to_string())?.hash;
     let at = BlockId::number(decide_at);
     for url in &agent.cfg.witness_rpc_urls {
         let host = url.split('/').nth(2).unwrap_or(url);
@@ -314,8 +314,8 @@ async fn witnesses_agree(
         let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(format!("{host}: {what} differs")) };
         check(w.deployment() == primary.deployment(), "chain id")?;
         let e = |err: ChainError| format!("{host}: {err}");
-        check(w.block(decide_at).await.map_err(e)?.1 == decide_hash, "decision block hash")?;
-        check(w.block(block).await.map_err(e)?.1 == request_hash, "request block hash")?;
+        check(w.block(decide_at).await.map_err(e)?.hash == decide_hash, "decision block hash")?;
+        check(w.block(block).await.map_err(e)?.hash == request_hash, "request block hash")?;
         let filter = Filter::new()
             .address(primary.deployment().contract)
             .event_signature(Op::SecretRequested::SIGNATURE_HASH)
@@ -413,7 +413,7 @@ async fn send_answers(agent: &Agent, mut answers: Vec<Answer>) -> anyhow::Result
 async fn submit_answer(agent: &Agent, a: Answer) -> anyhow::Result<Option<(Answer, Submitted)>> {
     let chain = &agent.chain;
     match chain.request_status(a.id, BlockId::pending()).await {
-        Ok(PENDING) => {}
+        Ok(RequestStatus::Pending) => {}
         Ok(_) => return lost_race(agent, a.id, a.block).await.map(|_| None),
         Err(e) => return defer(agent, a.id, a.block, format!("status before answering: {e}")).map(|_| None),
     }
@@ -458,13 +458,13 @@ async fn record_answer(agent: &Agent, a: Answer, result: Result<TxOutcome, Chain
 /// A send failed: if another holder answered, that is a lost race, not an error.
 async fn answer_failed(agent: &Agent, id: U256, block: u64, e: ChainError) -> anyhow::Result<()> {
     match agent.chain.request_status(id, BlockId::latest()).await {
-        Ok(s) if s != PENDING => lost_race(agent, id, block).await,
+        Ok(s) if s != RequestStatus::Pending => lost_race(agent, id, block).await,
         _ => defer(agent, id, block, format!("sending the answer: {e}")),
     }
 }
 
 async fn lost_race(agent: &Agent, id: U256, block: u64) -> anyhow::Result<()> {
-    let status = agent.chain.request_status(id, BlockId::pending()).await.unwrap_or(0);
+    let status = agent.chain.request_status(id, BlockId::pending()).await.map_or(0, u8::from);
     info!(target: "replicatoor::holder", status, "another holder answered first (lost race)");
     record(agent, id, block, Outcome::AlreadyAnswered { status })?;
     Ok(())

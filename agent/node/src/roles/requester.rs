@@ -11,20 +11,13 @@ use alloy::{
 use anyhow::Context as _;
 use replicatoor_chain::{bindings::UpgradeOperator as Op, scan::get_logs, ChainError};
 use replicatoor_core::{
-    crypto::{
-        delivery::{self, SignedDelivery},
-        HpkeKeypair,
-    },
+    crypto::HpkeKeypair,
+    delivery::{self, SignedDelivery},
+    protocol::RequestStatus,
     refusal::Refusal,
 };
 use sha2::{Digest, Sha256};
 use tracing::{error, info, info_span, warn, Instrument};
-
-/// Request statuses as the contract numbers them.
-const NONE: u8 = 0;
-const PENDING: u8 = 1;
-const DELIVERED: u8 = 2;
-const REFUSED: u8 = 3;
 
 pub async fn run(agent: &Agent) -> anyhow::Result<Exit> {
     let keys = match agent.store.hpke_keys()? {
@@ -90,12 +83,12 @@ async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) ->
             .retrying("reading the request status", || chain.request_status(own.request_id, BlockId::latest()))
             .await?;
         match status {
-            PENDING => {
+            RequestStatus::Pending => {
                 if !agent.pause(agent.poll()).await {
                     return Ok(Exit::Done);
                 }
             }
-            DELIVERED => {
+            RequestStatus::Delivered => {
                 crate::failpoint::hit("requester_after_delivery_seen");
                 if install(agent, keys, own).await? {
                     return Ok(Exit::Done);
@@ -104,19 +97,18 @@ async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) ->
                     return Ok(Exit::Done);
                 }
             }
-            NONE => {
+            RequestStatus::None => {
                 // The request's block was reorged away: post again (the key was never used on this chain).
                 warn!(target: "replicatoor::requester", request_id = %own.request_id, "request no longer exists on chain (reorg); posting it again");
                 let again = post_request(agent, keys).await?;
                 return Box::pin(wait_and_install(agent, keys, again)).await;
             }
-            REFUSED => {
+            RequestStatus::Refused => {
                 let code = refusal_code(agent, own).await?;
                 let reason = Refusal::from_code(code);
                 error!(target: "replicatoor::requester", code, reason = reason.map_or("unknown", |r| r.name()), "request REFUSED by the cluster");
                 return Ok(Exit::Refused(reason.unwrap_or(Refusal::QuoteInvalid)));
             }
-            other => anyhow::bail!("request {} has unexpected status {other}", own.request_id),
         }
     }
 }

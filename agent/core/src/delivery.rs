@@ -1,13 +1,17 @@
-//! Both ends of a delivery: the holder seals the bundle to an accepted request and signs it as the
-//! cluster; the new node checks the signature and opens it.
+//! Both ends of a delivery (PROTOCOL.md §2, §3.3, §3.6): the holder seals the bundle to an accepted request
+//! and signs it as the cluster; the new node checks the signature and opens it.
+//!
+//! This is the seam between [`crate::attest`] (what may receive the secret) and [`crate::crypto`]
+//! (how it is sealed): sealing takes an [`AcceptedRequest`], so nothing is sealed to a key whose
+//! quote was not verified, and a genesis acceptance cannot be passed at all.
 
-use super::{
-    bundle::{BundleError, SecretBundle},
-    eip712::{self, Delivery, SignatureError},
-    hpke::{self, HpkeError, HpkeKeypair},
-};
 use crate::{
-    attest::{pipeline::Binding, AcceptedRequest},
+    attest::AcceptedRequest,
+    crypto::{
+        bundle::{BundleError, SecretBundle},
+        eip712::{self, Delivery, SignatureError},
+        hpke::{self, HpkeError, HpkeKeypair},
+    },
     protocol::{hpke_aad, Deployment},
 };
 use alloy::primitives::{Address, B256, U256};
@@ -15,40 +19,73 @@ use alloy::primitives::{Address, B256, U256};
 /// A sealed, cluster-signed delivery: what `deliverSecret` takes and `SecretDelivered` carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedDelivery {
+    /// The request this answers.
     pub request_id: U256,
+    /// The OS reference the recipient was accepted under (in the HPKE aad and re-checked on chain).
     pub os_ref: B256,
+    /// The app reference the recipient was accepted under (in the HPKE aad and re-checked on chain).
     pub app_ref: B256,
+    /// HPKE encapsulated key (32 bytes when well formed).
     pub encapsulated_key: Vec<u8>,
+    /// HPKE ciphertext of the encoded bundle.
     pub ciphertext: Vec<u8>,
+    /// The cluster key's 65-byte EIP-712 signature over all of the above.
     pub signature: Vec<u8>,
 }
 
 /// Why sealing or opening a delivery failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    #[error("an accepted genesis attestation cannot receive a delivery")]
-    NotARequest,
+    /// Sealing failed, or the ciphertext does not open with this node's key and context.
     #[error(transparent)]
     Hpke(#[from] HpkeError),
+    /// Signing failed, or the signature does not recover.
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    /// Signed by someone other than the chain's cluster: not from the cluster, whatever it holds.
     #[error("delivery is signed by {signer}, not by the cluster {cluster}")]
-    WrongSigner { signer: Address, cluster: Address },
+    WrongSigner {
+        /// The recovered signer.
+        signer: Address,
+        /// The chain's cluster.
+        cluster: Address,
+    },
+    /// The plaintext is not a valid bundle.
     #[error("decrypted bundle is invalid: {0}")]
     Bundle(#[from] BundleError),
+    /// The bundle carries another cluster key than the one that signed it on chain.
     #[error("bundle's cluster key is {inside}, but the chain's cluster is {on_chain}")]
-    ClusterMismatch { inside: Address, on_chain: Address },
+    ClusterMismatch {
+        /// The address of the key inside the bundle.
+        inside: Address,
+        /// The chain's cluster.
+        on_chain: Address,
+    },
 }
 
 /// Seal `bundle` to an accepted request and sign the delivery with the bundle's cluster key.
+///
+/// Only a request acceptance fits; a genesis acceptance is a type error, not a runtime refusal:
+///
+/// ```
+/// # use replicatoor_core::{attest::AcceptedRequest, crypto::SecretBundle, delivery, protocol::Deployment};
+/// fn to_request(dep: &Deployment, request: &AcceptedRequest, bundle: &SecretBundle) {
+///     let _ = delivery::seal(dep, request, bundle);
+/// }
+/// ```
+///
+/// ```compile_fail,E0308
+/// # use replicatoor_core::{attest::AcceptedGenesis, crypto::SecretBundle, delivery, protocol::Deployment};
+/// fn to_genesis(dep: &Deployment, genesis: &AcceptedGenesis, bundle: &SecretBundle) {
+///     let _ = delivery::seal(dep, genesis, bundle);
+/// }
+/// ```
 pub fn seal(
     dep: &Deployment,
     accepted: &AcceptedRequest,
     bundle: &SecretBundle,
 ) -> Result<SignedDelivery, DeliveryError> {
-    let Binding::Request { request_id, hpke_pub_key, .. } = *accepted.binding() else {
-        return Err(DeliveryError::NotARequest);
-    };
+    let (request_id, hpke_pub_key) = (accepted.binding().request_id, accepted.binding().hpke_pub_key);
     let (os_ref, app_ref) = (accepted.os_ref(), accepted.app_ref());
     let plaintext = bundle.encode();
     let sealed = hpke::seal(&hpke_pub_key, &dep.hpke_info(request_id), &hpke_aad(os_ref, app_ref), &plaintext)?;
