@@ -1,0 +1,178 @@
+//! The release gate: the contract state a step decides on, and the decision on one request: verify
+//! it with the trust kernel's pipeline, then seal the bundle to its key or sign a refusal. This is
+//! the only place in the agent that seals the secret (TRUST.md).
+
+use super::{
+    defer, record,
+    relay::{Answer, AnswerKind},
+};
+use crate::{
+    roles::Agent,
+    store::{Outcome, RequestRecord},
+};
+use alloy::{
+    eips::BlockId,
+    primitives::{Address, B256},
+    rpc::types::Filter,
+    sol_types::SolEvent,
+};
+use anyhow::Context as _;
+use replicatoor_chain::{bindings::UpgradeOperator as Op, Chain, ChainError};
+use replicatoor_core::{
+    attest::{
+        pipeline::{self, Context, Decision, References},
+        AcceptedRequest, RequestBinding,
+    },
+    crypto::{
+        eip712::{self, Refusal as RefusalMsg},
+        SecretBundle,
+    },
+    delivery,
+    protocol::{RefKind, RequestStatus},
+};
+use tracing::{debug, info, warn};
+
+/// The contract state one step's decisions are based on, read once at the decision block (the
+/// confirmed head): policy, cluster, time, and reference answers memoized per step.
+pub(super) struct StepView<'a> {
+    chain: &'a Chain,
+    pub(super) at: u64,
+    now: u64,
+    policy: replicatoor_core::protocol::Policy,
+    cluster: Address,
+    refs: std::sync::Mutex<std::collections::HashMap<(B256, u8), bool>>,
+}
+
+impl<'a> StepView<'a> {
+    pub(super) async fn read(chain: &'a Chain, at: u64) -> Result<StepView<'a>, ChainError> {
+        let id = BlockId::number(at);
+        let (policy, (cluster, _), block) =
+            tokio::try_join!(chain.policy_at(id), chain.cluster_at(id), chain.block(at))?;
+        Ok(StepView { chain, at, now: block.timestamp, policy, cluster, refs: Default::default() })
+    }
+}
+
+impl References for StepView<'_> {
+    type Error = ChainError;
+    async fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, ChainError> {
+        let key = (id, kind as u8);
+        if let Some(v) = self.refs.lock().ok().and_then(|m| m.get(&key).copied()) {
+            return Ok(v);
+        }
+        let v = self.chain.is_allowed_at(id, kind, BlockId::number(self.at)).await?;
+        if let Ok(mut m) = self.refs.lock() {
+            m.insert(key, v);
+        }
+        Ok(v)
+    }
+}
+
+pub(super) async fn handle_request(
+    agent: &Agent,
+    bundle: &SecretBundle,
+    ev: &Op::SecretRequested,
+    block: u64,
+    view: &StepView<'_>,
+    refusals: &mut u32,
+) -> anyhow::Result<Option<Answer>> {
+    let chain = &agent.chain;
+    let id = ev.requestId;
+    let status = match chain.request_status(id, BlockId::latest()).await {
+        Ok(s) => s,
+        Err(e) => return defer(agent, id, block, format!("reading status: {e}")).map(|_| None),
+    };
+    if status != RequestStatus::Pending {
+        let status = u8::from(status);
+        debug!(target: "replicatoor::holder", status, "already answered");
+        // Answered before we got to it (catch-up, restart): stored, but not counted as a race.
+        agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::AlreadyAnswered { status } })?;
+        return Ok(None);
+    }
+    if view.cluster != bundle.cluster_address() {
+        warn!(target: "replicatoor::holder", chain_cluster = %view.cluster, ours = %bundle.cluster_address(), "this node does not hold the current cluster key; not answering");
+        return Ok(None);
+    }
+    let policy = view.policy;
+    // Verified at the decision block's time: the platform must be trustworthy when the secret goes.
+    let ctx =
+        Context { deployment: chain.deployment(), verifier: &agent.verifier, policy, references: view, now: view.now };
+    let binding = RequestBinding { request_id: id, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
+    let started = std::time::Instant::now();
+    let decision = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await;
+    let verify_ms = started.elapsed().as_secs_f64() * 1e3;
+    agent.telemetry.observe_verification(verify_ms / 1e3);
+    match decision {
+        Decision::Accept(accepted) => {
+            info!(target: "replicatoor::holder", os_ref = %accepted.os_ref(), app_ref = %accepted.app_ref(), tcb = %accepted.quote().tcb_status(), simulated = accepted.quote().is_simulated(), verify_ms, "request verified");
+            if let Err(why) = witnesses_agree(agent, bundle, ev, &accepted, block, view.at, &policy).await {
+                return defer(agent, id, block, format!("witness RPCs disagree, not delivering: {why}")).map(|_| None);
+            }
+            let d = delivery::seal(&chain.deployment(), &accepted, bundle).context("sealing the bundle")?;
+            crate::failpoint::hit("holder_after_seal");
+            Ok(Some(Answer { id, block, kind: AnswerKind::Deliver(d) }))
+        }
+        Decision::Refuse(reason, detail) => {
+            info!(target: "replicatoor::holder", reason = reason.name(), code = reason.code(), detail = %detail, "refusing request");
+            if *refusals >= agent.cfg.max_refusals_per_step {
+                warn!(target: "replicatoor::holder", reason = reason.name(), "refusal budget for this step spent; not posting");
+                record(agent, id, block, Outcome::Throttled { reason: reason.code() })?;
+                return Ok(None);
+            }
+            *refusals += 1;
+            let msg = RefusalMsg { requestId: id, reason: reason.code() };
+            let sig =
+                eip712::sign(&chain.deployment(), &msg, bundle.cluster_signer()).context("signing the refusal")?;
+            Ok(Some(Answer { id, block, kind: AnswerKind::Refuse(reason, sig.to_vec()) }))
+        }
+        Decision::Retry(why) => defer(agent, id, block, why).map(|_| None),
+        Decision::Abstain(why) => {
+            warn!(target: "replicatoor::holder", why = %why, "abstaining: leaving this request to other holders");
+            record(agent, id, block, Outcome::Abstained { why })?;
+            Ok(None)
+        }
+    }
+}
+
+/// Every witness RPC must show the same decision block, the same request and the same contract
+/// state (cluster, policy, both references allowed) as the primary RPC, so that one lying RPC cannot
+/// make this holder release the secret.
+async fn witnesses_agree(
+    agent: &Agent,
+    bundle: &SecretBundle,
+    ev: &Op::SecretRequested,
+    accepted: &AcceptedRequest,
+    block: u64,
+    decide_at: u64,
+    policy: &replicatoor_core::protocol::Policy,
+) -> Result<(), String> {
+    if agent.cfg.witness_rpc_urls.is_empty() {
+        return Ok(());
+    }
+    let primary = &agent.chain;
+    let decide_hash = primary.block(decide_at).await.map_err(|e| e.to_string())?.hash;
+    let request_hash = primary.block(block).await.map_err(|e| e.to_string())?.hash;
+    let at = BlockId::number(decide_at);
+    for url in &agent.cfg.witness_rpc_urls {
+        let host = url.split('/').nth(2).unwrap_or(url);
+        let w = Chain::connect(url, primary.deployment().contract, None).await.map_err(|e| format!("{host}: {e}"))?;
+        let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(format!("{host}: {what} differs")) };
+        check(w.deployment() == primary.deployment(), "chain id")?;
+        let e = |err: ChainError| format!("{host}: {err}");
+        check(w.block(decide_at).await.map_err(e)?.hash == decide_hash, "decision block hash")?;
+        check(w.block(block).await.map_err(e)?.hash == request_hash, "request block hash")?;
+        let filter = Filter::new()
+            .address(primary.deployment().contract)
+            .event_signature(Op::SecretRequested::SIGNATURE_HASH)
+            .topic1(ev.requestId)
+            .from_block(block)
+            .to_block(block);
+        let logs = replicatoor_chain::scan::get_logs(&w, &filter, block, block).await.map_err(e)?;
+        let same = logs.iter().filter_map(|l| l.log_decode::<Op::SecretRequested>().ok()).any(|l| l.inner.data == *ev);
+        check(same, "request event")?;
+        check(w.cluster_at(at).await.map_err(e)?.0 == bundle.cluster_address(), "cluster")?;
+        check(w.policy_at(at).await.map_err(e)? == *policy, "policy")?;
+        check(w.is_allowed_at(accepted.os_ref(), RefKind::Os, at).await.map_err(e)?, "OS reference status")?;
+        check(w.is_allowed_at(accepted.app_ref(), RefKind::App, at).await.map_err(e)?, "app reference status")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! Holder: follow `SecretRequested` logs from a persisted checkpoint and answer each request once.
+//! Two halves: [`decide`] is the release gate (verify the request against the contract state at the
+//! decision block, then seal the bundle or sign a refusal; nothing else seals), [`relay`] sends the
+//! signed answers, confirms them and records what became of each. This file runs the loop.
+
+mod decide;
+mod relay;
+
+use super::Agent;
+use crate::store::{Outcome, RequestRecord};
+use alloy::{
+    eips::BlockId,
+    primitives::U256,
+    rpc::types::{Filter, Log},
+    sol_types::SolEvent,
+};
+use anyhow::Context as _;
+use decide::{handle_request, StepView};
+use relay::{send_answers, Answer};
+use replicatoor_chain::{
+    bindings::UpgradeOperator as Op,
+    follower::{Follower, FollowerConfig, Step},
+};
+use replicatoor_core::{crypto::SecretBundle, protocol::RequestStatus, refusal::Refusal};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+/// Serve requests until shutdown.
+pub async fn run(agent: &Agent) -> anyhow::Result<()> {
+    let bundle = agent.store.bundle()?.context("holder without a bundle")?;
+    let chain = &agent.chain;
+    let filter =
+        Filter::new().address(chain.deployment().contract).event_signature(Op::SecretRequested::SIGNATURE_HASH);
+    let follower = Follower::new(
+        chain.clone(),
+        filter,
+        FollowerConfig { confirmations: agent.cfg.confirmations, ..Default::default() },
+    );
+    agent.telemetry.update(|s| {
+        s.cluster = Some(bundle.cluster_address().to_string());
+        s.epoch = Some(bundle.epoch());
+    });
+    info!(target: "replicatoor::holder", cluster = %bundle.cluster_address(), epoch = bundle.epoch(), confirmations = agent.cfg.confirmations, "serving as holder");
+    let mut backoff = agent.backoff();
+    while !agent.stopping() {
+        let step = follower.step(agent.store.checkpoint()?, agent.cfg.start_block).await;
+        match step {
+            Ok(Step::Logs { from, to, logs, checkpoint, head }) => {
+                backoff.reset();
+                // Decide at the confirmed head: the freshest state a reorg cannot easily take back,
+                // and one that a non-archive node still serves during catch-up.
+                let decide_at = head.saturating_sub(agent.cfg.confirmations).max(to);
+                let view = match StepView::read(chain, decide_at).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        agent.telemetry.rpc_error();
+                        warn!(target: "replicatoor::holder", error = %e, "cannot read the contract state; retrying the step");
+                        if !agent.pause(backoff.next_delay()).await {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                let mut refusals = 0u32;
+                let mut answers = Vec::new();
+                for log in &logs {
+                    if agent.stopping() {
+                        return Ok(());
+                    }
+                    answers.extend(handle_log(agent, &bundle, log, &view, &mut refusals).await?);
+                }
+                answers.extend(retry_deferred(agent, &bundle, &view, &mut refusals).await?);
+                send_answers(agent, answers).await?;
+                if !logs.is_empty() {
+                    crate::failpoint::hit("holder_before_checkpoint");
+                }
+                agent.store.set_checkpoint(checkpoint)?;
+                agent.telemetry.update(|s| {
+                    s.checkpoint = Some(to);
+                    s.chain_head = Some(head);
+                });
+                debug!(target: "replicatoor::holder", from, to, head, requests = logs.len(), "checkpoint saved");
+                if to >= head.saturating_sub(agent.cfg.confirmations) && !agent.pause(agent.poll()).await {
+                    break;
+                }
+            }
+            Ok(Step::Reorg { dropped, checkpoint }) => {
+                warn!(target: "replicatoor::holder", dropped_block = dropped.block, rewind_to = checkpoint.block, "reorg: re-processing from an earlier block");
+                agent.store.set_checkpoint(checkpoint)?;
+            }
+            Ok(Step::Idle { head }) => {
+                agent.telemetry.update(|s| s.chain_head = Some(head));
+                if !agent.pause(agent.poll()).await {
+                    break;
+                }
+            }
+            Err(e) => {
+                agent.telemetry.rpc_error();
+                let delay = backoff.next_delay();
+                warn!(target: "replicatoor::holder", error = %e, retry_in_ms = delay.as_millis() as u64, "chain unavailable");
+                if !agent.pause(delay).await {
+                    break;
+                }
+            }
+        }
+    }
+    info!(target: "replicatoor::holder", "holder stopped");
+    Ok(())
+}
+
+async fn handle_log(
+    agent: &Agent,
+    bundle: &SecretBundle,
+    log: &Log,
+    view: &StepView<'_>,
+    refusals: &mut u32,
+) -> anyhow::Result<Option<Answer>> {
+    let Ok(decoded) = log.log_decode::<Op::SecretRequested>() else {
+        warn!(target: "replicatoor::holder", tx = ?log.transaction_hash, "undecodable SecretRequested log skipped");
+        return Ok(None);
+    };
+    let ev = decoded.inner.data;
+    let block = log.block_number.unwrap_or(view.at);
+    agent.telemetry.request_seen();
+    let span = info_span!("request", id = %ev.requestId);
+    handle_request(agent, bundle, &ev, block, view, refusals).instrument(span).await
+}
+
+/// Blocks after a request during which a holder checks that the request's answer is still on chain
+/// (the follower's default reorg rewind depth).
+const REANSWER_WINDOW: u64 = 64;
+
+/// Re-evaluate requests deferred by local faults (collateral, RPC) from earlier steps, and recent
+/// requests whose answer a reorg dropped.
+async fn retry_deferred(
+    agent: &Agent,
+    bundle: &SecretBundle,
+    view: &StepView<'_>,
+    refusals: &mut u32,
+) -> anyhow::Result<Vec<Answer>> {
+    let mut answers = Vec::new();
+    for (id, rec) in agent.store.requests()? {
+        let again = match rec.outcome {
+            Outcome::Deferred { .. } => true,
+            // An answer mined after the follower's checkpoint can be reorged away without the
+            // checkpoint's block changing, so the follower would never rewind over the request.
+            Outcome::Served { .. } | Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. } => {
+                rec.block + REANSWER_WINDOW > view.at && answer_dropped(agent, id).await
+            }
+            Outcome::Abstained { .. } | Outcome::Throttled { .. } => false,
+        };
+        if !again {
+            continue;
+        }
+        let filter = Filter::new()
+            .address(agent.chain.deployment().contract)
+            .event_signature(Op::SecretRequested::SIGNATURE_HASH)
+            .topic1(id)
+            .from_block(rec.block)
+            .to_block(rec.block);
+        let logs = match replicatoor_chain::scan::get_logs(&agent.chain, &filter, rec.block, rec.block).await {
+            Ok(l) => l,
+            Err(e) => {
+                debug!(target: "replicatoor::holder", request_id = %id, error = %e, "deferred request: log not readable yet");
+                continue;
+            }
+        };
+        for log in &logs {
+            answers.extend(handle_log(agent, bundle, log, view, refusals).await?);
+        }
+    }
+    Ok(answers)
+}
+
+/// True when a request we saw answered is pending again, mempool included (its answer was reorged away).
+async fn answer_dropped(agent: &Agent, id: U256) -> bool {
+    let dropped = matches!(agent.chain.request_status(id, BlockId::pending()).await, Ok(RequestStatus::Pending));
+    if dropped {
+        warn!(target: "replicatoor::holder", request_id = %id, "the answer is no longer on chain (reorg); answering again");
+    }
+    dropped
+}
+
+/// Persist what became of a request and count it.
+pub(super) fn record(agent: &Agent, id: U256, block: u64, outcome: Outcome) -> anyhow::Result<()> {
+    use crate::telemetry::Outcome as T;
+    let counted = match &outcome {
+        Outcome::Served { .. } => T::Served,
+        Outcome::Refused { reason, .. } => T::Refused(Refusal::from_code(*reason).map_or("unknown", Refusal::name)),
+        Outcome::AlreadyAnswered { .. } => T::LostRace,
+        Outcome::Deferred { .. } => T::Deferred,
+        Outcome::Abstained { .. } => T::Abstained,
+        Outcome::Throttled { .. } => T::Throttled,
+    };
+    agent.store.set_request(id, &RequestRecord { block, outcome })?;
+    agent.telemetry.outcome(&id.to_string(), counted);
+    Ok(())
+}
+
+pub(super) fn defer(agent: &Agent, id: U256, block: u64, why: String) -> anyhow::Result<()> {
+    warn!(target: "replicatoor::holder", request_id = %id, why = %why, "request deferred; will retry");
+    record(agent, id, block, Outcome::Deferred { why })?;
+    Ok(())
+}

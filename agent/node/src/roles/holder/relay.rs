@@ -1,0 +1,129 @@
+//! Sending a step's signed answers: jittered so racing holders rarely collide, only while the
+//! request is still pending, all in flight at once, then confirmed together and recorded. Nothing
+//! here decides anything: a lost race or a failed send is recorded, never re-decided.
+
+use super::{defer, record};
+use crate::{roles::Agent, store::Outcome};
+use alloy::{
+    eips::BlockId,
+    primitives::{keccak256, U256},
+};
+use replicatoor_chain::{client::Submitted, ChainError, TxOutcome};
+use replicatoor_core::{delivery, protocol::RequestStatus, refusal::Refusal};
+use std::time::Duration;
+use tracing::{info, info_span, Instrument};
+
+/// A per-holder, per-request delay so that racing holders rarely send the same answer.
+fn jitter(agent: &Agent, id: U256) -> Duration {
+    if agent.cfg.jitter_ms == 0 {
+        return Duration::ZERO;
+    }
+    let sender = agent.chain.sender().unwrap_or_default();
+    let h = keccak256([id.to_be_bytes::<32>().as_slice(), sender.as_slice()].concat());
+    Duration::from_millis(u64::from_be_bytes(h[..8].try_into().unwrap_or_default()) % agent.cfg.jitter_ms)
+}
+
+/// A signed answer to one request, ready to send.
+pub(super) struct Answer {
+    pub(super) id: U256,
+    pub(super) block: u64,
+    pub(super) kind: AnswerKind,
+}
+
+pub(super) enum AnswerKind {
+    Deliver(delivery::SignedDelivery),
+    Refuse(Refusal, Vec<u8>),
+}
+
+/// How long to wait for an answer's receipt before re-checking the request instead.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Send a step's answers: each after this holder's jitter for it and only if the request is still
+/// pending (mempool included), all without waiting for receipts, so they can share a block; then
+/// wait for the receipts together and record each outcome.
+pub(super) async fn send_answers(agent: &Agent, mut answers: Vec<Answer>) -> anyhow::Result<()> {
+    if answers.is_empty() {
+        return Ok(());
+    }
+    let chain = &agent.chain;
+    answers.sort_by_key(|a| jitter(agent, a.id));
+    let start = tokio::time::Instant::now();
+    let mut in_flight = Vec::new();
+    for a in answers {
+        tokio::time::sleep_until(start + jitter(agent, a.id)).await;
+        let span = info_span!("request", id = %a.id);
+        if let Some(sent) = submit_answer(agent, a).instrument(span).await? {
+            in_flight.push(sent);
+        }
+    }
+    let confirmations = in_flight.into_iter().map(|(a, tx)| async move {
+        let result = chain.confirm(tx, RECEIPT_TIMEOUT).await;
+        (a, result)
+    });
+    for (a, result) in futures::future::join_all(confirmations).await {
+        let span = info_span!("request", id = %a.id);
+        record_answer(agent, a, result).instrument(span).await?;
+    }
+    Ok(())
+}
+
+/// Send one answer if its request is still pending (mempool included).
+async fn submit_answer(agent: &Agent, a: Answer) -> anyhow::Result<Option<(Answer, Submitted)>> {
+    let chain = &agent.chain;
+    match chain.request_status(a.id, BlockId::pending()).await {
+        Ok(RequestStatus::Pending) => {}
+        Ok(_) => return lost_race(agent, a.id, a.block).await.map(|_| None),
+        Err(e) => return defer(agent, a.id, a.block, format!("status before answering: {e}")).map(|_| None),
+    }
+    let sent = match &a.kind {
+        AnswerKind::Deliver(d) => {
+            let call = chain.contract().deliverSecret(
+                a.id,
+                d.os_ref,
+                d.app_ref,
+                d.encapsulated_key.clone().into(),
+                d.ciphertext.clone().into(),
+                d.signature.clone().into(),
+            );
+            chain.submit(call).await
+        }
+        AnswerKind::Refuse(reason, sig) => {
+            chain.submit(chain.contract().refuseRequest(a.id, reason.code(), sig.clone().into())).await
+        }
+    };
+    match sent {
+        Ok(tx) => Ok(Some((a, tx))),
+        Err(e) => answer_failed(agent, a.id, a.block, e).await.map(|_| None),
+    }
+}
+
+/// Record what became of a sent answer.
+async fn record_answer(agent: &Agent, a: Answer, result: Result<TxOutcome, ChainError>) -> anyhow::Result<()> {
+    match (result, a.kind) {
+        (Ok(o), AnswerKind::Deliver(_)) => {
+            crate::failpoint::hit("holder_after_send");
+            info!(target: "replicatoor::holder", tx = %o.tx_hash, block = o.block, gas_used = o.gas_used, "secret delivered");
+            record(agent, a.id, a.block, Outcome::Served { tx_hash: o.tx_hash, block: o.block })
+        }
+        (Ok(o), AnswerKind::Refuse(reason, _)) => {
+            info!(target: "replicatoor::holder", tx = %o.tx_hash, reason = reason.name(), "refusal posted");
+            record(agent, a.id, a.block, Outcome::Refused { reason: reason.code(), tx_hash: o.tx_hash, block: o.block })
+        }
+        (Err(e), _) => answer_failed(agent, a.id, a.block, e).await,
+    }
+}
+
+/// A send failed: if another holder answered, that is a lost race, not an error.
+async fn answer_failed(agent: &Agent, id: U256, block: u64, e: ChainError) -> anyhow::Result<()> {
+    match agent.chain.request_status(id, BlockId::latest()).await {
+        Ok(s) if s != RequestStatus::Pending => lost_race(agent, id, block).await,
+        _ => defer(agent, id, block, format!("sending the answer: {e}")),
+    }
+}
+
+async fn lost_race(agent: &Agent, id: U256, block: u64) -> anyhow::Result<()> {
+    let status = agent.chain.request_status(id, BlockId::pending()).await.map_or(0, u8::from);
+    info!(target: "replicatoor::holder", status, "another holder answered first (lost race)");
+    record(agent, id, block, Outcome::AlreadyAnswered { status })?;
+    Ok(())
+}
