@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Lines of the trust path (TRUST.md): non-blank, non-comment lines outside `#[cfg(test)]` modules.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+count() { awk '/^#\[cfg\(test\)\]/{exit} {print}' "$@" | grep -v '^\s*//' | grep -c . || true; }
+sum() { local t=0 n; for f in "$@"; do n=$(count "$f"); t=$((t + n)); done; echo "$t"; }
+kernel=$(sum $(find agent/core/src -name '*.rs' ! -name tests.rs | sort))
+decide=$(sum agent/node/src/roles/holder/decide.rs)
+chain=$(sum agent/chain/src/{deployment,proof,layout,verified}.rs)
+beacon=$(sum $(find agent/beacon/src -name '*.rs' ! -name sim.rs ! -name recorded.rs | sort))
+printf '%-34s %6d\n' "trust kernel (agent/core)" "$kernel" "decide step (holder/decide.rs)" "$decide" \
+  "kernel + decide (goal <= 2500)" $((kernel + decide)) "verified chain (agent/chain)" "$chain" \
+  "light client (agent/beacon)" "$beacon" "whole trust path (goal <= 4500)" $((kernel + decide + chain + beacon))
