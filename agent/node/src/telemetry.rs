@@ -238,32 +238,32 @@ impl Telemetry {
     }
 
     /// Record what became of a request.
-    pub fn outcome(&self, id: &str, outcome: Outcome) {
+    pub fn outcome(&self, id: &str, outcome: Tally) {
         let m = &self.metrics;
         let name = match outcome {
-            Outcome::Served => {
+            Tally::Served => {
                 m.requests_served.increment(1);
                 "served"
             }
-            Outcome::Refused(reason) => {
+            Tally::Refused(reason) => {
                 metrics::with_local_recorder(&self.recorder, || {
                     counter!(REQUESTS_REFUSED, "reason" => reason).increment(1)
                 });
                 "refused"
             }
-            Outcome::LostRace => {
+            Tally::LostRace => {
                 m.requests_lost_race.increment(1);
                 "lost_race"
             }
-            Outcome::Deferred => {
+            Tally::Deferred => {
                 m.requests_deferred.increment(1);
                 "deferred"
             }
-            Outcome::Abstained => {
+            Tally::Abstained => {
                 m.requests_abstained.increment(1);
                 "abstained"
             }
-            Outcome::Throttled => {
+            Tally::Throttled => {
                 m.requests_throttled.increment(1);
                 "throttled"
             }
@@ -285,9 +285,9 @@ impl Telemetry {
     }
 }
 
-/// Outcomes counted by [`Telemetry::outcome`].
+/// What became of a request, as counted by [`Telemetry::outcome`] (the stored record is `store::Outcome`).
 #[derive(Debug, Clone, Copy)]
-pub enum Outcome {
+pub enum Tally {
     Served,
     Refused(&'static str),
     LostRace,
@@ -308,8 +308,8 @@ mod tests {
     fn renders_counters_histogram_and_status() {
         let t = Telemetry::new(31337, "0xabc".into(), false);
         t.request_seen();
-        t.outcome("1", Outcome::Served);
-        t.outcome("2", Outcome::Refused("app_reference_not_allowed"));
+        t.outcome("1", Tally::Served);
+        t.outcome("2", Tally::Refused("app_reference_not_allowed"));
         t.observe_verification(0.004);
         t.update(|s| {
             s.role = Role::Holder;
@@ -336,9 +336,9 @@ mod tests {
             s.chain_head = Some(20_000_125);
             s.secret_installed = true;
         });
-        t.outcome("3", Outcome::LostRace);
-        t.outcome("4", Outcome::Refused("quote_invalid"));
-        t.outcome("5", Outcome::Refused("quote_invalid"));
+        t.outcome("3", Tally::LostRace);
+        t.outcome("4", Tally::Refused("quote_invalid"));
+        t.outcome("5", Tally::Refused("quote_invalid"));
         t.observe_verification(0.02);
         t.observe_verification(2.0);
         let m = t.render();
@@ -385,8 +385,8 @@ mod tests {
     #[test]
     fn two_agents_in_one_process_keep_their_own_numbers() {
         let (a, b) = (Telemetry::new(1, "0xa".into(), false), Telemetry::new(1, "0xb".into(), false));
-        a.outcome("1", Outcome::Served);
-        a.outcome("2", Outcome::Refused("quote_invalid"));
+        a.outcome("1", Tally::Served);
+        a.outcome("2", Tally::Refused("quote_invalid"));
         assert!(a.render().lines().any(|l| l == "replicatoor_requests_served_total 1"));
         let m = b.render();
         assert!(m.lines().any(|l| l == "replicatoor_requests_served_total 0"), "{m}");

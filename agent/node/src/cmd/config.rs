@@ -2,7 +2,7 @@
 //! resolved settings (never the sender key), and a summary.
 
 use super::EXIT_BAD_CONFIG;
-use crate::config::{RunArgs, Severity};
+use crate::config::{Level, RunArgs};
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
 
@@ -33,11 +33,11 @@ pub fn run(cmd: ConfigCommand) -> ExitCode {
 
 /// Print every finding with what to do, then a summary. Returns whether the configuration is valid.
 fn check(a: CheckArgs) -> bool {
-    let (cfg, findings) = crate::config::check(a.run);
-    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
-    let warnings = findings.len() - errors;
-    for f in &findings {
-        let label = if f.severity == Severity::Error { "error:  " } else { "warning:" };
+    let (cfg, problems) = crate::config::check(a.run);
+    let errors = problems.iter().filter(|f| f.level == Level::Error).count();
+    let warnings = problems.len() - errors;
+    for f in &problems {
+        let label = if f.level == Level::Error { "error:  " } else { "warning:" };
         println!("{label} {}: {}\n          fix: {}", f.key, f.problem, f.fix);
     }
     if let Some(c) = &cfg {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// How much a [`check`] finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
+pub enum Level {
     /// `run` would refuse this configuration (exit code 2).
     Error,
     /// `run` accepts it, but it will probably fail or be unsafe once running.
@@ -15,8 +15,8 @@ pub enum Severity {
 
 /// One problem found by [`check`], and what to do about it.
 #[derive(Debug, Clone)]
-pub struct Finding {
-    pub severity: Severity,
+pub struct Problem {
+    pub level: Level,
     /// The setting concerned (its TOML key).
     pub key: &'static str,
     pub problem: String,
@@ -69,17 +69,17 @@ impl ConfigError {
 /// app-compose file is readable (simulated provider), the guest-agent socket exists (Dstack provider).
 /// Those local checks are warnings: `config check` may run elsewhere than the node (CI, an operator's laptop).
 /// Returns the resolved configuration when there is no error, and every finding.
-pub fn check(args: RunArgs) -> (Option<RunConfig>, Vec<Finding>) {
+pub fn check(args: RunArgs) -> (Option<RunConfig>, Vec<Problem>) {
     let cfg = match args.resolve() {
         Ok(c) => c,
         Err(e) => {
-            let f = Finding { severity: Severity::Error, key: e.key(), problem: e.to_string(), fix: e.fix() };
+            let f = Problem { level: Level::Error, key: e.key(), problem: e.to_string(), fix: e.fix() };
             return (None, vec![f]);
         }
     };
     let mut out = Vec::new();
     let mut warn = |key: &'static str, problem: String, fix: &str| {
-        out.push(Finding { severity: Severity::Warning, key, problem, fix: fix.into() })
+        out.push(Problem { level: Level::Warning, key, problem, fix: fix.into() })
     };
 
     if cfg.secret_file.is_dir() {

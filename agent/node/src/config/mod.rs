@@ -6,7 +6,7 @@
 
 mod check;
 
-pub use check::{check, Finding, Severity};
+pub use check::{check, Level, Problem};
 
 use crate::cli::SecretKey;
 use clap::{parser::ValueSource, ArgMatches, Args, FromArgMatches, ValueEnum};

@@ -182,7 +182,7 @@ async fn answer_dropped(agent: &Agent, id: U256) -> bool {
 
 /// Persist what became of a request and count it.
 pub(super) fn record(agent: &Agent, id: U256, block: u64, outcome: Outcome) -> anyhow::Result<()> {
-    use crate::telemetry::Outcome as T;
+    use crate::telemetry::Tally as T;
     let counted = match &outcome {
         Outcome::Served { .. } => T::Served,
         Outcome::Refused { reason, .. } => T::Refused(Refusal::from_code(*reason).map_or("unknown", Refusal::name)),
