@@ -2,6 +2,7 @@
 //! follower that resumes from a checkpoint and survives reorgs, and the proofs that turn an RPC's
 //! answers into values checked against a trusted header ([`proof`], [`layout`]).
 
+pub mod beacon;
 pub mod bindings;
 pub mod client;
 pub mod follower;

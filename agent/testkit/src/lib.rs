@@ -3,6 +3,7 @@
 //! verification as genuine ones, under a public, well-known root. Anyone can make these quotes:
 //! they prove nothing. The `replicatoor` binary links this crate only with its `simulated` feature.
 
+pub mod beacon;
 pub mod sim_pki;
 pub mod simulated;
 
