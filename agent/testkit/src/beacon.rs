@@ -26,6 +26,9 @@
 //!   that cannot sign for the public one.
 //! * Checkpoint: the block that was the execution head when [`serve`] started; clients pin its
 //!   beacon root ([`SimBeacon::checkpoint`], also served at `/replicatoor/checkpoint`).
+//!
+//! Beacon blocks are built on demand and memoized by execution block number, so execution reorgs
+//! (`evm_revert`, `anvil_reset`) are not followed: start a new simulated beacon after one.
 
 use alloy::{
     primitives::U256,
@@ -440,5 +443,42 @@ async fn answer(
                 Reply::Json(json(&network, block.header.beacon.slot, &bootstrap)?)
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_mapping_keeps_signatures_in_the_attested_period() {
+        let network = network();
+        let period_slots = network.preset.slots_per_sync_committee_period();
+        for period in 0..4 {
+            let first = first_block_from_slot(period * period_slots);
+            let last = first_block_from_slot((period + 1) * period_slots) - 1;
+            assert_eq!(network.period_at_slot(slot_of_block(first)), period);
+            assert_eq!(network.period_at_slot(slot_of_block(last) + 1), period, "signature slot of the last block");
+            assert_eq!(network.period_at_slot(slot_of_block(last + 1)), period + 1);
+            assert_eq!(last + 1 - first, if period == 0 { 31 } else { 32 });
+        }
+        // Finality: the first block of the epoch two before, always an earlier block; none early on.
+        assert_eq!(finalized_block(&network, 10), None);
+        for n in 11..200 {
+            let f = finalized_block(&network, n).expect("finalized");
+            let (epoch, f_slot) = (network.epoch_at_slot(slot_of_block(n)), slot_of_block(f));
+            assert_eq!(f_slot, (epoch - 2) * network.preset.slots_per_epoch(), "block {n}");
+            assert!(f < n);
+        }
+    }
+
+    #[test]
+    fn network_is_its_own() {
+        let network = network();
+        network.validate().unwrap();
+        assert_ne!(network.genesis_validators_root, Network::mainnet().genesis_validators_root);
+        assert_eq!(network.fork_at_slot(0), replicatoor_beacon::Fork::Electra);
+        // The TD clock is ahead of any slot a dev chain reaches.
+        assert!(slot_of_block(100_000_000) < 1_700_000_000 / network.seconds_per_slot);
     }
 }

@@ -20,6 +20,7 @@ pub use replicatoor_beacon::{Network, Root};
 
 use crate::proof::TrustedHeader;
 use api::Body;
+use replicatoor_beacon::store::is_sync_committee_update;
 use replicatoor_beacon::{
     decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, Error as VerifyError,
     LightClientHeader, LightClientStore, LightClientUpdate, Mainnet, Minimal, Preset, PresetKind,
@@ -371,6 +372,9 @@ async fn sync_store<P: Preset>(
         let mut updates = decode_updates::<P>(network, &body)
             .map_err(|source| BeaconError::Malformed { url: url.clone(), source })?;
         updates.sort_by_key(|u| u.data.attested_header.beacon.slot);
+        // More than asked for is not an answer to the request; verifying it would let a server
+        // make one sync run as many signature checks as fit in a body.
+        updates.truncate(count as usize);
         let served = updates.len() as u64;
         for update in updates {
             feed(store, network, &update.data, current_slot, &url, report)?;
@@ -399,8 +403,8 @@ async fn sync_store<P: Preset>(
     Ok(())
 }
 
-/// Verify and apply one update. Nothing to learn (older than the store) and below-supermajority
-/// updates are skipped; anything else the verifier refuses is an error.
+/// Verify and apply one update. Below-supermajority updates and updates with nothing to learn are
+/// skipped; anything else the verifier refuses is an error.
 fn feed<P: Preset>(
     store: &mut LightClientStore<P>,
     network: &Network,
@@ -409,7 +413,13 @@ fn feed<P: Preset>(
     url: &str,
     report: &mut SyncReport,
 ) -> Result<(), BeaconError> {
-    if !update.sync_aggregate.has_supermajority() {
+    // "Nothing to learn": no newer attested or finalized header, and no next committee the store
+    // lacks. Verifying it could change no head (the finality and optimistic updates of an idle
+    // chain repeat the head already verified), so the signature check is saved.
+    let nothing_new = update.attested_header.beacon.slot <= store.optimistic_header.beacon.slot
+        && update.finalized_header.beacon.slot <= store.finalized_header.beacon.slot
+        && (store.is_next_sync_committee_known() || !is_sync_committee_update(update));
+    if nothing_new || !update.sync_aggregate.has_supermajority() {
         report.skipped += 1;
         return Ok(());
     }
