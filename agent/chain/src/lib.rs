@@ -5,6 +5,7 @@
 //! ([`deployment`], [`verified`], [`proof`], [`layout`]).
 
 pub mod backoff;
+pub mod beacon;
 pub mod bindings;
 pub mod client;
 pub mod deployment;

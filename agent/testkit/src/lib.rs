@@ -4,6 +4,7 @@
 //! they prove nothing. The `replicatoor` binary links this crate only with its `simulated` feature.
 //! Also the suites' shared test doubles ([`doubles`]).
 
+pub mod beacon;
 pub mod doubles;
 pub mod sim_pki;
 pub mod simulated;
