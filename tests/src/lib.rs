@@ -241,7 +241,14 @@ impl Net {
 
     /// Start a genesis agent and approve its proposal; returns once it holds the secret.
     pub async fn genesis(&self, key_index: usize) -> Proc {
-        let mut g = self.agent("genesis", key_index, &compose_good(), &["--genesis", "--generate-secret", "64"]);
+        self.genesis_via(&self.url, key_index, &[]).await
+    }
+
+    /// [`Net::genesis`] through another RPC URL (e.g. a lying proxy) and with extra flags.
+    pub async fn genesis_via(&self, rpc_url: &str, key_index: usize, extra: &[&str]) -> Proc {
+        let args: Vec<&str> =
+            ["--genesis", "--generate-secret", "64"].into_iter().chain(extra.iter().copied()).collect();
+        let mut g = self.agent_via(rpc_url, "genesis", key_index, &compose_good(), &args, &[]);
         let c = self.owner.contract();
         wait_until("genesis proposal", Duration::from_secs(60), || async {
             c.genesisCount().call().await.map(|n| n >= U256::from(1)).unwrap_or(false)

@@ -60,6 +60,8 @@ pub struct RequestRecord {
     pub outcome: Outcome,
 }
 
+/// The light client's verified store (a header it never goes back from).
+const LIGHT_CLIENT: &str = "light_client";
 const CHECKPOINT: &str = "checkpoint";
 const HPKE_SK: &str = "hpke_sk";
 const OWN_REQUEST: &str = "own_request";
@@ -68,7 +70,8 @@ const BUNDLE: &str = "bundle";
 const PENDING_BUNDLE: &str = "pending_bundle";
 const INSTALLED: &str = "installed";
 
-/// The agent's state database.
+/// The agent's state database (clones share the same database).
+#[derive(Clone)]
 pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
@@ -112,6 +115,15 @@ impl Store {
                 .map(Some)
                 .map_err(|e| StoreError::Corrupt { key: key.into(), reason: e.to_string() }),
         }
+    }
+
+    /// The light client's verified store (`replicatoor_chain::beacon::LightClient::to_persisted`).
+    pub fn light_client(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(LIGHT_CLIENT)?.map(|v| v.to_vec()))
+    }
+    pub fn set_light_client(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(LIGHT_CLIENT, bytes)?;
+        self.flush()
     }
 
     pub fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {

@@ -98,6 +98,16 @@ pub struct Settings {
     /// Health and metrics endpoint (/healthz, /readyz, /status, /metrics); `off` to disable.
     #[arg(long, env = "REPLICATOOR_HTTP_ADDR", default_value = "127.0.0.1:9090")]
     pub http_addr: String,
+    /// The pinned deployment identity, as TOML text (chain id, contract, start block, trust root; see
+    /// docs/deploy.md). Security-relevant: write it literally in the app's compose, where the compose
+    /// hash measures it. With it a holder decides only on chain state proven against headers its trust
+    /// root authenticates, and the agent refuses an RPC on another chain.
+    #[arg(long, env = "REPLICATOOR_DEPLOYMENT")]
+    pub deployment: Option<String>,
+    /// Beacon API endpoint the light client reads from (untrusted transport; everything it serves is
+    /// verified). Needed when the pinned deployment's trust root is a beacon light client.
+    #[arg(long, env = "REPLICATOOR_BEACON_URL")]
+    pub beacon_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -194,6 +204,10 @@ pub struct RunConfig {
     pub exit_after_install: bool,
     /// Where to serve health and metrics (None = off).
     pub http_addr: Option<SocketAddr>,
+    /// The pinned deployment (None: the chain view is the RPC's, unverified).
+    pub deployment: Option<replicatoor_chain::deployment::PinnedDeployment>,
+    /// Beacon API endpoint (untrusted transport) for a beacon trust root.
+    pub beacon_url: Option<String>,
 }
 
 /// Configuration problems, each saying what to fix.
@@ -277,7 +291,35 @@ impl Settings {
             }
             u => return Err(invalid("pccs_url", format!("{u:?} must be https:// (or off)"))),
         };
+        let deployment = match &self.deployment {
+            None => None,
+            Some(text) => {
+                let d = replicatoor_chain::deployment::PinnedDeployment::from_toml(text)
+                    .map_err(|e| invalid("deployment", e.to_string()))?;
+                if d.contract != contract {
+                    return Err(invalid(
+                        "deployment",
+                        format!("pins contract {}, but contract is {contract}", d.contract),
+                    ));
+                }
+                if d.is_simulated() && !crate::simulated::BUILT {
+                    return Err(invalid("deployment", crate::simulated::NotBuilt.to_string()));
+                }
+                if d.beacon_network().map_err(|e| invalid("deployment", e.to_string()))?.is_some() {
+                    let url = self.beacon_url.as_deref().ok_or(ConfigError::Missing(
+                        "beacon_url",
+                        "beacon-url",
+                        "REPLICATOOR_BEACON_URL",
+                    ))?;
+                    check_rpc_url(url, self.allow_insecure_rpc)
+                        .map_err(|_| invalid("beacon_url", format!("{url:?} must be https:// outside loopback")))?;
+                }
+                Some(d)
+            }
+        };
         Ok(RunConfig {
+            deployment,
+            beacon_url: self.beacon_url,
             rpc_url,
             witness_rpc_urls: self.witness_rpc_urls,
             contract,

@@ -1,6 +1,7 @@
 //! The agent's roles. `run` picks one from the durable state: a node holding the bundle serves as a
 //! holder; otherwise it founds the cluster (`--genesis`) or requests the secret, then serves.
 
+pub mod anchor;
 pub mod genesis;
 pub mod holder;
 pub mod requester;
@@ -42,6 +43,8 @@ pub struct Agent {
     pub provider: QuoteProvider,
     pub shutdown: watch::Receiver<bool>,
     pub telemetry: Arc<Telemetry>,
+    /// The verified chain view, when the deployment is pinned (None: the RPC's view, unverified).
+    pub verified: Option<anchor::Verified>,
 }
 
 impl Agent {
@@ -75,6 +78,28 @@ impl Agent {
             warn!(target: "replicatoor", "!!! --allow-simulated-quotes: this holder will serve SIMULATED quotes when the contract policy allows them. Never in production. !!!");
             verifier = crate::simulated::trust(verifier)?;
         }
+        let verified = match &cfg.deployment {
+            None => {
+                warn!(target: "replicatoor", "no pinned deployment (--deployment): this node trusts its RPC's view of the chain");
+                None
+            }
+            Some(d) => {
+                // The RPC is transport: it must at least be on the pinned chain.
+                anyhow::ensure!(
+                    chain.deployment() == d.deployment(),
+                    "the RPC serves chain {} but the pinned deployment is chain {} (contract {})",
+                    chain.deployment().chain_id,
+                    d.chain_id,
+                    d.contract
+                );
+                if d.is_simulated() {
+                    warn!(target: "replicatoor", "!!! SIMULATED BEACON trust root: chain state is authenticated by a dev sync committee. Dev/test only. !!!");
+                }
+                let a = anchor::Anchor::new(d, cfg.beacon_url.as_deref(), store.clone(), cfg.confirmations).await?;
+                info!(target: "replicatoor", trust = %d.trust, "chain view verified against the pinned trust root");
+                Some(replicatoor_chain::verified::VerifiedView::new(chain.clone(), a, d.max_age_secs()))
+            }
+        };
         let dep = chain.deployment();
         let telemetry = Arc::new(Telemetry::new(dep.chain_id, dep.contract.to_string(), provider.is_simulated()));
         if let Some(addr) = cfg.http_addr {
@@ -83,7 +108,7 @@ impl Agent {
             }
         }
         telemetry.update(|s| s.secret_installed = store.installed().ok().flatten().is_some());
-        Ok(Agent { cfg, chain, store, verifier, provider, shutdown, telemetry })
+        Ok(Agent { cfg, chain, store, verifier, provider, shutdown, telemetry, verified })
     }
 
     /// True once shutdown was requested.

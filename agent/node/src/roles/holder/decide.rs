@@ -6,18 +6,25 @@ use super::{
     defer, record,
     relay::{Answer, AnswerKind},
 };
+use crate::roles::anchor::Verified;
 use crate::{
     roles::Agent,
     store::{Outcome, RequestRecord},
 };
 use alloy::{
     eips::BlockId,
-    primitives::{Address, B256},
+    primitives::{Address, B256, U256},
     rpc::types::Filter,
     sol_types::SolEvent,
 };
 use anyhow::Context as _;
-use replicatoor_chain::{bindings::UpgradeOperator as Op, Chain, ChainError};
+use replicatoor_chain::{
+    bindings::UpgradeOperator as Op,
+    layout::{Reads, Views},
+    proof::TrustedHeader,
+    verified::ViewError,
+    Chain, ChainError,
+};
 use replicatoor_core::{
     attest::{
         pipeline::{self, Context, Decision, References},
@@ -32,10 +39,13 @@ use replicatoor_core::{
 };
 use tracing::{debug, info, warn};
 
-/// The contract state one step's decisions are based on, read once at the decision block (the
-/// confirmed head): policy, cluster, time, and reference answers memoized per step.
+/// The contract state one step's decisions are based on, read once at the decision block: policy,
+/// cluster, time, and reference answers memoized per step. With a pinned deployment every value is
+/// proven against a header the trust root authenticated (`proven`); without one it is the RPC's
+/// answer at the confirmed head.
 pub(super) struct StepView<'a> {
     chain: &'a Chain,
+    proven: Option<(&'a Verified, TrustedHeader)>,
     pub(super) at: u64,
     now: u64,
     policy: replicatoor_core::protocol::Policy,
@@ -43,23 +53,86 @@ pub(super) struct StepView<'a> {
     refs: std::sync::Mutex<std::collections::HashMap<(B256, u8), bool>>,
 }
 
-impl<'a> StepView<'a> {
-    pub(super) async fn read(chain: &'a Chain, at: u64) -> Result<StepView<'a>, ChainError> {
-        let id = BlockId::number(at);
-        let (policy, (cluster, _), block) =
-            tokio::try_join!(chain.policy_at(id), chain.cluster_at(id), chain.block(at))?;
-        Ok(StepView { chain, at, now: block.timestamp, policy, cluster, refs: Default::default() })
+/// Why the state a decision needs could not be read (the step or the request waits; never a refusal).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StateError {
+    /// The RPC failed (unverified mode).
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// A verified read failed: no fresh trusted header, or an answer that does not prove itself.
+    #[error("verified read: {0}")]
+    View(#[from] ViewError),
+}
+
+impl From<replicatoor_chain::proof::ProofError> for StateError {
+    fn from(e: replicatoor_chain::proof::ProofError) -> Self {
+        StateError::View(e.into())
     }
 }
 
+impl<'a> StepView<'a> {
+    /// The state at block `at` (the confirmed head); with a pinned deployment, at the newest trusted
+    /// header, which must be fresh by this TD's clock and cover `at`.
+    pub(super) async fn read(agent: &'a Agent, at: u64) -> Result<StepView<'a>, StateError> {
+        let chain = &agent.chain;
+        let refs = Default::default();
+        if let Some(v) = &agent.verified {
+            let header = v.decision_header(unix_now(), at).await?;
+            let storage = v.storage(&header, &Reads::state()).await?;
+            let (policy, cluster) = (Views(&storage).policy()?, Views(&storage).cluster()?);
+            return Ok(StepView {
+                chain,
+                proven: Some((v, header)),
+                at: header.number,
+                now: header.timestamp,
+                policy,
+                cluster,
+                refs,
+            });
+        }
+        let id = BlockId::number(at);
+        let (policy, (cluster, _), block) =
+            tokio::try_join!(chain.policy_at(id), chain.cluster_at(id), chain.block(at))?;
+        Ok(StepView { chain, proven: None, at, now: block.timestamp, policy, cluster, refs })
+    }
+
+    /// The request's status at the decision block (proven when the deployment is pinned; else the
+    /// RPC's latest view, which is fresher for racing holders).
+    async fn status(&self, id: U256) -> Result<RequestStatus, StateError> {
+        match &self.proven {
+            Some((v, h)) => Ok(Views(&v.storage(h, &Reads::default().request(id)).await?).request_status(id)?),
+            None => Ok(self.chain.request_status(id, BlockId::latest()).await?),
+        }
+    }
+
+    /// The request event as its block's receipts prove it (pinned deployments); the RPC's log otherwise.
+    async fn request_event(
+        &self,
+        ev: &Op::SecretRequested,
+        block: u64,
+    ) -> Result<Option<Op::SecretRequested>, StateError> {
+        let Some((v, h)) = &self.proven else { return Ok(Some(ev.clone())) };
+        let proven = v.events_in_block::<Op::SecretRequested>(h, block).await?;
+        Ok(proven.into_iter().map(|p| p.event).find(|p| p.requestId == ev.requestId))
+    }
+}
+
+fn unix_now() -> u64 {
+    // The TD's own clock: the freshness bound of the trusted header is judged against it.
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
 impl References for StepView<'_> {
-    type Error = ChainError;
-    async fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, ChainError> {
+    type Error = StateError;
+    async fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, StateError> {
         let key = (id, kind as u8);
         if let Some(v) = self.refs.lock().ok().and_then(|m| m.get(&key).copied()) {
             return Ok(v);
         }
-        let v = self.chain.is_allowed_at(id, kind, BlockId::number(self.at)).await?;
+        let v = match &self.proven {
+            Some((view, h)) => Views(&view.storage(h, &Reads::default().reference(id)).await?).is_allowed(id, kind)?,
+            None => self.chain.is_allowed_at(id, kind, BlockId::number(self.at)).await?,
+        };
         if let Ok(mut m) = self.refs.lock() {
             m.insert(key, v);
         }
@@ -77,7 +150,7 @@ pub(super) async fn handle_request(
 ) -> anyhow::Result<Option<Answer>> {
     let chain = &agent.chain;
     let id = ev.requestId;
-    let status = match chain.request_status(id, BlockId::latest()).await {
+    let status = match view.status(id).await {
         Ok(s) => s,
         Err(e) => return defer(agent, id, block, format!("reading status: {e}")).map(|_| None),
     };
@@ -92,6 +165,16 @@ pub(super) async fn handle_request(
         warn!(target: "replicatoor::holder", chain_cluster = %view.cluster, ours = %bundle.cluster_address(), "this node does not hold the current cluster key; not answering");
         return Ok(None);
     }
+    // The request as consensus recorded it: an RPC cannot show a request that is not on chain.
+    let ev = match view.request_event(ev, block).await {
+        Ok(Some(proven)) => proven,
+        Ok(None) => {
+            return defer(agent, id, block, "the RPC's request log is not in its block's proven receipts".into())
+                .map(|_| None)
+        }
+        Err(e) => return defer(agent, id, block, format!("proving the request event: {e}")).map(|_| None),
+    };
+    let ev = &ev;
     let policy = view.policy;
     // Verified at the decision block's time: the platform must be trustworthy when the secret goes.
     let ctx =

@@ -49,7 +49,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                 // Decide at the confirmed head: the freshest state a reorg cannot easily take back,
                 // and one that a non-archive node still serves during catch-up.
                 let decide_at = head.saturating_sub(agent.cfg.confirmations).max(to);
-                let view = match StepView::read(chain, decide_at).await {
+                let view = match StepView::read(agent, decide_at).await {
                     Ok(v) => v,
                     Err(e) => {
                         agent.telemetry.rpc_error();

@@ -1,0 +1,85 @@
+//! Where this node's trusted headers come from, as its pinned deployment says: the beacon light
+//! client (its verified store kept in the node's state, so a restart never goes back), or a quorum of
+//! pinned RPCs. The decide step reads chain state only through a [`VerifiedView`] on this anchor.
+
+use crate::store::Store;
+use replicatoor_chain::{
+    beacon::LightClient,
+    deployment::{PinnedDeployment, TrustRoot},
+    proof::TrustedHeader,
+    verified::{HeaderSource, QuorumSource, VerifiedView, ViewError},
+    Chain,
+};
+use tokio::sync::Mutex;
+
+/// The verified view a holder decides on.
+pub type Verified = VerifiedView<Anchor>;
+
+/// The header source of a pinned deployment.
+pub enum Anchor {
+    /// The beacon light client; its store is persisted after every sync that changed it.
+    Beacon { client: Box<Mutex<LightClient>>, store: Store, simulated: bool },
+    /// `quorum` of the pinned RPCs agreeing.
+    Quorum(QuorumSource),
+}
+
+impl Anchor {
+    /// Build the anchor the deployment pins (`beacon_url`: untrusted transport for a beacon root).
+    pub async fn new(
+        d: &PinnedDeployment,
+        beacon_url: Option<&str>,
+        store: Store,
+        confirmations: u64,
+    ) -> anyhow::Result<Anchor> {
+        use anyhow::Context as _;
+        match &d.trust {
+            TrustRoot::Quorum { rpcs, quorum, .. } => {
+                let mut clients = Vec::new();
+                for url in rpcs {
+                    clients.push(
+                        Chain::connect(url, d.contract, None).await.with_context(|| format!("pinned RPC {url}"))?,
+                    );
+                }
+                Ok(Anchor::Quorum(QuorumSource::new(clients, *quorum, confirmations)))
+            }
+            TrustRoot::Beacon { checkpoint, .. } | TrustRoot::SimulatedBeacon { checkpoint, .. } => {
+                let network = d.beacon_network()?.context("a beacon trust root has a network")?;
+                let url = beacon_url.context("a beacon trust root needs --beacon-url")?;
+                let client = match store.light_client()? {
+                    Some(bytes) => LightClient::from_persisted(url, network, *checkpoint, &bytes)
+                        .context("the persisted light-client store does not match the pinned deployment")?,
+                    None => LightClient::new(url, network, *checkpoint)?,
+                };
+                Ok(Anchor::Beacon { client: Box::new(Mutex::new(client)), store, simulated: d.is_simulated() })
+            }
+        }
+    }
+}
+
+impl HeaderSource for Anchor {
+    async fn head(&self, now: u64) -> Result<TrustedHeader, ViewError> {
+        match self {
+            Anchor::Quorum(q) => q.head(now).await,
+            Anchor::Beacon { client, store, .. } => {
+                let mut c = client.lock().await;
+                let report = c.sync(now).await.map_err(|e| ViewError::NoHeader(format!("light client: {e}")))?;
+                if report.bootstrapped || report.finalized_advanced || report.optimistic_advanced {
+                    store
+                        .set_light_client(&c.to_persisted())
+                        .map_err(|e| ViewError::NoHeader(format!("persisting the light client: {e}")))?;
+                }
+                // The optimistic head: signed by a sync-committee supermajority, seconds old. Finality
+                // (minutes behind) would make every delivery wait for it.
+                c.optimistic().ok_or_else(|| ViewError::NoHeader("light client not bootstrapped yet".into()))
+            }
+        }
+    }
+
+    fn mode(&self) -> &'static str {
+        match self {
+            Anchor::Quorum(_) => "rpc-quorum",
+            Anchor::Beacon { simulated: true, .. } => "simulated-beacon",
+            Anchor::Beacon { .. } => "beacon-light-client",
+        }
+    }
+}
