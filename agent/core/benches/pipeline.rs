@@ -9,14 +9,14 @@
 //! 1751328000) and a recorded Dstack GetQuote response (its event log; its quote has no collateral).
 
 use alloy::{
-    primitives::{Address, B256, U256},
+    primitives::{Address, U256},
     signers::local::PrivateKeySigner,
 };
 use replicatoor_core::{
     attest::{
         collateral::{FixedCollateral, NoCollateral},
         eventlog::EventLog,
-        pipeline::{self, Context, Decision, References},
+        pipeline::{self, Context, Decision},
         quote::Measurements,
         AcceptedRequest, RequestBinding, Verifier,
     },
@@ -25,9 +25,12 @@ use replicatoor_core::{
         HpkeKeypair, SecretBundle,
     },
     delivery,
-    protocol::{Deployment, Policy, RefKind},
+    protocol::{Deployment, Policy},
 };
-use replicatoor_testkit::simulated::{self, SimulatedTd};
+use replicatoor_testkit::{
+    doubles::AllowList,
+    simulated::{self, SimulatedTd},
+};
 use std::{
     future::Future,
     hint::black_box,
@@ -42,16 +45,6 @@ use zeroize::Zeroizing;
 const GENUINE_NOW: u64 = 1_751_328_000;
 /// Any time works for simulated quotes (their collateral is made for the day).
 const SIM_NOW: u64 = 1_780_000_000;
-
-/// Every reference is allowed (the chain is excluded from this bench).
-struct AllowAll;
-
-impl References for AllowAll {
-    type Error = std::convert::Infallible;
-    async fn is_allowed(&self, _id: B256, _kind: RefKind) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
-}
 
 /// Drive a future that never waits (no I/O here: references and collateral are in memory).
 fn ready<F: Future>(f: F) -> F::Output {
@@ -119,7 +112,7 @@ fn simulated_request(dep: &Deployment, td: &SimulatedTd, id: u64) -> (RequestBin
     (RequestBinding { request_id: U256::from(id), requester, hpke_pub_key: pk }, quote, log)
 }
 
-fn accept(ctx: &Context<'_, AllowAll>, binding: RequestBinding, quote: &[u8], log: &[u8]) -> AcceptedRequest {
+fn accept(ctx: &Context<'_, AllowList>, binding: RequestBinding, quote: &[u8], log: &[u8]) -> AcceptedRequest {
     match ready(pipeline::evaluate(ctx, binding, quote, log)) {
         Decision::Accept(a) => *a,
         other => panic!("simulated request not accepted: {other:?}"),
@@ -152,7 +145,8 @@ fn main() {
     let sim_verifier = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
     let td = SimulatedTd::new([7u8; 32]);
     let (sim_binding, sim_quote, sim_log) = simulated_request(&dep, &td, 1);
-    let ctx = Context { deployment: dep, verifier: &sim_verifier, policy, references: &AllowAll, now: SIM_NOW };
+    let ctx =
+        Context { deployment: dep, verifier: &sim_verifier, policy, references: &AllowList::allow_all(), now: SIM_NOW };
     let accepted = accept(&ctx, sim_binding, &sim_quote, &sim_log);
     let (b1k, b64k) = (bundle(1024), bundle(64 * 1024));
     let signer = b1k.cluster_signer().clone();
