@@ -102,3 +102,133 @@ async fn a_pinned_holder_decides_on_proven_state_and_the_lie_changes_nothing() {
     assert_eq!(std::fs::read(node.secret_path()).unwrap(), std::fs::read(holder.secret_path()).unwrap());
     assert!(holder.alive(), "{}", holder.log());
 }
+
+/// A delivery the operator forged: the new node's own request sealed with a cluster key the operator
+/// made, and an RPC that shows it as delivered, with the operator's key as `cluster`.
+struct ForgedDelivery {
+    log: Value,
+    cluster: alloy::primitives::Address,
+    secret: Vec<u8>,
+}
+
+async fn forge_delivery(net: &Net, request_id: u64) -> ForgedDelivery {
+    use alloy::{primitives::LogData, signers::local::PrivateKeySigner, sol_types::SolEvent};
+    use replicatoor_core::{
+        attest::{
+            collateral::NoCollateral,
+            pipeline::{self, Context, Decision},
+            RequestBinding, Verifier,
+        },
+        crypto::SecretBundle,
+        delivery,
+    };
+    use replicatoor_testkit::{doubles::AllowList, simulated};
+    let logs = net.request_logs::<Op::SecretRequested>(alloy::primitives::U256::from(request_id)).await;
+    let req_log = &logs[0];
+    let ev = req_log.log_decode::<Op::SecretRequested>().unwrap().inner.data;
+    let secret = b"the operator's own secret".to_vec();
+    let bundle = SecretBundle::new(
+        zeroize::Zeroizing::new(PrivateKeySigner::random().to_bytes().0),
+        1,
+        zeroize::Zeroizing::new(secret.clone()),
+    )
+    .unwrap();
+    let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
+    let dep = net.owner.deployment();
+    let ctx = Context {
+        deployment: dep,
+        verifier: &v,
+        policy: Net::dev_policy(),
+        references: &AllowList::allow_all(),
+        now: 1_800_000_000,
+    };
+    let binding = RequestBinding { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
+    let Decision::Accept(accepted) = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await else {
+        panic!("the node's request verifies")
+    };
+    let d = delivery::seal(&dep, &accepted, &bundle).unwrap();
+    let event = Op::SecretDelivered {
+        requestId: d.request_id,
+        epoch: 1,
+        relayer: net.owner.sender().unwrap(),
+        osRef: d.os_ref,
+        appRef: d.app_ref,
+        encapsulatedKey: d.encapsulated_key.clone().into(),
+        ciphertext: d.ciphertext.clone().into(),
+        signature: d.signature.clone().into(),
+    };
+    let data: LogData = event.encode_log_data();
+    // Placed in the request's own block: the block exists, its receipts do not hold this log.
+    let log = serde_json::json!({
+        "address": net.contract,
+        "topics": data.topics(),
+        "data": data.data,
+        "blockNumber": format!("{:#x}", req_log.block_number.unwrap()),
+        "blockHash": req_log.block_hash.unwrap(),
+        "transactionHash": req_log.transaction_hash.unwrap(),
+        "transactionIndex": "0x0",
+        "logIndex": "0x1",
+        "removed": false,
+    });
+    ForgedDelivery { log, cluster: bundle.cluster_address(), secret }
+}
+
+/// An RPC that shows `forged` as the answer to the node's request: status delivered, the forged log,
+/// and the operator's key as the cluster.
+async fn forging_rpc(upstream: &str, forged: &ForgedDelivery) -> RpcProxy {
+    let status = hex::encode(Op::requestStatusCall::SELECTOR);
+    let cluster = hex::encode(Op::clusterCall::SELECTOR);
+    let delivered = format!("{:#x}", <Op::SecretDelivered as alloy::sol_types::SolEvent>::SIGNATURE_HASH);
+    let (log, cluster_word) = (forged.log.clone(), format!("0x{:0>64}", hex::encode(forged.cluster)));
+    let lie: Rewrite = Arc::new(move |req: &Value, mut ans: Value| {
+        let call = &req["params"][0];
+        let data =
+            call["input"].as_str().or_else(|| call["data"].as_str()).unwrap_or_default().trim_start_matches("0x");
+        match req["method"].as_str() {
+            Some("eth_call") if data.starts_with(&status) => ans["result"] = Value::String(format!("0x{:064x}", 2)),
+            Some("eth_call") if data.starts_with(&cluster) => ans["result"] = Value::String(cluster_word.clone()),
+            Some("eth_getLogs") if call["topics"][0].as_str() == Some(delivered.as_str()) => {
+                ans["result"] = Value::Array(vec![log.clone()])
+            }
+            _ => {}
+        }
+        ans
+    });
+    RpcProxy::start(upstream, lie).await
+}
+
+/// Without a pin, a new node installs a secret the operator chose (its RPC forges the delivery and
+/// the cluster); with a pin it installs nothing: the forged log is not in its block's proven receipts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_delivery_is_installed_only_by_an_unpinned_node() {
+    let net = Net::start("forged-delivery", Net::dev_policy()).await;
+    let b = beacon::serve(&net.url, "127.0.0.1:0".parse().unwrap(), Committee::Public).await.expect("simulated beacon");
+    let genesis = net.genesis(1).await;
+    drop(genesis); // no honest holder: the only answer a node sees is the forged one
+
+    // Unpinned: request honestly, then the RPC forges the answer.
+    let mut plain = net.agent("plain", 2, &compose_good(), &["--exit-after-install"]);
+    wait_until("the first request", T, || async { net.request_count().await == 1 }).await;
+    let forged = forge_delivery(&net, 1).await;
+    let rpc = forging_rpc(&net.url, &forged).await;
+    plain.terminate();
+    let mut plain = net.agent_via(rpc.url(), "plain", 2, &compose_good(), &["--exit-after-install"], &[]);
+    wait_for_file(&mut plain, T).await;
+    assert_eq!(std::fs::read(plain.secret_path()).unwrap(), forged.secret, "the operator's secret was installed");
+
+    // Pinned: the same lie installs nothing.
+    let pin = pinned(&net, &b);
+    let pinned_args = ["--deployment", pin.as_str(), "--beacon-url", b.url()];
+    let mut node = net.agent("pinned", 3, &compose_good(), &pinned_args);
+    wait_until("the second request", T, || async { net.request_count().await == 2 }).await;
+    let forged = forge_delivery(&net, 2).await;
+    let rpc = forging_rpc(&net.url, &forged).await;
+    node.terminate();
+    let mut node = net.agent_via(rpc.url(), "pinned", 3, &compose_good(), &pinned_args, &[]);
+    wait_until("the pinned node to reject the forged delivery", T, || async {
+        node.log().contains("not in its block's proven receipts")
+    })
+    .await;
+    assert!(!node.secret_path().exists(), "nothing installed");
+    assert!(node.alive(), "it keeps waiting for a real delivery:\n{}", node.log());
+}

@@ -179,3 +179,9 @@ pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> anyhow::Res
     holder::run(&agent).await?;
     Ok(Exit::Done)
 }
+
+/// This TD's clock, in unix seconds: the freshness bound of a trusted header is judged against it
+/// (never against a time the chain or the RPC reports).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}

@@ -1,5 +1,6 @@
 //! New node: make and persist keys, post one request, wait for the answer, install the secret.
 
+use super::anchor::Verified;
 use super::{Agent, Exit};
 use crate::{install::install_atomically, store::OwnRequest};
 use alloy::{
@@ -9,7 +10,13 @@ use alloy::{
     sol_types::SolEvent,
 };
 use anyhow::Context as _;
-use replicatoor_chain::{bindings::UpgradeOperator as Op, scan::get_logs, ChainError};
+use replicatoor_chain::{
+    bindings::UpgradeOperator as Op,
+    layout::{Reads, Views},
+    scan::get_logs,
+    verified::ViewError,
+    ChainError,
+};
 use replicatoor_core::{
     crypto::HpkeKeypair,
     delivery::{self, SignedDelivery},
@@ -129,6 +136,28 @@ async fn refusal_code(agent: &Agent, own: OwnRequest) -> anyhow::Result<u8> {
     Ok(log.log_decode::<Op::RequestRefused>().context("decoding RequestRefused")?.inner.data.reason)
 }
 
+/// The delivery for `request_id` in block `block`, from the block's receipts rebuilt to its receipts
+/// root, and the cluster address proven in that block's state: both linked to a trusted header.
+async fn proven_delivery(
+    v: &Verified,
+    request_id: U256,
+    block: u64,
+) -> Result<Option<(Op::SecretDelivered, alloy::primitives::Address)>, ViewError> {
+    let head = v.decision_header(super::unix_now(), block).await?;
+    let at = v.header_of(&head, block).await?;
+    let Some(ev) = v
+        .events_in_block::<Op::SecretDelivered>(&head, block)
+        .await?
+        .into_iter()
+        .map(|p| p.event)
+        .find(|e| e.requestId == request_id)
+    else {
+        return Ok(None);
+    };
+    let storage = v.storage(&at, &Reads::state()).await?;
+    Ok(Some((ev, Views(&storage).cluster()?)))
+}
+
 /// Check the delivery against the chain's cluster, open it, install the file, then keep the bundle.
 /// False when the delivery vanished (reorg) between reading the status and reading its log.
 async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::Result<bool> {
@@ -139,8 +168,26 @@ async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::
     };
     let block = log.block_number.context("delivery log without a block number")?;
     let ev = log.log_decode::<Op::SecretDelivered>().context("decoding SecretDelivered")?.inner.data;
-    let (cluster, _) =
-        agent.retrying("reading the cluster address", || agent.chain.cluster_at(BlockId::number(block))).await?;
+    let (ev, cluster) = match &agent.verified {
+        // Pinned: the delivery as its block's receipts prove it, and the cluster proven at that block.
+        Some(v) => match proven_delivery(v, own.request_id, block).await {
+            Ok(Some(proven)) => proven,
+            Ok(None) => {
+                warn!(target: "replicatoor::requester", block, "the RPC's delivery log is not in its block's proven receipts; not installing");
+                return Ok(false);
+            }
+            Err(e) => {
+                warn!(target: "replicatoor::requester", block, error = %e, "cannot prove the delivery yet; not installing");
+                return Ok(false);
+            }
+        },
+        None => {
+            let (cluster, _) = agent
+                .retrying("reading the cluster address", || agent.chain.cluster_at(BlockId::number(block)))
+                .await?;
+            (ev, cluster)
+        }
+    };
     let d = SignedDelivery::from(&ev);
     let bundle = delivery::open(&agent.chain.deployment(), keys, cluster, &d)
         .context("the delivery failed its checks; nothing was installed")?;

@@ -77,7 +77,7 @@ impl<'a> StepView<'a> {
         let chain = &agent.chain;
         let refs = Default::default();
         if let Some(v) = &agent.verified {
-            let header = v.decision_header(unix_now(), at).await?;
+            let header = v.decision_header(crate::roles::unix_now(), at).await?;
             let storage = v.storage(&header, &Reads::state()).await?;
             let (policy, cluster) = (Views(&storage).policy()?, Views(&storage).cluster()?);
             return Ok(StepView {
@@ -115,11 +115,6 @@ impl<'a> StepView<'a> {
         let proven = v.events_in_block::<Op::SecretRequested>(h, block).await?;
         Ok(proven.into_iter().map(|p| p.event).find(|p| p.requestId == ev.requestId))
     }
-}
-
-fn unix_now() -> u64 {
-    // The TD's own clock: the freshness bound of the trusted header is judged against it.
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 impl References for StepView<'_> {
