@@ -74,6 +74,7 @@ async fn without_a_pinned_deployment_a_lying_rpc_gets_the_secret_sealed_to_an_un
     let _intruder = net.agent("intruder", 2, &compose_bad(), &[]);
     wait_until("the holder to hand over a sealed delivery", T, || async { deliveries_for(&seen, 1) > 0 }).await;
     assert!(holder.log().contains("request verified"), "{}", holder.log());
+    assert_eq!(holder.status_json().await.expect("/status")["trust_mode"], "rpc-unverified");
 }
 
 /// With a pinned deployment, the same lie changes nothing: the holder reads the reference from
@@ -86,6 +87,10 @@ async fn a_pinned_holder_decides_on_proven_state_and_the_lie_changes_nothing() {
     let pin = pinned(&net, &b);
     let mut holder = net.genesis_via(rpc.url(), 1, &["--deployment", &pin, "--beacon-url", b.url()]).await;
     assert!(holder.log().contains("chain view verified against the pinned trust root"), "{}", holder.log());
+    let status = holder.status_json().await.expect("/status");
+    assert_eq!(status["trust_mode"], "simulated-beacon");
+    let (_, metrics) = holder.http_get("/metrics").await;
+    assert!(metrics.contains(r#"replicatoor_trust_mode{mode="simulated-beacon"} 1"#), "{metrics}");
 
     let mut intruder = net.agent("intruder", 2, &compose_bad(), &[]);
     wait_until("the intruder's request answered", T, || async { net.status(1).await == 3 }).await;

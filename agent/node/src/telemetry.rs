@@ -35,6 +35,7 @@ const CHAIN_HEAD: &str = "replicatoor_chain_head";
 const HEAD_LAG_BLOCKS: &str = "replicatoor_head_lag_blocks";
 const SECRET_INSTALLED: &str = "replicatoor_secret_installed";
 const ROLE: &str = "replicatoor_role";
+const TRUST_MODE: &str = "replicatoor_trust_mode";
 
 /// A role as shown on /status and in `replicatoor_role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -73,6 +74,9 @@ pub struct Status {
     pub last_request: Option<LastRequest>,
     pub secret_installed: bool,
     pub simulated_quotes: bool,
+    /// How this node authenticates the chain state it acts on: `rpc-unverified` (no pinned
+    /// deployment), `beacon-light-client`, `rpc-quorum`, or `simulated-beacon` (dev).
+    pub trust_mode: &'static str,
 }
 
 /// The last request this holder handled.
@@ -83,7 +87,11 @@ pub struct LastRequest {
     pub at_unix: u64,
 }
 
-/// Every metric the agent exposes, registered once on the agent's own recorder.
+/// The trust mode of a node without a pinned deployment.
+pub const UNVERIFIED: &str = "rpc-unverified";
+
+/// Every metric the agent exposes, registered once on the agent's own recorder (and
+/// `replicatoor_trust_mode{mode}` (gauge), 1 for the mode in use, set by [`Telemetry::set_trust_mode`]).
 struct Metrics {
     /// `replicatoor_requests_seen_total` (counter): SecretRequested logs handled by this holder.
     requests_seen: Counter,
@@ -190,6 +198,7 @@ impl Telemetry {
             last_request: None,
             secret_installed: false,
             simulated_quotes,
+            trust_mode: UNVERIFIED,
         };
         // Without buckets the exporter would render the histogram as a summary.
         let recorder = PrometheusBuilder::new()
@@ -233,6 +242,15 @@ impl Telemetry {
     pub fn request_seen(&self) {
         self.metrics.requests_seen.increment(1);
     }
+    /// Name how chain state is authenticated: `/status` and `replicatoor_trust_mode{mode}` = 1.
+    pub fn set_trust_mode(&self, mode: &'static str) {
+        metrics::with_local_recorder(&self.recorder, || {
+            describe_gauge!(TRUST_MODE, "How chain state is authenticated (1 for the mode in use).");
+            gauge!(TRUST_MODE, "mode" => mode).set(1.0);
+        });
+        self.update(|s| s.trust_mode = mode);
+    }
+
     pub fn rpc_error(&self) {
         self.metrics.rpc_errors.increment(1);
     }

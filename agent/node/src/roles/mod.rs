@@ -108,6 +108,7 @@ impl Agent {
             }
         }
         telemetry.update(|s| s.secret_installed = store.installed().ok().flatten().is_some());
+        telemetry.set_trust_mode(verified.as_ref().map_or(crate::telemetry::UNVERIFIED, |v| v.mode()));
         Ok(Agent { cfg, chain, store, verifier, provider, shutdown, telemetry, verified })
     }
 
