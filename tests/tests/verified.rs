@@ -237,3 +237,63 @@ async fn a_forged_delivery_is_installed_only_by_an_unpinned_node() {
     assert!(!node.secret_path().exists(), "nothing installed");
     assert!(node.alive(), "it keeps waiting for a real delivery:\n{}", node.log());
 }
+
+/// An RPC that, as soon as it has seen a genesis proposal go by, says that proposal's cluster is
+/// the contract's `cluster` (an approval the owner never gave).
+async fn approving_rpc(upstream: &str) -> RpcProxy {
+    let propose = hex::encode(Op::proposeGenesisCall::SELECTOR);
+    let cluster = hex::encode(Op::clusterCall::SELECTOR);
+    let seen: Arc<Mutex<Option<String>>> = Arc::default();
+    let lie: Rewrite = Arc::new(move |req: &Value, mut ans: Value| {
+        let call = &req["params"][0];
+        let data =
+            call["input"].as_str().or_else(|| call["data"].as_str()).unwrap_or_default().trim_start_matches("0x");
+        if let Some(args) = data.strip_prefix(propose.as_str()) {
+            // proposeGenesis(address cluster, …): the first word is the cluster.
+            *seen.lock().unwrap() = Some(format!("0x{}", &args[..64]));
+        }
+        if req["method"] == "eth_call" && data.starts_with(&cluster) {
+            if let Some(word) = seen.lock().unwrap().clone() {
+                ans["result"] = Value::String(word);
+            }
+        }
+        ans
+    });
+    RpcProxy::start(upstream, lie).await
+}
+
+/// A genesis node shown an approval that never happened: unpinned, it installs its secret and serves
+/// as the cluster; pinned, it keeps waiting for a proven approval, and installs once the owner
+/// really approves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_genesis_approval_fools_only_an_unpinned_node() {
+    let net = Net::start("forged-approval", Net::dev_policy()).await;
+    let b = beacon::serve(&net.url, "127.0.0.1:0".parse().unwrap(), Committee::Public).await.expect("simulated beacon");
+    let rpc = approving_rpc(&net.url).await;
+
+    let mut plain =
+        net.agent_via(rpc.url(), "plain", 1, &compose_good(), &["--genesis", "--generate-secret", "64"], &[]);
+    wait_for_file(&mut plain, T).await;
+    assert_eq!(net.owner.contract().genesisCount().call().await.unwrap(), alloy::primitives::U256::from(1));
+    assert_eq!(net.owner.cluster_at(alloy::eips::BlockId::latest()).await.unwrap().1, 0, "never approved on chain");
+    plain.terminate();
+
+    let pin = pinned(&net, &b);
+    let args = ["--genesis", "--generate-secret", "64", "--deployment", pin.as_str(), "--beacon-url", b.url()];
+    let mut node = net.agent_via(rpc.url(), "pinned", 2, &compose_good(), &args, &[]);
+    wait_until("the pinned node's proposal", T, || async {
+        net.owner.contract().genesisCount().call().await.is_ok_and(|n| n == alloy::primitives::U256::from(2))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!node.secret_path().exists(), "no install on a forged approval:\n{}", node.log());
+    assert!(node.alive(), "{}", node.log());
+
+    // The owner approves for real: the proven cluster now matches and the node installs.
+    let v = replicatoor_core::attest::Verifier::new(Box::new(replicatoor_core::attest::collateral::NoCollateral))
+        .dangerously_trust_simulated_quotes(replicatoor_testkit::simulated::anchor());
+    replicatoor::admin::approve_genesis(&net.owner, &v, alloy::primitives::U256::from(2), "real approval")
+        .await
+        .unwrap();
+    wait_for_file(&mut node, T).await;
+}

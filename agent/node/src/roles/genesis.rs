@@ -1,11 +1,19 @@
 //! Genesis node: create the cluster key and the bundle, propose genesis, wait for the owner's
 //! approval, install the secret file, then serve as a holder.
 
+use super::anchor::Verified;
 use super::{Agent, Exit};
 use crate::{install::install_atomically, store::OwnGenesis};
-use alloy::{eips::BlockId, rpc::types::Filter, signers::local::PrivateKeySigner, sol_types::SolEvent};
+use alloy::{
+    eips::BlockId, primitives::Address, rpc::types::Filter, signers::local::PrivateKeySigner, sol_types::SolEvent,
+};
 use anyhow::Context as _;
-use replicatoor_chain::{bindings::UpgradeOperator as Op, scan::get_logs};
+use replicatoor_chain::{
+    bindings::UpgradeOperator as Op,
+    layout::{Reads, Views},
+    scan::get_logs,
+    verified::ViewError,
+};
 use replicatoor_core::crypto::SecretBundle;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -44,7 +52,20 @@ pub async fn run(agent: &Agent) -> anyhow::Result<Exit> {
     }
     info!(target: "replicatoor::genesis", cluster = %bundle.cluster_address(), "waiting for the owner to approve genesis (replicatoor admin approve-genesis)");
     loop {
-        let (cluster, epoch) = agent.retrying("reading the cluster", || chain.cluster_at(BlockId::latest())).await?;
+        let (cluster, epoch) = match &agent.verified {
+            None => agent.retrying("reading the cluster", || chain.cluster_at(BlockId::latest())).await?,
+            // Pinned: the approval counts only once the cluster is proven at a trusted header.
+            Some(v) => match proven_cluster(v).await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(target: "replicatoor::genesis", error = %e, "cannot prove the cluster yet");
+                    if !agent.pause(agent.poll()).await {
+                        return Ok(Exit::Done);
+                    }
+                    continue;
+                }
+            },
+        };
         if cluster == bundle.cluster_address() {
             break;
         }
@@ -62,6 +83,13 @@ pub async fn run(agent: &Agent) -> anyhow::Result<Exit> {
     agent.store.set_installed(&digest)?;
     info!(target: "replicatoor::genesis", cluster = %bundle.cluster_address(), epoch = bundle.epoch(), sha256 = %digest, "genesis approved: this node holds the secret");
     Ok(Exit::Done)
+}
+
+/// `(cluster, epoch)` proven at the newest trusted header.
+async fn proven_cluster(v: &Verified) -> Result<(Address, u64), ViewError> {
+    let head = v.decision_header(super::unix_now(), 0).await?;
+    let storage = v.storage(&head, &Reads::state()).await?;
+    Ok((Views(&storage).cluster()?, Views(&storage).epoch()?))
 }
 
 fn new_bundle(agent: &Agent, epoch: u64) -> anyhow::Result<SecretBundle> {
