@@ -15,7 +15,10 @@ use base64::Engine as _;
 use replicatoor::admin;
 use replicatoor_chain::{Chain, UpgradeOperator as Op};
 use replicatoor_core::protocol::Policy;
-use replicatoor_testkit::simulated::{self, SimulatedTd};
+use replicatoor_testkit::{
+    beacon::{self, Committee, SimBeacon},
+    simulated::{self, SimulatedTd},
+};
 use sha2::{Digest, Sha256};
 use std::{
     fs,
@@ -173,6 +176,8 @@ pub struct Net {
     pub start: u64,
     pub owner: Chain,
     pub scratch: Scratch,
+    /// With [`Net::start_pinned`]: the simulated beacon, and the deployment pin every agent gets.
+    pub pin: Option<(SimBeacon, String)>,
 }
 
 impl Net {
@@ -215,7 +220,37 @@ impl Net {
         let td = SimulatedTd::new([0; 32]);
         admin::propose_os(&owner, [td.mr_td, td.rtmr0, td.rtmr1, td.rtmr2], "simulated OS").await.expect("propose os");
         admin::propose_app(&owner, compose_hash(&compose_good()), "demo app").await.expect("propose app");
-        Net { anvil, url, contract, start: block, owner, scratch }
+        Net { anvil, url, contract, start: block, owner, scratch, pin: None }
+    }
+
+    /// Like [`Net::start`], with a simulated beacon for the chain: every agent started through this
+    /// net gets `--deployment` (a simulated-beacon pin) and `--beacon-url`, so it decides, installs and
+    /// starts on chain state proven against sync-committee-signed headers, as on mainnet.
+    pub async fn start_pinned(name: &str, policy: Policy) -> Net {
+        let mut net = Self::start(name, policy).await;
+        let b = beacon::serve(&net.url, "127.0.0.1:0".parse().expect("address"), Committee::Public)
+            .await
+            .expect("simulated beacon");
+        let pin = net.pin_for(&b);
+        net.pin = Some((b, pin));
+        net
+    }
+
+    /// The deployment pin for this net under the simulated beacon `b` (what a compose would carry
+    /// literally).
+    pub fn pin_for(&self, b: &SimBeacon) -> String {
+        let n = b.network();
+        format!(
+            "chain_id = 31337\ncontract = \"{}\"\nstart_block = {}\n[trust]\nmode = \"simulated-beacon\"\n\
+             genesis_validators_root = \"{}\"\ngenesis_time = {}\nseconds_per_slot = {}\ncheckpoint = \"{}\"\n\
+             max_age_secs = 60\n",
+            self.contract,
+            self.start,
+            n.genesis_validators_root,
+            n.genesis_time,
+            n.seconds_per_slot,
+            b.checkpoint().block_root
+        )
     }
 
     /// The default dev policy: UpToDate only, simulated quotes allowed.
@@ -387,6 +422,11 @@ impl Net {
             .envs(env.iter().copied())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
+        if let Some((b, pin)) = &self.pin {
+            if !extra.contains(&"--deployment") {
+                cmd.args(["--deployment", pin, "--beacon-url", b.url()]);
+            }
+        }
         let child = cmd.spawn().expect("start replicatoor");
         Proc { child, name: name.into(), dir, http_port }
     }

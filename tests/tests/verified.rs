@@ -7,7 +7,7 @@
 use alloy::sol_types::SolCall;
 use replicatoor_chain::bindings::UpgradeOperator as Op;
 use replicatoor_core::refusal::Refusal;
-use replicatoor_testkit::beacon::{self, Committee, SimBeacon};
+use replicatoor_testkit::beacon::{self, Committee};
 use replicatoor_tests::{
     compose_bad, compose_good, compose_hash,
     proxy::{Rewrite, RpcProxy},
@@ -50,16 +50,6 @@ fn deliveries_for(seen: &Mutex<Vec<String>>, id: u64) -> usize {
     seen.lock().unwrap().iter().filter(|d| d.contains(&word)).count()
 }
 
-/// The deployment pin for `net` under the simulated beacon `b` (what a compose would carry literally).
-fn pinned(net: &Net, b: &SimBeacon) -> String {
-    let n = b.network();
-    format!(
-        "chain_id = 31337\ncontract = \"{}\"\nstart_block = {}\n[trust]\nmode = \"simulated-beacon\"\n\
-         genesis_validators_root = \"{}\"\ngenesis_time = {}\nseconds_per_slot = {}\ncheckpoint = \"{}\"\nmax_age_secs = 60\n",
-        net.contract, net.start, n.genesis_validators_root, n.genesis_time, n.seconds_per_slot, b.checkpoint().block_root
-    )
-}
-
 /// Without a pinned deployment, the lie works: the holder seals the secret to an unapproved app's
 /// key and hands the sealed delivery to the operator's RPC. (The contract would revert it, since it
 /// re-checks the references; too late: the ciphertext for the intruder's key has left the TD, and an
@@ -84,7 +74,7 @@ async fn a_pinned_holder_decides_on_proven_state_and_the_lie_changes_nothing() {
     let net = Net::start("lying-rpc-verified", Net::dev_policy()).await;
     let b = beacon::serve(&net.url, "127.0.0.1:0".parse().unwrap(), Committee::Public).await.expect("simulated beacon");
     let (rpc, seen) = everything_allowed(&net.url).await;
-    let pin = pinned(&net, &b);
+    let pin = net.pin_for(&b);
     let mut holder = net.genesis_via(rpc.url(), 1, &["--deployment", &pin, "--beacon-url", b.url()]).await;
     assert!(holder.log().contains("chain view verified against the pinned trust root"), "{}", holder.log());
     let status = holder.status_json().await.expect("/status");
@@ -222,7 +212,7 @@ async fn a_forged_delivery_is_installed_only_by_an_unpinned_node() {
     assert_eq!(std::fs::read(plain.secret_path()).unwrap(), forged.secret, "the operator's secret was installed");
 
     // Pinned: the same lie installs nothing.
-    let pin = pinned(&net, &b);
+    let pin = net.pin_for(&b);
     let pinned_args = ["--deployment", pin.as_str(), "--beacon-url", b.url()];
     let mut node = net.agent("pinned", 3, &compose_good(), &pinned_args);
     wait_until("the second request", T, || async { net.request_count().await == 2 }).await;
@@ -278,7 +268,7 @@ async fn a_forged_genesis_approval_fools_only_an_unpinned_node() {
     assert_eq!(net.owner.cluster_at(alloy::eips::BlockId::latest()).await.unwrap().1, 0, "never approved on chain");
     plain.terminate();
 
-    let pin = pinned(&net, &b);
+    let pin = net.pin_for(&b);
     let args = ["--genesis", "--generate-secret", "64", "--deployment", pin.as_str(), "--beacon-url", b.url()];
     let mut node = net.agent_via(rpc.url(), "pinned", 2, &compose_good(), &args, &[]);
     wait_until("the pinned node's proposal", T, || async {
