@@ -7,6 +7,10 @@
 //! duplicates), and each installed file whole, equal to the genesis secret, mode 0600, with no temp
 //! file beside it (0 partial files).
 //!
+//! Every scenario except the three reorgs runs pinned (`Net::start_pinned`): its agents decide,
+//! install and start on state proven against simulated-beacon headers. The simulated beacon does not
+//! follow anvil reorgs (it signs each block number once), so the reorg scenarios run unpinned.
+//!
 //! The scenarios mostly wait on 1 s blocks (the whole suite uses a few CPU seconds), so running
 //! more than one per core is fine: `-- --test-threads 8` cuts the wall time to that of the
 //! longest scenario (the 30 s outage).
@@ -87,7 +91,7 @@ fn every_failpoint_has_a_crash_test() {
 
 /// A new node crashes at `fp`; the crash left what it should; restarted, it recovers exactly once.
 async fn requester_crash(fp: &'static str) {
-    let net = Net::start(&format!("faults-{fp}"), Net::dev_policy()).await;
+    let net = Net::start_pinned(&format!("faults-{fp}"), Net::dev_policy()).await;
     let genesis = net.genesis(1).await;
     let secret = fs::read(genesis.secret_path()).expect("genesis secret");
     let (k, name) = (2, format!("node-{fp}"));
@@ -129,7 +133,7 @@ async fn requester_crash(fp: &'static str) {
 /// The genesis node crashes after its proposal is mined but before it is recorded: restarted, it
 /// proposes nothing twice, installs the approved secret and serves.
 async fn genesis_crash(fp: &'static str) {
-    let net = Net::start(&format!("faults-{fp}"), Net::dev_policy()).await;
+    let net = Net::start_pinned(&format!("faults-{fp}"), Net::dev_policy()).await;
     let mut g = net.agent_with("genesis", 1, &compose_good(), &GENESIS_ARGS, &[(FP, fp)]);
     crashed_at(&mut g, fp).await;
     assert_eq!(genesis_count(&net).await, 1, "the proposal was mined before the crash");
@@ -156,7 +160,7 @@ async fn genesis_crash(fp: &'static str) {
 /// The holder crashes at `fp` while answering a new node: restarted, it finishes the job exactly
 /// once, and keeps serving.
 async fn holder_crash(fp: &'static str) {
-    let net = Net::start(&format!("faults-{fp}"), Net::dev_policy()).await;
+    let net = Net::start_pinned(&format!("faults-{fp}"), Net::dev_policy()).await;
     let mut g = net.genesis(1).await;
     let secret = fs::read(g.secret_path()).expect("genesis secret");
     wait_caught_up(&net, &g).await;
@@ -189,7 +193,7 @@ async fn holder_crash(fp: &'static str) {
 #[tokio::test]
 async fn rpc_outage_30s() {
     const OUTAGE: Duration = Duration::from_secs(30);
-    let net = Net::start("faults-outage", Net::dev_policy()).await;
+    let net = Net::start_pinned("faults-outage", Net::dev_policy()).await;
     let mut g = net.genesis(1).await;
     let secret = fs::read(g.secret_path()).expect("genesis secret");
     stop(&mut g).await;
@@ -221,7 +225,7 @@ async fn rpc_outage_30s() {
 #[tokio::test]
 async fn get_logs_range_limited() {
     const LIMIT: u64 = 5;
-    let net = Net::start("faults-getlogs", Net::dev_policy()).await;
+    let net = Net::start_pinned("faults-getlogs", Net::dev_policy()).await;
     net.mine(30).await;
     let rpc = LimitedRpc::start(net.url.clone(), LIMIT).await;
     // The genesis node and holder sees the chain only through the limited provider; its first scan
@@ -381,7 +385,7 @@ async fn reorg_drops_request() {
 #[tokio::test]
 async fn restart_storm() {
     const RESTARTS: u32 = 20;
-    let net = Net::start("faults-storm", Net::dev_policy()).await;
+    let net = Net::start_pinned("faults-storm", Net::dev_policy()).await;
     let mut g = net.genesis(1).await;
     let secret = fs::read(g.secret_path()).expect("genesis secret");
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
