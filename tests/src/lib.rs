@@ -14,9 +14,17 @@ use alloy::{
 use base64::Engine as _;
 use replicatoor::admin;
 use replicatoor_chain::{Chain, UpgradeOperator as Op};
-use replicatoor_core::protocol::Policy;
+use replicatoor_core::{
+    attest::{
+        collateral::NoCollateral,
+        pipeline::{self, Context, Decision},
+        AcceptedRequest, RequestBinding, Verifier,
+    },
+    protocol::Policy,
+};
 use replicatoor_testkit::{
     beacon::{self, Committee, SimBeacon},
+    doubles::AllowList,
     simulated::{self, SimulatedTd},
 };
 use sha2::{Digest, Sha256};
@@ -294,6 +302,31 @@ impl Net {
         admin::approve_genesis(&self.owner, &v, U256::from(1), "test genesis").await.expect("approve genesis");
         wait_for_file(&mut g, Duration::from_secs(60)).await;
         g
+    }
+
+    /// Request `id` as posted, accepted by the trust kernel the way a holder would (simulated PKI
+    /// trusted, the dev policy, every reference allowed, at the request block's time): what a test
+    /// seals its own (or a forged) delivery to.
+    pub async fn accept_request(&self, id: u64) -> (Op::SecretRequested, Log, AcceptedRequest) {
+        let logs = self.request_logs::<Op::SecretRequested>(U256::from(id)).await;
+        let log = logs.into_iter().next().unwrap_or_else(|| panic!("request {id} is on chain"));
+        let ev = log.log_decode::<Op::SecretRequested>().expect("decode SecretRequested").inner.data;
+        let time = self.owner.block(log.block_number.expect("block")).await.expect("request block").timestamp;
+        let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
+        let refs = AllowList::allow_all();
+        let ctx = Context {
+            deployment: self.owner.deployment(),
+            verifier: &v,
+            policy: Self::dev_policy(),
+            references: &refs,
+            now: time,
+        };
+        let binding =
+            RequestBinding { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
+        let Decision::Accept(accepted) = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await else {
+            panic!("request {id} should verify")
+        };
+        (ev, log, *accepted)
     }
 
     /// Logs of event `E` for one request id.

@@ -12,20 +12,13 @@ use alloy::{
 use replicatoor::admin;
 use replicatoor_chain::{Chain, TxOutcome, UpgradeOperator as Op};
 use replicatoor_core::{
-    attest::{
-        collateral::NoCollateral,
-        pipeline::{self, Context, Decision},
-        RequestBinding, Verifier,
-    },
+    attest::{collateral::NoCollateral, Verifier},
     crypto::{eip712, HpkeKeypair, SecretBundle},
     delivery,
     protocol::{app_reference_id, os_reference_id, Policy},
     refusal::Refusal,
 };
-use replicatoor_testkit::{
-    doubles::AllowList,
-    simulated::{self, SimulatedTd},
-};
+use replicatoor_testkit::simulated::{self, SimulatedTd};
 use replicatoor_tests::{compose_bad, compose_good, compose_hash, key, proxy::LimitedRpc, wait_for_file, Net};
 use serde_json::Value;
 use std::{
@@ -148,22 +141,8 @@ async fn post_junk_request(who: &Chain) -> (u64, u64) {
 
 /// Verify request `id` like a holder, seal the bundle to it and send the delivery from `relayer`.
 async fn deliver(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64) -> u64 {
-    let logs = net.request_logs::<Op::SecretRequested>(U256::from(id)).await;
-    let ev = logs[0].log_decode::<Op::SecretRequested>().expect("decode").inner.data;
-    let time = net.owner.block(logs[0].block_number.expect("block")).await.expect("block").timestamp;
-    let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
+    let (_, _, acc) = net.accept_request(id).await;
     let dep = net.owner.deployment();
-    let ctx = Context {
-        deployment: dep,
-        verifier: &v,
-        policy: Net::dev_policy(),
-        references: &AllowList::allow_all(),
-        now: time,
-    };
-    let binding = RequestBinding { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
-    let Decision::Accept(acc) = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await else {
-        panic!("request {id} should verify")
-    };
     let d = delivery::seal(&dep, &acc, bundle).expect("seal");
     let call = relayer.contract().deliverSecret(
         d.request_id,

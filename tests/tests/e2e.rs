@@ -8,19 +8,12 @@ use alloy::{
 };
 use replicatoor_chain::{Chain, ChainError, UpgradeOperator as Op, UpgradeOperator::UpgradeOperatorErrors};
 use replicatoor_core::{
-    attest::{
-        collateral::NoCollateral,
-        pipeline::{self, Context, Decision},
-        RequestBinding, Verifier,
-    },
+    attest::{collateral::NoCollateral, Verifier},
     crypto::{eip712, SecretBundle},
     delivery,
     refusal::Refusal,
 };
-use replicatoor_testkit::{
-    doubles::AllowList,
-    simulated::{self, SimulatedTd},
-};
+use replicatoor_testkit::simulated::{self, SimulatedTd};
 use replicatoor_tests::{compose_bad, compose_good, compose_hash, key, wait_for_file, wait_until, Net};
 use std::{fs, time::Duration};
 use zeroize::Zeroizing;
@@ -138,20 +131,7 @@ async fn forged_and_corrupted_deliveries_install_nothing() {
         .await;
 
     // Re-evaluate the posted request like a holder, to get a sealed delivery we can tamper with.
-    let logs = net.request_logs::<Op::SecretRequested>(U256::from(1)).await;
-    let ev = logs[0].log_decode::<Op::SecretRequested>().unwrap().inner.data;
-    let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
-    let ctx = Context {
-        deployment: dep,
-        verifier: &v,
-        policy: Net::dev_policy(),
-        references: &AllowList::allow_all(),
-        now: now(),
-    };
-    let binding = RequestBinding { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
-    let Decision::Accept(accepted) = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await else {
-        panic!("the node's own request should verify")
-    };
+    let (_, _, accepted) = net.accept_request(1).await;
     let good = delivery::seal(&dep, &accepted, &bundle).unwrap();
 
     // 1. A delivery signed by a key that is not the cluster's reverts on chain.
@@ -246,10 +226,6 @@ async fn refused_when_policy_forbids_simulated_quotes() {
     assert_eq!(c.wait_exit(T).code(), Some(3), "{}", c.log());
     assert_eq!(net.refusal_reason(1).await, Some(Refusal::SimulatedQuoteNotAllowed.code()));
     drop(genesis);
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,19 +108,8 @@ struct ForgedDelivery {
 
 async fn forge_delivery(net: &Net, request_id: u64) -> ForgedDelivery {
     use alloy::{primitives::LogData, signers::local::PrivateKeySigner, sol_types::SolEvent};
-    use replicatoor_core::{
-        attest::{
-            collateral::NoCollateral,
-            pipeline::{self, Context, Decision},
-            RequestBinding, Verifier,
-        },
-        crypto::SecretBundle,
-        delivery,
-    };
-    use replicatoor_testkit::{doubles::AllowList, simulated};
-    let logs = net.request_logs::<Op::SecretRequested>(alloy::primitives::U256::from(request_id)).await;
-    let req_log = &logs[0];
-    let ev = req_log.log_decode::<Op::SecretRequested>().unwrap().inner.data;
+    use replicatoor_core::{crypto::SecretBundle, delivery};
+    let (_, req_log, accepted) = net.accept_request(request_id).await;
     let secret = b"the operator's own secret".to_vec();
     let bundle = SecretBundle::new(
         zeroize::Zeroizing::new(PrivateKeySigner::random().to_bytes().0),
@@ -128,19 +117,7 @@ async fn forge_delivery(net: &Net, request_id: u64) -> ForgedDelivery {
         zeroize::Zeroizing::new(secret.clone()),
     )
     .unwrap();
-    let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
     let dep = net.owner.deployment();
-    let ctx = Context {
-        deployment: dep,
-        verifier: &v,
-        policy: Net::dev_policy(),
-        references: &AllowList::allow_all(),
-        now: 1_800_000_000,
-    };
-    let binding = RequestBinding { request_id: ev.requestId, requester: ev.requester, hpke_pub_key: ev.hpkePubKey.0 };
-    let Decision::Accept(accepted) = pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await else {
-        panic!("the node's request verifies")
-    };
     let d = delivery::seal(&dep, &accepted, &bundle).unwrap();
     let event = Op::SecretDelivered {
         requestId: d.request_id,
