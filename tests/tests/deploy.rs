@@ -573,8 +573,12 @@ fn dstack_compose_is_valid_yaml_and_configures_a_valid_agent() {
     }
 
     // The environment, interpolated as Compose would with the per-node values set, is a valid configuration.
-    let node: BTreeMap<&str, &str> =
-        [("REPLICATOOR_RPC_URL", "https://rpc.example.com/v2/api-key"), ("REPLICATOOR_SENDER_KEY", KEYS[4])].into();
+    let node: BTreeMap<&str, &str> = [
+        ("REPLICATOOR_RPC_URL", "https://rpc.example.com/v2/api-key"),
+        ("REPLICATOOR_SENDER_KEY", KEYS[4]),
+        ("REPLICATOOR_BEACON_URL", "https://beacon.example.com"),
+    ]
+    .into();
     let mut env: Vec<(String, String)> = Vec::new();
     for (k, v) in svc["environment"].as_object().unwrap() {
         assert!(!k.contains("SENDER_KEY") || v.as_str().unwrap().starts_with("${"), "no key in the compose file");
@@ -595,6 +599,22 @@ fn dstack_compose_is_valid_yaml_and_configures_a_valid_agent() {
     assert_eq!(code, 0, "compose environment:\n{out}");
     assert!(out.contains("rpc:           https://rpc.example.com\n"), "API key not shown:\n{out}");
     assert!(out.contains("role:          new node / holder"), "genesis defaults to false:\n{out}");
+
+    // What the compose measures: the pin is literal, and nothing security-relevant comes from the
+    // operator (the per-node values Dstack would take as encrypted env vars are transport or keys).
+    let app_compose = scratch.0.join("app-compose.json");
+    let allowed = ["REPLICATOOR_RPC_URL", "REPLICATOOR_SENDER_KEY", "REPLICATOOR_BEACON_URL", "REPLICATOOR_GENESIS"];
+    let doc = serde_json::json!({ "manifest_version": 2, "docker_compose_file": raw, "allowed_envs": allowed });
+    fs::write(&app_compose, doc.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_replicatoor-dev"))
+        .args(["measure", "--compose", app_compose.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(m["pinned_deployment"].as_str().unwrap().starts_with("chain 1 contract 0x1111"), "{m}");
+    assert_eq!(m["unmeasured_security_settings"], serde_json::json!([]), "{m}");
+    assert_eq!(m["images_by_tag"], serde_json::json!([]), "{m}");
 }
 
 // ------------------------------------------------------------------ Dockerfile (static checks; no engine here)

@@ -28,6 +28,22 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let h = sha256_file(p)?;
         out.insert("compose_hash".into(), hex::encode(h).into());
         out.insert("app_reference_id".into(), app_reference_id(&h).to_string().into());
+        let raw = std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
+        let report = crate::compose::check(&raw)?;
+        out.insert(
+            "pinned_deployment".into(),
+            match &report.pinned_deployment {
+                Some(d) => {
+                    format!("chain {} contract {} start block {}: {}", d.chain_id, d.contract, d.start_block, d.trust)
+                }
+                None => "NOT PINNED: nodes running this compose trust their RPC's view of the chain".into(),
+            }
+            .into(),
+        );
+        let unmeasured: Vec<String> =
+            report.unmeasured.iter().map(|u| format!("{}: {} ({})", u.service, u.setting, u.source)).collect();
+        out.insert("unmeasured_security_settings".into(), unmeasured.into());
+        out.insert("images_by_tag".into(), report.images_by_tag.clone().into());
     }
     if a.simulated_os {
         let [mrtd, r0, r1, r2] = crate::simulated::os_measurements()?;
@@ -64,7 +80,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         for (k, v) in &out {
-            println!("{k}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_string));
+            match v {
+                serde_json::Value::Array(items) if items.is_empty() => println!("{k}: none"),
+                serde_json::Value::Array(items) => {
+                    println!("{k}:");
+                    for i in items {
+                        println!("  - {}", i.as_str().map_or_else(|| i.to_string(), str::to_string));
+                    }
+                }
+                _ => println!("{k}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_string)),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
