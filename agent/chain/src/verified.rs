@@ -154,16 +154,23 @@ impl<S: HeaderSource> VerifiedView<S> {
         if distance > MAX_LINK_DISTANCE {
             return Err(ViewError::TooFar { block: number, distance });
         }
-        let mut current = *at;
+        if number == at.number {
+            return Ok(*at);
+        }
+        // One header per step: each is checked against the hash its child names, then names its parent.
+        let (mut header, mut current) = self.fetch_header(at.number, at.hash).await?;
         while current.number > number {
-            let parent_hash = self.fetch_header(current.number, current.hash).await?.parent_hash;
-            let parent = self.fetch_header(current.number - 1, parent_hash).await?;
-            current = verify_header(&parent, parent_hash)?;
+            (header, current) = self.fetch_header(current.number - 1, header.parent_hash).await?;
         }
         Ok(current)
     }
 
-    async fn fetch_header(&self, number: u64, hash: B256) -> Result<alloy::consensus::Header, ViewError> {
+    /// The header the RPC serves for `hash`, checked to hash to it.
+    async fn fetch_header(
+        &self,
+        number: u64,
+        hash: B256,
+    ) -> Result<(alloy::consensus::Header, TrustedHeader), ViewError> {
         let block = self
             .chain
             .provider()
@@ -172,8 +179,8 @@ impl<S: HeaderSource> VerifiedView<S> {
             .map_err(rpc)?
             .ok_or_else(|| ViewError::Rpc(format!("block {number} ({hash}) not found")))?;
         let header = block.header.inner;
-        verify_header(&header, hash)?;
-        Ok(header)
+        let trusted = verify_header(&header, hash)?;
+        Ok((header, trusted))
     }
 
     /// The contract's `E` events in block `number` (linked to `at`), from receipts rebuilt to the
@@ -184,6 +191,12 @@ impl<S: HeaderSource> VerifiedView<S> {
         number: u64,
     ) -> Result<Vec<ProvenEvent<E>>, ViewError> {
         let block = self.header_of(at, number).await?;
+        self.events_at(&block).await
+    }
+
+    /// The contract's `E` events in `block`, a header already linked to a trusted one.
+    pub async fn events_at<E: SolEvent>(&self, block: &TrustedHeader) -> Result<Vec<ProvenEvent<E>>, ViewError> {
+        let (block, number) = (*block, block.number);
         let receipts = self
             .chain
             .provider()

@@ -145,12 +145,8 @@ async fn proven_delivery(
 ) -> Result<Option<(Op::SecretDelivered, alloy::primitives::Address)>, ViewError> {
     let head = v.decision_header(super::unix_now(), block).await?;
     let at = v.header_of(&head, block).await?;
-    let Some(ev) = v
-        .events_in_block::<Op::SecretDelivered>(&head, block)
-        .await?
-        .into_iter()
-        .map(|p| p.event)
-        .find(|e| e.requestId == request_id)
+    let Some(ev) =
+        v.events_at::<Op::SecretDelivered>(&at).await?.into_iter().map(|p| p.event).find(|e| e.requestId == request_id)
     else {
         return Ok(None);
     };
