@@ -264,3 +264,34 @@ async fn a_forged_genesis_approval_fools_only_an_unpinned_node() {
         .unwrap();
     wait_for_file(&mut node, T).await;
 }
+
+/// The same lie against a holder pinned to an RPC quorum (chains without a light client): two of
+/// three pinned RPCs must agree on the decision header, and the state is proven against it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_pinned_holder_decides_on_proven_state_too() {
+    let net = Net::start("lying-rpc-quorum", Net::dev_policy()).await;
+    let honest: Rewrite = Arc::new(|_: &Value, ans: Value| ans);
+    let (a, b) = (RpcProxy::start(&net.url, honest.clone()).await, RpcProxy::start(&net.url, honest).await);
+    let pin = format!(
+        "chain_id = 31337\ncontract = \"{}\"\nstart_block = {}\n[trust]\nmode = \"quorum\"\n\
+         rpcs = [\"{}\", \"{}\", \"{}\"]\nquorum = 2\nmax_age_secs = 60\n",
+        net.contract,
+        net.start,
+        net.url,
+        a.url(),
+        b.url()
+    );
+    let (rpc, seen) = everything_allowed(&net.url).await;
+    let holder = net.genesis_via(rpc.url(), 1, &["--deployment", &pin]).await;
+    assert_eq!(holder.status_json().await.expect("/status")["trust_mode"], "rpc-quorum");
+
+    let mut intruder = net.agent("intruder", 2, &compose_bad(), &[]);
+    wait_until("the intruder's request answered", T, || async { net.status(1).await == 3 }).await;
+    assert_eq!(net.refusal_reason(1).await, Some(Refusal::AppReferenceNotAllowed.code()));
+    assert_eq!(intruder.exited(T).await.code(), Some(3));
+    assert_eq!(deliveries_for(&seen, 1), 0, "no sealed delivery for the intruder ever left the holder");
+
+    let mut node = net.agent("node", 3, &compose_good(), &["--exit-after-install"]);
+    wait_for_file(&mut node, T).await;
+    assert_eq!(net.status(2).await, 2);
+}

@@ -44,7 +44,8 @@ pub enum TrustRoot {
     /// on the decision header; proofs are still checked against it. Weaker: the named hosts, not
     /// consensus, are trusted; status, metrics and the audit say so.
     Quorum {
-        /// https URLs of independent RPC providers (measured: changing them changes the compose hash).
+        /// https URLs of independent RPC providers (measured: changing them changes the compose hash);
+        /// `http://` only to a node on this machine (loopback).
         rpcs: Vec<String>,
         /// How many must agree on the header (a strict majority at least).
         quorum: usize,
@@ -169,8 +170,8 @@ impl PinnedDeployment {
                         rpcs.len()
                     ));
                 }
-                if let Some(u) = rpcs.iter().find(|u| !u.starts_with("https://")) {
-                    return invalid(format!("trust: quorum RPC {u:?} must be https"));
+                if let Some(u) = rpcs.iter().find(|u| !u.starts_with("https://") && !is_loopback_http(u)) {
+                    return invalid(format!("trust: quorum RPC {u:?} must be https (or a node on this machine)"));
                 }
             }
             TrustRoot::Beacon { checkpoint, .. } | TrustRoot::SimulatedBeacon { checkpoint, .. } => {
@@ -185,6 +186,13 @@ impl PinnedDeployment {
         }
         Ok(())
     }
+}
+
+/// `http://` to this machine's loopback: a node inside the same TD (measured with it), or a dev chain.
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    host == "localhost" || host.split('.').next() == Some("127") && host.split('.').count() == 4
 }
 
 impl fmt::Display for TrustRoot {
@@ -223,6 +231,15 @@ checkpoint = "0x5afc212a7924789b2bc86acad3ab3a6ffb1f6e97253ea50bee7f4f51422c9275
         assert!(!d.is_simulated());
         assert_eq!(d.beacon_network().unwrap().unwrap().name, "mainnet");
         assert_eq!(PinnedDeployment::from_toml(&d.to_toml()).unwrap(), d);
+    }
+
+    #[test]
+    fn quorum_members_are_https_or_loopback() {
+        assert!(is_loopback_http("http://127.0.0.1:8545"));
+        assert!(is_loopback_http("http://localhost/rpc"));
+        for u in ["http://127.0.0.1@evil.example", "http://127.evil.example", "http://10.0.0.1", "https://127.0.0.1"] {
+            assert!(!is_loopback_http(u), "{u}");
+        }
     }
 
     #[test]
