@@ -43,6 +43,15 @@ admin propose-os --simulated --note "simulated Dstack OS image"
 admin propose-app --compose examples/app-compose.json --note "demo app v1.0"
 replicatoor admin list --rpc-url "$RPC" --contract "$CONTRACT" 2>/dev/null | sed 's/^/  /'
 
+say "Starting a SIMULATED beacon for the chain: agents are pinned to it and decide only on proven state"
+replicatoor dev beacon --rpc-url "$RPC" --listen "127.0.0.1:$((PORT + 1))" --contract "$CONTRACT" --start-block "$START" \
+  --pin-file "$WORK/deployment.toml" >"$WORK/beacon.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 120); do [ -s "$WORK/deployment.toml" ] && break; sleep 0.25; done
+[ -s "$WORK/deployment.toml" ] || { cat "$WORK/beacon.log" >&2; echo "the simulated beacon did not start" >&2; exit 1; }
+# What an app's compose would carry literally (measured); the beacon URL is untrusted transport.
+export REPLICATOOR_DEPLOYMENT="$(cat "$WORK/deployment.toml")" REPLICATOOR_BEACON_URL="http://127.0.0.1:$((PORT + 1))"
+sed 's/^/  /' "$WORK/deployment.toml"
+
 HTTP_PORT=$((PORT + 100))
 node_run() { # name key compose extra-args...
   local name=$1 key=$2 compose=$3; shift 3
@@ -73,7 +82,7 @@ for n in genesis node-a node-b; do printf '  %-8s %s\n' "$n" "$(sha256sum "$WORK
   && echo "  ✔ all three nodes hold the same secret" || { echo "  ✘ copies differ"; exit 1; }
 grep -h "secret delivered" "$WORK"/*/agent.log | sed 's/^/  /' | head -3
 echo "  genesis node metrics (http://127.0.0.1:$((PORT + 101))/metrics):"
-curl -s "http://127.0.0.1:$((PORT + 101))/metrics" | grep -E '^replicatoor_(requests_(seen|served)_total|role)' | sed 's/^/    /' || true
+curl -s "http://127.0.0.1:$((PORT + 101))/metrics" | grep -E '^replicatoor_(requests_(seen|served)_total|role|trust_mode)' | sed 's/^/    /' || true
 
 say "Second wave: a node running an UNAPPROVED app version asks for the secret"
 set +e

@@ -247,18 +247,7 @@ impl Net {
     /// The deployment pin for this net under the simulated beacon `b` (what a compose would carry
     /// literally).
     pub fn pin_for(&self, b: &SimBeacon) -> String {
-        let n = b.network();
-        format!(
-            "chain_id = 31337\ncontract = \"{}\"\nstart_block = {}\n[trust]\nmode = \"simulated-beacon\"\n\
-             genesis_validators_root = \"{}\"\ngenesis_time = {}\nseconds_per_slot = {}\ncheckpoint = \"{}\"\n\
-             max_age_secs = 60\n",
-            self.contract,
-            self.start,
-            n.genesis_validators_root,
-            n.genesis_time,
-            n.seconds_per_slot,
-            b.checkpoint().block_root
-        )
+        replicatoor::simulated::beacon_pin(b, 31337, self.contract, self.start)
     }
 
     /// The default dev policy: UpToDate only, simulated quotes allowed.

@@ -37,6 +37,9 @@ pub enum Command {
     VerifyQuote(cmd::verify_quote::Args),
     /// Compute measurements and reference ids from a compose file, a quote or an event log.
     Measure(cmd::measure::Args),
+    /// Development tools (builds with the `simulated` feature): a simulated beacon for a dev chain.
+    #[command(subcommand)]
+    Dev(cmd::dev::Command),
     /// Verify recorded beacon light-client data offline (the agent's own verifier).
     #[command(subcommand)]
     LightClient(cmd::light_client::Command),

@@ -49,3 +49,29 @@ pub fn quote_provider(compose_hash: [u8; 32]) -> Result<QuoteProvider, NotBuilt>
         Err(NotBuilt)
     }
 }
+
+/// The deployment pin (TOML) for `contract` on a dev chain served by a simulated beacon with this
+/// network and checkpoint: what a compose would carry literally.
+#[cfg(feature = "simulated")]
+pub fn beacon_pin(
+    beacon: &replicatoor_testkit::beacon::SimBeacon,
+    chain_id: u64,
+    contract: alloy::primitives::Address,
+    start_block: u64,
+) -> String {
+    use replicatoor_chain::deployment::{PinnedDeployment, TrustRoot};
+    let n = beacon.network();
+    PinnedDeployment {
+        chain_id,
+        contract,
+        start_block,
+        trust: TrustRoot::SimulatedBeacon {
+            genesis_validators_root: n.genesis_validators_root,
+            genesis_time: n.genesis_time,
+            seconds_per_slot: n.seconds_per_slot,
+            checkpoint: beacon.checkpoint().block_root,
+            max_age_secs: 60,
+        },
+    }
+    .to_toml()
+}

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod deploy;
+pub mod dev;
 pub mod light_client;
 pub mod measure;
 pub mod run;
