@@ -21,6 +21,17 @@ use std::{
 
 const T: Duration = Duration::from_secs(90);
 
+/// The hex calldata (no 0x) of a JSON-RPC request: a call's `input` or `data`, or a raw transaction.
+fn call_data(req: &Value) -> &str {
+    let first = &req["params"][0];
+    first["input"]
+        .as_str()
+        .or_else(|| first["data"].as_str())
+        .or_else(|| first.as_str())
+        .unwrap_or_default()
+        .trim_start_matches("0x")
+}
+
 /// An RPC that answers every `isAllowed(id, kind)` call with `true`, and keeps every
 /// `deliverSecret` it is handed (to estimate, call or send): what the operator learns.
 async fn everything_allowed(upstream: &str) -> (RpcProxy, Arc<Mutex<Vec<String>>>) {
@@ -29,10 +40,8 @@ async fn everything_allowed(upstream: &str) -> (RpcProxy, Arc<Mutex<Vec<String>>
     let seen = Arc::new(Mutex::new(Vec::new()));
     let kept = seen.clone();
     let lie: Rewrite = Arc::new(move |req: &Value, mut ans: Value| {
-        let call = &req["params"][0];
-        let data =
-            call["input"].as_str().or_else(|| call["data"].as_str()).or_else(|| call.as_str()).unwrap_or_default();
-        if req["method"] == "eth_call" && data.trim_start_matches("0x").starts_with(&allowed) {
+        let data = call_data(req);
+        if req["method"] == "eth_call" && data.starts_with(&allowed) {
             ans["result"] = Value::String(format!("0x{:064x}", 1));
         }
         // Calldata, or a signed transaction that carries it.
@@ -154,8 +163,7 @@ async fn forging_rpc(upstream: &str, forged: &ForgedDelivery) -> RpcProxy {
     let (log, cluster_word) = (forged.log.clone(), format!("0x{:0>64}", hex::encode(forged.cluster)));
     let lie: Rewrite = Arc::new(move |req: &Value, mut ans: Value| {
         let call = &req["params"][0];
-        let data =
-            call["input"].as_str().or_else(|| call["data"].as_str()).unwrap_or_default().trim_start_matches("0x");
+        let data = call_data(req);
         match req["method"].as_str() {
             Some("eth_call") if data.starts_with(&status) => ans["result"] = Value::String(format!("0x{:064x}", 2)),
             Some("eth_call") if data.starts_with(&cluster) => ans["result"] = Value::String(cluster_word.clone()),
@@ -212,9 +220,7 @@ async fn approving_rpc(upstream: &str) -> RpcProxy {
     let cluster = hex::encode(Op::clusterCall::SELECTOR);
     let seen: Arc<Mutex<Option<String>>> = Arc::default();
     let lie: Rewrite = Arc::new(move |req: &Value, mut ans: Value| {
-        let call = &req["params"][0];
-        let data =
-            call["input"].as_str().or_else(|| call["data"].as_str()).unwrap_or_default().trim_start_matches("0x");
+        let data = call_data(req);
         if let Some(args) = data.strip_prefix(propose.as_str()) {
             // proposeGenesis(address cluster, …): the first word is the cluster.
             *seen.lock().unwrap() = Some(format!("0x{}", &args[..64]));

@@ -196,7 +196,7 @@ impl<S: HeaderSource> VerifiedView<S> {
 
     /// The contract's `E` events in `block`, a header already linked to a trusted one.
     pub async fn events_at<E: SolEvent>(&self, block: &TrustedHeader) -> Result<Vec<ProvenEvent<E>>, ViewError> {
-        let (block, number) = (*block, block.number);
+        let number = block.number;
         let receipts = self
             .chain
             .provider()
@@ -204,7 +204,7 @@ impl<S: HeaderSource> VerifiedView<S> {
             .await
             .map_err(rpc)?
             .ok_or_else(|| ViewError::Rpc(format!("no receipts for block {number}")))?;
-        verify_receipts(&block, &receipts)?;
+        verify_receipts(block, &receipts)?;
         let contract: Address = self.chain.deployment().contract;
         let mut out = Vec::new();
         for r in &receipts {
@@ -215,7 +215,7 @@ impl<S: HeaderSource> VerifiedView<S> {
                 // A log the contract emitted with this signature decodes; one that does not is the
                 // contract's own bytes, so skipping it would hide nothing an attacker controls.
                 if let Ok(ev) = E::decode_log_data(log.data()) {
-                    out.push(ProvenEvent { event: ev, block, tx_hash: r.transaction_hash });
+                    out.push(ProvenEvent { event: ev, block: *block, tx_hash: r.transaction_hash });
                 }
             }
         }
