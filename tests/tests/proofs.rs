@@ -253,3 +253,47 @@ async fn verified_view_proves_events_and_refuses_lying_rpcs() {
     assert!(matches!(all.decision_header(now(), sent.block).await, Err(ViewError::NoHeader(_))));
     drop(genesis);
 }
+
+/// A block more than a few below the trusted header is linked by the EIP-2935 history contract,
+/// proven in the header's state: further than parent hashes are walked (300 blocks), with one lie in
+/// the history slot caught, a broken history proof falling back to walking where that reaches, and
+/// a block beyond the contract's window refused outright.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_contract_links_blocks_beyond_the_parent_walk() {
+    use alloy::eips::eip2935::HISTORY_STORAGE_ADDRESS;
+    use replicatoor_chain::verified::{QuorumSource, VerifiedView, ViewError, HISTORY_WINDOW, MAX_WALK_DISTANCE};
+    use replicatoor_tests::proxy::{Rewrite, RpcProxy};
+    use serde_json::Value;
+    use std::sync::Arc;
+
+    let net = Net::start("history-link", Net::dev_policy()).await;
+    let chain = Chain::connect(&net.url, net.contract, None).await.unwrap();
+    let old = chain.head().await.unwrap();
+    let (_, old_trusted) = header_at(&chain, old).await;
+    let _: Value = net.owner.provider().raw_request("anvil_mine".into(), ("0x12c",)).await.unwrap();
+    let quorum =
+        || async { QuorumSource::new(vec![Chain::connect(&net.url, net.contract, None).await.unwrap()], 1, 0) };
+    let view = VerifiedView::new(chain.clone(), quorum().await, 3_600);
+    let at = view.decision_header(now(), old + 300).await.unwrap();
+    assert!(at.number - old > MAX_WALK_DISTANCE, "the block is beyond the parent walk");
+    assert_eq!(view.header_of(&at, old).await.expect("linked by the history contract"), old_trusted);
+    // Beyond the window: refused before any RPC call.
+    let far = TrustedHeader { number: old + HISTORY_WINDOW + 1, ..at };
+    assert!(matches!(view.header_of(&far, old).await, Err(ViewError::TooFar { max: HISTORY_WINDOW, .. })));
+
+    // An RPC that names another hash in the history slot (the proof no longer verifies).
+    let lie: Rewrite = Arc::new(|req: &Value, mut ans: Value| {
+        if req["method"] == "eth_getProof"
+            && req["params"][0].as_str().is_some_and(|a| a.eq_ignore_ascii_case(&HISTORY_STORAGE_ADDRESS.to_string()))
+        {
+            ans["result"]["storageProof"][0]["value"] = Value::String(format!("0x{}", "ab".repeat(32)));
+        }
+        ans
+    });
+    let proxy = RpcProxy::start(&net.url, lie).await;
+    let lied = VerifiedView::new(Chain::connect(proxy.url(), net.contract, None).await.unwrap(), quorum().await, 3_600);
+    let err = lied.header_of(&at, old).await.unwrap_err();
+    assert!(matches!(err, ViewError::Proof(ProofError::Storage { .. })), "{err}");
+    // Within the parent walk, the same lie only costs more calls: the block is still linked.
+    assert_eq!(lied.header_of(&at, at.number - 20).await.unwrap(), header_at(&chain, at.number - 20).await.1);
+}

@@ -120,6 +120,7 @@ pub enum ProofError {
 pub struct ProvenStorage {
     header: TrustedHeader,
     address: Address,
+    code_hash: B256,
     slots: HashMap<B256, U256>,
 }
 
@@ -161,7 +162,7 @@ impl ProvenStorage {
             checked.map_err(|e| ProofError::Storage { address, slot, value: p.value, reason: e.to_string() })?;
             slots.insert(slot, p.value);
         }
-        Ok(ProvenStorage { header: *header, address, slots })
+        Ok(ProvenStorage { header: *header, address, code_hash: answer.code_hash, slots })
     }
 
     /// The proven value of `slot`.
@@ -177,6 +178,11 @@ impl ProvenStorage {
     /// The contract.
     pub fn address(&self) -> Address {
         self.address
+    }
+
+    /// The proven hash of the account's code: what program wrote these slots.
+    pub fn code_hash(&self) -> B256 {
+        self.code_hash
     }
 }
 

@@ -1,8 +1,9 @@
 //! The verified chain view: every value a release, an install or a genesis start depends on, read
 //! from the (untrusted) RPC and checked against a header the TD trusts. The header comes from a
 //! [`HeaderSource`] (the beacon light client, or a quorum of pinned RPCs); storage is proven by
-//! `eth_getProof`, an older block is linked to the trusted header through parent hashes, and events
-//! come from the block's receipts, rebuilt to its receipts root.
+//! `eth_getProof`, an older block is linked to the trusted header through parent hashes (a few
+//! blocks) or the EIP-2935 history contract read by proof (up to its window), and events come from
+//! the block's receipts, rebuilt to its receipts root.
 //!
 //! A missing or wrong proof is a [`ViewError`]: the caller does not act, logs why and retries later.
 //! It is never a refusal on chain (a lying RPC must not be able to get a genuine node refused).
@@ -13,16 +14,28 @@ use crate::{
     proof::{verify_header, verify_receipts, ProofError, ProvenStorage, TrustedHeader},
 };
 use alloy::{
-    eips::BlockNumberOrTag,
-    primitives::{Address, TxHash, B256},
+    eips::{
+        eip2935::{HISTORY_SERVE_WINDOW, HISTORY_STORAGE_ADDRESS, HISTORY_STORAGE_CODE},
+        BlockNumberOrTag,
+    },
+    primitives::{keccak256, Address, TxHash, B256, U256},
     providers::Provider,
     sol_types::SolEvent,
 };
 use std::future::Future;
 
-/// Parent-hash steps a view walks to link an older block to the trusted header. Decisions happen a
-/// few blocks after the event; catch-up over a longer distance moves the decision header instead.
-pub const MAX_LINK_DISTANCE: u64 = 256;
+/// Up to this distance below the trusted header a block is linked by walking parent hashes (one
+/// header per step; decisions usually happen a block or two after the event). Further down, one
+/// proof of the history contract and one header are cheaper.
+pub const WALK_DISTANCE: u64 = 8;
+
+/// The most parent-hash steps a view walks when the history contract cannot link a block (a chain
+/// without EIP-2935, or an RPC that will not prove it).
+pub const MAX_WALK_DISTANCE: u64 = 256;
+
+/// The EIP-2935 history contract keeps the hashes of this many blocks below the one whose state
+/// holds them: an event older than that (about 27 h on mainnet) cannot be linked at all.
+pub const HISTORY_WINDOW: u64 = HISTORY_SERVE_WINDOW as u64;
 
 /// Why a read could not be verified (retry later; never act on it).
 #[derive(Debug, thiserror::Error)]
@@ -54,14 +67,19 @@ pub enum ViewError {
         /// The block that must be covered.
         need: u64,
     },
-    /// A block is too far below the trusted header to link by parent hashes.
-    #[error("block {block} is {distance} blocks below the trusted header (at most {MAX_LINK_DISTANCE} linked)")]
+    /// A block is too far below the trusted header to link to it.
+    #[error("block {block} is {distance} blocks below the trusted header (at most {max} can be linked)")]
     TooFar {
         /// The block.
         block: u64,
         /// Its distance.
         distance: u64,
+        /// The furthest link possible here.
+        max: u64,
     },
+    /// The history contract could not link a block (not on this chain, or no hash for the block).
+    #[error("history contract: {0}")]
+    NoHistory(String),
     /// The proven block holds no such event.
     #[error("block {block} holds no {event} event matching the request (the RPC's log is not in the block)")]
     NoSuchEvent {
@@ -145,24 +163,78 @@ impl<S: HeaderSource> VerifiedView<S> {
         Ok(ProvenStorage::verify(at, contract, &answer)?)
     }
 
-    /// Block `number` (at or below `at`), linked to `at` by parent hashes.
+    /// Block `number` (at or below `at`), linked to `at`: by parent hashes up to [`WALK_DISTANCE`],
+    /// beyond it by the EIP-2935 history contract proven in `at`'s state (falling back to parent
+    /// hashes up to [`MAX_WALK_DISTANCE`] where the chain has no history contract).
     pub async fn header_of(&self, at: &TrustedHeader, number: u64) -> Result<TrustedHeader, ViewError> {
         if number > at.number {
             return Err(ViewError::NotYet { have: at.number, need: number });
         }
         let distance = at.number - number;
-        if distance > MAX_LINK_DISTANCE {
-            return Err(ViewError::TooFar { block: number, distance });
+        if distance <= WALK_DISTANCE {
+            return self.walk(at, number).await;
         }
+        if distance > HISTORY_WINDOW {
+            return Err(ViewError::TooFar { block: number, distance, max: HISTORY_WINDOW });
+        }
+        match self.history_link(at, number).await {
+            Ok(h) => Ok(h),
+            // Both paths are proofs: falling back changes how many RPC calls a link costs, never
+            // what is trusted.
+            Err(e) if distance <= MAX_WALK_DISTANCE => {
+                tracing::debug!(target: "replicatoor::verified", block = number, error = %e, "history contract did not link the block; walking parent hashes");
+                self.walk(at, number).await
+            }
+            Err(ViewError::NoHistory(why)) => Err(ViewError::NoHistory(format!(
+                "{why}; block {number} is {distance} blocks below the trusted header, beyond the {MAX_WALK_DISTANCE} parent-hash steps a view walks"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Walk parent hashes from `at` down to `number`: each header is checked against the hash its
+    /// child names, then names its parent.
+    async fn walk(&self, at: &TrustedHeader, number: u64) -> Result<TrustedHeader, ViewError> {
         if number == at.number {
             return Ok(*at);
         }
-        // One header per step: each is checked against the hash its child names, then names its parent.
         let (mut header, mut current) = self.fetch_header(at.number, at.hash).await?;
         while current.number > number {
             (header, current) = self.fetch_header(current.number - 1, header.parent_hash).await?;
         }
         Ok(current)
+    }
+
+    /// Block `number`'s hash as the EIP-2935 history contract holds it in `at`'s proven state, and
+    /// the header that hashes to it. The contract's code hash is checked too: only the genuine
+    /// system contract's storage is written by nobody but the protocol.
+    async fn history_link(&self, at: &TrustedHeader, number: u64) -> Result<TrustedHeader, ViewError> {
+        let slot = B256::from(U256::from(number % HISTORY_WINDOW));
+        let answer = self
+            .chain
+            .provider()
+            .get_proof(HISTORY_STORAGE_ADDRESS, vec![slot])
+            .block_id(at.hash.into())
+            .await
+            .map_err(rpc)?;
+        let storage = ProvenStorage::verify(at, HISTORY_STORAGE_ADDRESS, &answer)?;
+        if storage.code_hash() != keccak256(&HISTORY_STORAGE_CODE) {
+            return Err(ViewError::NoHistory(format!(
+                "{HISTORY_STORAGE_ADDRESS} does not hold the EIP-2935 contract at block {}",
+                at.number
+            )));
+        }
+        let hash = B256::from(storage.get(slot)?);
+        if hash.is_zero() {
+            return Err(ViewError::NoHistory(format!("no hash for block {number} at block {}", at.number)));
+        }
+        let (_, header) = self.fetch_header(number, hash).await?;
+        if header.number != number {
+            // Inside the window the slot was written for exactly this block; anything else means the
+            // contract is not what its code hash says.
+            return Err(ViewError::NoHistory(format!("slot for block {number} holds block {}", header.number)));
+        }
+        Ok(header)
     }
 
     /// The header the RPC serves for `hash`, checked to hash to it.
