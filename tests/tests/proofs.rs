@@ -48,6 +48,7 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
 
     // One request from another account, so a request status and a SecretRequested log exist.
     let sender = key(4);
+    let requester = sender.address();
     let hpke = HpkeKeypair::generate();
     let (quote, log) = td.attest(net.owner.deployment().request_report_data(sender.address(), &hpke.public())).unwrap();
     let chain = Chain::connect(&net.url, net.contract, Some(sender)).await.unwrap();
@@ -56,6 +57,17 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
         .await
         .expect("request");
     let (header, trusted) = header_at(&chain, sent.block).await;
+
+    // ---- the request a key and requester made (how a new node knows the id it follows is its own)
+    let pk = B256::from(hpke.public());
+    let by_key = Reads::default().request_of(pk, requester).request_of(pk, Address::repeat_byte(5));
+    let answer =
+        chain.provider().get_proof(net.contract, by_key.slots().to_vec()).block_id(sent.block.into()).await.unwrap();
+    let proven = ProvenStorage::verify(&trusted, net.contract, &answer).expect("anvil's proof verifies");
+    let view_id = chain.contract().requestIdOf(pk, requester).block(sent.block.into()).call().await.unwrap();
+    assert_eq!(Views(&proven).request_id_of(pk, requester).unwrap(), view_id);
+    assert_eq!(view_id, U256::from(1));
+    assert_eq!(Views(&proven).request_id_of(pk, Address::repeat_byte(5)).unwrap(), U256::ZERO, "another requester");
 
     // ---- storage: proven == view, at the same block
     let reads = Reads::state().reference(os_id).reference(app_id).reference(revoked_id).request(U256::from(1));

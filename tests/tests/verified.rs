@@ -205,12 +205,20 @@ async fn a_forged_delivery_is_installed_only_by_an_unpinned_node() {
     let rpc = forging_rpc(&net.url, &forged).await;
     node.terminate();
     let mut node = net.agent_via(rpc.url(), "pinned", 3, &compose_good(), &pinned_args, &[]);
+    // Its request's status comes from proven storage: still pending, whatever the RPC says.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!node.secret_path().exists(), "nothing installed");
+    assert!(node.alive(), "it keeps waiting for a real delivery:\n{}", node.log());
+    // Once a real holder delivers, the RPC still shows only its forged log: that is not in the block's
+    // proven receipts either, so the node installs nothing (withholding the real one is all it can do).
+    let holder = net.agent("genesis", 1, &compose_good(), &pinned_args); // the genesis node's state: a holder
     wait_until("the pinned node to reject the forged delivery", T, || async {
         node.log().contains("not in its block's proven receipts")
     })
     .await;
     assert!(!node.secret_path().exists(), "nothing installed");
     assert!(node.alive(), "it keeps waiting for a real delivery:\n{}", node.log());
+    drop(holder);
 }
 
 /// An RPC that, as soon as it has seen a genesis proposal go by, says that proposal's cluster is
@@ -300,4 +308,82 @@ async fn a_quorum_pinned_holder_decides_on_proven_state_too() {
     let mut node = net.agent("node", 3, &compose_good(), &["--exit-after-install"]);
     wait_for_file(&mut node, T).await;
     assert_eq!(net.status(2).await, 2);
+}
+
+/// An RPC that says the node's request `id` was refused (status 3, and a `RequestRefused` log with
+/// code 12 in the request's own block): a refusal the cluster never signed.
+async fn refusing_rpc(net: &Net, id: u64) -> RpcProxy {
+    use alloy::{
+        primitives::{Bytes, U256},
+        sol_types::SolEvent,
+    };
+    let (_, req_log, _) = net.accept_request(id).await;
+    let event = Op::RequestRefused {
+        requestId: U256::from(id),
+        epoch: 1,
+        relayer: net.owner.sender().unwrap(),
+        reason: Refusal::AppReferenceNotAllowed.code(),
+        signature: Bytes::from(vec![0u8; 65]),
+    };
+    let data = event.encode_log_data();
+    let log = serde_json::json!({
+        "address": net.contract,
+        "topics": data.topics(),
+        "data": data.data,
+        "blockNumber": format!("{:#x}", req_log.block_number.unwrap()),
+        "blockHash": req_log.block_hash.unwrap(),
+        "transactionHash": req_log.transaction_hash.unwrap(),
+        "transactionIndex": "0x0",
+        "logIndex": "0x1",
+        "removed": false,
+    });
+    let status = hex::encode(Op::requestStatusCall::SELECTOR);
+    let refused = format!("{:#x}", Op::RequestRefused::SIGNATURE_HASH);
+    let lie: Rewrite = Arc::new(move |req: &Value, mut ans: Value| {
+        let data = call_data(req);
+        match req["method"].as_str() {
+            Some("eth_call") if data.starts_with(&status) => ans["result"] = Value::String(format!("0x{:064x}", 3)),
+            Some("eth_getLogs") if req["params"][0]["topics"][0].as_str() == Some(refused.as_str()) => {
+                ans["result"] = Value::Array(vec![log.clone()])
+            }
+            _ => {}
+        }
+        ans
+    });
+    RpcProxy::start(&net.url, lie).await
+}
+
+/// A refusal the operator's RPC made up: an unpinned new node believes it and exits as refused (it
+/// would never get the secret); a pinned node reads its own request's status from proven storage,
+/// keeps waiting, and installs the secret once a real holder serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_refusal_stops_only_an_unpinned_node() {
+    let net = Net::start("forged-refusal", Net::dev_policy()).await;
+    let b = beacon::serve(&net.url, "127.0.0.1:0".parse().unwrap(), Committee::Public).await.expect("simulated beacon");
+    let genesis = net.genesis(1).await;
+    drop(genesis); // no holder yet: the requests stay pending
+
+    let mut plain = net.agent("plain", 2, &compose_good(), &[]);
+    wait_until("the first request", T, || async { net.request_count().await == 1 }).await;
+    let rpc = refusing_rpc(&net, 1).await;
+    plain.terminate();
+    let mut plain = net.agent_via(rpc.url(), "plain", 2, &compose_good(), &[], &[]);
+    let status = plain.exited(T).await;
+    assert_eq!(status.code(), Some(3), "the unpinned node gave up on a refusal that never happened");
+    assert!(plain.log().contains("app_reference_not_allowed"), "{}", plain.log());
+
+    let pin = net.pin_for(&b);
+    let pinned_args = ["--deployment", pin.as_str(), "--beacon-url", b.url()];
+    let mut node = net.agent("pinned", 3, &compose_good(), &pinned_args);
+    wait_until("the second request", T, || async { net.request_count().await == 2 }).await;
+    let rpc = refusing_rpc(&net, 2).await;
+    node.terminate();
+    let mut node = net.agent_via(rpc.url(), "pinned", 3, &compose_good(), &pinned_args, &[]);
+    // The lie is in front of it for a while; then a real holder serves it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(node.alive(), "the pinned node must not act on an unproven refusal:\n{}", node.log());
+    let holder = net.agent("genesis", 1, &compose_good(), &pinned_args); // the genesis node's state: a holder
+    wait_for_file(&mut node, T).await;
+    assert!(!node.log().contains("REFUSED"), "{}", node.log());
+    drop(holder);
 }

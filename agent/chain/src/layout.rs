@@ -21,6 +21,9 @@ const SLOT_EPOCH: u64 = 8;
 const SLOT_REQUEST_COUNT: u64 = 9;
 /// `mapping(uint256 requestId => RequestStatus) _requests`.
 const SLOT_REQUESTS: u64 = 12;
+/// `mapping(bytes32 keyAndRequester => uint256 requestId) _requestByKey`, keyed by
+/// `keccak256(abi.encodePacked(hpkePubKey, requester))`.
+const SLOT_REQUEST_BY_KEY: u64 = 13;
 
 fn slot(n: u64) -> B256 {
     B256::from(U256::from(n))
@@ -38,6 +41,14 @@ fn mapping_slot(key: B256, base: u64) -> B256 {
 fn field(word: U256, offset: usize, len: usize) -> U256 {
     let mask = if len >= 32 { U256::MAX } else { (U256::from(1) << (8 * len)) - U256::from(1) };
     (word >> (8 * offset)) & mask
+}
+
+/// The `_requestByKey` key of a request: `keccak256(hpkePubKey ‖ requester)`, as `requestIdOf` hashes it.
+fn key_and_requester(hpke_pub_key: B256, requester: Address) -> B256 {
+    let mut buf = [0u8; 52];
+    buf[..32].copy_from_slice(hpke_pub_key.as_slice());
+    buf[32..].copy_from_slice(requester.as_slice());
+    keccak256(buf)
 }
 
 fn low_u64(v: U256) -> u64 {
@@ -69,6 +80,12 @@ impl Reads {
     /// Also a request's status.
     pub fn request(mut self, request_id: U256) -> Self {
         self.slots.push(mapping_slot(B256::from(request_id), SLOT_REQUESTS));
+        self
+    }
+
+    /// Also the id of the request `requester` made with `hpke_pub_key` (`requestIdOf`).
+    pub fn request_of(mut self, hpke_pub_key: B256, requester: Address) -> Self {
+        self.slots.push(mapping_slot(key_and_requester(hpke_pub_key, requester), SLOT_REQUEST_BY_KEY));
         self
     }
 
@@ -125,6 +142,11 @@ impl Views<'_> {
         let activates_at = low_u64(field(word, 1, 8));
         let revoked = !field(word, 9, 1).is_zero();
         Ok(stored_kind == kind as u64 && stored_kind != 0 && !revoked && self.now() >= activates_at)
+    }
+
+    /// `requestIdOf(hpkePubKey, requester)` (zero: no such request).
+    pub fn request_id_of(&self, hpke_pub_key: B256, requester: Address) -> Result<U256, ProofError> {
+        self.0.get(mapping_slot(key_and_requester(hpke_pub_key, requester), SLOT_REQUEST_BY_KEY))
     }
 
     /// `requestStatus(id)`.

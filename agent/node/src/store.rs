@@ -184,6 +184,16 @@ impl Store {
         self.flush()
     }
 
+    /// Once the bundle is held and installed: drop the HPKE private key (it opened the one delivery
+    /// it was made for) and a genesis node's pending bundle (now the bundle), so a later copy of the
+    /// state directory holds the secret once, not three times. sled frees, not overwrites: the state
+    /// directory belongs on the TD's encrypted disk either way.
+    pub fn erase_install_secrets(&self) -> Result<(), StoreError> {
+        self.meta.remove(HPKE_SK)?;
+        self.meta.remove(PENDING_BUNDLE)?;
+        self.flush()
+    }
+
     /// Whether the secret file was installed (sha256 of what was written).
     pub fn installed(&self) -> Result<Option<String>, StoreError> {
         self.get_json(INSTALLED)
@@ -248,6 +258,25 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn erasing_install_secrets_drops_the_hpke_key_and_pending_bundle_and_survives_reopen() {
+        let dir = std::env::temp_dir().join(format!("replicatoor-store-erase-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let bundle = SecretBundle::new(Zeroizing::new([7; 32]), 1, Zeroizing::new(vec![9; 16])).unwrap();
+        {
+            let s = Store::open(&dir).unwrap();
+            s.set_hpke_keys(&HpkeKeypair::generate()).unwrap();
+            s.set_pending_bundle(&bundle).unwrap();
+            s.set_bundle(&bundle).unwrap();
+            s.erase_install_secrets().unwrap();
+        }
+        let s = Store::open(&dir).unwrap();
+        assert!(s.hpke_keys().unwrap().is_none());
+        assert!(s.pending_bundle().unwrap().is_none());
+        assert!(s.bundle().unwrap().is_some(), "the bundle itself stays");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -36,6 +36,7 @@ const HEAD_LAG_BLOCKS: &str = "replicatoor_head_lag_blocks";
 const SECRET_INSTALLED: &str = "replicatoor_secret_installed";
 const ROLE: &str = "replicatoor_role";
 const TRUST_MODE: &str = "replicatoor_trust_mode";
+const UNPROVEN_READS: &str = "replicatoor_unproven_reads_total";
 
 /// A role as shown on /status and in `replicatoor_role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -249,6 +250,18 @@ impl Telemetry {
             gauge!(TRUST_MODE, "mode" => mode).set(1.0);
         });
         self.update(|s| s.trust_mode = mode);
+    }
+
+    /// A read the verified chain view could not prove (no fresh trusted header, or an RPC answer
+    /// that does not prove itself): nothing was acted on, the role retries. `role` labels who read.
+    pub fn unproven_read(&self, role: &'static str) {
+        metrics::with_local_recorder(&self.recorder, || {
+            describe_counter!(
+                UNPROVEN_READS,
+                "Chain reads the verified view could not prove (stale header, missing or wrong proof); never acted on."
+            );
+            counter!(UNPROVEN_READS, "role" => role).increment(1)
+        });
     }
 
     pub fn rpc_error(&self) {

@@ -23,8 +23,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     });
     match roles::run(cfg, rx).await? {
         Exit::Done => Ok(ExitCode::SUCCESS),
-        Exit::Refused(r) => {
-            eprintln!("request refused by the cluster: {r}");
+        Exit::Refused { code } => {
+            match replicatoor_core::refusal::Refusal::from_code(code) {
+                Some(r) => eprintln!("request refused by the cluster: {r}"),
+                None => eprintln!("request refused by the cluster with code {code}, unknown to this version"),
+            }
             Ok(ExitCode::from(EXIT_REFUSED))
         }
     }

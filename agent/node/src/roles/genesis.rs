@@ -58,6 +58,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<Exit> {
             Some(v) => match proven_cluster(v).await {
                 Ok(c) => c,
                 Err(e) => {
+                    agent.telemetry.unproven_read("genesis");
                     warn!(target: "replicatoor::genesis", error = %e, "cannot prove the cluster yet");
                     if !agent.pause(agent.poll()).await {
                         return Ok(Exit::Done);
@@ -81,6 +82,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<Exit> {
     let digest = hex::encode(Sha256::digest(bundle.file()));
     agent.store.set_bundle(&bundle)?;
     agent.store.set_installed(&digest)?;
+    agent.store.erase_install_secrets()?;
     info!(target: "replicatoor::genesis", cluster = %bundle.cluster_address(), epoch = bundle.epoch(), sha256 = %digest, "genesis approved: this node holds the secret");
     Ok(Exit::Done)
 }

@@ -15,7 +15,7 @@ use crate::{
 };
 use anyhow::Context as _;
 use replicatoor_chain::{Backoff, Chain, ChainError};
-use replicatoor_core::{attest::Verifier, refusal::Refusal};
+use replicatoor_core::attest::Verifier;
 use sha2::{Digest, Sha256};
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::sync::watch;
@@ -30,8 +30,8 @@ pub const CHAIN_RETRY_CAP: Duration = Duration::from_secs(15);
 pub enum Exit {
     /// Stopped on request (SIGTERM/ctrl-c) or after installing with `--exit-after-install`.
     Done,
-    /// This node's request was refused on chain.
-    Refused(Refusal),
+    /// This node's request was refused on chain, with this code (one this build may not know).
+    Refused { code: u8 },
 }
 
 /// Everything a role needs.

@@ -5,7 +5,7 @@ use super::{Agent, Exit};
 use crate::{install::install_atomically, store::OwnRequest};
 use alloy::{
     eips::BlockId,
-    primitives::{B256, U256},
+    primitives::{Address, B256, U256},
     rpc::types::Filter,
     sol_types::SolEvent,
 };
@@ -83,19 +83,69 @@ async fn post_request(agent: &Agent, keys: &HpkeKeypair) -> anyhow::Result<OwnRe
     Ok(own)
 }
 
-async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::Result<Exit> {
+/// What the chain says about this node's request at one look.
+enum Look {
+    /// The request's status (proven, when the deployment is pinned).
+    Status(RequestStatus),
+    /// Pinned: the id this key and sender requested is another one (the request was mined again
+    /// under a new id after a reorg); follow that one.
+    Renumbered(U256),
+    /// Pinned: the read could not be proven yet (logged and counted); look again later.
+    Unproven,
+}
+
+async fn look(agent: &Agent, keys: &HpkeKeypair, own: &OwnRequest) -> anyhow::Result<Look> {
     let chain = &agent.chain;
-    loop {
+    let Some(v) = &agent.verified else {
         let status = agent
             .retrying("reading the request status", || chain.request_status(own.request_id, BlockId::latest()))
             .await?;
-        match status {
-            RequestStatus::Pending => {
+        return Ok(Look::Status(status));
+    };
+    let sender = chain.sender().context("a sender key is required")?;
+    match proven_look(v, B256::from(keys.public()), sender, own).await {
+        Ok(l) => Ok(l),
+        Err(e) => {
+            agent.telemetry.unproven_read("requester");
+            warn!(target: "replicatoor::requester", error = %e, "cannot prove the request's status yet; waiting");
+            Ok(Look::Unproven)
+        }
+    }
+}
+
+/// The id this key and sender requested, and that request's status, both proven at a fresh trusted
+/// header: a new node follows only its own request, as the chain's consensus says it stands.
+async fn proven_look(v: &Verified, pk: B256, sender: Address, own: &OwnRequest) -> Result<Look, ViewError> {
+    let head = v.decision_header(super::unix_now(), own.block).await?;
+    let reads = Reads::default().request_of(pk, sender).request(own.request_id);
+    let storage = v.storage(&head, &reads).await?;
+    let views = Views(&storage);
+    let id = views.request_id_of(pk, sender)?;
+    if id.is_zero() {
+        return Ok(Look::Status(RequestStatus::None));
+    }
+    if id != own.request_id {
+        return Ok(Look::Renumbered(id));
+    }
+    Ok(Look::Status(views.request_status(id)?))
+}
+
+async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, mut own: OwnRequest) -> anyhow::Result<Exit> {
+    loop {
+        match look(agent, keys, &own).await? {
+            Look::Unproven | Look::Status(RequestStatus::Pending) => {
                 if !agent.pause(agent.poll()).await {
                     return Ok(Exit::Done);
                 }
             }
-            RequestStatus::Delivered => {
+            Look::Renumbered(id) => {
+                warn!(target: "replicatoor::requester", old = %own.request_id, new = %id, "this key's request was mined again under another id (reorg); following it");
+                // Its block is unknown: the answer's log is searched from the start block.
+                own = OwnRequest { request_id: id, block: agent.cfg.start_block, tx_hash: B256::ZERO };
+                agent.store.set_own_request(&own)?;
+                agent.telemetry.update(|s| s.own_request = Some(id.to_string()));
+            }
+            Look::Status(RequestStatus::Delivered) => {
                 crate::failpoint::hit("requester_after_delivery_seen");
                 if install(agent, keys, own).await? {
                     return Ok(Exit::Done);
@@ -104,18 +154,24 @@ async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) ->
                     return Ok(Exit::Done);
                 }
             }
-            RequestStatus::None => {
+            Look::Status(RequestStatus::None) => {
                 // The request's block was reorged away: post again (the key was never used on this chain).
                 warn!(target: "replicatoor::requester", request_id = %own.request_id, "request no longer exists on chain (reorg); posting it again");
                 let again = post_request(agent, keys).await?;
                 return Box::pin(wait_and_install(agent, keys, again)).await;
             }
-            RequestStatus::Refused => {
-                let code = refusal_code(agent, own).await?;
-                let reason = Refusal::from_code(code);
-                error!(target: "replicatoor::requester", code, reason = reason.map_or("unknown", |r| r.name()), "request REFUSED by the cluster");
-                return Ok(Exit::Refused(reason.unwrap_or(Refusal::QuoteInvalid)));
-            }
+            Look::Status(RequestStatus::Refused) => match refusal_code(agent, own).await? {
+                Some(code) => {
+                    let reason = Refusal::from_code(code).map_or("unknown", Refusal::name);
+                    error!(target: "replicatoor::requester", code, reason, "request REFUSED by the cluster");
+                    return Ok(Exit::Refused { code });
+                }
+                None => {
+                    if !agent.pause(agent.poll()).await {
+                        return Ok(Exit::Done);
+                    }
+                }
+            },
         }
     }
 }
@@ -130,10 +186,35 @@ async fn event_logs<E: SolEvent>(agent: &Agent, own: OwnRequest) -> anyhow::Resu
     agent.retrying("reading the answer's log", || get_logs(chain, &filter, from, head)).await
 }
 
-async fn refusal_code(agent: &Agent, own: OwnRequest) -> anyhow::Result<u8> {
+/// The refusal's code. Pinned: from the `RequestRefused` event in its block's proven receipts (None
+/// while that cannot be proven: the node does not give up on an unproven refusal).
+async fn refusal_code(agent: &Agent, own: OwnRequest) -> anyhow::Result<Option<u8>> {
     let logs = event_logs::<Op::RequestRefused>(agent, own).await?;
-    let log = logs.last().context("request is refused but no RequestRefused log was found")?;
-    Ok(log.log_decode::<Op::RequestRefused>().context("decoding RequestRefused")?.inner.data.reason)
+    let Some(log) = logs.last() else {
+        warn!(target: "replicatoor::requester", "the request is refused but its RequestRefused log is not served yet; waiting");
+        return Ok(None);
+    };
+    let Some(v) = &agent.verified else {
+        return Ok(Some(log.log_decode::<Op::RequestRefused>().context("decoding RequestRefused")?.inner.data.reason));
+    };
+    let block = log.block_number.context("refusal log without a block number")?;
+    let proven = async {
+        let head = v.decision_header(super::unix_now(), block).await?;
+        let events = v.events_in_block::<Op::RequestRefused>(&head, block).await?;
+        Ok::<_, ViewError>(events.into_iter().find(|p| p.event.requestId == own.request_id).map(|p| p.event.reason))
+    };
+    match proven.await {
+        Ok(Some(code)) => Ok(Some(code)),
+        Ok(None) => {
+            warn!(target: "replicatoor::requester", block, "the RPC's refusal log is not in its block's proven receipts; waiting");
+            Ok(None)
+        }
+        Err(e) => {
+            agent.telemetry.unproven_read("requester");
+            warn!(target: "replicatoor::requester", block, error = %e, "cannot prove the refusal yet; waiting");
+            Ok(None)
+        }
+    }
 }
 
 /// The delivery for `request_id` in block `block`, from the block's receipts rebuilt to its receipts
@@ -173,6 +254,7 @@ async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::
                 return Ok(false);
             }
             Err(e) => {
+                agent.telemetry.unproven_read("requester");
                 warn!(target: "replicatoor::requester", block, error = %e, "cannot prove the delivery yet; not installing");
                 return Ok(false);
             }
@@ -193,6 +275,7 @@ async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::
     crate::failpoint::hit("requester_after_install");
     agent.store.set_bundle(&bundle)?;
     agent.store.set_installed(&digest)?;
+    agent.store.erase_install_secrets()?;
     info!(target: "replicatoor::requester", path = %path.display(), sha256 = %digest, bytes = bundle.file().len(), cluster = %cluster, delivered_block = block, "secret installed");
     Ok(true)
 }

@@ -135,6 +135,13 @@ impl References for StepView<'_> {
     }
 }
 
+/// Count a read the verified view could not prove (an RPC failure counts as one already).
+fn unproven(agent: &Agent, e: &StateError) {
+    if matches!(e, StateError::View(_)) {
+        agent.telemetry.unproven_read("holder");
+    }
+}
+
 pub(super) async fn handle_request(
     agent: &Agent,
     bundle: &SecretBundle,
@@ -147,7 +154,10 @@ pub(super) async fn handle_request(
     let id = ev.requestId;
     let status = match view.status(id).await {
         Ok(s) => s,
-        Err(e) => return defer(agent, id, block, format!("reading status: {e}")).map(|_| None),
+        Err(e) => {
+            unproven(agent, &e);
+            return defer(agent, id, block, format!("reading status: {e}")).map(|_| None);
+        }
     };
     if status != RequestStatus::Pending {
         let status = u8::from(status);
@@ -164,10 +174,14 @@ pub(super) async fn handle_request(
     let ev = match view.request_event(ev, block).await {
         Ok(Some(proven)) => proven,
         Ok(None) => {
+            agent.telemetry.unproven_read("holder");
             return defer(agent, id, block, "the RPC's request log is not in its block's proven receipts".into())
-                .map(|_| None)
+                .map(|_| None);
         }
-        Err(e) => return defer(agent, id, block, format!("proving the request event: {e}")).map(|_| None),
+        Err(e) => {
+            unproven(agent, &e);
+            return defer(agent, id, block, format!("proving the request event: {e}")).map(|_| None);
+        }
     };
     let ev = &ev;
     let policy = view.policy;

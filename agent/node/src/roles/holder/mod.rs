@@ -52,7 +52,10 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                 let view = match StepView::read(agent, decide_at).await {
                     Ok(v) => v,
                     Err(e) => {
-                        agent.telemetry.rpc_error();
+                        match &e {
+                            decide::StateError::View(_) => agent.telemetry.unproven_read("holder"),
+                            decide::StateError::Chain(_) => agent.telemetry.rpc_error(),
+                        }
                         warn!(target: "replicatoor::holder", error = %e, "cannot read the contract state; retrying the step");
                         if !agent.pause(backoff.next_delay()).await {
                             break;
