@@ -120,6 +120,18 @@ run_e2e() {
   admin propose-app --compose "$COMPOSE" --note "bench app"
   log "contract $CONTRACT deployed at block $START, references approved"
 
+  # Every agent is pinned to a simulated beacon: the figures include the verified chain view (light
+  # client sync, storage and receipt proofs), as production nodes run it.
+  BEACON_PORT=$(free_port)
+  "$BIN" dev beacon --rpc-url "$RPC" --listen "127.0.0.1:$BEACON_PORT" --contract "$CONTRACT" --start-block "$START" \
+    --pin-file "$OUT/deployment.toml" >"$OUT/beacon.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 120); do [ -s "$OUT/deployment.toml" ] && break; sleep 0.25; done
+  [ -s "$OUT/deployment.toml" ] || { cat "$OUT/beacon.log" >&2; echo "bench: the simulated beacon did not start" >&2; exit 1; }
+  REPLICATOOR_DEPLOYMENT="$(cat "$OUT/deployment.toml")"
+  export REPLICATOOR_DEPLOYMENT REPLICATOOR_BEACON_URL="http://127.0.0.1:$BEACON_PORT"
+  log "agents pinned to a simulated beacon on $REPLICATOOR_BEACON_URL"
+
   # start_agent NAME KEY HTTP_PORT [extra flags...]: the real binary, release build; sets AGENT_PID.
   start_agent() {
     local name=$1 key=$2 http=$3

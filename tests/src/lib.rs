@@ -444,10 +444,12 @@ impl Net {
             .envs(env.iter().copied())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
-        if let Some((b, pin)) = &self.pin {
-            if !extra.contains(&"--deployment") {
-                cmd.args(["--deployment", pin, "--beacon-url", b.url()]);
-            }
+        if !extra.contains(&"--deployment") {
+            match &self.pin {
+                Some((b, pin)) => cmd.args(["--deployment", pin, "--beacon-url", b.url()]),
+                // An unpinned net: the agent must be told explicitly to trust its RPC.
+                None => cmd.arg("--dangerously-trust-rpc"),
+            };
         }
         let child = cmd.spawn().expect("start replicatoor");
         Proc { child, name: name.into(), dir, http_port }

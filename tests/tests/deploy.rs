@@ -185,7 +185,8 @@ async fn deploy_script_applies_env_settings_and_prints_address_and_start_block()
     // The printed lines are the agent's settings: `config check` accepts them as they are.
     let state = scratch.0.join("state");
     let out = Command::new(env!("CARGO_BIN_EXE_replicatoor-dev"))
-        .args(["config", "check", "--rpc-url", &url, "--quote-provider", "simulated", "--app-compose"])
+        .args(["config", "check", "--dangerously-trust-rpc", "--rpc-url", &url, "--quote-provider", "simulated"])
+        .arg("--app-compose")
         .arg(root().join("examples/app-compose.json"))
         .arg("--state-dir")
         .arg(&state)
@@ -298,6 +299,7 @@ quote_provider = "simulated"
 app_compose = "APP_COMPOSE"
 state_dir = "STATE"
 secret_file = "SECRET"
+dangerously_trust_rpc = true
 "#;
 
 fn good_toml(scratch: &Scratch) -> String {
@@ -323,7 +325,14 @@ fn config_check_accepts_a_good_file_and_rejects_bad_ones_with_the_fix() {
     assert!(out.contains(&format!("sender:        {}", key(2).address())), "{out}");
     assert!(!out.contains(KEYS[2].trim_start_matches("0x")), "never prints the key:\n{out}");
     assert!(out.contains("warning: quote_provider"), "simulated quotes are flagged:\n{out}");
+    assert!(out.contains("warning: dangerously_trust_rpc"), "an unpinned node is flagged:\n{out}");
+    assert!(out.contains("chain view:    UNVERIFIED"), "{out}");
     assert!(!scratch.0.join("state").exists(), "check creates nothing");
+    // Without a pin, only an explicit --dangerously-trust-rpc lets a node start.
+    let (code, out) = check(&good.replace("dangerously_trust_rpc = true\n", ""));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("error:   deployment: ") && out.contains("no pinned deployment"), "{out}");
+    fs::write(&file, &good).unwrap();
     // Warnings are fatal on request.
     let (code, _) = config_check(&["--config", &file.display().to_string(), "--deny-warnings"], &sender);
     assert_eq!(code, 2);
@@ -407,6 +416,7 @@ fn config_precedence_is_flag_then_env_then_file_then_default() {
         &state,
         "--secret-file",
         &secret,
+        "--dangerously-trust-rpc",
     ];
     let (code, out) = config_check(&required, &[sender]);
     assert_eq!(code, 0, "{out}");

@@ -12,8 +12,9 @@ use yaml_rust2::{Yaml, YamlLoader};
 /// Settings the TD's decisions depend on: each must be written literally in the compose (or left
 /// to its strict default). Transport and per-node values (RPC and beacon URLs, the sender key, the
 /// genesis switch, ports, logs) may come from the operator.
-const SECURITY_SETTINGS: [&str; 8] = [
+const SECURITY_SETTINGS: [&str; 9] = [
     "DEPLOYMENT",
+    "DANGEROUSLY_TRUST_RPC",
     "CONTRACT",
     "START_BLOCK",
     "ALLOW_SIMULATED_QUOTES",

@@ -46,6 +46,10 @@ fn check(a: CheckArgs) -> bool {
         println!("rpc:           {rpc}");
         println!("contract:      {}", c.contract);
         println!("start block:   {}", c.start_block);
+        match &c.deployment {
+            Some(d) => println!("chain view:    pinned: {}", d.trust),
+            None => println!("chain view:    UNVERIFIED: the RPC's (--dangerously-trust-rpc)"),
+        }
         println!("sender:        {}", c.sender_key.address());
         println!("role:          {}", if c.genesis { "genesis (founds the cluster)" } else { "new node / holder" });
         println!("quote source:  {:?}", c.quote_provider);

@@ -58,6 +58,11 @@ impl ConfigError {
                 "http_addr" => "an IP socket address such as 127.0.0.1:9090 or 0.0.0.0:9090, or `off`".into(),
                 "witness_rpc_urls" => "independent https:// endpoints (other providers than rpc_url)".into(),
                 "pccs_url" => "an https:// PCCS base URL, or `off` (then set collateral_dir)".into(),
+                "deployment" => "pin the deployment literally in the app's compose (docs/deploy.md, \"Pinning the \
+                                 deployment\"); for a dev chain `replicatoor dev beacon` writes one. \
+                                 --dangerously-trust-rpc runs on the RPC's unverified view (dev/test only)"
+                    .into(),
+                "dangerously_trust_rpc" => "with a pinned deployment, remove dangerously_trust_rpc".into(),
                 _ => "see `replicatoor run --help`".into(),
             },
         }
@@ -160,6 +165,13 @@ pub fn check(args: RunArgs) -> (Option<RunConfig>, Vec<Problem>) {
         if !d.is_dir() {
             warn("collateral_dir", format!("{} is not a directory", d.display()), "create it or fix the path");
         }
+    }
+    if cfg.deployment.is_none() {
+        warn(
+            "dangerously_trust_rpc",
+            "no pinned deployment: this node would release and install on whatever its RPC says".into(),
+            "never in production: pin the deployment (docs/deploy.md)",
+        );
     }
     if cfg.allow_simulated_quotes {
         warn(

@@ -104,6 +104,11 @@ pub struct Settings {
     /// root authenticates, and the agent refuses an RPC on another chain.
     #[arg(long, env = "REPLICATOOR_DEPLOYMENT")]
     pub deployment: Option<String>,
+    /// Run without a pinned deployment, on whatever the RPC says about the chain. The machine's
+    /// operator chooses the RPC, so this hands the release decision to the operator: dev/test only.
+    /// `run` refuses to start with neither this nor `--deployment`.
+    #[arg(long, env = "REPLICATOOR_DANGEROUSLY_TRUST_RPC")]
+    pub dangerously_trust_rpc: bool,
     /// Beacon API endpoint the light client reads from (untrusted transport; everything it serves is
     /// verified). Needed when the pinned deployment's trust root is a beacon light client.
     #[arg(long, env = "REPLICATOOR_BEACON_URL")]
@@ -317,6 +322,20 @@ impl Settings {
                 Some(d)
             }
         };
+        match (&deployment, self.dangerously_trust_rpc) {
+            (None, false) => {
+                return Err(invalid(
+                    "deployment",
+                    "no pinned deployment: a node must know which chain and contract it serves, and how to \
+                     authenticate them, from its measured configuration"
+                        .into(),
+                ))
+            }
+            (Some(_), true) => {
+                return Err(invalid("dangerously_trust_rpc", "contradicts the pinned deployment: remove one".into()))
+            }
+            _ => {}
+        }
         Ok(RunConfig {
             deployment,
             beacon_url: self.beacon_url,

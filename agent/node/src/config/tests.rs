@@ -26,8 +26,13 @@ fn run(extra: &[&str]) -> RunArgs {
     }
 }
 
+/// A pinned deployment (an RPC quorum: valid in every build, with no beacon URL needed).
+const PIN: &str = "chain_id = 31337\ncontract = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\nstart_block = 0\n\
+                   [trust]\nmode = \"quorum\"\nrpcs = [\"https://a.example\", \"https://b.example\", \
+                   \"https://c.example\"]\nquorum = 2\n";
+
 /// The settings every valid configuration needs.
-const REQUIRED: [&str; 10] = [
+const REQUIRED: [&str; 12] = [
     "--rpc-url",
     "http://127.0.0.1:8545",
     "--contract",
@@ -38,6 +43,8 @@ const REQUIRED: [&str; 10] = [
     "/tmp/x/secret",
     "--sender-key",
     KEY,
+    "--deployment",
+    PIN,
 ];
 
 fn base() -> Settings {
@@ -61,11 +68,12 @@ fn default_equals_parsing_no_flags() {
         state_dir: Some("/tmp/x".into()),
         secret_file: Some("/tmp/x/secret".into()),
         sender_key: Some(KEY.parse().unwrap()),
+        deployment: Some(PIN.into()),
         ..Settings::default()
     };
     assert_eq!(full.settings, expected);
     let flags: BTreeSet<String> =
-        ["rpc_url", "contract", "state_dir", "secret_file", "sender_key"].map(String::from).into();
+        ["rpc_url", "contract", "state_dir", "secret_file", "sender_key", "deployment"].map(String::from).into();
     assert_eq!(full.explicit, flags);
 }
 
@@ -74,6 +82,7 @@ fn defaults_are_strict() {
     let d = Settings::default();
     assert_eq!(d.quote_provider, ProviderKind::Dstack);
     assert!(!d.allow_simulated_quotes && !d.allow_insecure_rpc && !d.genesis && !d.exit_after_install);
+    assert!(!d.dangerously_trust_rpc && d.deployment.is_none());
     assert_eq!((d.confirmations, d.start_block, d.poll_interval_ms, d.jitter_ms), (2, 0, 1000, 400));
     assert_eq!(d.max_refusals_per_step, 16);
     assert!(d.rpc_url.is_none() && d.contract.is_none() && d.sender_key.is_none() && d.generate_secret.is_none());
@@ -141,6 +150,15 @@ fn rejects_insecure_remote_rpc_and_bad_values() {
     let mut a = base();
     a.http_addr = "not-an-addr".into();
     assert!(matches!(a.validate(), Err(ConfigError::Invalid { key: "http_addr", .. })));
+    // No pin: refused unless the operator says, explicitly, to trust the RPC; never both.
+    let mut a = base();
+    a.deployment = None;
+    assert!(matches!(a.clone().validate(), Err(ConfigError::Invalid { key: "deployment", .. })));
+    a.dangerously_trust_rpc = true;
+    assert!(a.validate().unwrap().deployment.is_none());
+    let mut a = base();
+    a.dangerously_trust_rpc = true;
+    assert!(matches!(a.validate(), Err(ConfigError::Invalid { key: "dangerously_trust_rpc", .. })));
     let mut a = base();
     a.http_addr = "off".into();
     a.pccs_url = "off".into();
@@ -189,13 +207,14 @@ fn file_beats_defaults_for_every_kind_of_setting() {
          \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\nstate_dir = \"/s\"\nsecret_file = \"/s/k\"\nsender_key = \
          \"{KEY}\"\ngenesis = true\ngenerate_secret = 32\nquote_provider = \"simulated\"\napp_compose = \"/a.json\"\n\
          witness_rpc_urls = [\"https://w1.example.com\", \"https://w2.example.com\"]\npccs_url = \"off\"\n\
-         http_addr = \"off\"\nstart_block = 42\npoll_interval_ms = 60\nmax_refusals_per_step = 3\n"
+         http_addr = \"off\"\nstart_block = 42\npoll_interval_ms = 60\nmax_refusals_per_step = 3\n\
+         dangerously_trust_rpc = true\n"
     );
     let f = TempFile::new("kinds", &toml);
     let a = run(&["--config", f.path()]);
     assert!(a.explicit.is_empty(), "{:?}", a.explicit);
     let s = a.layered().unwrap();
-    assert!(s.allow_insecure_rpc && s.genesis);
+    assert!(s.allow_insecure_rpc && s.genesis && s.dangerously_trust_rpc);
     assert_eq!((s.quote_provider, s.generate_secret, s.start_block), (ProviderKind::Simulated, Some(32), 42));
     assert_eq!(s.witness_rpc_urls, ["https://w1.example.com", "https://w2.example.com"]);
     let c = s.validate().expect("the file alone is a valid configuration");

@@ -80,7 +80,7 @@ impl Agent {
         }
         let verified = match &cfg.deployment {
             None => {
-                warn!(target: "replicatoor", "no pinned deployment (--deployment): this node trusts its RPC's view of the chain");
+                warn!(target: "replicatoor", "!!! --dangerously-trust-rpc: no pinned deployment; this node releases and installs on whatever its RPC says. Dev/test only. !!!");
                 None
             }
             Some(d) => {
