@@ -7,9 +7,9 @@
 //! duplicates), and each installed file whole, equal to the genesis secret, mode 0600, with no temp
 //! file beside it (0 partial files).
 //!
-//! Every scenario except the three reorgs runs pinned (`Net::start_pinned`): its agents decide,
-//! install and start on state proven against simulated-beacon headers. The simulated beacon does not
-//! follow anvil reorgs (it signs each block number once), so the reorg scenarios run unpinned.
+//! Every scenario runs pinned (`Net::start_pinned`): its agents decide, install and start on state
+//! proven against simulated-beacon headers. The simulated beacon follows anvil reorgs (it rebuilds
+//! and signs the blocks a reorg replaced), so the reorg scenarios exercise the verified view too.
 //!
 //! The scenarios mostly wait on 1 s blocks (the whole suite uses a few CPU seconds), so running
 //! more than one per core is fine: `-- --test-threads 8` cuts the wall time to that of the
@@ -278,7 +278,7 @@ async fn get_logs_range_limited() {
 /// above the holder's checkpoint (so the follower's own reorg check cannot see it).
 #[tokio::test]
 async fn reorg_drops_delivery_above_checkpoint() {
-    let net = Net::start("faults-reorg-above", Net::dev_policy()).await;
+    let net = Net::start_pinned("faults-reorg-above", Net::dev_policy()).await;
     let g = net.genesis(1).await;
     let secret = fs::read(g.secret_path()).expect("genesis secret");
     let mut n = net.agent("node", 2, &compose_good(), &EXIT);
@@ -312,7 +312,7 @@ async fn reorg_drops_delivery_above_checkpoint() {
 /// around it: the follower sees its checkpoint replaced, rewinds and answers again.
 #[tokio::test]
 async fn reorg_drops_delivery_below_checkpoint() {
-    let net = Net::start("faults-reorg-below", Net::dev_policy()).await;
+    let net = Net::start_pinned("faults-reorg-below", Net::dev_policy()).await;
     let mut g = net.genesis(1).await;
     let secret = fs::read(g.secret_path()).expect("genesis secret");
     let mut n = net.agent("node", 2, &compose_good(), &EXIT);
@@ -350,7 +350,7 @@ async fn reorg_drops_delivery_below_checkpoint() {
 /// The new node's request is dropped: it notices and posts again, and is answered once.
 #[tokio::test]
 async fn reorg_drops_request() {
-    let net = Net::start("faults-reorg-request", Net::dev_policy()).await;
+    let net = Net::start_pinned("faults-reorg-request", Net::dev_policy()).await;
     let g = net.genesis(1).await;
     let secret = fs::read(g.secret_path()).expect("genesis secret");
     let sender = key(3).address();

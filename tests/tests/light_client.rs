@@ -429,3 +429,42 @@ async fn act<B>(action: Action, req: &Request<B>, json: &Mutex<usize>) -> Respon
     *response.status_mut() = status;
     response
 }
+
+/// The simulated beacon follows an anvil reorg: asked again at the same height, it signs the new
+/// fork's block, and the finalized block it names is one the chain still has (the reorg here is
+/// deeper than the finality lag). A light client synced on the old fork takes the new one as soon
+/// as it is higher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_beacon_follows_an_anvil_reorg() {
+    let anvil = Anvil::start().await;
+    let beacon = sim::serve(&anvil.url, listen(), Committee::Public).await.expect("simulated beacon");
+    anvil.mine(40).await;
+    let mut lc = client(&beacon);
+    lc.sync(now()).await.expect("sync");
+    let old = anvil.head().await;
+    assert_eq!(lc.optimistic(), Some(old));
+
+    let none: Vec<serde_json::Value> = Vec::new();
+    let _: serde_json::Value = anvil.rpc.raw_request("anvil_reorg".into(), (20u64, none)).await.expect("reorg");
+    let new = anvil.head().await;
+    assert_eq!(new.number, old.number, "anvil_reorg keeps the height");
+    assert_ne!(new.hash, old.hash);
+    let served: serde_json::Value =
+        reqwest::get(format!("{}/eth/v1/beacon/light_client/finality_update", beacon.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let hash_of = |v: &serde_json::Value| v["execution"]["block_hash"].as_str().unwrap().parse::<B256>().unwrap();
+    assert_eq!(hash_of(&served["data"]["attested_header"]), new.hash, "the new fork's head is signed");
+    let finalized = &served["data"]["finalized_header"];
+    let number: u64 = finalized["execution"]["block_number"].as_str().unwrap().parse().unwrap();
+    assert!(number + 20 > old.number, "the finalized block was replaced by the reorg");
+    let canonical = anvil.rpc.get_block_by_number(number.into()).await.unwrap().unwrap();
+    assert_eq!(hash_of(finalized), canonical.header.hash, "the finalized block is on the chain");
+
+    anvil.mine(1).await;
+    lc.sync(now()).await.expect("sync on the new fork");
+    assert_eq!(lc.optimistic(), Some(anvil.head().await));
+}

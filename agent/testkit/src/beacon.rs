@@ -27,10 +27,14 @@
 //! * Checkpoint: the block that was the execution head when [`serve`] started; clients pin its
 //!   beacon root ([`SimBeacon::checkpoint`], also served at `/replicatoor/checkpoint`).
 //!
-//! Beacon blocks are built on demand and memoized by execution block number, so execution reorgs
-//! (`evm_revert`, `anvil_reset`) are not followed: start a new simulated beacon after one. A
-//! block's state commits to its finalized block, so the first block built (the checkpoint) costs
-//! one RPC call per eight blocks back to genesis: seconds on a chain of 100k blocks.
+//! Beacon blocks are built on demand and memoized by execution block number. Execution reorgs
+//! (`anvil_reorg`, `evm_revert`) are followed: before answering for the head, the newest memoized
+//! blocks are checked against the RPC's hashes, and every block a reorg replaced is built again
+//! (with the same slot: a light client takes the new fork once it is higher than what it has), so
+//! no cached update or finalized root still names a replaced block. The checkpoint's block is never
+//! rebuilt (a checkpoint is final, whatever a dev chain does). A block's state commits to its
+//! finalized block, so the first block built (the checkpoint) costs one RPC call per eight blocks
+//! back to genesis: seconds on a chain of 100k blocks.
 
 use alloy::{
     primitives::U256,
@@ -178,9 +182,11 @@ pub async fn serve(rpc_url: &str, listen: SocketAddr, committee: Committee) -> R
         by_root: HashMap::new(),
         period_updates: HashMap::new(),
         head_update: None,
+        checkpoint_block: None,
     };
     let head = chain.head().await?;
     let block = chain.block(head).await?;
+    chain.checkpoint_block = Some(head);
     let checkpoint =
         Checkpoint { block_root: block.header.beacon.root(), slot: block.header.beacon.slot, execution_block: head };
 
@@ -222,6 +228,8 @@ struct Chain {
     period_updates: HashMap<u64, LightClientUpdate<Minimal>>,
     /// The update signed for the head last asked about.
     head_update: Option<(u64, LightClientUpdate<Minimal>)>,
+    /// The checkpoint's execution block (kept through reorgs).
+    checkpoint_block: Option<u64>,
 }
 
 impl Chain {
@@ -309,7 +317,32 @@ impl Chain {
         Ok(block.update(&self.network, &signer, slot + 1, size, Some(next.committee()), finalized.as_ref()))
     }
 
+    /// Forget every memoized block a reorg replaced (its execution hash is no longer the RPC's for
+    /// its number), with the updates that signed it. Newest first: the first block still on the
+    /// chain means every one below it is too.
+    async fn follow_reorgs(&mut self) -> Result<(), SimBeaconError> {
+        let mut numbers: Vec<u64> = self.blocks.keys().copied().filter(|n| Some(*n) != self.checkpoint_block).collect();
+        numbers.sort_unstable_by(|a, b| b.cmp(a));
+        let mut replaced_from = None;
+        for n in numbers {
+            let now = self.rpc.get_block_by_number(n.into()).await.map_err(|e| SimBeaconError::Rpc(e.to_string()))?;
+            if now.map(|b| b.header.hash) == Some(self.blocks[&n].header.execution.block_hash) {
+                break;
+            }
+            replaced_from = Some(n);
+        }
+        let Some(from) = replaced_from else { return Ok(()) };
+        let keep = self.checkpoint_block;
+        self.blocks.retain(|n, _| *n < from || Some(*n) == keep);
+        self.by_root.retain(|_, n| *n < from || Some(*n) == keep);
+        let first_period = self.network.period_at_slot(slot_of_block(from));
+        self.period_updates.retain(|p, _| *p < first_period);
+        self.head_update = None;
+        Ok(())
+    }
+
     async fn head_update(&mut self) -> Result<LightClientUpdate<Minimal>, SimBeaconError> {
+        self.follow_reorgs().await?;
         let head = self.head().await?;
         if let Some((n, update)) = &self.head_update {
             if *n == head {
@@ -416,6 +449,7 @@ async fn answer(
             let (Some(start), Some(count)) = (query_u64(query, "start_period"), query_u64(query, "count")) else {
                 return Ok(Reply::Status(StatusCode::BAD_REQUEST, "start_period and count required".into()));
             };
+            chain.follow_reorgs().await?;
             let head = chain.head().await?;
             let mut updates = Vec::new();
             for period in start..start.saturating_add(count.min(MAX_REQUEST_LIGHT_CLIENT_UPDATES)) {
