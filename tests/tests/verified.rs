@@ -387,3 +387,51 @@ async fn a_forged_refusal_stops_only_an_unpinned_node() {
     assert!(!node.log().contains("REFUSED"), "{}", node.log());
     drop(holder);
 }
+
+/// An RPC that will not prove the EIP-2935 history contract (an error for every `eth_getProof` of
+/// it): blocks more than 256 below a trusted header can then not be linked at all.
+async fn no_history_rpc(upstream: &str) -> RpcProxy {
+    let history = alloy::eips::eip2935::HISTORY_STORAGE_ADDRESS.to_string().to_lowercase();
+    let refuse: Rewrite = Arc::new(move |req: &Value, ans: Value| {
+        let asks_history =
+            req["method"] == "eth_getProof" && req["params"][0].as_str().is_some_and(|a| a.to_lowercase() == history);
+        if asks_history {
+            return serde_json::json!({
+                "jsonrpc": "2.0", "id": ans["id"], "error": { "code": -32000, "message": "not served" }
+            });
+        }
+        ans
+    });
+    RpcProxy::start(upstream, refuse).await
+}
+
+/// A request answered long after it was posted, and a node that comes back long after its delivery,
+/// where the block cannot be linked to the trusted header (300 blocks, and no history contract
+/// proofs): the holder binds the request through `requestIdOf` in proven storage and serves it, the
+/// new node checks the delivery against the cluster proven now and installs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_and_deliveries_beyond_the_link_range_are_proven_through_storage() {
+    let net = Net::start_pinned("beyond-link", Net::dev_policy()).await;
+    let genesis = net.genesis(1).await;
+    let secret = std::fs::read(genesis.secret_path()).unwrap();
+    drop(genesis);
+    let mut node = net.agent("late", 2, &compose_good(), &["--exit-after-install"]);
+    wait_until("the request", T, || async { net.request_count().await == 1 }).await;
+    node.terminate();
+    let provider = net.owner.provider().clone();
+    let mine = |n: u64| {
+        let p = provider.clone();
+        async move {
+            let _: Value = alloy::providers::Provider::raw_request(&p, "anvil_mine".into(), (n,)).await.unwrap();
+        }
+    };
+    mine(300).await;
+    let rpc = no_history_rpc(&net.url).await;
+    let holder = net.agent_via(rpc.url(), "genesis", 1, &compose_good(), &[], &[]);
+    wait_until("the old request to be served", T, || async { net.status(1).await == 2 }).await;
+    drop(holder);
+    mine(300).await;
+    let mut node = net.agent_via(rpc.url(), "late", 2, &compose_good(), &["--exit-after-install"], &[]);
+    wait_for_file(&mut node, T).await;
+    assert_eq!(std::fs::read(node.secret_path()).unwrap(), secret);
+}

@@ -185,10 +185,11 @@ impl<S: HeaderSource> VerifiedView<S> {
                 tracing::debug!(target: "replicatoor::verified", block = number, error = %e, "history contract did not link the block; walking parent hashes");
                 self.walk(at, number).await
             }
-            Err(ViewError::NoHistory(why)) => Err(ViewError::NoHistory(format!(
-                "{why}; block {number} is {distance} blocks below the trusted header, beyond the {MAX_WALK_DISTANCE} parent-hash steps a view walks"
+            // Whatever failed (no contract, a wrong proof, an RPC that will not answer), the block
+            // cannot be linked: callers that can prove what they need another way do so.
+            Err(e) => Err(ViewError::NoHistory(format!(
+                "{e}; block {number} is {distance} blocks below the trusted header, beyond the {MAX_WALK_DISTANCE} parent-hash steps a view walks"
             ))),
-            Err(e) => Err(e),
         }
     }
 

@@ -198,10 +198,16 @@ async fn refusal_code(agent: &Agent, own: OwnRequest) -> anyhow::Result<Option<u
         return Ok(Some(log.log_decode::<Op::RequestRefused>().context("decoding RequestRefused")?.inner.data.reason));
     };
     let block = log.block_number.context("refusal log without a block number")?;
+    let rpc_code = log.log_decode::<Op::RequestRefused>().context("decoding RequestRefused")?.inner.data.reason;
     let proven = async {
         let head = v.decision_header(super::unix_now(), block).await?;
-        let events = v.events_in_block::<Op::RequestRefused>(&head, block).await?;
-        Ok::<_, ViewError>(events.into_iter().find(|p| p.event.requestId == own.request_id).map(|p| p.event.reason))
+        match v.events_in_block::<Op::RequestRefused>(&head, block).await {
+            Ok(events) => Ok(events.into_iter().find(|p| p.event.requestId == own.request_id).map(|p| p.event.reason)),
+            // Beyond the link range: the refusal itself was proven (the status); only its code,
+            // which changes nothing but the message, is the RPC's.
+            Err(ViewError::TooFar { .. } | ViewError::NoHistory(_)) => Ok(Some(rpc_code)),
+            Err(e) => Err(e),
+        }
     };
     match proven.await {
         Ok(Some(code)) => Ok(Some(code)),
@@ -217,17 +223,33 @@ async fn refusal_code(agent: &Agent, own: OwnRequest) -> anyhow::Result<Option<u
     }
 }
 
-/// The delivery for `request_id` in block `block`, from the block's receipts rebuilt to its receipts
+/// The delivery for our request in block `block`, from the block's receipts rebuilt to its receipts
 /// root, and the cluster address proven in that block's state: both linked to a trusted header.
+///
+/// A block too far below the newest trusted header to link (a node that comes back more than the
+/// history contract's window later) takes the RPC's delivery `ev` and the cluster proven at that
+/// header: the status was proven delivered, and only the cluster key signs deliveries, so a forged
+/// one fails `delivery::open` (as does a real one after a re-bootstrap: the node then keeps waiting).
 async fn proven_delivery(
     v: &Verified,
-    request_id: U256,
+    ev: &Op::SecretDelivered,
     block: u64,
 ) -> Result<Option<(Op::SecretDelivered, alloy::primitives::Address)>, ViewError> {
     let head = v.decision_header(super::unix_now(), block).await?;
-    let at = v.header_of(&head, block).await?;
-    let Some(ev) =
-        v.events_at::<Op::SecretDelivered>(&at).await?.into_iter().map(|p| p.event).find(|e| e.requestId == request_id)
+    let at = match v.header_of(&head, block).await {
+        Ok(at) => at,
+        Err(ViewError::TooFar { .. } | ViewError::NoHistory(_)) => {
+            let storage = v.storage(&head, &Reads::state()).await?;
+            return Ok(Some((ev.clone(), Views(&storage).cluster()?)));
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(ev) = v
+        .events_at::<Op::SecretDelivered>(&at)
+        .await?
+        .into_iter()
+        .map(|p| p.event)
+        .find(|e| e.requestId == ev.requestId)
     else {
         return Ok(None);
     };
@@ -247,7 +269,7 @@ async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::
     let ev = log.log_decode::<Op::SecretDelivered>().context("decoding SecretDelivered")?.inner.data;
     let (ev, cluster) = match &agent.verified {
         // Pinned: the delivery as its block's receipts prove it, and the cluster proven at that block.
-        Some(v) => match proven_delivery(v, own.request_id, block).await {
+        Some(v) => match proven_delivery(v, &ev, block).await {
             Ok(Some(proven)) => proven,
             Ok(None) => {
                 warn!(target: "replicatoor::requester", block, "the RPC's delivery log is not in its block's proven receipts; not installing");

@@ -106,14 +106,29 @@ impl<'a> StepView<'a> {
     }
 
     /// The request event as its block's receipts prove it (pinned deployments); the RPC's log otherwise.
+    ///
+    /// A block too far below the decision header to link (beyond the history contract's window, or
+    /// 256 blocks where there is none) is proven through storage instead: `requestIdOf(key,
+    /// requester)` must be this id at the decision header. The quote and event log are then the
+    /// RPC's, which is safe: they pass the same pipeline, and a quote counts only if its report_data
+    /// binds this requester and key, so any other quote the RPC could show releases only to the
+    /// holder of the same key, the TD that made this request.
     async fn request_event(
         &self,
         ev: &Op::SecretRequested,
         block: u64,
     ) -> Result<Option<Op::SecretRequested>, StateError> {
         let Some((v, h)) = &self.proven else { return Ok(Some(ev.clone())) };
-        let proven = v.events_in_block::<Op::SecretRequested>(h, block).await?;
-        Ok(proven.into_iter().map(|p| p.event).find(|p| p.requestId == ev.requestId))
+        match v.events_in_block::<Op::SecretRequested>(h, block).await {
+            Ok(proven) => Ok(proven.into_iter().map(|p| p.event).find(|p| p.requestId == ev.requestId)),
+            Err(ViewError::TooFar { .. } | ViewError::NoHistory(_)) => {
+                let storage = v.storage(h, &Reads::default().request_of(ev.hpkePubKey, ev.requester)).await?;
+                let id = Views(&storage).request_id_of(ev.hpkePubKey, ev.requester)?;
+                debug!(target: "replicatoor::holder", block, "request block beyond the link range: bound by requestIdOf instead");
+                Ok((id == ev.requestId).then(|| ev.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
