@@ -435,3 +435,97 @@ async fn requests_and_deliveries_beyond_the_link_range_are_proven_through_storag
     wait_for_file(&mut node, T).await;
     assert_eq!(std::fs::read(node.secret_path()).unwrap(), secret);
 }
+
+/// RPC calls (by method) a proxy counts, and the holder process's CPU time.
+#[derive(Clone, Default)]
+struct Tally(Arc<Mutex<std::collections::BTreeMap<String, u64>>>);
+
+impl Tally {
+    fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+async fn counting_rpc(upstream: &str, tally: &Tally) -> RpcProxy {
+    let t = tally.clone();
+    let count: Rewrite = Arc::new(move |req: &Value, ans: Value| {
+        if let Some(m) = req["method"].as_str() {
+            *t.0.lock().unwrap().entry(m.to_string()).or_default() += 1;
+        }
+        ans
+    });
+    RpcProxy::start(upstream, count).await
+}
+
+/// User plus system CPU of a process, in milliseconds (Linux `/proc/PID/stat`, 100 ticks a second).
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after "pid (comm) ".
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) * 10.0
+}
+
+/// One holder's RPC calls and CPU for `n` requests, beyond what it spends idling over the same blocks.
+async fn cost_per_request(pinned: bool, n: usize) -> (std::collections::BTreeMap<String, f64>, f64) {
+    let name = if pinned { "cost-pinned" } else { "cost-unpinned" };
+    let net = if pinned {
+        Net::start_pinned(name, Net::dev_policy()).await
+    } else {
+        Net::start(name, Net::dev_policy()).await
+    };
+    drop(net.genesis(1).await);
+    let tally = Tally::default();
+    let rpc = counting_rpc(&net.url, &tally).await;
+    let holder = net.agent_via(rpc.url(), "genesis", 1, &compose_good(), &[], &[]);
+    let pid = holder.child.id();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (c0, cpu0, b0) = (tally.snapshot(), cpu_ms(pid), net.head().await);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (c1, cpu1, b1) = (tally.snapshot(), cpu_ms(pid), net.head().await);
+    let mut nodes: Vec<_> =
+        (0..n).map(|i| net.agent(&format!("n{i}"), 2 + i, &compose_good(), &["--exit-after-install"])).collect();
+    for node in &mut nodes {
+        wait_for_file(node, T).await;
+    }
+    let (c2, cpu2, b2) = (tally.snapshot(), cpu_ms(pid), net.head().await);
+    drop(holder);
+    let idle_blocks = (b1 - b0).max(1) as f64;
+    let busy_blocks = (b2 - b1) as f64;
+    let delta = |a: &std::collections::BTreeMap<String, u64>, b: &std::collections::BTreeMap<String, u64>, m: &str| {
+        (b.get(m).copied().unwrap_or(0) - a.get(m).copied().unwrap_or(0)) as f64
+    };
+    let methods: std::collections::BTreeSet<String> = c2.keys().cloned().collect();
+    let per_request = methods
+        .into_iter()
+        .map(|m| {
+            let idle = delta(&c0, &c1, &m) / idle_blocks;
+            let extra = (delta(&c1, &c2, &m) - idle * busy_blocks).max(0.0) / n as f64;
+            (m, (extra * 10.0).round() / 10.0)
+        })
+        .collect();
+    let cpu = ((cpu2 - cpu1) - (cpu1 - cpu0) / idle_blocks * busy_blocks).max(0.0) / n as f64;
+    (per_request, cpu)
+}
+
+/// The verified view's price per decision, pinned against unpinned on the same scenario (a holder
+/// serving four new nodes): printed as a figure, and bounded so a regression that multiplies the
+/// proofs a decision needs fails here. An unpinned holder asks for no proof at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_calls_per_decision_pinned_and_unpinned() {
+    let n = 4;
+    let (pinned, pinned_cpu) = cost_per_request(true, n).await;
+    let (unpinned, unpinned_cpu) = cost_per_request(false, n).await;
+    let total = |m: &std::collections::BTreeMap<String, f64>| m.values().sum::<f64>();
+    eprintln!("RPC calls per request beyond idling, pinned holder:   {pinned:?} (total {:.1})", total(&pinned));
+    eprintln!("RPC calls per request beyond idling, unpinned holder: {unpinned:?} (total {:.1})", total(&unpinned));
+    eprintln!(
+        "holder CPU per request beyond idling: pinned {pinned_cpu:.0} ms, unpinned {unpinned_cpu:.0} ms (debug build)"
+    );
+    let get = |m: &std::collections::BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
+    assert_eq!(get(&unpinned, "eth_getProof"), 0.0);
+    assert!(get(&pinned, "eth_getProof") >= 1.0, "a pinned decision reads proven storage: {pinned:?}");
+    assert!(get(&pinned, "eth_getProof") <= 6.0, "proofs per decision: {pinned:?}");
+    assert!(get(&pinned, "eth_getBlockReceipts") <= 3.0, "receipts per decision: {pinned:?}");
+    assert!(total(&pinned) <= total(&unpinned) + 15.0, "extra calls per decision: {pinned:?} vs {unpinned:?}");
+}
