@@ -40,3 +40,16 @@ impl From<Policy> for UpgradeOperator::Policy {
         }
     }
 }
+
+impl UpgradeOperator::requestSecretCall {
+    /// The request a new node posts: its HPKE public key, its quote and its compact event log
+    /// (PROTOCOL.md §3). The agent sends exactly this call, and `replicatoor encode request` prints
+    /// its calldata, so anyone can reproduce and price a node's request.
+    pub fn new(hpke_pub_key: [u8; 32], quote: Vec<u8>, compact_event_log: Vec<u8>) -> Self {
+        UpgradeOperator::requestSecretCall {
+            hpkePubKey: hpke_pub_key.into(),
+            quote: quote.into(),
+            eventLog: compact_event_log.into(),
+        }
+    }
+}

@@ -37,6 +37,9 @@ pub enum Command {
     VerifyQuote(cmd::verify_quote::Args),
     /// Compute measurements and reference ids from a compose file, a quote or an event log.
     Measure(cmd::measure::Args),
+    /// Print the exact calldata a node would post (`encode request`), to reproduce and price it.
+    #[command(subcommand)]
+    Encode(cmd::encode::Command),
     /// Development tools (builds with the `simulated` feature): a simulated beacon for a dev chain.
     #[command(subcommand)]
     Dev(cmd::dev::Command),

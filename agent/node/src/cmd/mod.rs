@@ -7,6 +7,7 @@ pub mod audit;
 pub mod config;
 pub mod deploy;
 pub mod dev;
+pub mod encode;
 pub mod light_client;
 pub mod measure;
 pub mod run;

@@ -68,8 +68,8 @@ async fn post_request(agent: &Agent, keys: &HpkeKeypair) -> anyhow::Result<OwnRe
     info!(target: "replicatoor::requester", quote_bytes = att.quote.len(), event_log_bytes = att.event_log.len(), simulated = agent.provider.is_simulated(), "posting requestSecret");
     let outcome = agent
         .retrying("posting requestSecret", || {
-            let call = chain.contract().requestSecret(pk, att.quote.clone().into(), att.event_log.clone().into());
-            async move { chain.send(call).await }
+            let call = Op::requestSecretCall::new(keys.public(), att.quote.clone(), att.event_log.clone());
+            async move { chain.send(chain.contract().call_builder(&call)).await }
         })
         .await?;
     let request_id = outcome
