@@ -197,7 +197,7 @@ fn main() {
     }
 
     // The pipeline's first step: is the requester's X25519 key usable (not a low-order point)?
-    b.run("key_check", "(d) recipient key check (pipeline step 1: an HPKE probe seal)", || {
+    b.run("key_check", "(d) recipient key check (pipeline step 0: one X25519 multiplication)", || {
         replicatoor_core::crypto::hpke::is_usable_public_key(&pk)
     });
 

@@ -89,8 +89,12 @@ pub(crate) fn seal(recipient: &[u8; KEY_LEN], info: &[u8], aad: &[u8], plaintext
 }
 
 /// Whether `key` can receive a sealed message (rejects low-order points before any work is posted).
+///
+/// HPKE's seal fails exactly when the X25519 shared secret is all zero (RFC 9180 §7.1.4), which
+/// happens for every clamped scalar at once when the point's order divides 8: one multiplication by
+/// any fixed scalar tells (a third of a probe seal's cost), and the real seal still checks again.
 pub fn is_usable_public_key(key: &[u8; KEY_LEN]) -> bool {
-    seal(key, b"probe", b"", b"").is_ok()
+    x25519_dalek::x25519([0x42; KEY_LEN], *key) != [0u8; KEY_LEN]
 }
 
 fn to_array<T: Serializable>(v: &T) -> [u8; KEY_LEN] {
@@ -137,6 +141,42 @@ mod tests {
             assert!(!is_usable_public_key(&k), "low-order key accepted: {}", hex::encode(k));
         }
         assert!(is_usable_public_key(&HpkeKeypair::generate().public()));
+    }
+
+    #[test]
+    fn the_key_check_rejects_exactly_what_a_seal_rejects() {
+        // Every u-coordinate of order dividing 8 on the curve and its twist (0, 1, the two order-8
+        // points, p-1, and the non-canonical p and p+1), also with the ignored top bit set; then
+        // random strings. The one-multiplication check must agree with a real seal on each.
+        let mut keys: Vec<[u8; 32]> = [
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+            "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        ]
+        .iter()
+        .flat_map(|h| {
+            let k = hex_literal(h);
+            let mut top = k;
+            top[31] |= 0x80;
+            [k, top]
+        })
+        .collect();
+        for k in &keys {
+            assert!(!is_usable_public_key(k), "low-order key accepted: {}", hex::encode(k));
+        }
+        for i in 0..512u32 {
+            let mut k = [0u8; 32];
+            k[..4].copy_from_slice(&i.to_le_bytes());
+            k[4..].copy_from_slice(&HpkeKeypair::generate().public()[4..]);
+            keys.push(k);
+        }
+        for k in &keys {
+            assert_eq!(is_usable_public_key(k), seal(k, b"probe", b"", b"").is_ok(), "{}", hex::encode(k));
+        }
     }
 
     fn hex_literal(s: &str) -> [u8; 32] {
