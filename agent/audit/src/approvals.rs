@@ -221,11 +221,13 @@ pub fn findings(refs: &[ReferenceState], custody: &Custody, out: &mut Vec<Findin
 
 fn os_image_findings(custody: &Custody, out: &mut Vec<Finding>) {
     for ep in &custody.epochs {
-        let genesis = ep.attested_os.as_ref().map(|a| (a, format!("genesis of epoch {}", ep.epoch), ep.block, None));
+        let genesis =
+            ep.attested_os.as_ref().map(|a| (a, format!("genesis of epoch {}", ep.epoch), ep.block, ep.os_ref, None));
         let deliveries = ep.deliveries.iter().filter_map(|d| {
-            d.attested_os.as_ref().map(|a| (a, format!("request {}", d.request_id), d.block, Some(d.request_id)))
+            let what = format!("request {}", d.request_id);
+            d.attested_os.as_ref().map(|a| (a, what, d.block, d.os_ref, Some(d.request_id)))
         });
-        for (a, what, block, rid) in genesis.into_iter().chain(deliveries) {
+        for (a, what, block, os_ref, rid) in genesis.into_iter().chain(deliveries) {
             if a.matches != Some(false) {
                 continue;
             }
@@ -234,14 +236,9 @@ fn os_image_findings(custody: &Custody, out: &mut Vec<Finding>) {
                 Severity::High,
                 format!("{what}: the OS image differs from the approved one"),
                 format!(
-                    "{what} (epoch {}, block {block}) was accepted under OS reference {}, published as OS image {}, \
-                     but its own event log names OS image {}.",
+                    "{what} (epoch {}, block {block}) was accepted under OS reference {os_ref}, published as OS image \
+                     {}, but its own event log names OS image {}.",
                     ep.epoch,
-                    if rid.is_some() {
-                        ep.deliveries.iter().find(|d| Some(d.request_id) == rid).map_or(ep.os_ref, |d| d.os_ref)
-                    } else {
-                        ep.os_ref
-                    },
                     a.approved_os_image_hash.as_deref().unwrap_or("?"),
                     a.os_image_hash.as_deref().unwrap_or("?")
                 ),
@@ -249,7 +246,49 @@ fn os_image_findings(custody: &Custody, out: &mut Vec<Finding>) {
             f.blocks.push(BlockRange::at(block));
             f.request_ids.extend(rid);
             f.epochs.push(ep.epoch);
+            f.references.push(os_ref);
             out.push(f);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::Address;
+    use replicatoor_core::attest::eventlog::{DigestFormat, Event};
+
+    fn log(os_image: Option<&[u8]>) -> Vec<u8> {
+        let ev = |n: &str, p: &[u8]| Event::runtime(n, p.to_vec(), DigestFormat::V1);
+        let mut events = vec![ev("app-id", &[1; 20]), ev("compose-hash", &[2; 32]), ev("instance-id", &[])];
+        events.push(ev("boot-mr-done", &[]));
+        events.extend(os_image.map(|h| ev("os-image-hash", h)));
+        events.push(ev("system-ready", &[]));
+        EventLog::from_events(events).to_compact().unwrap()
+    }
+
+    #[test]
+    fn the_logged_os_image_is_compared_with_the_published_one() {
+        let same = attested(&log(Some(&[0xab; 2])), Some("abab".into()));
+        assert_eq!((same.os_image_hash.as_deref(), same.matches), (Some("abab"), Some(true)));
+        assert_eq!(attested(&log(Some(&[0xcd; 2])), Some("abab".into())).matches, Some(false));
+        assert_eq!(attested(&log(None), Some("abab".into())).matches, None, "not logged: nothing to compare");
+        assert_eq!(attested(&log(Some(&[1])), None).matches, None, "nothing published");
+        assert!(attested(b"junk", None).error.is_some());
+    }
+
+    #[test]
+    fn a_published_compose_is_checked_against_the_hash_and_the_deployment() {
+        let compose = br#"{"docker_compose_file":"services:\n  agent:\n    image: replicatoor@sha256:00\n"}"#;
+        let hash: [u8; 32] = Sha256::digest(compose).into();
+        let dep = Deployment { chain_id: 1, contract: Address::repeat_byte(1) };
+        let a = app(&hash, Some(&Bytes::from_static(compose)), dep);
+        assert_eq!((a.compose_hash_matches, a.trust_mode), (Some(true), Some(compose::UNVERIFIED)));
+        assert_eq!(a.agent_services, ["agent"]);
+        assert_eq!(app(&[0; 32], Some(&Bytes::from_static(compose)), dep).compose_hash_matches, Some(false));
+        assert!(!app(&hash, None, dep).compose_published);
+        let bad = app(&hash, Some(&Bytes::from_static(b"not json")), dep);
+        assert!(bad.analysis_error.is_some() && bad.trust_mode.is_none());
+        assert!(os(Some(&Bytes::from_static(b"{"))).error.is_some());
     }
 }
