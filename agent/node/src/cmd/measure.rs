@@ -72,7 +72,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             if a.json {
                 serde_json::to_value(&events)?
             } else {
-                events.iter().map(|e| format!("{}: {} ({})", e.name, e.value, e.meaning)).collect::<Vec<_>>().into()
+                events
+                    .iter()
+                    .map(|e| match e.value.as_str() {
+                        "" => format!("{} ({})", e.name, e.meaning),
+                        v => format!("{}: {v} ({})", e.name, e.meaning),
+                    })
+                    .collect::<Vec<_>>()
+                    .into()
             },
         );
         if let Ok(app) = log.app_info() {
