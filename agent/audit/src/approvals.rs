@@ -175,7 +175,13 @@ pub fn findings(refs: &[ReferenceState], custody: &Custody, out: &mut Vec<Findin
                 "An approved app pins no deployment (NOT PINNED)".into(),
                 format!(
                     "{which} carries no literal REPLICATOOR_DEPLOYMENT: its nodes run rpc-unverified and \
-                     believe whatever their operator's RPC shows them about the chain."
+                     believe whatever their operator's RPC shows them about the chain.{}",
+                    if a.agent_services.is_empty() {
+                        " No service in it runs the replicatoor agent: how its nodes get the secret is not \
+                         measured by this compose at all."
+                    } else {
+                        ""
+                    }
                 ),
             ),
             _ => {}
