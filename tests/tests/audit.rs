@@ -1058,3 +1058,62 @@ async fn audit_shows_what_was_approved_trust_modes_and_os_images() {
         assert!(text.contains(line), "text report lacks {line:?}:\n{text}");
     }
 }
+
+alloy::sol! {
+    /// The proposal functions of contracts deployed before reference descriptions (PROTOCOL.md §4.5).
+    interface V1 {
+        function proposeOsReference(bytes mrtd, bytes rtmr0, bytes rtmr1, bytes rtmr2, string note) external returns (bytes32);
+        function proposeAppReference(bytes32 composeHash, string note) external returns (bytes32);
+    }
+}
+
+/// A deployment of the contract as it was before proposals could publish descriptions (its real
+/// bytecode, tests/fixtures/upgrade-operator-v1): the audit reads it with schema v2, decodes every
+/// log, and says for each app reference that its compose was not published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_reads_a_deployment_from_before_descriptions() {
+    use alloy::{
+        network::TransactionBuilder,
+        sol_types::{SolCall, SolValue},
+    };
+    let net = Net::instant("audit-v1", Net::dev_policy()).await;
+    let hex_code =
+        std::fs::read_to_string(replicatoor_tests::root().join("tests/fixtures/upgrade-operator-v1/bytecode.hex"))
+            .expect("v1 bytecode fixture");
+    let mut code = hex::decode(hex_code.trim().trim_start_matches("0x")).expect("hex bytecode");
+    code.extend((key(0).address(), 0u64, (1u16, false, true)).abi_encode_params());
+    let p = net.owner.provider();
+    let deploy = TransactionRequest::default().with_deploy_code(code);
+    let receipt = p.send_transaction(deploy).await.unwrap().get_receipt().await.unwrap();
+    let v1 = receipt.contract_address.expect("v1 deployed");
+    let send = |data: Vec<u8>| async move {
+        let tx = TransactionRequest::default().to(v1).input(data.into());
+        let r = p.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+        assert!(r.status(), "v1 call reverted");
+    };
+    let td = SimulatedTd::new([0; 32]);
+    let [mrtd, rtmr0, rtmr1, rtmr2] = [td.mr_td, td.rtmr0, td.rtmr1, td.rtmr2].map(|m| m.to_vec().into());
+    send(V1::proposeOsReferenceCall { mrtd, rtmr0, rtmr1, rtmr2, note: "os v1".into() }.abi_encode()).await;
+    let h = compose_hash(&compose_good());
+    send(V1::proposeAppReferenceCall { composeHash: h.into(), note: "app v1".into() }.abi_encode()).await;
+    // The new proposal ABI is not this contract's: the call reverts rather than half-working.
+    let new_call = replicatoor::admin::call::propose_app(&[9; 32], "", b"{}").abi_encode();
+    let tx = TransactionRequest::default().to(v1).input(new_call.into());
+    assert!(p.call(tx).await.is_err(), "a v1 contract has no proposeAppReference(bytes32,string,bytes)");
+
+    let v1_s = v1.to_string();
+    let r: Value =
+        serde_json::from_str(&ok(&["audit", "--rpc-url", &net.url, "--contract", &v1_s, "--json"])).expect("JSON");
+    assert_eq!(r["schema"], "replicatoor-audit/v2");
+    assert!(findings_of(&r, "undecoded_logs").is_empty() && findings_of(&r, "history_incomplete").is_empty());
+    let refs = r["references"].as_array().unwrap();
+    assert_eq!(refs.len(), 2);
+    let app = refs.iter().find(|x| x["id"] == app_reference_id(&h).to_string()).expect("app reference");
+    assert_eq!((app["note"].as_str(), app["app"]["compose_published"].as_bool()), (Some("app v1"), Some(false)));
+    let os = refs.iter().find(|x| x["ref_kind"] == "os").expect("os reference");
+    assert_eq!(os["os"]["description_published"], false);
+    assert_eq!(findings_of(&r, "compose_not_published").len(), 1);
+    assert!(r["timeline"].as_array().unwrap().iter().all(|t| t["kind"] != "reference_described"));
+    let text = ok(&["audit", "--rpc-url", &net.url, "--contract", &v1_s]);
+    assert!(text.contains("compose: not published") && text.contains("OS image: not published"), "{text}");
+}
