@@ -1057,6 +1057,12 @@ async fn audit_shows_what_was_approved_trust_modes_and_os_images() {
     ] {
         assert!(text.contains(line), "text report lacks {line:?}:\n{text}");
     }
+    // `admin list` says the same in one line per reference.
+    let list = ok(&["admin", "list", "--rpc-url", &net.url, "--contract", &contract]);
+    assert!(
+        list.contains("trust mode: simulated-beacon") && list.contains("trust mode: unknown: no compose published")
+    );
+    assert!(list.contains(&format!("OS image hash {image}, release https://example.invalid/os/v1")), "{list}");
 }
 
 alloy::sol! {
