@@ -105,6 +105,11 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     event ReferenceProposed(
         bytes32 indexed id, RefKind indexed kind, bytes measurement, uint64 activatesAt, string note
     );
+    /// @notice The owner published what reference `id` stands for, in the transaction that proposed it (PROTOCOL.md
+    ///         §4.5): for an app reference the full app-compose.json, for an OS reference a small JSON document
+    ///         naming the OS image. The contract stores and checks nothing about it; auditors check it (an app's
+    ///         description must hash to its compose hash). Not emitted when the description is empty.
+    event ReferenceDescribed(bytes32 indexed id, RefKind indexed kind, bytes description);
     /// @notice A reference value was revoked, effective at once. Deliveries under it stop immediately.
     event ReferenceRevoked(bytes32 indexed id, RefKind indexed kind, string note);
     /// @notice A policy is in force from `effectiveAt`, unless another PolicySet is emitted before that time.
@@ -227,23 +232,31 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     // ------------------------------------------------------------------ governance: references
 
     /// @notice Propose an OS reference (MRTD, RTMR0, RTMR1, RTMR2; 48 bytes each). Usable after `wideningDelay`.
+    /// @param description Published in `ReferenceDescribed` if not empty (the OS image hash and release, PROTOCOL.md §4.5).
     function proposeOsReference(
         bytes calldata mrtd,
         bytes calldata rtmr0,
         bytes calldata rtmr1,
         bytes calldata rtmr2,
-        string calldata note
+        string calldata note,
+        bytes calldata description
     ) external onlyOwner returns (bytes32 id) {
         _check48(0, mrtd);
         _check48(1, rtmr0);
         _check48(2, rtmr1);
         _check48(3, rtmr2);
-        return _propose(RefKind.Os, abi.encodePacked(mrtd, rtmr0, rtmr1, rtmr2), note);
+        return _propose(RefKind.Os, abi.encodePacked(mrtd, rtmr0, rtmr1, rtmr2), note, description);
     }
 
     /// @notice Propose an app reference (the Dstack compose-hash, sha256 of app-compose.json). Usable after `wideningDelay`.
-    function proposeAppReference(bytes32 composeHash, string calldata note) external onlyOwner returns (bytes32 id) {
-        return _propose(RefKind.App, abi.encodePacked(composeHash), note);
+    /// @param compose The app-compose.json itself, published in `ReferenceDescribed` if not empty. Not checked here:
+    ///        auditors check that it hashes to `composeHash`.
+    function proposeAppReference(bytes32 composeHash, string calldata note, bytes calldata compose)
+        external
+        onlyOwner
+        returns (bytes32 id)
+    {
+        return _propose(RefKind.App, abi.encodePacked(composeHash), note, compose);
     }
 
     /// @notice Revoke a reference (pending or active), effective at once.
@@ -476,13 +489,17 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
 
     // ------------------------------------------------------------------ internal
 
-    function _propose(RefKind kind, bytes memory measurement, string calldata note) internal returns (bytes32 id) {
+    function _propose(RefKind kind, bytes memory measurement, string calldata note, bytes calldata description)
+        internal
+        returns (bytes32 id)
+    {
         id = keccak256(abi.encodePacked(uint8(kind), measurement));
         Reference storage r = _refs[id];
         if (r.kind != RefKind.None && !r.revoked) revert ReferenceExists(id);
         uint64 activatesAt = uint64(block.timestamp) + wideningDelay;
         _refs[id] = Reference(kind, activatesAt, false);
         emit ReferenceProposed(id, kind, measurement, activatesAt, note);
+        if (description.length != 0) emit ReferenceDescribed(id, kind, description);
     }
 
     function _requireAllowed(bytes32 id, RefKind kind) internal view {

@@ -96,7 +96,7 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
         // The pending owner has no powers yet.
         vm.prank(next);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, next));
-        op.proposeAppReference(COMPOSE_HASH, "");
+        op.proposeAppReference(COMPOSE_HASH, "", "");
 
         vm.expectEmit(address(op));
         emit Ownable.OwnershipTransferred(owner, next);
@@ -108,9 +108,9 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
         // The previous owner lost its powers, the new one has them.
         vm.prank(owner);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, owner));
-        op.proposeAppReference(COMPOSE_HASH, "");
+        op.proposeAppReference(COMPOSE_HASH, "", "");
         vm.prank(next);
-        op.proposeAppReference(COMPOSE_HASH, "");
+        op.proposeAppReference(COMPOSE_HASH, "", "");
     }
 
     function test_acceptOwnership_revertsForWrongAccount() public {
@@ -158,9 +158,9 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
 
         vm.startPrank(stranger);
         vm.expectRevert(unauthorized);
-        op.proposeOsReference(a, b, c, d, "");
+        op.proposeOsReference(a, b, c, d, "", "");
         vm.expectRevert(unauthorized);
-        op.proposeAppReference(bytes32(uint256(7)), "");
+        op.proposeAppReference(bytes32(uint256(7)), "", "");
         vm.expectRevert(unauthorized);
         op.revokeReference(appRef, "");
         vm.expectRevert(unauthorized);
@@ -184,7 +184,7 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
             want, UpgradeOperator.RefKind.Os, abi.encodePacked(a, b, c, d), uint64(T0 + DELAY), "os v1"
         );
         vm.prank(owner);
-        bytes32 id = op.proposeOsReference(a, b, c, d, "os v1");
+        bytes32 id = op.proposeOsReference(a, b, c, d, "os v1", "");
         assertEq(id, want, "id");
         assertEq(op.osReferenceId(a, b, c, d), want, "osReferenceId");
         UpgradeOperator.Reference memory r = op.getReference(id);
@@ -200,13 +200,61 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
             want, UpgradeOperator.RefKind.App, abi.encodePacked(COMPOSE_HASH), uint64(T0 + DELAY), "app v1"
         );
         vm.prank(owner);
-        bytes32 id = op.proposeAppReference(COMPOSE_HASH, "app v1");
+        bytes32 id = op.proposeAppReference(COMPOSE_HASH, "app v1", "");
         assertEq(id, want, "id");
         assertEq(op.appReferenceId(COMPOSE_HASH), want, "appReferenceId");
         UpgradeOperator.Reference memory r = op.getReference(id);
         assertEq(uint256(r.kind), uint256(UpgradeOperator.RefKind.App), "kind");
         assertEq(uint256(r.activatesAt), T0 + DELAY, "activatesAt");
         assertFalse(r.revoked, "revoked");
+    }
+
+    function test_proposeAppReference_publishesTheComposeUnchecked() public {
+        // Any bytes are published as given: the contract checks nothing (auditors compare the hash).
+        bytes memory compose = bytes('{"docker_compose_file":"services: {}"}');
+        bytes32 want = keccak256(abi.encodePacked(uint8(UpgradeOperator.RefKind.App), COMPOSE_HASH));
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.ReferenceProposed(
+            want, UpgradeOperator.RefKind.App, abi.encodePacked(COMPOSE_HASH), uint64(T0 + DELAY), "app v2"
+        );
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.ReferenceDescribed(want, UpgradeOperator.RefKind.App, compose);
+        vm.recordLogs();
+        vm.prank(owner);
+        assertEq(op.proposeAppReference(COMPOSE_HASH, "app v2", compose), want, "same id as without a compose");
+        assertEq(vm.getRecordedLogs().length, 2, "ReferenceProposed then ReferenceDescribed, nothing else");
+        UpgradeOperator.Reference memory r = op.getReference(want);
+        assertEq(uint256(r.activatesAt), T0 + DELAY, "the description changes nothing about activation");
+    }
+
+    function test_proposeOsReference_publishesItsDescription() public {
+        (bytes memory a, bytes memory b, bytes memory c, bytes memory d) = _osMeas(2);
+        bytes memory desc = bytes('{"os_image_hash":"07a2","release":"https://example.invalid/r"}');
+        bytes32 want = keccak256(abi.encodePacked(uint8(UpgradeOperator.RefKind.Os), a, b, c, d));
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.ReferenceDescribed(want, UpgradeOperator.RefKind.Os, desc);
+        vm.prank(owner);
+        op.proposeOsReference(a, b, c, d, "os v2", desc);
+    }
+
+    function test_propose_emptyDescriptionEmitsNoDescribedEvent() public {
+        vm.recordLogs();
+        vm.prank(owner);
+        op.proposeAppReference(COMPOSE_HASH, "", "");
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        assertEq(logs.length, 1, "only ReferenceProposed");
+        assertEq(logs[0].topics[0], UpgradeOperator.ReferenceProposed.selector, "ReferenceProposed");
+    }
+
+    function test_propose_describedStillRequiresOwnerAndFreshId() public {
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        op.proposeAppReference(COMPOSE_HASH, "", "x");
+        vm.startPrank(owner);
+        bytes32 id = op.proposeAppReference(COMPOSE_HASH, "", "x");
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceExists.selector, id));
+        op.proposeAppReference(COMPOSE_HASH, "", "y");
+        vm.stopPrank();
     }
 
     function test_proposeOsReference_revertsOnBadLength() public {
@@ -219,7 +267,7 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
                     abi.encodeWithSelector(UpgradeOperator.BadMeasurementLength.selector, field, badLens[j])
                 );
                 vm.prank(owner);
-                op.proposeOsReference(m[0], m[1], m[2], m[3], "");
+                op.proposeOsReference(m[0], m[1], m[2], m[3], "", "");
                 // The pure helper enforces the same lengths.
                 vm.expectRevert(
                     abi.encodeWithSelector(UpgradeOperator.BadMeasurementLength.selector, field, badLens[j])
@@ -232,7 +280,7 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
     function test_proposeOsReference_firstBadFieldIsReported() public {
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadMeasurementLength.selector, uint8(1), uint256(3)));
         vm.prank(owner);
-        op.proposeOsReference(_m48(0), hex"010203", hex"", _m48(3), "");
+        op.proposeOsReference(_m48(0), hex"010203", hex"", _m48(3), "", "");
     }
 
     function testFuzz_proposeOsReference_badLength(uint8 field, uint256 len) public {
@@ -243,7 +291,7 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
         m[field] = randomBytes(len, len);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadMeasurementLength.selector, field, len));
         vm.prank(owner);
-        op.proposeOsReference(m[0], m[1], m[2], m[3], "");
+        op.proposeOsReference(m[0], m[1], m[2], m[3], "", "");
     }
 
     function testFuzz_referenceIds_matchProposals(bytes32 s0, bytes32 s1, bytes16 t, bytes32 composeHash) public {
@@ -256,8 +304,8 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
         assertEq(op.osReferenceId(a, b, c, d), wantOs, "osReferenceId");
         assertEq(op.appReferenceId(composeHash), wantApp, "appReferenceId");
         vm.startPrank(owner);
-        assertEq(op.proposeOsReference(a, b, c, d, ""), wantOs, "proposeOsReference");
-        assertEq(op.proposeAppReference(composeHash, ""), wantApp, "proposeAppReference");
+        assertEq(op.proposeOsReference(a, b, c, d, "", ""), wantOs, "proposeOsReference");
+        assertEq(op.proposeAppReference(composeHash, "", ""), wantApp, "proposeAppReference");
         vm.stopPrank();
         // Different kind prefixes and lengths: an OS id never names an app reference.
         assertFalse(op.isAllowed(wantOs, UpgradeOperator.RefKind.App), "os id as app");
@@ -270,15 +318,15 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
         (bytes memory a, bytes memory b, bytes memory c, bytes memory d) = _osMeas(1);
         vm.startPrank(owner);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceExists.selector, osRef));
-        op.proposeOsReference(a, b, c, d, "");
+        op.proposeOsReference(a, b, c, d, "", "");
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceExists.selector, appRef));
-        op.proposeAppReference(COMPOSE_HASH, "");
+        op.proposeAppReference(COMPOSE_HASH, "", "");
         // ... and once active.
         vm.warp(T0 + DELAY);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceExists.selector, osRef));
-        op.proposeOsReference(a, b, c, d, "");
+        op.proposeOsReference(a, b, c, d, "", "");
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceExists.selector, appRef));
-        op.proposeAppReference(COMPOSE_HASH, "");
+        op.proposeAppReference(COMPOSE_HASH, "", "");
         vm.stopPrank();
     }
 
@@ -369,7 +417,7 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
             osRef, UpgradeOperator.RefKind.Os, abi.encodePacked(a, b, c, d), uint64(T0 + 10 days + DELAY), "again"
         );
         vm.prank(owner);
-        assertEq(op.proposeOsReference(a, b, c, d, "again"), osRef, "same id");
+        assertEq(op.proposeOsReference(a, b, c, d, "again", ""), osRef, "same id");
         UpgradeOperator.Reference memory r = op.getReference(osRef);
         assertFalse(r.revoked, "revoked cleared");
         assertEq(uint256(r.activatesAt), T0 + 10 days + DELAY, "activatesAt restarted");

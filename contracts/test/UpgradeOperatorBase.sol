@@ -71,12 +71,12 @@ abstract contract UpgradeOperatorBase is Test {
     function _proposeOs(UpgradeOperator o, uint256 seed) internal returns (bytes32 id) {
         (bytes memory a, bytes memory b, bytes memory c, bytes memory d) = _osMeas(seed);
         vm.prank(owner);
-        id = o.proposeOsReference(a, b, c, d, "os");
+        id = o.proposeOsReference(a, b, c, d, "os", "");
     }
 
     function _proposeApp(UpgradeOperator o, bytes32 composeHash) internal returns (bytes32 id) {
         vm.prank(owner);
-        id = o.proposeAppReference(composeHash, "app");
+        id = o.proposeAppReference(composeHash, "app", "");
     }
 
     function _revoke(UpgradeOperator o, bytes32 id) internal {

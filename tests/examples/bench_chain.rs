@@ -160,10 +160,10 @@ async fn gas(url: &str) -> anyhow::Result<Value> {
     let mut rows: Vec<Value> = Vec::new();
 
     let m: [[u8; 48]; 4] = std::array::from_fn(|_| random(48).try_into().expect("48 bytes"));
-    let (os_ref, o) = admin::propose_os(&chain, m, "bench os").await?;
+    let (os_ref, o) = admin::propose_os(&chain, m, "bench os", &[]).await?;
     rows.push(measure(&chain, "proposeOsReference", "OS reference (4 x 48-byte measurements)", None, &o).await?);
     let compose: [u8; 32] = random(32).try_into().expect("32 bytes");
-    let (app_ref, o) = admin::propose_app(&chain, compose, "bench app").await?;
+    let (app_ref, o) = admin::propose_app(&chain, compose, "bench app", &[]).await?;
     rows.push(measure(&chain, "proposeAppReference", "app reference (compose hash)", None, &o).await?);
 
     let cluster = PrivateKeySigner::random();

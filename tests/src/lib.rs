@@ -226,8 +226,10 @@ impl Net {
         };
         let owner = Chain::connect(&url, contract, Some(key(0))).await.expect("owner client");
         let td = SimulatedTd::new([0; 32]);
-        admin::propose_os(&owner, [td.mr_td, td.rtmr0, td.rtmr1, td.rtmr2], "simulated OS").await.expect("propose os");
-        admin::propose_app(&owner, compose_hash(&compose_good()), "demo app").await.expect("propose app");
+        admin::propose_os(&owner, [td.mr_td, td.rtmr0, td.rtmr1, td.rtmr2], "simulated OS", &[])
+            .await
+            .expect("propose os");
+        admin::propose_app(&owner, compose_hash(&compose_good()), "demo app", &[]).await.expect("propose app");
         Net { anvil, url, contract, start: block, owner, scratch, pin: None }
     }
 

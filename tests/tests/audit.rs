@@ -10,7 +10,10 @@ use alloy::{
     sol_types::SolEvent,
 };
 use replicatoor::admin;
-use replicatoor_chain::{Chain, TxOutcome, UpgradeOperator as Op};
+use replicatoor_chain::{
+    deployment::{PinnedDeployment, TrustRoot},
+    Chain, TxOutcome, UpgradeOperator as Op,
+};
 use replicatoor_core::{
     attest::{collateral::NoCollateral, Verifier},
     crypto::{eip712, HpkeKeypair, SecretBundle},
@@ -21,6 +24,7 @@ use replicatoor_core::{
 use replicatoor_testkit::simulated::{self, SimulatedTd};
 use replicatoor_tests::{compose_bad, compose_good, compose_hash, key, proxy::LimitedRpc, wait_for_file, Net};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
@@ -117,11 +121,15 @@ async fn found_cluster(net: &Net, proposer: &Chain, epoch: u64, note: &str) -> (
 
 /// Post a request from `who` with a simulated quote of the app `compose`; returns (request id, block).
 async fn post_request(who: &Chain, compose: &Path) -> (u64, u64) {
+    post_request_as(who, &SimulatedTd::new(compose_hash(compose))).await
+}
+
+/// Post a request from `who` with a quote and event log of the simulated TD `td`.
+async fn post_request_as(who: &Chain, td: &SimulatedTd) -> (u64, u64) {
     let dep = who.deployment();
     let hpke = HpkeKeypair::generate();
-    let (quote, log) = SimulatedTd::new(compose_hash(compose))
-        .attest(dep.request_report_data(who.sender().expect("sender"), &hpke.public()))
-        .expect("quote");
+    let (quote, log) =
+        td.attest(dep.request_report_data(who.sender().expect("sender"), &hpke.public())).expect("quote");
     let o = who
         .send(who.contract().requestSecret(B256::from(hpke.public()), quote.into(), log.into()))
         .await
@@ -199,7 +207,8 @@ async fn audit_reports_exact_findings_custody_and_reverification() {
         assert!(p.terminate().is_some(), "{} did not stop", p.name);
     }
     // Re-bootstrap: the app is proposed again, a new genesis (proposed by key 6) replaces the cluster.
-    let reproposed = admin::propose_app(&net.owner, compose_hash(&compose_good()), "app again").await.unwrap().1.block;
+    let reproposed =
+        admin::propose_app(&net.owner, compose_hash(&compose_good()), "app again", &[]).await.unwrap().1.block;
     let proposer = chain_for(&net, 6).await;
     let (_, e2) = found_cluster(&net, &proposer, 2, "re-bootstrap after losing every holder").await;
     let strict =
@@ -212,7 +221,7 @@ async fn audit_reports_exact_findings_custody_and_reverification() {
     let accepted = owner9.send(owner9.contract().acceptOwnership()).await.expect("accept").block;
 
     let r = audit_json(&net, &[]);
-    assert_eq!(r["schema"], "replicatoor-audit/v1");
+    assert_eq!(r["schema"], "replicatoor-audit/v2");
     assert_eq!(u(&r["from_block"]), net.start, "the deployment block is found without --from-block");
     assert!(!r["reverified"].as_bool().unwrap());
 
@@ -235,6 +244,8 @@ async fn audit_reports_exact_findings_custody_and_reverification() {
         ("custody_reset", "medium"),
         ("owner_changed", "medium"),
         ("unanswered_request", "low"),
+        // Proposed with its hash only (as every reference before composes were published): said, not failed.
+        ("compose_not_published", "info"),
     ]
     .iter()
     .map(|(k, s)| (k.to_string(), s.to_string()))
@@ -409,7 +420,7 @@ async fn quick_history(net: &Net) {
     admin::revoke(&net.owner, app_id, HOSTILE).await.expect("revoke");
     admin::set_policy(&net.owner, policy(0x31, true), "accept OutOfDate for a while").await.expect("loosen");
     admin::set_policy(&net.owner, policy(0x1, true), "UpToDate only").await.expect("tighten");
-    admin::propose_app(&net.owner, compose_hash(&compose_good()), "app again").await.expect("re-propose");
+    admin::propose_app(&net.owner, compose_hash(&compose_good()), "app again", &[]).await.expect("re-propose");
     let (bundle2, _) = found_cluster(net, &c[6], 2, "re-bootstrap").await;
     let (r6, _) = post_request(&c[7], &compose_good()).await;
     deliver(net, &c[6], &bundle2, r6).await;
@@ -478,6 +489,15 @@ fn png_info(bytes: &[u8]) -> (u32, u32) {
 async fn html_report_renders_in_headless_chromium() {
     let net = Net::start("audit-html", Net::dev_policy()).await;
     quick_history(&net).await;
+    // A published compose is owner-supplied text too: it must render as text in its section.
+    let hostile = agent_compose(
+        &format!("reg/replicatoor@sha256:{}", "cd".repeat(32)),
+        &["EVIL: \"<script>alert('compose')</script>\"".into()],
+        &[],
+    );
+    admin::propose_app(&net.owner, Sha256::digest(&hostile).into(), "published compose", &hostile)
+        .await
+        .expect("propose with compose");
     let html = net.scratch.0.join("report.html");
     let contract = net.contract.to_string();
     let html_s = html.display().to_string();
@@ -517,6 +537,17 @@ async fn html_report_renders_in_headless_chromium() {
         assert!(dom.contains(text), "rendered DOM lacks {text:?}");
     }
     assert!(dom.contains("&lt;script&gt;alert("), "the hostile note is rendered as text");
+    // The approvals section: the trust mode, the compose as text, and each delivery's OS image.
+    assert!(dom.contains("id=\"approvals\"") && dom.contains("What was approved"), "approvals section rendered");
+    assert!(dom.contains("trust mode: rpc-unverified (NOT PINNED)"), "the published compose's trust mode");
+    assert!(dom.contains("compose: not published (proposed with its hash only)"), "the demo app's compose");
+    assert!(dom.contains("&lt;script&gt;alert('compose')&lt;/script&gt;"), "the compose is rendered as text");
+    let image = hex::encode(SimulatedTd::new([0; 32]).os_image_hash);
+    assert_eq!(
+        dom.matches(&format!("os image {image} (none published for its OS reference)")).count(),
+        5 + 2,
+        "every delivery and both genesis quotes show the OS image their log names"
+    );
     assert!(!dom.contains("<script>alert("), "the hostile note did not become a script element");
     assert!(dom.matches("class=\"node delivered\"").count() == 5, "five deliveries drawn in the custody graph");
     assert!(dom.contains("href=\"https://explorer.invalid/tx/0x"));
@@ -783,4 +814,312 @@ async fn audit_adapts_to_a_provider_range_limit() {
     assert_eq!(r["custody"]["epochs"].as_array().unwrap().len(), 1);
     let n = rpc.refused.load(Ordering::SeqCst);
     assert!((1..=8).contains(&n), "the limit is learned once ({n} refused calls)");
+}
+
+/// An app-compose.json whose agent service carries `env` (YAML lines under `environment:`).
+fn agent_compose(image: &str, env: &[String], allowed_envs: &[&str]) -> Vec<u8> {
+    let mut yaml = format!("services:\n  agent:\n    image: {image}\n    command: [\"run\"]\n    environment:\n");
+    for e in env {
+        yaml.push_str(&format!("      {e}\n"));
+    }
+    serde_json::to_vec_pretty(&serde_json::json!({
+        "manifest_version": 2,
+        "name": "replicatoor-audit-test",
+        "runner": "docker-compose",
+        "docker_compose_file": yaml,
+        "allowed_envs": allowed_envs,
+    }))
+    .expect("compose JSON")
+}
+
+/// `REPLICATOOR_DEPLOYMENT: |` with `pin` as a literal block (measured into the compose hash).
+fn literal_pin(pin: &PinnedDeployment) -> String {
+    let body: Vec<String> = pin.to_toml().lines().map(|l| format!("        {l}")).collect();
+    format!("REPLICATOOR_DEPLOYMENT: |\n{}", body.join("\n"))
+}
+
+fn beacon_pin(chain_id: u64, contract: Address) -> PinnedDeployment {
+    PinnedDeployment {
+        chain_id,
+        contract,
+        start_block: 1,
+        trust: TrustRoot::Beacon {
+            network: Some("mainnet".into()),
+            custom_network: None,
+            checkpoint: B256::repeat_byte(0x5a),
+            max_age_secs: 300,
+        },
+    }
+}
+
+/// What a proposal publishes, end to end: app composes published with `admin propose-app --compose`
+/// (sent, and as multisig calldata), analysed by `audit` for the trust mode their nodes run in, the
+/// pin, settings the operator still chooses and tags; a published compose that is not the approved
+/// one; an OS reference published with its OS image hash (`propose-os --os-image-hash --release`);
+/// and, for each accepted quote, the OS image its own event log names against the approved one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_shows_what_was_approved_trust_modes_and_os_images() {
+    let net = Net::start("audit-approvals", Net::dev_policy()).await;
+    let contract = net.contract.to_string();
+    let owner_key = replicatoor_tests::KEYS[0];
+    let digest = format!("reg/replicatoor@sha256:{}", "ab".repeat(32));
+    let write = |name: &str, bytes: &[u8]| -> String {
+        let p = net.scratch.0.join(name);
+        std::fs::write(&p, bytes).expect("write compose");
+        p.display().to_string()
+    };
+    // 1. Pinned to this deployment by a beacon light client; only transport comes from the operator.
+    let good = agent_compose(
+        &digest,
+        &["REPLICATOOR_RPC_URL: ${RPC}".into(), literal_pin(&beacon_pin(31337, net.contract))],
+        &["REPLICATOOR_RPC_URL", "REPLICATOOR_BEACON_URL"],
+    );
+    // 2. A simulated beacon (dev only), proposed through the multisig path.
+    let sim = PinnedDeployment {
+        trust: TrustRoot::SimulatedBeacon {
+            genesis_validators_root: B256::repeat_byte(1),
+            genesis_time: 1,
+            seconds_per_slot: 12,
+            checkpoint: B256::repeat_byte(2),
+            max_age_secs: 60,
+        },
+        ..beacon_pin(31337, net.contract)
+    };
+    let simulated = agent_compose(&digest, &[literal_pin(&sim)], &[]);
+    // 3. Another chain's deployment, the simulated switch left to the operator, an image by tag.
+    let other = agent_compose(
+        "reg/replicatoor:latest",
+        &[literal_pin(&beacon_pin(1, Address::repeat_byte(0x11)))],
+        &["REPLICATOOR_ALLOW_SIMULATED_QUOTES"],
+    );
+    // 4. No pin at all (the contract comes from the operator's environment too).
+    let unpinned = agent_compose(&digest, &["REPLICATOOR_CONTRACT: ${C}".into()], &[]);
+    let id_of = |bytes: &[u8]| app_reference_id(&Sha256::digest(bytes).into());
+    for (name, bytes) in [("good", &good), ("other", &other), ("unpinned", &unpinned)] {
+        let path = write(&format!("{name}.json"), bytes);
+        let out = replicatoor(&[
+            "admin",
+            "propose-app",
+            "--rpc-url",
+            &net.url,
+            "--contract",
+            &contract,
+            "--sender-key",
+            owner_key,
+            "--compose",
+            &path,
+            "--note",
+            name,
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(printed["compose_published_bytes"], bytes.len());
+        if name == "unpinned" {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("rpc-unverified") && err.contains("REPLICATOOR_CONTRACT"), "owner warned: {err}");
+        }
+    }
+    let sim_path = write("simulated.json", &simulated);
+    let printed: Value = serde_json::from_str(&ok(&[
+        "admin",
+        "propose-app",
+        "--contract",
+        &contract,
+        "--compose",
+        &sim_path,
+        "--calldata-only",
+        "--json",
+    ]))
+    .unwrap();
+    submit_as_owner(&net, &printed).await;
+    // 5. Published bytes that are not the approved compose (the contract checks nothing).
+    let claimed: [u8; 32] = Sha256::digest(b"what the nodes really run").into();
+    let mismatch = app_reference_id(&claimed);
+    admin::propose_app(&net.owner, claimed, "decoy", &good).await.expect("propose with a decoy compose");
+
+    // The simulated OS, re-proposed with its OS image named; a request whose log names another image.
+    let td = SimulatedTd::new(compose_hash(&compose_good()));
+    let os_id = os_reference_id(&td.mr_td, &td.rtmr0, &td.rtmr1, &td.rtmr2);
+    admin::revoke(&net.owner, os_id, "re-propose with its image").await.expect("revoke os");
+    let image = hex::encode(td.os_image_hash);
+    ok(&[
+        "admin",
+        "propose-os",
+        "--simulated",
+        "--rpc-url",
+        &net.url,
+        "--contract",
+        &contract,
+        "--sender-key",
+        owner_key,
+        "--os-image-hash",
+        &format!("0x{}", image.to_uppercase()),
+        "--release",
+        "https://example.invalid/os/v1",
+    ]);
+    let (c1, c2, c3) = (chain_for(&net, 1).await, chain_for(&net, 2).await, chain_for(&net, 3).await);
+    let (bundle, _) = found_cluster(&net, &c1, 1, "genesis").await;
+    let (r1, _) = post_request_as(&c2, &td).await;
+    deliver(&net, &c1, &bundle, r1).await;
+    let odd = SimulatedTd { os_image_hash: [0xee; 32], ..td.clone() };
+    let (r2, _) = post_request_as(&c3, &odd).await;
+    let d2 = deliver(&net, &c1, &bundle, r2).await;
+
+    let r = audit_json(&net, &[]);
+    let reference = |id: B256| -> &Value {
+        r["references"].as_array().unwrap().iter().find(|x| x["id"] == id.to_string()).expect("reference listed")
+    };
+    let app = |id: B256| &reference(id)["app"];
+    let g = app(id_of(&good));
+    assert_eq!((g["compose_published"].as_bool(), g["compose_hash_matches"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(g["compose"].as_str().unwrap().as_bytes(), &good[..], "the exact bytes approved");
+    assert_eq!(
+        (g["trust_mode"].as_str(), g["pin_matches_deployment"].as_bool()),
+        (Some("beacon-light-client"), Some(true))
+    );
+    assert_eq!(u(&g["pinned_deployment"]["chain_id"]), 31337);
+    assert_eq!(g["unmeasured"], serde_json::json!([]), "RPC and beacon URLs may come from the operator");
+    assert_eq!(app(id_of(&simulated))["trust_mode"], "simulated-beacon");
+    assert_eq!(
+        (app(id_of(&other))["trust_mode"].as_str(), app(id_of(&other))["pin_matches_deployment"].as_bool()),
+        (Some("beacon-light-client"), Some(false))
+    );
+    assert_eq!(app(id_of(&unpinned))["trust_mode"], "rpc-unverified");
+    assert_eq!(app(mismatch)["compose_hash_matches"], false);
+    let demo = app(app_reference_id(&compose_hash(&compose_good())));
+    assert_eq!((demo["compose_published"].as_bool(), &demo["trust_mode"]), (Some(false), &Value::Null));
+    let os = &reference(os_id)["os"];
+    assert_eq!(
+        (os["os_image_hash"].as_str(), os["release"].as_str()),
+        (Some(&image[..]), Some("https://example.invalid/os/v1"))
+    );
+
+    // Findings: one per problem, naming its reference (the good compose has none).
+    let refs_of = |kind: &str| -> Vec<Value> {
+        findings_of(&r, kind).iter().flat_map(|f| f["references"].as_array().unwrap().clone()).collect()
+    };
+    let one = |id: B256| vec![Value::from(id.to_string())];
+    assert_eq!(refs_of("simulated_beacon_approved"), one(id_of(&simulated)));
+    assert_eq!(findings_of(&r, "simulated_beacon_approved")[0]["severity"], "critical");
+    assert_eq!(refs_of("app_not_pinned"), one(id_of(&unpinned)));
+    assert_eq!(refs_of("pin_other_deployment"), one(id_of(&other)));
+    assert_eq!(refs_of("compose_hash_mismatch"), one(mismatch));
+    assert_eq!(refs_of("image_by_tag"), one(id_of(&other)));
+    let mut unmeasured = refs_of("unmeasured_security_setting");
+    unmeasured.sort_by_key(|v| v.to_string());
+    let mut want = vec![Value::from(id_of(&other).to_string()), Value::from(id_of(&unpinned).to_string())];
+    want.sort_by_key(|v| v.to_string());
+    assert_eq!(unmeasured, want);
+    let details: String =
+        findings_of(&r, "unmeasured_security_setting").iter().map(|f| f["detail"].as_str().unwrap()).collect();
+    assert!(details.contains("REPLICATOOR_ALLOW_SIMULATED_QUOTES") && details.contains("REPLICATOOR_CONTRACT"));
+    assert!(!details.contains("REPLICATOOR_RPC_URL"), "transport is not a security setting: {details}");
+    assert_eq!(refs_of("compose_not_published"), one(app_reference_id(&compose_hash(&compose_good()))));
+    // (Every proposal here is usable at once: the test contract has no widening delay.)
+    for f in r["findings"].as_array().unwrap().iter().filter(|f| f["kind"] != "immediate_activation") {
+        assert!(!f["references"].as_array().unwrap().contains(&Value::from(id_of(&good).to_string())), "{f}");
+    }
+
+    // Every accepted quote: the OS image its own log names, against the approved one.
+    let ep = &r["custody"]["epochs"][0];
+    assert_eq!(
+        (ep["attested_os"]["os_image_hash"].as_str(), ep["attested_os"]["matches"].as_bool()),
+        (Some(&image[..]), Some(true))
+    );
+    let ds = ep["deliveries"].as_array().unwrap();
+    assert_eq!(
+        (ds[0]["attested_os"]["matches"].as_bool(), ds[1]["attested_os"]["matches"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(ds[1]["attested_os"]["os_image_hash"], "ee".repeat(32));
+    assert!(ds[0]["attested_os"]["key_provider"].as_str().unwrap().contains("replicatoor-simulated"));
+    let f = findings_of(&r, "os_image_mismatch");
+    assert_eq!(f.len(), 1);
+    assert_eq!(
+        (f[0]["request_ids"].clone(), f[0]["blocks"].clone()),
+        (serde_json::json!([r2]), serde_json::json!([at(d2)]))
+    );
+    let described = r["timeline"].as_array().unwrap().iter().filter(|t| t["kind"] == "reference_described").count();
+    assert_eq!(described, 6, "four composes, the decoy and the OS description");
+
+    let text = ok(&["audit", "--rpc-url", &net.url, "--contract", &contract]);
+    for line in [
+        "trust mode: beacon-light-client: pins chain 31337",
+        "trust mode: simulated-beacon",
+        "trust mode: rpc-unverified (NOT PINNED)",
+        "NOT THIS DEPLOYMENT",
+        "DOES NOT MATCH the approved compose hash",
+        "compose: not published",
+        "published compose:",
+        &format!("OS image hash {image}, release https://example.invalid/os/v1"),
+        &format!("os image {} DIFFERS from the approved {image}", "ee".repeat(32)),
+    ] {
+        assert!(text.contains(line), "text report lacks {line:?}:\n{text}");
+    }
+    // `admin list` says the same in one line per reference.
+    let list = ok(&["admin", "list", "--rpc-url", &net.url, "--contract", &contract]);
+    assert!(
+        list.contains("trust mode: simulated-beacon") && list.contains("trust mode: unknown: no compose published")
+    );
+    assert!(list.contains(&format!("OS image hash {image}, release https://example.invalid/os/v1")), "{list}");
+}
+
+alloy::sol! {
+    /// The proposal functions of contracts deployed before reference descriptions (PROTOCOL.md §4.5).
+    interface V1 {
+        function proposeOsReference(bytes mrtd, bytes rtmr0, bytes rtmr1, bytes rtmr2, string note) external returns (bytes32);
+        function proposeAppReference(bytes32 composeHash, string note) external returns (bytes32);
+    }
+}
+
+/// A deployment of the contract as it was before proposals could publish descriptions (its real
+/// bytecode, tests/fixtures/upgrade-operator-v1): the audit reads it with schema v2, decodes every
+/// log, and says for each app reference that its compose was not published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_reads_a_deployment_from_before_descriptions() {
+    use alloy::{
+        network::TransactionBuilder,
+        sol_types::{SolCall, SolValue},
+    };
+    let net = Net::instant("audit-v1", Net::dev_policy()).await;
+    let hex_code =
+        std::fs::read_to_string(replicatoor_tests::root().join("tests/fixtures/upgrade-operator-v1/bytecode.hex"))
+            .expect("v1 bytecode fixture");
+    let mut code = hex::decode(hex_code.trim().trim_start_matches("0x")).expect("hex bytecode");
+    code.extend((key(0).address(), 0u64, (1u16, false, true)).abi_encode_params());
+    let p = net.owner.provider();
+    let deploy = TransactionRequest::default().with_deploy_code(code);
+    let receipt = p.send_transaction(deploy).await.unwrap().get_receipt().await.unwrap();
+    let v1 = receipt.contract_address.expect("v1 deployed");
+    let send = |data: Vec<u8>| async move {
+        let tx = TransactionRequest::default().to(v1).input(data.into());
+        let r = p.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+        assert!(r.status(), "v1 call reverted");
+    };
+    let td = SimulatedTd::new([0; 32]);
+    let [mrtd, rtmr0, rtmr1, rtmr2] = [td.mr_td, td.rtmr0, td.rtmr1, td.rtmr2].map(|m| m.to_vec().into());
+    send(V1::proposeOsReferenceCall { mrtd, rtmr0, rtmr1, rtmr2, note: "os v1".into() }.abi_encode()).await;
+    let h = compose_hash(&compose_good());
+    send(V1::proposeAppReferenceCall { composeHash: h.into(), note: "app v1".into() }.abi_encode()).await;
+    // The new proposal ABI is not this contract's: the call reverts rather than half-working.
+    let new_call = replicatoor::admin::call::propose_app(&[9; 32], "", b"{}").abi_encode();
+    let tx = TransactionRequest::default().to(v1).input(new_call.into());
+    assert!(p.call(tx).await.is_err(), "a v1 contract has no proposeAppReference(bytes32,string,bytes)");
+
+    let v1_s = v1.to_string();
+    let r: Value =
+        serde_json::from_str(&ok(&["audit", "--rpc-url", &net.url, "--contract", &v1_s, "--json"])).expect("JSON");
+    assert_eq!(r["schema"], "replicatoor-audit/v2");
+    assert!(findings_of(&r, "undecoded_logs").is_empty() && findings_of(&r, "history_incomplete").is_empty());
+    let refs = r["references"].as_array().unwrap();
+    assert_eq!(refs.len(), 2);
+    let app = refs.iter().find(|x| x["id"] == app_reference_id(&h).to_string()).expect("app reference");
+    assert_eq!((app["note"].as_str(), app["app"]["compose_published"].as_bool()), (Some("app v1"), Some(false)));
+    let os = refs.iter().find(|x| x["ref_kind"] == "os").expect("os reference");
+    assert_eq!(os["os"]["description_published"], false);
+    assert_eq!(findings_of(&r, "compose_not_published").len(), 1);
+    assert!(r["timeline"].as_array().unwrap().iter().all(|t| t["kind"] != "reference_described"));
+    let text = ok(&["audit", "--rpc-url", &net.url, "--contract", &v1_s]);
+    assert!(text.contains("compose: not published") && text.contains("OS image: not published"), "{text}");
 }

@@ -623,6 +623,7 @@ fn dstack_compose_is_valid_yaml_and_configures_a_valid_agent() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(m["pinned_deployment"].as_str().unwrap().starts_with("chain 1 contract 0x1111"), "{m}");
+    assert_eq!(m["trust_mode"], "beacon-light-client", "{m}");
     assert_eq!(m["unmeasured_security_settings"], serde_json::json!([]), "{m}");
     assert_eq!(m["images_by_tag"], serde_json::json!([]), "{m}");
 }

@@ -41,7 +41,7 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
     let os_id = os_reference_id(&td.mr_td, &td.rtmr0, &td.rtmr1, &td.rtmr2);
     let app_id = app_reference_id(&compose_hash(&compose_good()));
     let revoked_id = app_reference_id(&[7; 32]);
-    admin::propose_app(&net.owner, [7; 32], "to be revoked").await.expect("propose");
+    admin::propose_app(&net.owner, [7; 32], "to be revoked", &[]).await.expect("propose");
     admin::revoke(&net.owner, revoked_id, "revoked").await.expect("revoke");
     let wider = Policy { tcb_statuses: 0x13, allow_debug: true, allow_simulated: true };
     admin::set_policy(&net.owner, wider, "wider").await.expect("policy");

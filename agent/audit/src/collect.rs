@@ -174,6 +174,7 @@ pub fn is_governance(ev: &Ev) -> bool {
         Ev::Deployed(_)
             | Ev::ReferenceProposed(_)
             | Ev::ReferenceRevoked(_)
+            | Ev::ReferenceDescribed(_)
             | Ev::PolicySet(_)
             | Ev::OwnershipTransferStarted(_)
             | Ev::OwnershipTransferred(_)

@@ -56,6 +56,7 @@ pub fn build(h: &History) -> Custody {
                         note: b.note.clone(),
                         previous_cluster: None,
                         reverify: None,
+                        attested_os: None,
                         deliveries: vec![],
                         refusals: vec![],
                     },
@@ -108,6 +109,7 @@ pub fn build(h: &History) -> Custody {
                         time,
                         tx,
                         reverify: None,
+                        attested_os: None,
                     });
                 }
             }

@@ -3,7 +3,7 @@
 
 use super::{
     collect::History,
-    model::{BlockRange, Custody, Finding, PolicySegment, Severity},
+    model::{BlockRange, Custody, Finding, PolicySegment, ReferenceState, Severity},
     state::State,
 };
 use alloy::primitives::Address;
@@ -61,11 +61,18 @@ fn widens(prev: &Policy, p: &Policy) -> bool {
 }
 
 /// Every finding, most severe first.
-pub fn findings(h: &History, state: &State, segments: &[PolicySegment], custody: &Custody) -> Vec<Finding> {
+pub fn findings(
+    h: &History,
+    state: &State,
+    segments: &[PolicySegment],
+    refs: &[ReferenceState],
+    custody: &Custody,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     policy_findings(segments, &mut out);
     governance_findings(h, state, &mut out);
     custody_findings(h, custody, &mut out);
+    super::approvals::findings(refs, custody, &mut out);
     if !h.entries.iter().any(|e| matches!(e.event, Ev::Deployed(_))) {
         let mut f = Finding::new(
             "history_incomplete",

@@ -2,11 +2,16 @@
 //! alone. The contract emits full payloads in its events, so logs are enough: the governance
 //! timeline, the policy and reference values in force at any block (PROTOCOL.md §4.4), the custody
 //! tree, findings with severities, and optionally an offline re-run of the holder pipeline on every
-//! quote that was accepted. Output: text, stable JSON ([`model`]), or one self-contained HTML file.
+//! quote that was accepted; what each proposal published about its reference (the app's compose with
+//! the trust mode it pins, the OS image) next to what every accepted quote's event log claims.
+//! Output: text, stable JSON ([`model`]), or one self-contained HTML file.
 //! Only standard JSON-RPC reads are used (`eth_getLogs`, blocks, transactions, `eth_getCode`).
 
+pub mod approvals;
 pub mod collect;
+pub mod compose;
 pub mod custody;
+pub mod describe;
 pub mod findings;
 pub mod model;
 pub mod render_html;
@@ -42,11 +47,14 @@ pub async fn audit(chain: &Chain, scan: ScanOptions, reverify: Option<&Verifier>
     let h = collect::collect(chain, &blocks, scan).await?;
     let state = State::from_history(&h);
     let segments = state.policy_segments(&h, &blocks).await?;
+    let mut references = state.references(h.to_time);
+    approvals::annotate_references(&state, h.deployment, &mut references);
     let mut custody = custody::build(&h);
+    approvals::annotate_custody(&h, &references, &mut custody);
     if let Some(v) = reverify {
         reverify::reverify(&h, &state, &mut custody, v).await;
     }
-    let findings = findings::findings(&h, &state, &segments, &custody);
+    let findings = findings::findings(&h, &state, &segments, &references, &custody);
     let summary = summary(&h, &state, &custody, &findings);
     Ok(Report {
         schema: model::SCHEMA,
@@ -57,7 +65,7 @@ pub async fn audit(chain: &Chain, scan: ScanOptions, reverify: Option<&Verifier>
         to_time: h.to_time,
         reverified: reverify.is_some(),
         timeline: timeline::build(&h, &state),
-        references: state.references(h.to_time),
+        references,
         policies: segments,
         custody,
         findings,

@@ -1,12 +1,14 @@
 //! The audit report as plain data. Its serde form is the stable JSON of `audit --json`, schema
-//! `replicatoor-audit/v1` (documented field by field in docs/audit.md): fields are only ever added.
+//! `replicatoor-audit/v2` (documented field by field in docs/audit.md): fields are only ever added
+//! (v2 added what proposals publish: `references[].app` / `.os`, `attested_os` on accepted quotes,
+//! `reference_described` timeline entries).
 //! Addresses are checksummed hex, hashes and ids 0x-hex, times unix seconds, block ranges inclusive.
 
 use alloy::primitives::{Address, B256};
 use replicatoor_core::{attest::TcbStatus, protocol::Policy};
 use serde::Serialize;
 
-pub const SCHEMA: &str = "replicatoor-audit/v1";
+pub const SCHEMA: &str = "replicatoor-audit/v2";
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
@@ -103,6 +105,13 @@ pub enum GovernanceEvent {
         id: B256,
         ref_kind: RefKindName,
     },
+    /// The proposal published the reference's description (PROTOCOL.md §4.5); the bytes are in
+    /// `references[].app.compose` / `references[].os`.
+    ReferenceDescribed {
+        id: B256,
+        ref_kind: RefKindName,
+        bytes: usize,
+    },
     PolicySet {
         policy: PolicyView,
         effective_at: u64,
@@ -137,6 +146,7 @@ impl GovernanceEvent {
             GovernanceEvent::Deployed { .. } => "deployed",
             GovernanceEvent::ReferenceProposed { .. } => "reference_proposed",
             GovernanceEvent::ReferenceRevoked { .. } => "reference_revoked",
+            GovernanceEvent::ReferenceDescribed { .. } => "reference_described",
             GovernanceEvent::PolicySet { .. } => "policy_set",
             GovernanceEvent::OwnershipTransferStarted { .. } => "ownership_transfer_started",
             GovernanceEvent::OwnershipTransferred { .. } => "ownership_transferred",
@@ -181,6 +191,78 @@ pub struct ReferenceState {
     pub revoke_note: Option<String>,
     /// How many times this id was proposed (a revoked id may be proposed again).
     pub proposals: usize,
+    /// App references: what the latest proposal published about the app (`null` for OS references).
+    pub app: Option<AppApproval>,
+    /// OS references: the OS description the latest proposal published (`null` for app references).
+    pub os: Option<OsApproval>,
+}
+
+/// What an app reference's proposal published: the app-compose.json, checked against the compose
+/// hash, and what it measures (the trust mode its nodes run in, settings the operator still chooses).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AppApproval {
+    /// False for proposals that did not publish the compose (all of them before schema v2's contract).
+    pub compose_published: bool,
+    /// The published app-compose.json as text (owner-supplied; invalid UTF-8 replaced).
+    pub compose: Option<String>,
+    /// sha256 of the published bytes, hex.
+    pub compose_sha256: Option<String>,
+    /// sha256(compose) == the reference's compose hash. False is a finding: what was published is not
+    /// what was approved.
+    pub compose_hash_matches: Option<bool>,
+    /// Why the compose could not be analysed (not JSON, YAML errors).
+    pub analysis_error: Option<String>,
+    /// `beacon-light-client`, `rpc-quorum`, `simulated-beacon`, or `rpc-unverified` (nothing pinned
+    /// literally: NOT PINNED); `null` when no compose was published.
+    pub trust_mode: Option<&'static str>,
+    /// The deployment the compose pins literally (REPLICATOOR_DEPLOYMENT).
+    pub pinned_deployment: Option<PinView>,
+    /// Pinned chain id and contract equal the audited deployment's.
+    pub pin_matches_deployment: Option<bool>,
+    /// Security settings the machine's operator can choose without changing the compose hash.
+    pub unmeasured: Vec<crate::compose::Unmeasured>,
+    /// `service: image` for images referenced by tag.
+    pub images_by_tag: Vec<String>,
+    /// Services that run the replicatoor agent.
+    pub agent_services: Vec<String>,
+}
+
+/// A pinned deployment, as the audit shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PinView {
+    pub chain_id: u64,
+    pub contract: Address,
+    pub start_block: u64,
+    /// The trust root, in words (network and checkpoint, quorum size, or SIMULATED beacon).
+    pub trust: String,
+}
+
+/// What an OS reference's proposal published.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OsApproval {
+    pub description_published: bool,
+    /// Dstack's OS image hash (hex), as the owner published it.
+    pub os_image_hash: Option<String>,
+    /// Release note or URL.
+    pub release: Option<String>,
+    /// Why the published description could not be read.
+    pub error: Option<String>,
+}
+
+/// What an accepted quote's own event log says about its OS (the log replays to the quote's RTMR3
+/// for every quote a holder accepted), next to what the owner published for its OS reference.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AttestedOs {
+    /// Payload of the log's `os-image-hash` event (hex); `null` when not logged.
+    pub os_image_hash: Option<String>,
+    /// Payload of the log's `key-provider` event (text); `null` when not logged.
+    pub key_provider: Option<String>,
+    /// The OS image hash published for the OS reference the answer names.
+    pub approved_os_image_hash: Option<String>,
+    /// Both known and equal / different; `null` when either is unknown.
+    pub matches: Option<bool>,
+    /// Why the log could not be read (it is in the request; the holder read it too).
+    pub error: Option<String>,
 }
 
 /// The policy in force over a block range (PROTOCOL.md §4.4 reconstruction).
@@ -235,6 +317,8 @@ pub struct EpochRecord {
     /// Set when this epoch replaced an existing cluster (CustodyReset).
     pub previous_cluster: Option<Address>,
     pub reverify: Option<Reverification>,
+    /// What the genesis quote's event log says about its OS.
+    pub attested_os: Option<AttestedOs>,
     pub deliveries: Vec<DeliveryRecord>,
     pub refusals: Vec<RefusalRecord>,
 }
@@ -255,6 +339,8 @@ pub struct DeliveryRecord {
     pub time: u64,
     pub tx: B256,
     pub reverify: Option<Reverification>,
+    /// What the request's event log says about its OS.
+    pub attested_os: Option<AttestedOs>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -4,7 +4,7 @@
 
 use super::{
     model::{EpochRecord, Report},
-    render_text::{children, describe_event, fmt_policy, fmt_time},
+    render_text::{app_lines, attested_line, children, describe_event, fmt_policy, fmt_time, os_line, trust_mode_line},
 };
 use alloy::primitives::Address;
 use std::{collections::HashSet, fmt::Write as _};
@@ -78,7 +78,8 @@ th{font-size:12px;color:#5b6576;text-transform:uppercase}code,.mono{font-family:
 .note{color:#6a4b00;background:#fff7e0;border-radius:3px;padding:0 4px;white-space:pre-wrap}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{background:#f0f2f6;border-radius:6px;padding:8px 14px}
 .card b{display:block;font-size:20px}svg text{font:12px ui-monospace,Menlo,Consolas,monospace}
-.graph{overflow-x:auto}
+.graph{overflow-x:auto}pre{background:#f0f2f6;border-radius:6px;padding:8px;overflow-x:auto;font-size:12px;max-height:360px}
+.bad{color:#b3152a;font-weight:600}
 "#;
 
 /// Render the whole report.
@@ -128,6 +129,7 @@ pub fn render(r: &Report, explorer: Option<&str>) -> String {
     }
     let _ = write!(o, "</p></section>");
     findings(&mut o, r);
+    approvals(&mut o, r);
     custody(&mut o, r, &l);
     timeline(&mut o, r, &l);
     let _ = writeln!(o, "</main></body></html>");
@@ -166,6 +168,55 @@ fn findings(o: &mut String, r: &Report) {
                 format!(" · requests {}", f.request_ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))
             }
         );
+    }
+    let _ = write!(o, "</section>");
+}
+
+/// What each proposal published: the app's compose (and the trust mode it pins), the OS image.
+fn approvals(o: &mut String, r: &Report) {
+    let _ = write!(
+        o,
+        "<section id=\"approvals\"><h2>What was approved</h2><p>What each proposal published on chain with its \
+         reference (owner-supplied text; an app's compose is checked against its compose hash).</p>"
+    );
+    for x in &r.references {
+        let (class, lines) = match (&x.app, &x.os) {
+            (Some(a), _) => {
+                let ok = a.compose_hash_matches != Some(false)
+                    && matches!(a.trust_mode, Some("beacon-light-client" | "rpc-quorum"))
+                    && a.pin_matches_deployment == Some(true)
+                    && a.unmeasured.is_empty();
+                (if ok { "" } else { "bad" }, app_lines(x, a))
+            }
+            (_, Some(os)) => ("", vec![os_line(os)]),
+            _ => continue,
+        };
+        let _ = write!(
+            o,
+            "<div class=\"approval\" data-ref=\"{}\"><h3>{} reference <span class=\"mono\">{}</span> ({})</h3><ul>",
+            esc(&x.id.to_string()),
+            esc(&x.ref_kind.as_str()),
+            esc(&x.id.to_string()),
+            esc(x.status)
+        );
+        if let Some(a) = &x.app {
+            let _ = write!(o, "<li class=\"trust-mode {class}\">trust mode: {}</li>", esc(&trust_mode_line(a)));
+        }
+        for line in lines.iter().filter(|l| !l.starts_with("trust mode: ")) {
+            let _ = write!(o, "<li>{}</li>", esc(line));
+        }
+        let _ = write!(o, "</ul>");
+        if let Some(c) = x.app.as_ref().and_then(|a| a.compose.as_ref()) {
+            let yaml = serde_json::from_str::<serde_json::Value>(c)
+                .ok()
+                .and_then(|v| v["docker_compose_file"].as_str().map(str::to_string));
+            if let Some(y) = yaml {
+                let _ = write!(o, "<p>docker_compose_file:</p><pre class=\"compose-yaml\">{}</pre>", esc(&y));
+            }
+            let _ =
+                write!(o, "<p>published app-compose.json (exact bytes):</p><pre class=\"compose\">{}</pre>", esc(c));
+        }
+        let _ = write!(o, "</div>");
     }
     let _ = write!(o, "</section>");
 }
@@ -416,11 +467,12 @@ fn custody_tables(o: &mut String, r: &Report, l: &Links) {
             ep.previous_cluster.map_or(String::new(), |p| format!(" · <b>custody reset</b>, replaced {}", l.addr(p))),
             ep.reverify.as_ref().map_or(String::new(), |v| format!(" · reverify: {}", esc(v.verdict)))
         );
-        let _ = write!(o, "<table><tr><th>request</th><th>requester</th><th>outcome</th><th>relayer</th><th>block</th><th>tx</th><th>reverify</th></tr>");
+        let _ = write!(o, "<p>genesis quote: {}</p>", esc(&attested_line(&ep.attested_os)));
+        let _ = write!(o, "<table><tr><th>request</th><th>requester</th><th>outcome</th><th>relayer</th><th>block</th><th>tx</th><th>reverify</th><th>OS image (its event log)</th></tr>");
         for d in &ep.deliveries {
             let _ = write!(
                 o,
-                "<tr><td>{}</td><td class=\"mono\">{}</td><td>delivered</td><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td class=\"mono\">{}</td><td>delivered</td><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td class=\"mono os-image\">{}</td></tr>",
                 d.request_id,
                 l.addr(d.requester),
                 l.addr(d.relayer),
@@ -430,13 +482,14 @@ fn custody_tables(o: &mut String, r: &Report, l: &Links) {
                     "{}{}",
                     v.verdict,
                     v.reason.as_ref().map_or(String::new(), |r| format!(": {r}"))
-                )))
+                ))),
+                esc(&attested_line(&d.attested_os))
             );
         }
         for x in &ep.refusals {
             let _ = write!(
                 o,
-                "<tr><td>{}</td><td class=\"mono\">{}</td><td>refused: {} (code {})</td><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td></td></tr>",
+                "<tr><td>{}</td><td class=\"mono\">{}</td><td>refused: {} (code {})</td><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td></td><td></td></tr>",
                 x.request_id,
                 l.addr(x.requester),
                 esc(x.reason),

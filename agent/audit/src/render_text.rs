@@ -1,7 +1,10 @@
 //! The human-readable report. Chain-supplied text (notes) is printed with `{:?}`, so control
 //! characters and terminal escapes in a note cannot restyle or hide lines.
 
-use super::model::{Custody, DeliveryRecord, EpochRecord, GovernanceEvent as G, PolicyView, Report, Reverification};
+use super::model::{
+    AppApproval, AttestedOs, Custody, DeliveryRecord, EpochRecord, GovernanceEvent as G, OsApproval, PolicyView,
+    ReferenceState, Report, Reverification,
+};
 use alloy::primitives::Address;
 use std::{collections::HashSet, fmt::Write as _};
 
@@ -44,6 +47,9 @@ pub fn describe_event(e: &G) -> String {
             if *id_matches_measurement { "" } else { " — ID DOES NOT MATCH ITS MEASUREMENT" }
         ),
         G::ReferenceRevoked { id, ref_kind } => format!("{} reference {id} revoked", ref_kind.as_str()),
+        G::ReferenceDescribed { id, ref_kind, bytes } => {
+            format!("{} reference {id} described ({bytes} bytes published)", ref_kind.as_str())
+        }
         G::PolicySet { policy, effective_at, cancelled } => format!(
             "policy set: {}, effective {}{}",
             fmt_policy(policy),
@@ -62,6 +68,83 @@ pub fn describe_event(e: &G) -> String {
         G::CustodyReset { epoch, previous_cluster, new_cluster } => {
             format!("CUSTODY RESET at epoch {epoch}: {previous_cluster} → {new_cluster}")
         }
+    }
+}
+
+/// The trust mode line of an approved app.
+pub fn trust_mode_line(a: &AppApproval) -> String {
+    match (a.trust_mode, &a.pinned_deployment) {
+        (None, _) if !a.compose_published => "unknown: no compose published".into(),
+        (None, _) => "unknown: the compose cannot be analysed".into(),
+        (Some(mode), None) => format!("{mode} (NOT PINNED)"),
+        (Some(mode), Some(p)) => format!(
+            "{mode}: pins chain {} contract {}{}",
+            p.chain_id,
+            p.contract,
+            match a.pin_matches_deployment {
+                Some(true) => " (this deployment)",
+                _ => " — NOT THIS DEPLOYMENT",
+            }
+        ),
+    }
+}
+
+/// What an app reference's proposal published, as lines.
+pub fn app_lines(r: &ReferenceState, a: &AppApproval) -> Vec<String> {
+    if !a.compose_published {
+        return vec!["compose: not published (proposed with its hash only)".into()];
+    }
+    let mut out = vec![format!(
+        "compose: published, sha256 {} — {}",
+        a.compose_sha256.as_deref().unwrap_or("?"),
+        if a.compose_hash_matches == Some(true) {
+            "matches the compose hash".to_string()
+        } else {
+            format!("DOES NOT MATCH the approved compose hash {}", r.measurement)
+        }
+    )];
+    out.push(format!("trust mode: {}", trust_mode_line(a)));
+    if let Some(p) = &a.pinned_deployment {
+        out.push(format!("trust root: {} (start block {})", p.trust, p.start_block));
+    }
+    if let Some(e) = &a.analysis_error {
+        out.push(format!("analysis: {e}"));
+    }
+    for u in &a.unmeasured {
+        out.push(format!("UNMEASURED {}: {} ({})", u.service, u.setting, u.source));
+    }
+    for i in &a.images_by_tag {
+        out.push(format!("image by tag: {i}"));
+    }
+    out
+}
+
+/// What an OS reference's proposal published, as one line.
+pub fn os_line(o: &OsApproval) -> String {
+    match (o.description_published, &o.error) {
+        (false, _) => "OS image: not published".into(),
+        (true, Some(e)) => format!("OS description unreadable: {e}"),
+        (true, None) => format!(
+            "OS image hash {}, release {}",
+            o.os_image_hash.as_deref().unwrap_or("not published"),
+            o.release.as_deref().unwrap_or("not published")
+        ),
+    }
+}
+
+/// The OS image an accepted quote's log names, against the approved one.
+pub fn attested_line(a: &Option<AttestedOs>) -> String {
+    let Some(a) = a else { return String::new() };
+    if let Some(e) = &a.error {
+        return format!("event log unreadable: {e}");
+    }
+    match (&a.os_image_hash, a.matches) {
+        (None, _) => "os image not logged".into(),
+        (Some(h), Some(true)) => format!("os image {h} (as approved)"),
+        (Some(h), Some(false)) => {
+            format!("os image {h} DIFFERS from the approved {}", a.approved_os_image_hash.as_deref().unwrap_or("?"))
+        }
+        (Some(h), None) => format!("os image {h} (none published for its OS reference)"),
     }
 }
 
@@ -94,13 +177,14 @@ fn tree(out: &mut String, ep: &EpochRecord, parent: Option<Address>, depth: usiz
         }
         let _ = writeln!(
             out,
-            "{}└─ request {} → {} (block {}, relayer {}){}",
+            "{}└─ request {} → {} (block {}, relayer {}){}; {}",
             "   ".repeat(depth + 1),
             d.request_id,
             d.requester,
             d.block,
             d.relayer,
-            verdict(&d.reverify)
+            verdict(&d.reverify),
+            attested_line(&d.attested_os)
         );
         if Some(d.requester) != ep.proposer {
             tree(out, ep, Some(d.requester), depth + 1, seen);
@@ -126,7 +210,7 @@ fn custody(out: &mut String, c: &Custody) {
             ep.note,
             verdict(&ep.reverify)
         );
-        let _ = writeln!(out, "     os {} / app {}", ep.os_ref, ep.app_ref);
+        let _ = writeln!(out, "     os {} / app {}; {}", ep.os_ref, ep.app_ref, attested_line(&ep.attested_os));
         if let Some(prev) = ep.previous_cluster {
             let _ = writeln!(out, "     CUSTODY RESET: replaced cluster {prev}");
         }
@@ -232,8 +316,30 @@ pub fn render(r: &Report) -> String {
             x.revoked_block.map_or(String::new(), |b| format!(", revoked block {b} ({:?})", x.revoke_note))
         );
     }
+    approvals(&mut out, r);
     custody(&mut out, &r.custody);
     out
+}
+
+fn approvals(out: &mut String, r: &Report) {
+    let _ = writeln!(out, "\nWHAT WAS APPROVED (published with each proposal)");
+    for x in &r.references {
+        let lines = match (&x.app, &x.os) {
+            (Some(a), _) => app_lines(x, a),
+            (_, Some(o)) => vec![os_line(o)],
+            _ => continue,
+        };
+        let _ = writeln!(out, "  {} {} ({})", x.ref_kind.as_str(), x.id, x.status);
+        for l in lines {
+            let _ = writeln!(out, "      {}", l.escape_debug());
+        }
+        if let Some(c) = x.app.as_ref().and_then(|a| a.compose.as_ref()) {
+            let _ = writeln!(out, "      published compose:");
+            for l in c.lines() {
+                let _ = writeln!(out, "        | {}", l.escape_debug());
+            }
+        }
+    }
 }
 
 #[cfg(test)]

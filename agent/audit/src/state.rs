@@ -33,6 +33,9 @@ pub struct RefProposal {
     pub note: String,
     /// The revocation that ended this proposal, if any.
     pub revoked: Option<(Pos, String)>,
+    /// What the proposal published in `ReferenceDescribed` (PROTOCOL.md §4.5): the app-compose.json
+    /// or the OS description. `None` when nothing was published (and on contracts before it).
+    pub description: Option<Bytes>,
 }
 
 /// The trust state's history.
@@ -65,7 +68,14 @@ impl State {
                     activates_at: e.activatesAt,
                     note: e.note.clone(),
                     revoked: None,
+                    description: None,
                 }),
+                // Emitted right after its ReferenceProposed, in the same call: it describes that proposal.
+                Ev::ReferenceDescribed(e) => {
+                    if let Some(p) = s.refs.get_mut(&e.id).and_then(|v| v.last_mut()) {
+                        p.description = Some(e.description.clone());
+                    }
+                }
                 Ev::ReferenceRevoked(e) => {
                     if let Some(p) = s.refs.get_mut(&e.id).and_then(|v| v.last_mut()) {
                         p.revoked.get_or_insert((*pos, e.note.clone()));
@@ -138,6 +148,8 @@ impl State {
                     revoked_block: p.revoked.as_ref().map(|(r, _)| r.block),
                     revoke_note: p.revoked.as_ref().map(|(_, n)| n.clone()),
                     proposals: props.len(),
+                    app: None,
+                    os: None,
                 })
             })
             .collect();
@@ -252,6 +264,7 @@ mod tests {
                     activates_at: 150,
                     note: String::new(),
                     revoked: Some((pos(5, 2, 500), "bad build".into())),
+                    description: None,
                 },
                 RefProposal {
                     pos: pos(7, 0, 700),
@@ -260,6 +273,7 @@ mod tests {
                     activates_at: 700,
                     note: String::new(),
                     revoked: None,
+                    description: None,
                 },
             ],
         );

@@ -34,6 +34,10 @@ pub fn build(h: &History, state: &State) -> Vec<TimelineEntry> {
             Ev::ReferenceRevoked(r) => {
                 (G::ReferenceRevoked { id: r.id, ref_kind: RefKindName(r.kind) }, r.note.clone())
             }
+            Ev::ReferenceDescribed(r) => (
+                G::ReferenceDescribed { id: r.id, ref_kind: RefKindName(r.kind), bytes: r.description.len() },
+                String::new(),
+            ),
             Ev::PolicySet(p) => {
                 let cancelled = state.cancelled(policy_index);
                 policy_index += 1;

@@ -195,6 +195,17 @@ fn is_loopback_http(url: &str) -> bool {
     host == "localhost" || host.split('.').next() == Some("127") && host.split('.').count() == 4
 }
 
+impl TrustRoot {
+    /// The trust mode's name, as `status`, `/metrics` and `audit` show it.
+    pub fn mode_name(&self) -> &'static str {
+        match self {
+            TrustRoot::Beacon { .. } => "beacon-light-client",
+            TrustRoot::Quorum { .. } => "rpc-quorum",
+            TrustRoot::SimulatedBeacon { .. } => "simulated-beacon",
+        }
+    }
+}
+
 impl fmt::Display for TrustRoot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -46,13 +46,20 @@ pub mod call {
     use super::{Op, Policy, B256, U256};
     use alloy::primitives::Bytes;
 
-    pub fn propose_os(m: &[[u8; 48]; 4], note: &str) -> Op::proposeOsReferenceCall {
+    /// `description`: the OS description document (PROTOCOL.md §4.5), or empty.
+    pub fn propose_os(m: &[[u8; 48]; 4], note: &str, description: &[u8]) -> Op::proposeOsReferenceCall {
         let [mrtd, rtmr0, rtmr1, rtmr2] = m.map(|x| Bytes::copy_from_slice(&x));
-        Op::proposeOsReferenceCall { mrtd, rtmr0, rtmr1, rtmr2, note: note.to_string() }
+        let description = Bytes::copy_from_slice(description);
+        Op::proposeOsReferenceCall { mrtd, rtmr0, rtmr1, rtmr2, note: note.to_string(), description }
     }
 
-    pub fn propose_app(compose_hash: &[u8; 32], note: &str) -> Op::proposeAppReferenceCall {
-        Op::proposeAppReferenceCall { composeHash: (*compose_hash).into(), note: note.to_string() }
+    /// `compose`: the app-compose.json whose sha256 is `compose_hash` (published on chain), or empty.
+    pub fn propose_app(compose_hash: &[u8; 32], note: &str, compose: &[u8]) -> Op::proposeAppReferenceCall {
+        Op::proposeAppReferenceCall {
+            composeHash: (*compose_hash).into(),
+            note: note.to_string(),
+            compose: Bytes::copy_from_slice(compose),
+        }
     }
 
     pub fn revoke(id: B256, note: &str) -> Op::revokeReferenceCall {
@@ -68,15 +75,26 @@ pub mod call {
     }
 }
 
-/// Propose an OS reference (MRTD, RTMR0-2); returns its id.
-pub async fn propose_os(chain: &Chain, m: [[u8; 48]; 4], note: &str) -> Result<(B256, TxOutcome), ChainError> {
-    let o = chain.send(chain.contract().call_builder(&call::propose_os(&m, note))).await?;
+/// Propose an OS reference (MRTD, RTMR0-2) with its description (or none: empty); returns its id.
+pub async fn propose_os(
+    chain: &Chain,
+    m: [[u8; 48]; 4],
+    note: &str,
+    description: &[u8],
+) -> Result<(B256, TxOutcome), ChainError> {
+    let o = chain.send(chain.contract().call_builder(&call::propose_os(&m, note, description))).await?;
     Ok((replicatoor_core::protocol::os_reference_id(&m[0], &m[1], &m[2], &m[3]), o))
 }
 
-/// Propose an app reference (compose hash); returns its id.
-pub async fn propose_app(chain: &Chain, compose_hash: [u8; 32], note: &str) -> Result<(B256, TxOutcome), ChainError> {
-    let o = chain.send(chain.contract().call_builder(&call::propose_app(&compose_hash, note))).await?;
+/// Propose an app reference (compose hash), publishing the compose itself when given (empty: not
+/// published); returns its id.
+pub async fn propose_app(
+    chain: &Chain,
+    compose_hash: [u8; 32],
+    note: &str,
+    compose: &[u8],
+) -> Result<(B256, TxOutcome), ChainError> {
+    let o = chain.send(chain.contract().call_builder(&call::propose_app(&compose_hash, note, compose))).await?;
     Ok((replicatoor_core::protocol::app_reference_id(&compose_hash), o))
 }
 

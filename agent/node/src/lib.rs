@@ -6,7 +6,6 @@ pub mod admin;
 pub mod cli;
 pub mod cmd;
 pub mod collateral;
-pub mod compose;
 pub mod config;
 pub mod dispatch;
 pub mod failpoint;

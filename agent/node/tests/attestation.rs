@@ -742,6 +742,27 @@ mod verify_quote_cli {
         let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(m["compose_hash"], "86b0e55f2fa8e4fb69d890f14f54d5612707646e2573d54e0d2ddaaade77caa9");
         assert_eq!(m["replayed_rtmrs"][3], m["measurements"]["rtmr"][3], "event log replays to the quote's RTMR3");
+        // The OS image is named next to MRTD/RTMR0-2, and every runtime event is shown with its meaning.
+        assert_eq!(m["os_image_hash"], "07a2388c7a6a1b6a646d443f1517990a4ec294471d63146cda9d56972765051d");
+        assert!(m["key_provider"].as_str().unwrap().starts_with(r#"{"name":"kms","id":"#), "{}", m["key_provider"]);
+        let events = m["runtime_events"].as_array().unwrap();
+        let names: Vec<&str> = events.iter().map(|e| e["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "system-preparing",
+                "app-id",
+                "compose-hash",
+                "instance-id",
+                "boot-mr-done",
+                "os-image-hash",
+                "key-provider",
+                "storage-fs",
+                "system-ready"
+            ]
+        );
+        assert!(events.iter().all(|e| e["meaning"] != "not a known Dstack event"), "{events:?}");
+        assert_eq!(events[7]["value"], "zfs");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

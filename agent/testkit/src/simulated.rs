@@ -73,6 +73,8 @@ pub struct SimulatedTd {
     pub rtmr2: [u8; 48],
     pub compose_hash: [u8; 32],
     pub app_id: [u8; 20],
+    /// What the log's `os-image-hash` event names (Dstack's name of the OS image).
+    pub os_image_hash: [u8; 32],
     pub tcb: SimTcb,
     pub debug: bool,
 }
@@ -87,12 +89,14 @@ impl SimulatedTd {
             rtmr2: label48(b"rtmr2"),
             compose_hash,
             app_id: label20(b"app-id"),
+            os_image_hash: Sha256::new().chain_update(b"replicatoor/simulated-os/v1/os-image").finalize().into(),
             tcb: SimTcb::UpToDate,
             debug: false,
         }
     }
 
-    /// A Dstack-shaped runtime event log for this TD with a fresh instance id.
+    /// A Dstack-shaped runtime event log for this TD with a fresh instance id (the events a current
+    /// Dstack OS logs, in its order).
     pub fn event_log(&self) -> EventLog {
         let mut instance = [0u8; 20];
         // Only uniqueness matters for a simulated instance id; fall back to a fixed value.
@@ -104,6 +108,7 @@ impl SimulatedTd {
             ev(eventlog::EVENT_COMPOSE_HASH, self.compose_hash.to_vec()),
             ev(eventlog::EVENT_INSTANCE_ID, instance.to_vec()),
             ev(eventlog::EVENT_BOOT_MR_DONE, vec![]),
+            ev(eventlog::EVENT_OS_IMAGE_HASH, self.os_image_hash.to_vec()),
             ev(eventlog::EVENT_KEY_PROVIDER, br#"{"name":"replicatoor-simulated"}"#.to_vec()),
             ev(eventlog::EVENT_SYSTEM_READY, vec![]),
         ])

@@ -1,6 +1,7 @@
 //! `replicatoor measure`: measurements and reference ids from a compose file, a quote or an event log.
 
 use crate::cli::{load_event_log, read_bytes, sha256_file};
+use replicatoor_audit::{compose, describe};
 use replicatoor_core::{attest::quote::Measurements, protocol::app_reference_id};
 use std::{path::PathBuf, process::ExitCode};
 
@@ -12,7 +13,7 @@ pub struct Args {
     /// Quote: print its measurements and OS reference id (not verified; use verify-quote).
     #[arg(long)]
     pub quote: Option<PathBuf>,
-    /// Event log: replay RTMR0-3 and list the runtime events.
+    /// Event log: replay RTMR0-3 and list the runtime events (the OS image hash and key provider among them).
     #[arg(long)]
     pub event_log: Option<PathBuf>,
     /// The simulated OS measurements.
@@ -29,7 +30,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         out.insert("compose_hash".into(), hex::encode(h).into());
         out.insert("app_reference_id".into(), app_reference_id(&h).to_string().into());
         let raw = std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
-        let report = crate::compose::check(&raw)?;
+        let report = compose::check(&raw)?;
+        out.insert("trust_mode".into(), report.trust_mode().into());
         out.insert(
             "pinned_deployment".into(),
             match &report.pinned_deployment {
@@ -63,14 +65,32 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let log = load_event_log(p)?;
         let rtmrs = log.replay_all();
         out.insert("replayed_rtmrs".into(), rtmrs.iter().map(hex::encode).collect::<Vec<_>>().into());
-        let events: Vec<_> = log
-            .runtime_events()
-            .map(|(_, e)| serde_json::json!({ "name": e.name(), "payload": hex::encode(e.payload()) }))
-            .collect();
-        out.insert("runtime_events".into(), events.into());
+        let events: Vec<_> =
+            log.runtime_events().map(|(_, e)| describe::runtime_event(e.name(), e.payload())).collect();
+        out.insert(
+            "runtime_events".into(),
+            if a.json {
+                serde_json::to_value(&events)?
+            } else {
+                events
+                    .iter()
+                    .map(|e| match e.value.as_str() {
+                        "" => format!("{} ({})", e.name, e.meaning),
+                        v => format!("{}: {v} ({})", e.name, e.meaning),
+                    })
+                    .collect::<Vec<_>>()
+                    .into()
+            },
+        );
         if let Ok(app) = log.app_info() {
             out.insert("compose_hash".into(), hex::encode(app.compose_hash).into());
             out.insert("app_reference_id".into(), app_reference_id(&app.compose_hash).to_string().into());
+            let not_logged = || serde_json::Value::from("not logged");
+            out.insert("os_image_hash".into(), app.os_image_hash.map_or_else(not_logged, |h| hex::encode(h).into()));
+            out.insert(
+                "key_provider".into(),
+                app.key_provider.map_or_else(not_logged, |k| describe::runtime_event("key-provider", &k).value.into()),
+            );
         }
     }
     if out.is_empty() {

@@ -7,7 +7,7 @@ mod view;
 
 use crate::{
     admin::{self, call},
-    cli::{hex_n, offline_verifier, read_bytes, sha256_file, PolicyArgs, SecretKey},
+    cli::{hex_n, load_event_log, offline_verifier, read_bytes, PolicyArgs, SecretKey},
 };
 use alloy::{
     primitives::{Address, B256, U256},
@@ -15,19 +15,23 @@ use alloy::{
 };
 use anyhow::Context as _;
 use clap::{ArgGroup, Args, Subcommand};
+use replicatoor_audit::describe::OsDescription;
 use replicatoor_chain::{Chain, TxOutcome};
 use replicatoor_core::{
     attest::quote::Measurements,
     protocol::{app_reference_id, os_reference_id},
 };
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::{path::PathBuf, process::ExitCode};
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Propose an OS reference (MRTD, RTMR0-2), usable after the contract's widening delay.
+    /// Propose an OS reference (MRTD, RTMR0-2), usable after the contract's widening delay; optionally
+    /// publish the OS image hash and release it stands for.
     ProposeOs(ProposeOs),
-    /// Propose an app reference (compose hash), usable after the contract's widening delay.
+    /// Propose an app reference (compose hash), usable after the contract's widening delay; with
+    /// `--compose` the app-compose.json itself is published in the same call.
     ProposeApp(ProposeApp),
     /// Revoke a reference (immediate).
     Revoke(Revoke),
@@ -81,6 +85,16 @@ pub struct ProposeOs {
     pub rtmr1: Option<String>,
     #[arg(long, requires = "mrtd")]
     pub rtmr2: Option<String>,
+    /// Dstack's OS image hash (hex) this OS reference stands for, published with the proposal
+    /// (`audit` compares it with the `os-image-hash` event of every accepted quote).
+    #[arg(long)]
+    pub os_image_hash: Option<String>,
+    /// Take the OS image hash from this event log's `os-image-hash` event (Dstack JSON or compact).
+    #[arg(long, conflicts_with = "os_image_hash")]
+    pub event_log: Option<PathBuf>,
+    /// Release note or URL of the OS image, published with the proposal.
+    #[arg(long)]
+    pub release: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -88,9 +102,11 @@ pub struct ProposeOs {
 pub struct ProposeApp {
     #[command(flatten)]
     pub tx: TxArgs,
-    /// app-compose.json whose sha256 is the compose hash.
+    /// app-compose.json: its sha256 is the compose hash, and the file itself is published on chain
+    /// with the proposal, so auditors see exactly what was approved.
     #[arg(long)]
     pub compose: Option<PathBuf>,
+    /// The compose hash alone (nothing published: auditors cannot see what it runs).
     #[arg(long)]
     pub compose_hash: Option<String>,
 }
@@ -154,28 +170,66 @@ async fn propose_os(a: ProposeOs) -> anyhow::Result<()> {
     };
     let tx = &a.tx;
     let id = os_reference_id(&m[0], &m[1], &m[2], &m[3]);
-    let info = json!({ "id": id, "kind": "os" });
-    if tx.calldata_only {
-        return print_calldata(tx, call::propose_os(&m, &tx.note).abi_encode(), info);
+    let image = match &a.event_log {
+        Some(p) => {
+            let log = load_event_log(p)?;
+            let info = log.app_info().map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            Some(hex::encode(
+                info.os_image_hash.with_context(|| format!("{} has no os-image-hash event", p.display()))?,
+            ))
+        }
+        None => a.os_image_hash.clone(),
+    };
+    let description = OsDescription::new(image.as_deref(), a.release.as_deref())?;
+    let bytes = description.as_ref().map(OsDescription::to_bytes).unwrap_or_default();
+    let mut info = json!({ "id": id, "kind": "os" });
+    if let (Some(d), Some(obj)) = (&description, info.as_object_mut()) {
+        obj.insert("os_image_hash".into(), d.os_image_hash.clone().into());
+        obj.insert("release".into(), d.release.clone().into());
     }
-    let (_, o) = admin::propose_os(&connect(tx).await?, m, &tx.note).await?;
+    if tx.calldata_only {
+        return print_calldata(tx, call::propose_os(&m, &tx.note, &bytes).abi_encode(), info);
+    }
+    let (_, o) = admin::propose_os(&connect(tx).await?, m, &tx.note, &bytes).await?;
     done(tx, info, &o, format!("os reference {id} proposed"))
 }
 
 async fn propose_app(a: ProposeApp) -> anyhow::Result<()> {
-    let h = match (&a.compose, &a.compose_hash) {
-        (Some(p), _) => sha256_file(p)?,
-        (None, Some(h)) => hex_n::<32>("compose hash", h)?,
+    let (h, compose) = match (&a.compose, &a.compose_hash) {
+        (Some(p), _) => {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            warn_unmeasured(&bytes);
+            (Sha256::digest(&bytes).into(), bytes)
+        }
+        (None, Some(h)) => {
+            eprintln!("note: with --compose-hash the compose is not published; auditors see only its hash");
+            (hex_n::<32>("compose hash", h)?, Vec::new())
+        }
         (None, None) => anyhow::bail!("pass --compose FILE or --compose-hash HEX"),
     };
     let tx = &a.tx;
     let id = app_reference_id(&h);
-    let info = json!({ "id": id, "kind": "app", "compose_hash": hex::encode(h) });
+    let info = json!({
+        "id": id, "kind": "app", "compose_hash": hex::encode(h), "compose_published_bytes": compose.len()
+    });
     if tx.calldata_only {
-        return print_calldata(tx, call::propose_app(&h, &tx.note).abi_encode(), info);
+        return print_calldata(tx, call::propose_app(&h, &tx.note, &compose).abi_encode(), info);
     }
-    let (_, o) = admin::propose_app(&connect(tx).await?, h, &tx.note).await?;
+    let (_, o) = admin::propose_app(&connect(tx).await?, h, &tx.note, &compose).await?;
     done(tx, info, &o, format!("app reference {id} (compose hash {}) proposed", hex::encode(h)))
+}
+
+/// Tell the owner, before it signs, what `audit` will flag about this compose.
+fn warn_unmeasured(compose: &[u8]) {
+    match replicatoor_audit::compose::check(compose) {
+        Ok(r) => {
+            eprintln!("trust mode its nodes run in: {}", r.trust_mode());
+            for u in &r.unmeasured {
+                eprintln!("warning: {}: {} is unmeasured ({})", u.service, u.setting, u.source);
+            }
+        }
+        Err(e) => eprintln!("warning: the compose cannot be analysed: {e}"),
+    }
 }
 
 async fn revoke(a: Revoke) -> anyhow::Result<()> {

@@ -5,9 +5,10 @@ use alloy::primitives::Address;
 use anyhow::Context as _;
 use clap::Args;
 use replicatoor_audit::{
+    approvals,
     collect::{collect, Blocks, ScanOptions},
     model::PolicyView,
-    render_text::{fmt_policy, fmt_time},
+    render_text::{fmt_policy, fmt_time, os_line, trust_mode_line},
     state::State,
 };
 use replicatoor_chain::Chain;
@@ -93,7 +94,9 @@ pub async fn list(a: List) -> anyhow::Result<()> {
     let chain = connect(&a.target).await?;
     let blocks = Blocks::new(&chain);
     let h = collect(&chain, &blocks, ScanOptions { from_block: a.from_block, to_block: None, progress: true }).await?;
-    let refs = State::from_history(&h).references(h.to_time);
+    let state = State::from_history(&h);
+    let mut refs = state.references(h.to_time);
+    approvals::annotate_references(&state, h.deployment, &mut refs);
     let v = Views::read(&chain).await?;
     if a.target.json {
         let mut out = v.json();
@@ -114,6 +117,12 @@ pub async fn list(a: List) -> anyhow::Result<()> {
                 r.note,
                 r.revoked_block.map_or(String::new(), |b| format!("  revoked in block {b} ({:?})", r.revoke_note))
             );
+            // What the proposal published (`audit` shows the rest and its findings).
+            match (&r.app, &r.os) {
+                (Some(app), _) => println!("      trust mode: {}", trust_mode_line(app)),
+                (_, Some(os)) => println!("      {}", os_line(os).escape_debug()),
+                _ => {}
+            }
         }
     }
     v.print_policy();

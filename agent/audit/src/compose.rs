@@ -2,19 +2,31 @@
 //! approves, but a docker compose file can still take values from outside it: `${VAR}` substitution,
 //! `env_file`, and the variables Dstack lets the operator provide (`allowed_envs`). A security setting
 //! that comes from there is chosen by the machine's operator, not measured; so is an image referenced
-//! by tag instead of digest. `replicatoor measure --compose` reports both, and the pinned deployment
-//! the compose carries.
+//! by tag instead of digest. `replicatoor measure --compose` and `replicatoor audit` (on the compose an
+//! app reference published) report both, the pinned deployment the compose carries and the trust mode
+//! its nodes run in. Pure (bytes in, report out): it lives here, not in the node, so the audit can use
+//! it on chain data, and not in the trust kernel, which never parses a compose.
 
 use replicatoor_chain::deployment::PinnedDeployment;
 use serde::Serialize;
 use yaml_rust2::{Yaml, YamlLoader};
 
+/// Why an app-compose.json could not be analysed.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("app-compose.json is not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("docker_compose_file is not YAML: {0}")]
+    Yaml(String),
+}
+
 /// Settings the TD's decisions depend on: each must be written literally in the compose (or left
 /// to its strict default). Transport and per-node values (RPC and beacon URLs, the sender key, the
 /// genesis switch, ports, logs) may come from the operator.
-const SECURITY_SETTINGS: [&str; 9] = [
+const SECURITY_SETTINGS: [&str; 10] = [
     "DEPLOYMENT",
     "DANGEROUSLY_TRUST_RPC",
+    "CONFIG",
     "CONTRACT",
     "START_BLOCK",
     "ALLOW_SIMULATED_QUOTES",
@@ -33,10 +45,24 @@ pub struct ComposeReport {
     pub unmeasured: Vec<Unmeasured>,
     /// `service: image` for every image referenced by tag (a tag can move; a digest cannot).
     pub images_by_tag: Vec<String>,
+    /// The services that run the replicatoor agent.
+    pub agent_services: Vec<String>,
+}
+
+/// Trust mode of a node without a (literal) pinned deployment: it believes its RPC.
+pub const UNVERIFIED: &str = "rpc-unverified";
+
+impl ComposeReport {
+    /// How nodes running this compose authenticate chain state: the pinned trust root's mode
+    /// (`beacon-light-client`, `rpc-quorum`, `simulated-beacon`), or [`UNVERIFIED`] when nothing is
+    /// pinned literally.
+    pub fn trust_mode(&self) -> &'static str {
+        self.pinned_deployment.as_ref().map_or(UNVERIFIED, |d| d.trust.mode_name())
+    }
 }
 
 /// One security setting the compose does not measure.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Unmeasured {
     /// The compose service.
     pub service: String,
@@ -47,14 +73,14 @@ pub struct Unmeasured {
 }
 
 /// Read an app-compose.json (Dstack's format: the docker compose file is the `docker_compose_file` string).
-pub fn check(app_compose: &[u8]) -> anyhow::Result<ComposeReport> {
+pub fn check(app_compose: &[u8]) -> Result<ComposeReport, ComposeError> {
     let doc: serde_json::Value = serde_json::from_slice(app_compose)?;
     let allowed: Vec<String> = doc["allowed_envs"]
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     let yaml = doc["docker_compose_file"].as_str().unwrap_or_default();
-    let docs = YamlLoader::load_from_str(yaml).map_err(|e| anyhow::anyhow!("docker_compose_file: {e}"))?;
+    let docs = YamlLoader::load_from_str(yaml).map_err(|e| ComposeError::Yaml(e.to_string()))?;
     let mut report = ComposeReport::default();
     let Some(services) = docs.first().and_then(|d| d["services"].as_hash()) else { return Ok(report) };
     for (name, svc) in services {
@@ -72,6 +98,7 @@ pub fn check(app_compose: &[u8]) -> anyhow::Result<ComposeReport> {
         if !runs_agent {
             continue;
         }
+        report.agent_services.push(service.clone());
         let mut flag = |setting: &str, source: String| {
             report.unmeasured.push(Unmeasured { service: service.clone(), setting: setting.into(), source })
         };
@@ -160,9 +187,11 @@ mod tests {
             PIN.lines().map(|l| format!("        {l}")).collect::<Vec<_>>().join("\n")
         );
         let r = check(&app_compose(&yaml, &["REPLICATOOR_SENDER_KEY"])).unwrap();
-        assert_eq!(r.pinned_deployment.map(|d| d.chain_id), Some(1));
+        assert_eq!(r.pinned_deployment.as_ref().map(|d| d.chain_id), Some(1));
         assert!(r.unmeasured.is_empty(), "{:?}", r.unmeasured);
         assert!(r.images_by_tag.is_empty());
+        assert_eq!(r.trust_mode(), "beacon-light-client");
+        assert_eq!(r.agent_services, ["agent"]);
     }
 
     #[test]
@@ -170,6 +199,7 @@ mod tests {
         let yaml = "services:\n  app:\n    image: example/app:1.0\n  agent:\n    image: reg/replicatoor:latest\n    env_file: [agent.env]\n    command: [\"run\", \"--contract\", \"${C}\"]\n    environment:\n      - REPLICATOOR_DEPLOYMENT=${PIN}\n      - REPLICATOOR_CONFIRMATIONS\n";
         let r = check(&app_compose(yaml, &["REPLICATOOR_ALLOW_SIMULATED_QUOTES"])).unwrap();
         assert!(r.pinned_deployment.is_none());
+        assert_eq!(r.trust_mode(), UNVERIFIED, "a substituted pin pins nothing");
         let settings: Vec<_> = r.unmeasured.iter().map(|u| u.setting.as_str()).collect();
         for s in [
             "env_file",

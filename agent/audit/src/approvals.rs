@@ -1,0 +1,300 @@
+//! What was approved, as published on chain (PROTOCOL.md §4.5): each app reference's compose checked
+//! against its compose hash and analysed (trust mode, pin, settings the operator still chooses), each
+//! OS reference's description, and, for every accepted quote, the OS image its own event log names
+//! next to the one published for its OS reference.
+
+use super::{
+    collect::History,
+    compose,
+    describe::OsDescription,
+    model::{AppApproval, AttestedOs, BlockRange, Custody, Finding, OsApproval, PinView, ReferenceState, Severity},
+    state::State,
+};
+use alloy::primitives::{Bytes, B256, U256};
+use replicatoor_chain::bindings::UpgradeOperator::UpgradeOperatorEvents as Ev;
+use replicatoor_core::{attest::eventlog::EventLog, protocol::Deployment};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+const OS: u8 = 1;
+const APP: u8 = 2;
+
+/// Fill `app` / `os` of every reference from its latest proposal's description.
+pub fn annotate_references(state: &State, deployment: Deployment, refs: &mut [ReferenceState]) {
+    for r in refs.iter_mut() {
+        let Some(p) = state.refs.get(&r.id).and_then(|v| v.last()) else { continue };
+        match p.kind {
+            APP => r.app = Some(app(&p.measurement, p.description.as_ref(), deployment)),
+            OS => r.os = Some(os(p.description.as_ref())),
+            _ => {}
+        }
+    }
+}
+
+fn app(measurement: &[u8], compose: Option<&Bytes>, deployment: Deployment) -> AppApproval {
+    let Some(compose) = compose else { return AppApproval::default() };
+    let sha: [u8; 32] = Sha256::digest(compose).into();
+    let mut a = AppApproval {
+        compose_published: true,
+        compose: Some(String::from_utf8_lossy(compose).into_owned()),
+        compose_sha256: Some(hex::encode(sha)),
+        compose_hash_matches: Some(measurement == sha),
+        ..AppApproval::default()
+    };
+    match compose::check(compose) {
+        Ok(c) => {
+            a.trust_mode = Some(c.trust_mode());
+            a.pin_matches_deployment = c.pinned_deployment.as_ref().map(|d| d.deployment() == deployment);
+            a.pinned_deployment = c.pinned_deployment.map(|d| PinView {
+                chain_id: d.chain_id,
+                contract: d.contract,
+                start_block: d.start_block,
+                trust: d.trust.to_string(),
+            });
+            a.unmeasured = c.unmeasured;
+            a.images_by_tag = c.images_by_tag;
+            a.agent_services = c.agent_services;
+        }
+        Err(e) => a.analysis_error = Some(e.to_string()),
+    }
+    a
+}
+
+fn os(description: Option<&Bytes>) -> OsApproval {
+    let Some(d) = description else { return OsApproval::default() };
+    match OsDescription::parse(d) {
+        Ok(d) => {
+            OsApproval { description_published: true, os_image_hash: d.os_image_hash, release: d.release, error: None }
+        }
+        Err(e) => OsApproval { description_published: true, error: Some(e.to_string()), ..OsApproval::default() },
+    }
+}
+
+/// Fill `attested_os` on every epoch (its genesis quote) and delivery (its request's quote).
+pub fn annotate_custody(h: &History, refs: &[ReferenceState], custody: &mut Custody) {
+    let mut logs: HashMap<U256, &Bytes> = HashMap::new();
+    let mut genesis_logs: HashMap<U256, &Bytes> = HashMap::new();
+    for e in &h.entries {
+        match &e.event {
+            Ev::SecretRequested(r) => {
+                logs.insert(r.requestId, &r.eventLog);
+            }
+            Ev::GenesisProposed(g) => {
+                genesis_logs.insert(g.proposalId, &g.eventLog);
+            }
+            _ => {}
+        }
+    }
+    let approved = |os_ref: B256| {
+        refs.iter().find(|r| r.id == os_ref).and_then(|r| r.os.as_ref()).and_then(|o| o.os_image_hash.clone())
+    };
+    for ep in &mut custody.epochs {
+        let log = genesis_logs.get(&U256::from(ep.proposal_id)).copied();
+        ep.attested_os = log.map(|l| attested(l, approved(ep.os_ref)));
+        for d in &mut ep.deliveries {
+            let log = logs.get(&U256::from(d.request_id)).copied();
+            d.attested_os = log.map(|l| attested(l, approved(d.os_ref)));
+        }
+    }
+}
+
+fn attested(compact: &[u8], approved: Option<String>) -> AttestedOs {
+    let mut a = AttestedOs { approved_os_image_hash: approved, ..AttestedOs::default() };
+    match EventLog::from_compact(compact).and_then(|l| l.app_info()) {
+        Ok(info) => {
+            a.os_image_hash = info.os_image_hash.map(hex::encode);
+            a.key_provider = info.key_provider.map(|k| String::from_utf8_lossy(&k).into_owned());
+        }
+        Err(e) => a.error = Some(e.to_string()),
+    }
+    if let (Some(claimed), Some(approved)) = (&a.os_image_hash, &a.approved_os_image_hash) {
+        a.matches = Some(claimed == approved);
+    }
+    a
+}
+
+/// Findings about what was approved and what accepted quotes claim.
+pub fn findings(refs: &[ReferenceState], custody: &Custody, out: &mut Vec<Finding>) {
+    for r in refs {
+        let Some(a) = &r.app else { continue };
+        let at = vec![BlockRange::at(r.proposed_block)];
+        let mut push = |kind: &'static str, severity: Severity, title: String, detail: String| {
+            let mut f = Finding::new(kind, severity, title, detail);
+            f.blocks.clone_from(&at);
+            f.references.push(r.id);
+            out.push(f);
+        };
+        let which = format!("app reference {} ({}, note {:?})", r.id, r.status, r.note);
+        if !a.compose_published {
+            push(
+                "compose_not_published",
+                Severity::Info,
+                "An app reference's compose was not published".into(),
+                format!(
+                    "{which} was proposed with its compose hash only: what its nodes run, and the trust mode \
+                     they run in, cannot be checked from the chain. Publish it with `admin propose-app --compose`."
+                ),
+            );
+            continue;
+        }
+        if a.compose_hash_matches == Some(false) {
+            push(
+                "compose_hash_mismatch",
+                Severity::High,
+                "The published compose is not the approved one".into(),
+                format!(
+                    "{which}: the published app-compose.json hashes to {}, not to the approved compose hash {}. \
+                     What the nodes run is unknown; the analysis below describes the published file only.",
+                    a.compose_sha256.as_deref().unwrap_or("?"),
+                    r.measurement
+                ),
+            );
+        }
+        if let Some(e) = &a.analysis_error {
+            push(
+                "compose_unreadable",
+                Severity::Medium,
+                "The published compose cannot be analysed".into(),
+                format!("{which}: {e}"),
+            );
+            continue;
+        }
+        match a.trust_mode {
+            Some("simulated-beacon") => push(
+                "simulated_beacon_approved",
+                Severity::Critical,
+                "An approved app trusts a SIMULATED beacon".into(),
+                format!(
+                    "{which} pins a simulated-beacon trust root: its nodes accept chain state signed by a \
+                     committee whose keys are public (dev and test chains only; never in production)."
+                ),
+            ),
+            Some(compose::UNVERIFIED) => push(
+                "app_not_pinned",
+                Severity::High,
+                "An approved app pins no deployment (NOT PINNED)".into(),
+                format!(
+                    "{which} carries no literal REPLICATOOR_DEPLOYMENT: its nodes run rpc-unverified and \
+                     believe whatever their operator's RPC shows them about the chain.{}",
+                    if a.agent_services.is_empty() {
+                        " No service in it runs the replicatoor agent: how its nodes get the secret is not \
+                         measured by this compose at all."
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            _ => {}
+        }
+        if a.pin_matches_deployment == Some(false) {
+            let pin = a.pinned_deployment.as_ref();
+            push(
+                "pin_other_deployment",
+                Severity::High,
+                "An approved app pins another deployment".into(),
+                format!(
+                    "{which} pins chain {} contract {}, not this deployment: its nodes would refuse to run here.",
+                    pin.map_or(0, |p| p.chain_id),
+                    pin.map_or_else(String::new, |p| p.contract.to_string())
+                ),
+            );
+        }
+        if !a.unmeasured.is_empty() {
+            let list: Vec<String> =
+                a.unmeasured.iter().map(|u| format!("{}: {} ({})", u.service, u.setting, u.source)).collect();
+            push(
+                "unmeasured_security_setting",
+                Severity::High,
+                "An approved app lets the operator choose security settings".into(),
+                format!(
+                    "{which}: these settings come from outside the measured compose, so the machine's operator \
+                     chooses them without changing the compose hash: {}.",
+                    list.join("; ")
+                ),
+            );
+        }
+        if !a.images_by_tag.is_empty() {
+            push(
+                "image_by_tag",
+                Severity::Medium,
+                "An approved app references images by tag".into(),
+                format!("{which}: a tag can be moved to another image; pin a digest: {}.", a.images_by_tag.join(", ")),
+            );
+        }
+    }
+    os_image_findings(custody, out);
+}
+
+fn os_image_findings(custody: &Custody, out: &mut Vec<Finding>) {
+    for ep in &custody.epochs {
+        let genesis =
+            ep.attested_os.as_ref().map(|a| (a, format!("genesis of epoch {}", ep.epoch), ep.block, ep.os_ref, None));
+        let deliveries = ep.deliveries.iter().filter_map(|d| {
+            let what = format!("request {}", d.request_id);
+            d.attested_os.as_ref().map(|a| (a, what, d.block, d.os_ref, Some(d.request_id)))
+        });
+        for (a, what, block, os_ref, rid) in genesis.into_iter().chain(deliveries) {
+            if a.matches != Some(false) {
+                continue;
+            }
+            let mut f = Finding::new(
+                "os_image_mismatch",
+                Severity::High,
+                format!("{what}: the OS image differs from the approved one"),
+                format!(
+                    "{what} (epoch {}, block {block}) was accepted under OS reference {os_ref}, published as OS image \
+                     {}, but its own event log names OS image {}.",
+                    ep.epoch,
+                    a.approved_os_image_hash.as_deref().unwrap_or("?"),
+                    a.os_image_hash.as_deref().unwrap_or("?")
+                ),
+            );
+            f.blocks.push(BlockRange::at(block));
+            f.request_ids.extend(rid);
+            f.epochs.push(ep.epoch);
+            f.references.push(os_ref);
+            out.push(f);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::Address;
+    use replicatoor_core::attest::eventlog::{DigestFormat, Event};
+
+    fn log(os_image: Option<&[u8]>) -> Vec<u8> {
+        let ev = |n: &str, p: &[u8]| Event::runtime(n, p.to_vec(), DigestFormat::V1);
+        let mut events = vec![ev("app-id", &[1; 20]), ev("compose-hash", &[2; 32]), ev("instance-id", &[])];
+        events.push(ev("boot-mr-done", &[]));
+        events.extend(os_image.map(|h| ev("os-image-hash", h)));
+        events.push(ev("system-ready", &[]));
+        EventLog::from_events(events).to_compact().unwrap()
+    }
+
+    #[test]
+    fn the_logged_os_image_is_compared_with_the_published_one() {
+        let same = attested(&log(Some(&[0xab; 2])), Some("abab".into()));
+        assert_eq!((same.os_image_hash.as_deref(), same.matches), (Some("abab"), Some(true)));
+        assert_eq!(attested(&log(Some(&[0xcd; 2])), Some("abab".into())).matches, Some(false));
+        assert_eq!(attested(&log(None), Some("abab".into())).matches, None, "not logged: nothing to compare");
+        assert_eq!(attested(&log(Some(&[1])), None).matches, None, "nothing published");
+        assert!(attested(b"junk", None).error.is_some());
+    }
+
+    #[test]
+    fn a_published_compose_is_checked_against_the_hash_and_the_deployment() {
+        let compose = br#"{"docker_compose_file":"services:\n  agent:\n    image: replicatoor@sha256:00\n"}"#;
+        let hash: [u8; 32] = Sha256::digest(compose).into();
+        let dep = Deployment { chain_id: 1, contract: Address::repeat_byte(1) };
+        let a = app(&hash, Some(&Bytes::from_static(compose)), dep);
+        assert_eq!((a.compose_hash_matches, a.trust_mode), (Some(true), Some(compose::UNVERIFIED)));
+        assert_eq!(a.agent_services, ["agent"]);
+        assert_eq!(app(&[0; 32], Some(&Bytes::from_static(compose)), dep).compose_hash_matches, Some(false));
+        assert!(!app(&hash, None, dep).compose_published);
+        let bad = app(&hash, Some(&Bytes::from_static(b"not json")), dep);
+        assert!(bad.analysis_error.is_some() && bad.trust_mode.is_none());
+        assert!(os(Some(&Bytes::from_static(b"{"))).error.is_some());
+    }
+}
