@@ -53,6 +53,14 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         uint64 forEpoch;
     }
 
+    /// @dev A re-bootstrap the owner approved, waiting for `executableAt` (a widening: it hands custody to a new key).
+    struct PendingBootstrap {
+        uint256 proposalId;
+        bytes32 osRef;
+        bytes32 appRef;
+        uint64 executableAt;
+    }
+
     // ------------------------------------------------------------------ errors
 
     /// @notice A measurement argument does not have its fixed length.
@@ -95,6 +103,18 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     error BadEncapsulatedKey(uint256 length);
     /// @notice The refusal reason code is outside 1..MAX_REASON.
     error InvalidReason(uint8 reason);
+    /// @notice The genesis proposal is not the one the owner named (another cluster or epoch than it verified).
+    error GenesisMismatch(uint256 proposalId, address cluster, uint64 forEpoch);
+    /// @notice A re-bootstrap is already scheduled; cancel it first.
+    error BootstrapPending(uint256 proposalId);
+    /// @notice No re-bootstrap is scheduled.
+    error NoPendingBootstrap();
+    /// @notice The scheduled re-bootstrap may run only from `executableAt`.
+    error BootstrapNotDue(uint64 executableAt);
+    /// @notice The signed answer names another request than `requestId` is (`request` = keccak256(hpkePubKey ‖ requester)).
+    error RequestMismatch(uint256 requestId, bytes32 request);
+    /// @notice The delivery was decided under another policy than the one in force now.
+    error PolicyChanged(bytes32 signed, bytes32 current);
 
     // ------------------------------------------------------------------ events
 
@@ -133,6 +153,19 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     );
     /// @notice Custody was broken: a new cluster replaced `previousCluster` (all holders lost, or a deliberate reset).
     event CustodyReset(uint64 indexed epoch, address indexed previousCluster, address indexed newCluster, string note);
+    /// @notice The owner approved a re-bootstrap (a cluster already exists): anyone may execute it from `executableAt`,
+    ///         the owner may cancel it until then. Watchers have `wideningDelay` to react.
+    event BootstrapScheduled(
+        uint256 indexed proposalId,
+        uint64 indexed epoch,
+        address indexed cluster,
+        bytes32 osRef,
+        bytes32 appRef,
+        uint64 executableAt,
+        string note
+    );
+    /// @notice The owner cancelled the scheduled re-bootstrap.
+    event BootstrapCancelled(uint256 indexed proposalId, string note);
     /// @notice A node asks for the secret. The quote's report_data binds the chain id, this contract, `requester` and
     ///         `hpkePubKey` (PROTOCOL.md §3.1). Nothing is verified on chain.
     event SecretRequested(
@@ -151,6 +184,7 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         address indexed relayer,
         bytes32 osRef,
         bytes32 appRef,
+        bytes32 policy,
         bytes encapsulatedKey,
         bytes ciphertext,
         bytes signature
@@ -177,10 +211,11 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     /// @notice Largest widening delay accepted at deployment.
     uint64 public constant MAX_WIDENING_DELAY = 365 days;
     /// @notice EIP-712 type hash the cluster key signs to deliver.
-    bytes32 public constant DELIVERY_TYPEHASH =
-        keccak256("Delivery(uint256 requestId,bytes32 osRef,bytes32 appRef,bytes encapsulatedKey,bytes ciphertext)");
+    bytes32 public constant DELIVERY_TYPEHASH = keccak256(
+        "Delivery(uint256 requestId,bytes32 request,bytes32 policy,bytes32 osRef,bytes32 appRef,bytes encapsulatedKey,bytes ciphertext)"
+    );
     /// @notice EIP-712 type hash the cluster key signs to refuse.
-    bytes32 public constant REFUSAL_TYPEHASH = keccak256("Refusal(uint256 requestId,uint8 reason)");
+    bytes32 public constant REFUSAL_TYPEHASH = keccak256("Refusal(uint256 requestId,bytes32 request,uint8 reason)");
 
     /// @notice Seconds a widening change waits before it takes effect. Fixed at deployment.
     uint64 public immutable wideningDelay;
@@ -205,6 +240,8 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     mapping(uint256 requestId => RequestStatus) internal _requests;
     /// @dev Keyed by keccak256(hpkePubKey ‖ requester): a front-runner re-posting someone's key only burns its own slot.
     mapping(bytes32 keyAndRequester => uint256 requestId) internal _requestByKey;
+    /// @notice The re-bootstrap waiting for its time (proposalId 0 = none).
+    PendingBootstrap public pendingBootstrap;
 
     // ------------------------------------------------------------------ constructor
 
@@ -213,7 +250,7 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     /// @param initialPolicy Policy in force from deployment.
     constructor(address owner_, uint64 wideningDelay_, Policy memory initialPolicy)
         Ownable(owner_)
-        EIP712("Replicatoor UpgradeOperator", "1")
+        EIP712("Replicatoor UpgradeOperator", "2")
     {
         _checkPolicy(initialPolicy);
         if (wideningDelay_ > MAX_WIDENING_DELAY) revert DelayTooLong(wideningDelay_, MAX_WIDENING_DELAY);
@@ -319,27 +356,63 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         emit GenesisProposed(proposalId, clusterAddress, forEpoch, msg.sender, quote, eventLog);
     }
 
-    /// @notice Approve a genesis proposal after verifying its quote off chain against these references.
-    ///         Starts a new epoch; if a cluster existed before, custody is reset and `CustodyReset` is emitted.
+    /// @notice Approve a genesis proposal after verifying its quote off chain against these references. The first
+    ///         genesis takes effect at once. A re-bootstrap (a cluster exists) hands custody to a new key, so it is a
+    ///         widening: it is scheduled for `wideningDelay` later, then anyone may execute it (`executeBootstrap`)
+    ///         and the owner may cancel it until then.
     /// @dev The quote is NOT verified on chain: the owner verifies it off chain (`replicatoor admin approve-genesis`).
+    ///      `clusterAddress` and `forEpoch` name the proposal the owner verified, so a reorg or a lying RPC cannot get
+    ///      another one approved under the same id.
     /// @param proposalId The GenesisProposed id.
-    /// @param osRef OS reference the quote measured (must be allowed now).
-    /// @param appRef App reference the quote measured (must be allowed now).
+    /// @param clusterAddress The proposal's cluster address, as the owner verified it.
+    /// @param forEpoch The proposal's epoch, as the owner verified it (must be the next one).
+    /// @param osRef OS reference the quote measured (must be allowed now, and again at execution).
+    /// @param appRef App reference the quote measured (must be allowed now, and again at execution).
     /// @param note Free text recorded in the event.
-    function approveGenesis(uint256 proposalId, bytes32 osRef, bytes32 appRef, string calldata note)
-        external
-        onlyOwner
-    {
-        GenesisProposal memory g = _genesis[proposalId];
-        if (g.cluster == address(0)) revert UnknownGenesis(proposalId);
-        if (g.forEpoch != epoch + 1) revert StaleGenesis(proposalId, g.forEpoch, epoch + 1);
+    function approveGenesis(
+        uint256 proposalId,
+        address clusterAddress,
+        uint64 forEpoch,
+        bytes32 osRef,
+        bytes32 appRef,
+        string calldata note
+    ) external onlyOwner {
+        GenesisProposal memory g = _requireNextGenesis(proposalId);
+        if (g.cluster != clusterAddress || g.forEpoch != forEpoch) {
+            revert GenesisMismatch(proposalId, clusterAddress, forEpoch);
+        }
         _requireAllowed(osRef, RefKind.Os);
         _requireAllowed(appRef, RefKind.App);
-        address previous = cluster;
-        cluster = g.cluster;
-        epoch = g.forEpoch;
-        emit ClusterBootstrapped(g.forEpoch, g.cluster, proposalId, osRef, appRef, note);
-        if (previous != address(0)) emit CustodyReset(g.forEpoch, previous, g.cluster, note);
+        if (cluster == address(0) || wideningDelay == 0) {
+            _bootstrap(proposalId, g, osRef, appRef, note);
+            return;
+        }
+        uint256 pending = pendingBootstrap.proposalId;
+        if (pending != 0) revert BootstrapPending(pending);
+        uint64 at = uint64(block.timestamp) + wideningDelay;
+        pendingBootstrap = PendingBootstrap(proposalId, osRef, appRef, at);
+        emit BootstrapScheduled(proposalId, g.forEpoch, g.cluster, osRef, appRef, at, note);
+    }
+
+    /// @notice Run the scheduled re-bootstrap once its time has come. Anyone may call it; the proposal must still be
+    ///         for the next epoch and both references still allowed.
+    function executeBootstrap() external {
+        PendingBootstrap memory p = pendingBootstrap;
+        if (p.proposalId == 0) revert NoPendingBootstrap();
+        if (block.timestamp < p.executableAt) revert BootstrapNotDue(p.executableAt);
+        GenesisProposal memory g = _requireNextGenesis(p.proposalId);
+        _requireAllowed(p.osRef, RefKind.Os);
+        _requireAllowed(p.appRef, RefKind.App);
+        delete pendingBootstrap;
+        _bootstrap(p.proposalId, g, p.osRef, p.appRef, "scheduled re-bootstrap");
+    }
+
+    /// @notice Cancel the scheduled re-bootstrap (narrowing: at once).
+    function cancelBootstrap(string calldata note) external onlyOwner {
+        uint256 id = pendingBootstrap.proposalId;
+        if (id == 0) revert NoPendingBootstrap();
+        delete pendingBootstrap;
+        emit BootstrapCancelled(id, note);
     }
 
     // ------------------------------------------------------------------ message bus
@@ -367,9 +440,13 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     }
 
     /// @notice Deliver the sealed secret. Anyone may relay; the EIP-712 `Delivery` must be signed by the cluster key,
-    ///         and both references must be allowed now. The first delivery wins.
-    /// @dev Checks the references but not the policy; holders apply the policy off chain (PROTOCOL.md §5.1).
+    ///         name this very request and the policy in force now, and both references must be allowed now. The first
+    ///         delivery wins.
     /// @param requestId The pending request.
+    /// @param request keccak256(hpkePubKey ‖ requester) of that request (`requestIdOf`'s key): a delivery signed for
+    ///        an id that a reorg gave to another request does not apply to it.
+    /// @param policyHash keccak256(abi.encode(policy)) of the policy the holder applied; it must be in force now, so a
+    ///        narrowing mined before the delivery stops it.
     /// @param osRef OS reference the request's quote measured.
     /// @param appRef App reference the request's event log measured.
     /// @param encapsulatedKey HPKE encapsulated key (32 bytes, X25519).
@@ -377,32 +454,41 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     /// @param signature 65-byte EIP-712 `Delivery` signature by the cluster key.
     function deliverSecret(
         uint256 requestId,
+        bytes32 request,
+        bytes32 policyHash,
         bytes32 osRef,
         bytes32 appRef,
         bytes calldata encapsulatedKey,
         bytes calldata ciphertext,
         bytes calldata signature
     ) external {
-        _requirePending(requestId);
+        _requirePendingRequest(requestId, request);
         if (encapsulatedKey.length != 32) revert BadEncapsulatedKey(encapsulatedKey.length);
         if (ciphertext.length > MAX_CIPHERTEXT_BYTES) {
             revert PayloadTooLarge(2, ciphertext.length, MAX_CIPHERTEXT_BYTES);
         }
+        bytes32 current = policyHashOf(policy());
+        if (policyHash != current) revert PolicyChanged(policyHash, current);
         _requireAllowed(osRef, RefKind.Os);
         _requireAllowed(appRef, RefKind.App);
-        _requireClusterSignature(deliveryDigest(requestId, osRef, appRef, encapsulatedKey, ciphertext), signature);
+        _requireClusterSignature(
+            deliveryDigest(requestId, request, policyHash, osRef, appRef, encapsulatedKey, ciphertext), signature
+        );
         _requests[requestId] = RequestStatus.Delivered;
-        emit SecretDelivered(requestId, epoch, msg.sender, osRef, appRef, encapsulatedKey, ciphertext, signature);
+        emit SecretDelivered(
+            requestId, epoch, msg.sender, osRef, appRef, policyHash, encapsulatedKey, ciphertext, signature
+        );
     }
 
     /// @notice Refuse a request with a reason code, so the requester and auditors see why. Signed like a delivery.
     /// @param requestId The pending request.
+    /// @param request keccak256(hpkePubKey ‖ requester) of that request.
     /// @param reason 1..MAX_REASON (PROTOCOL.md §5.2).
     /// @param signature 65-byte EIP-712 `Refusal` signature by the cluster key.
-    function refuseRequest(uint256 requestId, uint8 reason, bytes calldata signature) external {
-        _requirePending(requestId);
+    function refuseRequest(uint256 requestId, bytes32 request, uint8 reason, bytes calldata signature) external {
+        _requirePendingRequest(requestId, request);
         if (reason == 0 || reason > MAX_REASON) revert InvalidReason(reason);
-        _requireClusterSignature(refusalDigest(requestId, reason), signature);
+        _requireClusterSignature(refusalDigest(requestId, request, reason), signature);
         _requests[requestId] = RequestStatus.Refused;
         emit RequestRefused(requestId, epoch, msg.sender, reason, signature);
     }
@@ -468,6 +554,8 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     /// @notice EIP-712 digest the cluster key signs to deliver.
     function deliveryDigest(
         uint256 requestId,
+        bytes32 request,
+        bytes32 policyHash,
         bytes32 osRef,
         bytes32 appRef,
         bytes calldata encapsulatedKey,
@@ -476,15 +564,27 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         return _hashTypedDataV4(
             keccak256(
                 abi.encode(
-                    DELIVERY_TYPEHASH, requestId, osRef, appRef, keccak256(encapsulatedKey), keccak256(ciphertext)
+                    DELIVERY_TYPEHASH,
+                    requestId,
+                    request,
+                    policyHash,
+                    osRef,
+                    appRef,
+                    keccak256(encapsulatedKey),
+                    keccak256(ciphertext)
                 )
             )
         );
     }
 
     /// @notice EIP-712 digest the cluster key signs to refuse.
-    function refusalDigest(uint256 requestId, uint8 reason) public view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(REFUSAL_TYPEHASH, requestId, reason)));
+    function refusalDigest(uint256 requestId, bytes32 request, uint8 reason) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(REFUSAL_TYPEHASH, requestId, request, reason)));
+    }
+
+    /// @notice The hash a delivery names its policy by: keccak256(abi.encode(tcbStatuses, allowDebug, allowSimulated)).
+    function policyHashOf(Policy memory p) public pure returns (bytes32) {
+        return keccak256(abi.encode(p.tcbStatuses, p.allowDebug, p.allowSimulated));
     }
 
     // ------------------------------------------------------------------ internal
@@ -506,9 +606,26 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         if (!isAllowed(id, kind)) revert ReferenceNotAllowed(id, kind);
     }
 
-    function _requirePending(uint256 requestId) internal view {
+    function _requirePendingRequest(uint256 requestId, bytes32 request) internal view {
         RequestStatus s = _requests[requestId];
         if (s != RequestStatus.Pending) revert RequestNotPending(requestId, s);
+        if (_requestByKey[request] != requestId) revert RequestMismatch(requestId, request);
+    }
+
+    function _requireNextGenesis(uint256 proposalId) internal view returns (GenesisProposal memory g) {
+        g = _genesis[proposalId];
+        if (g.cluster == address(0)) revert UnknownGenesis(proposalId);
+        if (g.forEpoch != epoch + 1) revert StaleGenesis(proposalId, g.forEpoch, epoch + 1);
+    }
+
+    function _bootstrap(uint256 proposalId, GenesisProposal memory g, bytes32 osRef, bytes32 appRef, string memory note)
+        internal
+    {
+        address previous = cluster;
+        cluster = g.cluster;
+        epoch = g.forEpoch;
+        emit ClusterBootstrapped(g.forEpoch, g.cluster, proposalId, osRef, appRef, note);
+        if (previous != address(0)) emit CustodyReset(g.forEpoch, previous, g.cluster, note);
     }
 
     function _requireClusterSignature(bytes32 digest, bytes calldata signature) internal view {

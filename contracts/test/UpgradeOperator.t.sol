@@ -166,7 +166,7 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
         vm.expectRevert(unauthorized);
         op.setPolicy(_pol(1, false, false), "");
         vm.expectRevert(unauthorized);
-        op.approveGenesis(gid, bytes32(0), appRef, "");
+        op.approveGenesis(gid, _gc(gid), _ge(gid), bytes32(0), appRef, "");
         vm.expectRevert(unauthorized);
         op.transferOwnership(stranger);
         vm.expectRevert(unauthorized);

@@ -98,7 +98,33 @@ abstract contract UpgradeOperatorBase is Test {
 
     function _approveGenesis(uint256 id, bytes32 osRef, bytes32 appRef) internal {
         vm.prank(owner);
-        op.approveGenesis(id, osRef, appRef, "genesis");
+        op.approveGenesis(id, _gc(id), _ge(id), osRef, appRef, "genesis");
+    }
+
+    /// @dev The cluster and epoch proposal `id` names (what an owner verifies before approving it). Read from
+    ///      storage (`_genesis`, slot 11: cluster at byte 0, forEpoch at byte 20) so that it can sit between a prank or an
+    ///      expectRevert and the call it is meant for.
+    function _gc(uint256 id) internal view returns (address) {
+        return address(uint160(uint256(vm.load(address(op), keccak256(abi.encode(id, uint256(11)))))));
+    }
+
+    function _ge(uint256 id) internal view returns (uint64) {
+        return uint64(uint256(vm.load(address(op), keccak256(abi.encode(id, uint256(11))))) >> 160);
+    }
+
+    /// @dev The `request` field of request `id` (keccak256(hpkePubKey ‖ requester)); zero for unknown ids.
+    function _rq(uint256 id) internal view returns (bytes32) {
+        return _reqHash[id];
+    }
+
+    /// @dev The policy hash a delivery decided now names: `policyHashOf(policy())`, recomputed from storage (slots 5
+    ///      policy, 6 pending policy, 7 pending-at) for the same reason as `_gc`; `test_policyHash_matchesContract`
+    ///      checks it against the contract.
+    function _polHash() internal view returns (bytes32) {
+        uint256 at = uint256(vm.load(address(op), bytes32(uint256(7)))) & type(uint64).max;
+        uint256 slot = at != 0 && block.timestamp >= at ? 6 : 5;
+        uint256 w = uint256(vm.load(address(op), bytes32(slot)));
+        return keccak256(abi.encode(uint16(w), (w >> 16) & 0xff != 0, (w >> 24) & 0xff != 0));
     }
 
     /// @dev Active references plus an approved genesis with `clusterAddr` (epoch 1).
@@ -107,9 +133,12 @@ abstract contract UpgradeOperatorBase is Test {
         _approveGenesis(_proposeGenesis(clusterAddr), osRef, appRef);
     }
 
+    mapping(uint256 => bytes32) internal _reqHash;
+
     function _request(bytes32 key) internal returns (uint256 id) {
         vm.prank(stranger);
         id = op.requestSecret(key, QUOTE, EVENT_LOG);
+        _reqHash[id] = keccak256(abi.encodePacked(key, stranger));
     }
 
     // ------------------------------------------------------------------ signatures
@@ -127,11 +156,11 @@ abstract contract UpgradeOperatorBase is Test {
         bytes memory ek,
         bytes memory ct
     ) internal view returns (bytes memory) {
-        return _sig(pk, op.deliveryDigest(requestId, osRef, appRef, ek, ct));
+        return _sig(pk, op.deliveryDigest(requestId, _rq(requestId), _polHash(), osRef, appRef, ek, ct));
     }
 
     function _signRefusal(uint256 pk, uint256 requestId, uint8 reason) internal view returns (bytes memory) {
-        return _sig(pk, op.refusalDigest(requestId, reason));
+        return _sig(pk, op.refusalDigest(requestId, _rq(requestId), reason));
     }
 
     /// @dev The address `sig` (r ‖ s ‖ v) recovers to for `digest` with the raw precompile.

@@ -58,7 +58,7 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         emit UpgradeOperator.ClusterBootstrapped(1, clusterAddr, gid, osRef, appRef, "go");
         vm.recordLogs();
         vm.prank(owner);
-        op.approveGenesis(gid, osRef, appRef, "go");
+        op.approveGenesis(gid, _gc(gid), _ge(gid), osRef, appRef, "go");
         Vm.Log[] memory logs = vm.getRecordedLogs();
         assertEq(_count(logs, UpgradeOperator.CustodyReset.selector), 0, "no CustodyReset at first genesis");
         assertEq(op.cluster(), clusterAddr, "cluster");
@@ -70,7 +70,7 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         uint256 gid = _proposeGenesis(clusterAddr);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
-        op.approveGenesis(gid, osRef, appRef, "");
+        op.approveGenesis(gid, _gc(gid), _ge(gid), osRef, appRef, "");
     }
 
     function test_approveGenesis_revertsOnUnknownProposal() public {
@@ -78,10 +78,10 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         _proposeGenesis(clusterAddr);
         vm.prank(owner);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.UnknownGenesis.selector, 2));
-        op.approveGenesis(2, osRef, appRef, "");
+        op.approveGenesis(2, _gc(2), _ge(2), osRef, appRef, "");
         vm.prank(owner);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.UnknownGenesis.selector, 0));
-        op.approveGenesis(0, osRef, appRef, "");
+        op.approveGenesis(0, _gc(0), _ge(0), osRef, appRef, "");
     }
 
     function test_approveGenesis_revertsWhenStale() public {
@@ -91,10 +91,10 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         _approveGenesis(g1, osRef, appRef);
         vm.startPrank(owner);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.StaleGenesis.selector, g2, uint64(1), uint64(2)));
-        op.approveGenesis(g2, osRef, appRef, "");
+        op.approveGenesis(g2, _gc(g2), _ge(g2), osRef, appRef, "");
         // Approving the same proposal twice is stale too.
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.StaleGenesis.selector, g1, uint64(1), uint64(2)));
-        op.approveGenesis(g1, osRef, appRef, "");
+        op.approveGenesis(g1, _gc(g1), _ge(g1), osRef, appRef, "");
         vm.stopPrank();
     }
 
@@ -105,56 +105,136 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         vm.startPrank(owner);
         // Pending (timelock not elapsed).
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, osRef, OS));
-        op.approveGenesis(gid, osRef, appRef, "");
+        op.approveGenesis(gid, _gc(gid), _ge(gid), osRef, appRef, "");
         vm.warp(T0 + DELAY);
         // Unknown.
         bytes32 unknown = _osId(9);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, unknown, OS));
-        op.approveGenesis(gid, unknown, appRef, "");
+        op.approveGenesis(gid, _gc(gid), _ge(gid), unknown, appRef, "");
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, unknown, APP));
-        op.approveGenesis(gid, osRef, unknown, "");
+        op.approveGenesis(gid, _gc(gid), _ge(gid), osRef, unknown, "");
         // Wrong kind (swapped).
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, appRef, OS));
-        op.approveGenesis(gid, appRef, osRef, "");
+        op.approveGenesis(gid, _gc(gid), _ge(gid), appRef, osRef, "");
         // Revoked.
         op.revokeReference(appRef, "");
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, appRef, APP));
-        op.approveGenesis(gid, osRef, appRef, "");
+        op.approveGenesis(gid, _gc(gid), _ge(gid), osRef, appRef, "");
         vm.stopPrank();
         assertEq(uint256(op.epoch()), 0, "epoch unchanged");
     }
 
-    function test_approveGenesis_rebootstrapResetsCustody() public {
-        (bytes32 osRef, bytes32 appRef) = _bootstrap();
-        uint256 pendingBefore = _request(HPKE_KEY);
-
+    /// @dev A second genesis while a cluster exists hands custody to a new key: a widening, so it waits the delay.
+    function _scheduleRebootstrap(bytes32 osRef, bytes32 appRef) internal returns (uint256 g2) {
         vm.prank(stranger);
-        uint256 g2 = op.proposeGenesis(cluster2Addr, QUOTE, EVENT_LOG);
+        g2 = op.proposeGenesis(cluster2Addr, QUOTE, EVENT_LOG);
         assertEq(uint256(op.genesisProposal(g2).forEpoch), 2, "forEpoch");
         vm.expectEmit(address(op));
-        emit UpgradeOperator.ClusterBootstrapped(2, cluster2Addr, g2, osRef, appRef, "reset");
-        vm.expectEmit(address(op));
-        emit UpgradeOperator.CustodyReset(2, clusterAddr, cluster2Addr, "reset");
+        emit UpgradeOperator.BootstrapScheduled(
+            g2, 2, cluster2Addr, osRef, appRef, uint64(block.timestamp) + DELAY, "reset"
+        );
         vm.prank(owner);
-        op.approveGenesis(g2, osRef, appRef, "reset");
+        op.approveGenesis(g2, cluster2Addr, 2, osRef, appRef, "reset");
+    }
+
+    function test_approveGenesis_rebootstrapWaitsTheDelayThenResetsCustody() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 pendingBefore = _request(HPKE_KEY);
+        uint256 g2 = _scheduleRebootstrap(osRef, appRef);
+        // Nothing changed yet: the old cluster still answers, the swap cannot run early.
+        assertEq(op.cluster(), clusterAddr, "cluster unchanged while scheduled");
+        assertEq(uint256(op.epoch()), 1, "epoch unchanged while scheduled");
+        uint64 due = uint64(block.timestamp) + DELAY;
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BootstrapNotDue.selector, due));
+        op.executeBootstrap();
+        vm.warp(due);
+
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.ClusterBootstrapped(2, cluster2Addr, g2, osRef, appRef, "scheduled re-bootstrap");
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.CustodyReset(2, clusterAddr, cluster2Addr, "scheduled re-bootstrap");
+        vm.prank(stranger); // anyone may execute it once due
+        op.executeBootstrap();
         assertEq(op.cluster(), cluster2Addr, "cluster");
         assertEq(uint256(op.epoch()), 2, "epoch");
+        (uint256 pendingId,,,) = op.pendingBootstrap();
+        assertEq(pendingId, 0, "no longer pending");
 
         // The old cluster key can no longer answer; the new one can, and events carry the new epoch.
         bytes memory ek = _ek();
         bytes memory ct = _ct();
         bytes memory oldSig = _signDelivery(CLUSTER_PK, pendingBefore, osRef, appRef, ek, ct);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, clusterAddr, cluster2Addr));
-        op.deliverSecret(pendingBefore, osRef, appRef, ek, ct, oldSig);
+        op.deliverSecret(pendingBefore, _rq(pendingBefore), _polHash(), osRef, appRef, ek, ct, oldSig);
 
         vm.expectEmit(address(op));
         emit UpgradeOperator.SecretRequested(2, keccak256("k2"), stranger, 2, QUOTE, EVENT_LOG);
         uint256 r2 = _request(keccak256("k2"));
         bytes memory newSig = _signDelivery(CLUSTER2_PK, r2, osRef, appRef, ek, ct);
         vm.expectEmit(address(op));
-        emit UpgradeOperator.SecretDelivered(r2, 2, relayer, osRef, appRef, ek, ct, newSig);
+        emit UpgradeOperator.SecretDelivered(r2, 2, relayer, osRef, appRef, _polHash(), ek, ct, newSig);
         vm.prank(relayer);
-        op.deliverSecret(r2, osRef, appRef, ek, ct, newSig);
+        op.deliverSecret(r2, _rq(r2), _polHash(), osRef, appRef, ek, ct, newSig);
+    }
+
+    function test_rebootstrap_ownerCancelsAndCanScheduleOnlyOne() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 g2 = _scheduleRebootstrap(osRef, appRef);
+        vm.prank(stranger);
+        uint256 g3 = op.proposeGenesis(rogueAddr, QUOTE, EVENT_LOG);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BootstrapPending.selector, g2));
+        vm.prank(owner);
+        op.approveGenesis(g3, rogueAddr, 2, osRef, appRef, "");
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        vm.prank(stranger);
+        op.cancelBootstrap("no");
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.BootstrapCancelled(g2, "changed my mind");
+        vm.prank(owner);
+        op.cancelBootstrap("changed my mind");
+        vm.warp(block.timestamp + DELAY);
+        vm.expectRevert(UpgradeOperator.NoPendingBootstrap.selector);
+        op.executeBootstrap();
+        vm.expectRevert(UpgradeOperator.NoPendingBootstrap.selector);
+        vm.prank(owner);
+        op.cancelBootstrap("again");
+        assertEq(op.cluster(), clusterAddr, "custody never moved");
+    }
+
+    function test_rebootstrap_executionRechecksTheReferences() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        _scheduleRebootstrap(osRef, appRef);
+        _revoke(op, appRef);
+        vm.warp(block.timestamp + DELAY);
+        vm.expectRevert(
+            abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, appRef, UpgradeOperator.RefKind.App)
+        );
+        op.executeBootstrap();
+        assertEq(op.cluster(), clusterAddr, "custody never moved");
+    }
+
+    function test_rebootstrap_isImmediateWithoutADelay() public {
+        op = _deploy(0, _pol(1, false, false));
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        vm.prank(stranger);
+        uint256 g2 = op.proposeGenesis(cluster2Addr, QUOTE, EVENT_LOG);
+        vm.prank(owner);
+        op.approveGenesis(g2, cluster2Addr, 2, osRef, appRef, "dev chain");
+        assertEq(op.cluster(), cluster2Addr, "a dev deployment (delay 0) swaps at once");
+    }
+
+    function test_approveGenesis_namesTheProposalTheOwnerVerified() public {
+        (bytes32 osRef, bytes32 appRef) = _activeRefs();
+        uint256 gid = _proposeGenesis(clusterAddr);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.GenesisMismatch.selector, gid, rogueAddr, uint64(1)));
+        vm.prank(owner);
+        op.approveGenesis(gid, rogueAddr, 1, osRef, appRef, "");
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.GenesisMismatch.selector, gid, clusterAddr, uint64(2)));
+        vm.prank(owner);
+        op.approveGenesis(gid, clusterAddr, 2, osRef, appRef, "");
+        vm.prank(owner);
+        op.approveGenesis(gid, clusterAddr, 1, osRef, appRef, "");
+        assertEq(op.cluster(), clusterAddr, "the first genesis is immediate");
     }
 
     // ================================================================== requestSecret
@@ -184,12 +264,21 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
     function test_requestSecret_keyStaysBurntAfterAnswer() public {
         (bytes32 osRef, bytes32 appRef) = _bootstrap();
         uint256 id = _request(HPKE_KEY);
-        op.refuseRequest(id, 1, _signRefusal(CLUSTER_PK, id, 1));
+        op.refuseRequest(id, _rq(id), 1, _signRefusal(CLUSTER_PK, id, 1));
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.DuplicatePublicKey.selector, HPKE_KEY, id));
         op.requestSecret(HPKE_KEY, QUOTE, EVENT_LOG);
         uint256 id2 = _request(keccak256("k2"));
-        op.deliverSecret(id2, osRef, appRef, _ek(), _ct(), _signDelivery(CLUSTER_PK, id2, osRef, appRef, _ek(), _ct()));
+        op.deliverSecret(
+            id2,
+            _rq(id2),
+            _polHash(),
+            osRef,
+            appRef,
+            _ek(),
+            _ct(),
+            _signDelivery(CLUSTER_PK, id2, osRef, appRef, _ek(), _ct())
+        );
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.DuplicatePublicKey.selector, keccak256("k2"), id2));
         op.requestSecret(keccak256("k2"), QUOTE, EVENT_LOG);
@@ -257,14 +346,14 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         uint256 id = _request(HPKE_KEY);
         bytes memory ek = _ek();
         bytes memory ct = _ct();
-        bytes32 digest = op.deliveryDigest(id, osRef, appRef, ek, ct);
+        bytes32 digest = op.deliveryDigest(id, _rq(id), _polHash(), osRef, appRef, ek, ct);
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(CLUSTER_PK, digest);
         bytes memory sig = abi.encodePacked(r, s, v);
 
         vm.expectEmit(address(op));
-        emit UpgradeOperator.SecretDelivered(id, 1, relayer, osRef, appRef, ek, ct, sig);
+        emit UpgradeOperator.SecretDelivered(id, 1, relayer, osRef, appRef, _polHash(), ek, ct, sig);
         vm.prank(relayer);
-        op.deliverSecret(id, osRef, appRef, ek, ct, sig);
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, ek, ct, sig);
         _assertStatus(id, DELIVERED);
     }
 
@@ -272,25 +361,29 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
     function test_deliverSecret_loggedSignatureIsCheckable() public {
         (bytes32 osRef, bytes32 appRef) = _bootstrap();
         uint256 id = _request(HPKE_KEY);
-        bytes memory ek = _ek();
-        bytes memory ct = _ct();
-        bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, ek, ct);
         vm.recordLogs();
-        op.deliverSecret(id, osRef, appRef, ek, ct, sig);
+        _deliver(id, osRef, appRef, _ek(), _ct(), _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), _ct()));
         Vm.Log[] memory logs = vm.getRecordedLogs();
         assertEq(logs.length, 1, "one log");
         assertEq(logs[0].topics[0], UpgradeOperator.SecretDelivered.selector, "topic0");
         assertEq(uint256(logs[0].topics[1]), id, "requestId topic");
-        (bytes32 lOs, bytes32 lApp, bytes memory lEk, bytes memory lCt, bytes memory lSig) =
-            abi.decode(logs[0].data, (bytes32, bytes32, bytes, bytes, bytes));
-        assertEq(_ecrecover(op.deliveryDigest(id, lOs, lApp, lEk, lCt), lSig), op.cluster(), "logged signer");
+        (bytes32 lOs, bytes32 lApp, bytes32 lPolicy, bytes memory lEk, bytes memory lCt, bytes memory lSig) =
+            abi.decode(logs[0].data, (bytes32, bytes32, bytes32, bytes, bytes, bytes));
+        assertEq(lPolicy, _polHash(), "logged policy");
+        assertEq(
+            _ecrecover(op.deliveryDigest(id, _rq(id), lPolicy, lOs, lApp, lEk, lCt), lSig),
+            op.cluster(),
+            "logged signer"
+        );
     }
 
     function test_deliverSecret_maxCiphertext() public {
         (bytes32 osRef, bytes32 appRef) = _bootstrap();
         uint256 id = _request(HPKE_KEY);
         bytes memory ct = randomBytes(7, 128 * 1024);
-        op.deliverSecret(id, osRef, appRef, _ek(), ct, _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), ct));
+        op.deliverSecret(
+            id, _rq(id), _polHash(), osRef, appRef, _ek(), ct, _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), ct)
+        );
         _assertStatus(id, DELIVERED);
     }
 
@@ -299,7 +392,7 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         uint256 id = _request(HPKE_KEY);
         bytes memory sig = _signDelivery(ROGUE_PK, id, osRef, appRef, _ek(), _ct());
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, rogueAddr, clusterAddr));
-        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct(), sig);
         _assertStatus(id, PENDING);
     }
 
@@ -307,9 +400,9 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         (bytes32 osRef, bytes32 appRef) = _bootstrap();
         uint256 id = _request(HPKE_KEY);
         bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), _ct());
-        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct(), sig);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, id, DELIVERED));
-        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct(), sig);
     }
 
     function test_deliverSecret_revertsOnUnknownRequest() public {
@@ -317,18 +410,18 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         _request(HPKE_KEY);
         bytes memory sig = _signDelivery(CLUSTER_PK, 2, osRef, appRef, _ek(), _ct());
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 2, NONE));
-        op.deliverSecret(2, osRef, appRef, _ek(), _ct(), sig);
+        op.deliverSecret(2, _rq(2), _polHash(), osRef, appRef, _ek(), _ct(), sig);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 0, NONE));
-        op.deliverSecret(0, osRef, appRef, _ek(), _ct(), sig);
+        op.deliverSecret(0, _rq(0), _polHash(), osRef, appRef, _ek(), _ct(), sig);
     }
 
     function test_deliverSecret_revertsAfterRefusal() public {
         (bytes32 osRef, bytes32 appRef) = _bootstrap();
         uint256 id = _request(HPKE_KEY);
-        op.refuseRequest(id, 3, _signRefusal(CLUSTER_PK, id, 3));
+        op.refuseRequest(id, _rq(id), 3, _signRefusal(CLUSTER_PK, id, 3));
         bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), _ct());
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, id, REFUSED));
-        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct(), sig);
     }
 
     /// @dev Delivery correctly signed by the cluster, but under a reference that is not allowed now.
@@ -341,7 +434,7 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
     ) internal {
         bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), _ct());
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, badId, kind));
-        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct(), sig);
     }
 
     function test_deliverSecret_revertsOnDisallowedReferences() public {
@@ -368,7 +461,7 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), _ct());
         _revoke(op, osRef);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, osRef, OS));
-        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct(), sig);
 
         uint256 id2 = _request(keccak256("k2"));
         bytes32 os2 = _proposeOs(op, 2);
@@ -376,7 +469,7 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         sig = _signDelivery(CLUSTER_PK, id2, os2, appRef, _ek(), _ct());
         _revoke(op, appRef);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, appRef, APP));
-        op.deliverSecret(id2, os2, appRef, _ek(), _ct(), sig);
+        op.deliverSecret(id2, _rq(id2), _polHash(), os2, appRef, _ek(), _ct(), sig);
     }
 
     function test_deliverSecret_revertsOnBadEncapsulatedKey() public {
@@ -387,7 +480,7 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
             bytes memory ek = randomBytes(i, lens[i]);
             bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, ek, _ct());
             vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadEncapsulatedKey.selector, lens[i]));
-            op.deliverSecret(id, osRef, appRef, ek, _ct(), sig);
+            op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, ek, _ct(), sig);
         }
     }
 
@@ -397,7 +490,7 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         bytes memory ct = randomBytes(8, 128 * 1024 + 1);
         bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), ct);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.PayloadTooLarge.selector, uint8(2), 131073, 131072));
-        op.deliverSecret(id, osRef, appRef, _ek(), ct, sig);
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, _ek(), ct, sig);
     }
 
     function test_deliverSecret_revertsWhenSignedOverOtherContent() public {
@@ -411,27 +504,84 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         bytes memory ct = _ct();
         bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, ek, ct);
 
-        bytes memory otherCt = abi.encodePacked(ct, hex"00");
-        bytes memory otherEk = abi.encodePacked(keccak256("other ek"));
         // Each field of the Delivery is covered by the signature.
-        _expectBadSig(op.deliveryDigest(id, osRef, appRef, ek, otherCt), sig);
-        op.deliverSecret(id, osRef, appRef, ek, otherCt, sig);
-        _expectBadSig(op.deliveryDigest(id, osRef, appRef, otherEk, ct), sig);
-        op.deliverSecret(id, osRef, appRef, otherEk, ct, sig);
-        _expectBadSig(op.deliveryDigest(id, os2, appRef, ek, ct), sig);
-        op.deliverSecret(id, os2, appRef, ek, ct, sig);
-        _expectBadSig(op.deliveryDigest(id, osRef, app2, ek, ct), sig);
-        op.deliverSecret(id, osRef, app2, ek, ct, sig);
-        _expectBadSig(op.deliveryDigest(id2, osRef, appRef, ek, ct), sig);
-        op.deliverSecret(id2, osRef, appRef, ek, ct, sig);
+        _deliverExpectingBadSig(id, osRef, appRef, ek, abi.encodePacked(ct, hex"00"), sig);
+        _deliverExpectingBadSig(id, osRef, appRef, abi.encodePacked(keccak256("other ek")), ct, sig);
+        _deliverExpectingBadSig(id, os2, appRef, ek, ct, sig);
+        _deliverExpectingBadSig(id, osRef, app2, ek, ct, sig);
+        _deliverExpectingBadSig(id2, osRef, appRef, ek, ct, sig);
         // A refusal signature is no delivery signature.
-        bytes memory refusal = _signRefusal(CLUSTER_PK, id, 1);
-        _expectBadSig(op.deliveryDigest(id, osRef, appRef, ek, ct), refusal);
-        op.deliverSecret(id, osRef, appRef, ek, ct, refusal);
+        _deliverExpectingBadSig(id, osRef, appRef, ek, ct, _signRefusal(CLUSTER_PK, id, 1));
 
-        op.deliverSecret(id, osRef, appRef, ek, ct, sig);
+        _deliver(id, osRef, appRef, ek, ct, sig);
         _assertStatus(id, DELIVERED);
         _assertStatus(id2, PENDING);
+    }
+
+    /// @dev The policy hash the contract names is the one the tests recompute from storage.
+    function test_policyHash_matchesContract() public {
+        assertEq(_polHash(), op.policyHashOf(op.policy()), "initial");
+        vm.prank(owner);
+        op.setPolicy(_pol(0x13, true, true), "wider");
+        assertEq(_polHash(), op.policyHashOf(op.policy()), "narrowed part in force, widening pending");
+        vm.warp(block.timestamp + DELAY);
+        assertEq(_polHash(), op.policyHashOf(op.policy()), "widening in force");
+        assertEq(op.policyHashOf(_pol(1, false, false)), keccak256(abi.encode(uint16(1), false, false)), "encoding");
+    }
+
+    /// @dev The attack: a holder decided under the old policy; the owner narrows it in an emergency before the
+    ///      delivery is mined. The signed delivery names the old policy and no longer applies.
+    function test_deliverSecret_revertsAfterANarrowingMinedFirst() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        vm.prank(owner);
+        op.setPolicy(_pol(0x13, true, false), "wider");
+        vm.warp(block.timestamp + DELAY);
+        uint256 id = _request(HPKE_KEY);
+        bytes32 decidedUnder = _polHash();
+        bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), _ct());
+        vm.prank(owner);
+        op.setPolicy(_pol(1, false, false), "emergency: debug off, OutOfDate dropped");
+        bytes32 now_ = _polHash();
+        assertTrue(now_ != decidedUnder);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.PolicyChanged.selector, decidedUnder, now_));
+        op.deliverSecret(id, _rq(id), decidedUnder, osRef, appRef, _ek(), _ct(), sig);
+        _assertStatus(id, PENDING);
+    }
+
+    /// @dev The attack: after a reorg renumbers requests, a delivery the cluster signed for request A under id 1 is
+    ///      relayed onto request B, which now has id 1. It names A's key and requester, so it does not apply.
+    function test_deliverSecretAndRefusal_bindTheRequestNotOnlyItsId() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(keccak256("B")); // B got id 1 on this fork
+        bytes32 requestA = keccak256(abi.encodePacked(keccak256("A"), stranger));
+        bytes memory sig = _sig(CLUSTER_PK, op.deliveryDigest(id, requestA, _polHash(), osRef, appRef, _ek(), _ct()));
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestMismatch.selector, id, requestA));
+        op.deliverSecret(id, requestA, _polHash(), osRef, appRef, _ek(), _ct(), sig);
+        bytes memory refusal = _sig(CLUSTER_PK, op.refusalDigest(id, requestA, 1));
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestMismatch.selector, id, requestA));
+        op.refuseRequest(id, requestA, 1, refusal);
+        // Nor can a relayer swap in B's request hash: the signature covers it.
+        _deliverExpectingBadSig(id, osRef, appRef, _ek(), _ct(), sig);
+        _assertStatus(id, PENDING);
+    }
+
+    function _deliver(uint256 id, bytes32 osRef, bytes32 appRef, bytes memory ek, bytes memory ct, bytes memory sig)
+        internal
+    {
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, ek, ct, sig);
+    }
+
+    /// @dev Relay a delivery whose signature must fail: BadClusterSignature naming whom it recovers to.
+    function _deliverExpectingBadSig(
+        uint256 id,
+        bytes32 osRef,
+        bytes32 appRef,
+        bytes memory ek,
+        bytes memory ct,
+        bytes memory sig
+    ) internal {
+        _expectBadSig(op.deliveryDigest(id, _rq(id), _polHash(), osRef, appRef, ek, ct), sig);
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, ek, ct, sig);
     }
 
     /// @dev Expect BadClusterSignature(ecrecover(digest, sig), cluster).
@@ -444,7 +594,7 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
     function test_deliverSecret_revertsOnMalformedSignature() public {
         (bytes32 osRef, bytes32 appRef) = _bootstrap();
         uint256 id = _request(HPKE_KEY);
-        bytes32 digest = op.deliveryDigest(id, osRef, appRef, _ek(), _ct());
+        bytes32 digest = op.deliveryDigest(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct());
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(CLUSTER_PK, digest);
         bytes memory badSig =
             abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, address(0), clusterAddr);
@@ -458,19 +608,19 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         ];
         for (uint256 i = 0; i < sigs.length; i++) {
             vm.expectRevert(badSig);
-            op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sigs[i]);
+            op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct(), sigs[i]);
         }
         // EIP-2098 compact form (r ‖ yParity·2^255 | s) is not accepted either.
         bytes32 vs = bytes32(uint256(s) | (uint256(v - 27) << 255));
         vm.expectRevert(badSig);
-        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), abi.encodePacked(r, vs));
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct(), abi.encodePacked(r, vs));
         _assertStatus(id, PENDING);
     }
 
     function test_deliverSecret_rejectsHighS() public {
         (bytes32 osRef, bytes32 appRef) = _bootstrap();
         uint256 id = _request(HPKE_KEY);
-        bytes32 digest = op.deliveryDigest(id, osRef, appRef, _ek(), _ct());
+        bytes32 digest = op.deliveryDigest(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct());
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(CLUSTER_PK, digest);
         bytes32 highS = bytes32(SECP256K1_N - uint256(s));
         uint8 flippedV = v == 27 ? 28 : 27;
@@ -478,15 +628,15 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         assertEq(ecrecover(digest, flippedV, r, highS), clusterAddr, "malleated signature recovers");
         // ... but the contract rejects high-s.
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, address(0), clusterAddr));
-        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), abi.encodePacked(r, highS, flippedV));
-        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), abi.encodePacked(r, s, v));
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct(), abi.encodePacked(r, highS, flippedV));
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct(), abi.encodePacked(r, s, v));
         _assertStatus(id, DELIVERED);
     }
 
     function test_deliverSecret_revertsBeforeGenesisRequestExists() public {
         // No cluster, no request: the request check comes first.
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 1, NONE));
-        op.deliverSecret(1, bytes32(0), bytes32(0), _ek(), _ct(), hex"");
+        op.deliverSecret(1, _rq(1), _polHash(), bytes32(0), bytes32(0), _ek(), _ct(), hex"");
     }
 
     function testFuzz_deliverSecret_anyRelayerAnyPayload(address relayer_, bytes calldata ct, bytes32 ekWord) public {
@@ -496,9 +646,9 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         bytes memory ek = abi.encodePacked(ekWord);
         bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, ek, ct);
         vm.expectEmit(address(op));
-        emit UpgradeOperator.SecretDelivered(id, 1, relayer_, osRef, appRef, ek, ct, sig);
+        emit UpgradeOperator.SecretDelivered(id, 1, relayer_, osRef, appRef, _polHash(), ek, ct, sig);
         vm.prank(relayer_);
-        op.deliverSecret(id, osRef, appRef, ek, ct, sig);
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, ek, ct, sig);
         _assertStatus(id, DELIVERED);
     }
 
@@ -509,7 +659,7 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         uint256 id = _request(HPKE_KEY);
         bytes memory sig = _signDelivery(pk, id, osRef, appRef, _ek(), _ct());
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, vm.addr(pk), clusterAddr));
-        op.deliverSecret(id, osRef, appRef, _ek(), _ct(), sig);
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct(), sig);
     }
 
     // ================================================================== refuseRequest
@@ -523,13 +673,13 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         vm.expectEmit(address(op));
         emit UpgradeOperator.RequestRefused(id1, 1, relayer, 1, sig1);
         vm.prank(relayer);
-        op.refuseRequest(id1, 1, sig1);
+        op.refuseRequest(id1, _rq(id1), 1, sig1);
         _assertStatus(id1, REFUSED);
 
         vm.expectEmit(address(op));
         emit UpgradeOperator.RequestRefused(id2, 1, stranger, 14, sig2);
         vm.prank(stranger);
-        op.refuseRequest(id2, 14, sig2);
+        op.refuseRequest(id2, _rq(id2), 14, sig2);
         _assertStatus(id2, REFUSED);
     }
 
@@ -539,9 +689,9 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         bytes memory sig0 = _signRefusal(CLUSTER_PK, id, 0);
         bytes memory sig15 = _signRefusal(CLUSTER_PK, id, 15);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.InvalidReason.selector, uint8(0)));
-        op.refuseRequest(id, 0, sig0);
+        op.refuseRequest(id, _rq(id), 0, sig0);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.InvalidReason.selector, uint8(15)));
-        op.refuseRequest(id, 15, sig15);
+        op.refuseRequest(id, _rq(id), 15, sig15);
     }
 
     function testFuzz_refuseRequest_reasonRange(uint8 reason) public {
@@ -550,10 +700,10 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         bytes memory sig = _signRefusal(CLUSTER_PK, id, reason);
         if (reason == 0 || reason > 14) {
             vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.InvalidReason.selector, reason));
-            op.refuseRequest(id, reason, sig);
+            op.refuseRequest(id, _rq(id), reason, sig);
             _assertStatus(id, PENDING);
         } else {
-            op.refuseRequest(id, reason, sig);
+            op.refuseRequest(id, _rq(id), reason, sig);
             _assertStatus(id, REFUSED);
         }
     }
@@ -563,15 +713,15 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         uint256 id = _request(HPKE_KEY);
         bytes memory rogueSig = _signRefusal(ROGUE_PK, id, 2);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, rogueAddr, clusterAddr));
-        op.refuseRequest(id, 2, rogueSig);
+        op.refuseRequest(id, _rq(id), 2, rogueSig);
         // A signature for another reason does not carry over.
         bytes memory sig = _signRefusal(CLUSTER_PK, id, 2);
-        address recovered = _ecrecover(op.refusalDigest(id, 3), sig);
+        address recovered = _ecrecover(op.refusalDigest(id, _rq(id), 3), sig);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, recovered, clusterAddr));
-        op.refuseRequest(id, 3, sig);
+        op.refuseRequest(id, _rq(id), 3, sig);
         // Malformed.
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.BadClusterSignature.selector, address(0), clusterAddr));
-        op.refuseRequest(id, 2, hex"");
+        op.refuseRequest(id, _rq(id), 2, hex"");
         _assertStatus(id, PENDING);
     }
 
@@ -579,18 +729,27 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         (bytes32 osRef, bytes32 appRef) = _bootstrap();
         uint256 id1 = _request(HPKE_KEY);
         uint256 id2 = _request(keccak256("k2"));
-        op.deliverSecret(id1, osRef, appRef, _ek(), _ct(), _signDelivery(CLUSTER_PK, id1, osRef, appRef, _ek(), _ct()));
+        op.deliverSecret(
+            id1,
+            _rq(id1),
+            _polHash(),
+            osRef,
+            appRef,
+            _ek(),
+            _ct(),
+            _signDelivery(CLUSTER_PK, id1, osRef, appRef, _ek(), _ct())
+        );
         bytes memory sig1 = _signRefusal(CLUSTER_PK, id1, 1);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, id1, DELIVERED));
-        op.refuseRequest(id1, 1, sig1);
+        op.refuseRequest(id1, _rq(id1), 1, sig1);
 
         bytes memory sig2 = _signRefusal(CLUSTER_PK, id2, 1);
-        op.refuseRequest(id2, 1, sig2);
+        op.refuseRequest(id2, _rq(id2), 1, sig2);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, id2, REFUSED));
-        op.refuseRequest(id2, 1, sig2);
+        op.refuseRequest(id2, _rq(id2), 1, sig2);
 
         bytes memory sig3 = _signRefusal(CLUSTER_PK, 3, 1);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 3, NONE));
-        op.refuseRequest(3, 1, sig3);
+        op.refuseRequest(3, _rq(3), 1, sig3);
     }
 }

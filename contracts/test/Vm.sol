@@ -17,6 +17,9 @@ interface Vm {
     function startPrank(address msgSender) external;
     function stopPrank() external;
 
+    // state (reads the storage directly: not a call, so a pending prank or expectRevert is not consumed)
+    function load(address target, bytes32 slot) external view returns (bytes32 data);
+
     // keys
     function addr(uint256 privateKey) external pure returns (address keyAddr);
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
