@@ -169,29 +169,44 @@ async fn gas(url: &str) -> anyhow::Result<Value> {
     let cluster = PrivateKeySigner::random();
     let o = chain.send(c.proposeGenesis(cluster.address(), random(5000).into(), random(450).into())).await?;
     rows.push(measure(&chain, "proposeGenesis", "5,000 B quote + 450 B event log", None, &o).await?);
-    let o = chain.send(c.approveGenesis(U256::from(1), os_ref, app_ref, "bench genesis".into())).await?;
+    let o = chain
+        .send(c.approveGenesis(U256::from(1), cluster.address(), 1, os_ref, app_ref, "bench genesis".into()))
+        .await?;
     rows.push(measure(&chain, "approveGenesis", "owner approves proposal 1", None, &o).await?);
 
-    let (id, o) = request(&chain).await?;
+    let (id, request_key, o) = request(&chain).await?;
     rows.push(measure(&chain, "requestSecret", "5,000 B quote + 3,000 B event log", Some(1.15), &o).await?);
-    let mut first = Some(id);
+    let mut first = Some((id, request_key));
+    let policy_hash = policy.hash();
     for kib in [1usize, 16, 96] {
-        let id = match first.take() {
-            Some(id) => id,
-            None => request(&chain).await?.0,
+        let (id, request_key) = match first.take() {
+            Some(r) => r,
+            None => {
+                let (id, key, _) = request(&chain).await?;
+                (id, key)
+            }
         };
         // ciphertext = bundle (49-byte header + file) + 16-byte AEAD tag.
         let (enc, ct) = (random(32), random(kib * 1024 + 49 + 16));
-        let d = eip712::Delivery::new(id, os_ref, app_ref, &enc, &ct);
+        let d = eip712::Delivery::new(id, request_key, policy_hash, os_ref, app_ref, &enc, &ct);
         let sig = eip712::sign(&dep, &d, &cluster)?;
-        let call = c.deliverSecret(id, os_ref, app_ref, enc.into(), ct.into(), Bytes::copy_from_slice(&sig));
+        let call = c.deliverSecret(
+            id,
+            request_key,
+            policy_hash,
+            os_ref,
+            app_ref,
+            enc.into(),
+            ct.into(),
+            Bytes::copy_from_slice(&sig),
+        );
         let o = chain.send(call).await?;
         let what = format!("{kib} KiB bundle: {} B ciphertext + 32 B key + signature", kib * 1024 + 65);
         rows.push(measure(&chain, &format!("deliverSecret {kib} KiB"), &what, Some(1.15), &o).await?);
     }
-    let (id, _) = request(&chain).await?;
-    let sig = eip712::sign(&dep, &eip712::Refusal { requestId: id, reason: 1 }, &cluster)?;
-    let o = chain.send(c.refuseRequest(id, 1, Bytes::copy_from_slice(&sig))).await?;
+    let (id, request_key, _) = request(&chain).await?;
+    let sig = eip712::sign(&dep, &eip712::Refusal { requestId: id, request: request_key, reason: 1 }, &cluster)?;
+    let o = chain.send(c.refuseRequest(id, request_key, 1, Bytes::copy_from_slice(&sig))).await?;
     rows.push(measure(&chain, "refuseRequest", "signed reason code", None, &o).await?);
     Ok(json!({
         "note": "EIP-7623 floor = 21000 + 10 * (zero bytes + 4 * non-zero bytes) of the tx input; ratio = gas_used / floor",
@@ -200,10 +215,13 @@ async fn gas(url: &str) -> anyhow::Result<Value> {
 }
 
 /// A request with a 5,000-byte quote and a 3,000-byte event log (random bytes); returns its id.
-async fn request(chain: &Chain) -> anyhow::Result<(U256, TxOutcome)> {
+/// A junk request (gas only): its id and its `request` key (what an answer to it signs).
+async fn request(chain: &Chain) -> anyhow::Result<(U256, B256, TxOutcome)> {
     let c = chain.contract();
-    let o =
-        chain.send(c.requestSecret(B256::from_slice(&random(32)), random(5000).into(), random(3000).into())).await?;
+    let key: [u8; 32] = random(32).try_into().expect("32 bytes");
+    let o = chain.send(c.requestSecret(B256::from(key), random(5000).into(), random(3000).into())).await?;
+    let request_key =
+        replicatoor_core::protocol::request_key(&key, chain.sender().context("the bench sends as the owner")?);
     let id = o
         .receipt
         .logs()
@@ -213,7 +231,7 @@ async fn request(chain: &Chain) -> anyhow::Result<(U256, TxOutcome)> {
         .inner
         .data
         .requestId;
-    Ok((id, o))
+    Ok((id, request_key, o))
 }
 
 /// Gas used by a mined transaction against the floor of its input.

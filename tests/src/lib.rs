@@ -326,6 +326,13 @@ impl Net {
         self.owner.provider().get_logs(&f).await.expect("get_logs")
     }
 
+    /// The `request` key a signed answer to request `id` names (keccak256(hpkePubKey ‖ requester)), from its event.
+    pub async fn request_key(&self, id: u64) -> B256 {
+        let logs = self.request_logs::<Op::SecretRequested>(U256::from(id)).await;
+        let ev = logs.last().expect("request event").log_decode::<Op::SecretRequested>().expect("decode").inner.data;
+        replicatoor_core::protocol::request_key(&ev.hpkePubKey.0, ev.requester)
+    }
+
     pub async fn request_count(&self) -> u64 {
         self.owner.contract().requestCount().call().await.expect("requestCount").to::<u64>()
     }

@@ -1018,7 +1018,8 @@ struct DeliveryCase {
 
 /// Re-sign a delivery's fields as `key` (what a malicious or confused cluster could post).
 fn resign(d: &SignedDelivery, key: &PrivateKeySigner) -> SignedDelivery {
-    let record = Delivery::new(d.request_id, d.os_ref, d.app_ref, &d.encapsulated_key, &d.ciphertext);
+    let record =
+        Delivery::new(d.request_id, d.request, d.policy, d.os_ref, d.app_ref, &d.encapsulated_key, &d.ciphertext);
     SignedDelivery { signature: eip712::sign(&dep(), &record, key).expect("sign").to_vec(), ..d.clone() }
 }
 
@@ -1262,7 +1263,7 @@ fn delivery_case(test: &str) {
         .into_iter()
         .find(|c| slug(&c.name) == test)
         .unwrap_or_else(|| panic!("no delivery case is named like the test {test}"));
-    match delivery::open(&case.deployment, &case.keys, case.cluster, &case.delivery) {
+    match delivery::open(&case.deployment, &case.keys, requester(), case.cluster, &case.delivery) {
         Ok(b) => panic!("{}: opened (expected error {}): {b:?}", case.name, case.want),
         Err(e) => {
             assert_leaks_nothing(&case.name, &format!("{e} {e:?}"));
@@ -1456,7 +1457,8 @@ fn baseline_request_is_accepted_and_its_delivery_opens() {
     let d = block_on(run(&Base::new().input));
     assert!(matches!(d, Decision::Accept(_)), "baseline: {}", describe(&d));
     let good = delivery::seal(&dep(), accepted(), &bundle()).expect("seal");
-    let opened = delivery::open(&dep(), &requester_keys(), bundle().cluster_address(), &good).expect("baseline opens");
+    let opened = delivery::open(&dep(), &requester_keys(), requester(), bundle().cluster_address(), &good)
+        .expect("baseline opens");
     assert_eq!(opened.file(), SECRET_FILE, "baseline delivery carries the secret");
 }
 

@@ -154,6 +154,8 @@ async fn deliver(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64) -> 
     let d = delivery::seal(&dep, &acc, bundle).expect("seal");
     let call = relayer.contract().deliverSecret(
         d.request_id,
+        d.request,
+        d.policy,
         d.os_ref,
         d.app_ref,
         d.encapsulated_key.into(),
@@ -165,9 +167,10 @@ async fn deliver(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64) -> 
 
 /// Refuse request `id` for `reason`, signed by the cluster, sent from `relayer`.
 async fn refuse(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64, reason: Refusal) -> u64 {
-    let record = eip712::Refusal { requestId: U256::from(id), reason: reason.code() };
+    let request = net.request_key(id).await;
+    let record = eip712::Refusal { requestId: U256::from(id), request, reason: reason.code() };
     let sig = eip712::sign(&net.owner.deployment(), &record, bundle.cluster_signer()).expect("sign");
-    let call = relayer.contract().refuseRequest(U256::from(id), reason.code(), sig.to_vec().into());
+    let call = relayer.contract().refuseRequest(U256::from(id), request, reason.code(), sig.to_vec().into());
     relayer.send(call).await.expect("refuse").block
 }
 

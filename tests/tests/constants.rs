@@ -88,10 +88,11 @@ async fn refusal_codes_are_the_contracts_reason_range() {
 
     let (bundle, id, _) = cluster_with_a_request(&net, b"constants".to_vec()).await;
     let dep = net.owner.deployment();
+    let request = net.request_key(id.to()).await;
     for reason in (0..=max.saturating_add(2)).chain([u8::MAX]) {
-        let record = eip712::Refusal { requestId: id, reason };
+        let record = eip712::Refusal { requestId: id, request, reason };
         let signature = eip712::sign(&dep, &record, bundle.cluster_signer()).expect("sign");
-        let call = c.refuseRequest(id, reason, Bytes::copy_from_slice(&signature));
+        let call = c.refuseRequest(id, request, reason, Bytes::copy_from_slice(&signature));
         match (Refusal::from_code(reason), revert(call.call().await)) {
             (Some(_), None) => {}
             (None, Some(UpgradeOperatorErrors::InvalidReason(e))) => assert_eq!(e.reason, reason),
@@ -141,6 +142,8 @@ async fn largest_secret_bundle_is_deliverable() {
 
     let call = net.owner.contract().deliverSecret(
         id,
+        d.request,
+        d.policy,
         d.os_ref,
         d.app_ref,
         d.encapsulated_key.clone().into(),
@@ -149,7 +152,7 @@ async fn largest_secret_bundle_is_deliverable() {
     );
     net.owner.send(call).await.expect("deliverSecret of the largest bundle");
     assert_eq!(net.status(id.to()).await, 2, "delivered");
-    let opened = delivery::open(&dep, &hpke, bundle.cluster_address(), &d).expect("opens");
+    let opened = delivery::open(&dep, &hpke, ev.requester, bundle.cluster_address(), &d).expect("opens");
     assert_eq!(opened.file().len(), MAX_SECRET_FILE);
 }
 
@@ -211,18 +214,23 @@ async fn eip712_type_hashes_and_digests_agree() {
     let dep = net.owner.deployment();
     let (id, os, app) = (U256::from(0x1234_5678u64), B256::repeat_byte(0x0a), B256::repeat_byte(0x0b));
     let (enc, ct) = ([0x0c; 32], vec![0x0d; 100]);
-    let delivery = eip712::Delivery::new(id, os, app, &enc, &ct);
-    let refusal = eip712::Refusal { requestId: id, reason: Refusal::Rtmr3Mismatch.code() };
+    let (request, policy) = (B256::repeat_byte(0x0e), Net::dev_policy().hash());
+    let delivery = eip712::Delivery::new(id, request, policy, os, app, &enc, &ct);
+    let refusal = eip712::Refusal { requestId: id, request, reason: Refusal::Rtmr3Mismatch.code() };
 
     assert_eq!(c.DELIVERY_TYPEHASH().call().await.expect("DELIVERY_TYPEHASH"), delivery.eip712_type_hash());
     assert_eq!(c.REFUSAL_TYPEHASH().call().await.expect("REFUSAL_TYPEHASH"), refusal.eip712_type_hash());
     let digest = c
-        .deliveryDigest(id, os, app, Bytes::copy_from_slice(&enc), ct.clone().into())
+        .deliveryDigest(id, request, policy, os, app, Bytes::copy_from_slice(&enc), ct.clone().into())
         .call()
         .await
         .expect("deliveryDigest");
     assert_eq!(digest, eip712::digest(&dep, &delivery), "Delivery digest");
-    let digest = c.refusalDigest(id, refusal.reason).call().await.expect("refusalDigest");
+    // The policy hash is the contract's: the policy in force on this deployment hashes the same both ways.
+    let in_force = c.policy().call().await.expect("policy");
+    assert_eq!(c.policyHashOf(in_force).call().await.expect("policyHashOf"), policy, "Policy::hash");
+    // The request key is the contract's requestIdOf key (checked through a real request in proofs.rs).
+    let digest = c.refusalDigest(id, request, refusal.reason).call().await.expect("refusalDigest");
     assert_eq!(digest, eip712::digest(&dep, &refusal), "Refusal digest");
     // A different deployment must not share the digest (the domain binds chain and contract).
     let elsewhere = replicatoor_core::protocol::Deployment { contract: Address::with_last_byte(1), ..dep };

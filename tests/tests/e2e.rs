@@ -136,13 +136,22 @@ async fn forged_and_corrupted_deliveries_install_nothing() {
 
     // 1. A delivery signed by a key that is not the cluster's reverts on chain.
     let forger = PrivateKeySigner::random();
-    let record =
-        eip712::Delivery::new(good.request_id, good.os_ref, good.app_ref, &good.encapsulated_key, &good.ciphertext);
+    let record = eip712::Delivery::new(
+        good.request_id,
+        good.request,
+        good.policy,
+        good.os_ref,
+        good.app_ref,
+        &good.encapsulated_key,
+        &good.ciphertext,
+    );
     let forged_sig = eip712::sign(&dep, &record, &forger).unwrap();
     let err = net
         .owner
         .send(c.deliverSecret(
             good.request_id,
+            good.request,
+            good.policy,
             good.os_ref,
             good.app_ref,
             good.encapsulated_key.clone().into(),
@@ -168,11 +177,21 @@ async fn forged_and_corrupted_deliveries_install_nothing() {
     // 2. A corrupted ciphertext, correctly signed by the cluster: the node refuses to install it.
     let mut ct = good.ciphertext.clone();
     ct[10] ^= 0x55;
-    let record = eip712::Delivery::new(good.request_id, good.os_ref, good.app_ref, &good.encapsulated_key, &ct);
+    let record = eip712::Delivery::new(
+        good.request_id,
+        good.request,
+        good.policy,
+        good.os_ref,
+        good.app_ref,
+        &good.encapsulated_key,
+        &ct,
+    );
     let sig = eip712::sign(&dep, &record, bundle.cluster_signer()).unwrap();
     net.owner
         .send(c.deliverSecret(
             good.request_id,
+            good.request,
+            good.policy,
             good.os_ref,
             good.app_ref,
             good.encapsulated_key.clone().into(),

@@ -536,8 +536,18 @@ async fn open_delivery(net: &Net, hpke: &HpkeKeypair, id: U256) -> Vec<u8> {
     let ev = log.log_decode::<Op::SecretDelivered>().expect("decode").inner.data;
     let at = BlockId::number(log.block_number.expect("block"));
     let (cluster, _) = net.owner.cluster_at(at).await.expect("cluster");
+    let requester = net
+        .request_logs::<Op::SecretRequested>(id)
+        .await
+        .last()
+        .expect("request")
+        .log_decode::<Op::SecretRequested>()
+        .expect("decode")
+        .inner
+        .data
+        .requester;
     let d = delivery::SignedDelivery::from(&ev);
-    delivery::open(&net.owner.deployment(), hpke, cluster, &d).expect("delivery opens").file().to_vec()
+    delivery::open(&net.owner.deployment(), hpke, requester, cluster, &d).expect("delivery opens").file().to_vec()
 }
 
 /// Deterministic jitter for the restart storm.

@@ -577,6 +577,7 @@ fn valid_event_logs() -> Vec<(Vec<B256>, Vec<u8>)> {
             relayer: requester(),
             osRef: B256::repeat_byte(3),
             appRef: B256::repeat_byte(4),
+            policy: B256::repeat_byte(8),
             encapsulatedKey: vec![5; 32].into(),
             ciphertext: vec![6; 80].into(),
             signature: vec![7; 65].into(),
@@ -702,7 +703,7 @@ fn good_delivery() -> &'static SignedDelivery {
 /// A delivery opens only as the original bundle; nothing else leaks through the error.
 fn open_property(d: &SignedDelivery) -> Result<(), TestCaseError> {
     let cluster = bundle().cluster_address();
-    match delivery::open(&dep(), &keys(), cluster, d) {
+    match delivery::open(&dep(), &keys(), requester(), cluster, d) {
         Ok(b) => {
             prop_assert_eq!(b.file(), SECRET_FILE);
             prop_assert_eq!(b.cluster_address(), cluster);
@@ -744,7 +745,15 @@ fn fuzz_delivery_open_mutated() {
             }
         }
         if resign && field != 2 {
-            let record = Delivery::new(d.request_id, d.os_ref, d.app_ref, &d.encapsulated_key, &d.ciphertext);
+            let record = Delivery::new(
+                d.request_id,
+                d.request,
+                d.policy,
+                d.os_ref,
+                d.app_ref,
+                &d.encapsulated_key,
+                &d.ciphertext,
+            );
             d.signature = eip712::sign(&dep(), &record, &cluster_key).expect("sign").to_vec();
         }
         open_property(&d)
@@ -762,13 +771,15 @@ fn fuzz_delivery_open_random() {
     fuzz("delivery_open_random", 1024, strategy, |(id, enc, ct, sig)| {
         let d = SignedDelivery {
             request_id: U256::from_be_bytes(id),
+            request: B256::from(id),
+            policy: B256::from(id),
             os_ref: B256::from(id),
             app_ref: B256::ZERO,
             encapsulated_key: enc,
             ciphertext: ct,
             signature: sig,
         };
-        prop_assert!(delivery::open(&dep(), &keys(), bundle().cluster_address(), &d).is_err());
+        prop_assert!(delivery::open(&dep(), &keys(), requester(), bundle().cluster_address(), &d).is_err());
         Ok(())
     });
 }

@@ -134,6 +134,7 @@ async fn forge_delivery(net: &Net, request_id: u64) -> ForgedDelivery {
         relayer: net.owner.sender().unwrap(),
         osRef: d.os_ref,
         appRef: d.app_ref,
+        policy: d.policy,
         encapsulatedKey: d.encapsulated_key.clone().into(),
         ciphertext: d.ciphertext.clone().into(),
         signature: d.signature.clone().into(),

@@ -16,6 +16,9 @@ impl From<&UpgradeOperator::SecretDelivered> for SignedDelivery {
     fn from(ev: &UpgradeOperator::SecretDelivered) -> Self {
         SignedDelivery {
             request_id: ev.requestId,
+            // Not logged: `delivery::open` recomputes it from the opener's own key and account.
+            request: alloy::primitives::B256::ZERO,
+            policy: ev.policy,
             os_ref: ev.osRef,
             app_ref: ev.appRef,
             encapsulated_key: ev.encapsulatedKey.to_vec(),

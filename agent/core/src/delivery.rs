@@ -21,6 +21,12 @@ use alloy::primitives::{Address, B256, U256};
 pub struct SignedDelivery {
     /// The request this answers.
     pub request_id: U256,
+    /// keccak256(hpkePubKey ‖ requester) of that request ([`crate::protocol::request_key`]): signed, and
+    /// checked on chain against `requestIdOf`. Not in `SecretDelivered`; an opener recomputes it.
+    pub request: B256,
+    /// The hash of the policy the holder applied ([`crate::protocol::Policy::hash`]): signed, and the
+    /// contract refuses the delivery once another policy is in force.
+    pub policy: B256,
     /// The OS reference the recipient was accepted under (in the HPKE aad and re-checked on chain).
     pub os_ref: B256,
     /// The app reference the recipient was accepted under (in the HPKE aad and re-checked on chain).
@@ -89,10 +95,14 @@ pub fn seal(
     let (os_ref, app_ref) = (accepted.os_ref(), accepted.app_ref());
     let plaintext = bundle.encode();
     let sealed = hpke::seal(&hpke_pub_key, &dep.hpke_info(request_id), &hpke_aad(os_ref, app_ref), &plaintext)?;
-    let record = Delivery::new(request_id, os_ref, app_ref, &sealed.encapsulated_key, &sealed.ciphertext);
+    let (request, policy) = (accepted.binding().request_key(), accepted.policy().hash());
+    let record =
+        Delivery::new(request_id, request, policy, os_ref, app_ref, &sealed.encapsulated_key, &sealed.ciphertext);
     let signature = eip712::sign(dep, &record, bundle.cluster_signer())?;
     Ok(SignedDelivery {
         request_id,
+        request,
+        policy,
         os_ref,
         app_ref,
         encapsulated_key: sealed.encapsulated_key.to_vec(),
@@ -102,13 +112,18 @@ pub fn seal(
 }
 
 /// Check a delivery's signature against the chain's cluster, open it, and check the bundle's key.
+/// `requester` is the account that posted the request with `keys`: the signature must name that very
+/// request (whatever `d.request` says), so a delivery signed for another request never opens here.
 pub fn open(
     dep: &Deployment,
     keys: &HpkeKeypair,
+    requester: Address,
     cluster: Address,
     d: &SignedDelivery,
 ) -> Result<SecretBundle, DeliveryError> {
-    let record = Delivery::new(d.request_id, d.os_ref, d.app_ref, &d.encapsulated_key, &d.ciphertext);
+    let request = crate::protocol::request_key(&keys.public(), requester);
+    let record =
+        Delivery::new(d.request_id, request, d.policy, d.os_ref, d.app_ref, &d.encapsulated_key, &d.ciphertext);
     let signer = eip712::recover(dep, &record, &d.signature)?;
     if signer != cluster {
         return Err(DeliveryError::WrongSigner { signer, cluster });

@@ -24,6 +24,25 @@ pub struct Policy {
     pub allow_simulated: bool,
 }
 
+impl Policy {
+    /// The hash a v2 delivery names the policy it was decided under by (PROTOCOL.md §3.6):
+    /// `keccak256(abi.encode(tcbStatuses, allowDebug, allowSimulated))`, the contract's `policyHashOf`.
+    pub fn hash(&self) -> B256 {
+        use alloy::sol_types::SolValue;
+        keccak256((self.tcb_statuses, self.allow_debug, self.allow_simulated).abi_encode())
+    }
+}
+
+/// The `request` a v2 delivery or refusal names (PROTOCOL.md §3.6): `keccak256(hpkePubKey ‖ requester)`, the
+/// key under which the contract keeps the request's id (`requestIdOf`). An answer signed for it applies to
+/// that request only, whatever id a reorg gives it.
+pub fn request_key(hpke_pub_key: &[u8; 32], requester: Address) -> B256 {
+    let mut buf = [0u8; 52];
+    buf[..32].copy_from_slice(hpke_pub_key);
+    buf[32..].copy_from_slice(requester.as_slice());
+    keccak256(buf)
+}
+
 /// Where a deployment lives: the pair every binding includes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deployment {

@@ -43,7 +43,7 @@ pub async fn deploy(
 
 /// The owner's transactions, as ABI calls to the contract.
 pub mod call {
-    use super::{Op, Policy, B256, U256};
+    use super::{Op, Policy, B256};
     use alloy::primitives::Bytes;
 
     /// `description`: the OS description document (PROTOCOL.md §4.5), or empty.
@@ -70,8 +70,25 @@ pub mod call {
         Op::setPolicyCall { p: p.into(), note: note.to_string() }
     }
 
-    pub fn approve_genesis(proposal_id: U256, os_ref: B256, app_ref: B256, note: &str) -> Op::approveGenesisCall {
-        Op::approveGenesisCall { proposalId: proposal_id, osRef: os_ref, appRef: app_ref, note: note.to_string() }
+    /// Approve the proposal the owner verified: its cluster and epoch are named, so the contract refuses
+    /// any other proposal under that id (a reorg, a lying RPC).
+    pub fn approve_genesis(g: &super::VerifiedGenesis, note: &str) -> Op::approveGenesisCall {
+        Op::approveGenesisCall {
+            proposalId: g.proposal_id,
+            clusterAddress: g.cluster,
+            forEpoch: g.epoch,
+            osRef: g.os_ref,
+            appRef: g.app_ref,
+            note: note.to_string(),
+        }
+    }
+
+    pub fn execute_bootstrap() -> Op::executeBootstrapCall {
+        Op::executeBootstrapCall {}
+    }
+
+    pub fn cancel_bootstrap(note: &str) -> Op::cancelBootstrapCall {
+        Op::cancelBootstrapCall { note: note.to_string() }
     }
 }
 
@@ -115,20 +132,39 @@ impl References for AtLatest<'_> {
     }
 }
 
-/// Verify genesis proposal `proposal_id` like a holder verifies a request, then approve it.
+/// A genesis proposal as the owner verified it: what the approval names.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedGenesis {
+    pub proposal_id: U256,
+    /// The cluster address its quote binds.
+    pub cluster: Address,
+    /// The epoch its quote binds.
+    pub epoch: u64,
+    pub os_ref: B256,
+    pub app_ref: B256,
+}
+
+/// Verify genesis proposal `proposal_id` like a holder verifies a request, then approve it. The first
+/// genesis takes effect at once; a re-bootstrap is scheduled for the contract's widening delay.
 pub async fn approve_genesis(
     chain: &Chain,
     verifier: &Verifier,
     proposal_id: U256,
     note: &str,
 ) -> anyhow::Result<TxOutcome> {
-    let (os_ref, app_ref) = verify_genesis(chain, verifier, proposal_id).await?;
-    Ok(chain.send(chain.contract().call_builder(&call::approve_genesis(proposal_id, os_ref, app_ref, note))).await?)
+    let g = verify_genesis(chain, verifier, proposal_id).await?;
+    Ok(chain.send(chain.contract().call_builder(&call::approve_genesis(&g, note))).await?)
+}
+
+/// Run a scheduled re-bootstrap whose time has come (anyone may).
+pub async fn execute_bootstrap(chain: &Chain) -> Result<TxOutcome, ChainError> {
+    chain.send(chain.contract().call_builder(&call::execute_bootstrap())).await
 }
 
 /// Verify genesis proposal `proposal_id` like a holder verifies a request (against the policy and
-/// references in force now); returns the OS and app references its quote runs under.
-pub async fn verify_genesis(chain: &Chain, verifier: &Verifier, proposal_id: U256) -> anyhow::Result<(B256, B256)> {
+/// references in force now); returns what an approval names: its cluster and epoch (those its quote
+/// binds) and the OS and app references its quote runs under.
+pub async fn verify_genesis(chain: &Chain, verifier: &Verifier, proposal_id: U256) -> anyhow::Result<VerifiedGenesis> {
     let filter = Filter::new()
         .address(chain.deployment().contract)
         .event_signature(Op::GenesisProposed::SIGNATURE_HASH)
@@ -145,7 +181,13 @@ pub async fn verify_genesis(chain: &Chain, verifier: &Verifier, proposal_id: U25
     let ctx = Context { deployment: chain.deployment(), verifier, policy, references: &refs, now };
     let binding = GenesisBinding { cluster: ev.cluster, epoch: ev.epoch };
     match pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await {
-        Decision::Accept(a) => Ok((a.os_ref(), a.app_ref())),
+        Decision::Accept(a) => Ok(VerifiedGenesis {
+            proposal_id,
+            cluster: ev.cluster,
+            epoch: ev.epoch,
+            os_ref: a.os_ref(),
+            app_ref: a.app_ref(),
+        }),
         Decision::Refuse(r, detail) => {
             anyhow::bail!("genesis proposal {proposal_id} fails verification: {r}: {detail}")
         }

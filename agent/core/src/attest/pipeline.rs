@@ -34,6 +34,13 @@ pub struct RequestBinding {
     pub hpke_pub_key: [u8; 32],
 }
 
+impl RequestBinding {
+    /// The `request` the cluster's answer names: [`crate::protocol::request_key`].
+    pub fn request_key(&self) -> B256 {
+        crate::protocol::request_key(&self.hpke_pub_key, self.requester)
+    }
+}
+
 /// A genesis proposal (`GenesisProposed`): its quote must bind the cluster address it generated for
 /// an epoch, so the owner approves a cluster key that was made inside an attested TD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +99,7 @@ pub trait References {
 #[derive(Debug, Clone)]
 pub struct Accepted<B> {
     binding: B,
+    policy: Policy,
     os_ref: B256,
     app_ref: B256,
     app: AppInfo,
@@ -107,6 +115,11 @@ impl<B: Binding> Accepted<B> {
     /// What the quote was checked to bind.
     pub fn binding(&self) -> &B {
         &self.binding
+    }
+    /// The contract policy the checks applied (a delivery names it, and the contract refuses the
+    /// delivery once another policy is in force).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
     /// The allowed OS reference id the quote measures (MRTD, RTMR0-2).
     pub fn os_ref(&self) -> B256 {
@@ -232,7 +245,7 @@ async fn evaluate_inner<R: References, B: Binding>(
     let app_ref = app_reference_id(&app.compose_hash);
     check_reference(ctx, os_ref, RefKind::Os, Refusal::OsReferenceNotAllowed).await?;
     check_reference(ctx, app_ref, RefKind::App, Refusal::AppReferenceNotAllowed).await?;
-    Ok(Accepted { binding, os_ref, app_ref, app, quote })
+    Ok(Accepted { binding, policy: ctx.policy, os_ref, app_ref, app, quote })
 }
 
 async fn check_reference<R: References, A>(

@@ -1,5 +1,7 @@
 //! EIP-712 typed data the cluster key signs: `Delivery` and `Refusal`, under the contract's domain
-//! (name "Replicatoor UpgradeOperator", version "1", chainId, verifyingContract).
+//! (name "Replicatoor UpgradeOperator", version "2", chainId, verifyingContract). Version 2 binds each
+//! answer to the request itself (`request` = keccak256(hpkePubKey ‖ requester)) and a delivery to the
+//! policy it was decided under (PROTOCOL.md §3.6).
 
 use crate::protocol::Deployment;
 use alloy::{
@@ -13,6 +15,8 @@ sol! {
     /// What the cluster signs to deliver a sealed bundle.
     struct Delivery {
         uint256 requestId;
+        bytes32 request;
+        bytes32 policy;
         bytes32 osRef;
         bytes32 appRef;
         bytes encapsulatedKey;
@@ -22,6 +26,7 @@ sol! {
     /// What the cluster signs to refuse a request.
     struct Refusal {
         uint256 requestId;
+        bytes32 request;
         uint8 reason;
     }
 }
@@ -41,17 +46,28 @@ pub enum SignatureError {
 pub fn domain(dep: &Deployment) -> Eip712Domain {
     eip712_domain! {
         name: "Replicatoor UpgradeOperator",
-        version: "1",
+        version: "2",
         chain_id: dep.chain_id,
         verifying_contract: dep.contract,
     }
 }
 
 impl Delivery {
-    /// A delivery record for these fields.
-    pub fn new(request_id: U256, os_ref: B256, app_ref: B256, enc: &[u8], ct: &[u8]) -> Self {
+    /// A delivery record for these fields (`request`: [`crate::protocol::request_key`]; `policy`:
+    /// [`crate::protocol::Policy::hash`]).
+    pub fn new(
+        request_id: U256,
+        request: B256,
+        policy: B256,
+        os_ref: B256,
+        app_ref: B256,
+        enc: &[u8],
+        ct: &[u8],
+    ) -> Self {
         Delivery {
             requestId: request_id,
+            request,
+            policy,
             osRef: os_ref,
             appRef: app_ref,
             encapsulatedKey: Bytes::copy_from_slice(enc),
@@ -85,13 +101,24 @@ mod tests {
     fn sign_recover_and_bind_every_field() {
         let dep = Deployment { chain_id: 31337, contract: Address::repeat_byte(9) };
         let key = PrivateKeySigner::random();
-        let d = Delivery::new(U256::from(1), B256::repeat_byte(1), B256::repeat_byte(2), &[3; 32], &[4; 40]);
+        let d = Delivery::new(
+            U256::from(1),
+            B256::repeat_byte(6),
+            B256::repeat_byte(7),
+            B256::repeat_byte(1),
+            B256::repeat_byte(2),
+            &[3; 32],
+            &[4; 40],
+        );
         let sig = sign(&dep, &d, &key).unwrap();
         assert!(sig[64] == 27 || sig[64] == 28);
         assert_eq!(recover(&dep, &d, &sig).unwrap(), key.address());
         let mut other = d.clone();
         other.ciphertext = Bytes::from(vec![5; 40]);
         assert_ne!(recover(&dep, &other, &sig).unwrap(), key.address());
+        for changed in [Delivery { request: B256::ZERO, ..d.clone() }, Delivery { policy: B256::ZERO, ..d.clone() }] {
+            assert_ne!(recover(&dep, &changed, &sig).unwrap(), key.address(), "request and policy are signed");
+        }
         let dep2 = Deployment { chain_id: 1, ..dep };
         assert_ne!(recover(&dep2, &d, &sig).unwrap(), key.address());
     }
@@ -100,8 +127,8 @@ mod tests {
     fn type_strings_match_the_contract() {
         assert_eq!(
             Delivery::eip712_encode_type(),
-            "Delivery(uint256 requestId,bytes32 osRef,bytes32 appRef,bytes encapsulatedKey,bytes ciphertext)"
+            "Delivery(uint256 requestId,bytes32 request,bytes32 policy,bytes32 osRef,bytes32 appRef,bytes encapsulatedKey,bytes ciphertext)"
         );
-        assert_eq!(Refusal::eip712_encode_type(), "Refusal(uint256 requestId,uint8 reason)");
+        assert_eq!(Refusal::eip712_encode_type(), "Refusal(uint256 requestId,bytes32 request,uint8 reason)");
     }
 }

@@ -289,7 +289,8 @@ async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::
         }
     };
     let d = SignedDelivery::from(&ev);
-    let bundle = delivery::open(&agent.chain.deployment(), keys, cluster, &d)
+    let requester = agent.chain.sender().context("a sender key is required")?;
+    let bundle = delivery::open(&agent.chain.deployment(), keys, requester, cluster, &d)
         .context("the delivery failed its checks; nothing was installed")?;
     let path = &agent.cfg.secret_file;
     install_atomically(path, bundle.file()).with_context(|| format!("installing the secret at {}", path.display()))?;

@@ -37,8 +37,13 @@ pub enum AdminCommand {
     Revoke(Revoke),
     /// Set the policy (narrowing is immediate, widening waits for the delay).
     SetPolicy(SetPolicy),
-    /// Verify a genesis proposal's quote as a holder would, and approve it.
+    /// Verify a genesis proposal's quote as a holder would, and approve it. The first genesis takes
+    /// effect at once; a re-bootstrap (a cluster exists) is scheduled for the contract's widening delay.
     ApproveGenesis(ApproveGenesis),
+    /// Run the scheduled re-bootstrap once its time has come (anyone may).
+    ExecuteBootstrap(TxOnly),
+    /// Cancel the scheduled re-bootstrap (owner; immediate).
+    CancelBootstrap(TxOnly),
     /// Active, pending and revoked references (from events), the current and the pending policy.
     List(view::List),
     /// The policy in force, the pending policy, the widening delay and the owner.
@@ -112,6 +117,12 @@ pub struct ProposeApp {
 }
 
 #[derive(Debug, Args)]
+pub struct TxOnly {
+    #[command(flatten)]
+    pub tx: TxArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct Revoke {
     #[command(flatten)]
     pub tx: TxArgs,
@@ -151,6 +162,8 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         AdminCommand::Revoke(a) => revoke(a).await?,
         AdminCommand::SetPolicy(a) => set_policy(a).await?,
         AdminCommand::ApproveGenesis(a) => approve_genesis(a).await?,
+        AdminCommand::ExecuteBootstrap(a) => bootstrap(&a.tx, true).await?,
+        AdminCommand::CancelBootstrap(a) => bootstrap(&a.tx, false).await?,
         AdminCommand::List(a) => view::list(a).await?,
         AdminCommand::Policy(a) => view::policy(a).await?,
     }
@@ -258,14 +271,37 @@ async fn approve_genesis(a: ApproveGenesis) -> anyhow::Result<()> {
     let verifier = offline_verifier(a.collateral_dir.clone(), a.allow_simulated_quotes)?;
     let proposal = U256::from(a.proposal);
     let chain = if tx.calldata_only { read_only(url, &tx.contract).await? } else { connect(tx).await? };
-    let (os_ref, app_ref) = admin::verify_genesis(&chain, &verifier, proposal).await?;
-    let info = json!({ "proposal": a.proposal, "os_reference_id": os_ref, "app_reference_id": app_ref });
-    let call = call::approve_genesis(proposal, os_ref, app_ref, &tx.note);
+    let g = admin::verify_genesis(&chain, &verifier, proposal).await?;
+    let info = json!({
+        "proposal": a.proposal,
+        "cluster": g.cluster,
+        "epoch": g.epoch,
+        "os_reference_id": g.os_ref,
+        "app_reference_id": g.app_ref,
+    });
+    let call = call::approve_genesis(&g, &tx.note);
     if tx.calldata_only {
         return print_calldata(tx, call.abi_encode(), info);
     }
     let o = chain.send(chain.contract().call_builder(&call)).await?;
     done(tx, info, &o, format!("genesis proposal {} verified and approved", a.proposal))
+}
+
+/// Execute (anyone) or cancel (owner) the scheduled re-bootstrap.
+async fn bootstrap(tx: &TxArgs, execute: bool) -> anyhow::Result<()> {
+    let calldata =
+        if execute { call::execute_bootstrap().abi_encode() } else { call::cancel_bootstrap(&tx.note).abi_encode() };
+    if tx.calldata_only {
+        return print_calldata(tx, calldata, json!({}));
+    }
+    let chain = connect(tx).await?;
+    let o = if execute {
+        admin::execute_bootstrap(&chain).await?
+    } else {
+        chain.send(chain.contract().call_builder(&call::cancel_bootstrap(&tx.note))).await?
+    };
+    let what = if execute { "scheduled re-bootstrap executed" } else { "scheduled re-bootstrap cancelled" };
+    done(tx, json!({}), &o, what.into())
 }
 
 /// The transaction for a multisig: nothing is sent. `info` (an object) adds what the call concerns.

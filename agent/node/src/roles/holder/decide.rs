@@ -226,10 +226,11 @@ pub(super) async fn handle_request(
                 return Ok(None);
             }
             *refusals += 1;
-            let msg = RefusalMsg { requestId: id, reason: reason.code() };
+            let request = binding.request_key();
+            let msg = RefusalMsg { requestId: id, request, reason: reason.code() };
             let sig =
                 eip712::sign(&chain.deployment(), &msg, bundle.cluster_signer()).context("signing the refusal")?;
-            Ok(Some(Answer { id, block, kind: AnswerKind::Refuse(reason, sig.to_vec()) }))
+            Ok(Some(Answer { id, block, kind: AnswerKind::Refuse(reason, request, sig.to_vec()) }))
         }
         Decision::Retry(why) => defer(agent, id, block, why).map(|_| None),
         Decision::Abstain(why) => {

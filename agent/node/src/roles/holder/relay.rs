@@ -32,7 +32,8 @@ pub(super) struct Answer {
 
 pub(super) enum AnswerKind {
     Deliver(delivery::SignedDelivery),
-    Refuse(Refusal, Vec<u8>),
+    /// The reason, the request's `request` key (signed with it), and the signature.
+    Refuse(Refusal, alloy::primitives::B256, Vec<u8>),
 }
 
 /// How long to wait for an answer's receipt before re-checking the request instead.
@@ -79,6 +80,8 @@ async fn submit_answer(agent: &Agent, a: Answer) -> anyhow::Result<Option<(Answe
         AnswerKind::Deliver(d) => {
             let call = chain.contract().deliverSecret(
                 a.id,
+                d.request,
+                d.policy,
                 d.os_ref,
                 d.app_ref,
                 d.encapsulated_key.clone().into(),
@@ -87,8 +90,8 @@ async fn submit_answer(agent: &Agent, a: Answer) -> anyhow::Result<Option<(Answe
             );
             chain.submit(call).await
         }
-        AnswerKind::Refuse(reason, sig) => {
-            chain.submit(chain.contract().refuseRequest(a.id, reason.code(), sig.clone().into())).await
+        AnswerKind::Refuse(reason, request, sig) => {
+            chain.submit(chain.contract().refuseRequest(a.id, *request, reason.code(), sig.clone().into())).await
         }
     };
     match sent {
@@ -105,7 +108,7 @@ async fn record_answer(agent: &Agent, a: Answer, result: Result<TxOutcome, Chain
             info!(target: "replicatoor::holder", tx = %o.tx_hash, block = o.block, gas_used = o.gas_used, "secret delivered");
             record(agent, a.id, a.block, Outcome::Served { tx_hash: o.tx_hash, block: o.block })
         }
-        (Ok(o), AnswerKind::Refuse(reason, _)) => {
+        (Ok(o), AnswerKind::Refuse(reason, ..)) => {
             info!(target: "replicatoor::holder", tx = %o.tx_hash, reason = reason.name(), "refusal posted");
             record(agent, a.id, a.block, Outcome::Refused { reason: reason.code(), tx_hash: o.tx_hash, block: o.block })
         }
