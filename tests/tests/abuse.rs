@@ -1206,13 +1206,15 @@ fn delivery_cases(accepted: &AcceptedRequest) -> Vec<DeliveryCase> {
         "WrongSigner",
         |e| matches!(e, DeliveryError::WrongSigner { .. }),
     ));
+    // Protocol v2: the signature names the request, i.e. the opener's own key and account, so another
+    // node's key is turned away at the signature, before any decryption is tried.
     out.push(in_context(
         "delivery opened with another node's key",
         c,
         HpkeKeypair::generate(),
         dep(),
-        "Hpke(OpenFailed)",
-        |e| matches!(e, DeliveryError::Hpke(HpkeError::OpenFailed)),
+        "WrongSigner",
+        |e| matches!(e, DeliveryError::WrongSigner { .. }),
     ));
     out
 }

@@ -180,6 +180,8 @@ pub fn is_governance(ev: &Ev) -> bool {
             | Ev::OwnershipTransferred(_)
             | Ev::ClusterBootstrapped(_)
             | Ev::CustodyReset(_)
+            | Ev::BootstrapScheduled(_)
+            | Ev::BootstrapCancelled(_)
     )
 }
 

@@ -138,6 +138,16 @@ pub enum GovernanceEvent {
         previous_cluster: Address,
         new_cluster: Address,
     },
+    /// The owner approved a re-bootstrap; custody moves at `executable_at` unless cancelled (protocol v2).
+    BootstrapScheduled {
+        epoch: u64,
+        cluster: Address,
+        proposal_id: u64,
+        executable_at: u64,
+    },
+    BootstrapCancelled {
+        proposal_id: u64,
+    },
 }
 
 impl GovernanceEvent {
@@ -152,6 +162,8 @@ impl GovernanceEvent {
             GovernanceEvent::OwnershipTransferred { .. } => "ownership_transferred",
             GovernanceEvent::ClusterBootstrapped { .. } => "cluster_bootstrapped",
             GovernanceEvent::CustodyReset { .. } => "custody_reset",
+            GovernanceEvent::BootstrapScheduled { .. } => "bootstrap_scheduled",
+            GovernanceEvent::BootstrapCancelled { .. } => "bootstrap_cancelled",
         }
     }
 }

@@ -68,6 +68,11 @@ pub fn describe_event(e: &G) -> String {
         G::CustodyReset { epoch, previous_cluster, new_cluster } => {
             format!("CUSTODY RESET at epoch {epoch}: {previous_cluster} → {new_cluster}")
         }
+        G::BootstrapScheduled { epoch, cluster, proposal_id, executable_at } => format!(
+            "RE-BOOTSTRAP SCHEDULED: genesis proposal {proposal_id} (epoch {epoch}, cluster {cluster}) takes custody from {}",
+            fmt_time(*executable_at)
+        ),
+        G::BootstrapCancelled { proposal_id } => format!("scheduled re-bootstrap (proposal {proposal_id}) cancelled"),
     }
 }
 

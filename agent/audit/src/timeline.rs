@@ -71,6 +71,16 @@ pub fn build(h: &History, state: &State) -> Vec<TimelineEntry> {
                 G::CustodyReset { epoch: r.epoch, previous_cluster: r.previousCluster, new_cluster: r.newCluster },
                 r.note.clone(),
             ),
+            Ev::BootstrapScheduled(b) => (
+                G::BootstrapScheduled {
+                    epoch: b.epoch,
+                    cluster: b.cluster,
+                    proposal_id: id64(b.proposalId),
+                    executable_at: b.executableAt,
+                },
+                b.note.clone(),
+            ),
+            Ev::BootstrapCancelled(b) => (G::BootstrapCancelled { proposal_id: id64(b.proposalId) }, b.note.clone()),
             _ => continue,
         };
         out.push(TimelineEntry {

@@ -240,6 +240,16 @@ mod tests {
     }
 
     #[test]
+    fn request_key_and_policy_hash_match_the_spec_vectors() {
+        // PROTOCOL.md §3.8 (computed there with `cast keccak` / `cast abi-encode`, independently of this code).
+        let key = request_key(&[0xab; 32], Address::repeat_byte(0xcd));
+        assert_eq!(key.to_string(), "0x30cef5949424e316d0559205d3a304192426cf253d12542a6afb1b53f81a54ae");
+        let p = Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: false };
+        assert_eq!(p.hash().to_string(), "0x255ace0592d6d0057743ec81f2494d71fe5466986a2fd6f28c632dc1ef83d48b");
+        assert_ne!(Policy { allow_debug: true, ..p }.hash(), p.hash());
+    }
+
+    #[test]
     fn request_status_numbers_match_the_contract() {
         for (n, s) in [
             (0u8, RequestStatus::None),
