@@ -1,6 +1,9 @@
 //! Sending a step's signed answers: jittered so racing holders rarely collide, only while the
 //! request is still pending, all in flight at once, then confirmed together and recorded. Nothing
-//! here decides anything: a lost race or a failed send is recorded, never re-decided.
+//! here decides anything: a lost race or a failed send is recorded, never re-decided. One check
+//! stands between a sealed delivery and the RPC: with a pinned deployment the state it was decided
+//! on (policy, both references, the request still pending) is proven again at the newest trusted
+//! header, so a narrowing or a revocation mined during the jitter keeps the ciphertext in the TD.
 
 use super::{defer, record};
 use crate::{roles::Agent, store::Outcome};
@@ -76,6 +79,20 @@ async fn submit_answer(agent: &Agent, a: Answer) -> anyhow::Result<Option<(Answe
         Ok(_) => return lost_race(agent, a.id, a.block).await.map(|_| None),
         Err(e) => return defer(agent, a.id, a.block, format!("status before answering: {e}")).map(|_| None),
     }
+    if let (AnswerKind::Deliver(d), Some(v)) = (&a.kind, &agent.verified) {
+        match still_decided(v, a.id, a.block, d).await {
+            Ok(None) => {}
+            Ok(Some(what)) => {
+                let why = format!("{what} changed since the decision (proven at the newest header): deciding again");
+                return defer(agent, a.id, a.block, why).map(|_| None);
+            }
+            Err(e) => {
+                agent.telemetry.unproven_read("holder");
+                return defer(agent, a.id, a.block, format!("re-proving the decision before sending: {e}"))
+                    .map(|_| None);
+            }
+        }
+    }
     let sent = match &a.kind {
         AnswerKind::Deliver(d) => {
             let call = chain.contract().deliverSecret(
@@ -98,6 +115,32 @@ async fn submit_answer(agent: &Agent, a: Answer) -> anyhow::Result<Option<(Answe
         Ok(tx) => Ok(Some((a, tx))),
         Err(e) => answer_failed(agent, a.id, a.block, e).await.map(|_| None),
     }
+}
+
+/// What changed, if anything, in what delivery `d` for request `id` (in block `block`) was decided on,
+/// proven at the newest trusted header: the policy it names, either reference, the request's status.
+async fn still_decided(
+    v: &crate::roles::anchor::Verified,
+    id: U256,
+    block: u64,
+    d: &delivery::SignedDelivery,
+) -> Result<Option<&'static str>, replicatoor_chain::verified::ViewError> {
+    use replicatoor_chain::layout::{Reads, Views};
+    use replicatoor_core::protocol::RefKind;
+    let head = v.decision_header(crate::roles::unix_now(), block).await?;
+    let storage = v.storage(&head, &Reads::state().reference(d.os_ref).reference(d.app_ref).request(id)).await?;
+    let views = Views(&storage);
+    Ok(if views.policy()?.hash() != d.policy {
+        Some("the policy")
+    } else if !views.is_allowed(d.os_ref, RefKind::Os)? {
+        Some("the OS reference")
+    } else if !views.is_allowed(d.app_ref, RefKind::App)? {
+        Some("the app reference")
+    } else if views.request_status(id)? != RequestStatus::Pending {
+        Some("the request's status")
+    } else {
+        None
+    })
 }
 
 /// Record what became of a sent answer.
