@@ -45,8 +45,15 @@ pub enum Outcome {
     Refused { reason: u8, tx_hash: TxHash, block: u64 },
     /// Someone else answered first.
     AlreadyAnswered { status: u8 },
-    /// Not answered yet: a local fault; retried later.
-    Deferred { why: String },
+    /// Not answered yet: a local fault; evaluated again at `retry_at_ms` (unix ms), one back-off
+    /// after the last of `attempts` evaluations.
+    Deferred {
+        why: String,
+        #[serde(default)]
+        attempts: u32,
+        #[serde(default)]
+        retry_at_ms: u64,
+    },
     /// This holder could not judge the request (see `Decision::Abstain`) and left it to others.
     Abstained { why: String },
     /// Refusal was not posted: the per-block refusal budget was spent (junk flood).

@@ -20,8 +20,10 @@ use relay::{send_answers, Answer};
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
     follower::{Follower, FollowerConfig, Step},
+    Backoff,
 };
 use replicatoor_core::{crypto::SecretBundle, protocol::RequestStatus, refusal::Refusal};
+use std::time::Duration;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 /// Serve requests until shutdown.
@@ -140,7 +142,7 @@ async fn retry_deferred(
     let mut answers = Vec::new();
     for (id, rec) in agent.store.requests()? {
         let again = match rec.outcome {
-            Outcome::Deferred { .. } => true,
+            Outcome::Deferred { .. } => deferred_due(&rec.outcome, unix_ms()),
             // An answer mined after the follower's checkpoint can be reorged away without the
             // checkpoint's block changing, so the follower would never rewind over the request.
             Outcome::Served { .. } | Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. } => {
@@ -171,6 +173,34 @@ async fn retry_deferred(
     Ok(answers)
 }
 
+/// Longest wait between two evaluations of a deferred request: a genuine request held up by a local
+/// fault (collateral, RPC) is looked at again at least this often once the fault clears.
+const DEFER_CAP: Duration = Duration::from_secs(60);
+
+/// Whether a deferred request is due for another evaluation at unix time `now_ms`.
+fn deferred_due(outcome: &Outcome, now_ms: u64) -> bool {
+    matches!(outcome, Outcome::Deferred { retry_at_ms, .. } if now_ms >= *retry_at_ms)
+}
+
+/// The record of one more deferral at `now_ms`: attempts counted, the next evaluation one back-off
+/// later (`base` doubling per attempt up to [`DEFER_CAP`]), so each deferred request costs one
+/// evaluation (its RPC reads, fsync and log line) per back-off, not one per step.
+fn next_deferral(prev: Option<&Outcome>, why: String, now_ms: u64, base: Duration) -> Outcome {
+    let attempts = match prev {
+        Some(Outcome::Deferred { attempts, .. }) => attempts.saturating_add(1),
+        _ => 1,
+    };
+    let mut backoff = Backoff::new(base, DEFER_CAP);
+    // Past 32 doublings any base has reached the cap.
+    let delay = (0..attempts.min(32)).map(|_| backoff.next_delay()).last().unwrap_or(base);
+    let retry_at_ms = now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+    Outcome::Deferred { why, attempts, retry_at_ms }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// True when a request we saw answered is pending again, mempool included (its answer was reorged away).
 async fn answer_dropped(agent: &Agent, id: U256) -> bool {
     let dropped = matches!(agent.chain.request_status(id, BlockId::pending()).await, Ok(RequestStatus::Pending));
@@ -197,7 +227,43 @@ pub(super) fn record(agent: &Agent, id: U256, block: u64, outcome: Outcome) -> a
 }
 
 pub(super) fn defer(agent: &Agent, id: U256, block: u64, why: String) -> anyhow::Result<()> {
-    warn!(target: "replicatoor::holder", request_id = %id, why = %why, "request deferred; will retry");
-    record(agent, id, block, Outcome::Deferred { why })?;
+    let now = unix_ms();
+    let prev = agent.store.request(id)?.map(|r| r.outcome);
+    let outcome = next_deferral(prev.as_ref(), why, now, agent.poll());
+    if let Outcome::Deferred { why, attempts, retry_at_ms } = &outcome {
+        let retry_in_ms = retry_at_ms.saturating_sub(now);
+        warn!(target: "replicatoor::holder", request_id = %id, why = %why, attempts, retry_in_ms, "request deferred; will retry");
+    }
+    record(agent, id, block, outcome)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request whose collateral never comes, under a holder that steps every 100 ms for ten
+    /// minutes: each evaluation defers it again (one log line, one RPC round, one fsync). It must be
+    /// evaluated once per back-off, not once per step.
+    #[test]
+    fn a_deferred_request_is_evaluated_once_per_back_off_not_once_per_step() {
+        let (poll_ms, steps) = (100u64, 6_000u64);
+        let mut outcome = next_deferral(None, "collateral unavailable".into(), 0, Duration::from_millis(poll_ms));
+        let mut evaluations = 0;
+        for step in 1..=steps {
+            let now = step * poll_ms;
+            if deferred_due(&outcome, now) {
+                evaluations += 1;
+                outcome =
+                    next_deferral(Some(&outcome), "collateral unavailable".into(), now, Duration::from_millis(poll_ms));
+            }
+        }
+        // 0.1, 0.2, 0.4 … 51.2 s, then every DEFER_CAP (60 s): 10 + about 9 more in ten minutes.
+        assert!(evaluations <= 20, "{evaluations} evaluations in {steps} steps");
+        assert!(evaluations >= 10, "still retried: {evaluations}");
+        let Outcome::Deferred { attempts, .. } = outcome else { panic!("{outcome:?}") };
+        assert_eq!(attempts, evaluations + 1, "attempts counted");
+        // Another kind of record is never "due".
+        assert!(!deferred_due(&Outcome::Abstained { why: String::new() }, u64::MAX));
+    }
 }
