@@ -7,7 +7,6 @@
 //! request can neither choose nor spoil what a genuine platform's quotes are verified with.
 
 use dcap_qvl::{collateral::CollateralClient, configs::DefaultConfig, http::HttpClient, QuoteCollateralV3};
-use replicatoor_chain::Backoff;
 pub use replicatoor_core::attest::collateral::{
     fmspc_of, parse_rfc3339_utc, CollateralError, CollateralKey, CollateralSource, FixedCollateral, NoCollateral,
     Prepare, VerifiedPck,
@@ -56,21 +55,15 @@ pub struct PccsCollateral<H: HttpClient = dcap_qvl::http::ReqwestHttp> {
     url: String,
     client: CollateralClient<DefaultConfig, H>,
     dir: PathBuf,
-    /// Key → when its last fetch failed and how long to wait: a PCCS that is down (or a platform it
-    /// does not know) must not be called on every retry.
-    failed: std::sync::Mutex<std::collections::HashMap<CollateralKey, FailedFetch>>,
+    /// Key → when its last fetch failed: a PCCS that is down (or a platform it does not know) must
+    /// not be called on every retry. Only keys still waiting are kept, and keys come only from PCK
+    /// certificates Intel signed, so the map stays as small as the set of real platforms asked for.
+    failed: std::sync::Mutex<std::collections::HashMap<CollateralKey, u64>>,
 }
 
-/// Wait before a failed fetch for the same key is tried again. Constant (base = cap): a failing key
-/// costs one PCCS call a minute whatever the delay, and a real one must recover within a minute of
-/// the PCCS coming back.
+/// Wait before a failed fetch for the same key is tried again. Constant: a failing key costs one
+/// PCCS call a minute, and a real one must recover within a minute of the PCCS coming back.
 const FETCH_BACKOFF: Duration = Duration::from_secs(60);
-
-struct FailedFetch {
-    at: u64,
-    retry_after: u64,
-    backoff: Backoff,
-}
 
 /// Refetch cached collateral at least this often, even before its nextUpdate (CRLs change too).
 const MAX_CACHE_AGE: u64 = 24 * 3600;
@@ -167,8 +160,12 @@ impl<H: HttpClient + Send + Sync> CollateralSource for PccsCollateral<H> {
             if self.fresh(key, now) {
                 return Ok(());
             }
-            let waiting = self.failed.lock().ok().and_then(|m| m.get(key).map(|f| (f.at, f.retry_after)));
-            if let Some((at, wait)) = waiting.filter(|(at, wait)| now < at.saturating_add(*wait)) {
+            let wait = FETCH_BACKOFF.as_secs();
+            let failed_at = self.failed.lock().ok().and_then(|mut m| {
+                m.retain(|_, at| now < at.saturating_add(wait));
+                m.get(key).copied()
+            });
+            if let Some(at) = failed_at {
                 return Err(CollateralError::Fetch {
                     url: self.url.clone(),
                     reason: format!("fetch for {key} failed at {at}; next try after {wait} s"),
@@ -177,13 +174,7 @@ impl<H: HttpClient + Send + Sync> CollateralSource for PccsCollateral<H> {
             let result = self.fetch(pck, now).await;
             if let Ok(mut m) = self.failed.lock() {
                 if result.is_err() {
-                    let f = m.entry(key.clone()).or_insert_with(|| FailedFetch {
-                        at: now,
-                        retry_after: 0,
-                        backoff: Backoff::new(FETCH_BACKOFF, FETCH_BACKOFF),
-                    });
-                    f.at = now;
-                    f.retry_after = f.backoff.next_delay().as_secs();
+                    m.insert(key.clone(), now);
                 } else {
                     m.remove(key);
                 }

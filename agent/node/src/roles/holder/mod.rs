@@ -140,15 +140,23 @@ async fn retry_deferred(
     refusals: &mut u32,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut answers = Vec::new();
-    for (id, rec) in agent.store.requests()? {
+    let now = unix_ms();
+    for (id, rec) in agent.store.watched()? {
         let again = match rec.outcome {
-            Outcome::Deferred { .. } => deferred_due(&rec.outcome, unix_ms()),
+            Outcome::Deferred { .. } | Outcome::Throttled { .. } => due(&rec.outcome, now),
             // An answer mined after the follower's checkpoint can be reorged away without the
             // checkpoint's block changing, so the follower would never rewind over the request.
             Outcome::Served { .. } | Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. } => {
-                rec.block + REANSWER_WINDOW > view.at && answer_dropped(agent, id).await
+                if rec.block + REANSWER_WINDOW <= view.at {
+                    agent.store.unwatch(id)?;
+                    continue;
+                }
+                answer_dropped(agent, id).await
             }
-            Outcome::Abstained { .. } | Outcome::Throttled { .. } => false,
+            Outcome::Abstained { .. } => {
+                agent.store.unwatch(id)?;
+                continue;
+            }
         };
         if !again {
             continue;
@@ -177,23 +185,31 @@ async fn retry_deferred(
 /// fault (collateral, RPC) is looked at again at least this often once the fault clears.
 const DEFER_CAP: Duration = Duration::from_secs(60);
 
-/// Whether a deferred request is due for another evaluation at unix time `now_ms`.
-fn deferred_due(outcome: &Outcome, now_ms: u64) -> bool {
-    matches!(outcome, Outcome::Deferred { retry_at_ms, .. } if now_ms >= *retry_at_ms)
+/// Whether a deferred or throttled request is due for another evaluation at unix time `now_ms`.
+fn due(outcome: &Outcome, now_ms: u64) -> bool {
+    match outcome {
+        Outcome::Deferred { retry_at_ms, .. } | Outcome::Throttled { retry_at_ms, .. } => now_ms >= *retry_at_ms,
+        _ => false,
+    }
 }
 
-/// The record of one more deferral at `now_ms`: attempts counted, the next evaluation one back-off
-/// later (`base` doubling per attempt up to [`DEFER_CAP`]), so each deferred request costs one
-/// evaluation (its RPC reads, fsync and log line) per back-off, not one per step.
-fn next_deferral(prev: Option<&Outcome>, why: String, now_ms: u64, base: Duration) -> Outcome {
+/// One more postponement at `now_ms` after `prev`: `(attempts, retry_at_ms)`, the next evaluation one
+/// back-off later (`base` doubling per attempt up to [`DEFER_CAP`]), so each postponed request costs
+/// one evaluation (its RPC reads, fsync and log line) per back-off, not one per step.
+fn postpone(prev: Option<&Outcome>, now_ms: u64, base: Duration) -> (u32, u64) {
     let attempts = match prev {
-        Some(Outcome::Deferred { attempts, .. }) => attempts.saturating_add(1),
+        Some(Outcome::Deferred { attempts, .. } | Outcome::Throttled { attempts, .. }) => attempts.saturating_add(1),
         _ => 1,
     };
     let mut backoff = Backoff::new(base, DEFER_CAP);
     // Past 32 doublings any base has reached the cap.
     let delay = (0..attempts.min(32)).map(|_| backoff.next_delay()).last().unwrap_or(base);
-    let retry_at_ms = now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+    (attempts, now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)))
+}
+
+/// The record of one more deferral at `now_ms`.
+fn next_deferral(prev: Option<&Outcome>, why: String, now_ms: u64, base: Duration) -> Outcome {
+    let (attempts, retry_at_ms) = postpone(prev, now_ms, base);
     Outcome::Deferred { why, attempts, retry_at_ms }
 }
 
@@ -226,6 +242,14 @@ pub(super) fn record(agent: &Agent, id: U256, block: u64, outcome: Outcome) -> a
     Ok(())
 }
 
+/// Record a refusal left unposted because this step's refusal budget is spent: it is evaluated
+/// again (and posted, budget permitting) one back-off later.
+pub(super) fn throttle(agent: &Agent, id: U256, block: u64, reason: Refusal) -> anyhow::Result<()> {
+    let prev = agent.store.request(id)?.map(|r| r.outcome);
+    let (attempts, retry_at_ms) = postpone(prev.as_ref(), unix_ms(), agent.poll());
+    record(agent, id, block, Outcome::Throttled { reason: reason.code(), attempts, retry_at_ms })
+}
+
 pub(super) fn defer(agent: &Agent, id: U256, block: u64, why: String) -> anyhow::Result<()> {
     let now = unix_ms();
     let prev = agent.store.request(id)?.map(|r| r.outcome);
@@ -252,7 +276,7 @@ mod tests {
         let mut evaluations = 0;
         for step in 1..=steps {
             let now = step * poll_ms;
-            if deferred_due(&outcome, now) {
+            if due(&outcome, now) {
                 evaluations += 1;
                 outcome =
                     next_deferral(Some(&outcome), "collateral unavailable".into(), now, Duration::from_millis(poll_ms));
@@ -264,6 +288,6 @@ mod tests {
         let Outcome::Deferred { attempts, .. } = outcome else { panic!("{outcome:?}") };
         assert_eq!(attempts, evaluations + 1, "attempts counted");
         // Another kind of record is never "due".
-        assert!(!deferred_due(&Outcome::Abstained { why: String::new() }, u64::MAX));
+        assert!(!due(&Outcome::Abstained { why: String::new() }, u64::MAX));
     }
 }
