@@ -346,10 +346,14 @@ fn check_signed(
     signer.verify_signature(sig_alg(), body, &der).map_err(|e| sig_err(format!("{e:?}")))
 }
 
-/// DER certificates of a PEM chain (collateral issuer chains are PEM text).
+/// DER certificates of a PEM chain (collateral issuer chains are PEM text). The parser is strict
+/// RFC 7468, so line endings and padding around the blocks are normalised first; a chain it still
+/// rejects is a collateral fault (a retry), never a refusal.
 fn pem_chain(pem: &str) -> Result<Vec<Vec<u8>>, String> {
     use der::Encode;
-    let certs = x509_cert::Certificate::load_pem_chain(pem.trim().as_bytes()).map_err(|e| e.to_string())?;
+    let text = pem.replace("\r\n", "\n");
+    let text = text.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    let certs = x509_cert::Certificate::load_pem_chain(text.as_bytes()).map_err(|e| e.to_string())?;
     certs.iter().map(|c| c.to_der().map_err(|e| e.to_string())).collect()
 }
 
@@ -406,4 +410,71 @@ fn verify_path(
 
 fn unix(now: u64) -> UnixTime {
     UnixTime::since_unix_epoch(Duration::from_secs(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attest::verifier::INTEL_ROOT_CA_DER;
+
+    /// 2025-07-01T00:00:00Z: inside the genuine TDX quote's collateral window.
+    const NOW: u64 = 1_751_328_000;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dcap-qvl-samples");
+        std::fs::read(dir.join(name)).expect("fixture")
+    }
+
+    fn collateral(name: &str) -> QuoteCollateralV3 {
+        serde_json::from_slice(&fixture(name)).expect("collateral JSON")
+    }
+
+    fn genuine() -> VerifiedPck {
+        let quote = Quote::parse(&fixture("tdx_quote")).expect("quote");
+        verify_pck_chain(&quote, INTEL_ROOT_CA_DER, NOW).expect("Intel's chain")
+    }
+
+    #[test]
+    fn the_key_comes_from_the_verified_certificate() {
+        let pck = genuine();
+        assert_eq!(pck.key().fmspc_hex(), "b0c06f000000");
+        assert_eq!(pck.key().tee, Tee::Tdx);
+        assert_eq!(pck.key().file_stem(), format!("b0c06f000000-{}-tdx", pck.key().ca_id()));
+        // Against another root the same chain is untrusted.
+        let quote = Quote::parse(&fixture("tdx_quote")).expect("quote");
+        let other = crate::attest::verifier::SIMULATED_ROOT_CA_DER;
+        assert!(matches!(verify_pck_chain(&quote, other, NOW), Err(PckChainError::Untrusted(_))));
+    }
+
+    #[test]
+    fn genuine_collateral_passes_and_each_fault_is_typed_as_the_collateral_s() {
+        let pck = genuine();
+        check_collateral(&collateral("tdx_quote_collateral.json"), &pck, NOW).expect("genuine collateral");
+        let fault = |c: &QuoteCollateralV3, now| match check_collateral(c, &pck, now) {
+            Err(CollateralCheckError::Fault(f)) => f,
+            other => panic!("expected a collateral fault, got {other:?}"),
+        };
+        // Expired (the PCK CRL's nextUpdate passes first).
+        let late = fault(&collateral("tdx_quote_collateral.json"), 1_752_969_600);
+        assert!(matches!(late, CollateralFault::SignerChain { .. } | CollateralFault::OutOfWindow { .. }), "{late}");
+        // Another platform's (an SGX platform's) genuine collateral.
+        let other = fault(&collateral("sgx_quote_collateral.json"), NOW);
+        assert!(
+            matches!(
+                other,
+                CollateralFault::WrongSubject { .. }
+                    | CollateralFault::PckRevocation(_)
+                    | CollateralFault::OutOfWindow { .. }
+            ),
+            "{other}"
+        );
+        // A QE identity signer chain swapped for the PCK CA's (a CA certificate as the signer).
+        let mut c = collateral("tdx_quote_collateral.json");
+        c.qe_identity_issuer_chain = c.pck_crl_issuer_chain.clone();
+        assert!(matches!(fault(&c, NOW), CollateralFault::SignerChain { part: Part::QeIdentity, .. }));
+        // CRLF line endings in an issuer chain are still the same chain.
+        let mut c = collateral("tdx_quote_collateral.json");
+        c.tcb_info_issuer_chain = c.tcb_info_issuer_chain.replace('\n', "\r\n");
+        check_collateral(&c, &pck, NOW).expect("CRLF chain");
+    }
 }
