@@ -131,8 +131,9 @@ async fn handle_log(
 /// (the follower's default reorg rewind depth).
 const REANSWER_WINDOW: u64 = 64;
 
-/// Re-evaluate requests deferred by local faults (collateral, RPC) from earlier steps, and recent
-/// requests whose answer a reorg dropped.
+/// Re-evaluate requests postponed by local faults (collateral, RPC) or the refusal budget in earlier
+/// steps, and recent requests whose answer a reorg dropped: a bounded number per step
+/// ([`plan_rechecks`]).
 async fn retry_deferred(
     agent: &Agent,
     bundle: &SecretBundle,
@@ -140,34 +141,26 @@ async fn retry_deferred(
     refusals: &mut u32,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut answers = Vec::new();
-    let now = unix_ms();
-    for (id, rec) in agent.store.watched()? {
-        let again = match rec.outcome {
-            Outcome::Deferred { .. } | Outcome::Throttled { .. } => due(&rec.outcome, now),
-            // An answer mined after the follower's checkpoint can be reorged away without the
-            // checkpoint's block changing, so the follower would never rewind over the request.
-            Outcome::Served { .. } | Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. } => {
-                if rec.block + REANSWER_WINDOW <= view.at {
-                    agent.store.unwatch(id)?;
-                    continue;
-                }
-                answer_dropped(agent, id).await
-            }
-            Outcome::Abstained { .. } => {
-                agent.store.unwatch(id)?;
-                continue;
-            }
-        };
-        if !again {
-            continue;
+    let plan = plan_rechecks(&agent.store.watched()?, unix_ms(), view.at);
+    for id in &plan.unwatch {
+        agent.store.unwatch(*id)?;
+    }
+    let mut again = plan.retry;
+    for (id, block) in plan.check_answer {
+        // An answer mined after the follower's checkpoint can be reorged away without the
+        // checkpoint's block changing, so the follower would never rewind over the request.
+        if answer_dropped(agent, id).await {
+            again.push((id, block));
         }
+    }
+    for (id, block) in again {
         let filter = Filter::new()
             .address(agent.chain.deployment().contract)
             .event_signature(Op::SecretRequested::SIGNATURE_HASH)
             .topic1(id)
-            .from_block(rec.block)
-            .to_block(rec.block);
-        let logs = match replicatoor_chain::scan::get_logs(&agent.chain, &filter, rec.block, rec.block).await {
+            .from_block(block)
+            .to_block(block);
+        let logs = match replicatoor_chain::scan::get_logs(&agent.chain, &filter, block, block).await {
             Ok(l) => l,
             Err(e) => {
                 debug!(target: "replicatoor::holder", request_id = %id, error = %e, "deferred request: log not readable yet");
@@ -184,6 +177,52 @@ async fn retry_deferred(
 /// Longest wait between two evaluations of a deferred request: a genuine request held up by a local
 /// fault (collateral, RPC) is looked at again at least this often once the fault clears.
 const DEFER_CAP: Duration = Duration::from_secs(60);
+
+/// Postponed requests a step evaluates again, at most: a flood of postponed junk costs each step a
+/// bounded amount of work (and is served earliest-due first, so nothing starves).
+const MAX_RETRIES_PER_STEP: usize = 64;
+/// Refusals and others' answers a step checks for having been reorged away, at most (newest first);
+/// this holder's own deliveries are always checked.
+const MAX_ANSWER_CHECKS_PER_STEP: usize = 64;
+
+/// What one step looks at again, from the watched records.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Rechecks {
+    /// Postponed requests due now: `(id, request block)`.
+    retry: Vec<(U256, u64)>,
+    /// Answers still inside the re-answer window, to check for a reorg: `(id, request block)`.
+    check_answer: Vec<(U256, u64)>,
+    /// Records no step needs to look at again.
+    unwatch: Vec<U256>,
+}
+
+fn plan_rechecks(watched: &[(U256, RequestRecord)], now_ms: u64, at: u64) -> Rechecks {
+    let mut plan = Rechecks::default();
+    let mut due_now = Vec::new();
+    let mut others = Vec::new();
+    for (id, rec) in watched {
+        match &rec.outcome {
+            Outcome::Deferred { retry_at_ms, .. } | Outcome::Throttled { retry_at_ms, .. } => {
+                if due(&rec.outcome, now_ms) {
+                    due_now.push((*retry_at_ms, *id, rec.block));
+                }
+            }
+            Outcome::Served { .. } | Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. }
+                if rec.block + REANSWER_WINDOW <= at =>
+            {
+                plan.unwatch.push(*id)
+            }
+            Outcome::Served { .. } => plan.check_answer.push((*id, rec.block)),
+            Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. } => others.push((rec.block, *id)),
+            Outcome::Abstained { .. } => plan.unwatch.push(*id),
+        }
+    }
+    due_now.sort_unstable();
+    plan.retry = due_now.into_iter().take(MAX_RETRIES_PER_STEP).map(|(_, id, block)| (id, block)).collect();
+    others.sort_unstable_by(|a, b| b.cmp(a));
+    plan.check_answer.extend(others.into_iter().take(MAX_ANSWER_CHECKS_PER_STEP).map(|(block, id)| (id, block)));
+    plan
+}
 
 /// Whether a deferred or throttled request is due for another evaluation at unix time `now_ms`.
 fn due(outcome: &Outcome, now_ms: u64) -> bool {
@@ -265,6 +304,36 @@ pub(super) fn defer(agent: &Agent, id: U256, block: u64, why: String) -> anyhow:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy::primitives::B256;
+
+    /// A flood of postponed junk and of refused junk still in the re-answer window: one step looks
+    /// at a bounded number of them, earliest due first (so a genuine request due now is among them
+    /// however many junk ones are due later), and always at this holder's own deliveries.
+    #[test]
+    fn a_step_rechecks_a_bounded_number_of_requests() {
+        let rec = |block: u64, outcome: Outcome| RequestRecord { block, outcome };
+        let mut watched = Vec::new();
+        for n in 0..10_000u64 {
+            let postponed = Outcome::Deferred { why: "junk".into(), attempts: 3, retry_at_ms: 1_000 + n };
+            watched.push((U256::from(n), rec(100, postponed)));
+            let refused = Outcome::Refused { reason: 1, tx_hash: B256::ZERO, block: 100 };
+            watched.push((U256::from(20_000 + n), rec(100 + n % 50, refused)));
+        }
+        let genuine = Outcome::Deferred { why: "collateral".into(), attempts: 1, retry_at_ms: 500 };
+        watched.push((U256::from(50_000), rec(120, genuine)));
+        let served = Outcome::Served { tx_hash: B256::ZERO, block: 130 };
+        watched.push((U256::from(50_001), rec(125, served)));
+        watched.push((U256::from(50_002), rec(10, Outcome::Refused { reason: 1, tx_hash: B256::ZERO, block: 11 })));
+
+        let plan = plan_rechecks(&watched, 5_000, 150);
+        assert_eq!(plan.retry.len(), MAX_RETRIES_PER_STEP, "postponed requests evaluated this step");
+        assert_eq!(plan.retry[0], (U256::from(50_000), 120), "the earliest due first");
+        assert!(plan.check_answer.len() <= MAX_ANSWER_CHECKS_PER_STEP + 1, "{}", plan.check_answer.len());
+        assert!(plan.check_answer.contains(&(U256::from(50_001), 125)), "our own delivery is checked");
+        assert_eq!(plan.unwatch, [U256::from(50_002)], "out of the window: no longer watched");
+        // Nothing is due before its time.
+        assert!(plan_rechecks(&watched, 0, 150).retry.is_empty());
+    }
 
     /// A request whose collateral never comes, under a holder that steps every 100 ms for ten
     /// minutes: each evaluation defers it again (one log line, one RPC round, one fsync). It must be
