@@ -8,7 +8,8 @@
 # prints one table (figure, value, goal, met?) and writes bench/results.json (+ bench/results.md).
 # A bench, not a test: nothing fails on a figure. Knobs: BENCH_BURST (200), BENCH_MINE (20000; anvil 1.7.1
 # mines in time that grows with the chain's length, so 100,000 blocks take over 20 minutes on 2 cores),
-# BENCH_SECONDS (1.5 s per pipeline case), BENCH_PARTS ("pipeline python gas e2e", a subset to rerun).
+# BENCH_SECONDS (1.5 s per pipeline case), BENCH_PARTS ("pipeline python gas e2e", a subset to rerun; add
+# "flood" for the 10,000-request junk flood, BENCH_FLOOD_PER_ACCOUNT per each of 5 accounts).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -243,6 +244,19 @@ run_e2e() {
   stop_agent "$PID_A"
 }
 part e2e && run_e2e
+
+# ------------------------------------------------------------------ junk flood (opt-in: BENCH_PARTS=flood)
+
+# Issue 13's figure: 10,000 junk requests (5 accounts x BENCH_FLOOD_PER_ACCOUNT, half garbage, half
+# simulated quotes bound to another requester) in front of a genuine one. Prints the genuine
+# request's blocks from request to delivery and the holder's memory; long (every junk request is
+# refused, 16 a step).
+if part flood; then
+  log "junk flood: $((5 * ${BENCH_FLOOD_PER_ACCOUNT:-2000})) junk requests, then a genuine one"
+  REPLICATOOR_FLOOD_PER_ACCOUNT=${BENCH_FLOOD_PER_ACCOUNT:-2000} REPLICATOOR_FLOOD_BUDGET=16 \
+    cargo test --profile bench -p replicatoor-tests --test e2e a_junk_flood -- --nocapture 2>&1 |
+    tee "$OUT/flood.log" | grep -E "genuine request after|holder after|test result" >&2
+fi
 
 # ------------------------------------------------------------------ report
 

@@ -9,7 +9,7 @@
 //!
 //! Each case is its own test, named after it (`cargo test -p replicatoor-tests --test abuse
 //! quote_empty`), and checks the precise outcome and that it leaks no secret. Cases the code does not
-//! handle correctly yet are `#[ignore]`d with the reason and assert the correct outcome.
+//! handle correctly yet are `#[ignore]`d with the reason and assert the correct outcome (none today).
 
 use alloy::{
     primitives::{Address, B256, U256},
@@ -601,6 +601,24 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
             i.trust = Trust::Genuine("sgx_quote_collateral.json");
         }),
     );
+    // A PCK leaf that names the genuine platform and whose chain ends in Intel's root, but that
+    // Intel did not sign (its signature damaged): refused before any collateral is consulted, so
+    // it can neither wait forever nor choose what a PCCS-backed holder fetches and caches.
+    add(
+        "genuine TDX quote: PCK leaf forged, chain still ends in Intel's root",
+        Refuse(Refusal::QuoteInvalid, "does not verify against the trusted root"),
+        base.with(|i| {
+            genuine(i);
+            let q = &mut i.quote;
+            let end = q.windows(25).position(|w| w == b"-----END CERTIFICATE-----").expect("a PEM chain");
+            let mut at = end - 1;
+            while matches!(q[at], b'\n' | b'\r' | b'=') {
+                at -= 1;
+            }
+            at -= 4; // inside the leaf's signature
+            q[at] = if q[at] == b'A' { b'B' } else { b'A' };
+        }),
+    );
 
     // --- Simulated quote, one byte flipped in each signed or certified part. ---
     for (name, at) in [
@@ -627,7 +645,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     // (otherwise a junk quote would wait, and trigger PCCS fetches, forever).
     add(
         "quote: PEM chain's root certificate altered",
-        Refuse(Refusal::QuoteInvalid, "does not end in Intel's SGX root CA"),
+        Refuse(Refusal::QuoteInvalid, "does not verify against the trusted root"),
         base.quote(|q| {
             let root = q.len() - 200; // inside the last (root) certificate's base64
             q[root] = if q[root] == b'A' { b'B' } else { b'A' };
@@ -1318,11 +1336,10 @@ case_tests!(HOLDER_TESTS, holder_case:
     genuine_tdx_quote_holders_collateral_corrupt_pck_crl,
     genuine_tdx_quote_holders_collateral_corrupt_root_ca_crl,
     genuine_tdx_quote_holders_collateral_corrupt_tcb_signer_chain,
-    #[ignore = "known gap (issue 13): dcap-qvl reports a broken collateral signer chain like a broken PCK chain, so the holder refuses (code 2) instead of retrying"]
     genuine_tdx_quote_holders_collateral_corrupt_tcb_signer_chain_swapped_for_the_pck_cas,
-    #[ignore = "known gap (issue 13): dcap-qvl reports a broken collateral signer chain like a broken PCK chain, so the holder refuses (code 2) instead of retrying"]
     genuine_tdx_quote_holders_collateral_corrupt_qe_identity_signer_chain_swapped,
     genuine_tdx_quote_collateral_of_another_platform,
+    genuine_tdx_quote_pck_leaf_forged_chain_still_ends_in_intels_root,
     flip_in_header_attestation_key_type,
     flip_in_header_qe_vendor_id,
     flip_in_header_user_data,

@@ -15,6 +15,7 @@
 //! max_age_secs = 300         # the newest verified header may be at most this old by the TD's clock
 //! ```
 
+use crate::endpoint::Transport;
 use alloy::primitives::{Address, B256};
 use replicatoor_beacon::{Network, PresetKind};
 use replicatoor_core::protocol::Deployment;
@@ -170,7 +171,10 @@ impl PinnedDeployment {
                         rpcs.len()
                     ));
                 }
-                if let Some(u) = rpcs.iter().find(|u| !u.starts_with("https://") && !is_loopback_http(u)) {
+                if let Some(u) = rpcs
+                    .iter()
+                    .find(|u| !matches!(crate::endpoint::transport(u), Ok(Transport::Https | Transport::LoopbackHttp)))
+                {
                     return invalid(format!("trust: quorum RPC {u:?} must be https (or a node on this machine)"));
                 }
             }
@@ -186,13 +190,6 @@ impl PinnedDeployment {
         }
         Ok(())
     }
-}
-
-/// `http://` to this machine's loopback: a node inside the same TD (measured with it), or a dev chain.
-fn is_loopback_http(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else { return false };
-    let host = rest.split(['/', ':']).next().unwrap_or_default();
-    host == "localhost" || host.split('.').next() == Some("127") && host.split('.').count() == 4
 }
 
 impl TrustRoot {
@@ -244,12 +241,44 @@ checkpoint = "0x5afc212a7924789b2bc86acad3ab3a6ffb1f6e97253ea50bee7f4f51422c9275
         assert_eq!(PinnedDeployment::from_toml(&d.to_toml()).unwrap(), d);
     }
 
+    /// `http://` only to this machine's loopback: a node inside the same TD (measured with it), or a dev chain.
+    fn is_loopback_http(url: &str) -> bool {
+        crate::endpoint::transport(url) == Ok(Transport::LoopbackHttp)
+    }
+
     #[test]
     fn quorum_members_are_https_or_loopback() {
         assert!(is_loopback_http("http://127.0.0.1:8545"));
         assert!(is_loopback_http("http://localhost/rpc"));
         for u in ["http://127.0.0.1@evil.example", "http://127.evil.example", "http://10.0.0.1", "https://127.0.0.1"] {
             assert!(!is_loopback_http(u), "{u}");
+        }
+    }
+
+    /// Quorum pins with a plain-http member that only looks local; and loopback forms that are.
+    #[test]
+    fn quorum_pins_compare_the_parsed_host_exactly() {
+        let pin = |member: &str| {
+            format!(
+                "chain_id = 10\ncontract = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\nstart_block = 1\n[trust]\n\
+                 mode = \"quorum\"\nrpcs = [\"https://a.example\", \"{member}\", \"https://c.example\"]\nquorum = 2\n"
+            )
+        };
+        for u in [
+            "http://127.0.0.1@evil",
+            "http://127.0.0.1:8545@evil.example",
+            "http://localhost:8545@evil.example",
+            "http://localhost.evil.example",
+            "http://localhost./",
+            "http://[::ffff:7f00:1]",
+            "http://[2001:db8::1]",
+            "ftp://127.0.0.1",
+            "not a url",
+        ] {
+            assert!(PinnedDeployment::from_toml(&pin(u)).is_err(), "{u} must be refused");
+        }
+        for u in ["http://[::1]:8545", "HTTP://LOCALHOST:8545", "http://127.0.0.1.:8545", "HTTPS://rpc.example.com"] {
+            PinnedDeployment::from_toml(&pin(u)).unwrap_or_else(|e| panic!("{u}: {e}"));
         }
     }
 

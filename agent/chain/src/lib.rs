@@ -9,6 +9,7 @@ pub mod beacon;
 pub mod bindings;
 pub mod client;
 pub mod deployment;
+pub mod endpoint;
 pub mod follower;
 pub mod layout;
 pub mod proof;

@@ -1,11 +1,17 @@
 //! Collateral sources that do I/O: a directory of files (air-gapped auditors, offline operation)
 //! and a PCCS with a disk cache. The trait they implement is the trust kernel's.
+//!
+//! Both are asked by [`CollateralKey`] (platform, PCK CA, TEE), read from a PCK chain already verified
+//! against Intel's root. The PCCS source fetches exactly what that key selects and caches it only
+//! after it passes its checks against the same root, under a name that holds the whole key: a junk
+//! request can neither choose nor spoil what a genuine platform's quotes are verified with.
 
-use dcap_qvl::{quote::Quote, QuoteCollateralV3};
-use replicatoor_chain::Backoff;
+use dcap_qvl::{collateral::CollateralClient, configs::DefaultConfig, http::HttpClient, QuoteCollateralV3};
 pub use replicatoor_core::attest::collateral::{
-    fmspc_of, CollateralError, CollateralSource, FixedCollateral, NoCollateral, Prepare,
+    fmspc_of, parse_rfc3339_utc, CollateralError, CollateralKey, CollateralSource, FixedCollateral, NoCollateral,
+    Prepare, VerifiedPck,
 };
+use replicatoor_core::attest::pck::{check_collateral, CollateralCheckError};
 use std::{
     path::{Path, PathBuf},
     time::Duration,
@@ -16,8 +22,10 @@ pub fn fixed_from_file(path: &Path) -> Result<FixedCollateral, CollateralError> 
     read_json(path).map(FixedCollateral)
 }
 
-/// A directory of `<fmspc-hex>.json` files in dcap-qvl's `QuoteCollateralV3` JSON format
-/// (air-gapped auditors, offline operation).
+/// A directory of collateral files in dcap-qvl's `QuoteCollateralV3` JSON format (air-gapped
+/// auditors, offline operation): `<fmspc>-<ca>-<tee>.json` (e.g. `b0c06f000000-platform-tdx.json`),
+/// or `<fmspc>.json` for all of a platform's quotes. Whatever is found is checked against each
+/// quote like any collateral.
 pub struct DirCollateral {
     dir: PathBuf,
 }
@@ -29,41 +37,39 @@ impl DirCollateral {
 }
 
 impl CollateralSource for DirCollateral {
-    fn collateral_for(&self, quote: &Quote) -> Result<QuoteCollateralV3, CollateralError> {
-        let fmspc = fmspc_of(quote)?;
-        let path = self.dir.join(format!("{fmspc}.json"));
-        if !path.exists() {
-            return Err(CollateralError::Missing { fmspc, dir: self.dir.clone() });
+    fn collateral_for(&self, key: &CollateralKey) -> Result<QuoteCollateralV3, CollateralError> {
+        for stem in [key.file_stem(), key.fmspc_hex()] {
+            let path = self.dir.join(format!("{stem}.json"));
+            if path.exists() {
+                return read_json(&path);
+            }
         }
-        read_json(&path)
+        Err(CollateralError::Missing { key: key.to_string(), dir: self.dir.clone() })
     }
 }
 
 /// Collateral fetched from a PCCS (Intel PCS, or Phala's PCCS by default) and cached on disk per
-/// FMSPC until its `nextUpdate` (or a day, whichever is first). Stale or missing collateral that
-/// cannot be fetched makes the request wait; it is never accepted stale.
-pub struct PccsCollateral {
+/// [`CollateralKey`] until its `nextUpdate` (or a day, whichever is first). Stale or missing
+/// collateral that cannot be fetched makes the request wait; it is never accepted stale.
+pub struct PccsCollateral<H: HttpClient = dcap_qvl::http::ReqwestHttp> {
     url: String,
-    cache: DirCollateral,
+    client: CollateralClient<DefaultConfig, H>,
     dir: PathBuf,
-    /// FMSPC → when its last fetch failed and how long to wait: a junk quote with a made-up FMSPC
-    /// must not make us call the PCCS on every retry.
-    failed: std::sync::Mutex<std::collections::HashMap<String, FailedFetch>>,
+    /// Key → when its last fetch failed: a PCCS that is down (or a platform it does not know) must
+    /// not be called on every retry. Only keys still waiting are kept, and keys come only from PCK
+    /// certificates Intel signed, so the map stays as small as the set of real platforms asked for.
+    failed: std::sync::Mutex<std::collections::HashMap<CollateralKey, u64>>,
 }
 
-/// Wait before a failed fetch for the same FMSPC is tried again. Constant (base = cap): a made-up
-/// FMSPC costs one PCCS call a minute whatever the delay, and a real one must recover within a minute
-/// of the PCCS coming back.
+/// Wait before a failed fetch for the same key is tried again. Constant: a failing key costs one
+/// PCCS call a minute, and a real one must recover within a minute of the PCCS coming back.
 const FETCH_BACKOFF: Duration = Duration::from_secs(60);
-
-struct FailedFetch {
-    at: u64,
-    retry_after: u64,
-    backoff: Backoff,
-}
 
 /// Refetch cached collateral at least this often, even before its nextUpdate (CRLs change too).
 const MAX_CACHE_AGE: u64 = 24 * 3600;
+
+/// A fetch that has not answered by then failed.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct CacheMeta {
@@ -72,75 +78,105 @@ struct CacheMeta {
 }
 
 impl PccsCollateral {
-    pub fn new(url: impl Into<String>, cache_dir: impl Into<PathBuf>) -> Self {
-        let dir = cache_dir.into();
-        PccsCollateral { url: url.into(), cache: DirCollateral::new(&dir), dir, failed: Default::default() }
+    /// A PCCS source over HTTPS (dcap-qvl's client), caching in `cache_dir`.
+    pub fn new(url: impl Into<String>, cache_dir: impl Into<PathBuf>) -> Result<Self, CollateralError> {
+        let url = url.into();
+        let client = CollateralClient::with_default_http(url.clone())
+            .map_err(|e| CollateralError::Fetch { url: url.clone(), reason: format!("{e:#}") })?;
+        Ok(Self::with_client(url, client, cache_dir))
+    }
+}
+
+impl<H: HttpClient> PccsCollateral<H> {
+    /// A PCCS source over any HTTP client (tests use a fake PCCS).
+    pub fn with_http(http: H, url: impl Into<String>, cache_dir: impl Into<PathBuf>) -> Self {
+        let url = url.into();
+        Self::with_client(url.clone(), CollateralClient::new(http, url), cache_dir)
     }
 
-    fn meta_path(&self, fmspc: &str) -> PathBuf {
-        self.dir.join(format!("{fmspc}.meta.json"))
+    fn with_client(url: String, client: CollateralClient<DefaultConfig, H>, cache_dir: impl Into<PathBuf>) -> Self {
+        PccsCollateral { url, client, dir: cache_dir.into(), failed: Default::default() }
     }
 
-    fn fresh(&self, fmspc: &str, now: u64) -> bool {
-        let Ok(text) = std::fs::read_to_string(self.meta_path(fmspc)) else { return false };
+    fn data_path(&self, key: &CollateralKey) -> PathBuf {
+        self.dir.join(format!("{}.json", key.file_stem()))
+    }
+
+    fn meta_path(&self, key: &CollateralKey) -> PathBuf {
+        self.dir.join(format!("{}.meta.json", key.file_stem()))
+    }
+
+    fn fresh(&self, key: &CollateralKey, now: u64) -> bool {
+        let Ok(text) = std::fs::read_to_string(self.meta_path(key)) else { return false };
         let Ok(m) = serde_json::from_str::<CacheMeta>(&text) else { return false };
         now < m.next_update && now < m.fetched_at.saturating_add(MAX_CACHE_AGE)
     }
 
-    async fn fetch(&self, raw_quote: &[u8], fmspc: &str, now: u64) -> Result<(), CollateralError> {
+    /// Fetch what `pck`'s key selects (never what the quote's unverified parts would), check it
+    /// against the root `pck` was verified with, and only then cache it.
+    async fn fetch(&self, pck: &VerifiedPck, now: u64) -> Result<(), CollateralError> {
         let err = |reason: String| CollateralError::Fetch { url: self.url.clone(), reason };
-        let client = dcap_qvl::collateral::CollateralClient::with_default_http(self.url.clone())
-            .map_err(|e| err(format!("{e:#}")))?;
-        let mut c = tokio::time::timeout(Duration::from_secs(30), client.fetch(raw_quote))
-            .await
-            .map_err(|_| err("no answer within 30 s".into()))?
-            .map_err(|e| err(format!("{e:#}")))?;
-        // The PCK chain belongs to one quote, not to the platform: verify each quote with its own.
-        c.pck_certificate_chain = None;
+        let key = pck.key();
+        let fmspc = hex::encode_upper(key.fmspc);
+        let for_sgx = key.tee == replicatoor_core::attest::pck::Tee::Sgx;
+        let c = tokio::time::timeout(
+            FETCH_TIMEOUT,
+            self.client.fetch_for_fmspc_without_pck_chain(&fmspc, key.ca_id(), for_sgx),
+        )
+        .await
+        .map_err(|_| err(format!("no answer within {} s", FETCH_TIMEOUT.as_secs())))?
+        .map_err(|e| err(format!("{e:#}")))?;
+        match check_collateral(&c, pck, now) {
+            // A revoked PCK chain is this quote's verdict; the collateral that says so is sound.
+            Ok(()) | Err(CollateralCheckError::PckRevoked) => {}
+            Err(CollateralCheckError::Fault(fault)) => {
+                return Err(CollateralError::Rejected { url: self.url.clone(), key: key.to_string(), fault })
+            }
+        }
         let next_update = next_update_of(&c).ok_or_else(|| err("collateral has no parseable nextUpdate".into()))?;
         let json = serde_json::to_vec(&c).map_err(|e| err(e.to_string()))?;
         let meta = serde_json::to_vec(&CacheMeta { fetched_at: now, next_update }).map_err(|e| err(e.to_string()))?;
         let io = |e: std::io::Error| CollateralError::Unreadable { path: self.dir.clone(), reason: e.to_string() };
         std::fs::create_dir_all(&self.dir).map_err(io)?;
-        crate::install::install_atomically(&self.dir.join(format!("{fmspc}.json")), &json).map_err(io)?;
-        crate::install::install_atomically(&self.meta_path(fmspc), &meta).map_err(io)?;
-        tracing::info!(target: "replicatoor::collateral", fmspc, next_update, url = %self.url, "collateral fetched and cached");
+        crate::install::install_atomically(&self.data_path(key), &json).map_err(io)?;
+        crate::install::install_atomically(&self.meta_path(key), &meta).map_err(io)?;
+        tracing::info!(target: "replicatoor::collateral", key = %key, next_update, url = %self.url, "collateral fetched, checked and cached");
         Ok(())
     }
 }
 
-impl CollateralSource for PccsCollateral {
-    fn collateral_for(&self, quote: &Quote) -> Result<QuoteCollateralV3, CollateralError> {
-        self.cache.collateral_for(quote)
+impl<H: HttpClient + Send + Sync> CollateralSource for PccsCollateral<H> {
+    fn collateral_for(&self, key: &CollateralKey) -> Result<QuoteCollateralV3, CollateralError> {
+        let path = self.data_path(key);
+        if !path.exists() {
+            return Err(CollateralError::Missing { key: key.to_string(), dir: self.dir.clone() });
+        }
+        read_json(&path)
     }
 
-    fn prepare<'a>(&'a self, raw_quote: &'a [u8], now: u64) -> Prepare<'a> {
+    fn prepare<'a>(&'a self, pck: &'a VerifiedPck, now: u64) -> Prepare<'a> {
         Box::pin(async move {
-            // An unparseable quote is the verifier's to refuse, not ours to fetch for.
-            let Ok(quote) = Quote::parse(raw_quote) else { return Ok(()) };
-            let Ok(fmspc) = fmspc_of(&quote) else { return Ok(()) };
-            if self.fresh(&fmspc, now) {
+            let key = pck.key();
+            if self.fresh(key, now) {
                 return Ok(());
             }
-            let waiting = self.failed.lock().ok().and_then(|m| m.get(&fmspc).map(|f| (f.at, f.retry_after)));
-            if let Some((at, wait)) = waiting.filter(|(at, wait)| now < at.saturating_add(*wait)) {
+            let wait = FETCH_BACKOFF.as_secs();
+            let failed_at = self.failed.lock().ok().and_then(|mut m| {
+                m.retain(|_, at| now < at.saturating_add(wait));
+                m.get(key).copied()
+            });
+            if let Some(at) = failed_at {
                 return Err(CollateralError::Fetch {
                     url: self.url.clone(),
-                    reason: format!("fetch for FMSPC {fmspc} failed at {at}; next try after {wait} s"),
+                    reason: format!("fetch for {key} failed at {at}; next try after {wait} s"),
                 });
             }
-            let result = self.fetch(raw_quote, &fmspc, now).await;
+            let result = self.fetch(pck, now).await;
             if let Ok(mut m) = self.failed.lock() {
                 if result.is_err() {
-                    let f = m.entry(fmspc).or_insert_with(|| FailedFetch {
-                        at: now,
-                        retry_after: 0,
-                        backoff: Backoff::new(FETCH_BACKOFF, FETCH_BACKOFF),
-                    });
-                    f.at = now;
-                    f.retry_after = f.backoff.next_delay().as_secs();
+                    m.insert(key.clone(), now);
                 } else {
-                    m.remove(&fmspc);
+                    m.remove(key);
                 }
             }
             result
@@ -155,29 +191,6 @@ fn next_update_of(c: &QuoteCollateralV3) -> Option<u64> {
         parse_rfc3339_utc(v.get("nextUpdate")?.as_str()?)
     };
     Some(field(&c.tcb_info)?.min(field(&c.qe_identity)?))
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` → unix seconds (the form Intel's collateral uses).
-fn parse_rfc3339_utc(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !s.ends_with('Z') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + se).ok()
 }
 
 fn read_json(path: &Path) -> Result<QuoteCollateralV3, CollateralError> {
@@ -213,26 +226,163 @@ mod tests {
         assert_eq!(nu, 1_752_920_163);
     }
 
+    const TDX_NOW: u64 = 1_751_328_000;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dcap-qvl-samples").join(name))
+            .unwrap()
+    }
+
+    fn genuine_pck() -> VerifiedPck {
+        let quote = dcap_qvl::quote::Quote::parse(&fixture("tdx_quote")).unwrap();
+        replicatoor_core::attest::pck::verify_pck_chain(
+            &quote,
+            replicatoor_core::attest::verifier::INTEL_ROOT_CA_DER,
+            TDX_NOW,
+        )
+        .unwrap()
+    }
+
+    fn scratch(label: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("replicatoor-pccs-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// A PCCS that answers every request from one collateral, and records what it was asked.
+    #[derive(Clone)]
+    struct FakePccs {
+        collateral: QuoteCollateralV3,
+        asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl FakePccs {
+        fn serving(file: &str) -> FakePccs {
+            let collateral = serde_json::from_slice(&fixture(file)).unwrap();
+            FakePccs { collateral, asked: Default::default() }
+        }
+        fn asked(&self) -> Vec<String> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    impl HttpClient for FakePccs {
+        async fn get(&self, url: &str) -> anyhow::Result<dcap_qvl::http::HttpResponse> {
+            self.asked.lock().unwrap().push(url.to_string());
+            let c = &self.collateral;
+            let (header, body) = if url.contains("/pckcrl?") {
+                (Some(("SGX-PCK-CRL-Issuer-Chain", &c.pck_crl_issuer_chain)), c.pck_crl.clone())
+            } else if url.contains("/tcb?") {
+                let body =
+                    format!("{{\"tcbInfo\":{},\"signature\":\"{}\"}}", c.tcb_info, hex::encode(&c.tcb_info_signature));
+                (Some(("TCB-Info-Issuer-Chain", &c.tcb_info_issuer_chain)), body.into_bytes())
+            } else if url.contains("/qe/identity") {
+                let body = format!(
+                    "{{\"enclaveIdentity\":{},\"signature\":\"{}\"}}",
+                    c.qe_identity,
+                    hex::encode(&c.qe_identity_signature)
+                );
+                (Some(("SGX-Enclave-Identity-Issuer-Chain", &c.qe_identity_issuer_chain)), body.into_bytes())
+            } else if url.ends_with("/rootcacrl") {
+                (None, hex::encode(&c.root_ca_crl).into_bytes())
+            } else {
+                anyhow::bail!("unexpected request {url}")
+            };
+            let headers = header.map(|(k, v)| (k.to_string(), v.clone())).into_iter().collect();
+            Ok(dcap_qvl::http::HttpResponse { status: 200, headers, body })
+        }
+    }
+
+    #[tokio::test]
+    async fn fetches_what_the_verified_chain_selects_and_caches_it_under_the_whole_key() {
+        let dir = scratch("key");
+        let pccs = FakePccs::serving("tdx_quote_collateral.json");
+        let src = PccsCollateral::with_http(pccs.clone(), "https://pccs.example", &dir);
+        let pck = genuine_pck();
+        let key = pck.key().clone();
+        // A file under the FMSPC alone (the old cache layout, which a junk quote could fill) is not used.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{}.json", key.fmspc_hex())), fixture("sgx_quote_collateral.json")).unwrap();
+        assert!(matches!(src.collateral_for(&key), Err(CollateralError::Missing { .. })));
+
+        src.prepare(&pck, TDX_NOW).await.expect("fetched and checked");
+        let asked = pccs.asked();
+        let fmspc = hex::encode_upper(key.fmspc);
+        assert!(asked.iter().any(|u| u.contains(&format!("/tdx/certification/v4/tcb?fmspc={fmspc}"))), "{asked:?}");
+        assert!(asked.iter().any(|u| u.contains(&format!("pckcrl?ca={}", key.ca_id()))), "{asked:?}");
+        assert!(dir.join(format!("{}.json", key.file_stem())).exists());
+        assert!(src.collateral_for(&key).is_ok());
+        // Fresh: no second fetch.
+        src.prepare(&pck, TDX_NOW + 60).await.unwrap();
+        assert_eq!(pccs.asked().len(), asked.len());
+        // The same platform under the other PCK CA or TEE is another entry.
+        for other in [
+            CollateralKey { ca: dcap_qvl::config::PckCa::Processor, ..key.clone() },
+            CollateralKey { ca: dcap_qvl::config::PckCa::Platform, ..key.clone() },
+            CollateralKey { tee: replicatoor_core::attest::pck::Tee::Sgx, ..key.clone() },
+        ] {
+            if other != key {
+                assert_ne!(other.file_stem(), key.file_stem());
+                assert!(matches!(src.collateral_for(&other), Err(CollateralError::Missing { .. })), "{other}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_pccs_answer_that_fails_its_checks_is_not_cached() {
+        // Genuine collateral of another platform; and genuine collateral with a broken signature.
+        let tampered = {
+            let f = FakePccs::serving("tdx_quote_collateral.json");
+            let mut c = f.collateral.clone();
+            c.tcb_info_signature[3] ^= 1;
+            FakePccs { collateral: c, asked: Default::default() }
+        };
+        for (name, pccs) in
+            [("another platform", FakePccs::serving("sgx_quote_collateral.json")), ("bad signature", tampered)]
+        {
+            let dir = scratch("rejected");
+            let src = PccsCollateral::with_http(pccs, "https://pccs.example", &dir);
+            let pck = genuine_pck();
+            let err = src.prepare(&pck, TDX_NOW).await.unwrap_err();
+            use replicatoor_core::attest::pck::{CollateralFault, Part};
+            let fault = match err {
+                CollateralError::Rejected { fault, .. } => fault,
+                other => panic!("{name}: {other}"),
+            };
+            match name {
+                "bad signature" => {
+                    assert!(matches!(fault, CollateralFault::Signature { part: Part::TcbInfo, .. }), "{name}: {fault}")
+                }
+                _ => assert!(
+                    matches!(fault, CollateralFault::WrongSubject { .. } | CollateralFault::PckRevocation(_)),
+                    "{name}: {fault}"
+                ),
+            }
+            assert!(matches!(src.collateral_for(pck.key()), Err(CollateralError::Missing { .. })), "{name}: cached");
+            let again = src.prepare(&pck, TDX_NOW + 10).await.unwrap_err().to_string();
+            assert!(again.contains("next try after 60 s"), "{name}: {again}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
     #[tokio::test]
     async fn unreachable_pccs_is_a_fetch_error_not_a_refusal() {
-        let dir = std::env::temp_dir().join(format!("replicatoor-pccs-{}", std::process::id()));
+        let dir = scratch("unreachable");
         // A closed port on loopback: fails at once, no traffic leaves the machine.
-        let src = PccsCollateral::new("http://127.0.0.1:9", &dir);
-        let raw =
-            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/dcap-qvl-samples/tdx_quote"))
-                .unwrap();
-        let err = src.prepare(&raw, 1_751_328_000).await.unwrap_err();
+        let src = PccsCollateral::new("http://127.0.0.1:9", &dir).unwrap();
+        let pck = genuine_pck();
+        let err = src.prepare(&pck, TDX_NOW).await.unwrap_err();
         assert!(matches!(err, CollateralError::Fetch { .. }), "{err}");
         // Within the back-off the PCCS is not asked again.
-        let again = src.prepare(&raw, 1_751_328_010).await.unwrap_err().to_string();
+        let again = src.prepare(&pck, TDX_NOW + 10).await.unwrap_err().to_string();
         assert!(again.contains("next try after 60 s"), "{again}");
         // After it, it is (and fails again, for another minute).
-        let later = src.prepare(&raw, 1_751_328_061).await.unwrap_err().to_string();
+        let later = src.prepare(&pck, TDX_NOW + 61).await.unwrap_err().to_string();
         assert!(!later.contains("next try after"), "{later}");
-        let again = src.prepare(&raw, 1_751_328_062).await.unwrap_err().to_string();
+        let again = src.prepare(&pck, TDX_NOW + 62).await.unwrap_err().to_string();
         assert!(again.contains("failed at 1751328061; next try after 60 s"), "{again}");
-        let q = Quote::parse(&raw).unwrap();
-        assert!(matches!(src.collateral_for(&q), Err(CollateralError::Missing { .. })));
+        assert!(matches!(src.collateral_for(pck.key()), Err(CollateralError::Missing { .. })));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

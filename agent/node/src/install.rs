@@ -1,11 +1,19 @@
-//! Atomic installation of the secret file: temp file in the same directory, fsync, rename,
-//! fsync the directory, mode 0600. A reader sees the old file or the whole new one, never a part.
+//! Atomic installation of the secret file: a new temp file in the same directory (created
+//! exclusively, never through a link, mode 0600 from the start), fsync, rename, fsync the directory.
+//! A reader sees the old file or the whole new one, never a part.
+//!
+//! The directory is shared with the app, so whoever runs in it may plant files or links there: the
+//! temp file's name is random, and an existing entry under it is never opened (O_EXCL, O_NOFOLLOW),
+//! so the secret can neither be written through a planted link nor inherit a planted file's mode.
 
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Write},
-    path::Path,
+    path::{Path, PathBuf},
 };
+
+/// Names tried before giving up: a clash with 64 random bits means someone is planting entries.
+const NAME_ATTEMPTS: usize = 8;
 
 /// Write `bytes` to `path` atomically with owner-only permissions.
 pub fn install_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -18,16 +26,9 @@ pub fn install_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "secret path has no file name"))?;
     let prefix = format!(".{}.replicatoor-tmp-", name.to_string_lossy());
     remove_stale_temp_files(dir, &prefix);
-    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
+    let (tmp, mut f) = create_unique_temp(dir, &prefix)?;
+    // From here the temp file is ours: remove it on any failure (it holds the whole secret).
     let result = (|| {
-        let mut opts = OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -41,8 +42,53 @@ pub fn install_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
-/// A crash between writing the temp file and renaming it leaves that file (the whole secret) behind
-/// under the dead process's id; the next install removes it.
+/// A new file `<prefix><random hex>` in `dir`, retrying on a name that already exists.
+fn create_unique_temp(dir: &Path, prefix: &str) -> io::Result<(PathBuf, File)> {
+    for _ in 0..NAME_ATTEMPTS {
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).map_err(|e| io::Error::other(format!("no randomness for a temp name: {e}")))?;
+        let tmp = dir.join(format!("{prefix}{}", hex::encode(suffix)));
+        match create_temp(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{NAME_ATTEMPTS} random temp names in {} were all taken", dir.display()),
+    ))
+}
+
+/// Create `tmp`, which must not exist (not even as a dangling link), owner-only from creation.
+fn create_temp(tmp: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let f = opts.open(tmp)?;
+    // Reading the mode back: a umask can only narrow 0600, but a filesystem may ignore modes.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = f.metadata()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            drop(f);
+            let _ = fs::remove_file(tmp);
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} was created with mode {mode:o}, not owner-only", tmp.display()),
+            ));
+        }
+    }
+    Ok(f)
+}
+
+/// A crash between writing the temp file and renaming it leaves that file (the whole secret) behind;
+/// the next install removes it. Removing a planted link removes the link, never its target.
 fn remove_stale_temp_files(dir: &Path, prefix: &str) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for e in entries.flatten() {
@@ -55,6 +101,70 @@ fn remove_stale_temp_files(dir: &Path, prefix: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("replicatoor-install-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Whoever can write the secret's directory plants a link where the temp file will be: the
+    /// secret must not be written through it (to a file the attacker can read, or over another).
+    #[cfg(unix)]
+    #[test]
+    fn never_writes_through_a_planted_symlink() {
+        let dir = scratch("symlink");
+        let outside = dir.join("attacker-readable");
+        fs::write(&outside, b"").unwrap();
+        let planted = dir.join(".secret.bin.replicatoor-tmp-planted");
+        std::os::unix::fs::symlink(&outside, &planted).unwrap();
+        let err = create_temp(&planted).map(|_| ()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
+        assert_eq!(fs::read(&outside).unwrap(), b"", "nothing went through the link");
+        // A dangling link (to where the attacker wants a copy) is not followed either.
+        let dangling = dir.join(".secret.bin.replicatoor-tmp-dangling");
+        std::os::unix::fs::symlink(dir.join("copy-for-attacker"), &dangling).unwrap();
+        assert!(create_temp(&dangling).is_err());
+        assert!(!dir.join("copy-for-attacker").exists(), "the link's target was not created");
+        // The whole install puts the secret in the target, beside the planted links, and nowhere else.
+        let old_name = dir.join(format!(".secret.bin.replicatoor-tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&outside, &old_name).unwrap();
+        install_atomically(&dir.join("secret.bin"), b"the secret").unwrap();
+        assert_eq!(fs::read(dir.join("secret.bin")).unwrap(), b"the secret");
+        assert_eq!(fs::read(&outside).unwrap(), b"", "nothing went through the link at the old predictable name");
+        let mut names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["attacker-readable", "secret.bin"], "stale links removed, no temp file left");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The temp file is owner-only from the moment it exists (not chmod-ed after the write).
+    #[cfg(unix)]
+    #[test]
+    fn temp_file_is_owner_only_from_creation() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("mode");
+        let (tmp, _f) = create_unique_temp(&dir, ".secret.bin.replicatoor-tmp-").unwrap();
+        assert_eq!(fs::symlink_metadata(&tmp).unwrap().permissions().mode() & 0o777, 0o600);
+        let (other, _g) = create_unique_temp(&dir, ".secret.bin.replicatoor-tmp-").unwrap();
+        assert_ne!(tmp, other, "random names");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A file the attacker made (with its own, open permissions) is not reused: the secret would
+    /// inherit them.
+    #[cfg(unix)]
+    #[test]
+    fn never_reuses_a_planted_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("planted");
+        let planted = dir.join(".secret.bin.replicatoor-tmp-planted");
+        fs::write(&planted, b"").unwrap();
+        fs::set_permissions(&planted, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(create_temp(&planted).map(|_| ()).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        let _ = fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn installs_whole_file_with_0600_and_replaces_old() {

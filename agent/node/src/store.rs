@@ -45,12 +45,32 @@ pub enum Outcome {
     Refused { reason: u8, tx_hash: TxHash, block: u64 },
     /// Someone else answered first.
     AlreadyAnswered { status: u8 },
-    /// Not answered yet: a local fault; retried later.
-    Deferred { why: String },
+    /// Not answered yet: a local fault; evaluated again at `retry_at_ms` (unix ms), one back-off
+    /// after the last of `attempts` evaluations.
+    Deferred {
+        why: String,
+        #[serde(default)]
+        attempts: u32,
+        #[serde(default)]
+        retry_at_ms: u64,
+    },
     /// This holder could not judge the request (see `Decision::Abstain`) and left it to others.
     Abstained { why: String },
-    /// Refusal was not posted: the per-block refusal budget was spent (junk flood).
-    Throttled { reason: u8 },
+    /// Refusal was not posted: the per-step refusal budget was spent (junk flood). Evaluated again
+    /// at `retry_at_ms` (unix ms), like a deferred request.
+    Throttled {
+        reason: u8,
+        #[serde(default)]
+        attempts: u32,
+        #[serde(default)]
+        retry_at_ms: u64,
+    },
+}
+
+/// Whether a holder step may need to look at a request with this outcome again: all but one it
+/// abstained from (left to other holders for good).
+fn watched(outcome: &Outcome) -> bool {
+    !matches!(outcome, Outcome::Abstained { .. })
 }
 
 /// A request record: where it was and what we did.
@@ -76,6 +96,7 @@ pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
     requests: sled::Tree,
+    watch: sled::Tree,
 }
 
 impl Store {
@@ -92,7 +113,12 @@ impl Store {
         let db = sled::Config::new().path(dir.join("state.sled")).mode(sled::Mode::HighThroughput).open()?;
         let meta = db.open_tree("meta")?;
         let requests = db.open_tree("requests")?;
-        Ok(Store { db, meta, requests })
+        let watch = db.open_tree("watch")?;
+        let store = Store { db, meta, requests, watch };
+        if store.watch.is_empty() && !store.requests.is_empty() {
+            store.rebuild_watch()?;
+        }
+        Ok(store)
     }
 
     /// Make every write so far durable.
@@ -213,7 +239,44 @@ impl Store {
     pub fn set_request(&self, id: U256, r: &RequestRecord) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(r)
             .map_err(|e| StoreError::Corrupt { key: format!("request {id}"), reason: e.to_string() })?;
+        // Index first: a crash in between leaves an index entry without its new record (looked at
+        // once more, harmless), never a record a step would miss.
+        if watched(&r.outcome) {
+            self.watch.insert(id.to_be_bytes::<32>(), &[])?;
+        } else {
+            self.watch.remove(id.to_be_bytes::<32>())?;
+        }
         self.requests.insert(id.to_be_bytes::<32>(), bytes)?;
+        self.flush()
+    }
+
+    /// The request records a holder step must look at again (deferred, throttled, and answers it
+    /// still checks for reorgs), in id order: an index, so a step's work does not grow with every
+    /// request ever seen.
+    pub fn watched(&self) -> Result<Vec<(U256, RequestRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for k in self.watch.iter().keys() {
+            let id = U256::from_be_slice(&k?);
+            if let Some(rec) = self.request(id)? {
+                out.push((id, rec));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stop looking at `id` in [`Store::watched`] (until its record is written again).
+    pub fn unwatch(&self, id: U256) -> Result<(), StoreError> {
+        self.watch.remove(id.to_be_bytes::<32>())?;
+        Ok(())
+    }
+
+    /// Index every record a step may need to look at again: for a store written before the index.
+    fn rebuild_watch(&self) -> Result<(), StoreError> {
+        for (id, rec) in self.requests()? {
+            if watched(&rec.outcome) {
+                self.watch.insert(id.to_be_bytes::<32>(), &[])?;
+            }
+        }
         self.flush()
     }
 
@@ -235,6 +298,49 @@ impl Store {
 mod tests {
     use super::*;
     use alloy::primitives::B256;
+
+    /// A holder step looks only at requests that may still need it, not at every request it has
+    /// ever seen: after a flood of 10,000 junk requests (refused or abstained) it looks at the few
+    /// that are deferred or throttled, and at answers it has not yet stopped watching.
+    #[test]
+    fn a_step_looks_at_pending_work_not_at_every_request_ever_seen() {
+        let dir = std::env::temp_dir().join(format!("replicatoor-store-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = Store::open(&dir).unwrap();
+        let refused = |n: u64| Outcome::Refused { reason: 2, tx_hash: B256::repeat_byte(n as u8), block: n };
+        for n in 0..10_000u64 {
+            let outcome = if n % 2 == 0 { refused(n) } else { Outcome::Abstained { why: "simulated".into() } };
+            s.set_request(U256::from(n), &RequestRecord { block: n, outcome }).unwrap();
+        }
+        // Answers are watched until the step stops watching them (out of the re-answer window).
+        for n in (0..10_000u64).step_by(2) {
+            s.unwatch(U256::from(n)).unwrap();
+        }
+        let deferred = Outcome::Deferred { why: "collateral".into(), attempts: 1, retry_at_ms: 0 };
+        s.set_request(U256::from(20_000), &RequestRecord { block: 9, outcome: deferred.clone() }).unwrap();
+        s.set_request(
+            U256::from(20_001),
+            &RequestRecord { block: 9, outcome: Outcome::Throttled { reason: 2, attempts: 1, retry_at_ms: 0 } },
+        )
+        .unwrap();
+        let ids: Vec<U256> = s.watched().unwrap().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, [U256::from(20_000), U256::from(20_001)]);
+        // A record written again is watched again; the index survives a reopen, and an old store
+        // without one gets it rebuilt.
+        s.set_request(U256::from(4), &RequestRecord { block: 4, outcome: deferred }).unwrap();
+        drop(s);
+        let s = Store::open(&dir).unwrap();
+        assert_eq!(s.watched().unwrap().len(), 3);
+        s.watch.clear().unwrap();
+        drop(s);
+        let s = Store::open(&dir).unwrap();
+        assert_eq!(
+            s.watched().unwrap().len(),
+            5_000 + 2,
+            "rebuilt: every record but the abstained ones (4 is among them)"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn state_survives_reopen() {

@@ -766,3 +766,66 @@ mod verify_quote_cli {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Collateral cache poisoning (issue 13, item 5)
+// ---------------------------------------------------------------------------------------------
+
+/// Counts `prepare` calls (each would be a PCCS fetch) and never has collateral.
+#[derive(Default, Clone)]
+struct CountingSource(Arc<AtomicUsize>);
+
+impl replicatoor_core::attest::collateral::CollateralSource for CountingSource {
+    fn collateral_for(
+        &self,
+        _: &replicatoor_core::attest::collateral::CollateralKey,
+    ) -> Result<dcap_qvl::QuoteCollateralV3, replicatoor_core::attest::collateral::CollateralError> {
+        Err(replicatoor_core::attest::collateral::CollateralError::NotConfigured)
+    }
+    fn prepare<'a>(
+        &'a self,
+        _: &'a replicatoor_core::attest::collateral::VerifiedPck,
+        _: u64,
+    ) -> replicatoor_core::attest::collateral::Prepare<'a> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The genuine quote with its PCK leaf certificate's signature damaged: the chain still *ends* in
+/// Intel's root and the leaf still names the genuine FMSPC, but it is not Intel's certificate.
+fn quote_with_a_forged_pck_leaf() -> Vec<u8> {
+    let mut q = genuine_tdx_quote();
+    let end = q.windows(25).position(|w| w == b"-----END CERTIFICATE-----").expect("a PEM chain");
+    // Back over the newline and any base64 padding to the last data characters: the signature's tail.
+    let mut at = end - 1;
+    while matches!(q[at], b'\n' | b'\r' | b'=') {
+        at -= 1;
+    }
+    at -= 4;
+    q[at] = if q[at] == b'A' { b'B' } else { b'A' };
+    q
+}
+
+#[test]
+fn a_quote_whose_pck_chain_merely_ends_in_intels_root_fetches_no_collateral() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let junk = quote_with_a_forged_pck_leaf();
+    let parsed = dcap_qvl::quote::Quote::parse(&junk).expect("still parses");
+    assert_eq!(
+        fmspc_of(&parsed).unwrap(),
+        fmspc_of(&dcap_qvl::quote::Quote::parse(&genuine_tdx_quote()).unwrap()).unwrap()
+    );
+
+    let fetches = CountingSource::default();
+    let verifier = Verifier::new(Box::new(fetches.clone()));
+    rt.block_on(verifier.prepare(&junk, TDX_NOW)).expect("nothing to wait for");
+    assert_eq!(fetches.0.load(Ordering::SeqCst), 0, "a forged PCK leaf must not cause a collateral fetch");
+    // And it is refused as invalid, with any collateral, without consulting the source's cache.
+    let err = genuine_verifier().verify(&junk, TDX_NOW).unwrap_err();
+    assert_eq!(err.refusal(), Some(Refusal::QuoteInvalid), "{err}");
+
+    // The genuine quote is worth a fetch.
+    rt.block_on(verifier.prepare(&genuine_tdx_quote(), TDX_NOW)).unwrap();
+    assert_eq!(fetches.0.load(Ordering::SeqCst), 1);
+}

@@ -1,9 +1,12 @@
 //! Where verification collateral (TCB info, QE identity, CRLs) comes from: the trait the verifier
 //! asks, and the two sources that need no I/O. Files and the PCCS are the node's (`replicatoor::collateral`).
 //!
-//! Collateral is looked up per platform (FMSPC). A missing or stale collateral is a local
-//! problem: the request waits, it is never refused for it.
+//! Collateral is looked up by [`CollateralKey`] (platform, PCK CA, TEE), read from a PCK chain the
+//! verifier has already verified against its root: an unverified quote never chooses what is fetched
+//! or cached. A missing, stale or faulty collateral is a local problem: the request waits, it is never
+//! refused for it.
 
+pub use super::pck::{CollateralKey, VerifiedPck};
 use dcap_qvl::{quote::Quote, QuoteCollateralV3};
 use std::{future::Future, path::PathBuf, pin::Pin};
 
@@ -17,10 +20,10 @@ pub enum CollateralError {
     #[error("cannot read FMSPC from the quote's PCK certificate: {0}")]
     NoFmspc(String),
     /// No collateral file for this platform.
-    #[error("no collateral for FMSPC {fmspc} in {dir}")]
+    #[error("no collateral for {key} in {dir}")]
     Missing {
-        /// The platform (lower-case hex).
-        fmspc: String,
+        /// The collateral key (platform, CA, TEE).
+        key: String,
         /// The directory searched.
         dir: PathBuf,
     },
@@ -48,6 +51,16 @@ pub enum CollateralError {
         /// The collateral's nextUpdate (unix seconds).
         next_update: u64,
     },
+    /// Fetched collateral failed its checks against the root, so it was not cached.
+    #[error("collateral from {url} for {key} rejected: {fault}")]
+    Rejected {
+        /// The PCCS endpoint.
+        url: String,
+        /// What it was fetched for.
+        key: String,
+        /// The failed check.
+        fault: super::pck::CollateralFault,
+    },
     /// The simulated PKI could not make collateral (dev and tests only).
     #[error("{0}")]
     Simulated(String),
@@ -56,14 +69,15 @@ pub enum CollateralError {
 /// A boxed future (not `Send`: dcap-qvl's HTTP client is not).
 pub type Prepare<'a> = Pin<Box<dyn Future<Output = Result<(), CollateralError>> + 'a>>;
 
-/// A source of collateral for a quote. `collateral_for` never touches the network (verification
-/// stays synchronous and reproducible); `prepare` may fetch and cache what it will need.
+/// A source of collateral. `collateral_for` never touches the network (verification stays
+/// synchronous and reproducible); `prepare` may fetch and cache what it will need.
 pub trait CollateralSource: Send + Sync {
-    /// The collateral to verify `quote` with, from what is already at hand (no I/O).
-    fn collateral_for(&self, quote: &Quote) -> Result<QuoteCollateralV3, CollateralError>;
+    /// The collateral for quotes with this key, from what is already at hand (no I/O).
+    fn collateral_for(&self, key: &CollateralKey) -> Result<QuoteCollateralV3, CollateralError>;
 
-    /// Make sure `collateral_for` can answer for `raw_quote` at unix time `now` (fetch, refresh).
-    fn prepare<'a>(&'a self, _raw_quote: &'a [u8], _now: u64) -> Prepare<'a> {
+    /// Make sure `collateral_for` can answer for the quote whose verified chain is `pck`, at unix
+    /// time `now` (fetch, refresh).
+    fn prepare<'a>(&'a self, _pck: &'a VerifiedPck, _now: u64) -> Prepare<'a> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -72,24 +86,49 @@ pub trait CollateralSource: Send + Sync {
 pub struct NoCollateral;
 
 impl CollateralSource for NoCollateral {
-    fn collateral_for(&self, _: &Quote) -> Result<QuoteCollateralV3, CollateralError> {
+    fn collateral_for(&self, _: &CollateralKey) -> Result<QuoteCollateralV3, CollateralError> {
         Err(CollateralError::NotConfigured)
     }
 }
 
-/// One fixed collateral for every quote (verify-quote --collateral, tests).
+/// One fixed collateral for every quote (verify-quote --collateral, tests). It is checked against
+/// each quote like any other collateral.
 pub struct FixedCollateral(pub QuoteCollateralV3);
 
 impl CollateralSource for FixedCollateral {
-    fn collateral_for(&self, _: &Quote) -> Result<QuoteCollateralV3, CollateralError> {
+    fn collateral_for(&self, _: &CollateralKey) -> Result<QuoteCollateralV3, CollateralError> {
         Ok(self.0.clone())
     }
 }
 
-/// The platform's FMSPC, from the PCK leaf certificate embedded in the quote (lower-case hex).
+/// The platform's FMSPC, from the PCK leaf certificate embedded in the quote (lower-case hex),
+/// unverified: for naming collateral files, never for choosing what to fetch.
 pub fn fmspc_of(quote: &Quote) -> Result<String, CollateralError> {
     let chain = quote.raw_cert_chain().map_err(|e| CollateralError::NoFmspc(format!("{e:#}")))?;
     let ext =
         dcap_qvl::intel::parse_pck_extension_from_pem(chain).map_err(|e| CollateralError::NoFmspc(format!("{e:#}")))?;
     Ok(hex::encode(ext.fmspc))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` → unix seconds (the form Intel's collateral uses).
+pub fn parse_rfc3339_utc(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !s.ends_with('Z') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + se).ok()
 }

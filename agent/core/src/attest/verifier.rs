@@ -5,6 +5,7 @@
 
 use super::{
     collateral::{CollateralError, CollateralSource},
+    pck::{check_collateral, verify_pck_chain, CollateralCheckError},
     quote::Measurements,
     quote::TEE_TYPE_TDX,
     tcb::TcbStatus,
@@ -133,21 +134,30 @@ impl Verifier {
 
     /// Fetch or refresh what verification of `raw` at `now` will need (genuine quotes only; a
     /// failure here means "wait", never "refuse").
+    ///
+    /// Only for a TDX quote whose PCK chain verifies against Intel's root: the collateral key comes
+    /// from that verified certificate, so junk (or a forged FMSPC in a certificate that merely names
+    /// Intel's root as its last link) neither calls the PCCS nor chooses what is cached for a
+    /// genuine platform.
     pub async fn prepare(&self, raw: &[u8], now: u64) -> Result<(), QuoteError> {
         if raw.len() > MAX_QUOTE_LEN {
             return Ok(());
         }
-        // Fetch only for quotes that can verify: chaining to Intel's root. Junk (or a forged FMSPC in
-        // an unverified certificate) must not make us call the PCCS over and over.
-        match Quote::parse(raw) {
-            Ok(q) if chains_to_intel_root(&q) => {
-                self.collateral.prepare(raw, now).await.map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))
-            }
-            _ => Ok(()),
+        let Ok(quote) = Quote::parse(raw) else { return Ok(()) };
+        if quote.header.tee_type != TEE_TYPE_TDX || chain_contains(&quote, SIMULATED_ROOT_CA_DER) {
+            return Ok(());
         }
+        let Ok(pck) = verify_pck_chain(&quote, INTEL_ROOT_CA_DER, now) else { return Ok(()) };
+        self.collateral.prepare(&pck, now).await.map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))
     }
 
     /// Verify `raw` at unix time `now`.
+    ///
+    /// Order, each step typed by who is at fault: the quote parses and is TDX (requester); its PCK
+    /// chain verifies against the root (requester); collateral for the verified key is at hand and
+    /// passes its own checks against the same root (holder: retry); the PCK chain is not revoked
+    /// (requester); then dcap-qvl verifies the quote with that collateral, and a failure there is
+    /// the quote's (requester).
     pub fn verify(&self, raw: &[u8], now: u64) -> Result<VerifiedQuote, QuoteError> {
         if raw.len() > MAX_QUOTE_LEN {
             return Err(QuoteError::Malformed(format!("{} bytes exceeds the {MAX_QUOTE_LEN} byte limit", raw.len())));
@@ -172,29 +182,29 @@ impl Verifier {
         let measurements =
             Measurements::from_report(&quote.report).ok_or(QuoteError::WrongTeeType { version, tee_type })?;
         let simulated = chain_contains(&quote, SIMULATED_ROOT_CA_DER);
-        let (verifier, collateral): (QuoteVerifier, QuoteCollateralV3) = if simulated {
-            let Some(pki) = &self.simulated else { return Err(QuoteError::SimulatedNotTrusted) };
-            (
-                QuoteVerifier::new(pki.root_ca_der()),
-                pki.collateral(now).map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?,
-            )
-        } else {
-            if !chains_to_intel_root(&quote) {
-                return Err(QuoteError::Invalid(
-                    "the PCK certificate chain does not end in Intel's SGX root CA".into(),
-                ));
-            }
-            let c = self.collateral.collateral_for(&quote).map_err(|e| match e {
-                // The quote's own PCK chain yields no FMSPC: the requester's fault (dcap-qvl refuses
-                // the same chain as invalid), so refuse it rather than wait for collateral forever.
-                CollateralError::NoFmspc(_) => QuoteError::Invalid(e.to_string()),
-                _ => QuoteError::CollateralUnavailable(e.to_string()),
-            })?;
-            (QuoteVerifier::new_prod(), c)
+        let root = match (&self.simulated, simulated) {
+            (None, true) => return Err(QuoteError::SimulatedNotTrusted),
+            (Some(pki), true) => pki.root_ca_der(),
+            (_, false) => INTEL_ROOT_CA_DER.to_vec(),
         };
+        let pck = verify_pck_chain(&quote, &root, now).map_err(|e| QuoteError::Invalid(e.to_string()))?;
+        let mut collateral = match (&self.simulated, simulated) {
+            (Some(pki), true) => pki.collateral(now),
+            _ => self.collateral.collateral_for(pck.key()),
+        }
+        .map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?;
+        // Each quote is verified with its own PCK chain (the one just verified), never one that came
+        // with the collateral.
+        collateral.pck_certificate_chain = None;
+        check_collateral(&collateral, &pck, now).map_err(|e| match e {
+            CollateralCheckError::Fault(f) => QuoteError::CollateralUnavailable(format!("{}: {f}", pck.key())),
+            CollateralCheckError::PckRevoked => QuoteError::Invalid(e.to_string()),
+        })?;
         // Debug TDs are judged by the contract's policy in the pipeline, with their own refusal code.
-        let report =
-            verifier.allow_debug(true).verify(raw, &collateral, now).map_err(|e| classify(format!("{e:#}")))?;
+        let report = QuoteVerifier::new(root)
+            .allow_debug(true)
+            .verify(raw, &collateral, now)
+            .map_err(|e| quote_fault(format!("{e:#}")))?;
         let tcb_status =
             report.status.parse::<TcbStatus>().map_err(|e| QuoteError::Invalid(format!("dcap-qvl reported {e}")))?;
         Ok(VerifiedQuote {
@@ -217,34 +227,9 @@ fn header_kind(raw: &[u8]) -> Option<(u16, u32)> {
     Some((u16::from_le_bytes([header[0], header[1]]), u32::from_le_bytes([header[4], header[5], header[6], header[7]])))
 }
 
-/// dcap-qvl errors raised only by the collateral (its parsing, signatures and signer chains, or
-/// its being for another TEE type), which dcap-qvl checks before the quote's own PCK chain. The
-/// holder's collateral is at fault, never the requester: retry, do not refuse.
-const COLLATERAL_FAULTS: [&str; 10] = [
-    "in quote_collateral",
-    "unsupported qe identity id/version",
-    "failed to decode tcbinfo",
-    "failed to decode qeidentity",
-    "failed to parse tcb info",
-    "failed to parse qe identity",
-    "certificate chain is too short for",
-    "must be issued directly by the root ca",
-    "failed to parse root ca crl",
-    "failed to parse pck crl",
-];
-
 /// Intel's SGX Root CA (CN=Intel SGX Root CA, SHA-256 fingerprint 44:A0:19:6B:…:74:D3), the same
 /// certificate dcap-qvl trusts; public data.
-const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("intel_sgx_root_ca.der");
-
-/// Whether the quote's embedded PCK chain ends in Intel's root (checked properly by dcap-qvl later;
-/// this only decides whether a quote is worth fetching collateral for).
-fn chains_to_intel_root(quote: &Quote) -> bool {
-    use der::Encode;
-    let Ok(chain) = quote.raw_cert_chain() else { return false };
-    let Ok(certs) = x509_cert::Certificate::load_pem_chain(trim_padding(chain)) else { return false };
-    certs.last().and_then(|c| c.to_der().ok()).is_some_and(|d| d == INTEL_ROOT_CA_DER)
-}
+pub const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("intel_sgx_root_ca.der");
 
 /// Whether the quote's embedded PCK chain holds the certificate `der` (anywhere in the chain).
 fn chain_contains(quote: &Quote, der: &[u8]) -> bool {
@@ -260,21 +245,14 @@ fn trim_padding(chain: &[u8]) -> &[u8] {
     &chain[..end]
 }
 
-/// Sort dcap-qvl's error text into what it means for the requester.
-fn classify(msg: String) -> QuoteError {
+/// A dcap-qvl failure once the PCK chain and the collateral have passed their own checks: the
+/// quote is at fault, so it is refused either way. Which refusal — the platform's TCB level (no
+/// level matches, or it is revoked) or an invalid quote — dcap-qvl reports only in words; the
+/// retry-or-refuse decision never depends on them.
+fn quote_fault(msg: String) -> QuoteError {
     let m = msg.to_ascii_lowercase();
-    // Collateral faults first: their text may quote collateral content (a TCB info that fails to
-    // decode lists the statuses it expected, "Revoked" among them).
-    if COLLATERAL_FAULTS.iter().any(|f| m.contains(f)) {
-        QuoteError::CollateralUnavailable(msg)
-    } else if m.contains("revoked") || m.contains("no matching tcb level") {
+    if m.contains("revoked") || m.contains("no matching tcb level") {
         QuoteError::Tcb(msg)
-    } else if (m.contains("tcbinfo") || m.contains("qe identity") || m.contains("crl"))
-        && (m.contains("expired") || m.contains("in the future"))
-        || m.contains("fmspc mismatch")
-        || m.contains("non-tdx tcb info")
-    {
-        QuoteError::CollateralUnavailable(msg)
     } else {
         QuoteError::Invalid(msg)
     }

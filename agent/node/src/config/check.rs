@@ -2,6 +2,7 @@
 //! be checked without the chain. Local problems are warnings: the check may run elsewhere than the node.
 
 use super::{ConfigError, ProviderKind, RunArgs, RunConfig};
+use replicatoor_chain::endpoint::{transport, Transport};
 use std::path::{Path, PathBuf};
 
 /// How much a [`check`] finding matters.
@@ -180,8 +181,9 @@ pub fn check(args: RunArgs) -> (Option<RunConfig>, Vec<Problem>) {
             "never in production: remove allow_simulated_quotes",
         );
     }
-    let local = is_local_rpc(&cfg.rpc_url);
-    if !local && cfg.rpc_url.starts_with("http://") {
+    let rpc = transport(&cfg.rpc_url);
+    let local = rpc == Ok(Transport::LoopbackHttp);
+    if rpc == Ok(Transport::RemoteHttp) {
         warn(
             "allow_insecure_rpc",
             "plain http:// to a remote RPC: anyone on the path can feed this node a fake chain".into(),
@@ -231,10 +233,4 @@ fn is_socket(p: &Path) -> bool {
     {
         p.exists()
     }
-}
-
-fn is_local_rpc(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split(['/', ':']).next().unwrap_or_default();
-    host == "localhost" || host.starts_with("127.") || rest.starts_with("[::1]")
 }

@@ -10,6 +10,7 @@ pub use check::{check, Level, Problem};
 
 use crate::cli::SecretKey;
 use clap::{parser::ValueSource, ArgMatches, Args, FromArgMatches, ValueEnum};
+use replicatoor_chain::endpoint::{transport, Transport};
 use serde::{Deserialize, Serialize};
 use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf};
 
@@ -291,10 +292,10 @@ impl Settings {
             self.secret_file.ok_or(ConfigError::Missing("secret_file", "secret-file", "REPLICATOOR_SECRET_FILE"))?;
         let pccs_url = match self.pccs_url.as_str() {
             "off" => None,
-            u if u.starts_with("https://") || u.starts_with("http://127.") || u.starts_with("http://localhost") => {
-                Some(u.trim_end_matches('/').to_string())
-            }
-            u => return Err(invalid("pccs_url", format!("{u:?} must be https:// (or off)"))),
+            u => match transport(u) {
+                Ok(Transport::Https | Transport::LoopbackHttp) => Some(u.trim_end_matches('/').to_string()),
+                _ => return Err(invalid("pccs_url", format!("{u:?} must be https:// (or off)"))),
+            },
         };
         let deployment = match &self.deployment {
             None => None,
@@ -366,18 +367,16 @@ impl Settings {
 
 /// Plain http is only for loopback (local dev); elsewhere a MITM could feed us a fake chain.
 pub fn check_rpc_url(url: &str, allow_insecure: bool) -> Result<(), ConfigError> {
-    let invalid = |reason: &str| ConfigError::Invalid { key: "rpc_url", reason: reason.into() };
-    if url.starts_with("https://") {
-        return Ok(());
+    let invalid = |reason: String| ConfigError::Invalid { key: "rpc_url", reason };
+    match transport(url) {
+        Ok(Transport::Https | Transport::LoopbackHttp) => Ok(()),
+        Ok(Transport::RemoteHttp) if allow_insecure => Ok(()),
+        Ok(Transport::RemoteHttp) => Err(invalid(format!(
+            "{url:?}: plain http:// is only allowed for localhost (127.0.0.0/8, [::1]); use https:// or \
+             --allow-insecure-rpc"
+        ))),
+        Err(e) => Err(invalid(format!("{e} (https://, or http:// for a local node)"))),
     }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(invalid("must start with https:// (or http:// for a local node)"));
-    };
-    let host = rest.split(['/', ':']).next().unwrap_or_default();
-    if allow_insecure || matches!(host, "localhost" | "127.0.0.1" | "[") || host.starts_with("127.") {
-        return Ok(());
-    }
-    Err(invalid("plain http:// is only allowed for localhost; use https:// or --allow-insecure-rpc"))
 }
 
 #[cfg(test)]

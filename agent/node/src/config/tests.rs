@@ -127,6 +127,63 @@ fn sender_key_is_never_shown() {
         .contains("[env: REPLICATOOR_SENDER_KEY]"));
 }
 
+/// Plain-http URLs that look local to a prefix check but reach another host (or are not loopback).
+const NOT_LOOPBACK: [&str; 12] = [
+    "http://127.0.0.1@evil.example",
+    "http://127.0.0.1:8545@evil.example",
+    "http://localhost:8545@evil.example/rpc",
+    "http://127.0.0.1@evil",
+    "http://localhost.evil.example",
+    "http://127.evil.example",
+    "http://127.0.0.1.evil.example",
+    "http://[2001:db8::1]:8545",
+    "http://[::ffff:7f00:1]",
+    "http://LOCALHOST.evil.example",
+    "http://localhost./rpc",
+    "http://[::]:8545",
+];
+
+/// Loopback written in forms a prefix check misses (same host to the HTTP client).
+const LOOPBACK: [&str; 6] = [
+    "http://[::1]:8545",
+    "HTTP://127.0.0.1:8545",
+    "http://LOCALHOST:8545",
+    "http://127.0.0.1.:8545",
+    "http://127.1.2.3",
+    "http://localhost",
+];
+
+#[test]
+fn url_checks_compare_the_parsed_host_exactly() {
+    for u in NOT_LOOPBACK {
+        let mut a = base();
+        a.rpc_url = Some(u.into());
+        assert!(matches!(a.validate(), Err(ConfigError::Invalid { key: "rpc_url", .. })), "rpc_url {u}");
+        let mut a = base();
+        a.witness_rpc_urls = vec![u.into()];
+        assert!(a.validate().is_err(), "witness {u}");
+        let mut a = base();
+        a.pccs_url = u.into();
+        assert!(matches!(a.validate(), Err(ConfigError::Invalid { key: "pccs_url", .. })), "pccs_url {u}");
+    }
+    for u in LOOPBACK {
+        let mut a = base();
+        a.rpc_url = Some(u.into());
+        a.pccs_url = u.into();
+        a.witness_rpc_urls = vec!["https://w.example.com".into()];
+        a.validate().unwrap_or_else(|e| panic!("{u}: {e}"));
+    }
+    let mut a = base();
+    a.rpc_url = Some("HTTPS://rpc.example.com".into());
+    a.validate().expect("an upper-case https scheme is https");
+    for u in ["ftp://127.0.0.1", "127.0.0.1:8545", "https//rpc.example.com"] {
+        let mut a = base();
+        a.rpc_url = Some(u.into());
+        a.allow_insecure_rpc = true;
+        assert!(a.validate().is_err(), "{u} is no http(s) URL, insecure or not");
+    }
+}
+
 #[test]
 fn rejects_insecure_remote_rpc_and_bad_values() {
     let mut a = base();

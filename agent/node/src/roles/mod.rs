@@ -70,7 +70,10 @@ impl Agent {
         }
         let collateral: Box<dyn CollateralSource> = match (&cfg.collateral_dir, &cfg.pccs_url) {
             (Some(d), _) => Box::new(DirCollateral::new(d)),
-            (None, Some(url)) => Box::new(PccsCollateral::new(url.clone(), cfg.state_dir.join("collateral"))),
+            (None, Some(url)) => Box::new(
+                PccsCollateral::new(url.clone(), cfg.state_dir.join("collateral"))
+                    .context("setting up the PCCS client")?,
+            ),
             (None, None) => Box::new(NoCollateral),
         };
         let mut verifier = Verifier::new(collateral);

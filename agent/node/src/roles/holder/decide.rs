@@ -5,6 +5,7 @@
 use super::{
     defer, record,
     relay::{Answer, AnswerKind},
+    throttle,
 };
 use crate::roles::anchor::Verified;
 use crate::{
@@ -222,7 +223,7 @@ pub(super) async fn handle_request(
             info!(target: "replicatoor::holder", reason = reason.name(), code = reason.code(), detail = %detail, "refusing request");
             if *refusals >= agent.cfg.max_refusals_per_step {
                 warn!(target: "replicatoor::holder", reason = reason.name(), "refusal budget for this step spent; not posting");
-                record(agent, id, block, Outcome::Throttled { reason: reason.code() })?;
+                throttle(agent, id, block, reason)?;
                 return Ok(None);
             }
             *refusals += 1;

@@ -20,8 +20,10 @@ use relay::{send_answers, Answer};
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
     follower::{Follower, FollowerConfig, Step},
+    Backoff,
 };
 use replicatoor_core::{crypto::SecretBundle, protocol::RequestStatus, refusal::Refusal};
+use std::time::Duration;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 /// Serve requests until shutdown.
@@ -132,8 +134,9 @@ async fn handle_log(
 /// (the follower's default reorg rewind depth).
 const REANSWER_WINDOW: u64 = 64;
 
-/// Re-evaluate requests deferred by local faults (collateral, RPC) from earlier steps, and recent
-/// requests whose answer a reorg dropped.
+/// Re-evaluate requests postponed by local faults (collateral, RPC) or the refusal budget in earlier
+/// steps, and recent requests whose answer a reorg dropped: a bounded number per step
+/// ([`plan_rechecks`]).
 async fn retry_deferred(
     agent: &Agent,
     bundle: &SecretBundle,
@@ -141,26 +144,26 @@ async fn retry_deferred(
     refusals: &mut u32,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut answers = Vec::new();
-    for (id, rec) in agent.store.requests()? {
-        let again = match rec.outcome {
-            Outcome::Deferred { .. } => true,
-            // An answer mined after the follower's checkpoint can be reorged away without the
-            // checkpoint's block changing, so the follower would never rewind over the request.
-            Outcome::Served { .. } | Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. } => {
-                rec.block + REANSWER_WINDOW > view.at && answer_dropped(agent, id).await
-            }
-            Outcome::Abstained { .. } | Outcome::Throttled { .. } => false,
-        };
-        if !again {
-            continue;
+    let plan = plan_rechecks(&agent.store.watched()?, unix_ms(), view.at);
+    for id in &plan.unwatch {
+        agent.store.unwatch(*id)?;
+    }
+    let mut again = plan.retry;
+    for (id, block) in plan.check_answer {
+        // An answer mined after the follower's checkpoint can be reorged away without the
+        // checkpoint's block changing, so the follower would never rewind over the request.
+        if answer_dropped(agent, id).await {
+            again.push((id, block));
         }
+    }
+    for (id, block) in again {
         let filter = Filter::new()
             .address(agent.chain.deployment().contract)
             .event_signature(Op::SecretRequested::SIGNATURE_HASH)
             .topic1(id)
-            .from_block(rec.block)
-            .to_block(rec.block);
-        let logs = match replicatoor_chain::scan::get_logs(&agent.chain, &filter, rec.block, rec.block).await {
+            .from_block(block)
+            .to_block(block);
+        let logs = match replicatoor_chain::scan::get_logs(&agent.chain, &filter, block, block).await {
             Ok(l) => l,
             Err(e) => {
                 debug!(target: "replicatoor::holder", request_id = %id, error = %e, "deferred request: log not readable yet");
@@ -172,6 +175,88 @@ async fn retry_deferred(
         }
     }
     Ok(answers)
+}
+
+/// Longest wait between two evaluations of a deferred request: a genuine request held up by a local
+/// fault (collateral, RPC) is looked at again at least this often once the fault clears.
+const DEFER_CAP: Duration = Duration::from_secs(60);
+
+/// Postponed requests a step evaluates again, at most: a flood of postponed junk costs each step a
+/// bounded amount of work (and is served earliest-due first, so nothing starves).
+const MAX_RETRIES_PER_STEP: usize = 64;
+/// Refusals and others' answers a step checks for having been reorged away, at most (newest first);
+/// this holder's own deliveries are always checked.
+const MAX_ANSWER_CHECKS_PER_STEP: usize = 64;
+
+/// What one step looks at again, from the watched records.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Rechecks {
+    /// Postponed requests due now: `(id, request block)`.
+    retry: Vec<(U256, u64)>,
+    /// Answers still inside the re-answer window, to check for a reorg: `(id, request block)`.
+    check_answer: Vec<(U256, u64)>,
+    /// Records no step needs to look at again.
+    unwatch: Vec<U256>,
+}
+
+fn plan_rechecks(watched: &[(U256, RequestRecord)], now_ms: u64, at: u64) -> Rechecks {
+    let mut plan = Rechecks::default();
+    let mut due_now = Vec::new();
+    let mut others = Vec::new();
+    for (id, rec) in watched {
+        match &rec.outcome {
+            Outcome::Deferred { retry_at_ms, .. } | Outcome::Throttled { retry_at_ms, .. } => {
+                if due(&rec.outcome, now_ms) {
+                    due_now.push((*retry_at_ms, *id, rec.block));
+                }
+            }
+            Outcome::Served { .. } | Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. }
+                if rec.block + REANSWER_WINDOW <= at =>
+            {
+                plan.unwatch.push(*id)
+            }
+            Outcome::Served { .. } => plan.check_answer.push((*id, rec.block)),
+            Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. } => others.push((rec.block, *id)),
+            Outcome::Abstained { .. } => plan.unwatch.push(*id),
+        }
+    }
+    due_now.sort_unstable();
+    plan.retry = due_now.into_iter().take(MAX_RETRIES_PER_STEP).map(|(_, id, block)| (id, block)).collect();
+    others.sort_unstable_by(|a, b| b.cmp(a));
+    plan.check_answer.extend(others.into_iter().take(MAX_ANSWER_CHECKS_PER_STEP).map(|(block, id)| (id, block)));
+    plan
+}
+
+/// Whether a deferred or throttled request is due for another evaluation at unix time `now_ms`.
+fn due(outcome: &Outcome, now_ms: u64) -> bool {
+    match outcome {
+        Outcome::Deferred { retry_at_ms, .. } | Outcome::Throttled { retry_at_ms, .. } => now_ms >= *retry_at_ms,
+        _ => false,
+    }
+}
+
+/// One more postponement at `now_ms` after `prev`: `(attempts, retry_at_ms)`, the next evaluation one
+/// back-off later (`base` doubling per attempt up to [`DEFER_CAP`]), so each postponed request costs
+/// one evaluation (its RPC reads, fsync and log line) per back-off, not one per step.
+fn postpone(prev: Option<&Outcome>, now_ms: u64, base: Duration) -> (u32, u64) {
+    let attempts = match prev {
+        Some(Outcome::Deferred { attempts, .. } | Outcome::Throttled { attempts, .. }) => attempts.saturating_add(1),
+        _ => 1,
+    };
+    let mut backoff = Backoff::new(base, DEFER_CAP);
+    // Past 32 doublings any base has reached the cap.
+    let delay = (0..attempts.min(32)).map(|_| backoff.next_delay()).last().unwrap_or(base);
+    (attempts, now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)))
+}
+
+/// The record of one more deferral at `now_ms`.
+fn next_deferral(prev: Option<&Outcome>, why: String, now_ms: u64, base: Duration) -> Outcome {
+    let (attempts, retry_at_ms) = postpone(prev, now_ms, base);
+    Outcome::Deferred { why, attempts, retry_at_ms }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// True when a request we saw answered is pending again, mempool included (its answer was reorged away).
@@ -199,8 +284,82 @@ pub(super) fn record(agent: &Agent, id: U256, block: u64, outcome: Outcome) -> a
     Ok(())
 }
 
+/// Record a refusal left unposted because this step's refusal budget is spent: it is evaluated
+/// again (and posted, budget permitting) one back-off later.
+pub(super) fn throttle(agent: &Agent, id: U256, block: u64, reason: Refusal) -> anyhow::Result<()> {
+    let prev = agent.store.request(id)?.map(|r| r.outcome);
+    let (attempts, retry_at_ms) = postpone(prev.as_ref(), unix_ms(), agent.poll());
+    record(agent, id, block, Outcome::Throttled { reason: reason.code(), attempts, retry_at_ms })
+}
+
 pub(super) fn defer(agent: &Agent, id: U256, block: u64, why: String) -> anyhow::Result<()> {
-    warn!(target: "replicatoor::holder", request_id = %id, why = %why, "request deferred; will retry");
-    record(agent, id, block, Outcome::Deferred { why })?;
+    let now = unix_ms();
+    let prev = agent.store.request(id)?.map(|r| r.outcome);
+    let outcome = next_deferral(prev.as_ref(), why, now, agent.poll());
+    if let Outcome::Deferred { why, attempts, retry_at_ms } = &outcome {
+        let retry_in_ms = retry_at_ms.saturating_sub(now);
+        warn!(target: "replicatoor::holder", request_id = %id, why = %why, attempts, retry_in_ms, "request deferred; will retry");
+    }
+    record(agent, id, block, outcome)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::B256;
+
+    /// A flood of postponed junk and of refused junk still in the re-answer window: one step looks
+    /// at a bounded number of them, earliest due first (so a genuine request due now is among them
+    /// however many junk ones are due later), and always at this holder's own deliveries.
+    #[test]
+    fn a_step_rechecks_a_bounded_number_of_requests() {
+        let rec = |block: u64, outcome: Outcome| RequestRecord { block, outcome };
+        let mut watched = Vec::new();
+        for n in 0..10_000u64 {
+            let postponed = Outcome::Deferred { why: "junk".into(), attempts: 3, retry_at_ms: 1_000 + n };
+            watched.push((U256::from(n), rec(100, postponed)));
+            let refused = Outcome::Refused { reason: 1, tx_hash: B256::ZERO, block: 100 };
+            watched.push((U256::from(20_000 + n), rec(100 + n % 50, refused)));
+        }
+        let genuine = Outcome::Deferred { why: "collateral".into(), attempts: 1, retry_at_ms: 500 };
+        watched.push((U256::from(50_000), rec(120, genuine)));
+        let served = Outcome::Served { tx_hash: B256::ZERO, block: 130 };
+        watched.push((U256::from(50_001), rec(125, served)));
+        watched.push((U256::from(50_002), rec(10, Outcome::Refused { reason: 1, tx_hash: B256::ZERO, block: 11 })));
+
+        let plan = plan_rechecks(&watched, 5_000, 150);
+        assert_eq!(plan.retry.len(), MAX_RETRIES_PER_STEP, "postponed requests evaluated this step");
+        assert_eq!(plan.retry[0], (U256::from(50_000), 120), "the earliest due first");
+        assert!(plan.check_answer.len() <= MAX_ANSWER_CHECKS_PER_STEP + 1, "{}", plan.check_answer.len());
+        assert!(plan.check_answer.contains(&(U256::from(50_001), 125)), "our own delivery is checked");
+        assert_eq!(plan.unwatch, [U256::from(50_002)], "out of the window: no longer watched");
+        // Nothing is due before its time.
+        assert!(plan_rechecks(&watched, 0, 150).retry.is_empty());
+    }
+
+    /// A request whose collateral never comes, under a holder that steps every 100 ms for ten
+    /// minutes: each evaluation defers it again (one log line, one RPC round, one fsync). It must be
+    /// evaluated once per back-off, not once per step.
+    #[test]
+    fn a_deferred_request_is_evaluated_once_per_back_off_not_once_per_step() {
+        let (poll_ms, steps) = (100u64, 6_000u64);
+        let mut outcome = next_deferral(None, "collateral unavailable".into(), 0, Duration::from_millis(poll_ms));
+        let mut evaluations = 0;
+        for step in 1..=steps {
+            let now = step * poll_ms;
+            if due(&outcome, now) {
+                evaluations += 1;
+                outcome =
+                    next_deferral(Some(&outcome), "collateral unavailable".into(), now, Duration::from_millis(poll_ms));
+            }
+        }
+        // 0.1, 0.2, 0.4 … 51.2 s, then every DEFER_CAP (60 s): 10 + about 9 more in ten minutes.
+        assert!(evaluations <= 20, "{evaluations} evaluations in {steps} steps");
+        assert!(evaluations >= 10, "still retried: {evaluations}");
+        let Outcome::Deferred { attempts, .. } = outcome else { panic!("{outcome:?}") };
+        assert_eq!(attempts, evaluations + 1, "attempts counted");
+        // Another kind of record is never "due".
+        assert!(!due(&Outcome::Abstained { why: String::new() }, u64::MAX));
+    }
 }
