@@ -30,11 +30,13 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         Refused
     }
 
-    /// @dev One storage slot. `activatesAt` is when a proposed reference becomes usable.
+    /// @dev One storage slot. `activatesAt` is when a proposed reference becomes usable; `expiresAt` (0 = never)
+    ///      when a superseded one stops being usable, scheduled by the owner.
     struct Reference {
         RefKind kind;
         uint64 activatesAt;
         bool revoked;
+        uint64 expiresAt;
     }
 
     /// @notice Verification policy holders apply off chain. `tcbStatuses` is a bitmask over TCB statuses
@@ -72,6 +74,10 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     error UnknownReference(bytes32 id);
     /// @notice The reference was already revoked.
     error ReferenceAlreadyRevoked(bytes32 id);
+    /// @notice An expiry may only be brought forward (a later one would widen): let it end, then propose it again.
+    error ExpiryNotSooner(bytes32 id, uint64 current);
+    /// @notice An expiry must not be in the past (revoke for "now").
+    error ExpiryInPast(uint64 expiresAt);
     /// @notice The reference is not usable now for this kind (unknown, wrong kind, pending or revoked).
     error ReferenceNotAllowed(bytes32 id, RefKind kind);
     /// @notice A TCB status mask sets the Revoked bit or an unknown bit.
@@ -132,6 +138,9 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     event ReferenceDescribed(bytes32 indexed id, RefKind indexed kind, bytes description);
     /// @notice A reference value was revoked, effective at once. Deliveries under it stop immediately.
     event ReferenceRevoked(bytes32 indexed id, RefKind indexed kind, string note);
+    /// @notice Reference `id` stops being usable at `expiresAt` (a superseded version's grace period ends); brought
+    ///         forward at once, never postponed.
+    event ReferenceExpiryScheduled(bytes32 indexed id, RefKind indexed kind, uint64 expiresAt, string note);
     /// @notice A policy is in force from `effectiveAt`, unless another PolicySet is emitted before that time.
     ///         Emitted by the constructor ("initial policy") and by setPolicy: first the narrowed policy, in force at
     ///         once (effectiveAt = now); then, if the call widens anything, the requested policy with
@@ -303,6 +312,20 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         if (r.revoked) revert ReferenceAlreadyRevoked(id);
         r.revoked = true;
         emit ReferenceRevoked(id, r.kind, note);
+    }
+
+    /// @notice Schedule reference `id` to stop being usable at `expiresAt` (unix seconds): a superseded version keeps
+    ///         serving through a grace period, then holders stop and the contract refuses deliveries under it. A
+    ///         narrowing, so it applies at once; it may be brought forward (again at once) but never postponed: to
+    ///         extend a version, let it end and propose it again, which waits the widening delay.
+    function scheduleExpiry(bytes32 id, uint64 expiresAt, string calldata note) external onlyOwner {
+        Reference storage r = _refs[id];
+        if (r.kind == RefKind.None) revert UnknownReference(id);
+        if (r.revoked) revert ReferenceAlreadyRevoked(id);
+        if (expiresAt < block.timestamp) revert ExpiryInPast(expiresAt);
+        if (r.expiresAt != 0 && expiresAt >= r.expiresAt) revert ExpiryNotSooner(id, r.expiresAt);
+        r.expiresAt = expiresAt;
+        emit ReferenceExpiryScheduled(id, r.kind, expiresAt, note);
     }
 
     // ------------------------------------------------------------------ governance: policy
@@ -512,10 +535,10 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         return _refs[id];
     }
 
-    /// @notice Whether reference `id` of `kind` may be used now: proposed, not revoked, timelock elapsed.
+    /// @notice Whether reference `id` of `kind` may be used now: proposed, not revoked, timelock elapsed, not expired.
     function isAllowed(bytes32 id, RefKind kind) public view returns (bool) {
         Reference memory r = _refs[id];
-        return kind != RefKind.None && r.kind == kind && !r.revoked && block.timestamp >= r.activatesAt;
+        return kind != RefKind.None && r.kind == kind && !r.revoked && block.timestamp >= r.activatesAt && !_expired(r);
     }
 
     /// @notice Status of a request.
@@ -595,11 +618,15 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     {
         id = keccak256(abi.encodePacked(uint8(kind), measurement));
         Reference storage r = _refs[id];
-        if (r.kind != RefKind.None && !r.revoked) revert ReferenceExists(id);
+        if (r.kind != RefKind.None && !r.revoked && !_expired(r)) revert ReferenceExists(id);
         uint64 activatesAt = uint64(block.timestamp) + wideningDelay;
-        _refs[id] = Reference(kind, activatesAt, false);
+        _refs[id] = Reference(kind, activatesAt, false, 0);
         emit ReferenceProposed(id, kind, measurement, activatesAt, note);
         if (description.length != 0) emit ReferenceDescribed(id, kind, description);
+    }
+
+    function _expired(Reference memory r) internal view returns (bool) {
+        return r.expiresAt != 0 && block.timestamp >= r.expiresAt;
     }
 
     function _requireAllowed(bytes32 id, RefKind kind) internal view {

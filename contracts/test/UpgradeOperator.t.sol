@@ -561,4 +561,75 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
         vm.warp(T0 + DELAY);
         _assertPolicy(o.policy(), _pol(mask, dbg, sim), "after delay");
     }
+
+    // ================================================================== expiry (supersede with a grace period)
+
+    function _scheduleExpiry(bytes32 id, uint64 at) internal {
+        vm.prank(owner);
+        op.scheduleExpiry(id, at, "superseded");
+    }
+
+    function test_scheduleExpiry_endsTheReferenceAtItsTime() public {
+        (bytes32 osRef, bytes32 appRef) = _activeRefs();
+        uint64 at = uint64(block.timestamp) + 100;
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.ReferenceExpiryScheduled(appRef, UpgradeOperator.RefKind.App, at, "superseded");
+        _scheduleExpiry(appRef, at);
+        assertEq(uint256(op.getReference(appRef).expiresAt), at, "stored");
+        vm.warp(at - 1);
+        assertTrue(op.isAllowed(appRef, UpgradeOperator.RefKind.App), "usable through its grace period");
+        vm.warp(at);
+        assertTrue(!op.isAllowed(appRef, UpgradeOperator.RefKind.App), "not usable from its expiry");
+        assertTrue(op.isAllowed(osRef, UpgradeOperator.RefKind.Os), "the other reference is untouched");
+    }
+
+    function test_scheduleExpiry_isBroughtForwardNeverPostponed() public {
+        (, bytes32 appRef) = _activeRefs();
+        uint64 at = uint64(block.timestamp) + 1000;
+        _scheduleExpiry(appRef, at);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ExpiryNotSooner.selector, appRef, at));
+        _scheduleExpiry(appRef, at + 1);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ExpiryNotSooner.selector, appRef, at));
+        _scheduleExpiry(appRef, at);
+        _scheduleExpiry(appRef, at - 500);
+        assertEq(uint256(op.getReference(appRef).expiresAt), at - 500, "brought forward");
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ExpiryInPast.selector, uint64(block.timestamp) - 1));
+        _scheduleExpiry(appRef, uint64(block.timestamp) - 1);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        vm.prank(stranger);
+        op.scheduleExpiry(appRef, at - 600, "");
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.UnknownReference.selector, bytes32(uint256(1))));
+        _scheduleExpiry(bytes32(uint256(1)), at);
+        _revoke(op, appRef);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceAlreadyRevoked.selector, appRef));
+        _scheduleExpiry(appRef, at - 600);
+    }
+
+    function test_expiredReference_comesBackOnlyThroughTheWideningDelay() public {
+        (, bytes32 appRef) = _activeRefs();
+        uint64 at = uint64(block.timestamp) + 10;
+        _scheduleExpiry(appRef, at);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.ReferenceExists.selector, appRef));
+        _proposeApp(op, COMPOSE_HASH); // still live during its grace period
+        vm.warp(at);
+        _proposeApp(op, COMPOSE_HASH);
+        UpgradeOperator.Reference memory r = op.getReference(appRef);
+        assertEq(uint256(r.expiresAt), 0, "a fresh proposal has no expiry");
+        assertEq(uint256(r.activatesAt), uint256(at) + DELAY, "waits the widening delay");
+        assertTrue(!op.isAllowed(appRef, UpgradeOperator.RefKind.App), "not usable before the delay");
+        vm.warp(uint256(at) + DELAY);
+        assertTrue(op.isAllowed(appRef, UpgradeOperator.RefKind.App), "usable after it");
+    }
+
+    function test_deliverSecret_revertsAfterTheReferenceExpired() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        uint256 id = _request(HPKE_KEY);
+        bytes memory sig = _signDelivery(CLUSTER_PK, id, osRef, appRef, _ek(), _ct());
+        _scheduleExpiry(appRef, uint64(block.timestamp) + 5);
+        vm.warp(block.timestamp + 5);
+        vm.expectRevert(
+            abi.encodeWithSelector(UpgradeOperator.ReferenceNotAllowed.selector, appRef, UpgradeOperator.RefKind.App)
+        );
+        op.deliverSecret(id, _rq(id), _polHash(), osRef, appRef, _ek(), _ct(), sig);
+    }
 }

@@ -358,3 +358,30 @@ async fn a_junk_flood_delays_no_genuine_request_and_every_junk_request_is_refuse
     eprintln!("holder after {junk} junk requests: VmRSS {rss} KiB, VmHWM {hwm} KiB");
     drop(genesis);
 }
+
+/// Supersede with a grace period: the owner schedules the app version's end; a node of that version
+/// is served during the grace period and refused (code 12) from its end, by the holder's proven view
+/// and by the contract alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_scheduled_to_end_is_served_until_its_time_then_refused() {
+    let net = Net::start_pinned("expiry", Net::dev_policy()).await;
+    let _holder = net.genesis(1).await;
+    let app = replicatoor_core::protocol::app_reference_id(&compose_hash(&compose_good()));
+    let head = net.head().await;
+    let ends = net.owner.block(head).await.expect("head block").timestamp + 12;
+    replicatoor::admin::schedule_expiry(&net.owner, app, ends, "v1 superseded").await.expect("schedule expiry");
+    let r = net.owner.contract().getReference(app).call().await.expect("getReference");
+    assert_eq!(r.expiresAt, ends);
+
+    let mut during = net.agent("during-grace", 2, &compose_good(), &["--exit-after-install"]);
+    wait_for_file(&mut during, T).await;
+    wait_until("the version's end", T, || async {
+        let head = net.head().await;
+        net.owner.block(head).await.map(|b| b.timestamp > ends).unwrap_or(false)
+    })
+    .await;
+    let mut after = net.agent("after-end", 3, &compose_good(), &[]);
+    let status = after.exited(T).await;
+    assert_eq!(status.code(), Some(3), "refused once the version ended:\n{}", after.log());
+    assert!(after.log().contains("app_reference_not_allowed"), "{}", after.log());
+}

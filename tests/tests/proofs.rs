@@ -43,6 +43,11 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
     let revoked_id = app_reference_id(&[7; 32]);
     admin::propose_app(&net.owner, [7; 32], "to be revoked", &[]).await.expect("propose");
     admin::revoke(&net.owner, revoked_id, "revoked").await.expect("revoke");
+    // A version whose grace period ends before the block the reads are made at.
+    let expired_id = app_reference_id(&[8; 32]);
+    admin::propose_app(&net.owner, [8; 32], "superseded", &[]).await.expect("propose");
+    let now = net.owner.block(net.head().await).await.expect("head").timestamp;
+    admin::schedule_expiry(&net.owner, expired_id, now + 1, "grace ends").await.expect("expiry");
     let wider = Policy { tcb_statuses: 0x13, allow_debug: true, allow_simulated: true };
     admin::set_policy(&net.owner, wider, "wider").await.expect("policy");
 
@@ -70,7 +75,12 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
     assert_eq!(Views(&proven).request_id_of(pk, Address::repeat_byte(5)).unwrap(), U256::ZERO, "another requester");
 
     // ---- storage: proven == view, at the same block
-    let reads = Reads::state().reference(os_id).reference(app_id).reference(revoked_id).request(U256::from(1));
+    let reads = Reads::state()
+        .reference(os_id)
+        .reference(app_id)
+        .reference(revoked_id)
+        .reference(expired_id)
+        .request(U256::from(1));
     let answer =
         chain.provider().get_proof(net.contract, reads.slots().to_vec()).block_id(sent.block.into()).await.unwrap();
     let proven = ProvenStorage::verify(&trusted, net.contract, &answer).expect("anvil's proof verifies");
@@ -86,10 +96,13 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
         (app_id, RefKind::App, true),
         (revoked_id, RefKind::App, false),
         (app_id, RefKind::Os, false),
+        (expired_id, RefKind::App, false),
     ] {
         assert_eq!(views.is_allowed(id, kind).unwrap(), chain.is_allowed_at(id, kind, at).await.unwrap());
         assert_eq!(views.is_allowed(id, kind).unwrap(), expected, "{id} as {kind:?}");
     }
+    assert_eq!(views.expires_at(expired_id).unwrap(), Some(now + 1), "expiresAt at byte 10 of the record");
+    assert_eq!(views.expires_at(app_id).unwrap(), None);
     assert_eq!(views.request_status(U256::from(1)).unwrap(), chain.request_status(U256::from(1), at).await.unwrap());
     assert_eq!(views.request_status(U256::from(1)).unwrap(), RequestStatus::Pending);
     assert_eq!(views.request_count().unwrap(), U256::from(1));

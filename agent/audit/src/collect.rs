@@ -181,6 +181,7 @@ pub fn is_governance(ev: &Ev) -> bool {
             | Ev::ClusterBootstrapped(_)
             | Ev::CustodyReset(_)
             | Ev::BootstrapScheduled(_)
+            | Ev::ReferenceExpiryScheduled(_)
             | Ev::BootstrapCancelled(_)
     )
 }

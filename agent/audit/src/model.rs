@@ -138,6 +138,12 @@ pub enum GovernanceEvent {
         previous_cluster: Address,
         new_cluster: Address,
     },
+    /// The owner scheduled reference `id` to end at `expires_at` (protocol v2).
+    ReferenceExpiryScheduled {
+        id: B256,
+        ref_kind: RefKindName,
+        expires_at: u64,
+    },
     /// The owner approved a re-bootstrap; custody moves at `executable_at` unless cancelled (protocol v2).
     BootstrapScheduled {
         epoch: u64,
@@ -163,6 +169,7 @@ impl GovernanceEvent {
             GovernanceEvent::ClusterBootstrapped { .. } => "cluster_bootstrapped",
             GovernanceEvent::CustodyReset { .. } => "custody_reset",
             GovernanceEvent::BootstrapScheduled { .. } => "bootstrap_scheduled",
+            GovernanceEvent::ReferenceExpiryScheduled { .. } => "reference_expiry_scheduled",
             GovernanceEvent::BootstrapCancelled { .. } => "bootstrap_cancelled",
         }
     }
@@ -194,13 +201,15 @@ pub struct ReferenceState {
     pub id: B256,
     pub ref_kind: RefKindName,
     pub measurement: String,
-    /// `active`, `pending` (not yet at `activates_at`) or `revoked`.
+    /// `active`, `pending` (not yet at `activates_at`), `expired` (past `expires_at`) or `revoked`.
     pub status: &'static str,
     pub proposed_block: u64,
     pub activates_at: u64,
     pub note: String,
     pub revoked_block: Option<u64>,
     pub revoke_note: Option<String>,
+    /// When the owner scheduled it to end (a superseded version's grace period), unix seconds.
+    pub expires_at: Option<u64>,
     /// How many times this id was proposed (a revoked id may be proposed again).
     pub proposals: usize,
     /// App references: what the latest proposal published about the app (`null` for OS references).

@@ -72,6 +72,9 @@ pub fn describe_event(e: &G) -> String {
             "RE-BOOTSTRAP SCHEDULED: genesis proposal {proposal_id} (epoch {epoch}, cluster {cluster}) takes custody from {}",
             fmt_time(*executable_at)
         ),
+        G::ReferenceExpiryScheduled { id, ref_kind, expires_at } => {
+            format!("{} reference {id} ends at {}", ref_kind.as_str(), fmt_time(*expires_at))
+        }
         G::BootstrapCancelled { proposal_id } => format!("scheduled re-bootstrap (proposal {proposal_id}) cancelled"),
     }
 }

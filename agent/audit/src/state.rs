@@ -33,6 +33,8 @@ pub struct RefProposal {
     pub note: String,
     /// The revocation that ended this proposal, if any.
     pub revoked: Option<(Pos, String)>,
+    /// Its scheduled ends, in chain order (each brings the previous one forward; protocol v2).
+    pub expiries: Vec<(Pos, u64)>,
     /// What the proposal published in `ReferenceDescribed` (PROTOCOL.md §4.5): the app-compose.json
     /// or the OS description. `None` when nothing was published (and on contracts before it).
     pub description: Option<Bytes>,
@@ -68,12 +70,18 @@ impl State {
                     activates_at: e.activatesAt,
                     note: e.note.clone(),
                     revoked: None,
+                    expiries: Vec::new(),
                     description: None,
                 }),
                 // Emitted right after its ReferenceProposed, in the same call: it describes that proposal.
                 Ev::ReferenceDescribed(e) => {
                     if let Some(p) = s.refs.get_mut(&e.id).and_then(|v| v.last_mut()) {
                         p.description = Some(e.description.clone());
+                    }
+                }
+                Ev::ReferenceExpiryScheduled(e) => {
+                    if let Some(p) = s.refs.get_mut(&e.id).and_then(|v| v.last_mut()) {
+                        p.expiries.push((*pos, e.expiresAt));
                     }
                 }
                 Ev::ReferenceRevoked(e) => {
@@ -114,7 +122,12 @@ impl State {
         let Some(p) = self.refs.get(&id).and_then(|v| v.iter().rev().find(|p| p.pos.key() < at)) else {
             return false;
         };
-        kind != 0 && p.kind == kind && p.revoked.as_ref().is_none_or(|(r, _)| r.key() >= at) && time >= p.activates_at
+        let expiry = p.expiries.iter().rev().find(|(e, _)| e.key() < at).map(|(_, t)| *t);
+        kind != 0
+            && p.kind == kind
+            && p.revoked.as_ref().is_none_or(|(r, _)| r.key() >= at)
+            && time >= p.activates_at
+            && expiry.is_none_or(|t| time < t)
     }
 
     /// A policy that was set, never cancelled, and is still waiting for its time at `time`.
@@ -132,10 +145,12 @@ impl State {
             .iter()
             .filter_map(|(id, props)| {
                 let p = props.last()?;
-                let status = match (&p.revoked, p.activates_at > time) {
-                    (Some(_), _) => "revoked",
-                    (None, true) => "pending",
-                    (None, false) => "active",
+                let expires_at = p.expiries.last().map(|(_, t)| *t);
+                let status = match (&p.revoked, p.activates_at > time, expires_at) {
+                    (Some(_), _, _) => "revoked",
+                    (None, _, Some(t)) if t <= time => "expired",
+                    (None, true, _) => "pending",
+                    (None, false, _) => "active",
                 };
                 Some(ReferenceState {
                     id: *id,
@@ -147,6 +162,7 @@ impl State {
                     note: p.note.clone(),
                     revoked_block: p.revoked.as_ref().map(|(r, _)| r.block),
                     revoke_note: p.revoked.as_ref().map(|(_, n)| n.clone()),
+                    expires_at,
                     proposals: props.len(),
                     app: None,
                     os: None,
@@ -264,6 +280,7 @@ mod tests {
                     activates_at: 150,
                     note: String::new(),
                     revoked: Some((pos(5, 2, 500), "bad build".into())),
+                    expiries: Vec::new(),
                     description: None,
                 },
                 RefProposal {
@@ -273,6 +290,8 @@ mod tests {
                     activates_at: 700,
                     note: String::new(),
                     revoked: None,
+                    // Scheduled to end at 1000, then brought forward to 900.
+                    expiries: vec![(pos(8, 0, 800), 1000), (pos(9, 0, 850), 900)],
                     description: None,
                 },
             ],
@@ -285,5 +304,10 @@ mod tests {
         assert!(s.is_allowed(id, 2, (7, 1), 700), "proposed again");
         assert_eq!(s.references(800)[0].status, "active");
         assert_eq!(s.references(800)[0].proposals, 2);
+        assert!(s.is_allowed(id, 2, (8, 1), 899), "before its end");
+        assert!(!s.is_allowed(id, 2, (8, 1), 1000), "the first scheduled end");
+        assert!(s.is_allowed(id, 2, (9, 0), 950), "the earlier end is not seen before its event");
+        assert!(!s.is_allowed(id, 2, (9, 1), 900), "brought forward");
+        assert_eq!((s.references(901)[0].status, s.references(901)[0].expires_at), ("expired", Some(900)));
     }
 }

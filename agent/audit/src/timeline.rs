@@ -71,6 +71,10 @@ pub fn build(h: &History, state: &State) -> Vec<TimelineEntry> {
                 G::CustodyReset { epoch: r.epoch, previous_cluster: r.previousCluster, new_cluster: r.newCluster },
                 r.note.clone(),
             ),
+            Ev::ReferenceExpiryScheduled(r) => (
+                G::ReferenceExpiryScheduled { id: r.id, ref_kind: RefKindName(r.kind), expires_at: r.expiresAt },
+                r.note.clone(),
+            ),
             Ev::BootstrapScheduled(b) => (
                 G::BootstrapScheduled {
                     epoch: b.epoch,

@@ -135,13 +135,22 @@ impl Views<'_> {
         self.0.get(slot(SLOT_REQUEST_COUNT))
     }
 
-    /// `isAllowed(id, kind)`: proposed with this kind, not revoked, timelock elapsed.
+    /// `isAllowed(id, kind)`: proposed with this kind, not revoked, timelock elapsed, not expired.
+    /// The record packs kind @0, activatesAt @1 (8 bytes), revoked @9, expiresAt @10 (8 bytes, 0 = never).
     pub fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, ProofError> {
         let word = self.0.get(mapping_slot(id, SLOT_REFS))?;
         let stored_kind = low_u64(field(word, 0, 1));
         let activates_at = low_u64(field(word, 1, 8));
         let revoked = !field(word, 9, 1).is_zero();
-        Ok(stored_kind == kind as u64 && stored_kind != 0 && !revoked && self.now() >= activates_at)
+        let expires_at = low_u64(field(word, 10, 8));
+        let expired = expires_at != 0 && self.now() >= expires_at;
+        Ok(stored_kind == kind as u64 && stored_kind != 0 && !revoked && self.now() >= activates_at && !expired)
+    }
+
+    /// When reference `id` stops being usable (`getReference(id).expiresAt`; None: never scheduled).
+    pub fn expires_at(&self, id: B256) -> Result<Option<u64>, ProofError> {
+        let at = low_u64(field(self.0.get(mapping_slot(id, SLOT_REFS))?, 10, 8));
+        Ok((at != 0).then_some(at))
     }
 
     /// `requestIdOf(hpkePubKey, requester)` (zero: no such request).

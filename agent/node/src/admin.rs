@@ -83,6 +83,11 @@ pub mod call {
         }
     }
 
+    /// End reference `id` at `expires_at` (unix seconds): a superseded version's grace period.
+    pub fn schedule_expiry(id: B256, expires_at: u64, note: &str) -> Op::scheduleExpiryCall {
+        Op::scheduleExpiryCall { id, expiresAt: expires_at, note: note.to_string() }
+    }
+
     pub fn execute_bootstrap() -> Op::executeBootstrapCall {
         Op::executeBootstrapCall {}
     }
@@ -117,6 +122,10 @@ pub async fn propose_app(
 
 pub async fn revoke(chain: &Chain, id: B256, note: &str) -> Result<TxOutcome, ChainError> {
     chain.send(chain.contract().call_builder(&call::revoke(id, note))).await
+}
+
+pub async fn schedule_expiry(chain: &Chain, id: B256, expires_at: u64, note: &str) -> Result<TxOutcome, ChainError> {
+    chain.send(chain.contract().call_builder(&call::schedule_expiry(id, expires_at, note))).await
 }
 
 pub async fn set_policy(chain: &Chain, p: Policy, note: &str) -> Result<TxOutcome, ChainError> {

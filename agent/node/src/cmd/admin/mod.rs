@@ -35,6 +35,11 @@ pub enum AdminCommand {
     ProposeApp(ProposeApp),
     /// Revoke a reference (immediate).
     Revoke(Revoke),
+    /// End a reference at a future time (a grace period; narrowing, so immediate; can only be brought
+    /// forward).
+    ScheduleExpiry(ScheduleExpiry),
+    /// Propose a new app version (its compose published) and end the old one after a grace period.
+    Supersede(Supersede),
     /// Set the policy (narrowing is immediate, widening waits for the delay).
     SetPolicy(SetPolicy),
     /// Verify a genesis proposal's quote as a holder would, and approve it. The first genesis takes
@@ -117,6 +122,37 @@ pub struct ProposeApp {
 }
 
 #[derive(Debug, Args)]
+pub struct ScheduleExpiry {
+    #[command(flatten)]
+    pub tx: TxArgs,
+    /// The reference id (hex, 32 bytes).
+    #[arg(long)]
+    pub id: String,
+    /// When it ends, in unix seconds.
+    #[arg(long, conflicts_with = "grace", required_unless_present = "grace")]
+    pub at: Option<u64>,
+    /// When it ends, in seconds from the chain's latest block (needs --rpc-url).
+    #[arg(long)]
+    pub grace: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct Supersede {
+    #[command(flatten)]
+    pub tx: TxArgs,
+    /// The app reference id being superseded (hex, 32 bytes).
+    #[arg(long)]
+    pub old: String,
+    /// The new version's app-compose.json (proposed and published).
+    #[arg(long)]
+    pub new_compose: PathBuf,
+    /// Seconds, from the chain's latest block, during which the old version is still served. At least
+    /// the contract's widening delay, or no version is usable for a while.
+    #[arg(long)]
+    pub grace: u64,
+}
+
+#[derive(Debug, Args)]
 pub struct TxOnly {
     #[command(flatten)]
     pub tx: TxArgs,
@@ -160,6 +196,8 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         AdminCommand::ProposeOs(a) => propose_os(a).await?,
         AdminCommand::ProposeApp(a) => propose_app(a).await?,
         AdminCommand::Revoke(a) => revoke(a).await?,
+        AdminCommand::ScheduleExpiry(a) => schedule_expiry(a).await?,
+        AdminCommand::Supersede(a) => supersede(a).await?,
         AdminCommand::SetPolicy(a) => set_policy(a).await?,
         AdminCommand::ApproveGenesis(a) => approve_genesis(a).await?,
         AdminCommand::ExecuteBootstrap(a) => bootstrap(&a.tx, true).await?,
@@ -243,6 +281,61 @@ fn warn_unmeasured(compose: &[u8]) {
         }
         Err(e) => eprintln!("warning: the compose cannot be analysed: {e}"),
     }
+}
+
+/// The chain's latest block time, the base of a grace period (its clock, not this machine's).
+async fn chain_now(tx: &TxArgs) -> anyhow::Result<u64> {
+    let url = tx.rpc_url.as_deref().context("--rpc-url is required to read the chain's time")?;
+    let chain = read_only(url, &tx.contract).await?;
+    let head = chain.head().await?;
+    Ok(chain.block(head).await?.timestamp)
+}
+
+async fn schedule_expiry(a: ScheduleExpiry) -> anyhow::Result<()> {
+    let id: B256 = hex_n::<32>("id", &a.id)?.into();
+    let tx = &a.tx;
+    let at = match (a.at, a.grace) {
+        (Some(at), _) => at,
+        (None, Some(g)) => chain_now(tx).await? + g,
+        (None, None) => anyhow::bail!("pass --at UNIX_SECONDS or --grace SECONDS"),
+    };
+    let info = json!({ "id": id, "expires_at": at });
+    if tx.calldata_only {
+        return print_calldata(tx, call::schedule_expiry(id, at, &tx.note).abi_encode(), info);
+    }
+    let o = admin::schedule_expiry(&connect(tx).await?, id, at, &tx.note).await?;
+    done(tx, info, &o, format!("reference {id} ends at {at} (unix seconds)"))
+}
+
+async fn supersede(a: Supersede) -> anyhow::Result<()> {
+    let old: B256 = hex_n::<32>("old", &a.old)?.into();
+    let bytes = std::fs::read(&a.new_compose).with_context(|| format!("reading {}", a.new_compose.display()))?;
+    warn_unmeasured(&bytes);
+    let h: [u8; 32] = Sha256::digest(&bytes).into();
+    let new = app_reference_id(&h);
+    let tx = &a.tx;
+    let now = chain_now(tx).await?;
+    let url = tx.rpc_url.as_deref().context("--rpc-url is required")?;
+    let delay = read_only(url, &tx.contract).await?.contract().wideningDelay().call().await?;
+    if a.grace < delay {
+        eprintln!(
+            "warning: the grace period ({} s) is shorter than the widening delay ({delay} s): the old version ends              before the new one is usable",
+            a.grace
+        );
+    }
+    let at = now + a.grace;
+    let info = json!({ "new_id": new, "old_id": old, "old_expires_at": at, "new_usable_from_about": now + delay });
+    if tx.calldata_only {
+        let propose = format!("0x{}", hex::encode(call::propose_app(&h, &tx.note, &bytes).abi_encode()));
+        let expire = format!("0x{}", hex::encode(call::schedule_expiry(old, at, &tx.note).abi_encode()));
+        let both = json!({ "to": tx.contract, "value": "0", "calls": [propose, expire], "info": info });
+        println!("{}", serde_json::to_string_pretty(&both)?);
+        return Ok(());
+    }
+    let chain = connect(tx).await?;
+    admin::propose_app(&chain, h, &tx.note, &bytes).await?;
+    let o = admin::schedule_expiry(&chain, old, at, &tx.note).await?;
+    done(tx, info, &o, format!("app reference {new} proposed; {old} ends at {at} (unix seconds)"))
 }
 
 async fn revoke(a: Revoke) -> anyhow::Result<()> {
