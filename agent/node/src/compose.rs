@@ -32,6 +32,12 @@ pub struct ComposeReport {
     pub unmeasured: Vec<Unmeasured>,
     /// `service: image` for every image referenced by tag (a tag can move; a digest cannot).
     pub images_by_tag: Vec<String>,
+    /// The split of the agent's variables (`service: REPLICATOOR_…`): written literally in the compose,
+    /// hence measured ...
+    pub measured: Vec<String>,
+    /// ... or chosen by the operator (substituted, passed through, or listed in `allowed_envs`): to be
+    /// transport or per-node values only, which `unmeasured` checks.
+    pub operator_provided: Vec<String>,
 }
 
 /// One security setting the compose does not measure.
@@ -70,6 +76,17 @@ pub fn check(app_compose: &[u8]) -> anyhow::Result<ComposeReport> {
             || svc["image"].as_str().is_some_and(|i| i.contains("replicatoor"));
         if !runs_agent {
             continue;
+        }
+        let mut vars: Vec<&str> =
+            env.iter().map(|(k, _)| k.as_str()).filter(|k| k.starts_with("REPLICATOOR_")).collect();
+        vars.extend(allowed.iter().map(String::as_str).filter(|k| k.starts_with("REPLICATOOR_")));
+        vars.sort_unstable();
+        vars.dedup();
+        for var in vars {
+            let value = env.iter().find(|(k, _)| k == var).and_then(|(_, v)| v.as_deref());
+            let chosen = allowed.iter().any(|a| a == var) || value.is_none_or(|v| v.contains('$'));
+            let list = if chosen { &mut report.operator_provided } else { &mut report.measured };
+            list.push(format!("{service}: {var}"));
         }
         let mut flag = |setting: &str, source: String| {
             report.unmeasured.push(Unmeasured { service: service.clone(), setting: setting.into(), source })
@@ -162,6 +179,8 @@ mod tests {
         assert_eq!(r.pinned_deployment.map(|d| d.chain_id), Some(1));
         assert!(r.unmeasured.is_empty(), "{:?}", r.unmeasured);
         assert!(r.images_by_tag.is_empty());
+        assert_eq!(r.measured, ["agent: REPLICATOOR_DEPLOYMENT"]);
+        assert_eq!(r.operator_provided, ["agent: REPLICATOOR_RPC_URL", "agent: REPLICATOOR_SENDER_KEY"]);
     }
 
     #[test]
@@ -180,5 +199,15 @@ mod tests {
             assert!(settings.contains(&s), "{s} not flagged: {settings:?}");
         }
         assert_eq!(r.images_by_tag, ["app: example/app:1.0", "agent: reg/replicatoor:latest"]);
+        // Substituted, passed through and allowed variables are all the operator's; none is literal.
+        assert!(r.measured.is_empty(), "{:?}", r.measured);
+        assert_eq!(
+            r.operator_provided,
+            [
+                "agent: REPLICATOOR_ALLOW_SIMULATED_QUOTES",
+                "agent: REPLICATOOR_CONFIRMATIONS",
+                "agent: REPLICATOOR_DEPLOYMENT"
+            ]
+        );
     }
 }
