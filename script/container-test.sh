@@ -11,10 +11,12 @@
 #       replicatoor:local           the production binary (release, no cargo features), size reported;
 #       replicatoor:dev-simulated   the tests' replicatoor-dev (features simulated + failpoints): the only
 #                                   way to make quotes without TDX. Never ship it.
-#  4. End to end, as script/demo.sh does with host processes: anvil, the contract, the simulated beacon;
-#     a genesis node and a new node run AS CONTAINERS (--network host, --read-only, uid 10001); the secret
-#     is delivered into the new node's volume (0600, uid 10001), both pass the image's HEALTHCHECK and the
-#     compose example's /readyz probe, and `docker stop` (SIGTERM) ends them with exit code 0.
+#  4. End to end, as script/demo.sh does with host processes: anvil, the contract, the simulated beacon,
+#     and a simulated Dstack guest agent (`replicatoor dev guest-agent`) whose socket is mounted at
+#     /var/run/dstack.sock; a genesis node and a new node run AS CONTAINERS (--network host, --read-only,
+#     uid 10001, the `dstack` quote provider); the secret is delivered into the new node's volume (0600,
+#     uid 10001) and an app container reads it; both pass the image's HEALTHCHECK and the compose
+#     example's /readyz probe, and `docker stop` (SIGTERM) ends them with exit code 0.
 #  5. The production image starts as uid 10001 and refuses the simulated switches.
 # Fails (non-zero) on any broken step; removes its containers and volumes on exit.
 #
@@ -183,6 +185,11 @@ admin propose-app --compose examples/app-compose.json --note "container test app
 for _ in $(seq 120); do [ -s "$WORK/deployment.toml" ] && break; sleep 0.25; done
 [ -s "$WORK/deployment.toml" ] || fail "the simulated beacon did not start"
 ok "contract $CONTRACT (block $START); beacon pinned"
+# The CVM's guest agent, simulated: the containers get their quotes over its socket as in Dstack.
+"$DEV_BIN" dev guest-agent --socket "$WORK/dstack.sock" --compose examples/app-compose.json >"$WORK/guest-agent.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 80); do [ -S "$WORK/dstack.sock" ] && break; sleep 0.25; done
+[ -S "$WORK/dstack.sock" ] || fail "the simulated guest agent did not start"
+ok "simulated Dstack guest agent on $WORK/dstack.sock (compose hash of examples/app-compose.json)"
 
 # The compose example's readiness probe, taken from examples/dstack/docker-compose.yml (Compose's `$$` is
 # a literal `$`), on a given port.
@@ -192,7 +199,8 @@ readyz_probe() {
 }
 [ -n "$(readyz_probe 1)" ] || fail "no /readyz probe found in examples/dstack/docker-compose.yml"
 # A node as in script/demo.sh's node_run, in a container: the image's own state and secret defaults, its
-# volumes named, the app-compose mounted read-only, the health check polled every second.
+# volumes named, the health check polled every second, and quotes from the guest agent's socket mounted
+# where Dstack mounts it (the `dstack` provider, as in examples/dstack/docker-compose.yml).
 node() { # name key http-port extra-args...
   local name=$1 key=$2 port=$3; shift 3
   docker volume create --label "$LABEL" "rct-$name-state" >/dev/null
@@ -200,11 +208,11 @@ node() { # name key http-port extra-args...
   docker run -d --name "rct-$name" --label "$LABEL" --network host --read-only \
     --health-interval 1s --health-timeout 5s --health-retries 3 --health-start-period 5s \
     -v "rct-$name-state:/var/lib/replicatoor" -v "rct-$name-secret:/secret" \
-    -v "$ROOT/examples/app-compose.json:/etc/replicatoor/app-compose.json:ro" \
+    -v "$WORK/dstack.sock:/var/run/dstack.sock" \
     -e REPLICATOOR_DEPLOYMENT="$(cat "$WORK/deployment.toml")" -e REPLICATOOR_BEACON_URL="http://127.0.0.1:$((PORT + 1))" \
     -e REPLICATOOR_HTTP_ADDR="127.0.0.1:$port" -e REPLICATOOR_SENDER_KEY="$key" \
-    "$DEV" run --rpc-url "$RPC" --contract "$CONTRACT" --start-block "$START" \
-    --quote-provider simulated --app-compose /etc/replicatoor/app-compose.json --allow-simulated-quotes \
+    -e REPLICATOOR_QUOTE_PROVIDER=dstack -e REPLICATOOR_DSTACK_SOCKET=/var/run/dstack.sock \
+    "$DEV" run --rpc-url "$RPC" --contract "$CONTRACT" --start-block "$START" --allow-simulated-quotes \
     --confirmations 1 --poll-interval-ms 250 "$@" >/dev/null
 }
 wait_for() { # what seconds command...
@@ -256,6 +264,16 @@ sums=$(for n in genesis node; do sha256sum "$(docker volume inspect -f '{{.Mount
 [ "$sums" = 1 ] || fail "the two copies of the secret differ"
 ok "the new node's secret equals the genesis node's (sha256)"
 docker logs "rct-node" 2>&1 | grep -q "secret installed" || fail "no delivery in the new node's log"
+docker logs "rct-node" 2>&1 | grep -q 'SIMULATED QUOTES: this node attests' \
+  && fail "the new node made its own quotes instead of asking the guest agent"
+served=$(grep -c "simulated quote served" "$WORK/guest-agent.log" || true)
+[ "$served" -ge 2 ] || fail "the guest agent served $served quotes; the genesis node and the new node each need one"
+ok "both nodes took their quotes from the simulated guest agent's socket ($served served)"
+# The app, as in the compose example: another container, uid 10001, the secret volume mounted read-only.
+docker run --rm --label "$LABEL" --network none --read-only --user 10001:10001 -v rct-node-secret:/secret:ro \
+  --entrypoint /bin/bash "$DEV" -c 'exec 3</secret/app.key && ! { : >>/secret/app.key; } 2>/dev/null' \
+  || fail "an app container (uid 10001, volume read-only) cannot read the secret, or can write it"
+ok "an app container (uid 10001) reads /secret/app.key from the shared volume, mounted read-only"
 
 say "docker stop (SIGTERM)"
 for n in node genesis; do
@@ -278,6 +296,9 @@ out=$(docker run --rm --read-only --network host -v "$ROOT/examples/app-compose.
   "$PROD" run --rpc-url "$RPC" --contract "$CONTRACT" --start-block "$START" --sender-key "${KEYS[2]}" \
   --app-compose /etc/replicatoor/app-compose.json --allow-simulated-quotes 2>&1) && fail "$PROD accepted --allow-simulated-quotes"
 grep -q 'error: this replicatoor was built without the `simulated` feature' <<<"$out" || fail "$PROD's refusal does not say why: $out"
+out=$(docker run --rm --read-only "$PROD" dev guest-agent --socket /tmp/s --compose /nonexistent 2>&1) \
+  && fail "$PROD served a simulated guest agent"
+grep -q 'built without the `simulated` feature' <<<"$out" || fail "$PROD dev guest-agent: $out"
 ok "starts (--version), runs as uid 10001, refuses --allow-simulated-quotes: built without the simulated feature"
 
 SIZE=$(docker image inspect --format '{{.Size}}' "$PROD")
