@@ -157,12 +157,14 @@ image() { # tag binary
   rm -rf "$ctx" && mkdir -p "$ctx"
   cp "$2" "$ctx/replicatoor"
   local t=$SECONDS
-  build -f "$ROOT/Dockerfile" --build-arg BINARY_FROM=host --build-arg RUNTIME_BASE="$BASE" -t "$1" "$ctx"
+  build -f "$ROOT/Dockerfile" --build-arg BINARY_FROM=host --build-arg RUNTIME_BASE="$BASE" --label "$LABEL=1" -t "$1" "$ctx"
   ok "$1 built in $((SECONDS - t)) s from $(realpath --relative-to="$ROOT" "$2")"
 }
 say "Images from the Dockerfile (BINARY_FROM=host, RUNTIME_BASE=$BASE)"
 image "$PROD" "$PROD_BIN"
 image "$DEV" "$DEV_BIN"
+# The images these replaced (vfs keeps full copies of every layer).
+docker image prune -f --filter "label=$LABEL=1" >/dev/null
 docker image inspect "$DEV" >/dev/null
 
 # ------------------------------------------------------------------ 4. end to end, as containers
