@@ -20,8 +20,8 @@
 #  5. The production image starts as uid 10001 and refuses the simulated switches.
 # Fails (non-zero) on any broken step; removes its containers and volumes on exit.
 #
-# Environment: CONTAINER_TEST_PORT (anvil; +1 the beacon, +101.. the agents; default 28545),
-# CONTAINER_TEST_KEEP=1 keeps containers and volumes for inspection.
+# Environment: CONTAINER_TEST_PORT (anvil; +1 the beacon, +101 and +102 the agents; default: free ports),
+# CONTAINER_TEST_KEEP=1 keeps containers, volumes and a dockerd it started, for inspection.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -31,33 +31,40 @@ T0=$SECONDS
 OUT="$ROOT/target/container"
 mkdir -p "$OUT"
 say() { printf '\n\033[1;34m[container]\033[0m %s\n' "$*"; }
-ok() { printf '  \033[32m✔\033[0m %s\n' "$*"; }
+PASSED=0
+ok() { PASSED=$((PASSED + 1)); printf '  \033[32m✔\033[0m %s\n' "$*"; }
 fail() { printf '  \033[31m✘ %s\033[0m\n' "$*" >&2; exit 1; }
 
+# Containers and volumes carry this label with the run's id, so that concurrent runs on one engine clean up
+# only their own; images carry it with the value 1.
 LABEL=replicatoor-container-test
+RUN=$$
 DOCKERD_PID=
 PIDS=()
 WORK="$(mktemp -d -t replicatoor-container.XXXXXX)"
 cleanup() {
   local code=$?
   if [ "$code" != 0 ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-    for c in $(docker ps -aq --filter "label=$LABEL" 2>/dev/null); do
+    for c in $(docker ps -aq --filter "label=$LABEL=$RUN" 2>/dev/null); do
       echo "---- logs of $(docker inspect -f '{{.Name}}' "$c") (last 40 lines)" >&2
       docker logs --tail 40 "$c" >&2 2>&1 || true
     done
     [ -s "$WORK/beacon.log" ] && { echo "---- simulated beacon log" >&2; tail -20 "$WORK/beacon.log" >&2; }
   fi
   if [ "${CONTAINER_TEST_KEEP:-}" != 1 ] && docker info >/dev/null 2>&1; then
-    docker ps -aq --filter "label=$LABEL" | xargs -r docker rm -f >/dev/null 2>&1 || true
-    docker volume ls -q --filter "label=$LABEL" | xargs -r docker volume rm >/dev/null 2>&1 || true
+    docker ps -aq --filter "label=$LABEL=$RUN" | xargs -r docker rm -f >/dev/null 2>&1 || true
+    docker volume ls -q --filter "label=$LABEL=$RUN" | xargs -r docker volume rm >/dev/null 2>&1 || true
   fi
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
-  if [ -n "$DOCKERD_PID" ] && [ "${CONTAINER_TEST_KEEP:-}" != 1 ]; then
+  # The engine this run started stays up while another run's containers use it.
+  if [ -n "$DOCKERD_PID" ] && [ "${CONTAINER_TEST_KEEP:-}" != 1 ] && [ -z "$(docker ps -q --filter "label=$LABEL" 2>/dev/null)" ]; then
     kill "$DOCKERD_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.1; done
   fi
   wait 2>/dev/null || true
   rm -rf "$WORK"
+  # The plain closing line CI reads: every check is one ✔; a failure ends the run at the first ✘.
+  printf 'container: %d passed, %d failed\n' "$PASSED" "$([ "$code" = 0 ] && echo 0 || echo 1)"
   exit "$code"
 }
 trap cleanup EXIT
@@ -172,11 +179,19 @@ KEYS=(0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
       0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
       0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a)
 OWNER_KEY=${KEYS[0]}
-PORT="${CONTAINER_TEST_PORT:-28545}"
+# Loopback ports: anvil, +1 the beacon, +101 and +102 the agents; free ones unless CONTAINER_TEST_PORT says.
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+PORT="${CONTAINER_TEST_PORT:-}"
+for _ in $(seq 50); do
+  [ -n "${CONTAINER_TEST_PORT:-}" ] && break
+  PORT=$((20000 + RANDOM % 30000))
+  in_use "$PORT" || in_use $((PORT + 1)) || in_use $((PORT + 101)) || in_use $((PORT + 102)) || break
+done
 RPC="http://127.0.0.1:$PORT"
 say "Chain, contract and simulated beacon on the host (as script/demo.sh)"
 anvil --silent --port "$PORT" --block-time 1 & PIDS+=($!)
 for _ in $(seq 50); do cast block-number --rpc-url "$RPC" >/dev/null 2>&1 && break; sleep 0.2; done
+cast block-number --rpc-url "$RPC" >/dev/null 2>&1 || fail "anvil did not start on port $PORT"
 read -r CONTRACT START < <("$DEV_BIN" deploy --rpc-url "$RPC" --sender-key "$OWNER_KEY" --allow-simulated --widening-delay 0 --json \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.address,j.block)})')
 admin() { "$DEV_BIN" admin "$@" --rpc-url "$RPC" --contract "$CONTRACT" --sender-key "$OWNER_KEY"; }
@@ -205,11 +220,11 @@ readyz_probe() {
 # where Dstack mounts it (the `dstack` provider, as in examples/dstack/docker-compose.yml).
 node() { # name key http-port extra-args...
   local name=$1 key=$2 port=$3; shift 3
-  docker volume create --label "$LABEL" "rct-$name-state" >/dev/null
-  docker volume create --label "$LABEL" "rct-$name-secret" >/dev/null
-  docker run -d --name "rct-$name" --label "$LABEL" --network host --read-only \
+  docker volume create --label "$LABEL=$RUN" "rct$RUN-$name-state" >/dev/null
+  docker volume create --label "$LABEL=$RUN" "rct$RUN-$name-secret" >/dev/null
+  docker run -d --name "rct$RUN-$name" --label "$LABEL=$RUN" --network host --read-only \
     --health-interval 1s --health-timeout 5s --health-retries 3 --health-start-period 5s \
-    -v "rct-$name-state:/var/lib/replicatoor" -v "rct-$name-secret:/secret" \
+    -v "rct$RUN-$name-state:/var/lib/replicatoor" -v "rct$RUN-$name-secret:/secret" \
     -v "$WORK/dstack.sock:/var/run/dstack.sock" \
     -e REPLICATOOR_DEPLOYMENT="$(cat "$WORK/deployment.toml")" -e REPLICATOOR_BEACON_URL="http://127.0.0.1:$((PORT + 1))" \
     -e REPLICATOOR_HTTP_ADDR="127.0.0.1:$port" -e REPLICATOOR_SENDER_KEY="$key" \
@@ -222,8 +237,8 @@ wait_for() { # what seconds command...
   for _ in $(seq $((n * 4))); do "$@" && return 0; sleep 0.25; done
   fail "timed out after $n s waiting for $what"
 }
-healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "rct-$1")" = healthy ]; }
-running() { [ "$(docker inspect -f '{{.State.Running}}' "rct-$1")" = true ] || fail "container rct-$1 exited"; }
+healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "rct$RUN-$1")" = healthy ]; }
+running() { [ "$(docker inspect -f '{{.State.Running}}' "rct$RUN-$1")" = true ] || fail "container rct$RUN-$1 exited"; }
 proposed() { running genesis; [ "$(cast call "$CONTRACT" 'genesisCount()(uint256)' --rpc-url "$RPC")" = 1 ]; }
 ready() { running "$1"; curl -sf -o /dev/null "http://127.0.0.1:$2/readyz"; }
 now_ms() { date +%s%3N; }
@@ -248,13 +263,13 @@ ok "delivered: docker run → /readyz 200 in $COLD_MS ms"
 say "What the containers did"
 for n in genesis node; do
   running "$n"
-  docker exec "rct-$n" /bin/bash -c "$(readyz_probe "$([ $n = genesis ] && echo "$GEN_PORT" || echo "$NODE_PORT")")" \
+  docker exec "rct$RUN-$n" /bin/bash -c "$(readyz_probe "$([ $n = genesis ] && echo "$GEN_PORT" || echo "$NODE_PORT")")" \
     || fail "$n: the compose example's /readyz probe fails inside the container"
-  ids=$(awk '/^(Uid|Gid):/ {printf "%s%s", sep, $2; sep=":"}' "/proc/$(docker inspect -f '{{.State.Pid}}' "rct-$n")/status")
+  ids=$(awk '/^(Uid|Gid):/ {printf "%s%s", sep, $2; sep=":"}' "/proc/$(docker inspect -f '{{.State.Pid}}' "rct$RUN-$n")/status")
   [ "$ids" = "10001:10001" ] || fail "$n's agent runs as uid:gid $ids, not 10001:10001"
-  [ "$(docker inspect -f '{{.HostConfig.ReadonlyRootfs}}' "rct-$n")" = true ] || fail "$n: root filesystem not read-only"
-  docker exec "rct-$n" /bin/bash -c ': >/usr/local/bin/w' 2>/dev/null && fail "$n could write to its root filesystem"
-  f="$(docker volume inspect -f '{{.Mountpoint}}' "rct-$n-secret")/app.key"
+  [ "$(docker inspect -f '{{.HostConfig.ReadonlyRootfs}}' "rct$RUN-$n")" = true ] || fail "$n: root filesystem not read-only"
+  docker exec "rct$RUN-$n" /bin/bash -c ': >/usr/local/bin/w' 2>/dev/null && fail "$n could write to its root filesystem"
+  f="$(docker volume inspect -f '{{.Mountpoint}}' "rct$RUN-$n-secret")/app.key"
   [ -f "$f" ] || fail "$n: no secret file in its volume"
   [ "$(stat -c '%a %u %g' "$f")" = "600 10001 10001" ] || fail "$n: secret file is $(stat -c '%a %u %g' "$f"), not 600 10001 10001"
   [ "$(stat -c %s "$f")" = 64 ] || fail "$n: secret has $(stat -c %s "$f") bytes, not 64"
@@ -262,17 +277,17 @@ done
 ok "both: compose /readyz probe answers inside, healthy through the image's HEALTHCHECK"
 ok "both: uid/gid 10001, read-only root filesystem (a write fails)"
 ok "both: /secret/app.key in the shared volume is mode 0600, owner 10001, 64 bytes"
-sums=$(for n in genesis node; do sha256sum "$(docker volume inspect -f '{{.Mountpoint}}' "rct-$n-secret")/app.key" | cut -d' ' -f1; done | sort -u | wc -l)
+sums=$(for n in genesis node; do sha256sum "$(docker volume inspect -f '{{.Mountpoint}}' "rct$RUN-$n-secret")/app.key" | cut -d' ' -f1; done | sort -u | wc -l)
 [ "$sums" = 1 ] || fail "the two copies of the secret differ"
 ok "the new node's secret equals the genesis node's (sha256)"
-docker logs "rct-node" 2>&1 | grep -q "secret installed" || fail "no delivery in the new node's log"
-docker logs "rct-node" 2>&1 | grep -q 'SIMULATED QUOTES: this node attests' \
+docker logs "rct$RUN-node" 2>&1 | grep -q "secret installed" || fail "no delivery in the new node's log"
+docker logs "rct$RUN-node" 2>&1 | grep -q 'SIMULATED QUOTES: this node attests' \
   && fail "the new node made its own quotes instead of asking the guest agent"
 served=$(grep -c "simulated quote served" "$WORK/guest-agent.log" || true)
 [ "$served" -ge 2 ] || fail "the guest agent served $served quotes; the genesis node and the new node each need one"
 ok "both nodes took their quotes from the simulated guest agent's socket ($served served)"
 # The app, as in the compose example: another container, uid 10001, the secret volume mounted read-only.
-docker run --rm --label "$LABEL" --network none --read-only --user 10001:10001 -v rct-node-secret:/secret:ro \
+docker run --rm --label "$LABEL=$RUN" --network none --read-only --user 10001:10001 -v "rct$RUN-node-secret:/secret:ro" \
   --entrypoint /bin/bash "$DEV" -c 'exec 3</secret/app.key && ! { : >>/secret/app.key; } 2>/dev/null' \
   || fail "an app container (uid 10001, volume read-only) cannot read the secret, or can write it"
 ok "an app container (uid 10001) reads /secret/app.key from the shared volume, mounted read-only"
@@ -280,9 +295,9 @@ ok "an app container (uid 10001) reads /secret/app.key from the shared volume, m
 say "docker stop (SIGTERM)"
 for n in node genesis; do
   t=$(now_ms)
-  docker stop -t 20 "rct-$n" >/dev/null
+  docker stop -t 20 "rct$RUN-$n" >/dev/null
   ms=$(( $(now_ms) - t ))
-  code=$(docker inspect -f '{{.State.ExitCode}}' "rct-$n")
+  code=$(docker inspect -f '{{.State.ExitCode}}' "rct$RUN-$n")
   [ "$code" = 0 ] || fail "$n exited with code $code after SIGTERM"
   [ "$ms" -lt 10000 ] || fail "$n took $ms ms to stop (docker stop's SIGKILL comes at 20 s)"
   ok "$n: exit code 0, $ms ms"
@@ -305,9 +320,9 @@ ok "starts (--version), runs as uid 10001, refuses --allow-simulated-quotes: bui
 
 SIZE=$(docker image inspect --format '{{.Size}}' "$PROD")
 say "Figures"
-printf '  %-20s %7.1f MB  goal <= 40 MB (%s)\n' "image size" "$(bc -l <<<"$SIZE / 1000000")" "$PROD"
+printf '  %-20s %7.1f MB  goal <= 40 MB (%s)\n' "image size" "$(awk "BEGIN {print $SIZE / 1e6}")" "$PROD"
 printf '  %-20s %7.1f s   goal <= 60 s (docker run of a new node until /readyz 200: its secret installed)\n' \
-  "cold start to ready" "$(bc -l <<<"$COLD_MS / 1000")"
+  "cold start to ready" "$(awk "BEGIN {print $COLD_MS / 1e3}")"
 printf '  %-20s %7d s\n' "this script" "$((SECONDS - T0))"
 [ "$SIZE" -le 40000000 ] || fail "the production image is over its size goal"
 [ "$COLD_MS" -le 60000 ] || fail "cold start to ready is over its goal"
