@@ -578,31 +578,6 @@ impl EventLog {
         Ok(EventLog { events })
     }
 
-    /// The log as a Dstack `GetQuote` response's `event_log` string (what [`EventLog::from_dstack_json`]
-    /// reads): one object per event with `imr`, `event_type`, `digest`, `event` and `event_payload`
-    /// (hex), plus `version: 2` on runtime events in that digest format. For a guest agent that
-    /// serves simulated quotes in Dstack's shape.
-    pub fn to_dstack_json(&self) -> String {
-        let events: Vec<serde_json::Value> = self
-            .events
-            .iter()
-            .map(|e| {
-                let mut v = serde_json::json!({
-                    "imr": e.imr,
-                    "event_type": e.event_type,
-                    "digest": hex::encode(&e.digest),
-                    "event": e.name,
-                    "event_payload": hex::encode(&e.payload),
-                });
-                if e.format == Some(DigestFormat::V2) {
-                    v["version"] = 2.into();
-                }
-                v
-            })
-            .collect();
-        serde_json::Value::Array(events).to_string()
-    }
-
     fn convert(index: usize, r: RawEvent) -> Result<Event, EventLogError> {
         if r.imr > 3 {
             return Err(EventLogError::ImrOutOfRange { index, imr: r.imr });

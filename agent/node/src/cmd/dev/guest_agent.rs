@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Bytes, server::conn::http1, service::service_fn, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use replicatoor_core::attest::eventlog::EventLog;
+use replicatoor_core::attest::eventlog::{DigestFormat, EventLog};
 use sha2::{Digest, Sha256};
 use std::{convert::Infallible, os::unix::fs::PermissionsExt, path::PathBuf, process::ExitCode, sync::Arc};
 use tokio::net::UnixListener;
@@ -126,7 +126,7 @@ async fn get_quote(body: &[u8], td: &QuoteProvider) -> Answer {
     info!(target: "replicatoor", report_data = %hex::encode(report_data), "simulated quote served");
     Ok(serde_json::json!({
         "quote": hex::encode(quote),
-        "event_log": log.to_dstack_json(),
+        "event_log": dstack_json(&log),
         "report_data": hex::encode(report_data),
         "vm_config": serde_json::json!({ "simulated": true }).to_string(),
     }))
@@ -150,4 +150,65 @@ async fn attest(td: &QuoteProvider, report_data: [u8; 64]) -> Result<(Vec<u8>, E
     let att = td.attest(report_data).await.map_err(|e| failed(e.to_string()))?;
     let log = EventLog::from_compact(&att.event_log).map_err(|e| failed(e.to_string()))?;
     Ok((att.quote, log))
+}
+
+/// The log as a Dstack `GetQuote` response's `event_log` string, which `EventLog::from_dstack_json` reads:
+/// one object per event with `imr`, `event_type`, `digest`, `event` and `event_payload` (hex), plus
+/// `version: 2` on runtime events in that digest format. (Here, not in the trust kernel: only this
+/// simulator writes event logs.)
+fn dstack_json(log: &EventLog) -> String {
+    let events: Vec<serde_json::Value> = log
+        .events()
+        .iter()
+        .map(|e| {
+            let mut v = serde_json::json!({
+                "imr": e.imr(),
+                "event_type": e.event_type(),
+                "digest": hex::encode(e.digest()),
+                "event": e.name(),
+                "event_payload": hex::encode(e.payload()),
+            });
+            if e.digest_format() == Some(DigestFormat::V2) {
+                v["version"] = 2.into();
+            }
+            v
+        })
+        .collect();
+    serde_json::Value::Array(events).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replicatoor_core::attest::eventlog::Event;
+
+    const RECORDED: &str =
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/dstack/tdx-lite-getquote.json"));
+
+    #[test]
+    fn the_recorded_event_log_reads_back_the_same_and_keeps_dstack_field_names() {
+        let recorded: serde_json::Value = serde_json::from_str(RECORDED).unwrap();
+        let json = recorded["event_log"].as_str().unwrap();
+        let log = EventLog::from_dstack_json(json).unwrap();
+        let text = dstack_json(&log);
+        assert_eq!(EventLog::from_dstack_json(&text).unwrap(), log);
+        let ours: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        let theirs: Vec<serde_json::Value> = serde_json::from_str(json).unwrap();
+        assert_eq!(ours.len(), theirs.len());
+        for (o, t) in ours.iter().zip(&theirs) {
+            let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+            assert_eq!(keys(o), keys(t));
+            assert_eq!((&o["imr"], &o["event"], &o["event_payload"]), (&t["imr"], &t["event"], &t["event_payload"]));
+            // Runtime digests are written out (the recording leaves them empty).
+            assert_eq!(o["digest"].as_str().unwrap().len(), 96);
+        }
+    }
+
+    #[test]
+    fn v2_events_say_so_and_read_back_as_v2() {
+        let log = EventLog::from_events(vec![Event::runtime("compose-hash", vec![7; 32], DigestFormat::V2)]);
+        let text = dstack_json(&log);
+        assert!(text.contains(r#""version":2"#), "{text}");
+        assert_eq!(EventLog::from_dstack_json(&text).unwrap(), log);
+    }
 }
