@@ -196,6 +196,7 @@ for _ in $(seq 50); do cast block-number --rpc-url "$RPC" >/dev/null 2>&1 && bre
 cast block-number --rpc-url "$RPC" >/dev/null 2>&1 || fail "anvil did not start on port $PORT"
 read -r CONTRACT START < <("$DEV_BIN" deploy --rpc-url "$RPC" --sender-key "$OWNER_KEY" --allow-simulated --widening-delay 0 --json \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.address,j.block)})')
+[ -n "${START:-}" ] || fail "the contract was not deployed"
 admin() { "$DEV_BIN" admin "$@" --rpc-url "$RPC" --contract "$CONTRACT" --sender-key "$OWNER_KEY"; }
 admin propose-os --simulated --note "simulated Dstack OS image" >/dev/null
 admin propose-app --compose examples/app-compose.json --note "container test app" >/dev/null
