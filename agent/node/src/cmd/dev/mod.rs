@@ -1,6 +1,9 @@
 //! `replicatoor dev beacon`: a SIMULATED beacon chain for a local dev chain (anvil), serving the
 //! standard light-client API, so agents on a laptop decide on proven state with the same code as on
-//! mainnet. Only in builds with the `simulated` feature. Its committee is public: it proves nothing.
+//! mainnet; `replicatoor dev guest-agent`: a SIMULATED Dstack guest agent ([`guest_agent`]). Only in
+//! builds with the `simulated` feature. Their keys are public: they prove nothing.
+
+pub mod guest_agent;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
@@ -9,6 +12,9 @@ pub enum Command {
     /// Serve a simulated beacon for the chain at --rpc-url until stopped; print (or write) the
     /// deployment pin agents pass as --deployment.
     Beacon(BeaconArgs),
+    /// Serve a simulated Dstack guest agent on a unix socket (GetQuote, Info) for a CVM running the
+    /// app-compose.json given, until stopped: containers that mount the socket get simulated quotes.
+    GuestAgent(guest_agent::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -31,8 +37,10 @@ pub struct BeaconArgs {
 }
 
 pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
-    let Command::Beacon(a) = cmd;
-    serve(a).await
+    match cmd {
+        Command::Beacon(a) => serve(a).await,
+        Command::GuestAgent(a) => guest_agent::run(a).await,
+    }
 }
 
 #[cfg(feature = "simulated")]
