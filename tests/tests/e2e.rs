@@ -100,6 +100,12 @@ async fn unapproved_app_is_refused_with_its_reason() {
     assert!(!c.secret_path().exists(), "a refused node must not get a file");
     assert_eq!(net.refusal_reason(1).await, Some(Refusal::AppReferenceNotAllowed.code()));
     assert!(c.log().contains("app_reference_not_allowed"), "the node says why:\n{}", c.log());
+    // A restart (the compose's bounded restart policy) retries with a new key and a new request,
+    // rather than reading the same refusal again.
+    let mut again = net.agent("node-c", 4, &compose_bad(), &["--exit-after-install"]);
+    assert_eq!(again.wait_exit(T).code(), Some(3), "{}", again.log());
+    assert_eq!(net.request_count().await, 2, "the restart posted a new request:\n{}", again.log());
+    assert_eq!(net.refusal_reason(2).await, Some(Refusal::AppReferenceNotAllowed.code()));
     drop(genesis);
 }
 

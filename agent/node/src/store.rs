@@ -210,6 +210,15 @@ impl Store {
         self.flush()
     }
 
+    /// After this node's request was refused: forget the request and its HPKE key, so a restart makes
+    /// a new key and posts a new request (the same key and sender could not be used again), instead of
+    /// reading the same refusal for ever.
+    pub fn forget_refused_request(&self) -> Result<(), StoreError> {
+        self.meta.remove(OWN_REQUEST)?;
+        self.meta.remove(HPKE_SK)?;
+        self.flush()
+    }
+
     /// Once the bundle is held and installed: drop the HPKE private key (it opened the one delivery
     /// it was made for) and a genesis node's pending bundle (now the bundle), so a later copy of the
     /// state directory holds the secret once, not three times. sled frees, not overwrites: the state

@@ -163,7 +163,8 @@ async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, mut own: OwnRequest
             Look::Status(RequestStatus::Refused) => match refusal_code(agent, own).await? {
                 Some(code) => {
                     let reason = Refusal::from_code(code).map_or("unknown", Refusal::name);
-                    error!(target: "replicatoor::requester", code, reason, "request REFUSED by the cluster");
+                    error!(target: "replicatoor::requester", code, reason, "request REFUSED by the cluster; a restart posts a new request with a new key");
+                    agent.store.forget_refused_request()?;
                     return Ok(Exit::Refused { code });
                 }
                 None => {
