@@ -371,13 +371,19 @@ async fn a_junk_flood_delays_no_genuine_request_and_every_junk_request_is_refuse
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_scheduled_to_end_is_served_until_its_time_then_refused() {
     let net = Net::start_pinned("expiry", Net::dev_policy()).await;
-    let _holder = net.genesis(1).await;
+    let holder = net.genesis(1).await;
     let app = replicatoor_core::protocol::app_reference_id(&compose_hash(&compose_good()));
     let head = net.head().await;
     let ends = net.owner.block(head).await.expect("head block").timestamp + 12;
     replicatoor::admin::schedule_expiry(&net.owner, app, ends, "v1 superseded").await.expect("schedule expiry");
     let r = net.owner.contract().getReference(app).call().await.expect("getReference");
     assert_eq!(r.expiresAt, ends);
+    // The holder runs that version: it warns and shows when it ends.
+    wait_until("the holder to see its own version's end", T, || async {
+        holder.status_json().await.is_some_and(|s| s["own_reference_expires_at"] == ends)
+    })
+    .await;
+    assert!(holder.log().contains("this node's version is scheduled to end"), "{}", holder.log());
 
     let mut during = net.agent("during-grace", 2, &compose_good(), &["--exit-after-install"]);
     wait_for_file(&mut during, T).await;

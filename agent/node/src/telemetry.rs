@@ -37,6 +37,7 @@ const SECRET_INSTALLED: &str = "replicatoor_secret_installed";
 const ROLE: &str = "replicatoor_role";
 const TRUST_MODE: &str = "replicatoor_trust_mode";
 const UNPROVEN_READS: &str = "replicatoor_unproven_reads_total";
+const OWN_REFERENCE_EXPIRES_AT: &str = "replicatoor_own_reference_expires_at_seconds";
 
 /// A role as shown on /status and in `replicatoor_role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,6 +79,8 @@ pub struct Status {
     /// How this node authenticates the chain state it acts on: `rpc-unverified` (no pinned
     /// deployment), `beacon-light-client`, `rpc-quorum`, or `simulated-beacon` (dev).
     pub trust_mode: &'static str,
+    /// When this node's own version is scheduled to end (unix seconds), if it is.
+    pub own_reference_expires_at: Option<u64>,
 }
 
 /// The last request this holder handled.
@@ -200,6 +203,7 @@ impl Telemetry {
             secret_installed: false,
             simulated_quotes,
             trust_mode: UNVERIFIED,
+            own_reference_expires_at: None,
         };
         // Without buckets the exporter would render the histogram as a summary.
         let recorder = PrometheusBuilder::new()
@@ -262,6 +266,19 @@ impl Telemetry {
             );
             counter!(UNPROVEN_READS, "role" => role).increment(1)
         });
+    }
+
+    /// When this node's own version (OS or app reference) is scheduled to end, unix seconds (None:
+    /// not scheduled; the gauge reads 0). Also in `/status` as `own_reference_expires_at`.
+    pub fn set_own_reference_expiry(&self, at: Option<u64>) {
+        metrics::with_local_recorder(&self.recorder, || {
+            describe_gauge!(
+                OWN_REFERENCE_EXPIRES_AT,
+                "When this node's own version is scheduled to end (unix seconds; 0: not scheduled)."
+            );
+            gauge!(OWN_REFERENCE_EXPIRES_AT).set(at.unwrap_or(0) as f64);
+        });
+        self.update(|s| s.own_reference_expires_at = at);
     }
 
     pub fn rpc_error(&self) {

@@ -52,6 +52,9 @@ pub(super) struct StepView<'a> {
     policy: replicatoor_core::protocol::Policy,
     cluster: Address,
     refs: std::sync::Mutex<std::collections::HashMap<(B256, u8), bool>>,
+    /// When this node's own OS or app reference ends (the earlier), if the owner scheduled it
+    /// (proven; pinned deployments only).
+    pub(super) own_expiry: Option<u64>,
 }
 
 /// Why the state a decision needs could not be read (the step or the request waits; never a refusal).
@@ -74,13 +77,20 @@ impl From<replicatoor_chain::proof::ProofError> for StateError {
 impl<'a> StepView<'a> {
     /// The state at block `at` (the confirmed head); with a pinned deployment, at the newest trusted
     /// header, which must be fresh by this TD's clock and cover `at`.
-    pub(super) async fn read(agent: &'a Agent, at: u64) -> Result<StepView<'a>, StateError> {
+    /// `own`: this node's own OS and app references, whose scheduled end is read in the same proof.
+    pub(super) async fn read(agent: &'a Agent, at: u64, own: &[B256]) -> Result<StepView<'a>, StateError> {
         let chain = &agent.chain;
         let refs = Default::default();
         if let Some(v) = &agent.verified {
             let header = v.decision_header(crate::roles::unix_now(), at).await?;
-            let storage = v.storage(&header, &Reads::state()).await?;
-            let (policy, cluster) = (Views(&storage).policy()?, Views(&storage).cluster()?);
+            let reads = own.iter().fold(Reads::state(), |r, id| r.reference(*id));
+            let storage = v.storage(&header, &reads).await?;
+            let views = Views(&storage);
+            let (policy, cluster) = (views.policy()?, views.cluster()?);
+            let mut own_expiry = None;
+            for id in own {
+                own_expiry = own_expiry.into_iter().chain(views.expires_at(*id)?).min();
+            }
             return Ok(StepView {
                 chain,
                 proven: Some((v, header)),
@@ -89,12 +99,13 @@ impl<'a> StepView<'a> {
                 policy,
                 cluster,
                 refs,
+                own_expiry,
             });
         }
         let id = BlockId::number(at);
         let (policy, (cluster, _), block) =
             tokio::try_join!(chain.policy_at(id), chain.cluster_at(id), chain.block(at))?;
-        Ok(StepView { chain, proven: None, at, now: block.timestamp, policy, cluster, refs })
+        Ok(StepView { chain, proven: None, at, now: block.timestamp, policy, cluster, refs, own_expiry: None })
     }
 
     /// The request's status at the decision block (proven when the deployment is pinned; else the

@@ -42,6 +42,8 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
         s.epoch = Some(bundle.epoch());
     });
     info!(target: "replicatoor::holder", cluster = %bundle.cluster_address(), epoch = bundle.epoch(), confirmations = agent.cfg.confirmations, "serving as holder");
+    let own = own_references(agent).await;
+    let mut own_expiry = None;
     let mut backoff = agent.backoff();
     while !agent.stopping() {
         let step = follower.step(agent.store.checkpoint()?, agent.cfg.start_block).await;
@@ -51,7 +53,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                 // Decide at the confirmed head: the freshest state a reorg cannot easily take back,
                 // and one that a non-archive node still serves during catch-up.
                 let decide_at = head.saturating_sub(agent.cfg.confirmations).max(to);
-                let view = match StepView::read(agent, decide_at).await {
+                let view = match StepView::read(agent, decide_at, &own).await {
                     Ok(v) => v,
                     Err(e) => {
                         match &e {
@@ -65,6 +67,13 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                         continue;
                     }
                 };
+                if view.own_expiry != own_expiry {
+                    own_expiry = view.own_expiry;
+                    agent.telemetry.set_own_reference_expiry(own_expiry);
+                    if let Some(at) = own_expiry {
+                        warn!(target: "replicatoor::holder", expires_at = at, "this node's version is scheduled to end: from then on no holder serves it and new nodes of it are refused; upgrade before then");
+                    }
+                }
                 let mut refusals = 0u32;
                 let mut answers = Vec::new();
                 for log in &logs {
@@ -128,6 +137,31 @@ async fn handle_log(
     agent.telemetry.request_seen();
     let span = info_span!("request", id = %ev.requestId);
     handle_request(agent, bundle, &ev, block, view, refusals).instrument(span).await
+}
+
+/// This node's own OS and app reference ids, from a fresh attestation of its own (the quote's
+/// measurements and the event log's compose hash): what it watches for a scheduled end. Empty when
+/// the quote source does not answer (the holder serves on; it only cannot warn).
+async fn own_references(agent: &Agent) -> Vec<alloy::primitives::B256> {
+    use replicatoor_core::{
+        attest::{eventlog::EventLog, quote::Measurements},
+        protocol::app_reference_id,
+    };
+    let att = match agent.provider.attest([0u8; 64]).await {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(target: "replicatoor::holder", error = %e, "cannot read this node's own measurements; its version's end will not be watched");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    if let Ok((_, _, Some(m))) = Measurements::parse_unverified(&att.quote) {
+        out.push(m.os_reference_id());
+    }
+    if let Ok(app) = EventLog::from_compact(&att.event_log).and_then(|l| l.app_info()) {
+        out.push(app_reference_id(&app.compose_hash));
+    }
+    out
 }
 
 /// Blocks after a request during which a holder checks that the request's answer is still on chain
