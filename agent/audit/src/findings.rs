@@ -73,6 +73,7 @@ pub fn findings(
     governance_findings(h, state, &mut out);
     custody_findings(h, custody, &mut out);
     super::approvals::findings(refs, custody, &mut out);
+    superseded_findings(refs, &mut out);
     if !h.entries.iter().any(|e| matches!(e.event, Ev::Deployed(_))) {
         let mut f = Finding::new(
             "history_incomplete",
@@ -249,6 +250,29 @@ fn governance_findings(h: &History, state: &State, out: &mut Vec<Finding>) {
     }
 }
 
+/// App versions left approved after a newer one became active, with no end scheduled: every old
+/// version stays a door into the cluster until someone remembers to close it (`admin supersede`
+/// or `schedule-expiry` give it an end).
+fn superseded_findings(refs: &[ReferenceState], out: &mut Vec<Finding>) {
+    let apps: Vec<&ReferenceState> = refs.iter().filter(|r| r.ref_kind.0 == 2 && r.status == "active").collect();
+    let Some(newest) = apps.iter().map(|r| r.proposed_block).max() else { return };
+    for old in apps.iter().filter(|r| r.proposed_block < newest && r.expires_at.is_none()) {
+        let mut f = Finding::new(
+            "superseded_not_ended",
+            Severity::Low,
+            format!("App reference {} was superseded but never scheduled to end", old.id),
+            format!(
+                "A newer app reference is active (proposed in block {newest}), and {} (proposed in block {}) is still \
+                 approved with no end: nodes of that version keep receiving the secret. Give it a grace period \
+                 (`replicatoor admin schedule-expiry --id {} --grace SECONDS`) or revoke it.",
+                old.id, old.proposed_block, old.id
+            ),
+        );
+        f.blocks.push(BlockRange::at(old.proposed_block));
+        out.push(f);
+    }
+}
+
 fn custody_findings(h: &History, custody: &Custody, out: &mut Vec<Finding>) {
     // A delivery (or genesis) under a reference that was revoked later: that build saw the secret.
     for e in &h.entries {
@@ -417,5 +441,34 @@ mod tests {
         assert!(widens(&p(1, false, false), &p(3, false, false)));
         assert!(!widens(&p(3, true, true), &p(1, false, true)));
         assert!(widens(&p(1, false, false), &p(1, false, true)));
+    }
+
+    #[test]
+    fn an_older_active_app_version_without_an_end_is_flagged() {
+        use crate::model::{RefKindName, ReferenceState};
+        use alloy::primitives::B256;
+        let app = |id: u8, block: u64, status: &'static str, expires_at: Option<u64>| ReferenceState {
+            id: B256::repeat_byte(id),
+            ref_kind: RefKindName(2),
+            measurement: String::new(),
+            status,
+            proposed_block: block,
+            activates_at: 0,
+            note: String::new(),
+            revoked_block: None,
+            revoke_note: None,
+            expires_at,
+            proposals: 1,
+            app: None,
+            os: None,
+        };
+        let mut out = Vec::new();
+        super::superseded_findings(&[app(1, 10, "active", None), app(2, 20, "active", None)], &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].kind, out[0].blocks[0].from), ("superseded_not_ended", 10));
+        let mut out = Vec::new();
+        let ended = [app(1, 10, "active", Some(99)), app(2, 20, "active", None), app(3, 5, "revoked", None)];
+        super::superseded_findings(&ended, &mut out);
+        assert!(out.is_empty(), "an end is scheduled, or the old one is gone: {out:?}");
     }
 }

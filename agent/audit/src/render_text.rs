@@ -314,13 +314,14 @@ pub fn render(r: &Report) -> String {
     for x in &r.references {
         let _ = writeln!(
             out,
-            "  {:<8} {:<4} {}  proposed block {}, active from {}, note {:?}{}",
+            "  {:<8} {:<4} {}  proposed block {}, active from {}, note {:?}{}{}",
             x.status,
             x.ref_kind.as_str(),
             x.id,
             x.proposed_block,
             fmt_time(x.activates_at),
             x.note,
+            x.expires_at.map_or(String::new(), |t| format!(", ends {}", fmt_time(t))),
             x.revoked_block.map_or(String::new(), |b| format!(", revoked block {b} ({:?})", x.revoke_note))
         );
     }
