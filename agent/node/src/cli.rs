@@ -37,6 +37,8 @@ pub enum Command {
     VerifyQuote(cmd::verify_quote::Args),
     /// Compute measurements and reference ids from a compose file, a quote or an event log.
     Measure(cmd::measure::Args),
+    /// Would this node be accepted now, and after each change already scheduled on chain?
+    Preflight(cmd::preflight::Args),
     /// Print the exact calldata a node would post (`encode request`), to reproduce and price it.
     #[command(subcommand)]
     Encode(cmd::encode::Command),

@@ -52,6 +52,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::VerifyQuote(a) => cmd::verify_quote::run(a),
         Command::Measure(a) => cmd::measure::run(a),
         Command::Encode(c) => cmd::encode::run(c),
+        Command::Preflight(a) => cmd::preflight::run(a).await,
         Command::LightClient(a) => cmd::light_client::run(a),
         Command::Dev(a) => cmd::dev::run(a).await,
         Command::Audit(a) => cmd::audit::run(a).await,

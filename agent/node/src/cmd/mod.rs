@@ -10,6 +10,7 @@ pub mod dev;
 pub mod encode;
 pub mod light_client;
 pub mod measure;
+pub mod preflight;
 pub mod run;
 pub mod verify_quote;
 
