@@ -306,6 +306,21 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Open the store in `dir`, waiting for the previous handle's background flush to release its
+    /// file lock (sled lets go of it shortly after the drop; a loaded machine makes that visible).
+    fn reopen(dir: &Path) -> Store {
+        let start = std::time::Instant::now();
+        loop {
+            match Store::open(dir) {
+                Ok(s) => return s,
+                Err(e) if start.elapsed() < std::time::Duration::from_secs(10) && e.to_string().contains("lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(e) => panic!("opening {}: {e}", dir.display()),
+            }
+        }
+    }
     use alloy::primitives::B256;
 
     /// A holder step looks only at requests that may still need it, not at every request it has
@@ -315,7 +330,7 @@ mod tests {
     fn a_step_looks_at_pending_work_not_at_every_request_ever_seen() {
         let dir = std::env::temp_dir().join(format!("replicatoor-store-watch-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let s = Store::open(&dir).unwrap();
+        let s = reopen(&dir);
         let refused = |n: u64| Outcome::Refused { reason: 2, tx_hash: B256::repeat_byte(n as u8), block: n };
         for n in 0..10_000u64 {
             let outcome = if n % 2 == 0 { refused(n) } else { Outcome::Abstained { why: "simulated".into() } };
@@ -338,11 +353,11 @@ mod tests {
         // without one gets it rebuilt.
         s.set_request(U256::from(4), &RequestRecord { block: 4, outcome: deferred }).unwrap();
         drop(s);
-        let s = Store::open(&dir).unwrap();
+        let s = reopen(&dir);
         assert_eq!(s.watched().unwrap().len(), 3);
         s.watch.clear().unwrap();
         drop(s);
-        let s = Store::open(&dir).unwrap();
+        let s = reopen(&dir);
         assert_eq!(
             s.watched().unwrap().len(),
             5_000 + 2,
@@ -357,14 +372,14 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let kp = HpkeKeypair::generate();
         {
-            let s = Store::open(&dir).unwrap();
+            let s = reopen(&dir);
             assert!(s.hpke_keys().unwrap().is_none());
             s.set_hpke_keys(&kp).unwrap();
             s.set_checkpoint(Checkpoint { block: 7, hash: B256::repeat_byte(1) }).unwrap();
             s.set_request(U256::from(3), &RequestRecord { block: 5, outcome: Outcome::AlreadyAnswered { status: 2 } })
                 .unwrap();
         }
-        let s = Store::open(&dir).unwrap();
+        let s = reopen(&dir);
         assert_eq!(s.hpke_keys().unwrap().unwrap().public(), kp.public());
         assert_eq!(s.checkpoint().unwrap().unwrap().block, 7);
         assert_eq!(s.requests().unwrap().len(), 1);
@@ -382,13 +397,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let bundle = SecretBundle::new(Zeroizing::new([7; 32]), 1, Zeroizing::new(vec![9; 16])).unwrap();
         {
-            let s = Store::open(&dir).unwrap();
+            let s = reopen(&dir);
             s.set_hpke_keys(&HpkeKeypair::generate()).unwrap();
             s.set_pending_bundle(&bundle).unwrap();
             s.set_bundle(&bundle).unwrap();
             s.erase_install_secrets().unwrap();
         }
-        let s = Store::open(&dir).unwrap();
+        let s = reopen(&dir);
         assert!(s.hpke_keys().unwrap().is_none());
         assert!(s.pending_bundle().unwrap().is_none());
         assert!(s.bundle().unwrap().is_some(), "the bundle itself stays");
