@@ -315,7 +315,7 @@ docker run --rm --read-only "$PROD" --version >/dev/null || fail "$PROD does not
 out=$(docker run --rm --read-only --network host -v "$ROOT/examples/app-compose.json:/etc/replicatoor/app-compose.json:ro" \
   "$PROD" run --rpc-url "$RPC" --contract "$CONTRACT" --start-block "$START" --sender-key "${KEYS[2]}" \
   --app-compose /etc/replicatoor/app-compose.json --allow-simulated-quotes 2>&1) && fail "$PROD accepted --allow-simulated-quotes"
-grep -q 'error: this replicatoor was built without the `simulated` feature' <<<"$out" || fail "$PROD's refusal does not say why: $out"
+grep -q 'allow_simulated_quotes.*built without the `simulated` feature' <<<"$out" || fail "$PROD's refusal does not say why: $out"
 out=$(docker run --rm --read-only "$PROD" dev guest-agent --socket /tmp/s --compose /nonexistent 2>&1) \
   && fail "$PROD served a simulated guest agent"
 grep -q 'built without the `simulated` feature' <<<"$out" || fail "$PROD dev guest-agent: $out"

@@ -277,6 +277,13 @@ impl Settings {
             "off" => None,
             a => Some(a.parse().map_err(|e| invalid("http_addr", format!("{a:?}: {e}")))?),
         };
+        // A release build can neither make nor trust a simulated quote: say so before anything else.
+        if self.allow_simulated_quotes && !crate::simulated::BUILT {
+            return Err(invalid("allow_simulated_quotes", crate::simulated::NotBuilt.to_string()));
+        }
+        if self.quote_provider == ProviderKind::Simulated && !crate::simulated::BUILT {
+            return Err(invalid("quote_provider", crate::simulated::NotBuilt.to_string()));
+        }
         if self.quote_provider == ProviderKind::Simulated && self.app_compose.is_none() {
             return Err(ConfigError::Missing("app_compose", "app-compose", "REPLICATOOR_APP_COMPOSE"));
         }
