@@ -32,16 +32,32 @@ fn call_data(req: &Value) -> &str {
         .trim_start_matches("0x")
 }
 
-/// An RPC that answers every `isAllowed(id, kind)` call with `true`, and keeps every
-/// `deliverSecret` it is handed (to estimate, call or send): what the operator learns.
-async fn everything_allowed(upstream: &str) -> (RpcProxy, Arc<Mutex<Vec<String>>>) {
+/// A log of the contract, as an RPC would serve it, placed in the block (and transaction) of
+/// `req_log`: the block exists, but its receipts do not hold this log.
+fn log_in_block(net: &Net, data: &alloy::primitives::LogData, req_log: &alloy::rpc::types::Log) -> Value {
+    serde_json::json!({
+        "address": net.contract,
+        "topics": data.topics(),
+        "data": data.data,
+        "blockNumber": format!("{:#x}", req_log.block_number.unwrap()),
+        "blockHash": req_log.block_hash.unwrap(),
+        "transactionHash": req_log.transaction_hash.unwrap(),
+        "transactionIndex": "0x0",
+        "logIndex": "0x1",
+        "removed": false,
+    })
+}
+
+/// An RPC that keeps every `deliverSecret` it is handed (to estimate, call or send): what the
+/// operator learns. With `lie`, it also answers every `isAllowed(id, kind)` call with `true`.
+async fn keeping_rpc(upstream: &str, lie: bool) -> (RpcProxy, Arc<Mutex<Vec<String>>>) {
     let allowed = hex::encode(Op::isAllowedCall::SELECTOR);
     let deliver = hex::encode(Op::deliverSecretCall::SELECTOR);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let kept = seen.clone();
-    let lie: Rewrite = Arc::new(move |req: &Value, mut ans: Value| {
+    let rewrite: Rewrite = Arc::new(move |req: &Value, mut ans: Value| {
         let data = call_data(req);
-        if req["method"] == "eth_call" && data.starts_with(&allowed) {
+        if lie && req["method"] == "eth_call" && data.starts_with(&allowed) {
             ans["result"] = Value::String(format!("0x{:064x}", 1));
         }
         // Calldata, or a signed transaction that carries it.
@@ -50,7 +66,12 @@ async fn everything_allowed(upstream: &str) -> (RpcProxy, Arc<Mutex<Vec<String>>
         }
         ans
     });
-    (RpcProxy::start(upstream, lie).await, seen)
+    (RpcProxy::start(upstream, rewrite).await, seen)
+}
+
+/// An RPC that says every reference is allowed, and keeps every `deliverSecret` it is handed.
+async fn everything_allowed(upstream: &str) -> (RpcProxy, Arc<Mutex<Vec<String>>>) {
+    keeping_rpc(upstream, true).await
 }
 
 /// The deliveries for request `id` the RPC was handed (its id is the calldata's first word).
@@ -141,17 +162,7 @@ async fn forge_delivery(net: &Net, request_id: u64) -> ForgedDelivery {
     };
     let data: LogData = event.encode_log_data();
     // Placed in the request's own block: the block exists, its receipts do not hold this log.
-    let log = serde_json::json!({
-        "address": net.contract,
-        "topics": data.topics(),
-        "data": data.data,
-        "blockNumber": format!("{:#x}", req_log.block_number.unwrap()),
-        "blockHash": req_log.block_hash.unwrap(),
-        "transactionHash": req_log.transaction_hash.unwrap(),
-        "transactionIndex": "0x0",
-        "logIndex": "0x1",
-        "removed": false,
-    });
+    let log = log_in_block(net, &data, &req_log);
     ForgedDelivery { log, cluster: bundle.cluster_address(), secret }
 }
 
@@ -327,17 +338,7 @@ async fn refusing_rpc(net: &Net, id: u64) -> RpcProxy {
         signature: Bytes::from(vec![0u8; 65]),
     };
     let data = event.encode_log_data();
-    let log = serde_json::json!({
-        "address": net.contract,
-        "topics": data.topics(),
-        "data": data.data,
-        "blockNumber": format!("{:#x}", req_log.block_number.unwrap()),
-        "blockHash": req_log.block_hash.unwrap(),
-        "transactionHash": req_log.transaction_hash.unwrap(),
-        "transactionIndex": "0x0",
-        "logIndex": "0x1",
-        "removed": false,
-    });
+    let log = log_in_block(net, &data, &req_log);
     let status = hex::encode(Op::requestStatusCall::SELECTOR);
     let refused = format!("{:#x}", Op::RequestRefused::SIGNATURE_HASH);
     let lie: Rewrite = Arc::new(move |req: &Value, mut ans: Value| {
@@ -549,7 +550,7 @@ async fn a_revocation_during_the_jitter_keeps_the_sealed_delivery_in_the_holder(
     // A jitter bound under which the holder waits at least 6 s before sending request 1.
     let holder_address = replicatoor_tests::key(1).address();
     let bound = (12_000..20_000u64).find(|b| jitter_ms(1, holder_address, *b) >= 6_000).expect("a long jitter");
-    let (rpc, seen) = everything_allowed_but_honest(&net.url).await;
+    let (rpc, seen) = keeping_rpc(&net.url, false).await;
     let jitter = bound.to_string();
     let holder = net.agent_via(rpc.url(), "genesis", 1, &compose_good(), &["--jitter-ms", jitter.as_str()], &[]);
     let _node = net.agent("new", 2, &compose_good(), &[]);
@@ -559,19 +560,4 @@ async fn a_revocation_during_the_jitter_keeps_the_sealed_delivery_in_the_holder(
     wait_until("the refusal", T, || async { net.status(1).await == 3 }).await;
     assert_eq!(deliveries_for(&seen, 1), 0, "the sealed delivery never reached the RPC:\n{}", holder.log());
     assert!(holder.log().contains("the app reference changed since the decision"), "{}", holder.log());
-}
-
-/// An honest RPC that keeps every `deliverSecret` it is handed (to estimate, call or send).
-async fn everything_allowed_but_honest(upstream: &str) -> (RpcProxy, Arc<Mutex<Vec<String>>>) {
-    let deliver = hex::encode(Op::deliverSecretCall::SELECTOR);
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let kept = seen.clone();
-    let keep: Rewrite = Arc::new(move |req: &Value, ans: Value| {
-        let data = call_data(req);
-        if data.contains(&deliver) {
-            kept.lock().unwrap().push(data.to_string());
-        }
-        ans
-    });
-    (RpcProxy::start(upstream, keep).await, seen)
 }
