@@ -23,6 +23,25 @@ pub struct Attestation {
     pub event_log: Vec<u8>,
 }
 
+impl Attestation {
+    /// The OS and app reference ids this attestation claims (its quote's measurements, its event
+    /// log's compose hash), read without verifying anything: for a node to know its own version, or
+    /// an operator's tool to name what it asks about; never to decide a release. None where a part
+    /// does not parse.
+    pub fn claimed_references(&self) -> (Option<alloy::primitives::B256>, Option<alloy::primitives::B256>) {
+        use replicatoor_core::{
+            attest::{eventlog::EventLog, quote::Measurements},
+            protocol::app_reference_id,
+        };
+        let os = Measurements::parse_unverified(&self.quote).ok().and_then(|(_, _, m)| m).map(|m| m.os_reference_id());
+        let app = EventLog::from_compact(&self.event_log)
+            .and_then(|l| l.app_info())
+            .ok()
+            .map(|a| app_reference_id(&a.compose_hash));
+        (os, app)
+    }
+}
+
 /// Why no quote could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {

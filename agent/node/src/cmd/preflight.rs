@@ -7,14 +7,16 @@
 //! `--collateral-dir` for genuine quotes); with `--compose`/`--os-ref` only the references are checked.
 //! It reads the chain through the given RPC: an advisory tool for operators, not a TD's decision.
 
-use crate::cli::{hex_n, load_event_log, offline_verifier, read_bytes, sha256_file};
+use crate::{
+    cli::{hex_n, load_event_log, offline_verifier, read_bytes, sha256_file},
+    provider::Attestation,
+};
 use alloy::primitives::{Address, B256};
 use anyhow::Context as _;
 use replicatoor_chain::Chain;
 use replicatoor_core::{
     attest::{
         pipeline::{self, Context, Decision, References},
-        quote::Measurements,
         RequestBinding,
     },
     protocol::{app_reference_id, Policy, RefKind},
@@ -98,13 +100,15 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let chain = Chain::connect(&a.rpc_url, a.contract.parse().context("contract address")?, None).await?;
     let (os_ref, app_ref, quote) = match (&a.quote, &a.compose) {
         (Some(q), _) => {
-            let quote = read_bytes(q)?;
-            let (_, _, m) = Measurements::parse_unverified(&quote).map_err(|e| anyhow::anyhow!(e))?;
-            let os = m.context("the quote carries no TD report")?.os_reference_id();
             let log_path = a.event_log.as_ref().context("--event-log is required with --quote")?;
-            let log = load_event_log(log_path)?;
-            let app = app_reference_id(&log.app_info().context("the event log names no compose hash")?.compose_hash);
-            (os, app, Some((quote, log.to_compact().context("compacting the event log")?)))
+            let att = Attestation {
+                quote: read_bytes(q)?,
+                event_log: load_event_log(log_path)?.to_compact().context("compacting the event log")?,
+            };
+            let (os, app) = att.claimed_references();
+            let os = os.context("the quote carries no readable TD report")?;
+            let app = app.context("the event log names no compose hash")?;
+            (os, app, Some((att.quote, att.event_log)))
         }
         (None, Some(c)) => {
             let os = hex_n::<32>("--os-ref", a.os_ref.as_deref().context("--os-ref is required with --compose")?)?;

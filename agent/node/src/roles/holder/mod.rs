@@ -143,25 +143,16 @@ async fn handle_log(
 /// measurements and the event log's compose hash): what it watches for a scheduled end. Empty when
 /// the quote source does not answer (the holder serves on; it only cannot warn).
 async fn own_references(agent: &Agent) -> Vec<alloy::primitives::B256> {
-    use replicatoor_core::{
-        attest::{eventlog::EventLog, quote::Measurements},
-        protocol::app_reference_id,
-    };
-    let att = match agent.provider.attest([0u8; 64]).await {
-        Ok(a) => a,
+    match agent.provider.attest([0u8; 64]).await {
+        Ok(att) => {
+            let (os, app) = att.claimed_references();
+            os.into_iter().chain(app).collect()
+        }
         Err(e) => {
             warn!(target: "replicatoor::holder", error = %e, "cannot read this node's own measurements; its version's end will not be watched");
-            return Vec::new();
+            Vec::new()
         }
-    };
-    let mut out = Vec::new();
-    if let Ok((_, _, Some(m))) = Measurements::parse_unverified(&att.quote) {
-        out.push(m.os_reference_id());
     }
-    if let Ok(app) = EventLog::from_compact(&att.event_log).and_then(|l| l.app_info()) {
-        out.push(app_reference_id(&app.compose_hash));
-    }
-    out
 }
 
 /// Blocks after a request during which a holder checks that the request's answer is still on chain
