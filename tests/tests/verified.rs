@@ -532,13 +532,6 @@ async fn rpc_calls_per_decision_pinned_and_unpinned() {
     assert!(total(&pinned) <= total(&unpinned) + 15.0, "extra calls per decision: {pinned:?} vs {unpinned:?}");
 }
 
-/// The holder's jitter for request `id` (the same formula as the relay's), in milliseconds.
-fn jitter_ms(id: u64, sender: alloy::primitives::Address, bound: u64) -> u64 {
-    use alloy::primitives::{keccak256, U256};
-    let h = keccak256([U256::from(id).to_be_bytes::<32>().as_slice(), sender.as_slice()].concat());
-    u64::from_be_bytes(h[..8].try_into().unwrap()) % bound
-}
-
 /// A revocation mined between a holder's decision and its send (here: during its jitter, made long):
 /// the holder proves the state again at the newest header before the sealed delivery goes anywhere,
 /// so the operator's RPC never sees the ciphertext for the app that is no longer approved, and the
@@ -549,10 +542,11 @@ async fn a_revocation_during_the_jitter_keeps_the_sealed_delivery_in_the_holder(
     drop(net.genesis(1).await);
     // A jitter bound under which the holder waits at least 6 s before sending request 1.
     let holder_address = replicatoor_tests::key(1).address();
-    let bound = (12_000..20_000u64).find(|b| jitter_ms(1, holder_address, *b) >= 6_000).expect("a long jitter");
+    let jitter = |b: u64| replicatoor::roles::holder::jitter_delay(alloy::primitives::U256::from(1), holder_address, b);
+    let bound = (12_000..20_000u64).find(|b| jitter(*b) >= Duration::from_secs(6)).expect("a long jitter");
     let (rpc, seen) = keeping_rpc(&net.url, false).await;
-    let jitter = bound.to_string();
-    let holder = net.agent_via(rpc.url(), "genesis", 1, &compose_good(), &["--jitter-ms", jitter.as_str()], &[]);
+    let bound = bound.to_string();
+    let holder = net.agent_via(rpc.url(), "genesis", 1, &compose_good(), &["--jitter-ms", bound.as_str()], &[]);
     let _node = net.agent("new", 2, &compose_good(), &[]);
     wait_until("the holder's decision", T, || async { holder.log().contains("request verified") }).await;
     let app = replicatoor_core::protocol::app_reference_id(&compose_hash(&compose_good()));

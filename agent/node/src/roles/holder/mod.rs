@@ -6,6 +6,8 @@
 mod decide;
 mod relay;
 
+pub use relay::jitter_delay;
+
 use super::Agent;
 use crate::store::{Outcome, RequestRecord};
 use alloy::{

@@ -18,12 +18,17 @@ use tracing::{info, info_span, Instrument};
 
 /// A per-holder, per-request delay so that racing holders rarely send the same answer.
 fn jitter(agent: &Agent, id: U256) -> Duration {
-    if agent.cfg.jitter_ms == 0 {
+    jitter_delay(id, agent.chain.sender().unwrap_or_default(), agent.cfg.jitter_ms)
+}
+
+/// The delay a holder sending as `sender` waits before answering request `id`, under a bound of
+/// `bound_ms`: derived from both, so racing holders spread out and each one's delay is reproducible.
+pub fn jitter_delay(id: U256, sender: alloy::primitives::Address, bound_ms: u64) -> Duration {
+    if bound_ms == 0 {
         return Duration::ZERO;
     }
-    let sender = agent.chain.sender().unwrap_or_default();
     let h = keccak256([id.to_be_bytes::<32>().as_slice(), sender.as_slice()].concat());
-    Duration::from_millis(u64::from_be_bytes(h[..8].try_into().unwrap_or_default()) % agent.cfg.jitter_ms)
+    Duration::from_millis(u64::from_be_bytes(h[..8].try_into().unwrap_or_default()) % bound_ms)
 }
 
 /// A signed answer to one request, ready to send.
