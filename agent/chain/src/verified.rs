@@ -90,6 +90,14 @@ pub enum ViewError {
     },
 }
 
+impl ViewError {
+    /// The block cannot be linked to the trusted header at all (too far below it, or no history
+    /// contract proof): callers that can prove what they need from storage at the header do so.
+    pub fn is_unlinkable(&self) -> bool {
+        matches!(self, ViewError::TooFar { .. } | ViewError::NoHistory(_))
+    }
+}
+
 fn rpc(e: impl std::fmt::Display) -> ViewError {
     ViewError::Rpc(e.to_string())
 }

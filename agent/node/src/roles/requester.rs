@@ -206,7 +206,7 @@ async fn refusal_code(agent: &Agent, own: OwnRequest) -> anyhow::Result<Option<u
             Ok(events) => Ok(events.into_iter().find(|p| p.event.requestId == own.request_id).map(|p| p.event.reason)),
             // Beyond the link range: the refusal itself was proven (the status); only its code,
             // which changes nothing but the message, is the RPC's.
-            Err(ViewError::TooFar { .. } | ViewError::NoHistory(_)) => Ok(Some(rpc_code)),
+            Err(e) if e.is_unlinkable() => Ok(Some(rpc_code)),
             Err(e) => Err(e),
         }
     };
@@ -239,7 +239,7 @@ async fn proven_delivery(
     let head = v.decision_header(super::unix_now(), block).await?;
     let at = match v.header_of(&head, block).await {
         Ok(at) => at,
-        Err(ViewError::TooFar { .. } | ViewError::NoHistory(_)) => {
+        Err(e) if e.is_unlinkable() => {
             let storage = v.storage(&head, &Reads::state()).await?;
             return Ok(Some((ev.clone(), Views(&storage).cluster()?)));
         }

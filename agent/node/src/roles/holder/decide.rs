@@ -133,7 +133,7 @@ impl<'a> StepView<'a> {
         let Some((v, h)) = &self.proven else { return Ok(Some(ev.clone())) };
         match v.events_in_block::<Op::SecretRequested>(h, block).await {
             Ok(proven) => Ok(proven.into_iter().map(|p| p.event).find(|p| p.requestId == ev.requestId)),
-            Err(ViewError::TooFar { .. } | ViewError::NoHistory(_)) => {
+            Err(e) if e.is_unlinkable() => {
                 let storage = v.storage(h, &Reads::default().request_of(ev.hpkePubKey, ev.requester)).await?;
                 let id = Views(&storage).request_id_of(ev.hpkePubKey, ev.requester)?;
                 debug!(target: "replicatoor::holder", block, "request block beyond the link range: bound by requestIdOf instead");
