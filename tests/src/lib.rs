@@ -292,6 +292,12 @@ impl Net {
             .dangerously_trust_simulated_quotes(simulated::anchor());
         admin::approve_genesis(&self.owner, &v, U256::from(1), "test genesis").await.expect("approve genesis");
         wait_for_file(&mut g, Duration::from_secs(60)).await;
+        // The file is installed before the bundle is stored: a test that stops the node and starts it
+        // again as a holder must wait until it holds the bundle (it then reports the holder role).
+        wait_until("the genesis node to hold the bundle", Duration::from_secs(60), || async {
+            g.status_json().await.is_some_and(|s| s["role"] == "holder")
+        })
+        .await;
         g
     }
 
