@@ -30,6 +30,7 @@ interface DeployVm {
 ///         | `TCB_STATUSES`    | 0x1         | accepted TCB statuses, bitmask (PROTOCOL.md §4.4)                |
 ///         | `ALLOW_DEBUG`     | false       | accept debug TDs (gives up confidentiality: dev only)            |
 ///         | `ALLOW_SIMULATED` | false       | accept SIMULATED quotes (gives up every hardware guarantee)      |
+///         | `MIN_TCB_EVALUATION_DATA_NUMBER` | 0 | oldest Intel TCB evaluation holders may judge with (0 = any) |
 ///
 ///         Prints `REPLICATOOR_CONTRACT=<address>` and `REPLICATOOR_START_BLOCK=<block>`, the agent's settings.
 /// @dev    A script cannot see the block its transaction will be mined in. It runs against the chain head H, so
@@ -63,12 +64,17 @@ contract Deploy {
         // casting to 'uint64' is safe because d <= 365 days was checked above
         // forge-lint: disable-next-line(unsafe-typecast)
         delay = uint64(d);
+        uint256 minEval = vm.envOr("MIN_TCB_EVALUATION_DATA_NUMBER", uint256(0));
+        if (minEval > type(uint32).max) revert BadSetting("MIN_TCB_EVALUATION_DATA_NUMBER", minEval);
         p = UpgradeOperator.Policy({
             // casting to 'uint16' is safe because tcb <= type(uint16).max was checked above
             // forge-lint: disable-next-line(unsafe-typecast)
             tcbStatuses: uint16(tcb),
             allowDebug: vm.envOr("ALLOW_DEBUG", false),
-            allowSimulated: vm.envOr("ALLOW_SIMULATED", false)
+            allowSimulated: vm.envOr("ALLOW_SIMULATED", false),
+            // casting to 'uint32' is safe because minEval <= type(uint32).max was checked above
+            // forge-lint: disable-next-line(unsafe-typecast)
+            minTcbEvaluationDataNumber: uint32(minEval)
         });
     }
 
@@ -87,6 +93,7 @@ contract Deploy {
         _log(string.concat("tcbStatuses=", vm.toString(uint256(p.tcbStatuses))));
         _log(string.concat("allowDebug=", vm.toString(p.allowDebug)));
         _log(string.concat("allowSimulated=", vm.toString(p.allowSimulated)));
+        _log(string.concat("minTcbEvaluationDataNumber=", vm.toString(uint256(p.minTcbEvaluationDataNumber))));
         if (p.allowSimulated || p.allowDebug || delay == 0) {
             _log("WARNING: development policy (simulated quotes, debug TDs or no widening delay); never in production");
         }

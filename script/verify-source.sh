@@ -11,7 +11,8 @@
 #   UpgradeOperator.verify.json           compiler version, contract name, optimizer, EVM version, license
 #   UpgradeOperator.constructor-args.hex  ABI-encoded constructor arguments (hex, no 0x), with --args/--from-tx:
 #     --args                 encode them from the deploy script's variables: OWNER (required: the owner at deployment),
-#                            WIDENING_DELAY (86400), TCB_STATUSES (0x1), ALLOW_DEBUG (false), ALLOW_SIMULATED (false)
+#                            WIDENING_DELAY (86400), TCB_STATUSES (0x1), ALLOW_DEBUG (false), ALLOW_SIMULATED (false),
+#                            MIN_TCB_EVALUATION_DATA_NUMBER (0)
 #     --from-tx HASH         cut them from the deployment transaction's input (after checking that its creation code is
 #                            exactly this build); with --args as well, both must agree
 set -euo pipefail
@@ -72,7 +73,7 @@ const info = {
   evmVersion: settings.evmVersion,
   viaIR: settings.viaIR || false,
   license: 'Apache-2.0',
-  constructor: 'constructor(address owner_, uint64 wideningDelay_, (uint16 tcbStatuses, bool allowDebug, bool allowSimulated) initialPolicy)',
+  constructor: 'constructor(address owner_, uint64 wideningDelay_, (uint16 tcbStatuses, bool allowDebug, bool allowSimulated, uint32 minTcbEvaluationDataNumber) initialPolicy)',
 };
 fs.writeFileSync(`${out}/UpgradeOperator.verify.json`, JSON.stringify(info, null, 1) + '\n');
 JS
@@ -103,11 +104,11 @@ JS
 
 # 4. Constructor arguments.
 ARGS_ENV="" ARGS_TX=""
-SIG="constructor(address,uint64,(uint16,bool,bool))"
+SIG="constructor(address,uint64,(uint16,bool,bool,uint32))"
 if [ "$WITH_ARGS" = 1 ]; then
   : "${OWNER:?verify-source --args: set OWNER to the owner the contract was deployed with}"
   ARGS_ENV="$(cast abi-encode "$SIG" "$OWNER" "${WIDENING_DELAY:-86400}" \
-    "($(cast to-dec "${TCB_STATUSES:-0x1}"),${ALLOW_DEBUG:-false},${ALLOW_SIMULATED:-false})")"
+    "($(cast to-dec "${TCB_STATUSES:-0x1}"),${ALLOW_DEBUG:-false},${ALLOW_SIMULATED:-false},${MIN_TCB_EVALUATION_DATA_NUMBER:-0})")"
   ARGS_ENV="${ARGS_ENV#0x}"
 fi
 if [ -n "$FROM_TX" ]; then
@@ -125,7 +126,7 @@ if [ -n "$FROM_TX" ]; then
   log "deployment $FROM_TX: creation code matches this build"
 fi
 if [ -n "$ARGS_ENV" ] && [ -n "$ARGS_TX" ] && [ "$ARGS_ENV" != "$ARGS_TX" ]; then
-  echo "verify-source: the transaction's constructor arguments differ from OWNER/WIDENING_DELAY/TCB_STATUSES/ALLOW_*:" >&2
+  echo "verify-source: the transaction's constructor arguments differ from OWNER/WIDENING_DELAY/TCB_STATUSES/ALLOW_*/MIN_TCB_EVALUATION_DATA_NUMBER:" >&2
   cast abi-decode --input "$SIG" "0x$ARGS_TX" >&2
   exit 1
 fi

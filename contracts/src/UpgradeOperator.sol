@@ -42,11 +42,15 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     /// @notice Verification policy holders apply off chain. `tcbStatuses` is a bitmask over TCB statuses
     ///         (bit 0 UpToDate, 1 SWHardeningNeeded, 2 ConfigurationNeeded, 3 ConfigurationAndSWHardeningNeeded,
     ///         4 OutOfDate, 5 OutOfDateConfigurationNeeded, 7 TDRelaunchAdvised, 8 TDRelaunchAdvisedConfigurationNeeded);
-    ///         Revoked (bit 6) can never be accepted.
+    ///         Revoked (bit 6) can never be accepted. `minTcbEvaluationDataNumber` is the oldest Intel TCB
+    ///         evaluation (the collateral's `tcbEvaluationDataNumber`) holders may judge a quote with: raising it after
+    ///         a TCB recovery keeps a stale or lying collateral source from passing a platform Intel has since
+    ///         downgraded. Raising it narrows; lowering it widens.
     struct Policy {
         uint16 tcbStatuses;
         bool allowDebug;
         bool allowSimulated;
+        uint32 minTcbEvaluationDataNumber;
     }
 
     /// @dev A genesis proposal waits for the owner's approval; it is valid for one epoch only.
@@ -145,7 +149,14 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     ///         Emitted by the constructor ("initial policy") and by setPolicy: first the narrowed policy, in force at
     ///         once (effectiveAt = now); then, if the call widens anything, the requested policy with
     ///         effectiveAt = now + wideningDelay (PROTOCOL.md §4.4).
-    event PolicySet(uint16 tcbStatuses, bool allowDebug, bool allowSimulated, uint64 effectiveAt, string note);
+    event PolicySet(
+        uint16 tcbStatuses,
+        bool allowDebug,
+        bool allowSimulated,
+        uint32 minTcbEvaluationDataNumber,
+        uint64 effectiveAt,
+        string note
+    );
     /// @notice A node proposes to found the cluster (epoch `epoch`) with this cluster address; its quote binds it.
     ///         Nothing is verified on chain; anyone may propose.
     event GenesisProposed(
@@ -259,20 +270,14 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     /// @param initialPolicy Policy in force from deployment.
     constructor(address owner_, uint64 wideningDelay_, Policy memory initialPolicy)
         Ownable(owner_)
-        EIP712("Replicatoor UpgradeOperator", "2")
+        EIP712("Replicatoor UpgradeOperator", "3")
     {
         _checkPolicy(initialPolicy);
         if (wideningDelay_ > MAX_WIDENING_DELAY) revert DelayTooLong(wideningDelay_, MAX_WIDENING_DELAY);
         wideningDelay = wideningDelay_;
         _policy = initialPolicy;
         emit Deployed(owner_, wideningDelay_);
-        emit PolicySet(
-            initialPolicy.tcbStatuses,
-            initialPolicy.allowDebug,
-            initialPolicy.allowSimulated,
-            uint64(block.timestamp),
-            "initial policy"
-        );
+        _emitPolicySet(initialPolicy, uint64(block.timestamp), "initial policy");
     }
 
     // ------------------------------------------------------------------ governance: references
@@ -338,15 +343,19 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         Policy memory narrowed = Policy({
             tcbStatuses: cur.tcbStatuses & p.tcbStatuses,
             allowDebug: cur.allowDebug && p.allowDebug,
-            allowSimulated: cur.allowSimulated && p.allowSimulated
+            allowSimulated: cur.allowSimulated && p.allowSimulated,
+            minTcbEvaluationDataNumber: cur.minTcbEvaluationDataNumber > p.minTcbEvaluationDataNumber
+                ? cur.minTcbEvaluationDataNumber
+                : p.minTcbEvaluationDataNumber
         });
         _policy = narrowed;
         delete _pendingPolicy;
         _pendingPolicyAt = 0;
         uint64 nowTs = uint64(block.timestamp);
-        emit PolicySet(narrowed.tcbStatuses, narrowed.allowDebug, narrowed.allowSimulated, nowTs, note);
+        _emitPolicySet(narrowed, nowTs, note);
         bool widens = p.tcbStatuses != narrowed.tcbStatuses || p.allowDebug != narrowed.allowDebug
-            || p.allowSimulated != narrowed.allowSimulated;
+            || p.allowSimulated != narrowed.allowSimulated
+            || p.minTcbEvaluationDataNumber != narrowed.minTcbEvaluationDataNumber;
         if (widens) {
             if (wideningDelay == 0) {
                 _policy = p;
@@ -354,7 +363,7 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
                 _pendingPolicy = p;
                 _pendingPolicyAt = nowTs + wideningDelay;
             }
-            emit PolicySet(p.tcbStatuses, p.allowDebug, p.allowSimulated, nowTs + wideningDelay, note);
+            _emitPolicySet(p, nowTs + wideningDelay, note);
         }
     }
 
@@ -605,9 +614,10 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         return _hashTypedDataV4(keccak256(abi.encode(REFUSAL_TYPEHASH, requestId, request, reason)));
     }
 
-    /// @notice The hash a delivery names its policy by: keccak256(abi.encode(tcbStatuses, allowDebug, allowSimulated)).
+    /// @notice The hash a delivery names its policy by:
+    ///         keccak256(abi.encode(tcbStatuses, allowDebug, allowSimulated, minTcbEvaluationDataNumber)).
     function policyHashOf(Policy memory p) public pure returns (bytes32) {
-        return keccak256(abi.encode(p.tcbStatuses, p.allowDebug, p.allowSimulated));
+        return keccak256(abi.encode(p.tcbStatuses, p.allowDebug, p.allowSimulated, p.minTcbEvaluationDataNumber));
     }
 
     // ------------------------------------------------------------------ internal
@@ -659,6 +669,10 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
         address c = cluster;
         if (err != ECDSA.RecoverError.NoError || recovered != c) revert BadClusterSignature(recovered, c);
+    }
+
+    function _emitPolicySet(Policy memory p, uint64 effectiveAt, string memory note) internal {
+        emit PolicySet(p.tcbStatuses, p.allowDebug, p.allowSimulated, p.minTcbEvaluationDataNumber, effectiveAt, note);
     }
 
     function _checkPolicy(Policy memory p) internal pure {

@@ -42,7 +42,7 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
         vm.expectEmit();
         emit UpgradeOperator.Deployed(owner, 7 days);
         vm.expectEmit();
-        emit UpgradeOperator.PolicySet(0x3, true, false, uint64(T0), "initial policy");
+        emit UpgradeOperator.PolicySet(0x3, true, false, 0, uint64(T0), "initial policy");
         _deploy(7 days, _pol(0x3, true, false));
     }
 
@@ -439,7 +439,7 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
     function test_setPolicy_narrowingIsImmediate() public {
         UpgradeOperator o = _deploy(DELAY, _pol(KNOWN, true, true));
         vm.expectEmit(address(o));
-        emit UpgradeOperator.PolicySet(0x1, false, true, uint64(T0), "p");
+        emit UpgradeOperator.PolicySet(0x1, false, true, 0, uint64(T0), "p");
         assertEq(_recordSetPolicy(o, _pol(0x1, false, true)), 1, "one PolicySet");
         _assertPolicy(o.policy(), _pol(0x1, false, true), "policy");
         (UpgradeOperator.Policy memory pend, uint64 at) = o.pendingPolicy();
@@ -449,9 +449,9 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
 
     function test_setPolicy_wideningWaitsForDelay() public {
         vm.expectEmit(address(op));
-        emit UpgradeOperator.PolicySet(0x1, false, false, uint64(T0), "p");
+        emit UpgradeOperator.PolicySet(0x1, false, false, 0, uint64(T0), "p");
         vm.expectEmit(address(op));
-        emit UpgradeOperator.PolicySet(0x3, true, false, uint64(T0 + DELAY), "p");
+        emit UpgradeOperator.PolicySet(0x3, true, false, 0, uint64(T0 + DELAY), "p");
         assertEq(_recordSetPolicy(op, _pol(0x3, true, false)), 2, "two PolicySet");
 
         _assertPolicy(op.policy(), _pol(0x1, false, false), "policy before");
@@ -473,9 +473,9 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
         UpgradeOperator o = _deploy(DELAY, _pol(0x3, true, false));
         // Drops bit 1 and debug (narrowing), adds bit 2 and simulated (widening).
         vm.expectEmit(address(o));
-        emit UpgradeOperator.PolicySet(0x1, false, false, uint64(T0), "p");
+        emit UpgradeOperator.PolicySet(0x1, false, false, 0, uint64(T0), "p");
         vm.expectEmit(address(o));
-        emit UpgradeOperator.PolicySet(0x5, false, true, uint64(T0 + DELAY), "p");
+        emit UpgradeOperator.PolicySet(0x5, false, true, 0, uint64(T0 + DELAY), "p");
         assertEq(_recordSetPolicy(o, _pol(0x5, false, true)), 2, "two PolicySet");
         _assertPolicy(o.policy(), _pol(0x1, false, false), "narrowed at once");
         (UpgradeOperator.Policy memory pend, uint64 at) = o.pendingPolicy();
@@ -483,6 +483,38 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
         assertEq(uint256(at), T0 + DELAY, "pending activatesAt");
         vm.warp(T0 + DELAY);
         _assertPolicy(o.policy(), _pol(0x5, false, true), "target after delay");
+    }
+
+    function test_setPolicy_raisingTheTcbEvaluationFloorIsImmediate() public {
+        UpgradeOperator o = _deploy(DELAY, _polMin(0x1, false, false, 17));
+        vm.expectEmit(address(o));
+        emit UpgradeOperator.PolicySet(0x1, false, false, 18, uint64(T0), "p");
+        assertEq(_recordSetPolicy(o, _polMin(0x1, false, false, 18)), 1, "one PolicySet");
+        _assertPolicy(o.policy(), _polMin(0x1, false, false, 18), "raised at once");
+        (, uint64 at) = o.pendingPolicy();
+        assertEq(uint256(at), 0, "nothing pending");
+    }
+
+    function test_setPolicy_loweringTheTcbEvaluationFloorWaits() public {
+        UpgradeOperator o = _deploy(DELAY, _polMin(0x1, false, false, 18));
+        // A compromised owner key must not roll the floor back at once (a TCB recovery undone).
+        vm.expectEmit(address(o));
+        emit UpgradeOperator.PolicySet(0x1, false, false, 18, uint64(T0), "p");
+        vm.expectEmit(address(o));
+        emit UpgradeOperator.PolicySet(0x1, false, false, 16, uint64(T0 + DELAY), "p");
+        assertEq(_recordSetPolicy(o, _polMin(0x1, false, false, 16)), 2, "two PolicySet");
+        _assertPolicy(o.policy(), _polMin(0x1, false, false, 18), "floor kept");
+        (UpgradeOperator.Policy memory pend, uint64 at) = o.pendingPolicy();
+        _assertPolicy(pend, _polMin(0x1, false, false, 16), "pendingPolicy");
+        assertEq(uint256(at), T0 + DELAY, "pending activatesAt");
+        vm.warp(T0 + DELAY);
+        _assertPolicy(o.policy(), _polMin(0x1, false, false, 16), "lowered after the delay");
+    }
+
+    function test_policyHashOf_coversTheTcbEvaluationFloor() public view {
+        UpgradeOperator.Policy memory p = _polMin(0x1, false, false, 17);
+        assertEq(op.policyHashOf(p), keccak256(abi.encode(uint16(0x1), false, false, uint32(17))), "hash");
+        assertTrue(op.policyHashOf(p) != op.policyHashOf(_polMin(0x1, false, false, 18)), "floor changes the hash");
     }
 
     function test_setPolicy_cancelsPending() public {
@@ -515,7 +547,7 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
         vm.warp(T0 + DELAY);
         // The matured policy (0x3, debug) is the one in force, so dropping debug is a pure narrowing.
         vm.expectEmit(address(op));
-        emit UpgradeOperator.PolicySet(0x3, false, false, uint64(T0 + DELAY), "p");
+        emit UpgradeOperator.PolicySet(0x3, false, false, 0, uint64(T0 + DELAY), "p");
         assertEq(_recordSetPolicy(op, _pol(0x3, false, false)), 1, "one PolicySet");
         _assertPolicy(op.policy(), _pol(0x3, false, false), "policy");
     }
@@ -523,9 +555,9 @@ contract UpgradeOperatorGovernanceTest is UpgradeOperatorBase {
     function test_setPolicy_zeroDelayWideningIsImmediate() public {
         UpgradeOperator o = _deploy(0, _pol(0x1, false, false));
         vm.expectEmit(address(o));
-        emit UpgradeOperator.PolicySet(0x1, false, false, uint64(T0), "p");
+        emit UpgradeOperator.PolicySet(0x1, false, false, 0, uint64(T0), "p");
         vm.expectEmit(address(o));
-        emit UpgradeOperator.PolicySet(KNOWN, true, true, uint64(T0), "p");
+        emit UpgradeOperator.PolicySet(KNOWN, true, true, 0, uint64(T0), "p");
         assertEq(_recordSetPolicy(o, _pol(KNOWN, true, true)), 2, "two PolicySet");
         _assertPolicy(o.policy(), _pol(KNOWN, true, true), "policy");
         (, uint64 at) = o.pendingPolicy();

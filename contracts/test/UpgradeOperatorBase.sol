@@ -45,7 +45,17 @@ abstract contract UpgradeOperatorBase is Test {
     }
 
     function _pol(uint16 tcb, bool dbg, bool sim) internal pure returns (UpgradeOperator.Policy memory) {
-        return UpgradeOperator.Policy({tcbStatuses: tcb, allowDebug: dbg, allowSimulated: sim});
+        return _polMin(tcb, dbg, sim, 0);
+    }
+
+    function _polMin(uint16 tcb, bool dbg, bool sim, uint32 minEval)
+        internal
+        pure
+        returns (UpgradeOperator.Policy memory)
+    {
+        return UpgradeOperator.Policy({
+            tcbStatuses: tcb, allowDebug: dbg, allowSimulated: sim, minTcbEvaluationDataNumber: minEval
+        });
     }
 
     /// @dev A 48-byte measurement derived from `seed`.
@@ -124,7 +134,7 @@ abstract contract UpgradeOperatorBase is Test {
         uint256 at = uint256(vm.load(address(op), bytes32(uint256(7)))) & type(uint64).max;
         uint256 slot = at != 0 && block.timestamp >= at ? 6 : 5;
         uint256 w = uint256(vm.load(address(op), bytes32(slot)));
-        return keccak256(abi.encode(uint16(w), (w >> 16) & 0xff != 0, (w >> 24) & 0xff != 0));
+        return keccak256(abi.encode(uint16(w), (w >> 16) & 0xff != 0, (w >> 24) & 0xff != 0, uint32(w >> 32)));
     }
 
     /// @dev Active references plus an approved genesis with `clusterAddr` (epoch 1).
@@ -197,6 +207,11 @@ abstract contract UpgradeOperatorBase is Test {
         assertEq(uint256(got.tcbStatuses), uint256(want.tcbStatuses), string.concat(what, ".tcbStatuses"));
         assertEq(got.allowDebug, want.allowDebug, string.concat(what, ".allowDebug"));
         assertEq(got.allowSimulated, want.allowSimulated, string.concat(what, ".allowSimulated"));
+        assertEq(
+            uint256(got.minTcbEvaluationDataNumber),
+            uint256(want.minTcbEvaluationDataNumber),
+            string.concat(what, ".minTcbEvaluationDataNumber")
+        );
     }
 
     /// @dev Number of recorded logs whose topic0 is `sig`.

@@ -526,7 +526,14 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         assertEq(_polHash(), op.policyHashOf(op.policy()), "narrowed part in force, widening pending");
         vm.warp(block.timestamp + DELAY);
         assertEq(_polHash(), op.policyHashOf(op.policy()), "widening in force");
-        assertEq(op.policyHashOf(_pol(1, false, false)), keccak256(abi.encode(uint16(1), false, false)), "encoding");
+        assertEq(
+            op.policyHashOf(_pol(1, false, false)),
+            keccak256(abi.encode(uint16(1), false, false, uint32(0))),
+            "encoding"
+        );
+        vm.prank(owner);
+        op.setPolicy(_polMin(1, false, false, 17), "floor");
+        assertEq(_polHash(), op.policyHashOf(op.policy()), "with a TCB evaluation floor");
     }
 
     /// @dev The attack: a holder decided under the old policy; the owner narrows it in an emergency before the

@@ -152,7 +152,8 @@ fn random(n: usize) -> Vec<u8> {
 
 async fn gas(url: &str) -> anyhow::Result<Value> {
     let owner: PrivateKeySigner = ANVIL_KEY_0.parse()?;
-    let policy = Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: false };
+    let policy =
+        Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: false, min_tcb_evaluation_data_number: 0 };
     let (contract, _) = admin::deploy(url, owner.clone(), owner.address(), 0, policy).await?;
     let chain = Chain::connect(url, contract, Some(owner)).await?;
     let dep = chain.deployment();

@@ -254,7 +254,7 @@ impl Net {
 
     /// The default dev policy: UpToDate only, simulated quotes allowed.
     pub fn dev_policy() -> Policy {
-        Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true }
+        Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true, min_tcb_evaluation_data_number: 0 }
     }
 
     /// Start `replicatoor run` as `name`, paying with anvil key `key_index`.

@@ -219,7 +219,12 @@ impl Base {
         let refs = AllowList::with([(recipe.os_ref(), RefKind::Os), (app_reference_id(&compose_hash()), RefKind::App)]);
         let input = Input {
             trust: Trust::Simulated,
-            policy: Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true },
+            policy: Policy {
+                tcb_statuses: 1,
+                allow_debug: false,
+                allow_simulated: true,
+                min_tcb_evaluation_data_number: 0,
+            },
             refs,
             now: NOW,
             binding: Bind::Request(RequestBinding {

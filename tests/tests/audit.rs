@@ -175,7 +175,7 @@ async fn refuse(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64, reas
 }
 
 fn policy(tcb_statuses: u16, allow_simulated: bool) -> Policy {
-    Policy { tcb_statuses, allow_debug: false, allow_simulated }
+    Policy { tcb_statuses, allow_debug: false, allow_simulated, min_tcb_evaluation_data_number: 0 }
 }
 
 /// The history of the issue, built with real agents: genesis, deliveries to two nodes, a node
@@ -710,7 +710,7 @@ async fn admin_commands_list_propose_revoke_policy_and_calldata() {
             .unwrap();
     assert_eq!((p["policy"]["allow_simulated"].as_bool(), u(&p["widening_delay"])), (Some(false), 0));
     let cd = ok(&["admin", "set-policy", "--allow-simulated", "--contract", &contract, "--calldata-only"]);
-    let selector = hex::encode(&alloy::primitives::keccak256("setPolicy((uint16,bool,bool),string)")[..4]);
+    let selector = hex::encode(&alloy::primitives::keccak256("setPolicy((uint16,bool,bool,uint32),string)")[..4]);
     assert!(cd.contains(&format!("calldata: 0x{selector}")), "{cd}");
     // A state change without a key (and without --calldata-only) is refused with a clear message.
     let out = replicatoor(&["admin", "revoke", "--rpc-url", &net.url, "--contract", &contract, "--id", &id_s]);
@@ -1037,6 +1037,10 @@ async fn audit_shows_what_was_approved_trust_modes_and_os_images() {
     );
     assert_eq!(ds[1]["attested_os"]["os_image_hash"], "ee".repeat(32));
     assert!(ds[0]["attested_os"]["key_provider"].as_str().unwrap().contains("replicatoor-simulated"));
+    // …and its TD launch configuration (the simulated TD's: SEPT_VE_DISABLE only, the usual XFAM).
+    let td = &ds[0]["attested_os"]["td"];
+    assert_eq!(td["td_attribute_names"], serde_json::json!(["SEPT_VE_DISABLE"]), "{td}");
+    assert_eq!((td["xfam"].as_str(), td["mr_owner"].as_str()), (Some("e702060000000000"), Some(&"00".repeat(48)[..])));
     let f = findings_of(&r, "os_image_mismatch");
     assert_eq!(f.len(), 1);
     assert_eq!(
@@ -1057,6 +1061,7 @@ async fn audit_shows_what_was_approved_trust_modes_and_os_images() {
         "published compose:",
         &format!("OS image hash {image}, release https://example.invalid/os/v1"),
         &format!("os image {} DIFFERS from the approved {image}", "ee".repeat(32)),
+        "td attributes 0000001000000000 [SEPT_VE_DISABLE], xfam e702060000000000",
     ] {
         assert!(text.contains(line), "text report lacks {line:?}:\n{text}");
     }

@@ -170,7 +170,8 @@ async fn tcb_policy_bits_agree() {
     for bit in 0..16 {
         let mask = 1u16 << bit;
         let status = TcbStatus::ALL.into_iter().find(|s| s.bit() == mask);
-        let policy = Op::Policy { tcbStatuses: mask, allowDebug: false, allowSimulated: true };
+        let policy =
+            Op::Policy { tcbStatuses: mask, allowDebug: false, allowSimulated: true, minTcbEvaluationDataNumber: 0 };
         let call = c.setPolicy(policy, "constants test".into()).from(key(0).address());
         let outcome = revert(call.call().await);
         match status {

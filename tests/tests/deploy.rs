@@ -24,7 +24,8 @@ use std::{
 };
 
 /// The deploy script's variables; cleared from every child so the caller's environment cannot leak in.
-const SCRIPT_VARS: [&str; 5] = ["OWNER", "WIDENING_DELAY", "TCB_STATUSES", "ALLOW_DEBUG", "ALLOW_SIMULATED"];
+const SCRIPT_VARS: [&str; 6] =
+    ["OWNER", "WIDENING_DELAY", "TCB_STATUSES", "ALLOW_DEBUG", "ALLOW_SIMULATED", "MIN_TCB_EVALUATION_DATA_NUMBER"];
 
 /// forge runs share contracts/out and forge's cache; one at a time.
 static FORGE: Mutex<()> = Mutex::new(());
@@ -171,9 +172,11 @@ async fn deploy_script_applies_env_settings_and_prints_address_and_start_block()
         ("TCB_STATUSES", "0x3"),
         ("ALLOW_DEBUG", "true"),
         ("ALLOW_SIMULATED", "true"),
+        ("MIN_TCB_EVALUATION_DATA_NUMBER", "17"),
     ];
     let d = deploy_ok(&scratch, &url, &env).await;
-    let policy = Policy { tcb_statuses: 3, allow_debug: true, allow_simulated: true };
+    let policy =
+        Policy { tcb_statuses: 3, allow_debug: true, allow_simulated: true, min_tcb_evaluation_data_number: 17 };
     assert_deployment(&d, owner, 3600, policy).await;
     assert_eq!(d.vars["owner"], owner_s);
     assert_eq!(d.vars["wideningDelay"], "3600");
@@ -250,7 +253,8 @@ async fn deploy_script_defaults_are_strict() {
     let scratch = Scratch::new("deploy-defaults");
     let (_anvil, url) = anvil();
     let d = deploy_ok(&scratch, &url, &[]).await;
-    let strict = Policy { tcb_statuses: 0x1, allow_debug: false, allow_simulated: false };
+    let strict =
+        Policy { tcb_statuses: 0x1, allow_debug: false, allow_simulated: false, min_tcb_evaluation_data_number: 0 };
     // Owner defaults to the broadcasting key; the delay to one day.
     assert_deployment(&d, key(0).address(), 86_400, strict).await;
     assert!(!d.stdout.contains("WARNING"), "strict defaults need no warning:\n{}", d.stdout);

@@ -241,7 +241,12 @@ async fn request_replayed_on_another_contract_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_when_policy_forbids_simulated_quotes() {
-    let strict = replicatoor_core::protocol::Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: false };
+    let strict = replicatoor_core::protocol::Policy {
+        tcb_statuses: 1,
+        allow_debug: false,
+        allow_simulated: false,
+        min_tcb_evaluation_data_number: 0,
+    };
     let net = Net::start_pinned("strict", Net::dev_policy()).await;
     let genesis = net.genesis(1).await;
     // Narrowing is immediate: after this, simulated quotes are refused.
@@ -251,6 +256,31 @@ async fn refused_when_policy_forbids_simulated_quotes() {
     assert_eq!(c.wait_exit(T).code(), Some(3), "{}", c.log());
     assert_eq!(net.refusal_reason(1).await, Some(Refusal::SimulatedQuoteNotAllowed.code()));
     drop(genesis);
+}
+
+/// Issue 13.4, the attack: after Intel's TCB recovery the owner raises the policy's TCB evaluation
+/// floor; collateral from before it (here the simulated PKI's, evaluation 17, standing for a stale or
+/// lying PCCS) must not pass a node. Holders wait (no delivery, no refusal) and serve the node once
+/// collateral meets the floor (here: the floor is lowered again, at once in this zero-delay dev
+/// deployment). Without the floor check the node would be served at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collateral_older_than_the_tcb_evaluation_floor_does_not_pass_a_node() {
+    let net = Net::start_pinned("tcb-floor", Net::dev_policy()).await;
+    let genesis = net.genesis(1).await;
+    let floor = replicatoor_core::protocol::Policy { min_tcb_evaluation_data_number: 18, ..Net::dev_policy() };
+    replicatoor::admin::set_policy(&net.owner, floor, "TCB recovery 18").await.unwrap();
+    assert_eq!(net.owner.policy_at(BlockId::latest()).await.unwrap().min_tcb_evaluation_data_number, 18);
+    let mut node = net.agent("node", 4, &compose_good(), &["--exit-after-install"]);
+    wait_until("the request", T, || async { net.request_count().await == 1 }).await;
+    wait_until("the holder's wait", T, || async { genesis.log().contains("older than the policy's minimum 18") }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(net.status(1).await, 1, "neither delivered nor refused under collateral older than the floor");
+    assert!(!node.secret_path().exists());
+
+    replicatoor::admin::set_policy(&net.owner, Net::dev_policy(), "floor lowered").await.unwrap();
+    assert!(node.wait_exit(T).success(), "{}", node.log());
+    assert_eq!(net.status(1).await, 2);
+    assert_eq!(fs::read(node.secret_path()).unwrap(), fs::read(genesis.secret_path()).unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -444,8 +444,8 @@ fn parse_property(q: &[u8]) -> Result<(), TestCaseError> {
 
 /// A mutated quote verifies only if it still attests exactly what the original did.
 fn verify_property(verifier: &Verifier, original: &[u8], q: &[u8], now: u64) -> Result<(), TestCaseError> {
-    let want = verifier.verify(original, now).expect("original verifies");
-    match verifier.verify(q, now) {
+    let want = verifier.verify(original, now, 0).expect("original verifies");
+    match verifier.verify(q, now, 0) {
         Ok(got) => {
             prop_assert_eq!(got.measurements(), want.measurements(), "mutation changed what is attested");
             prop_assert_eq!(got.tcb_status(), want.tcb_status());
@@ -474,7 +474,7 @@ fn fuzz_verify_simulated_quote_mutated() {
         |q| {
             verify_property(&trusting, &base, &q, NOW)?;
             // Nothing made from a simulated quote passes for a genuine one.
-            prop_assert!(strict.verify(&q, NOW).is_err());
+            prop_assert!(strict.verify(&q, NOW, 0).is_err());
             Ok(())
         },
     );
@@ -502,12 +502,13 @@ fn fuzz_verify_genuine_quote_mutated() {
 fn fuzz_pipeline_mutated_request() {
     let (quote, log) = valid_request().clone();
     let verifier = sim_verifier();
-    let measured = verifier.verify(&quote, NOW).expect("verifies");
+    let measured = verifier.verify(&quote, NOW, 0).expect("verifies");
     let refs = AllowList::with([
         (measured.measurements().os_reference_id(), RefKind::Os),
         (app_reference_id(&compose_hash()), RefKind::App),
     ]);
-    let policy = Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true };
+    let policy =
+        Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true, min_tcb_evaluation_data_number: 0 };
     let ctx = Context { deployment: dep(), verifier: &verifier, policy, references: &refs, now: NOW };
     let binding = RequestBinding { request_id: U256::from(1), requester: requester(), hpke_pub_key: keys().public() };
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
@@ -604,6 +605,7 @@ fn valid_event_logs() -> Vec<(Vec<B256>, Vec<u8>)> {
             tcbStatuses: 1,
             allowDebug: false,
             allowSimulated: true,
+            minTcbEvaluationDataNumber: 3,
             effectiveAt: 9,
             note: "n".into(),
         }
@@ -686,9 +688,10 @@ fn good_delivery() -> &'static SignedDelivery {
     D.get_or_init(|| {
         let (quote, log) = valid_request().clone();
         let verifier = sim_verifier();
-        let os = verifier.verify(&quote, NOW).expect("verifies").measurements().os_reference_id();
+        let os = verifier.verify(&quote, NOW, 0).expect("verifies").measurements().os_reference_id();
         let refs = AllowList::with([(os, RefKind::Os), (app_reference_id(&compose_hash()), RefKind::App)]);
-        let policy = Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true };
+        let policy =
+            Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true, min_tcb_evaluation_data_number: 0 };
         let ctx = Context { deployment: dep(), verifier: &verifier, policy, references: &refs, now: NOW };
         let binding =
             RequestBinding { request_id: U256::from(1), requester: requester(), hpke_pub_key: keys().public() };

@@ -74,7 +74,7 @@ async fn the_dstack_provider_gets_verifiable_simulated_quotes_naming_the_compose
     let att = provider::dstack_get_quote(&agent.socket, &report_data).await.expect("a quote");
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
-    let q = v.verify(&att.quote, now).expect("a valid simulated quote");
+    let q = v.verify(&att.quote, now, 0).expect("a valid simulated quote");
     assert!(q.is_simulated());
     assert_eq!(q.measurements().report_data, report_data);
     let log = EventLog::from_compact(&att.event_log).unwrap();

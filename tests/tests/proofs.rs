@@ -48,7 +48,8 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
     admin::propose_app(&net.owner, [8; 32], "superseded", &[]).await.expect("propose");
     let now = net.owner.block(net.head().await).await.expect("head").timestamp;
     admin::schedule_expiry(&net.owner, expired_id, now + 1, "grace ends").await.expect("expiry");
-    let wider = Policy { tcb_statuses: 0x13, allow_debug: true, allow_simulated: true };
+    let wider =
+        Policy { tcb_statuses: 0x13, allow_debug: true, allow_simulated: true, min_tcb_evaluation_data_number: 0 };
     admin::set_policy(&net.owner, wider, "wider").await.expect("policy");
 
     // One request from another account, so a request status and a SecretRequested log exist.

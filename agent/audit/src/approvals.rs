@@ -7,12 +7,17 @@ use super::{
     collect::History,
     compose,
     describe::OsDescription,
-    model::{AppApproval, AttestedOs, BlockRange, Custody, Finding, OsApproval, PinView, ReferenceState, Severity},
+    model::{
+        AppApproval, AttestedOs, BlockRange, Custody, Finding, OsApproval, PinView, ReferenceState, Severity, TdConfig,
+    },
     state::State,
 };
 use alloy::primitives::{Bytes, B256, U256};
 use replicatoor_chain::bindings::UpgradeOperator::UpgradeOperatorEvents as Ev;
-use replicatoor_core::{attest::eventlog::EventLog, protocol::Deployment};
+use replicatoor_core::{
+    attest::{eventlog::EventLog, quote::Measurements},
+    protocol::Deployment,
+};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
@@ -72,15 +77,15 @@ fn os(description: Option<&Bytes>) -> OsApproval {
 
 /// Fill `attested_os` on every epoch (its genesis quote) and delivery (its request's quote).
 pub fn annotate_custody(h: &History, refs: &[ReferenceState], custody: &mut Custody) {
-    let mut logs: HashMap<U256, &Bytes> = HashMap::new();
-    let mut genesis_logs: HashMap<U256, &Bytes> = HashMap::new();
+    let mut logs: HashMap<U256, (&Bytes, &Bytes)> = HashMap::new();
+    let mut genesis_logs: HashMap<U256, (&Bytes, &Bytes)> = HashMap::new();
     for e in &h.entries {
         match &e.event {
             Ev::SecretRequested(r) => {
-                logs.insert(r.requestId, &r.eventLog);
+                logs.insert(r.requestId, (&r.quote, &r.eventLog));
             }
             Ev::GenesisProposed(g) => {
-                genesis_logs.insert(g.proposalId, &g.eventLog);
+                genesis_logs.insert(g.proposalId, (&g.quote, &g.eventLog));
             }
             _ => {}
         }
@@ -90,16 +95,24 @@ pub fn annotate_custody(h: &History, refs: &[ReferenceState], custody: &mut Cust
     };
     for ep in &mut custody.epochs {
         let log = genesis_logs.get(&U256::from(ep.proposal_id)).copied();
-        ep.attested_os = log.map(|l| attested(l, approved(ep.os_ref)));
+        ep.attested_os = log.map(|(q, l)| attested(q, l, approved(ep.os_ref)));
         for d in &mut ep.deliveries {
             let log = logs.get(&U256::from(d.request_id)).copied();
-            d.attested_os = log.map(|l| attested(l, approved(d.os_ref)));
+            d.attested_os = log.map(|(q, l)| attested(q, l, approved(d.os_ref)));
         }
     }
 }
 
-fn attested(compact: &[u8], approved: Option<String>) -> AttestedOs {
-    let mut a = AttestedOs { approved_os_image_hash: approved, ..AttestedOs::default() };
+fn attested(quote: &[u8], compact: &[u8], approved: Option<String>) -> AttestedOs {
+    let td = Measurements::parse_unverified(quote).ok().and_then(|(_, _, m)| m).map(|m| TdConfig {
+        td_attributes: hex::encode(m.td_attributes),
+        td_attribute_names: m.td_attribute_names(),
+        xfam: hex::encode(m.xfam),
+        mr_config_id: hex::encode(m.mr_config_id),
+        mr_owner: hex::encode(m.mr_owner),
+        mr_owner_config: hex::encode(m.mr_owner_config),
+    });
+    let mut a = AttestedOs { approved_os_image_hash: approved, td, ..AttestedOs::default() };
     match EventLog::from_compact(compact).and_then(|l| l.app_info()) {
         Ok(info) => {
             a.os_image_hash = info.os_image_hash.map(hex::encode);
@@ -275,12 +288,12 @@ mod tests {
 
     #[test]
     fn the_logged_os_image_is_compared_with_the_published_one() {
-        let same = attested(&log(Some(&[0xab; 2])), Some("abab".into()));
+        let same = attested(b"", &log(Some(&[0xab; 2])), Some("abab".into()));
         assert_eq!((same.os_image_hash.as_deref(), same.matches), (Some("abab"), Some(true)));
-        assert_eq!(attested(&log(Some(&[0xcd; 2])), Some("abab".into())).matches, Some(false));
-        assert_eq!(attested(&log(None), Some("abab".into())).matches, None, "not logged: nothing to compare");
-        assert_eq!(attested(&log(Some(&[1])), None).matches, None, "nothing published");
-        assert!(attested(b"junk", None).error.is_some());
+        assert_eq!(attested(b"", &log(Some(&[0xcd; 2])), Some("abab".into())).matches, Some(false));
+        assert_eq!(attested(b"", &log(None), Some("abab".into())).matches, None, "not logged: nothing to compare");
+        assert_eq!(attested(b"", &log(Some(&[1])), None).matches, None, "nothing published");
+        assert!(attested(b"", b"junk", None).error.is_some());
     }
 
     #[test]

@@ -9,7 +9,6 @@ use alloy::{
     primitives::{Address, B256},
     providers::Provider,
     rpc::types::{Filter, Log},
-    sol_types::SolEventInterface,
 };
 use replicatoor_chain::{
     bindings::UpgradeOperator::UpgradeOperatorEvents as Ev,
@@ -153,8 +152,8 @@ pub async fn collect(chain: &Chain, blocks: &Blocks<'_>, opts: ScanOptions) -> R
             }
             None => blocks.time(block).await?,
         };
-        match Ev::decode_log(&log.inner) {
-            Ok(ev) => entries.push(Entry { pos: Pos { block, log_index, time, tx }, event: ev.data }),
+        match Ev::decode_any_version(&log.inner) {
+            Ok(event) => entries.push(Entry { pos: Pos { block, log_index, time, tx }, event }),
             Err(e) => {
                 debug!(target: "replicatoor::audit", block, log_index, error = %e, "log does not decode");
                 undecoded += 1;

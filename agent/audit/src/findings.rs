@@ -58,6 +58,7 @@ fn widens(prev: &Policy, p: &Policy) -> bool {
     p.tcb_statuses & !prev.tcb_statuses != 0
         || (p.allow_debug && !prev.allow_debug)
         || (p.allow_simulated && !prev.allow_simulated)
+        || p.min_tcb_evaluation_data_number < prev.min_tcb_evaluation_data_number
 }
 
 /// Every finding, most severe first.
@@ -190,11 +191,7 @@ fn governance_findings(h: &History, state: &State, out: &mut Vec<Finding>) {
                 out.push(f);
             }
             Ev::PolicySet(p) if p.effectiveAt <= e.pos.time => {
-                let new = Policy {
-                    tcb_statuses: p.tcbStatuses,
-                    allow_debug: p.allowDebug,
-                    allow_simulated: p.allowSimulated,
-                };
+                let new = p.policy();
                 let prev = state.policy_at(e.pos.key(), e.pos.time).map(|(_, p)| p);
                 if prev.is_some_and(|prev| widens(&prev, &new)) {
                     let mut f = Finding::new(
@@ -420,7 +417,12 @@ mod tests {
             from_block: from,
             to_block: to,
             open: false,
-            policy: PolicyView::from(Policy { tcb_statuses: mask, allow_debug: false, allow_simulated: sim }),
+            policy: PolicyView::from(Policy {
+                tcb_statuses: mask,
+                allow_debug: false,
+                allow_simulated: sim,
+                min_tcb_evaluation_data_number: 0,
+            }),
             set_in_block: from,
         }
     }
@@ -437,7 +439,8 @@ mod tests {
 
     #[test]
     fn widening_is_any_new_acceptance() {
-        let p = |m, d, s| Policy { tcb_statuses: m, allow_debug: d, allow_simulated: s };
+        let p =
+            |m, d, s| Policy { tcb_statuses: m, allow_debug: d, allow_simulated: s, min_tcb_evaluation_data_number: 0 };
         assert!(widens(&p(1, false, false), &p(3, false, false)));
         assert!(!widens(&p(3, true, true), &p(1, false, true)));
         assert!(widens(&p(1, false, false), &p(1, false, true)));

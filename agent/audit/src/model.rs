@@ -37,6 +37,8 @@ pub struct PolicyView {
     pub tcb_status_names: TcbNames,
     pub allow_debug: bool,
     pub allow_simulated: bool,
+    /// The oldest Intel TCB evaluation holders may judge with (0 = any).
+    pub min_tcb_evaluation_data_number: u32,
 }
 
 /// The statuses a mask accepts, by name (serialized as a list of strings).
@@ -56,13 +58,19 @@ impl From<Policy> for PolicyView {
             tcb_status_names: TcbNames(p.tcb_statuses),
             allow_debug: p.allow_debug,
             allow_simulated: p.allow_simulated,
+            min_tcb_evaluation_data_number: p.min_tcb_evaluation_data_number,
         }
     }
 }
 
 impl PolicyView {
     pub fn policy(&self) -> Policy {
-        Policy { tcb_statuses: self.tcb_statuses, allow_debug: self.allow_debug, allow_simulated: self.allow_simulated }
+        Policy {
+            tcb_statuses: self.tcb_statuses,
+            allow_debug: self.allow_debug,
+            allow_simulated: self.allow_simulated,
+            min_tcb_evaluation_data_number: self.min_tcb_evaluation_data_number,
+        }
     }
 }
 
@@ -284,6 +292,24 @@ pub struct AttestedOs {
     pub matches: Option<bool>,
     /// Why the log could not be read (it is in the request; the holder read it too).
     pub error: Option<String>,
+    /// The TD's launch configuration as its quote reports it (unverified parse; `--reverify`
+    /// verifies the quote). `null` when the quote does not parse as a TD quote.
+    pub td: Option<TdConfig>,
+}
+
+/// The parts of a TD report that the launcher chooses and the OS reference does not measure
+/// (SECURITY.md, "What a quote's TD configuration means"), shown for every accepted quote.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TdConfig {
+    /// TD attributes (hex, as in the report) and the names of the bits set.
+    pub td_attributes: String,
+    pub td_attribute_names: Vec<String>,
+    /// XFAM: the CPU extended features the TD may use (hex).
+    pub xfam: String,
+    /// MRCONFIGID, MROWNER, MROWNERCONFIG (hex; zero unless the launcher set them).
+    pub mr_config_id: String,
+    pub mr_owner: String,
+    pub mr_owner_config: String,
 }
 
 /// The policy in force over a block range (PROTOCOL.md §4.4 reconstruction).

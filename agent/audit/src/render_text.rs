@@ -3,7 +3,7 @@
 
 use super::model::{
     AppApproval, AttestedOs, Custody, DeliveryRecord, EpochRecord, GovernanceEvent as G, OsApproval, PolicyView,
-    ReferenceState, Report, Reverification,
+    ReferenceState, Report, Reverification, TdConfig,
 };
 use alloy::primitives::Address;
 use std::{collections::HashSet, fmt::Write as _};
@@ -27,11 +27,15 @@ pub fn fmt_time(t: u64) -> String {
 pub fn fmt_policy(p: &PolicyView) -> String {
     let names: Vec<_> = replicatoor_core::attest::TcbStatus::in_mask(p.tcb_statuses).iter().map(|s| s.name()).collect();
     format!(
-        "tcbStatuses {:#x} [{}], debug {}, simulated {}",
+        "tcbStatuses {:#x} [{}], debug {}, simulated {}, {}",
         p.tcb_statuses,
         names.join(", "),
         if p.allow_debug { "ALLOWED" } else { "no" },
-        if p.allow_simulated { "ALLOWED" } else { "no" }
+        if p.allow_simulated { "ALLOWED" } else { "no" },
+        match p.min_tcb_evaluation_data_number {
+            0 => "collateral of any TCB evaluation".to_string(),
+            n => format!("TCB evaluation ≥ {n}"),
+        }
     )
 }
 
@@ -143,17 +147,32 @@ pub fn os_line(o: &OsApproval) -> String {
 /// The OS image an accepted quote's log names, against the approved one.
 pub fn attested_line(a: &Option<AttestedOs>) -> String {
     let Some(a) = a else { return String::new() };
+    let td = a.td.as_ref().map(td_line).unwrap_or_default();
     if let Some(e) = &a.error {
-        return format!("event log unreadable: {e}");
+        return format!("event log unreadable: {e}{td}");
     }
-    match (&a.os_image_hash, a.matches) {
+    let os = match (&a.os_image_hash, a.matches) {
         (None, _) => "os image not logged".into(),
         (Some(h), Some(true)) => format!("os image {h} (as approved)"),
         (Some(h), Some(false)) => {
             format!("os image {h} DIFFERS from the approved {}", a.approved_os_image_hash.as_deref().unwrap_or("?"))
         }
         (Some(h), None) => format!("os image {h} (none published for its OS reference)"),
+    };
+    format!("{os}{td}")
+}
+
+/// The TD's launch configuration, briefly: attributes by name, XFAM, and the launcher-chosen
+/// MRCONFIGID / MROWNER / MROWNERCONFIG only where they are not zero.
+fn td_line(t: &TdConfig) -> String {
+    let mut out = format!("; td attributes {} [{}], xfam {}", t.td_attributes, t.td_attribute_names.join(" "), t.xfam);
+    for (name, v) in [("mrconfigid", &t.mr_config_id), ("mrowner", &t.mr_owner), ("mrownerconfig", &t.mr_owner_config)]
+    {
+        if v.bytes().any(|b| b != b'0') {
+            out.push_str(&format!(", {name} {v}"));
+        }
     }
+    out
 }
 
 fn verdict(r: &Option<Reverification>) -> String {

@@ -55,11 +55,7 @@ impl State {
             match event {
                 Ev::PolicySet(e) => s.policies.push(PolicyEvent {
                     pos: *pos,
-                    policy: Policy {
-                        tcb_statuses: e.tcbStatuses,
-                        allow_debug: e.allowDebug,
-                        allow_simulated: e.allowSimulated,
-                    },
+                    policy: e.policy(),
                     effective_at: e.effectiveAt,
                     note: e.note.clone(),
                 }),
@@ -240,7 +236,12 @@ mod tests {
     fn ev(block: u64, time: u64, mask: u16, effective_at: u64) -> PolicyEvent {
         PolicyEvent {
             pos: pos(block, 0, time),
-            policy: Policy { tcb_statuses: mask, allow_debug: false, allow_simulated: false },
+            policy: Policy {
+                tcb_statuses: mask,
+                allow_debug: false,
+                allow_simulated: false,
+                min_tcb_evaluation_data_number: 0,
+            },
             effective_at,
             note: String::new(),
         }

@@ -7,7 +7,6 @@ use super::{
 };
 use alloy::primitives::{keccak256, U256};
 use replicatoor_chain::bindings::UpgradeOperator::UpgradeOperatorEvents as Ev;
-use replicatoor_core::protocol::Policy;
 
 fn id64(v: U256) -> u64 {
     v.try_into().unwrap_or(u64::MAX)
@@ -41,11 +40,7 @@ pub fn build(h: &History, state: &State) -> Vec<TimelineEntry> {
             Ev::PolicySet(p) => {
                 let cancelled = state.cancelled(policy_index);
                 policy_index += 1;
-                let policy = Policy {
-                    tcb_statuses: p.tcbStatuses,
-                    allow_debug: p.allowDebug,
-                    allow_simulated: p.allowSimulated,
-                };
+                let policy = p.policy();
                 (
                     G::PolicySet { policy: PolicyView::from(policy), effective_at: p.effectiveAt, cancelled },
                     p.note.clone(),

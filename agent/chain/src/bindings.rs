@@ -11,6 +11,40 @@ alloy::sol!(
 
 use replicatoor_core::{delivery::SignedDelivery, protocol::Policy};
 
+/// Events of earlier protocol versions whose signature has changed since, so that `audit` reads a
+/// deployment of any version (PROTOCOL.md §7). Each decodes into today's event.
+mod earlier {
+    alloy::sol! {
+        /// Versions 1 and 2: the policy had no TCB evaluation floor.
+        event PolicySet(uint16 tcbStatuses, bool allowDebug, bool allowSimulated, uint64 effectiveAt, string note);
+    }
+}
+
+impl UpgradeOperator::UpgradeOperatorEvents {
+    /// Decode a log of this contract, of today's version or an earlier one (an event whose
+    /// fields changed comes back as today's, with the new fields at their neutral value).
+    pub fn decode_any_version(log: &alloy::primitives::Log) -> Result<Self, alloy::sol_types::Error> {
+        use alloy::sol_types::{SolEvent, SolEventInterface};
+        match Self::decode_log(log) {
+            Ok(ev) => Ok(ev.data),
+            Err(e) => match log.topics().first() {
+                Some(t) if *t == earlier::PolicySet::SIGNATURE_HASH => {
+                    let p = earlier::PolicySet::decode_log(log)?.data;
+                    Ok(Self::PolicySet(UpgradeOperator::PolicySet {
+                        tcbStatuses: p.tcbStatuses,
+                        allowDebug: p.allowDebug,
+                        allowSimulated: p.allowSimulated,
+                        minTcbEvaluationDataNumber: 0,
+                        effectiveAt: p.effectiveAt,
+                        note: p.note,
+                    }))
+                }
+                _ => Err(e),
+            },
+        }
+    }
+}
+
 impl From<&UpgradeOperator::SecretDelivered> for SignedDelivery {
     /// The delivery exactly as the contract logged it, ready for `delivery::open`.
     fn from(ev: &UpgradeOperator::SecretDelivered) -> Self {
@@ -30,7 +64,24 @@ impl From<&UpgradeOperator::SecretDelivered> for SignedDelivery {
 
 impl From<UpgradeOperator::Policy> for Policy {
     fn from(p: UpgradeOperator::Policy) -> Self {
-        Policy { tcb_statuses: p.tcbStatuses, allow_debug: p.allowDebug, allow_simulated: p.allowSimulated }
+        Policy {
+            tcb_statuses: p.tcbStatuses,
+            allow_debug: p.allowDebug,
+            allow_simulated: p.allowSimulated,
+            min_tcb_evaluation_data_number: p.minTcbEvaluationDataNumber,
+        }
+    }
+}
+
+impl UpgradeOperator::PolicySet {
+    /// The policy this event sets (in force from `effectiveAt` unless a later event cancels it).
+    pub fn policy(&self) -> Policy {
+        Policy {
+            tcb_statuses: self.tcbStatuses,
+            allow_debug: self.allowDebug,
+            allow_simulated: self.allowSimulated,
+            min_tcb_evaluation_data_number: self.minTcbEvaluationDataNumber,
+        }
     }
 }
 
@@ -40,6 +91,7 @@ impl From<Policy> for UpgradeOperator::Policy {
             tcbStatuses: p.tcb_statuses,
             allowDebug: p.allow_debug,
             allowSimulated: p.allow_simulated,
+            minTcbEvaluationDataNumber: p.min_tcb_evaluation_data_number,
         }
     }
 }

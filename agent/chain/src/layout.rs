@@ -9,7 +9,8 @@ use replicatoor_core::protocol::{Policy, RefKind, RequestStatus};
 
 /// `mapping(bytes32 id => Reference) _refs`.
 const SLOT_REFS: u64 = 4;
-/// `Policy _policy` (tcbStatuses u16 @0, allowDebug bool @2, allowSimulated bool @3).
+/// `Policy _policy` (tcbStatuses u16 @0, allowDebug bool @2, allowSimulated bool @3,
+/// minTcbEvaluationDataNumber u32 @4).
 const SLOT_POLICY: u64 = 5;
 /// `Policy _pendingPolicy`, same packing.
 const SLOT_PENDING_POLICY: u64 = 6;
@@ -100,6 +101,7 @@ fn policy_at(word: U256) -> Policy {
         tcb_statuses: field(word, 0, 2).to::<u16>(),
         allow_debug: !field(word, 2, 1).is_zero(),
         allow_simulated: !field(word, 3, 1).is_zero(),
+        min_tcb_evaluation_data_number: field(word, 4, 4).to::<u32>(),
     }
 }
 
@@ -173,9 +175,16 @@ mod tests {
 
     #[test]
     fn packed_fields_come_from_the_low_end() {
-        // Policy { tcbStatuses: 0x1bf, allowDebug: false, allowSimulated: true } packs as 0x01_00_01bf.
-        let p = policy_at(U256::from(0x0100_01bfu64));
-        assert_eq!(p, Policy { tcb_statuses: 0x1bf, allow_debug: false, allow_simulated: true });
+        // Policy { tcbStatuses: 0x1bf, allowDebug: false, allowSimulated: true,
+        // minTcbEvaluationDataNumber: 17 } packs as 0x00000011_01_00_01bf.
+        let p = policy_at(U256::from(0x0000_0011_0100_01bfu64));
+        let want = Policy {
+            tcb_statuses: 0x1bf,
+            allow_debug: false,
+            allow_simulated: true,
+            min_tcb_evaluation_data_number: 17,
+        };
+        assert_eq!(p, want);
         // _pendingPolicyAt = 7 at offset 0, cluster at offset 8.
         let cluster = Address::repeat_byte(0xab);
         let word = (U256::from_be_slice(cluster.as_slice()) << 64) | U256::from(7);

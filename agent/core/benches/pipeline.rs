@@ -123,7 +123,8 @@ fn main() {
     let secs: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.5);
     let mut b = Bench { budget: Duration::from_secs_f64(secs), cases: Vec::new() };
     let dep = Deployment { chain_id: 31337, contract: Address::repeat_byte(9) };
-    let policy = Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true };
+    let policy =
+        Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true, min_tcb_evaluation_data_number: 0 };
 
     // Fixtures.
     let genuine_quote = std::fs::read(fixtures().join("dcap-qvl-samples/tdx_quote")).expect("genuine quote");
@@ -160,15 +161,15 @@ fn main() {
     );
 
     // (a) genuine quote verification with dcap-qvl.
-    let v = genuine.verify(&genuine_quote, GENUINE_NOW).expect("genuine quote verifies");
+    let v = genuine.verify(&genuine_quote, GENUINE_NOW, 0).expect("genuine quote verifies");
     assert_eq!(v.tcb_status().name(), "UpToDate");
     b.run("verify_genuine", "(a) verify genuine TDX quote (dcap-qvl, fixed collateral)", || {
-        genuine.verify(&genuine_quote, GENUINE_NOW).expect("verifies")
+        genuine.verify(&genuine_quote, GENUINE_NOW, 0).expect("verifies")
     });
 
     // (b) simulated quote verification (trusted simulated root).
     b.run("verify_simulated", "(b) verify simulated TDX quote (simulated PKI, trusted)", || {
-        sim_verifier.verify(&sim_quote, SIM_NOW).expect("verifies")
+        sim_verifier.verify(&sim_quote, SIM_NOW, 0).expect("verifies")
     });
 
     // (c) Dstack event log: decode the compact form, replay RTMR3, read the app claims.
@@ -224,7 +225,7 @@ fn main() {
     let genuine_ns =
         b.run("request_genuine", "(f) genuine path: key check + verify + log replay + seal + sign", || {
             assert!(replicatoor_core::crypto::hpke::is_usable_public_key(&pk));
-            let v = genuine.verify(&genuine_quote, GENUINE_NOW).expect("verifies");
+            let v = genuine.verify(&genuine_quote, GENUINE_NOW, 0).expect("verifies");
             let app = replay();
             black_box((v, app));
             delivery::seal(&dep, &accepted, &b1k).expect("sealed")

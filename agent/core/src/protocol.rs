@@ -22,14 +22,22 @@ pub struct Policy {
     pub allow_debug: bool,
     /// Accept quotes from the simulated PKI (gives up every hardware guarantee).
     pub allow_simulated: bool,
+    /// The oldest Intel TCB evaluation (the collateral's `tcbEvaluationDataNumber`) a quote may be
+    /// judged with; 0 = any. Raised after a TCB recovery, so collateral from before it (a stale or
+    /// lying source) cannot pass a platform the recovery downgraded.
+    pub min_tcb_evaluation_data_number: u32,
 }
 
 impl Policy {
-    /// The hash a v2 delivery names the policy it was decided under by (PROTOCOL.md §3.6):
-    /// `keccak256(abi.encode(tcbStatuses, allowDebug, allowSimulated))`, the contract's `policyHashOf`.
+    /// The hash a delivery names the policy it was decided under by (PROTOCOL.md §3.6):
+    /// `keccak256(abi.encode(tcbStatuses, allowDebug, allowSimulated, minTcbEvaluationDataNumber))`,
+    /// the contract's `policyHashOf`.
     pub fn hash(&self) -> B256 {
         use alloy::sol_types::SolValue;
-        keccak256((self.tcb_statuses, self.allow_debug, self.allow_simulated).abi_encode())
+        keccak256(
+            (self.tcb_statuses, self.allow_debug, self.allow_simulated, self.min_tcb_evaluation_data_number)
+                .abi_encode(),
+        )
     }
 }
 
@@ -244,8 +252,11 @@ mod tests {
         // PROTOCOL.md §3.8 (computed there with `cast keccak` / `cast abi-encode`, independently of this code).
         let key = request_key(&[0xab; 32], Address::repeat_byte(0xcd));
         assert_eq!(key.to_string(), "0x30cef5949424e316d0559205d3a304192426cf253d12542a6afb1b53f81a54ae");
-        let p = Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: false };
-        assert_eq!(p.hash().to_string(), "0x255ace0592d6d0057743ec81f2494d71fe5466986a2fd6f28c632dc1ef83d48b");
+        let p =
+            Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: false, min_tcb_evaluation_data_number: 0 };
+        assert_eq!(p.hash().to_string(), "0x28eff85df1273b90d594dd4725c22b6e8b1a718f829e3c7f98c821679623c33d");
+        let floor = Policy { min_tcb_evaluation_data_number: 17, ..p };
+        assert_eq!(floor.hash().to_string(), "0xd9d3d5a55e6d8ba4bc591323f1021da0a5ecc98b6481a16b22bb777a85715c44");
         assert_ne!(Policy { allow_debug: true, ..p }.hash(), p.hash());
     }
 

@@ -119,6 +119,11 @@ pub struct PolicyArgs {
     /// Accept SIMULATED quotes (gives up all hardware guarantees: dev only).
     #[arg(long)]
     pub allow_simulated: bool,
+    /// The oldest Intel TCB evaluation (collateral `tcbEvaluationDataNumber`) holders may judge a
+    /// quote with; 0 = any. Raise it after Intel's TCB recovery (raising is immediate, lowering waits
+    /// the widening delay).
+    #[arg(long, default_value_t = 0)]
+    pub min_tcb_evaluation_data_number: u32,
 }
 
 impl PolicyArgs {
@@ -127,6 +132,7 @@ impl PolicyArgs {
             tcb_statuses: self.tcb_statuses,
             allow_debug: self.allow_debug,
             allow_simulated: self.allow_simulated,
+            min_tcb_evaluation_data_number: self.min_tcb_evaluation_data_number,
         }
     }
 }

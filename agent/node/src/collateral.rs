@@ -75,6 +75,10 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 struct CacheMeta {
     fetched_at: u64,
     next_update: u64,
+    /// The cached collateral's TCB evaluation (0 in caches written before it was recorded, which
+    /// then count as stale under any floor).
+    #[serde(default)]
+    tcb_evaluation_data_number: u32,
 }
 
 impl PccsCollateral {
@@ -106,15 +110,19 @@ impl<H: HttpClient> PccsCollateral<H> {
         self.dir.join(format!("{}.meta.json", key.file_stem()))
     }
 
-    fn fresh(&self, key: &CollateralKey, now: u64) -> bool {
+    /// Whether the cache can answer for `key` at `now` under the TCB evaluation floor `min_tcb_eval`:
+    /// collateral older than the floor (e.g. cached before a TCB recovery) is refetched.
+    fn fresh(&self, key: &CollateralKey, now: u64, min_tcb_eval: u32) -> bool {
         let Ok(text) = std::fs::read_to_string(self.meta_path(key)) else { return false };
         let Ok(m) = serde_json::from_str::<CacheMeta>(&text) else { return false };
-        now < m.next_update && now < m.fetched_at.saturating_add(MAX_CACHE_AGE)
+        now < m.next_update
+            && now < m.fetched_at.saturating_add(MAX_CACHE_AGE)
+            && m.tcb_evaluation_data_number >= min_tcb_eval
     }
 
     /// Fetch what `pck`'s key selects (never what the quote's unverified parts would), check it
     /// against the root `pck` was verified with, and only then cache it.
-    async fn fetch(&self, pck: &VerifiedPck, now: u64) -> Result<(), CollateralError> {
+    async fn fetch(&self, pck: &VerifiedPck, now: u64, min_tcb_eval: u32) -> Result<(), CollateralError> {
         let err = |reason: String| CollateralError::Fetch { url: self.url.clone(), reason };
         let key = pck.key();
         let fmspc = hex::encode_upper(key.fmspc);
@@ -128,19 +136,28 @@ impl<H: HttpClient> PccsCollateral<H> {
         .map_err(|e| err(format!("{e:#}")))?;
         match check_collateral(&c, pck, now) {
             // A revoked PCK chain is this quote's verdict; the collateral that says so is sound.
-            Ok(()) | Err(CollateralCheckError::PckRevoked) => {}
+            Ok(_) | Err(CollateralCheckError::PckRevoked) => {}
             Err(CollateralCheckError::Fault(fault)) => {
                 return Err(CollateralError::Rejected { url: self.url.clone(), key: key.to_string(), fault })
             }
         }
-        let next_update = next_update_of(&c).ok_or_else(|| err("collateral has no parseable nextUpdate".into()))?;
+        let (next_update, tcb_evaluation_data_number) = meta_of(&c)
+            .ok_or_else(|| err("collateral has no parseable nextUpdate or tcbEvaluationDataNumber".into()))?;
         let json = serde_json::to_vec(&c).map_err(|e| err(e.to_string()))?;
-        let meta = serde_json::to_vec(&CacheMeta { fetched_at: now, next_update }).map_err(|e| err(e.to_string()))?;
+        let meta = CacheMeta { fetched_at: now, next_update, tcb_evaluation_data_number };
+        let meta = serde_json::to_vec(&meta).map_err(|e| err(e.to_string()))?;
         let io = |e: std::io::Error| CollateralError::Unreadable { path: self.dir.clone(), reason: e.to_string() };
         std::fs::create_dir_all(&self.dir).map_err(io)?;
         crate::install::install_atomically(&self.data_path(key), &json).map_err(io)?;
         crate::install::install_atomically(&self.meta_path(key), &meta).map_err(io)?;
-        tracing::info!(target: "replicatoor::collateral", key = %key, next_update, url = %self.url, "collateral fetched, checked and cached");
+        tracing::info!(target: "replicatoor::collateral", key = %key, next_update, tcb_evaluation_data_number, url = %self.url, "collateral fetched, checked and cached");
+        if tcb_evaluation_data_number < min_tcb_eval {
+            // Cached all the same (it is sound, and the floor may be lowered); the request waits.
+            return Err(err(format!(
+                "the PCCS serves TCB evaluation {tcb_evaluation_data_number} for {key}, older than the policy's \
+                 minimum {min_tcb_eval}"
+            )));
+        }
         Ok(())
     }
 }
@@ -154,10 +171,10 @@ impl<H: HttpClient + Send + Sync> CollateralSource for PccsCollateral<H> {
         read_json(&path)
     }
 
-    fn prepare<'a>(&'a self, pck: &'a VerifiedPck, now: u64) -> Prepare<'a> {
+    fn prepare<'a>(&'a self, pck: &'a VerifiedPck, now: u64, min_tcb_eval: u32) -> Prepare<'a> {
         Box::pin(async move {
             let key = pck.key();
-            if self.fresh(key, now) {
+            if self.fresh(key, now, min_tcb_eval) {
                 return Ok(());
             }
             let wait = FETCH_BACKOFF.as_secs();
@@ -171,7 +188,7 @@ impl<H: HttpClient + Send + Sync> CollateralSource for PccsCollateral<H> {
                     reason: format!("fetch for {key} failed at {at}; next try after {wait} s"),
                 });
             }
-            let result = self.fetch(pck, now).await;
+            let result = self.fetch(pck, now, min_tcb_eval).await;
             if let Ok(mut m) = self.failed.lock() {
                 if result.is_err() {
                     m.insert(key.clone(), now);
@@ -184,13 +201,17 @@ impl<H: HttpClient + Send + Sync> CollateralSource for PccsCollateral<H> {
     }
 }
 
-/// The earliest `nextUpdate` of the TCB info and QE identity, as unix seconds.
-fn next_update_of(c: &QuoteCollateralV3) -> Option<u64> {
-    let field = |json: &str| -> Option<u64> {
+/// The earliest `nextUpdate` of the TCB info and QE identity (unix seconds), and the older of their
+/// `tcbEvaluationDataNumber`s.
+fn meta_of(c: &QuoteCollateralV3) -> Option<(u64, u32)> {
+    let fields = |json: &str| -> Option<(u64, u32)> {
         let v: serde_json::Value = serde_json::from_str(json).ok()?;
-        parse_rfc3339_utc(v.get("nextUpdate")?.as_str()?)
+        let next_update = parse_rfc3339_utc(v.get("nextUpdate")?.as_str()?)?;
+        let eval = u32::try_from(v.get("tcbEvaluationDataNumber")?.as_u64()?).ok()?;
+        Some((next_update, eval))
     };
-    Some(field(&c.tcb_info)?.min(field(&c.qe_identity)?))
+    let (tcb, qe) = (fields(&c.tcb_info)?, fields(&c.qe_identity)?);
+    Some((tcb.0.min(qe.0), tcb.1.min(qe.1)))
 }
 
 fn read_json(path: &Path) -> Result<QuoteCollateralV3, CollateralError> {
@@ -215,15 +236,17 @@ mod tests {
     }
 
     #[test]
-    fn next_update_of_genuine_collateral() {
+    fn meta_of_genuine_collateral() {
         let text = include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../tests/fixtures/dcap-qvl-samples/tdx_quote_collateral.json"
         ));
         let c: QuoteCollateralV3 = serde_json::from_str(text).unwrap();
-        let nu = next_update_of(&c).unwrap();
+        let (nu, eval) = meta_of(&c).unwrap();
         // min(tcbInfo 2025-07-19T10:16:03Z, qeIdentity 2025-07-19T10:32:27Z).
         assert_eq!(nu, 1_752_920_163);
+        // Both say tcbEvaluationDataNumber 17.
+        assert_eq!(eval, 17);
     }
 
     const TDX_NOW: u64 = 1_751_328_000;
@@ -305,7 +328,7 @@ mod tests {
         std::fs::write(dir.join(format!("{}.json", key.fmspc_hex())), fixture("sgx_quote_collateral.json")).unwrap();
         assert!(matches!(src.collateral_for(&key), Err(CollateralError::Missing { .. })));
 
-        src.prepare(&pck, TDX_NOW).await.expect("fetched and checked");
+        src.prepare(&pck, TDX_NOW, 0).await.expect("fetched and checked");
         let asked = pccs.asked();
         let fmspc = hex::encode_upper(key.fmspc);
         assert!(asked.iter().any(|u| u.contains(&format!("/tdx/certification/v4/tcb?fmspc={fmspc}"))), "{asked:?}");
@@ -313,7 +336,7 @@ mod tests {
         assert!(dir.join(format!("{}.json", key.file_stem())).exists());
         assert!(src.collateral_for(&key).is_ok());
         // Fresh: no second fetch.
-        src.prepare(&pck, TDX_NOW + 60).await.unwrap();
+        src.prepare(&pck, TDX_NOW + 60, 0).await.unwrap();
         assert_eq!(pccs.asked().len(), asked.len());
         // The same platform under the other PCK CA or TEE is another entry.
         for other in [
@@ -344,7 +367,7 @@ mod tests {
             let dir = scratch("rejected");
             let src = PccsCollateral::with_http(pccs, "https://pccs.example", &dir);
             let pck = genuine_pck();
-            let err = src.prepare(&pck, TDX_NOW).await.unwrap_err();
+            let err = src.prepare(&pck, TDX_NOW, 0).await.unwrap_err();
             use replicatoor_core::attest::pck::{CollateralFault, Part};
             let fault = match err {
                 CollateralError::Rejected { fault, .. } => fault,
@@ -360,10 +383,37 @@ mod tests {
                 ),
             }
             assert!(matches!(src.collateral_for(pck.key()), Err(CollateralError::Missing { .. })), "{name}: cached");
-            let again = src.prepare(&pck, TDX_NOW + 10).await.unwrap_err().to_string();
+            let again = src.prepare(&pck, TDX_NOW + 10, 0).await.unwrap_err().to_string();
             assert!(again.contains("next try after 60 s"), "{name}: {again}");
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    /// The attack: after Intel's TCB recovery 18, a PCCS (stale, or the operator's) keeps serving the
+    /// TCB evaluation 17 under which a now-downgraded platform still passed. With the policy's floor
+    /// at 18 the holder neither uses what it has cached nor what that PCCS serves: the request waits.
+    #[tokio::test]
+    async fn collateral_older_than_the_policy_floor_is_refetched_and_never_used() {
+        let dir = scratch("floor");
+        let pccs = FakePccs::serving("tdx_quote_collateral.json");
+        let src = PccsCollateral::with_http(pccs.clone(), "https://pccs.example", &dir);
+        let pck = genuine_pck();
+        src.prepare(&pck, TDX_NOW, 17).await.expect("evaluation 17 meets a floor of 17");
+        let fetches = pccs.asked().len();
+        // Raised floor: the cached evaluation 17 is not fresh any more, so the PCCS is asked again,
+        // and its answer (still 17) is refused.
+        let err = src.prepare(&pck, TDX_NOW + 1, 18).await.unwrap_err().to_string();
+        assert!(err.contains("TCB evaluation 17") && err.contains("minimum 18"), "{err}");
+        assert!(pccs.asked().len() > fetches, "the cache was not trusted under the raised floor");
+        // Within the back-off the PCCS is not asked again.
+        let fetches = pccs.asked().len();
+        let again = src.prepare(&pck, TDX_NOW + 10, 18).await.unwrap_err().to_string();
+        assert!(again.contains("next try after 60 s"), "{again}");
+        assert_eq!(pccs.asked().len(), fetches);
+        // A floor of 17 (or none) is served from the cache without a fetch.
+        src.prepare(&pck, TDX_NOW + 11, 17).await.expect("cached collateral meets the old floor");
+        assert_eq!(pccs.asked().len(), fetches);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
@@ -372,15 +422,15 @@ mod tests {
         // A closed port on loopback: fails at once, no traffic leaves the machine.
         let src = PccsCollateral::new("http://127.0.0.1:9", &dir).unwrap();
         let pck = genuine_pck();
-        let err = src.prepare(&pck, TDX_NOW).await.unwrap_err();
+        let err = src.prepare(&pck, TDX_NOW, 0).await.unwrap_err();
         assert!(matches!(err, CollateralError::Fetch { .. }), "{err}");
         // Within the back-off the PCCS is not asked again.
-        let again = src.prepare(&pck, TDX_NOW + 10).await.unwrap_err().to_string();
+        let again = src.prepare(&pck, TDX_NOW + 10, 0).await.unwrap_err().to_string();
         assert!(again.contains("next try after 60 s"), "{again}");
         // After it, it is (and fails again, for another minute).
-        let later = src.prepare(&pck, TDX_NOW + 61).await.unwrap_err().to_string();
+        let later = src.prepare(&pck, TDX_NOW + 61, 0).await.unwrap_err().to_string();
         assert!(!later.contains("next try after"), "{later}");
-        let again = src.prepare(&pck, TDX_NOW + 62).await.unwrap_err().to_string();
+        let again = src.prepare(&pck, TDX_NOW + 62, 0).await.unwrap_err().to_string();
         assert!(again.contains("failed at 1751328061; next try after 60 s"), "{again}");
         assert!(matches!(src.collateral_for(pck.key()), Err(CollateralError::Missing { .. })));
         let _ = std::fs::remove_dir_all(&dir);

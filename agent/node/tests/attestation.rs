@@ -105,7 +105,7 @@ fn quote_rtmr3(quote: &[u8]) -> [u8; 48] {
 
 #[test]
 fn genuine_tdx_quote_verifies_with_its_measurements() {
-    let v = genuine_verifier().verify(&genuine_tdx_quote(), TDX_NOW).expect("genuine quote verifies");
+    let v = genuine_verifier().verify(&genuine_tdx_quote(), TDX_NOW, 0).expect("genuine quote verifies");
     assert_eq!(v.tcb_status(), TcbStatus::UpToDate);
     assert!(v.advisory_ids().is_empty(), "advisories: {:?}", v.advisory_ids());
     assert!(!v.is_simulated());
@@ -136,16 +136,34 @@ fn genuine_tdx_quote_verifies_with_its_measurements() {
 #[test]
 fn outdated_tdx_quote_is_refused_for_its_tcb() {
     let quote = read_fixture("dcap-qvl-samples/tdx_quote_outdated");
-    let err = verifier_with("tdx_quote_outdated_collateral.json").verify(&quote, OUTDATED_NOW).unwrap_err();
+    let err = verifier_with("tdx_quote_outdated_collateral.json").verify(&quote, OUTDATED_NOW, 0).unwrap_err();
     println!("outdated quote: {err}");
     assert!(matches!(err, QuoteError::Tcb(_)), "{err:?}");
     assert_eq!(err.refusal(), Some(Refusal::TcbStatusNotAccepted));
 }
 
+/// The policy's TCB evaluation floor (`minTcbEvaluationDataNumber`): collateral older than it may
+/// predate a TCB recovery, so its verdict is not used at all, neither to accept nor to refuse; the
+/// request waits for fresher collateral (no refusal code).
+#[test]
+fn collateral_older_than_the_policy_floor_is_a_wait_not_a_verdict() {
+    let v = genuine_verifier().verify(&genuine_tdx_quote(), TDX_NOW, 17).expect("evaluation 17 meets a floor of 17");
+    assert_eq!(v.tcb_evaluation_data_number(), 17);
+    assert_eq!(v.tcb_status(), TcbStatus::UpToDate);
+    let err = genuine_verifier().verify(&genuine_tdx_quote(), TDX_NOW, 18).unwrap_err();
+    assert!(matches!(&err, QuoteError::CollateralUnavailable(m) if m.contains("minimum 18")), "{err:?}");
+    assert_eq!(err.refusal(), None, "a wait, not a refusal");
+    // The outdated quote, which its collateral (evaluation 18) refuses for its TCB, is not refused
+    // under a floor of 19 either.
+    let quote = read_fixture("dcap-qvl-samples/tdx_quote_outdated");
+    let err = verifier_with("tdx_quote_outdated_collateral.json").verify(&quote, OUTDATED_NOW, 19).unwrap_err();
+    assert!(matches!(err, QuoteError::CollateralUnavailable(_)), "{err:?}");
+}
+
 #[test]
 fn sgx_quote_is_the_wrong_tee_type() {
     let quote = read_fixture("dcap-qvl-samples/sgx_quote");
-    let err = verifier_with("sgx_quote_collateral.json").verify(&quote, TDX_NOW).unwrap_err();
+    let err = verifier_with("sgx_quote_collateral.json").verify(&quote, TDX_NOW, 0).unwrap_err();
     assert_eq!(err, QuoteError::WrongTeeType { version: 3, tee_type: 0 });
     assert_eq!(err.refusal(), Some(Refusal::WrongTeeType));
 }
@@ -194,7 +212,7 @@ fn flipped_bytes_are_refused() {
             quote[offset] ^ 0x01
         };
         assert_ne!(quote, genuine);
-        let result = verifier.verify(&quote, TDX_NOW);
+        let result = verifier.verify(&quote, TDX_NOW, 0);
         let err = match result {
             Ok(v) => panic!("{what}: a flipped byte at {offset} was accepted ({:?})", v.tcb_status()),
             Err(e) => e,
@@ -214,13 +232,13 @@ fn directory_collateral_by_fmspc_and_an_unreadable_pck_chain() {
     let verifier = Verifier::new(Box::new(DirCollateral::new(&dir.0)));
 
     // No file for this platform yet: a local problem, retried.
-    let err = verifier.verify(&genuine, TDX_NOW).unwrap_err();
+    let err = verifier.verify(&genuine, TDX_NOW, 0).unwrap_err();
     assert!(matches!(&err, QuoteError::CollateralUnavailable(m) if m.contains(&fmspc)), "{err:?}");
     assert_eq!(err.refusal(), None);
 
     std::fs::copy(fixtures().join("dcap-qvl-samples/tdx_quote_collateral.json"), dir.0.join(format!("{fmspc}.json")))
         .unwrap();
-    let v = verifier.verify(&genuine, TDX_NOW).expect("collateral found by FMSPC");
+    let v = verifier.verify(&genuine, TDX_NOW, 0).expect("collateral found by FMSPC");
     assert_eq!(v.tcb_status(), TcbStatus::UpToDate);
 
     // A quote whose PCK chain cannot be read yields no FMSPC. That is the quote's fault, so it is
@@ -229,7 +247,7 @@ fn directory_collateral_by_fmspc_and_an_unreadable_pck_chain() {
     let pem = broken.windows(27).position(|w| w == b"-----BEGIN CERTIFICATE-----").unwrap();
     broken[pem + 25] = b'X';
     for (name, v) in [("directory", &verifier), ("fixed", &genuine_verifier())] {
-        let err = v.verify(&broken, TDX_NOW).unwrap_err();
+        let err = v.verify(&broken, TDX_NOW, 0).unwrap_err();
         println!("unreadable PCK chain ({name} collateral): {err}");
         assert_eq!(err.refusal(), Some(Refusal::QuoteInvalid), "{name}: {err:?}");
     }
@@ -250,13 +268,13 @@ fn expired_or_not_yet_valid_collateral_is_retried_not_refused() {
         ("PCK CRL expired", TDX_COLLATERAL_EXPIRY + 60),
         ("not yet valid", 1_750_291_200),
     ] {
-        let err = verifier.verify(&quote, now).unwrap_err();
+        let err = verifier.verify(&quote, now, 0).unwrap_err();
         println!("collateral {when}: {err}");
         assert!(matches!(err, QuoteError::CollateralUnavailable(_)), "{when}: {err:?}");
         assert_eq!(err.refusal(), None, "{when}: a collateral problem must never be a refusal");
     }
     // Still valid the second before it expires.
-    assert!(verifier.verify(&quote, TDX_COLLATERAL_EXPIRY - 1).is_ok());
+    assert!(verifier.verify(&quote, TDX_COLLATERAL_EXPIRY - 1, 0).is_ok());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,7 +294,7 @@ fn truncated_empty_and_zero_quotes_are_malformed() {
         ("a quote's length of zeros", vec![0u8; genuine.len()]),
     ];
     for (what, quote) in cases {
-        let err = verifier.verify(&quote, TDX_NOW).unwrap_err();
+        let err = verifier.verify(&quote, TDX_NOW, 0).unwrap_err();
         println!("{what}: {err}");
         assert!(matches!(err, QuoteError::Malformed(_)), "{what}: {err:?}");
         assert_eq!(err.refusal(), Some(Refusal::QuoteMalformed), "{what}");
@@ -626,7 +644,7 @@ fn simulated_tcb_levels_give_their_status() {
         let mut td = SimulatedTd::new([3; 32]);
         td.tcb = tcb;
         let (quote, log) = td.attest([tcb as u8; 64]).unwrap();
-        match (verifier.verify(&quote, SIM_NOW), expected) {
+        match (verifier.verify(&quote, SIM_NOW, 0), expected) {
             (Ok(v), Ok(status)) => {
                 assert_eq!(v.tcb_status(), status, "{tcb:?}");
                 assert_eq!(v.advisory_ids().is_empty(), status == TcbStatus::UpToDate, "{tcb:?}");
@@ -650,7 +668,7 @@ fn simulated_debug_td_verifies_and_says_so() {
     let mut td = SimulatedTd::new([4; 32]);
     td.debug = true;
     let (quote, _) = td.attest([5; 64]).unwrap();
-    let v = dev_verifier().verify(&quote, SIM_NOW).expect("debug TDs are judged by policy, not the verifier");
+    let v = dev_verifier().verify(&quote, SIM_NOW, 0).expect("debug TDs are judged by policy, not the verifier");
     assert!(v.measurements().is_debug());
     assert!(v.is_simulated());
 }
@@ -660,11 +678,11 @@ fn simulated_quote_under_a_strict_verifier_is_refused() {
     let (quote, _) = SimulatedTd::new([6; 32]).attest([7; 64]).unwrap();
     let strict = Verifier::new(Box::new(NoCollateral));
     assert!(!strict.trusts_simulated());
-    let err = strict.verify(&quote, SIM_NOW).unwrap_err();
+    let err = strict.verify(&quote, SIM_NOW, 0).unwrap_err();
     assert_eq!(err, QuoteError::SimulatedNotTrusted);
     assert_eq!(err.refusal(), Some(Refusal::SimulatedQuoteNotAllowed));
     // Even with genuine collateral configured.
-    let err = genuine_verifier().verify(&quote, SIM_NOW).unwrap_err();
+    let err = genuine_verifier().verify(&quote, SIM_NOW, 0).unwrap_err();
     assert_eq!(err, QuoteError::SimulatedNotTrusted);
 }
 
@@ -786,6 +804,7 @@ impl replicatoor_core::attest::collateral::CollateralSource for CountingSource {
         &'a self,
         _: &'a replicatoor_core::attest::collateral::VerifiedPck,
         _: u64,
+        _: u32,
     ) -> replicatoor_core::attest::collateral::Prepare<'a> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Box::pin(async { Ok(()) })
@@ -819,13 +838,13 @@ fn a_quote_whose_pck_chain_merely_ends_in_intels_root_fetches_no_collateral() {
 
     let fetches = CountingSource::default();
     let verifier = Verifier::new(Box::new(fetches.clone()));
-    rt.block_on(verifier.prepare(&junk, TDX_NOW)).expect("nothing to wait for");
+    rt.block_on(verifier.prepare(&junk, TDX_NOW, 0)).expect("nothing to wait for");
     assert_eq!(fetches.0.load(Ordering::SeqCst), 0, "a forged PCK leaf must not cause a collateral fetch");
     // And it is refused as invalid, with any collateral, without consulting the source's cache.
-    let err = genuine_verifier().verify(&junk, TDX_NOW).unwrap_err();
+    let err = genuine_verifier().verify(&junk, TDX_NOW, 0).unwrap_err();
     assert_eq!(err.refusal(), Some(Refusal::QuoteInvalid), "{err}");
 
     // The genuine quote is worth a fetch.
-    rt.block_on(verifier.prepare(&genuine_tdx_quote(), TDX_NOW)).unwrap();
+    rt.block_on(verifier.prepare(&genuine_tdx_quote(), TDX_NOW, 0)).unwrap();
     assert_eq!(fetches.0.load(Ordering::SeqCst), 1);
 }

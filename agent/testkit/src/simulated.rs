@@ -169,10 +169,10 @@ mod tests {
         let td = SimulatedTd::new([9; 32]);
         let (quote, log) = td.attest([7; 64]).unwrap();
         let strict = Verifier::new(Box::new(NoCollateral));
-        let err = strict.verify(&quote, NOW).unwrap_err();
+        let err = strict.verify(&quote, NOW, 0).unwrap_err();
         assert_eq!(err, QuoteError::SimulatedNotTrusted);
         let dev = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(anchor());
-        let v = dev.verify(&quote, NOW).unwrap();
+        let v = dev.verify(&quote, NOW, 0).unwrap();
         assert!(v.is_simulated());
         assert_eq!(v.measurements().report_data, [7; 64]);
         assert_eq!(v.measurements().config_id_compose_hash(), Some([9; 32]));

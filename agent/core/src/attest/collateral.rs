@@ -76,8 +76,8 @@ pub trait CollateralSource: Send + Sync {
     fn collateral_for(&self, key: &CollateralKey) -> Result<QuoteCollateralV3, CollateralError>;
 
     /// Make sure `collateral_for` can answer for the quote whose verified chain is `pck`, at unix
-    /// time `now` (fetch, refresh).
-    fn prepare<'a>(&'a self, _pck: &'a VerifiedPck, _now: u64) -> Prepare<'a> {
+    /// time `now`, with collateral of TCB evaluation `min_tcb_eval` or later (fetch, refresh).
+    fn prepare<'a>(&'a self, _pck: &'a VerifiedPck, _now: u64, _min_tcb_eval: u32) -> Prepare<'a> {
         Box::pin(async { Ok(()) })
     }
 }

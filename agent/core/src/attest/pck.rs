@@ -230,11 +230,23 @@ pub enum CollateralCheckError {
     PckRevoked,
 }
 
+/// What a checked collateral says about itself that a policy judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedCollateral {
+    /// The older of the TCB info's and the QE identity's `tcbEvaluationDataNumber`: which of Intel's
+    /// TCB evaluations (recoveries) the verdict reflects.
+    pub tcb_evaluation_data_number: u32,
+}
+
 /// Check `c` as dcap-qvl's collateral steps would, plus that it is for `pck`'s key: CRLs signed and
 /// current, TCB info and QE identity signed by a certificate the root issued directly, inside their
 /// validity window, for this platform and TEE; and the PCK chain's revocation status under these
 /// CRLs. `c.pck_certificate_chain` is ignored (each quote is verified with its own chain).
-pub fn check_collateral(c: &QuoteCollateralV3, pck: &VerifiedPck, now: u64) -> Result<(), CollateralCheckError> {
+pub fn check_collateral(
+    c: &QuoteCollateralV3,
+    pck: &VerifiedPck,
+    now: u64,
+) -> Result<CheckedCollateral, CollateralCheckError> {
     let root = CertificateDer::from(pck.root.as_slice());
     let anchor = webpki::anchor_from_trusted_cert(&root)
         .map_err(|e| CollateralFault::RootCaCrl(format!("the trusted root does not parse: {e:?}")))?;
@@ -303,8 +315,11 @@ pub fn check_collateral(c: &QuoteCollateralV3, pck: &VerifiedPck, now: u64) -> R
     // fault; anything else (a CRL of the other CA, an expired CRL) is the collateral's.
     let (leaf, rest) = pck.chain.split_first().ok_or(CollateralFault::PckRevocation("empty PCK chain".into()))?;
     let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
+    let checked = CheckedCollateral {
+        tcb_evaluation_data_number: tcb.tcb_evaluation_data_number.min(qe.tcb_evaluation_data_number),
+    };
     match verify_path(leaf, &intermediates, &anchor, now, Some(&crls)) {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(checked),
         Err(PathError::Webpki(webpki::Error::CertRevoked)) => Err(CollateralCheckError::PckRevoked),
         Err(e) => Err(CollateralFault::PckRevocation(e.to_string()).into()),
     }
@@ -449,7 +464,10 @@ mod tests {
     #[test]
     fn genuine_collateral_passes_and_each_fault_is_typed_as_the_collateral_s() {
         let pck = genuine();
-        check_collateral(&collateral("tdx_quote_collateral.json"), &pck, NOW).expect("genuine collateral");
+        let checked =
+            check_collateral(&collateral("tdx_quote_collateral.json"), &pck, NOW).expect("genuine collateral");
+        // Both the TCB info and the QE identity of the fixture say 17 (TCB evaluation of 2025).
+        assert_eq!(checked.tcb_evaluation_data_number, 17);
         let fault = |c: &QuoteCollateralV3, now| match check_collateral(c, &pck, now) {
             Err(CollateralCheckError::Fault(f)) => f,
             other => panic!("expected a collateral fault, got {other:?}"),

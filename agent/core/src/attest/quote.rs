@@ -22,6 +22,12 @@ pub struct Measurements {
     /// MRCONFIGID: may bind the compose hash (`0x01 ‖ composeHash ‖ zeros`).
     #[serde(with = "hex_bytes")]
     pub mr_config_id: [u8; 48],
+    /// MROWNER: chosen by whoever launches the TD; Dstack leaves it zero and nothing here reads it.
+    #[serde(with = "hex_bytes")]
+    pub mr_owner: [u8; 48],
+    /// MROWNERCONFIG: likewise launch-chosen, unused by Dstack and by this protocol.
+    #[serde(with = "hex_bytes")]
+    pub mr_owner_config: [u8; 48],
     /// The 64 bytes the TD chose to bind (a request's or genesis binding, PROTOCOL.md §3.1).
     #[serde(with = "hex_bytes")]
     pub report_data: [u8; 64],
@@ -41,6 +47,8 @@ impl Measurements {
             mr_td: td.mr_td,
             rtmr: [td.rt_mr0, td.rt_mr1, td.rt_mr2, td.rt_mr3],
             mr_config_id: td.mr_config_id,
+            mr_owner: td.mr_owner,
+            mr_owner_config: td.mr_owner_config,
             report_data: td.report_data,
             td_attributes: td.td_attributes,
             xfam: td.xfam,
@@ -52,6 +60,31 @@ impl Measurements {
     pub fn parse_unverified(raw: &[u8]) -> Result<(u16, u32, Option<Measurements>), UnparsableQuote> {
         let q = Quote::parse(raw).map_err(|e| UnparsableQuote(format!("{e:#}")))?;
         Ok((q.header.version, q.header.tee_type, Measurements::from_report(&q.report)))
+    }
+
+    /// The names of the TD attribute bits set (Intel TDX module ABI, `ATTRIBUTES`, little-endian
+    /// u64), for display; a set bit without a name shows as `bitN`.
+    pub fn td_attribute_names(&self) -> Vec<String> {
+        const NAMES: [(u32, &str); 13] = [
+            (0, "DEBUG"),
+            (4, "HGS_PLUS_PROF"),
+            (5, "PERF_PROF"),
+            (6, "PMT_PROF"),
+            (16, "ICSSD"),
+            (17, "SERVTD_EXT"),
+            (27, "LASS"),
+            (28, "SEPT_VE_DISABLE"),
+            (29, "MIGRATABLE"),
+            (30, "PKS"),
+            (31, "KL"),
+            (62, "TPA"),
+            (63, "PERFMON"),
+        ];
+        let bits = u64::from_le_bytes(self.td_attributes);
+        (0..64)
+            .filter(|i| bits & (1u64 << i) != 0)
+            .map(|i| NAMES.iter().find(|(b, _)| *b == i).map_or_else(|| format!("bit{i}"), |(_, n)| (*n).to_string()))
+            .collect()
     }
 
     /// The TD DEBUG attribute (TUD bit 0).
@@ -89,5 +122,32 @@ mod hex_rtmrs {
             seq.serialize_element(&hex::encode(r))?;
         }
         seq.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Measurements;
+
+    #[test]
+    fn td_attribute_bits_are_named_in_the_little_endian_order_of_the_report() {
+        let with = |td_attributes: [u8; 8]| Measurements {
+            mr_td: [0; 48],
+            rtmr: [[0; 48]; 4],
+            mr_config_id: [0; 48],
+            mr_owner: [0; 48],
+            mr_owner_config: [0; 48],
+            report_data: [0; 64],
+            td_attributes,
+            xfam: [0; 8],
+        };
+        // DEBUG (bit 0), SEPT_VE_DISABLE (bit 28 = byte 3, 0x10), PERFMON (bit 63).
+        assert_eq!(
+            with([0x01, 0, 0, 0x10, 0, 0, 0, 0x80]).td_attribute_names(),
+            ["DEBUG", "SEPT_VE_DISABLE", "PERFMON"]
+        );
+        // A reserved bit has no name but is not hidden.
+        assert_eq!(with([0x04, 0, 0, 0, 0, 0, 0, 0]).td_attribute_names(), ["bit2"]);
+        assert!(with([0; 8]).td_attribute_names().is_empty());
     }
 }

@@ -66,6 +66,7 @@ pub struct VerifiedQuote {
     measurements: Measurements,
     tcb_status: TcbStatus,
     advisory_ids: Vec<String>,
+    tcb_evaluation_data_number: u32,
     simulated: bool,
     quote_version: u16,
 }
@@ -82,6 +83,11 @@ impl VerifiedQuote {
     /// Intel security advisories that apply to this platform's TCB level.
     pub fn advisory_ids(&self) -> &[String] {
         &self.advisory_ids
+    }
+    /// The Intel TCB evaluation the collateral reflects (the older of its TCB info's and QE
+    /// identity's `tcbEvaluationDataNumber`); at least the floor `verify` was given.
+    pub fn tcb_evaluation_data_number(&self) -> u32 {
+        self.tcb_evaluation_data_number
     }
     /// True when the quote chains to the simulated PKI (dev/test only).
     pub fn is_simulated(&self) -> bool {
@@ -132,14 +138,14 @@ impl Verifier {
         self.simulated.is_some()
     }
 
-    /// Fetch or refresh what verification of `raw` at `now` will need (genuine quotes only; a
-    /// failure here means "wait", never "refuse").
+    /// Fetch or refresh what verification of `raw` at `now` under the TCB evaluation floor
+    /// `min_tcb_eval` will need (genuine quotes only; a failure here means "wait", never "refuse").
     ///
     /// Only for a TDX quote whose PCK chain verifies against Intel's root: the collateral key comes
     /// from that verified certificate, so junk (or a forged FMSPC in a certificate that merely names
     /// Intel's root as its last link) neither calls the PCCS nor chooses what is cached for a
     /// genuine platform.
-    pub async fn prepare(&self, raw: &[u8], now: u64) -> Result<(), QuoteError> {
+    pub async fn prepare(&self, raw: &[u8], now: u64, min_tcb_eval: u32) -> Result<(), QuoteError> {
         if raw.len() > MAX_QUOTE_LEN {
             return Ok(());
         }
@@ -148,17 +154,23 @@ impl Verifier {
             return Ok(());
         }
         let Ok(pck) = verify_pck_chain(&quote, INTEL_ROOT_CA_DER, now) else { return Ok(()) };
-        self.collateral.prepare(&pck, now).await.map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))
+        self.collateral
+            .prepare(&pck, now, min_tcb_eval)
+            .await
+            .map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))
     }
 
-    /// Verify `raw` at unix time `now`.
+    /// Verify `raw` at unix time `now`, with collateral of Intel's TCB evaluation `min_tcb_eval` or
+    /// later (the policy's `minTcbEvaluationDataNumber`; 0 = any).
     ///
     /// Order, each step typed by who is at fault: the quote parses and is TDX (requester); its PCK
     /// chain verifies against the root (requester); collateral for the verified key is at hand and
-    /// passes its own checks against the same root (holder: retry); the PCK chain is not revoked
+    /// passes its own checks against the same root and is not older than `min_tcb_eval` (holder:
+    /// retry; older collateral may predate a TCB recovery, so its verdict is not used at all, not
+    /// even to refuse); the PCK chain is not revoked
     /// (requester); then dcap-qvl verifies the quote with that collateral, and a failure there is
     /// the quote's (requester).
-    pub fn verify(&self, raw: &[u8], now: u64) -> Result<VerifiedQuote, QuoteError> {
+    pub fn verify(&self, raw: &[u8], now: u64, min_tcb_eval: u32) -> Result<VerifiedQuote, QuoteError> {
         if raw.len() > MAX_QUOTE_LEN {
             return Err(QuoteError::Malformed(format!("{} bytes exceeds the {MAX_QUOTE_LEN} byte limit", raw.len())));
         }
@@ -196,10 +208,18 @@ impl Verifier {
         // Each quote is verified with its own PCK chain (the one just verified), never one that came
         // with the collateral.
         collateral.pck_certificate_chain = None;
-        check_collateral(&collateral, &pck, now).map_err(|e| match e {
+        let checked = check_collateral(&collateral, &pck, now).map_err(|e| match e {
             CollateralCheckError::Fault(f) => QuoteError::CollateralUnavailable(format!("{}: {f}", pck.key())),
             CollateralCheckError::PckRevoked => QuoteError::Invalid(e.to_string()),
         })?;
+        if checked.tcb_evaluation_data_number < min_tcb_eval {
+            return Err(QuoteError::CollateralUnavailable(format!(
+                "{}: collateral of TCB evaluation {} is older than the policy's minimum {min_tcb_eval}; waiting for \
+                 fresher collateral",
+                pck.key(),
+                checked.tcb_evaluation_data_number
+            )));
+        }
         // Debug TDs are judged by the contract's policy in the pipeline, with their own refusal code.
         let report = QuoteVerifier::new(root)
             .allow_debug(true)
@@ -211,6 +231,7 @@ impl Verifier {
             measurements,
             tcb_status,
             advisory_ids: report.advisory_ids,
+            tcb_evaluation_data_number: checked.tcb_evaluation_data_number,
             simulated,
             quote_version: version,
         })

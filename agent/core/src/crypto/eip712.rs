@@ -1,7 +1,7 @@
 //! EIP-712 typed data the cluster key signs: `Delivery` and `Refusal`, under the contract's domain
-//! (name "Replicatoor UpgradeOperator", version "2", chainId, verifyingContract). Version 2 binds each
-//! answer to the request itself (`request` = keccak256(hpkePubKey ‖ requester)) and a delivery to the
-//! policy it was decided under (PROTOCOL.md §3.6).
+//! (name "Replicatoor UpgradeOperator", version "3", chainId, verifyingContract). Since version 2 each
+//! answer binds the request itself (`request` = keccak256(hpkePubKey ‖ requester)) and a delivery the
+//! policy it was decided under; version 3's policy includes its TCB evaluation floor (PROTOCOL.md §3.6).
 
 use crate::protocol::Deployment;
 use alloy::{
@@ -46,7 +46,7 @@ pub enum SignatureError {
 pub fn domain(dep: &Deployment) -> Eip712Domain {
     eip712_domain! {
         name: "Replicatoor UpgradeOperator",
-        version: "2",
+        version: "3",
         chain_id: dep.chain_id,
         verifying_contract: dep.contract,
     }

@@ -23,6 +23,10 @@ pub struct Args {
     /// Dstack event log (JSON as returned by the guest agent, or our compact form) to replay.
     #[arg(long)]
     pub event_log: Option<PathBuf>,
+    /// Require collateral of this Intel TCB evaluation or later, as a policy's
+    /// `minTcbEvaluationDataNumber` does (0 = any).
+    #[arg(long, default_value_t = 0)]
+    pub min_tcb_evaluation_data_number: u32,
     /// Trust the simulated PKI (dev only).
     #[arg(long)]
     pub allow_simulated_quotes: bool,
@@ -45,7 +49,7 @@ fn verify(a: &Args) -> anyhow::Result<bool> {
     if a.allow_simulated_quotes {
         v = crate::simulated::trust(v)?;
     }
-    let result = v.verify(&quote, a.at);
+    let result = v.verify(&quote, a.at, a.min_tcb_evaluation_data_number);
     let log_check = match (&a.event_log, &result) {
         (Some(p), Ok(vq)) => {
             let log = load_event_log(p)?;
@@ -89,6 +93,7 @@ fn verify(a: &Args) -> anyhow::Result<bool> {
                 "advisories:     {}",
                 if vq.advisory_ids().is_empty() { "none".into() } else { vq.advisory_ids().join(", ") }
             );
+            println!("tcb evaluation: {} (collateral's tcbEvaluationDataNumber)", vq.tcb_evaluation_data_number());
             println!("simulated:      {}", vq.is_simulated());
             print_measurements(vq.measurements());
         }
@@ -120,7 +125,9 @@ fn print_measurements(m: &Measurements) {
         println!("rtmr{i}:          {}", hex::encode(r));
     }
     println!("mr_config_id:   {}", hex::encode(m.mr_config_id));
-    println!("td_attributes:  {}", hex::encode(m.td_attributes));
+    println!("mr_owner:       {}", hex::encode(m.mr_owner));
+    println!("mr_owner_cfg:   {}", hex::encode(m.mr_owner_config));
+    println!("td_attributes:  {} [{}]", hex::encode(m.td_attributes), m.td_attribute_names().join(", "));
     println!("xfam:           {}", hex::encode(m.xfam));
     println!("report_data:    {}", hex::encode(m.report_data));
     println!("os ref id:      {}", m.os_reference_id());
