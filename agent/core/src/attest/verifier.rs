@@ -5,7 +5,8 @@
 
 use super::{
     collateral::{CollateralError, CollateralSource},
-    pck::{check_collateral, verify_pck_chain, CollateralCheckError},
+    horizon::{collateral_expiries, tcb_horizon, Horizon},
+    pck::{check_collateral, verify_pck_chain, CollateralCheckError, VerifiedPck},
     quote::Measurements,
     quote::TEE_TYPE_TDX,
     tcb::TcbStatus,
@@ -181,25 +182,7 @@ impl Verifier {
         }
         let measurements =
             Measurements::from_report(&quote.report).ok_or(QuoteError::WrongTeeType { version, tee_type })?;
-        let simulated = chain_contains(&quote, SIMULATED_ROOT_CA_DER);
-        let root = match (&self.simulated, simulated) {
-            (None, true) => return Err(QuoteError::SimulatedNotTrusted),
-            (Some(pki), true) => pki.root_ca_der(),
-            (_, false) => INTEL_ROOT_CA_DER.to_vec(),
-        };
-        let pck = verify_pck_chain(&quote, &root, now).map_err(|e| QuoteError::Invalid(e.to_string()))?;
-        let mut collateral = match (&self.simulated, simulated) {
-            (Some(pki), true) => pki.collateral(now),
-            _ => self.collateral.collateral_for(pck.key()),
-        }
-        .map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?;
-        // Each quote is verified with its own PCK chain (the one just verified), never one that came
-        // with the collateral.
-        collateral.pck_certificate_chain = None;
-        check_collateral(&collateral, &pck, now).map_err(|e| match e {
-            CollateralCheckError::Fault(f) => QuoteError::CollateralUnavailable(format!("{}: {f}", pck.key())),
-            CollateralCheckError::PckRevoked => QuoteError::Invalid(e.to_string()),
-        })?;
+        let Checked { root, collateral, simulated, .. } = self.checked_collateral(&quote, now)?;
         // Debug TDs are judged by the contract's policy in the pipeline, with their own refusal code.
         let report = QuoteVerifier::new(root)
             .allow_debug(true)
@@ -215,6 +198,56 @@ impl Verifier {
             quote_version: version,
         })
     }
+
+    /// How long the verdict on `raw` at `now` holds as far as its collateral goes
+    /// ([`super::horizon`]), with the collateral [`Verifier::verify`] would use, got and checked
+    /// the same way. Advice for operators: holders never call it.
+    pub fn horizon(&self, raw: &[u8], now: u64) -> Result<Horizon, QuoteError> {
+        if raw.len() > MAX_QUOTE_LEN {
+            return Err(QuoteError::Malformed(format!("{} bytes exceeds the {MAX_QUOTE_LEN} byte limit", raw.len())));
+        }
+        let quote = Quote::parse(raw).map_err(|e| QuoteError::Malformed(format!("{e:#}")))?;
+        let Checked { root, pck, collateral, .. } = self.checked_collateral(&quote, now)?;
+        let expiries =
+            collateral_expiries(&collateral, &pck).map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?;
+        Ok(Horizon { expiries, tcb: tcb_horizon(raw, &collateral, &root, now).ok() })
+    }
+
+    /// The quote's root (Intel's, or the simulated one when trusted), its PCK chain verified against
+    /// it, and the collateral for that chain's key, checked against the same root.
+    ///
+    /// Each step typed by who is at fault: the PCK chain (requester), collateral at hand and sound
+    /// (holder: retry), the PCK chain not revoked (requester).
+    fn checked_collateral(&self, quote: &Quote, now: u64) -> Result<Checked, QuoteError> {
+        let simulated = chain_contains(quote, SIMULATED_ROOT_CA_DER);
+        let root = match (&self.simulated, simulated) {
+            (None, true) => return Err(QuoteError::SimulatedNotTrusted),
+            (Some(pki), true) => pki.root_ca_der(),
+            (_, false) => INTEL_ROOT_CA_DER.to_vec(),
+        };
+        let pck = verify_pck_chain(quote, &root, now).map_err(|e| QuoteError::Invalid(e.to_string()))?;
+        let mut collateral = match (&self.simulated, simulated) {
+            (Some(pki), true) => pki.collateral(now),
+            _ => self.collateral.collateral_for(pck.key()),
+        }
+        .map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?;
+        // Each quote is verified with its own PCK chain (the one just verified), never one that came
+        // with the collateral.
+        collateral.pck_certificate_chain = None;
+        check_collateral(&collateral, &pck, now).map_err(|e| match e {
+            CollateralCheckError::Fault(f) => QuoteError::CollateralUnavailable(format!("{}: {f}", pck.key())),
+            CollateralCheckError::PckRevoked => QuoteError::Invalid(e.to_string()),
+        })?;
+        Ok(Checked { root, pck, collateral, simulated })
+    }
+}
+
+/// What [`Verifier::checked_collateral`] establishes.
+struct Checked {
+    root: Vec<u8>,
+    pck: VerifiedPck,
+    collateral: QuoteCollateralV3,
+    simulated: bool,
 }
 
 /// DCAP header length, and the TEE types a DCAP header names (SGX, TDX).
