@@ -410,3 +410,47 @@ impl Answer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(answers: Vec<Answer>) -> Vec<Row> {
+        answers.into_iter().enumerate().map(|(i, a)| (100 * (i as u64 + 1), String::new(), a)).collect()
+    }
+
+    fn refused() -> Answer {
+        Answer::Refused(Refusal::AppReferenceNotAllowed, String::new())
+    }
+
+    fn unknown() -> Answer {
+        Answer::Unknown("collateral".into())
+    }
+
+    #[test]
+    fn the_exit_code_is_the_answer_now_then_the_first_scheduled_change_that_turns_it() {
+        let cases = [
+            (vec![Answer::Accepted], Verdict::Accepted, 0, None, None),
+            (vec![Answer::Accepted, Answer::Accepted], Verdict::Accepted, 0, None, None),
+            (vec![refused(), refused()], Verdict::Refused, 3, None, None),
+            (vec![unknown(), Answer::Accepted], Verdict::Unknown, 5, None, None),
+            (vec![Answer::Accepted, refused()], Verdict::RefusedLater, 6, None, Some(200)),
+            // A reference that activates and is already scheduled to end: accepted from its activation.
+            (vec![refused(), Answer::Accepted, refused()], Verdict::AcceptedLater, 7, Some(200), None),
+            (vec![refused(), unknown(), Answer::Accepted], Verdict::AcceptedLater, 7, Some(300), None),
+            // Past the collateral's horizon a later time cannot be judged: it changes nothing.
+            (vec![Answer::Accepted, unknown()], Verdict::Accepted, 0, None, None),
+            (vec![refused(), unknown()], Verdict::Refused, 3, None, None),
+        ];
+        for (answers, verdict, code, accepted_from, refused_from) in cases {
+            let r = rows(answers);
+            let v = Verdict::of(&r);
+            assert_eq!(
+                (v, v.exit_code(), v.accepted_from(&r), v.refused_from(&r)),
+                (verdict, code, accepted_from, refused_from),
+                "{}",
+                v.describe(&r)
+            );
+        }
+    }
+}
