@@ -204,6 +204,12 @@ impl Net {
         net
     }
 
+    /// Like [`Net::start`], with the chain's clock starting at `unix` (e.g. inside a genuine quote's
+    /// collateral window).
+    pub async fn start_at(name: &str, policy: Policy, unix: u64) -> Net {
+        Self::launch(name, policy, 0, &["--block-time", "1", "--timestamp", &unix.to_string()]).await
+    }
+
     /// Like [`Net::start`], but anvil mines each transaction at once: for tests that only send
     /// and call from the test itself (agents expect `start`'s steady 1 s blocks).
     pub async fn instant(name: &str, policy: Policy) -> Net {

@@ -232,3 +232,56 @@ async fn preflight_predicts_what_holders_do_after_a_pending_widening_and_a_sched
     assert_eq!(fourth.request(&net, &from).await, Some(Refusal::AppReferenceNotAllowed.code()));
     drop(holder);
 }
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/dcap-qvl-samples").join(name)
+}
+
+/// A genuine Intel quote on a chain whose clock is inside its collateral's window: preflight reads
+/// the collateral from the directory holders would use and says until when it and the TCB status
+/// hold; a scheduled change past that is unknown, not a refusal. Without collateral: exit 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_tells_until_when_genuine_collateral_and_tcb_status_hold() {
+    let t = |s: &str| replicatoor_core::attest::collateral::parse_rfc3339_utc(s).unwrap();
+    let net = Net::start_at("preflight-genuine", Net::dev_policy(), t("2025-07-01T00:00:00Z")).await;
+    let dir = net.scratch.0.join("collateral");
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(fixture("tdx_quote_collateral.json"), dir.join("b0c06f000000.json")).unwrap();
+    // The sample quote binds none of our requests; any event log that names the approved app will do.
+    let td = SimulatedTd::new(compose_hash(&compose_good()));
+    let log = net.scratch.0.join("log.bin");
+    fs::write(&log, td.event_log().to_compact().unwrap()).unwrap();
+    let (quote, log, who, dir) = (
+        fixture("tdx_quote").display().to_string(),
+        log.display().to_string(),
+        key(5).address().to_string(),
+        dir.display().to_string(),
+    );
+    let pubkey = hex::encode(HpkeKeypair::generate().public());
+    let base = ["--quote", &quote, "--event-log", &log, "--requester", &who, "--pubkey", &pubkey];
+    let (code, v) = preflight(&net, &base);
+    assert_eq!((code, v["verdict"].as_str()), (5, Some("unknown")), "no collateral: cannot judge: {v}");
+    assert!(v["answers"][0]["detail"].as_str().unwrap().contains("collateral"), "{v}");
+
+    // A change scheduled past the PCK CRL's nextUpdate.
+    let app = app_reference_id(&compose_hash(&compose_good()));
+    replicatoor::admin::schedule_expiry(&net.owner, app, t("2025-07-25T00:00:00Z"), "later").await.unwrap();
+    let with_dir: Vec<&str> = base.iter().copied().chain(["--collateral-dir", &dir]).collect();
+    let (code, v) = preflight(&net, &with_dir);
+    let a = answers(&v);
+    // The quote verifies (genuine, UpToDate) and is refused for what it binds, the holders' check after it.
+    assert_eq!(a[0], ("report_data_mismatch".into(), Some(7)), "{v}");
+    assert_eq!(a[1].0, "unknown", "past the collateral's horizon: {v}");
+    assert_eq!(code, 3, "{v}");
+    let c = &v["collateral"];
+    assert_eq!(
+        (c["valid_until"].as_u64(), c["earliest"].as_str()),
+        (Some(t("2025-07-19T10:00:35Z")), Some("PCK CRL nextUpdate")),
+        "{v}"
+    );
+    assert_eq!(c["expiries"].as_array().unwrap().len(), 8, "{v}");
+    assert_eq!(c["tcb"]["status"], "UpToDate");
+    assert_eq!(c["tcb"]["tcb_date"].as_u64(), Some(t("2024-03-13T00:00:00Z")));
+    assert_eq!(c["tcb"]["evaluation_data_number"].as_u64(), Some(17));
+    assert_eq!(c["tcb"]["next_update"].as_u64(), Some(t("2025-07-19T10:16:03Z")));
+}
