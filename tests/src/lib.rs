@@ -192,16 +192,31 @@ impl Net {
     /// anvil with 1 s blocks, the contract deployed with `policy`, the simulated OS and the good
     /// app compose approved (delay 0).
     pub async fn start(name: &str, policy: Policy) -> Net {
-        Self::launch(name, policy, &["--block-time", "1"]).await
+        Self::launch(name, policy, 0, &["--block-time", "1"]).await
+    }
+
+    /// Like [`Net::start`], but the contract timelocks widenings by `widening_delay` seconds (as in
+    /// production). The OS and app references proposed at the start are let through their delay by
+    /// moving the chain's clock forward, so the net starts with both allowed, like [`Net::start`]'s.
+    pub async fn start_delayed(name: &str, policy: Policy, widening_delay: u64) -> Net {
+        let net = Self::launch(name, policy, widening_delay, &["--block-time", "1"]).await;
+        net.advance(widening_delay).await;
+        net
+    }
+
+    /// Like [`Net::start`], with the chain's clock starting at `unix` (e.g. inside a genuine quote's
+    /// collateral window).
+    pub async fn start_at(name: &str, policy: Policy, unix: u64) -> Net {
+        Self::launch(name, policy, 0, &["--block-time", "1", "--timestamp", &unix.to_string()]).await
     }
 
     /// Like [`Net::start`], but anvil mines each transaction at once: for tests that only send
     /// and call from the test itself (agents expect `start`'s steady 1 s blocks).
     pub async fn instant(name: &str, policy: Policy) -> Net {
-        Self::launch(name, policy, &[]).await
+        Self::launch(name, policy, 0, &[]).await
     }
 
-    async fn launch(name: &str, policy: Policy, anvil_args: &[&str]) -> Net {
+    async fn launch(name: &str, policy: Policy, widening_delay: u64, anvil_args: &[&str]) -> Net {
         let scratch = Scratch::new(name);
         let port = free_port();
         let log = fs::File::create(scratch.0.join("anvil.log")).expect("anvil log");
@@ -216,7 +231,7 @@ impl Net {
         let url = format!("http://127.0.0.1:{port}");
         let start = Instant::now();
         let (contract, block) = loop {
-            match admin::deploy(&url, key(0), key(0).address(), 0, policy).await {
+            match admin::deploy(&url, key(0), key(0).address(), widening_delay, policy).await {
                 Ok(v) => break v,
                 Err(_) if start.elapsed() < Duration::from_secs(20) => {
                     tokio::time::sleep(Duration::from_millis(200)).await
@@ -361,6 +376,19 @@ impl Net {
     pub async fn mine(&self, blocks: u64) {
         let _: serde_json::Value =
             self.owner.provider().raw_request("anvil_mine".into(), (blocks,)).await.expect("anvil_mine");
+    }
+
+    /// Move the chain's clock `secs` seconds forward and mine a block at the new time (a timelock
+    /// passing without waiting for it).
+    pub async fn advance(&self, secs: u64) {
+        let p = self.owner.provider();
+        let _: serde_json::Value = p.raw_request("evm_increaseTime".into(), (secs,)).await.expect("evm_increaseTime");
+        let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.expect("evm_mine");
+    }
+
+    /// The latest block's timestamp.
+    pub async fn now(&self) -> u64 {
+        self.owner.block(self.head().await).await.expect("latest block").timestamp
     }
 
     /// Replace the last `depth` blocks with empty ones at the same height. anvil 1.7 re-includes

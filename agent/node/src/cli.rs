@@ -5,7 +5,7 @@
 use crate::cmd;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use replicatoor_core::attest::{eventlog::EventLog, Verifier};
+use replicatoor_core::attest::{collateral::CollateralSource, eventlog::EventLog, Verifier};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -187,10 +187,13 @@ pub fn load_event_log(path: &Path) -> anyhow::Result<EventLog> {
 /// An offline verifier (`audit --reverify`, `admin approve-genesis`): collateral from a directory of
 /// `<fmspc>.json` files (or none), and the simulated PKI when asked (dev only).
 pub fn offline_verifier(collateral_dir: Option<PathBuf>, allow_simulated: bool) -> anyhow::Result<Verifier> {
-    let v = match collateral_dir {
-        Some(d) => Verifier::new(Box::new(crate::collateral::DirCollateral::new(d))),
-        None => Verifier::new(Box::new(crate::collateral::NoCollateral)),
-    };
+    let source = crate::collateral::source(collateral_dir.as_deref(), None, Path::new(""))?;
+    verifier(source, allow_simulated)
+}
+
+/// A verifier over `source`, also trusting the simulated PKI when asked (dev only).
+pub fn verifier(source: Box<dyn CollateralSource>, allow_simulated: bool) -> anyhow::Result<Verifier> {
+    let v = Verifier::new(source);
     if allow_simulated {
         Ok(crate::simulated::trust(v)?)
     } else {

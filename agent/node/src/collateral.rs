@@ -22,6 +22,21 @@ pub fn fixed_from_file(path: &Path) -> Result<FixedCollateral, CollateralError> 
     read_json(path).map(FixedCollateral)
 }
 
+/// The collateral source a node's settings name: a directory when given, else a PCCS (cached in
+/// `cache_dir`), else none (genuine quotes then wait). Holders (`run`) and `preflight` get
+/// collateral through this one choice.
+pub fn source(
+    dir: Option<&Path>,
+    pccs_url: Option<&str>,
+    cache_dir: &Path,
+) -> Result<Box<dyn CollateralSource>, CollateralError> {
+    Ok(match (dir, pccs_url) {
+        (Some(d), _) => Box::new(DirCollateral::new(d)),
+        (None, Some(url)) => Box::new(PccsCollateral::new(url, cache_dir)?),
+        (None, None) => Box::new(NoCollateral),
+    })
+}
+
 /// A directory of collateral files in dcap-qvl's `QuoteCollateralV3` JSON format (air-gapped
 /// auditors, offline operation): `<fmspc>-<ca>-<tee>.json` (e.g. `b0c06f000000-platform-tdx.json`),
 /// or `<fmspc>.json` for all of a platform's quotes. Whatever is found is checked against each

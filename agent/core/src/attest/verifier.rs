@@ -5,7 +5,8 @@
 
 use super::{
     collateral::{CollateralError, CollateralSource},
-    pck::{check_collateral, verify_pck_chain, CollateralCheckError},
+    horizon::{collateral_expiries, tcb_horizon, Horizon},
+    pck::{check_collateral, verify_pck_chain, CollateralCheckError, VerifiedPck},
     quote::Measurements,
     quote::TEE_TYPE_TDX,
     tcb::TcbStatus,
@@ -193,13 +194,54 @@ impl Verifier {
         }
         let measurements =
             Measurements::from_report(&quote.report).ok_or(QuoteError::WrongTeeType { version, tee_type })?;
-        let simulated = chain_contains(&quote, SIMULATED_ROOT_CA_DER);
+        let Checked { root, collateral, simulated, tcb_evaluation_data_number, .. } =
+            self.checked_collateral(&quote, now, min_tcb_eval)?;
+        // Debug TDs are judged by the contract's policy in the pipeline, with their own refusal code.
+        let report = QuoteVerifier::new(root)
+            .allow_debug(true)
+            .verify(raw, &collateral, now)
+            .map_err(|e| quote_fault(format!("{e:#}")))?;
+        let tcb_status =
+            report.status.parse::<TcbStatus>().map_err(|e| QuoteError::Invalid(format!("dcap-qvl reported {e}")))?;
+        Ok(VerifiedQuote {
+            measurements,
+            tcb_status,
+            advisory_ids: report.advisory_ids,
+            tcb_evaluation_data_number,
+            simulated,
+            quote_version: version,
+        })
+    }
+
+    /// How long the verdict on `raw` at `now` holds as far as its collateral goes
+    /// ([`super::horizon`]), with the collateral [`Verifier::verify`] would use, got and checked
+    /// the same way. Advice for operators: holders never call it.
+    pub fn horizon(&self, raw: &[u8], now: u64) -> Result<Horizon, QuoteError> {
+        if raw.len() > MAX_QUOTE_LEN {
+            return Err(QuoteError::Malformed(format!("{} bytes exceeds the {MAX_QUOTE_LEN} byte limit", raw.len())));
+        }
+        let quote = Quote::parse(raw).map_err(|e| QuoteError::Malformed(format!("{e:#}")))?;
+        let Checked { root, pck, collateral, .. } = self.checked_collateral(&quote, now, 0)?;
+        let expiries =
+            collateral_expiries(&collateral, &pck).map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?;
+        Ok(Horizon { expiries, tcb: tcb_horizon(raw, &collateral, &root, now).ok() })
+    }
+
+    /// The quote's root (Intel's, or the simulated one when trusted), its PCK chain verified against
+    /// it, and the collateral for that chain's key, checked against the same root and not older
+    /// than Intel's TCB evaluation `min_tcb_eval`.
+    ///
+    /// Each step typed by who is at fault: the PCK chain (requester), collateral at hand, sound and
+    /// recent enough (holder: retry; older collateral may predate a TCB recovery, so its verdict is
+    /// not used at all, not even to refuse), the PCK chain not revoked (requester).
+    fn checked_collateral(&self, quote: &Quote, now: u64, min_tcb_eval: u32) -> Result<Checked, QuoteError> {
+        let simulated = chain_contains(quote, SIMULATED_ROOT_CA_DER);
         let root = match (&self.simulated, simulated) {
             (None, true) => return Err(QuoteError::SimulatedNotTrusted),
             (Some(pki), true) => pki.root_ca_der(),
             (_, false) => INTEL_ROOT_CA_DER.to_vec(),
         };
-        let pck = verify_pck_chain(&quote, &root, now).map_err(|e| QuoteError::Invalid(e.to_string()))?;
+        let pck = verify_pck_chain(quote, &root, now).map_err(|e| QuoteError::Invalid(e.to_string()))?;
         let mut collateral = match (&self.simulated, simulated) {
             (Some(pki), true) => pki.collateral(now),
             _ => self.collateral.collateral_for(pck.key()),
@@ -212,30 +254,25 @@ impl Verifier {
             CollateralCheckError::Fault(f) => QuoteError::CollateralUnavailable(format!("{}: {f}", pck.key())),
             CollateralCheckError::PckRevoked => QuoteError::Invalid(e.to_string()),
         })?;
-        if checked.tcb_evaluation_data_number < min_tcb_eval {
+        let tcb_evaluation_data_number = checked.tcb_evaluation_data_number;
+        if tcb_evaluation_data_number < min_tcb_eval {
             return Err(QuoteError::CollateralUnavailable(format!(
-                "{}: collateral of TCB evaluation {} is older than the policy's minimum {min_tcb_eval}; waiting for \
-                 fresher collateral",
-                pck.key(),
-                checked.tcb_evaluation_data_number
+                "{}: collateral of TCB evaluation {tcb_evaluation_data_number} is older than the policy's minimum \
+                 {min_tcb_eval}; waiting for fresher collateral",
+                pck.key()
             )));
         }
-        // Debug TDs are judged by the contract's policy in the pipeline, with their own refusal code.
-        let report = QuoteVerifier::new(root)
-            .allow_debug(true)
-            .verify(raw, &collateral, now)
-            .map_err(|e| quote_fault(format!("{e:#}")))?;
-        let tcb_status =
-            report.status.parse::<TcbStatus>().map_err(|e| QuoteError::Invalid(format!("dcap-qvl reported {e}")))?;
-        Ok(VerifiedQuote {
-            measurements,
-            tcb_status,
-            advisory_ids: report.advisory_ids,
-            tcb_evaluation_data_number: checked.tcb_evaluation_data_number,
-            simulated,
-            quote_version: version,
-        })
+        Ok(Checked { root, pck, collateral, simulated, tcb_evaluation_data_number })
     }
+}
+
+/// What [`Verifier::checked_collateral`] establishes.
+struct Checked {
+    root: Vec<u8>,
+    pck: VerifiedPck,
+    collateral: QuoteCollateralV3,
+    simulated: bool,
+    tcb_evaluation_data_number: u32,
 }
 
 /// DCAP header length, and the TEE types a DCAP header names (SGX, TDX).

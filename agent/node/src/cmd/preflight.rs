@@ -4,11 +4,19 @@
 //! cluster will refuse, or one that is about to be cut off.
 //!
 //! With `--quote`/`--event-log` the quote runs through the holders' own pipeline at each time (with
-//! `--collateral-dir` for genuine quotes); with `--compose`/`--os-ref` only the references are checked.
-//! It reads the chain through the given RPC: an advisory tool for operators, not a TD's decision.
+//! `--collateral-dir` or `--pccs-url` for genuine quotes, as holders get collateral), and the answer
+//! says until when the collateral and the TCB status it gives hold; with `--compose`/`--os-ref` only
+//! the references are checked. It reads the chain through the given RPC: an advisory tool for
+//! operators, not a TD's decision.
+//!
+//! Exit codes, for deployment pipelines: 0 accepted now and after every scheduled change; 3 refused
+//! now and after every scheduled change; 5 cannot be judged now (collateral unavailable, a simulated
+//! quote without `--allow-simulated-quotes`); 6 accepted now, refused after a scheduled change
+//! (`refused_from`); 7 refused now, accepted after a scheduled change (`accepted_from`: a pending
+//! widening — a reference's activation or a wider policy — that the pipeline may wait for).
 
 use crate::{
-    cli::{hex_n, load_event_log, offline_verifier, read_bytes, sha256_file},
+    cli::{hex_n, load_event_log, read_bytes, sha256_file, verifier},
     provider::Attestation,
 };
 use alloy::primitives::{Address, B256};
@@ -16,6 +24,8 @@ use anyhow::Context as _;
 use replicatoor_chain::Chain;
 use replicatoor_core::{
     attest::{
+        collateral::format_rfc3339_utc,
+        horizon::Horizon,
         pipeline::{self, Context, Decision, References},
         RequestBinding,
     },
@@ -25,8 +35,12 @@ use replicatoor_core::{
 use serde_json::json;
 use std::{path::PathBuf, process::ExitCode};
 
+/// Exit code: the answer now is unknown (collateral unavailable, a simulated quote not trusted here).
+pub const EXIT_UNKNOWN: u8 = 5;
 /// Exit code: accepted now, refused after a change already scheduled on chain.
 pub const EXIT_REFUSED_LATER: u8 = 6;
+/// Exit code: refused now, accepted after a change already scheduled on chain (a pending widening).
+pub const EXIT_ACCEPTED_LATER: u8 = 7;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -55,6 +69,9 @@ pub struct Args {
     /// Collateral files (`<fmspc>….json`) for a genuine quote.
     #[arg(long)]
     pub collateral_dir: Option<PathBuf>,
+    /// A PCCS to fetch a genuine quote's collateral from, as the holders do (their `pccs_url`).
+    #[arg(long, conflicts_with = "collateral_dir")]
+    pub pccs_url: Option<String>,
     /// Trust the simulated PKI (dev only).
     #[arg(long)]
     pub allow_simulated_quotes: bool,
@@ -148,7 +165,10 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     points.sort_by_key(|(t, _)| *t);
 
-    let verifier = offline_verifier(a.collateral_dir.clone(), a.allow_simulated_quotes)?;
+    // PCCS answers are cached for this run only.
+    let cache = tempfile_dir();
+    let source = crate::collateral::source(a.collateral_dir.as_deref(), a.pccs_url.as_deref(), &cache)?;
+    let verifier = verifier(source, a.allow_simulated_quotes)?;
     let pubkey = a.pubkey.as_deref().map(|k| hex_n::<32>("--pubkey", k)).transpose()?;
     let mut rows = Vec::new();
     for (t, what) in &points {
@@ -176,14 +196,38 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         rows.push((*t, what.clone(), answer));
     }
 
-    let refused_now = matches!(rows.first(), Some((_, _, Answer::Refused(..))));
-    let refused_later = rows.iter().skip(1).any(|(_, _, a)| matches!(a, Answer::Refused(..)));
+    // How long the verdict now holds as far as collateral goes (read after the pipeline has prepared
+    // the collateral for now).
+    let horizon = quote.as_ref().map(|(q, _)| verifier.horizon(q, now));
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let verdict = Verdict::of(&rows);
     if a.json {
         let out: Vec<_> = rows
             .iter()
             .map(|(t, what, ans)| json!({ "at": t, "when": what, "answer": ans.name(), "code": ans.code(), "detail": ans.detail() }))
             .collect();
-        let doc = json!({ "os_reference_id": os_ref, "app_reference_id": app_ref, "references_only": quote.is_none(), "answers": out });
+        let collateral = horizon.as_ref().map(|h| match h {
+            Ok(h) => json!({
+                "valid_until": h.valid_until().map(|e| e.at),
+                "earliest": h.valid_until().map(|e| &e.what),
+                "expiries": h.expiries,
+                "tcb": h.tcb,
+            }),
+            Err(e) => json!({ "error": e.to_string() }),
+        });
+        let doc = json!({
+            "os_reference_id": os_ref,
+            "app_reference_id": app_ref,
+            "references_only": quote.is_none(),
+            "now": now,
+            "answers": out,
+            "verdict": verdict.name(),
+            "exit_code": verdict.exit_code(),
+            "accepted_from": verdict.accepted_from(&rows),
+            "refused_from": verdict.refused_from(&rows),
+            "collateral": collateral,
+        });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!(
@@ -191,16 +235,150 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             if quote.is_none() { " (references only)" } else { "" }
         );
         for (t, what, ans) in &rows {
-            println!("  at {t} ({what}): {}{}", ans.name(), ans.detail().map_or(String::new(), |d| format!(": {d}")));
+            println!(
+                "  at {t} = {} ({what}): {}{}",
+                format_rfc3339_utc(*t),
+                ans.name(),
+                ans.detail().map_or(String::new(), |d| format!(": {d}"))
+            );
+        }
+        match &horizon {
+            Some(Ok(h)) => print_horizon(h),
+            Some(Err(e)) => println!("collateral: {e}"),
+            None => {}
+        }
+        println!("verdict: {}", verdict.describe(&rows));
+    }
+    Ok(ExitCode::from(verdict.exit_code()))
+}
+
+fn print_horizon(h: &Horizon) {
+    if let Some(first) = h.valid_until() {
+        println!(
+            "collateral holds until {} = {} ({}); after that holders wait for fresh collateral (a wait, not a refusal):",
+            first.at,
+            format_rfc3339_utc(first.at),
+            first.what
+        );
+        for e in &h.expiries {
+            println!("  {} {}", format_rfc3339_utc(e.at), e.what);
         }
     }
-    Ok(if refused_now {
-        ExitCode::from(super::EXIT_REFUSED)
-    } else if refused_later {
-        ExitCode::from(EXIT_REFUSED_LATER)
-    } else {
-        ExitCode::SUCCESS
-    })
+    match &h.tcb {
+        Some(t) => println!(
+            "TCB status {} (matched level of {}, TCB evaluation data number {}{}) holds until {} = {}, the TCB info's \
+             nextUpdate: Intel may publish TCB info by then that judges this platform otherwise",
+            t.status,
+            format_rfc3339_utc(t.tcb_date),
+            t.evaluation_data_number,
+            if t.advisory_ids.is_empty() {
+                String::new()
+            } else {
+                format!(", advisories {}", t.advisory_ids.join(" "))
+            },
+            t.next_update,
+            format_rfc3339_utc(t.next_update),
+        ),
+        None => println!("TCB status: no TCB level of this collateral matches the quote"),
+    }
+}
+
+/// A fresh directory name for this run's PCCS cache (created only if a PCCS is asked).
+fn tempfile_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("replicatoor-preflight-{}-{}", std::process::id(), rand_suffix()))
+}
+
+fn rand_suffix() -> String {
+    let mut b = [0u8; 6];
+    let _ = getrandom::fill(&mut b);
+    hex::encode(b)
+}
+
+/// The answer over time, as the exit code and the JSON `verdict` give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Accepted now and after every scheduled change.
+    Accepted,
+    /// Refused now and after every scheduled change.
+    Refused,
+    /// The answer now is unknown.
+    Unknown,
+    /// Accepted now, refused after a scheduled change.
+    RefusedLater,
+    /// Refused now, accepted after a scheduled change.
+    AcceptedLater,
+}
+
+type Row = (u64, String, Answer);
+
+impl Verdict {
+    /// Rows after the first that cannot be judged (e.g. past the collateral's horizon) change nothing:
+    /// holders then will have fresher collateral, and the horizon says when.
+    fn of(rows: &[Row]) -> Verdict {
+        let later = |f: fn(&Answer) -> bool| rows.iter().skip(1).any(|(_, _, a)| f(a));
+        match rows.first().map(|(_, _, a)| a) {
+            Some(Answer::Accepted) if later(|a| matches!(a, Answer::Refused(..))) => Verdict::RefusedLater,
+            Some(Answer::Accepted) => Verdict::Accepted,
+            Some(Answer::Refused(..)) if later(|a| matches!(a, Answer::Accepted)) => Verdict::AcceptedLater,
+            Some(Answer::Refused(..)) => Verdict::Refused,
+            Some(Answer::Unknown(_)) | None => Verdict::Unknown,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Verdict::Accepted => "accepted",
+            Verdict::Refused => "refused",
+            Verdict::Unknown => "unknown",
+            Verdict::RefusedLater => "refused_later",
+            Verdict::AcceptedLater => "accepted_later",
+        }
+    }
+
+    fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Accepted => 0,
+            Verdict::Refused => super::EXIT_REFUSED,
+            Verdict::Unknown => EXIT_UNKNOWN,
+            Verdict::RefusedLater => EXIT_REFUSED_LATER,
+            Verdict::AcceptedLater => EXIT_ACCEPTED_LATER,
+        }
+    }
+
+    /// When refused now: the first scheduled time from which it is accepted.
+    fn accepted_from(self, rows: &[Row]) -> Option<u64> {
+        (self == Verdict::AcceptedLater)
+            .then(|| rows.iter().find(|(_, _, a)| matches!(a, Answer::Accepted)).map(|(t, _, _)| *t))
+            .flatten()
+    }
+
+    /// When accepted now: the first scheduled time from which it is refused.
+    fn refused_from(self, rows: &[Row]) -> Option<u64> {
+        (self == Verdict::RefusedLater)
+            .then(|| rows.iter().find(|(_, _, a)| matches!(a, Answer::Refused(..))).map(|(t, _, _)| *t))
+            .flatten()
+    }
+
+    fn describe(self, rows: &[Row]) -> String {
+        let code = |r: &Option<&Row>| {
+            r.map_or(String::new(), |(_, _, a)| a.code().map_or(String::new(), |c| format!(" (code {c})")))
+        };
+        let first = rows.first();
+        let at = |t: Option<u64>| t.map_or(String::new(), |t| format!("{t} = {}", format_rfc3339_utc(t)));
+        match self {
+            Verdict::Accepted => "accepted now and after every scheduled change".into(),
+            Verdict::Refused => format!("refused now{} and after every scheduled change", code(&first)),
+            Verdict::Unknown => "cannot be judged now (see the detail above)".into(),
+            Verdict::RefusedLater => {
+                let t = self.refused_from(rows);
+                let row = rows.iter().find(|r| Some(r.0) == t);
+                format!("accepted now, refused{} from {}", code(&row), at(t))
+            }
+            Verdict::AcceptedLater => {
+                format!("refused now{}, accepted from {}", code(&first), at(self.accepted_from(rows)))
+            }
+        }
+    }
 }
 
 /// What the cluster would answer at one time.
@@ -229,6 +407,50 @@ impl Answer {
         match self {
             Answer::Refused(_, d) | Answer::Unknown(d) if !d.is_empty() => Some(d),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(answers: Vec<Answer>) -> Vec<Row> {
+        answers.into_iter().enumerate().map(|(i, a)| (100 * (i as u64 + 1), String::new(), a)).collect()
+    }
+
+    fn refused() -> Answer {
+        Answer::Refused(Refusal::AppReferenceNotAllowed, String::new())
+    }
+
+    fn unknown() -> Answer {
+        Answer::Unknown("collateral".into())
+    }
+
+    #[test]
+    fn the_exit_code_is_the_answer_now_then_the_first_scheduled_change_that_turns_it() {
+        let cases = [
+            (vec![Answer::Accepted], Verdict::Accepted, 0, None, None),
+            (vec![Answer::Accepted, Answer::Accepted], Verdict::Accepted, 0, None, None),
+            (vec![refused(), refused()], Verdict::Refused, 3, None, None),
+            (vec![unknown(), Answer::Accepted], Verdict::Unknown, 5, None, None),
+            (vec![Answer::Accepted, refused()], Verdict::RefusedLater, 6, None, Some(200)),
+            // A reference that activates and is already scheduled to end: accepted from its activation.
+            (vec![refused(), Answer::Accepted, refused()], Verdict::AcceptedLater, 7, Some(200), None),
+            (vec![refused(), unknown(), Answer::Accepted], Verdict::AcceptedLater, 7, Some(300), None),
+            // Past the collateral's horizon a later time cannot be judged: it changes nothing.
+            (vec![Answer::Accepted, unknown()], Verdict::Accepted, 0, None, None),
+            (vec![refused(), unknown()], Verdict::Refused, 3, None, None),
+        ];
+        for (answers, verdict, code, accepted_from, refused_from) in cases {
+            let r = rows(answers);
+            let v = Verdict::of(&r);
+            assert_eq!(
+                (v, v.exit_code(), v.accepted_from(&r), v.refused_from(&r)),
+                (verdict, code, accepted_from, refused_from),
+                "{}",
+                v.describe(&r)
+            );
         }
     }
 }

@@ -7,7 +7,6 @@ pub mod holder;
 pub mod requester;
 
 use crate::{
-    collateral::{CollateralSource, DirCollateral, NoCollateral, PccsCollateral},
     config::{ProviderKind, RunConfig},
     provider::QuoteProvider,
     store::Store,
@@ -68,14 +67,12 @@ impl Agent {
         if provider.is_simulated() {
             warn!(target: "replicatoor", "!!! SIMULATED QUOTES: this node attests with a public test PKI; no hardware guarantee. Dev/test only. !!!");
         }
-        let collateral: Box<dyn CollateralSource> = match (&cfg.collateral_dir, &cfg.pccs_url) {
-            (Some(d), _) => Box::new(DirCollateral::new(d)),
-            (None, Some(url)) => Box::new(
-                PccsCollateral::new(url.clone(), cfg.state_dir.join("collateral"))
-                    .context("setting up the PCCS client")?,
-            ),
-            (None, None) => Box::new(NoCollateral),
-        };
+        let collateral = crate::collateral::source(
+            cfg.collateral_dir.as_deref(),
+            cfg.pccs_url.as_deref(),
+            &cfg.state_dir.join("collateral"),
+        )
+        .context("setting up the PCCS client")?;
         let mut verifier = Verifier::new(collateral);
         if cfg.allow_simulated_quotes {
             warn!(target: "replicatoor", "!!! --allow-simulated-quotes: this holder will serve SIMULATED quotes when the contract policy allows them. Never in production. !!!");
