@@ -9,6 +9,7 @@ pub mod collateral;
 pub mod config;
 pub mod dispatch;
 pub mod failpoint;
+pub mod horizon;
 pub mod http;
 pub mod install;
 pub mod provider;

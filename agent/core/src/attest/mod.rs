@@ -4,7 +4,6 @@
 
 pub mod collateral;
 pub mod eventlog;
-pub mod horizon;
 pub mod pck;
 pub mod pipeline;
 pub mod quote;

@@ -369,7 +369,7 @@ fn check_signed(
 /// DER certificates of a PEM chain (collateral issuer chains are PEM text). The parser is strict
 /// RFC 7468, so line endings and padding around the blocks are normalised first; a chain it still
 /// rejects is a collateral fault (a retry), never a refusal.
-pub(crate) fn pem_chain(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+pub fn pem_chain(pem: &str) -> Result<Vec<Vec<u8>>, String> {
     use der::Encode;
     let text = pem.replace("\r\n", "\n");
     let text = text.trim_matches(|c: char| c == '\0' || c.is_whitespace());

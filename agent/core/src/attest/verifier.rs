@@ -5,7 +5,6 @@
 
 use super::{
     collateral::{CollateralError, CollateralSource},
-    horizon::{collateral_expiries, tcb_horizon, Horizon},
     pck::{check_collateral, verify_pck_chain, CollateralCheckError, VerifiedPck},
     quote::Measurements,
     quote::TEE_TYPE_TDX,
@@ -213,18 +212,16 @@ impl Verifier {
         })
     }
 
-    /// How long the verdict on `raw` at `now` holds as far as its collateral goes
-    /// ([`super::horizon`]), with the collateral [`Verifier::verify`] would use, got and checked
-    /// the same way. Advice for operators: holders never call it.
-    pub fn horizon(&self, raw: &[u8], now: u64) -> Result<Horizon, QuoteError> {
+    /// The root, verified PCK chain and checked collateral that [`Verifier::verify`] would use for
+    /// `raw` at `now` (any TCB evaluation). For advice to operators (`preflight`'s horizon); holders
+    /// never call it.
+    pub fn collateral_in_use(&self, raw: &[u8], now: u64) -> Result<CollateralInUse, QuoteError> {
         if raw.len() > MAX_QUOTE_LEN {
             return Err(QuoteError::Malformed(format!("{} bytes exceeds the {MAX_QUOTE_LEN} byte limit", raw.len())));
         }
         let quote = Quote::parse(raw).map_err(|e| QuoteError::Malformed(format!("{e:#}")))?;
         let Checked { root, pck, collateral, .. } = self.checked_collateral(&quote, now, 0)?;
-        let expiries =
-            collateral_expiries(&collateral, &pck).map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?;
-        Ok(Horizon { expiries, tcb: tcb_horizon(raw, &collateral, &root, now).ok() })
+        Ok(CollateralInUse { root, pck, collateral })
     }
 
     /// The quote's root (Intel's, or the simulated one when trusted), its PCK chain verified against
@@ -264,6 +261,16 @@ impl Verifier {
         }
         Ok(Checked { root, pck, collateral, simulated, tcb_evaluation_data_number })
     }
+}
+
+/// The collateral a verification would use ([`Verifier::collateral_in_use`]).
+pub struct CollateralInUse {
+    /// The root the quote chains to (DER).
+    pub root: Vec<u8>,
+    /// The quote's PCK chain, verified against `root`.
+    pub pck: VerifiedPck,
+    /// The collateral for `pck`'s key, checked against `root`.
+    pub collateral: QuoteCollateralV3,
 }
 
 /// What [`Verifier::checked_collateral`] establishes.

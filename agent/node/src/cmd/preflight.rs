@@ -17,6 +17,7 @@
 
 use crate::{
     cli::{hex_n, load_event_log, read_bytes, sha256_file, verifier},
+    horizon::{self, Horizon},
     provider::Attestation,
 };
 use alloy::primitives::{Address, B256};
@@ -25,7 +26,6 @@ use replicatoor_chain::Chain;
 use replicatoor_core::{
     attest::{
         collateral::format_rfc3339_utc,
-        horizon::Horizon,
         pipeline::{self, Context, Decision, References},
         RequestBinding,
     },
@@ -198,7 +198,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
 
     // How long the verdict now holds as far as collateral goes (read after the pipeline has prepared
     // the collateral for now).
-    let horizon = quote.as_ref().map(|(q, _)| verifier.horizon(q, now));
+    let horizon = quote.as_ref().map(|(q, _)| horizon::of(&verifier, q, now));
     let _ = std::fs::remove_dir_all(&cache);
 
     let verdict = Verdict::of(&rows);

@@ -4,17 +4,19 @@
 //! own horizon (the TCB info's `nextUpdate`, when Intel may publish TCB info that judges the same
 //! platform otherwise).
 //!
-//! Advice for operators (`replicatoor preflight`), never a holder's decision: past the earliest date
-//! holders wait for fresh collateral (no refusal); what the fresh collateral will say is not known
-//! before Intel publishes it.
+//! Advice for operators (`replicatoor preflight`), never a holder's decision, so it lives outside the
+//! trust kernel and reads the collateral the kernel's verifier would use
+//! ([`Verifier::collateral_in_use`]): past the earliest date holders wait for fresh collateral (no
+//! refusal); what the fresh collateral will say is not known before Intel publishes it.
 
-use super::{
+use dcap_qvl::{verify::QuoteVerifier, QeIdentity, QuoteCollateralV3, QuotePolicy, TcbInfo};
+use der::Decode;
+use replicatoor_core::attest::{
     collateral::parse_rfc3339_utc,
     pck::{pem_chain, VerifiedPck},
     tcb::TcbStatus,
+    QuoteError, Verifier,
 };
-use dcap_qvl::{verify::QuoteVerifier, QeIdentity, QuoteCollateralV3, QuotePolicy, TcbInfo};
-use der::Decode;
 use std::fmt;
 
 /// One date in a quote's collateral after which it no longer verifies the quote.
@@ -26,7 +28,7 @@ pub struct Expiry {
     pub at: u64,
 }
 
-/// How long a quote's verdict holds as far as its collateral goes ([`super::Verifier::horizon`]).
+/// How long a quote's verdict holds as far as its collateral goes ([`of`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Horizon {
     /// Every date after which this collateral no longer verifies the quote, earliest first.
@@ -66,6 +68,15 @@ pub struct TcbHorizon {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("collateral dates: {0}")]
 pub struct HorizonError(pub String);
+
+/// How long the verdict on `raw` at `now` holds as far as its collateral goes, with the collateral
+/// `verifier` would use, got and checked the same way.
+pub fn of(verifier: &Verifier, raw: &[u8], now: u64) -> Result<Horizon, QuoteError> {
+    let c = verifier.collateral_in_use(raw, now)?;
+    let expiries =
+        collateral_expiries(&c.collateral, &c.pck).map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?;
+    Ok(Horizon { expiries, tcb: tcb_horizon(raw, &c.collateral, &c.root, now).ok() })
+}
 
 /// Every expiry of the collateral `c` that verifies the quote whose verified chain is `pck`, earliest
 /// first: the four signed parts' `nextUpdate` and the `notAfter` of each certificate involved (the
@@ -138,8 +149,10 @@ fn common_name(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attest::{collateral::format_rfc3339_utc, pck::verify_pck_chain, verifier::INTEL_ROOT_CA_DER};
     use dcap_qvl::quote::Quote;
+    use replicatoor_core::attest::{
+        collateral::format_rfc3339_utc, pck::verify_pck_chain, verifier::INTEL_ROOT_CA_DER,
+    };
 
     fn fixture(name: &str) -> Vec<u8> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dcap-qvl-samples");
@@ -205,17 +218,17 @@ mod tests {
 
     #[test]
     fn the_verifier_reads_the_horizon_from_the_collateral_it_verifies_with() {
-        use crate::attest::{collateral::FixedCollateral, Verifier};
+        use replicatoor_core::attest::collateral::FixedCollateral;
         let now = at("2025-07-01T00:00:00Z");
         let c: QuoteCollateralV3 = serde_json::from_slice(&fixture("tdx_quote_collateral.json")).unwrap();
         let v = Verifier::new(Box::new(FixedCollateral(c)));
-        let h = v.horizon(&fixture("tdx_quote"), now).expect("horizon");
+        let h = of(&v, &fixture("tdx_quote"), now).expect("horizon");
         let first = h.valid_until().expect("dates");
         assert_eq!((first.what.as_str(), first.at), ("PCK CRL nextUpdate", at("2025-07-19T10:00:35Z")));
         assert_eq!(h.tcb.map(|t| t.status), Some(TcbStatus::UpToDate));
         // Past that date the same collateral no longer verifies the quote: no horizon, a wait.
-        let late = v.horizon(&fixture("tdx_quote"), at("2025-07-19T10:00:36Z"));
-        assert!(matches!(late, Err(crate::attest::QuoteError::CollateralUnavailable(_))), "{late:?}");
+        let late = of(&v, &fixture("tdx_quote"), at("2025-07-19T10:00:36Z"));
+        assert!(matches!(late, Err(replicatoor_core::attest::QuoteError::CollateralUnavailable(_))), "{late:?}");
     }
 
     #[test]
