@@ -128,7 +128,8 @@ fn quotes_without_an_exact_compact_form_stay_raw() {
     let mut crlf = raw.clone();
     let at = crlf.windows(28).position(|w| w == b"-----BEGIN CERTIFICATE-----\n").unwrap() + 27;
     crlf[at] = b'\r'; // same length, but not the canonical rendering
-    for (what, q) in [("SGX", sgx), ("non-zero padding", nonzero_tail), ("non-canonical PEM", crlf), ("empty", vec![])] {
+    for (what, q) in [("SGX", sgx), ("non-zero padding", nonzero_tail), ("non-canonical PEM", crlf), ("empty", vec![])]
+    {
         assert_eq!(compact::encode(&q), None, "{what}");
         assert_eq!(compact::to_posted(&q), q, "{what} is posted raw");
     }

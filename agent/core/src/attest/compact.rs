@@ -63,6 +63,15 @@ impl QuoteForm {
     }
 }
 
+impl std::fmt::Display for QuoteForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QuoteForm::Raw => "raw",
+            QuoteForm::Compact => "compact",
+        })
+    }
+}
+
 /// Why a compact quote does not decode (a malformed quote: refusal 1).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CompactError {
@@ -245,7 +254,8 @@ pub fn decode(compact: &[u8]) -> Result<Vec<u8>, CompactError> {
                 certs.push(der);
             }
             id => {
-                let (_, der) = WELL_KNOWN.iter().find(|(k, _)| *k == id).ok_or(CompactError::UnknownId { index, id })?;
+                let (_, der) =
+                    WELL_KNOWN.iter().find(|(k, _)| *k == id).ok_or(CompactError::UnknownId { index, id })?;
                 certs.push(der);
             }
         }

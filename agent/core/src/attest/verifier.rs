@@ -164,7 +164,10 @@ impl Verifier {
     /// the quote's (requester).
     pub fn verify(&self, posted: &[u8], now: u64) -> Result<VerifiedQuote, QuoteError> {
         if posted.len() > MAX_QUOTE_LEN {
-            return Err(QuoteError::Malformed(format!("{} bytes exceeds the {MAX_QUOTE_LEN} byte limit", posted.len())));
+            return Err(QuoteError::Malformed(format!(
+                "{} bytes exceeds the {MAX_QUOTE_LEN} byte limit",
+                posted.len()
+            )));
         }
         let raw = compact::to_raw(posted).map_err(|e| QuoteError::Malformed(e.to_string()))?;
         let raw = &*raw;
