@@ -707,12 +707,16 @@ mod verify_quote_cli {
         let cq = dir.join("quote.compact.hex");
         std::fs::write(&cq, hex::encode(&compact)).unwrap();
         let cq = cq.to_str().unwrap();
-        let args = |quote: &str| ["--quote", quote, "--collateral", &c, "--at", "1751328000", "--json"].map(String::from);
+        let args =
+            |quote: &str| ["--quote", quote, "--collateral", &c, "--at", "1751328000", "--json"].map(String::from);
         let (code, json) = run(&args(cq).each_ref().map(String::as_str));
         assert_eq!(code, Some(0), "{json}");
         assert_eq!(json, run(&args(&q).each_ref().map(String::as_str)).1, "same report as the raw quote");
         let measure = |quote: &str| {
-            Command::new(env!("CARGO_BIN_EXE_replicatoor")).args(["measure", "--quote", quote, "--json"]).output().unwrap()
+            Command::new(env!("CARGO_BIN_EXE_replicatoor"))
+                .args(["measure", "--quote", quote, "--json"])
+                .output()
+                .unwrap()
         };
         let (a, b) = (measure(cq), measure(&q));
         assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
