@@ -1,5 +1,5 @@
 //! Property-based fuzzing (proptest) of every parser of untrusted data: compact and Dstack JSON
-//! event logs, secret bundles, DCAP quotes (parse and full verification), the request pipeline,
+//! event logs, secret bundles, DCAP quotes raw and compact (parse and full verification), the request pipeline,
 //! chain event logs (ABI decoding), deliveries, and the CLI's hex input.
 //!
 //! Inputs are mostly structured mutations of valid ones (flip, set, insert, delete, truncate,
