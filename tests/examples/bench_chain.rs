@@ -177,6 +177,18 @@ async fn gas(url: &str) -> anyhow::Result<Value> {
 
     let (id, request_key, o) = request(&chain).await?;
     rows.push(measure(&chain, "requestSecret", "5,000 B quote + 3,000 B event log", Some(1.15), &o).await?);
+    // A genuine Dstack request, as nodes post it (compact quote, PROTOCOL.md §3.9) and raw.
+    let dstack = dstack_attestation()?;
+    let o = chain.send(c.call_builder(&dstack.request_call(random(32).try_into().expect("32 bytes")))).await?;
+    let what = format!("genuine Dstack quote, compact form ({} B) + its real event log", dstack.posted_quote().len());
+    let mut row = measure(&chain, "requestSecret Dstack", &what, None, &o).await?;
+    row["goal_max_gas"] = json!(DSTACK_REQUEST_GOAL_GAS);
+    rows.push(row);
+    let key = B256::from(<[u8; 32]>::try_from(random(32)).expect("32 bytes"));
+    let raw = c.requestSecret(key, dstack.quote.clone().into(), dstack.event_log.clone().into());
+    let o = chain.send(raw).await?;
+    let what = format!("genuine Dstack quote, raw form ({} B) + its real event log", dstack.quote.len());
+    rows.push(measure(&chain, "requestSecret Dstack raw", &what, None, &o).await?);
     let mut first = Some((id, request_key));
     let policy_hash = policy.hash();
     for kib in [1usize, 16, 96] {
@@ -213,6 +225,20 @@ async fn gas(url: &str) -> anyhow::Result<Value> {
         "note": "EIP-7623 floor = 21000 + 10 * (zero bytes + 4 * non-zero bytes) of the tx input; ratio = gas_used / floor",
         "operations": rows,
     }))
+}
+
+/// Issue #15's goal for a genuine Dstack request (stretch: 120,000).
+const DSTACK_REQUEST_GOAL_GAS: u64 = 150_000;
+
+/// The recorded Dstack GetQuote response (tests/fixtures/dstack): its raw quote and its event log
+/// compacted, as the agent's Dstack provider makes them.
+fn dstack_attestation() -> anyhow::Result<replicatoor::provider::Attestation> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dstack/tdx-lite-getquote.json");
+    let resp: Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| path.display().to_string())?)?;
+    let quote = hex::decode(resp["quote"].as_str().context("quote")?)?;
+    let log =
+        replicatoor_core::attest::eventlog::EventLog::from_dstack_json(resp["event_log"].as_str().context("log")?)?;
+    Ok(replicatoor::provider::Attestation { quote, event_log: log.to_compact()? })
 }
 
 /// A request with a 5,000-byte quote and a 3,000-byte event log (random bytes); returns its id.
@@ -313,9 +339,8 @@ async fn post_all(nodes: Vec<NewNode>, start: Instant) -> anyhow::Result<Vec<Pos
     let mut set = JoinSet::new();
     for node in nodes {
         set.spawn(async move {
-            let c = node.chain.contract();
-            let call = c.requestSecret(node.hpke_pub_key.into(), node.quote.into(), node.event_log.into());
-            let o = node.chain.send(call).await?;
+            let att = replicatoor::provider::Attestation { quote: node.quote, event_log: node.event_log };
+            let o = node.chain.send(node.chain.contract().call_builder(&att.request_call(node.hpke_pub_key))).await?;
             let id = o
                 .receipt
                 .logs()

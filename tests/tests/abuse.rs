@@ -544,6 +544,55 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
             i.quote[at::REPORT_DATA] ^= 0x01;
         }),
     );
+    // --- Compact quotes (PROTOCOL.md §3.9): decoded first; what does not decode is malformed (1),
+    // what decodes is judged exactly as its raw quote. ---
+    let genuine_compact = |edit: fn(&mut Vec<u8>)| {
+        move |i: &mut Input| {
+            genuine(i);
+            i.quote = replicatoor_core::attest::compact::encode(&i.quote).expect("compact form");
+            edit(&mut i.quote);
+        }
+    };
+    add(
+        "genuine TDX quote, compact: report_data binds another request",
+        Refuse(ReportDataMismatch, "does not bind"),
+        base.with(genuine_compact(|_| {})),
+    );
+    add(
+        "genuine TDX quote, compact: signature byte flipped",
+        Refuse(QuoteInvalid, "quote verification failed"),
+        base.with(genuine_compact(|q| q[5 + at::QUOTE_SIG - 4 + 7] ^= 0x01)),
+    );
+    add(
+        "compact quote: trailing byte",
+        Refuse(QuoteMalformed, "1 trailing bytes"),
+        base.with(genuine_compact(|q| q.push(0))),
+    );
+    add(
+        "compact quote: last byte cut",
+        Refuse(QuoteMalformed, "compact quote truncated"),
+        base.with(genuine_compact(|q| {
+            q.pop();
+        })),
+    );
+    add(
+        "compact quote: unknown certificate id",
+        Refuse(QuoteMalformed, "unknown id 0x09"),
+        base.with(genuine_compact(|q| {
+            let n = q.len();
+            q[n - 3] = 0x09;
+        })),
+    );
+    add(
+        "compact quote: unknown format version",
+        Refuse(QuoteMalformed, "format version 0x02 is unknown"),
+        base.with(genuine_compact(|q| q[4] = 2)),
+    );
+    add(
+        "compact quote: SGX header",
+        Refuse(QuoteMalformed, "compact quote header unsupported"),
+        base.with(genuine_compact(|q| q[5 + at::TEE_TYPE] = 0)),
+    );
     add(
         "genuine TDX v5 quote: TCB matches no level",
         Refuse(TcbStatusNotAccepted, "no matching tcb level"),
@@ -1328,6 +1377,13 @@ case_tests!(HOLDER_TESTS, holder_case:
     genuine_sgx_quote_fixture,
     genuine_tdx_quote_report_data_binds_another_request,
     genuine_tdx_quote_signature_byte_flipped,
+    genuine_tdx_quote_compact_report_data_binds_another_request,
+    genuine_tdx_quote_compact_signature_byte_flipped,
+    compact_quote_trailing_byte,
+    compact_quote_last_byte_cut,
+    compact_quote_unknown_certificate_id,
+    compact_quote_unknown_format_version,
+    compact_quote_sgx_header,
     genuine_tdx_quote_report_data_byte_flipped,
     genuine_tdx_v5_quote_tcb_matches_no_level,
     genuine_tdx_quote_no_collateral_configured,

@@ -321,6 +321,9 @@ async fn audit_reports_exact_findings_custody_and_reverification() {
     assert_eq!(r["custody"]["unanswered"], serde_json::json!([4]));
     let s = &r["summary"];
     assert_eq!((u(&s["requests"]), u(&s["delivered"]), u(&s["refused"]), u(&s["pending"])), (4, 2, 1, 1));
+    let forms: Vec<&str> =
+        r["custody"]["requests"].as_array().unwrap().iter().map(|q| q["quote_form"].as_str().unwrap()).collect();
+    assert_eq!(forms, ["compact", "compact", "compact", "raw"], "agents post compact quotes (PROTOCOL.md §3.9)");
     assert_eq!(addr(&s["owner"]), new_owner);
     assert_eq!(s["policy"]["allow_simulated"], false);
 
@@ -397,6 +400,7 @@ async fn audit_reports_exact_findings_custody_and_reverification() {
     assert!(text.contains("[CRITICAL] simulated_quotes_allowed"), "{text}");
     assert!(text.contains("refused: app_reference_not_allowed (code 12)"), "{text}");
     assert!(text.contains("request 4 by") && text.contains("never answered"), "{text}");
+    assert!(text.contains("raw quote, 11 B)"), "the pending request's quote form: {text}");
     assert!(!text.contains('\u{1b}'), "a note's terminal escape reached the terminal");
 }
 

@@ -8,7 +8,7 @@ use alloy::{
 };
 use replicatoor_chain::{Chain, ChainError, UpgradeOperator as Op, UpgradeOperator::UpgradeOperatorErrors};
 use replicatoor_core::{
-    attest::{collateral::NoCollateral, Verifier},
+    attest::{collateral::NoCollateral, compact, Verifier},
     crypto::{eip712, SecretBundle},
     delivery,
     refusal::Refusal,
@@ -53,8 +53,12 @@ async fn happy_path_three_nodes_with_racing_holders() {
         assert_eq!(deliveries.len(), 1, "request {id}: exactly one delivery");
         assert_eq!(net.status(id).await, 2, "request {id} delivered");
         // Informational (the goal lives in script/bench.sh): blocks from request to delivery.
-        let requested = net.request_logs::<Op::SecretRequested>(U256::from(id)).await[0].block_number.unwrap();
+        let request = &net.request_logs::<Op::SecretRequested>(U256::from(id)).await[0];
+        let requested = request.block_number.unwrap();
         eprintln!("request {id}: requested in block {requested}, delivered in block {:?}", deliveries[0].block_number);
+        // Nodes post the compact form (PROTOCOL.md §3.9), and holders served it.
+        let quote = &request.log_decode::<Op::SecretRequested>().unwrap().inner.data.quote;
+        assert_eq!(compact::QuoteForm::of(quote), compact::QuoteForm::Compact, "request {id}");
     }
     // Let both holders see request 2 settle, then check both are healthy.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -251,7 +251,11 @@ fn custody(out: &mut String, c: &Custody) {
         }
     }
     for r in c.requests.iter().filter(|r| r.status == "pending") {
-        let _ = writeln!(out, "  ? request {} by {} never answered (block {})", r.request_id, r.requester, r.block);
+        let _ = writeln!(
+            out,
+            "  ? request {} by {} never answered (block {}; {} quote, {} B)",
+            r.request_id, r.requester, r.block, r.quote_form, r.quote_bytes
+        );
     }
 }
 

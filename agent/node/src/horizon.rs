@@ -69,13 +69,13 @@ pub struct TcbHorizon {
 #[error("collateral dates: {0}")]
 pub struct HorizonError(pub String);
 
-/// How long the verdict on `raw` at `now` holds as far as its collateral goes, with the collateral
+/// How long the verdict on the posted quote `raw` (raw or compact) at `now` holds as far as its collateral goes, with the collateral
 /// `verifier` would use, got and checked the same way.
 pub fn of(verifier: &Verifier, raw: &[u8], now: u64) -> Result<Horizon, QuoteError> {
     let c = verifier.collateral_in_use(raw, now)?;
     let expiries =
         collateral_expiries(&c.collateral, &c.pck).map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?;
-    Ok(Horizon { expiries, tcb: tcb_horizon(raw, &c.collateral, &c.root, now).ok() })
+    Ok(Horizon { expiries, tcb: tcb_horizon(&c.raw, &c.collateral, &c.root, now).ok() })
 }
 
 /// Every expiry of the collateral `c` that verifies the quote whose verified chain is `pck`, earliest

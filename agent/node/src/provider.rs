@@ -40,6 +40,22 @@ impl Attestation {
             .map(|a| app_reference_id(&a.compose_hash));
         (os, app)
     }
+
+    /// The `quote` argument a node posts: the compact form (PROTOCOL.md §3.9) where the quote has
+    /// one, the raw quote otherwise.
+    pub fn posted_quote(&self) -> Vec<u8> {
+        replicatoor_core::attest::compact::to_posted(&self.quote)
+    }
+
+    /// The `requestSecret` call for this attestation and HPKE key: what the requester sends and
+    /// `replicatoor encode request` prints.
+    pub fn request_call(&self, hpke_pub_key: [u8; 32]) -> replicatoor_chain::UpgradeOperator::requestSecretCall {
+        replicatoor_chain::UpgradeOperator::requestSecretCall::new(
+            hpke_pub_key,
+            self.posted_quote(),
+            self.event_log.clone(),
+        )
+    }
 }
 
 /// Why no quote could be had.

@@ -716,6 +716,38 @@ mod verify_quote_cli {
     }
 
     #[test]
+    fn compact_quote_file_verifies_and_measures_like_the_raw_quote() {
+        // A quote copied from a SecretRequested event is in compact form (PROTOCOL.md §3.9).
+        let (q, c) = (fixture("dcap-qvl-samples/tdx_quote"), fixture("dcap-qvl-samples/tdx_quote_collateral.json"));
+        let compact = replicatoor_core::attest::compact::encode(&std::fs::read(&q).unwrap()).unwrap();
+        let dir = std::env::temp_dir().join(format!("replicatoor-vq-compact-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cq = dir.join("quote.compact.hex");
+        std::fs::write(&cq, hex::encode(&compact)).unwrap();
+        let cq = cq.to_str().unwrap();
+        let args =
+            |quote: &str| ["--quote", quote, "--collateral", &c, "--at", "1751328000", "--json"].map(String::from);
+        let (code, json) = run(&args(cq).each_ref().map(String::as_str));
+        assert_eq!(code, Some(0), "{json}");
+        assert_eq!(json, run(&args(&q).each_ref().map(String::as_str)).1, "same report as the raw quote");
+        let measure = |quote: &str| {
+            Command::new(env!("CARGO_BIN_EXE_replicatoor"))
+                .args(["measure", "--quote", quote, "--json"])
+                .output()
+                .unwrap()
+        };
+        let (a, b) = (measure(cq), measure(&q));
+        assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+        assert_eq!(a.stdout, b.stdout, "measure reads the same TD report");
+        // A compact quote that does not decode is malformed, like an unparsable raw quote.
+        std::fs::write(dir.join("bad.hex"), hex::encode(&compact[..compact.len() - 1])).unwrap();
+        let (code, json) = run(&args(dir.join("bad.hex").to_str().unwrap()).each_ref().map(String::as_str));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!((code, &v["refusal"]), (Some(4), &serde_json::json!("quote_malformed")), "{json}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn outdated_and_expired_are_rejected_with_reasons() {
         let (code, json) = run(&[
             "--quote",

@@ -246,7 +246,10 @@ impl SimulatedPki {
         qe_report_data[..32]
             .copy_from_slice(&Sha256::new().chain_update(attestation_pub).chain_update(&qe_auth_data).finalize());
         let qe_report = self.qe_report(&qe_report_data);
-        let chain = pem_chain(&[&self.pck, &self.pck_ca, &self.root])?;
+        // Intel's quote generation ends the PEM chain with one NUL, as every genuine quote in
+        // tests/fixtures does; so simulated quotes have a compact form (PROTOCOL.md §3.9) like genuine ones.
+        let mut chain = pem_chain(&[&self.pck, &self.pck_ca, &self.root])?.into_bytes();
+        chain.push(0);
 
         let mut qe_cert_data = qe_report.clone();
         qe_cert_data.extend_from_slice(&raw_sig(&self.pck_key, &qe_report));
@@ -254,7 +257,7 @@ impl SimulatedPki {
             &u16::try_from(qe_auth_data.len()).map_err(|_| SimPkiError::Other("auth data length"))?.to_le_bytes(),
         );
         qe_cert_data.extend_from_slice(&qe_auth_data);
-        push_cert_data(&mut qe_cert_data, 5, chain.as_bytes())?;
+        push_cert_data(&mut qe_cert_data, 5, &chain)?;
 
         let mut auth_data = quote_sig;
         auth_data.extend_from_slice(attestation_pub);

@@ -3,6 +3,7 @@
 //! [`crate::refusal::Refusal`].
 
 pub mod collateral;
+pub mod compact;
 pub mod eventlog;
 pub mod pck;
 pub mod pipeline;

@@ -5,6 +5,7 @@
 
 use super::{
     collateral::{CollateralError, CollateralSource},
+    compact,
     pck::{check_collateral, verify_pck_chain, CollateralCheckError, VerifiedPck},
     quote::Measurements,
     quote::TEE_TYPE_TDX,
@@ -145,10 +146,12 @@ impl Verifier {
     /// from that verified certificate, so junk (or a forged FMSPC in a certificate that merely names
     /// Intel's root as its last link) neither calls the PCCS nor chooses what is cached for a
     /// genuine platform.
-    pub async fn prepare(&self, raw: &[u8], now: u64, min_tcb_eval: u32) -> Result<(), QuoteError> {
-        if raw.len() > MAX_QUOTE_LEN {
+    pub async fn prepare(&self, posted: &[u8], now: u64, min_tcb_eval: u32) -> Result<(), QuoteError> {
+        if posted.len() > MAX_QUOTE_LEN {
             return Ok(());
         }
+        let Ok(raw) = compact::to_raw(posted) else { return Ok(()) };
+        let raw = &*raw;
         let Ok(quote) = Quote::parse(raw) else { return Ok(()) };
         if quote.header.tee_type != TEE_TYPE_TDX || chain_contains(&quote, SIMULATED_ROOT_CA_DER) {
             return Ok(());
@@ -160,20 +163,27 @@ impl Verifier {
             .map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))
     }
 
-    /// Verify `raw` at unix time `now`, with collateral of Intel's TCB evaluation `min_tcb_eval` or
-    /// later (the policy's `minTcbEvaluationDataNumber`; 0 = any).
+    /// Verify the posted quote (raw or compact, PROTOCOL.md §3.9) at unix time `now`, with collateral
+    /// of Intel's TCB evaluation `min_tcb_eval` or later (the policy's `minTcbEvaluationDataNumber`;
+    /// 0 = any).
     ///
-    /// Order, each step typed by who is at fault: the quote parses and is TDX (requester); its PCK
+    /// Order, each step typed by who is at fault: a compact quote decodes (requester: malformed,
+    /// like any unparsable quote); the quote parses and is TDX (requester); its PCK
     /// chain verifies against the root (requester); collateral for the verified key is at hand and
     /// passes its own checks against the same root and is not older than `min_tcb_eval` (holder:
     /// retry; older collateral may predate a TCB recovery, so its verdict is not used at all, not
     /// even to refuse); the PCK chain is not revoked
     /// (requester); then dcap-qvl verifies the quote with that collateral, and a failure there is
     /// the quote's (requester).
-    pub fn verify(&self, raw: &[u8], now: u64, min_tcb_eval: u32) -> Result<VerifiedQuote, QuoteError> {
-        if raw.len() > MAX_QUOTE_LEN {
-            return Err(QuoteError::Malformed(format!("{} bytes exceeds the {MAX_QUOTE_LEN} byte limit", raw.len())));
+    pub fn verify(&self, posted: &[u8], now: u64, min_tcb_eval: u32) -> Result<VerifiedQuote, QuoteError> {
+        if posted.len() > MAX_QUOTE_LEN {
+            return Err(QuoteError::Malformed(format!(
+                "{} bytes exceeds the {MAX_QUOTE_LEN} byte limit",
+                posted.len()
+            )));
         }
+        let raw = compact::to_raw(posted).map_err(|e| QuoteError::Malformed(e.to_string()))?;
+        let raw = &*raw;
         let quote = Quote::parse(raw).map_err(|e| match header_kind(raw) {
             // A complete DCAP header naming another TEE or quote version is the wrong TEE type
             // (PROTOCOL.md §5.1 row 2), whether or not dcap-qvl can lay out what follows it.
@@ -213,15 +223,19 @@ impl Verifier {
     }
 
     /// The root, verified PCK chain and checked collateral that [`Verifier::verify`] would use for
-    /// `raw` at `now` (any TCB evaluation). For advice to operators (`preflight`'s horizon); holders
+    /// the posted quote (raw or compact) at `now` (any TCB evaluation). For advice to operators (`preflight`'s horizon); holders
     /// never call it.
-    pub fn collateral_in_use(&self, raw: &[u8], now: u64) -> Result<CollateralInUse, QuoteError> {
-        if raw.len() > MAX_QUOTE_LEN {
-            return Err(QuoteError::Malformed(format!("{} bytes exceeds the {MAX_QUOTE_LEN} byte limit", raw.len())));
+    pub fn collateral_in_use(&self, posted: &[u8], now: u64) -> Result<CollateralInUse, QuoteError> {
+        if posted.len() > MAX_QUOTE_LEN {
+            return Err(QuoteError::Malformed(format!(
+                "{} bytes exceeds the {MAX_QUOTE_LEN} byte limit",
+                posted.len()
+            )));
         }
-        let quote = Quote::parse(raw).map_err(|e| QuoteError::Malformed(format!("{e:#}")))?;
+        let raw = compact::to_raw(posted).map_err(|e| QuoteError::Malformed(e.to_string()))?.into_owned();
+        let quote = Quote::parse(&raw).map_err(|e| QuoteError::Malformed(format!("{e:#}")))?;
         let Checked { root, pck, collateral, .. } = self.checked_collateral(&quote, now, 0)?;
-        Ok(CollateralInUse { root, pck, collateral })
+        Ok(CollateralInUse { raw, root, pck, collateral })
     }
 
     /// The quote's root (Intel's, or the simulated one when trusted), its PCK chain verified against
@@ -265,6 +279,8 @@ impl Verifier {
 
 /// The collateral a verification would use ([`Verifier::collateral_in_use`]).
 pub struct CollateralInUse {
+    /// The quote as the platform made it (a compact quote rebuilt, PROTOCOL.md §3.9).
+    pub raw: Vec<u8>,
     /// The root the quote chains to (DER).
     pub root: Vec<u8>,
     /// The quote's PCK chain, verified against `root`.

@@ -1,9 +1,12 @@
 //! `replicatoor encode request`: the exact `requestSecret` calldata a node would post for a quote, an
 //! event log and an HPKE public key, so anyone can reproduce and price a request without running a
-//! node. The agent sends the same call ([`Op::requestSecretCall::new`]) with the event log compacted
-//! by the same code.
+//! node. The agent sends the same call ([`Attestation::request_call`]: the quote in compact form
+//! where it has one, PROTOCOL.md §3.9) with the event log compacted by the same code.
 
-use crate::cli::{hex_n, load_event_log, read_bytes};
+use crate::{
+    cli::{hex_n, load_event_log, read_bytes},
+    provider::Attestation,
+};
 use alloy::sol_types::SolCall;
 use anyhow::Context as _;
 use replicatoor_chain::UpgradeOperator as Op;
@@ -41,8 +44,8 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
 fn request_call(a: &RequestArgs) -> anyhow::Result<Op::requestSecretCall> {
     let pubkey = hex_n::<32>("--pubkey", &a.pubkey)?;
     let quote = quote_bytes(&a.quote)?;
-    let log = load_event_log(&a.event_log)?.to_compact().context("compacting the event log")?;
-    Ok(Op::requestSecretCall::new(pubkey, quote, log))
+    let event_log = load_event_log(&a.event_log)?.to_compact().context("compacting the event log")?;
+    Ok(Attestation { quote, event_log }.request_call(pubkey))
 }
 
 /// A quote file in any form the tools accept, plus a GetQuote response.

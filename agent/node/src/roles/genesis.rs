@@ -141,9 +141,10 @@ async fn propose(agent: &Agent, bundle: &SecretBundle) -> anyhow::Result<()> {
     if agent.provider.is_simulated() {
         warn!(target: "replicatoor::genesis", "proposing genesis with a SIMULATED quote");
     }
+    let quote = att.posted_quote();
     let outcome = agent
         .retrying("posting proposeGenesis", || {
-            let call = chain.contract().proposeGenesis(cluster, att.quote.clone().into(), att.event_log.clone().into());
+            let call = chain.contract().proposeGenesis(cluster, quote.clone().into(), att.event_log.clone().into());
             async move { chain.send(call).await }
         })
         .await?;

@@ -65,10 +65,11 @@ async fn post_request(agent: &Agent, keys: &HpkeKeypair) -> anyhow::Result<OwnRe
     }
     let report_data = chain.deployment().request_report_data(sender, &keys.public());
     let att = agent.provider.attest(report_data).await.context("getting a quote for the request")?;
-    info!(target: "replicatoor::requester", quote_bytes = att.quote.len(), event_log_bytes = att.event_log.len(), simulated = agent.provider.is_simulated(), "posting requestSecret");
+    let call = att.request_call(keys.public());
+    info!(target: "replicatoor::requester", quote_bytes = call.quote.len(), event_log_bytes = att.event_log.len(), simulated = agent.provider.is_simulated(), "posting requestSecret");
     let outcome = agent
         .retrying("posting requestSecret", || {
-            let call = Op::requestSecretCall::new(keys.public(), att.quote.clone(), att.event_log.clone());
+            let call = call.clone();
             async move { chain.send(chain.contract().call_builder(&call)).await }
         })
         .await?;
