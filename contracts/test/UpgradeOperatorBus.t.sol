@@ -671,6 +671,36 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
 
     // ================================================================== refuseRequest
 
+    /// @dev Statuses are packed 128 to a storage word: answering one request leaves its neighbours, in its word and
+    ///      across the word boundary (ids 127, 128, 129), as they were.
+    function test_requestStatuses_packedPerRequest() public {
+        (bytes32 osRef, bytes32 appRef) = _bootstrap();
+        for (uint256 i = 1; i <= 130; i++) {
+            assertEq(_request(keccak256(abi.encode("packed", i))), i, "sequential ids");
+        }
+        bytes memory ek = _ek();
+        bytes memory ct = _ct();
+        bytes memory sig = _signDelivery(CLUSTER_PK, 128, osRef, appRef, ek, ct);
+        op.deliverSecret(128, _rq(128), _polHash(), osRef, appRef, ek, ct, sig);
+        op.refuseRequest(127, _rq(127), 3, _signRefusal(CLUSTER_PK, 127, 3));
+        op.refuseRequest(1, _rq(1), 2, _signRefusal(CLUSTER_PK, 1, 2));
+        _assertStatus(1, REFUSED);
+        _assertStatus(2, PENDING);
+        _assertStatus(126, PENDING);
+        _assertStatus(127, REFUSED);
+        _assertStatus(128, DELIVERED);
+        _assertStatus(129, PENDING);
+        _assertStatus(130, PENDING);
+        _assertStatus(131, UpgradeOperator.RequestStatus.None);
+        // Each is still answered exactly once.
+        bytes memory again = _signRefusal(CLUSTER_PK, 128, 3);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 128, DELIVERED));
+        op.refuseRequest(128, _rq(128), 3, again);
+        op.refuseRequest(129, _rq(129), 3, _signRefusal(CLUSTER_PK, 129, 3));
+        _assertStatus(128, DELIVERED);
+        _assertStatus(129, REFUSED);
+    }
+
     function test_refuseRequest_happyPath() public {
         _bootstrap();
         uint256 id1 = _request(HPKE_KEY);

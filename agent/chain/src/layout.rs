@@ -20,11 +20,17 @@ const SLOT_PENDING_AT_AND_CLUSTER: u64 = 7;
 const SLOT_EPOCH: u64 = 8;
 /// `uint256 requestCount`.
 const SLOT_REQUEST_COUNT: u64 = 9;
-/// `mapping(uint256 requestId => RequestStatus) _requests`.
-const SLOT_REQUESTS: u64 = 12;
+/// `mapping(uint256 word => uint256 statuses) _requestStatuses`: request `id`'s status is bits
+/// `2 * (id % 128)` (2 bits) of word `id / 128`.
+const SLOT_REQUEST_STATUSES: u64 = 12;
 /// `mapping(bytes32 keyAndRequester => uint256 requestId) _requestByKey`, keyed by
 /// `keccak256(abi.encodePacked(hpkePubKey, requester))`.
 const SLOT_REQUEST_BY_KEY: u64 = 13;
+
+/// The storage word holding request `request_id`'s status.
+fn status_word(request_id: U256) -> B256 {
+    mapping_slot(B256::from(request_id >> 7), SLOT_REQUEST_STATUSES)
+}
 
 fn slot(n: u64) -> B256 {
     B256::from(U256::from(n))
@@ -80,7 +86,7 @@ impl Reads {
 
     /// Also a request's status.
     pub fn request(mut self, request_id: U256) -> Self {
-        self.slots.push(mapping_slot(B256::from(request_id), SLOT_REQUESTS));
+        self.slots.push(status_word(request_id));
         self
     }
 
@@ -162,7 +168,8 @@ impl Views<'_> {
 
     /// `requestStatus(id)`.
     pub fn request_status(&self, request_id: U256) -> Result<RequestStatus, ProofError> {
-        let raw = low_u64(field(self.0.get(mapping_slot(B256::from(request_id), SLOT_REQUESTS))?, 0, 1)) as u8;
+        let shift = 2 * (request_id & U256::from(127)).to::<usize>();
+        let raw = ((self.0.get(status_word(request_id))? >> shift) & U256::from(3)).to::<u8>();
         // Proven, so the contract wrote it: a number outside the enum means the layout is not the
         // contract's (a version mismatch), never something to act on.
         RequestStatus::try_from(raw).map_err(|_| ProofError::Layout(format!("request status {raw} is not in the enum")))
@@ -194,10 +201,14 @@ mod tests {
 
     #[test]
     fn mapping_slot_is_keccak_of_key_and_base() {
-        // keccak256(abi.encode(uint256(1), uint256(12))): the slot of _requests[1].
+        // keccak256(abi.encode(uint256(1), uint256(12))): the slot of _requestStatuses[1], the word
+        // of requests 128..=255.
         let mut pre = [0u8; 64];
         pre[31] = 1;
         pre[63] = 12;
-        assert_eq!(mapping_slot(B256::from(U256::from(1)), SLOT_REQUESTS), keccak256(pre));
+        assert_eq!(mapping_slot(B256::from(U256::from(1)), SLOT_REQUEST_STATUSES), keccak256(pre));
+        assert_eq!(status_word(U256::from(128)), keccak256(pre));
+        assert_eq!(status_word(U256::from(255)), keccak256(pre));
+        assert_ne!(status_word(U256::from(127)), keccak256(pre));
     }
 }
