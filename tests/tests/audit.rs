@@ -1134,4 +1134,28 @@ async fn audit_reads_a_deployment_from_before_descriptions() {
     assert!(r["timeline"].as_array().unwrap().iter().all(|t| t["kind"] != "reference_described"));
     let text = ok(&["audit", "--rpc-url", &net.url, "--contract", &v1_s]);
     assert!(text.contains("compose: not published") && text.contains("OS image: not published"), "{text}");
+    // Its PolicySet events (three policy fields) are read as today's, with no TCB evaluation floor.
+    assert!(text.contains("collateral of any TCB evaluation"), "{text}");
+
+    // An agent of this version refuses to run against it, and says why: every answer it signed would
+    // revert (the EIP-712 domain version is part of each signature).
+    let dir = std::env::temp_dir().join(format!("replicatoor-v1-agent-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_replicatoor-dev"))
+        .args(["run", "--dangerously-trust-rpc", "--rpc-url", &net.url, "--contract", &v1_s])
+        .args(["--quote-provider", "simulated", "--app-compose"])
+        .arg(replicatoor_tests::root().join("examples/app-compose.json"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--secret-file")
+        .arg(dir.join("secret.bin"))
+        .env("REPLICATOOR_SENDER_KEY", replicatoor_tests::KEYS[1])
+        .env_remove("REPLICATOOR_RPC_URL")
+        .env_remove("REPLICATOOR_CONTRACT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run replicatoor");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started against a version-1 contract:\n{err}");
+    assert!(err.contains("speaks protocol version 1") && err.contains("this agent speaks version 3"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -107,9 +107,12 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
     assert_eq!(views.request_status(U256::from(1)).unwrap(), chain.request_status(U256::from(1), at).await.unwrap());
     assert_eq!(views.request_status(U256::from(1)).unwrap(), RequestStatus::Pending);
     assert_eq!(views.request_count().unwrap(), U256::from(1));
+    // Request 2's status shares request 1's storage word (128 to a word), so the same proof answers
+    // it; request 200's word was not proven.
+    assert_eq!(views.request_status(U256::from(2)).unwrap(), RequestStatus::None);
     assert_eq!(
-        views.request_status(U256::from(2)),
-        Err(ProofError::MissingSlot(Reads::state().request(U256::from(2)).slots()[5]))
+        views.request_status(U256::from(200)),
+        Err(ProofError::MissingSlot(Reads::state().request(U256::from(200)).slots()[5]))
     );
 
     // ---- an RPC that lies about one storage value

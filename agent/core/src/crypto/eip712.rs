@@ -42,11 +42,15 @@ pub enum SignatureError {
     Recover(#[from] alloy::primitives::SignatureError),
 }
 
+/// The EIP-712 domain version of the contracts this kernel signs for: the protocol version
+/// (PROTOCOL.md §7). A contract of another version reverts every answer signed here.
+pub const DOMAIN_VERSION: &str = "3";
+
 /// The contract's EIP-712 domain.
 pub fn domain(dep: &Deployment) -> Eip712Domain {
     eip712_domain! {
         name: "Replicatoor UpgradeOperator",
-        version: "3",
+        version: DOMAIN_VERSION,
         chain_id: dep.chain_id,
         verifying_contract: dep.contract,
     }

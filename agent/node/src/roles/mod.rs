@@ -53,6 +53,17 @@ impl Agent {
         let chain = Chain::connect(&cfg.rpc_url, cfg.contract, Some(cfg.sender_key.clone()))
             .await
             .context("connecting to the chain")?;
+        // A deployment of another protocol version would revert every answer this agent signs (the
+        // EIP-712 domain version is part of each signature) and read its storage wrongly: say so now.
+        let version =
+            chain.contract().eip712Domain().call().await.context("reading the contract's EIP-712 domain")?.version;
+        anyhow::ensure!(
+            version == replicatoor_core::crypto::eip712::DOMAIN_VERSION,
+            "the contract at {} speaks protocol version {version} (its EIP-712 domain version); this agent speaks \
+             version {}: run the agent release that matches the deployment (PROTOCOL.md §7)",
+            cfg.contract,
+            replicatoor_core::crypto::eip712::DOMAIN_VERSION
+        );
         let provider = match cfg.quote_provider {
             ProviderKind::Dstack => match &cfg.dstack_socket {
                 Some(p) => QuoteProvider::Dstack { sockets: vec![p.clone()] },
