@@ -21,9 +21,10 @@ use webpki::{
 /// time (dcap-qvl caps it at the same number).
 const MAX_INTERMEDIATES: usize = 4;
 
-/// The one signature algorithm of Intel's PKI (and of dcap-qvl's verification).
+/// The one signature algorithm of Intel's PKI (and of dcap-qvl's verification), through the
+/// signature memo of the enclosing [`super::sigmemo::within`], if any.
 fn sig_alg() -> &'static dyn SignatureVerificationAlgorithm {
-    webpki::ring::ECDSA_P256_SHA256
+    &super::sigmemo::MEMO_ECDSA
 }
 
 /// The TEE flavour whose collateral a quote needs (TCB info and QE identity differ).
@@ -235,6 +236,21 @@ pub enum CollateralCheckError {
 /// validity window, for this platform and TEE; and the PCK chain's revocation status under these
 /// CRLs. `c.pck_certificate_chain` is ignored (each quote is verified with its own chain).
 pub fn check_collateral(c: &QuoteCollateralV3, pck: &VerifiedPck, now: u64) -> Result<(), CollateralCheckError> {
+    let crls = check_collateral_itself(c, pck, now)?;
+    check_pck_revocation(&crls, pck, now)
+}
+
+/// A collateral's CRLs, once [`check_collateral_itself`] passed.
+pub struct CheckedCrls([CertRevocationList<'static>; 2]);
+
+/// The first part of [`check_collateral`]: everything about `c` that needs only `pck`'s root and
+/// key, not its chain. The signatures it verifies are the collateral's own (root CA CRL, TCB info
+/// and QE identity with their signers), the same for every quote `c` serves.
+pub fn check_collateral_itself(
+    c: &QuoteCollateralV3,
+    pck: &VerifiedPck,
+    now: u64,
+) -> Result<CheckedCrls, CollateralFault> {
     let root = CertificateDer::from(pck.root.as_slice());
     let anchor = webpki::anchor_from_trusted_cert(&root)
         .map_err(|e| CollateralFault::RootCaCrl(format!("the trusted root does not parse: {e:?}")))?;
@@ -269,8 +285,7 @@ pub fn check_collateral(c: &QuoteCollateralV3, pck: &VerifiedPck, now: u64) -> R
             part: Part::TcbInfo,
             found: format!("{} FMSPC {}", tcb.id, tcb.fmspc.to_ascii_lowercase()),
             wanted: format!("{want_id} FMSPC {}", key.fmspc_hex()),
-        }
-        .into());
+        });
     }
 
     let qe: QeIdentity = serde_json::from_str(&c.qe_identity)
@@ -295,15 +310,22 @@ pub fn check_collateral(c: &QuoteCollateralV3, pck: &VerifiedPck, now: u64) -> R
             part: Part::QeIdentity,
             found: format!("{} version {}", qe.id, qe.version),
             wanted: format!("{want_qe} version {versions:?}"),
-        }
-        .into());
+        });
     }
 
-    // The chain verified without CRLs, so with them only revocation can fail: revoked is the quote's
-    // fault; anything else (a CRL of the other CA, an expired CRL) is the collateral's.
+    Ok(CheckedCrls(crls))
+}
+
+/// The second part of [`check_collateral`]: `pck`'s chain under `crls`. The chain verified without
+/// CRLs, so with them only revocation can fail: revoked is the quote's fault; anything else (a CRL
+/// of the other CA, an expired CRL) is the collateral's.
+pub fn check_pck_revocation(crls: &CheckedCrls, pck: &VerifiedPck, now: u64) -> Result<(), CollateralCheckError> {
+    let root = CertificateDer::from(pck.root.as_slice());
+    let anchor = webpki::anchor_from_trusted_cert(&root)
+        .map_err(|e| CollateralFault::PckRevocation(format!("the trusted root does not parse: {e:?}")))?;
     let (leaf, rest) = pck.chain.split_first().ok_or(CollateralFault::PckRevocation("empty PCK chain".into()))?;
     let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
-    match verify_path(leaf, &intermediates, &anchor, now, Some(&crls)) {
+    match verify_path(leaf, &intermediates, &anchor, now, Some(&crls.0)) {
         Ok(_) => Ok(()),
         Err(PathError::Webpki(webpki::Error::CertRevoked)) => Err(CollateralCheckError::PckRevoked),
         Err(e) => Err(CollateralFault::PckRevocation(e.to_string()).into()),

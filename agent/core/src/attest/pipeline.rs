@@ -192,10 +192,8 @@ async fn evaluate_inner<R: References, B: Binding>(
             return Err(Decision::Refuse(Refusal::InvalidPublicKey, "X25519 key is a low-order point".into()));
         }
     }
-    if let Err(e) = ctx.verifier.prepare(raw_quote, ctx.now).await {
-        return Err(Decision::Retry(e.to_string()));
-    }
-    let quote = ctx.verifier.verify(raw_quote, ctx.now).map_err(|e| match e.refusal() {
+    let prepared = ctx.verifier.prepare(raw_quote, ctx.now).await.map_err(|e| Decision::Retry(e.to_string()))?;
+    let quote = ctx.verifier.verify_prepared(raw_quote, ctx.now, prepared).map_err(|e| match e.refusal() {
         Some(Refusal::SimulatedQuoteNotAllowed) if ctx.policy.allow_simulated => Decision::Abstain(e.to_string()),
         Some(r) => Decision::Refuse(r, e.to_string()),
         None => Decision::Retry(e.to_string()),

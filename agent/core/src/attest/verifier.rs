@@ -5,9 +5,10 @@
 
 use super::{
     collateral::{CollateralError, CollateralSource},
-    pck::{check_collateral, verify_pck_chain, CollateralCheckError},
+    pck::{check_collateral_itself, check_pck_revocation, verify_pck_chain, CollateralCheckError},
     quote::Measurements,
     quote::TEE_TYPE_TDX,
+    sigmemo::{self, Checked, MemoConfig, SigMemo},
     tcb::TcbStatus,
 };
 use crate::refusal::Refusal;
@@ -113,12 +114,24 @@ pub const SIMULATED_ROOT_CA_DER: &[u8] = include_bytes!("simulated_root_ca.der")
 pub struct Verifier {
     collateral: Box<dyn CollateralSource>,
     simulated: Option<Arc<dyn SimulatedPki>>,
+    /// Collateral signatures already verified, so each is verified once, not once per quote.
+    memo: Arc<SigMemo>,
 }
+
+/// What [`Verifier::prepare`] verified of a quote (its PCK chain's signatures), so that
+/// [`Verifier::verify_prepared`] does not verify it again. Holds only signatures that verified.
+#[derive(Debug, Default)]
+pub struct Prepared(Checked);
 
 impl Verifier {
     /// A production verifier: Intel's root only.
     pub fn new(collateral: Box<dyn CollateralSource>) -> Self {
-        Verifier { collateral, simulated: None }
+        Verifier { collateral, simulated: None, memo: Arc::default() }
+    }
+
+    /// The signature memo (its counters show how much verification it saved).
+    pub fn signature_memo(&self) -> &SigMemo {
+        &self.memo
     }
 
     /// Also trust quotes from the simulated PKI. The contract's policy must allow them too.
@@ -139,16 +152,19 @@ impl Verifier {
     /// from that verified certificate, so junk (or a forged FMSPC in a certificate that merely names
     /// Intel's root as its last link) neither calls the PCCS nor chooses what is cached for a
     /// genuine platform.
-    pub async fn prepare(&self, raw: &[u8], now: u64) -> Result<(), QuoteError> {
+    pub async fn prepare(&self, raw: &[u8], now: u64) -> Result<Prepared, QuoteError> {
+        let mut checked = Checked::default();
         if raw.len() > MAX_QUOTE_LEN {
-            return Ok(());
+            return Ok(Prepared(checked));
         }
-        let Ok(quote) = Quote::parse(raw) else { return Ok(()) };
+        let Ok(quote) = Quote::parse(raw) else { return Ok(Prepared(checked)) };
         if quote.header.tee_type != TEE_TYPE_TDX || chain_contains(&quote, SIMULATED_ROOT_CA_DER) {
-            return Ok(());
+            return Ok(Prepared(checked));
         }
-        let Ok(pck) = verify_pck_chain(&quote, INTEL_ROOT_CA_DER, now) else { return Ok(()) };
-        self.collateral.prepare(&pck, now).await.map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))
+        let verified = sigmemo::within(&self.memo, &mut checked, || verify_pck_chain(&quote, INTEL_ROOT_CA_DER, now));
+        let Ok(pck) = verified else { return Ok(Prepared(checked)) };
+        self.collateral.prepare(&pck, now).await.map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?;
+        Ok(Prepared(checked))
     }
 
     /// Verify `raw` at unix time `now`.
@@ -159,6 +175,16 @@ impl Verifier {
     /// (requester); then dcap-qvl verifies the quote with that collateral, and a failure there is
     /// the quote's (requester).
     pub fn verify(&self, raw: &[u8], now: u64) -> Result<VerifiedQuote, QuoteError> {
+        self.verify_prepared(raw, now, Prepared::default())
+    }
+
+    /// [`Verifier::verify`], after [`Verifier::prepare`] of the same quote.
+    ///
+    /// Signatures: the quote's own (its PCK chain, CRL lookups for it, QE report, body) are
+    /// verified once per call and remembered only until it returns; the collateral's own are
+    /// remembered for later quotes once the collateral passed its checks (see [`sigmemo`]).
+    pub fn verify_prepared(&self, raw: &[u8], now: u64, prepared: Prepared) -> Result<VerifiedQuote, QuoteError> {
+        let Prepared(mut own) = prepared;
         if raw.len() > MAX_QUOTE_LEN {
             return Err(QuoteError::Malformed(format!("{} bytes exceeds the {MAX_QUOTE_LEN} byte limit", raw.len())));
         }
@@ -187,7 +213,8 @@ impl Verifier {
             (Some(pki), true) => pki.root_ca_der(),
             (_, false) => INTEL_ROOT_CA_DER.to_vec(),
         };
-        let pck = verify_pck_chain(&quote, &root, now).map_err(|e| QuoteError::Invalid(e.to_string()))?;
+        let pck = sigmemo::within(&self.memo, &mut own, || verify_pck_chain(&quote, &root, now))
+            .map_err(|e| QuoteError::Invalid(e.to_string()))?;
         let mut collateral = match (&self.simulated, simulated) {
             (Some(pki), true) => pki.collateral(now),
             _ => self.collateral.collateral_for(pck.key()),
@@ -196,15 +223,21 @@ impl Verifier {
         // Each quote is verified with its own PCK chain (the one just verified), never one that came
         // with the collateral.
         collateral.pck_certificate_chain = None;
-        check_collateral(&collateral, &pck, now).map_err(|e| match e {
+        let unavailable = |e: CollateralCheckError| match e {
             CollateralCheckError::Fault(f) => QuoteError::CollateralUnavailable(format!("{}: {f}", pck.key())),
             CollateralCheckError::PckRevoked => QuoteError::Invalid(e.to_string()),
-        })?;
+        };
+        let mut collateral_own = Checked::default();
+        let crls = sigmemo::within(&self.memo, &mut collateral_own, || check_collateral_itself(&collateral, &pck, now))
+            .map_err(|f| unavailable(f.into()))?;
+        sigmemo::within(&self.memo, &mut own, || check_pck_revocation(&crls, &pck, now)).map_err(unavailable)?;
+        // Only now, with every check of this collateral passed for a quote, are its signatures kept.
+        self.memo.remember(collateral_own);
         // Debug TDs are judged by the contract's policy in the pipeline, with their own refusal code.
-        let report = QuoteVerifier::new(root)
-            .allow_debug(true)
-            .verify(raw, &collateral, now)
-            .map_err(|e| quote_fault(format!("{e:#}")))?;
+        let report = sigmemo::within(&self.memo, &mut own, || {
+            QuoteVerifier::<MemoConfig>::new_with_config(root).allow_debug(true).verify(raw, &collateral, now)
+        })
+        .map_err(|e| quote_fault(format!("{e:#}")))?;
         let tcb_status =
             report.status.parse::<TcbStatus>().map_err(|e| QuoteError::Invalid(format!("dcap-qvl reported {e}")))?;
         Ok(VerifiedQuote {
@@ -255,5 +288,119 @@ fn quote_fault(msg: String) -> QuoteError {
         QuoteError::Tcb(msg)
     } else {
         QuoteError::Invalid(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attest::collateral::CollateralKey;
+    use std::sync::Mutex;
+
+    /// 2025-07-01T00:00:00Z: inside the genuine TDX quote's collateral window.
+    const NOW: u64 = 1_751_328_000;
+    /// When the genuine collateral's PCK CRL expires (2025-07-19T10:00:35Z).
+    const EXPIRY: u64 = 1_752_919_235;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dcap-qvl-samples");
+        std::fs::read(dir.join(name)).expect("fixture")
+    }
+
+    fn genuine_collateral() -> QuoteCollateralV3 {
+        serde_json::from_slice(&fixture("tdx_quote_collateral.json")).expect("collateral JSON")
+    }
+
+    /// One collateral for every key, which a test can replace between quotes (a refresh).
+    struct Swappable(Arc<Mutex<QuoteCollateralV3>>);
+
+    impl CollateralSource for Swappable {
+        fn collateral_for(&self, _: &CollateralKey) -> Result<QuoteCollateralV3, CollateralError> {
+            Ok(self.0.lock().expect("lock").clone())
+        }
+    }
+
+    fn swappable() -> (Verifier, Arc<Mutex<QuoteCollateralV3>>) {
+        let c = Arc::new(Mutex::new(genuine_collateral()));
+        (Verifier::new(Box::new(Swappable(c.clone()))), c)
+    }
+
+    /// (signatures computed, answered from a memo) by `v` so far.
+    fn counts(v: &Verifier) -> (u64, u64) {
+        (v.signature_memo().computed(), v.signature_memo().hits())
+    }
+
+    #[test]
+    fn the_second_quote_uses_the_collateral_signatures_the_first_verified() {
+        let (v, _) = swappable();
+        let quote = fixture("tdx_quote");
+        v.verify(&quote, NOW).expect("genuine");
+        let (first, _) = counts(&v);
+        // Root CA CRL, TCB signing certificate, TCB info, QE identity.
+        let kept = v.signature_memo().len() as u64;
+        assert!(kept >= 4, "{kept} collateral signatures kept");
+        v.verify(&quote, NOW).expect("genuine again");
+        let (total, hits) = counts(&v);
+        // The second quote computes exactly what the first did less the collateral's signatures.
+        assert_eq!(total - first, first - kept, "first {first}, second {}", total - first);
+        assert!(hits >= 2 * kept, "{hits} hits");
+        // A prepared quote's PCK chain is not verified again either.
+        let prepared = futures::executor::block_on(v.prepare(&quote, NOW)).expect("nothing to fetch");
+        let (before, _) = counts(&v);
+        v.verify_prepared(&quote, NOW, prepared).expect("genuine, prepared");
+        assert!(counts(&v).0 - before < total - first, "prepare's chain checks are reused");
+    }
+
+    #[test]
+    fn a_collateral_with_a_bad_signature_fails_after_a_good_one_was_remembered() {
+        let (v, c) = swappable();
+        let quote = fixture("tdx_quote");
+        v.verify(&quote, NOW).expect("genuine");
+        let good = genuine_collateral();
+        // The same key, other bytes: a body changed under its signature, a signature changed, each
+        // of TCB info and QE identity.
+        let mut tcb_body = good.clone();
+        tcb_body.tcb_info = tcb_body.tcb_info.replacen("\"version\":3", "\"version\": 3", 1);
+        assert_ne!(tcb_body.tcb_info, good.tcb_info);
+        let mut tcb_sig = good.clone();
+        tcb_sig.tcb_info_signature[5] ^= 1;
+        let mut qe_body = good.clone();
+        qe_body.qe_identity = qe_body.qe_identity.replacen("\"version\":2", "\"version\": 2", 1);
+        assert_ne!(qe_body.qe_identity, good.qe_identity);
+        let mut qe_sig = good.clone();
+        qe_sig.qe_identity_signature[40] ^= 1;
+        let mut root_crl = good.clone();
+        let last = root_crl.root_ca_crl.len() - 1;
+        root_crl.root_ca_crl[last] ^= 1;
+        for (name, bad) in [
+            ("TCB info", tcb_body),
+            ("TCB info signature", tcb_sig),
+            ("QE identity", qe_body),
+            ("QE identity signature", qe_sig),
+            ("root CA CRL", root_crl),
+        ] {
+            *c.lock().expect("lock") = bad;
+            let err = v.verify(&quote, NOW).unwrap_err();
+            assert!(matches!(err, QuoteError::CollateralUnavailable(_)), "{name}: {err:?}");
+        }
+        // And the good one still passes.
+        *c.lock().expect("lock") = good;
+        v.verify(&quote, NOW).expect("genuine");
+    }
+
+    #[test]
+    fn windows_are_judged_at_each_quote_s_time_with_the_memo_warm() {
+        let (v, _) = swappable();
+        let quote = fixture("tdx_quote");
+        v.verify(&quote, NOW).expect("genuine");
+        for (when, now) in
+            [("expired", EXPIRY + 86_400), ("PCK CRL expired", EXPIRY + 60), ("not yet valid", 1_750_291_200)]
+        {
+            let (_, hits) = counts(&v);
+            let err = v.verify(&quote, now).unwrap_err();
+            assert!(matches!(err, QuoteError::CollateralUnavailable(_)), "{when}: {err:?}");
+            assert!(counts(&v).1 > hits, "{when}: the memo was consulted");
+        }
+        v.verify(&quote, EXPIRY - 1).expect("valid the second before it expires");
     }
 }
