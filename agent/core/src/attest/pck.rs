@@ -89,6 +89,8 @@ pub struct VerifiedPck {
     /// DER, leaf first, as the quote carries it.
     chain: Vec<Vec<u8>>,
     root: Vec<u8>,
+    /// The key of the CA that issued the leaf (on the verified path): the PCK CRL's signer.
+    issuer_spki: Vec<u8>,
 }
 
 impl VerifiedPck {
@@ -133,10 +135,16 @@ pub fn verify_pck_chain(quote: &Quote, root_der: &[u8], now: u64) -> Result<Veri
     let anchor = webpki::anchor_from_trusted_cert(&root)
         .map_err(|e| PckChainError::Untrusted(format!("the trusted root does not parse: {e:?}")))?;
     let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
-    verify_path(leaf, &intermediates, &anchor, now, None).map_err(|e| PckChainError::Untrusted(e.to_string()))?;
+    let on_path =
+        verify_path(leaf, &intermediates, &anchor, now, None).map_err(|e| PckChainError::Untrusted(e.to_string()))?;
     let ext = dcap_qvl::intel::parse_pck_extension(leaf).map_err(|e| PckChainError::NoExtension(format!("{e:#}")))?;
     let ca = dcap_qvl::intel::pck_ca(leaf).map_err(|e| PckChainError::NoExtension(format!("{e:#}")))?;
-    Ok(VerifiedPck { key: CollateralKey { fmspc: ext.fmspc, ca, tee }, chain, root: root_der.to_vec() })
+    Ok(VerifiedPck {
+        key: CollateralKey { fmspc: ext.fmspc, ca, tee },
+        chain,
+        root: root_der.to_vec(),
+        issuer_spki: on_path.issuer_spki,
+    })
 }
 
 /// The two signed parts of collateral.
@@ -215,7 +223,8 @@ pub enum CollateralFault {
         /// What the quote needs.
         wanted: String,
     },
-    /// The CRLs cannot settle the PCK chain's revocation status (a CRL of another CA, expired, …).
+    /// The CRLs cannot settle the PCK chain's revocation status (a CRL of another CA or not signed by
+    /// the chain's CA, expired, …).
     #[error("the CRLs do not cover the quote's PCK chain: {0}")]
     PckRevocation(String),
 }
@@ -243,9 +252,9 @@ pub fn check_collateral(c: &QuoteCollateralV3, pck: &VerifiedPck, now: u64) -> R
 /// A collateral's CRLs, once [`check_collateral_itself`] passed.
 pub struct CheckedCrls([CertRevocationList<'static>; 2]);
 
-/// The first part of [`check_collateral`]: everything about `c` that needs only `pck`'s root and
-/// key, not its chain. The signatures it verifies are the collateral's own (root CA CRL, TCB info
-/// and QE identity with their signers), the same for every quote `c` serves.
+/// The first part of [`check_collateral`]: everything about `c` that needs only `pck`'s root, key and
+/// PCK CA, not its leaf. The signatures it verifies are the collateral's own (CRLs, TCB info and QE
+/// identity with their signers), the same for every quote `c` serves.
 pub fn check_collateral_itself(
     c: &QuoteCollateralV3,
     pck: &VerifiedPck,
@@ -257,8 +266,17 @@ pub fn check_collateral_itself(
     let root_crl =
         OwnedCertRevocationList::from_der_verified(&c.root_ca_crl, &anchor.subject_public_key_info, &[sig_alg()])
             .map_err(|e| CollateralFault::RootCaCrl(format!("{e:?}")))?;
-    let pck_crl =
-        OwnedCertRevocationList::from_der(&c.pck_crl).map_err(|e| CollateralFault::PckCrl(format!("{e:?}")))?;
+    // Signed by the CA that issued the quote's PCK certificate (Intel's processor or platform CA, one
+    // key for all of its platforms): checked here, with the collateral's own signatures, not per quote.
+    // A CRL of the other CA (or a forged one) does not cover the chain; one that does not parse is broken.
+    let pck_crl = OwnedCertRevocationList::from_der_verified(&c.pck_crl, &pck.issuer_spki, &[sig_alg()]).map_err(
+        |e| match e {
+            webpki::Error::InvalidCrlSignatureForPublicKey => CollateralFault::PckRevocation(format!(
+                "the PCK CRL is not signed by the CA that issued the quote's PCK certificate: {e:?}"
+            )),
+            e => CollateralFault::PckCrl(format!("{e:?}")),
+        },
+    )?;
     let crls: [CertRevocationList<'static>; 2] = [root_crl.into(), pck_crl.into()];
     webpki::check_single_cert_revocation(&pck.root, &crls.each_ref(), &[sig_alg()], unix(now))
         .map_err(|e| CollateralFault::RootRevocation(format!("{e:?}")))?;
@@ -358,7 +376,7 @@ fn check_signed(
     let (leaf, rest) = certs.split_first().ok_or_else(|| chain_err("no certificate".into()))?;
     let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
     let on_path = verify_path(leaf, &intermediates, anchor, now, Some(crls)).map_err(|e| chain_err(e.to_string()))?;
-    if on_path != 0 {
+    if on_path.intermediates != 0 {
         return Err(chain_err("the signer is not issued directly by the root".into()));
     }
     let sig_err = |reason: String| CollateralFault::Signature { part, reason };
@@ -398,14 +416,13 @@ impl fmt::Display for PathError {
 
 /// Verify `leaf` to `anchor` through `intermediates` at `now`, checking every certificate on the path
 /// against `crls` when given (unknown status refused, expired CRLs refused, as dcap-qvl does).
-/// Returns how many intermediates the path uses.
 fn verify_path(
     leaf: &[u8],
     intermediates: &[CertificateDer<'_>],
     anchor: &TrustAnchor<'_>,
     now: u64,
     crls: Option<&[CertRevocationList<'_>]>,
-) -> Result<usize, PathError> {
+) -> Result<OnPath, PathError> {
     if intermediates.len() > MAX_INTERMEDIATES {
         return Err(PathError::TooManyIntermediates(intermediates.len()));
     }
@@ -427,7 +444,23 @@ fn verify_path(
     let path = cert
         .verify_for_usage(&[sig_alg()], &anchors, intermediates, unix(now), KeyUsage::server_auth(), revocation, None)
         .map_err(PathError::Webpki)?;
-    Ok(path.intermediate_certificates().count())
+    // The issuer's SubjectPublicKeyInfo without its outer SEQUENCE header, as webpki's CRL API takes it.
+    let issuer_spki = match path.intermediate_certificates().next() {
+        Some(issuer) => der::asn1::AnyRef::try_from(issuer.subject_public_key_info().as_ref())
+            .map_err(|_| PathError::Webpki(webpki::Error::BadDer))?
+            .value()
+            .to_vec(),
+        None => anchor.subject_public_key_info.to_vec(),
+    };
+    Ok(OnPath { intermediates: path.intermediate_certificates().count(), issuer_spki })
+}
+
+/// What a verified path is made of, as the checks need it.
+struct OnPath {
+    /// How many intermediates it uses.
+    intermediates: usize,
+    /// The leaf's issuer's SubjectPublicKeyInfo (contents).
+    issuer_spki: Vec<u8>,
 }
 
 fn unix(now: u64) -> UnixTime {

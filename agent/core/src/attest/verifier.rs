@@ -267,6 +267,12 @@ pub const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("intel_sgx_root_ca.der");
 /// Whether the quote's embedded PCK chain holds the certificate `der` (anywhere in the chain).
 fn chain_contains(quote: &Quote, der: &[u8]) -> bool {
     use der::Encode;
+    // First the cheap necessary condition: a PEM block that the strict parsers below decode to `der`,
+    // dcap-qvl's lenient PEM reader decodes to `der` too. So a quote without it (every genuine one)
+    // is settled without parsing X.509, and the answer is the strict parsers' whenever it is asked.
+    if !dcap_qvl::intel::extract_cert_chain(quote).is_ok_and(|certs| certs.iter().any(|c| c == der)) {
+        return false;
+    }
     let Ok(chain) = quote.raw_cert_chain() else { return false };
     let Ok(certs) = x509_cert::Certificate::load_pem_chain(trim_padding(chain)) else { return false };
     certs.iter().any(|c| c.to_der().is_ok_and(|d| d == der))
@@ -372,12 +378,16 @@ mod tests {
         let mut root_crl = good.clone();
         let last = root_crl.root_ca_crl.len() - 1;
         root_crl.root_ca_crl[last] ^= 1;
+        let mut pck_crl = good.clone();
+        let last = pck_crl.pck_crl.len() - 1;
+        pck_crl.pck_crl[last] ^= 1;
         for (name, bad) in [
             ("TCB info", tcb_body),
             ("TCB info signature", tcb_sig),
             ("QE identity", qe_body),
             ("QE identity signature", qe_sig),
             ("root CA CRL", root_crl),
+            ("PCK CRL", pck_crl),
         ] {
             *c.lock().expect("lock") = bad;
             let err = v.verify(&quote, NOW).unwrap_err();
