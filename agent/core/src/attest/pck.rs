@@ -124,12 +124,27 @@ pub enum PckChainError {
 
 /// Verify `quote`'s PCK certificate chain against `root_der` at unix time `now`.
 pub fn verify_pck_chain(quote: &Quote, root_der: &[u8], now: u64) -> Result<VerifiedPck, PckChainError> {
+    verify_read_chain(quote, read_pck_chain(quote), root_der, now)
+}
+
+/// The quote's PCK certificate chain (DER, leaf first), unverified: as dcap-qvl reads it.
+pub fn read_pck_chain(quote: &Quote) -> Result<Vec<Vec<u8>>, PckChainError> {
+    dcap_qvl::intel::extract_cert_chain(quote).map_err(|e| PckChainError::NoChain(format!("{e:#}")))
+}
+
+/// [`verify_pck_chain`], with `chain` from [`read_pck_chain`] of the same quote (read once per quote).
+pub fn verify_read_chain(
+    quote: &Quote,
+    chain: Result<Vec<Vec<u8>>, PckChainError>,
+    root_der: &[u8],
+    now: u64,
+) -> Result<VerifiedPck, PckChainError> {
     let tee = match quote.header.tee_type {
         0x00 => Tee::Sgx,
         0x81 => Tee::Tdx,
         other => return Err(PckChainError::UnknownTee(other)),
     };
-    let chain = dcap_qvl::intel::extract_cert_chain(quote).map_err(|e| PckChainError::NoChain(format!("{e:#}")))?;
+    let chain = chain?;
     let (leaf, rest) = chain.split_first().ok_or_else(|| PckChainError::NoChain("no certificate".into()))?;
     let root = CertificateDer::from(root_der);
     let anchor = webpki::anchor_from_trusted_cert(&root)
@@ -386,15 +401,12 @@ fn check_signed(
     signer.verify_signature(sig_alg(), body, &der).map_err(|e| sig_err(format!("{e:?}")))
 }
 
-/// DER certificates of a PEM chain (collateral issuer chains are PEM text). The parser is strict
-/// RFC 7468, so line endings and padding around the blocks are normalised first; a chain it still
-/// rejects is a collateral fault (a retry), never a refusal.
-fn pem_chain(pem: &str) -> Result<Vec<Vec<u8>>, String> {
-    use der::Encode;
-    let text = pem.replace("\r\n", "\n");
-    let text = text.trim_matches(|c: char| c == '\0' || c.is_whitespace());
-    let certs = x509_cert::Certificate::load_pem_chain(text.as_bytes()).map_err(|e| e.to_string())?;
-    certs.iter().map(|c| c.to_der().map_err(|e| e.to_string())).collect()
+/// DER certificates of a PEM chain (collateral issuer chains are PEM text), read as dcap-qvl reads
+/// them (the same PEM reader, every block); webpki then parses each. A chain that does not read is a
+/// collateral fault (a retry), never a refusal.
+fn pem_chain(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let blocks = pem::parse_many(text).map_err(|e| e.to_string())?;
+    Ok(blocks.into_iter().map(pem::Pem::into_contents).collect())
 }
 
 #[derive(Debug)]

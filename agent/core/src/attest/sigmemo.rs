@@ -220,8 +220,10 @@ mod tests {
         let c: dcap_qvl::QuoteCollateralV3 =
             serde_json::from_slice(&std::fs::read(dir.join("tdx_quote_collateral.json")).expect("fixture"))
                 .expect("collateral");
-        let certs = x509_cert::Certificate::load_pem_chain(c.tcb_info_issuer_chain.trim().as_bytes()).expect("chain");
-        let key = certs[0].tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes().to_vec();
+        use der::Decode;
+        let signer = pem::parse_many(&c.tcb_info_issuer_chain).expect("chain").remove(0);
+        let cert = x509_cert::Certificate::from_der(signer.contents()).expect("signer certificate");
+        let key = cert.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes().to_vec();
         let sig = (dcap_qvl::verify::ring::backend().encode_ecdsa)(&c.tcb_info_signature).expect("DER signature");
         (key, c.tcb_info.into_bytes(), sig)
     }

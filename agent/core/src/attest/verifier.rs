@@ -5,7 +5,10 @@
 
 use super::{
     collateral::{CollateralError, CollateralSource},
-    pck::{check_collateral_itself, check_pck_revocation, verify_pck_chain, CollateralCheckError},
+    pck::{
+        check_collateral_itself, check_pck_revocation, read_pck_chain, verify_read_chain, CollateralCheckError,
+        PckChainError,
+    },
     quote::Measurements,
     quote::TEE_TYPE_TDX,
     sigmemo::{self, Checked, MemoConfig, SigMemo},
@@ -158,10 +161,12 @@ impl Verifier {
             return Ok(Prepared(checked));
         }
         let Ok(quote) = Quote::parse(raw) else { return Ok(Prepared(checked)) };
-        if quote.header.tee_type != TEE_TYPE_TDX || chain_contains(&quote, SIMULATED_ROOT_CA_DER) {
+        let chain = read_pck_chain(&quote);
+        if quote.header.tee_type != TEE_TYPE_TDX || chain_contains(&quote, &chain, SIMULATED_ROOT_CA_DER) {
             return Ok(Prepared(checked));
         }
-        let verified = sigmemo::within(&self.memo, &mut checked, || verify_pck_chain(&quote, INTEL_ROOT_CA_DER, now));
+        let verified =
+            sigmemo::within(&self.memo, &mut checked, || verify_read_chain(&quote, chain, INTEL_ROOT_CA_DER, now));
         let Ok(pck) = verified else { return Ok(Prepared(checked)) };
         self.collateral.prepare(&pck, now).await.map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?;
         Ok(Prepared(checked))
@@ -207,13 +212,14 @@ impl Verifier {
         }
         let measurements =
             Measurements::from_report(&quote.report).ok_or(QuoteError::WrongTeeType { version, tee_type })?;
-        let simulated = chain_contains(&quote, SIMULATED_ROOT_CA_DER);
+        let chain = read_pck_chain(&quote);
+        let simulated = chain_contains(&quote, &chain, SIMULATED_ROOT_CA_DER);
         let root = match (&self.simulated, simulated) {
             (None, true) => return Err(QuoteError::SimulatedNotTrusted),
             (Some(pki), true) => pki.root_ca_der(),
             (_, false) => INTEL_ROOT_CA_DER.to_vec(),
         };
-        let pck = sigmemo::within(&self.memo, &mut own, || verify_pck_chain(&quote, &root, now))
+        let pck = sigmemo::within(&self.memo, &mut own, || verify_read_chain(&quote, chain, &root, now))
             .map_err(|e| QuoteError::Invalid(e.to_string()))?;
         let mut collateral = match (&self.simulated, simulated) {
             (Some(pki), true) => pki.collateral(now),
@@ -264,13 +270,13 @@ fn header_kind(raw: &[u8]) -> Option<(u16, u32)> {
 /// certificate dcap-qvl trusts; public data.
 pub const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("intel_sgx_root_ca.der");
 
-/// Whether the quote's embedded PCK chain holds the certificate `der` (anywhere in the chain).
-fn chain_contains(quote: &Quote, der: &[u8]) -> bool {
+/// Whether the quote's embedded PCK chain holds the certificate `der` (anywhere in the chain), as the
+/// strict PEM and X.509 parsers read it. `chain` is the chain as dcap-qvl's lenient PEM reader reads
+/// it ([`read_pck_chain`]): a block the strict parsers decode to `der` it decodes to `der` too, so a
+/// quote without `der` there (every genuine one) is settled without parsing X.509.
+fn chain_contains(quote: &Quote, chain: &Result<Vec<Vec<u8>>, PckChainError>, der: &[u8]) -> bool {
     use der::Encode;
-    // First the cheap necessary condition: a PEM block that the strict parsers below decode to `der`,
-    // dcap-qvl's lenient PEM reader decodes to `der` too. So a quote without it (every genuine one)
-    // is settled without parsing X.509, and the answer is the strict parsers' whenever it is asked.
-    if !dcap_qvl::intel::extract_cert_chain(quote).is_ok_and(|certs| certs.iter().any(|c| c == der)) {
+    if !chain.as_ref().is_ok_and(|certs| certs.iter().any(|c| c == der)) {
         return false;
     }
     let Ok(chain) = quote.raw_cert_chain() else { return false };
