@@ -14,7 +14,7 @@ use alloy::{
     sol_types::SolCall,
 };
 use replicatoor_core::protocol::{BlockRef, Deployment, Policy, RequestStatus};
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 use tracing::{debug, warn};
 
 /// Deadline of one JSON-RPC request.
@@ -94,6 +94,11 @@ pub struct Chain {
     deployment: Deployment,
     sender: Option<Address>,
     tx: TxConfig,
+    /// The sender's next nonce, assigned here so that several transactions can be in flight at once
+    /// (a holder's answers); `None` until read, and again after each [`Chain::send`], before each batch
+    /// ([`Chain::forget_nonce`]) and after a failure (read anew: the node's pending count then fills
+    /// any gap a failed or dropped transaction left).
+    nonce: Arc<tokio::sync::Mutex<Option<u64>>>,
 }
 
 impl Chain {
@@ -138,6 +143,7 @@ impl Chain {
             deployment: Deployment { chain_id, contract },
             sender: sender_addr,
             tx: TxConfig::default(),
+            nonce: Arc::default(),
         })
     }
 
@@ -217,7 +223,10 @@ impl Chain {
         call: &CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
     ) -> Result<TxOutcome, ChainError> {
         let pending = self.submit_once(call).await?;
-        self.confirm(pending, self.tx.receipt_timeout).await
+        let outcome = self.confirm(pending, self.tx.receipt_timeout).await;
+        // One transaction at a time: the next one reads the node's count again, as after a reorg it must.
+        self.forget_nonce().await;
+        outcome
     }
 
     /// Estimate and send without waiting for the receipt (transient faults retried), so a holder can
@@ -255,15 +264,50 @@ impl Chain {
     ) -> Result<Submitted, ChainError> {
         let estimate = call.estimate_gas().await.map_err(send_err)?;
         let limit = estimate.saturating_mul(100 + self.tx.gas_margin_percent) / 100;
-        let pending = call.clone().gas(limit).send().await.map_err(send_err)?;
+        let nonce = self.next_nonce().await?;
+        let pending = match call.clone().gas(limit).nonce(nonce).send().await {
+            Ok(p) => p,
+            Err(e) => {
+                self.forget_nonce().await;
+                return Err(send_err(e));
+            }
+        };
         debug!(target: "replicatoor::chain", call = C::SIGNATURE, tx_hash = %pending.tx_hash(), gas_limit = limit, "sent");
         Ok(Submitted(pending))
+    }
+
+    /// Read the sender's nonce from the node again at the next send: before a batch of concurrent
+    /// submissions (a reorg may have dropped earlier ones), and after any failure.
+    pub async fn forget_nonce(&self) {
+        *self.nonce.lock().await = None;
+    }
+
+    /// The nonce for the next transaction: one more than the last one assigned, or the node's pending
+    /// count when there is none (first send, or after a failed one).
+    async fn next_nonce(&self) -> Result<u64, ChainError> {
+        let mut next = self.nonce.lock().await;
+        let nonce = match *next {
+            Some(n) => n,
+            None => {
+                let sender = self.sender.ok_or_else(|| ChainError::Config("a read-only client cannot send".into()))?;
+                self.provider.get_transaction_count(sender).pending().await.map_err(rpc)?
+            }
+        };
+        *next = Some(nonce + 1);
+        Ok(nonce)
     }
 
     /// Wait up to `timeout` for a submitted transaction's receipt; a mined revert is `FailedOnChain`.
     pub async fn confirm(&self, sent: Submitted, timeout: Duration) -> Result<TxOutcome, ChainError> {
         let tx_hash = *sent.0.tx_hash();
-        let receipt = sent.0.with_timeout(Some(timeout)).get_receipt().await.map_err(rpc)?;
+        let receipt = match sent.0.with_timeout(Some(timeout)).get_receipt().await {
+            Ok(r) => r,
+            Err(e) => {
+                // Not mined in time: it may be gone (a reorg) with the nonces after it.
+                self.forget_nonce().await;
+                return Err(rpc(e));
+            }
+        };
         if !receipt.status() {
             return Err(ChainError::FailedOnChain(tx_hash));
         }

@@ -3,6 +3,7 @@
 //! `cargo bench -p replicatoor-core --bench pipeline` (release profile, no harness). Each case warms up,
 //! then runs a simple timing loop for `BENCH_SECONDS` (default 1.5 s) and prints ns/op and ops/s;
 //! the figures also go to `bench/pipeline.json` (or `$PIPELINE_BENCH_OUT`) for `script/bench.sh`.
+//! `BENCH_ONLY=verify_genuine,request_genuine` runs only the cases named (e.g. under `perf record`).
 //! Single-threaded. A bench, not a test: nothing asserts a time.
 //!
 //! Fixtures: the genuine Intel TDX quote + collateral from dcap-qvl's samples (verified at
@@ -64,6 +65,8 @@ struct Case {
 
 struct Bench {
     budget: Duration,
+    /// `BENCH_ONLY=key[,key…]`: run only these cases (e.g. under a profiler).
+    only: Option<Vec<String>>,
     cases: Vec<Case>,
 }
 
@@ -71,6 +74,9 @@ impl Bench {
     /// Warm up, then time `f` in batches until the budget is spent.
     fn run<T>(&mut self, key: &'static str, what: impl Into<String>, mut f: impl FnMut() -> T) -> f64 {
         let what = what.into();
+        if self.only.as_ref().is_some_and(|only| !only.iter().any(|k| k == key)) {
+            return f64::NAN;
+        }
         let warm = Instant::now();
         let mut batch = 1u64;
         while warm.elapsed() < self.budget / 5 {
@@ -121,7 +127,8 @@ fn accept(ctx: &Context<'_, AllowList>, binding: RequestBinding, quote: &[u8], l
 
 fn main() {
     let secs: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.5);
-    let mut b = Bench { budget: Duration::from_secs_f64(secs), cases: Vec::new() };
+    let only = std::env::var("BENCH_ONLY").ok().map(|s| s.split(',').map(str::to_owned).collect());
+    let mut b = Bench { budget: Duration::from_secs_f64(secs), only, cases: Vec::new() };
     let dep = Deployment { chain_id: 31337, contract: Address::repeat_byte(9) };
     let policy =
         Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true, min_tcb_evaluation_data_number: 0 };

@@ -8,6 +8,7 @@ pub mod eventlog;
 pub mod pck;
 pub mod pipeline;
 pub mod quote;
+pub mod sigmemo;
 pub mod tcb;
 pub mod verifier;
 

@@ -21,9 +21,10 @@ use webpki::{
 /// time (dcap-qvl caps it at the same number).
 const MAX_INTERMEDIATES: usize = 4;
 
-/// The one signature algorithm of Intel's PKI (and of dcap-qvl's verification).
+/// The one signature algorithm of Intel's PKI (and of dcap-qvl's verification), through the
+/// signature memo of the enclosing [`super::sigmemo::within`], if any.
 fn sig_alg() -> &'static dyn SignatureVerificationAlgorithm {
-    webpki::ring::ECDSA_P256_SHA256
+    &super::sigmemo::MEMO_ECDSA
 }
 
 /// The TEE flavour whose collateral a quote needs (TCB info and QE identity differ).
@@ -88,6 +89,8 @@ pub struct VerifiedPck {
     /// DER, leaf first, as the quote carries it.
     chain: Vec<Vec<u8>>,
     root: Vec<u8>,
+    /// The key of the CA that issued the leaf (on the verified path): the PCK CRL's signer.
+    issuer_spki: Vec<u8>,
 }
 
 impl VerifiedPck {
@@ -126,21 +129,42 @@ pub enum PckChainError {
 
 /// Verify `quote`'s PCK certificate chain against `root_der` at unix time `now`.
 pub fn verify_pck_chain(quote: &Quote, root_der: &[u8], now: u64) -> Result<VerifiedPck, PckChainError> {
+    verify_read_chain(quote, read_pck_chain(quote), root_der, now)
+}
+
+/// The quote's PCK certificate chain (DER, leaf first), unverified: as dcap-qvl reads it.
+pub fn read_pck_chain(quote: &Quote) -> Result<Vec<Vec<u8>>, PckChainError> {
+    dcap_qvl::intel::extract_cert_chain(quote).map_err(|e| PckChainError::NoChain(format!("{e:#}")))
+}
+
+/// [`verify_pck_chain`], with `chain` from [`read_pck_chain`] of the same quote (read once per quote).
+pub fn verify_read_chain(
+    quote: &Quote,
+    chain: Result<Vec<Vec<u8>>, PckChainError>,
+    root_der: &[u8],
+    now: u64,
+) -> Result<VerifiedPck, PckChainError> {
     let tee = match quote.header.tee_type {
         0x00 => Tee::Sgx,
         0x81 => Tee::Tdx,
         other => return Err(PckChainError::UnknownTee(other)),
     };
-    let chain = dcap_qvl::intel::extract_cert_chain(quote).map_err(|e| PckChainError::NoChain(format!("{e:#}")))?;
+    let chain = chain?;
     let (leaf, rest) = chain.split_first().ok_or_else(|| PckChainError::NoChain("no certificate".into()))?;
     let root = CertificateDer::from(root_der);
     let anchor = webpki::anchor_from_trusted_cert(&root)
         .map_err(|e| PckChainError::Untrusted(format!("the trusted root does not parse: {e:?}")))?;
     let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
-    verify_path(leaf, &intermediates, &anchor, now, None).map_err(|e| PckChainError::Untrusted(e.to_string()))?;
+    let on_path =
+        verify_path(leaf, &intermediates, &anchor, now, None).map_err(|e| PckChainError::Untrusted(e.to_string()))?;
     let ext = dcap_qvl::intel::parse_pck_extension(leaf).map_err(|e| PckChainError::NoExtension(format!("{e:#}")))?;
     let ca = dcap_qvl::intel::pck_ca(leaf).map_err(|e| PckChainError::NoExtension(format!("{e:#}")))?;
-    Ok(VerifiedPck { key: CollateralKey { fmspc: ext.fmspc, ca, tee }, chain, root: root_der.to_vec() })
+    Ok(VerifiedPck {
+        key: CollateralKey { fmspc: ext.fmspc, ca, tee },
+        chain,
+        root: root_der.to_vec(),
+        issuer_spki: on_path.issuer_spki,
+    })
 }
 
 /// The two signed parts of collateral.
@@ -219,7 +243,8 @@ pub enum CollateralFault {
         /// What the quote needs.
         wanted: String,
     },
-    /// The CRLs cannot settle the PCK chain's revocation status (a CRL of another CA, expired, …).
+    /// The CRLs cannot settle the PCK chain's revocation status (a CRL of another CA or not signed by
+    /// the chain's CA, expired, …).
     #[error("the CRLs do not cover the quote's PCK chain: {0}")]
     PckRevocation(String),
 }
@@ -235,9 +260,10 @@ pub enum CollateralCheckError {
     PckRevoked,
 }
 
-/// What a checked collateral says about itself that a policy judges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A collateral once [`check_collateral_itself`] passed: its CRLs, and what it says about itself
+/// that a policy judges.
 pub struct CheckedCollateral {
+    crls: [CertRevocationList<'static>; 2],
     /// The older of the TCB info's and the QE identity's `tcbEvaluationDataNumber`: which of Intel's
     /// TCB evaluations (recoveries) the verdict reflects.
     pub tcb_evaluation_data_number: u32,
@@ -252,14 +278,44 @@ pub fn check_collateral(
     pck: &VerifiedPck,
     now: u64,
 ) -> Result<CheckedCollateral, CollateralCheckError> {
+    let checked = check_collateral_itself(c, pck, now)?;
+    check_pck_revocation(&checked, pck, now)?;
+    Ok(checked)
+}
+
+impl std::fmt::Debug for CheckedCollateral {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedCollateral")
+            .field("tcb_evaluation_data_number", &self.tcb_evaluation_data_number)
+            .finish()
+    }
+}
+
+/// The first part of [`check_collateral`]: everything about `c` that needs only `pck`'s root, key and
+/// PCK CA, not its leaf. The signatures it verifies are the collateral's own (CRLs, TCB info and QE
+/// identity with their signers), the same for every quote `c` serves.
+pub fn check_collateral_itself(
+    c: &QuoteCollateralV3,
+    pck: &VerifiedPck,
+    now: u64,
+) -> Result<CheckedCollateral, CollateralFault> {
     let root = CertificateDer::from(pck.root.as_slice());
     let anchor = webpki::anchor_from_trusted_cert(&root)
         .map_err(|e| CollateralFault::RootCaCrl(format!("the trusted root does not parse: {e:?}")))?;
     let root_crl =
         OwnedCertRevocationList::from_der_verified(&c.root_ca_crl, &anchor.subject_public_key_info, &[sig_alg()])
             .map_err(|e| CollateralFault::RootCaCrl(format!("{e:?}")))?;
-    let pck_crl =
-        OwnedCertRevocationList::from_der(&c.pck_crl).map_err(|e| CollateralFault::PckCrl(format!("{e:?}")))?;
+    // Signed by the CA that issued the quote's PCK certificate (Intel's processor or platform CA, one
+    // key for all of its platforms): checked here, with the collateral's own signatures, not per quote.
+    // A CRL of the other CA (or a forged one) does not cover the chain; one that does not parse is broken.
+    let pck_crl = OwnedCertRevocationList::from_der_verified(&c.pck_crl, &pck.issuer_spki, &[sig_alg()]).map_err(
+        |e| match e {
+            webpki::Error::InvalidCrlSignatureForPublicKey => CollateralFault::PckRevocation(format!(
+                "the PCK CRL is not signed by the CA that issued the quote's PCK certificate: {e:?}"
+            )),
+            e => CollateralFault::PckCrl(format!("{e:?}")),
+        },
+    )?;
     let crls: [CertRevocationList<'static>; 2] = [root_crl.into(), pck_crl.into()];
     webpki::check_single_cert_revocation(&pck.root, &crls.each_ref(), &[sig_alg()], unix(now))
         .map_err(|e| CollateralFault::RootRevocation(format!("{e:?}")))?;
@@ -286,8 +342,7 @@ pub fn check_collateral(
             part: Part::TcbInfo,
             found: format!("{} FMSPC {}", tcb.id, tcb.fmspc.to_ascii_lowercase()),
             wanted: format!("{want_id} FMSPC {}", key.fmspc_hex()),
-        }
-        .into());
+        });
     }
 
     let qe: QeIdentity = serde_json::from_str(&c.qe_identity)
@@ -312,19 +367,30 @@ pub fn check_collateral(
             part: Part::QeIdentity,
             found: format!("{} version {}", qe.id, qe.version),
             wanted: format!("{want_qe} version {versions:?}"),
-        }
-        .into());
+        });
     }
 
-    // The chain verified without CRLs, so with them only revocation can fail: revoked is the quote's
-    // fault; anything else (a CRL of the other CA, an expired CRL) is the collateral's.
+    Ok(CheckedCollateral {
+        crls,
+        tcb_evaluation_data_number: tcb.tcb_evaluation_data_number.min(qe.tcb_evaluation_data_number),
+    })
+}
+
+/// The second part of [`check_collateral`]: `pck`'s chain under `crls`. The chain verified without
+/// CRLs, so with them only revocation can fail: revoked is the quote's fault; anything else (a CRL
+/// of the other CA, an expired CRL) is the collateral's.
+pub fn check_pck_revocation(
+    checked: &CheckedCollateral,
+    pck: &VerifiedPck,
+    now: u64,
+) -> Result<(), CollateralCheckError> {
+    let root = CertificateDer::from(pck.root.as_slice());
+    let anchor = webpki::anchor_from_trusted_cert(&root)
+        .map_err(|e| CollateralFault::PckRevocation(format!("the trusted root does not parse: {e:?}")))?;
     let (leaf, rest) = pck.chain.split_first().ok_or(CollateralFault::PckRevocation("empty PCK chain".into()))?;
     let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
-    let checked = CheckedCollateral {
-        tcb_evaluation_data_number: tcb.tcb_evaluation_data_number.min(qe.tcb_evaluation_data_number),
-    };
-    match verify_path(leaf, &intermediates, &anchor, now, Some(&crls)) {
-        Ok(_) => Ok(checked),
+    match verify_path(leaf, &intermediates, &anchor, now, Some(&checked.crls)) {
+        Ok(_) => Ok(()),
         Err(PathError::Webpki(webpki::Error::CertRevoked)) => Err(CollateralCheckError::PckRevoked),
         Err(e) => Err(CollateralFault::PckRevocation(e.to_string()).into()),
     }
@@ -356,7 +422,7 @@ fn check_signed(
     let (leaf, rest) = certs.split_first().ok_or_else(|| chain_err("no certificate".into()))?;
     let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
     let on_path = verify_path(leaf, &intermediates, anchor, now, Some(crls)).map_err(|e| chain_err(e.to_string()))?;
-    if on_path != 0 {
+    if on_path.intermediates != 0 {
         return Err(chain_err("the signer is not issued directly by the root".into()));
     }
     let sig_err = |reason: String| CollateralFault::Signature { part, reason };
@@ -366,15 +432,12 @@ fn check_signed(
     signer.verify_signature(sig_alg(), body, &der).map_err(|e| sig_err(format!("{e:?}")))
 }
 
-/// DER certificates of a PEM chain (collateral issuer chains are PEM text). The parser is strict
-/// RFC 7468, so line endings and padding around the blocks are normalised first; a chain it still
-/// rejects is a collateral fault (a retry), never a refusal.
-pub fn pem_chain(pem: &str) -> Result<Vec<Vec<u8>>, String> {
-    use der::Encode;
-    let text = pem.replace("\r\n", "\n");
-    let text = text.trim_matches(|c: char| c == '\0' || c.is_whitespace());
-    let certs = x509_cert::Certificate::load_pem_chain(text.as_bytes()).map_err(|e| e.to_string())?;
-    certs.iter().map(|c| c.to_der().map_err(|e| e.to_string())).collect()
+/// DER certificates of a PEM chain (collateral issuer chains are PEM text), read as dcap-qvl reads
+/// them (the same PEM reader, every block); webpki then parses each. A chain that does not read is a
+/// collateral fault (a retry), never a refusal.
+pub fn pem_chain(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let blocks = pem::parse_many(text).map_err(|e| e.to_string())?;
+    Ok(blocks.into_iter().map(pem::Pem::into_contents).collect())
 }
 
 #[derive(Debug)]
@@ -396,14 +459,13 @@ impl fmt::Display for PathError {
 
 /// Verify `leaf` to `anchor` through `intermediates` at `now`, checking every certificate on the path
 /// against `crls` when given (unknown status refused, expired CRLs refused, as dcap-qvl does).
-/// Returns how many intermediates the path uses.
 fn verify_path(
     leaf: &[u8],
     intermediates: &[CertificateDer<'_>],
     anchor: &TrustAnchor<'_>,
     now: u64,
     crls: Option<&[CertRevocationList<'_>]>,
-) -> Result<usize, PathError> {
+) -> Result<OnPath, PathError> {
     if intermediates.len() > MAX_INTERMEDIATES {
         return Err(PathError::TooManyIntermediates(intermediates.len()));
     }
@@ -425,7 +487,23 @@ fn verify_path(
     let path = cert
         .verify_for_usage(&[sig_alg()], &anchors, intermediates, unix(now), KeyUsage::server_auth(), revocation, None)
         .map_err(PathError::Webpki)?;
-    Ok(path.intermediate_certificates().count())
+    // The issuer's SubjectPublicKeyInfo without its outer SEQUENCE header, as webpki's CRL API takes it.
+    let issuer_spki = match path.intermediate_certificates().next() {
+        Some(issuer) => der::asn1::AnyRef::try_from(issuer.subject_public_key_info().as_ref())
+            .map_err(|_| PathError::Webpki(webpki::Error::BadDer))?
+            .value()
+            .to_vec(),
+        None => anchor.subject_public_key_info.to_vec(),
+    };
+    Ok(OnPath { intermediates: path.intermediate_certificates().count(), issuer_spki })
+}
+
+/// What a verified path is made of, as the checks need it.
+struct OnPath {
+    /// How many intermediates it uses.
+    intermediates: usize,
+    /// The leaf's issuer's SubjectPublicKeyInfo (contents).
+    issuer_spki: Vec<u8>,
 }
 
 fn unix(now: u64) -> UnixTime {

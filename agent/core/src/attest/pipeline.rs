@@ -193,14 +193,14 @@ async fn evaluate_inner<R: References, B: Binding>(
         }
     }
     let min_tcb_eval = ctx.policy.min_tcb_evaluation_data_number;
-    if let Err(e) = ctx.verifier.prepare(raw_quote, ctx.now, min_tcb_eval).await {
-        return Err(Decision::Retry(e.to_string()));
-    }
-    let quote = ctx.verifier.verify(raw_quote, ctx.now, min_tcb_eval).map_err(|e| match e.refusal() {
-        Some(Refusal::SimulatedQuoteNotAllowed) if ctx.policy.allow_simulated => Decision::Abstain(e.to_string()),
-        Some(r) => Decision::Refuse(r, e.to_string()),
-        None => Decision::Retry(e.to_string()),
-    })?;
+    let prepared =
+        ctx.verifier.prepare(raw_quote, ctx.now, min_tcb_eval).await.map_err(|e| Decision::Retry(e.to_string()))?;
+    let quote =
+        ctx.verifier.verify_prepared(raw_quote, ctx.now, min_tcb_eval, prepared).map_err(|e| match e.refusal() {
+            Some(Refusal::SimulatedQuoteNotAllowed) if ctx.policy.allow_simulated => Decision::Abstain(e.to_string()),
+            Some(r) => Decision::Refuse(r, e.to_string()),
+            None => Decision::Retry(e.to_string()),
+        })?;
     if quote.is_simulated() && !ctx.policy.allow_simulated {
         return Err(refuse(Refusal::SimulatedQuoteNotAllowed, "the contract's policy does not allow simulated quotes"));
     }

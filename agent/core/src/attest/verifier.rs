@@ -6,9 +6,13 @@
 use super::{
     collateral::{CollateralError, CollateralSource},
     compact,
-    pck::{check_collateral, verify_pck_chain, CollateralCheckError, VerifiedPck},
+    pck::{
+        check_collateral_itself, check_pck_revocation, read_pck_chain, verify_read_chain, CollateralCheckError,
+        PckChainError, VerifiedPck,
+    },
     quote::Measurements,
     quote::TEE_TYPE_TDX,
+    sigmemo::{self, Checked, MemoConfig, SigMemo},
     tcb::TcbStatus,
 };
 use crate::refusal::Refusal;
@@ -120,12 +124,24 @@ pub const SIMULATED_ROOT_CA_DER: &[u8] = include_bytes!("simulated_root_ca.der")
 pub struct Verifier {
     collateral: Box<dyn CollateralSource>,
     simulated: Option<Arc<dyn SimulatedPki>>,
+    /// Collateral signatures already verified, so each is verified once, not once per quote.
+    memo: Arc<SigMemo>,
 }
+
+/// What [`Verifier::prepare`] verified of a quote (its PCK chain's signatures), so that
+/// [`Verifier::verify_prepared`] does not verify it again. Holds only signatures that verified.
+#[derive(Debug, Default)]
+pub struct Prepared(Checked);
 
 impl Verifier {
     /// A production verifier: Intel's root only.
     pub fn new(collateral: Box<dyn CollateralSource>) -> Self {
-        Verifier { collateral, simulated: None }
+        Verifier { collateral, simulated: None, memo: Arc::default() }
+    }
+
+    /// The signature memo (its counters show how much verification it saved).
+    pub fn signature_memo(&self) -> &SigMemo {
+        &self.memo
     }
 
     /// Also trust quotes from the simulated PKI. The contract's policy must allow them too.
@@ -139,28 +155,33 @@ impl Verifier {
         self.simulated.is_some()
     }
 
-    /// Fetch or refresh what verification of `raw` at `now` under the TCB evaluation floor
-    /// `min_tcb_eval` will need (genuine quotes only; a failure here means "wait", never "refuse").
+    /// Fetch or refresh what verification of the posted quote (raw or compact) at `now` under the TCB
+    /// evaluation floor `min_tcb_eval` will need (genuine quotes only; a failure here means "wait",
+    /// never "refuse"). The PCK chain checks it makes are handed to [`Verifier::verify_prepared`].
     ///
     /// Only for a TDX quote whose PCK chain verifies against Intel's root: the collateral key comes
     /// from that verified certificate, so junk (or a forged FMSPC in a certificate that merely names
     /// Intel's root as its last link) neither calls the PCCS nor chooses what is cached for a
     /// genuine platform.
-    pub async fn prepare(&self, posted: &[u8], now: u64, min_tcb_eval: u32) -> Result<(), QuoteError> {
+    pub async fn prepare(&self, posted: &[u8], now: u64, min_tcb_eval: u32) -> Result<Prepared, QuoteError> {
+        let mut checked = Checked::default();
         if posted.len() > MAX_QUOTE_LEN {
-            return Ok(());
+            return Ok(Prepared(checked));
         }
-        let Ok(raw) = compact::to_raw(posted) else { return Ok(()) };
-        let raw = &*raw;
-        let Ok(quote) = Quote::parse(raw) else { return Ok(()) };
-        if quote.header.tee_type != TEE_TYPE_TDX || chain_contains(&quote, SIMULATED_ROOT_CA_DER) {
-            return Ok(());
+        let Ok(raw) = compact::to_raw(posted) else { return Ok(Prepared(checked)) };
+        let Ok(quote) = Quote::parse(&raw) else { return Ok(Prepared(checked)) };
+        let chain = read_pck_chain(&quote);
+        if quote.header.tee_type != TEE_TYPE_TDX || chain_contains(&quote, &chain, SIMULATED_ROOT_CA_DER) {
+            return Ok(Prepared(checked));
         }
-        let Ok(pck) = verify_pck_chain(&quote, INTEL_ROOT_CA_DER, now) else { return Ok(()) };
+        let verified =
+            sigmemo::within(&self.memo, &mut checked, || verify_read_chain(&quote, chain, INTEL_ROOT_CA_DER, now));
+        let Ok(pck) = verified else { return Ok(Prepared(checked)) };
         self.collateral
             .prepare(&pck, now, min_tcb_eval)
             .await
-            .map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))
+            .map_err(|e| QuoteError::CollateralUnavailable(e.to_string()))?;
+        Ok(Prepared(checked))
     }
 
     /// Verify the posted quote (raw or compact, PROTOCOL.md §3.9) at unix time `now`, with collateral
@@ -168,14 +189,29 @@ impl Verifier {
     /// 0 = any).
     ///
     /// Order, each step typed by who is at fault: a compact quote decodes (requester: malformed,
-    /// like any unparsable quote); the quote parses and is TDX (requester); its PCK
-    /// chain verifies against the root (requester); collateral for the verified key is at hand and
-    /// passes its own checks against the same root and is not older than `min_tcb_eval` (holder:
-    /// retry; older collateral may predate a TCB recovery, so its verdict is not used at all, not
-    /// even to refuse); the PCK chain is not revoked
-    /// (requester); then dcap-qvl verifies the quote with that collateral, and a failure there is
-    /// the quote's (requester).
+    /// like any unparsable quote); the quote parses and is TDX (requester); its PCK chain verifies
+    /// against the root (requester); collateral for the verified key is at hand, passes its own
+    /// checks against the same root and is not older than `min_tcb_eval` (holder: retry; older
+    /// collateral may predate a TCB recovery, so its verdict is not used at all, not even to refuse);
+    /// the PCK chain is not revoked (requester); then dcap-qvl verifies the quote with that
+    /// collateral, and a failure there is the quote's (requester).
     pub fn verify(&self, posted: &[u8], now: u64, min_tcb_eval: u32) -> Result<VerifiedQuote, QuoteError> {
+        self.verify_prepared(posted, now, min_tcb_eval, Prepared::default())
+    }
+
+    /// [`Verifier::verify`], after [`Verifier::prepare`] of the same quote.
+    ///
+    /// Signatures: the quote's own (its PCK chain, CRL lookups for it, QE report, body) are
+    /// verified once per call and remembered only until it returns; the collateral's own are
+    /// remembered for later quotes once the collateral passed its checks (see [`sigmemo`]).
+    pub fn verify_prepared(
+        &self,
+        posted: &[u8],
+        now: u64,
+        min_tcb_eval: u32,
+        prepared: Prepared,
+    ) -> Result<VerifiedQuote, QuoteError> {
+        let Prepared(mut own) = prepared;
         if posted.len() > MAX_QUOTE_LEN {
             return Err(QuoteError::Malformed(format!(
                 "{} bytes exceeds the {MAX_QUOTE_LEN} byte limit",
@@ -203,28 +239,31 @@ impl Verifier {
         }
         let measurements =
             Measurements::from_report(&quote.report).ok_or(QuoteError::WrongTeeType { version, tee_type })?;
-        let Checked { root, collateral, simulated, tcb_evaluation_data_number, .. } =
-            self.checked_collateral(&quote, now, min_tcb_eval)?;
+        let parts = self.collateral_for_quote(&quote, now, min_tcb_eval, &mut own)?;
         // Debug TDs are judged by the contract's policy in the pipeline, with their own refusal code.
-        let report = QuoteVerifier::new(root)
-            .allow_debug(true)
-            .verify(raw, &collateral, now)
-            .map_err(|e| quote_fault(format!("{e:#}")))?;
+        let report = sigmemo::within(&self.memo, &mut own, || {
+            QuoteVerifier::<MemoConfig>::new_with_config(parts.root).allow_debug(true).verify(
+                raw,
+                &parts.collateral,
+                now,
+            )
+        })
+        .map_err(|e| quote_fault(format!("{e:#}")))?;
         let tcb_status =
             report.status.parse::<TcbStatus>().map_err(|e| QuoteError::Invalid(format!("dcap-qvl reported {e}")))?;
         Ok(VerifiedQuote {
             measurements,
             tcb_status,
             advisory_ids: report.advisory_ids,
-            tcb_evaluation_data_number,
-            simulated,
+            tcb_evaluation_data_number: parts.tcb_evaluation_data_number,
+            simulated: parts.simulated,
             quote_version: version,
         })
     }
 
     /// The root, verified PCK chain and checked collateral that [`Verifier::verify`] would use for
-    /// the posted quote (raw or compact) at `now` (any TCB evaluation). For advice to operators (`preflight`'s horizon); holders
-    /// never call it.
+    /// the posted quote (raw or compact) at `now` (any TCB evaluation). For advice to operators
+    /// (`preflight`'s horizon); holders never call it.
     pub fn collateral_in_use(&self, posted: &[u8], now: u64) -> Result<CollateralInUse, QuoteError> {
         if posted.len() > MAX_QUOTE_LEN {
             return Err(QuoteError::Malformed(format!(
@@ -234,8 +273,8 @@ impl Verifier {
         }
         let raw = compact::to_raw(posted).map_err(|e| QuoteError::Malformed(e.to_string()))?.into_owned();
         let quote = Quote::parse(&raw).map_err(|e| QuoteError::Malformed(format!("{e:#}")))?;
-        let Checked { root, pck, collateral, .. } = self.checked_collateral(&quote, now, 0)?;
-        Ok(CollateralInUse { raw, root, pck, collateral })
+        let parts = self.collateral_for_quote(&quote, now, 0, &mut Checked::default())?;
+        Ok(CollateralInUse { raw, root: parts.root, pck: parts.pck, collateral: parts.collateral })
     }
 
     /// The quote's root (Intel's, or the simulated one when trusted), its PCK chain verified against
@@ -243,16 +282,24 @@ impl Verifier {
     /// than Intel's TCB evaluation `min_tcb_eval`.
     ///
     /// Each step typed by who is at fault: the PCK chain (requester), collateral at hand, sound and
-    /// recent enough (holder: retry; older collateral may predate a TCB recovery, so its verdict is
-    /// not used at all, not even to refuse), the PCK chain not revoked (requester).
-    fn checked_collateral(&self, quote: &Quote, now: u64, min_tcb_eval: u32) -> Result<Checked, QuoteError> {
-        let simulated = chain_contains(quote, SIMULATED_ROOT_CA_DER);
+    /// recent enough (holder: retry), the PCK chain not revoked (requester). `own` holds this
+    /// quote's signature checks; the collateral's are remembered once it passed every check.
+    fn collateral_for_quote(
+        &self,
+        quote: &Quote,
+        now: u64,
+        min_tcb_eval: u32,
+        own: &mut Checked,
+    ) -> Result<QuoteParts, QuoteError> {
+        let chain = read_pck_chain(quote);
+        let simulated = chain_contains(quote, &chain, SIMULATED_ROOT_CA_DER);
         let root = match (&self.simulated, simulated) {
             (None, true) => return Err(QuoteError::SimulatedNotTrusted),
             (Some(pki), true) => pki.root_ca_der(),
             (_, false) => INTEL_ROOT_CA_DER.to_vec(),
         };
-        let pck = verify_pck_chain(quote, &root, now).map_err(|e| QuoteError::Invalid(e.to_string()))?;
+        let pck = sigmemo::within(&self.memo, own, || verify_read_chain(quote, chain, &root, now))
+            .map_err(|e| QuoteError::Invalid(e.to_string()))?;
         let mut collateral = match (&self.simulated, simulated) {
             (Some(pki), true) => pki.collateral(now),
             _ => self.collateral.collateral_for(pck.key()),
@@ -261,10 +308,14 @@ impl Verifier {
         // Each quote is verified with its own PCK chain (the one just verified), never one that came
         // with the collateral.
         collateral.pck_certificate_chain = None;
-        let checked = check_collateral(&collateral, &pck, now).map_err(|e| match e {
+        let unavailable = |e: CollateralCheckError| match e {
             CollateralCheckError::Fault(f) => QuoteError::CollateralUnavailable(format!("{}: {f}", pck.key())),
             CollateralCheckError::PckRevoked => QuoteError::Invalid(e.to_string()),
-        })?;
+        };
+        let mut collateral_own = Checked::default();
+        let checked =
+            sigmemo::within(&self.memo, &mut collateral_own, || check_collateral_itself(&collateral, &pck, now))
+                .map_err(|f| unavailable(f.into()))?;
         let tcb_evaluation_data_number = checked.tcb_evaluation_data_number;
         if tcb_evaluation_data_number < min_tcb_eval {
             return Err(QuoteError::CollateralUnavailable(format!(
@@ -273,7 +324,10 @@ impl Verifier {
                 pck.key()
             )));
         }
-        Ok(Checked { root, pck, collateral, simulated, tcb_evaluation_data_number })
+        sigmemo::within(&self.memo, own, || check_pck_revocation(&checked, &pck, now)).map_err(unavailable)?;
+        // Only now, with every check of this collateral passed for a quote, are its signatures kept.
+        self.memo.remember(collateral_own);
+        Ok(QuoteParts { root, pck, collateral, simulated, tcb_evaluation_data_number })
     }
 }
 
@@ -289,8 +343,8 @@ pub struct CollateralInUse {
     pub collateral: QuoteCollateralV3,
 }
 
-/// What [`Verifier::checked_collateral`] establishes.
-struct Checked {
+/// What [`Verifier::collateral_for_quote`] establishes.
+struct QuoteParts {
     root: Vec<u8>,
     pck: VerifiedPck,
     collateral: QuoteCollateralV3,
@@ -312,9 +366,15 @@ fn header_kind(raw: &[u8]) -> Option<(u16, u32)> {
 /// certificate dcap-qvl trusts; public data.
 pub const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("intel_sgx_root_ca.der");
 
-/// Whether the quote's embedded PCK chain holds the certificate `der` (anywhere in the chain).
-fn chain_contains(quote: &Quote, der: &[u8]) -> bool {
+/// Whether the quote's embedded PCK chain holds the certificate `der` (anywhere in the chain), as the
+/// strict PEM and X.509 parsers read it. `chain` is the chain as dcap-qvl's lenient PEM reader reads
+/// it ([`read_pck_chain`]): a block the strict parsers decode to `der` it decodes to `der` too, so a
+/// quote without `der` there (every genuine one) is settled without parsing X.509.
+fn chain_contains(quote: &Quote, chain: &Result<Vec<Vec<u8>>, PckChainError>, der: &[u8]) -> bool {
     use der::Encode;
+    if !chain.as_ref().is_ok_and(|certs| certs.iter().any(|c| c == der)) {
+        return false;
+    }
     let Ok(chain) = quote.raw_cert_chain() else { return false };
     let Ok(certs) = x509_cert::Certificate::load_pem_chain(trim_padding(chain)) else { return false };
     certs.iter().any(|c| c.to_der().is_ok_and(|d| d == der))
@@ -336,5 +396,123 @@ fn quote_fault(msg: String) -> QuoteError {
         QuoteError::Tcb(msg)
     } else {
         QuoteError::Invalid(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attest::collateral::CollateralKey;
+    use std::sync::Mutex;
+
+    /// 2025-07-01T00:00:00Z: inside the genuine TDX quote's collateral window.
+    const NOW: u64 = 1_751_328_000;
+    /// When the genuine collateral's PCK CRL expires (2025-07-19T10:00:35Z).
+    const EXPIRY: u64 = 1_752_919_235;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dcap-qvl-samples");
+        std::fs::read(dir.join(name)).expect("fixture")
+    }
+
+    fn genuine_collateral() -> QuoteCollateralV3 {
+        serde_json::from_slice(&fixture("tdx_quote_collateral.json")).expect("collateral JSON")
+    }
+
+    /// One collateral for every key, which a test can replace between quotes (a refresh).
+    struct Swappable(Arc<Mutex<QuoteCollateralV3>>);
+
+    impl CollateralSource for Swappable {
+        fn collateral_for(&self, _: &CollateralKey) -> Result<QuoteCollateralV3, CollateralError> {
+            Ok(self.0.lock().expect("lock").clone())
+        }
+    }
+
+    fn swappable() -> (Verifier, Arc<Mutex<QuoteCollateralV3>>) {
+        let c = Arc::new(Mutex::new(genuine_collateral()));
+        (Verifier::new(Box::new(Swappable(c.clone()))), c)
+    }
+
+    /// (signatures computed, answered from a memo) by `v` so far.
+    fn counts(v: &Verifier) -> (u64, u64) {
+        (v.signature_memo().computed(), v.signature_memo().hits())
+    }
+
+    #[test]
+    fn the_second_quote_uses_the_collateral_signatures_the_first_verified() {
+        let (v, _) = swappable();
+        let quote = fixture("tdx_quote");
+        v.verify(&quote, NOW, 0).expect("genuine");
+        let (first, _) = counts(&v);
+        // Root CA CRL, TCB signing certificate, TCB info, QE identity.
+        let kept = v.signature_memo().len() as u64;
+        assert!(kept >= 4, "{kept} collateral signatures kept");
+        v.verify(&quote, NOW, 0).expect("genuine again");
+        let (total, hits) = counts(&v);
+        // The second quote computes exactly what the first did less the collateral's signatures.
+        assert_eq!(total - first, first - kept, "first {first}, second {}", total - first);
+        assert!(hits >= 2 * kept, "{hits} hits");
+        // A prepared quote's PCK chain is not verified again either.
+        let prepared = futures::executor::block_on(v.prepare(&quote, NOW, 0)).expect("nothing to fetch");
+        let (before, _) = counts(&v);
+        v.verify_prepared(&quote, NOW, 0, prepared).expect("genuine, prepared");
+        assert!(counts(&v).0 - before < total - first, "prepare's chain checks are reused");
+    }
+
+    #[test]
+    fn a_collateral_with_a_bad_signature_fails_after_a_good_one_was_remembered() {
+        let (v, c) = swappable();
+        let quote = fixture("tdx_quote");
+        v.verify(&quote, NOW, 0).expect("genuine");
+        let good = genuine_collateral();
+        // The same key, other bytes: a body changed under its signature, a signature changed, each
+        // of TCB info and QE identity.
+        let mut tcb_body = good.clone();
+        tcb_body.tcb_info = tcb_body.tcb_info.replacen("\"version\":3", "\"version\": 3", 1);
+        assert_ne!(tcb_body.tcb_info, good.tcb_info);
+        let mut tcb_sig = good.clone();
+        tcb_sig.tcb_info_signature[5] ^= 1;
+        let mut qe_body = good.clone();
+        qe_body.qe_identity = qe_body.qe_identity.replacen("\"version\":2", "\"version\": 2", 1);
+        assert_ne!(qe_body.qe_identity, good.qe_identity);
+        let mut qe_sig = good.clone();
+        qe_sig.qe_identity_signature[40] ^= 1;
+        let mut root_crl = good.clone();
+        let last = root_crl.root_ca_crl.len() - 1;
+        root_crl.root_ca_crl[last] ^= 1;
+        let mut pck_crl = good.clone();
+        let last = pck_crl.pck_crl.len() - 1;
+        pck_crl.pck_crl[last] ^= 1;
+        for (name, bad) in [
+            ("TCB info", tcb_body),
+            ("TCB info signature", tcb_sig),
+            ("QE identity", qe_body),
+            ("QE identity signature", qe_sig),
+            ("root CA CRL", root_crl),
+            ("PCK CRL", pck_crl),
+        ] {
+            *c.lock().expect("lock") = bad;
+            let err = v.verify(&quote, NOW, 0).unwrap_err();
+            assert!(matches!(err, QuoteError::CollateralUnavailable(_)), "{name}: {err:?}");
+        }
+        // And the good one still passes.
+        *c.lock().expect("lock") = good;
+        v.verify(&quote, NOW, 0).expect("genuine");
+    }
+
+    #[test]
+    fn windows_are_judged_at_each_quote_s_time_with_the_memo_warm() {
+        let (v, _) = swappable();
+        let quote = fixture("tdx_quote");
+        v.verify(&quote, NOW, 0).expect("genuine");
+        for (when, now) in
+            [("expired", EXPIRY + 86_400), ("PCK CRL expired", EXPIRY + 60), ("not yet valid", 1_750_291_200)]
+        {
+            let (_, hits) = counts(&v);
+            let err = v.verify(&quote, now, 0).unwrap_err();
+            assert!(matches!(err, QuoteError::CollateralUnavailable(_)), "{when}: {err:?}");
+            assert!(counts(&v).1 > hits, "{when}: the memo was consulted");
+        }
+        v.verify(&quote, EXPIRY - 1, 0).expect("valid the second before it expires");
     }
 }

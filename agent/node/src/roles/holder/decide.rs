@@ -38,6 +38,7 @@ use replicatoor_core::{
     delivery,
     protocol::{RefKind, RequestStatus},
 };
+use std::sync::atomic::{AtomicU32, Ordering};
 use tracing::{debug, info, warn};
 
 /// The contract state one step's decisions are based on, read once at the decision block: policy,
@@ -52,10 +53,16 @@ pub(super) struct StepView<'a> {
     policy: replicatoor_core::protocol::Policy,
     cluster: Address,
     refs: std::sync::Mutex<std::collections::HashMap<(B256, u8), bool>>,
+    /// The requests of each block, proven once from its receipts for all of the block's requests.
+    blocks: std::sync::Mutex<std::collections::HashMap<u64, std::sync::Arc<ProvenBlock>>>,
     /// When this node's own OS or app reference ends (the earlier), if the owner scheduled it
     /// (proven; pinned deployments only).
     pub(super) own_expiry: Option<u64>,
 }
+
+/// A block's `SecretRequested` events, proven from its receipts once (concurrent decisions on its
+/// requests wait for the same proof).
+type ProvenBlock = tokio::sync::OnceCell<Vec<Op::SecretRequested>>;
 
 /// Why the state a decision needs could not be read (the step or the request waits; never a refusal).
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +87,7 @@ impl<'a> StepView<'a> {
     /// `own`: this node's own OS and app references, whose scheduled end is read in the same proof.
     pub(super) async fn read(agent: &'a Agent, at: u64, own: &[B256]) -> Result<StepView<'a>, StateError> {
         let chain = &agent.chain;
-        let refs = Default::default();
+        let (refs, blocks) = Default::default();
         if let Some(v) = &agent.verified {
             let header = v.decision_header(crate::roles::unix_now(), at).await?;
             let reads = own.iter().fold(Reads::state(), |r, id| r.reference(*id));
@@ -99,13 +106,14 @@ impl<'a> StepView<'a> {
                 policy,
                 cluster,
                 refs,
+                blocks,
                 own_expiry,
             });
         }
         let id = BlockId::number(at);
         let (policy, (cluster, _), block) =
             tokio::try_join!(chain.policy_at(id), chain.cluster_at(id), chain.block(at))?;
-        Ok(StepView { chain, proven: None, at, now: block.timestamp, policy, cluster, refs, own_expiry: None })
+        Ok(StepView { chain, proven: None, at, now: block.timestamp, policy, cluster, refs, blocks, own_expiry: None })
     }
 
     /// The request's status at the decision block (proven when the deployment is pinned; else the
@@ -131,8 +139,18 @@ impl<'a> StepView<'a> {
         block: u64,
     ) -> Result<Option<Op::SecretRequested>, StateError> {
         let Some((v, h)) = &self.proven else { return Ok(Some(ev.clone())) };
-        match v.events_in_block::<Op::SecretRequested>(h, block).await {
-            Ok(proven) => Ok(proven.into_iter().map(|p| p.event).find(|p| p.requestId == ev.requestId)),
+        let cell = match self.blocks.lock() {
+            Ok(mut blocks) => blocks.entry(block).or_default().clone(),
+            Err(_) => Default::default(),
+        };
+        let proven = cell
+            .get_or_try_init(|| async {
+                let events = v.events_in_block::<Op::SecretRequested>(h, block).await?;
+                Ok::<_, ViewError>(events.into_iter().map(|p| p.event).collect())
+            })
+            .await;
+        match proven {
+            Ok(proven) => Ok(proven.iter().find(|p| p.requestId == ev.requestId).cloned()),
             Err(e) if e.is_unlinkable() => {
                 let storage = v.storage(h, &Reads::default().request_of(ev.hpkePubKey, ev.requester)).await?;
                 let id = Views(&storage).request_id_of(ev.hpkePubKey, ev.requester)?;
@@ -175,7 +193,7 @@ pub(super) async fn handle_request(
     ev: &Op::SecretRequested,
     block: u64,
     view: &StepView<'_>,
-    refusals: &mut u32,
+    refusals: &AtomicU32,
 ) -> anyhow::Result<Option<Answer>> {
     let chain = &agent.chain;
     let id = ev.requestId;
@@ -232,12 +250,12 @@ pub(super) async fn handle_request(
         }
         Decision::Refuse(reason, detail) => {
             info!(target: "replicatoor::holder", reason = reason.name(), code = reason.code(), detail = %detail, "refusing request");
-            if *refusals >= agent.cfg.max_refusals_per_step {
+            let budget = agent.cfg.max_refusals_per_step;
+            if refusals.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < budget).then_some(n + 1)).is_err() {
                 warn!(target: "replicatoor::holder", reason = reason.name(), "refusal budget for this step spent; not posting");
                 throttle(agent, id, block, reason)?;
                 return Ok(None);
             }
-            *refusals += 1;
             let request = binding.request_key();
             let msg = RefusalMsg { requestId: id, request, reason: reason.code() };
             let sig =

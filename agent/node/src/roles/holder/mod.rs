@@ -18,6 +18,7 @@ use alloy::{
 };
 use anyhow::Context as _;
 use decide::{handle_request, StepView};
+use futures::{StreamExt as _, TryStreamExt as _};
 use relay::{send_answers, Answer};
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
@@ -25,8 +26,12 @@ use replicatoor_chain::{
     Backoff,
 };
 use replicatoor_core::{crypto::SecretBundle, protocol::RequestStatus, refusal::Refusal};
-use std::time::Duration;
+use std::{sync::atomic::AtomicU32, time::Duration};
 use tracing::{debug, info, info_span, warn, Instrument};
+
+/// Requests of one step decided at once, at most: their chain reads (status, event proof) overlap
+/// instead of adding up, while a flood keeps a bounded number in flight.
+const DECIDE_CONCURRENCY: usize = 16;
 
 /// Serve requests until shutdown.
 pub async fn run(agent: &Agent) -> anyhow::Result<()> {
@@ -76,15 +81,22 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                         warn!(target: "replicatoor::holder", expires_at = at, "this node's version is scheduled to end: from then on no holder serves it and new nodes of it are refused; upgrade before then");
                     }
                 }
-                let mut refusals = 0u32;
-                let mut answers = Vec::new();
-                for log in &logs {
-                    if agent.stopping() {
-                        return Ok(());
-                    }
-                    answers.extend(handle_log(agent, &bundle, log, &view, &mut refusals).await?);
+                let refusals = AtomicU32::new(0);
+                let decided = futures::stream::iter(&logs)
+                    .map(|log| async {
+                        match agent.stopping() {
+                            true => Ok(None),
+                            false => handle_log(agent, &bundle, log, &view, &refusals).await,
+                        }
+                    })
+                    .buffered(DECIDE_CONCURRENCY)
+                    .try_collect::<Vec<_>>()
+                    .await?;
+                if agent.stopping() {
+                    return Ok(());
                 }
-                answers.extend(retry_deferred(agent, &bundle, &view, &mut refusals).await?);
+                let mut answers: Vec<Answer> = decided.into_iter().flatten().collect();
+                answers.extend(retry_deferred(agent, &bundle, &view, &refusals).await?);
                 send_answers(agent, answers).await?;
                 if !logs.is_empty() {
                     crate::failpoint::hit("holder_before_checkpoint");
@@ -128,7 +140,7 @@ async fn handle_log(
     bundle: &SecretBundle,
     log: &Log,
     view: &StepView<'_>,
-    refusals: &mut u32,
+    refusals: &AtomicU32,
 ) -> anyhow::Result<Option<Answer>> {
     let Ok(decoded) = log.log_decode::<Op::SecretRequested>() else {
         warn!(target: "replicatoor::holder", tx = ?log.transaction_hash, "undecodable SecretRequested log skipped");
@@ -168,7 +180,7 @@ async fn retry_deferred(
     agent: &Agent,
     bundle: &SecretBundle,
     view: &StepView<'_>,
-    refusals: &mut u32,
+    refusals: &AtomicU32,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut answers = Vec::new();
     let plan = plan_rechecks(&agent.store.watched()?, unix_ms(), view.at);

@@ -1,5 +1,5 @@
 //! Sending a step's signed answers: jittered so racing holders rarely collide, only while the
-//! request is still pending, all in flight at once, then confirmed together and recorded. Nothing
+//! request is still pending, checked and sent concurrently, then confirmed together and recorded. Nothing
 //! here decides anything: a lost race or a failed send is recorded, never re-decided. One check
 //! stands between a sealed delivery and the RPC: with a pinned deployment the state it was decided
 //! on (policy, both references, the request still pending) is proven again at the newest trusted
@@ -11,7 +11,13 @@ use alloy::{
     eips::BlockId,
     primitives::{keccak256, U256},
 };
-use replicatoor_chain::{client::Submitted, ChainError, TxOutcome};
+use futures::StreamExt as _;
+use replicatoor_chain::{
+    client::Submitted,
+    layout::{Reads, Views},
+    proof::ProvenStorage,
+    ChainError, TxOutcome,
+};
 use replicatoor_core::{delivery, protocol::RequestStatus, refusal::Refusal};
 use std::time::Duration;
 use tracing::{info, info_span, Instrument};
@@ -44,28 +50,38 @@ pub(super) enum AnswerKind {
     Refuse(Refusal, alloy::primitives::B256, Vec<u8>),
 }
 
+/// Answers being checked and sent at once, at most.
+const SEND_CONCURRENCY: usize = 16;
+
 /// How long to wait for an answer's receipt before re-checking the request instead.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Send a step's answers: each after this holder's jitter for it and only if the request is still
-/// pending (mempool included), all without waiting for receipts, so they can share a block; then
-/// wait for the receipts together and record each outcome.
+/// pending (mempool included), up to [`SEND_CONCURRENCY`] at once and without waiting for receipts, so
+/// they can share a block; then wait for the receipts together and record each outcome.
 pub(super) async fn send_answers(agent: &Agent, mut answers: Vec<Answer>) -> anyhow::Result<()> {
     if answers.is_empty() {
         return Ok(());
     }
     let chain = &agent.chain;
     answers.sort_by_key(|a| jitter(agent, a.id));
+    chain.forget_nonce().await;
+    let recheck = agent.verified.as_ref().map(|v| Recheck::new(v, &answers));
+    let recheck = recheck.as_ref();
     let start = tokio::time::Instant::now();
-    let mut in_flight = Vec::new();
-    for a in answers {
-        tokio::time::sleep_until(start + jitter(agent, a.id)).await;
-        let span = info_span!("request", id = %a.id);
-        if let Some(sent) = submit_answer(agent, a).instrument(span).await? {
-            in_flight.push(sent);
-        }
-    }
-    let confirmations = in_flight.into_iter().map(|(a, tx)| async move {
+    // Each answer is checked and sent when its jitter is up, overlapping with the others' round trips
+    // (the client assigns nonces, so sends need not wait for each other).
+    let sent: Vec<_> = futures::stream::iter(answers)
+        .map(|a| async move {
+            tokio::time::sleep_until(start + jitter(agent, a.id)).await;
+            let span = info_span!("request", id = %a.id);
+            submit_answer(agent, recheck, a).instrument(span).await
+        })
+        .buffer_unordered(SEND_CONCURRENCY)
+        .collect()
+        .await;
+    let in_flight = sent.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten();
+    let confirmations = in_flight.map(|(a, tx)| async move {
         let result = chain.confirm(tx, RECEIPT_TIMEOUT).await;
         (a, result)
     });
@@ -77,15 +93,19 @@ pub(super) async fn send_answers(agent: &Agent, mut answers: Vec<Answer>) -> any
 }
 
 /// Send one answer if its request is still pending (mempool included).
-async fn submit_answer(agent: &Agent, a: Answer) -> anyhow::Result<Option<(Answer, Submitted)>> {
+async fn submit_answer(
+    agent: &Agent,
+    recheck: Option<&Recheck<'_>>,
+    a: Answer,
+) -> anyhow::Result<Option<(Answer, Submitted)>> {
     let chain = &agent.chain;
     match chain.request_status(a.id, BlockId::pending()).await {
         Ok(RequestStatus::Pending) => {}
         Ok(_) => return lost_race(agent, a.id, a.block).await.map(|_| None),
         Err(e) => return defer(agent, a.id, a.block, format!("status before answering: {e}")).map(|_| None),
     }
-    if let (AnswerKind::Deliver(d), Some(v)) = (&a.kind, &agent.verified) {
-        match still_decided(v, a.id, a.block, d).await {
+    if let (AnswerKind::Deliver(d), Some(recheck)) = (&a.kind, recheck) {
+        match recheck.still_decided(a.id, a.block, d).await {
             Ok(None) => {}
             Ok(Some(what)) => {
                 let why = format!("{what} changed since the decision (proven at the newest header): deciding again");
@@ -122,30 +142,64 @@ async fn submit_answer(agent: &Agent, a: Answer) -> anyhow::Result<Option<(Answe
     }
 }
 
-/// What changed, if anything, in what delivery `d` for request `id` (in block `block`) was decided on,
-/// proven at the newest trusted header: the policy it names, either reference, the request's status.
-async fn still_decided(
-    v: &crate::roles::anchor::Verified,
-    id: U256,
-    block: u64,
-    d: &delivery::SignedDelivery,
-) -> Result<Option<&'static str>, replicatoor_chain::verified::ViewError> {
-    use replicatoor_chain::layout::{Reads, Views};
-    use replicatoor_core::protocol::RefKind;
-    let head = v.decision_header(crate::roles::unix_now(), block).await?;
-    let storage = v.storage(&head, &Reads::state().reference(d.os_ref).reference(d.app_ref).request(id)).await?;
-    let views = Views(&storage);
-    Ok(if views.policy()?.hash() != d.policy {
-        Some("the policy")
-    } else if !views.is_allowed(d.os_ref, RefKind::Os)? {
-        Some("the OS reference")
-    } else if !views.is_allowed(d.app_ref, RefKind::App)? {
-        Some("the app reference")
-    } else if views.request_status(id)? != RequestStatus::Pending {
-        Some("the request's status")
-    } else {
-        None
-    })
+/// The state a step's deliveries were decided on, proven again before each is sent: one proof per
+/// trusted header for all of the step's deliveries (policy, their references, their requests'
+/// status), not one per delivery.
+struct Recheck<'a> {
+    v: &'a crate::roles::anchor::Verified,
+    reads: Reads,
+    /// The proof at the newest header asked for so far (its hash), shared by the deliveries sent under it.
+    proven: tokio::sync::Mutex<Option<(alloy::primitives::B256, std::sync::Arc<ProvenStorage>)>>,
+}
+
+impl<'a> Recheck<'a> {
+    fn new(v: &'a crate::roles::anchor::Verified, answers: &[Answer]) -> Self {
+        let mut refs = std::collections::BTreeSet::new();
+        let mut reads = Reads::state();
+        for a in answers {
+            if let AnswerKind::Deliver(d) = &a.kind {
+                refs.extend([d.os_ref, d.app_ref]);
+                reads = reads.request(a.id);
+            }
+        }
+        let reads = refs.into_iter().fold(reads, Reads::reference);
+        Recheck { v, reads, proven: Default::default() }
+    }
+
+    /// What changed, if anything, in what delivery `d` for request `id` (in block `block`) was decided
+    /// on, proven at the newest trusted header: the policy it names, either reference, the request's status.
+    async fn still_decided(
+        &self,
+        id: U256,
+        block: u64,
+        d: &delivery::SignedDelivery,
+    ) -> Result<Option<&'static str>, replicatoor_chain::verified::ViewError> {
+        use replicatoor_core::protocol::RefKind;
+        let head = self.v.decision_header(crate::roles::unix_now(), block).await?;
+        let storage = {
+            let mut proven = self.proven.lock().await;
+            match &*proven {
+                Some((hash, s)) if *hash == head.hash => s.clone(),
+                _ => {
+                    let s = std::sync::Arc::new(self.v.storage(&head, &self.reads).await?);
+                    *proven = Some((head.hash, s.clone()));
+                    s
+                }
+            }
+        };
+        let views = Views(&storage);
+        Ok(if views.policy()?.hash() != d.policy {
+            Some("the policy")
+        } else if !views.is_allowed(d.os_ref, RefKind::Os)? {
+            Some("the OS reference")
+        } else if !views.is_allowed(d.app_ref, RefKind::App)? {
+            Some("the app reference")
+        } else if views.request_status(id)? != RequestStatus::Pending {
+            Some("the request's status")
+        } else {
+            None
+        })
+    }
 }
 
 /// Record what became of a sent answer.
