@@ -695,25 +695,24 @@ async fn admin_commands_list_propose_revoke_policy_and_calldata() {
     assert!(text.contains("revoked (1):") && text.contains("active (2):"), "{text}");
 
     // Policy: set (narrowing, immediate), show; calldata for setPolicy starts with its selector.
-    ok(&[
-        "admin",
-        "set-policy",
-        "--tcb-statuses",
-        "0x1",
-        "--rpc-url",
-        &net.url,
-        "--contract",
-        &contract,
-        "--sender-key",
-        replicatoor_tests::KEYS[0],
-        "--note",
-        "no simulated",
-    ]);
+    let send = ["--rpc-url", &net.url, "--contract", &contract, "--sender-key", replicatoor_tests::KEYS[0]];
+    // (17: the simulated PKI's collateral evaluation, so the genesis approval below still verifies.)
+    let floor = ["--min-tcb-evaluation-data-number", "17"];
+    ok(&[&["admin", "set-policy", "--tcb-statuses", "0x1"][..], &floor, &send, &["--note", "recovery 17"]].concat());
+    ok(&[&["admin", "set-policy", "--tcb-statuses", "0x1"][..], &send, &["--note", "no simulated"]].concat());
     let p: Value =
         serde_json::from_str(&ok(&["admin", "policy", "--rpc-url", &net.url, "--contract", &contract, "--json"]))
             .unwrap();
     assert_eq!((p["policy"]["allow_simulated"].as_bool(), u(&p["widening_delay"])), (Some(false), 0));
-    let cd = ok(&["admin", "set-policy", "--allow-simulated", "--contract", &contract, "--calldata-only"]);
+    // Leaving the floor out keeps it (lowering it would be a widening nobody asked for).
+    assert_eq!(u(&p["policy"]["min_tcb_evaluation_data_number"]), 17, "{p}");
+    // Calldata without an RPC cannot read the floor in force: the flag must then be given.
+    let out = replicatoor(&["admin", "set-policy", "--allow-simulated", "--contract", &contract, "--calldata-only"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--min-tcb-evaluation-data-number"), "{out:?}");
+    let cd =
+        ok(&[&["admin", "set-policy", "--allow-simulated", "--contract", &contract, "--calldata-only"][..], &floor]
+            .concat());
     let selector = hex::encode(&alloy::primitives::keccak256("setPolicy((uint16,bool,bool,uint32),string)")[..4]);
     assert!(cd.contains(&format!("calldata: 0x{selector}")), "{cd}");
     // A state change without a key (and without --calldata-only) is refused with a clear message.
@@ -747,6 +746,7 @@ async fn admin_commands_list_propose_revoke_policy_and_calldata() {
     assert!(text.contains(&format!("id:       {os_id}")) && text.contains("to:       "), "{text}");
 
     // Genesis for a multisig owner: the proposal is verified here (RPC, no key) and the printed call approves it.
+    // (With --rpc-url the floor in force, 17, is read and kept.)
     let widen: Value = serde_json::from_str(&ok(&[
         "admin",
         "set-policy",
@@ -754,6 +754,8 @@ async fn admin_commands_list_propose_revoke_policy_and_calldata() {
         "--contract",
         &contract,
         "--calldata-only",
+        "--rpc-url",
+        &net.url,
         "--json",
     ]))
     .unwrap();

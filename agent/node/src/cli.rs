@@ -121,18 +121,19 @@ pub struct PolicyArgs {
     pub allow_simulated: bool,
     /// The oldest Intel TCB evaluation (collateral `tcbEvaluationDataNumber`) holders may judge a
     /// quote with; 0 = any. Raise it after Intel's TCB recovery (raising is immediate, lowering waits
-    /// the widening delay).
-    #[arg(long, default_value_t = 0)]
-    pub min_tcb_evaluation_data_number: u32,
+    /// the widening delay). Unset: 0 at deployment; `admin set-policy` keeps the floor in force.
+    #[arg(long)]
+    pub min_tcb_evaluation_data_number: Option<u32>,
 }
 
 impl PolicyArgs {
-    pub fn policy(&self) -> replicatoor_core::protocol::Policy {
+    /// The policy these flags give; `floor_if_unset` where no TCB evaluation floor was given.
+    pub fn policy(&self, floor_if_unset: u32) -> replicatoor_core::protocol::Policy {
         replicatoor_core::protocol::Policy {
             tcb_statuses: self.tcb_statuses,
             allow_debug: self.allow_debug,
             allow_simulated: self.allow_simulated,
-            min_tcb_evaluation_data_number: self.min_tcb_evaluation_data_number,
+            min_tcb_evaluation_data_number: self.min_tcb_evaluation_data_number.unwrap_or(floor_if_unset),
         }
     }
 }

@@ -28,7 +28,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         None => key.address(),
     };
     let (address, block) =
-        crate::admin::deploy(&a.chain.rpc_url, key, owner, a.widening_delay, a.policy.policy()).await?;
+        crate::admin::deploy(&a.chain.rpc_url, key, owner, a.widening_delay, a.policy.policy(0)).await?;
     if a.json {
         println!(
             "{}",

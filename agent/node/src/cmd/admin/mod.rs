@@ -10,6 +10,7 @@ use crate::{
     cli::{hex_n, load_event_log, offline_verifier, read_bytes, PolicyArgs, SecretKey},
 };
 use alloy::{
+    eips::BlockId,
     primitives::{Address, B256, U256},
     sol_types::SolCall,
 };
@@ -349,7 +350,19 @@ async fn revoke(a: Revoke) -> anyhow::Result<()> {
 }
 
 async fn set_policy(a: SetPolicy) -> anyhow::Result<()> {
-    let (tx, p) = (&a.tx, a.policy.policy());
+    let tx = &a.tx;
+    // Without the flag the floor in force is kept: lowering it is a widening, which nobody should
+    // schedule by leaving out a flag.
+    let floor = match a.policy.min_tcb_evaluation_data_number {
+        Some(n) => n,
+        None => {
+            let url = tx.rpc_url.as_deref().context(
+                "without --min-tcb-evaluation-data-number the floor in force is kept, which needs --rpc-url to read it",
+            )?;
+            read_only(url, &tx.contract).await?.policy_at(BlockId::latest()).await?.min_tcb_evaluation_data_number
+        }
+    };
+    let p = a.policy.policy(floor);
     if tx.calldata_only {
         return print_calldata(tx, call::set_policy(p, &tx.note).abi_encode(), json!({}));
     }
