@@ -1,8 +1,9 @@
 //! The one path from an untrusted attestation (quote + event log) to an [`Accepted`] value.
 //!
 //! Order (PROTOCOL.md §5.1, first failure decides): recipient key usable (requests only) → verify
-//! quote (a compact quote, §3.9, is rebuilt first, by the verifier) → policy (simulated, TCB, debug) → report_data binding → event-log replay and compose hash
-//! → reference ids allowed on chain. Each failure is a precise [`Refusal`]; local faults
+//! quote (a compact quote, §3.9, is rebuilt first, by the verifier; collateral older than the
+//! policy's TCB evaluation floor is a retry) → policy (simulated, TCB, debug) → report_data binding
+//! → event-log replay and compose hash → reference ids allowed on chain. Each failure is a precise [`Refusal`]; local faults
 //! (collateral, RPC) are [`Decision::Retry`], never a refusal; a simulated quote that the policy
 //! allows but this holder does not trust is [`Decision::Abstain`].
 //!
