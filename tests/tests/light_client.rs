@@ -37,7 +37,9 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
 }
 
-/// CPU time of this process's live threads (for the measurements printed with --nocapture).
+/// CPU time of this process's live threads (for the measurements printed with --nocapture). A
+/// thread that exits in between takes its time out of the sum, so differences are lower bounds and
+/// may even come out negative: callers subtract with `saturating_sub`.
 fn process_cpu() -> Duration {
     let tasks = std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten();
     let ns = tasks
@@ -132,7 +134,7 @@ async fn follows_anvil_and_anchors_storage_proofs() {
         "first sync (bootstrap, one period, finality, optimistic; client and simulated beacon in this process): \
          wall {:?}, cpu {:?}, {report:?}",
         wall.elapsed(),
-        process_cpu() - cpu
+        process_cpu().saturating_sub(cpu)
     );
     assert!(report.bootstrapped && report.finalized_advanced && report.optimistic_advanced, "{report:?}");
     // The period update already attests the head; the finality and optimistic updates repeat it.
@@ -223,7 +225,7 @@ async fn follows_across_periods_and_thousands_of_blocks() {
     anvil.mine(2000).await;
     let (t, cpu) = (Instant::now(), process_cpu());
     let report = lc.sync(now()).await.expect("sync over 2000 blocks");
-    let cpu = process_cpu() - cpu;
+    let cpu = process_cpu().saturating_sub(cpu);
     let head = anvil.head().await;
     assert_eq!(lc.optimistic(), Some(head));
     assert!(period(&lc, Head::Optimistic) >= start + 62);
