@@ -374,17 +374,9 @@ fn len_u32(data: &[u8]) -> Result<u32, SimPkiError> {
     u32::try_from(data.len()).map_err(|_| SimPkiError::Other("length exceeds u32"))
 }
 
+/// Collateral dates in the form Intel writes them (and the verifier parses).
 fn rfc3339(unix: u64) -> Result<String, SimPkiError> {
-    let t = der::DateTime::from_unix_duration(Duration::from_secs(unix))?;
-    Ok(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minutes(),
-        t.seconds()
-    ))
+    replicatoor_core::attest::collateral::rfc3339_utc(unix).ok_or(SimPkiError::Other("a date past year 9999"))
 }
 
 fn x509_time(unix: u64) -> Result<Time, SimPkiError> {

@@ -133,19 +133,22 @@ pub fn parse_rfc3339_utc(s: &str) -> Option<u64> {
     u64::try_from(days * 86_400 + h * 3600 + mi * 60 + se).ok()
 }
 
-/// Unix seconds → `YYYY-MM-DDTHH:MM:SSZ` (the form [`parse_rfc3339_utc`] reads), or the bare number
-/// for a time past what that form can write (year 9999).
+/// Unix seconds → `YYYY-MM-DDTHH:MM:SSZ` (the form [`parse_rfc3339_utc`] reads); `None` past what
+/// that form can write (year 9999).
+pub fn rfc3339_utc(unix: u64) -> Option<String> {
+    let t = der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix)).ok()?;
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minutes(),
+        t.seconds()
+    ))
+}
+
+/// [`rfc3339_utc`] for display: the bare number for a time it cannot write.
 pub fn format_rfc3339_utc(unix: u64) -> String {
-    match der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix)) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minutes(),
-            t.seconds()
-        ),
-        Err(_) => unix.to_string(),
-    }
+    rfc3339_utc(unix).unwrap_or_else(|| unix.to_string())
 }
