@@ -5,6 +5,7 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /// @title UpgradeOperator
 /// @notice Reference values (allowed TDX measurements, verification policy) and the message bus through which
@@ -51,6 +52,13 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         bool allowDebug;
         bool allowSimulated;
         uint32 minTcbEvaluationDataNumber;
+    }
+
+    /// @dev A request, in one storage slot keyed by keccak256(hpkePubKey ‖ requester): what a delivery or refusal
+    ///      checks (the id it names and the status) is one cold read, and a new request fills one slot.
+    struct Request {
+        RequestStatus status;
+        uint248 id;
     }
 
     /// @dev A genesis proposal waits for the owner's approval; it is valid for one epoch only.
@@ -245,23 +253,21 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     mapping(bytes32 id => Reference) internal _refs;
     Policy internal _policy;
     Policy internal _pendingPolicy;
-    uint64 internal _pendingPolicyAt;
 
     /// @notice Address of the current cluster key; deliveries and refusals must be signed by it.
     address public cluster;
-    /// @notice Current epoch; 0 until genesis, +1 on each (re-)bootstrap.
-    uint64 public epoch;
+    /// @dev `cluster`, the epoch and when the pending policy applies share one slot: every delivery and refusal reads
+    ///      all three, and each further cold slot would cost it 2,100 gas. 48 bits outlast any epoch count and time.
+    uint48 internal _epoch;
+    uint48 internal _pendingPolicyAt;
     /// @notice Number of requests so far; ids start at 1.
     uint256 public requestCount;
     /// @notice Number of genesis proposals so far; ids start at 1.
     uint256 public genesisCount;
 
     mapping(uint256 proposalId => GenesisProposal) internal _genesis;
-    /// @dev Request statuses, 2 bits each, 128 to a word: request `id` is bits `2 * (id % 128)` of word `id / 128`. A new
-    ///      request then mostly updates a word that is already non-zero (~5k gas) instead of filling a fresh slot (~22k).
-    mapping(uint256 word => uint256 statuses) internal _requestStatuses;
     /// @dev Keyed by keccak256(hpkePubKey ‖ requester): a front-runner re-posting someone's key only burns its own slot.
-    mapping(bytes32 keyAndRequester => uint256 requestId) internal _requestByKey;
+    mapping(bytes32 request => Request) internal _requests;
     /// @notice The re-bootstrap waiting for its time (proposalId 0 = none).
     PendingBootstrap public pendingBootstrap;
 
@@ -272,7 +278,7 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     /// @param initialPolicy Policy in force from deployment.
     constructor(address owner_, uint64 wideningDelay_, Policy memory initialPolicy)
         Ownable(owner_)
-        EIP712("Replicatoor UpgradeOperator", "3")
+        EIP712("Replicatoor UpgradeOperator", "4")
     {
         _checkPolicy(initialPolicy);
         if (wideningDelay_ > MAX_WIDENING_DELAY) revert DelayTooLong(wideningDelay_, MAX_WIDENING_DELAY);
@@ -363,7 +369,7 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
                 _policy = p;
             } else {
                 _pendingPolicy = p;
-                _pendingPolicyAt = nowTs + wideningDelay;
+                _pendingPolicyAt = SafeCast.toUint48(nowTs + wideningDelay);
             }
             _emitPolicySet(p, nowTs + wideningDelay, note);
         }
@@ -384,7 +390,7 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     {
         if (clusterAddress == address(0)) revert ZeroAddress();
         _checkAttestationSizes(quote, eventLog);
-        uint64 forEpoch = epoch + 1;
+        uint64 forEpoch = _epoch + 1;
         proposalId = ++genesisCount;
         _genesis[proposalId] = GenesisProposal(clusterAddress, forEpoch);
         emit GenesisProposed(proposalId, clusterAddress, forEpoch, msg.sender, quote, eventLog);
@@ -460,16 +466,16 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         external
         returns (uint256 requestId)
     {
-        uint64 e = epoch;
+        uint64 e = _epoch;
         if (e == 0) revert NoCluster();
         if (hpkePubKey == bytes32(0)) revert InvalidPublicKey();
-        bytes32 slot = keccak256(abi.encodePacked(hpkePubKey, msg.sender));
-        uint256 existing = _requestByKey[slot];
+        bytes32 request = keccak256(abi.encodePacked(hpkePubKey, msg.sender));
+        uint256 existing = _requests[request].id;
         if (existing != 0) revert DuplicatePublicKey(hpkePubKey, existing);
         _checkAttestationSizes(quote, eventLog);
         requestId = ++requestCount;
-        _requestByKey[slot] = requestId;
-        _setStatus(requestId, RequestStatus.Pending);
+        // Ids count transactions: 2^248 of them cannot happen, so the narrowing cast is exact.
+        _requests[request] = Request(RequestStatus.Pending, uint248(requestId));
         emit SecretRequested(requestId, hpkePubKey, msg.sender, e, quote, eventLog);
     }
 
@@ -496,7 +502,9 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         bytes calldata ciphertext,
         bytes calldata signature
     ) external {
-        _requirePendingRequest(requestId, request);
+        // Marked first, with no local left holding the slot (this function's stack is full); any check below that
+        // fails reverts the mark with everything else.
+        _pendingRequest(requestId, request).status = RequestStatus.Delivered;
         if (encapsulatedKey.length != 32) revert BadEncapsulatedKey(encapsulatedKey.length);
         if (ciphertext.length > MAX_CIPHERTEXT_BYTES) {
             revert PayloadTooLarge(2, ciphertext.length, MAX_CIPHERTEXT_BYTES);
@@ -508,9 +516,8 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         _requireClusterSignature(
             deliveryDigest(requestId, request, policyHash, osRef, appRef, encapsulatedKey, ciphertext), signature
         );
-        _setStatus(requestId, RequestStatus.Delivered);
         emit SecretDelivered(
-            requestId, epoch, msg.sender, osRef, appRef, policyHash, encapsulatedKey, ciphertext, signature
+            requestId, _epoch, msg.sender, osRef, appRef, policyHash, encapsulatedKey, ciphertext, signature
         );
     }
 
@@ -520,11 +527,10 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     /// @param reason 1..MAX_REASON (PROTOCOL.md §5.2).
     /// @param signature 65-byte EIP-712 `Refusal` signature by the cluster key.
     function refuseRequest(uint256 requestId, bytes32 request, uint8 reason, bytes calldata signature) external {
-        _requirePendingRequest(requestId, request);
+        _pendingRequest(requestId, request).status = RequestStatus.Refused;
         if (reason == 0 || reason > MAX_REASON) revert InvalidReason(reason);
         _requireClusterSignature(refusalDigest(requestId, request, reason), signature);
-        _setStatus(requestId, RequestStatus.Refused);
-        emit RequestRefused(requestId, epoch, msg.sender, reason, signature);
+        emit RequestRefused(requestId, _epoch, msg.sender, reason, signature);
     }
 
     // ------------------------------------------------------------------ views
@@ -552,14 +558,20 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         return kind != RefKind.None && r.kind == kind && !r.revoked && block.timestamp >= r.activatesAt && !_expired(r);
     }
 
-    /// @notice Status of a request.
-    function requestStatus(uint256 requestId) external view returns (RequestStatus) {
-        return _status(requestId);
+    /// @notice Current epoch; 0 until genesis, +1 on each (re-)bootstrap.
+    function epoch() external view returns (uint64) {
+        return _epoch;
+    }
+
+    /// @notice Status of the request named `request` = keccak256(hpkePubKey ‖ requester), the `request` its delivery or
+    ///         refusal signs (None: no such request).
+    function requestStatus(bytes32 request) external view returns (RequestStatus) {
+        return _requests[request].status;
     }
 
     /// @notice The request `requester` made with this HPKE key (0 = none).
     function requestIdOf(bytes32 hpkePubKey, address requester) external view returns (uint256) {
-        return _requestByKey[keccak256(abi.encodePacked(hpkePubKey, requester))];
+        return _requests[keccak256(abi.encodePacked(hpkePubKey, requester))].id;
     }
 
     /// @notice A genesis proposal's cluster address and target epoch.
@@ -645,26 +657,18 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         if (!isAllowed(id, kind)) revert ReferenceNotAllowed(id, kind);
     }
 
-    function _requirePendingRequest(uint256 requestId, bytes32 request) internal view {
-        RequestStatus s = _status(requestId);
-        if (s != RequestStatus.Pending) revert RequestNotPending(requestId, s);
-        if (_requestByKey[request] != requestId) revert RequestMismatch(requestId, request);
-    }
-
-    function _status(uint256 requestId) internal view returns (RequestStatus) {
-        return RequestStatus((_requestStatuses[requestId >> 7] >> ((requestId & 127) << 1)) & 3);
-    }
-
-    function _setStatus(uint256 requestId, RequestStatus s) internal {
-        uint256 shift = (requestId & 127) << 1;
-        uint256 w = _requestStatuses[requestId >> 7];
-        _requestStatuses[requestId >> 7] = (w & ~(uint256(3) << shift)) | (uint256(uint8(s)) << shift);
+    /// @dev The request `request` names, which must have id `requestId` (else it is unknown here, or a reorg gave the id
+    ///      to another request) and be pending.
+    function _pendingRequest(uint256 requestId, bytes32 request) internal view returns (Request storage r) {
+        r = _requests[request];
+        if (r.id != requestId) revert RequestMismatch(requestId, request);
+        if (r.status != RequestStatus.Pending) revert RequestNotPending(requestId, r.status);
     }
 
     function _requireNextGenesis(uint256 proposalId) internal view returns (GenesisProposal memory g) {
         g = _genesis[proposalId];
         if (g.cluster == address(0)) revert UnknownGenesis(proposalId);
-        if (g.forEpoch != epoch + 1) revert StaleGenesis(proposalId, g.forEpoch, epoch + 1);
+        if (g.forEpoch != _epoch + 1) revert StaleGenesis(proposalId, g.forEpoch, _epoch + 1);
     }
 
     function _bootstrap(uint256 proposalId, GenesisProposal memory g, bytes32 osRef, bytes32 appRef, string memory note)
@@ -672,13 +676,27 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     {
         address previous = cluster;
         cluster = g.cluster;
-        epoch = g.forEpoch;
+        _epoch = SafeCast.toUint48(g.forEpoch);
         emit ClusterBootstrapped(g.forEpoch, g.cluster, proposalId, osRef, appRef, note);
         if (previous != address(0)) emit CustodyReset(g.forEpoch, previous, g.cluster, note);
     }
 
     function _requireClusterSignature(bytes32 digest, bytes calldata signature) internal view {
-        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
+        address recovered;
+        ECDSA.RecoverError err = ECDSA.RecoverError.InvalidSignatureLength;
+        if (signature.length == 65) {
+            bytes32 r;
+            bytes32 s;
+            uint8 v;
+            // r ‖ s ‖ v, read from calldata as ECDSA.tryRecover(bytes32, bytes memory) reads them from memory, without
+            // first copying the signature to memory; the same checks then apply (low s, v 27 or 28, no zero address).
+            assembly ("memory-safe") {
+                r := calldataload(signature.offset)
+                s := calldataload(add(signature.offset, 0x20))
+                v := byte(0, calldataload(add(signature.offset, 0x40)))
+            }
+            (recovered, err,) = ECDSA.tryRecover(digest, v, r, s);
+        }
         address c = cluster;
         if (err != ECDSA.RecoverError.NoError || recovered != c) revert BadClusterSignature(recovered, c);
     }

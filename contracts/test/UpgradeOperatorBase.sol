@@ -112,14 +112,14 @@ abstract contract UpgradeOperatorBase is Test {
     }
 
     /// @dev The cluster and epoch proposal `id` names (what an owner verifies before approving it). Read from
-    ///      storage (`_genesis`, slot 11: cluster at byte 0, forEpoch at byte 20) so that it can sit between a prank or an
+    ///      storage (`_genesis`, slot 10: cluster at byte 0, forEpoch at byte 20) so that it can sit between a prank or an
     ///      expectRevert and the call it is meant for.
     function _gc(uint256 id) internal view returns (address) {
-        return address(uint160(uint256(vm.load(address(op), keccak256(abi.encode(id, uint256(11)))))));
+        return address(uint160(uint256(vm.load(address(op), keccak256(abi.encode(id, uint256(10)))))));
     }
 
     function _ge(uint256 id) internal view returns (uint64) {
-        return uint64(uint256(vm.load(address(op), keccak256(abi.encode(id, uint256(11))))) >> 160);
+        return uint64(uint256(vm.load(address(op), keccak256(abi.encode(id, uint256(10))))) >> 160);
     }
 
     /// @dev The `request` field of request `id` (keccak256(hpkePubKey ‖ requester)); zero for unknown ids.
@@ -128,10 +128,10 @@ abstract contract UpgradeOperatorBase is Test {
     }
 
     /// @dev The policy hash a delivery decided now names: `policyHashOf(policy())`, recomputed from storage (slots 5
-    ///      policy, 6 pending policy, 7 pending-at) for the same reason as `_gc`; `test_policyHash_matchesContract`
+    ///      policy, 6 pending policy, 7 pending-at at byte 26) for the same reason as `_gc`; `test_policyHash_matchesContract`
     ///      checks it against the contract.
     function _polHash() internal view returns (bytes32) {
-        uint256 at = uint256(vm.load(address(op), bytes32(uint256(7)))) & type(uint64).max;
+        uint256 at = uint256(vm.load(address(op), bytes32(uint256(7)))) >> 208;
         uint256 slot = at != 0 && block.timestamp >= at ? 6 : 5;
         uint256 w = uint256(vm.load(address(op), bytes32(slot)));
         return keccak256(abi.encode(uint16(w), (w >> 16) & 0xff != 0, (w >> 24) & 0xff != 0, uint32(w >> 32)));
@@ -197,7 +197,7 @@ abstract contract UpgradeOperatorBase is Test {
     // ------------------------------------------------------------------ assertions on contract types
 
     function _assertStatus(uint256 requestId, UpgradeOperator.RequestStatus want) internal view {
-        assertEq(uint256(op.requestStatus(requestId)), uint256(want), "request status");
+        assertEq(uint256(op.requestStatus(_rq(requestId))), uint256(want), "request status");
     }
 
     function _assertPolicy(UpgradeOperator.Policy memory got, UpgradeOperator.Policy memory want, string memory what)

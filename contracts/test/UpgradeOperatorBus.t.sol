@@ -322,9 +322,10 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
             assertEq(op.requestSecret(key, quote, EVENT_LOG), i, "request id");
             assertEq(op.requestCount(), i, "requestCount");
             assertEq(op.requestIdOf(key, stranger), i, "requestIdOf");
-            _assertStatus(i, PENDING);
+            bytes32 request = keccak256(abi.encodePacked(key, stranger));
+            assertEq(uint256(op.requestStatus(request)), uint256(PENDING), "status");
         }
-        _assertStatus(4, NONE);
+        assertEq(uint256(op.requestStatus(keccak256(abi.encodePacked(keccak256("never"), stranger)))), 0, "no request");
         assertEq(op.requestIdOf(keccak256("never"), stranger), 0, "unused key");
     }
 
@@ -409,7 +410,7 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         (bytes32 osRef, bytes32 appRef) = _bootstrap();
         _request(HPKE_KEY);
         bytes memory sig = _signDelivery(CLUSTER_PK, 2, osRef, appRef, _ek(), _ct());
-        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 2, NONE));
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestMismatch.selector, 2, _rq(2)));
         op.deliverSecret(2, _rq(2), _polHash(), osRef, appRef, _ek(), _ct(), sig);
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 0, NONE));
         op.deliverSecret(0, _rq(0), _polHash(), osRef, appRef, _ek(), _ct(), sig);
@@ -641,8 +642,8 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
     }
 
     function test_deliverSecret_revertsBeforeGenesisRequestExists() public {
-        // No cluster, no request: the request check comes first.
-        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 1, NONE));
+        // No cluster, no request: the request check comes first (no request 1 under that key).
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestMismatch.selector, 1, _rq(1)));
         op.deliverSecret(1, _rq(1), _polHash(), bytes32(0), bytes32(0), _ek(), _ct(), hex"");
     }
 
@@ -671,34 +672,31 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
 
     // ================================================================== refuseRequest
 
-    /// @dev Statuses are packed 128 to a storage word: answering one request leaves its neighbours, in its word and
-    ///      across the word boundary (ids 127, 128, 129), as they were.
-    function test_requestStatuses_packedPerRequest() public {
+    /// @dev Each request keeps its status in its own slot (keyed by `request`): answering one leaves the others as
+    ///      they were, and each is answered exactly once.
+    function test_requestStatus_perRequest() public {
         (bytes32 osRef, bytes32 appRef) = _bootstrap();
-        for (uint256 i = 1; i <= 130; i++) {
-            assertEq(_request(keccak256(abi.encode("packed", i))), i, "sequential ids");
+        for (uint256 i = 1; i <= 4; i++) {
+            assertEq(_request(keccak256(abi.encode("per request", i))), i, "sequential ids");
         }
         bytes memory ek = _ek();
         bytes memory ct = _ct();
-        bytes memory sig = _signDelivery(CLUSTER_PK, 128, osRef, appRef, ek, ct);
-        op.deliverSecret(128, _rq(128), _polHash(), osRef, appRef, ek, ct, sig);
-        op.refuseRequest(127, _rq(127), 3, _signRefusal(CLUSTER_PK, 127, 3));
+        op.deliverSecret(
+            2, _rq(2), _polHash(), osRef, appRef, ek, ct, _signDelivery(CLUSTER_PK, 2, osRef, appRef, ek, ct)
+        );
         op.refuseRequest(1, _rq(1), 2, _signRefusal(CLUSTER_PK, 1, 2));
         _assertStatus(1, REFUSED);
-        _assertStatus(2, PENDING);
-        _assertStatus(126, PENDING);
-        _assertStatus(127, REFUSED);
-        _assertStatus(128, DELIVERED);
-        _assertStatus(129, PENDING);
-        _assertStatus(130, PENDING);
-        _assertStatus(131, UpgradeOperator.RequestStatus.None);
-        // Each is still answered exactly once.
-        bytes memory again = _signRefusal(CLUSTER_PK, 128, 3);
-        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 128, DELIVERED));
-        op.refuseRequest(128, _rq(128), 3, again);
-        op.refuseRequest(129, _rq(129), 3, _signRefusal(CLUSTER_PK, 129, 3));
-        _assertStatus(128, DELIVERED);
-        _assertStatus(129, REFUSED);
+        _assertStatus(2, DELIVERED);
+        _assertStatus(3, PENDING);
+        _assertStatus(4, PENDING);
+        assertEq(uint256(op.requestStatus(keccak256("no such request"))), uint256(NONE), "unknown request");
+        bytes memory again = _signRefusal(CLUSTER_PK, 2, 3);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 2, DELIVERED));
+        op.refuseRequest(2, _rq(2), 3, again);
+        op.refuseRequest(3, _rq(3), 3, _signRefusal(CLUSTER_PK, 3, 3));
+        _assertStatus(2, DELIVERED);
+        _assertStatus(3, REFUSED);
+        _assertStatus(4, PENDING);
     }
 
     function test_refuseRequest_happyPath() public {
@@ -786,7 +784,7 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         op.refuseRequest(id2, _rq(id2), 1, sig2);
 
         bytes memory sig3 = _signRefusal(CLUSTER_PK, 3, 1);
-        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestNotPending.selector, 3, NONE));
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestMismatch.selector, 3, _rq(3)));
         op.refuseRequest(3, _rq(3), 1, sig3);
     }
 }

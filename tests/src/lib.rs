@@ -358,8 +358,14 @@ impl Net {
         self.owner.contract().requestCount().call().await.expect("requestCount").to::<u64>()
     }
 
+    /// Request `id`'s status (0 = no such request). The contract keeps statuses by request key, so this
+    /// finds the key in the request's event first.
     pub async fn status(&self, id: u64) -> u8 {
-        self.owner.request_status(U256::from(id), BlockId::latest()).await.map(u8::from).expect("status")
+        if self.request_logs::<Op::SecretRequested>(U256::from(id)).await.is_empty() {
+            return 0;
+        }
+        let key = self.request_key(id).await;
+        self.owner.request_status(key, BlockId::latest()).await.map(u8::from).expect("status")
     }
 
     pub async fn refusal_reason(&self, id: u64) -> Option<u8> {

@@ -1158,6 +1158,7 @@ async fn audit_reads_a_deployment_from_before_descriptions() {
         .expect("run replicatoor");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started against a version-1 contract:\n{err}");
-    assert!(err.contains("speaks protocol version 1") && err.contains("this agent speaks version 3"), "{err}");
+    let ours = format!("this agent speaks version {}", replicatoor_core::crypto::eip712::DOMAIN_VERSION);
+    assert!(err.contains("speaks protocol version 1") && err.contains(&ours), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -18,7 +18,7 @@ use replicatoor_chain::{
 };
 use replicatoor_core::{
     crypto::HpkeKeypair,
-    protocol::{app_reference_id, os_reference_id, Policy, RefKind, RequestStatus},
+    protocol::{app_reference_id, os_reference_id, request_key, Policy, RefKind, RequestStatus},
 };
 use replicatoor_testkit::simulated::SimulatedTd;
 use replicatoor_tests::{compose_good, compose_hash, key, Net};
@@ -66,22 +66,20 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
 
     // ---- the request a key and requester made (how a new node knows the id it follows is its own)
     let pk = B256::from(hpke.public());
-    let by_key = Reads::default().request_of(pk, requester).request_of(pk, Address::repeat_byte(5));
+    let request = request_key(&hpke.public(), requester);
+    let other = request_key(&hpke.public(), Address::repeat_byte(5));
+    let by_key = Reads::default().request(request).request(other);
     let answer =
         chain.provider().get_proof(net.contract, by_key.slots().to_vec()).block_id(sent.block.into()).await.unwrap();
     let proven = ProvenStorage::verify(&trusted, net.contract, &answer).expect("anvil's proof verifies");
     let view_id = chain.contract().requestIdOf(pk, requester).block(sent.block.into()).call().await.unwrap();
-    assert_eq!(Views(&proven).request_id_of(pk, requester).unwrap(), view_id);
+    assert_eq!(Views(&proven).request_id(request).unwrap(), view_id);
     assert_eq!(view_id, U256::from(1));
-    assert_eq!(Views(&proven).request_id_of(pk, Address::repeat_byte(5)).unwrap(), U256::ZERO, "another requester");
+    assert_eq!(Views(&proven).request_id(other).unwrap(), U256::ZERO, "another requester");
 
     // ---- storage: proven == view, at the same block
-    let reads = Reads::state()
-        .reference(os_id)
-        .reference(app_id)
-        .reference(revoked_id)
-        .reference(expired_id)
-        .request(U256::from(1));
+    let reads =
+        Reads::state().reference(os_id).reference(app_id).reference(revoked_id).reference(expired_id).request(request);
     let answer =
         chain.provider().get_proof(net.contract, reads.slots().to_vec()).block_id(sent.block.into()).await.unwrap();
     let proven = ProvenStorage::verify(&trusted, net.contract, &answer).expect("anvil's proof verifies");
@@ -104,21 +102,17 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
     }
     assert_eq!(views.expires_at(expired_id).unwrap(), Some(now + 1), "expiresAt at byte 10 of the record");
     assert_eq!(views.expires_at(app_id).unwrap(), None);
-    assert_eq!(views.request_status(U256::from(1)).unwrap(), chain.request_status(U256::from(1), at).await.unwrap());
-    assert_eq!(views.request_status(U256::from(1)).unwrap(), RequestStatus::Pending);
+    assert_eq!(views.request_status(request).unwrap(), chain.request_status(request, at).await.unwrap());
+    assert_eq!(views.request_status(request).unwrap(), RequestStatus::Pending);
+    assert_eq!(views.request_id(request).unwrap(), U256::from(1), "the id shares the status's slot");
     assert_eq!(views.request_count().unwrap(), U256::from(1));
-    // Request 2's status shares request 1's storage word (128 to a word), so the same proof answers
-    // it; request 200's word was not proven.
-    assert_eq!(views.request_status(U256::from(2)).unwrap(), RequestStatus::None);
-    assert_eq!(
-        views.request_status(U256::from(200)),
-        Err(ProofError::MissingSlot(Reads::state().request(U256::from(200)).slots()[5]))
-    );
+    // Another request's slot was not proven.
+    assert_eq!(views.request_status(other), Err(ProofError::MissingSlot(Reads::state().request(other).slots()[4])));
 
     // ---- an RPC that lies about one storage value
     let mut lie = answer.clone();
     let i = lie.storage_proof.len() - 1;
-    lie.storage_proof[i].value = U256::from(2); // "delivered"
+    lie.storage_proof[i].value = U256::from(2); // the request: "delivered" (and id 0)
     assert!(matches!(ProvenStorage::verify(&trusted, net.contract, &lie), Err(ProofError::Storage { .. })));
     // ... claims a set slot is empty
     let mut lie = answer.clone();
@@ -224,8 +218,9 @@ async fn verified_view_proves_events_and_refuses_lying_rpcs() {
     assert_eq!((ev.event.requester, ev.event.hpkePubKey), (sender.address(), B256::from(hpke.public())));
     assert_eq!(ev.event.quote.to_vec(), quote);
     assert_eq!((ev.block.number, ev.tx_hash), (sent.block, sent.tx_hash));
-    let storage = view.storage(&h, &Reads::state().request(ev.event.requestId)).await.expect("proven storage");
-    assert_eq!(Views(&storage).request_status(ev.event.requestId).unwrap(), RequestStatus::Pending);
+    let request = request_key(&ev.event.hpkePubKey.0, ev.event.requester);
+    let storage = view.storage(&h, &Reads::state().request(request)).await.expect("proven storage");
+    assert_eq!(Views(&storage).request_status(request).unwrap(), RequestStatus::Pending);
 
     // Linked over a distance: mine a few blocks, decide later, still find the same event.
     let _: Value = net.owner.provider().raw_request("anvil_mine".into(), ("0x5",)).await.unwrap();

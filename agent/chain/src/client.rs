@@ -7,7 +7,7 @@ use alloy::{
     contract::CallBuilder,
     eips::BlockId,
     network::{Ethereum, EthereumWallet},
-    primitives::{Address, TxHash, B256, U256},
+    primitives::{Address, TxHash, B256},
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::TransactionReceipt,
     signers::local::PrivateKeySigner,
@@ -202,10 +202,11 @@ impl Chain {
         Ok((c, e))
     }
 
-    /// Request status at a block (use `pending` to see the mempool). A number the contract cannot
+    /// Status at a block (use `pending` to see the mempool) of the request named `request`
+    /// (`protocol::request_key(pk, requester)`, what its answers sign). A number the contract cannot
     /// return is the RPC's fault.
-    pub async fn request_status(&self, id: U256, at: BlockId) -> Result<RequestStatus, ChainError> {
-        let raw = self.contract.requestStatus(id).block(at).call().await.map_err(read_err)?;
+    pub async fn request_status(&self, request: B256, at: BlockId) -> Result<RequestStatus, ChainError> {
+        let raw = self.contract.requestStatus(request).block(at).call().await.map_err(read_err)?;
         RequestStatus::try_from(raw).map_err(rpc)
     }
 

@@ -14,22 +14,17 @@ const SLOT_REFS: u64 = 4;
 const SLOT_POLICY: u64 = 5;
 /// `Policy _pendingPolicy`, same packing.
 const SLOT_PENDING_POLICY: u64 = 6;
-/// `uint64 _pendingPolicyAt` @0 and `address cluster` @8.
-const SLOT_PENDING_AT_AND_CLUSTER: u64 = 7;
-/// `uint64 epoch` @0.
-const SLOT_EPOCH: u64 = 8;
+/// `address cluster` @0, `uint48 _epoch` @20, `uint48 _pendingPolicyAt` @26.
+const SLOT_CLUSTER: u64 = 7;
 /// `uint256 requestCount`.
-const SLOT_REQUEST_COUNT: u64 = 9;
-/// `mapping(uint256 word => uint256 statuses) _requestStatuses`: request `id`'s status is bits
-/// `2 * (id % 128)` (2 bits) of word `id / 128`.
-const SLOT_REQUEST_STATUSES: u64 = 12;
-/// `mapping(bytes32 keyAndRequester => uint256 requestId) _requestByKey`, keyed by
-/// `keccak256(abi.encodePacked(hpkePubKey, requester))`.
-const SLOT_REQUEST_BY_KEY: u64 = 13;
+const SLOT_REQUEST_COUNT: u64 = 8;
+/// `mapping(bytes32 request => Request) _requests`, keyed by the request key
+/// `keccak256(hpkePubKey ‖ requester)`; a `Request` packs status @0 (1 byte) and id @1 (31 bytes).
+const SLOT_REQUESTS: u64 = 11;
 
-/// The storage word holding request `request_id`'s status.
-fn status_word(request_id: U256) -> B256 {
-    mapping_slot(B256::from(request_id >> 7), SLOT_REQUEST_STATUSES)
+/// The storage word of the request named `request` (its key, `protocol::request_key`).
+fn request_slot(request: B256) -> B256 {
+    mapping_slot(request, SLOT_REQUESTS)
 }
 
 fn slot(n: u64) -> B256 {
@@ -50,14 +45,6 @@ fn field(word: U256, offset: usize, len: usize) -> U256 {
     (word >> (8 * offset)) & mask
 }
 
-/// The `_requestByKey` key of a request: `keccak256(hpkePubKey ‖ requester)`, as `requestIdOf` hashes it.
-fn key_and_requester(hpke_pub_key: B256, requester: Address) -> B256 {
-    let mut buf = [0u8; 52];
-    buf[..32].copy_from_slice(hpke_pub_key.as_slice());
-    buf[32..].copy_from_slice(requester.as_slice());
-    keccak256(buf)
-}
-
 fn low_u64(v: U256) -> u64 {
     v.as_limbs()[0]
 }
@@ -72,7 +59,7 @@ impl Reads {
     /// Policy (current and pending), cluster, epoch and the request counter.
     pub fn state() -> Self {
         let mut r = Reads::default();
-        for s in [SLOT_POLICY, SLOT_PENDING_POLICY, SLOT_PENDING_AT_AND_CLUSTER, SLOT_EPOCH, SLOT_REQUEST_COUNT] {
+        for s in [SLOT_POLICY, SLOT_PENDING_POLICY, SLOT_CLUSTER, SLOT_REQUEST_COUNT] {
             r.slots.push(slot(s));
         }
         r
@@ -84,15 +71,9 @@ impl Reads {
         self
     }
 
-    /// Also a request's status.
-    pub fn request(mut self, request_id: U256) -> Self {
-        self.slots.push(status_word(request_id));
-        self
-    }
-
-    /// Also the id of the request `requester` made with `hpke_pub_key` (`requestIdOf`).
-    pub fn request_of(mut self, hpke_pub_key: B256, requester: Address) -> Self {
-        self.slots.push(mapping_slot(key_and_requester(hpke_pub_key, requester), SLOT_REQUEST_BY_KEY));
+    /// Also the id and status of the request named `request` (`protocol::request_key(pk, requester)`).
+    pub fn request(mut self, request: B256) -> Self {
+        self.slots.push(request_slot(request));
         self
     }
 
@@ -122,20 +103,20 @@ impl Views<'_> {
 
     /// `policy()`: a pending widening counts once its time has come.
     pub fn policy(&self) -> Result<Policy, ProofError> {
-        let at = low_u64(field(self.0.get(slot(SLOT_PENDING_AT_AND_CLUSTER))?, 0, 8));
+        let at = low_u64(field(self.0.get(slot(SLOT_CLUSTER))?, 26, 6));
         let s = if at != 0 && self.now() >= at { SLOT_PENDING_POLICY } else { SLOT_POLICY };
         Ok(policy_at(self.0.get(slot(s))?))
     }
 
     /// `cluster`.
     pub fn cluster(&self) -> Result<Address, ProofError> {
-        let word = field(self.0.get(slot(SLOT_PENDING_AT_AND_CLUSTER))?, 8, 20);
+        let word = field(self.0.get(slot(SLOT_CLUSTER))?, 0, 20);
         Ok(Address::from_slice(&word.to_be_bytes::<32>()[12..]))
     }
 
     /// `epoch`.
     pub fn epoch(&self) -> Result<u64, ProofError> {
-        Ok(low_u64(field(self.0.get(slot(SLOT_EPOCH))?, 0, 8)))
+        Ok(low_u64(field(self.0.get(slot(SLOT_CLUSTER))?, 20, 6)))
     }
 
     /// `requestCount`.
@@ -161,15 +142,14 @@ impl Views<'_> {
         Ok((at != 0).then_some(at))
     }
 
-    /// `requestIdOf(hpkePubKey, requester)` (zero: no such request).
-    pub fn request_id_of(&self, hpke_pub_key: B256, requester: Address) -> Result<U256, ProofError> {
-        self.0.get(mapping_slot(key_and_requester(hpke_pub_key, requester), SLOT_REQUEST_BY_KEY))
+    /// `requestIdOf(hpkePubKey, requester)` for the request named `request` (zero: no such request).
+    pub fn request_id(&self, request: B256) -> Result<U256, ProofError> {
+        Ok(field(self.0.get(request_slot(request))?, 1, 31))
     }
 
-    /// `requestStatus(id)`.
-    pub fn request_status(&self, request_id: U256) -> Result<RequestStatus, ProofError> {
-        let shift = 2 * (request_id & U256::from(127)).to::<usize>();
-        let raw = ((self.0.get(status_word(request_id))? >> shift) & U256::from(3)).to::<u8>();
+    /// `requestStatus(request)`.
+    pub fn request_status(&self, request: B256) -> Result<RequestStatus, ProofError> {
+        let raw = field(self.0.get(request_slot(request))?, 0, 1).to::<u8>();
         // Proven, so the contract wrote it: a number outside the enum means the layout is not the
         // contract's (a version mismatch), never something to act on.
         RequestStatus::try_from(raw).map_err(|_| ProofError::Layout(format!("request status {raw} is not in the enum")))
@@ -192,23 +172,26 @@ mod tests {
             min_tcb_evaluation_data_number: 17,
         };
         assert_eq!(p, want);
-        // _pendingPolicyAt = 7 at offset 0, cluster at offset 8.
+        // cluster at offset 0, _epoch = 3 at offset 20, _pendingPolicyAt = 7 at offset 26.
         let cluster = Address::repeat_byte(0xab);
-        let word = (U256::from_be_slice(cluster.as_slice()) << 64) | U256::from(7);
-        assert_eq!(low_u64(field(word, 0, 8)), 7);
-        assert_eq!(Address::from_slice(&field(word, 8, 20).to_be_bytes::<32>()[12..]), cluster);
+        let word = (U256::from(7) << 208) | (U256::from(3) << 160) | U256::from_be_slice(cluster.as_slice());
+        assert_eq!(low_u64(field(word, 26, 6)), 7);
+        assert_eq!(low_u64(field(word, 20, 6)), 3);
+        assert_eq!(Address::from_slice(&field(word, 0, 20).to_be_bytes::<32>()[12..]), cluster);
+        // Request { status: Delivered (2) @0, id: 5 @1 }.
+        let request = (U256::from(5) << 8) | U256::from(2);
+        assert_eq!(field(request, 0, 1), U256::from(2));
+        assert_eq!(field(request, 1, 31), U256::from(5));
     }
 
     #[test]
     fn mapping_slot_is_keccak_of_key_and_base() {
-        // keccak256(abi.encode(uint256(1), uint256(12))): the slot of _requestStatuses[1], the word
-        // of requests 128..=255.
+        // keccak256(abi.encode(key, uint256(11))): the slot of _requests[key].
+        let key = B256::repeat_byte(0x5a);
         let mut pre = [0u8; 64];
-        pre[31] = 1;
-        pre[63] = 12;
-        assert_eq!(mapping_slot(B256::from(U256::from(1)), SLOT_REQUEST_STATUSES), keccak256(pre));
-        assert_eq!(status_word(U256::from(128)), keccak256(pre));
-        assert_eq!(status_word(U256::from(255)), keccak256(pre));
-        assert_ne!(status_word(U256::from(127)), keccak256(pre));
+        pre[..32].copy_from_slice(key.as_slice());
+        pre[63] = 11;
+        assert_eq!(request_slot(key), keccak256(pre));
+        assert_ne!(request_slot(B256::repeat_byte(0x5b)), keccak256(pre));
     }
 }

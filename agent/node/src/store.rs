@@ -1,7 +1,7 @@
 //! Durable agent state in sled. Every write that precedes an external action is flushed first, so a
 //! crash at any point resumes from what was really done.
 
-use alloy::primitives::{TxHash, U256};
+use alloy::primitives::{TxHash, B256, U256};
 use replicatoor_chain::follower::Checkpoint;
 use replicatoor_core::crypto::{bundle::SecretBundle, hpke::HpkeKeypair};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -97,6 +97,8 @@ pub struct Store {
     meta: sled::Tree,
     requests: sled::Tree,
     watch: sled::Tree,
+    /// Request id → its request key (`keccak256(pk ‖ requester)`), under which the contract keeps its status.
+    request_keys: sled::Tree,
 }
 
 impl Store {
@@ -114,7 +116,8 @@ impl Store {
         let meta = db.open_tree("meta")?;
         let requests = db.open_tree("requests")?;
         let watch = db.open_tree("watch")?;
-        let store = Store { db, meta, requests, watch };
+        let request_keys = db.open_tree("request_keys")?;
+        let store = Store { db, meta, requests, watch, request_keys };
         if store.watch.is_empty() && !store.requests.is_empty() {
             store.rebuild_watch()?;
         }
@@ -245,6 +248,24 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt { key: format!("request {id}"), reason: e.to_string() }),
         }
     }
+    /// Remember request `id`'s key (the contract looks its status up by it). Not flushed on its own:
+    /// it is written before the request's first record, whose write flushes both.
+    pub fn set_request_key(&self, id: U256, key: B256) -> Result<(), StoreError> {
+        self.request_keys.insert(id.to_be_bytes::<32>(), key.as_slice())?;
+        Ok(())
+    }
+
+    /// Request `id`'s key, if it was seen.
+    pub fn request_key(&self, id: U256) -> Result<Option<B256>, StoreError> {
+        match self.request_keys.get(id.to_be_bytes::<32>())? {
+            None => Ok(None),
+            Some(v) => B256::try_from(v.as_ref()).map(Some).map_err(|_| StoreError::Corrupt {
+                key: format!("request key {id}"),
+                reason: format!("{} bytes, not 32", v.len()),
+            }),
+        }
+    }
+
     pub fn set_request(&self, id: U256, r: &RequestRecord) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(r)
             .map_err(|e| StoreError::Corrupt { key: format!("request {id}"), reason: e.to_string() })?;
@@ -376,6 +397,7 @@ mod tests {
             assert!(s.hpke_keys().unwrap().is_none());
             s.set_hpke_keys(&kp).unwrap();
             s.set_checkpoint(Checkpoint { block: 7, hash: B256::repeat_byte(1) }).unwrap();
+            s.set_request_key(U256::from(3), B256::repeat_byte(0x33)).unwrap();
             s.set_request(U256::from(3), &RequestRecord { block: 5, outcome: Outcome::AlreadyAnswered { status: 2 } })
                 .unwrap();
         }
@@ -383,6 +405,8 @@ mod tests {
         assert_eq!(s.hpke_keys().unwrap().unwrap().public(), kp.public());
         assert_eq!(s.checkpoint().unwrap().unwrap().block, 7);
         assert_eq!(s.requests().unwrap().len(), 1);
+        assert_eq!(s.request_key(U256::from(3)).unwrap(), Some(B256::repeat_byte(0x33)), "flushed with the record");
+        assert_eq!(s.request_key(U256::from(4)).unwrap(), None);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -20,7 +20,7 @@ use replicatoor_chain::{
 use replicatoor_core::{
     crypto::HpkeKeypair,
     delivery::{self, SignedDelivery},
-    protocol::RequestStatus,
+    protocol::{request_key, RequestStatus},
     refusal::Refusal,
 };
 use sha2::{Digest, Sha256};
@@ -97,14 +97,21 @@ enum Look {
 
 async fn look(agent: &Agent, keys: &HpkeKeypair, own: &OwnRequest) -> anyhow::Result<Look> {
     let chain = &agent.chain;
-    let Some(v) = &agent.verified else {
-        let status = agent
-            .retrying("reading the request status", || chain.request_status(own.request_id, BlockId::latest()))
-            .await?;
-        return Ok(Look::Status(status));
-    };
     let sender = chain.sender().context("a sender key is required")?;
-    match proven_look(v, B256::from(keys.public()), sender, own).await {
+    let pk = B256::from(keys.public());
+    let Some(v) = &agent.verified else {
+        // The RPC's word: one block for both reads, so they describe one state.
+        let (id, status) = agent
+            .retrying("reading the request status", || async {
+                let at = BlockId::number(chain.head().await?);
+                let id = chain.contract().requestIdOf(pk, sender).block(at).call().await;
+                let id = id.map_err(|e| ChainError::Rpc(e.to_string()))?;
+                Ok((id, chain.request_status(request_key(&keys.public(), sender), at).await?))
+            })
+            .await?;
+        return Ok(classify(own, id, status));
+    };
+    match proven_look(v, pk, sender, own).await {
         Ok(l) => Ok(l),
         Err(e) => {
             agent.telemetry.unproven_read("requester");
@@ -118,17 +125,21 @@ async fn look(agent: &Agent, keys: &HpkeKeypair, own: &OwnRequest) -> anyhow::Re
 /// header: a new node follows only its own request, as the chain's consensus says it stands.
 async fn proven_look(v: &Verified, pk: B256, sender: Address, own: &OwnRequest) -> Result<Look, ViewError> {
     let head = v.decision_header(super::unix_now(), own.block).await?;
-    let reads = Reads::default().request_of(pk, sender).request(own.request_id);
-    let storage = v.storage(&head, &reads).await?;
+    let request = request_key(&pk.0, sender);
+    let storage = v.storage(&head, &Reads::default().request(request)).await?;
     let views = Views(&storage);
-    let id = views.request_id_of(pk, sender)?;
+    Ok(classify(own, views.request_id(request)?, views.request_status(request)?))
+}
+
+/// What the id and status the chain keeps under this node's request key mean for the request it follows.
+fn classify(own: &OwnRequest, id: U256, status: RequestStatus) -> Look {
     if id.is_zero() {
-        return Ok(Look::Status(RequestStatus::None));
+        Look::Status(RequestStatus::None)
+    } else if id != own.request_id {
+        Look::Renumbered(id)
+    } else {
+        Look::Status(status)
     }
-    if id != own.request_id {
-        return Ok(Look::Renumbered(id));
-    }
-    Ok(Look::Status(views.request_status(id)?))
 }
 
 async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, mut own: OwnRequest) -> anyhow::Result<Exit> {

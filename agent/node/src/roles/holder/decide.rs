@@ -14,7 +14,7 @@ use crate::{
 };
 use alloy::{
     eips::BlockId,
-    primitives::{Address, B256, U256},
+    primitives::{Address, B256},
     rpc::types::Filter,
     sol_types::SolEvent,
 };
@@ -36,7 +36,7 @@ use replicatoor_core::{
         SecretBundle,
     },
     delivery,
-    protocol::{RefKind, RequestStatus},
+    protocol::{request_key, RefKind, RequestStatus},
 };
 use std::sync::atomic::{AtomicU32, Ordering};
 use tracing::{debug, info, warn};
@@ -116,12 +116,14 @@ impl<'a> StepView<'a> {
         Ok(StepView { chain, proven: None, at, now: block.timestamp, policy, cluster, refs, blocks, own_expiry: None })
     }
 
-    /// The request's status at the decision block (proven when the deployment is pinned; else the
-    /// RPC's latest view, which is fresher for racing holders).
-    async fn status(&self, id: U256) -> Result<RequestStatus, StateError> {
+    /// The status of the request named `request` at the decision block (proven when the deployment
+    /// is pinned; else the RPC's latest view, which is fresher for racing holders).
+    async fn status(&self, request: B256) -> Result<RequestStatus, StateError> {
         match &self.proven {
-            Some((v, h)) => Ok(Views(&v.storage(h, &Reads::default().request(id)).await?).request_status(id)?),
-            None => Ok(self.chain.request_status(id, BlockId::latest()).await?),
+            Some((v, h)) => {
+                Ok(Views(&v.storage(h, &Reads::default().request(request)).await?).request_status(request)?)
+            }
+            None => Ok(self.chain.request_status(request, BlockId::latest()).await?),
         }
     }
 
@@ -152,8 +154,8 @@ impl<'a> StepView<'a> {
         match proven {
             Ok(proven) => Ok(proven.iter().find(|p| p.requestId == ev.requestId).cloned()),
             Err(e) if e.is_unlinkable() => {
-                let storage = v.storage(h, &Reads::default().request_of(ev.hpkePubKey, ev.requester)).await?;
-                let id = Views(&storage).request_id_of(ev.hpkePubKey, ev.requester)?;
+                let request = request_key(&ev.hpkePubKey.0, ev.requester);
+                let id = Views(&v.storage(h, &Reads::default().request(request)).await?).request_id(request)?;
                 debug!(target: "replicatoor::holder", block, "request block beyond the link range: bound by requestIdOf instead");
                 Ok((id == ev.requestId).then(|| ev.clone()))
             }
@@ -197,7 +199,9 @@ pub(super) async fn handle_request(
 ) -> anyhow::Result<Option<Answer>> {
     let chain = &agent.chain;
     let id = ev.requestId;
-    let status = match view.status(id).await {
+    let request = request_key(&ev.hpkePubKey.0, ev.requester);
+    agent.store.set_request_key(id, request)?;
+    let status = match view.status(request).await {
         Ok(s) => s,
         Err(e) => {
             unproven(agent, &e);

@@ -300,7 +300,19 @@ fn unix_ms() -> u64 {
 
 /// True when a request we saw answered is pending again, mempool included (its answer was reorged away).
 async fn answer_dropped(agent: &Agent, id: U256) -> bool {
-    let dropped = matches!(agent.chain.request_status(id, BlockId::pending()).await, Ok(RequestStatus::Pending));
+    // Every request's key is stored when it is first seen, before any record of it.
+    let request = match agent.store.request_key(id) {
+        Ok(Some(k)) => k,
+        Ok(None) => {
+            debug!(target: "replicatoor::holder", request_id = %id, "no stored request key: cannot check its answer");
+            return false;
+        }
+        Err(e) => {
+            warn!(target: "replicatoor::holder", request_id = %id, error = %e, "cannot read the request key: not checking its answer");
+            return false;
+        }
+    };
+    let dropped = matches!(agent.chain.request_status(request, BlockId::pending()).await, Ok(RequestStatus::Pending));
     if dropped {
         warn!(target: "replicatoor::holder", request_id = %id, "the answer is no longer on chain (reorg); answering again");
     }

@@ -44,6 +44,17 @@ pub(super) struct Answer {
     pub(super) kind: AnswerKind,
 }
 
+impl Answer {
+    /// The request key the answer signs (`keccak256(pk ‖ requester)`), under which the contract keeps
+    /// the request's status.
+    fn request(&self) -> alloy::primitives::B256 {
+        match &self.kind {
+            AnswerKind::Deliver(d) => d.request,
+            AnswerKind::Refuse(_, request, _) => *request,
+        }
+    }
+}
+
 pub(super) enum AnswerKind {
     Deliver(delivery::SignedDelivery),
     /// The reason, the request's `request` key (signed with it), and the signature.
@@ -99,13 +110,13 @@ async fn submit_answer(
     a: Answer,
 ) -> anyhow::Result<Option<(Answer, Submitted)>> {
     let chain = &agent.chain;
-    match chain.request_status(a.id, BlockId::pending()).await {
+    match chain.request_status(a.request(), BlockId::pending()).await {
         Ok(RequestStatus::Pending) => {}
-        Ok(_) => return lost_race(agent, a.id, a.block).await.map(|_| None),
+        Ok(_) => return lost_race(agent, &a).await.map(|_| None),
         Err(e) => return defer(agent, a.id, a.block, format!("status before answering: {e}")).map(|_| None),
     }
     if let (AnswerKind::Deliver(d), Some(recheck)) = (&a.kind, recheck) {
-        match recheck.still_decided(a.id, a.block, d).await {
+        match recheck.still_decided(a.block, d).await {
             Ok(None) => {}
             Ok(Some(what)) => {
                 let why = format!("{what} changed since the decision (proven at the newest header): deciding again");
@@ -138,7 +149,7 @@ async fn submit_answer(
     };
     match sent {
         Ok(tx) => Ok(Some((a, tx))),
-        Err(e) => answer_failed(agent, a.id, a.block, e).await.map(|_| None),
+        Err(e) => answer_failed(agent, &a, e).await.map(|_| None),
     }
 }
 
@@ -159,18 +170,17 @@ impl<'a> Recheck<'a> {
         for a in answers {
             if let AnswerKind::Deliver(d) = &a.kind {
                 refs.extend([d.os_ref, d.app_ref]);
-                reads = reads.request(a.id);
+                reads = reads.request(d.request);
             }
         }
         let reads = refs.into_iter().fold(reads, Reads::reference);
         Recheck { v, reads, proven: Default::default() }
     }
 
-    /// What changed, if anything, in what delivery `d` for request `id` (in block `block`) was decided
+    /// What changed, if anything, in what delivery `d` for a request in block `block` was decided
     /// on, proven at the newest trusted header: the policy it names, either reference, the request's status.
     async fn still_decided(
         &self,
-        id: U256,
         block: u64,
         d: &delivery::SignedDelivery,
     ) -> Result<Option<&'static str>, replicatoor_chain::verified::ViewError> {
@@ -194,7 +204,7 @@ impl<'a> Recheck<'a> {
             Some("the OS reference")
         } else if !views.is_allowed(d.app_ref, RefKind::App)? {
             Some("the app reference")
-        } else if views.request_status(id)? != RequestStatus::Pending {
+        } else if views.request_status(d.request)? != RequestStatus::Pending {
             Some("the request's status")
         } else {
             None
@@ -204,7 +214,7 @@ impl<'a> Recheck<'a> {
 
 /// Record what became of a sent answer.
 async fn record_answer(agent: &Agent, a: Answer, result: Result<TxOutcome, ChainError>) -> anyhow::Result<()> {
-    match (result, a.kind) {
+    match (result, &a.kind) {
         (Ok(o), AnswerKind::Deliver(_)) => {
             crate::failpoint::hit("holder_after_send");
             info!(target: "replicatoor::holder", tx = %o.tx_hash, block = o.block, gas_used = o.gas_used, "secret delivered");
@@ -214,21 +224,21 @@ async fn record_answer(agent: &Agent, a: Answer, result: Result<TxOutcome, Chain
             info!(target: "replicatoor::holder", tx = %o.tx_hash, reason = reason.name(), "refusal posted");
             record(agent, a.id, a.block, Outcome::Refused { reason: reason.code(), tx_hash: o.tx_hash, block: o.block })
         }
-        (Err(e), _) => answer_failed(agent, a.id, a.block, e).await,
+        (Err(e), _) => answer_failed(agent, &a, e).await,
     }
 }
 
 /// A send failed: if another holder answered, that is a lost race, not an error.
-async fn answer_failed(agent: &Agent, id: U256, block: u64, e: ChainError) -> anyhow::Result<()> {
-    match agent.chain.request_status(id, BlockId::latest()).await {
-        Ok(s) if s != RequestStatus::Pending => lost_race(agent, id, block).await,
-        _ => defer(agent, id, block, format!("sending the answer: {e}")),
+async fn answer_failed(agent: &Agent, a: &Answer, e: ChainError) -> anyhow::Result<()> {
+    match agent.chain.request_status(a.request(), BlockId::latest()).await {
+        Ok(s) if s != RequestStatus::Pending => lost_race(agent, a).await,
+        _ => defer(agent, a.id, a.block, format!("sending the answer: {e}")),
     }
 }
 
-async fn lost_race(agent: &Agent, id: U256, block: u64) -> anyhow::Result<()> {
-    let status = agent.chain.request_status(id, BlockId::pending()).await.map_or(0, u8::from);
+async fn lost_race(agent: &Agent, a: &Answer) -> anyhow::Result<()> {
+    let status = agent.chain.request_status(a.request(), BlockId::pending()).await.map_or(0, u8::from);
     info!(target: "replicatoor::holder", status, "another holder answered first (lost race)");
-    record(agent, id, block, Outcome::AlreadyAnswered { status })?;
+    record(agent, a.id, a.block, Outcome::AlreadyAnswered { status })?;
     Ok(())
 }
