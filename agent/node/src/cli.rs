@@ -97,6 +97,24 @@ impl Drop for SecretKey {
     }
 }
 
+/// A deployment to read, and the RPC to read it through (`audit`, `preflight`, `admin list`/`policy`):
+/// one pair of flags for every command that only reads.
+#[derive(Debug, Args)]
+pub struct ReadTarget {
+    #[arg(long, env = "REPLICATOOR_RPC_URL")]
+    pub rpc_url: String,
+    /// The UpgradeOperator's address.
+    #[arg(long, env = "REPLICATOOR_CONTRACT")]
+    pub contract: alloy::primitives::Address,
+}
+
+impl ReadTarget {
+    /// A read-only chain client for the deployment (it checks the RPC's chain and contract).
+    pub async fn connect(&self) -> anyhow::Result<replicatoor_chain::Chain> {
+        Ok(replicatoor_chain::Chain::connect(&self.rpc_url, self.contract, None).await?)
+    }
+}
+
 /// An RPC endpoint and the key that signs and pays.
 #[derive(Debug, Args)]
 pub struct ChainArgs {

@@ -3,15 +3,12 @@
 use crate::cli::offline_verifier;
 use anyhow::Context as _;
 use replicatoor_audit::{collect::ScanOptions, render_html, render_text};
-use replicatoor_chain::Chain;
 use std::{path::PathBuf, process::ExitCode};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(long, env = "REPLICATOOR_RPC_URL")]
-    pub rpc_url: String,
-    #[arg(long, env = "REPLICATOOR_CONTRACT")]
-    pub contract: String,
+    #[command(flatten)]
+    pub target: crate::cli::ReadTarget,
     /// First block to scan (default: the deployment block, found with eth_getCode; 0 if the node has no history).
     #[arg(long)]
     pub from_block: Option<u64>,
@@ -42,8 +39,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(u) = &a.explorer_url {
         anyhow::ensure!(render_html::valid_explorer(u), "--explorer-url must be a plain http(s) URL");
     }
-    let contract = a.contract.parse().context("contract address")?;
-    let chain = Chain::connect(&a.rpc_url, contract, None).await?;
+    let chain = a.target.connect().await?;
     let verifier =
         a.reverify.then(|| offline_verifier(a.collateral_dir.clone(), a.allow_simulated_quotes)).transpose()?;
     let scan = ScanOptions { from_block: a.from_block, to_block: a.to_block, progress: true };

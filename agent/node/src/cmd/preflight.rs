@@ -22,7 +22,6 @@ use crate::{
 };
 use alloy::primitives::{Address, B256};
 use anyhow::Context as _;
-use replicatoor_chain::Chain;
 use replicatoor_core::{
     attest::{
         collateral::format_rfc3339_utc,
@@ -44,10 +43,8 @@ pub const EXIT_ACCEPTED_LATER: u8 = 7;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(long, env = "REPLICATOOR_RPC_URL")]
-    pub rpc_url: String,
-    #[arg(long, env = "REPLICATOOR_CONTRACT")]
-    pub contract: String,
+    #[command(flatten)]
+    pub target: crate::cli::ReadTarget,
     /// The node's quote (raw or hex), checked as a holder would check its request.
     #[arg(long, requires_all = ["event_log", "requester", "pubkey"], conflicts_with_all = ["compose", "os_ref"])]
     pub quote: Option<PathBuf>,
@@ -114,7 +111,7 @@ impl References for RefsAt {
 }
 
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let chain = Chain::connect(&a.rpc_url, a.contract.parse().context("contract address")?, None).await?;
+    let chain = a.target.connect().await?;
     let (os_ref, app_ref, quote) = match (&a.quote, &a.compose) {
         (Some(q), _) => {
             let log_path = a.event_log.as_ref().context("--event-log is required with --quote")?;

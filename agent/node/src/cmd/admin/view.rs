@@ -18,10 +18,8 @@ use serde_json::json;
 /// Where to read from.
 #[derive(Debug, Args)]
 pub struct ReadArgs {
-    #[arg(long, env = "REPLICATOOR_RPC_URL")]
-    pub rpc_url: String,
-    #[arg(long, env = "REPLICATOOR_CONTRACT")]
-    pub contract: String,
+    #[command(flatten)]
+    pub target: crate::cli::ReadTarget,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -75,7 +73,7 @@ impl Views {
 }
 
 async fn connect(t: &ReadArgs) -> anyhow::Result<Chain> {
-    Ok(Chain::connect(&t.rpc_url, t.contract.parse().context("contract address")?, None).await?)
+    t.target.connect().await
 }
 
 pub async fn policy(t: ReadArgs) -> anyhow::Result<()> {
