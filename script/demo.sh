@@ -52,15 +52,16 @@ for _ in $(seq 120); do [ -s "$WORK/deployment.toml" ] && break; sleep 0.25; don
 export REPLICATOOR_DEPLOYMENT="$(cat "$WORK/deployment.toml")" REPLICATOOR_BEACON_URL="http://127.0.0.1:$((PORT + 1))"
 sed 's/^/  /' "$WORK/deployment.toml"
 
-HTTP_PORT=$((PORT + 100))
+# Each node's health/metrics port, by name: node_run runs in a background subshell, so a counter it
+# incremented would not carry over to the next node.
+http_port() { case $1 in genesis) echo $((PORT + 101)) ;; node-a) echo $((PORT + 102)) ;; node-b) echo $((PORT + 103)) ;; *) echo $((PORT + 104)) ;; esac; }
 node_run() { # name key compose extra-args...
   local name=$1 key=$2 compose=$3; shift 3
-  HTTP_PORT=$((HTTP_PORT + 1))
   mkdir -p "$WORK/$name"
   exec replicatoor run --rpc-url "$RPC" --contract "$CONTRACT" --start-block "$START" --sender-key "$key" \
     --state-dir "$WORK/$name/state" --secret-file "$WORK/$name/secret.bin" \
     --quote-provider simulated --app-compose "$compose" --allow-simulated-quotes \
-    --confirmations 1 --poll-interval-ms 250 --http-addr "127.0.0.1:$HTTP_PORT" "$@" >"$WORK/$name/agent.log" 2>&1
+    --confirmations 1 --poll-interval-ms 250 --http-addr "127.0.0.1:$(http_port "$name")" "$@" >"$WORK/$name/agent.log" 2>&1
 }
 wait_file() { for _ in $(seq 240); do [ -s "$1" ] && return 0; sleep 0.25; done; echo "timed out waiting for $1" >&2; exit 1; }
 
@@ -80,7 +81,9 @@ say "Every copy of the secret (sha256 only; the secret itself is never printed):
 for n in genesis node-a node-b; do printf '  %-8s %s\n' "$n" "$(sha256sum "$WORK/$n/secret.bin" | cut -d' ' -f1)"; done
 [ "$(sha256sum "$WORK"/{genesis,node-a,node-b}/secret.bin | cut -d' ' -f1 | sort -u | wc -l)" = 1 ] \
   && echo "  ✔ all three nodes hold the same secret" || { echo "  ✘ copies differ"; exit 1; }
-grep -h "secret delivered" "$WORK"/*/agent.log | sed 's/^/  /' | head -3
+# The holder logs a delivery once its receipt is back, which can be just after the new node installed it.
+for _ in $(seq 40); do [ "$(cat "$WORK"/*/agent.log | grep -c "secret delivered")" -ge 2 ] && break; sleep 0.25; done
+grep -h "secret delivered" "$WORK"/*/agent.log | sed 's/^/  /' | head -3 || true
 echo "  genesis node metrics (http://127.0.0.1:$((PORT + 101))/metrics):"
 curl -s "http://127.0.0.1:$((PORT + 101))/metrics" | grep -E '^replicatoor_(requests_(seen|served)_total|role|trust_mode)' | sed 's/^/    /' || true
 
