@@ -276,6 +276,11 @@ impl Chain {
         Ok(Submitted(pending))
     }
 
+    /// The node's EIP-1559 fee estimate: a batch of transactions can share it instead of each asking.
+    pub async fn fees(&self) -> Result<alloy::eips::eip1559::Eip1559Estimation, ChainError> {
+        self.provider.estimate_eip1559_fees().await.map_err(rpc)
+    }
+
     /// Read the sender's nonce from the node again at the next send: before a batch of concurrent
     /// submissions (a reorg may have dropped earlier ones), and after any failure.
     pub async fn forget_nonce(&self) {

@@ -1,9 +1,11 @@
 //! Holder: follow `SecretRequested` logs from a persisted checkpoint and answer each request once.
 //! Two halves: [`decide`] is the release gate (verify the request against the contract state at the
 //! decision block, then seal the bundle or sign a refusal; nothing else seals), [`relay`] sends the
-//! signed answers, confirms them and records what became of each. This file runs the loop.
+//! signed answers, confirms them and records what became of each. [`peers`] splits requests among
+//! the holders (who answers first, who is a backup). This file runs the loop.
 
 mod decide;
+mod peers;
 mod relay;
 
 pub use relay::jitter_delay;
@@ -19,6 +21,7 @@ use alloy::{
 use anyhow::Context as _;
 use decide::{handle_request, StepView};
 use futures::{StreamExt as _, TryStreamExt as _};
+use peers::{Peers, PEER_WINDOW};
 use relay::{send_answers, Answer};
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
@@ -37,8 +40,12 @@ const DECIDE_CONCURRENCY: usize = 16;
 pub async fn run(agent: &Agent) -> anyhow::Result<()> {
     let bundle = agent.store.bundle()?.context("holder without a bundle")?;
     let chain = &agent.chain;
-    let filter =
-        Filter::new().address(chain.deployment().contract).event_signature(Op::SecretRequested::SIGNATURE_HASH);
+    // Requests to answer, and the answers that show which other holders are alive.
+    let filter = Filter::new().address(chain.deployment().contract).event_signature(vec![
+        Op::SecretRequested::SIGNATURE_HASH,
+        Op::SecretDelivered::SIGNATURE_HASH,
+        Op::RequestRefused::SIGNATURE_HASH,
+    ]);
     let follower = Follower::new(
         chain.clone(),
         filter,
@@ -51,6 +58,8 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
     info!(target: "replicatoor::holder", cluster = %bundle.cluster_address(), epoch = bundle.epoch(), confirmations = agent.cfg.confirmations, "serving as holder");
     let own = own_references(agent).await;
     let mut own_expiry = None;
+    let mut peers = Peers::new(chain.sender().unwrap_or_default());
+    recent_peers(agent, bundle.epoch(), &mut peers).await;
     let mut backoff = agent.backoff();
     while !agent.stopping() {
         let step = follower.step(agent.store.checkpoint()?, agent.cfg.start_block).await;
@@ -81,8 +90,20 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                         warn!(target: "replicatoor::holder", expires_at = at, "this node's version is scheduled to end: from then on no holder serves it and new nodes of it are refused; upgrade before then");
                     }
                 }
+                let requests = learn_peers(&logs, bundle.epoch(), &mut peers);
+                let alone = peers.rank(U256::ZERO, view.at).known == 0;
+                let mut now = Vec::with_capacity(requests.len());
+                for log in requests {
+                    match backup_due(agent, &mut peers, log, view.at) {
+                        Some((id, block, due_block)) => {
+                            debug!(target: "replicatoor::holder", request_id = %id, due_block, "another holder ranks first: backup");
+                            agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::Backup { due_block } })?;
+                        }
+                        None => now.push(log),
+                    }
+                }
                 let refusals = AtomicU32::new(0);
-                let decided = futures::stream::iter(&logs)
+                let decided = futures::stream::iter(now)
                     .map(|log| async {
                         match agent.stopping() {
                             true => Ok(None),
@@ -96,8 +117,8 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                     return Ok(());
                 }
                 let mut answers: Vec<Answer> = decided.into_iter().flatten().collect();
-                answers.extend(retry_deferred(agent, &bundle, &view, &refusals).await?);
-                send_answers(agent, answers).await?;
+                answers.extend(retry_deferred(agent, &bundle, &view, &refusals, &mut peers).await?);
+                send_answers(agent, answers, alone).await?;
                 if !logs.is_empty() {
                     crate::failpoint::hit("holder_before_checkpoint");
                 }
@@ -153,6 +174,60 @@ async fn handle_log(
     handle_request(agent, bundle, &ev, block, view, refusals).instrument(span).await
 }
 
+/// Feed the step's answers of this epoch to `peers`; returns the step's requests.
+fn learn_peers<'l>(logs: &'l [Log], epoch: u64, peers: &mut Peers) -> Vec<&'l Log> {
+    let mut requests = Vec::with_capacity(logs.len());
+    for log in logs {
+        match log.topic0() {
+            Some(t) if *t == Op::SecretRequested::SIGNATURE_HASH => requests.push(log),
+            Some(t) if *t == Op::SecretDelivered::SIGNATURE_HASH || *t == Op::RequestRefused::SIGNATURE_HASH => {
+                // Both events index (requestId, epoch, relayer).
+                let topics = log.topics();
+                let (Some(e), Some(relayer), Some(block)) = (topics.get(2), topics.get(3), log.block_number) else {
+                    continue;
+                };
+                if U256::from_be_bytes(e.0) == U256::from(epoch) {
+                    peers.saw(alloy::primitives::Address::from_word(*relayer), block);
+                }
+            }
+            _ => {}
+        }
+    }
+    requests
+}
+
+/// The answers of the last [`PEER_WINDOW`] blocks, so that a restarted holder knows its peers before
+/// they answer again. Best effort: without them it only races more until they do.
+async fn recent_peers(agent: &Agent, epoch: u64, peers: &mut Peers) {
+    let chain = &agent.chain;
+    let filter = Filter::new()
+        .address(chain.deployment().contract)
+        .event_signature(vec![Op::SecretDelivered::SIGNATURE_HASH, Op::RequestRefused::SIGNATURE_HASH]);
+    let logs = match chain.head().await {
+        Ok(head) => {
+            let from = head.saturating_sub(PEER_WINDOW).max(agent.cfg.start_block);
+            replicatoor_chain::scan::get_logs(chain, &filter, from, head).await
+        }
+        Err(e) => Err(e),
+    };
+    match logs {
+        Ok(logs) => {
+            learn_peers(&logs, epoch, peers);
+        }
+        Err(e) => debug!(target: "replicatoor::holder", error = %e, "recent answers not readable: other holders learned as they answer"),
+    }
+}
+
+/// When another holder ranks first for this request (and its turn is not over at the decision block
+/// `at`): `(id, request block, block from which this holder answers it)`.
+fn backup_due(agent: &Agent, peers: &mut Peers, log: &Log, at: u64) -> Option<(U256, u64, u64)> {
+    let id = U256::from_be_bytes(log.topics().get(1)?.0);
+    let block = log.block_number?;
+    let rank = peers.rank(id, at);
+    let due = block.saturating_add(rank.position.saturating_mul(agent.cfg.backup_delay_blocks));
+    (due > at).then_some((id, block, due))
+}
+
 /// This node's own OS and app reference ids, from a fresh attestation of its own (the quote's
 /// measurements and the event log's compose hash): what it watches for a scheduled end. Empty when
 /// the quote source does not answer (the holder serves on; it only cannot warn).
@@ -181,6 +256,7 @@ async fn retry_deferred(
     bundle: &SecretBundle,
     view: &StepView<'_>,
     refusals: &AtomicU32,
+    peers: &mut Peers,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut answers = Vec::new();
     let plan = plan_rechecks(&agent.store.watched()?, unix_ms(), view.at);
@@ -188,11 +264,34 @@ async fn retry_deferred(
         agent.store.unwatch(*id)?;
     }
     let mut again = plan.retry;
-    for (id, block) in plan.check_answer {
-        // An answer mined after the follower's checkpoint can be reorged away without the
-        // checkpoint's block changing, so the follower would never rewind over the request.
-        if answer_dropped(agent, id).await {
-            again.push((id, block));
+    // An answer mined after the follower's checkpoint can be reorged away without the checkpoint's
+    // block changing, so the follower would never rewind over the request.
+    let dropped = futures::stream::iter(plan.check_answer)
+        .map(|(id, block)| async move { answer_dropped(agent, id).await.then_some((id, block)) })
+        .buffered(DECIDE_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    again.extend(dropped.into_iter().flatten());
+    let backups = futures::stream::iter(plan.backup)
+        .map(|(id, block)| async move { (id, block, agent.chain.request_status(id, BlockId::pending()).await) })
+        .buffered(DECIDE_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    for (id, block, status) in backups {
+        match status {
+            Ok(RequestStatus::Pending) => {
+                // The holders ranked first let it wait past their turn: answer it, and stop
+                // counting them until they answer again.
+                let rank = peers.rank(id, view.at);
+                warn!(target: "replicatoor::holder", request_id = %id, silent = ?rank.ahead, "still pending after the backup delay: answering it");
+                rank.ahead.iter().for_each(|a| peers.forget(*a));
+                again.push((id, block));
+            }
+            Ok(s) => {
+                let outcome = Outcome::AlreadyAnswered { status: u8::from(s) };
+                agent.store.set_request(id, &RequestRecord { block, outcome })?;
+            }
+            Err(e) => debug!(target: "replicatoor::holder", request_id = %id, error = %e, "backup: status not readable yet"),
         }
     }
     for (id, block) in again {
@@ -234,6 +333,8 @@ struct Rechecks {
     retry: Vec<(U256, u64)>,
     /// Answers still inside the re-answer window, to check for a reorg: `(id, request block)`.
     check_answer: Vec<(U256, u64)>,
+    /// Requests another holder ranked first for, whose backup delay is over: `(id, request block)`.
+    backup: Vec<(U256, u64)>,
     /// Records no step needs to look at again.
     unwatch: Vec<U256>,
 }
@@ -242,6 +343,7 @@ fn plan_rechecks(watched: &[(U256, RequestRecord)], now_ms: u64, at: u64) -> Rec
     let mut plan = Rechecks::default();
     let mut due_now = Vec::new();
     let mut others = Vec::new();
+    let mut backups = Vec::new();
     for (id, rec) in watched {
         match &rec.outcome {
             Outcome::Deferred { retry_at_ms, .. } | Outcome::Throttled { retry_at_ms, .. } => {
@@ -257,8 +359,12 @@ fn plan_rechecks(watched: &[(U256, RequestRecord)], now_ms: u64, at: u64) -> Rec
             Outcome::Served { .. } => plan.check_answer.push((*id, rec.block)),
             Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. } => others.push((rec.block, *id)),
             Outcome::Abstained { .. } => plan.unwatch.push(*id),
+            Outcome::Backup { due_block } if *due_block <= at => backups.push((*due_block, *id, rec.block)),
+            Outcome::Backup { .. } => {}
         }
     }
+    backups.sort_unstable();
+    plan.backup = backups.into_iter().take(MAX_RETRIES_PER_STEP).map(|(_, id, block)| (id, block)).collect();
     due_now.sort_unstable();
     plan.retry = due_now.into_iter().take(MAX_RETRIES_PER_STEP).map(|(_, id, block)| (id, block)).collect();
     others.sort_unstable_by(|a, b| b.cmp(a));
@@ -317,6 +423,8 @@ pub(super) fn record(agent: &Agent, id: U256, block: u64, outcome: Outcome) -> a
         Outcome::Deferred { .. } => T::Deferred,
         Outcome::Abstained { .. } => T::Abstained,
         Outcome::Throttled { .. } => T::Throttled,
+        // Stored without a tally where it is decided (not an outcome yet).
+        Outcome::Backup { .. } => T::Deferred,
     };
     agent.store.set_request(id, &RequestRecord { block, outcome })?;
     agent.telemetry.outcome(&id.to_string(), counted);
@@ -375,6 +483,21 @@ mod tests {
         assert_eq!(plan.unwatch, [U256::from(50_002)], "out of the window: no longer watched");
         // Nothing is due before its time.
         assert!(plan_rechecks(&watched, 0, 150).retry.is_empty());
+    }
+
+    /// A request another holder ranks first for is looked at again once its backup delay is over,
+    /// not before, and stays watched until then.
+    #[test]
+    fn a_backup_is_looked_at_once_its_delay_is_over() {
+        let watched = [
+            (U256::from(1), RequestRecord { block: 100, outcome: Outcome::Backup { due_block: 103 } }),
+            (U256::from(2), RequestRecord { block: 101, outcome: Outcome::Backup { due_block: 104 } }),
+        ];
+        let plan = plan_rechecks(&watched, 0, 102);
+        assert!(plan.backup.is_empty() && plan.unwatch.is_empty() && plan.retry.is_empty(), "{plan:?}");
+        assert_eq!(plan_rechecks(&watched, 0, 103).backup, [(U256::from(1), 100)]);
+        assert_eq!(plan_rechecks(&watched, 0, 500).backup, [(U256::from(1), 100), (U256::from(2), 101)]);
+        assert!(plan_rechecks(&watched, 0, 500).unwatch.is_empty(), "a backup is never dropped unanswered");
     }
 
     /// A request whose collateral never comes, under a holder that steps every 100 ms for ten

@@ -1,4 +1,5 @@
-//! Sending a step's signed answers: jittered so racing holders rarely collide, only while the
+//! Sending a step's signed answers: at once when the holders split requests ([`super::peers`]),
+//! jittered while this holder knows no other (so racing holders rarely collide), only while the
 //! request is still pending, checked and sent concurrently, then confirmed together and recorded. Nothing
 //! here decides anything: a lost race or a failed send is recorded, never re-decided. One check
 //! stands between a sealed delivery and the RPC: with a pinned deployment the state it was decided
@@ -11,6 +12,7 @@ use alloy::{
     eips::BlockId,
     primitives::{keccak256, U256},
 };
+use alloy::contract::CallBuilder;
 use futures::StreamExt as _;
 use replicatoor_chain::{
     client::Submitted,
@@ -56,16 +58,20 @@ const SEND_CONCURRENCY: usize = 16;
 /// How long to wait for an answer's receipt before re-checking the request instead.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Send a step's answers: each after this holder's jitter for it and only if the request is still
-/// pending (mempool included), up to [`SEND_CONCURRENCY`] at once and without waiting for receipts, so
-/// they can share a block; then wait for the receipts together and record each outcome.
-pub(super) async fn send_answers(agent: &Agent, mut answers: Vec<Answer>) -> anyhow::Result<()> {
+/// Send a step's answers: each after this holder's jitter for it (when `jittered`: it knows no other
+/// holder to split requests with) and only if the request is still pending (mempool included), up to
+/// [`SEND_CONCURRENCY`] at once and without waiting for receipts, so they can share a block; then wait
+/// for the receipts together and record each outcome.
+pub(super) async fn send_answers(agent: &Agent, mut answers: Vec<Answer>, jittered: bool) -> anyhow::Result<()> {
     if answers.is_empty() {
         return Ok(());
     }
     let chain = &agent.chain;
-    answers.sort_by_key(|a| jitter(agent, a.id));
+    let delay = |id: U256| if jittered { jitter(agent, id) } else { Duration::ZERO };
+    answers.sort_by_key(|a| delay(a.id));
     chain.forget_nonce().await;
+    // One fee quote for the batch instead of one per transaction (none: each send asks the node).
+    let fees = chain.fees().await.ok();
     let recheck = agent.verified.as_ref().map(|v| Recheck::new(v, &answers));
     let recheck = recheck.as_ref();
     let start = tokio::time::Instant::now();
@@ -73,9 +79,9 @@ pub(super) async fn send_answers(agent: &Agent, mut answers: Vec<Answer>) -> any
     // (the client assigns nonces, so sends need not wait for each other).
     let sent: Vec<_> = futures::stream::iter(answers)
         .map(|a| async move {
-            tokio::time::sleep_until(start + jitter(agent, a.id)).await;
+            tokio::time::sleep_until(start + delay(a.id)).await;
             let span = info_span!("request", id = %a.id);
-            submit_answer(agent, recheck, a).instrument(span).await
+            submit_answer(agent, recheck, fees, a).instrument(span).await
         })
         .buffer_unordered(SEND_CONCURRENCY)
         .collect()
@@ -96,6 +102,7 @@ pub(super) async fn send_answers(agent: &Agent, mut answers: Vec<Answer>) -> any
 async fn submit_answer(
     agent: &Agent,
     recheck: Option<&Recheck<'_>>,
+    fees: Option<Fees>,
     a: Answer,
 ) -> anyhow::Result<Option<(Answer, Submitted)>> {
     let chain = &agent.chain;
@@ -130,15 +137,29 @@ async fn submit_answer(
                 d.ciphertext.clone().into(),
                 d.signature.clone().into(),
             );
-            chain.submit(call).await
+            chain.submit(priced(call, fees)).await
         }
         AnswerKind::Refuse(reason, request, sig) => {
-            chain.submit(chain.contract().refuseRequest(a.id, *request, reason.code(), sig.clone().into())).await
+            let call = chain.contract().refuseRequest(a.id, *request, reason.code(), sig.clone().into());
+            chain.submit(priced(call, fees)).await
         }
     };
     match sent {
         Ok(tx) => Ok(Some((a, tx))),
         Err(e) => answer_failed(agent, a.id, a.block, e).await.map(|_| None),
+    }
+}
+
+type Fees = alloy::eips::eip1559::Eip1559Estimation;
+
+/// `call` at the batch's fee quote, if there is one.
+fn priced<P: alloy::providers::Provider, C: alloy::contract::CallDecoder>(
+    call: CallBuilder<P, C>,
+    fees: Option<Fees>,
+) -> CallBuilder<P, C> {
+    match fees {
+        Some(f) => call.max_fee_per_gas(f.max_fee_per_gas).max_priority_fee_per_gas(f.max_priority_fee_per_gas),
+        None => call,
     }
 }
 

@@ -1,0 +1,131 @@
+//! Who answers a request first. Holders split a burst instead of racing for every request: each one
+//! ranks itself and the other holders it saw answer recently by a hash of (request id, address); the
+//! first answers at once, the others are backups that answer only if the request is still pending a
+//! few blocks later. This is liveness only: whoever answers decides the usual way, and a holder that
+//! knows no other holder (alone, or its peers fell silent) answers everything at once.
+//!
+//! The other holders are learned from chain history the holder follows anyway: the `relayer` of
+//! `SecretDelivered` and `RequestRefused` events of its epoch. Anyone may relay, so a relayer is not
+//! necessarily a holder; one that is not costs the requests it ranks first for one backup delay until it
+//! is dropped (a peer that let a request it ranked first for go unanswered is forgotten until it
+//! answers again) or ages out ([`PEER_WINDOW`]).
+
+use alloy::primitives::{keccak256, Address, B256, U256};
+use std::collections::HashMap;
+
+/// Blocks after its last answer during which a relayer counts as another holder.
+pub(super) const PEER_WINDOW: u64 = 600;
+
+/// The other holders this holder knows of, with the block of each one's latest answer.
+#[derive(Debug)]
+pub(super) struct Peers {
+    own: Address,
+    last_answer: HashMap<Address, u64>,
+}
+
+/// Where this holder stands for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Rank {
+    /// 0: this holder answers first.
+    pub(super) position: u64,
+    /// Holders ranked before this one (the ones a late answer blames).
+    pub(super) ahead: Vec<Address>,
+    /// Other holders known at all (0: alone as far as this holder knows).
+    pub(super) known: usize,
+}
+
+impl Peers {
+    pub(super) fn new(own: Address) -> Self {
+        Peers { own, last_answer: HashMap::new() }
+    }
+
+    /// An answer relayed by `relayer` in block `block` (of this holder's epoch).
+    pub(super) fn saw(&mut self, relayer: Address, block: u64) {
+        if relayer != self.own && relayer != Address::ZERO {
+            let last = self.last_answer.entry(relayer).or_default();
+            *last = (*last).max(block);
+        }
+    }
+
+    /// `peer` let a request it ranked first for go unanswered: not counted until it answers again.
+    pub(super) fn forget(&mut self, peer: Address) {
+        self.last_answer.remove(&peer);
+    }
+
+    /// This holder's rank for request `id`, among itself and the holders that answered within
+    /// [`PEER_WINDOW`] blocks before `at`.
+    pub(super) fn rank(&mut self, id: U256, at: u64) -> Rank {
+        self.last_answer.retain(|_, last| *last + PEER_WINDOW >= at);
+        let own = priority(id, self.own);
+        let mut ahead: Vec<(B256, Address)> =
+            self.last_answer.keys().map(|a| (priority(id, *a), *a)).filter(|(p, _)| *p < own).collect();
+        ahead.sort_unstable();
+        Rank {
+            position: ahead.len() as u64,
+            ahead: ahead.into_iter().map(|(_, a)| a).collect(),
+            known: self.last_answer.len(),
+        }
+    }
+}
+
+/// A holder's place in the order for request `id`: lower answers earlier. Every holder computes
+/// the same order from public values.
+fn priority(id: U256, holder: Address) -> B256 {
+    keccak256([id.to_be_bytes::<32>().as_slice(), holder.as_slice()].concat())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(n: u8) -> Address {
+        Address::repeat_byte(n)
+    }
+
+    /// Two holders that know each other agree on who is first for every request, and split a
+    /// burst roughly in half.
+    #[test]
+    fn two_holders_split_requests_without_overlap() {
+        let (a, b) = (addr(1), addr(2));
+        let (mut pa, mut pb) = (Peers::new(a), Peers::new(b));
+        pa.saw(b, 10);
+        pb.saw(a, 10);
+        let mut firsts = (0, 0);
+        for n in 0..200u64 {
+            let id = U256::from(n);
+            let (ra, rb) = (pa.rank(id, 20), pb.rank(id, 20));
+            assert_eq!(ra.position + rb.position, 1, "exactly one is first for request {n}");
+            match ra.position {
+                0 => {
+                    firsts.0 += 1;
+                    assert_eq!(rb.ahead, [a]);
+                }
+                _ => {
+                    firsts.1 += 1;
+                    assert_eq!(ra.ahead, [b]);
+                }
+            }
+        }
+        assert!(firsts.0 > 60 && firsts.1 > 60, "{firsts:?}");
+    }
+
+    /// Alone, or once the other holder is silent for the window or was forgotten, a holder is
+    /// first for every request: its liveness never depends on another holder.
+    #[test]
+    fn a_lone_or_abandoned_holder_answers_everything_first() {
+        let mut p = Peers::new(addr(1));
+        for n in 0..50u64 {
+            assert_eq!(p.rank(U256::from(n), 5).position, 0);
+        }
+        p.saw(addr(2), 100);
+        p.saw(addr(1), 100); // its own answers do not make it a peer of itself
+        let behind = (0..50u64).map(U256::from).find(|id| p.rank(*id, 100).position == 1).expect("some");
+        assert_eq!(p.rank(behind, 100).known, 1);
+        assert_eq!(p.rank(behind, 100 + PEER_WINDOW).position, 1, "still recent");
+        assert_eq!(p.rank(behind, 101 + PEER_WINDOW).position, 0, "aged out");
+        p.saw(addr(2), 200);
+        assert_eq!(p.rank(behind, 201).position, 1, "answered again: counted again");
+        p.forget(addr(2));
+        assert_eq!(p.rank(behind, 201), Rank { position: 0, ahead: vec![], known: 0 });
+    }
+}
