@@ -174,22 +174,26 @@ async fn handle_log(
     handle_request(agent, bundle, &ev, block, view, refusals).instrument(span).await
 }
 
-/// Feed the step's answers of this epoch to `peers`; returns the step's requests.
+/// Feed the step's requests and answers of this epoch to `peers`; returns the step's requests.
 fn learn_peers<'l>(logs: &'l [Log], epoch: u64, peers: &mut Peers) -> Vec<&'l Log> {
+    use alloy::primitives::Address;
     let mut requests = Vec::with_capacity(logs.len());
     for log in logs {
-        match log.topic0() {
-            Some(t) if *t == Op::SecretRequested::SIGNATURE_HASH => requests.push(log),
-            Some(t) if *t == Op::SecretDelivered::SIGNATURE_HASH || *t == Op::RequestRefused::SIGNATURE_HASH => {
-                // Both events index (requestId, epoch, relayer).
-                let topics = log.topics();
-                let (Some(e), Some(relayer), Some(block)) = (topics.get(2), topics.get(3), log.block_number) else {
-                    continue;
-                };
-                if U256::from_be_bytes(e.0) == U256::from(epoch) {
-                    peers.saw(alloy::primitives::Address::from_word(*relayer), block);
-                }
+        // SecretRequested indexes (requestId, hpkePubKey, requester); both answers (requestId, epoch, relayer).
+        let (topics, Some(block)) = (log.topics(), log.block_number) else { continue };
+        let (Some(topic0), Some(id), Some(t2), Some(t3)) = (topics.first(), topics.get(1), topics.get(2), topics.get(3))
+        else {
+            continue;
+        };
+        let (id, last) = (U256::from_be_bytes(id.0), Address::from_word(*t3));
+        let this_epoch = U256::from_be_bytes(t2.0) == U256::from(epoch);
+        match *topic0 {
+            t if t == Op::SecretRequested::SIGNATURE_HASH => {
+                peers.requested(id, last, block);
+                requests.push(log);
             }
+            t if t == Op::SecretDelivered::SIGNATURE_HASH && this_epoch => peers.delivered(id, last, block),
+            t if t == Op::RequestRefused::SIGNATURE_HASH && this_epoch => peers.saw(last, block),
             _ => {}
         }
     }
