@@ -262,7 +262,9 @@ impl Chain {
         &self,
         call: &CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
     ) -> Result<Submitted, ChainError> {
+        let started = std::time::Instant::now();
         let estimate = call.estimate_gas().await.map_err(send_err)?;
+        let estimate_ms = started.elapsed().as_millis() as u64;
         let limit = estimate.saturating_mul(100 + self.tx.gas_margin_percent) / 100;
         let nonce = self.next_nonce().await?;
         let pending = match call.clone().gas(limit).nonce(nonce).send().await {
@@ -272,7 +274,8 @@ impl Chain {
                 return Err(send_err(e));
             }
         };
-        debug!(target: "replicatoor::chain", call = C::SIGNATURE, tx_hash = %pending.tx_hash(), gas_limit = limit, "sent");
+        let send_ms = started.elapsed().as_millis() as u64 - estimate_ms;
+        debug!(target: "replicatoor::chain", call = C::SIGNATURE, tx_hash = %pending.tx_hash(), gas_limit = limit, estimate_ms, send_ms, "sent");
         Ok(Submitted(pending))
     }
 

@@ -22,7 +22,7 @@ use anyhow::Context as _;
 use decide::{handle_request, StepView};
 use futures::{StreamExt as _, TryStreamExt as _};
 use peers::{Peers, PEER_WINDOW};
-use relay::{send_answers, Answer};
+use relay::{send_answers, settle, Answer, InFlight};
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
     follower::{Follower, FollowerConfig, Step},
@@ -60,8 +60,11 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
     let mut own_expiry = None;
     let mut peers = Peers::new(chain.sender().unwrap_or_default());
     recent_peers(agent, bundle.epoch(), &mut peers).await;
+    // Sent answers whose receipts are awaited while the next blocks are read.
+    let mut in_flight: Vec<InFlight> = Vec::new();
     let mut backoff = agent.backoff();
     while !agent.stopping() {
+        settle(agent, &mut in_flight, false).await?;
         let step = follower.step(agent.store.checkpoint()?, agent.cfg.start_block).await;
         match step {
             Ok(Step::Logs { from, to, logs, checkpoint, head }) => {
@@ -92,12 +95,19 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                 }
                 let requests = learn_peers(&logs, bundle.epoch(), &mut peers);
                 let alone = peers.rank(U256::ZERO, view.at).known == 0;
+                // An answer still in flight is settled by its receipt (a reorg may show its request again).
+                let busy: std::collections::HashSet<U256> = in_flight.iter().map(InFlight::id).collect();
                 let mut now = Vec::with_capacity(requests.len());
                 for log in requests {
+                    if log.topics().get(1).is_some_and(|id| busy.contains(&U256::from_be_bytes(id.0))) {
+                        continue;
+                    }
                     match backup_due(agent, &mut peers, log, view.at) {
                         Some((id, block, due_block)) => {
                             debug!(target: "replicatoor::holder", request_id = %id, due_block, "another holder ranks first: backup");
-                            agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::Backup { due_block } })?;
+                            agent
+                                .store
+                                .set_request(id, &RequestRecord { block, outcome: Outcome::Backup { due_block } })?;
                         }
                         None => now.push(log),
                     }
@@ -114,11 +124,12 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                     .try_collect::<Vec<_>>()
                     .await?;
                 if agent.stopping() {
-                    return Ok(());
+                    break;
                 }
                 let mut answers: Vec<Answer> = decided.into_iter().flatten().collect();
-                answers.extend(retry_deferred(agent, &bundle, &view, &refusals, &mut peers).await?);
-                send_answers(agent, answers, alone).await?;
+                answers.extend(retry_deferred(agent, &bundle, &view, &refusals, &mut peers, &busy).await?);
+                let sent = send_answers(agent, answers, alone, in_flight.len()).await?;
+                in_flight.extend(sent);
                 if !logs.is_empty() {
                     crate::failpoint::hit("holder_before_checkpoint");
                 }
@@ -152,6 +163,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
             }
         }
     }
+    settle(agent, &mut in_flight, true).await?;
     info!(target: "replicatoor::holder", "holder stopped");
     Ok(())
 }
@@ -174,26 +186,22 @@ async fn handle_log(
     handle_request(agent, bundle, &ev, block, view, refusals).instrument(span).await
 }
 
-/// Feed the step's requests and answers of this epoch to `peers`; returns the step's requests.
+/// Feed the step's answers of this epoch to `peers`; returns the step's requests.
 fn learn_peers<'l>(logs: &'l [Log], epoch: u64, peers: &mut Peers) -> Vec<&'l Log> {
-    use alloy::primitives::Address;
     let mut requests = Vec::with_capacity(logs.len());
     for log in logs {
-        // SecretRequested indexes (requestId, hpkePubKey, requester); both answers (requestId, epoch, relayer).
-        let (topics, Some(block)) = (log.topics(), log.block_number) else { continue };
-        let (Some(topic0), Some(id), Some(t2), Some(t3)) = (topics.first(), topics.get(1), topics.get(2), topics.get(3))
-        else {
-            continue;
-        };
-        let (id, last) = (U256::from_be_bytes(id.0), Address::from_word(*t3));
-        let this_epoch = U256::from_be_bytes(t2.0) == U256::from(epoch);
-        match *topic0 {
-            t if t == Op::SecretRequested::SIGNATURE_HASH => {
-                peers.requested(id, last, block);
-                requests.push(log);
+        let topics = log.topics();
+        match topics.first() {
+            Some(t) if *t == Op::SecretRequested::SIGNATURE_HASH => requests.push(log),
+            Some(t) if *t == Op::SecretDelivered::SIGNATURE_HASH || *t == Op::RequestRefused::SIGNATURE_HASH => {
+                // Both events index (requestId, epoch, relayer).
+                let (Some(e), Some(relayer), Some(block)) = (topics.get(2), topics.get(3), log.block_number) else {
+                    continue;
+                };
+                if U256::from_be_bytes(e.0) == U256::from(epoch) {
+                    peers.saw(alloy::primitives::Address::from_word(*relayer), block);
+                }
             }
-            t if t == Op::SecretDelivered::SIGNATURE_HASH && this_epoch => peers.delivered(id, last, block),
-            t if t == Op::RequestRefused::SIGNATURE_HASH && this_epoch => peers.saw(last, block),
             _ => {}
         }
     }
@@ -218,7 +226,9 @@ async fn recent_peers(agent: &Agent, epoch: u64, peers: &mut Peers) {
         Ok(logs) => {
             learn_peers(&logs, epoch, peers);
         }
-        Err(e) => debug!(target: "replicatoor::holder", error = %e, "recent answers not readable: other holders learned as they answer"),
+        Err(e) => {
+            debug!(target: "replicatoor::holder", error = %e, "recent answers not readable: other holders learned as they answer")
+        }
     }
 }
 
@@ -261,9 +271,13 @@ async fn retry_deferred(
     view: &StepView<'_>,
     refusals: &AtomicU32,
     peers: &mut Peers,
+    in_flight: &std::collections::HashSet<U256>,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut answers = Vec::new();
-    let plan = plan_rechecks(&agent.store.watched()?, unix_ms(), view.at);
+    let mut plan = plan_rechecks(&agent.store.watched()?, unix_ms(), view.at);
+    for list in [&mut plan.retry, &mut plan.check_answer, &mut plan.backup] {
+        list.retain(|(id, _)| !in_flight.contains(id));
+    }
     for id in &plan.unwatch {
         agent.store.unwatch(*id)?;
     }
@@ -295,7 +309,9 @@ async fn retry_deferred(
                 let outcome = Outcome::AlreadyAnswered { status: u8::from(s) };
                 agent.store.set_request(id, &RequestRecord { block, outcome })?;
             }
-            Err(e) => debug!(target: "replicatoor::holder", request_id = %id, error = %e, "backup: status not readable yet"),
+            Err(e) => {
+                debug!(target: "replicatoor::holder", request_id = %id, error = %e, "backup: status not readable yet")
+            }
         }
     }
     for (id, block) in again {
@@ -355,12 +371,15 @@ fn plan_rechecks(watched: &[(U256, RequestRecord)], now_ms: u64, at: u64) -> Rec
                     due_now.push((*retry_at_ms, *id, rec.block));
                 }
             }
-            Outcome::Served { .. } | Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. }
+            Outcome::Served { .. }
+            | Outcome::Sent { .. }
+            | Outcome::Refused { .. }
+            | Outcome::AlreadyAnswered { .. }
                 if rec.block + REANSWER_WINDOW <= at =>
             {
                 plan.unwatch.push(*id)
             }
-            Outcome::Served { .. } => plan.check_answer.push((*id, rec.block)),
+            Outcome::Served { .. } | Outcome::Sent { .. } => plan.check_answer.push((*id, rec.block)),
             Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. } => others.push((rec.block, *id)),
             Outcome::Abstained { .. } => plan.unwatch.push(*id),
             Outcome::Backup { due_block } if *due_block <= at => backups.push((*due_block, *id, rec.block)),
@@ -421,17 +440,21 @@ async fn answer_dropped(agent: &Agent, id: U256) -> bool {
 pub(super) fn record(agent: &Agent, id: U256, block: u64, outcome: Outcome) -> anyhow::Result<()> {
     use crate::telemetry::Tally as T;
     let counted = match &outcome {
-        Outcome::Served { .. } => T::Served,
-        Outcome::Refused { reason, .. } => T::Refused(Refusal::from_code(*reason).map_or("unknown", Refusal::name)),
-        Outcome::AlreadyAnswered { .. } => T::LostRace,
-        Outcome::Deferred { .. } => T::Deferred,
-        Outcome::Abstained { .. } => T::Abstained,
-        Outcome::Throttled { .. } => T::Throttled,
-        // Stored without a tally where it is decided (not an outcome yet).
-        Outcome::Backup { .. } => T::Deferred,
+        Outcome::Served { .. } => Some(T::Served),
+        Outcome::Refused { reason, .. } => {
+            Some(T::Refused(Refusal::from_code(*reason).map_or("unknown", Refusal::name)))
+        }
+        Outcome::AlreadyAnswered { .. } => Some(T::LostRace),
+        Outcome::Deferred { .. } => Some(T::Deferred),
+        Outcome::Abstained { .. } => Some(T::Abstained),
+        Outcome::Throttled { .. } => Some(T::Throttled),
+        // Not an outcome yet.
+        Outcome::Sent { .. } | Outcome::Backup { .. } => None,
     };
     agent.store.set_request(id, &RequestRecord { block, outcome })?;
-    agent.telemetry.outcome(&id.to_string(), counted);
+    if let Some(counted) = counted {
+        agent.telemetry.outcome(&id.to_string(), counted);
+    }
     Ok(())
 }
 

@@ -8,21 +8,20 @@
 
 use super::{defer, record};
 use crate::{roles::Agent, store::Outcome};
+use alloy::contract::CallBuilder;
 use alloy::{
     eips::BlockId,
     primitives::{keccak256, U256},
 };
-use alloy::contract::CallBuilder;
 use futures::StreamExt as _;
 use replicatoor_chain::{
-    client::Submitted,
     layout::{Reads, Views},
     proof::ProvenStorage,
     ChainError, TxOutcome,
 };
 use replicatoor_core::{delivery, protocol::RequestStatus, refusal::Refusal};
 use std::time::Duration;
-use tracing::{info, info_span, Instrument};
+use tracing::{debug, info, info_span, Instrument};
 
 /// A per-holder, per-request delay so that racing holders rarely send the same answer.
 fn jitter(agent: &Agent, id: U256) -> Duration {
@@ -58,18 +57,39 @@ const SEND_CONCURRENCY: usize = 16;
 /// How long to wait for an answer's receipt before re-checking the request instead.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A sent answer whose receipt is awaited in the background, so that the holder reads the next
+/// blocks meanwhile. Its request is stored as `Sent` (flushed) before the checkpoint moves past it.
+pub(super) struct InFlight {
+    answer: Answer,
+    receipt: tokio::task::JoinHandle<Result<TxOutcome, ChainError>>,
+}
+
+impl InFlight {
+    pub(super) fn id(&self) -> U256 {
+        self.answer.id
+    }
+}
+
 /// Send a step's answers: each after this holder's jitter for it (when `jittered`: it knows no other
 /// holder to split requests with) and only if the request is still pending (mempool included), up to
-/// [`SEND_CONCURRENCY`] at once and without waiting for receipts, so they can share a block; then wait
-/// for the receipts together and record each outcome.
-pub(super) async fn send_answers(agent: &Agent, mut answers: Vec<Answer>, jittered: bool) -> anyhow::Result<()> {
+/// [`SEND_CONCURRENCY`] at once, without waiting for receipts, so they can share a block. Returns
+/// the sent ones; [`settle`] records what became of each. The nonce is read from the node again
+/// unless earlier answers are still `in_flight` (the client re-reads it after any failure anyway).
+pub(super) async fn send_answers(
+    agent: &Agent,
+    mut answers: Vec<Answer>,
+    jittered: bool,
+    in_flight: usize,
+) -> anyhow::Result<Vec<InFlight>> {
     if answers.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let chain = &agent.chain;
     let delay = |id: U256| if jittered { jitter(agent, id) } else { Duration::ZERO };
     answers.sort_by_key(|a| delay(a.id));
-    chain.forget_nonce().await;
+    if in_flight == 0 {
+        chain.forget_nonce().await;
+    }
     // One fee quote for the batch instead of one per transaction (none: each send asks the node).
     let fees = chain.fees().await.ok();
     let recheck = agent.verified.as_ref().map(|v| Recheck::new(v, &answers));
@@ -86,14 +106,19 @@ pub(super) async fn send_answers(agent: &Agent, mut answers: Vec<Answer>, jitter
         .buffer_unordered(SEND_CONCURRENCY)
         .collect()
         .await;
-    let in_flight = sent.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten();
-    let confirmations = in_flight.map(|(a, tx)| async move {
-        let result = chain.confirm(tx, RECEIPT_TIMEOUT).await;
-        (a, result)
-    });
-    for (a, result) in futures::future::join_all(confirmations).await {
-        let span = info_span!("request", id = %a.id);
-        record_answer(agent, a, result).instrument(span).await?;
+    Ok(sent.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten().collect())
+}
+
+/// Record the answers whose receipts came (all of them, waiting up to the receipt timeout, when
+/// `wait`); the others stay in flight.
+pub(super) async fn settle(agent: &Agent, in_flight: &mut Vec<InFlight>, wait: bool) -> anyhow::Result<()> {
+    let (done, pending): (Vec<_>, Vec<_>) =
+        std::mem::take(in_flight).into_iter().partition(|f| wait || f.receipt.is_finished());
+    *in_flight = pending;
+    for f in done {
+        let result = f.receipt.await.unwrap_or_else(|e| Err(ChainError::Rpc(format!("receipt task: {e}"))));
+        let span = info_span!("request", id = %f.answer.id);
+        record_answer(agent, f.answer, result).instrument(span).await?;
     }
     Ok(())
 }
@@ -104,8 +129,9 @@ async fn submit_answer(
     recheck: Option<&Recheck<'_>>,
     fees: Option<Fees>,
     a: Answer,
-) -> anyhow::Result<Option<(Answer, Submitted)>> {
+) -> anyhow::Result<Option<InFlight>> {
     let chain = &agent.chain;
+    let started = std::time::Instant::now();
     match chain.request_status(a.id, BlockId::pending()).await {
         Ok(RequestStatus::Pending) => {}
         Ok(_) => return lost_race(agent, a.id, a.block).await.map(|_| None),
@@ -125,6 +151,7 @@ async fn submit_answer(
             }
         }
     }
+    debug!(target: "replicatoor::holder", checks_ms = started.elapsed().as_millis() as u64, "still pending, still decided: sending");
     let sent = match &a.kind {
         AnswerKind::Deliver(d) => {
             let call = chain.contract().deliverSecret(
@@ -145,7 +172,13 @@ async fn submit_answer(
         }
     };
     match sent {
-        Ok(tx) => Ok(Some((a, tx))),
+        Ok(tx) => {
+            let outcome = Outcome::Sent { tx_hash: tx.tx_hash() };
+            agent.store.set_request(a.id, &crate::store::RequestRecord { block: a.block, outcome })?;
+            let chain = chain.clone();
+            let receipt = tokio::spawn(async move { chain.confirm(tx, RECEIPT_TIMEOUT).await });
+            Ok(Some(InFlight { answer: a, receipt }))
+        }
         Err(e) => answer_failed(agent, a.id, a.block, e).await.map(|_| None),
     }
 }
