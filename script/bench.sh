@@ -205,6 +205,7 @@ run_e2e() {
   "$CHAINB" --rpc-url "$RPC" burst --contract "$CONTRACT" --compose "$COMPOSE" --n "$BURST" --timeout-secs 480 \
     --out "$OUT/burst.json" >/dev/null
   kill "$SAMPLER" 2>/dev/null || true
+  sleep 2 # holders record an answer when its receipt reaches their next step, after the chain shows it
   kv burst_rss_end_kb_a "$(rss_kb "$PID_A")"
   kv burst_rss_end_kb_b "$(rss_kb "$PID_B")"
   kv burst_rss_max_kb "$(awk '{ for (i = 1; i <= NF; i++) if ($i > m) m = $i } END { print m + 0 }' "$OUT/rss-burst.txt")"

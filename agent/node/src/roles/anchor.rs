@@ -65,15 +65,18 @@ impl Anchor {
 
 impl HeaderSource for Anchor {
     async fn head(&self, now: u64) -> Result<TrustedHeader, ViewError> {
+        self.head_since(now, std::time::Instant::now()).await
+    }
+
+    async fn head_since(&self, now: u64, since: std::time::Instant) -> Result<TrustedHeader, ViewError> {
         match self {
             Anchor::Quorum(q) => q.head(now).await,
             Anchor::Beacon { client, store, .. } => {
-                let asked = std::time::Instant::now();
                 let mut synced = client.lock().await;
-                // A sync begun after this call was made is as fresh as one it would begin itself:
+                // A sync begun at or after `since` is as fresh as one this call would begin:
                 // concurrent callers (a batch of deliveries, each re-checked right before it leaves)
                 // share it instead of queueing one beacon round trip each.
-                if synced.began.is_some_and(|began| began >= asked) {
+                if synced.began.is_some_and(|began| began >= since) {
                     if let Some(h) = synced.client.optimistic() {
                         return Ok(h);
                     }

@@ -52,7 +52,7 @@ pub(super) enum AnswerKind {
 }
 
 /// Answers being checked and sent at once, at most.
-const SEND_CONCURRENCY: usize = 16;
+const SEND_CONCURRENCY: usize = 48;
 
 /// How long to wait for an answer's receipt before re-checking the request instead.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -99,9 +99,10 @@ pub(super) async fn send_answers(
     // (the client assigns nonces, so sends need not wait for each other).
     let sent: Vec<_> = futures::stream::iter(answers)
         .map(|a| async move {
-            tokio::time::sleep_until(start + delay(a.id)).await;
+            let at = start + delay(a.id);
+            tokio::time::sleep_until(at).await;
             let span = info_span!("request", id = %a.id);
-            submit_answer(agent, recheck, fees, a).instrument(span).await
+            submit_answer(agent, recheck, fees, at.into_std(), a).instrument(span).await
         })
         .buffer_unordered(SEND_CONCURRENCY)
         .collect()
@@ -128,27 +129,33 @@ async fn submit_answer(
     agent: &Agent,
     recheck: Option<&Recheck<'_>>,
     fees: Option<Fees>,
+    due: std::time::Instant,
     a: Answer,
 ) -> anyhow::Result<Option<InFlight>> {
     let chain = &agent.chain;
     let started = std::time::Instant::now();
-    match chain.request_status(a.id, BlockId::pending()).await {
+    // Both checks at once: two round trips in the time of one.
+    let reproven = async {
+        match (&a.kind, recheck) {
+            (AnswerKind::Deliver(d), Some(recheck)) => Some(recheck.still_decided(a.id, a.block, d, due).await),
+            _ => None,
+        }
+    };
+    let (status, reproven) = tokio::join!(chain.request_status(a.id, BlockId::pending()), reproven);
+    match status {
         Ok(RequestStatus::Pending) => {}
         Ok(_) => return lost_race(agent, a.id, a.block).await.map(|_| None),
         Err(e) => return defer(agent, a.id, a.block, format!("status before answering: {e}")).map(|_| None),
     }
-    if let (AnswerKind::Deliver(d), Some(recheck)) = (&a.kind, recheck) {
-        match recheck.still_decided(a.id, a.block, d).await {
-            Ok(None) => {}
-            Ok(Some(what)) => {
-                let why = format!("{what} changed since the decision (proven at the newest header): deciding again");
-                return defer(agent, a.id, a.block, why).map(|_| None);
-            }
-            Err(e) => {
-                agent.telemetry.unproven_read("holder");
-                return defer(agent, a.id, a.block, format!("re-proving the decision before sending: {e}"))
-                    .map(|_| None);
-            }
+    match reproven {
+        None | Some(Ok(None)) => {}
+        Some(Ok(Some(what))) => {
+            let why = format!("{what} changed since the decision (proven at the newest header): deciding again");
+            return defer(agent, a.id, a.block, why).map(|_| None);
+        }
+        Some(Err(e)) => {
+            agent.telemetry.unproven_read("holder");
+            return defer(agent, a.id, a.block, format!("re-proving the decision before sending: {e}")).map(|_| None);
         }
     }
     debug!(target: "replicatoor::holder", checks_ms = started.elapsed().as_millis() as u64, "still pending, still decided: sending");
@@ -221,15 +228,17 @@ impl<'a> Recheck<'a> {
     }
 
     /// What changed, if anything, in what delivery `d` for request `id` (in block `block`) was decided
-    /// on, proven at the newest trusted header: the policy it names, either reference, the request's status.
+    /// on, proven at the newest trusted header as of `due` (when it was to leave: a trust-root sync
+    /// begun since): the policy it names, either reference, the request's status.
     async fn still_decided(
         &self,
         id: U256,
         block: u64,
         d: &delivery::SignedDelivery,
+        due: std::time::Instant,
     ) -> Result<Option<&'static str>, replicatoor_chain::verified::ViewError> {
         use replicatoor_core::protocol::RefKind;
-        let head = self.v.decision_header(crate::roles::unix_now(), block).await?;
+        let head = self.v.decision_header_since(crate::roles::unix_now(), block, due).await?;
         let storage = {
             let mut proven = self.proven.lock().await;
             match &*proven {
