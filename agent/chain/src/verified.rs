@@ -192,6 +192,31 @@ impl<S: HeaderSource> VerifiedView<S> {
         Ok(ProvenStorage::verify(at, contract, &answer)?)
     }
 
+    /// [`VerifiedView::storage`] at `at`, or, when the RPC cannot prove the reads there, at `at`'s parent
+    /// (linked by its hash) if that still reaches block `need`: some nodes (anvil) answer a proof at
+    /// their newest block from another state for a moment. Returns the header the reads are proven at.
+    pub async fn storage_near(
+        &self,
+        at: &TrustedHeader,
+        need: u64,
+        reads: &Reads,
+    ) -> Result<(TrustedHeader, ProvenStorage), ViewError> {
+        match self.storage(at, reads).await {
+            Ok(s) => Ok((*at, s)),
+            Err(e) if at.number > need => {
+                let parent = self.header_of(at, at.number - 1).await?;
+                match self.storage(&parent, reads).await {
+                    Ok(s) => {
+                        tracing::debug!(target: "replicatoor::verified", block = at.number, error = %e, "proof not served at the newest header: proven at its parent");
+                        Ok((parent, s))
+                    }
+                    Err(_) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Block `number` (at or below `at`), linked to `at`: by parent hashes up to [`WALK_DISTANCE`],
     /// beyond it by the EIP-2935 history contract proven in `at`'s state (falling back to parent
     /// hashes up to [`MAX_WALK_DISTANCE`] where the chain has no history contract).

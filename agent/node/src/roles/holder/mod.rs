@@ -21,7 +21,7 @@ use alloy::{
 use anyhow::Context as _;
 use decide::{handle_request, StepView};
 use futures::{StreamExt as _, TryStreamExt as _};
-use peers::{Peers, PEER_WINDOW};
+use peers::Peers;
 use relay::{send_answers, settle, Answer, InFlight};
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
@@ -59,7 +59,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
     let own = own_references(agent).await;
     let mut own_expiry = None;
     let mut peers = Peers::new(chain.sender().unwrap_or_default());
-    recent_peers(agent, bundle.epoch(), &mut peers).await;
+    peers.learn_recent(agent, bundle.epoch()).await;
     // Sent answers whose receipts are awaited while the next blocks are read.
     let mut in_flight: Vec<InFlight> = Vec::new();
     let mut backoff = agent.backoff();
@@ -93,7 +93,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                         warn!(target: "replicatoor::holder", expires_at = at, "this node's version is scheduled to end: from then on no holder serves it and new nodes of it are refused; upgrade before then");
                     }
                 }
-                let requests = learn_peers(&logs, bundle.epoch(), &mut peers);
+                let requests = peers.learn(&logs, bundle.epoch());
                 let alone = peers.rank(U256::ZERO, view.at).known == 0;
                 // An answer still in flight is settled by its receipt (a reorg may show its request again).
                 let busy: std::collections::HashSet<U256> = in_flight.iter().map(InFlight::id).collect();
@@ -102,7 +102,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                     if log.topics().get(1).is_some_and(|id| busy.contains(&U256::from_be_bytes(id.0))) {
                         continue;
                     }
-                    match backup_due(agent, &mut peers, log, view.at) {
+                    match peers.backup_due(log, view.at, agent.cfg.backup_delay_blocks) {
                         Some((id, block, due_block)) => {
                             debug!(target: "replicatoor::holder", request_id = %id, due_block, "another holder ranks first: backup");
                             agent
@@ -128,7 +128,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                 }
                 let mut answers: Vec<Answer> = decided.into_iter().flatten().collect();
                 answers.extend(retry_deferred(agent, &bundle, &view, &refusals, &mut peers, &busy).await?);
-                let sent = send_answers(agent, answers, alone, in_flight.len()).await?;
+                let sent = send_answers(agent, answers, view.at, alone, in_flight.len()).await?;
                 in_flight.extend(sent);
                 if !logs.is_empty() {
                     crate::failpoint::hit("holder_before_checkpoint");
@@ -184,62 +184,6 @@ async fn handle_log(
     agent.telemetry.request_seen();
     let span = info_span!("request", id = %ev.requestId);
     handle_request(agent, bundle, &ev, block, view, refusals).instrument(span).await
-}
-
-/// Feed the step's answers of this epoch to `peers`; returns the step's requests.
-fn learn_peers<'l>(logs: &'l [Log], epoch: u64, peers: &mut Peers) -> Vec<&'l Log> {
-    let mut requests = Vec::with_capacity(logs.len());
-    for log in logs {
-        let topics = log.topics();
-        match topics.first() {
-            Some(t) if *t == Op::SecretRequested::SIGNATURE_HASH => requests.push(log),
-            Some(t) if *t == Op::SecretDelivered::SIGNATURE_HASH || *t == Op::RequestRefused::SIGNATURE_HASH => {
-                // Both events index (requestId, epoch, relayer).
-                let (Some(e), Some(relayer), Some(block)) = (topics.get(2), topics.get(3), log.block_number) else {
-                    continue;
-                };
-                if U256::from_be_bytes(e.0) == U256::from(epoch) {
-                    peers.saw(alloy::primitives::Address::from_word(*relayer), block);
-                }
-            }
-            _ => {}
-        }
-    }
-    requests
-}
-
-/// The answers of the last [`PEER_WINDOW`] blocks, so that a restarted holder knows its peers before
-/// they answer again. Best effort: without them it only races more until they do.
-async fn recent_peers(agent: &Agent, epoch: u64, peers: &mut Peers) {
-    let chain = &agent.chain;
-    let filter = Filter::new()
-        .address(chain.deployment().contract)
-        .event_signature(vec![Op::SecretDelivered::SIGNATURE_HASH, Op::RequestRefused::SIGNATURE_HASH]);
-    let logs = match chain.head().await {
-        Ok(head) => {
-            let from = head.saturating_sub(PEER_WINDOW).max(agent.cfg.start_block);
-            replicatoor_chain::scan::get_logs(chain, &filter, from, head).await
-        }
-        Err(e) => Err(e),
-    };
-    match logs {
-        Ok(logs) => {
-            learn_peers(&logs, epoch, peers);
-        }
-        Err(e) => {
-            debug!(target: "replicatoor::holder", error = %e, "recent answers not readable: other holders learned as they answer")
-        }
-    }
-}
-
-/// When another holder ranks first for this request (and its turn is not over at the decision block
-/// `at`): `(id, request block, block from which this holder answers it)`.
-fn backup_due(agent: &Agent, peers: &mut Peers, log: &Log, at: u64) -> Option<(U256, u64, u64)> {
-    let id = U256::from_be_bytes(log.topics().get(1)?.0);
-    let block = log.block_number?;
-    let rank = peers.rank(id, at);
-    let due = block.saturating_add(rank.position.saturating_mul(agent.cfg.backup_delay_blocks));
-    (due > at).then_some((id, block, due))
 }
 
 /// This node's own OS and app reference ids, from a fresh attestation of its own (the quote's

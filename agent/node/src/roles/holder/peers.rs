@@ -14,8 +14,15 @@
 //! answer on; until then the holders race for the requests it would rank first for (lost races, at
 //! worst a reverted duplicate, never a missed request).
 
-use alloy::primitives::{keccak256, Address, B256, U256};
+use crate::roles::Agent;
+use alloy::{
+    primitives::{keccak256, Address, B256, U256},
+    rpc::types::{Filter, Log},
+    sol_types::SolEvent,
+};
+use replicatoor_chain::bindings::UpgradeOperator as Op;
 use std::collections::HashMap;
+use tracing::debug;
 
 /// Blocks after its last answer during which a relayer counts as another holder.
 pub(super) const PEER_WINDOW: u64 = 600;
@@ -69,6 +76,64 @@ impl Peers {
             ahead: ahead.into_iter().map(|(_, a)| a).collect(),
             known: self.last_answer.len(),
         }
+    }
+}
+
+impl Peers {
+    /// Feed a step's answers of this holder's `epoch` in; returns the step's requests.
+    pub(super) fn learn<'l>(&mut self, logs: &'l [Log], epoch: u64) -> Vec<&'l Log> {
+        let mut requests = Vec::with_capacity(logs.len());
+        for log in logs {
+            let topics = log.topics();
+            match topics.first() {
+                Some(t) if *t == Op::SecretRequested::SIGNATURE_HASH => requests.push(log),
+                Some(t) if *t == Op::SecretDelivered::SIGNATURE_HASH || *t == Op::RequestRefused::SIGNATURE_HASH => {
+                    // Both events index (requestId, epoch, relayer).
+                    let (Some(e), Some(relayer), Some(block)) = (topics.get(2), topics.get(3), log.block_number) else {
+                        continue;
+                    };
+                    if U256::from_be_bytes(e.0) == U256::from(epoch) {
+                        self.saw(Address::from_word(*relayer), block);
+                    }
+                }
+                _ => {}
+            }
+        }
+        requests
+    }
+
+    /// The answers of the last [`PEER_WINDOW`] blocks, so that a restarted holder knows its peers
+    /// before they answer again. Best effort: without them it only races more until they do.
+    pub(super) async fn learn_recent(&mut self, agent: &Agent, epoch: u64) {
+        let chain = &agent.chain;
+        let filter = Filter::new()
+            .address(chain.deployment().contract)
+            .event_signature(vec![Op::SecretDelivered::SIGNATURE_HASH, Op::RequestRefused::SIGNATURE_HASH]);
+        let logs = match chain.head().await {
+            Ok(head) => {
+                let from = head.saturating_sub(PEER_WINDOW).max(agent.cfg.start_block);
+                replicatoor_chain::scan::get_logs(chain, &filter, from, head).await
+            }
+            Err(e) => Err(e),
+        };
+        match logs {
+            Ok(logs) => {
+                self.learn(&logs, epoch);
+            }
+            Err(e) => {
+                debug!(target: "replicatoor::holder", error = %e, "recent answers not readable: other holders learned as they answer")
+            }
+        }
+    }
+
+    /// When another holder ranks first for the request `log` (and its turn is not over at the decision
+    /// block `at`): `(id, request block, block from which this holder answers it)`, `delay` blocks per
+    /// holder ahead of it after the request's block.
+    pub(super) fn backup_due(&mut self, log: &Log, at: u64, delay: u64) -> Option<(U256, u64, u64)> {
+        let id = U256::from_be_bytes(log.topics().get(1)?.0);
+        let block = log.block_number?;
+        let due = block.saturating_add(self.rank(id, at).position.saturating_mul(delay));
+        (due > at).then_some((id, block, due))
     }
 }
 

@@ -75,9 +75,11 @@ impl InFlight {
 /// [`SEND_CONCURRENCY`] at once, without waiting for receipts, so they can share a block. Returns
 /// the sent ones; [`settle`] records what became of each. The nonce is read from the node again
 /// unless earlier answers are still `in_flight` (the client re-reads it after any failure anyway).
+/// `decided_at`: the block of the state the answers were decided on.
 pub(super) async fn send_answers(
     agent: &Agent,
     mut answers: Vec<Answer>,
+    decided_at: u64,
     jittered: bool,
     in_flight: usize,
 ) -> anyhow::Result<Vec<InFlight>> {
@@ -92,7 +94,7 @@ pub(super) async fn send_answers(
     }
     // One fee quote for the batch instead of one per transaction (none: each send asks the node).
     let fees = chain.fees().await.ok();
-    let recheck = agent.verified.as_ref().map(|v| Recheck::new(v, &answers));
+    let recheck = agent.verified.as_ref().map(|v| Recheck::new(v, &answers, decided_at));
     let recheck = recheck.as_ref();
     let start = tokio::time::Instant::now();
     // Each answer is checked and sent when its jitter is up, overlapping with the others' round trips
@@ -209,12 +211,14 @@ fn priced<P: alloy::providers::Provider, C: alloy::contract::CallDecoder>(
 struct Recheck<'a> {
     v: &'a crate::roles::anchor::Verified,
     reads: Reads,
+    /// The block of the header the answers were decided at: a re-proof is never older.
+    decided_at: u64,
     /// The proof at the newest header asked for so far (its hash), shared by the deliveries sent under it.
     proven: tokio::sync::Mutex<Option<(alloy::primitives::B256, std::sync::Arc<ProvenStorage>)>>,
 }
 
 impl<'a> Recheck<'a> {
-    fn new(v: &'a crate::roles::anchor::Verified, answers: &[Answer]) -> Self {
+    fn new(v: &'a crate::roles::anchor::Verified, answers: &[Answer], decided_at: u64) -> Self {
         let mut refs = std::collections::BTreeSet::new();
         let mut reads = Reads::state();
         for a in answers {
@@ -224,7 +228,7 @@ impl<'a> Recheck<'a> {
             }
         }
         let reads = refs.into_iter().fold(reads, Reads::reference);
-        Recheck { v, reads, proven: Default::default() }
+        Recheck { v, reads, decided_at, proven: Default::default() }
     }
 
     /// What changed, if anything, in what delivery `d` for request `id` (in block `block`) was decided
@@ -244,7 +248,10 @@ impl<'a> Recheck<'a> {
             match &*proven {
                 Some((hash, s)) if *hash == head.hash => s.clone(),
                 _ => {
-                    let s = std::sync::Arc::new(self.v.storage(&head, &self.reads).await?);
+                    // At the newest header, or its parent when the RPC cannot prove there yet (still
+                    // at or after the request's block, and newer than the decision's header or equal).
+                    let (_, s) = self.v.storage_near(&head, block.max(self.decided_at), &self.reads).await?;
+                    let s = std::sync::Arc::new(s);
                     *proven = Some((head.hash, s.clone()));
                     s
                 }
