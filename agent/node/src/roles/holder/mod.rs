@@ -258,24 +258,32 @@ async fn retry_deferred(
             }
         }
     }
-    for (id, block) in again {
-        let filter = Filter::new()
-            .address(agent.chain.deployment().contract)
-            .event_signature(Op::SecretRequested::SIGNATURE_HASH)
-            .topic1(id)
-            .from_block(block)
-            .to_block(block);
-        let logs = match replicatoor_chain::scan::get_logs(&agent.chain, &filter, block, block).await {
-            Ok(l) => l,
-            Err(e) => {
-                debug!(target: "replicatoor::holder", request_id = %id, error = %e, "deferred request: log not readable yet");
-                continue;
+    // Each looked at again as a new request would be, several at once (a dead peer's share of a burst).
+    let decided = futures::stream::iter(again)
+        .map(|(id, block)| async move {
+            let filter = Filter::new()
+                .address(agent.chain.deployment().contract)
+                .event_signature(Op::SecretRequested::SIGNATURE_HASH)
+                .topic1(id)
+                .from_block(block)
+                .to_block(block);
+            let logs = match replicatoor_chain::scan::get_logs(&agent.chain, &filter, block, block).await {
+                Ok(l) => l,
+                Err(e) => {
+                    debug!(target: "replicatoor::holder", request_id = %id, error = %e, "deferred request: log not readable yet");
+                    return Ok(Vec::new());
+                }
+            };
+            let mut answers = Vec::new();
+            for log in &logs {
+                answers.extend(handle_log(agent, bundle, log, view, refusals).await?);
             }
-        };
-        for log in &logs {
-            answers.extend(handle_log(agent, bundle, log, view, refusals).await?);
-        }
-    }
+            anyhow::Ok(answers)
+        })
+        .buffered(DECIDE_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    answers.extend(decided.into_iter().flatten());
     Ok(answers)
 }
 
