@@ -431,3 +431,135 @@ async fn a_version_scheduled_to_end_is_served_until_its_time_then_refused() {
     assert_eq!(status.code(), Some(3), "refused once the version ended:\n{}", after.log());
     assert!(after.log().contains("app_reference_not_allowed"), "{}", after.log());
 }
+
+/// A counter from an agent's /metrics (0 when absent).
+async fn counter(p: &replicatoor_tests::Proc, name: &str) -> u64 {
+    let (_, m) = p.http_get("/metrics").await;
+    m.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok())).map_or(0, |v| v as u64)
+}
+
+/// Post one genuine request from each of `n` new funded identities at once; returns their ids.
+async fn post_burst(net: &Net, n: usize) -> Vec<U256> {
+    use alloy::providers::Provider as _;
+    let td = SimulatedTd::new(compose_hash(&compose_good()));
+    let dep = net.owner.deployment();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let k = PrivateKeySigner::random();
+        let fund = (k.address(), U256::from(10u128.pow(20)));
+        let _: serde_json::Value =
+            net.owner.provider().raw_request("anvil_setBalance".into(), fund).await.expect("anvil_setBalance");
+        let who = Chain::connect(&net.url, net.contract, Some(k)).await.expect("requester client");
+        let hpke = replicatoor_core::crypto::HpkeKeypair::generate();
+        let (quote, log) = td.attest(dep.request_report_data(fund.0, &hpke.public())).expect("quote");
+        set.spawn(async move {
+            let o = who
+                .send(who.contract().requestSecret(B256::from(hpke.public()), quote.into(), log.into()))
+                .await
+                .expect("request");
+            o.event::<Op::SecretRequested>().expect("SecretRequested").requestId
+        });
+    }
+    set.join_all().await
+}
+
+/// Every request in `ids` delivered exactly once; returns the relayer of each delivery.
+async fn delivered_once(net: &Net, ids: &[U256]) -> Vec<Address> {
+    let mut relayers = Vec::new();
+    for id in ids {
+        let logs = net.request_logs::<Op::SecretDelivered>(*id).await;
+        assert_eq!(logs.len(), 1, "request {id}: exactly one delivery");
+        relayers.push(logs[0].log_decode::<Op::SecretDelivered>().expect("decode").inner.data.relayer);
+    }
+    relayers
+}
+
+/// Transactions to the contract that were mined but reverted, in blocks `from..=head`.
+async fn reverted_since(net: &Net, from: u64) -> usize {
+    use alloy::providers::Provider as _;
+    let mut n = 0;
+    for b in from..=net.head().await {
+        let receipts = net.owner.provider().get_block_receipts(BlockId::number(b)).await.expect("receipts");
+        n += receipts.unwrap_or_default().iter().filter(|r| !r.status() && r.to == Some(net.contract)).count();
+    }
+    n
+}
+
+/// Two holders that know each other split a burst: each delivers some of the requests, none is
+/// answered twice and no transaction reverts (no holder sends an answer the other already sent).
+/// Once one holder is killed, the other still answers every new request: at once those it ranks
+/// first for, the dead one's after the backup delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_holders_split_a_burst_and_one_alone_answers_everything() {
+    let net = Net::start_pinned("split", Net::dev_policy()).await;
+    // A backup delay longer than a loaded CI machine takes to answer, so no backup ever sends while
+    // the first holder lives.
+    let backup = ["--backup-delay-blocks", "5"];
+    let mut genesis = net.genesis_via(&net.url, 1, &backup).await;
+    // The second holder counts the genesis holder as one from its delivery to it (the relayer).
+    let mut second = net.agent("holder-b", 2, &compose_good(), &backup);
+    wait_for_file(&mut second, T).await;
+    wait_until("holder-b serving", T, || async { second.status_json().await.is_some_and(|s| s["role"] == "holder") })
+        .await;
+    let (a, b) = (key(1).address(), key(2).address());
+    // A holder is known to the others from its first answer on: one request at a time until each has
+    // answered one (until then the genesis holder, knowing no other, may race holder-b).
+    let mut relayed = std::collections::BTreeSet::new();
+    for _ in 0..16 {
+        let one = post_burst(&net, 1).await;
+        wait_until("a warm-up request answered", T, || async { net.status(one[0].to::<u64>()).await == 2 }).await;
+        relayed.extend(delivered_once(&net, &one).await);
+        if relayed.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(relayed, [a, b].into(), "both holders answered a warm-up request");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let first_block = net.head().await + 1;
+    let lost = "replicatoor_requests_lost_race_total";
+    let lost_before = [counter(&genesis, lost).await, counter(&second, lost).await];
+    let burst = post_burst(&net, 16).await;
+    wait_until("the burst answered", T, || async {
+        for id in &burst {
+            if net.status(id.to::<u64>()).await != 2 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    let relayers = delivered_once(&net, &burst).await;
+    let by_a = relayers.iter().filter(|r| **r == a).count();
+    let by_b = relayers.iter().filter(|r| **r == b).count();
+    eprintln!("burst of {}: {by_a} delivered by the genesis holder, {by_b} by holder-b", burst.len());
+    assert!(by_a > 0 && by_b > 0, "both holders answer part of the burst: {by_a} and {by_b}");
+    assert_eq!(by_a + by_b, burst.len(), "only the two holders relay");
+    // Let a late backup (there should be none) reach the chain before counting reverts.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(reverted_since(&net, first_block).await, 0, "no answer reverted");
+    for (p, before) in [&genesis, &second].into_iter().zip(lost_before) {
+        assert_eq!(counter(p, lost).await, before, "{} lost no race in the burst", p.name);
+    }
+
+    // The genesis holder dies: holder-b answers everything, the genesis holder's share after its backup delay.
+    genesis.kill9();
+    let after = post_burst(&net, 8).await;
+    wait_until("every request answered by the holder left", T, || async {
+        for id in &after {
+            if net.status(id.to::<u64>()).await != 2 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    let relayers = delivered_once(&net, &after).await;
+    assert!(relayers.iter().all(|r| *r == b), "holder-b delivered all: {relayers:?}");
+    assert!(
+        second.log().contains("still pending after the backup delay"),
+        "some request ranked the dead holder first and waited for its backup:\n{}",
+        second.log()
+    );
+    assert!(second.alive(), "holder-b crashed:\n{}", second.log());
+}

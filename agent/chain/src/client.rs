@@ -263,7 +263,9 @@ impl Chain {
         &self,
         call: &CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
     ) -> Result<Submitted, ChainError> {
+        let started = std::time::Instant::now();
         let estimate = call.estimate_gas().await.map_err(send_err)?;
+        let estimate_ms = started.elapsed().as_millis() as u64;
         let limit = estimate.saturating_mul(100 + self.tx.gas_margin_percent) / 100;
         let nonce = self.next_nonce().await?;
         let pending = match call.clone().gas(limit).nonce(nonce).send().await {
@@ -273,8 +275,14 @@ impl Chain {
                 return Err(send_err(e));
             }
         };
-        debug!(target: "replicatoor::chain", call = C::SIGNATURE, tx_hash = %pending.tx_hash(), gas_limit = limit, "sent");
+        let send_ms = started.elapsed().as_millis() as u64 - estimate_ms;
+        debug!(target: "replicatoor::chain", call = C::SIGNATURE, tx_hash = %pending.tx_hash(), gas_limit = limit, estimate_ms, send_ms, "sent");
         Ok(Submitted(pending))
+    }
+
+    /// The node's EIP-1559 fee estimate: a batch of transactions can share it instead of each asking.
+    pub async fn fees(&self) -> Result<alloy::eips::eip1559::Eip1559Estimation, ChainError> {
+        self.provider.estimate_eip1559_fees().await.map_err(rpc)
     }
 
     /// Read the sender's nonce from the node again at the next send: before a batch of concurrent

@@ -106,6 +106,16 @@ fn rpc(e: impl std::fmt::Display) -> ViewError {
 pub trait HeaderSource: Send + Sync {
     /// The newest header this source can vouch for (`now`: the TD's clock, unix seconds).
     fn head(&self, now: u64) -> impl Future<Output = Result<TrustedHeader, ViewError>> + Send;
+    /// [`HeaderSource::head`] from a sync begun at or after `since`: a source that shares its syncs
+    /// among concurrent callers may answer with one already under way. By default a sync of its own.
+    fn head_since(
+        &self,
+        now: u64,
+        since: std::time::Instant,
+    ) -> impl Future<Output = Result<TrustedHeader, ViewError>> + Send {
+        let _ = since;
+        self.head(now)
+    }
     /// How the headers are authenticated, for status, metrics and logs.
     fn mode(&self) -> &'static str;
 }
@@ -147,7 +157,18 @@ impl<S: HeaderSource> VerifiedView<S> {
 
     /// A trusted header to decide at: fresh by the TD's clock (`now`) and covering block `need`.
     pub async fn decision_header(&self, now: u64, need: u64) -> Result<TrustedHeader, ViewError> {
-        let h = self.source.head(now).await?;
+        self.decision_header_since(now, need, std::time::Instant::now()).await
+    }
+
+    /// [`VerifiedView::decision_header`] from a header source sync begun at or after `since`
+    /// (a batch of checks made at once shares one sync).
+    pub async fn decision_header_since(
+        &self,
+        now: u64,
+        need: u64,
+        since: std::time::Instant,
+    ) -> Result<TrustedHeader, ViewError> {
+        let h = self.source.head_since(now, since).await?;
         let age = now.saturating_sub(h.timestamp);
         if age > self.max_age {
             return Err(ViewError::Stale { number: h.number, age, max_age: self.max_age });
@@ -169,6 +190,31 @@ impl<S: HeaderSource> VerifiedView<S> {
             .await
             .map_err(rpc)?;
         Ok(ProvenStorage::verify(at, contract, &answer)?)
+    }
+
+    /// [`VerifiedView::storage`] at `at`, or, when the RPC cannot prove the reads there, at `at`'s parent
+    /// (linked by its hash) if that still reaches block `need`: some nodes (anvil) answer a proof at
+    /// their newest block from another state for a moment. Returns the header the reads are proven at.
+    pub async fn storage_near(
+        &self,
+        at: &TrustedHeader,
+        need: u64,
+        reads: &Reads,
+    ) -> Result<(TrustedHeader, ProvenStorage), ViewError> {
+        match self.storage(at, reads).await {
+            Ok(s) => Ok((*at, s)),
+            Err(e) if at.number > need => {
+                let parent = self.header_of(at, at.number - 1).await?;
+                match self.storage(&parent, reads).await {
+                    Ok(s) => {
+                        tracing::debug!(target: "replicatoor::verified", block = at.number, error = %e, "proof not served at the newest header: proven at its parent");
+                        Ok((parent, s))
+                    }
+                    Err(_) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Block `number` (at or below `at`), linked to `at`: by parent hashes up to [`WALK_DISTANCE`],

@@ -56,6 +56,12 @@ pub enum Outcome {
     },
     /// This holder could not judge the request (see `Decision::Abstain`) and left it to others.
     Abstained { why: String },
+    /// Our answer was sent (`tx_hash`) and its receipt is awaited; replaced by what became of it. After
+    /// a restart it is checked like an answer on chain (answered again if the request is pending).
+    Sent { tx_hash: TxHash },
+    /// Another holder ranks first for this request: this holder answers it only if it is still
+    /// pending once the chain reaches `due_block` (its backup delay), deciding it then as any other.
+    Backup { due_block: u64 },
     /// Refusal was not posted: the per-step refusal budget was spent (junk flood). Evaluated again
     /// at `retry_at_ms` (unix ms), like a deferred request.
     Throttled {

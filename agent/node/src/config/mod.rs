@@ -84,9 +84,15 @@ pub struct Settings {
     /// How often to poll the chain, in milliseconds (at least 50).
     #[arg(long, env = "REPLICATOOR_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub poll_interval_ms: u64,
-    /// Upper bound of the random delay before answering, so racing holders rarely both send.
+    /// Upper bound of the random delay before answering while this holder knows no other holder (then
+    /// it may race unknown ones), so racing holders rarely both send.
     #[arg(long, env = "REPLICATOOR_JITTER_MS", default_value_t = 400)]
     pub jitter_ms: u64,
+    /// Blocks a holder that is not first for a request (holders split requests by a hash of the
+    /// request id and their address) waits before answering it if it is still pending: the others'
+    /// backup. A holder that sees no other holder answer is first for every request.
+    #[arg(long, env = "REPLICATOOR_BACKUP_DELAY_BLOCKS", default_value_t = 3)]
+    pub backup_delay_blocks: u64,
     /// Most refusals a holder posts per scanned block range (a junk flood costs the holder gas).
     #[arg(long, env = "REPLICATOOR_MAX_REFUSALS_PER_STEP", default_value_t = 16)]
     pub max_refusals_per_step: u32,
@@ -206,6 +212,7 @@ pub struct RunConfig {
     pub confirmations: u64,
     pub poll_interval_ms: u64,
     pub jitter_ms: u64,
+    pub backup_delay_blocks: u64,
     pub max_refusals_per_step: u32,
     pub exit_after_install: bool,
     /// Where to serve health and metrics (None = off).
@@ -365,6 +372,7 @@ impl Settings {
             confirmations: self.confirmations,
             poll_interval_ms: self.poll_interval_ms.max(50),
             jitter_ms: self.jitter_ms,
+            backup_delay_blocks: self.backup_delay_blocks.max(1),
             max_refusals_per_step: self.max_refusals_per_step,
             exit_after_install: self.exit_after_install,
             http_addr,

@@ -18,9 +18,15 @@ pub type Verified = VerifiedView<Anchor>;
 /// The header source of a pinned deployment.
 pub enum Anchor {
     /// The beacon light client; its store is persisted after every sync that changed it.
-    Beacon { client: Box<Mutex<LightClient>>, store: Store, simulated: bool },
+    Beacon { client: Box<Mutex<Synced>>, store: Store, simulated: bool },
     /// `quorum` of the pinned RPCs agreeing.
     Quorum(QuorumSource),
+}
+
+/// The light client and when its last sync began.
+pub struct Synced {
+    client: LightClient,
+    began: Option<std::time::Instant>,
 }
 
 impl Anchor {
@@ -50,7 +56,8 @@ impl Anchor {
                         .context("the persisted light-client store does not match the pinned deployment")?,
                     None => LightClient::new(url, network, *checkpoint)?,
                 };
-                Ok(Anchor::Beacon { client: Box::new(Mutex::new(client)), store, simulated: d.is_simulated() })
+                let client = Box::new(Mutex::new(Synced { client, began: None }));
+                Ok(Anchor::Beacon { client, store, simulated: d.is_simulated() })
             }
         }
     }
@@ -58,11 +65,27 @@ impl Anchor {
 
 impl HeaderSource for Anchor {
     async fn head(&self, now: u64) -> Result<TrustedHeader, ViewError> {
+        self.head_since(now, std::time::Instant::now()).await
+    }
+
+    async fn head_since(&self, now: u64, since: std::time::Instant) -> Result<TrustedHeader, ViewError> {
         match self {
             Anchor::Quorum(q) => q.head(now).await,
             Anchor::Beacon { client, store, .. } => {
-                let mut c = client.lock().await;
+                let mut synced = client.lock().await;
+                // A sync begun at or after `since` is as fresh as one this call would begin:
+                // concurrent callers (a batch of deliveries, each re-checked right before it leaves)
+                // share it instead of queueing one beacon round trip each.
+                if synced.began.is_some_and(|began| began >= since) {
+                    if let Some(h) = synced.client.optimistic() {
+                        return Ok(h);
+                    }
+                }
+                let began = std::time::Instant::now();
+                let c = &mut synced.client;
                 let report = c.sync(now).await.map_err(|e| ViewError::NoHeader(format!("light client: {e}")))?;
+                synced.began = Some(began);
+                let c = &synced.client;
                 if report.bootstrapped || report.finalized_advanced || report.optimistic_advanced {
                     store
                         .set_light_client(&c.to_persisted())

@@ -89,9 +89,9 @@ impl<'a> StepView<'a> {
         let chain = &agent.chain;
         let (refs, blocks) = Default::default();
         if let Some(v) = &agent.verified {
-            let header = v.decision_header(crate::roles::unix_now(), at).await?;
+            let newest = v.decision_header(crate::roles::unix_now(), at).await?;
             let reads = own.iter().fold(Reads::state(), |r, id| r.reference(*id));
-            let storage = v.storage(&header, &reads).await?;
+            let (header, storage) = v.storage_near(&newest, at, &reads).await?;
             let views = Views(&storage);
             let (policy, cluster) = (views.policy()?, views.cluster()?);
             let mut own_expiry = None;

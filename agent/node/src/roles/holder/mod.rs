@@ -1,9 +1,11 @@
 //! Holder: follow `SecretRequested` logs from a persisted checkpoint and answer each request once.
 //! Two halves: [`decide`] is the release gate (verify the request against the contract state at the
 //! decision block, then seal the bundle or sign a refusal; nothing else seals), [`relay`] sends the
-//! signed answers, confirms them and records what became of each. This file runs the loop.
+//! signed answers, confirms them and records what became of each. [`peers`] splits requests among
+//! the holders (who answers first, who is a backup). This file runs the loop.
 
 mod decide;
+mod peers;
 mod relay;
 
 pub use relay::jitter_delay;
@@ -19,13 +21,18 @@ use alloy::{
 use anyhow::Context as _;
 use decide::{handle_request, StepView};
 use futures::{StreamExt as _, TryStreamExt as _};
-use relay::{send_answers, Answer};
+use peers::Peers;
+use relay::{send_answers, settle, Answer, InFlight};
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
     follower::{Follower, FollowerConfig, Step},
     Backoff,
 };
-use replicatoor_core::{crypto::SecretBundle, protocol::RequestStatus, refusal::Refusal};
+use replicatoor_core::{
+    crypto::SecretBundle,
+    protocol::{request_key, RequestStatus},
+    refusal::Refusal,
+};
 use std::{sync::atomic::AtomicU32, time::Duration};
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -37,8 +44,12 @@ const DECIDE_CONCURRENCY: usize = 16;
 pub async fn run(agent: &Agent) -> anyhow::Result<()> {
     let bundle = agent.store.bundle()?.context("holder without a bundle")?;
     let chain = &agent.chain;
-    let filter =
-        Filter::new().address(chain.deployment().contract).event_signature(Op::SecretRequested::SIGNATURE_HASH);
+    // Requests to answer, and the answers that show which other holders are alive.
+    let filter = Filter::new().address(chain.deployment().contract).event_signature(vec![
+        Op::SecretRequested::SIGNATURE_HASH,
+        Op::SecretDelivered::SIGNATURE_HASH,
+        Op::RequestRefused::SIGNATURE_HASH,
+    ]);
     let follower = Follower::new(
         chain.clone(),
         filter,
@@ -51,8 +62,13 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
     info!(target: "replicatoor::holder", cluster = %bundle.cluster_address(), epoch = bundle.epoch(), confirmations = agent.cfg.confirmations, "serving as holder");
     let own = own_references(agent).await;
     let mut own_expiry = None;
+    let mut peers = Peers::new(chain.sender().unwrap_or_default());
+    peers.learn_recent(agent, bundle.epoch()).await;
+    // Sent answers whose receipts are awaited while the next blocks are read.
+    let mut in_flight: Vec<InFlight> = Vec::new();
     let mut backoff = agent.backoff();
     while !agent.stopping() {
+        settle(agent, &mut in_flight, false).await?;
         let step = follower.step(agent.store.checkpoint()?, agent.cfg.start_block).await;
         match step {
             Ok(Step::Logs { from, to, logs, checkpoint, head }) => {
@@ -81,8 +97,33 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                         warn!(target: "replicatoor::holder", expires_at = at, "this node's version is scheduled to end: from then on no holder serves it and new nodes of it are refused; upgrade before then");
                     }
                 }
+                let requests = peers.learn(&logs, bundle.epoch());
+                let alone = peers.rank(U256::ZERO, view.at).known == 0;
+                // An answer still in flight is settled by its receipt (a reorg may show its request again).
+                let busy: std::collections::HashSet<U256> = in_flight.iter().map(InFlight::id).collect();
+                let mut now = Vec::with_capacity(requests.len());
+                for log in requests {
+                    if log.topics().get(1).is_some_and(|id| busy.contains(&U256::from_be_bytes(id.0))) {
+                        continue;
+                    }
+                    match peers.backup_due(log, view.at, agent.cfg.backup_delay_blocks) {
+                        Some((id, block, due_block)) => {
+                            debug!(target: "replicatoor::holder", request_id = %id, due_block, "another holder ranks first: backup");
+                            // Its key first (the status is looked up by it when the backup is due),
+                            // from the event's indexed (hpkePubKey, requester); flushed with the record.
+                            if let (Some(pk), Some(requester)) = (log.topics().get(2), log.topics().get(3)) {
+                                let key = request_key(&pk.0, alloy::primitives::Address::from_word(*requester));
+                                agent.store.set_request_key(id, key)?;
+                            }
+                            agent
+                                .store
+                                .set_request(id, &RequestRecord { block, outcome: Outcome::Backup { due_block } })?;
+                        }
+                        None => now.push(log),
+                    }
+                }
                 let refusals = AtomicU32::new(0);
-                let decided = futures::stream::iter(&logs)
+                let decided = futures::stream::iter(now)
                     .map(|log| async {
                         match agent.stopping() {
                             true => Ok(None),
@@ -93,11 +134,12 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                     .try_collect::<Vec<_>>()
                     .await?;
                 if agent.stopping() {
-                    return Ok(());
+                    break;
                 }
                 let mut answers: Vec<Answer> = decided.into_iter().flatten().collect();
-                answers.extend(retry_deferred(agent, &bundle, &view, &refusals).await?);
-                send_answers(agent, answers).await?;
+                answers.extend(retry_deferred(agent, &bundle, &view, &refusals, &mut peers, &busy).await?);
+                let sent = send_answers(agent, answers, view.at, alone, in_flight.len()).await?;
+                in_flight.extend(sent);
                 if !logs.is_empty() {
                     crate::failpoint::hit("holder_before_checkpoint");
                 }
@@ -131,6 +173,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
             }
         }
     }
+    settle(agent, &mut in_flight, true).await?;
     info!(target: "replicatoor::holder", "holder stopped");
     Ok(())
 }
@@ -181,38 +224,76 @@ async fn retry_deferred(
     bundle: &SecretBundle,
     view: &StepView<'_>,
     refusals: &AtomicU32,
+    peers: &mut Peers,
+    in_flight: &std::collections::HashSet<U256>,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut answers = Vec::new();
-    let plan = plan_rechecks(&agent.store.watched()?, unix_ms(), view.at);
+    let mut plan = plan_rechecks(&agent.store.watched()?, unix_ms(), view.at);
+    for list in [&mut plan.retry, &mut plan.check_answer, &mut plan.backup] {
+        list.retain(|(id, _)| !in_flight.contains(id));
+    }
     for id in &plan.unwatch {
         agent.store.unwatch(*id)?;
     }
     let mut again = plan.retry;
-    for (id, block) in plan.check_answer {
-        // An answer mined after the follower's checkpoint can be reorged away without the
-        // checkpoint's block changing, so the follower would never rewind over the request.
-        if answer_dropped(agent, id).await {
-            again.push((id, block));
-        }
-    }
-    for (id, block) in again {
-        let filter = Filter::new()
-            .address(agent.chain.deployment().contract)
-            .event_signature(Op::SecretRequested::SIGNATURE_HASH)
-            .topic1(id)
-            .from_block(block)
-            .to_block(block);
-        let logs = match replicatoor_chain::scan::get_logs(&agent.chain, &filter, block, block).await {
-            Ok(l) => l,
-            Err(e) => {
-                debug!(target: "replicatoor::holder", request_id = %id, error = %e, "deferred request: log not readable yet");
-                continue;
+    // An answer mined after the follower's checkpoint can be reorged away without the checkpoint's
+    // block changing, so the follower would never rewind over the request.
+    let dropped = futures::stream::iter(plan.check_answer)
+        .map(|(id, block)| async move { answer_dropped(agent, id).await.then_some((id, block)) })
+        .buffered(DECIDE_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    again.extend(dropped.into_iter().flatten());
+    let backups = futures::stream::iter(plan.backup)
+        .map(|(id, block)| async move { (id, block, status_of(agent, id, BlockId::pending()).await) })
+        .buffered(DECIDE_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    for (id, block, status) in backups {
+        match status {
+            Ok(RequestStatus::Pending) => {
+                // The holders ranked first let it wait past their turn: answer it, and stop
+                // counting them until they answer again.
+                let rank = peers.rank(id, view.at);
+                warn!(target: "replicatoor::holder", request_id = %id, silent = ?rank.ahead, "still pending after the backup delay: answering it");
+                rank.ahead.iter().for_each(|a| peers.forget(*a));
+                again.push((id, block));
             }
-        };
-        for log in &logs {
-            answers.extend(handle_log(agent, bundle, log, view, refusals).await?);
+            Ok(s) => {
+                let outcome = Outcome::AlreadyAnswered { status: u8::from(s) };
+                agent.store.set_request(id, &RequestRecord { block, outcome })?;
+            }
+            Err(e) => {
+                debug!(target: "replicatoor::holder", request_id = %id, error = %e, "backup: status not readable yet")
+            }
         }
     }
+    // Each looked at again as a new request would be, several at once (a dead peer's share of a burst).
+    let decided = futures::stream::iter(again)
+        .map(|(id, block)| async move {
+            let filter = Filter::new()
+                .address(agent.chain.deployment().contract)
+                .event_signature(Op::SecretRequested::SIGNATURE_HASH)
+                .topic1(id)
+                .from_block(block)
+                .to_block(block);
+            let logs = match replicatoor_chain::scan::get_logs(&agent.chain, &filter, block, block).await {
+                Ok(l) => l,
+                Err(e) => {
+                    debug!(target: "replicatoor::holder", request_id = %id, error = %e, "deferred request: log not readable yet");
+                    return Ok(Vec::new());
+                }
+            };
+            let mut answers = Vec::new();
+            for log in &logs {
+                answers.extend(handle_log(agent, bundle, log, view, refusals).await?);
+            }
+            anyhow::Ok(answers)
+        })
+        .buffered(DECIDE_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    answers.extend(decided.into_iter().flatten());
     Ok(answers)
 }
 
@@ -234,6 +315,8 @@ struct Rechecks {
     retry: Vec<(U256, u64)>,
     /// Answers still inside the re-answer window, to check for a reorg: `(id, request block)`.
     check_answer: Vec<(U256, u64)>,
+    /// Requests another holder ranked first for, whose backup delay is over: `(id, request block)`.
+    backup: Vec<(U256, u64)>,
     /// Records no step needs to look at again.
     unwatch: Vec<U256>,
 }
@@ -242,6 +325,7 @@ fn plan_rechecks(watched: &[(U256, RequestRecord)], now_ms: u64, at: u64) -> Rec
     let mut plan = Rechecks::default();
     let mut due_now = Vec::new();
     let mut others = Vec::new();
+    let mut backups = Vec::new();
     for (id, rec) in watched {
         match &rec.outcome {
             Outcome::Deferred { retry_at_ms, .. } | Outcome::Throttled { retry_at_ms, .. } => {
@@ -249,16 +333,23 @@ fn plan_rechecks(watched: &[(U256, RequestRecord)], now_ms: u64, at: u64) -> Rec
                     due_now.push((*retry_at_ms, *id, rec.block));
                 }
             }
-            Outcome::Served { .. } | Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. }
+            Outcome::Served { .. }
+            | Outcome::Sent { .. }
+            | Outcome::Refused { .. }
+            | Outcome::AlreadyAnswered { .. }
                 if rec.block + REANSWER_WINDOW <= at =>
             {
                 plan.unwatch.push(*id)
             }
-            Outcome::Served { .. } => plan.check_answer.push((*id, rec.block)),
+            Outcome::Served { .. } | Outcome::Sent { .. } => plan.check_answer.push((*id, rec.block)),
             Outcome::Refused { .. } | Outcome::AlreadyAnswered { .. } => others.push((rec.block, *id)),
             Outcome::Abstained { .. } => plan.unwatch.push(*id),
+            Outcome::Backup { due_block } if *due_block <= at => backups.push((*due_block, *id, rec.block)),
+            Outcome::Backup { .. } => {}
         }
     }
+    backups.sort_unstable();
+    plan.backup = backups.into_iter().take(MAX_RETRIES_PER_STEP).map(|(_, id, block)| (id, block)).collect();
     due_now.sort_unstable();
     plan.retry = due_now.into_iter().take(MAX_RETRIES_PER_STEP).map(|(_, id, block)| (id, block)).collect();
     others.sort_unstable_by(|a, b| b.cmp(a));
@@ -300,38 +391,43 @@ fn unix_ms() -> u64 {
 
 /// True when a request we saw answered is pending again, mempool included (its answer was reorged away).
 async fn answer_dropped(agent: &Agent, id: U256) -> bool {
-    // Every request's key is stored when it is first seen, before any record of it.
-    let request = match agent.store.request_key(id) {
-        Ok(Some(k)) => k,
-        Ok(None) => {
-            debug!(target: "replicatoor::holder", request_id = %id, "no stored request key: cannot check its answer");
-            return false;
-        }
-        Err(e) => {
-            warn!(target: "replicatoor::holder", request_id = %id, error = %e, "cannot read the request key: not checking its answer");
-            return false;
-        }
-    };
-    let dropped = matches!(agent.chain.request_status(request, BlockId::pending()).await, Ok(RequestStatus::Pending));
+    let status = status_of(agent, id, BlockId::pending()).await;
+    if let Err(e) = &status {
+        debug!(target: "replicatoor::holder", request_id = %id, error = %e, "cannot check the answer this step");
+    }
+    let dropped = matches!(status, Ok(RequestStatus::Pending));
     if dropped {
         warn!(target: "replicatoor::holder", request_id = %id, "the answer is no longer on chain (reorg); answering again");
     }
     dropped
 }
 
+/// Request `id`'s status at `at` (`pending`: mempool included). The contract keeps it under the
+/// request's key, which the holder stored when it first saw the request, before any record of it.
+async fn status_of(agent: &Agent, id: U256, at: BlockId) -> anyhow::Result<RequestStatus> {
+    let request = agent.store.request_key(id)?.with_context(|| format!("request {id} has no stored request key"))?;
+    Ok(agent.chain.request_status(request, at).await?)
+}
+
 /// Persist what became of a request and count it.
 pub(super) fn record(agent: &Agent, id: U256, block: u64, outcome: Outcome) -> anyhow::Result<()> {
     use crate::telemetry::Tally as T;
     let counted = match &outcome {
-        Outcome::Served { .. } => T::Served,
-        Outcome::Refused { reason, .. } => T::Refused(Refusal::from_code(*reason).map_or("unknown", Refusal::name)),
-        Outcome::AlreadyAnswered { .. } => T::LostRace,
-        Outcome::Deferred { .. } => T::Deferred,
-        Outcome::Abstained { .. } => T::Abstained,
-        Outcome::Throttled { .. } => T::Throttled,
+        Outcome::Served { .. } => Some(T::Served),
+        Outcome::Refused { reason, .. } => {
+            Some(T::Refused(Refusal::from_code(*reason).map_or("unknown", Refusal::name)))
+        }
+        Outcome::AlreadyAnswered { .. } => Some(T::LostRace),
+        Outcome::Deferred { .. } => Some(T::Deferred),
+        Outcome::Abstained { .. } => Some(T::Abstained),
+        Outcome::Throttled { .. } => Some(T::Throttled),
+        // Not an outcome yet.
+        Outcome::Sent { .. } | Outcome::Backup { .. } => None,
     };
     agent.store.set_request(id, &RequestRecord { block, outcome })?;
-    agent.telemetry.outcome(&id.to_string(), counted);
+    if let Some(counted) = counted {
+        agent.telemetry.outcome(&id.to_string(), counted);
+    }
     Ok(())
 }
 
@@ -387,6 +483,21 @@ mod tests {
         assert_eq!(plan.unwatch, [U256::from(50_002)], "out of the window: no longer watched");
         // Nothing is due before its time.
         assert!(plan_rechecks(&watched, 0, 150).retry.is_empty());
+    }
+
+    /// A request another holder ranks first for is looked at again once its backup delay is over,
+    /// not before, and stays watched until then.
+    #[test]
+    fn a_backup_is_looked_at_once_its_delay_is_over() {
+        let watched = [
+            (U256::from(1), RequestRecord { block: 100, outcome: Outcome::Backup { due_block: 103 } }),
+            (U256::from(2), RequestRecord { block: 101, outcome: Outcome::Backup { due_block: 104 } }),
+        ];
+        let plan = plan_rechecks(&watched, 0, 102);
+        assert!(plan.backup.is_empty() && plan.unwatch.is_empty() && plan.retry.is_empty(), "{plan:?}");
+        assert_eq!(plan_rechecks(&watched, 0, 103).backup, [(U256::from(1), 100)]);
+        assert_eq!(plan_rechecks(&watched, 0, 500).backup, [(U256::from(1), 100), (U256::from(2), 101)]);
+        assert!(plan_rechecks(&watched, 0, 500).unwatch.is_empty(), "a backup is never dropped unanswered");
     }
 
     /// A request whose collateral never comes, under a holder that steps every 100 ms for ten

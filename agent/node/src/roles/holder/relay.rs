@@ -1,4 +1,5 @@
-//! Sending a step's signed answers: jittered so racing holders rarely collide, only while the
+//! Sending a step's signed answers: at once when the holders split requests ([`super::peers`]),
+//! jittered while this holder knows no other (so racing holders rarely collide), only while the
 //! request is still pending, checked and sent concurrently, then confirmed together and recorded. Nothing
 //! here decides anything: a lost race or a failed send is recorded, never re-decided. One check
 //! stands between a sealed delivery and the RPC: with a pinned deployment the state it was decided
@@ -7,20 +8,20 @@
 
 use super::{defer, record};
 use crate::{roles::Agent, store::Outcome};
+use alloy::contract::CallBuilder;
 use alloy::{
     eips::BlockId,
     primitives::{keccak256, U256},
 };
 use futures::StreamExt as _;
 use replicatoor_chain::{
-    client::Submitted,
     layout::{Reads, Views},
     proof::ProvenStorage,
     ChainError, TxOutcome,
 };
 use replicatoor_core::{delivery, protocol::RequestStatus, refusal::Refusal};
 use std::time::Duration;
-use tracing::{info, info_span, Instrument};
+use tracing::{debug, info, info_span, Instrument};
 
 /// A per-holder, per-request delay so that racing holders rarely send the same answer.
 fn jitter(agent: &Agent, id: U256) -> Duration {
@@ -62,43 +63,76 @@ pub(super) enum AnswerKind {
 }
 
 /// Answers being checked and sent at once, at most.
-const SEND_CONCURRENCY: usize = 16;
+const SEND_CONCURRENCY: usize = 48;
 
 /// How long to wait for an answer's receipt before re-checking the request instead.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Send a step's answers: each after this holder's jitter for it and only if the request is still
-/// pending (mempool included), up to [`SEND_CONCURRENCY`] at once and without waiting for receipts, so
-/// they can share a block; then wait for the receipts together and record each outcome.
-pub(super) async fn send_answers(agent: &Agent, mut answers: Vec<Answer>) -> anyhow::Result<()> {
+/// A sent answer whose receipt is awaited in the background, so that the holder reads the next
+/// blocks meanwhile. Its request is stored as `Sent` (flushed) before the checkpoint moves past it.
+pub(super) struct InFlight {
+    answer: Answer,
+    receipt: tokio::task::JoinHandle<Result<TxOutcome, ChainError>>,
+}
+
+impl InFlight {
+    pub(super) fn id(&self) -> U256 {
+        self.answer.id
+    }
+}
+
+/// Send a step's answers: each after this holder's jitter for it (when `jittered`: it knows no other
+/// holder to split requests with) and only if the request is still pending (mempool included), up to
+/// [`SEND_CONCURRENCY`] at once, without waiting for receipts, so they can share a block. Returns
+/// the sent ones; [`settle`] records what became of each. The nonce is read from the node again
+/// unless earlier answers are still `in_flight` (the client re-reads it after any failure anyway).
+/// `decided_at`: the block of the state the answers were decided on.
+pub(super) async fn send_answers(
+    agent: &Agent,
+    mut answers: Vec<Answer>,
+    decided_at: u64,
+    jittered: bool,
+    in_flight: usize,
+) -> anyhow::Result<Vec<InFlight>> {
     if answers.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let chain = &agent.chain;
-    answers.sort_by_key(|a| jitter(agent, a.id));
-    chain.forget_nonce().await;
-    let recheck = agent.verified.as_ref().map(|v| Recheck::new(v, &answers));
+    let delay = |id: U256| if jittered { jitter(agent, id) } else { Duration::ZERO };
+    answers.sort_by_key(|a| delay(a.id));
+    if in_flight == 0 {
+        chain.forget_nonce().await;
+    }
+    // One fee quote for the batch instead of one per transaction (none: each send asks the node).
+    let fees = chain.fees().await.ok();
+    let recheck = agent.verified.as_ref().map(|v| Recheck::new(v, &answers, decided_at));
     let recheck = recheck.as_ref();
     let start = tokio::time::Instant::now();
     // Each answer is checked and sent when its jitter is up, overlapping with the others' round trips
     // (the client assigns nonces, so sends need not wait for each other).
     let sent: Vec<_> = futures::stream::iter(answers)
         .map(|a| async move {
-            tokio::time::sleep_until(start + jitter(agent, a.id)).await;
+            let at = start + delay(a.id);
+            tokio::time::sleep_until(at).await;
             let span = info_span!("request", id = %a.id);
-            submit_answer(agent, recheck, a).instrument(span).await
+            submit_answer(agent, recheck, fees, at.into_std(), a).instrument(span).await
         })
         .buffer_unordered(SEND_CONCURRENCY)
         .collect()
         .await;
-    let in_flight = sent.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten();
-    let confirmations = in_flight.map(|(a, tx)| async move {
-        let result = chain.confirm(tx, RECEIPT_TIMEOUT).await;
-        (a, result)
-    });
-    for (a, result) in futures::future::join_all(confirmations).await {
-        let span = info_span!("request", id = %a.id);
-        record_answer(agent, a, result).instrument(span).await?;
+    Ok(sent.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten().collect())
+}
+
+/// Record the answers whose receipts came (all of them, waiting up to the receipt timeout, when
+/// `wait`); the others stay in flight.
+pub(super) async fn settle(agent: &Agent, in_flight: &mut Vec<InFlight>, wait: bool) -> anyhow::Result<()> {
+    let (done, pending): (Vec<_>, Vec<_>) =
+        std::mem::take(in_flight).into_iter().partition(|f| wait || f.receipt.is_finished());
+    *in_flight = pending;
+    for f in done {
+        let result = f.receipt.await.unwrap_or_else(|e| Err(ChainError::Rpc(format!("receipt task: {e}"))));
+        let span = info_span!("request", id = %f.answer.id);
+        record_answer(agent, f.answer, result).instrument(span).await?;
     }
     Ok(())
 }
@@ -107,28 +141,37 @@ pub(super) async fn send_answers(agent: &Agent, mut answers: Vec<Answer>) -> any
 async fn submit_answer(
     agent: &Agent,
     recheck: Option<&Recheck<'_>>,
+    fees: Option<Fees>,
+    due: std::time::Instant,
     a: Answer,
-) -> anyhow::Result<Option<(Answer, Submitted)>> {
+) -> anyhow::Result<Option<InFlight>> {
     let chain = &agent.chain;
-    match chain.request_status(a.request(), BlockId::pending()).await {
+    let started = std::time::Instant::now();
+    // Both checks at once: two round trips in the time of one.
+    let reproven = async {
+        match (&a.kind, recheck) {
+            (AnswerKind::Deliver(d), Some(recheck)) => Some(recheck.still_decided(a.block, d, due).await),
+            _ => None,
+        }
+    };
+    let (status, reproven) = tokio::join!(chain.request_status(a.request(), BlockId::pending()), reproven);
+    match status {
         Ok(RequestStatus::Pending) => {}
         Ok(_) => return lost_race(agent, &a).await.map(|_| None),
         Err(e) => return defer(agent, a.id, a.block, format!("status before answering: {e}")).map(|_| None),
     }
-    if let (AnswerKind::Deliver(d), Some(recheck)) = (&a.kind, recheck) {
-        match recheck.still_decided(a.block, d).await {
-            Ok(None) => {}
-            Ok(Some(what)) => {
-                let why = format!("{what} changed since the decision (proven at the newest header): deciding again");
-                return defer(agent, a.id, a.block, why).map(|_| None);
-            }
-            Err(e) => {
-                agent.telemetry.unproven_read("holder");
-                return defer(agent, a.id, a.block, format!("re-proving the decision before sending: {e}"))
-                    .map(|_| None);
-            }
+    match reproven {
+        None | Some(Ok(None)) => {}
+        Some(Ok(Some(what))) => {
+            let why = format!("{what} changed since the decision (proven at the newest header): deciding again");
+            return defer(agent, a.id, a.block, why).map(|_| None);
+        }
+        Some(Err(e)) => {
+            agent.telemetry.unproven_read("holder");
+            return defer(agent, a.id, a.block, format!("re-proving the decision before sending: {e}")).map(|_| None);
         }
     }
+    debug!(target: "replicatoor::holder", checks_ms = started.elapsed().as_millis() as u64, "still pending, still decided: sending");
     let sent = match &a.kind {
         AnswerKind::Deliver(d) => {
             let call = chain.contract().deliverSecret(
@@ -141,15 +184,35 @@ async fn submit_answer(
                 d.ciphertext.clone().into(),
                 d.signature.clone().into(),
             );
-            chain.submit(call).await
+            chain.submit(priced(call, fees)).await
         }
         AnswerKind::Refuse(reason, request, sig) => {
-            chain.submit(chain.contract().refuseRequest(a.id, *request, reason.code(), sig.clone().into())).await
+            let call = chain.contract().refuseRequest(a.id, *request, reason.code(), sig.clone().into());
+            chain.submit(priced(call, fees)).await
         }
     };
     match sent {
-        Ok(tx) => Ok(Some((a, tx))),
+        Ok(tx) => {
+            let outcome = Outcome::Sent { tx_hash: tx.tx_hash() };
+            agent.store.set_request(a.id, &crate::store::RequestRecord { block: a.block, outcome })?;
+            let chain = chain.clone();
+            let receipt = tokio::spawn(async move { chain.confirm(tx, RECEIPT_TIMEOUT).await });
+            Ok(Some(InFlight { answer: a, receipt }))
+        }
         Err(e) => answer_failed(agent, &a, e).await.map(|_| None),
+    }
+}
+
+type Fees = alloy::eips::eip1559::Eip1559Estimation;
+
+/// `call` at the batch's fee quote, if there is one.
+fn priced<P: alloy::providers::Provider, C: alloy::contract::CallDecoder>(
+    call: CallBuilder<P, C>,
+    fees: Option<Fees>,
+) -> CallBuilder<P, C> {
+    match fees {
+        Some(f) => call.max_fee_per_gas(f.max_fee_per_gas).max_priority_fee_per_gas(f.max_priority_fee_per_gas),
+        None => call,
     }
 }
 
@@ -159,12 +222,14 @@ async fn submit_answer(
 struct Recheck<'a> {
     v: &'a crate::roles::anchor::Verified,
     reads: Reads,
+    /// The block of the header the answers were decided at: a re-proof is never older.
+    decided_at: u64,
     /// The proof at the newest header asked for so far (its hash), shared by the deliveries sent under it.
     proven: tokio::sync::Mutex<Option<(alloy::primitives::B256, std::sync::Arc<ProvenStorage>)>>,
 }
 
 impl<'a> Recheck<'a> {
-    fn new(v: &'a crate::roles::anchor::Verified, answers: &[Answer]) -> Self {
+    fn new(v: &'a crate::roles::anchor::Verified, answers: &[Answer], decided_at: u64) -> Self {
         let mut refs = std::collections::BTreeSet::new();
         let mut reads = Reads::state();
         for a in answers {
@@ -174,24 +239,29 @@ impl<'a> Recheck<'a> {
             }
         }
         let reads = refs.into_iter().fold(reads, Reads::reference);
-        Recheck { v, reads, proven: Default::default() }
+        Recheck { v, reads, decided_at, proven: Default::default() }
     }
 
     /// What changed, if anything, in what delivery `d` for a request in block `block` was decided
-    /// on, proven at the newest trusted header: the policy it names, either reference, the request's status.
+    /// on, proven at the newest trusted header as of `due` (when it was to leave: a trust-root sync
+    /// begun since): the policy it names, either reference, the request's status.
     async fn still_decided(
         &self,
         block: u64,
         d: &delivery::SignedDelivery,
+        due: std::time::Instant,
     ) -> Result<Option<&'static str>, replicatoor_chain::verified::ViewError> {
         use replicatoor_core::protocol::RefKind;
-        let head = self.v.decision_header(crate::roles::unix_now(), block).await?;
+        let head = self.v.decision_header_since(crate::roles::unix_now(), block, due).await?;
         let storage = {
             let mut proven = self.proven.lock().await;
             match &*proven {
                 Some((hash, s)) if *hash == head.hash => s.clone(),
                 _ => {
-                    let s = std::sync::Arc::new(self.v.storage(&head, &self.reads).await?);
+                    // At the newest header, or its parent when the RPC cannot prove there yet (still
+                    // at or after the request's block, and newer than the decision's header or equal).
+                    let (_, s) = self.v.storage_near(&head, block.max(self.decided_at), &self.reads).await?;
+                    let s = std::sync::Arc::new(s);
                     *proven = Some((head.hash, s.clone()));
                     s
                 }
