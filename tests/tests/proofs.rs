@@ -322,3 +322,54 @@ async fn history_contract_links_blocks_beyond_the_parent_walk() {
     // Within the parent walk, the same lie only costs more calls: the block is still linked.
     assert_eq!(lied.header_of(&at, at.number - 20).await.unwrap(), header_at(&chain, at.number - 20).await.1);
 }
+
+/// `storage_near`: when the RPC cannot prove the reads at the trusted header (anvil, for a moment
+/// after a block), they are proven at its parent, linked by hash, but only while the parent still
+/// covers the block the decision needs; a parent the RPC cannot prove either leaves the first error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_near_falls_back_to_the_parent_only_while_it_covers_the_need() {
+    use replicatoor_chain::verified::{QuorumSource, VerifiedView, ViewError};
+    use replicatoor_tests::proxy::{Rewrite, RpcProxy};
+    use serde_json::Value;
+    use std::sync::{Arc, Mutex};
+
+    let net = Net::start("storage-near", Net::dev_policy()).await;
+    let chain = Chain::connect(&net.url, net.contract, None).await.unwrap();
+    let _: Value = net.owner.provider().raw_request("anvil_mine".into(), ("0x3",)).await.unwrap();
+    // The RPC answers a storage proof of other state at the blocks (by hash, as the view asks) named here.
+    let broken: Arc<Mutex<Vec<B256>>> = Arc::default();
+    let b = broken.clone();
+    let lie: Rewrite = Arc::new(move |req: &Value, mut ans: Value| {
+        let at = &req["params"][2];
+        let at = at["blockHash"].as_str().or(at.as_str()).and_then(|h| h.parse::<B256>().ok());
+        if req["method"] == "eth_getProof" && at.is_some_and(|h| b.lock().unwrap().contains(&h)) {
+            ans["result"]["storageProof"][0]["value"] = Value::String("0x2a".into());
+        }
+        ans
+    });
+    let proxy = RpcProxy::start(&net.url, lie).await;
+    let quorum = QuorumSource::new(vec![Chain::connect(&net.url, net.contract, None).await.unwrap()], 1, 0);
+    let view = VerifiedView::new(Chain::connect(proxy.url(), net.contract, None).await.unwrap(), quorum, 3_600);
+    let head = view.decision_header(now(), 1).await.unwrap();
+    let reads = Reads::state();
+    let want = Views(&view.storage(&head, &reads).await.unwrap()).cluster().unwrap();
+
+    // Served at the header: proven there.
+    let (at, s) = view.storage_near(&head, head.number, &reads).await.unwrap();
+    assert_eq!((at, Views(&s).cluster().unwrap()), (head, want));
+
+    // Not served at the header: proven at its parent, which the header's hash links.
+    broken.lock().unwrap().push(head.hash);
+    assert!(matches!(view.storage(&head, &reads).await, Err(ViewError::Proof(ProofError::Storage { .. }))));
+    let parent = header_at(&chain, head.number - 1).await.1;
+    let (at, s) = view.storage_near(&head, head.number - 1, &reads).await.unwrap();
+    assert_eq!(at, parent, "the parent");
+    assert_eq!(Views(&s).cluster().unwrap(), want);
+    // ... but never below the block the decision needs.
+    let err = view.storage_near(&head, head.number, &reads).await.unwrap_err();
+    assert!(matches!(err, ViewError::Proof(ProofError::Storage { .. })), "{err}");
+    // Neither served: the header's own error.
+    broken.lock().unwrap().push(parent.hash);
+    let err = view.storage_near(&head, head.number - 1, &reads).await.unwrap_err();
+    assert!(matches!(err, ViewError::Proof(ProofError::Storage { .. })), "{err}");
+}
