@@ -349,9 +349,14 @@ impl Net {
 
     /// The `request` key a signed answer to request `id` names (keccak256(hpkePubKey ‖ requester)), from its event.
     pub async fn request_key(&self, id: u64) -> B256 {
+        self.find_request_key(id).await.expect("request event")
+    }
+
+    /// Request `id`'s key, if its event exists.
+    async fn find_request_key(&self, id: u64) -> Option<B256> {
         let logs = self.request_logs::<Op::SecretRequested>(U256::from(id)).await;
-        let ev = logs.last().expect("request event").log_decode::<Op::SecretRequested>().expect("decode").inner.data;
-        replicatoor_core::protocol::request_key(&ev.hpkePubKey.0, ev.requester)
+        let ev = logs.last()?.log_decode::<Op::SecretRequested>().expect("decode").inner.data;
+        Some(replicatoor_core::protocol::request_key(&ev.hpkePubKey.0, ev.requester))
     }
 
     pub async fn request_count(&self) -> u64 {
@@ -361,10 +366,7 @@ impl Net {
     /// Request `id`'s status (0 = no such request). The contract keeps statuses by request key, so this
     /// finds the key in the request's event first.
     pub async fn status(&self, id: u64) -> u8 {
-        if self.request_logs::<Op::SecretRequested>(U256::from(id)).await.is_empty() {
-            return 0;
-        }
-        let key = self.request_key(id).await;
+        let Some(key) = self.find_request_key(id).await else { return 0 };
         self.owner.request_status(key, BlockId::latest()).await.map(u8::from).expect("status")
     }
 

@@ -464,6 +464,16 @@ async fn post_burst(net: &Net, n: usize) -> Vec<U256> {
 }
 
 /// Every request in `ids` delivered exactly once; returns the relayer of each delivery.
+/// Whether every request in `ids` is Delivered.
+async fn all_delivered(net: &Net, ids: &[U256]) -> bool {
+    for id in ids {
+        if net.status(id.to::<u64>()).await != 2 {
+            return false;
+        }
+    }
+    true
+}
+
 async fn delivered_once(net: &Net, ids: &[U256]) -> Vec<Address> {
     let mut relayers = Vec::new();
     for id in ids {
@@ -520,15 +530,7 @@ async fn two_holders_split_a_burst_and_one_alone_answers_everything() {
     let lost = "replicatoor_requests_lost_race_total";
     let lost_before = [counter(&genesis, lost).await, counter(&second, lost).await];
     let burst = post_burst(&net, 16).await;
-    wait_until("the burst answered", T, || async {
-        for id in &burst {
-            if net.status(id.to::<u64>()).await != 2 {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
+    wait_until("the burst answered", T, || all_delivered(&net, &burst)).await;
     let relayers = delivered_once(&net, &burst).await;
     let by_a = relayers.iter().filter(|r| **r == a).count();
     let by_b = relayers.iter().filter(|r| **r == b).count();
@@ -545,15 +547,7 @@ async fn two_holders_split_a_burst_and_one_alone_answers_everything() {
     // The genesis holder dies: holder-b answers everything, the genesis holder's share after its backup delay.
     genesis.kill9();
     let after = post_burst(&net, 8).await;
-    wait_until("every request answered by the holder left", T, || async {
-        for id in &after {
-            if net.status(id.to::<u64>()).await != 2 {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
+    wait_until("every request answered by the holder left", T, || all_delivered(&net, &after)).await;
     let relayers = delivered_once(&net, &after).await;
     assert!(relayers.iter().all(|r| *r == b), "holder-b delivered all: {relayers:?}");
     assert!(
