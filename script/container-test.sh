@@ -199,17 +199,22 @@ read -r CONTRACT START < <("$DEV_BIN" deploy --rpc-url "$RPC" --sender-key "$OWN
 [ -n "${START:-}" ] || fail "the contract was not deployed"
 admin() { "$DEV_BIN" admin "$@" --rpc-url "$RPC" --contract "$CONTRACT" --sender-key "$OWNER_KEY"; }
 admin propose-os --simulated --note "simulated Dstack OS image" >/dev/null
-admin propose-app --compose examples/app-compose.json --note "container test app" >/dev/null
 "$DEV_BIN" dev beacon --rpc-url "$RPC" --listen "127.0.0.1:$((PORT + 1))" --contract "$CONTRACT" --start-block "$START" \
   --pin-file "$WORK/deployment.toml" >"$WORK/beacon.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 120); do [ -s "$WORK/deployment.toml" ] && break; sleep 0.25; done
 [ -s "$WORK/deployment.toml" ] || fail "the simulated beacon did not start"
 ok "contract $CONTRACT (block $START); beacon pinned"
-# The CVM's guest agent, simulated: the containers get their quotes over its socket as in Dstack.
-"$DEV_BIN" dev guest-agent --socket "$WORK/dstack.sock" --compose examples/app-compose.json >"$WORK/guest-agent.log" 2>&1 & PIDS+=($!)
+# The app's compose, as the owner approves it: the pin and every security setting literal (measured), the
+# image's own paths and the socket where Dstack mounts it; transport and the role left to the operator.
+bash "$ROOT/script/dev-compose.sh" "$WORK/deployment.toml" /var/run/dstack.sock /var/lib/replicatoor /secret/app.key \
+  example/app:1.0 >"$WORK/app-compose.json"
+admin propose-app --compose "$WORK/app-compose.json" --note "container test app" >/dev/null 2>&1
+# The CVM's guest agent, simulated: the containers get their quotes, and their measured compose (Info), over
+# its socket as in Dstack.
+"$DEV_BIN" dev guest-agent --socket "$WORK/dstack.sock" --compose "$WORK/app-compose.json" >"$WORK/guest-agent.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 80); do [ -S "$WORK/dstack.sock" ] && break; sleep 0.25; done
 [ -S "$WORK/dstack.sock" ] || fail "the simulated guest agent did not start"
-ok "simulated Dstack guest agent on $WORK/dstack.sock (compose hash of examples/app-compose.json)"
+ok "simulated Dstack guest agent on $WORK/dstack.sock (serving the approved compose, pin included)"
 
 # The compose example's readiness probe, taken from examples/dstack/docker-compose.yml (Compose's `$$` is
 # a literal `$`), on a given port.
@@ -218,9 +223,10 @@ readyz_probe() {
     | sed -e 's/\$\$/$/g' -e "s#/127.0.0.1/9090 #/127.0.0.1/$1 #"
 }
 [ -n "$(readyz_probe 1)" ] || fail "no /readyz probe found in examples/dstack/docker-compose.yml"
-# A node as in script/demo.sh's node_run, in a container: the image's own state and secret defaults, its
-# volumes named, the health check polled every second, and quotes from the guest agent's socket mounted
-# where Dstack mounts it (the `dstack` provider, as in examples/dstack/docker-compose.yml).
+# A node as in script/demo.sh's node_run, in a container: its volumes named, the health check polled every
+# second, quotes and its measured compose from the guest agent's socket mounted where Dstack mounts it (the
+# `dstack` provider, as in examples/dstack/docker-compose.yml). The operator gives transport and the role
+# only: every security setting (pin, contract, confirmations, paths, simulated quotes) comes from the compose.
 node() { # name key http-port extra-args...
   local name=$1 key=$2 port=$3; shift 3
   docker volume create --label "$LABEL=$RUN" "rct$RUN-$name-state" >/dev/null
@@ -229,11 +235,9 @@ node() { # name key http-port extra-args...
     --health-interval 1s --health-timeout 5s --health-retries 3 --health-start-period 5s \
     -v "rct$RUN-$name-state:/var/lib/replicatoor" -v "rct$RUN-$name-secret:/secret" \
     -v "$WORK/dstack.sock:/var/run/dstack.sock" \
-    -e REPLICATOOR_DEPLOYMENT="$(cat "$WORK/deployment.toml")" -e REPLICATOOR_BEACON_URL="http://127.0.0.1:$((PORT + 1))" \
+    -e REPLICATOOR_BEACON_URL="http://127.0.0.1:$((PORT + 1))" \
     -e REPLICATOOR_HTTP_ADDR="127.0.0.1:$port" -e REPLICATOOR_SENDER_KEY="$key" \
-    -e REPLICATOOR_QUOTE_PROVIDER=dstack -e REPLICATOOR_DSTACK_SOCKET=/var/run/dstack.sock \
-    "$DEV" run --rpc-url "$RPC" --contract "$CONTRACT" --start-block "$START" --allow-simulated-quotes \
-    --confirmations 1 --poll-interval-ms 250 "$@" >/dev/null
+    "$DEV" run --rpc-url "$RPC" "$@" >/dev/null
 }
 wait_for() { # what seconds command...
   local what=$1 n=$2; shift 2
@@ -283,12 +287,20 @@ ok "both: /secret/app.key in the shared volume is mode 0600, owner 10001, 64 byt
 sums=$(for n in genesis node; do sha256sum "$(docker volume inspect -f '{{.Mountpoint}}' "rct$RUN-$n-secret")/app.key" | cut -d' ' -f1; done | sort -u | wc -l)
 [ "$sums" = 1 ] || fail "the two copies of the secret differ"
 ok "the new node's secret equals the genesis node's (sha256)"
-docker logs "rct$RUN-node" 2>&1 | grep -q "secret installed" || fail "no delivery in the new node's log"
-docker logs "rct$RUN-node" 2>&1 | grep -q 'SIMULATED QUOTES: this node attests' \
+logs=$(docker logs "rct$RUN-node" 2>&1)
+grep -q "secret installed" <<<"$logs" || fail "no delivery in the new node's log"
+grep -q 'SIMULATED QUOTES: this node attests' <<<"$logs" \
   && fail "the new node made its own quotes instead of asking the guest agent"
+grep -q "security settings are the measured compose's" <<<"$logs" \
+  || fail "the new node did not take its settings from its measured compose"
+curl -sf "http://127.0.0.1:$NODE_PORT/metrics" >"$WORK/node.metrics" || fail "no /metrics from the new node"
+grep -qx 'replicatoor_config_self_measured 1' "$WORK/node.metrics" || fail "the new node does not report a self-measured configuration"
+grep -q 'replicatoor_trust_mode{mode="simulated-beacon"} 1' "$WORK/node.metrics" \
+  || fail "the new node does not run on the compose's pin"
 served=$(grep -c "simulated quote served" "$WORK/guest-agent.log" || true)
 [ "$served" -ge 2 ] || fail "the guest agent served $served quotes; the genesis node and the new node each need one"
 ok "both nodes took their quotes from the simulated guest agent's socket ($served served)"
+ok "the new node took its security settings (pin included) from its measured compose: /metrics says so"
 # The app, as in the compose example: another container, uid 10001, the secret volume mounted read-only.
 docker run --rm --label "$LABEL=$RUN" --network none --read-only --user 10001:10001 -v "rct$RUN-node-secret:/secret:ro" \
   --entrypoint /bin/bash "$DEV" -c 'exec 3</secret/app.key && ! { : >>/secret/app.key; } 2>/dev/null' \

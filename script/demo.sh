@@ -38,43 +38,53 @@ read -r CONTRACT START < <(replicatoor deploy --rpc-url "$RPC" --sender-key "$OW
 echo "contract $CONTRACT (block $START)"
 admin() { replicatoor admin "$@" --rpc-url "$RPC" --contract "$CONTRACT" --sender-key "$OWNER_KEY"; }
 
-say "Owner approves the reference values: the (simulated) OS image and app-compose.json"
-admin propose-os --simulated --note "simulated Dstack OS image"
-admin propose-app --compose examples/app-compose.json --note "demo app v1.0"
-replicatoor admin list --rpc-url "$RPC" --contract "$CONTRACT" 2>/dev/null | sed 's/^/  /'
-
 say "Starting a SIMULATED beacon for the chain: agents are pinned to it and decide only on proven state"
 replicatoor dev beacon --rpc-url "$RPC" --listen "127.0.0.1:$((PORT + 1))" --contract "$CONTRACT" --start-block "$START" \
   --pin-file "$WORK/deployment.toml" >"$WORK/beacon.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 120); do [ -s "$WORK/deployment.toml" ] && break; sleep 0.25; done
 [ -s "$WORK/deployment.toml" ] || { cat "$WORK/beacon.log" >&2; echo "the simulated beacon did not start" >&2; exit 1; }
-# What an app's compose would carry literally (measured); the beacon URL is untrusted transport.
-export REPLICATOOR_DEPLOYMENT="$(cat "$WORK/deployment.toml")" REPLICATOOR_BEACON_URL="http://127.0.0.1:$((PORT + 1))"
 sed 's/^/  /' "$WORK/deployment.toml"
+
+say "The app's compose: the app and the agent beside it, the pin and every security setting written in it (measured)"
+# Two versions: v1 (approved below) and v2 (never approved). Each runs in its own simulated CVM: a guest
+# agent that serves the compose through Info and measures its hash into every quote. Nodes take their
+# security settings from it (relative paths: each node runs in its own directory) and only transport
+# (RPC, sender key, beacon URL, health port) and their role from the operator.
+bash script/dev-compose.sh "$WORK/deployment.toml" "$WORK/v1.sock" state secret.bin example/app:1.0 >"$WORK/app-v1.json"
+bash script/dev-compose.sh "$WORK/deployment.toml" "$WORK/v2.sock" state secret.bin example/app:2.0 >"$WORK/app-v2.json"
+replicatoor measure --compose "$WORK/app-v1.json" | grep -E '^(compose_hash|trust_mode|agent_service|self_measured)' | sed 's/^/  /'
+for v in v1 v2; do
+  replicatoor dev guest-agent --socket "$WORK/$v.sock" --compose "$WORK/app-$v.json" >"$WORK/guest-agent-$v.log" 2>&1 & PIDS+=($!)
+done
+for v in v1 v2; do for _ in $(seq 80); do [ -S "$WORK/$v.sock" ] && break; sleep 0.25; done; done
+
+say "Owner approves the reference values: the (simulated) OS image and the app's compose v1"
+admin propose-os --simulated --note "simulated Dstack OS image"
+admin propose-app --compose "$WORK/app-v1.json" --note "demo app v1.0" 2>/dev/null
+replicatoor admin list --rpc-url "$RPC" --contract "$CONTRACT" 2>/dev/null | sed 's/^/  /'
 
 # Each node's health/metrics port, by name: node_run runs in a background subshell, so a counter it
 # incremented would not carry over to the next node.
 http_port() { case $1 in genesis) echo $((PORT + 101)) ;; node-a) echo $((PORT + 102)) ;; node-b) echo $((PORT + 103)) ;; *) echo $((PORT + 104)) ;; esac; }
-node_run() { # name key compose extra-args...
-  local name=$1 key=$2 compose=$3; shift 3
-  mkdir -p "$WORK/$name"
-  exec replicatoor run --rpc-url "$RPC" --contract "$CONTRACT" --start-block "$START" --sender-key "$key" \
-    --state-dir "$WORK/$name/state" --secret-file "$WORK/$name/secret.bin" \
-    --quote-provider simulated --app-compose "$compose" --allow-simulated-quotes \
-    --confirmations 1 --poll-interval-ms 250 --http-addr "127.0.0.1:$(http_port "$name")" "$@" >"$WORK/$name/agent.log" 2>&1
+node_run() { # name key app-version extra-args...
+  local name=$1 key=$2 version=$3; shift 3
+  mkdir -p "$WORK/$name" && cd "$WORK/$name"
+  REPLICATOOR_RPC_URL="$RPC" REPLICATOOR_SENDER_KEY="$key" REPLICATOOR_BEACON_URL="http://127.0.0.1:$((PORT + 1))" \
+    REPLICATOOR_HTTP_ADDR="127.0.0.1:$(http_port "$name")" \
+    exec replicatoor run --dstack-socket "$WORK/$version.sock" "$@" >"$WORK/$name/agent.log" 2>&1
 }
 wait_file() { for _ in $(seq 240); do [ -s "$1" ] && return 0; sleep 0.25; done; echo "timed out waiting for $1" >&2; exit 1; }
 
 say "Genesis node creates the cluster key and a random secret, and proposes genesis with its quote"
-node_run genesis "${KEYS[1]}" examples/app-compose.json --genesis --generate-secret 64 & PIDS+=($!)
+node_run genesis "${KEYS[1]}" v1 --genesis --generate-secret 64 & PIDS+=($!)
 for _ in $(seq 120); do [ "$(cast call "$CONTRACT" 'genesisCount()(uint256)' --rpc-url "$RPC")" = 1 ] && break; sleep 0.25; done
 say "Owner verifies the genesis quote and approves it"
 admin approve-genesis --proposal 1 --allow-simulated-quotes --note "demo genesis"
 wait_file "$WORK/genesis/secret.bin"
 
 say "Two new nodes request the secret; holders verify their quotes and deliver it through the contract"
-node_run node-a "${KEYS[2]}" examples/app-compose.json & PIDS+=($!)
-node_run node-b "${KEYS[3]}" examples/app-compose.json & PIDS+=($!)
+node_run node-a "${KEYS[2]}" v1 & PIDS+=($!)
+node_run node-b "${KEYS[3]}" v1 & PIDS+=($!)
 wait_file "$WORK/node-a/secret.bin"; wait_file "$WORK/node-b/secret.bin"
 
 say "Every copy of the secret (sha256 only; the secret itself is never printed):"
@@ -82,17 +92,20 @@ for n in genesis node-a node-b; do printf '  %-8s %s\n' "$n" "$(sha256sum "$WORK
 [ "$(sha256sum "$WORK"/{genesis,node-a,node-b}/secret.bin | cut -d' ' -f1 | sort -u | wc -l)" = 1 ] \
   && echo "  ✔ all three nodes hold the same secret" || { echo "  ✘ copies differ"; exit 1; }
 # The holder logs a delivery once its receipt is back, which can be just after the new node installed it.
-for _ in $(seq 40); do [ "$(cat "$WORK"/*/agent.log | grep -c "secret delivered")" -ge 2 ] && break; sleep 0.25; done
-grep -h "secret delivered" "$WORK"/*/agent.log | sed 's/^/  /' | head -3 || true
+for _ in $(seq 40); do [ "$(cat "$WORK"/*/agent.log | grep -c "secret delivered" || true)" -ge 2 ] && break; sleep 0.25; done
+grep -h -m 2 "secret delivered" "$WORK"/*/agent.log | sed 's/^/  /' || true
 echo "  genesis node metrics (http://127.0.0.1:$((PORT + 101))/metrics):"
-curl -s "http://127.0.0.1:$((PORT + 101))/metrics" | grep -E '^replicatoor_(requests_(seen|served)_total|role|trust_mode)' | sed 's/^/    /' || true
+metrics=$(curl -s "http://127.0.0.1:$((PORT + 101))/metrics" || true)
+grep -E '^replicatoor_(requests_(seen|served)_total|role|trust_mode|config_self_measured)' <<<"$metrics" | sed 's/^/    /' || true
 
-say "Second wave: a node running an UNAPPROVED app version asks for the secret"
+grep -h -m 1 "security settings are the measured compose's" "$WORK/node-a/agent.log" | sed 's/^/  /' || true
+
+say "Second wave: a node running an UNAPPROVED app version (compose v2) asks for the secret"
 set +e
-(node_run node-c "${KEYS[4]}" examples/app-compose-unapproved.json --exit-after-install)
+(node_run node-c "${KEYS[4]}" v2 --exit-after-install)
 code=$?
 set -e
 echo "  node-c exited with code $code (3 = refused)"
-grep -h "REFUSED\|refusing request" "$WORK"/*/agent.log | sed 's/^/  /' | head -3
+grep -h -m 2 "REFUSED\|refusing request" "$WORK"/*/agent.log | sed 's/^/  /' || true
 [ -e "$WORK/node-c/secret.bin" ] && { echo "  ✘ node-c got a secret file"; exit 1; } || echo "  ✔ node-c has no secret file"
 say "Done. Logs and state are in $WORK"

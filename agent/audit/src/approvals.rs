@@ -58,6 +58,7 @@ fn app(measurement: &[u8], compose: Option<&Bytes>, deployment: Deployment) -> A
             });
             a.unmeasured = c.unmeasured;
             a.images_by_tag = c.images_by_tag;
+            a.self_measured = (!c.agent_services.is_empty()).then_some(c.self_measured);
             a.agent_services = c.agent_services;
         }
         Err(e) => a.analysis_error = Some(e.to_string()),
@@ -223,6 +224,17 @@ pub fn findings(refs: &[ReferenceState], custody: &Custody, out: &mut Vec<Findin
                     "{which}: these settings come from outside the measured compose, so the machine's operator \
                      chooses them without changing the compose hash: {}.",
                     list.join("; ")
+                ),
+            );
+        }
+        if a.self_measured == Some(false) {
+            push(
+                "configuration_not_self_measured",
+                Severity::High,
+                "An approved app's nodes do not check their configuration against it".into(),
+                format!(
+                    "{which} runs the agent on SIMULATED quotes: such a node has no measured compose to check its \
+                     settings against, so the machine's operator chooses them (dev and test only)."
                 ),
             );
         }

@@ -8,33 +8,13 @@
 //! it on chain data, and not in the trust kernel, which never parses a compose.
 
 use replicatoor_chain::deployment::PinnedDeployment;
+pub use replicatoor_compose::reader::ComposeError;
+use replicatoor_compose::{
+    agent::agent_config,
+    reader::{self, Value},
+    settings::{self as table, Class},
+};
 use serde::Serialize;
-use yaml_rust2::{Yaml, YamlLoader};
-
-/// Why an app-compose.json could not be analysed.
-#[derive(Debug, thiserror::Error)]
-pub enum ComposeError {
-    #[error("app-compose.json is not JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("docker_compose_file is not YAML: {0}")]
-    Yaml(String),
-}
-
-/// Settings the TD's decisions depend on: each must be written literally in the compose (or left
-/// to its strict default). Transport and per-node values (RPC and beacon URLs, the sender key, the
-/// genesis switch, ports, logs) may come from the operator.
-const SECURITY_SETTINGS: [&str; 10] = [
-    "DEPLOYMENT",
-    "DANGEROUSLY_TRUST_RPC",
-    "CONFIG",
-    "CONTRACT",
-    "START_BLOCK",
-    "ALLOW_SIMULATED_QUOTES",
-    "QUOTE_PROVIDER",
-    "DSTACK_SOCKET",
-    "CONFIRMATIONS",
-    "ALLOW_INSECURE_RPC",
-];
 
 /// What `measure --compose` finds in an app-compose.json.
 #[derive(Debug, Default, Serialize)]
@@ -45,14 +25,18 @@ pub struct ComposeReport {
     pub unmeasured: Vec<Unmeasured>,
     /// `service: image` for every image referenced by tag (a tag can move; a digest cannot).
     pub images_by_tag: Vec<String>,
-    /// The services that run the replicatoor agent.
+    /// The service that runs the replicatoor agent (found by the one rule of `replicatoor_compose::agent`),
+    /// or none.
     pub agent_services: Vec<String>,
-    /// The split of the agent's variables (`service: REPLICATOOR_…`): written literally in the compose,
-    /// hence measured ...
+    /// The agent's settings the compose sets (`service: REPLICATOOR_…`, or `service: --flag` from the
+    /// command): written literally in the compose, hence measured ...
     pub measured: Vec<String>,
     /// ... or chosen by the operator (substituted, passed through, or listed in `allowed_envs`): to be
-    /// transport or per-node values only, which `unmeasured` checks.
+    /// transport or role settings only, which `unmeasured` checks.
     pub operator_provided: Vec<String>,
+    /// Whether nodes running this compose check their configuration against it: they do on the `dstack`
+    /// quote provider (the default); on simulated quotes (dev only) nothing is self-measured.
+    pub self_measured: bool,
 }
 
 /// Trust mode of a node without a (literal) pinned deployment: it believes its RPC.
@@ -60,7 +44,7 @@ pub const UNVERIFIED: &str = "rpc-unverified";
 
 impl ComposeReport {
     /// How nodes running this compose authenticate chain state: the pinned trust root's mode
-    /// (`beacon-light-client`, `rpc-quorum`, `simulated-beacon`), or [`UNVERIFIED`] when nothing is
+    /// (`beacon-light-client`, `rpc-quorum`, `simulated-beacon`, ...), or [`UNVERIFIED`] when nothing is
     /// pinned literally.
     pub fn trust_mode(&self) -> &'static str {
         self.pinned_deployment.as_ref().map_or(UNVERIFIED, |d| d.trust.mode_name())
@@ -72,112 +56,89 @@ impl ComposeReport {
 pub struct Unmeasured {
     /// The compose service.
     pub service: String,
-    /// The setting, as its environment variable (`REPLICATOOR_…`) or flag.
+    /// The setting, as its environment variable (`REPLICATOOR_…`) or flag; `compose` for a way in that
+    /// names no single setting.
     pub setting: String,
     /// Where its value comes from.
     pub source: String,
 }
 
-/// Read an app-compose.json (Dstack's format: the docker compose file is the `docker_compose_file` string).
+/// Read an app-compose.json (Dstack's format: the docker compose file is the `docker_compose_file`
+/// string) with the reader the agent checks its own configuration with.
 pub fn check(app_compose: &[u8]) -> Result<ComposeReport, ComposeError> {
-    let doc: serde_json::Value = serde_json::from_slice(app_compose)?;
-    let allowed: Vec<String> = doc["allowed_envs"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    let yaml = doc["docker_compose_file"].as_str().unwrap_or_default();
-    let docs = YamlLoader::load_from_str(yaml).map_err(|e| ComposeError::Yaml(e.to_string()))?;
+    let compose = reader::read(app_compose)?;
     let mut report = ComposeReport::default();
-    let Some(services) = docs.first().and_then(|d| d["services"].as_hash()) else { return Ok(report) };
-    for (name, svc) in services {
-        let service = name.as_str().unwrap_or("?").to_string();
-        if let Some(image) = svc["image"].as_str() {
-            if !image.contains("@sha256:") {
-                report.images_by_tag.push(format!("{service}: {image}"));
+    for svc in &compose.services {
+        match &svc.image {
+            Some(Value::Literal { value }) if !value.contains("@sha256:") => {
+                report.images_by_tag.push(format!("{}: {value}", svc.name))
             }
+            Some(Value::Operator { source }) => report.images_by_tag.push(format!("{}: image {source}", svc.name)),
+            _ => {}
         }
-        let env = environment(svc);
-        let command = strings(&svc["command"]);
-        let runs_agent = env.iter().any(|(k, _)| k.starts_with("REPLICATOOR_"))
-            || command.iter().any(|c| c == "run")
-            || svc["image"].as_str().is_some_and(|i| i.contains("replicatoor"));
-        if !runs_agent {
-            continue;
+    }
+    let agent = match agent_config(&compose) {
+        Ok(a) => a,
+        // No agent here: nothing of the agent's is measured (the audit says so). Several: a node could
+        // not tell its own settings, and refuses to start; say why.
+        Err(e) => {
+            if compose.services.iter().any(|s| s.environment.iter().any(|(k, _)| k.starts_with("REPLICATOOR_"))) {
+                report.unmeasured.push(Unmeasured {
+                    service: "-".into(),
+                    setting: "compose".into(),
+                    source: e.to_string(),
+                });
+            }
+            return Ok(report);
         }
-        report.agent_services.push(service.clone());
-        let mut vars: Vec<&str> =
-            env.iter().map(|(k, _)| k.as_str()).filter(|k| k.starts_with("REPLICATOOR_")).collect();
-        vars.extend(allowed.iter().map(String::as_str).filter(|k| k.starts_with("REPLICATOOR_")));
-        vars.sort_unstable();
-        vars.dedup();
-        for var in vars {
-            let value = env.iter().find(|(k, _)| k == var).and_then(|(_, v)| v.as_deref());
-            let chosen = allowed.iter().any(|a| a == var) || value.is_none_or(|v| v.contains('$'));
-            let list = if chosen { &mut report.operator_provided } else { &mut report.measured };
-            list.push(format!("{service}: {var}"));
-        }
-        let mut flag = |setting: &str, source: String| {
-            report.unmeasured.push(Unmeasured { service: service.clone(), setting: setting.into(), source })
+    };
+    let service = agent.service.clone();
+    report.agent_services.push(service.clone());
+    let mut flag = |setting: String, source: String| {
+        report.unmeasured.push(Unmeasured { service: service.clone(), setting, source })
+    };
+    for how in compose.outside.iter().chain(&agent.outside) {
+        flag("compose".into(), how.clone());
+    }
+    let mut provider_is_dstack = true;
+    for origin in &agent.settings {
+        let Some(setting) = table::by_key(origin.setting) else { continue };
+        let name = if origin.place.starts_with("environment") {
+            setting.env.to_string()
+        } else {
+            format!("--{}", setting.flag)
         };
-        if !strings(&svc["env_file"]).is_empty() {
-            flag("env_file", format!("{:?}: values from files the operator provides", strings(&svc["env_file"])));
-        }
-        for key in SECURITY_SETTINGS {
-            let var = format!("REPLICATOOR_{key}");
-            let flag_name = format!("--{}", key.to_lowercase().replace('_', "-"));
-            let from_env = env.iter().find(|(k, _)| *k == var).map(|(_, v)| v.clone());
-            let from_cmd = command.iter().position(|c| *c == flag_name).and_then(|i| command.get(i + 1).cloned());
-            for value in [from_env.flatten(), from_cmd].into_iter().flatten() {
-                if value.contains('$') {
-                    flag(&var, format!("{value:?}: substituted from the operator's environment"));
-                } else if key == "DEPLOYMENT" {
-                    report.pinned_deployment = PinnedDeployment::from_toml(&value).ok();
+        match &origin.value {
+            Value::Literal { value } => {
+                report.measured.push(format!("{service}: {name}"));
+                match setting.key {
+                    "deployment" => report.pinned_deployment = PinnedDeployment::from_toml(value).ok(),
+                    "quote_provider" => provider_is_dstack = value == "dstack",
+                    _ => {}
                 }
             }
-            if allowed.contains(&var) {
-                flag(&var, "listed in allowed_envs: the operator may set it".into());
-            }
-            if env.iter().any(|(k, v)| *k == var && v.is_none()) {
-                flag(&var, "passed through from the operator's environment (no value in the compose)".into());
+            Value::Operator { source } => {
+                report.operator_provided.push(format!("{service}: {name}"));
+                if setting.class == Class::Security {
+                    flag(name, format!("{}: {source}", origin.place));
+                }
             }
         }
     }
+    // Dstack offers the variables in allowed_envs to the compose: a security variable there is the
+    // operator's to set wherever the compose reads it.
+    for var in &compose.allowed_envs {
+        let Some(setting) = table::by_env(var) else { continue };
+        report.operator_provided.push(format!("{service}: {var}"));
+        if setting.class == Class::Security {
+            flag(var.clone(), "listed in allowed_envs: the operator may set it".into());
+        }
+    }
+    report.operator_provided.sort();
+    report.operator_provided.dedup();
+    report.unmeasured.dedup();
+    report.self_measured = provider_is_dstack;
     Ok(report)
-}
-
-/// A service's `environment`, as a map or a `KEY=VALUE` list; a key without a value passes the
-/// operator's variable through (None).
-fn environment(svc: &Yaml) -> Vec<(String, Option<String>)> {
-    match &svc["environment"] {
-        Yaml::Hash(h) => h.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), scalar(v)))).collect(),
-        Yaml::Array(a) => a
-            .iter()
-            .filter_map(Yaml::as_str)
-            .map(|e| match e.split_once('=') {
-                Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                None => (e.to_string(), None),
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn scalar(v: &Yaml) -> Option<String> {
-    match v {
-        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
-        Yaml::Integer(i) => Some(i.to_string()),
-        Yaml::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// A string or a list of strings (`command`, `env_file`).
-fn strings(v: &Yaml) -> Vec<String> {
-    match v {
-        Yaml::String(s) => s.split_whitespace().map(str::to_string).collect(),
-        Yaml::Array(a) => a.iter().filter_map(scalar).collect(),
-        _ => Vec::new(),
-    }
 }
 
 #[cfg(test)]
@@ -221,9 +182,9 @@ mod tests {
         assert_eq!(r.trust_mode(), UNVERIFIED, "a substituted pin pins nothing");
         let settings: Vec<_> = r.unmeasured.iter().map(|u| u.setting.as_str()).collect();
         for s in [
-            "env_file",
+            "compose",
             "REPLICATOOR_DEPLOYMENT",
-            "REPLICATOOR_CONTRACT",
+            "--contract",
             "REPLICATOOR_CONFIRMATIONS",
             "REPLICATOOR_ALLOW_SIMULATED_QUOTES",
         ] {
@@ -235,10 +196,12 @@ mod tests {
         assert_eq!(
             r.operator_provided,
             [
+                "agent: --contract",
                 "agent: REPLICATOOR_ALLOW_SIMULATED_QUOTES",
                 "agent: REPLICATOOR_CONFIRMATIONS",
                 "agent: REPLICATOOR_DEPLOYMENT"
             ]
         );
+        assert!(r.self_measured, "the dstack provider by default");
     }
 }

@@ -254,6 +254,9 @@ pub struct AppApproval {
     pub images_by_tag: Vec<String>,
     /// Services that run the replicatoor agent.
     pub agent_services: Vec<String>,
+    /// Whether its nodes check their settings against this compose (the `dstack` quote provider);
+    /// `null` when no agent service was found.
+    pub self_measured: Option<bool>,
 }
 
 /// A pinned deployment, as the audit shows it.

@@ -122,6 +122,9 @@ pub fn app_lines(r: &ReferenceState, a: &AppApproval) -> Vec<String> {
     if let Some(e) = &a.analysis_error {
         out.push(format!("analysis: {e}"));
     }
+    if a.self_measured == Some(false) {
+        out.push("configuration: NOT self-measured (the agent runs on simulated quotes)".into());
+    }
     for u in &a.unmeasured {
         out.push(format!("UNMEASURED {}: {} ({})", u.service, u.setting, u.source));
     }

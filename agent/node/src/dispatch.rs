@@ -56,6 +56,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::LightClient(a) => cmd::light_client::run(a),
         Command::Dev(a) => cmd::dev::run(a).await,
         Command::Audit(a) => cmd::audit::run(a).await,
-        Command::Config(a) => Ok(cmd::config::run(a)),
+        Command::Config(a) => Ok(cmd::config::run(a).await),
     }
 }

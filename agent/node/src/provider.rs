@@ -82,9 +82,12 @@ pub enum QuoteProvider {
 }
 
 impl QuoteProvider {
-    /// The guest agent at its default sockets.
-    pub fn dstack_default() -> Self {
-        QuoteProvider::Dstack { sockets: vec![DSTACK_SOCKET.into(), TAPPD_SOCKET.into()] }
+    /// The guest agent at `socket`, or at its default sockets.
+    pub fn dstack(socket: Option<&PathBuf>) -> Self {
+        match socket {
+            Some(p) => QuoteProvider::Dstack { sockets: vec![p.clone()] },
+            None => QuoteProvider::Dstack { sockets: vec![DSTACK_SOCKET.into(), TAPPD_SOCKET.into()] },
+        }
     }
 
     pub fn is_simulated(&self) -> bool {
@@ -143,6 +146,14 @@ impl GuestAgentApi {
         }
     }
 
+    /// The request target and JSON body of `Info` (who this CVM is, with its app-compose as deployed).
+    pub fn info_request(self) -> (&'static str, String) {
+        match self {
+            GuestAgentApi::Dstack => ("/Info", "{}".into()),
+            GuestAgentApi::Tappd => ("/prpc/Tappd.Info?json", "{}".into()),
+        }
+    }
+
     /// The request target and JSON body asking for a quote over exactly `report_data`.
     pub fn request(self, report_data: &[u8; 64]) -> (&'static str, String) {
         let hex = hex::encode(report_data);
@@ -173,15 +184,9 @@ pub async fn tappd_get_quote(path: &Path, report_data: &[u8; 64]) -> Result<Atte
     guest_agent_get_quote(path, GuestAgentApi::Tappd, report_data).await
 }
 
-/// Ask the guest agent at `path`, speaking `api`, for a quote over `report_data`. The answer is
-/// checked to carry exactly that report_data (a guest agent that hashed it gives a useless quote).
-pub async fn guest_agent_get_quote(
-    path: &Path,
-    api: GuestAgentApi,
-    report_data: &[u8; 64],
-) -> Result<Attestation, ProviderError> {
+/// One call to the guest agent at `path`: the answer's body when it is HTTP 200.
+async fn guest_agent_call(path: &Path, target: &str, body: String) -> Result<Bytes, ProviderError> {
     let sock_err = |reason: String| ProviderError::Socket { path: path.display().to_string(), reason };
-    let (target, body) = api.request(report_data);
     let fut = async {
         let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| sock_err(e.to_string()))?;
         let (mut sender, conn) =
@@ -207,6 +212,18 @@ pub async fn guest_agent_get_quote(
             body: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
         });
     }
+    Ok(bytes)
+}
+
+/// Ask the guest agent at `path`, speaking `api`, for a quote over `report_data`. The answer is
+/// checked to carry exactly that report_data (a guest agent that hashed it gives a useless quote).
+pub async fn guest_agent_get_quote(
+    path: &Path,
+    api: GuestAgentApi,
+    report_data: &[u8; 64],
+) -> Result<Attestation, ProviderError> {
+    let (target, body) = api.request(report_data);
+    let bytes = guest_agent_call(path, target, body).await?;
     let r: GetQuoteResponse = serde_json::from_slice(&bytes).map_err(|e| ProviderError::BadResponse(e.to_string()))?;
     let quote = hex::decode(r.quote.trim_start_matches("0x"))
         .map_err(|e| ProviderError::BadResponse(format!("quote hex: {e}")))?;
@@ -226,4 +243,122 @@ pub async fn guest_agent_get_quote(
         EventLog::from_dstack_json(&r.event_log).map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))?;
     let event_log = log.to_compact().map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))?;
     Ok(Attestation { quote, event_log })
+}
+
+/// This CVM's own app-compose.json, checked to be the one its hardware measured.
+#[derive(Debug, Clone)]
+pub struct OwnCompose {
+    /// The document exactly as the guest agent gave it (its bytes are what the compose hash covers).
+    pub app_compose: String,
+    /// sha256 of those bytes: the compose hash in this node's RTMR3.
+    pub compose_hash: [u8; 32],
+    /// The socket it came from.
+    pub socket: PathBuf,
+}
+
+/// report_data of the quote a node asks for only to check its own compose (never posted).
+const SELF_MEASURE_REPORT_DATA: &[u8] = b"replicatoor: own measured configuration";
+
+impl QuoteProvider {
+    /// This CVM's own app-compose.json, as measured, from the guest agent: `Info` gives the document,
+    /// which counts only when its sha256 is the compose hash in this node's own event log and that log
+    /// replays to the RTMR3 of a quote the same guest agent makes now. All local: nothing is fetched
+    /// from the network. (The quote is not verified against Intel here, which needs collateral; a guest
+    /// agent that lied to its own node gets that node nothing, since every peer verifies its quotes.)
+    /// None for the simulated provider, whose configuration is not measured.
+    pub async fn own_compose(&self) -> Result<Option<OwnCompose>, ProviderError> {
+        let QuoteProvider::Dstack { sockets } = self else { return Ok(None) };
+        let path = sockets.iter().find(|p| p.exists()).ok_or_else(|| ProviderError::Socket {
+            path: sockets.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            reason: "no guest agent socket exists: the node cannot read its own measured configuration".into(),
+        })?;
+        let api = GuestAgentApi::for_socket(path);
+        let (target, body) = api.info_request();
+        let info = guest_agent_call(path, target, body).await?;
+        let app_compose = app_compose_of_info(&info)?;
+        let mut report_data = [0u8; 64];
+        report_data[..SELF_MEASURE_REPORT_DATA.len()].copy_from_slice(SELF_MEASURE_REPORT_DATA);
+        let att = guest_agent_get_quote(path, api, &report_data).await?;
+        let compose_hash = check_own_compose(&app_compose, &att)?;
+        Ok(Some(OwnCompose { app_compose, compose_hash, socket: path.clone() }))
+    }
+}
+
+/// The `app_compose` string of an `Info` answer. Dstack puts it in `tcb_info`, a JSON string in some
+/// versions and an object in others: both are read.
+pub fn app_compose_of_info(info: &[u8]) -> Result<String, ProviderError> {
+    let bad = |why: String| ProviderError::BadResponse(format!("Info: {why}"));
+    let v: serde_json::Value = serde_json::from_slice(info).map_err(|e| bad(e.to_string()))?;
+    let tcb = match &v["tcb_info"] {
+        serde_json::Value::String(s) => serde_json::from_str(s).map_err(|e| bad(format!("tcb_info: {e}")))?,
+        o @ serde_json::Value::Object(_) => o.clone(),
+        _ => return Err(bad("no tcb_info (a Dstack guest agent that reports its app compose is needed)".into())),
+    };
+    tcb["app_compose"].as_str().map(str::to_string).ok_or_else(|| bad("tcb_info has no app_compose string".into()))
+}
+
+/// Check that `app_compose` is what `att` measured: its event log replays to the quote's RTMR3, and the
+/// log's compose-hash event is sha256 of the document's bytes. Returns that hash.
+pub fn check_own_compose(app_compose: &str, att: &Attestation) -> Result<[u8; 32], ProviderError> {
+    use sha2::{Digest, Sha256};
+    let bad = |why: String| ProviderError::BadResponse(format!("own measurement: {why}"));
+    let quoted = Measurements::parse_unverified(&att.quote)
+        .map_err(|e| bad(format!("quote: {e}")))?
+        .2
+        .ok_or_else(|| bad("the quote is not a TDX quote".into()))?;
+    let log = EventLog::from_compact(&att.event_log).map_err(|e| bad(format!("event log: {e}")))?;
+    log.replay_rtmr3_and_check(&quoted.rtmr[3]).map_err(|e| bad(format!("event log does not replay to RTMR3: {e}")))?;
+    let logged = log.app_info().map_err(|e| bad(format!("event log: {e}")))?.compose_hash;
+    let hash: [u8; 32] = Sha256::digest(app_compose.as_bytes()).into();
+    if logged != hash {
+        return Err(bad(format!(
+            "Info's app_compose hashes to {}, but this CVM measured compose hash {}",
+            hex::encode(hash),
+            hex::encode(logged)
+        )));
+    }
+    Ok(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replicatoor_testkit::simulated::SimulatedTd;
+    use sha2::{Digest, Sha256};
+
+    fn attestation_for(compose: &str) -> Attestation {
+        let td = SimulatedTd::new(Sha256::digest(compose.as_bytes()).into());
+        let (quote, event_log) = td.attest([7; 64]).unwrap();
+        Attestation { quote, event_log }
+    }
+
+    #[test]
+    fn own_compose_is_taken_only_when_the_quote_measured_exactly_its_bytes() {
+        let compose = r#"{"docker_compose_file":"services: {}"}"#;
+        let att = attestation_for(compose);
+        assert_eq!(check_own_compose(compose, &att).unwrap(), <[u8; 32]>::from(Sha256::digest(compose.as_bytes())));
+        // Another document (one byte more, or re-serialized) is not what this CVM measured.
+        for other in [format!("{compose} "), compose.replace(':', ": ")] {
+            let e = check_own_compose(&other, &att).unwrap_err().to_string();
+            assert!(e.contains("this CVM measured compose hash"), "{e}");
+        }
+        // A log that does not replay to the quote's RTMR3 is not this CVM's log.
+        let mut forged = att.clone();
+        forged.event_log = attestation_for("another compose").event_log;
+        let e = check_own_compose(compose, &forged).unwrap_err().to_string();
+        assert!(e.contains("does not replay to RTMR3"), "{e}");
+    }
+
+    #[test]
+    fn info_carries_the_compose_as_a_json_string_or_an_object() {
+        let doc = r#"{"a":1}"#;
+        let as_string = serde_json::json!({ "tcb_info": serde_json::json!({ "app_compose": doc }).to_string() });
+        let as_object = serde_json::json!({ "tcb_info": { "app_compose": doc } });
+        for info in [as_string, as_object] {
+            assert_eq!(app_compose_of_info(info.to_string().as_bytes()).unwrap(), doc);
+        }
+        for bad in [r#"{}"#, r#"{"tcb_info":"not json"}"#, r#"{"tcb_info":{"app_compose":1}}"#, "[]"] {
+            assert!(app_compose_of_info(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
 }

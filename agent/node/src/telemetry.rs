@@ -36,6 +36,7 @@ const HEAD_LAG_BLOCKS: &str = "replicatoor_head_lag_blocks";
 const SECRET_INSTALLED: &str = "replicatoor_secret_installed";
 const ROLE: &str = "replicatoor_role";
 const TRUST_MODE: &str = "replicatoor_trust_mode";
+const CONFIG_SELF_MEASURED: &str = "replicatoor_config_self_measured";
 const UNPROVEN_READS: &str = "replicatoor_unproven_reads_total";
 const OWN_REFERENCE_EXPIRES_AT: &str = "replicatoor_own_reference_expires_at_seconds";
 
@@ -81,6 +82,9 @@ pub struct Status {
     pub trust_mode: &'static str,
     /// When this node's own version is scheduled to end (unix seconds), if it is.
     pub own_reference_expires_at: Option<u64>,
+    /// Whether the node's settings were checked against the compose its CVM measured:
+    /// `self-measured (service … of compose …)` or `NOT self-measured …` (simulated quotes, dev only).
+    pub configuration: String,
 }
 
 /// The last request this holder handled.
@@ -204,6 +208,7 @@ impl Telemetry {
             simulated_quotes,
             trust_mode: UNVERIFIED,
             own_reference_expires_at: None,
+            configuration: crate::config::Measurement::NotSelfMeasured.describe(),
         };
         // Without buckets the exporter would render the histogram as a summary.
         let recorder = PrometheusBuilder::new()
@@ -254,6 +259,16 @@ impl Telemetry {
             gauge!(TRUST_MODE, "mode" => mode).set(1.0);
         });
         self.update(|s| s.trust_mode = mode);
+    }
+
+    /// Say whether the configuration is self-measured: `/status` and `replicatoor_config_self_measured`
+    /// (1 when checked against the measured compose, 0 when not).
+    pub fn set_configuration(&self, m: &crate::config::Measurement) {
+        metrics::with_local_recorder(&self.recorder, || {
+            describe_gauge!(CONFIG_SELF_MEASURED, "1 when the settings were checked against the measured compose.");
+            gauge!(CONFIG_SELF_MEASURED).set(if m.is_self_measured() { 1.0 } else { 0.0 });
+        });
+        self.update(|s| s.configuration = m.describe());
     }
 
     /// A read the verified chain view could not prove (no fresh trusted header, or an RPC answer

@@ -22,9 +22,9 @@ pub struct CheckArgs {
     pub deny_warnings: bool,
 }
 
-pub fn run(cmd: ConfigCommand) -> ExitCode {
+pub async fn run(cmd: ConfigCommand) -> ExitCode {
     let ConfigCommand::Check(a) = cmd;
-    if check(a) {
+    if check(a).await {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_BAD_CONFIG)
@@ -32,8 +32,8 @@ pub fn run(cmd: ConfigCommand) -> ExitCode {
 }
 
 /// Print every finding with what to do, then a summary. Returns whether the configuration is valid.
-fn check(a: CheckArgs) -> bool {
-    let (cfg, problems) = crate::config::check(a.run);
+async fn check(a: CheckArgs) -> bool {
+    let (cfg, problems) = crate::config::check(a.run).await;
     let errors = problems.iter().filter(|f| f.level == Level::Error).count();
     let warnings = problems.len() - errors;
     for f in &problems {
@@ -53,6 +53,7 @@ fn check(a: CheckArgs) -> bool {
         println!("sender:        {}", c.sender_key.address());
         println!("role:          {}", if c.genesis { "genesis (founds the cluster)" } else { "new node / holder" });
         println!("quote source:  {:?}", c.quote_provider);
+        println!("configuration: {}", c.measurement.describe());
         println!("state dir:     {}", c.state_dir.display());
         println!("secret file:   {}", c.secret_file.display());
         println!("confirmations: {}", c.confirmations);

@@ -42,6 +42,21 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             }
             .into(),
         );
+        out.insert(
+            "agent_service".into(),
+            report.agent_services.first().map_or("none: no service runs the replicatoor agent", String::as_str).into(),
+        );
+        out.insert(
+            "self_measured_configuration".into(),
+            if report.agent_services.is_empty() {
+                "no agent service"
+            } else if report.self_measured {
+                "yes: its nodes take their security settings from this compose and refuse others"
+            } else {
+                "NO: its agent runs on simulated quotes (dev/test only)"
+            }
+            .into(),
+        );
         let unmeasured: Vec<String> =
             report.unmeasured.iter().map(|u| format!("{}: {} ({})", u.service, u.setting, u.source)).collect();
         out.insert("unmeasured_security_settings".into(), unmeasured.into());

@@ -2,14 +2,32 @@
 
 use super::{EXIT_BAD_CONFIG, EXIT_REFUSED};
 use crate::{
-    config::RunArgs,
+    config::{
+        measured::{self, MeasureFailure},
+        RunArgs, RunConfig,
+    },
     roles::{self, Exit},
 };
 use std::process::ExitCode;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let cfg = match args.resolve() {
-        Ok(c) => c,
+    // Measured configuration first: with the dstack provider, the settings are checked against (and
+    // completed from) the compose this CVM measured before anything else happens.
+    let (settings, measurement) = match measured::resolve(args).await {
+        Ok(r) => r,
+        Err(MeasureFailure::NoGuestAgent(why)) => {
+            eprintln!("configuration error: cannot read this node's measured configuration: {why}");
+            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+        }
+        Err(MeasureFailure::Refused(errors)) => {
+            for e in errors {
+                eprintln!("configuration error: {e}");
+            }
+            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+        }
+    };
+    let cfg = match settings.validate() {
+        Ok(c) => RunConfig { measurement, ..c },
         Err(e) => {
             eprintln!("configuration error: {e}");
             return Ok(ExitCode::from(EXIT_BAD_CONFIG));

@@ -1,9 +1,12 @@
 //! `replicatoor config check`: validate a `run` configuration exactly as `run` does, then check what can
 //! be checked without the chain. Local problems are warnings: the check may run elsewhere than the node.
 
-use super::{ConfigError, ProviderKind, RunArgs, RunConfig};
+use super::{
+    measured::{self, MeasureFailure},
+    ConfigError, Measurement, ProviderKind, RunArgs, RunConfig,
+};
 use replicatoor_chain::endpoint::{transport, Transport};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// How much a [`check`] finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,10 @@ impl ConfigError {
                                  --dangerously-trust-rpc runs on the RPC's unverified view (dev/test only)"
                     .into(),
                 "dangerously_trust_rpc" => "with a pinned deployment, remove dangerously_trust_rpc".into(),
+                "measured_compose" => "write every security setting literally in the agent's service of the app's \
+                                       compose (docs/operations.md, \"What the operator may set\"); transport settings \
+                                       (URLs, sender key, HTTP address, logs) may come from the operator"
+                    .into(),
                 _ => "see `replicatoor run --help`".into(),
             },
         }
@@ -75,15 +82,31 @@ impl ConfigError {
 /// app-compose file is readable (simulated provider), the guest-agent socket exists (Dstack provider).
 /// Those local checks are warnings: `config check` may run elsewhere than the node (CI, an operator's laptop).
 /// Returns the resolved configuration when there is no error, and every finding.
-pub fn check(args: RunArgs) -> (Option<RunConfig>, Vec<Problem>) {
-    let cfg = match args.resolve() {
-        Ok(c) => c,
-        Err(e) => {
-            let f = Problem { level: Level::Error, key: e.key(), problem: e.to_string(), fix: e.fix() };
-            return (None, vec![f]);
-        }
-    };
+pub async fn check(args: RunArgs) -> (Option<RunConfig>, Vec<Problem>) {
+    let error = |e: ConfigError| Problem { level: Level::Error, key: e.key(), problem: e.to_string(), fix: e.fix() };
     let mut out = Vec::new();
+    // As `run` does: with the dstack provider, against the compose this CVM measured. Off the node (CI, a
+    // laptop) there is no guest agent to ask: say so, and check the rest.
+    let (settings, measurement) = match measured::resolve(args.clone()).await {
+        Ok(r) => r,
+        Err(MeasureFailure::Refused(errors)) => return (None, errors.into_iter().map(error).collect()),
+        Err(MeasureFailure::NoGuestAgent(why)) => match args.layered() {
+            Ok(s) => {
+                out.push(Problem {
+                    level: Level::Warning,
+                    key: "measured_compose",
+                    problem: format!("not checked against a measured compose (no guest agent: {why})"),
+                    fix: "run `replicatoor config check` inside the CVM, where `run` checks it before starting".into(),
+                });
+                (s, Measurement::NotSelfMeasured)
+            }
+            Err(e) => return (None, vec![error(e)]),
+        },
+    };
+    let cfg = match settings.validate() {
+        Ok(c) => RunConfig { measurement, ..c },
+        Err(e) => return (None, vec![error(e)]),
+    };
     let mut warn = |key: &'static str, problem: String, fix: &str| {
         out.push(Problem { level: Level::Warning, key, problem, fix: fix.into() })
     };
@@ -137,21 +160,7 @@ pub fn check(args: RunArgs) -> (Option<RunConfig>, Vec<Problem>) {
             );
         }
         ProviderKind::Dstack => {
-            let candidates: Vec<PathBuf> = match &cfg.dstack_socket {
-                Some(p) => vec![p.clone()],
-                None => {
-                    vec![crate::provider::DSTACK_SOCKET.into(), crate::provider::TAPPD_SOCKET.into()]
-                }
-            };
-            if !candidates.iter().any(|p| is_socket(p)) {
-                let list: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-                warn(
-                    "dstack_socket",
-                    format!("no Dstack guest-agent socket at {}", list.join(" or ")),
-                    "run inside a Dstack CVM and mount /var/run/dstack.sock into this container \
-                     (or set dstack_socket); for local development use quote_provider = \"simulated\"",
-                );
-            }
+            // A missing guest agent was reported by the measured-configuration step above.
             if cfg.collateral_dir.is_none() && cfg.pccs_url.is_none() {
                 warn(
                     "collateral_dir",
@@ -221,16 +230,4 @@ fn dir_creatable(dir: &Path) -> Result<(), String> {
     let probe = existing.join(format!(".replicatoor-config-check-{}", std::process::id()));
     let made = std::fs::OpenOptions::new().write(true).create_new(true).open(&probe);
     made.and_then(|_| std::fs::remove_file(&probe)).map_err(|e| format!("{} is not writable: {e}", existing.display()))
-}
-
-fn is_socket(p: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        std::fs::metadata(p).map(|m| m.file_type().is_socket()).unwrap_or(false)
-    }
-    #[cfg(not(unix))]
-    {
-        p.exists()
-    }
 }

@@ -5,8 +5,10 @@
 //! into the typed [`RunConfig`] the roles use; `config check` ([`check`]) runs the same validation.
 
 mod check;
+pub mod measured;
 
 pub use check::{check, Level, Problem};
+pub use measured::Measurement;
 
 use crate::cli::SecretKey;
 use clap::{parser::ValueSource, ArgMatches, Args, FromArgMatches, ValueEnum};
@@ -221,6 +223,9 @@ pub struct RunConfig {
     pub deployment: Option<replicatoor_chain::deployment::PinnedDeployment>,
     /// Beacon API endpoint (untrusted transport) for a beacon trust root.
     pub beacon_url: Option<String>,
+    /// Whether these settings were checked against the compose this CVM measured
+    /// ([`measured::resolve`]); [`Settings::validate`] alone leaves it `NotSelfMeasured`.
+    pub measurement: Measurement,
 }
 
 /// Configuration problems, each saying what to fix.
@@ -244,7 +249,14 @@ impl RunArgs {
     /// environment variable set that setting. Merged as TOML so the file is type-checked against the
     /// same definition (and unknown keys rejected).
     pub fn layered(self) -> Result<Settings, ConfigError> {
-        let Some(path) = &self.config else { return Ok(self.settings) };
+        self.layered_with_sources().map(|(settings, _)| settings)
+    }
+
+    /// [`RunArgs::layered`], and the settings the operator gave (by flag, environment or file): the
+    /// others are at their defaults.
+    pub fn layered_with_sources(self) -> Result<(Settings, BTreeSet<String>), ConfigError> {
+        let mut given = self.explicit.clone();
+        let Some(path) = &self.config else { return Ok((self.settings, given)) };
         let err = |reason: String| ConfigError::File { path: path.display().to_string(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let file: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
@@ -252,18 +264,34 @@ impl RunArgs {
             .map_err(|e| err(format!("cannot combine with the flags and environment: {e}")))?;
         for (key, value) in file {
             if !self.explicit.contains(&key) {
-                merged.insert(key, value);
+                merged.insert(key.clone(), value);
+                given.insert(key);
             }
         }
         // toml puts the key on a second line: one line reads better in `config check`.
-        merged.try_into().map_err(|e: toml::de::Error| err(e.to_string().trim_end().replace('\n', " ")))
+        let settings =
+            merged.try_into().map_err(|e: toml::de::Error| err(e.to_string().trim_end().replace('\n', " ")))?;
+        Ok((settings, given))
     }
 }
 
 impl Settings {
+    /// A release build can neither make nor trust a simulated quote: checked before anything else.
+    pub fn refuse_unbuilt(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: String| ConfigError::Invalid { key, reason };
+        if self.allow_simulated_quotes && !crate::simulated::BUILT {
+            return Err(invalid("allow_simulated_quotes", crate::simulated::NotBuilt.to_string()));
+        }
+        if self.quote_provider == ProviderKind::Simulated && !crate::simulated::BUILT {
+            return Err(invalid("quote_provider", crate::simulated::NotBuilt.to_string()));
+        }
+        Ok(())
+    }
+
     /// Check every setting and convert it to the type the agent uses.
     pub fn validate(self) -> Result<RunConfig, ConfigError> {
         let invalid = |key, reason: String| ConfigError::Invalid { key, reason };
+        self.refuse_unbuilt()?;
         let rpc_url = self.rpc_url.ok_or(ConfigError::Missing("rpc_url", "rpc-url", "REPLICATOOR_RPC_URL"))?;
         check_rpc_url(&rpc_url, self.allow_insecure_rpc)?;
         let contract = self.contract.ok_or(ConfigError::Missing("contract", "contract", "REPLICATOOR_CONTRACT"))?;
@@ -284,13 +312,6 @@ impl Settings {
             "off" => None,
             a => Some(a.parse().map_err(|e| invalid("http_addr", format!("{a:?}: {e}")))?),
         };
-        // A release build can neither make nor trust a simulated quote: say so before anything else.
-        if self.allow_simulated_quotes && !crate::simulated::BUILT {
-            return Err(invalid("allow_simulated_quotes", crate::simulated::NotBuilt.to_string()));
-        }
-        if self.quote_provider == ProviderKind::Simulated && !crate::simulated::BUILT {
-            return Err(invalid("quote_provider", crate::simulated::NotBuilt.to_string()));
-        }
         if self.quote_provider == ProviderKind::Simulated && self.app_compose.is_none() {
             return Err(ConfigError::Missing("app_compose", "app-compose", "REPLICATOOR_APP_COMPOSE"));
         }
@@ -376,6 +397,7 @@ impl Settings {
             max_refusals_per_step: self.max_refusals_per_step,
             exit_after_install: self.exit_after_install,
             http_addr,
+            measurement: Measurement::NotSelfMeasured,
         })
     }
 }

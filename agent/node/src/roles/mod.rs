@@ -65,16 +65,21 @@ impl Agent {
             replicatoor_core::crypto::eip712::DOMAIN_VERSION
         );
         let provider = match cfg.quote_provider {
-            ProviderKind::Dstack => match &cfg.dstack_socket {
-                Some(p) => QuoteProvider::Dstack { sockets: vec![p.clone()] },
-                None => QuoteProvider::dstack_default(),
-            },
+            ProviderKind::Dstack => QuoteProvider::dstack(cfg.dstack_socket.as_ref()),
             ProviderKind::Simulated => {
                 let path = cfg.app_compose.as_ref().context("simulated quotes need --app-compose")?;
                 let compose = std::fs::read(path).with_context(|| format!("reading app compose {}", path.display()))?;
                 crate::simulated::quote_provider(Sha256::digest(&compose).into())?
             }
         };
+        match &cfg.measurement {
+            crate::config::Measurement::SelfMeasured { .. } => {
+                info!(target: "replicatoor", configuration = %cfg.measurement.describe(), "security settings are the measured compose's")
+            }
+            crate::config::Measurement::NotSelfMeasured => {
+                warn!(target: "replicatoor", "!!! configuration NOT self-measured: the simulated quote provider has no measured compose, so nothing checks these settings against an approved one. Dev/test only. !!!")
+            }
+        }
         if provider.is_simulated() {
             warn!(target: "replicatoor", "!!! SIMULATED QUOTES: this node attests with a public test PKI; no hardware guarantee. Dev/test only. !!!");
         }
@@ -119,6 +124,7 @@ impl Agent {
             }
         }
         telemetry.update(|s| s.secret_installed = store.installed().ok().flatten().is_some());
+        telemetry.set_configuration(&cfg.measurement);
         telemetry.set_trust_mode(verified.as_ref().map_or(crate::telemetry::UNVERIFIED, |v| v.mode()));
         Ok(Agent { cfg, chain, store, verifier, provider, shutdown, telemetry, verified })
     }

@@ -34,7 +34,9 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(crate::simulated::BUILT, crate::simulated::NotBuilt);
     let compose = std::fs::read(&a.compose).with_context(|| format!("reading {}", a.compose.display()))?;
     let compose_hash: [u8; 32] = Sha256::digest(&compose).into();
-    let td = Arc::new(crate::simulated::quote_provider(compose_hash)?);
+    // Info hands the document out as a string, verbatim: its bytes are what the compose hash covers.
+    let compose = String::from_utf8(compose).with_context(|| format!("{} is not UTF-8", a.compose.display()))?;
+    let td = Arc::new((crate::simulated::quote_provider(compose_hash)?, compose));
     let listener = bind(&a.socket)?;
     warn!(target: "replicatoor", socket = %a.socket.display(), compose_hash = %hex::encode(compose_hash), "!!! SIMULATED GUEST AGENT serving simulated quotes: dev only, they prove nothing about a TD !!!");
     println!("guest agent: {} (compose hash {})", a.socket.display(), hex::encode(compose_hash));
@@ -79,7 +81,11 @@ fn bind(path: &std::path::Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-async fn handle(req: Request<hyper::body::Incoming>, td: &QuoteProvider) -> Response<Full<Bytes>> {
+/// The simulated TD and the app-compose.json it runs.
+type Cvm = (QuoteProvider, String);
+
+async fn handle(req: Request<hyper::body::Incoming>, cvm: &Cvm) -> Response<Full<Bytes>> {
+    let (td, compose) = cvm;
     let path = req.uri().path().to_string();
     let body = match Limited::new(req.into_body(), MAX_REQUEST).collect().await {
         Ok(b) => b.to_bytes(),
@@ -87,7 +93,7 @@ async fn handle(req: Request<hyper::body::Incoming>, td: &QuoteProvider) -> Resp
     };
     let answer = match path.as_str() {
         "/GetQuote" => get_quote(&body, td).await,
-        "/Info" => info(td).await,
+        "/Info" => info(td, compose).await,
         _ => Err((StatusCode::NOT_FOUND, "this simulated guest agent serves /GetQuote and /Info".into())),
     };
     match answer {
@@ -132,15 +138,33 @@ async fn get_quote(body: &[u8], td: &QuoteProvider) -> Answer {
     }))
 }
 
-/// Dstack's Info: who this CVM is (from the same simulated event log a quote carries).
-async fn info(td: &QuoteProvider) -> Answer {
-    let (_, log) = attest(td, [0; 64]).await?;
-    let app = log.app_info().map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+/// Dstack's Info: who this CVM is (from the same simulated event log a quote carries), with `tcb_info`
+/// as Dstack serves it: a JSON string carrying the measurements, the event log and the app-compose
+/// document verbatim (a node reads its own measured configuration from it).
+async fn info(td: &QuoteProvider, compose: &str) -> Answer {
+    let (quote, log) = attest(td, [0; 64]).await?;
+    let failed = |e: String| (StatusCode::INTERNAL_SERVER_ERROR, e);
+    let app = log.app_info().map_err(|e| failed(e.to_string()))?;
+    let m = replicatoor_core::attest::quote::Measurements::parse_unverified(&quote)
+        .map_err(|e| failed(e.to_string()))?
+        .2
+        .ok_or_else(|| failed("not a TDX quote".into()))?;
+    let tcb_info = serde_json::json!({
+        "mrtd": hex::encode(m.mr_td),
+        "rtmr0": hex::encode(m.rtmr[0]),
+        "rtmr1": hex::encode(m.rtmr[1]),
+        "rtmr2": hex::encode(m.rtmr[2]),
+        "rtmr3": hex::encode(m.rtmr[3]),
+        "compose_hash": hex::encode(app.compose_hash),
+        "event_log": serde_json::from_str::<serde_json::Value>(&dstack_json(&log)).map_err(|e| failed(e.to_string()))?,
+        "app_compose": compose,
+    });
     Ok(serde_json::json!({
         "app_id": hex::encode(&app.app_id),
         "instance_id": hex::encode(&app.instance_id),
         "app_name": "simulated",
         "compose_hash": hex::encode(app.compose_hash),
+        "tcb_info": tcb_info.to_string(),
         "vm_config": serde_json::json!({ "simulated": true }).to_string(),
     }))
 }

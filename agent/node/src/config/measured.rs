@@ -1,0 +1,230 @@
+//! Self-measured configuration: a node on the `dstack` quote provider takes its security-relevant
+//! settings from the app compose its own CVM measured, and refuses to start when the operator's flags,
+//! environment or file say otherwise.
+//!
+//! Before anything else, `run` and `config check` ask the guest agent for this CVM's app-compose.json
+//! (`Info`) and keep it only if its sha256 is the compose hash in the node's own event log and that log
+//! replays to the RTMR3 of the node's own quote ([`crate::provider::QuoteProvider::own_compose`]). The
+//! agent's service in it is found by the one rule of [`replicatoor_compose::agent`], and each setting is
+//! classed by the one table of [`replicatoor_compose::settings`]:
+//! - a security setting the compose leaves to the operator (`${VAR}`, passed through, `allowed_envs`,
+//!   an `env_file`, a shell command, ...) is an error;
+//! - a security setting the operator gives (flag, environment, `--config` file) must equal the compose's
+//!   literal value, or its default where the compose does not set it; one the operator does not give
+//!   takes the compose's value;
+//! - transport and role settings stay the operator's.
+//!
+//! Errors name the setting; `run` exits 2 on them. The simulated provider (dev and tests) has no
+//! measured compose: such a node says loudly that its configuration is not self-measured, and
+//! `/status`, `/metrics` and `config check` show it.
+
+use super::{ConfigError, ProviderKind, RunArgs, Settings};
+use crate::provider::{OwnCompose, QuoteProvider};
+use clap::{Args, FromArgMatches};
+use replicatoor_compose::{
+    agent::{agent_config, AgentConfig},
+    reader::{self, Value},
+    settings::{self as table, Class},
+};
+use std::path::PathBuf;
+
+/// Whether a node's configuration was checked against the compose its CVM measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Measurement {
+    /// Checked: the security settings are the measured compose's.
+    SelfMeasured {
+        /// The compose hash (sha256 of the app-compose.json) the node's RTMR3 carries.
+        compose_hash: [u8; 32],
+        /// The agent's service in it.
+        service: String,
+    },
+    /// Not checked: the simulated quote provider has no measured compose (dev and tests only).
+    NotSelfMeasured,
+}
+
+impl Measurement {
+    /// What `/status` and `config check` say.
+    pub fn describe(&self) -> String {
+        match self {
+            Measurement::SelfMeasured { compose_hash, service } => {
+                format!("self-measured (service `{service}` of compose {})", hex::encode(compose_hash))
+            }
+            Measurement::NotSelfMeasured => "NOT self-measured (simulated quote provider: dev/test only)".into(),
+        }
+    }
+
+    pub fn is_self_measured(&self) -> bool {
+        matches!(self, Measurement::SelfMeasured { .. })
+    }
+}
+
+/// Why a configuration could not be checked against its measured compose.
+#[derive(Debug)]
+pub enum MeasureFailure {
+    /// No guest agent answers here: not inside a CVM (`config check` on a laptop is then only a warning).
+    NoGuestAgent(String),
+    /// The configuration is not the measured one, or cannot be read: one error per setting.
+    Refused(Vec<ConfigError>),
+}
+
+impl From<ConfigError> for MeasureFailure {
+    fn from(e: ConfigError) -> Self {
+        MeasureFailure::Refused(vec![e])
+    }
+}
+
+/// The key errors about the compose as a whole are reported under.
+const COMPOSE: &str = "measured_compose";
+
+/// The settings to run with, and how they are known to be the approved ones: with the `dstack`
+/// provider, the operator's settings with the measured compose applied ([`apply`]); with the simulated
+/// one, the operator's settings as they are.
+pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFailure> {
+    let (given, _) = args.clone().layered_with_sources()?;
+    // A release build can neither make nor trust a simulated quote: say so before anything else.
+    given.refuse_unbuilt()?;
+    if given.quote_provider == ProviderKind::Simulated {
+        return Ok((given, Measurement::NotSelfMeasured));
+    }
+    let provider = QuoteProvider::dstack(given.dstack_socket.as_ref());
+    let own = match provider.own_compose().await {
+        Ok(Some(own)) => own,
+        Ok(None) => return Ok((given, Measurement::NotSelfMeasured)),
+        Err(crate::provider::ProviderError::Socket { path, reason }) if !std::path::Path::new(&path).exists() => {
+            return Err(MeasureFailure::NoGuestAgent(format!("{path}: {reason}")))
+        }
+        Err(e) => return Err(invalid(COMPOSE, format!("cannot read this CVM's measured compose: {e}")).into()),
+    };
+    let agent = read_agent(&own)?;
+    let settings = apply(args, &agent).map_err(MeasureFailure::Refused)?;
+    if settings.quote_provider != ProviderKind::Dstack {
+        return Err(invalid("quote_provider", "the measured compose runs the agent on simulated quotes".into()).into());
+    }
+    if settings.dstack_socket.as_ref().is_some_and(|p| *p != own.socket) {
+        return Err(invalid(
+            "dstack_socket",
+            format!("the measured compose names a guest agent socket other than {}", own.socket.display()),
+        )
+        .into());
+    }
+    let measurement = Measurement::SelfMeasured { compose_hash: own.compose_hash, service: agent.service };
+    Ok((settings, measurement))
+}
+
+/// The agent's settings in the measured compose.
+fn read_agent(own: &OwnCompose) -> Result<AgentConfig, ConfigError> {
+    let compose = reader::read(own.app_compose.as_bytes())
+        .map_err(|e| invalid(COMPOSE, format!("this CVM's measured compose: {e}")))?;
+    agent_config(&compose).map_err(|e| invalid(COMPOSE, format!("this CVM's measured compose: {e}")))
+}
+
+/// Apply the measured compose's agent settings to the operator's `args` (see the module's rules).
+pub fn apply(args: RunArgs, agent: &AgentConfig) -> Result<Settings, Vec<ConfigError>> {
+    let config_file = args.config.clone();
+    let (operator, given) = args.layered_with_sources().map_err(|e| vec![e])?;
+    let mut errors: Vec<ConfigError> = agent
+        .outside
+        .iter()
+        .map(|how| {
+            invalid(COMPOSE, format!("the measured compose lets the operator reach the agent's settings: {how}"))
+        })
+        .collect();
+    // The measured compose's literal security settings, as the arguments clap would see.
+    let mut argv = Vec::new();
+    let mut measured_config = None;
+    for origin in &agent.settings {
+        let Some(setting) = table::by_key(origin.setting).filter(|s| s.class == Class::Security) else { continue };
+        match &origin.value {
+            Value::Operator { source } => errors.push(invalid(
+                setting.key,
+                format!("the measured compose leaves it to the operator ({}: {source})", origin.place),
+            )),
+            Value::Literal { value } if setting.key == "config" => measured_config = Some(PathBuf::from(value)),
+            Value::Literal { value } if setting.switch => match value.as_str() {
+                "true" => argv.push(format!("--{}", setting.flag)),
+                "false" => {}
+                other => errors.push(invalid(
+                    setting.key,
+                    format!("the measured compose sets it to {other:?} ({}), not true or false", origin.place),
+                )),
+            },
+            Value::Literal { value } => argv.push(format!("--{}={value}", setting.flag)),
+        }
+    }
+    if config_file != measured_config {
+        errors.push(invalid(
+            "config",
+            match &measured_config {
+                None => "a --config file is given, but the measured compose names none".into(),
+                Some(p) => format!("the measured compose names the config file {}", p.display()),
+            },
+        ));
+    }
+    let measured = Settings::augment_args(clap::Command::new("measured").no_binary_name(true))
+        .mut_args(|a| a.env(None::<&str>))
+        .args_override_self(true)
+        .try_get_matches_from(&argv)
+        .and_then(|m| Settings::from_arg_matches(&m));
+    let measured = match measured {
+        Ok(m) => m,
+        Err(e) => {
+            let reason = e.to_string().lines().next().unwrap_or_default().to_string();
+            errors.push(invalid(COMPOSE, format!("the measured compose's agent settings do not parse: {reason}")));
+            return Err(errors);
+        }
+    };
+    let (Ok(mut merged), Ok(measured)) = (toml::Table::try_from(&operator), toml::Table::try_from(&measured)) else {
+        errors.push(invalid(COMPOSE, "the settings cannot be compared".into()));
+        return Err(errors);
+    };
+    for setting in table::SETTINGS.iter().filter(|s| s.class == Class::Security) {
+        let key = setting.key;
+        let (mine, theirs) = (merged.get(key).cloned(), measured.get(key).cloned());
+        if mine == theirs || key == "config" {
+            continue;
+        }
+        if given.contains(key) {
+            errors.push(invalid(
+                key,
+                format!(
+                    "{} here (flag, environment or config file), but the measured compose {}",
+                    show(mine.as_ref()),
+                    match (&theirs, agent.get(key)) {
+                        (Some(v), Some(o)) => format!("says {} ({})", show(Some(v)), o.place),
+                        _ => format!("leaves it at its default {}", show(theirs.as_ref())),
+                    }
+                ),
+            ));
+        } else {
+            match theirs {
+                Some(v) => merged.insert(key.to_string(), v),
+                None => merged.remove(key),
+            };
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    merged.try_into().map_err(|e: toml::de::Error| vec![invalid(COMPOSE, e.to_string())])
+}
+
+fn invalid(key: &'static str, reason: String) -> ConfigError {
+    ConfigError::Invalid { key, reason }
+}
+
+/// A setting's value in an error: one line, and short (a pinned deployment is a whole TOML document).
+fn show(v: Option<&toml::Value>) -> String {
+    let Some(v) = v else { return "unset".into() };
+    let text = match v {
+        toml::Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    };
+    if text.chars().count() > 72 {
+        format!("{}…", text.chars().take(72).collect::<String>())
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests;
