@@ -15,3 +15,5 @@
 pub mod agent;
 pub mod reader;
 pub mod settings;
+mod words;
+mod yaml;

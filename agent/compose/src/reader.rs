@@ -1,6 +1,12 @@
 //! An app-compose.json read as Docker Compose reads its `docker_compose_file`: every value either
 //! written literally in the measured bytes, or marked with where the operator can change it.
-//! (API fixed; implementation: see the module's functions.)
+//!
+//! The file is read as compose-go reads it: every YAML document (merged in order), anchors and merge
+//! keys, `!reset`, `$` interpolation of string values, `extends` within the file. What this reader
+//! cannot see (another file, a shell at run time) is said in an `outside` sentence instead.
+
+use crate::words::{interpolate, split};
+use crate::yaml::{self, Node};
 
 /// Why an app-compose.json could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +50,19 @@ pub struct Service {
     /// Other ways values reach this service from outside the measured bytes (`extends` from another
     /// file, ...), each said in a sentence.
     pub outside: Vec<String>,
+    /// `image`, `entrypoint` and `command` as written (added to the fixed API): see [`Written`].
+    pub written: Written,
+}
+
+/// The text of `image`, `entrypoint` and `command` as written in the file (anchors resolved, before
+/// interpolation; a string-form command split into words), element by element like [`Service`]'s
+/// values: what is literal around an operator's substitution (the flag `--deployment` in
+/// `--deployment=${PIN}`, the name `replicatoor` in `reg/replicatoor:${TAG}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    pub image: Option<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
 }
 
 /// A read app-compose.json.
@@ -56,8 +75,341 @@ pub struct AppCompose {
     pub outside: Vec<String>,
 }
 
+fn shape(message: impl Into<String>) -> ComposeError {
+    ComposeError::Shape(message.into())
+}
+
+const ALLOWED: &str = "listed in allowed_envs: the operator may set it";
+const PASSED: &str = "passed through from the operator's environment (no value in the compose)";
+
 /// Read an app-compose.json (Dstack's format: the compose file is the `docker_compose_file` string).
 pub fn read(app_compose: &[u8]) -> Result<AppCompose, ComposeError> {
-    let _ = app_compose;
-    Err(ComposeError::Shape("not implemented yet".into()))
+    let json: serde_json::Value = serde_json::from_slice(app_compose)?;
+    let doc = json.as_object().ok_or_else(|| shape("app-compose.json is not a JSON object"))?;
+    // Dstack starts docker_compose_file only with the docker-compose runner.
+    if let Some(runner) = doc.get("runner").filter(|r| !r.is_null() && r.as_str() != Some("docker-compose")) {
+        return Err(shape(format!("app-compose.json's runner is {runner}: it does not run docker_compose_file")));
+    }
+    let allowed_envs = match doc.get("allowed_envs") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(list) => list
+            .as_array()
+            .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+            .ok_or_else(|| shape("allowed_envs is not a list of names"))?,
+    };
+    let text = doc
+        .get("docker_compose_file")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| shape("app-compose.json has no docker_compose_file string"))?;
+    let mut compose = AppCompose { allowed_envs, services: Vec::new(), outside: Vec::new() };
+    if doc.get("pre_launch_script").and_then(|s| s.as_str()).is_some_and(|s| !s.trim().is_empty()) {
+        compose.outside.push(
+            "app-compose.json has a pre_launch_script: it runs before Compose and can change what the services \
+             get; it is not read here"
+                .into(),
+        );
+    }
+    let mut extends = Vec::new();
+    // Compose merges a file's YAML documents in order, the later over the earlier.
+    for document in yaml::load(text).map_err(ComposeError::Yaml)? {
+        read_document(document, &mut compose, &mut extends)?;
+    }
+    let mut done = Vec::new();
+    for ext in &extends {
+        extend(&mut compose.services, &extends, ext, &mut done, 0)?;
+    }
+    for service in &mut compose.services {
+        for (key, value) in &mut service.environment {
+            if compose.allowed_envs.contains(key) {
+                *value = Value::Operator { source: ALLOWED.into() };
+            }
+        }
+    }
+    Ok(compose)
+}
+
+/// A service's `extends`.
+struct Extends {
+    service: String,
+    base: String,
+    file: Option<String>,
+}
+
+fn read_document(document: Node, compose: &mut AppCompose, extends: &mut Vec<Extends>) -> Result<(), ComposeError> {
+    let Node::Map(top) = document else { return Err(shape("the compose file is not a mapping")) };
+    for (key, value) in top {
+        match (key.as_str(), value) {
+            ("services", Node::Map(services)) => {
+                for (name, node) in services {
+                    let (service, ext) = read_service(name, node)?;
+                    extends.extend(ext);
+                    match compose.services.iter_mut().find(|s| s.name == service.name) {
+                        Some(earlier) => merge_into(earlier, service),
+                        None => compose.services.push(service),
+                    }
+                }
+            }
+            ("services" | "include", Node::Null) => {}
+            ("services", _) => return Err(shape("services is not a mapping")),
+            ("include", value) => compose.outside.push(format!(
+                "the compose file includes {:?}: included files are not part of the measured compose, and their \
+                 services are not read here",
+                texts(&value)
+            )),
+            // `x-` extensions only lend anchors (resolved already); volumes, networks... set no setting.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn texts(node: &Node) -> Vec<String> {
+    match node {
+        Node::Str(text) | Node::Scalar(text) => vec![text.clone()],
+        Node::Seq(items) => items.iter().flat_map(texts).collect(),
+        Node::Map(entries) => entries.iter().flat_map(|(_, v)| texts(v)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn read_service(name: String, node: Node) -> Result<(Service, Option<Extends>), ComposeError> {
+    let Node::Map(fields) = node else { return Err(shape(format!("service {name} is not a mapping"))) };
+    let mut s = Service {
+        name,
+        image: None,
+        environment: Vec::new(),
+        env_files: Vec::new(),
+        entrypoint: None,
+        command: None,
+        outside: Vec::new(),
+        written: Written::default(),
+    };
+    let mut extends = None;
+    for (key, value) in fields {
+        let at = format!("services.{}.{key}", s.name);
+        match key.as_str() {
+            "image" => {
+                if let Some(text) = scalar_text(&value, &at)? {
+                    s.image = Some(interpolated(&text, &at)?.value());
+                    s.written.image = Some(text);
+                }
+            }
+            "environment" => read_environment(&mut s, value, &at)?,
+            "env_file" => s.env_files = read_env_files(value, &at)?,
+            "entrypoint" => (s.entrypoint, s.written.entrypoint) = read_argv(&mut s.outside, value, &at)?,
+            "command" => (s.command, s.written.command) = read_argv(&mut s.outside, value, &at)?,
+            "extends" => extends = read_extends(&s.name, value, &at)?,
+            "build" => s.outside.push(format!(
+                "service {} is built at deploy time (build): the code that runs is not pinned by the compose",
+                s.name
+            )),
+            _ => {}
+        }
+    }
+    Ok((s, extends))
+}
+
+/// A scalar's text (None for null).
+fn scalar_text(node: &Node, at: &str) -> Result<Option<String>, ComposeError> {
+    match node {
+        Node::Null => Ok(None),
+        Node::Str(text) | Node::Scalar(text) => Ok(Some(text.clone())),
+        _ => Err(shape(format!("{at} is not a string"))),
+    }
+}
+
+fn interpolated(text: &str, at: &str) -> Result<crate::words::Interpolated, ComposeError> {
+    interpolate(text).map_err(|e| shape(format!("{at}: {e}")))
+}
+
+fn set_env(environment: &mut Vec<(String, Value)>, key: String, value: Value) {
+    match environment.iter_mut().find(|(k, _)| *k == key) {
+        Some(entry) => entry.1 = value,
+        None => environment.push((key, value)),
+    }
+}
+
+/// `environment` as a mapping (`KEY: value`, `KEY:` passed through) or a list (`KEY=value`, `KEY`
+/// passed through); a key given twice keeps its last value, as in Compose.
+fn read_environment(s: &mut Service, value: Node, at: &str) -> Result<(), ComposeError> {
+    let passed = || Value::Operator { source: PASSED.into() };
+    match value {
+        Node::Null => {}
+        Node::Map(entries) => {
+            for (key, v) in entries {
+                let value = match v {
+                    Node::Null => passed(),
+                    Node::Str(text) => interpolated(&text, at)?.value(),
+                    Node::Scalar(text) => Value::Literal { value: text },
+                    _ => return Err(shape(format!("{at}.{key} is not a string, number, boolean or null"))),
+                };
+                set_env(&mut s.environment, key, value);
+            }
+        }
+        Node::Seq(items) => {
+            for item in items {
+                let text = scalar_text(&item, at)?.ok_or_else(|| shape(format!("{at} has an empty entry")))?;
+                // Compose interpolates the whole entry, then splits it at its first `=`.
+                let entry = interpolated(&text, at)?;
+                match entry.literal.split_once('=') {
+                    Some((key, literal)) => {
+                        let value = match entry.vars.is_empty() {
+                            true => Value::Literal { value: literal.into() },
+                            false => Value::Operator { source: entry.source() },
+                        };
+                        set_env(&mut s.environment, key.into(), value);
+                    }
+                    None if entry.vars.is_empty() => set_env(&mut s.environment, entry.literal.clone(), passed()),
+                    None => s.outside.push(format!(
+                        "{at} entry {text:?} takes its name from the operator's environment: it can set any variable"
+                    )),
+                }
+            }
+        }
+        _ => return Err(shape(format!("{at} is neither a mapping nor a list"))),
+    }
+    Ok(())
+}
+
+/// `env_file`: a path, a list of paths, or a list of `{path, required, format}`.
+fn read_env_files(value: Node, at: &str) -> Result<Vec<String>, ComposeError> {
+    let items = match value {
+        Node::Null => Vec::new(),
+        Node::Seq(items) => items,
+        one => vec![one],
+    };
+    let path = |item: &Node| match item {
+        Node::Map(fields) => fields.iter().find(|(k, _)| k == "path").and_then(|(_, v)| texts(v).pop()),
+        Node::Str(text) | Node::Scalar(text) => Some(text.clone()),
+        _ => None,
+    };
+    items.iter().map(|item| path(item).ok_or_else(|| shape(format!("{at} has an entry without a path")))).collect()
+}
+
+type Argv = (Option<Vec<Value>>, Option<Vec<String>>);
+
+/// `entrypoint` / `command`: a list kept as given, or a string split into arguments. Compose
+/// interpolates a string before splitting it, so a substitution in it can add arguments.
+fn read_argv(outside: &mut Vec<String>, value: Node, at: &str) -> Result<Argv, ComposeError> {
+    let (values, written) = match value {
+        Node::Null => return Ok((None, None)),
+        Node::Seq(items) => {
+            let mut values = Vec::new();
+            let mut written = Vec::new();
+            for item in items {
+                let text = scalar_text(&item, at)?.ok_or_else(|| shape(format!("{at} has an empty element")))?;
+                values.push(interpolated(&text, at)?.value());
+                written.push(text);
+            }
+            (values, written)
+        }
+        Node::Str(text) | Node::Scalar(text) => {
+            let whole = interpolated(&text, at)?;
+            if whole.vars.is_empty() {
+                let words = split(&whole.literal).map_err(|e| shape(format!("{at}: {e}")))?;
+                (words.iter().map(|w| Value::Literal { value: w.clone() }).collect(), words)
+            } else {
+                outside.push(format!(
+                    "{at} is the string {text:?}: Compose substitutes {} before splitting it into arguments, so \
+                     the operator can add any argument",
+                    whole.vars.iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(", ")
+                ));
+                // For the words' sake only (which flag an argument names): the split is the operator's.
+                let words = split(&text).unwrap_or_else(|_| vec![text.clone()]);
+                let value = |w: &String| {
+                    interpolate(w).map_or_else(|_| Value::Operator { source: whole.source() }, |i| i.value())
+                };
+                (words.iter().map(value).collect(), words)
+            }
+        }
+        _ => return Err(shape(format!("{at} is neither a string nor a list"))),
+    };
+    Ok((Some(values), Some(written)))
+}
+
+/// `extends: base` or `extends: {service: base, file: other.yml}`.
+fn read_extends(service: &str, value: Node, at: &str) -> Result<Option<Extends>, ComposeError> {
+    let (base, file) = match value {
+        Node::Null => return Ok(None),
+        Node::Str(base) => (base, None),
+        Node::Map(fields) => {
+            let text = |key: &str| fields.iter().find(|(k, _)| k == key).and_then(|(_, v)| texts(v).pop());
+            (text("service").ok_or_else(|| shape(format!("{at} names no service")))?, text("file"))
+        }
+        _ => return Err(shape(format!("{at} is neither a service name nor a mapping"))),
+    };
+    Ok(Some(Extends { service: service.into(), base, file }))
+}
+
+/// Resolve one `extends`: a service of this file is merged under the extending one (its own `extends`
+/// first, as Compose does); one of another file cannot be read. Both are said in the service's `outside`.
+fn extend<'a>(
+    services: &mut [Service],
+    all: &'a [Extends],
+    ext: &'a Extends,
+    done: &mut Vec<&'a str>,
+    depth: usize,
+) -> Result<(), ComposeError> {
+    if done.contains(&ext.service.as_str()) {
+        return Ok(());
+    }
+    if depth > all.len() {
+        return Err(shape(format!("service {} extends itself through a cycle", ext.service)));
+    }
+    let sentence = match &ext.file {
+        Some(file) => format!(
+            "service {} extends service {} of {file:?}, a file outside the measured compose: any of its values \
+             may be the operator's",
+            ext.service, ext.base
+        ),
+        None => {
+            if let Some(base_ext) = all.iter().find(|e| e.service == ext.base) {
+                extend(services, all, base_ext, done, depth + 1)?;
+            }
+            let base = services.iter().find(|s| s.name == ext.base).cloned();
+            let base = base.ok_or_else(|| {
+                shape(format!("service {} extends {}, which is not a service", ext.service, ext.base))
+            })?;
+            if let Some(at) = services.iter().position(|s| s.name == ext.service) {
+                let own = std::mem::replace(&mut services[at], base);
+                services[at].name.clone_from(&own.name);
+                merge_into(&mut services[at], own);
+            }
+            format!("service {} extends service {} of this file: its values are read here", ext.service, ext.base)
+        }
+    };
+    if let Some(service) = services.iter_mut().find(|s| s.name == ext.service) {
+        if !service.outside.contains(&sentence) {
+            service.outside.push(sentence);
+        }
+    }
+    done.push(&ext.service);
+    Ok(())
+}
+
+/// `later` over `earlier`, as Compose merges a service across documents and under `extends`:
+/// environment by variable, `env_file` appended, image, entrypoint and command replaced.
+fn merge_into(earlier: &mut Service, later: Service) {
+    if later.image.is_some() {
+        (earlier.image, earlier.written.image) = (later.image, later.written.image);
+    }
+    if later.entrypoint.is_some() {
+        (earlier.entrypoint, earlier.written.entrypoint) = (later.entrypoint, later.written.entrypoint);
+    }
+    if later.command.is_some() {
+        (earlier.command, earlier.written.command) = (later.command, later.written.command);
+    }
+    for (key, value) in later.environment {
+        set_env(&mut earlier.environment, key, value);
+    }
+    for file in later.env_files {
+        if !earlier.env_files.contains(&file) {
+            earlier.env_files.push(file);
+        }
+    }
+    for sentence in later.outside {
+        if !earlier.outside.contains(&sentence) {
+            earlier.outside.push(sentence);
+        }
+    }
 }
