@@ -390,3 +390,275 @@ fn expands(script: &str) -> String {
         format!("expands {}", vars.join(", "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reader::read;
+    use crate::reader::tests::{app_compose, lit, source};
+    use crate::settings::{by_key, Class};
+
+    const IMAGE: &str = "ghcr.io/x/replicatoor@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+    /// The agent's configuration from one `agent` service (`body`: its fields, indented by four).
+    fn agent(body: &str, allowed: &[&str]) -> AgentConfig {
+        let yaml = format!("services:\n  agent:\n    image: {IMAGE}\n{body}");
+        agent_config(&read(&app_compose(&yaml, allowed)).unwrap()).unwrap()
+    }
+
+    fn value<'a>(config: &'a AgentConfig, key: &str) -> &'a Value {
+        &config.get(key).unwrap_or_else(|| panic!("{key} not set: {:?}", config.settings)).value
+    }
+
+    fn says(config: &AgentConfig, words: &[&str]) -> bool {
+        config.outside.iter().any(|o| words.iter().all(|w| o.contains(w)))
+    }
+
+    #[test]
+    fn a_whole_substituted_argument_can_be_any_flag() {
+        let config = agent("    command: [\"run\", \"${X}\"]\n", &[]);
+        assert!(says(&config, &["\"${X}\"", "any flag"]), "{:?}", config.outside);
+        assert!(config.settings.is_empty());
+        let before = agent("    command: [\"${X}\", \"run\"]\n", &[]);
+        assert!(says(&before, &["${X}", "any flag"]), "before the subcommand too: {:?}", before.outside);
+        let flag_part = agent("    command: [\"run\", \"--dep${X}=1\"]\n", &[]);
+        assert!(says(&flag_part, &["any flag"]), "a substituted flag name: {:?}", flag_part.outside);
+    }
+
+    #[test]
+    fn a_substituted_flag_value_is_the_operators() {
+        let config = agent("    command: [\"run\", \"--deployment=${PIN}\", \"--contract\", \"${C}\"]\n", &[]);
+        let deployment = config.get("deployment").unwrap();
+        assert_eq!(deployment.place, "--deployment in command");
+        assert!(source(&deployment.value).contains("${PIN}"));
+        assert!(source(value(&config, "contract")).contains("${C}"));
+        assert!(config.outside.is_empty(), "{:?}", config.outside);
+    }
+
+    #[test]
+    fn a_substituted_config_file_is_the_operators() {
+        let config = agent("    command: [\"run\", \"--config=${CFG}\"]\n", &[]);
+        assert!(source(value(&config, "config")).contains("${CFG}"));
+        assert_eq!(by_key("config").map(|s| s.class), Some(Class::Security));
+        assert!(says(&config, &["TOML file", "--config in command"]), "{:?}", config.outside);
+    }
+
+    #[test]
+    fn a_shell_that_expands_at_run_time_is_not_literal() {
+        // `$EXTRA` in the compose: Compose substitutes it into the script.
+        let substituted = agent("    entrypoint: [\"/bin/sh\", \"-c\", \"replicatoor run $EXTRA\"]\n", &[]);
+        assert!(says(&substituted, &["shell command", "${EXTRA}", "anything"]), "{:?}", substituted.outside);
+        assert!(substituted.settings.is_empty());
+        // `$$EXTRA`: the shell expands $EXTRA when the container starts.
+        let shell = agent(
+            "    entrypoint: [\"/bin/sh\", \"-c\", \"replicatoor run --deployment x $$EXTRA\"]\n    \
+             environment:\n      REPLICATOOR_CONFIRMATIONS: \"4\"\n",
+            &[],
+        );
+        assert!(says(&shell, &["shell that expands $EXTRA at run time", "not literal"]), "{:?}", shell.outside);
+        assert!(shell.get("deployment").is_none(), "nothing of an expanding script is trusted");
+        assert_eq!(value(&shell, "confirmations"), &lit("4"), "the environment still counts");
+        for script in ["replicatoor run; replicatoor run --genesis", "replicatoor run `cat f`", "replicatoor run *"] {
+            let config = agent(&format!("    entrypoint: [\"bash\", \"-c\", {script:?}]\n"), &[]);
+            assert!(says(&config, &["shell", "not literal"]), "{script}: {:?}", config.outside);
+        }
+        // A plain script is its words.
+        let plain = agent(
+            "    entrypoint: [\"/bin/bash\", \"-ec\", \"exec replicatoor run --confirmations 5 --genesis\"]\n",
+            &[],
+        );
+        assert_eq!(plain.get("confirmations").unwrap().place, "--confirmations in entrypoint");
+        assert_eq!(value(&plain, "confirmations"), &lit("5"));
+        assert_eq!(value(&plain, "genesis"), &lit("true"));
+        assert!(plain.outside.is_empty(), "{:?}", plain.outside);
+        let file = agent("    entrypoint: [\"sh\", \"/start.sh\"]\n", &[]);
+        assert!(says(&file, &["shell script file", "/start.sh"]));
+    }
+
+    #[test]
+    fn a_merge_key_from_an_extension_carries_the_operators_value() {
+        let yaml = format!(
+            "x-extra: &extra\n  REPLICATOOR_DANGEROUSLY_TRUST_RPC: ${{TRUST}}\n  REPLICATOOR_CONTRACT: \"0x11\"\n\
+             services:\n  agent:\n    image: {IMAGE}\n    environment:\n      <<: *extra\n      REPLICATOOR_LOG: info\n"
+        );
+        let config = agent_config(&read(&app_compose(&yaml, &[])).unwrap()).unwrap();
+        let trust = config.get("dangerously_trust_rpc").unwrap();
+        assert_eq!(trust.place, "environment REPLICATOOR_DANGEROUSLY_TRUST_RPC");
+        assert!(source(&trust.value).contains("${TRUST}"));
+        assert_eq!(value(&config, "contract"), &lit("0x11"), "merged from a literal anchor: literal");
+    }
+
+    #[test]
+    fn a_literal_switch_reads_true_and_beats_the_environment() {
+        let config = agent(
+            "    command: [\"run\", \"--dangerously-trust-rpc\", \"--allow-insecure-rpc=false\"]\n    environment:\n      \
+             REPLICATOOR_DANGEROUSLY_TRUST_RPC: \"false\"\n",
+            &[],
+        );
+        let trust = config.get("dangerously_trust_rpc").unwrap();
+        assert_eq!((trust.place.as_str(), &trust.value), ("--dangerously-trust-rpc in command", &lit("true")));
+        assert_eq!(value(&config, "allow_insecure_rpc"), &lit("false"), "--switch=value keeps its text");
+        let from_env = agent("    environment:\n      REPLICATOOR_GENESIS: \"true\"\n", &[]);
+        assert_eq!(value(&from_env, "genesis"), &lit("true"));
+    }
+
+    #[test]
+    fn a_substituted_transport_setting_is_reported_for_the_caller_to_class() {
+        let config = agent("    environment:\n      REPLICATOOR_PCCS_URL: ${PCCS}\n", &[]);
+        assert!(source(value(&config, "pccs_url")).contains("${PCCS}"));
+        assert_eq!(by_key("pccs_url").map(|s| s.class), Some(Class::Transport));
+        assert!(config.outside.is_empty());
+    }
+
+    #[test]
+    fn flags_in_both_forms_global_flags_and_precedence() {
+        let config = agent(
+            "    command: [\"--log-format\", \"json\", \"run\", \"--confirmations=5\", \"--start-block\", \"7\", \
+             \"--witness-rpc-url\", \"https://a\", \"--witness-rpc-url=https://b\", \"--log-format=human\"]\n    \
+             environment:\n      REPLICATOOR_CONFIRMATIONS: ${C}\n      REPLICATOOR_STATE_DIR: /s\n      \
+             REPLICATOOR_NOT_A_SETTING: x\n",
+            &[],
+        );
+        let confirmations = config.get("confirmations").unwrap();
+        assert_eq!((confirmations.place.as_str(), &confirmations.value), ("--confirmations in command", &lit("5")));
+        assert_eq!(value(&config, "start_block"), &lit("7"));
+        assert_eq!(value(&config, "witness_rpc_urls"), &lit("https://a,https://b"));
+        assert_eq!(value(&config, "log_format"), &lit("json,human"));
+        assert_eq!(config.get("state_dir").unwrap().place, "environment REPLICATOOR_STATE_DIR");
+        let keys: Vec<&str> = config.settings.iter().map(|o| o.setting).collect();
+        let expected = ["witness_rpc_urls", "log_format", "start_block", "state_dir", "confirmations"];
+        assert_eq!(keys, expected, "the order of SETTINGS; unknown REPLICATOOR_ variables are no setting");
+        assert!(config.outside.is_empty(), "{:?}", config.outside);
+        let check = agent("    command: [config, check, --deny-warnings, --contract, \"0x1\"]\n", &[]);
+        assert_eq!(value(&check, "contract"), &lit("0x1"));
+        assert!(check.outside.is_empty(), "{:?}", check.outside);
+    }
+
+    #[test]
+    fn unknown_flags_and_other_subcommands_are_said() {
+        let config = agent("    command: [run, --no-such-flag, -v, --, --genesis]\n", &[]);
+        assert!(says(&config, &["\"--no-such-flag\"", "not a setting"]), "{:?}", config.outside);
+        assert!(says(&config, &["\"-v\""]));
+        assert!(says(&config, &["after `--`"]));
+        assert!(config.get("genesis").is_none());
+        let other = agent("    command: [measure, --compose, x]\n", &[]);
+        assert!(says(&other, &["replicatoor measure"]));
+        // Setting an entrypoint drops the image's CMD: no `run`.
+        let no_run = agent("    entrypoint: [replicatoor]\n", &[]);
+        assert!(says(&no_run, &["without the run subcommand"]));
+        let wrapped =
+            agent("    entrypoint: [tini, --, /usr/local/bin/replicatoor]\n    command: [run, --genesis]\n", &[]);
+        assert_eq!(value(&wrapped, "genesis"), &lit("true"));
+        let elsewhere =
+            agent("    entrypoint: [/app/start.sh]\n    environment:\n      REPLICATOOR_GENESIS: \"true\"\n", &[]);
+        assert!(says(&elsewhere, &["/app/start.sh", "cannot be read"]));
+    }
+
+    #[test]
+    fn environment_forms_passthrough_and_allowed_envs() {
+        let list = agent(
+            "    environment:\n      - REPLICATOOR_CONTRACT=0x11\n      - REPLICATOOR_DEPLOYMENT=${PIN}\n      \
+             - REPLICATOOR_GENESIS\n      - ${NAME}=1\n",
+            &["REPLICATOOR_START_BLOCK", "REPLICATOOR_CONFIRMATIONS"],
+        );
+        assert_eq!(value(&list, "contract"), &lit("0x11"));
+        assert!(source(value(&list, "deployment")).contains("${PIN}"));
+        assert!(source(value(&list, "genesis")).contains("passed through"));
+        assert!(list.get("start_block").is_none(), "allowed but not given to the container");
+        assert!(says(&list, &["${NAME}=1", "any variable"]));
+        let allowed =
+            agent("    environment:\n      REPLICATOOR_CONFIRMATIONS: \"2\"\n", &["REPLICATOOR_CONFIRMATIONS"]);
+        assert!(source(value(&allowed, "confirmations")).contains("allowed_envs"));
+        let defaults = agent(
+            "    environment:\n      REPLICATOOR_CONTRACT: ${C:-0x11}\n      REPLICATOOR_DEPLOYMENT: $$PIN\n",
+            &[],
+        );
+        assert!(source(value(&defaults, "contract")).contains("${C}"), "a default is still the operator's choice");
+        assert_eq!(value(&defaults, "deployment"), &lit("$PIN"));
+    }
+
+    #[test]
+    fn env_files_extends_and_images_the_operator_chooses() {
+        for body in
+            ["    env_file: agent.env\n", "    env_file: [agent.env]\n", "    env_file:\n      - path: agent.env\n"]
+        {
+            let config = agent(body, &[]);
+            assert!(says(&config, &["env_file \"agent.env\"", "REPLICATOOR_*"]), "{body}: {:?}", config.outside);
+        }
+        let yaml = "services:\n  agent:\n    image: reg/replicatoor:${TAG}\n    extends:\n      file: base.yml\n      service: b\n";
+        let config = agent_config(&read(&app_compose(yaml, &[])).unwrap()).unwrap();
+        assert!(says(&config, &["reg/replicatoor:${TAG}", "chooses the code"]), "{:?}", config.outside);
+        assert!(says(&config, &["base.yml"]));
+        let string = agent("    command: run --deployment=${PIN}\n", &[]);
+        assert!(source(value(&string, "deployment")).contains("${PIN}"));
+        assert!(says(&string, &["any argument"]));
+        let quoted = agent("    command: run --deployment 'chain_id = 1' --contract=\"0x1\"\n", &[]);
+        assert_eq!(value(&quoted, "deployment"), &lit("chain_id = 1"));
+        assert_eq!(value(&quoted, "contract"), &lit("0x1"));
+    }
+
+    #[test]
+    fn the_agent_is_exactly_one_service() {
+        let two = format!(
+            "services:\n  a:\n    image: {IMAGE}\n  b:\n    environment:\n      REPLICATOOR_GENESIS: \"true\"\n  \
+             app:\n    image: reg/app:1\n"
+        );
+        let err = agent_config(&read(&app_compose(&two, &[])).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("a, b") && !err.contains("app"), "{err}");
+        let none = "services:\n  app:\n    image: reg/app:1\n    command: [echo, replicatoor-ish]\n";
+        let err = agent_config(&read(&app_compose(none, &[])).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("no service") && err.contains("app"), "{err}");
+        let by_command =
+            "services:\n  x:\n    image: reg/base\n    entrypoint: [/usr/local/bin/replicatoor]\n    command: [run]\n";
+        assert_eq!(agent_config(&read(&app_compose(by_command, &[])).unwrap()).unwrap().service, "x");
+        for image in ["replicatoor", "replicatoor:1", "localhost:5000/team/replicatoor-agent", IMAGE] {
+            assert!(image_names_agent(image), "{image}");
+        }
+        for image in ["replicatoor.io/app", "reg/app:replicatoor", "reg/replicatoorx"] {
+            assert!(!image_names_agent(image), "{image}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_example_measures_its_security_settings() {
+        let yaml = include_str!("../../../examples/dstack/docker-compose.yml");
+        let config = agent_config(&read(&app_compose(yaml, &[])).unwrap()).unwrap();
+        assert_eq!(config.service, "replicatoor");
+        for key in [
+            "deployment",
+            "contract",
+            "start_block",
+            "confirmations",
+            "quote_provider",
+            "dstack_socket",
+            "state_dir",
+            "secret_file",
+            "pccs_url",
+            "http_addr",
+            "log_format",
+            "log",
+        ] {
+            assert!(matches!(value(&config, key), Value::Literal { .. }), "{key}: {:?}", config.get(key));
+        }
+        assert_eq!(value(&config, "contract"), &lit("0x1111111111111111111111111111111111111111"));
+        assert_eq!(value(&config, "start_block"), &lit("123456"));
+        assert!(
+            matches!(value(&config, "deployment"), Value::Literal { value } if value.contains("mode = \"beacon\""))
+        );
+        for key in ["rpc_url", "sender_key", "beacon_url", "genesis"] {
+            assert!(source(value(&config, key)).contains("substituted"), "{key}");
+        }
+        for key in ["witness_rpc_urls", "generate_secret"] {
+            assert!(source(value(&config, key)).contains("passed through"), "{key}");
+        }
+        let security_from_operator: Vec<&str> = config
+            .settings
+            .iter()
+            .filter(|o| matches!(o.value, Value::Operator { .. }))
+            .filter(|o| by_key(o.setting).is_some_and(|s| s.class == Class::Security))
+            .map(|o| o.setting)
+            .collect();
+        assert!(security_from_operator.is_empty(), "{security_from_operator:?}");
+        assert!(config.outside.is_empty(), "{:?}", config.outside);
+    }
+}

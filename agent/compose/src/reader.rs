@@ -79,6 +79,19 @@ fn shape(message: impl Into<String>) -> ComposeError {
     ComposeError::Shape(message.into())
 }
 
+/// Variables the launcher (app-compose.sh, bash, docker compose, nerdctl) reads from its environment.
+const LAUNCHER_PREFIXES: &[&str] = &["COMPOSE_", "DOCKER_", "BUILDKIT_", "NERDCTL_", "LD_", "BASH"];
+const LAUNCHER_NAMES: &[&str] = &["APP_COMPOSE_FILE", "PATH", "HOME", "ENV", "SHELLOPTS", "IFS"];
+
+fn texts_json(value: &serde_json::Value) -> Vec<String> {
+    match value {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(items) => items.iter().flat_map(texts_json).collect(),
+        serde_json::Value::Null => Vec::new(),
+        other => vec![other.to_string()],
+    }
+}
+
 const ALLOWED: &str = "listed in allowed_envs: the operator may set it";
 const PASSED: &str = "passed through from the operator's environment (no value in the compose)";
 
@@ -86,9 +99,11 @@ const PASSED: &str = "passed through from the operator's environment (no value i
 pub fn read(app_compose: &[u8]) -> Result<AppCompose, ComposeError> {
     let json: serde_json::Value = serde_json::from_slice(app_compose)?;
     let doc = json.as_object().ok_or_else(|| shape("app-compose.json is not a JSON object"))?;
-    // Dstack starts docker_compose_file only with the docker-compose runner.
-    if let Some(runner) = doc.get("runner").filter(|r| !r.is_null() && r.as_str() != Some("docker-compose")) {
-        return Err(shape(format!("app-compose.json's runner is {runner}: it does not run docker_compose_file")));
+    // Dstack's app-compose.sh starts docker_compose_file with these runners only (`bash` runs bash_script).
+    if let Some(runner) = doc.get("runner").filter(|r| !r.is_null()) {
+        if !matches!(runner.as_str(), Some("docker-compose" | "nerdctl-compose")) {
+            return Err(shape(format!("app-compose.json's runner is {runner}: it does not run docker_compose_file")));
+        }
     }
     let allowed_envs = match doc.get("allowed_envs") {
         None | Some(serde_json::Value::Null) => Vec::new(),
@@ -102,12 +117,23 @@ pub fn read(app_compose: &[u8]) -> Result<AppCompose, ComposeError> {
         .and_then(|v| v.as_str())
         .ok_or_else(|| shape("app-compose.json has no docker_compose_file string"))?;
     let mut compose = AppCompose { allowed_envs, services: Vec::new(), outside: Vec::new() };
-    if doc.get("pre_launch_script").and_then(|s| s.as_str()).is_some_and(|s| !s.trim().is_empty()) {
-        compose.outside.push(
-            "app-compose.json has a pre_launch_script: it runs before Compose and can change what the services \
-             get; it is not read here"
-                .into(),
-        );
+    // Dstack runs these as bash, with the operator's decrypted variables, before the containers start.
+    for script in ["init_script", "pre_launch_script"] {
+        if doc.get(script).is_some_and(|s| !texts_json(s).iter().all(|t| t.trim().is_empty())) {
+            compose.outside.push(format!(
+                "app-compose.json's {script} runs before Compose, with the operator's variables, \
+                 and can change what the services get; it is not read here"
+            ));
+        }
+    }
+    // app-compose.sh and Compose read some variables themselves (which file to run, profiles, project).
+    for name in &compose.allowed_envs {
+        if LAUNCHER_PREFIXES.iter().any(|p| name.starts_with(p)) || LAUNCHER_NAMES.contains(&name.as_str()) {
+            compose.outside.push(format!(
+                "allowed_envs lists {name}, which Dstack's launcher or Compose reads itself: the operator can \
+                 change how the compose runs"
+            ));
+        }
     }
     let mut extends = Vec::new();
     // Compose merges a file's YAML documents in order, the later over the earlier.
@@ -411,5 +437,244 @@ fn merge_into(earlier: &mut Service, later: Service) {
         if !earlier.outside.contains(&sentence) {
             earlier.outside.push(sentence);
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// An app-compose.json around a compose file, as Dstack writes it.
+    pub(crate) fn app_compose(yaml: &str, allowed_envs: &[&str]) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "manifest_version": 2,
+            "name": "test",
+            "runner": "docker-compose",
+            "docker_compose_file": yaml,
+            "allowed_envs": allowed_envs,
+        }))
+        .unwrap()
+    }
+
+    fn service(yaml: &str, name: &str) -> Service {
+        let compose = read(&app_compose(yaml, &[])).unwrap();
+        compose.services.into_iter().find(|s| s.name == name).unwrap()
+    }
+
+    pub(crate) fn lit(value: &str) -> Value {
+        Value::Literal { value: value.into() }
+    }
+
+    pub(crate) fn source(value: &Value) -> &str {
+        match value {
+            Value::Operator { source } => source,
+            Value::Literal { value } => panic!("literal {value:?}, expected the operator's"),
+        }
+    }
+
+    fn env<'a>(s: &'a Service, key: &str) -> &'a Value {
+        &s.environment.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("no {key}")).1
+    }
+
+    #[test]
+    fn environment_as_a_map_types_nulls_and_interpolation() {
+        let s = service(
+            "services:\n  a:\n    environment:\n      S: text\n      N: 017\n      B: true\n      F: 1.50\n      Q: \"017\"\n      \
+             EMPTY: \"\"\n      PASSED:\n      PASSED_NULL: NULL\n      D: $$HOME and $${X}\n      V: ${PIN}\n      \
+             U: pre-$PIN\n",
+            "a",
+        );
+        assert_eq!(env(&s, "S"), &lit("text"));
+        assert_eq!(env(&s, "N"), &lit("15"), "Compose's YAML reads 017 as octal");
+        assert_eq!(env(&s, "B"), &lit("true"));
+        assert_eq!(env(&s, "F"), &lit("1.5"));
+        assert_eq!(env(&s, "Q"), &lit("017"));
+        assert_eq!(env(&s, "EMPTY"), &lit(""));
+        assert!(source(env(&s, "PASSED")).contains("passed through"));
+        assert!(source(env(&s, "PASSED_NULL")).contains("passed through"), "NULL is YAML's null too");
+        assert_eq!(env(&s, "D"), &lit("$HOME and ${X}"), "$$ is a literal $");
+        assert!(source(env(&s, "V")).contains("${PIN} substituted"));
+        assert!(source(env(&s, "U")).contains("${PIN}"));
+        let order: Vec<&str> = s.environment.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(order[..3], ["S", "N", "B"], "file order");
+    }
+
+    #[test]
+    fn every_substitution_form_is_the_operators() {
+        for form in [
+            "${V:-default}",
+            "${V-default}",
+            "${V:?set it}",
+            "${V?set it}",
+            "${V:+alt}",
+            "${V+alt}",
+            "x${V}",
+            "$V",
+            "${D:-${V}}",
+        ] {
+            let s = service(&format!("services:\n  a:\n    environment:\n      K: \"{form}\"\n"), "a");
+            assert!(source(env(&s, "K")).contains("${V}"), "{form}");
+        }
+        let err = read(&app_compose("services:\n  a:\n    environment:\n      K: cost 5$\n", &[])).unwrap_err();
+        assert!(err.to_string().contains("`$$`"), "Compose refuses a lone $: {err}");
+    }
+
+    #[test]
+    fn environment_as_a_list() {
+        let s = service(
+            "services:\n  a:\n    environment:\n      - A=1\n      - B=${PIN}\n      - C\n      - D=x=y\n      - E=\n      \
+             - ${NAME}=v\n      - A=2\n      - F=$$G\n",
+            "a",
+        );
+        assert_eq!(env(&s, "A"), &lit("2"), "the last of a repeated key counts");
+        assert!(source(env(&s, "B")).contains("${PIN}"));
+        assert!(source(env(&s, "C")).contains("passed through"));
+        assert_eq!(env(&s, "D"), &lit("x=y"));
+        assert_eq!(env(&s, "E"), &lit(""));
+        assert_eq!(env(&s, "F"), &lit("$G"));
+        assert_eq!(s.environment.len(), 6);
+        assert!(s.outside.iter().any(|o| o.contains("${NAME}=v") && o.contains("any variable")), "{:?}", s.outside);
+    }
+
+    #[test]
+    fn allowed_envs_make_a_variable_the_operators() {
+        let yaml = "services:\n  a:\n    environment:\n      REPLICATOOR_CONTRACT: \"0x11\"\n      OTHER: x\n";
+        let compose = read(&app_compose(yaml, &["REPLICATOOR_CONTRACT"])).unwrap();
+        assert_eq!(compose.allowed_envs, ["REPLICATOOR_CONTRACT"]);
+        assert!(source(env(&compose.services[0], "REPLICATOOR_CONTRACT")).contains("allowed_envs"));
+        assert_eq!(env(&compose.services[0], "OTHER"), &lit("x"));
+    }
+
+    #[test]
+    fn env_file_in_its_three_forms() {
+        assert_eq!(service("services:\n  a:\n    env_file: agent.env\n", "a").env_files, ["agent.env"]);
+        assert_eq!(service("services:\n  a:\n    env_file: [a.env, b.env]\n", "a").env_files, ["a.env", "b.env"]);
+        let long = "services:\n  a:\n    env_file:\n      - path: ./a.env\n        required: false\n      - b.env\n";
+        assert_eq!(service(long, "a").env_files, ["./a.env", "b.env"]);
+        assert!(read(&app_compose("services:\n  a:\n    env_file:\n      - required: true\n", &[])).is_err());
+    }
+
+    #[test]
+    fn command_and_entrypoint_in_exec_and_string_form() {
+        let s = service(
+            "services:\n  a:\n    entrypoint: [\"/usr/local/bin/replicatoor\", \"--log-format\", \"json\"]\n    \
+             command: run --deployment 'a b' --confirmations=\"3\" x\\ y --note \"$$HOME\"\n",
+            "a",
+        );
+        assert_eq!(s.entrypoint, Some(vec![lit("/usr/local/bin/replicatoor"), lit("--log-format"), lit("json")]));
+        let words = ["run", "--deployment", "a b", "--confirmations=3", "x y", "--note", "$HOME"];
+        assert_eq!(s.command, Some(words.iter().map(|w| lit(w)).collect()));
+        assert!(s.outside.is_empty());
+        // A substitution in a string command is split after it is substituted: it can add arguments.
+        let s = service("services:\n  a:\n    command: run --deployment=${PIN} --x 1\n", "a");
+        let command = s.command.unwrap();
+        assert_eq!(command[0], lit("run"));
+        assert!(source(&command[1]).contains("${PIN}"));
+        assert_eq!(s.written.command.unwrap()[1], "--deployment=${PIN}");
+        assert!(s.outside.iter().any(|o| o.contains("any argument")), "{:?}", s.outside);
+        let numbers = service("services:\n  a:\n    command: [run, --confirmations, 3]\n", "a");
+        assert_eq!(numbers.command.unwrap()[2], lit("3"));
+        assert!(read(&app_compose("services:\n  a:\n    command: run 'open\n", &[])).is_err());
+    }
+
+    #[test]
+    fn merge_keys_and_extension_anchors() {
+        let yaml = "x-env: &env\n  A: from-anchor\n  B: ${B}\nx-more: &more\n  C: more\n  A: not-this\n\
+                    x-service: &svc\n  image: reg/app:1\n  environment:\n    <<: [*env, *more]\n    A: explicit\n\
+                    services:\n  a:\n    <<: *svc\n    command: [run]\n";
+        let s = service(yaml, "a");
+        assert_eq!(s.image, Some(lit("reg/app:1")));
+        assert_eq!(env(&s, "A"), &lit("explicit"));
+        assert!(source(env(&s, "B")).contains("${B}"));
+        assert_eq!(env(&s, "C"), &lit("more"));
+    }
+
+    #[test]
+    fn documents_extends_include_and_reset() {
+        let yaml = "services:\n  base:\n    image: reg/base:1\n    environment:\n      A: base\n      B: base\n    \
+                    command: [run]\n  a:\n    extends: base\n    environment:\n      B: own\n    env_file: own.env\n  \
+                    b:\n    extends:\n      file: other.yml\n      service: x\n---\nservices:\n  a:\n    environment:\n      \
+                    C: ${C}\n    env_file: later.env\n";
+        let compose = read(&app_compose(yaml, &[])).unwrap();
+        let a = compose.services.iter().find(|s| s.name == "a").unwrap();
+        assert_eq!(a.image, Some(lit("reg/base:1")));
+        assert_eq!(a.command, Some(vec![lit("run")]));
+        assert_eq!(env(a, "A"), &lit("base"));
+        assert_eq!(env(a, "B"), &lit("own"));
+        assert!(source(env(a, "C")).contains("${C}"), "a later document adds to the service");
+        assert_eq!(a.env_files, ["own.env", "later.env"]);
+        assert!(a.outside.iter().any(|o| o.contains("extends service base of this file")));
+        let b = compose.services.iter().find(|s| s.name == "b").unwrap();
+        assert!(b.outside.iter().any(|o| o.contains("\"other.yml\"") && o.contains("outside")), "{:?}", b.outside);
+
+        let included = read(&app_compose("include:\n  - other.yml\nservices:\n  a:\n    image: x\n", &[])).unwrap();
+        assert!(included.outside[0].contains("other.yml"));
+        let cycle = "services:\n  a:\n    extends: b\n  b:\n    extends: a\n";
+        assert!(read(&app_compose(cycle, &[])).is_err());
+
+        let reset = service(
+            "services:\n  a:\n    environment:\n      A: !reset x\n      B: y\n    command: !reset [run]\n",
+            "a",
+        );
+        assert_eq!(reset.environment, [("B".to_string(), lit("y"))]);
+        assert_eq!(reset.command, None);
+    }
+
+    #[test]
+    fn dstack_fields() {
+        let json = |v: serde_json::Value| serde_json::to_vec(&v).unwrap();
+        let pre = json(serde_json::json!({"docker_compose_file": "services: {}", "pre_launch_script": "echo hi"}));
+        assert!(read(&pre).unwrap().outside[0].contains("pre_launch_script"));
+        let init = json(serde_json::json!({"docker_compose_file": "services: {}", "init_script": ["", "x"]}));
+        assert!(read(&init).unwrap().outside[0].contains("init_script"));
+        let empty = json(serde_json::json!({"docker_compose_file": "services: {}", "pre_launch_script": ""}));
+        assert!(read(&empty).unwrap().outside.is_empty());
+        let bash = json(serde_json::json!({"runner": "bash", "docker_compose_file": "services: {}"}));
+        assert!(read(&bash).is_err());
+        let nerdctl = json(serde_json::json!({"runner": "nerdctl-compose", "docker_compose_file": "services: {}"}));
+        assert!(read(&nerdctl).is_ok());
+        let launcher = read(&app_compose("services: {}", &["COMPOSE_FILE", "REPLICATOOR_RPC_URL"])).unwrap();
+        assert_eq!(launcher.outside.len(), 1);
+        assert!(launcher.outside[0].contains("COMPOSE_FILE"));
+    }
+
+    #[test]
+    fn malformed_documents_are_errors_not_panics() {
+        let raw: [&[u8]; 6] = [
+            b"not json",
+            b"[1, 2]",
+            b"{}",
+            br#"{"docker_compose_file": 3}"#,
+            br#"{"docker_compose_file": "services: {}", "allowed_envs": [1]}"#,
+            br#"{"docker_compose_file": "services: {}", "allowed_envs": "X"}"#,
+        ];
+        for bytes in raw {
+            assert!(read(bytes).is_err(), "{}", String::from_utf8_lossy(bytes));
+        }
+        for yaml in [
+            "- a\n- b\n",
+            "services: [a, b]\n",
+            "services:\n  a: [x]\n",
+            "services:\n  a:\n    environment: 3\n",
+            "services:\n  a:\n    environment:\n      A: [1]\n",
+            "services:\n  a:\n    environment:\n      - [1]\n",
+            "services:\n  a:\n    command: {x: 1}\n",
+            "services:\n  a:\n    command: [[run]]\n",
+            "services:\n  a:\n    image: [x]\n",
+            "services:\n  a:\n    extends: [x]\n",
+            "services:\n  a:\n    extends: missing\n",
+            "services:\n  a:\n    <<: 3\n",
+            "services:\n  a: &a\n    b: *a\n",
+            "services:\n  a:\n  a:\n",
+            "services:\n  a: {image: x\n",
+            "services:\n  a:\n    image: ${\n",
+            "services:\n  a:\n    <<: *nowhere\n",
+            "---\n",
+            "? [a]\n: b\n",
+        ] {
+            let result = read(&app_compose(yaml, &[]));
+            assert!(result.is_err(), "{yaml:?} read as {result:?}");
+        }
+        assert!(read(&app_compose("", &[])).unwrap().services.is_empty());
     }
 }
