@@ -27,6 +27,9 @@ pub(crate) enum Node {
 /// A file that expands (through aliases) to more nodes than this is refused: a few bytes of nested
 /// aliases must not cost the reader gigabytes. Compose caps its own traversal at the same count.
 const MAX_NODES: usize = 100_000;
+/// Nor may aliases nest deeper than this (yaml-rust2 stops plain nesting at 256 levels): the tree is
+/// walked and dropped recursively.
+const MAX_DEPTH: usize = 512;
 
 enum Frame {
     Seq { items: Vec<Node>, anchor: usize, reset: bool },
@@ -36,8 +39,8 @@ enum Frame {
 #[derive(Default)]
 struct Loader {
     stack: Vec<Frame>,
-    /// Completed anchored nodes, with their size (for the node budget).
-    anchors: HashMap<usize, (Node, usize)>,
+    /// Completed anchored nodes, with their size and depth (for the budgets).
+    anchors: HashMap<usize, (Node, usize, usize)>,
     docs: Vec<Node>,
     nodes: usize,
     error: Option<String>,
@@ -63,7 +66,7 @@ impl MarkedEventReceiver for Loader {
 impl Loader {
     fn event(&mut self, ev: Event) -> Result<(), String> {
         match ev {
-            Event::Scalar(text, style, anchor, tag) => self.complete(scalar(text, style, tag.as_ref()), anchor, 1),
+            Event::Scalar(text, style, anchor, tag) => self.complete(scalar(text, style, tag.as_ref()), anchor, 1, 1),
             Event::SequenceStart(anchor, tag) => {
                 self.stack.push(Frame::Seq { items: Vec::new(), anchor, reset: is_reset(tag.as_ref()) });
                 Ok(())
@@ -75,36 +78,40 @@ impl Loader {
             }
             Event::SequenceEnd => match self.stack.pop() {
                 Some(Frame::Seq { items, anchor, reset }) => {
-                    self.complete(if reset { Node::Reset } else { Node::Seq(items) }, anchor, 1)
+                    self.complete(if reset { Node::Reset } else { Node::Seq(items) }, anchor, 1, 1)
                 }
                 _ => Err("unbalanced sequence".into()),
             },
             Event::MappingEnd => match self.stack.pop() {
                 Some(Frame::Map { entries, key: None, anchor, reset }) => {
                     let node = if reset { Node::Reset } else { merge(entries)? };
-                    self.complete(node, anchor, 1)
+                    self.complete(node, anchor, 1, 1)
                 }
                 _ => Err("unbalanced mapping".into()),
             },
             Event::Alias(id) => {
                 // The parser knows the anchor's name from its start; a node that is not complete yet
                 // is an alias to an enclosing node (a cycle).
-                let (node, size) =
+                let (node, size, depth) =
                     self.anchors.get(&id).cloned().ok_or("an alias refers to a node that contains it")?;
-                self.complete(node, 0, size)
+                self.complete(node, 0, size, depth)
             }
             _ => Ok(()),
         }
     }
 
     /// A finished node: remember its anchor, then add it to its parent (or as a document).
-    fn complete(&mut self, node: Node, anchor: usize, size: usize) -> Result<(), String> {
+    fn complete(&mut self, node: Node, anchor: usize, size: usize, depth: usize) -> Result<(), String> {
         self.nodes += size;
         if self.nodes > MAX_NODES {
             return Err(format!("more than {MAX_NODES} nodes once aliases are expanded"));
         }
+        if self.stack.len() + depth > MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH} levels through aliases"));
+        }
         if anchor > 0 {
-            self.anchors.insert(anchor, (node.clone(), count(&node)));
+            let (size, depth) = measure(&node);
+            self.anchors.insert(anchor, (node.clone(), size, depth));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
@@ -135,12 +142,14 @@ fn is_reset(tag: Option<&Tag>) -> bool {
     tag.is_some_and(|t| t.handle == "!" && t.suffix == "reset")
 }
 
-fn count(node: &Node) -> usize {
-    match node {
-        Node::Seq(items) => 1 + items.iter().map(count).sum::<usize>(),
-        Node::Map(entries) => 1 + entries.iter().map(|(_, v)| 1 + count(v)).sum::<usize>(),
-        _ => 1,
-    }
+/// A node's size (nodes, keys included) and depth.
+fn measure(node: &Node) -> (usize, usize) {
+    let children: Vec<(usize, usize)> = match node {
+        Node::Seq(items) => items.iter().map(measure).collect(),
+        Node::Map(entries) => entries.iter().map(|(_, v)| measure(v)).map(|(s, d)| (s + 1, d)).collect(),
+        _ => Vec::new(),
+    };
+    children.iter().fold((1, 1), |(size, depth), (s, d)| (size + s, depth.max(d + 1)))
 }
 
 /// A mapping's entries with its merge keys applied as go-yaml applies them: explicit keys beat merged
@@ -333,6 +342,12 @@ mod tests {
             bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", ")));
         }
         assert!(load(&bomb).unwrap_err().contains("nodes"));
+        let mut deep = String::from("a0: &a0 [x]\n");
+        for i in 1..8 {
+            deep.push_str(&format!("a{i}: &a{i} {}*a{}{}\n", "[".repeat(100), i - 1, "]".repeat(100)));
+        }
+        assert!(load(&deep).unwrap_err().contains("levels"));
+        assert!(load(&format!("a: {}{}", "[".repeat(60_000), "]".repeat(60_000))).is_err());
         assert_eq!(load("a: 1\n---\nb: 2\n").unwrap().len(), 2);
     }
 }
