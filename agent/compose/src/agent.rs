@@ -273,19 +273,19 @@ impl Reading {
 
     /// `replicatoor [global flags] run|config check [flags]`.
     fn cli(&mut self, args: &[Arg]) {
-        let mut i = 0;
+        let (mut i, check) = (0, literal("check"));
         loop {
             let Some(arg) = args.get(i) else {
                 return self.say("replicatoor is started without the run subcommand: it does not run the agent".into());
             };
             match &arg.value {
                 Value::Literal { value } if value == "run" => i += 1,
-                Value::Literal { value } if value == "config" && args.get(i + 1).is_some_and(|a| a.value == literal("check")) => {
+                Value::Literal { value } if value == "config" && args.get(i + 1).map(|a| &a.value) == Some(&check) => {
                     i += 2
                 }
                 Value::Literal { value } if !value.starts_with('-') => {
                     return self.say(format!(
-                        "the {} runs `replicatoor {value}`, not `replicatoor run`: its arguments are not the agent's settings",
+                        "the {} runs `replicatoor {value}`, not `replicatoor run`: its arguments are no settings",
                         arg.from
                     ))
                 }
@@ -337,7 +337,7 @@ impl Reading {
             // `config check`'s own switch sets nothing `run` reads.
             if name != "deny-warnings" {
                 self.say(format!(
-                    "{} argument {:?} is not a setting of replicatoor run: the agent refuses unknown flags, but the compose passes it",
+                    "{} argument {:?} is not a setting of replicatoor run: the agent refuses it, but it is passed",
                     arg.from, arg.written
                 ));
             }
@@ -490,11 +490,12 @@ mod tests {
 
     #[test]
     fn a_literal_switch_reads_true_and_beats_the_environment() {
-        let config = agent(
-            "    command: [\"run\", \"--dangerously-trust-rpc\", \"--allow-insecure-rpc=false\"]\n    environment:\n      \
-             REPLICATOOR_DANGEROUSLY_TRUST_RPC: \"false\"\n",
-            &[],
-        );
+        let body = r#"
+    command: ["run", "--dangerously-trust-rpc", "--allow-insecure-rpc=false"]
+    environment:
+      REPLICATOOR_DANGEROUSLY_TRUST_RPC: "false"
+"#;
+        let config = agent(body, &[]);
         let trust = config.get("dangerously_trust_rpc").unwrap();
         assert_eq!((trust.place.as_str(), &trust.value), ("--dangerously-trust-rpc in command", &lit("true")));
         assert_eq!(value(&config, "allow_insecure_rpc"), &lit("false"), "--switch=value keeps its text");
@@ -585,7 +586,8 @@ mod tests {
             let config = agent(body, &[]);
             assert!(says(&config, &["env_file \"agent.env\"", "REPLICATOOR_*"]), "{body}: {:?}", config.outside);
         }
-        let yaml = "services:\n  agent:\n    image: reg/replicatoor:${TAG}\n    extends:\n      file: base.yml\n      service: b\n";
+        let yaml =
+            "services:\n  agent:\n    image: reg/replicatoor:${TAG}\n    extends: {file: base.yml, service: b}\n";
         let config = agent_config(&read(&app_compose(yaml, &[])).unwrap()).unwrap();
         assert!(says(&config, &["reg/replicatoor:${TAG}", "chooses the code"]), "{:?}", config.outside);
         assert!(says(&config, &["base.yml"]));

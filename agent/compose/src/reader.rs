@@ -478,12 +478,23 @@ pub(crate) mod tests {
 
     #[test]
     fn environment_as_a_map_types_nulls_and_interpolation() {
-        let s = service(
-            "services:\n  a:\n    environment:\n      S: text\n      N: 017\n      B: true\n      F: 1.50\n      Q: \"017\"\n      \
-             EMPTY: \"\"\n      PASSED:\n      PASSED_NULL: NULL\n      D: $$HOME and $${X}\n      V: ${PIN}\n      \
-             U: pre-$PIN\n",
-            "a",
-        );
+        let yaml = r#"
+services:
+  a:
+    environment:
+      S: text
+      N: 017
+      B: true
+      F: 1.50
+      Q: "017"
+      EMPTY: ""
+      PASSED:
+      PASSED_NULL: NULL
+      D: $$HOME and $${X}
+      V: ${PIN}
+      U: pre-$PIN
+"#;
+        let s = service(yaml, "a");
         assert_eq!(env(&s, "S"), &lit("text"));
         assert_eq!(env(&s, "N"), &lit("15"), "Compose's YAML reads 017 as octal");
         assert_eq!(env(&s, "B"), &lit("true"));
@@ -521,11 +532,20 @@ pub(crate) mod tests {
 
     #[test]
     fn environment_as_a_list() {
-        let s = service(
-            "services:\n  a:\n    environment:\n      - A=1\n      - B=${PIN}\n      - C\n      - D=x=y\n      - E=\n      \
-             - ${NAME}=v\n      - A=2\n      - F=$$G\n",
-            "a",
-        );
+        let yaml = r#"
+services:
+  a:
+    environment:
+      - A=1
+      - B=${PIN}
+      - C
+      - D=x=y
+      - E=
+      - ${NAME}=v
+      - A=2
+      - F=$$G
+"#;
+        let s = service(yaml, "a");
         assert_eq!(env(&s, "A"), &lit("2"), "the last of a repeated key counts");
         assert!(source(env(&s, "B")).contains("${PIN}"));
         assert!(source(env(&s, "C")).contains("passed through"));
@@ -591,10 +611,30 @@ pub(crate) mod tests {
 
     #[test]
     fn documents_extends_include_and_reset() {
-        let yaml = "services:\n  base:\n    image: reg/base:1\n    environment:\n      A: base\n      B: base\n    \
-                    command: [run]\n  a:\n    extends: base\n    environment:\n      B: own\n    env_file: own.env\n  \
-                    b:\n    extends:\n      file: other.yml\n      service: x\n---\nservices:\n  a:\n    environment:\n      \
-                    C: ${C}\n    env_file: later.env\n";
+        let yaml = r#"
+services:
+  base:
+    image: reg/base:1
+    environment:
+      A: base
+      B: base
+    command: [run]
+  a:
+    extends: base
+    environment:
+      B: own
+    env_file: own.env
+  b:
+    extends:
+      file: other.yml
+      service: x
+---
+services:
+  a:
+    environment:
+      C: ${C}
+    env_file: later.env
+"#;
         let compose = read(&app_compose(yaml, &[])).unwrap();
         let a = compose.services.iter().find(|s| s.name == "a").unwrap();
         assert_eq!(a.image, Some(lit("reg/base:1")));

@@ -294,7 +294,10 @@ mod tests {
         assert_eq!(plain[0]["b"]["k"].as_i64(), Some(1));
         assert!(!plain[0]["c"]["<<"].is_badvalue(), "YamlLoader keeps the merge key as a key");
 
-        let doc = one("a: &a {k: a, only_a: 1}\nb: &b {k: b, only_b: 2}\nc:\n  k: c\n  <<: [*a, *b]\n  env:\n    <<: *b\n    x: 1\nd: *a\n");
+        let doc = one(
+            "a: &a {k: a, only_a: 1}\nb: &b {k: b, only_b: 2}\nc:\n  k: c\n  <<: [*a, *b]\n  env:\n    <<: *b\n    \
+             x: 1\nd: *a\n",
+        );
         let c = get(&doc, "c");
         assert_eq!(get(c, "k"), &Node::Str("c".into()), "explicit beats merged");
         assert_eq!(get(c, "only_a"), &Node::Scalar("1".into()));
@@ -310,7 +313,8 @@ mod tests {
 
     #[test]
     fn scalars_are_typed_as_go_yaml_types_them() {
-        let doc = one("a: NULL\nb: 'NULL'\nc: 017\nd: 0x1F\ne: 1_000\nf: True\ng: 1.50\nh: !!str 12\ni:\nj: 0x1111111111111111111111111111111111111111\nk: yes\n");
+        let doc = one("a: NULL\nb: 'NULL'\nc: 017\nd: 0x1F\ne: 1_000\nf: True\ng: 1.50\nh: !!str 12\ni:\n\
+             j: 0x1111111111111111111111111111111111111111\nk: yes\n");
         assert_eq!(get(&doc, "a"), &Node::Null);
         assert_eq!(get(&doc, "b"), &Node::Str("NULL".into()));
         assert_eq!(get(&doc, "c"), &Node::Scalar("15".into()));
