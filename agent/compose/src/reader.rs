@@ -215,7 +215,7 @@ fn read_service(name: String, node: Node) -> Result<(Service, Option<Extends>), 
         let at = format!("services.{}.{key}", s.name);
         match key.as_str() {
             "image" => {
-                if let Some(text) = scalar_text(&value, &at)? {
+                if let Some(text) = string(&value, &at)? {
                     s.image = Some(interpolated(&text, &at)?.value());
                     s.written.image = Some(text);
                 }
@@ -235,13 +235,18 @@ fn read_service(name: String, node: Node) -> Result<(Service, Option<Extends>), 
     Ok((s, extends))
 }
 
-/// A scalar's text (None for null).
-fn scalar_text(node: &Node, at: &str) -> Result<Option<String>, ComposeError> {
+/// A string's text (None for null). Compose's schema wants a YAML string where this is used: a number
+/// or a list there makes Compose refuse the file.
+fn string(node: &Node, at: &str) -> Result<Option<String>, ComposeError> {
     match node {
         Node::Null => Ok(None),
-        Node::Str(text) | Node::Scalar(text) => Ok(Some(text.clone())),
+        Node::Str(text) => Ok(Some(text.clone())),
         _ => Err(shape(format!("{at} is not a string"))),
     }
+}
+
+fn field<'a>(fields: &'a [(String, Node)], key: &str) -> Option<&'a Node> {
+    fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
 fn interpolated(text: &str, at: &str) -> Result<crate::words::Interpolated, ComposeError> {
@@ -274,7 +279,7 @@ fn read_environment(s: &mut Service, value: Node, at: &str) -> Result<(), Compos
         }
         Node::Seq(items) => {
             for item in items {
-                let text = scalar_text(&item, at)?.ok_or_else(|| shape(format!("{at} has an empty entry")))?;
+                let text = string(&item, at)?.ok_or_else(|| shape(format!("{at} has an empty entry")))?;
                 // Compose interpolates the whole entry, then splits it at its first `=`.
                 let entry = interpolated(&text, at)?;
                 match entry.literal.split_once('=') {
@@ -300,14 +305,14 @@ fn read_environment(s: &mut Service, value: Node, at: &str) -> Result<(), Compos
 /// `env_file`: a path, a list of paths, or a list of `{path, required, format}`.
 fn read_env_files(value: Node, at: &str) -> Result<Vec<String>, ComposeError> {
     let items = match value {
-        Node::Null => Vec::new(),
+        Node::Null => return Ok(Vec::new()),
         Node::Seq(items) => items,
-        one => vec![one],
+        one @ Node::Str(_) => vec![one],
+        _ => return Err(shape(format!("{at} is neither a path nor a list"))),
     };
     let path = |item: &Node| match item {
-        Node::Map(fields) => fields.iter().find(|(k, _)| k == "path").and_then(|(_, v)| texts(v).pop()),
-        Node::Str(text) | Node::Scalar(text) => Some(text.clone()),
-        _ => None,
+        Node::Map(fields) => field(fields, "path").and_then(|p| string(p, at).ok().flatten()),
+        item => string(item, at).ok().flatten(),
     };
     items.iter().map(|item| path(item).ok_or_else(|| shape(format!("{at} has an entry without a path")))).collect()
 }
@@ -323,13 +328,13 @@ fn read_argv(outside: &mut Vec<String>, value: Node, at: &str) -> Result<Argv, C
             let mut values = Vec::new();
             let mut written = Vec::new();
             for item in items {
-                let text = scalar_text(&item, at)?.ok_or_else(|| shape(format!("{at} has an empty element")))?;
+                let text = string(&item, at)?.ok_or_else(|| shape(format!("{at} has an empty element")))?;
                 values.push(interpolated(&text, at)?.value());
                 written.push(text);
             }
             (values, written)
         }
-        Node::Str(text) | Node::Scalar(text) => {
+        Node::Str(text) => {
             let whole = interpolated(&text, at)?;
             if whole.vars.is_empty() {
                 let words = split(&whole.literal).map_err(|e| shape(format!("{at}: {e}")))?;
@@ -359,8 +364,8 @@ fn read_extends(service: &str, value: Node, at: &str) -> Result<Option<Extends>,
         Node::Null => return Ok(None),
         Node::Str(base) => (base, None),
         Node::Map(fields) => {
-            let text = |key: &str| fields.iter().find(|(k, _)| k == key).and_then(|(_, v)| texts(v).pop());
-            (text("service").ok_or_else(|| shape(format!("{at} names no service")))?, text("file"))
+            let text = |key: &str| field(&fields, key).map(|v| string(v, at)).transpose().map(Option::flatten);
+            (text("service")?.ok_or_else(|| shape(format!("{at} names no service")))?, text("file")?)
         }
         _ => return Err(shape(format!("{at} is neither a service name nor a mapping"))),
     };
@@ -592,8 +597,9 @@ services:
         assert!(source(&command[1]).contains("${PIN}"));
         assert_eq!(s.written.command.unwrap()[1], "--deployment=${PIN}");
         assert!(s.outside.iter().any(|o| o.contains("any argument")), "{:?}", s.outside);
-        let numbers = service("services:\n  a:\n    command: [run, --confirmations, 3]\n", "a");
-        assert_eq!(numbers.command.unwrap()[2], lit("3"));
+        // Compose's schema wants strings: `3` unquoted makes it refuse the file.
+        assert!(read(&app_compose("services:\n  a:\n    command: [run, --confirmations, 3]\n", &[])).is_err());
+        assert!(read(&app_compose("services:\n  a:\n    image: 3\n", &[])).is_err());
         assert!(read(&app_compose("services:\n  a:\n    command: run 'open\n", &[])).is_err());
     }
 
@@ -698,6 +704,8 @@ services:
             "services:\n  a:\n    environment: 3\n",
             "services:\n  a:\n    environment:\n      A: [1]\n",
             "services:\n  a:\n    environment:\n      - [1]\n",
+            "services:\n  a:\n    environment:\n      - 1\n",
+            "services:\n  a:\n    env_file: {path: a.env}\n",
             "services:\n  a:\n    command: {x: 1}\n",
             "services:\n  a:\n    command: [[run]]\n",
             "services:\n  a:\n    image: [x]\n",
