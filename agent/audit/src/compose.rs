@@ -204,4 +204,51 @@ mod tests {
         );
         assert!(r.self_measured, "the dstack provider by default");
     }
+
+    /// What an auditor tried (issue #23), each form flagged for its own reason by `measure` and `audit`;
+    /// the shipped example and a transport-only operator argument stay clean.
+    #[test]
+    fn every_way_the_operator_reaches_a_security_setting_is_flagged_and_transport_is_not() {
+        let agent = |more: &str, env: &str| {
+            format!(
+                "x-extra: &extra\n  REPLICATOOR_DANGEROUSLY_TRUST_RPC: ${{TRUST}}\nservices:\n  agent:\n    image: \
+                 reg/replicatoor@sha256:{}\n{more}    environment:\n      REPLICATOOR_RPC_URL: ${{RPC}}\n{env}",
+                "0".repeat(64)
+            )
+        };
+        let cases: [(String, &str, &str); 8] = [
+            (agent("    command: [\"run\", \"${X}\"]\n", ""), "compose", "${X}"),
+            (agent("    command: [\"run\", \"--deployment=${PIN}\"]\n", ""), "--deployment", "${PIN}"),
+            (agent("    command: [\"run\", \"--config=${CFG}\"]\n", ""), "--config", "${CFG}"),
+            (agent("    entrypoint: [\"/bin/sh\", \"-c\", \"replicatoor run $$EXTRA\"]\n", ""), "compose", "shell"),
+            (agent("", "      <<: *extra\n"), "REPLICATOOR_DANGEROUSLY_TRUST_RPC", "${TRUST}"),
+            (agent("", "      REPLICATOOR_CONFIRMATIONS: ${N:-2}\n"), "REPLICATOOR_CONFIRMATIONS", "${N}"),
+            (agent("    env_file: node.env\n", ""), "compose", "node.env"),
+            (agent("    command: [\"run\", \"--jitter-ms\", \"${J}\"]\n", ""), "--jitter-ms", "${J}"),
+        ];
+        for (yaml, setting, source) in cases {
+            let r = check(&app_compose(&yaml, &[])).unwrap();
+            assert!(
+                r.unmeasured.iter().any(|u| u.setting == setting && u.source.contains(source)),
+                "{setting} ({source}) not flagged in\n{yaml}\n{:?}",
+                r.unmeasured
+            );
+        }
+        // A literal switch is measured, and shows as measured (the audit's trust mode and findings judge it).
+        let r = check(&app_compose(&agent("    command: [\"run\", \"--dangerously-trust-rpc\"]\n", ""), &[])).unwrap();
+        assert!(r.unmeasured.is_empty() && r.measured == ["agent: --dangerously-trust-rpc"], "{r:?}");
+        // Transport from the operator, in any form, is not a finding; nor is PCCS (transport: collateral is
+        // signed by Intel).
+        let yaml =
+            agent("    command: [\"run\", \"--beacon-url\", \"${URL}\"]\n", "      REPLICATOOR_PCCS_URL: ${PCCS}\n");
+        let r = check(&app_compose(&yaml, &["REPLICATOOR_SENDER_KEY"])).unwrap();
+        assert!(r.unmeasured.is_empty(), "{:?}", r.unmeasured);
+        assert!(r.operator_provided.contains(&"agent: --beacon-url".to_string()), "{:?}", r.operator_provided);
+        // The shipped example: nothing security-relevant is the operator's.
+        let example = include_str!("../../../examples/dstack/docker-compose.yml");
+        let r = check(&app_compose(example, &["REPLICATOOR_RPC_URL", "REPLICATOOR_SENDER_KEY"])).unwrap();
+        assert!(r.unmeasured.is_empty(), "{:?}", r.unmeasured);
+        assert_eq!(r.trust_mode(), "beacon-light-client");
+        assert!(r.self_measured);
+    }
 }
