@@ -139,7 +139,9 @@ fn an_operator_value_that_differs_from_the_measured_literal_exits_2_naming_it() 
     let other = pin(["a.evil", "b.evil", "c.evil"]);
     let file = cvm.dir.join("operator.toml");
     std::fs::write(&file, "confirmations = 0\n").unwrap();
-    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+    // (operator's arguments, operator's environment, the setting the refusal must name)
+    type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![format!("--deployment={other}")], vec![], "deployment"),
         (vec!["--deployment".into(), other.clone()], vec![], "deployment"),
         (vec![], vec![("REPLICATOOR_DEPLOYMENT", other.as_str())], "deployment"),
@@ -163,7 +165,9 @@ fn an_operator_value_that_differs_from_the_measured_literal_exits_2_naming_it() 
 #[test]
 fn a_compose_that_leaves_a_security_setting_to_the_operator_is_refused() {
     let scratch = Scratch::new("measured-left-open");
-    let cases: [(&str, fn(&Path, &Path) -> String, &str, &str); 4] = [
+    // (name, the compose's YAML, the setting the refusal must name, where it must say it comes from)
+    type Yaml = fn(&Path, &Path) -> String;
+    let cases: [(&str, Yaml, &str, &str); 4] = [
         ("merge", |s, d| agent_yaml(s, d, "      <<: *extra\n", ""), "dangerously_trust_rpc", "${TRUST}"),
         (
             "pccs-and-arg",
