@@ -10,7 +10,7 @@ chain=$(sum agent/chain/src/{deployment,proof,layout,verified}.rs agent/chain/sr
 beacon=$(sum $(find agent/beacon/src -name '*.rs' ! -name sim.rs ! -name recorded.rs | sort))
 # What the node trusts about itself: the compose reader and settings table, and the self-check that applies them.
 measured=$(sum agent/compose/src/*.rs agent/node/src/config/measured.rs)
-printf '%-34s %6d\n' "trust kernel (agent/core)" "$kernel" "decide step (decide.rs, anchor.rs)" "$decide" \
+printf '%-46s %6d\n' "trust kernel (agent/core)" "$kernel" "decide step (decide.rs, anchor.rs)" "$decide" \
   "kernel + decide (goal <= 2500)" $((kernel + decide)) "verified chain (agent/chain)" "$chain" \
-  "light client (agent/beacon)" "$beacon" "measured configuration (agent/compose, measured.rs)" "$measured" \
+  "light client (agent/beacon)" "$beacon" "measured config (agent/compose, measured.rs)" "$measured" \
   "whole trust path (goal <= 4500)" $((kernel + decide + chain + beacon + measured))

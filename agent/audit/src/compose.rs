@@ -97,7 +97,8 @@ pub fn check(app_compose: &[u8]) -> Result<ComposeReport, ComposeError> {
     let mut flag = |setting: String, source: String| {
         report.unmeasured.push(Unmeasured { service: service.clone(), setting, source })
     };
-    for how in compose.outside.iter().chain(&agent.outside) {
+    // The agent's reading already carries the file-wide ways in (`include`, ...).
+    for how in &agent.outside {
         flag("compose".into(), how.clone());
     }
     let mut provider_is_dstack = true;
