@@ -1,9 +1,9 @@
 //! The agent's own service in a compose, and where each of its settings comes from.
 //!
-//! The rule that finds it (PROTOCOL.md / docs/deploy.md state it too): the agent's service is the one
-//! service that sets a `REPLICATOOR_*` variable in `environment`, or whose image, entrypoint or command
-//! names `replicatoor`. None, or more than one, is an error: the node then cannot tell which settings
-//! are its own.
+//! The rule that finds it (docs/operations.md, "What the operator may set", states it too): the agent's
+//! service is the one service that sets a `REPLICATOOR_*` variable in `environment`, or whose image,
+//! entrypoint or command names `replicatoor`. None, or more than one, is an error: the node then cannot
+//! tell which settings are its own.
 
 use crate::reader::{AppCompose, ComposeError, Service, Value};
 use crate::settings::{by_flag, Setting, SETTINGS};
