@@ -12,9 +12,11 @@
 #       replicatoor:dev-simulated   the tests' replicatoor-dev (features simulated + failpoints): the only
 #                                   way to make quotes without TDX. Never ship it.
 #  4. End to end, as script/demo.sh does with host processes: anvil, the contract, the simulated beacon,
-#     and a simulated Dstack guest agent (`replicatoor dev guest-agent`) whose socket is mounted at
-#     /var/run/dstack.sock; a genesis node and a new node run AS CONTAINERS (--network host, --read-only,
-#     uid 10001, the `dstack` quote provider); the secret is delivered into the new node's volume (0600,
+#     the app's compose with the pin and every security setting in it (script/dev-compose.sh, approved on
+#     chain), and a simulated Dstack guest agent (`replicatoor dev guest-agent`) serving that compose whose
+#     socket is mounted at /var/run/dstack.sock; a genesis node and a new node run AS CONTAINERS (--network
+#     host, --read-only, uid 10001, the `dstack` quote provider), given transport only and taking every
+#     security setting from their measured compose; the secret is delivered into the new node's volume (0600,
 #     uid 10001) and an app container reads it; both pass the image's HEALTHCHECK and the compose
 #     example's /readyz probe, and `docker stop` (SIGTERM) ends them with exit code 0.
 #  5. The production image starts as uid 10001 and refuses the simulated switches.
