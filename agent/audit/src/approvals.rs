@@ -55,6 +55,7 @@ fn app(measurement: &[u8], compose: Option<&Bytes>, deployment: Deployment) -> A
                 contract: d.contract,
                 start_block: d.start_block,
                 trust: d.trust.to_string(),
+                simulated: d.is_simulated(),
             });
             a.unmeasured = c.unmeasured;
             a.images_by_tag = c.images_by_tag;
@@ -181,6 +182,31 @@ pub fn findings(refs: &[ReferenceState], custody: &Custody, out: &mut Vec<Findin
                 format!(
                     "{which} pins a simulated-beacon trust root: its nodes accept chain state signed by a \
                      committee whose keys are public (dev and test chains only; never in production)."
+                ),
+            ),
+            // The simulated network relabelled as a custom one: as bad as simulated-beacon (the
+            // committee keys are public), and a release build refuses it; say what it really is.
+            Some("beacon-custom") if a.pinned_deployment.as_ref().is_some_and(|p| p.simulated) => push(
+                "simulated_beacon_approved",
+                Severity::Critical,
+                "An approved app trusts a SIMULATED beacon network under another name".into(),
+                format!(
+                    "{which} pins a beacon-custom trust root whose network has the simulated network's identity \
+                     (its fork versions or genesis validators root): its nodes would accept chain state signed by \
+                     a committee whose keys are public. A release build refuses to start on it; a dev build \
+                     believes it."
+                ),
+            ),
+            Some("beacon-custom") => push(
+                "custom_beacon_network_approved",
+                Severity::Medium,
+                "An approved app trusts a custom beacon network".into(),
+                format!(
+                    "{which} pins a beacon light client on a network the pin spells out ([trust.custom_network]) \
+                     instead of a built-in one: {}. This release vouches only for the built-in networks' \
+                     parameters: check the genesis validators root and fork versions against the chain's \
+                     published configuration, and that the checkpoint is on that chain.",
+                    a.pinned_deployment.as_ref().map_or("?", |p| p.trust.as_str())
                 ),
             ),
             Some(compose::UNVERIFIED) => push(
@@ -321,5 +347,77 @@ mod tests {
         let bad = app(&hash, Some(&Bytes::from_static(b"not json")), dep);
         assert!(bad.analysis_error.is_some() && bad.trust_mode.is_none());
         assert!(os(Some(&Bytes::from_static(b"{"))).error.is_some());
+    }
+
+    /// The findings of an app reference whose compose pins `pin` literally.
+    fn findings_for_pin(pin: &replicatoor_chain::deployment::PinnedDeployment) -> Vec<Finding> {
+        let body: Vec<String> = pin.to_toml().lines().map(|l| format!("        {l}")).collect();
+        let yaml = format!(
+            "services:\n  agent:\n    image: reg/replicatoor@sha256:{}\n    environment:\n      REPLICATOOR_DEPLOYMENT: |\n{}\n",
+            "0".repeat(64),
+            body.join("\n")
+        );
+        let compose = serde_json::to_vec(&serde_json::json!({ "docker_compose_file": yaml })).unwrap();
+        let hash: [u8; 32] = Sha256::digest(&compose).into();
+        let a = app(&hash, Some(&Bytes::from(compose)), pin.deployment());
+        let r = ReferenceState {
+            id: B256::repeat_byte(2),
+            ref_kind: crate::model::RefKindName(APP),
+            measurement: hex::encode(hash),
+            status: "active",
+            proposed_block: 7,
+            activates_at: 0,
+            note: String::new(),
+            revoked_block: None,
+            revoke_note: None,
+            expires_at: None,
+            proposals: 1,
+            app: Some(a),
+            os: None,
+        };
+        let mut out = Vec::new();
+        findings(&[r], &Custody::default(), &mut out);
+        out
+    }
+
+    /// A custom beacon network is a finding of its own, below a simulated one; the simulated network
+    /// relabelled as a custom one is reported for what it is.
+    #[test]
+    fn a_custom_beacon_network_is_a_finding_and_a_relabelled_simulated_one_is_critical() {
+        use replicatoor_chain::{
+            beacon::Network,
+            deployment::{PinnedDeployment, TrustRoot},
+        };
+        let pin = |network: Network| PinnedDeployment {
+            chain_id: 1,
+            contract: Address::repeat_byte(1),
+            start_block: 1,
+            trust: TrustRoot::Beacon {
+                network: None,
+                custom_network: Some(network),
+                checkpoint: B256::repeat_byte(3),
+                max_age_secs: 300,
+            },
+        };
+        let kinds = |f: &[Finding]| f.iter().map(|f| (f.kind, f.severity)).collect::<Vec<_>>();
+
+        let mut custom = Network::mainnet();
+        custom.name = "my-chain".into();
+        custom.genesis_validators_root = B256::repeat_byte(9);
+        let f = findings_for_pin(&pin(custom));
+        assert_eq!(kinds(&f), [("custom_beacon_network_approved", Severity::Medium)], "{f:?}");
+        assert!(f[0].detail.contains("CUSTOM network (\"my-chain\""), "{}", f[0].detail);
+
+        // The simulated dev beacon's genesis validators root under mainnet's name and fork versions.
+        let mut relabelled = Network::mainnet();
+        relabelled.genesis_validators_root = Network::simulated_genesis_validators_root();
+        let f = findings_for_pin(&pin(relabelled));
+        assert_eq!(kinds(&f), [("simulated_beacon_approved", Severity::Critical)], "{f:?}");
+
+        let mut builtin = pin(Network::mainnet());
+        if let TrustRoot::Beacon { network, custom_network, .. } = &mut builtin.trust {
+            (*network, *custom_network) = (Some("mainnet".into()), None);
+        }
+        assert_eq!(kinds(&findings_for_pin(&builtin)), []);
     }
 }

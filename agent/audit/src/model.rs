@@ -241,8 +241,9 @@ pub struct AppApproval {
     pub compose_hash_matches: Option<bool>,
     /// Why the compose could not be analysed (not JSON, YAML errors).
     pub analysis_error: Option<String>,
-    /// `beacon-light-client`, `rpc-quorum`, `simulated-beacon`, or `rpc-unverified` (nothing pinned
-    /// literally: NOT PINNED); `null` when no compose was published.
+    /// `beacon-light-client`, `beacon-custom` (a beacon network the pin spells out), `rpc-quorum`,
+    /// `simulated-beacon`, or `rpc-unverified` (nothing pinned literally: NOT PINNED); `null` when no
+    /// compose was published.
     pub trust_mode: Option<&'static str>,
     /// The deployment the compose pins literally (REPLICATOOR_DEPLOYMENT).
     pub pinned_deployment: Option<PinView>,
@@ -267,6 +268,9 @@ pub struct PinView {
     pub start_block: u64,
     /// The trust root, in words (network and checkpoint, quorum size, or SIMULATED beacon).
     pub trust: String,
+    /// The trust root is a simulated network: `simulated-beacon`, or a custom network with the
+    /// simulated network's identity (its fork versions or genesis validators root) under another name.
+    pub simulated: bool,
 }
 
 /// What an OS reference's proposal published.

@@ -14,13 +14,72 @@
 //! checkpoint = "0x…"         # a beacon block root (a recent finalized one) to bootstrap from
 //! max_age_secs = 300         # the newest verified header may be at most this old by the TD's clock
 //! ```
+//!
+//! Every trust parameter has a bound, checked when the description is read (and, for the node's
+//! confirmation depth, by its settings): [`MAX_AGE_SECS`], [`QUORUM_RPCS`], [`MAX_CONFIRMATIONS`].
+//! [`PinnedDeployment::trust_parameters`] lists them with their values for `measure`.
 
 use crate::endpoint::Transport;
 use alloy::primitives::{Address, B256};
 use replicatoor_beacon::{Network, PresetKind};
 use replicatoor_core::protocol::Deployment;
 use serde::{Deserialize, Serialize};
-use std::fmt;
+use std::{fmt, ops::RangeInclusive};
+
+/// Bound of `max_age_secs`, the largest age (by the TD's clock) of the header a decision is based
+/// on. It is the window in which the machine's operator, by withholding newer headers, can make a
+/// holder decide on state from before a revocation or a narrowing, so it must stay short: a light
+/// client's optimistic head is seconds old and an RPC quorum's head a block or two, so 15 minutes
+/// (about two mainnet epochs) is ample slack for a lagging beacon or RPC, and anything longer only
+/// widens the operator's window. Zero would refuse every header. (Issue #25 tightens freshness
+/// further.)
+pub const MAX_AGE_SECS: RangeInclusive<u64> = 1..=900;
+
+/// Bound of the number of pinned RPCs in quorum mode (and `quorum` must be a strict majority of
+/// them): one RPC is no cross-check at all, and past 16 independent operators a larger list adds
+/// no independence worth its cost (the node asks every member for every decision header) while
+/// making the pin harder for an owner to review.
+pub const QUORUM_RPCS: RangeInclusive<usize> = 2..=16;
+
+/// Largest confirmation depth a node accepts (`confirmations`, a measured setting of `run`): 64
+/// blocks is two mainnet epochs, by when a block is finalized, and the log follower rewinds at
+/// most 64 blocks on a reorg (`FollowerConfig::reorg_rewind`), so a deeper wait protects against
+/// nothing more; it only delays every answer, and a huge value would stall the holder for good.
+/// 0 is accepted (dev chains; `config check` warns).
+pub const MAX_CONFIRMATIONS: u64 = 64;
+
+/// Check a confirmation depth against [`MAX_CONFIRMATIONS`].
+pub fn check_confirmations(confirmations: u64) -> Result<(), DeploymentError> {
+    if confirmations > MAX_CONFIRMATIONS {
+        return Err(DeploymentError::Invalid(format!(
+            "confirmations {confirmations} is more than {MAX_CONFIRMATIONS}: a deeper wait than two epochs \
+             (finality) and the follower's reorg rewind adds no safety, only delay"
+        )));
+    }
+    Ok(())
+}
+
+/// One trust parameter of a deployment, its value and its bound, as `measure` prints them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrustParameter {
+    /// The setting's name (`trust.max_age_secs`, `trust.quorum`, `confirmations`).
+    pub name: &'static str,
+    /// Its value, as text.
+    pub value: String,
+    /// The bound the node enforces at start, as text.
+    pub bound: String,
+}
+
+impl TrustParameter {
+    /// The node's confirmation depth (a `run` setting, not part of the pin) as a trust parameter.
+    pub fn confirmations(confirmations: u64) -> TrustParameter {
+        TrustParameter {
+            name: "confirmations",
+            value: confirmations.to_string(),
+            bound: format!("0..={MAX_CONFIRMATIONS} blocks"),
+        }
+    }
+}
 
 /// How chain state is authenticated inside the TD.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,9 +200,59 @@ impl PinnedDeployment {
         }
     }
 
-    /// Whether this trust root is a simulated one (dev chains only).
+    /// Whether this trust root is a simulated one (dev chains only): `simulated-beacon`, or a
+    /// custom beacon network with the simulated network's identity (its signing domains: see
+    /// `Network::is_simulated`), i.e. the simulated network relabelled. Its sync-committee keys are
+    /// public, so it proves nothing; only a `simulated` build accepts it ([`Self::check_build`]).
     pub fn is_simulated(&self) -> bool {
-        matches!(self.trust, TrustRoot::SimulatedBeacon { .. })
+        match &self.trust {
+            TrustRoot::SimulatedBeacon { .. } => true,
+            TrustRoot::Beacon { custom_network: Some(n), .. } => n.is_simulated(),
+            TrustRoot::Beacon { .. } | TrustRoot::Quorum { .. } => false,
+        }
+    }
+
+    /// Refuse what this build must not trust: a simulated trust root ([`Self::is_simulated`]) in a
+    /// build without the `simulated` feature (`simulated_build` false). The chain crate has no such
+    /// feature; the node passes whether it was built with it.
+    pub fn check_build(&self, simulated_build: bool) -> Result<(), DeploymentError> {
+        if self.is_simulated() && !simulated_build {
+            let what = match &self.trust {
+                TrustRoot::SimulatedBeacon { .. } => "a simulated-beacon trust root".to_string(),
+                _ => "a custom beacon network with the simulated network's identity (its fork versions or \
+                      genesis validators root)"
+                    .to_string(),
+            };
+            return Err(DeploymentError::Invalid(format!(
+                "trust: {what} proves nothing (its sync-committee keys are public), and this replicatoor was \
+                 built without the `simulated` feature, which alone may trust one"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every trust parameter of this deployment with its value and bound (for `measure`). The
+    /// node's confirmation depth is a `run` setting: [`TrustParameter::confirmations`].
+    pub fn trust_parameters(&self) -> Vec<TrustParameter> {
+        let mut out = vec![TrustParameter {
+            name: "trust.max_age_secs",
+            value: self.max_age_secs().to_string(),
+            bound: format!("{}..={} seconds", MAX_AGE_SECS.start(), MAX_AGE_SECS.end()),
+        }];
+        match &self.trust {
+            TrustRoot::Quorum { rpcs, quorum, .. } => out.push(TrustParameter {
+                name: "trust.quorum",
+                value: format!("{quorum} of {}", rpcs.len()),
+                bound: format!("a strict majority of {}..={} pinned RPCs", QUORUM_RPCS.start(), QUORUM_RPCS.end()),
+            }),
+            // Fixed by the sync protocol, not a setting: shown so the reader sees what is trusted.
+            TrustRoot::Beacon { .. } | TrustRoot::SimulatedBeacon { .. } => out.push(TrustParameter {
+                name: "trust.sync_committee_participation",
+                value: "at least 2/3 of the sync committee signs each header".into(),
+                bound: "fixed (consensus-specs light-client sync protocol)".into(),
+            }),
+        }
+        out
     }
 
     /// The largest age of a decision header, in seconds.
@@ -160,15 +269,23 @@ impl PinnedDeployment {
         if self.contract == Address::ZERO {
             return invalid("contract is the zero address".into());
         }
-        if self.max_age_secs() == 0 {
-            return invalid("trust.max_age_secs must be at least 1".into());
+        if !MAX_AGE_SECS.contains(&self.max_age_secs()) {
+            return invalid(format!(
+                "trust.max_age_secs {} is outside {}..={}: a decision header older than that lets whoever \
+                 withholds newer ones decide what state the node acts on",
+                self.max_age_secs(),
+                MAX_AGE_SECS.start(),
+                MAX_AGE_SECS.end()
+            ));
         }
         match &self.trust {
             TrustRoot::Quorum { rpcs, quorum, .. } => {
-                if rpcs.len() < 2 || *quorum <= rpcs.len() / 2 || *quorum > rpcs.len() {
+                if !QUORUM_RPCS.contains(&rpcs.len()) || *quorum <= rpcs.len() / 2 || *quorum > rpcs.len() {
                     return invalid(format!(
-                        "trust: quorum {quorum} of {} RPCs must be a strict majority of at least two",
-                        rpcs.len()
+                        "trust: quorum {quorum} of {} RPCs must be a strict majority of {}..={} RPCs",
+                        rpcs.len(),
+                        QUORUM_RPCS.start(),
+                        QUORUM_RPCS.end()
                     ));
                 }
                 if let Some(u) = rpcs
@@ -193,9 +310,13 @@ impl PinnedDeployment {
 }
 
 impl TrustRoot {
-    /// The trust mode's name, as `status`, `/metrics` and `audit` show it.
+    /// The trust mode's name, as `status`, `/metrics`, `measure` and `audit` show it. A beacon
+    /// light client on a network the pin spells out (`[trust.custom_network]`) is its own mode,
+    /// `beacon-custom`: this release vouches only for the built-in networks' parameters, so whoever
+    /// approves such a pin must check the network (and its checkpoint) themselves.
     pub fn mode_name(&self) -> &'static str {
         match self {
+            TrustRoot::Beacon { custom_network: Some(_), .. } => "beacon-custom",
             TrustRoot::Beacon { .. } => "beacon-light-client",
             TrustRoot::Quorum { .. } => "rpc-quorum",
             TrustRoot::SimulatedBeacon { .. } => "simulated-beacon",
@@ -206,8 +327,13 @@ impl TrustRoot {
 impl fmt::Display for TrustRoot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            TrustRoot::Beacon { custom_network: Some(n), checkpoint, .. } => write!(
+                f,
+                "beacon light client on a CUSTOM network ({:?}, genesis validators root {}, checkpoint {checkpoint})",
+                n.name, n.genesis_validators_root
+            ),
             TrustRoot::Beacon { network, checkpoint, .. } => {
-                write!(f, "beacon light client ({}, checkpoint {checkpoint})", network.as_deref().unwrap_or("custom"))
+                write!(f, "beacon light client ({}, checkpoint {checkpoint})", network.as_deref().unwrap_or("?"))
             }
             TrustRoot::Quorum { rpcs, quorum, .. } => write!(f, "RPC quorum ({quorum} of {})", rpcs.len()),
             TrustRoot::SimulatedBeacon { checkpoint, .. } => {
@@ -280,6 +406,126 @@ checkpoint = "0x5afc212a7924789b2bc86acad3ab3a6ffb1f6e97253ea50bee7f4f51422c9275
         for u in ["http://[::1]:8545", "HTTP://LOCALHOST:8545", "http://127.0.0.1.:8545", "HTTPS://rpc.example.com"] {
             PinnedDeployment::from_toml(&pin(u)).unwrap_or_else(|e| panic!("{u}: {e}"));
         }
+    }
+
+    fn mainnet() -> PinnedDeployment {
+        PinnedDeployment::from_toml(MAINNET).unwrap()
+    }
+
+    /// `d` with its beacon root on `network` spelled out as a `[trust.custom_network]` table.
+    fn on_custom(network: Network) -> PinnedDeployment {
+        let mut d = mainnet();
+        if let TrustRoot::Beacon { network: n, custom_network, .. } = &mut d.trust {
+            *n = None;
+            *custom_network = Some(network);
+        }
+        d
+    }
+
+    /// Through its TOML text, as a node reads it (so `check` runs).
+    fn reread(d: &PinnedDeployment) -> Result<PinnedDeployment, DeploymentError> {
+        PinnedDeployment::from_toml(&d.to_toml())
+    }
+
+    /// The attack: the testkit's simulated network (public committee) renamed and pinned as a
+    /// custom network under `mode = "beacon"`. It reads as a pin, is named what it is
+    /// (`beacon-custom`), counts as simulated, and a build without `simulated` refuses it.
+    #[test]
+    fn a_relabelled_simulated_network_is_refused_by_a_non_simulated_build() {
+        let non_simulated_build = false;
+        let mut sim = Network::simulated(Network::simulated_genesis_validators_root(), 0, 1, PresetKind::Minimal);
+        sim.name = "mainnet-ish".into();
+        let d = reread(&on_custom(sim.clone())).unwrap();
+        assert_eq!(d.trust.mode_name(), "beacon-custom");
+        assert!(d.is_simulated());
+        let e = d.check_build(non_simulated_build).unwrap_err().to_string();
+        assert!(e.contains("simulated network's identity") && e.contains("without the `simulated` feature"), "{e}");
+        d.check_build(true).unwrap();
+        // Simulated fork versions under a GVR of one's own are the same committee's domain family.
+        let mut own_gvr = sim;
+        own_gvr.genesis_validators_root = B256::repeat_byte(0x42);
+        assert!(reread(&on_custom(own_gvr)).unwrap().check_build(non_simulated_build).is_err());
+        // The simulated mode itself, as before.
+        let simulated_mode = PinnedDeployment {
+            trust: TrustRoot::SimulatedBeacon {
+                genesis_validators_root: Network::simulated_genesis_validators_root(),
+                genesis_time: 0,
+                seconds_per_slot: 1,
+                checkpoint: B256::repeat_byte(1),
+                max_age_secs: 60,
+            },
+            ..mainnet()
+        };
+        assert_eq!(simulated_mode.trust.mode_name(), "simulated-beacon");
+        assert!(simulated_mode.check_build(non_simulated_build).is_err());
+        simulated_mode.check_build(true).unwrap();
+    }
+
+    /// A custom network that is not the simulated one: its own mode name, accepted by every build.
+    #[test]
+    fn a_custom_network_is_beacon_custom() {
+        let mut n = Network::mainnet();
+        n.name = "my-devnet".into();
+        n.genesis_validators_root = B256::repeat_byte(9);
+        let d = reread(&on_custom(n)).unwrap();
+        assert_eq!(d.trust.mode_name(), "beacon-custom");
+        assert!(!d.is_simulated());
+        d.check_build(false).unwrap();
+        assert!(d.trust.to_string().contains("CUSTOM network (\"my-devnet\""), "{}", d.trust);
+        assert_eq!(mainnet().trust.mode_name(), "beacon-light-client");
+        mainnet().check_build(false).unwrap();
+    }
+
+    #[test]
+    fn trust_parameters_are_bounded() {
+        let with_age = |age: u64| format!("{MAINNET}max_age_secs = {age}\n");
+        for age in [1, 60, 300, 900] {
+            assert_eq!(PinnedDeployment::from_toml(&with_age(age)).unwrap().max_age_secs(), age);
+        }
+        // 0, just over the bound, and the ten years an attacker's pin asked for.
+        for age in [0, 901, 315_360_000] {
+            let e = PinnedDeployment::from_toml(&with_age(age)).unwrap_err().to_string();
+            assert!(e.contains("max_age_secs"), "{age}: {e}");
+        }
+        let quorum = |n: usize, k: usize| {
+            let rpcs: Vec<String> = (0..n).map(|i| format!("\"https://rpc{i}.example\"")).collect();
+            PinnedDeployment::from_toml(&format!(
+                "chain_id = 10\ncontract = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\nstart_block = 1\n[trust]\n\
+                 mode = \"quorum\"\nrpcs = [{}]\nquorum = {k}\n",
+                rpcs.join(", ")
+            ))
+        };
+        quorum(2, 2).unwrap();
+        quorum(16, 9).unwrap();
+        for (n, k) in [(1, 1), (17, 9), (17, 17), (4, 2), (3, 4)] {
+            assert!(quorum(n, k).is_err(), "{k} of {n} must be refused");
+        }
+        for c in [0, 1, 2, 64] {
+            check_confirmations(c).unwrap();
+        }
+        for c in [65, u64::MAX] {
+            assert!(check_confirmations(c).is_err(), "{c}");
+        }
+    }
+
+    #[test]
+    fn trust_parameters_list_values_and_bounds() {
+        let p = mainnet().trust_parameters();
+        assert_eq!(
+            p[0],
+            TrustParameter { name: "trust.max_age_secs", value: "300".into(), bound: "1..=900 seconds".into() }
+        );
+        assert_eq!(p[1].name, "trust.sync_committee_participation");
+        let q = PinnedDeployment::from_toml(
+            "chain_id = 10\ncontract = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\nstart_block = 1\n[trust]\n\
+             mode = \"quorum\"\nrpcs = [\"https://a.example\", \"https://b.example\", \"https://c.example\"]\n\
+             quorum = 2\nmax_age_secs = 60\n",
+        )
+        .unwrap();
+        let p = q.trust_parameters();
+        assert_eq!((p[0].value.as_str(), p[1].name, p[1].value.as_str()), ("60", "trust.quorum", "2 of 3"));
+        assert_eq!(p[1].bound, "a strict majority of 2..=16 pinned RPCs");
+        assert_eq!(TrustParameter::confirmations(2).bound, "0..=64 blocks");
     }
 
     #[test]

@@ -78,7 +78,8 @@ pub struct Status {
     pub secret_installed: bool,
     pub simulated_quotes: bool,
     /// How this node authenticates the chain state it acts on: `rpc-unverified` (no pinned
-    /// deployment), `beacon-light-client`, `rpc-quorum`, or `simulated-beacon` (dev).
+    /// deployment), `beacon-light-client`, `beacon-custom` (a network the pin spells out), `rpc-quorum`,
+    /// or `simulated-beacon` (dev).
     pub trust_mode: &'static str,
     /// When this node's own version is scheduled to end (unix seconds), if it is.
     pub own_reference_expires_at: Option<u64>,

@@ -9,6 +9,12 @@ use crate::error::Error;
 use crate::preset::PresetKind;
 use crate::types::Root;
 
+/// The last three bytes of every simulated fork version; no public network's versions end so.
+const SIMULATED_VERSION_TAG: [u8; 3] = *b"SIM";
+
+/// Labels the simulated dev beacon's genesis validators root.
+const SIMULATED_GVR_LABEL: &[u8] = b"replicatoor/simulated-beacon/genesis-validators-root/v1";
+
 pub(super) fn v(bytes: [u8; 4]) -> Version {
     FixedBytes(bytes)
 }
@@ -125,7 +131,10 @@ impl Network {
         seconds_per_slot: u64,
         preset: PresetKind,
     ) -> Network {
-        let version = |i: u8| [i, b'S', b'I', b'M'];
+        let version = |i: u8| {
+            let [a, b, c] = SIMULATED_VERSION_TAG;
+            [i, a, b, c]
+        };
         Network {
             name: "simulated".into(),
             genesis_validators_root,
@@ -138,6 +147,25 @@ impl Network {
             ),
             blob_schedule: Vec::new(),
         }
+    }
+
+    /// The genesis validators root of the simulated dev beacon the test harness and the demo run
+    /// (`replicatoor_testkit::beacon::network`): `sha256` of a public label.
+    pub fn simulated_genesis_validators_root() -> Root {
+        use sha2::{Digest, Sha256};
+        Root::from_slice(&Sha256::digest(SIMULATED_GVR_LABEL))
+    }
+
+    /// Whether this network has the simulated network's identity, whatever it is called. The
+    /// identity of a beacon network is what its sync-committee signatures are bound to: the signing
+    /// domains, derived from the fork versions and the genesis validators root (its name and times
+    /// are labels). So a network is the simulated one when any fork version carries the simulated
+    /// tag (`[_, b'S', b'I', b'M']`, which [`Network::simulated`] gives every fork, under any
+    /// genesis validators root), or when its genesis validators root is the simulated dev beacon's.
+    /// Such a network can be a simulated one relabelled: never trust it outside a dev build.
+    pub fn is_simulated(&self) -> bool {
+        self.forks.iter().any(|f| f.version.0[1..] == SIMULATED_VERSION_TAG)
+            || self.genesis_validators_root == Network::simulated_genesis_validators_root()
     }
 
     /// A built-in network by name (`mainnet`, `sepolia`, `holesky`, `hoodi`).

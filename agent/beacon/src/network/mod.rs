@@ -378,4 +378,28 @@ mod tests {
         Network::simulated(B256::repeat_byte(0x42), 0, 6, PresetKind::Minimal).validate().unwrap();
         assert!(matches!(Network::by_name("goerli"), Err(Error::UnknownNetwork(_))));
     }
+
+    /// The simulated network is recognised by its signing domains, whatever its name, and no real
+    /// network is mistaken for it.
+    #[test]
+    fn simulated_identity_survives_relabelling() {
+        for name in ["mainnet", "sepolia", "holesky", "hoodi"] {
+            assert!(!Network::by_name(name).unwrap().is_simulated(), "{name}");
+        }
+        let gvr = Network::simulated_genesis_validators_root();
+        let mut sim = Network::simulated(B256::repeat_byte(0x42), 0, 1, PresetKind::Minimal);
+        sim.name = "my-chain".into();
+        assert!(sim.is_simulated(), "simulated fork versions under another GVR and name");
+        // Only one simulated version left (say, an Electra-only schedule): still its domain.
+        let mut one = Network::mainnet();
+        one.forks.last_mut().unwrap().version = v([5, b'S', b'I', b'M']);
+        assert!(one.is_simulated());
+        // The dev beacon's GVR under real fork versions.
+        let mut relabelled = Network::mainnet();
+        relabelled.genesis_validators_root = gvr;
+        assert!(relabelled.is_simulated());
+        let mut other = Network::mainnet();
+        other.genesis_validators_root = B256::repeat_byte(7);
+        assert!(!other.is_simulated(), "a custom network is not simulated as such");
+    }
 }

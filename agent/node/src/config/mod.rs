@@ -80,7 +80,7 @@ pub struct Settings {
     /// Intel PCS: https://api.trustedservices.intel.com
     #[arg(long, env = "REPLICATOOR_PCCS_URL", default_value = dcap_qvl::collateral::PHALA_PCCS_URL)]
     pub pccs_url: String,
-    /// Blocks a request must be buried under before a holder acts.
+    /// Blocks a request must be buried under before a holder acts (at most 64).
     #[arg(long, env = "REPLICATOOR_CONFIRMATIONS", default_value_t = 2)]
     pub confirmations: u64,
     /// How often to poll the chain, in milliseconds (at least 50).
@@ -332,6 +332,8 @@ impl Settings {
                 _ => return Err(invalid("pccs_url", format!("{u:?} must be https:// (or off)"))),
             },
         };
+        replicatoor_chain::deployment::check_confirmations(self.confirmations)
+            .map_err(|e| invalid("confirmations", e.to_string()))?;
         let deployment = match &self.deployment {
             None => None,
             Some(text) => {
@@ -343,9 +345,8 @@ impl Settings {
                         format!("pins contract {}, but contract is {contract}", d.contract),
                     ));
                 }
-                if d.is_simulated() && !crate::simulated::BUILT {
-                    return Err(invalid("deployment", crate::simulated::NotBuilt.to_string()));
-                }
+                // Also a custom network that is the simulated one relabelled (its committee keys are public).
+                d.check_build(crate::simulated::BUILT).map_err(|e| invalid("deployment", e.to_string()))?;
                 if d.beacon_network().map_err(|e| invalid("deployment", e.to_string()))?.is_some() {
                     let url = self.beacon_url.as_deref().ok_or(ConfigError::Missing(
                         "beacon_url",

@@ -18,7 +18,7 @@ pub type Verified = VerifiedView<Anchor>;
 /// The header source of a pinned deployment.
 pub enum Anchor {
     /// The beacon light client; its store is persisted after every sync that changed it.
-    Beacon { client: Box<Mutex<Synced>>, store: Store, simulated: bool },
+    Beacon { client: Box<Mutex<Synced>>, store: Store, mode: &'static str },
     /// `quorum` of the pinned RPCs agreeing.
     Quorum(QuorumSource),
 }
@@ -57,7 +57,8 @@ impl Anchor {
                     None => LightClient::new(url, network, *checkpoint)?,
                 };
                 let client = Box::new(Mutex::new(Synced { client, began: None }));
-                Ok(Anchor::Beacon { client, store, simulated: d.is_simulated() })
+                // The pin's own mode name, so `/status` and metrics say what `measure` and `audit` say.
+                Ok(Anchor::Beacon { client, store, mode: d.trust.mode_name() })
             }
         }
     }
@@ -101,8 +102,7 @@ impl HeaderSource for Anchor {
     fn mode(&self) -> &'static str {
         match self {
             Anchor::Quorum(_) => "rpc-quorum",
-            Anchor::Beacon { simulated: true, .. } => "simulated-beacon",
-            Anchor::Beacon { .. } => "beacon-light-client",
+            Anchor::Beacon { mode, .. } => mode,
         }
     }
 }

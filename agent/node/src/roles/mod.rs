@@ -110,6 +110,8 @@ impl Agent {
                 );
                 if d.is_simulated() {
                     warn!(target: "replicatoor", "!!! SIMULATED BEACON trust root: chain state is authenticated by a dev sync committee. Dev/test only. !!!");
+                } else if d.trust.mode_name() == "beacon-custom" {
+                    warn!(target: "replicatoor", "beacon trust root on a custom network spelled out in the pin: this release vouches only for the built-in networks' parameters");
                 }
                 let a = anchor::Anchor::new(d, cfg.beacon_url.as_deref(), store.clone(), cfg.confirmations).await?;
                 info!(target: "replicatoor", trust = %d.trust, "chain view verified against the pinned trust root");
