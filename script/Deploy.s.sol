@@ -19,7 +19,8 @@ interface DeployVm {
 /// @title Deploy
 /// @notice Deploys UpgradeOperator with its owner, widening delay and initial policy taken from the environment.
 ///         Defaults are strict: UpToDate TCB only, no debug TDs, no simulated quotes, one-day widening delay,
-///         owner = the broadcasting account. See docs/deploy.md.
+///         the newest Intel TCB evaluation this release knows as the collateral floor, owner = the broadcasting
+///         account. See docs/deploy.md.
 ///
 ///         forge script script/Deploy.s.sol --rpc-url URL --broadcast --private-key KEY
 ///
@@ -30,7 +31,7 @@ interface DeployVm {
 ///         | `TCB_STATUSES`    | 0x1         | accepted TCB statuses, bitmask (PROTOCOL.md §4.4)                |
 ///         | `ALLOW_DEBUG`     | false       | accept debug TDs (gives up confidentiality: dev only)            |
 ///         | `ALLOW_SIMULATED` | false       | accept SIMULATED quotes (gives up every hardware guarantee)      |
-///         | `MIN_TCB_EVALUATION_DATA_NUMBER` | 0 | oldest Intel TCB evaluation holders may judge with (0 = any) |
+///         | `MIN_TCB_EVALUATION_DATA_NUMBER` | 18 | oldest Intel TCB evaluation holders may judge with (0 = any) |
 ///
 ///         Prints `REPLICATOOR_CONTRACT=<address>` and `REPLICATOOR_START_BLOCK=<block>`, the agent's settings.
 /// @dev    A script cannot see the block its transaction will be mined in. It runs against the chain head H, so
@@ -47,6 +48,10 @@ contract Deploy {
 
     uint64 public constant DEFAULT_WIDENING_DELAY = 1 days;
     uint16 public constant DEFAULT_TCB_STATUSES = 0x1;
+    /// @dev The newest Intel TCB evaluation (collateral `tcbEvaluationDataNumber`) this release knows: the agent's
+    ///      `NEWEST_TCB_EVALUATION_DATA_NUMBER` (agent/core/src/attest/mod.rs), bumped with it (tests/tests/deploy.rs
+    ///      checks that they agree). Never 0 by default: a 0 floor lets a stale collateral source undo a TCB recovery.
+    uint32 public constant DEFAULT_MIN_TCB_EVALUATION_DATA_NUMBER = 18;
 
     /// @notice A setting read from the environment is out of range.
     error BadSetting(string name, uint256 value);
@@ -64,7 +69,7 @@ contract Deploy {
         // casting to 'uint64' is safe because d <= 365 days was checked above
         // forge-lint: disable-next-line(unsafe-typecast)
         delay = uint64(d);
-        uint256 minEval = vm.envOr("MIN_TCB_EVALUATION_DATA_NUMBER", uint256(0));
+        uint256 minEval = vm.envOr("MIN_TCB_EVALUATION_DATA_NUMBER", uint256(DEFAULT_MIN_TCB_EVALUATION_DATA_NUMBER));
         if (minEval > type(uint32).max) revert BadSetting("MIN_TCB_EVALUATION_DATA_NUMBER", minEval);
         p = UpgradeOperator.Policy({
             // casting to 'uint16' is safe because tcb <= type(uint16).max was checked above
@@ -96,6 +101,9 @@ contract Deploy {
         _log(string.concat("minTcbEvaluationDataNumber=", vm.toString(uint256(p.minTcbEvaluationDataNumber))));
         if (p.allowSimulated || p.allowDebug || delay == 0) {
             _log("WARNING: development policy (simulated quotes, debug TDs or no widening delay); never in production");
+        }
+        if (p.minTcbEvaluationDataNumber == 0) {
+            _log("WARNING: minTcbEvaluationDataNumber=0 accepts collateral of any TCB evaluation; never in production");
         }
     }
 

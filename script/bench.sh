@@ -114,7 +114,9 @@ run_e2e() {
   [ -n "$RPC" ] || { echo "bench: could not start anvil" >&2; exit 1; }
   log "anvil (1 s blocks) on $RPC"
 
-  read -r CONTRACT START < <("$BIN" deploy --rpc-url "$RPC" --sender-key "$K0" --allow-simulated --widening-delay 0 --json |
+  # Floor 17: the simulated PKI's TCB evaluation (`deploy`'s default, the newest real one, is above it).
+  read -r CONTRACT START < <("$BIN" deploy --rpc-url "$RPC" --sender-key "$K0" --allow-simulated --widening-delay 0 \
+    --min-tcb-evaluation-data-number 17 --json |
     python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["address"], j["block"])')
   admin() { "$BIN" admin "$@" --rpc-url "$RPC" --contract "$CONTRACT" --sender-key "$K0" >/dev/null; }
   admin propose-os --simulated --note "simulated Dstack OS image"

@@ -196,7 +196,9 @@ say "Chain, contract and simulated beacon on the host (as script/demo.sh)"
 anvil --silent --port "$PORT" --block-time 1 & PIDS+=($!)
 for _ in $(seq 50); do cast block-number --rpc-url "$RPC" >/dev/null 2>&1 && break; sleep 0.2; done
 cast block-number --rpc-url "$RPC" >/dev/null 2>&1 || fail "anvil did not start on port $PORT"
-read -r CONTRACT START < <("$DEV_BIN" deploy --rpc-url "$RPC" --sender-key "$OWNER_KEY" --allow-simulated --widening-delay 0 --json \
+# Floor 17: the simulated PKI's TCB evaluation (`deploy`'s default, the newest real one, is above it).
+read -r CONTRACT START < <("$DEV_BIN" deploy --rpc-url "$RPC" --sender-key "$OWNER_KEY" --allow-simulated --widening-delay 0 \
+  --min-tcb-evaluation-data-number 17 --json \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.address,j.block)})')
 [ -n "${START:-}" ] || fail "the contract was not deployed"
 admin() { "$DEV_BIN" admin "$@" --rpc-url "$RPC" --contract "$CONTRACT" --sender-key "$OWNER_KEY"; }

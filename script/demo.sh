@@ -33,7 +33,9 @@ anvil --silent --port "$PORT" --block-time 1 & PIDS+=($!)
 for _ in $(seq 50); do cast block-number --rpc-url "$RPC" >/dev/null 2>&1 && break; sleep 0.2; done
 
 say "Deploying UpgradeOperator (policy: UpToDate TCB only, SIMULATED quotes allowed, no timelock: demo settings)"
-read -r CONTRACT START < <(replicatoor deploy --rpc-url "$RPC" --sender-key "$OWNER_KEY" --allow-simulated --widening-delay 0 --json \
+# The collateral floor is the simulated PKI's TCB evaluation (17): `deploy`'s default, the newest real one, is above it.
+read -r CONTRACT START < <(replicatoor deploy --rpc-url "$RPC" --sender-key "$OWNER_KEY" --allow-simulated --widening-delay 0 \
+  --min-tcb-evaluation-data-number 17 --json \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.address,j.block)})')
 echo "contract $CONTRACT (block $START)"
 admin() { replicatoor admin "$@" --rpc-url "$RPC" --contract "$CONTRACT" --sender-key "$OWNER_KEY"; }

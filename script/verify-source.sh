@@ -12,7 +12,7 @@
 #   UpgradeOperator.constructor-args.hex  ABI-encoded constructor arguments (hex, no 0x), with --args/--from-tx:
 #     --args                 encode them from the deploy script's variables: OWNER (required: the owner at deployment),
 #                            WIDENING_DELAY (86400), TCB_STATUSES (0x1), ALLOW_DEBUG (false), ALLOW_SIMULATED (false),
-#                            MIN_TCB_EVALUATION_DATA_NUMBER (0)
+#                            MIN_TCB_EVALUATION_DATA_NUMBER (the deploy script's DEFAULT_MIN_TCB_EVALUATION_DATA_NUMBER)
 #     --from-tx HASH         cut them from the deployment transaction's input (after checking that its creation code is
 #                            exactly this build); with --args as well, both must agree
 set -euo pipefail
@@ -107,8 +107,11 @@ ARGS_ENV="" ARGS_TX=""
 SIG="constructor(address,uint64,(uint16,bool,bool,uint32))"
 if [ "$WITH_ARGS" = 1 ]; then
   : "${OWNER:?verify-source --args: set OWNER to the owner the contract was deployed with}"
+  # The floor's default is the deploy script's constant, read from it so the two cannot disagree.
+  MIN_EVAL_DEFAULT="$(sed -n 's/.*DEFAULT_MIN_TCB_EVALUATION_DATA_NUMBER = \([0-9]*\);.*/\1/p' script/Deploy.s.sol)"
+  [ -n "$MIN_EVAL_DEFAULT" ] || { echo "verify-source: no DEFAULT_MIN_TCB_EVALUATION_DATA_NUMBER in script/Deploy.s.sol" >&2; exit 1; }
   ARGS_ENV="$(cast abi-encode "$SIG" "$OWNER" "${WIDENING_DELAY:-86400}" \
-    "($(cast to-dec "${TCB_STATUSES:-0x1}"),${ALLOW_DEBUG:-false},${ALLOW_SIMULATED:-false},${MIN_TCB_EVALUATION_DATA_NUMBER:-0})")"
+    "($(cast to-dec "${TCB_STATUSES:-0x1}"),${ALLOW_DEBUG:-false},${ALLOW_SIMULATED:-false},${MIN_TCB_EVALUATION_DATA_NUMBER:-$MIN_EVAL_DEFAULT})")"
   ARGS_ENV="${ARGS_ENV#0x}"
 fi
 if [ -n "$FROM_TX" ]; then

@@ -267,9 +267,15 @@ impl Net {
         replicatoor::simulated::beacon_pin(b, 31337, self.contract, self.start)
     }
 
-    /// The default dev policy: UpToDate only, simulated quotes allowed.
+    /// The default dev policy: UpToDate only, simulated quotes allowed, and a TCB evaluation floor
+    /// (never 0, as in production) that the simulated PKI's collateral meets.
     pub fn dev_policy() -> Policy {
-        Policy { tcb_statuses: 1, allow_debug: false, allow_simulated: true, min_tcb_evaluation_data_number: 0 }
+        Policy {
+            tcb_statuses: 1,
+            allow_debug: false,
+            allow_simulated: true,
+            min_tcb_evaluation_data_number: replicatoor_testkit::sim_pki::TCB_EVALUATION_DATA_NUMBER,
+        }
     }
 
     /// Start `replicatoor run` as `name`, paying with anvil key `key_index`.

@@ -174,8 +174,9 @@ async fn refuse(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64, reas
     relayer.send(call).await.expect("refuse").block
 }
 
+/// The dev policy's floor: only what the history is about changes.
 fn policy(tcb_statuses: u16, allow_simulated: bool) -> Policy {
-    Policy { tcb_statuses, allow_debug: false, allow_simulated, min_tcb_evaluation_data_number: 0 }
+    Policy { tcb_statuses, allow_simulated, ..Net::dev_policy() }
 }
 
 /// The history of the issue, built with real agents: genesis, deliveries to two nodes, a node
@@ -1136,8 +1137,12 @@ async fn audit_reads_a_deployment_from_before_descriptions() {
     assert!(r["timeline"].as_array().unwrap().iter().all(|t| t["kind"] != "reference_described"));
     let text = ok(&["audit", "--rpc-url", &net.url, "--contract", &v1_s]);
     assert!(text.contains("compose: not published") && text.contains("OS image: not published"), "{text}");
-    // Its PolicySet events (three policy fields) are read as today's, with no TCB evaluation floor.
+    // Its PolicySet events (three policy fields) are read as today's, with no TCB evaluation floor,
+    // which is a finding: from its first block on, any collateral passed.
     assert!(text.contains("collateral of any TCB evaluation"), "{text}");
+    let f = findings_of(&r, "no_tcb_evaluation_floor");
+    assert_eq!((f.len(), f[0]["severity"].as_str()), (1, Some("medium")), "{f:?}");
+    assert_eq!(f[0]["blocks"][0]["from"], receipt.block_number.unwrap(), "{f:?}");
 
     // An agent of this version refuses to run against it, and says why: every answer it signed would
     // revert (the EIP-712 domain version is part of each signature).

@@ -253,13 +253,63 @@ async fn deploy_script_defaults_are_strict() {
     let scratch = Scratch::new("deploy-defaults");
     let (_anvil, url) = anvil();
     let d = deploy_ok(&scratch, &url, &[]).await;
-    let strict =
-        Policy { tcb_statuses: 0x1, allow_debug: false, allow_simulated: false, min_tcb_evaluation_data_number: 0 };
+    // The collateral floor defaults to the newest TCB evaluation the agent knows (never 0): the
+    // script's constant and the agent's agree.
+    let strict = Policy {
+        tcb_statuses: 0x1,
+        allow_debug: false,
+        allow_simulated: false,
+        min_tcb_evaluation_data_number: replicatoor_core::attest::NEWEST_TCB_EVALUATION_DATA_NUMBER,
+    };
     // Owner defaults to the broadcasting key; the delay to one day.
     assert_deployment(&d, key(0).address(), 86_400, strict).await;
     assert!(!d.stdout.contains("WARNING"), "strict defaults need no warning:\n{}", d.stdout);
     let (_, block) = broadcast_receipt(&scratch);
     assert_eq!(block, d.start_block);
+}
+
+/// `replicatoor deploy` without a floor gives the contract the newest TCB evaluation the agent knows,
+/// not 0; an explicit one is taken as given, and 0 draws a warning. No genuine collateral the
+/// repository holds is newer than that constant (else the release forgot to bump it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_command_defaults_the_tcb_evaluation_floor_to_the_newest_known() {
+    let newest = replicatoor_core::attest::NEWEST_TCB_EVALUATION_DATA_NUMBER;
+    let fixtures = root().join("tests/fixtures/dcap-qvl-samples");
+    let mut known = Vec::new();
+    for e in fs::read_dir(&fixtures).expect("dcap-qvl-samples") {
+        let text = fs::read_to_string(e.expect("entry").path()).unwrap_or_default();
+        for part in text.split("tcbEvaluationDataNumber").skip(1) {
+            let digits: String =
+                part.chars().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect();
+            known.push(digits.parse::<u32>().expect("an evaluation number"));
+        }
+    }
+    assert!(!known.is_empty(), "no collateral fixture under {}", fixtures.display());
+    assert_eq!(known.iter().max(), Some(&newest), "the newest genuine collateral's evaluation: {known:?}");
+
+    let (_anvil, url) = anvil();
+    let deploy = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_replicatoor-dev"))
+            .args(["deploy", "--rpc-url", &url, "--sender-key", KEYS[0], "--widening-delay", "0", "--json"])
+            .args(extra)
+            .output()
+            .expect("run replicatoor deploy");
+        assert!(out.status.success(), "deploy {extra:?}:\n{}", text(&out));
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("deploy --json");
+        (j["address"].as_str().expect("address").parse::<Address>().expect("address"), j, text(&out))
+    };
+    for (extra, want, warns) in [
+        (&[][..], newest, false),
+        (&["--min-tcb-evaluation-data-number", "17"][..], 17, false),
+        (&["--min-tcb-evaluation-data-number", "0"][..], 0, true),
+    ] {
+        let (address, j, out) = deploy(extra);
+        assert_eq!(j["min_tcb_evaluation_data_number"], want, "{extra:?}: {j}");
+        let chain = Chain::connect(&url, address, None).await.expect("deployed");
+        let p: Policy = chain.contract().policy().call().await.expect("policy()").into();
+        assert_eq!(p.min_tcb_evaluation_data_number, want, "{extra:?}");
+        assert_eq!(out.contains("WARNING: TCB evaluation floor 0"), warns, "{extra:?}:\n{out}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -245,12 +245,7 @@ async fn request_replayed_on_another_contract_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_when_policy_forbids_simulated_quotes() {
-    let strict = replicatoor_core::protocol::Policy {
-        tcb_statuses: 1,
-        allow_debug: false,
-        allow_simulated: false,
-        min_tcb_evaluation_data_number: 0,
-    };
+    let strict = replicatoor_core::protocol::Policy { allow_simulated: false, ..Net::dev_policy() };
     let net = Net::start_pinned("strict", Net::dev_policy()).await;
     let genesis = net.genesis(1).await;
     // Narrowing is immediate: after this, simulated quotes are refused.

@@ -114,6 +114,27 @@ fn policy_findings(segments: &[PolicySegment], out: &mut Vec<Finding>) {
         f.blocks = sim;
         out.push(f);
     }
+    // A 0 floor accepts collateral of any TCB evaluation: a stale or lying collateral source can then
+    // rate a platform that Intel's TCB recovery downgraded as up to date (PROTOCOL.md §4.4). A contract
+    // from before the floor existed reads as 0 and is reported alike: it has none.
+    let no_floor = ranges(segments, |p| p.min_tcb_evaluation_data_number == 0);
+    if !no_floor.is_empty() {
+        let mut f = Finding::new(
+            "no_tcb_evaluation_floor",
+            Severity::Medium,
+            "The policy accepted collateral of any TCB evaluation",
+            format!(
+                "minTcbEvaluationDataNumber was 0 in blocks {}: holders judged quotes with collateral of any age, \
+                 so a stale or lying collateral source could pass a platform a TCB recovery had downgraded. Set the \
+                 floor to Intel's newest evaluation (this release knows {}): admin set-policy \
+                 --min-tcb-evaluation-data-number N (raising it is immediate).",
+                describe(&no_floor),
+                replicatoor_core::attest::NEWEST_TCB_EVALUATION_DATA_NUMBER
+            ),
+        );
+        f.blocks = no_floor;
+        out.push(f);
+    }
     let debug = ranges(segments, |p| p.allow_debug);
     if !debug.is_empty() {
         let mut f = Finding::new(
@@ -435,6 +456,29 @@ mod tests {
             ranges(&s, |p| p.tcb_statuses & 0x10 != 0),
             vec![BlockRange { from: 20, to: 30, open: false }, BlockRange { from: 41, to: 50, open: false }]
         );
+    }
+
+    /// A 0 floor is reported for the blocks it was in force; a floor of any evaluation is not.
+    #[test]
+    fn a_zero_tcb_evaluation_floor_is_a_finding() {
+        let floor = |from, to, n| PolicySegment {
+            policy: PolicyView::from(Policy {
+                min_tcb_evaluation_data_number: n,
+                ..seg(0, 0, 1, false).policy.policy()
+            }),
+            ..seg(from, to, 1, false)
+        };
+        let mut out = Vec::new();
+        policy_findings(&[floor(10, 20, 17), floor(20, 30, 0), floor(30, 40, 0), floor(41, 50, 18)], &mut out);
+        let f: Vec<&Finding> = out.iter().filter(|f| f.kind == "no_tcb_evaluation_floor").collect();
+        assert_eq!(f.len(), 1, "{out:?}");
+        assert_eq!(
+            (f[0].severity, f[0].blocks.clone()),
+            (Severity::Medium, vec![BlockRange { from: 20, to: 40, open: false }])
+        );
+        let mut out = Vec::new();
+        policy_findings(&[floor(10, 20, 17), floor(20, 30, 1)], &mut out);
+        assert!(out.iter().all(|f| f.kind != "no_tcb_evaluation_floor"), "{out:?}");
     }
 
     #[test]

@@ -138,8 +138,9 @@ pub struct PolicyArgs {
     #[arg(long)]
     pub allow_simulated: bool,
     /// The oldest Intel TCB evaluation (collateral `tcbEvaluationDataNumber`) holders may judge a
-    /// quote with; 0 = any. Raise it after Intel's TCB recovery (raising is immediate, lowering waits
-    /// the widening delay). Unset: 0 at deployment; `admin set-policy` keeps the floor in force.
+    /// quote with; 0 = any (a stale collateral source can then undo a TCB recovery). Raise it after
+    /// Intel's TCB recovery (raising is immediate, lowering waits the widening delay). Unset: `deploy`
+    /// uses the newest evaluation this release knows, `admin set-policy` keeps the floor in force.
     #[arg(long)]
     pub min_tcb_evaluation_data_number: Option<u32>,
 }

@@ -75,6 +75,9 @@ impl SimTcb {
     }
 }
 
+/// The TCB evaluation (`tcbEvaluationDataNumber`) of the simulated collateral: a dev deployment's
+/// policy floor must not exceed it, or holders wait for fresher collateral forever.
+pub const TCB_EVALUATION_DATA_NUMBER: u32 = 17;
 // Spells "SIM" so the FMSPC cannot be taken for a real platform's.
 const FMSPC: [u8; 6] = *b"SIM\0\0\0";
 const PCE_ID: [u8; 2] = [0, 0];
@@ -314,7 +317,7 @@ impl SimulatedPki {
         serde_json::json!({
             "id": "TDX", "version": 3, "issueDate": issued, "nextUpdate": next,
             "fmspc": hex::encode_upper(FMSPC), "pceId": hex::encode_upper(PCE_ID),
-            "tcbType": 0, "tcbEvaluationDataNumber": 17,
+            "tcbType": 0, "tcbEvaluationDataNumber": TCB_EVALUATION_DATA_NUMBER,
             "tdxModule": { "mrsigner": zero_signer, "attributes": "0000000000000000", "attributesMask": "FFFFFFFFFFFFFFFF" },
             "tdxModuleIdentities": [{
                 "id": format!("TDX_{TDX_MODULE_VERSION:02X}"), "mrsigner": zero_signer,
@@ -332,7 +335,7 @@ impl SimulatedPki {
 fn qe_identity_json(issued: &str, next: &str, mrsigner: &[u8; 32]) -> serde_json::Value {
     serde_json::json!({
         "id": "TD_QE", "version": 2, "issueDate": issued, "nextUpdate": next,
-        "tcbEvaluationDataNumber": 17, "miscselect": "00000000", "miscselectMask": "FFFFFFFF",
+        "tcbEvaluationDataNumber": TCB_EVALUATION_DATA_NUMBER, "miscselect": "00000000", "miscselectMask": "FFFFFFFF",
         "attributes": "11000000000000000000000000000000", "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
         "mrsigner": hex::encode_upper(mrsigner), "isvprodid": QE_ISVPRODID,
         "tcbLevels": [{ "tcb": { "isvsvn": QE_ISVSVN }, "tcbDate": "2024-03-13T00:00:00Z", "tcbStatus": "UpToDate" }],

@@ -363,6 +363,13 @@ async fn set_policy(a: SetPolicy) -> anyhow::Result<()> {
         }
     };
     let p = a.policy.policy(floor);
+    if floor == 0 {
+        eprintln!(
+            "WARNING: TCB evaluation floor 0: holders judge quotes with collateral of any age (the newest evaluation \
+             this release knows is {}; the audit reports a 0 floor)",
+            replicatoor_core::attest::NEWEST_TCB_EVALUATION_DATA_NUMBER
+        );
+    }
     if tx.calldata_only {
         return print_calldata(tx, call::set_policy(p, &tx.note).abi_encode(), json!({}));
     }
