@@ -423,6 +423,31 @@ fn config_check_accepts_a_good_file_and_rejects_bad_ones_with_the_fix() {
         assert!(out.contains("configuration INVALID: 1 error(s)"), "{out}");
     }
 
+    // The trust parameters' bounds (docs/deploy.md) are refused at start, not clamped: the ten-year
+    // freshness an attacker's pin asked for, a confirmation depth past 64.
+    let pinned = |extra: &str| {
+        format!(
+            "{}deployment = \"\"\"\nchain_id = 31337\ncontract = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\n\
+             start_block = 42\n[trust]\nmode = \"quorum\"\nrpcs = [\"https://a.example\", \"https://b.example\"]\n\
+             quorum = 2\n{extra}\"\"\"\n",
+            good.replace("dangerously_trust_rpc = true\n", "")
+        )
+    };
+    let (code, out) = check(&pinned("max_age_secs = 900\n"));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("chain view:    pinned: RPC quorum (2 of 2)"), "{out}");
+    let (code, out) = check(&pinned("max_age_secs = 315360000\n"));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("error:   deployment: ") && out.contains("max_age_secs 315360000 is outside 1..=900"),
+        "{out}"
+    );
+    let (code, out) = check(&format!("{good}confirmations = 65\n"));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("error:   confirmations: ") && out.contains("more than 64"), "{out}");
+    let (code, out) = check(&format!("{good}confirmations = 64\n"));
+    assert_eq!(code, 0, "{out}");
+
     // Genesis reading an absent secret, a missing app-compose and a state dir under a file are warnings.
     fs::write(scratch.0.join("plain-file"), b"x").unwrap();
     let toml = good_toml(&scratch)
