@@ -148,7 +148,9 @@ fi
 PROD_BIN="$ROOT/target/release/replicatoor"
 DEV_BIN="$ROOT/target/debug/replicatoor-dev"
 say "Binaries: release without features (production) and the tests' replicatoor-dev (simulated)"
-cargo build --release --locked -p replicatoor --bin replicatoor
+# The plain command: the workspace's default member is the agent alone, so this is the production binary
+# (no dev features unified in from the tests crate); section 5 checks that it refuses every dev command.
+cargo build --release --locked
 cargo build --locked -p replicatoor-tests --bin replicatoor-dev
 # Whatever the base lacks of what the binary links is a broken image: check before building.
 base_files=$(docker run --rm --entrypoint /bin/bash "$BASE" -c 'echo /usr/lib/x86_64-linux-gnu/* /usr/lib64/*')
@@ -332,10 +334,16 @@ out=$(docker run --rm --read-only --network host -v "$ROOT/examples/app-compose.
   "$PROD" run --rpc-url "$RPC" --contract "$CONTRACT" --start-block "$START" --sender-key "${KEYS[2]}" \
   --app-compose /etc/replicatoor/app-compose.json --allow-simulated-quotes 2>&1) && fail "$PROD accepted --allow-simulated-quotes"
 grep -q 'allow_simulated_quotes.*built without the `simulated` feature' <<<"$out" || fail "$PROD's refusal does not say why: $out"
-out=$(docker run --rm --read-only "$PROD" dev guest-agent --socket /tmp/s --compose /nonexistent 2>&1) \
-  && fail "$PROD served a simulated guest agent"
-grep -q 'built without the `simulated` feature' <<<"$out" || fail "$PROD dev guest-agent: $out"
-ok "starts (--version), runs as uid 10001, refuses --allow-simulated-quotes: built without the simulated feature"
+# Every dev command: refused with exit code 1 (a failed command) and the reason, whatever its arguments.
+for dev in "dev guest-agent --socket /tmp/s --compose /nonexistent" \
+  "dev beacon --rpc-url $RPC --contract $CONTRACT --listen 127.0.0.1:0"; do
+  code=0
+  # shellcheck disable=SC2086 # the words of $dev are the command's arguments
+  out=$(docker run --rm --read-only --network host "$PROD" $dev 2>&1) || code=$?
+  [ "$code" = 1 ] || fail "$PROD $dev: exit code $code, expected 1 (refused): $out"
+  grep -q 'built without the `simulated` feature' <<<"$out" || fail "$PROD $dev does not say why: $out"
+done
+ok "starts (--version), runs as uid 10001, refuses --allow-simulated-quotes, dev guest-agent and dev beacon (exit 1): built without the simulated feature"
 
 SIZE=$(docker image inspect --format '{{.Size}}' "$PROD")
 say "Figures"

@@ -731,6 +731,32 @@ fn dstack_compose_is_valid_yaml_and_configures_a_valid_agent() {
 
 // ------------------------------------------------------------------ Dockerfile (static checks; run: script/container-test.sh)
 
+/// A plain `cargo build --release` (or `--bin replicatoor`) at the root builds the production
+/// binary: the workspace's default member is the agent alone, so the `tests` crate's dependency on
+/// `replicatoor` with `simulated` and `failpoints` is not unified into it. (`cargo tree` resolves
+/// features exactly as a build of the same selection does, without building.)
+#[test]
+fn a_plain_release_build_at_the_root_has_no_dev_features() {
+    let features_of_replicatoor = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args(["tree", "--offline", "--locked", "-e", "features", "-i", "replicatoor"])
+            .args(extra)
+            .output()
+            .expect("run cargo tree");
+        assert!(out.status.success(), "cargo tree {extra:?}:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let plain = features_of_replicatoor(&[]);
+    assert!(plain.starts_with("replicatoor v"), "{plain}");
+    for f in ["simulated", "failpoints"] {
+        assert!(!plain.contains(&format!("feature \"{f}\"")), "a plain build turns on {f}:\n{plain}");
+    }
+    // The suites' selection does turn them on: the check above would see them.
+    let workspace = features_of_replicatoor(&["--workspace"]);
+    assert!(workspace.contains("replicatoor feature \"simulated\""), "{workspace}");
+}
+
 #[test]
 fn dockerfile_is_multi_stage_non_root_and_carries_no_secret() {
     let d = fs::read_to_string(root().join("Dockerfile")).unwrap();
