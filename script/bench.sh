@@ -163,7 +163,8 @@ run_e2e() {
     [ -n "$cp" ] && [ "$cp" -ge "$2" ]
   }
   genesis_proposed() { [ "$(cast call "$CONTRACT" 'genesisCount()(uint256)' --rpc-url "$RPC")" = 1 ]; }
-  serving() { curl -s "http://127.0.0.1:$1/metrics" | grep -q 'role="holder"'; }
+  # Captured, then searched: `curl | grep -q` under pipefail fails on curl's SIGPIPE once grep exits early.
+  serving() { local m; m=$(curl -s "http://127.0.0.1:$1/metrics") && grep -q 'role="holder"' <<<"$m"; }
   rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
   hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
   stop_agent() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }

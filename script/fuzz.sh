@@ -32,7 +32,8 @@ for t in $targets; do
     printf '%-40s %s\n' "$t" "$(grep '^fuzz ' "$log" | tail -n 1)"
   else
     printf '%-40s %s\n' "$t" "FAILED"
-    grep -v '^\s*[0-9]*: \|^\s*at ' "$log" | sed -n '/panicked/,/^failures:/p' | head -n 60
+    # awk reads to the end (unlike head), so sed never dies of SIGPIPE under pipefail.
+    grep -v '^\s*[0-9]*: \|^\s*at ' "$log" | sed -n '/panicked/,/^failures:/p' | awk 'NR <= 60' || true
     failed+=("$t")
   fi
 done

@@ -46,7 +46,7 @@ mkdir -p "$OUT" "$TMP/empty"
 #    A separate out/cache dir leaves contracts/out alone.
 log "compiling contracts/src/UpgradeOperator.sol with build info"
 forge build contracts/src/UpgradeOperator.sol --build-info --out "$TMP/out" --cache-path "$TMP/cache" --quiet
-BUILD_INFO="$(find "$TMP/out/build-info" -name '*.json' | head -n 1)"
+BUILD_INFO="$(find "$TMP/out/build-info" -name '*.json' -print -quit)"  # not `| head`: SIGPIPE under pipefail
 LONG_VERSION="$(solc --version | sed -n 's/^Version: \(.*\)$/\1/p')"
 
 # 2. Standard-JSON input: only language/sources/settings; source names rewritten through the remappings
