@@ -441,7 +441,7 @@ checkpoint = "0x5afc212a7924789b2bc86acad3ab3a6ffb1f6e97253ea50bee7f4f51422c9275
         let e = d.check_build(non_simulated_build).unwrap_err().to_string();
         assert!(e.contains("simulated network's identity") && e.contains("without the `simulated` feature"), "{e}");
         d.check_build(true).unwrap();
-        // Simulated fork versions under a GVR of one's own are the same committee's domain family.
+        // Simulated fork versions under a GVR of one's own: still the simulated network (its mode takes any GVR).
         let mut own_gvr = sim;
         own_gvr.genesis_validators_root = B256::repeat_byte(0x42);
         assert!(reread(&on_custom(own_gvr)).unwrap().check_build(non_simulated_build).is_err());
