@@ -7,7 +7,7 @@
 //! its nodes run in. Pure (bytes in, report out): it lives here, not in the node, so the audit can use
 //! it on chain data, and not in the trust kernel, which never parses a compose.
 
-use replicatoor_chain::deployment::PinnedDeployment;
+use replicatoor_chain::deployment::{PinnedDeployment, TrustParameter};
 pub use replicatoor_compose::reader::ComposeError;
 use replicatoor_compose::{
     agent::agent_config,
@@ -37,6 +37,10 @@ pub struct ComposeReport {
     /// Whether nodes running this compose check their configuration against it: they do on the `dstack`
     /// quote provider (the default); on simulated quotes (dev only) nothing is self-measured.
     pub self_measured: bool,
+    /// Why the literal pin is not a usable deployment (its nodes refuse to start on it), if it is not.
+    pub pin_error: Option<String>,
+    /// Every trust parameter its nodes run with (the pin's, and the confirmation depth), with its bound.
+    pub trust_parameters: Vec<TrustParameter>,
 }
 
 /// Trust mode of a node without a (literal) pinned deployment: it believes its RPC.
@@ -102,6 +106,7 @@ pub fn check(app_compose: &[u8]) -> Result<ComposeReport, ComposeError> {
         flag("compose".into(), how.clone());
     }
     let mut provider_is_dstack = true;
+    let mut confirmations = Some(table::DEFAULT_CONFIRMATIONS);
     for origin in &agent.settings {
         let Some(setting) = table::by_key(origin.setting) else { continue };
         let name = if origin.place.starts_with("environment") {
@@ -113,8 +118,12 @@ pub fn check(app_compose: &[u8]) -> Result<ComposeReport, ComposeError> {
             Value::Literal { value } => {
                 report.measured.push(format!("{service}: {name}"));
                 match setting.key {
-                    "deployment" => report.pinned_deployment = PinnedDeployment::from_toml(value).ok(),
+                    "deployment" => match PinnedDeployment::from_toml(value) {
+                        Ok(d) => report.pinned_deployment = Some(d),
+                        Err(e) => report.pin_error = Some(e.to_string()),
+                    },
                     "quote_provider" => provider_is_dstack = value == "dstack",
+                    "confirmations" => confirmations = value.parse().ok(),
                     _ => {}
                 }
             }
@@ -139,6 +148,10 @@ pub fn check(app_compose: &[u8]) -> Result<ComposeReport, ComposeError> {
     report.operator_provided.dedup();
     report.unmeasured.dedup();
     report.self_measured = provider_is_dstack;
+    if let Some(d) = &report.pinned_deployment {
+        report.trust_parameters = d.trust_parameters();
+    }
+    report.trust_parameters.extend(confirmations.map(TrustParameter::confirmations));
     Ok(report)
 }
 

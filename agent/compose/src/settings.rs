@@ -78,6 +78,10 @@ pub const SETTINGS: &[Setting] = &[
     s("max_refusals_per_step", "max-refusals-per-step", "REPLICATOOR_MAX_REFUSALS_PER_STEP", false, Security),
 ];
 
+/// The confirmation depth a node runs with when nothing sets one (the agent's `--confirmations`
+/// default, and what `measure` reports for a compose that does not set it).
+pub const DEFAULT_CONFIRMATIONS: u64 = 2;
+
 /// The setting with this TOML key.
 pub fn by_key(key: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.key == key)

@@ -38,10 +38,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 Some(d) => {
                     format!("chain {} contract {} start block {}: {}", d.chain_id, d.contract, d.start_block, d.trust)
                 }
-                None => "NOT PINNED: nodes running this compose trust their RPC's view of the chain".into(),
+                None => match &report.pin_error {
+                    Some(e) => format!("INVALID: its nodes refuse to start on it: {e}"),
+                    None => "NOT PINNED: nodes running this compose trust their RPC's view of the chain".into(),
+                },
             }
             .into(),
         );
+        let params: Vec<String> =
+            report.trust_parameters.iter().map(|p| format!("{} = {} (bound {})", p.name, p.value, p.bound)).collect();
+        out.insert("trust_parameters".into(), params.into());
         out.insert(
             "agent_service".into(),
             report.agent_services.first().map_or("none: no service runs the replicatoor agent", String::as_str).into(),

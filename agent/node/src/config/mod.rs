@@ -81,7 +81,7 @@ pub struct Settings {
     #[arg(long, env = "REPLICATOOR_PCCS_URL", default_value = dcap_qvl::collateral::PHALA_PCCS_URL)]
     pub pccs_url: String,
     /// Blocks a request must be buried under before a holder acts (at most 64).
-    #[arg(long, env = "REPLICATOOR_CONFIRMATIONS", default_value_t = 2)]
+    #[arg(long, env = "REPLICATOOR_CONFIRMATIONS", default_value_t = replicatoor_compose::settings::DEFAULT_CONFIRMATIONS)]
     pub confirmations: u64,
     /// How often to poll the chain, in milliseconds (at least 50).
     #[arg(long, env = "REPLICATOOR_POLL_INTERVAL_MS", default_value_t = 1000)]
