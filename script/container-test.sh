@@ -145,12 +145,16 @@ else
 fi
 
 # ------------------------------------------------------------------ 3. the images
-PROD_BIN="$ROOT/target/release/replicatoor"
+# The production binary has a target directory of its own, so that script/test.sh can build it in the
+# background while the cargo tests run (two target directories never wait on each other's lock); when that
+# build is still running, this one waits for it and then has nothing left to do.
+IMAGE_TARGET="$ROOT/target/image"
+PROD_BIN="$IMAGE_TARGET/release/replicatoor"
 DEV_BIN="$ROOT/target/debug/replicatoor-dev"
 say "Binaries: release without features (production) and the tests' replicatoor-dev (simulated)"
 # The plain command: the workspace's default member is the agent alone, so this is the production binary
 # (no dev features unified in from the tests crate); section 5 checks that it refuses every dev command.
-cargo build --release --locked
+CARGO_TARGET_DIR="$IMAGE_TARGET" cargo build --release --locked
 cargo build --locked -p replicatoor-tests --bin replicatoor-dev
 # Whatever the base lacks of what the binary links is a broken image: check before building.
 base_files=$(docker run --rm --entrypoint /bin/bash "$BASE" -c 'echo /usr/lib/x86_64-linux-gnu/* /usr/lib64/*')
