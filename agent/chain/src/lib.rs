@@ -2,7 +2,8 @@
 //! scanner that adapts to provider range limits, a log follower that resumes from a checkpoint and
 //! survives reorgs, the agent's one retry back-off, and the verified view: the pinned deployment,
 //! and the proofs that turn an RPC's answers into values checked against a trusted header
-//! ([`deployment`], [`verified`], [`proof`], [`layout`]).
+//! ([`deployment`], [`verified`], [`proof`], [`layout`]), and the release gate's view of the contract
+//! state ([`state`]).
 
 pub mod backoff;
 pub mod beacon;
@@ -14,6 +15,7 @@ pub mod follower;
 pub mod layout;
 pub mod proof;
 pub mod scan;
+pub mod state;
 pub mod verified;
 
 pub use backoff::Backoff;

@@ -60,6 +60,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
         s.epoch = Some(bundle.epoch());
     });
     info!(target: "replicatoor::holder", cluster = %bundle.cluster_address(), epoch = bundle.epoch(), confirmations = agent.cfg.confirmations, "serving as holder");
+    let gate = decide::gate(agent, &bundle);
     let own = own_references(agent).await;
     let mut own_expiry = None;
     let mut peers = Peers::new(chain.sender().unwrap_or_default());
@@ -138,7 +139,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                 }
                 let mut answers: Vec<Answer> = decided.into_iter().flatten().collect();
                 answers.extend(retry_deferred(agent, &bundle, &view, &refusals, &mut peers, &busy).await?);
-                let sent = send_answers(agent, answers, view.at, alone, in_flight.len()).await?;
+                let sent = send_answers(agent, &gate, answers, view.at, alone, in_flight.len()).await?;
                 in_flight.extend(sent);
                 if !logs.is_empty() {
                     crate::failpoint::hit("holder_before_checkpoint");

@@ -2,11 +2,13 @@
 //! jittered while this holder knows no other (so racing holders rarely collide), only while the
 //! request is still pending, checked and sent concurrently, then confirmed together and recorded. Nothing
 //! here decides anything: a lost race or a failed send is recorded, never re-decided. One check
-//! stands between a sealed delivery and the RPC: with a pinned deployment the state it was decided
-//! on (policy, both references, the request still pending) is proven again at the newest trusted
-//! header, so a narrowing or a revocation mined during the jitter keeps the ciphertext in the TD.
+//! stands between a sealed delivery and the RPC, and the release gate makes it
+//! (`replicatoor_core::gate`, `Question::Sealed`): with a pinned deployment the state the delivery was
+//! decided on (policy, both references, the request still pending) is proven again at the newest
+//! trusted header, so a narrowing or a revocation mined during the jitter keeps the ciphertext in the TD.
 
 use super::{defer, record};
+use crate::roles::anchor::{Anchor, Verified};
 use crate::{roles::Agent, store::Outcome};
 use alloy::contract::CallBuilder;
 use alloy::{
@@ -14,12 +16,14 @@ use alloy::{
     primitives::{keccak256, U256},
 };
 use futures::StreamExt as _;
-use replicatoor_chain::{
-    layout::{Reads, Views},
-    proof::ProvenStorage,
-    ChainError, TxOutcome,
+use replicatoor_chain::{layout::Reads, state::Proven, verified::ViewError, ChainError, TxOutcome};
+use replicatoor_core::{
+    delivery,
+    gate::{self, Gate, Question, Verdict, Wait},
+    protocol::RequestStatus,
+    refusal::Refusal,
 };
-use replicatoor_core::{delivery, protocol::RequestStatus, refusal::Refusal};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, info_span, Instrument};
 
@@ -89,6 +93,7 @@ impl InFlight {
 /// `decided_at`: the block of the state the answers were decided on.
 pub(super) async fn send_answers(
     agent: &Agent,
+    gate: &Gate<'_>,
     mut answers: Vec<Answer>,
     decided_at: u64,
     jittered: bool,
@@ -105,7 +110,7 @@ pub(super) async fn send_answers(
     }
     // One fee quote for the batch instead of one per transaction (none: each send asks the node).
     let fees = chain.fees().await.ok();
-    let recheck = agent.verified.as_ref().map(|v| Recheck::new(v, &answers, decided_at));
+    let recheck = agent.verified.as_ref().map(|v| Recheck::new(v, gate, &answers, decided_at));
     let recheck = recheck.as_ref();
     let start = tokio::time::Instant::now();
     // Each answer is checked and sent when its jitter is up, overlapping with the others' round trips
@@ -160,16 +165,21 @@ async fn submit_answer(
         Ok(_) => return lost_race(agent, &a).await.map(|_| None),
         Err(e) => return defer(agent, a.id, a.block, format!("status before answering: {e}")).map(|_| None),
     }
-    match reproven {
-        None | Some(Ok(None)) => {}
-        Some(Ok(Some(what))) => {
-            let why = format!("{what} changed since the decision (proven at the newest header): deciding again");
-            return defer(agent, a.id, a.block, why).map(|_| None);
+    let unproven = |e: ViewError| {
+        agent.telemetry.unproven_read("holder");
+        format!("re-proving the decision before sending: {e}")
+    };
+    let not_now = match reproven {
+        None | Some(Ok(Verdict::Stands)) => None,
+        Some(Ok(Verdict::Wait(Wait::Changed(what)))) => {
+            Some(format!("{what} changed since the decision (proven at the newest header): deciding again"))
         }
-        Some(Err(e)) => {
-            agent.telemetry.unproven_read("holder");
-            return defer(agent, a.id, a.block, format!("re-proving the decision before sending: {e}")).map(|_| None);
-        }
+        Some(Ok(Verdict::Wait(Wait::Unreadable(_, e))) | Err(e)) => Some(unproven(e)),
+        // The gate answers a sealed delivery with one of the above; anything else is not a go.
+        Some(Ok(other)) => Some(format!("re-checking the decision before sending: {other:?}")),
+    };
+    if let Some(why) = not_now {
+        return defer(agent, a.id, a.block, why).map(|_| None);
     }
     debug!(target: "replicatoor::holder", checks_ms = started.elapsed().as_millis() as u64, "still pending, still decided: sending");
     let sent = match &a.kind {
@@ -218,18 +228,19 @@ fn priced<P: alloy::providers::Provider, C: alloy::contract::CallDecoder>(
 
 /// The state a step's deliveries were decided on, proven again before each is sent: one proof per
 /// trusted header for all of the step's deliveries (policy, their references, their requests'
-/// status), not one per delivery.
+/// status), not one per delivery; the gate judges each delivery on it.
 struct Recheck<'a> {
-    v: &'a crate::roles::anchor::Verified,
+    v: &'a Verified,
+    gate: &'a Gate<'a>,
     reads: Reads,
     /// The block of the header the answers were decided at: a re-proof is never older.
     decided_at: u64,
     /// The proof at the newest header asked for so far (its hash), shared by the deliveries sent under it.
-    proven: tokio::sync::Mutex<Option<(alloy::primitives::B256, std::sync::Arc<ProvenStorage>)>>,
+    proven: tokio::sync::Mutex<Option<(alloy::primitives::B256, Arc<Proven<'a, Anchor>>)>>,
 }
 
 impl<'a> Recheck<'a> {
-    fn new(v: &'a crate::roles::anchor::Verified, answers: &[Answer], decided_at: u64) -> Self {
+    fn new(v: &'a Verified, gate: &'a Gate<'a>, answers: &[Answer], decided_at: u64) -> Self {
         let mut refs = std::collections::BTreeSet::new();
         let mut reads = Reads::state();
         for a in answers {
@@ -239,46 +250,32 @@ impl<'a> Recheck<'a> {
             }
         }
         let reads = refs.into_iter().fold(reads, Reads::reference);
-        Recheck { v, reads, decided_at, proven: Default::default() }
+        Recheck { v, gate, reads, decided_at, proven: Default::default() }
     }
 
-    /// What changed, if anything, in what delivery `d` for a request in block `block` was decided
-    /// on, proven at the newest trusted header as of `due` (when it was to leave: a trust-root sync
-    /// begun since): the policy it names, either reference, the request's status.
+    /// The gate's verdict on delivery `d`, for a request in block `block`, on the state proven at the
+    /// newest trusted header as of `due` (when it was to leave: a trust-root sync begun since).
     async fn still_decided(
         &self,
         block: u64,
         d: &delivery::SignedDelivery,
         due: std::time::Instant,
-    ) -> Result<Option<&'static str>, replicatoor_chain::verified::ViewError> {
-        use replicatoor_core::protocol::RefKind;
+    ) -> Result<Verdict<ViewError>, ViewError> {
         let head = self.v.decision_header_since(crate::roles::unix_now(), block, due).await?;
-        let storage = {
+        let state = {
             let mut proven = self.proven.lock().await;
             match &*proven {
                 Some((hash, s)) if *hash == head.hash => s.clone(),
                 _ => {
                     // At the newest header, or its parent when the RPC cannot prove there yet (still
                     // at or after the request's block, and newer than the decision's header or equal).
-                    let (_, s) = self.v.storage_near(&head, block.max(self.decided_at), &self.reads).await?;
-                    let s = std::sync::Arc::new(s);
+                    let s = Arc::new(Proven::near(self.v, &head, block.max(self.decided_at), &self.reads).await?);
                     *proven = Some((head.hash, s.clone()));
                     s
                 }
             }
         };
-        let views = Views(&storage);
-        Ok(if views.policy()?.hash() != d.policy {
-            Some("the policy")
-        } else if !views.is_allowed(d.os_ref, RefKind::Os)? {
-            Some("the OS reference")
-        } else if !views.is_allowed(d.app_ref, RefKind::App)? {
-            Some("the app reference")
-        } else if views.request_status(d.request)? != RequestStatus::Pending {
-            Some("the request's status")
-        } else {
-            None
-        })
+        Ok(gate::decide(self.gate, &*state, Question::Sealed(d)).await.verdict)
     }
 }
 

@@ -1,0 +1,80 @@
+//! The gate's port on one RPC's answers (`--dangerously-trust-rpc`, dev and test chains only):
+//! nothing proven, so not on the trust path of a pinned release.
+
+use crate::client::{Chain, ChainError};
+use alloy::{
+    eips::BlockId,
+    primitives::{Address, B256},
+};
+use replicatoor_core::{
+    attest::pipeline::References,
+    gate::{ChainState, Request},
+    protocol::{Policy, RefKind, RequestStatus},
+};
+use std::{collections::HashMap, sync::Mutex};
+
+/// Contract state as one RPC answers it, at one block (`--dangerously-trust-rpc`: nothing proven).
+/// Policy and cluster are read up front; reference answers are remembered.
+pub struct Rpc<'a> {
+    chain: &'a Chain,
+    at: u64,
+    now: u64,
+    policy: Policy,
+    cluster: Address,
+    refs: Mutex<HashMap<(B256, u8), bool>>,
+}
+
+impl<'a> Rpc<'a> {
+    /// The state at block `at`.
+    pub async fn read(chain: &'a Chain, at: u64) -> Result<Rpc<'a>, ChainError> {
+        let id = BlockId::number(at);
+        let (policy, (cluster, _), block) =
+            tokio::try_join!(chain.policy_at(id), chain.cluster_at(id), chain.block(at))?;
+        Ok(Rpc { chain, at, now: block.timestamp, policy, cluster, refs: Default::default() })
+    }
+
+    /// The block the state is at.
+    pub fn at(&self) -> u64 {
+        self.at
+    }
+}
+
+impl References for Rpc<'_> {
+    type Error = ChainError;
+    async fn is_allowed(&self, id: B256, kind: RefKind) -> Result<bool, ChainError> {
+        let key = (id, kind as u8);
+        if let Some(v) = self.refs.lock().ok().and_then(|m| m.get(&key).copied()) {
+            return Ok(v);
+        }
+        let v = self.chain.is_allowed_at(id, kind, BlockId::number(self.at)).await?;
+        if let Ok(mut m) = self.refs.lock() {
+            m.insert(key, v);
+        }
+        Ok(v)
+    }
+}
+
+impl ChainState for Rpc<'_> {
+    fn now(&self) -> u64 {
+        self.now
+    }
+
+    async fn policy(&self) -> Result<Policy, ChainError> {
+        Ok(self.policy)
+    }
+
+    async fn cluster(&self) -> Result<Address, ChainError> {
+        Ok(self.cluster)
+    }
+
+    /// The RPC's latest view, not the state's block: fresher for racing holders, and nothing here is
+    /// proven anyway.
+    async fn status(&self, request: B256) -> Result<RequestStatus, ChainError> {
+        self.chain.request_status(request, BlockId::latest()).await
+    }
+
+    /// The request as the RPC's log showed it.
+    async fn request(&self, claimed: &Request) -> Result<Option<Request>, ChainError> {
+        Ok(Some(claimed.clone()))
+    }
+}

@@ -1,0 +1,351 @@
+//! The release gate: what a holder's decision reads from the chain ([`ChainState`]) and the one
+//! function that decides ([`decide`]), for a new request and again for a sealed delivery right
+//! before it leaves. Everything that releases the secret passes here; the caller only adds what is
+//! local (witness RPCs, the refusal budget) and does what the [`Verdict`] says: seal, sign, send,
+//! wait. The gate reads the chain only through the port, so the same code runs on proven state (a
+//! pinned deployment) and on an RPC's answers (`--dangerously-trust-rpc`); which one is the
+//! caller's choice, never the gate's.
+
+use crate::{
+    attest::{
+        pipeline::{self, Context, Decision, References},
+        AcceptedRequest, RequestBinding, Verifier,
+    },
+    delivery::SignedDelivery,
+    protocol::{Deployment, Policy, RefKind, RequestStatus},
+    refusal::Refusal,
+};
+use alloy::primitives::{Address, B256};
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
+
+/// A request as posted (`SecretRequested`): what it binds, where it is, and its attestation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The request id, requester and HPKE key (the quote must bind the last two).
+    pub binding: RequestBinding,
+    /// The block the request event is in.
+    pub block: u64,
+    /// The cluster epoch the requester named (not a check: carried so that a request compares whole).
+    pub epoch: u64,
+    /// The posted quote (raw or compact, PROTOCOL.md §3.9).
+    pub quote: Vec<u8>,
+    /// The posted event log (compact, PROTOCOL.md §3.5).
+    pub event_log: Vec<u8>,
+}
+
+/// The contract state one decision reads, at one decision point (a block). Implementations read it
+/// proven against a trusted header or from an RPC; a read that fails is an error, never an answer,
+/// and the gate turns it into [`Verdict::Wait`].
+pub trait ChainState: References {
+    /// The decision point's block time (the contract's `block.timestamp`): quotes are verified at
+    /// it, so the platform must be trustworthy when the secret goes.
+    fn now(&self) -> u64;
+    /// The policy in force.
+    fn policy(&self) -> impl Future<Output = Result<Policy, Self::Error>> + Send;
+    /// The cluster address the contract accepts deliveries from.
+    fn cluster(&self) -> impl Future<Output = Result<Address, Self::Error>> + Send;
+    /// The status of the request named `request` ([`crate::protocol::request_key`]).
+    fn status(&self, request: B256) -> impl Future<Output = Result<RequestStatus, Self::Error>> + Send;
+    /// The request as the chain recorded it, looked up by `claimed`'s id and block: `None` when the
+    /// chain holds no such request there (whoever showed `claimed` made it up).
+    fn request(&self, claimed: &Request) -> impl Future<Output = Result<Option<Request>, Self::Error>> + Send;
+}
+
+/// Who decides: this holder's deployment, quote verifier, and the cluster whose key it holds.
+pub struct Gate<'a> {
+    /// The chain and contract every binding includes.
+    pub deployment: Deployment,
+    /// The quote verifier (trust roots and collateral).
+    pub verifier: &'a Verifier,
+    /// The cluster address of the bundle this holder holds.
+    pub cluster: Address,
+}
+
+/// What is asked of the gate.
+#[derive(Debug, Clone, Copy)]
+pub enum Question<'a> {
+    /// A request seen on chain: may the bundle be sealed to it?
+    Request(&'a Request),
+    /// A delivery sealed earlier, about to be sent: does the state it was decided on still hold
+    /// (the policy it names, both references, the request still pending)? Its quote was verified
+    /// under exactly that state, so only the state is read again.
+    Sealed(&'a SignedDelivery),
+}
+
+/// Which read failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// The request's status.
+    Status,
+    /// The contract's cluster.
+    Cluster,
+    /// The request event itself.
+    Request,
+    /// The policy.
+    Policy,
+    /// A reference's status.
+    Reference,
+}
+
+/// Why the gate cannot answer yet. Never a refusal: the question is asked again later.
+#[derive(Debug)]
+pub enum Wait<E> {
+    /// A read of the chain state failed (unreachable RPC, or an answer that does not prove itself).
+    Unreadable(Read, E),
+    /// The request shown is not the one the chain recorded under its id and block.
+    NotOnChain,
+    /// A local or transient fault in verification (collateral, a reference read).
+    Retry(String),
+    /// Since the decision, this changed ([`Question::Sealed`] only): decide again.
+    Changed(&'static str),
+}
+
+/// The gate's answer.
+#[derive(Debug)]
+pub enum Verdict<E> {
+    /// Every check passed: the bundle may be sealed to this request (`request`: as the chain
+    /// recorded it, which is what was verified).
+    Deliver {
+        /// The acceptance a seal takes.
+        accepted: Box<AcceptedRequest>,
+        /// The request it accepted.
+        request: Box<Request>,
+    },
+    /// The sealed delivery's decision still holds: it may be sent.
+    Stands,
+    /// The requester failed a check: the cluster may sign this refusal, naming `request` (the key of
+    /// the request as the chain recorded it, [`crate::protocol::request_key`]).
+    Refuse {
+        /// The refusal code.
+        reason: Refusal,
+        /// What failed, for the log.
+        detail: String,
+        /// The request key the refusal names.
+        request: B256,
+    },
+    /// This holder cannot judge (a simulated quote the policy allows but it does not trust): leave
+    /// the request to other holders.
+    Abstain(String),
+    /// Answered already (or cancelled): nothing to do.
+    Answered(RequestStatus),
+    /// The contract's cluster (this address) is not the one whose key this holder holds.
+    NotHolder(Address),
+    /// Not now.
+    Wait(Wait<E>),
+}
+
+/// The gate's answer and, when the kernel's pipeline ran, how long it took (the caller's
+/// verification latency metric: a monotonic clock read, nothing the verdict depends on).
+#[derive(Debug)]
+pub struct Decided<E> {
+    /// What to do.
+    pub verdict: Verdict<E>,
+    /// The pipeline's running time, if it ran.
+    pub verified_in: Option<Duration>,
+}
+
+/// Decide `question` on `state`.
+pub async fn decide<S: ChainState>(gate: &Gate<'_>, state: &S, question: Question<'_>) -> Decided<S::Error> {
+    let mut verified_in = None;
+    let verdict = match question {
+        Question::Request(request) => request_verdict(gate, state, request, &mut verified_in).await,
+        Question::Sealed(delivery) => still_decided(state, delivery).await,
+    };
+    Decided { verdict: verdict.unwrap_or_else(Verdict::Wait), verified_in }
+}
+
+/// A new request, in order: still pending, this holder's cluster, the request as the chain recorded
+/// it, then the kernel's pipeline at the state's time under its policy and references.
+async fn request_verdict<S: ChainState>(
+    gate: &Gate<'_>,
+    state: &S,
+    claimed: &Request,
+    verified_in: &mut Option<Duration>,
+) -> Result<Verdict<S::Error>, Wait<S::Error>> {
+    let read = |what| move |e| Wait::Unreadable(what, e);
+    let status = state.status(claimed.binding.request_key()).await.map_err(read(Read::Status))?;
+    if status != RequestStatus::Pending {
+        return Ok(Verdict::Answered(status));
+    }
+    let cluster = state.cluster().await.map_err(read(Read::Cluster))?;
+    if cluster != gate.cluster {
+        return Ok(Verdict::NotHolder(cluster));
+    }
+    // The request as consensus recorded it: a lying RPC cannot show a request that is not on chain.
+    let request = state.request(claimed).await.map_err(read(Read::Request))?.ok_or(Wait::NotOnChain)?;
+    let policy = state.policy().await.map_err(read(Read::Policy))?;
+    let ctx =
+        Context { deployment: gate.deployment, verifier: gate.verifier, policy, references: state, now: state.now() };
+    let started = Instant::now();
+    let decision = pipeline::evaluate(&ctx, request.binding, &request.quote, &request.event_log).await;
+    *verified_in = Some(started.elapsed());
+    Ok(match decision {
+        Decision::Accept(accepted) => Verdict::Deliver { accepted, request: Box::new(request) },
+        Decision::Refuse(reason, detail) => Verdict::Refuse { reason, detail, request: request.binding.request_key() },
+        Decision::Retry(why) => Verdict::Wait(Wait::Retry(why)),
+        Decision::Abstain(why) => Verdict::Abstain(why),
+    })
+}
+
+/// A sealed delivery: what it was decided on, read again at a newer decision point (the contract
+/// checks the policy and references again when it is mined, but a delivery that would revert must
+/// not leave the TD: the ciphertext is for a TD that may no longer be allowed).
+async fn still_decided<S: ChainState>(state: &S, d: &SignedDelivery) -> Result<Verdict<S::Error>, Wait<S::Error>> {
+    let read = |what| move |e| Wait::Unreadable(what, e);
+    let changed = if state.policy().await.map_err(read(Read::Policy))?.hash() != d.policy {
+        Some("the policy")
+    } else if !state.is_allowed(d.os_ref, RefKind::Os).await.map_err(read(Read::Reference))? {
+        Some("the OS reference")
+    } else if !state.is_allowed(d.app_ref, RefKind::App).await.map_err(read(Read::Reference))? {
+        Some("the app reference")
+    } else if state.status(d.request).await.map_err(read(Read::Status))? != RequestStatus::Pending {
+        Some("the request's status")
+    } else {
+        None
+    };
+    Ok(changed.map_or(Verdict::Stands, |what| Verdict::Wait(Wait::Changed(what))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attest::collateral::NoCollateral;
+    use alloy::primitives::U256;
+    use futures::executor::block_on;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("unreadable")]
+    struct Unreadable;
+
+    /// Chain state as a test sets it.
+    struct Fake {
+        policy: Policy,
+        cluster: Address,
+        status: Result<RequestStatus, ()>,
+        allowed: Vec<B256>,
+        /// What the chain recorded under the claimed request's id (None: nothing).
+        recorded: Option<Request>,
+    }
+
+    impl References for Fake {
+        type Error = Unreadable;
+        async fn is_allowed(&self, id: B256, _: RefKind) -> Result<bool, Unreadable> {
+            Ok(self.allowed.contains(&id))
+        }
+    }
+
+    impl ChainState for Fake {
+        fn now(&self) -> u64 {
+            1_700_000_000
+        }
+        async fn policy(&self) -> Result<Policy, Unreadable> {
+            Ok(self.policy)
+        }
+        async fn cluster(&self) -> Result<Address, Unreadable> {
+            Ok(self.cluster)
+        }
+        async fn status(&self, _: B256) -> Result<RequestStatus, Unreadable> {
+            self.status.map_err(|_| Unreadable)
+        }
+        async fn request(&self, _: &Request) -> Result<Option<Request>, Unreadable> {
+            Ok(self.recorded.clone())
+        }
+    }
+
+    const OURS: Address = Address::repeat_byte(0xc1);
+
+    fn request(requester: u8) -> Request {
+        // An all-zero X25519 key is a low-order point: the pipeline refuses it first, without a quote.
+        let binding = RequestBinding {
+            request_id: U256::from(7),
+            requester: Address::repeat_byte(requester),
+            hpke_pub_key: [0; 32],
+        };
+        Request { binding, block: 10, epoch: 1, quote: vec![1, 2, 3], event_log: Vec::new() }
+    }
+
+    fn state() -> Fake {
+        Fake {
+            policy: Policy {
+                tcb_statuses: 1,
+                allow_debug: false,
+                allow_simulated: false,
+                min_tcb_evaluation_data_number: 0,
+            },
+            cluster: OURS,
+            status: Ok(RequestStatus::Pending),
+            allowed: vec![B256::repeat_byte(1), B256::repeat_byte(2)],
+            recorded: Some(request(0xaa)),
+        }
+    }
+
+    fn ask(state: &Fake, q: Question<'_>) -> Decided<Unreadable> {
+        let verifier = Verifier::new(Box::new(NoCollateral));
+        let gate = Gate {
+            deployment: Deployment { chain_id: 1, contract: Address::ZERO },
+            verifier: &verifier,
+            cluster: OURS,
+        };
+        block_on(decide(&gate, state, q))
+    }
+
+    /// A request is judged in order (answered, not ours, not on chain) before the pipeline runs, and
+    /// a refusal names the request as the chain recorded it, not as it was shown.
+    #[test]
+    fn a_request_is_judged_in_order_on_the_recorded_request() {
+        let shown = request(0xbb);
+        let answered = Fake { status: Ok(RequestStatus::Delivered), cluster: Address::ZERO, ..state() };
+        assert!(matches!(
+            ask(&answered, Question::Request(&shown)).verdict,
+            Verdict::Answered(RequestStatus::Delivered)
+        ));
+        let other = Fake { cluster: Address::ZERO, recorded: None, ..state() };
+        assert!(matches!(ask(&other, Question::Request(&shown)).verdict, Verdict::NotHolder(a) if a == Address::ZERO));
+        let made_up = Fake { recorded: None, ..state() };
+        assert!(matches!(ask(&made_up, Question::Request(&shown)).verdict, Verdict::Wait(Wait::NotOnChain)));
+        let unreadable = Fake { status: Err(()), ..state() };
+        let d = ask(&unreadable, Question::Request(&shown));
+        assert!(matches!(d.verdict, Verdict::Wait(Wait::Unreadable(Read::Status, _))), "{:?}", d.verdict);
+        assert!(d.verified_in.is_none(), "the pipeline did not run");
+
+        let d = ask(&state(), Question::Request(&shown));
+        let Verdict::Refuse { reason, request: named, .. } = d.verdict else { panic!("{:?}", d.verdict) };
+        assert_eq!(reason, Refusal::InvalidPublicKey);
+        assert_eq!(named, request(0xaa).binding.request_key(), "the recorded request, not the shown one");
+        assert!(d.verified_in.is_some(), "the pipeline ran");
+    }
+
+    /// A sealed delivery stands only while its policy, both references and the request's pending
+    /// status all still hold, and the first thing that changed is named.
+    #[test]
+    fn a_sealed_delivery_stands_only_on_the_state_it_was_decided_on() {
+        let d = SignedDelivery {
+            request_id: U256::from(7),
+            request: B256::repeat_byte(9),
+            policy: state().policy.hash(),
+            os_ref: B256::repeat_byte(1),
+            app_ref: B256::repeat_byte(2),
+            encapsulated_key: Vec::new(),
+            ciphertext: Vec::new(),
+            signature: Vec::new(),
+        };
+        let verdict = |s: Fake| ask(&s, Question::Sealed(&d)).verdict;
+        assert!(matches!(verdict(state()), Verdict::Stands));
+        let narrowed = Policy { tcb_statuses: 0, ..state().policy };
+        let changed = |v: Verdict<Unreadable>| match v {
+            Verdict::Wait(Wait::Changed(what)) => what,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(changed(verdict(Fake { policy: narrowed, allowed: Vec::new(), ..state() })), "the policy");
+        assert_eq!(changed(verdict(Fake { allowed: vec![B256::repeat_byte(2)], ..state() })), "the OS reference");
+        assert_eq!(changed(verdict(Fake { allowed: vec![B256::repeat_byte(1)], ..state() })), "the app reference");
+        assert_eq!(changed(verdict(Fake { status: Ok(RequestStatus::Refused), ..state() })), "the request's status");
+        assert!(matches!(
+            verdict(Fake { status: Err(()), ..state() }),
+            Verdict::Wait(Wait::Unreadable(Read::Status, _))
+        ));
+    }
+}
