@@ -5,7 +5,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 count() { awk '/^#\[cfg\(test\)\]/{exit} {print}' "$@" | grep -v '^\s*//' | grep -c . || true; }
 sum() { local t=0 n; for f in "$@"; do n=$(count "$f"); t=$((t + n)); done; echo "$t"; }
 kernel=$(sum $(find agent/core/src -name '*.rs' ! -name tests.rs | sort))
-decide=$(sum agent/node/src/roles/holder/decide.rs agent/chain/src/state/proven.rs agent/node/src/roles/anchor.rs)
+decide=$(sum agent/node/src/roles/holder/decide.rs agent/chain/src/state/proven.rs agent/chain/src/anchor.rs)
 chain=$(sum agent/chain/src/{deployment,proof,layout,verified}.rs agent/chain/src/beacon/*.rs)
 beacon=$(sum $(find agent/beacon/src -name '*.rs' ! -name sim.rs ! -name recorded.rs | sort))
 # What the node trusts about itself: the compose reader and settings table, and the self-check that applies them.

@@ -2,9 +2,10 @@
 //! scanner that adapts to provider range limits, a log follower that resumes from a checkpoint and
 //! survives reorgs, the agent's one retry back-off, and the verified view: the pinned deployment,
 //! and the proofs that turn an RPC's answers into values checked against a trusted header
-//! ([`deployment`], [`verified`], [`proof`], [`layout`]), and the release gate's view of the contract
-//! state ([`state`]).
+//! ([`deployment`], [`verified`], [`proof`], [`layout`]), the trusted headers a pinned deployment's
+//! trust root gives ([`anchor`]), and the release gate's view of the contract state ([`state`]).
 
+pub mod anchor;
 pub mod backoff;
 pub mod beacon;
 pub mod bindings;

@@ -330,6 +330,16 @@ impl Store {
     }
 }
 
+/// The light client's store kept in the node's state (`replicatoor_chain::anchor`).
+impl replicatoor_chain::anchor::LightClientStore for Store {
+    fn load(&self) -> Result<Option<Vec<u8>>, String> {
+        self.light_client().map_err(|e| e.to_string())
+    }
+    fn save(&self, bytes: &[u8]) -> Result<(), String> {
+        self.set_light_client(bytes).map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,13 +1,13 @@
 //! Genesis node: create the cluster key and the bundle, propose genesis, wait for the owner's
 //! approval, install the secret file, then serve as a holder.
 
-use super::anchor::Verified;
 use super::{Agent, Exit};
 use crate::{install::install_atomically, store::OwnGenesis};
 use alloy::{
     eips::BlockId, primitives::Address, rpc::types::Filter, signers::local::PrivateKeySigner, sol_types::SolEvent,
 };
 use anyhow::Context as _;
+use replicatoor_chain::anchor::Verified;
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
     layout::{Reads, Views},

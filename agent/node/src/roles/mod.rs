@@ -1,7 +1,6 @@
 //! The agent's roles. `run` picks one from the durable state: a node holding the bundle serves as a
 //! holder; otherwise it founds the cluster (`--genesis`) or requests the secret, then serves.
 
-pub mod anchor;
 pub mod genesis;
 pub mod holder;
 pub mod requester;
@@ -13,7 +12,7 @@ use crate::{
     telemetry::{Role, Telemetry},
 };
 use anyhow::Context as _;
-use replicatoor_chain::{Backoff, Chain, ChainError};
+use replicatoor_chain::{anchor::Anchor, Backoff, Chain, ChainError};
 use replicatoor_core::attest::Verifier;
 use sha2::{Digest, Sha256};
 use std::{future::Future, sync::Arc, time::Duration};
@@ -43,7 +42,7 @@ pub struct Agent {
     pub shutdown: watch::Receiver<bool>,
     pub telemetry: Arc<Telemetry>,
     /// The verified chain view, when the deployment is pinned (None: the RPC's view, unverified).
-    pub verified: Option<anchor::Verified>,
+    pub verified: Option<replicatoor_chain::anchor::Verified>,
 }
 
 impl Agent {
@@ -113,7 +112,7 @@ impl Agent {
                 } else if d.trust.mode_name() == "beacon-custom" {
                     warn!(target: "replicatoor", "beacon trust root on a custom network spelled out in the pin: this release vouches only for the built-in networks' parameters");
                 }
-                let a = anchor::Anchor::new(d, cfg.beacon_url.as_deref(), store.clone(), cfg.confirmations).await?;
+                let a = Anchor::new(d, cfg.beacon_url.as_deref(), Box::new(store.clone()), cfg.confirmations).await?;
                 info!(target: "replicatoor", trust = %d.trust, "chain view verified against the pinned trust root");
                 Some(replicatoor_chain::verified::VerifiedView::new(chain.clone(), a, d.max_age_secs()))
             }

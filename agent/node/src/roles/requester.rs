@@ -1,6 +1,5 @@
 //! New node: make and persist keys, post one request, wait for the answer, install the secret.
 
-use super::anchor::Verified;
 use super::{Agent, Exit};
 use crate::{install::install_atomically, store::OwnRequest};
 use alloy::{
@@ -10,6 +9,7 @@ use alloy::{
     sol_types::SolEvent,
 };
 use anyhow::Context as _;
+use replicatoor_chain::anchor::Verified;
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
     layout::{Reads, Views},

@@ -8,7 +8,6 @@ use super::{
     relay::{Answer, AnswerKind},
     throttle,
 };
-use crate::roles::anchor::Anchor;
 use crate::{
     roles::Agent,
     store::{Outcome, RequestRecord},
@@ -17,6 +16,7 @@ use alloy::{eips::BlockId, primitives::B256, rpc::types::Filter, sol_types::SolE
 use anyhow::Context as _;
 pub(super) use replicatoor_chain::state::StateError;
 use replicatoor_chain::{
+    anchor::Anchor,
     bindings::UpgradeOperator as Op,
     layout::Reads,
     state::{request_of, State},

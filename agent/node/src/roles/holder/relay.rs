@@ -8,7 +8,6 @@
 //! trusted header, so a narrowing or a revocation mined during the jitter keeps the ciphertext in the TD.
 
 use super::{defer, record};
-use crate::roles::anchor::{Anchor, Verified};
 use crate::{roles::Agent, store::Outcome};
 use alloy::contract::CallBuilder;
 use alloy::{
@@ -16,7 +15,13 @@ use alloy::{
     primitives::{keccak256, U256},
 };
 use futures::StreamExt as _;
-use replicatoor_chain::{layout::Reads, state::Proven, verified::ViewError, ChainError, TxOutcome};
+use replicatoor_chain::{
+    anchor::{Anchor, Verified},
+    layout::Reads,
+    state::Proven,
+    verified::ViewError,
+    ChainError, TxOutcome,
+};
 use replicatoor_core::{
     delivery,
     gate::{self, Gate, Question, Verdict, Wait},

@@ -1,9 +1,10 @@
-//! Where this node's trusted headers come from, as its pinned deployment says: the beacon light
-//! client (its verified store kept in the node's state, so a restart never goes back), or a quorum of
-//! pinned RPCs. The decide step reads chain state only through a [`VerifiedView`] on this anchor.
+//! Where a node's trusted headers come from, as its pinned deployment says: the beacon light client
+//! (its verified store kept in the node's state, so a restart never goes back), or a quorum of pinned
+//! RPCs. A node reads chain state only through a [`VerifiedView`] on this anchor. A new kind of
+//! trust root (an OP-stack chain's, say) is a [`TrustRoot`] variant, its [`HeaderSource`] in one file,
+//! and a variant here.
 
-use crate::store::Store;
-use replicatoor_chain::{
+use crate::{
     beacon::LightClient,
     deployment::{PinnedDeployment, TrustRoot},
     proof::TrustedHeader,
@@ -12,13 +13,22 @@ use replicatoor_chain::{
 };
 use tokio::sync::Mutex;
 
+/// Where the light client's verified store is kept between runs (the node's state directory), so a
+/// restart resumes from it and never goes back.
+pub trait LightClientStore: Send + Sync {
+    /// The persisted store, if there is one.
+    fn load(&self) -> Result<Option<Vec<u8>>, String>;
+    /// Persist `bytes` durably before returning.
+    fn save(&self, bytes: &[u8]) -> Result<(), String>;
+}
+
 /// The verified view a holder decides on.
 pub type Verified = VerifiedView<Anchor>;
 
 /// The header source of a pinned deployment.
 pub enum Anchor {
     /// The beacon light client; its store is persisted after every sync that changed it.
-    Beacon { client: Box<Mutex<Synced>>, store: Store, mode: &'static str },
+    Beacon { client: Box<Mutex<Synced>>, store: Box<dyn LightClientStore>, mode: &'static str },
     /// `quorum` of the pinned RPCs agreeing.
     Quorum(QuorumSource),
 }
@@ -34,7 +44,7 @@ impl Anchor {
     pub async fn new(
         d: &PinnedDeployment,
         beacon_url: Option<&str>,
-        store: Store,
+        store: Box<dyn LightClientStore>,
         confirmations: u64,
     ) -> anyhow::Result<Anchor> {
         use anyhow::Context as _;
@@ -51,7 +61,7 @@ impl Anchor {
             TrustRoot::Beacon { checkpoint, .. } | TrustRoot::SimulatedBeacon { checkpoint, .. } => {
                 let network = d.beacon_network()?.context("a beacon trust root has a network")?;
                 let url = beacon_url.context("a beacon trust root needs --beacon-url")?;
-                let client = match store.light_client()? {
+                let client = match store.load().map_err(anyhow::Error::msg)? {
                     Some(bytes) => LightClient::from_persisted(url, network, *checkpoint, &bytes)
                         .context("the persisted light-client store does not match the pinned deployment")?,
                     None => LightClient::new(url, network, *checkpoint)?,
@@ -89,7 +99,7 @@ impl HeaderSource for Anchor {
                 let c = &synced.client;
                 if report.bootstrapped || report.finalized_advanced || report.optimistic_advanced {
                     store
-                        .set_light_client(&c.to_persisted())
+                        .save(&c.to_persisted())
                         .map_err(|e| ViewError::NoHeader(format!("persisting the light client: {e}")))?;
                 }
                 // The optimistic head: signed by a sync-committee supermajority, seconds old. Finality
