@@ -4,9 +4,8 @@
 //! budget, or record why not. This is the only place in the agent that seals the secret (TRUST.md).
 
 use super::{
-    defer, record,
+    outcome::{defer, record, throttle},
     relay::{Answer, AnswerKind},
-    throttle,
 };
 use crate::{
     roles::Agent,

@@ -1,10 +1,12 @@
 //! Holder: follow `SecretRequested` logs from a persisted checkpoint and answer each request once.
-//! Two halves: [`decide`] is the release gate (verify the request against the contract state at the
-//! decision block, then seal the bundle or sign a refusal; nothing else seals), [`relay`] sends the
+//! Two halves: [`decide`] asks the release gate (`replicatoor_core::gate`) about each request at the
+//! decision block's contract state, then seals the bundle or signs a refusal (nothing else seals), [`relay`] sends the
 //! signed answers, confirms them and records what became of each. [`peers`] splits requests among
-//! the holders (who answers first, who is a backup). This file runs the loop.
+//! the holders (who answers first, who is a backup). [`outcome`] records what became of each request
+//! (and when a postponed one is due again). This file runs the loop, one step at a time.
 
 mod decide;
+mod outcome;
 mod peers;
 mod relay;
 
@@ -14,24 +16,25 @@ use super::Agent;
 use crate::store::{Outcome, RequestRecord};
 use alloy::{
     eips::BlockId,
-    primitives::U256,
+    primitives::{B256, U256},
     rpc::types::{Filter, Log},
     sol_types::SolEvent,
 };
 use anyhow::Context as _;
 use decide::{handle_request, StepView};
 use futures::{StreamExt as _, TryStreamExt as _};
+use outcome::{due, unix_ms};
 use peers::Peers;
 use relay::{send_answers, settle, Answer, InFlight};
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
-    follower::{Follower, FollowerConfig, Step},
+    follower::{Checkpoint, Follower, FollowerConfig, Step},
     Backoff,
 };
 use replicatoor_core::{
     crypto::SecretBundle,
+    gate::Gate,
     protocol::{request_key, RequestStatus},
-    refusal::Refusal,
 };
 use std::{sync::atomic::AtomicU32, time::Duration};
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -40,7 +43,8 @@ use tracing::{debug, info, info_span, warn, Instrument};
 /// instead of adding up, while a flood keeps a bounded number in flight.
 const DECIDE_CONCURRENCY: usize = 16;
 
-/// Serve requests until shutdown.
+/// Serve requests until shutdown: one [`Holder::step`] after another, each step's checkpoint
+/// persisted once its answers are sent (or stored as `Sent`, or postponed).
 pub async fn run(agent: &Agent) -> anyhow::Result<()> {
     let bundle = agent.store.bundle()?.context("holder without a bundle")?;
     let chain = &agent.chain;
@@ -60,88 +64,16 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
         s.epoch = Some(bundle.epoch());
     });
     info!(target: "replicatoor::holder", cluster = %bundle.cluster_address(), epoch = bundle.epoch(), confirmations = agent.cfg.confirmations, "serving as holder");
-    let gate = decide::gate(agent, &bundle);
     let own = own_references(agent).await;
-    let mut own_expiry = None;
     let mut peers = Peers::new(chain.sender().unwrap_or_default());
     peers.learn_recent(agent, bundle.epoch()).await;
-    // Sent answers whose receipts are awaited while the next blocks are read.
-    let mut in_flight: Vec<InFlight> = Vec::new();
-    let mut backoff = agent.backoff();
+    let gate = decide::gate(agent, &bundle);
+    let (own_expiry, in_flight, backoff) = (None, Vec::new(), agent.backoff());
+    let mut holder = Holder { agent, bundle: &bundle, gate, follower, own, own_expiry, peers, in_flight, backoff };
     while !agent.stopping() {
-        settle(agent, &mut in_flight, false).await?;
-        let step = follower.step(agent.store.checkpoint()?, agent.cfg.start_block).await;
-        match step {
-            Ok(Step::Logs { from, to, logs, checkpoint, head }) => {
-                backoff.reset();
-                // Decide at the confirmed head: the freshest state a reorg cannot easily take back,
-                // and one that a non-archive node still serves during catch-up.
-                let decide_at = head.saturating_sub(agent.cfg.confirmations).max(to);
-                let view = match StepView::read(agent, decide_at, &own).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        match &e {
-                            decide::StateError::View(_) => agent.telemetry.unproven_read("holder"),
-                            decide::StateError::Chain(_) => agent.telemetry.rpc_error(),
-                        }
-                        warn!(target: "replicatoor::holder", error = %e, "cannot read the contract state; retrying the step");
-                        if !agent.pause(backoff.next_delay()).await {
-                            break;
-                        }
-                        continue;
-                    }
-                };
-                if view.own_expiry != own_expiry {
-                    own_expiry = view.own_expiry;
-                    agent.telemetry.set_own_reference_expiry(own_expiry);
-                    if let Some(at) = own_expiry {
-                        warn!(target: "replicatoor::holder", expires_at = at, "this node's version is scheduled to end: from then on no holder serves it and new nodes of it are refused; upgrade before then");
-                    }
-                }
-                let requests = peers.learn(&logs, bundle.epoch());
-                let alone = peers.rank(U256::ZERO, view.at).known == 0;
-                // An answer still in flight is settled by its receipt (a reorg may show its request again).
-                let busy: std::collections::HashSet<U256> = in_flight.iter().map(InFlight::id).collect();
-                let mut now = Vec::with_capacity(requests.len());
-                for log in requests {
-                    if log.topics().get(1).is_some_and(|id| busy.contains(&U256::from_be_bytes(id.0))) {
-                        continue;
-                    }
-                    match peers.backup_due(log, view.at, agent.cfg.backup_delay_blocks) {
-                        Some((id, block, due_block)) => {
-                            debug!(target: "replicatoor::holder", request_id = %id, due_block, "another holder ranks first: backup");
-                            // Its key first (the status is looked up by it when the backup is due),
-                            // from the event's indexed (hpkePubKey, requester); flushed with the record.
-                            if let (Some(pk), Some(requester)) = (log.topics().get(2), log.topics().get(3)) {
-                                let key = request_key(&pk.0, alloy::primitives::Address::from_word(*requester));
-                                agent.store.set_request_key(id, key)?;
-                            }
-                            agent
-                                .store
-                                .set_request(id, &RequestRecord { block, outcome: Outcome::Backup { due_block } })?;
-                        }
-                        None => now.push(log),
-                    }
-                }
-                let refusals = AtomicU32::new(0);
-                let decided = futures::stream::iter(now)
-                    .map(|log| async {
-                        match agent.stopping() {
-                            true => Ok(None),
-                            false => handle_log(agent, &bundle, log, &view, &refusals).await,
-                        }
-                    })
-                    .buffered(DECIDE_CONCURRENCY)
-                    .try_collect::<Vec<_>>()
-                    .await?;
-                if agent.stopping() {
-                    break;
-                }
-                let mut answers: Vec<Answer> = decided.into_iter().flatten().collect();
-                answers.extend(retry_deferred(agent, &bundle, &view, &refusals, &mut peers, &busy).await?);
-                let sent = send_answers(agent, &gate, answers, view.at, alone, in_flight.len()).await?;
-                in_flight.extend(sent);
-                if !logs.is_empty() {
+        let pause = match holder.step().await? {
+            Next::Checkpoint { checkpoint, from, to, head, logs } => {
+                if logs > 0 {
                     crate::failpoint::hit("holder_before_checkpoint");
                 }
                 agent.store.set_checkpoint(checkpoint)?;
@@ -149,34 +81,155 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
                     s.checkpoint = Some(to);
                     s.chain_head = Some(head);
                 });
-                debug!(target: "replicatoor::holder", from, to, head, requests = logs.len(), "checkpoint saved");
-                if to >= head.saturating_sub(agent.cfg.confirmations) && !agent.pause(agent.poll()).await {
-                    break;
-                }
+                debug!(target: "replicatoor::holder", from, to, head, requests = logs, "checkpoint saved");
+                // Caught up: wait for the next block; otherwise catch up at once.
+                (to >= head.saturating_sub(agent.cfg.confirmations)).then(|| agent.poll())
             }
-            Ok(Step::Reorg { dropped, checkpoint }) => {
-                warn!(target: "replicatoor::holder", dropped_block = dropped.block, rewind_to = checkpoint.block, "reorg: re-processing from an earlier block");
+            Next::Rewind(checkpoint) => {
                 agent.store.set_checkpoint(checkpoint)?;
+                None
             }
-            Ok(Step::Idle { head }) => {
-                agent.telemetry.update(|s| s.chain_head = Some(head));
-                if !agent.pause(agent.poll()).await {
-                    break;
-                }
-            }
-            Err(e) => {
-                agent.telemetry.rpc_error();
-                let delay = backoff.next_delay();
-                warn!(target: "replicatoor::holder", error = %e, retry_in_ms = delay.as_millis() as u64, "chain unavailable");
-                if !agent.pause(delay).await {
-                    break;
-                }
+            Next::Wait(delay) => Some(delay),
+            Next::Stop => break,
+        };
+        if let Some(delay) = pause {
+            if !agent.pause(delay).await {
+                break;
             }
         }
     }
-    settle(agent, &mut in_flight, true).await?;
+    holder.settle(true).await?;
     info!(target: "replicatoor::holder", "holder stopped");
     Ok(())
+}
+
+/// What the holder carries from one step to the next.
+struct Holder<'a> {
+    agent: &'a Agent,
+    bundle: &'a SecretBundle,
+    gate: Gate<'a>,
+    follower: Follower,
+    /// This node's own OS and app references, and when the earlier of them ends (if scheduled).
+    own: Vec<B256>,
+    own_expiry: Option<u64>,
+    peers: Peers,
+    /// Sent answers whose receipts are awaited while the next blocks are read.
+    in_flight: Vec<InFlight>,
+    /// The wait before a step that failed is tried again.
+    backoff: Backoff,
+}
+
+/// What a step leaves to the loop.
+enum Next {
+    /// The step's requests are answered, postponed or in flight: persist `checkpoint` (blocks
+    /// `from..=to` handled, the chain at `head`, `logs` logs seen).
+    Checkpoint { checkpoint: Checkpoint, from: u64, to: u64, head: u64, logs: usize },
+    /// A reorg replaced the checkpoint's block: persist this earlier one and go on.
+    Rewind(Checkpoint),
+    /// Nothing new at the required depth (a poll interval), or the chain or its state could not be
+    /// read (a back-off): wait this long before the next step.
+    Wait(Duration),
+    /// Shutting down in the middle of a step: its checkpoint is not saved.
+    Stop,
+}
+
+impl Holder<'_> {
+    /// Record the answers whose receipts came (all of them, waiting, when `wait`).
+    async fn settle(&mut self, wait: bool) -> anyhow::Result<()> {
+        settle(self.agent, &mut self.in_flight, wait).await
+    }
+
+    /// One step: the follower's next logs from the checkpoint, each request decided at the confirmed
+    /// head (or left to the holder ranked first), postponed ones due again, the answers sent.
+    async fn step(&mut self) -> anyhow::Result<Next> {
+        let agent = self.agent;
+        self.settle(false).await?;
+        let step = self.follower.step(agent.store.checkpoint()?, agent.cfg.start_block).await;
+        let (from, to, logs, checkpoint, head) = match step {
+            Ok(Step::Logs { from, to, logs, checkpoint, head }) => {
+                self.backoff.reset();
+                (from, to, logs, checkpoint, head)
+            }
+            Ok(Step::Reorg { dropped, checkpoint }) => {
+                warn!(target: "replicatoor::holder", dropped_block = dropped.block, rewind_to = checkpoint.block, "reorg: re-processing from an earlier block");
+                return Ok(Next::Rewind(checkpoint));
+            }
+            Ok(Step::Idle { head }) => {
+                agent.telemetry.update(|s| s.chain_head = Some(head));
+                return Ok(Next::Wait(agent.poll()));
+            }
+            Err(e) => {
+                agent.telemetry.rpc_error();
+                let delay = self.backoff.next_delay();
+                warn!(target: "replicatoor::holder", error = %e, retry_in_ms = delay.as_millis() as u64, "chain unavailable");
+                return Ok(Next::Wait(delay));
+            }
+        };
+        // Decide at the confirmed head: the freshest state a reorg cannot easily take back, and one
+        // that a non-archive node still serves during catch-up.
+        let decide_at = head.saturating_sub(agent.cfg.confirmations).max(to);
+        let view = match StepView::read(agent, decide_at, &self.own).await {
+            Ok(v) => v,
+            Err(e) => {
+                match &e {
+                    decide::StateError::View(_) => agent.telemetry.unproven_read("holder"),
+                    decide::StateError::Chain(_) => agent.telemetry.rpc_error(),
+                }
+                warn!(target: "replicatoor::holder", error = %e, "cannot read the contract state; retrying the step");
+                return Ok(Next::Wait(self.backoff.next_delay()));
+            }
+        };
+        if view.own_expiry != self.own_expiry {
+            self.own_expiry = view.own_expiry;
+            agent.telemetry.set_own_reference_expiry(self.own_expiry);
+            if let Some(at) = self.own_expiry {
+                warn!(target: "replicatoor::holder", expires_at = at, "this node's version is scheduled to end: from then on no holder serves it and new nodes of it are refused; upgrade before then");
+            }
+        }
+        let requests = self.peers.learn(&logs, self.bundle.epoch());
+        let alone = self.peers.rank(U256::ZERO, view.at).known == 0;
+        // An answer still in flight is settled by its receipt (a reorg may show its request again).
+        let busy: std::collections::HashSet<U256> = self.in_flight.iter().map(InFlight::id).collect();
+        let mut now = Vec::with_capacity(requests.len());
+        for log in requests {
+            if log.topics().get(1).is_some_and(|id| busy.contains(&U256::from_be_bytes(id.0))) {
+                continue;
+            }
+            match self.peers.backup_due(log, view.at, agent.cfg.backup_delay_blocks) {
+                Some((id, block, due_block)) => {
+                    debug!(target: "replicatoor::holder", request_id = %id, due_block, "another holder ranks first: backup");
+                    // Its key first (the status is looked up by it when the backup is due), from the
+                    // event's indexed (hpkePubKey, requester); flushed with the record.
+                    if let (Some(pk), Some(requester)) = (log.topics().get(2), log.topics().get(3)) {
+                        let key = request_key(&pk.0, alloy::primitives::Address::from_word(*requester));
+                        agent.store.set_request_key(id, key)?;
+                    }
+                    agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::Backup { due_block } })?;
+                }
+                None => now.push(log),
+            }
+        }
+        let refusals = AtomicU32::new(0);
+        let bundle = self.bundle;
+        let decided = futures::stream::iter(now)
+            .map(|log| async {
+                match agent.stopping() {
+                    true => Ok(None),
+                    false => handle_log(agent, bundle, log, &view, &refusals).await,
+                }
+            })
+            .buffered(DECIDE_CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?;
+        if agent.stopping() {
+            return Ok(Next::Stop);
+        }
+        let mut answers: Vec<Answer> = decided.into_iter().flatten().collect();
+        answers.extend(retry_deferred(agent, bundle, &view, &refusals, &mut self.peers, &busy).await?);
+        let sent = send_answers(agent, &self.gate, answers, view.at, alone, self.in_flight.len()).await?;
+        self.in_flight.extend(sent);
+        Ok(Next::Checkpoint { checkpoint, from, to, head, logs: logs.len() })
+    }
 }
 
 async fn handle_log(
@@ -298,10 +351,6 @@ async fn retry_deferred(
     Ok(answers)
 }
 
-/// Longest wait between two evaluations of a deferred request: a genuine request held up by a local
-/// fault (collateral, RPC) is looked at again at least this often once the fault clears.
-const DEFER_CAP: Duration = Duration::from_secs(60);
-
 /// Postponed requests a step evaluates again, at most: a flood of postponed junk costs each step a
 /// bounded amount of work (and is served earliest-due first, so nothing starves).
 const MAX_RETRIES_PER_STEP: usize = 64;
@@ -358,38 +407,6 @@ fn plan_rechecks(watched: &[(U256, RequestRecord)], now_ms: u64, at: u64) -> Rec
     plan
 }
 
-/// Whether a deferred or throttled request is due for another evaluation at unix time `now_ms`.
-fn due(outcome: &Outcome, now_ms: u64) -> bool {
-    match outcome {
-        Outcome::Deferred { retry_at_ms, .. } | Outcome::Throttled { retry_at_ms, .. } => now_ms >= *retry_at_ms,
-        _ => false,
-    }
-}
-
-/// One more postponement at `now_ms` after `prev`: `(attempts, retry_at_ms)`, the next evaluation one
-/// back-off later (`base` doubling per attempt up to [`DEFER_CAP`]), so each postponed request costs
-/// one evaluation (its RPC reads, fsync and log line) per back-off, not one per step.
-fn postpone(prev: Option<&Outcome>, now_ms: u64, base: Duration) -> (u32, u64) {
-    let attempts = match prev {
-        Some(Outcome::Deferred { attempts, .. } | Outcome::Throttled { attempts, .. }) => attempts.saturating_add(1),
-        _ => 1,
-    };
-    let mut backoff = Backoff::new(base, DEFER_CAP);
-    // Past 32 doublings any base has reached the cap.
-    let delay = (0..attempts.min(32)).map(|_| backoff.next_delay()).last().unwrap_or(base);
-    (attempts, now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)))
-}
-
-/// The record of one more deferral at `now_ms`.
-fn next_deferral(prev: Option<&Outcome>, why: String, now_ms: u64, base: Duration) -> Outcome {
-    let (attempts, retry_at_ms) = postpone(prev, now_ms, base);
-    Outcome::Deferred { why, attempts, retry_at_ms }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 /// True when a request we saw answered is pending again, mempool included (its answer was reorged away).
 async fn answer_dropped(agent: &Agent, id: U256) -> bool {
     let status = status_of(agent, id, BlockId::pending()).await;
@@ -408,48 +425,6 @@ async fn answer_dropped(agent: &Agent, id: U256) -> bool {
 async fn status_of(agent: &Agent, id: U256, at: BlockId) -> anyhow::Result<RequestStatus> {
     let request = agent.store.request_key(id)?.with_context(|| format!("request {id} has no stored request key"))?;
     Ok(agent.chain.request_status(request, at).await?)
-}
-
-/// Persist what became of a request and count it.
-pub(super) fn record(agent: &Agent, id: U256, block: u64, outcome: Outcome) -> anyhow::Result<()> {
-    use crate::telemetry::Tally as T;
-    let counted = match &outcome {
-        Outcome::Served { .. } => Some(T::Served),
-        Outcome::Refused { reason, .. } => {
-            Some(T::Refused(Refusal::from_code(*reason).map_or("unknown", Refusal::name)))
-        }
-        Outcome::AlreadyAnswered { .. } => Some(T::LostRace),
-        Outcome::Deferred { .. } => Some(T::Deferred),
-        Outcome::Abstained { .. } => Some(T::Abstained),
-        Outcome::Throttled { .. } => Some(T::Throttled),
-        // Not an outcome yet.
-        Outcome::Sent { .. } | Outcome::Backup { .. } => None,
-    };
-    agent.store.set_request(id, &RequestRecord { block, outcome })?;
-    if let Some(counted) = counted {
-        agent.telemetry.outcome(&id.to_string(), counted);
-    }
-    Ok(())
-}
-
-/// Record a refusal left unposted because this step's refusal budget is spent: it is evaluated
-/// again (and posted, budget permitting) one back-off later.
-pub(super) fn throttle(agent: &Agent, id: U256, block: u64, reason: Refusal) -> anyhow::Result<()> {
-    let prev = agent.store.request(id)?.map(|r| r.outcome);
-    let (attempts, retry_at_ms) = postpone(prev.as_ref(), unix_ms(), agent.poll());
-    record(agent, id, block, Outcome::Throttled { reason: reason.code(), attempts, retry_at_ms })
-}
-
-pub(super) fn defer(agent: &Agent, id: U256, block: u64, why: String) -> anyhow::Result<()> {
-    let now = unix_ms();
-    let prev = agent.store.request(id)?.map(|r| r.outcome);
-    let outcome = next_deferral(prev.as_ref(), why, now, agent.poll());
-    if let Outcome::Deferred { why, attempts, retry_at_ms } = &outcome {
-        let retry_in_ms = retry_at_ms.saturating_sub(now);
-        warn!(target: "replicatoor::holder", request_id = %id, why = %why, attempts, retry_in_ms, "request deferred; will retry");
-    }
-    record(agent, id, block, outcome)?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -499,30 +474,5 @@ mod tests {
         assert_eq!(plan_rechecks(&watched, 0, 103).backup, [(U256::from(1), 100)]);
         assert_eq!(plan_rechecks(&watched, 0, 500).backup, [(U256::from(1), 100), (U256::from(2), 101)]);
         assert!(plan_rechecks(&watched, 0, 500).unwatch.is_empty(), "a backup is never dropped unanswered");
-    }
-
-    /// A request whose collateral never comes, under a holder that steps every 100 ms for ten
-    /// minutes: each evaluation defers it again (one log line, one RPC round, one fsync). It must be
-    /// evaluated once per back-off, not once per step.
-    #[test]
-    fn a_deferred_request_is_evaluated_once_per_back_off_not_once_per_step() {
-        let (poll_ms, steps) = (100u64, 6_000u64);
-        let mut outcome = next_deferral(None, "collateral unavailable".into(), 0, Duration::from_millis(poll_ms));
-        let mut evaluations = 0;
-        for step in 1..=steps {
-            let now = step * poll_ms;
-            if due(&outcome, now) {
-                evaluations += 1;
-                outcome =
-                    next_deferral(Some(&outcome), "collateral unavailable".into(), now, Duration::from_millis(poll_ms));
-            }
-        }
-        // 0.1, 0.2, 0.4 … 51.2 s, then every DEFER_CAP (60 s): 10 + about 9 more in ten minutes.
-        assert!(evaluations <= 20, "{evaluations} evaluations in {steps} steps");
-        assert!(evaluations >= 10, "still retried: {evaluations}");
-        let Outcome::Deferred { attempts, .. } = outcome else { panic!("{outcome:?}") };
-        assert_eq!(attempts, evaluations + 1, "attempts counted");
-        // Another kind of record is never "due".
-        assert!(!due(&Outcome::Abstained { why: String::new() }, u64::MAX));
     }
 }

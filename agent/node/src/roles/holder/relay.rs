@@ -7,7 +7,7 @@
 //! decided on (policy, both references, the request still pending) is proven again at the newest
 //! trusted header, so a narrowing or a revocation mined during the jitter keeps the ciphertext in the TD.
 
-use super::{defer, record};
+use super::outcome::{defer, record};
 use crate::{roles::Agent, store::Outcome};
 use alloy::contract::CallBuilder;
 use alloy::{
