@@ -10,7 +10,7 @@
 use base64::{engine::general_purpose::STANDARD, Engine};
 use std::borrow::Cow;
 
-use super::verifier::MAX_QUOTE_LEN;
+use super::consts::{INTEL_ROOT_CA_DER, MAX_QUOTE_LEN, TEE_TYPE_TDX};
 
 /// The first four bytes of a compact quote. As a little-endian u16 (what a raw quote starts
 /// with: its version, 3, 4 or 5) they read 0x5052, which no DCAP quote version is.
@@ -20,7 +20,7 @@ pub const FORMAT_VERSION: u8 = 0x01;
 
 /// Well-known certificates: `(id, DER)`. Ids are never reused (PROTOCOL.md §3.9 table).
 pub const WELL_KNOWN: [(u8, &[u8]); 3] = [
-    (0x01, super::verifier::INTEL_ROOT_CA_DER),
+    (0x01, INTEL_ROOT_CA_DER),
     (0x02, include_bytes!("intel_sgx_pck_platform_ca.der")),
     (0x03, include_bytes!("intel_sgx_pck_processor_ca.der")),
 ];
@@ -183,7 +183,7 @@ fn range(field: &'static str, value: usize, min: usize, max: usize) -> Result<us
 fn header_and_body_len(head: &[u8]) -> Result<usize, String> {
     let le16 = |o: usize| u16::from_le_bytes([head[o], head[o + 1]]);
     let (version, att_key, tee) = (le16(0), le16(2), u32::from_le_bytes([head[4], head[5], head[6], head[7]]));
-    if tee != super::quote::TEE_TYPE_TDX || att_key != ATT_KEY_TYPE_ECDSA_P256 {
+    if tee != TEE_TYPE_TDX || att_key != ATT_KEY_TYPE_ECDSA_P256 {
         return Err(format!("TEE type {tee:#x}, attestation key type {att_key} (need TDX 0x81, ECDSA-P256 2)"));
     }
     match version {

@@ -4,6 +4,8 @@
 
 pub mod collateral;
 pub mod compact;
+pub mod consts;
+pub mod dates;
 pub mod eventlog;
 pub mod pck;
 pub mod pipeline;

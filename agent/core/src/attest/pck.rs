@@ -398,7 +398,7 @@ pub fn check_pck_revocation(
 
 fn check_window(part: Part, issued: &str, next_update: &str, now: u64) -> Result<(), CollateralFault> {
     let parse = |s: &str| {
-        super::collateral::parse_rfc3339_utc(s)
+        super::dates::parse_rfc3339_utc(s)
             .ok_or_else(|| CollateralFault::Unparsable { part, reason: format!("date {s:?} does not parse") })
     };
     if now < parse(issued)? || now > parse(next_update)? {

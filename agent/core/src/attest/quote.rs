@@ -2,8 +2,7 @@
 
 use dcap_qvl::quote::{Quote, Report};
 
-/// TDX TEE type in the quote header.
-pub const TEE_TYPE_TDX: u32 = 0x81;
+pub use super::consts::TEE_TYPE_TDX;
 
 /// Bytes that dcap-qvl cannot parse as a quote (its message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,6 +3,8 @@
 //! The caller passes `now` (the request's block time), so verification is reproducible by auditors
 //! and tests; nothing here reads the clock.
 
+use super::consts::TEE_TYPE_TDX;
+pub use super::consts::{INTEL_ROOT_CA_DER, MAX_QUOTE_LEN, SIMULATED_ROOT_CA_DER};
 use super::{
     collateral::{CollateralError, CollateralSource},
     compact,
@@ -11,16 +13,12 @@ use super::{
         PckChainError, VerifiedPck,
     },
     quote::Measurements,
-    quote::TEE_TYPE_TDX,
     sigmemo::{self, Checked, MemoConfig, SigMemo},
     tcb::TcbStatus,
 };
 use crate::refusal::Refusal;
 use dcap_qvl::{quote::Quote, verify::QuoteVerifier, QuoteCollateralV3};
 use std::sync::Arc;
-
-/// Largest quote we parse (the contract caps calldata at 16 KiB as well).
-pub const MAX_QUOTE_LEN: usize = 16 * 1024;
 
 /// Why a quote was not verified.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -114,11 +112,6 @@ pub trait SimulatedPki: Send + Sync {
     /// Collateral signed by the simulated PKI, valid at `now`.
     fn collateral(&self, now: u64) -> Result<QuoteCollateralV3, CollateralError>;
 }
-
-/// The simulated PKI's root certificate (DER). Public: anyone can derive it from the testkit's
-/// public seed (a testkit test checks they agree). Kept here so a production verifier names a
-/// simulated quote as such (refusal 8) instead of calling it invalid.
-pub const SIMULATED_ROOT_CA_DER: &[u8] = include_bytes!("simulated_root_ca.der");
 
 /// Verifies quotes against Intel's root, and the simulated root only when explicitly trusted.
 pub struct Verifier {
@@ -361,10 +354,6 @@ fn header_kind(raw: &[u8]) -> Option<(u16, u32)> {
     let header = raw.get(..HEADER_LEN)?;
     Some((u16::from_le_bytes([header[0], header[1]]), u32::from_le_bytes([header[4], header[5], header[6], header[7]])))
 }
-
-/// Intel's SGX Root CA (CN=Intel SGX Root CA, SHA-256 fingerprint 44:A0:19:6B:…:74:D3), the same
-/// certificate dcap-qvl trusts; public data.
-pub const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("intel_sgx_root_ca.der");
 
 /// Whether the quote's embedded PCK chain holds the certificate `der` (anywhere in the chain), as the
 /// strict PEM and X.509 parsers read it. `chain` is the chain as dcap-qvl's lenient PEM reader reads
