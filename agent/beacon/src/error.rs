@@ -1,7 +1,7 @@
 //! Every way verification can refuse, one variant per cause, so callers (and tests) can match on
 //! the reason instead of parsing messages.
 
-use crate::network::Fork;
+use crate::fork::Fork;
 use crate::preset::PresetKind;
 use crate::types::Root;
 

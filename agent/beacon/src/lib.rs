@@ -16,6 +16,7 @@
 mod bls;
 pub mod codec;
 pub mod error;
+pub mod fork;
 pub mod merkle;
 pub mod network;
 pub mod preset;

@@ -9,6 +9,8 @@ mod builtin;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::fork::Fork;
+
 use crate::error::Error;
 use crate::preset::PresetKind;
 use crate::types::Root;
@@ -22,56 +24,14 @@ pub const DOMAIN_SYNC_COMMITTEE: [u8; 4] = [7, 0, 0, 0];
 /// Epoch value the configs use for "not scheduled".
 pub const FAR_FUTURE_EPOCH: u64 = u64::MAX;
 
-/// Consensus forks, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Fork {
-    /// Genesis fork.
-    Phase0,
-    /// Altair: sync committees.
-    Altair,
-    /// Bellatrix: the merge.
-    Bellatrix,
-    /// Capella: light-client headers gain the execution payload header.
-    Capella,
-    /// Deneb: execution header gains blob gas fields.
-    Deneb,
-    /// Electra: BeaconState grows, branch depths +1.
-    Electra,
-    /// Fulu: same light-client shapes as Electra; fork digests mix in blob parameters.
-    Fulu,
-}
-
+// Here rather than in `fork.rs`: it names the crate's error, which names `Fork`.
 impl Fork {
-    /// All forks, oldest first.
-    pub const ALL: [Fork; 7] =
-        [Fork::Phase0, Fork::Altair, Fork::Bellatrix, Fork::Capella, Fork::Deneb, Fork::Electra, Fork::Fulu];
-
-    /// The lowercase name used by the beacon API's `version` field.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Fork::Phase0 => "phase0",
-            Fork::Altair => "altair",
-            Fork::Bellatrix => "bellatrix",
-            Fork::Capella => "capella",
-            Fork::Deneb => "deneb",
-            Fork::Electra => "electra",
-            Fork::Fulu => "fulu",
-        }
-    }
-
     /// Parse a beacon-API `version` string.
     pub fn from_name(name: &str) -> Result<Fork, Error> {
         Fork::ALL
             .into_iter()
             .find(|f| f.name().eq_ignore_ascii_case(name))
             .ok_or_else(|| Error::UnknownForkName { name: name.to_owned() })
-    }
-}
-
-impl core::fmt::Display for Fork {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.name())
     }
 }
 

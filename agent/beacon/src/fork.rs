@@ -1,0 +1,49 @@
+//! The consensus forks, by name and in order: a leaf the network configuration, the codecs and the
+//! error type all name.
+
+use serde::{Deserialize, Serialize};
+
+/// Consensus forks, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fork {
+    /// Genesis fork.
+    Phase0,
+    /// Altair: sync committees.
+    Altair,
+    /// Bellatrix: the merge.
+    Bellatrix,
+    /// Capella: light-client headers gain the execution payload header.
+    Capella,
+    /// Deneb: execution header gains blob gas fields.
+    Deneb,
+    /// Electra: BeaconState grows, branch depths +1.
+    Electra,
+    /// Fulu: same light-client shapes as Electra; fork digests mix in blob parameters.
+    Fulu,
+}
+
+impl Fork {
+    /// All forks, oldest first.
+    pub const ALL: [Fork; 7] =
+        [Fork::Phase0, Fork::Altair, Fork::Bellatrix, Fork::Capella, Fork::Deneb, Fork::Electra, Fork::Fulu];
+
+    /// The lowercase name used by the beacon API's `version` field.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Fork::Phase0 => "phase0",
+            Fork::Altair => "altair",
+            Fork::Bellatrix => "bellatrix",
+            Fork::Capella => "capella",
+            Fork::Deneb => "deneb",
+            Fork::Electra => "electra",
+            Fork::Fulu => "fulu",
+        }
+    }
+}
+
+impl core::fmt::Display for Fork {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
