@@ -31,6 +31,17 @@ pub enum Value {
     Operator { source: String },
 }
 
+impl From<crate::words::Interpolated> for Value {
+    /// Literal only when nothing was substituted.
+    fn from(i: crate::words::Interpolated) -> Self {
+        if i.vars.is_empty() {
+            Value::Literal { value: i.literal }
+        } else {
+            Value::Operator { source: i.source() }
+        }
+    }
+}
+
 /// One service of the compose file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
@@ -216,7 +227,7 @@ fn read_service(name: String, node: Node) -> Result<(Service, Option<Extends>), 
         match key.as_str() {
             "image" => {
                 if let Some(text) = string(&value, &at)? {
-                    s.image = Some(interpolated(&text, &at)?.value());
+                    s.image = Some(interpolated(&text, &at)?.into());
                     s.written.image = Some(text);
                 }
             }
@@ -270,7 +281,7 @@ fn read_environment(s: &mut Service, value: Node, at: &str) -> Result<(), Compos
             for (key, v) in entries {
                 let value = match v {
                     Node::Null => passed(),
-                    Node::Str(text) => interpolated(&text, at)?.value(),
+                    Node::Str(text) => interpolated(&text, at)?.into(),
                     Node::Scalar(text) => Value::Literal { value: text },
                     _ => return Err(shape(format!("{at}.{key} is not a string, number, boolean or null"))),
                 };
@@ -329,7 +340,7 @@ fn read_argv(outside: &mut Vec<String>, value: Node, at: &str) -> Result<Argv, C
             let mut written = Vec::new();
             for item in items {
                 let text = string(&item, at)?.ok_or_else(|| shape(format!("{at} has an empty element")))?;
-                values.push(interpolated(&text, at)?.value());
+                values.push(interpolated(&text, at)?.into());
                 written.push(text);
             }
             (values, written)
@@ -348,7 +359,7 @@ fn read_argv(outside: &mut Vec<String>, value: Node, at: &str) -> Result<Argv, C
                 // For the words' sake only (which flag an argument names): the split is the operator's.
                 let words = split(&text).unwrap_or_else(|_| vec![text.clone()]);
                 let value = |w: &String| {
-                    interpolate(w).map_or_else(|_| Value::Operator { source: whole.source() }, |i| i.value())
+                    interpolate(w).map_or_else(|_| Value::Operator { source: whole.source() }, Value::from)
                 };
                 (words.iter().map(value).collect(), words)
             }

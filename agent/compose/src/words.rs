@@ -4,8 +4,6 @@
 //! Written out rather than taken from a crate: the `shell-words` crate follows POSIX, which differs from
 //! go-shellwords exactly where it matters here (backslashes in double quotes, `;` and `|`).
 
-use crate::reader::Value;
-
 /// A string as Compose interpolates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Interpolated {
@@ -19,14 +17,6 @@ impl Interpolated {
     pub fn source(&self) -> String {
         let vars: Vec<String> = self.vars.iter().map(|v| format!("${{{v}}}")).collect();
         format!("{} substituted from the operator's environment", vars.join(", "))
-    }
-
-    pub fn value(self) -> Value {
-        if self.vars.is_empty() {
-            Value::Literal { value: self.literal }
-        } else {
-            Value::Operator { source: self.source() }
-        }
     }
 }
 
