@@ -64,6 +64,26 @@ pub fn bin() -> PathBuf {
     bin
 }
 
+/// A simulated Dstack guest agent (`replicatoor-dev dev guest-agent`) serving `compose` on `socket`,
+/// returned once the socket accepts connections. The caller kills it.
+pub fn start_guest_agent(socket: &Path, compose: &Path) -> Child {
+    let child = Command::new(bin())
+        .args(["dev", "guest-agent", "--socket"])
+        .arg(socket)
+        .arg("--compose")
+        .arg(compose)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the guest agent");
+    let start = Instant::now();
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the guest agent did not start on {}", socket.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

@@ -10,8 +10,8 @@ use std::{
     io::{Read, Write},
     os::unix::{fs::PermissionsExt, net::UnixStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    process::Child,
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 struct GuestAgent {
@@ -22,20 +22,7 @@ struct GuestAgent {
 impl GuestAgent {
     fn start(scratch: &Scratch, compose: &Path) -> GuestAgent {
         let socket = scratch.0.join("dstack.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_replicatoor-dev"))
-            .args(["dev", "guest-agent", "--socket"])
-            .arg(&socket)
-            .arg("--compose")
-            .arg(compose)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the guest agent");
-        let start = Instant::now();
-        while UnixStream::connect(&socket).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "the guest agent did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        GuestAgent { child, socket }
+        GuestAgent { child: replicatoor_tests::start_guest_agent(&socket, compose), socket }
     }
 
     /// One raw HTTP/1.0 exchange: (status, body).

@@ -7,10 +7,8 @@
 
 use replicatoor_tests::Scratch;
 use std::{
-    os::unix::net::UnixStream,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::{Child, Command},
 };
 
 const CONTRACT: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
@@ -64,20 +62,7 @@ impl Cvm {
         });
         let compose = dir.join("app-compose.json");
         std::fs::write(&compose, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_replicatoor-dev"))
-            .args(["dev", "guest-agent", "--socket"])
-            .arg(&socket)
-            .arg("--compose")
-            .arg(&compose)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the guest agent");
-        let start = Instant::now();
-        while UnixStream::connect(&socket).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "the guest agent did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = replicatoor_tests::start_guest_agent(&socket, &compose);
         Cvm { child, socket, dir }
     }
 
