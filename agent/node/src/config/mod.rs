@@ -35,8 +35,9 @@ pub struct Settings {
     #[arg(long, env = "REPLICATOOR_RPC_URL")]
     pub rpc_url: Option<String>,
     /// Independent RPC endpoints that must agree with --rpc-url on the block hash and contract state a
-    /// delivery is based on (repeat the flag, or comma-separate in the env var). A lying RPC alone then
-    /// cannot make a holder release the secret.
+    /// delivery is based on (repeat the flag, or comma-separate in the env var). A cross-check for
+    /// unpinned dev setups: with a pinned deployment every decision is already proven against the
+    /// trust root, and witnesses only add availability checks.
     #[arg(long = "witness-rpc-url", env = "REPLICATOOR_WITNESS_RPC_URLS", value_delimiter = ',')]
     pub witness_rpc_urls: Vec<String>,
     /// UpgradeOperator contract address.
