@@ -99,13 +99,13 @@ if gas:
     lo, hi = gas["ratio_to_onchain_full_verify"]
     row(
         "1 gas",
-        "request + 1 KiB delivery vs verifying 1 quote on chain (Automata, published ~4-5M gas)",
+        "genuine Dstack request + 1 KiB delivery vs verifying 1 quote on chain (Automata, published ~4-5M gas)",
         f"{gas['request_plus_delivery_1k_gas']:,} gas = {hi:.2f}-{lo:.2f} ×",
     )
     zlo, zhi = gas["ratio_to_zk_verify"]
     row(
         "1 gas",
-        "request + 1 KiB delivery vs a ZK-proof quote verification (RISC Zero/SP1, published ~0.3-0.5M gas)",
+        "genuine Dstack request + 1 KiB delivery vs a ZK-proof quote verification (RISC Zero/SP1, published ~0.3-0.5M gas)",
         f"{zhi:.2f}-{zlo:.2f} ×",
     )
     if "dstack_request_gas" in gas:
