@@ -8,7 +8,8 @@ cd "$ROOT"
 SETUP_SKIP_CARGO=1 bash script/setup.sh
 export PATH="$ROOT/.toolchain/bin:$PATH"
 
-step() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }
+# Each step says how long the run has taken so far (where the minutes go: .ci/run's goal is 10).
+step() { printf '\n\033[1;34m== %s\033[0m (at %d s)\n' "$*" "$SECONDS"; }
 
 step "contract tests (forge test)"
 forge test
@@ -40,3 +41,4 @@ trap - EXIT
 
 step "The container image, built and run (script/container-test.sh)"
 bash script/container-test.sh
+step "done"

@@ -267,7 +267,11 @@ impl QuoteProvider {
     /// agent that lied to its own node gets that node nothing, since every peer verifies its quotes.)
     /// None for the simulated provider, whose configuration is not measured.
     pub async fn own_compose(&self) -> Result<Option<OwnCompose>, ProviderError> {
-        let QuoteProvider::Dstack { sockets } = self else { return Ok(None) };
+        let sockets = match self {
+            QuoteProvider::Dstack { sockets } => sockets,
+            #[cfg(feature = "simulated")]
+            QuoteProvider::Simulated(_) => return Ok(None),
+        };
         let path = sockets.iter().find(|p| p.exists()).ok_or_else(|| ProviderError::Socket {
             path: sockets.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
             reason: "no guest agent socket exists: the node cannot read its own measured configuration".into(),
