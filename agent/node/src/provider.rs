@@ -63,6 +63,9 @@ impl Attestation {
 pub enum ProviderError {
     #[error("guest agent socket {path}: {reason}")]
     Socket { path: String, reason: String },
+    /// None of the sockets exists: not inside a Dstack CVM (or its socket is not mounted).
+    #[error("no guest agent socket exists at {paths} (is this a Dstack CVM? for dev use --quote-provider simulated)")]
+    NoGuestAgent { paths: String },
     #[error("guest agent answered HTTP {status}: {body}")]
     Status { status: u16, body: String },
     #[error("guest agent response is not valid: {0}")]
@@ -107,16 +110,18 @@ impl QuoteProvider {
                 Ok(Attestation { quote, event_log })
             }
             QuoteProvider::Dstack { sockets } => {
-                let path = sockets.iter().find(|p| p.exists()).ok_or_else(|| ProviderError::Socket {
-                    path: sockets.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
-                    reason:
-                        "no guest agent socket exists (is this a Dstack CVM? for dev use --quote-provider simulated)"
-                            .into(),
-                })?;
+                let path = first_socket(sockets)?;
                 guest_agent_get_quote(path, GuestAgentApi::for_socket(path), &report_data).await
             }
         }
     }
+}
+
+/// The first of `sockets` that exists (the guest agent's, then the legacy tappd one by default).
+fn first_socket(sockets: &[PathBuf]) -> Result<&PathBuf, ProviderError> {
+    sockets.iter().find(|p| p.exists()).ok_or_else(|| ProviderError::NoGuestAgent {
+        paths: sockets.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+    })
 }
 
 /// The request API a guest-agent socket speaks.
@@ -272,10 +277,7 @@ impl QuoteProvider {
             #[cfg(feature = "simulated")]
             QuoteProvider::Simulated(_) => return Ok(None),
         };
-        let path = sockets.iter().find(|p| p.exists()).ok_or_else(|| ProviderError::Socket {
-            path: sockets.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
-            reason: "no guest agent socket exists: the node cannot read its own measured configuration".into(),
-        })?;
+        let path = first_socket(sockets)?;
         let api = GuestAgentApi::for_socket(path);
         let (target, body) = api.info_request();
         let info = guest_agent_call(path, target, body).await?;

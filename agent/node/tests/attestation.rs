@@ -531,10 +531,10 @@ async fn dstack_provider_gets_quote_and_event_log_from_the_guest_agent() {
     assert_is_the_fixture(&att, &json);
     assert_eq!(agent.requests().len(), 2);
 
-    // No socket at all: a Socket error naming the paths tried.
+    // No socket at all: an error naming the paths tried.
     let p = QuoteProvider::Dstack { sockets: vec![missing.clone()] };
     let err = p.attest(report_data).await.unwrap_err();
-    assert!(matches!(&err, ProviderError::Socket { path, .. } if path.contains("missing.sock")), "{err}");
+    assert!(matches!(&err, ProviderError::NoGuestAgent { paths } if paths.contains("missing.sock")), "{err}");
 }
 
 #[tokio::test]

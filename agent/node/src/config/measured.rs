@@ -80,23 +80,24 @@ const COMPOSE: &str = "measured_compose";
 /// provider, the operator's settings with the measured compose applied ([`apply`]); with the simulated
 /// one, the operator's settings as they are.
 pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFailure> {
-    let (given, _) = args.clone().layered_with_sources()?;
+    let config_file = args.config.clone();
+    let (operator, given) = args.layered_with_sources()?;
     // A release build can neither make nor trust a simulated quote: say so before anything else.
-    given.refuse_unbuilt()?;
-    if given.quote_provider == ProviderKind::Simulated {
-        return Ok((given, Measurement::NotSelfMeasured));
+    operator.refuse_unbuilt()?;
+    if operator.quote_provider == ProviderKind::Simulated {
+        return Ok((operator, Measurement::NotSelfMeasured));
     }
-    let provider = QuoteProvider::dstack(given.dstack_socket.as_ref());
+    let provider = QuoteProvider::dstack(operator.dstack_socket.as_ref());
     let own = match provider.own_compose().await {
         Ok(Some(own)) => own,
-        Ok(None) => return Ok((given, Measurement::NotSelfMeasured)),
-        Err(crate::provider::ProviderError::Socket { path, reason }) if !std::path::Path::new(&path).exists() => {
-            return Err(MeasureFailure::NoGuestAgent(format!("{path}: {reason}")))
+        Ok(None) => return Ok((operator, Measurement::NotSelfMeasured)),
+        Err(e @ crate::provider::ProviderError::NoGuestAgent { .. }) => {
+            return Err(MeasureFailure::NoGuestAgent(e.to_string()))
         }
         Err(e) => return Err(invalid(COMPOSE, format!("cannot read this CVM's measured compose: {e}")).into()),
     };
     let agent = read_agent(&own)?;
-    let settings = apply(args, &agent).map_err(MeasureFailure::Refused)?;
+    let settings = apply_to(operator, &given, config_file, &agent).map_err(MeasureFailure::Refused)?;
     if settings.quote_provider != ProviderKind::Dstack {
         return Err(invalid("quote_provider", "the measured compose runs the agent on simulated quotes".into()).into());
     }
@@ -122,6 +123,17 @@ fn read_agent(own: &OwnCompose) -> Result<AgentConfig, ConfigError> {
 pub fn apply(args: RunArgs, agent: &AgentConfig) -> Result<Settings, Vec<ConfigError>> {
     let config_file = args.config.clone();
     let (operator, given) = args.layered_with_sources().map_err(|e| vec![e])?;
+    apply_to(operator, &given, config_file, agent)
+}
+
+/// [`apply`] on settings already layered: `operator` as flags, environment and `config_file` gave them,
+/// `given` the keys they set (the others are defaults).
+fn apply_to(
+    operator: Settings,
+    given: &std::collections::BTreeSet<String>,
+    config_file: Option<PathBuf>,
+    agent: &AgentConfig,
+) -> Result<Settings, Vec<ConfigError>> {
     let mut errors: Vec<ConfigError> = agent
         .outside
         .iter()
