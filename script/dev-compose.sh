@@ -12,7 +12,7 @@
 # working directory, so processes on one machine share one compose); APP_IMAGE: the app's image (another
 # image is another compose hash: another app version).
 set -euo pipefail
-[ $# -eq 5 ] || { sed -n '7p' "$0" >&2; exit 2; }
+[ $# -eq 5 ] || { grep -m1 '^#   bash script/dev-compose.sh' "$0" >&2; exit 2; }
 PIN_FILE=$1 SOCKET=$2 STATE_DIR=$3 SECRET_FILE=$4 APP_IMAGE=$5
 CONTRACT=$(sed -n 's/^contract = "\(0x[0-9a-fA-F]*\)"$/\1/p' "$PIN_FILE")
 START=$(sed -n 's/^start_block = \([0-9]*\)$/\1/p' "$PIN_FILE")
