@@ -400,6 +400,11 @@ async fn restart_storm() {
             let k = 2 + nodes.len();
             nodes.push((k, net.agent(&format!("node-{k}"), k, &compose_good(), &EXIT)));
         }
+        // Each kill hits a started agent (its log says so), at a random moment after that: on a loaded
+        // machine a debug build can take longer than the shortest delay to start, and a kill before the
+        // start would be a restart the storm did not make.
+        let before = i as usize; // starts logged before this incarnation's
+        wait_until("the holder's start", T, || async { g.log().matches("agent starting").count() > before }).await;
         tokio::time::sleep(Duration::from_millis(300 + rng.next() % 1200)).await;
         g.kill9();
         g = net.agent("genesis", 1, &compose_good(), &[]);
