@@ -145,14 +145,22 @@ else
 fi
 
 # ------------------------------------------------------------------ 3. the images
-# The production binary is the agent alone (`-p replicatoor`: no dev features unified in from the tests crate), in
-# the dev profile: this step checks the image and what the binary refuses, not its speed, and in script/test.sh the
-# tests have already built it (a release build from scratch took 7.5 min here). Release figures: script/bench.sh.
+# The production binary is the agent built alone (`-p replicatoor`: no dev features unified in from the tests
+# crate), by the build of its own test of what a production build refuses (agent/node/tests/production.rs), which
+# script/test.sh has just run: the same cargo command finds it built. The dev profile: this step checks the image
+# and what the binary refuses, not its speed (a release build from scratch took 7.5 min here; release figures are
+# script/bench.sh's). The path comes from cargo's own report of the build.
 PROD_BIN="$OUT/replicatoor-production"
 DEV_BIN="$ROOT/target/debug/replicatoor-dev"
 say "Binaries: the production agent (no cargo features) and the tests' replicatoor-dev (simulated)"
-cargo build --locked -p replicatoor --bin replicatoor
-cp "$ROOT/target/debug/replicatoor" "$PROD_BIN"
+built=$(cargo test --locked -p replicatoor --test production --no-run --message-format=json-render-diagnostics |
+  python3 -c 'import json, sys
+for m in map(json.loads, sys.stdin):
+    t = m.get("target", {})
+    if m.get("reason") == "compiler-artifact" and t.get("name") == "replicatoor" and "bin" in t.get("kind", []):
+        print(m["executable"])')
+[ -x "$built" ] || fail "cargo reported no production binary ($built)"
+cp "$built" "$PROD_BIN"
 cargo build --locked -p replicatoor-tests --bin replicatoor-dev
 # Whatever the base lacks of what the binary links is a broken image: check before building.
 base_files=$(docker run --rm --entrypoint /bin/bash "$BASE" -c 'echo /usr/lib/x86_64-linux-gnu/* /usr/lib64/*')
