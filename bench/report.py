@@ -261,6 +261,16 @@ if end is not None:
     row("4 memory", "holder RSS at the end of the burst", f"{end:.1f} MiB / {mb(e.get('burst_rss_end_kb_b')):.1f} MiB "
         f"(max sampled {mb(e.get('burst_rss_max_kb')):.1f} MiB)")
 
+binary = e.get("release_binary_bytes")
+if binary:
+    base = e.get("image_base_bytes")
+    if base:
+        total = (int(binary) + int(base)) / 1e6
+        row("6 image", "production image: release binary + Debian base", f"{total:.1f} MB ({int(base) / 1e6:.1f} MB base)",
+            "≤ 40 MB", total <= 40)
+    else:
+        row("6 image", "production binary, release (no image base at hand)", f"{int(binary) / 1e6:.1f} MB")
+
 # 5. peer baseline
 py = load("python.json")
 results["python_baseline"] = py

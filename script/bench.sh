@@ -9,7 +9,8 @@
 # A bench, not a test: nothing fails on a figure. Knobs: BENCH_BURST (200), BENCH_MINE (20000; anvil 1.7.1
 # mines in time that grows with the chain's length, so 100,000 blocks take over 20 minutes on 2 cores),
 # BENCH_SECONDS (1.5 s per pipeline case), BENCH_PARTS ("pipeline python gas e2e", a subset to rerun; add
-# "flood" for the 10,000-request junk flood, BENCH_FLOOD_PER_ACCOUNT per each of 5 accounts).
+# "flood" for the 10,000-request junk flood, BENCH_FLOOD_PER_ACCOUNT per each of 5 accounts; "image" for the
+# production image's size with a release binary).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -271,6 +272,19 @@ if part flood; then
   REPLICATOOR_FLOOD_PER_ACCOUNT=${BENCH_FLOOD_PER_ACCOUNT:-2000} REPLICATOOR_FLOOD_BUDGET=16 \
     cargo test --profile bench -p replicatoor-tests --test e2e a_junk_flood -- --nocapture 2>&1 |
     tee "$OUT/flood.log" | grep -E "genuine request after|holder after|test result" >&2
+fi
+
+# ------------------------------------------------------------------ the production image (opt-in: BENCH_PARTS=image)
+
+# The release binary without features, as the Dockerfile builds it, and the image it makes on the Debian base that
+# script/container-test.sh builds (the image is the base plus one layer holding the binary). The container test
+# itself runs a dev-profile binary, so its image size is not this figure.
+if part image; then
+  log "production binary: cargo build --release -p replicatoor (the Dockerfile's build)"
+  cargo build --release --locked -p replicatoor
+  kv release_binary_bytes "$(stat -c %s target/release/replicatoor)"
+  base=$(docker image inspect --format '{{.Size}}' replicatoor-base:bookworm-1 2>/dev/null || true)
+  if [ -n "$base" ]; then kv image_base_bytes "$base"; else log "no replicatoor-base image (run script/container-test.sh once): binary size only"; fi
 fi
 
 # ------------------------------------------------------------------ report
