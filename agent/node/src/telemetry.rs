@@ -39,6 +39,28 @@ const TRUST_MODE: &str = "replicatoor_trust_mode";
 const CONFIG_SELF_MEASURED: &str = "replicatoor_config_self_measured";
 const UNPROVEN_READS: &str = "replicatoor_unproven_reads_total";
 const OWN_REFERENCE_EXPIRES_AT: &str = "replicatoor_own_reference_expires_at_seconds";
+/// Every metric above: the exposition test and docs/operations.md's table are checked against this list.
+#[cfg(test)]
+const ALL: [&str; 18] = [
+    REQUESTS_SEEN,
+    REQUESTS_SERVED,
+    REQUESTS_REFUSED,
+    REQUESTS_LOST_RACE,
+    REQUESTS_DEFERRED,
+    REQUESTS_ABSTAINED,
+    REQUESTS_THROTTLED,
+    RPC_ERRORS,
+    VERIFICATION_SECONDS,
+    LAST_PROCESSED_BLOCK,
+    CHAIN_HEAD,
+    HEAD_LAG_BLOCKS,
+    SECRET_INSTALLED,
+    ROLE,
+    TRUST_MODE,
+    CONFIG_SELF_MEASURED,
+    UNPROVEN_READS,
+    OWN_REFERENCE_EXPIRES_AT,
+];
 
 /// A role as shown on /status and in `replicatoor_role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -443,6 +465,21 @@ mod tests {
         ] {
             assert!(m.lines().any(|l| l == line), "missing {line:?}:\n{m}");
         }
+    }
+
+    /// docs/operations.md's metrics table names every metric the agent defines, and no other.
+    #[test]
+    fn operations_md_documents_every_metric_and_no_other() {
+        let doc = include_str!("../../../docs/operations.md");
+        let documented: std::collections::BTreeSet<&str> = doc
+            .lines()
+            .filter(|l| l.starts_with("| `replicatoor_"))
+            .flat_map(|l| l.split('|').nth(1).unwrap_or_default().split('`'))
+            .filter(|w| w.starts_with("replicatoor_"))
+            .map(|w| w.split('{').next().unwrap_or(w))
+            .collect();
+        let defined: std::collections::BTreeSet<&str> = ALL.into_iter().collect();
+        assert_eq!(documented, defined, "docs/operations.md's metrics table against telemetry.rs");
     }
 
     /// Each agent value has its own recorder: two in one process do not share counts.
