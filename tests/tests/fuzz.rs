@@ -21,7 +21,7 @@ use proptest::{
     sample::Index,
     test_runner::{Config, TestCaseError, TestRunner},
 };
-use replicatoor::cli;
+use replicatoor::args;
 use replicatoor_chain::UpgradeOperator as Op;
 use replicatoor_core::{
     attest::{
@@ -841,7 +841,7 @@ fn fuzz_cli_hex_input() {
     ];
     fuzz("cli_hex_input", 256, text, |raw| {
         std::fs::write(&path, &raw).expect("write");
-        let got = cli::read_bytes(&path).map_err(|e| TestCaseError::fail(format!("read_bytes: {e}")))?;
+        let got = args::read_bytes(&path).map_err(|e| TestCaseError::fail(format!("read_bytes: {e}")))?;
         let trimmed = std::str::from_utf8(&raw).map(str::trim).unwrap_or_default();
         let digits = trimmed.strip_prefix("0x").unwrap_or(trimmed);
         match hex::decode(digits) {
@@ -849,7 +849,7 @@ fn fuzz_cli_hex_input() {
             _ => prop_assert_eq!(got, raw.clone()),
         }
         let s = String::from_utf8_lossy(&raw);
-        if let Ok(k) = cli::hex_n::<32>("key", &s) {
+        if let Ok(k) = args::hex_n::<32>("key", &s) {
             prop_assert_eq!(hex::decode(s.trim().trim_start_matches("0x")).expect("hex"), k.to_vec());
         }
         Ok(())

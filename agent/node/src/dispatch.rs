@@ -3,7 +3,8 @@
 //! Exit codes: 0 ok, 1 error, 2 bad configuration, 3 request refused, 4 quote not verified.
 
 use crate::{
-    cli::{Cli, Command, LogFormat},
+    args::LogFormat,
+    cli::{Cli, Command},
     cmd,
 };
 use clap::Parser;

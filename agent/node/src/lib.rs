@@ -3,6 +3,7 @@
 //! (`replicatoor-core`) and verified chain access (`replicatoor-chain`); this crate runs them.
 
 pub mod admin;
+pub mod args;
 pub mod cli;
 pub mod cmd;
 pub mod collateral;

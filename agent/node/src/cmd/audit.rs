@@ -1,6 +1,6 @@
 //! `replicatoor audit`: audit a deployment from chain data alone (see docs/audit.md).
 
-use crate::cli::offline_verifier;
+use crate::args::offline_verifier;
 use anyhow::Context as _;
 use replicatoor_audit::{collect::ScanOptions, render_html, render_text};
 use std::{path::PathBuf, process::ExitCode};
@@ -8,7 +8,7 @@ use std::{path::PathBuf, process::ExitCode};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub target: crate::cli::ReadTarget,
+    pub target: crate::args::ReadTarget,
     /// First block to scan (default: the deployment block, found with eth_getCode; 0 if the node has no history).
     #[arg(long)]
     pub from_block: Option<u64>,

@@ -1,6 +1,6 @@
 //! `replicatoor deploy`: deploy an UpgradeOperator and print its address and deployment block.
 
-use crate::cli::{ChainArgs, PolicyArgs};
+use crate::args::{ChainArgs, PolicyArgs};
 use anyhow::Context as _;
 use std::process::ExitCode;
 

@@ -4,7 +4,7 @@
 //! where it has one, PROTOCOL.md §3.9) with the event log compacted by the same code.
 
 use crate::{
-    cli::{hex_n, load_event_log, read_bytes},
+    args::{hex_n, load_event_log, read_bytes},
     provider::Attestation,
 };
 use alloy::sol_types::SolCall;

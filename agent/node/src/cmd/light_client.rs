@@ -43,7 +43,7 @@ pub struct Args {
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     let Command::Verify(a) = cmd;
     let network = Network::by_name(&a.network)?;
-    let checkpoint = a.checkpoint.as_deref().map(|h| crate::cli::hex_n::<32>("checkpoint", h)).transpose()?;
+    let checkpoint = a.checkpoint.as_deref().map(|h| crate::args::hex_n::<32>("checkpoint", h)).transpose()?;
     let raw = |p: &PathBuf| std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()));
     let bootstrap = raw(&a.bootstrap)?;
     let updates = a.updates.iter().map(raw).collect::<anyhow::Result<Vec<_>>>()?;

@@ -1,6 +1,6 @@
 //! `replicatoor measure`: measurements and reference ids from a compose file, a quote or an event log.
 
-use crate::cli::{load_event_log, read_bytes, sha256_file};
+use crate::args::{load_event_log, read_bytes, sha256_file};
 use replicatoor_audit::{compose, describe};
 use replicatoor_core::{attest::quote::Measurements, protocol::app_reference_id};
 use std::{path::PathBuf, process::ExitCode};

@@ -16,7 +16,7 @@
 //! widening — a reference's activation or a wider policy — that the pipeline may wait for).
 
 use crate::{
-    cli::{hex_n, load_event_log, read_bytes, sha256_file, verifier},
+    args::{hex_n, load_event_log, read_bytes, sha256_file, verifier},
     horizon::{self, Horizon},
     provider::Attestation,
 };
@@ -44,7 +44,7 @@ pub const EXIT_ACCEPTED_LATER: u8 = 7;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub target: crate::cli::ReadTarget,
+    pub target: crate::args::ReadTarget,
     /// The node's quote (raw or hex), checked as a holder would check its request.
     #[arg(long, requires_all = ["event_log", "requester", "pubkey"], conflicts_with_all = ["compose", "os_ref"])]
     pub quote: Option<PathBuf>,

@@ -2,7 +2,7 @@
 //! event log against it, and print every measurement.
 
 use super::EXIT_NOT_VERIFIED;
-use crate::cli::{load_event_log, read_bytes};
+use crate::args::{load_event_log, read_bytes};
 use replicatoor_core::{
     attest::{quote::Measurements, Verifier},
     protocol::app_reference_id,

@@ -10,7 +10,7 @@ pub mod measured;
 pub use check::{check, Level, Problem};
 pub use measured::Measurement;
 
-use crate::cli::SecretKey;
+use crate::args::SecretKey;
 use clap::{parser::ValueSource, ArgMatches, Args, FromArgMatches, ValueEnum};
 use replicatoor_chain::endpoint::{transport, Transport};
 use serde::{Deserialize, Serialize};

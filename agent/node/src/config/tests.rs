@@ -283,7 +283,7 @@ fn file_beats_defaults_for_every_kind_of_setting() {
     if crate::simulated::BUILT {
         let c = s.validate().expect("the file alone is a valid configuration");
         assert_eq!((c.http_addr, c.pccs_url, c.poll_interval_ms, c.max_refusals_per_step), (None, None, 60, 3));
-        assert_eq!(c.sender_key.address(), KEY.parse::<crate::cli::SecretKey>().unwrap().signer().unwrap().address());
+        assert_eq!(c.sender_key.address(), KEY.parse::<crate::args::SecretKey>().unwrap().signer().unwrap().address());
     } else {
         assert!(matches!(
             s.validate(),

@@ -7,7 +7,7 @@ mod view;
 
 use crate::{
     admin::{self, call},
-    cli::{hex_n, load_event_log, offline_verifier, read_bytes, PolicyArgs, SecretKey},
+    args::{hex_n, load_event_log, offline_verifier, read_bytes, PolicyArgs, SecretKey},
 };
 use alloy::{
     eips::BlockId,

@@ -19,7 +19,7 @@ use serde_json::json;
 #[derive(Debug, Args)]
 pub struct ReadArgs {
     #[command(flatten)]
-    pub target: crate::cli::ReadTarget,
+    pub target: crate::args::ReadTarget,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
