@@ -61,8 +61,9 @@ pub enum AdminCommand {
 pub struct TxArgs {
     #[arg(long, env = "REPLICATOOR_RPC_URL")]
     pub rpc_url: Option<String>,
+    /// The UpgradeOperator's address.
     #[arg(long, env = "REPLICATOOR_CONTRACT")]
-    pub contract: String,
+    pub contract: Address,
     /// The owner's private key (hex).
     #[arg(long, env = "REPLICATOOR_SENDER_KEY", hide_env_values = true)]
     pub sender_key: Option<SecretKey>,
@@ -287,7 +288,7 @@ fn warn_unmeasured(compose: &[u8]) {
 /// The chain's latest block time, the base of a grace period (its clock, not this machine's).
 async fn chain_now(tx: &TxArgs) -> anyhow::Result<u64> {
     let url = tx.rpc_url.as_deref().context("--rpc-url is required to read the chain's time")?;
-    let chain = read_only(url, &tx.contract).await?;
+    let chain = read_only(url, tx.contract).await?;
     let head = chain.head().await?;
     Ok(chain.block(head).await?.timestamp)
 }
@@ -317,7 +318,7 @@ async fn supersede(a: Supersede) -> anyhow::Result<()> {
     let tx = &a.tx;
     let now = chain_now(tx).await?;
     let url = tx.rpc_url.as_deref().context("--rpc-url is required")?;
-    let delay = read_only(url, &tx.contract).await?.contract().wideningDelay().call().await?;
+    let delay = read_only(url, tx.contract).await?.contract().wideningDelay().call().await?;
     if a.grace < delay {
         eprintln!(
             "warning: the grace period ({} s) is shorter than the widening delay ({delay} s): the old version ends              before the new one is usable",
@@ -359,7 +360,7 @@ async fn set_policy(a: SetPolicy) -> anyhow::Result<()> {
             let url = tx.rpc_url.as_deref().context(
                 "without --min-tcb-evaluation-data-number the floor in force is kept, which needs --rpc-url to read it",
             )?;
-            read_only(url, &tx.contract).await?.policy_at(BlockId::latest()).await?.min_tcb_evaluation_data_number
+            read_only(url, tx.contract).await?.policy_at(BlockId::latest()).await?.min_tcb_evaluation_data_number
         }
     };
     let p = a.policy.policy(floor);
@@ -383,7 +384,7 @@ async fn approve_genesis(a: ApproveGenesis) -> anyhow::Result<()> {
     let url = tx.rpc_url.as_deref().context("--rpc-url is required: the proposal is read and verified on chain")?;
     let verifier = offline_verifier(a.collateral_dir.clone(), a.allow_simulated_quotes)?;
     let proposal = U256::from(a.proposal);
-    let chain = if tx.calldata_only { read_only(url, &tx.contract).await? } else { connect(tx).await? };
+    let chain = if tx.calldata_only { read_only(url, tx.contract).await? } else { connect(tx).await? };
     let g = admin::verify_genesis(&chain, &verifier, proposal).await?;
     let info = json!({
         "proposal": a.proposal,
@@ -419,7 +420,7 @@ async fn bootstrap(tx: &TxArgs, execute: bool) -> anyhow::Result<()> {
 
 /// The transaction for a multisig: nothing is sent. `info` (an object) adds what the call concerns.
 fn print_calldata(tx: &TxArgs, calldata: Vec<u8>, info: Value) -> anyhow::Result<()> {
-    let to: Address = tx.contract.parse().context("contract address")?;
+    let to = tx.contract;
     let data = format!("0x{}", hex::encode(calldata));
     if tx.json {
         let mut out = json!({ "to": to, "value": "0", "calldata": data });
@@ -453,10 +454,9 @@ fn done(tx: &TxArgs, info: Value, o: &TxOutcome, what: String) -> anyhow::Result
 async fn connect(tx: &TxArgs) -> anyhow::Result<Chain> {
     let url = tx.rpc_url.as_deref().context("--rpc-url is required (or pass --calldata-only)")?;
     let key = tx.sender_key.as_ref().context("--sender-key is required (or pass --calldata-only)")?;
-    let contract = tx.contract.parse().context("contract address")?;
-    Ok(Chain::connect(url, contract, Some(key.signer().context("sender key")?)).await?)
+    Ok(Chain::connect(url, tx.contract, Some(key.signer().context("sender key")?)).await?)
 }
 
-async fn read_only(url: &str, contract: &str) -> anyhow::Result<Chain> {
-    Ok(Chain::connect(url, contract.parse().context("contract address")?, None).await?)
+async fn read_only(url: &str, contract: Address) -> anyhow::Result<Chain> {
+    Ok(Chain::connect(url, contract, None).await?)
 }

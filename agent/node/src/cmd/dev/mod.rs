@@ -19,15 +19,12 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct BeaconArgs {
-    /// The dev chain's JSON-RPC endpoint.
-    #[arg(long)]
-    pub rpc_url: String,
+    /// The dev chain's JSON-RPC endpoint and the UpgradeOperator on it (for the pin).
+    #[command(flatten)]
+    pub target: crate::args::ReadTarget,
     /// Where to serve the beacon API.
     #[arg(long, default_value = "127.0.0.1:5052")]
     pub listen: SocketAddr,
-    /// The UpgradeOperator on that chain (for the pin).
-    #[arg(long)]
-    pub contract: String,
     /// Its deployment block (for the pin).
     #[arg(long, default_value_t = 0)]
     pub start_block: u64,
@@ -48,13 +45,13 @@ async fn serve(a: BeaconArgs) -> anyhow::Result<ExitCode> {
     use alloy::providers::{Provider, ProviderBuilder};
     use anyhow::Context as _;
     use replicatoor_testkit::beacon::{self, Committee};
-    let contract = a.contract.parse().context("contract address")?;
+    let (rpc_url, contract) = (&a.target.rpc_url, a.target.contract);
     let chain_id = ProviderBuilder::new()
-        .connect_http(a.rpc_url.parse().context("RPC URL")?)
+        .connect_http(rpc_url.parse().context("RPC URL")?)
         .get_chain_id()
         .await
         .context("reading the chain id")?;
-    let b = beacon::serve(&a.rpc_url, a.listen, Committee::Public).await.context("starting the simulated beacon")?;
+    let b = beacon::serve(rpc_url, a.listen, Committee::Public).await.context("starting the simulated beacon")?;
     let pin = crate::simulated::beacon_pin(&b, chain_id, contract, a.start_block);
     if let Some(p) = &a.pin_file {
         std::fs::write(p, &pin).with_context(|| format!("writing {}", p.display()))?;
