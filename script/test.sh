@@ -33,7 +33,7 @@ step "build every target, clippy's lints as errors"
 # No incremental compilation: a run builds each crate once, and its caches would take gigabytes of disk.
 RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)"
 export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" CARGO_INCREMENTAL=0
-cargo test --workspace --all-targets --no-run --locked --quiet
+cargo test --workspace --all-targets --no-run --locked
 
 step "Rust unit and end-to-end tests (three groups at once)"
 # The anvil suites mostly wait on 1 s blocks, so the tests run in three groups at once, each with its own log,
