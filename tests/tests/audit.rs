@@ -553,6 +553,16 @@ async fn audit_with_a_deployment_proves_what_the_rpc_says_and_flags_a_lying_rpc(
     let text = ok(&["audit", "--rpc-url", proxy.url(), "--deployment", pin, "--beacon-url", beacon.url()]);
     assert!(text.contains("PROVEN at block") && text.contains("sync-committee members"), "{text}");
     assert!(text.contains("MISMATCH  requestStatus of request 5: RPC says pending, proof refused"), "{text}");
+    // So does the HTML report, with the contradiction marked.
+    let html = net.scratch.0.join("proven.html");
+    let html_arg = html.to_str().expect("utf-8 path");
+    ok(&["audit", "--rpc-url", proxy.url(), "--deployment", pin, "--beacon-url", beacon.url(), "--html", html_arg]);
+    let page = std::fs::read_to_string(&html).expect("html written");
+    assert!(page.contains("Proven or RPC-read") && page.contains("sync-committee members"), "no provenance section");
+    assert!(
+        page.contains("requestStatus of request 5") && page.contains("class=\"bad\">mismatch"),
+        "mismatch not marked"
+    );
     // Without a deployment nothing is proven, and the report says so.
     let plain = ok(&["audit", "--rpc-url", &net.url, "--contract", &contract]);
     assert!(plain.contains("RPC-read (no --deployment"), "{plain}");
