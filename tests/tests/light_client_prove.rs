@@ -52,6 +52,7 @@ fn proven(block: u64, proof: &str) -> Value {
     let r: Value = serde_json::from_str(&out).expect("JSON report");
     assert_eq!(r["execution_block_number"], block, "{proof}");
     assert_eq!(r["trusted_block_root"], CHECKPOINT);
+    assert_eq!(r["header"], "optimistic", "{proof}: proven at the newest verified header");
     r
 }
 
@@ -207,8 +208,9 @@ fn a_proof_with_any_node_or_value_changed_is_refused() {
     claim(&|r| r["address"] = Value::from("0x43506849d7c04f9138d1a2050bbf3a0c054402dd"), "another address");
 
     // A genuine proof, but of another block than the newest verified header.
+    // Neither verified header (the optimistic one at 22432262, the finalized one of period 1421) holds it.
     let err = refused(&PathBuf::from(fixture("proof_usdc_22432097.json")), "other block");
-    assert!(err.contains("22432262"), "{err}");
+    assert!(err.contains("22432262") && err.contains("the finalized header"), "{err}");
 
     // The RPC's error answer is refused, not printed as a proof.
     let f = scratch("tamper", "error.json");

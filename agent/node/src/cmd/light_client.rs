@@ -7,7 +7,10 @@
 //! (`replicatoor_chain::proof::ProvenAccount`): what it prints is what the chain held, or nothing.
 
 use alloy::{primitives::B256, rpc::types::EIP1186AccountProofResponse};
-use replicatoor_beacon::{recorded::Report, verify_recorded, Network};
+use replicatoor_beacon::{
+    recorded::{Report, VerifiedHeader},
+    verify_recorded, Network,
+};
 use replicatoor_chain::proof::{ProvenAccount, TrustedHeader};
 use serde::Serialize;
 use std::{path::PathBuf, process::ExitCode};
@@ -130,6 +133,8 @@ fn read(p: &PathBuf) -> anyhow::Result<Vec<u8>> {
 struct ProveReport {
     network: String,
     trusted_block_root: B256,
+    /// Which verified header the proof holds at: `optimistic` (the newest) or `finalized`.
+    header: &'static str,
     beacon_slot: u64,
     beacon_block_root: B256,
     sync_committee_periods: Vec<u64>,
@@ -158,8 +163,8 @@ impl std::fmt::Display for ProveReport {
         writeln!(f, "state root    {}", self.state_root)?;
         writeln!(
             f,
-            "header        beacon slot {} root {}, light client from checkpoint {} (periods {:?})",
-            self.beacon_slot, self.beacon_block_root, self.trusted_block_root, self.sync_committee_periods
+            "header        {} header, beacon slot {} root {}, light client from checkpoint {} (periods {:?})",
+            self.header, self.beacon_slot, self.beacon_block_root, self.trusted_block_root, self.sync_committee_periods
         )?;
         writeln!(
             f,
@@ -219,27 +224,39 @@ fn prove(a: ProveArgs) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(e) => return refuse(e),
     };
-    // The newest verified header: the optimistic one is never older than the finalized one.
-    let h = &report.optimistic;
-    let header = TrustedHeader {
+    // The newest verified header first (the optimistic one is never older than the finalized one);
+    // a proof taken at the finalized header is proven there instead, and the report says which.
+    let trusted = |h: &VerifiedHeader| TrustedHeader {
         number: h.execution_block_number,
         hash: h.execution_block_hash,
         state_root: h.execution_state_root,
         receipts_root: h.execution_receipts_root,
         timestamp: h.execution_timestamp,
     };
-    let account = match ProvenAccount::verify(&header, answer.address, &answer) {
-        Ok(acc) => acc,
-        Err(e) => {
-            return refuse(format!(
-                "{e} (state root of execution block {}, the newest header the light client verified)",
-                h.execution_block_number
-            ))
+    let mut refusals = Vec::new();
+    let mut proven = None;
+    for (label, h) in [("optimistic", &report.optimistic), ("finalized", &report.finalized)] {
+        if proven.is_some()
+            || (label == "finalized" && h.execution_block_hash == report.optimistic.execution_block_hash)
+        {
+            continue;
         }
+        match ProvenAccount::verify(&trusted(h), answer.address, &answer) {
+            Ok(account) => proven = Some((label, h.clone(), account)),
+            Err(e) => refusals.push(format!(
+                "{e} (state root of execution block {}, the {label} header the light client verified)",
+                h.execution_block_number
+            )),
+        }
+    }
+    let Some((label, h, account)) = proven else {
+        return refuse(refusals.join("; "));
     };
+    let h = &h;
     let out = ProveReport {
         network: report.network,
         trusted_block_root: report.trusted_block_root,
+        header: label,
         beacon_slot: h.beacon_slot,
         beacon_block_root: h.beacon_block_root,
         sync_committee_periods: report.sync_committee_periods,
