@@ -151,6 +151,15 @@ fn extension_nodes_and_32_byte_values_verify_and_any_change_is_refused() {
     };
     let proven = ProvenAccount::verify(&header(state_root), absent, &empty).expect("absence proven");
     assert!(!proven.exists);
+    // A slot of an account with empty storage: zero, proven by an empty proof against the empty root
+    // (what clients answer for an externally owned or absent account).
+    let mut slot_of_empty = empty.clone();
+    slot_of_empty.storage_proof =
+        vec![EIP1186StorageProof { key: B256::ZERO.into(), value: U256::ZERO, proof: vec![] }];
+    let proven = ProvenAccount::verify(&header(state_root), absent, &slot_of_empty).expect("empty storage");
+    assert_eq!(proven.storage, vec![(B256::ZERO, U256::ZERO)]);
+    slot_of_empty.storage_proof[0].value = U256::from(1);
+    assert!(ProvenAccount::verify(&header(state_root), absent, &slot_of_empty).is_err(), "no value in an empty trie");
     let mut rich = empty.clone();
     rich.balance = U256::from(1);
     assert!(ProvenAccount::verify(&header(state_root), absent, &rich).is_err(), "a non-empty claim needs a leaf");
