@@ -500,6 +500,26 @@ async fn audit_with_a_deployment_proves_what_the_rpc_says_and_flags_a_lying_rpc(
     assert!(events.iter().all(|e| e["status"] == "proven"), "{p:#}");
     assert!(findings_of(&r, "rpc_contradicts_proof").is_empty());
 
+    // A scan that starts late has incomplete logs: its current values are compared with the contract's
+    // views called through the RPC instead, so the incompleteness is not taken for a lie.
+    let from = (u(&r["to_block"]) - 3).to_string();
+    let late: Value = serde_json::from_str(&ok(&[
+        "audit",
+        "--rpc-url",
+        &net.url,
+        "--deployment",
+        pin,
+        "--beacon-url",
+        beacon.url(),
+        "--from-block",
+        &from,
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(late["provenance"]["mismatches"], 0, "{:#}", late["provenance"]);
+    let late_values = late["provenance"]["values"].as_array().unwrap();
+    assert!(late_values.iter().any(|v| v["name"] == "epoch()" && v["rpc"] == "2" && v["status"] == "proven"));
+
     // An RPC that hides every RequestRefused log and rewrites the data of every PolicySet log.
     let refused = format!("{}", Op::RequestRefused::SIGNATURE_HASH);
     let policy_set = format!("{}", Op::PolicySet::SIGNATURE_HASH);

@@ -103,36 +103,26 @@ pub async fn prove<S: HeaderSource>(view: &VerifiedView<S>, anchor: &Anchor, h: 
         }),
         Ok(storage) => {
             let v = Views(&storage);
-            let rpc_policy = report.summary.policy.map_or("none".to_string(), |p| policy_text(&p.policy()));
-            values.push(value("policy()".into(), rpc_policy, v.policy().map(|p| policy_text(&p))));
-            let last = report.custody.epochs.last();
-            values.push(value(
-                "cluster".into(),
-                last.map_or(alloy::primitives::Address::ZERO, |e| e.cluster).to_string(),
-                v.cluster().map(|c| c.to_string()),
-            ));
-            values.push(value(
-                "epoch()".into(),
-                last.map_or(0, |e| e.epoch).to_string(),
-                v.epoch().map(|e| e.to_string()),
-            ));
-            let highest = report.custody.requests.iter().map(|r| r.request_id).max().unwrap_or(0);
-            values.push(value("requestCount".into(), highest.to_string(), v.request_count().map(|c| c.to_string())));
-            for r in &report.references {
+            let rpc = rpc_values(view, head.number, h, report, &keys).await;
+            values.push(value("policy()".into(), rpc.policy, v.policy().map(|p| policy_text(&p))));
+            values.push(value("cluster".into(), rpc.cluster, v.cluster().map(|c| c.to_string())));
+            values.push(value("epoch()".into(), rpc.epoch, v.epoch().map(|e| e.to_string())));
+            values.push(value("requestCount".into(), rpc.request_count, v.request_count().map(|c| c.to_string())));
+            for (r, rpc) in report.references.iter().zip(rpc.allowed) {
                 let kind = if r.ref_kind.0 == RefKind::Os as u8 { RefKind::Os } else { RefKind::App };
                 values.push(value(
                     format!("isAllowed({}, {})", r.id, r.ref_kind.as_str()),
-                    (r.status == "active").to_string(),
+                    rpc,
                     v.is_allowed(r.id, kind).map(|a| a.to_string()),
                 ));
             }
-            for (r, k) in report.custody.requests.iter().zip(&keys) {
+            for ((r, k), rpc) in report.custody.requests.iter().zip(&keys).zip(rpc.statuses) {
                 let proven = match (v.request_id(*k), v.request_status(*k)) {
                     (Ok(id), Ok(s)) if id == U256::from(r.request_id) => Ok(status_name(s).to_string()),
                     (Ok(id), Ok(_)) => Ok(format!("another request ({id}) under its key")),
                     (Err(e), _) | (_, Err(e)) => Err(e),
                 };
-                values.push(value(format!("requestStatus of request {}", r.request_id), r.status.to_string(), proven));
+                values.push(value(format!("requestStatus of request {}", r.request_id), rpc, proven));
             }
         }
     }
@@ -297,5 +287,63 @@ async fn walk<S: HeaderSource>(
         }
         expected = header.parent_hash;
         n -= 1;
+    }
+}
+
+/// What the RPC says the current values are, in the form the proofs give them.
+struct RpcValues {
+    policy: String,
+    cluster: String,
+    epoch: String,
+    request_count: String,
+    /// Per reference of the report, in order.
+    allowed: Vec<String>,
+    /// Per request of the report, in order.
+    statuses: Vec<String>,
+}
+
+/// The report's own values, derived from the RPC's logs, when the scan began at the deployment (its
+/// `Deployed` event is in the history); otherwise (a late `--from-block` leaves the logs incomplete)
+/// the contract's views called through the RPC at the header's block, so that an incomplete scan is
+/// not taken for a lie.
+async fn rpc_values<S: HeaderSource>(
+    view: &VerifiedView<S>,
+    block: u64,
+    h: &History,
+    report: &Report,
+    keys: &[B256],
+) -> RpcValues {
+    if h.entries.iter().any(|e| matches!(e.event, Ev::Deployed(_))) {
+        let last = report.custody.epochs.last();
+        return RpcValues {
+            policy: report.summary.policy.map_or("none".to_string(), |p| policy_text(&p.policy())),
+            cluster: last.map_or(alloy::primitives::Address::ZERO, |e| e.cluster).to_string(),
+            epoch: last.map_or(0, |e| e.epoch).to_string(),
+            request_count: report.custody.requests.iter().map(|r| r.request_id).max().unwrap_or(0).to_string(),
+            allowed: report.references.iter().map(|r| (r.status == "active").to_string()).collect(),
+            statuses: report.custody.requests.iter().map(|r| r.status.to_string()).collect(),
+        };
+    }
+    let c = view.chain().contract();
+    let at = alloy::eips::BlockId::number(block);
+    let shown = |r: Result<String, alloy::contract::Error>| r.unwrap_or_else(|e| format!("(no answer: {e})"));
+    let mut allowed = Vec::new();
+    for r in &report.references {
+        allowed.push(shown(c.isAllowed(r.id, r.ref_kind.0).block(at).call().await.map(|a| a.to_string())));
+    }
+    let mut statuses = Vec::new();
+    for k in keys {
+        let s = c.requestStatus(*k).block(at).call().await;
+        statuses.push(shown(
+            s.map(|s| RequestStatus::try_from(s).map_or(format!("status {s}"), |s| status_name(s).into())),
+        ));
+    }
+    RpcValues {
+        policy: shown(c.policy().block(at).call().await.map(|p| policy_text(&Policy::from(p)))),
+        cluster: shown(c.cluster().block(at).call().await.map(|a| a.to_string())),
+        epoch: shown(c.epoch().block(at).call().await.map(|e| e.to_string())),
+        request_count: shown(c.requestCount().block(at).call().await.map(|n| n.to_string())),
+        allowed,
+        statuses,
     }
 }
