@@ -155,11 +155,11 @@ pub async fn prove<S: HeaderSource>(view: &VerifiedView<S>, anchor: &Anchor, h: 
     }
     for (block, entries) in by_block {
         let proven = match walked.get(&block) {
-            Some((b, _)) => view.logs_at(b).await,
+            Some((b, _)) => logs_at(view, b).await,
             None => Err(ViewError::NoHistory(walk_error.clone().unwrap_or_else(|| "not linked".into()))),
         };
         let proven: Vec<(u64, Option<Ev>)> = match proven {
-            Ok(logs) => logs.into_iter().map(|(i, _, log)| (i, Ev::decode_any_version(&log).ok())).collect(),
+            Ok(logs) => logs.into_iter().map(|(i, log)| (i, Ev::decode_any_version(&log).ok())).collect(),
             Err(e) => {
                 for x in entries {
                     events.push(EventProvenance {
@@ -346,4 +346,25 @@ async fn rpc_values<S: HeaderSource>(
         allowed,
         statuses,
     }
+}
+
+/// Every log the contract emitted in `block` (a header already authenticated), with its index in the
+/// block, from all of the block's receipts rebuilt to its receipts root (`proof::verify_receipts`, as
+/// holders read events): complete and unaltered.
+async fn logs_at<S: HeaderSource>(
+    view: &VerifiedView<S>,
+    block: &TrustedHeader,
+) -> Result<Vec<(u64, alloy::primitives::Log)>, ViewError> {
+    use alloy::{eips::BlockNumberOrTag, providers::Provider};
+    let receipts = view
+        .chain()
+        .provider()
+        .get_block_receipts(BlockNumberOrTag::Number(block.number).into())
+        .await
+        .map_err(|e| ViewError::Rpc(e.to_string()))?
+        .ok_or_else(|| ViewError::Rpc(format!("no receipts for block {}", block.number)))?;
+    replicatoor_chain::proof::verify_receipts(block, &receipts)?;
+    let contract = view.chain().deployment().contract;
+    let logs = receipts.iter().flat_map(|r| r.inner.logs()).enumerate();
+    Ok(logs.filter(|(_, l)| l.address() == contract).map(|(i, l)| (i as u64, l.inner.clone())).collect())
 }

@@ -123,17 +123,10 @@ pub struct ProvenAccount {
     pub header: TrustedHeader,
     /// The account.
     pub address: Address,
-    /// Whether the account exists in the state trie (an absent one is proven by exclusion, and
-    /// its fields are then those of the empty account).
+    /// Whether the account is in the state trie (an absent one is proven by exclusion).
     pub exists: bool,
-    /// Proven nonce.
-    pub nonce: u64,
-    /// Proven balance, in wei.
-    pub balance: U256,
-    /// Proven storage root.
-    pub storage_root: B256,
-    /// Proven code hash.
-    pub code_hash: B256,
+    /// Its proven nonce, balance, storage root and code hash (the empty account's when absent).
+    pub account: TrieAccount,
     /// Every storage slot of the answer with its proven value, in the answer's order.
     pub storage: Vec<(B256, U256)>,
 }
@@ -156,24 +149,16 @@ impl ProvenAccount {
             storage_root: answer.storage_hash,
             code_hash: answer.code_hash,
         };
-        let key = Nibbles::unpack(keccak256(address));
-        let encoded = alloy::rlp::encode(account);
-        let present = verify_proof(header.state_root, key, Some(encoded), &answer.account_proof);
+        let (root, key) = (header.state_root, Nibbles::unpack(keccak256(address)));
         // Clients answer for an absent account with the empty account's fields; only then may the
         // proof be one of exclusion (a claimed non-empty account must be in the trie).
-        let exists =
-            match present {
-                Ok(()) => true,
-                Err(e) if account == TrieAccount::default() => {
-                    verify_proof(header.state_root, key, None, &answer.account_proof).map_err(|_| {
-                        ProofError::Account { address, state_root: header.state_root, reason: e.to_string() }
-                    })?;
-                    false
-                }
-                Err(e) => {
-                    return Err(ProofError::Account { address, state_root: header.state_root, reason: e.to_string() })
-                }
-            };
+        let exists = verify_proof(root, key, Some(alloy::rlp::encode(account)), &answer.account_proof)
+            .map(|()| true)
+            .or_else(|e| match account == TrieAccount::default() {
+                true => verify_proof(root, key, None, &answer.account_proof).map(|()| false).map_err(|_| e),
+                false => Err(e),
+            })
+            .map_err(|e| ProofError::Account { address, state_root: root, reason: e.to_string() })?;
         let mut storage = Vec::with_capacity(answer.storage_proof.len());
         for p in &answer.storage_proof {
             let slot = p.key.as_b256();
@@ -190,16 +175,7 @@ impl ProvenAccount {
             checked.map_err(|e| ProofError::Storage { address, slot, value: p.value, reason: e.to_string() })?;
             storage.push((slot, p.value));
         }
-        Ok(ProvenAccount {
-            header: *header,
-            address,
-            exists,
-            nonce: answer.nonce,
-            balance: answer.balance,
-            storage_root: answer.storage_hash,
-            code_hash: answer.code_hash,
-            storage,
-        })
+        Ok(ProvenAccount { header: *header, address, exists, account, storage })
     }
 }
 
@@ -221,16 +197,13 @@ impl ProvenStorage {
         address: Address,
         answer: &EIP1186AccountProofResponse,
     ) -> Result<Self, ProofError> {
-        let account = ProvenAccount::verify(header, address, answer)?;
-        if !account.exists {
-            return Err(ProofError::Account {
-                address,
-                state_root: header.state_root,
-                reason: "the account does not exist at this block".into(),
-            });
+        let a = ProvenAccount::verify(header, address, answer)?;
+        if !a.exists {
+            let reason = "the account does not exist at this block".into();
+            return Err(ProofError::Account { address, state_root: header.state_root, reason });
         }
-        let slots = account.storage.into_iter().collect();
-        Ok(ProvenStorage { header: *header, address, code_hash: account.code_hash, slots })
+        let slots = a.storage.into_iter().collect();
+        Ok(ProvenStorage { header: *header, address, code_hash: a.account.code_hash, slots })
     }
 
     /// The proven value of `slot`.

@@ -323,26 +323,6 @@ impl<S: HeaderSource> VerifiedView<S> {
 
     /// The contract's `E` events in `block`, a header already linked to a trusted one.
     pub async fn events_at<E: SolEvent>(&self, block: &TrustedHeader) -> Result<Vec<ProvenEvent<E>>, ViewError> {
-        let mut out = Vec::new();
-        for (_, tx_hash, log) in self.logs_at(block).await? {
-            if log.topics().first() != Some(&E::SIGNATURE_HASH) {
-                continue;
-            }
-            // A log the contract emitted with this signature decodes; one that does not is the
-            // contract's own bytes, so skipping it would hide nothing an attacker controls.
-            if let Ok(ev) = E::decode_log_data(&log.data) {
-                out.push(ProvenEvent { event: ev, block: *block, tx_hash });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every log the contract emitted in `block` (a header already linked to a trusted one), with its
-    /// index in the block and its transaction, from receipts rebuilt to the block's receipts root.
-    pub async fn logs_at(
-        &self,
-        block: &TrustedHeader,
-    ) -> Result<Vec<(u64, TxHash, alloy::primitives::Log)>, ViewError> {
         let number = block.number;
         let receipts = self
             .chain
@@ -354,13 +334,16 @@ impl<S: HeaderSource> VerifiedView<S> {
         verify_receipts(block, &receipts)?;
         let contract: Address = self.chain.deployment().contract;
         let mut out = Vec::new();
-        let mut index = 0u64;
         for r in &receipts {
             for log in r.inner.logs() {
-                if log.address() == contract {
-                    out.push((index, r.transaction_hash, log.inner.clone()));
+                if log.address() != contract || log.topic0() != Some(&E::SIGNATURE_HASH) {
+                    continue;
                 }
-                index += 1;
+                // A log the contract emitted with this signature decodes; one that does not is the
+                // contract's own bytes, so skipping it would hide nothing an attacker controls.
+                if let Ok(ev) = E::decode_log_data(log.data()) {
+                    out.push(ProvenEvent { event: ev, block: *block, tx_hash: r.transaction_hash });
+                }
             }
         }
         Ok(out)

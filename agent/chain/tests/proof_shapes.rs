@@ -93,7 +93,7 @@ fn extension_nodes_and_32_byte_values_verify_and_any_change_is_refused() {
     };
     let proven = ProvenAccount::verify(&header(state_root), addresses[0], &answer).expect("verifies");
     assert!(proven.exists);
-    assert_eq!(proven.nonce, 7);
+    assert_eq!(proven.account, ours);
     assert_eq!(proven.storage, slots.iter().copied().zip(values).collect::<Vec<_>>());
 
     // Any node changed (the extension nodes included), or any claimed value, is refused.

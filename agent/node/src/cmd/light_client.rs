@@ -265,10 +265,10 @@ fn prove(a: ProveArgs) -> anyhow::Result<ExitCode> {
         state_root: h.execution_state_root,
         address: account.address,
         exists: account.exists,
-        nonce: account.nonce,
-        balance: account.balance.to_string(),
-        storage_root: account.storage_root,
-        code_hash: account.code_hash,
+        nonce: account.account.nonce,
+        balance: account.account.balance.to_string(),
+        storage_root: account.account.storage_root,
+        code_hash: account.account.code_hash,
         storage: account.storage.iter().map(|(k, v)| ProvenSlot { key: *k, value: B256::from(*v) }).collect(),
     };
     if a.json {
