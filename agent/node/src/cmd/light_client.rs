@@ -22,7 +22,8 @@ pub enum Command {
     Verify(Args),
     /// Verify a bootstrap, updates and a finality or optimistic update as `verify` does, then an
     /// `eth_getProof` answer (account and every storage slot) against the execution state root of
-    /// the newest verified header; print the proven account and slots, or refuse with the reason.
+    /// the newest verified header (or of the finalized one, if the proof was taken there); print the
+    /// proven account and slots, or refuse with the reason.
     Prove(ProveArgs),
 }
 
@@ -47,7 +48,8 @@ pub struct ProveArgs {
     /// `/eth/v1/beacon/light_client/optimistic_update` response.
     #[arg(long)]
     pub optimistic_update: Option<PathBuf>,
-    /// `eth_getProof` answer at the newest verified header's block: a JSON-RPC response or its bare `result`.
+    /// `eth_getProof` answer at the newest verified header's block (or the finalized one's): a JSON-RPC
+    /// response or its bare `result`.
     #[arg(long)]
     pub proof: PathBuf,
     /// The current slot (default: the newest signature slot in the data).
