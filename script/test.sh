@@ -14,8 +14,9 @@ step() { printf '\n\033[1;34m== %s\033[0m (at %d s)\n' "$*" "$SECONDS"; }
 step "contract tests (forge test)"
 forge test
 
-step "ABI used by the agent matches the contract"
+step "ABI used by the agent, and PROTOCOL.md §4.6, match the contract"
 bash script/sync-abi.sh --check
+bash script/abi-doc.sh --check
 
 step "format, and the trust path's size against TRUST.md and its ceilings"
 cargo fmt --all --check

@@ -22,13 +22,17 @@ use replicatoor_core::{
     refusal::Refusal,
 };
 use replicatoor_testkit::simulated::{self, SimulatedTd};
-use replicatoor_tests::{compose_bad, compose_good, compose_hash, key, proxy::LimitedRpc, wait_for_file, Net};
+use replicatoor_tests::{
+    compose_bad, compose_good, compose_hash, key,
+    proxy::{LimitedRpc, RpcProxy},
+    wait_for_file, Net,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    sync::atomic::Ordering,
+    sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
 use zeroize::Zeroizing;
@@ -434,6 +438,154 @@ async fn quick_history(net: &Net) {
     deliver(net, &c[6], &bundle2, r6).await;
     admin::set_policy(&net.owner, policy(0x1, false), "no simulated quotes").await.expect("strict");
     post_junk_request(&c[8]).await;
+}
+
+/// `audit --deployment` on the e2e chain under a simulated beacon: every current value and every
+/// event is proven at the light client's header and equals what the RPC said; then an RPC that hides
+/// the refusal from `eth_getLogs` and rewrites a policy change is caught on both counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_with_a_deployment_proves_what_the_rpc_says_and_flags_a_lying_rpc() {
+    let net = Net::start_pinned("audit-proven", Net::dev_policy()).await;
+    quick_history(&net).await;
+    let (beacon, pin) = net.pin.as_ref().expect("a pinned net");
+    let audit = |rpc: &str| -> Value {
+        serde_json::from_str(&ok(&[
+            "audit",
+            "--rpc-url",
+            rpc,
+            "--deployment",
+            pin,
+            "--beacon-url",
+            beacon.url(),
+            "--json",
+        ]))
+        .expect("audit --json is JSON")
+    };
+
+    let r = audit(&net.url);
+    let p = &r["provenance"];
+    assert_eq!(p["trust_mode"], "simulated-beacon");
+    assert_eq!(p["mismatches"], 0, "{p:#}");
+    assert_eq!(u(&p["block"]), u(&r["to_block"]), "the RPC-read history ends at the proven header");
+    assert!(u(&p["signers"]) * 3 > u(&p["committee_size"]) * 2, "a sync-committee supermajority signed it: {p}");
+    let values = p["values"].as_array().expect("values");
+    let value = |name: &str| -> &Value {
+        values
+            .iter()
+            .find(|v| v["name"].as_str().is_some_and(|n| n.starts_with(name)))
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    for v in values {
+        assert_eq!(v["status"], "proven", "{v}");
+        assert_eq!(v["rpc"], v["proven"], "{v}");
+    }
+    assert_eq!(value("epoch()")["proven"], "2");
+    assert_eq!(value("requestCount")["proven"], "7");
+    assert_eq!(
+        value("cluster")["proven"].as_str().map(str::to_lowercase),
+        r["custody"]["epochs"][1]["cluster"].as_str().map(str::to_lowercase)
+    );
+    assert!(value("policy()")["proven"].as_str().unwrap().contains("allow_simulated false"), "{p}");
+    // Seven requests (delivered, refused, pending) and both references, each proven.
+    let statuses: Vec<&str> = values
+        .iter()
+        .filter(|v| v["name"].as_str().unwrap().starts_with("requestStatus"))
+        .map(|v| v["proven"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["delivered", "delivered", "delivered", "delivered", "refused", "delivered", "pending"]);
+    assert_eq!(values.iter().filter(|v| v["name"].as_str().unwrap().starts_with("isAllowed")).count(), 2);
+    // The chain is younger than 8,191 blocks: every event is proven from its block's receipts.
+    let events = p["events"].as_array().expect("events");
+    assert!(events.len() > 20, "{}", events.len());
+    assert!(events.iter().all(|e| e["status"] == "proven"), "{p:#}");
+    assert!(findings_of(&r, "rpc_contradicts_proof").is_empty());
+
+    // A scan that starts late has incomplete logs: its current values are compared with the contract's
+    // views called through the RPC instead, so the incompleteness is not taken for a lie.
+    let from = (u(&r["to_block"]) - 3).to_string();
+    let late: Value = serde_json::from_str(&ok(&[
+        "audit",
+        "--rpc-url",
+        &net.url,
+        "--deployment",
+        pin,
+        "--beacon-url",
+        beacon.url(),
+        "--from-block",
+        &from,
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(late["provenance"]["mismatches"], 0, "{:#}", late["provenance"]);
+    let late_values = late["provenance"]["values"].as_array().unwrap();
+    assert!(late_values.iter().any(|v| v["name"] == "epoch()" && v["rpc"] == "2" && v["status"] == "proven"));
+
+    // An RPC that hides every RequestRefused log and rewrites the data of every PolicySet log.
+    let refused = format!("{}", Op::RequestRefused::SIGNATURE_HASH);
+    let policy_set = format!("{}", Op::PolicySet::SIGNATURE_HASH);
+    let lie: replicatoor_tests::proxy::Rewrite = Arc::new(move |req: &Value, mut ans: Value| {
+        if req["method"] == "eth_getLogs" {
+            if let Some(logs) = ans["result"].as_array_mut() {
+                logs.retain(|l| l["topics"][0] != refused.as_str());
+                for l in logs.iter_mut().filter(|l| l["topics"][0] == policy_set.as_str()) {
+                    // The first word is tcbStatuses: claim every status is accepted.
+                    let data = l["data"].as_str().unwrap_or_default().to_string();
+                    l["data"] = Value::String(format!("0x{:064x}{}", 0x1bf, &data[66..]));
+                }
+            }
+        }
+        ans
+    });
+    let proxy = RpcProxy::start(&net.url, lie).await;
+    let r = audit(proxy.url());
+    let p = &r["provenance"];
+    assert!(u(&p["mismatches"]) >= 3, "{p:#}");
+    let mismatch = |name: &str| -> Value {
+        p["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"].as_str().is_some_and(|n| n.starts_with(name)) && v["status"] == "mismatch")
+            .cloned()
+            .unwrap_or_else(|| panic!("no mismatch for {name}: {p:#}"))
+    };
+    let refusal = mismatch("requestStatus of request 5");
+    assert_eq!((refusal["rpc"].as_str(), refusal["proven"].as_str()), (Some("pending"), Some("refused")));
+    let pol = mismatch("policy()");
+    assert!(
+        pol["rpc"].as_str().unwrap().contains("0x1bf") && pol["proven"].as_str().unwrap().contains("0x1,"),
+        "{pol}"
+    );
+    let events = p["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["event"] == "RequestRefused"
+            && e["status"] == "mismatch"
+            && e["detail"].as_str().unwrap().contains("missing from the RPC")),
+        "{p:#}"
+    );
+    assert!(events.iter().any(|e| e["event"] == "PolicySet" && e["status"] == "mismatch"), "{p:#}");
+    let f = findings_of(&r, "rpc_contradicts_proof");
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["severity"], "critical");
+
+    // The text report says what was proven and at which header.
+    let contract = net.contract.to_string();
+    let text = ok(&["audit", "--rpc-url", proxy.url(), "--deployment", pin, "--beacon-url", beacon.url()]);
+    assert!(text.contains("PROVEN at block") && text.contains("sync-committee members"), "{text}");
+    assert!(text.contains("MISMATCH  requestStatus of request 5: RPC says pending, proof refused"), "{text}");
+    // So does the HTML report, with the contradiction marked.
+    let html = net.scratch.0.join("proven.html");
+    let html_arg = html.to_str().expect("utf-8 path");
+    ok(&["audit", "--rpc-url", proxy.url(), "--deployment", pin, "--beacon-url", beacon.url(), "--html", html_arg]);
+    let page = std::fs::read_to_string(&html).expect("html written");
+    assert!(page.contains("Proven or RPC-read") && page.contains("sync-committee members"), "no provenance section");
+    assert!(
+        page.contains("requestStatus of request 5") && page.contains("class=\"bad\">mismatch"),
+        "mismatch not marked"
+    );
+    // Without a deployment nothing is proven, and the report says so.
+    let plain = ok(&["audit", "--rpc-url", &net.url, "--contract", &contract]);
+    assert!(plain.contains("RPC-read (no --deployment"), "{plain}");
 }
 
 /// Run headless Chromium with the flags that keep it off the network; panics on failure or timeout.

@@ -14,6 +14,7 @@ pub mod custody;
 pub mod describe;
 pub mod findings;
 pub mod model;
+pub mod proven;
 pub mod render_html;
 pub mod render_text;
 pub mod reverify;
@@ -22,7 +23,11 @@ pub mod timeline;
 
 use collect::{Blocks, History, ScanOptions};
 use model::{PendingPolicy, PolicyView, Report, Severity, Summary};
-use replicatoor_chain::{bindings::UpgradeOperator::UpgradeOperatorEvents as Ev, Chain, ChainError};
+use replicatoor_chain::{
+    bindings::UpgradeOperator::UpgradeOperatorEvents as Ev,
+    verified::{HeaderSource, VerifiedView},
+    Chain, ChainError,
+};
 use replicatoor_core::attest::Verifier;
 use state::State;
 
@@ -43,6 +48,35 @@ pub enum AuditError {
 /// Read the deployment's history and build the report. With `reverify`, re-run the holder
 /// pipeline on every accepted quote with that verifier.
 pub async fn audit(chain: &Chain, scan: ScanOptions, reverify: Option<&Verifier>) -> Result<Report, AuditError> {
+    Ok(audit_history(chain, scan, reverify).await?.1)
+}
+
+/// [`audit`] up to the trusted header of `anchor`, then every current value and the events of the last
+/// 8,191 blocks proven at that header through `view` ([`proven::prove`]).
+pub async fn audit_proven<S: HeaderSource>(
+    chain: &Chain,
+    view: &VerifiedView<S>,
+    anchor: &proven::Anchor,
+    scan: ScanOptions,
+    reverify: Option<&Verifier>,
+) -> Result<Report, AuditError> {
+    let scan = ScanOptions { to_block: Some(anchor.header.number), ..scan };
+    let (h, mut report) = audit_history(chain, scan, reverify).await?;
+    if report.to_block != anchor.header.number {
+        return Err(AuditError::Rpc(format!(
+            "the RPC's head {} is below the trusted header {}: it cannot serve the audit",
+            report.to_block, anchor.header.number
+        )));
+    }
+    proven::prove(view, anchor, &h, &mut report).await;
+    Ok(report)
+}
+
+async fn audit_history(
+    chain: &Chain,
+    scan: ScanOptions,
+    reverify: Option<&Verifier>,
+) -> Result<(History, Report), AuditError> {
     let blocks = Blocks::new(chain);
     let h = collect::collect(chain, &blocks, scan).await?;
     let state = State::from_history(&h);
@@ -56,7 +90,7 @@ pub async fn audit(chain: &Chain, scan: ScanOptions, reverify: Option<&Verifier>
     }
     let findings = findings::findings(&h, &state, &segments, &references, &custody);
     let summary = summary(&h, &state, &custody, &findings);
-    Ok(Report {
+    let report = Report {
         schema: model::SCHEMA,
         chain_id: h.deployment.chain_id,
         contract: h.deployment.contract,
@@ -70,7 +104,9 @@ pub async fn audit(chain: &Chain, scan: ScanOptions, reverify: Option<&Verifier>
         custody,
         findings,
         summary,
-    })
+        provenance: None,
+    };
+    Ok((h, report))
 }
 
 fn summary(h: &History, state: &State, c: &model::Custody, f: &[model::Finding]) -> Summary {

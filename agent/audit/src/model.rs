@@ -28,6 +28,53 @@ pub struct Report {
     pub custody: Custody,
     pub findings: Vec<Finding>,
     pub summary: Summary,
+    /// With `audit --deployment`: the current values and recent events proven against a trusted
+    /// header, each compared with what the RPC said (`null` for an RPC-only audit).
+    pub provenance: Option<Provenance>,
+}
+
+/// What `audit --deployment` proved, and at which header (PROTOCOL.md §5.1: the reads holders make).
+#[derive(Debug, Clone, Serialize)]
+pub struct Provenance {
+    /// How the header was authenticated: the pin's trust mode (`beacon-light-client`, `beacon-custom`,
+    /// `simulated-beacon`, `rpc-quorum`).
+    pub trust_mode: String,
+    /// The trusted header's execution block, hash and timestamp: every value below holds there.
+    pub block: u64,
+    pub block_hash: B256,
+    pub time: u64,
+    /// Beacon trust roots: sync-committee members who signed the header, of `committee_size`.
+    pub signers: Option<u64>,
+    pub committee_size: Option<u64>,
+    /// Events from this block on are proven from receipts; older ones stay `rpc_read`.
+    pub events_window_from: u64,
+    /// Values and events whose RPC answer differs from the proof.
+    pub mismatches: usize,
+    pub values: Vec<ProvenValue>,
+    pub events: Vec<EventProvenance>,
+}
+
+/// One current value: as the report derived it from the RPC, and as proven.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProvenValue {
+    pub name: String,
+    pub rpc: String,
+    pub proven: Option<String>,
+    /// `proven` (equal), `mismatch` (the RPC's differs) or `unproven` (no valid proof: `detail`).
+    pub status: &'static str,
+    pub detail: Option<String>,
+}
+
+/// One event of the report: proven from its block's receipts, or read from the RPC only.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventProvenance {
+    pub block: u64,
+    pub log_index: u64,
+    pub event: String,
+    /// `proven`, `mismatch` (the proven receipts differ, or hold a log the RPC left out),
+    /// `unproven` (no valid proof: `detail`) or `rpc_read` (older than the linkable window).
+    pub status: &'static str,
+    pub detail: Option<String>,
 }
 
 /// A policy as the contract stores it, with the mask spelled out.

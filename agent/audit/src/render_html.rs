@@ -128,12 +128,66 @@ pub fn render(r: &Report, explorer: Option<&str>) -> String {
         let _ = write!(o, " · pending: {} from {}", esc(&fmt_policy(&p.policy)), esc(&fmt_time(p.effective_at)));
     }
     let _ = write!(o, "</p></section>");
+    provenance(&mut o, r, &l);
     findings(&mut o, r);
     approvals(&mut o, r);
     custody(&mut o, r, &l);
     timeline(&mut o, r, &l);
     let _ = writeln!(o, "</main></body></html>");
     o
+}
+
+/// What `audit --deployment` proved, at which header, signed by how many; or that nothing was.
+fn provenance(o: &mut String, r: &Report, l: &Links) {
+    let _ = write!(o, "<section id=\"provenance\"><h2>Proven or RPC-read</h2>");
+    let Some(p) = &r.provenance else {
+        let _ = write!(o, "<p>Every value in this report is what one RPC said (no <code>--deployment</code>: nothing proven).</p></section>");
+        return;
+    };
+    let signed = match (p.signers, p.committee_size) {
+        (Some(n), Some(size)) => format!(", signed by {n} of {size} sync-committee members"),
+        _ => String::new(),
+    };
+    let _ = write!(
+        o,
+        "<p>Proven at block {} (<span class=\"mono\">{}</span>, {}), trust root {}{}. Events from block {} on are \
+         proven from their blocks' receipts; older ones are RPC-read. <b{}>{} contradiction(s)</b>.</p>\
+         <table><tr><th>value</th><th>RPC</th><th>proven</th><th>status</th></tr>",
+        l.block(p.block),
+        esc(&short(&p.block_hash.to_string())),
+        esc(&fmt_time(p.time)),
+        esc(&p.trust_mode),
+        esc(&signed),
+        p.events_window_from,
+        if p.mismatches > 0 { " class=\"bad\"" } else { "" },
+        p.mismatches
+    );
+    for v in &p.values {
+        let _ = write!(
+            o,
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td{}>{}{}</td></tr>",
+            esc(&v.name),
+            esc(&v.rpc),
+            esc(v.proven.as_deref().unwrap_or("—")),
+            if v.status == "proven" { "" } else { " class=\"bad\"" },
+            v.status,
+            v.detail.as_deref().map_or(String::new(), |d| format!(": {}", esc(d)))
+        );
+    }
+    let _ = write!(o, "</table><table><tr><th>block</th><th>index</th><th>event</th><th>status</th></tr>");
+    for e in &p.events {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td{}>{}{}</td></tr>",
+            l.block(e.block),
+            e.log_index,
+            esc(&e.event),
+            if matches!(e.status, "proven" | "rpc_read") { "" } else { " class=\"bad\"" },
+            e.status,
+            e.detail.as_deref().map_or(String::new(), |d| format!(": {}", esc(d)))
+        );
+    }
+    let _ = write!(o, "</table></section>");
 }
 
 fn findings(o: &mut String, r: &Report) {

@@ -292,6 +292,7 @@ pub fn render(r: &Report) -> String {
     if let Some(p) = &s.pending_policy {
         let _ = writeln!(out, "pending policy: {}, from {}", fmt_policy(&p.policy), fmt_time(p.effective_at));
     }
+    provenance(&mut out, r);
     let _ = writeln!(
         out,
         "\nFINDINGS ({} critical, {} high, {} medium, {} low, {} info)",
@@ -374,6 +375,63 @@ fn approvals(out: &mut String, r: &Report) {
                 let _ = writeln!(out, "        | {}", l.escape_debug());
             }
         }
+    }
+}
+
+/// What `audit --deployment` proved: each value and recent event, proven (at which header, signed by
+/// how many), contradicted by its proof, unproven, or read from the RPC only.
+fn provenance(out: &mut String, r: &Report) {
+    let Some(p) = &r.provenance else {
+        let _ = writeln!(out, "provenance: every value below is RPC-read (no --deployment: nothing proven)");
+        return;
+    };
+    let signed = match (p.signers, p.committee_size) {
+        (Some(n), Some(size)) => format!(", header signed by {n} of {size} sync-committee members"),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "\nPROVEN at block {} ({}, {}), trust root {}{signed}; {} contradiction(s)",
+        p.block,
+        p.block_hash,
+        fmt_time(p.time),
+        p.trust_mode,
+        p.mismatches
+    );
+    for v in &p.values {
+        let _ = match v.status {
+            "proven" => writeln!(out, "  proven    {} = {}", v.name, v.rpc),
+            s => writeln!(
+                out,
+                "  {:<9} {}: RPC says {}, proof {} ({})",
+                s.to_uppercase(),
+                v.name,
+                v.rpc,
+                v.proven.as_deref().unwrap_or("none"),
+                v.detail.as_deref().unwrap_or("")
+            ),
+        };
+    }
+    let count = |s: &str| p.events.iter().filter(|e| e.status == s).count();
+    let _ = writeln!(
+        out,
+        "  events from block {}: {} proven from receipts, {} contradicted, {} unproven; {} older events RPC-read",
+        p.events_window_from,
+        count("proven"),
+        count("mismatch"),
+        count("unproven"),
+        count("rpc_read")
+    );
+    for e in p.events.iter().filter(|e| e.status == "mismatch" || e.status == "unproven") {
+        let _ = writeln!(
+            out,
+            "  {:<9} {} at block {} index {}: {}",
+            e.status.to_uppercase(),
+            e.event,
+            e.block,
+            e.log_index,
+            e.detail.as_deref().unwrap_or("")
+        );
     }
 }
 

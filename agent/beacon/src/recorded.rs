@@ -52,6 +52,8 @@ pub struct VerifiedHeader {
     pub execution_state_root: Root,
     /// Execution receipts root.
     pub execution_receipts_root: Root,
+    /// Execution block timestamp (seconds).
+    pub execution_timestamp: u64,
 }
 
 impl VerifiedHeader {
@@ -64,6 +66,7 @@ impl VerifiedHeader {
             execution_block_hash: header.execution.block_hash,
             execution_state_root: header.execution.state_root,
             execution_receipts_root: header.execution.receipts_root,
+            execution_timestamp: header.execution.timestamp,
         }
     }
 }

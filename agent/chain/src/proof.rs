@@ -114,19 +114,27 @@ pub enum ProofError {
     },
 }
 
-/// Storage of one contract, proven at a trusted header: every value read from it was checked
-/// against the header's state root.
-#[derive(Debug, Clone)]
-pub struct ProvenStorage {
-    header: TrustedHeader,
-    address: Address,
-    code_hash: B256,
-    slots: HashMap<B256, U256>,
+/// One account, and the storage slots asked for, proven at a trusted header (`eth_getProof`): the
+/// account against the header's state root, every slot against the account's storage root. The
+/// holder's [`ProvenStorage`] and `replicatoor light-client prove` both go through here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenAccount {
+    /// The header the values hold at.
+    pub header: TrustedHeader,
+    /// The account.
+    pub address: Address,
+    /// Whether the account is in the state trie (an absent one is proven by exclusion).
+    pub exists: bool,
+    /// Its proven nonce, balance, storage root and code hash (the empty account's when absent).
+    pub account: TrieAccount,
+    /// Every storage slot of the answer with its proven value, in the answer's order.
+    pub storage: Vec<(B256, U256)>,
 }
 
-impl ProvenStorage {
+impl ProvenAccount {
     /// Check an `eth_getProof` answer for `address` at `header`: the account against the state
-    /// root, then every storage slot against the account's storage root.
+    /// root, then every storage slot against the account's storage root. Any node that does not
+    /// hash into its parent, or a value that differs from the leaf, is a [`ProofError`].
     pub fn verify(
         header: &TrustedHeader,
         address: Address,
@@ -141,12 +149,17 @@ impl ProvenStorage {
             storage_root: answer.storage_hash,
             code_hash: answer.code_hash,
         };
-        // A contract always exists in the trie; an "empty" claim would prove absence, which no
-        // read of ours can rely on, so it is checked as the full account encoding like any other.
-        let encoded = alloy::rlp::encode(account);
-        verify_proof(header.state_root, Nibbles::unpack(keccak256(address)), Some(encoded), &answer.account_proof)
-            .map_err(|e| ProofError::Account { address, state_root: header.state_root, reason: e.to_string() })?;
-        let mut slots = HashMap::with_capacity(answer.storage_proof.len());
+        let (root, key) = (header.state_root, Nibbles::unpack(keccak256(address)));
+        // Clients answer for an absent account with the empty account's fields; only then may the
+        // proof be one of exclusion (a claimed non-empty account must be in the trie).
+        let exists = verify_proof(root, key, Some(alloy::rlp::encode(account)), &answer.account_proof)
+            .map(|()| true)
+            .or_else(|e| match account == TrieAccount::default() {
+                true => verify_proof(root, key, None, &answer.account_proof).map(|()| false).map_err(|_| e),
+                false => Err(e),
+            })
+            .map_err(|e| ProofError::Account { address, state_root: root, reason: e.to_string() })?;
+        let mut storage = Vec::with_capacity(answer.storage_proof.len());
         for p in &answer.storage_proof {
             let slot = p.key.as_b256();
             // The trie holds RLP(value) for non-zero values; a zero value is proven by absence on
@@ -160,9 +173,37 @@ impl ProvenStorage {
                 verify_proof(answer.storage_hash, key, Some(alloy::rlp::encode(p.value)), &p.proof)
             };
             checked.map_err(|e| ProofError::Storage { address, slot, value: p.value, reason: e.to_string() })?;
-            slots.insert(slot, p.value);
+            storage.push((slot, p.value));
         }
-        Ok(ProvenStorage { header: *header, address, code_hash: answer.code_hash, slots })
+        Ok(ProvenAccount { header: *header, address, exists, account, storage })
+    }
+}
+
+/// Storage of one contract, proven at a trusted header: every value read from it was checked
+/// against the header's state root.
+#[derive(Debug, Clone)]
+pub struct ProvenStorage {
+    header: TrustedHeader,
+    address: Address,
+    code_hash: B256,
+    slots: HashMap<B256, U256>,
+}
+
+impl ProvenStorage {
+    /// Check an `eth_getProof` answer for `address` at `header` ([`ProvenAccount::verify`]); the
+    /// contract must exist (an absent account has no code, so nothing of ours wrote its slots).
+    pub fn verify(
+        header: &TrustedHeader,
+        address: Address,
+        answer: &EIP1186AccountProofResponse,
+    ) -> Result<Self, ProofError> {
+        let a = ProvenAccount::verify(header, address, answer)?;
+        if !a.exists {
+            let reason = "the account does not exist at this block".into();
+            return Err(ProofError::Account { address, state_root: header.state_root, reason });
+        }
+        let slots = a.storage.into_iter().collect();
+        Ok(ProvenStorage { header: *header, address, code_hash: a.account.code_hash, slots })
     }
 
     /// The proven value of `slot`.

@@ -95,6 +95,29 @@ fn well_known_table_is_the_published_one() {
     );
 }
 
+/// PROTOCOL.md Appendix A gives the exact DER of every well-known id, so an outside decoder needs
+/// no copy of ours: it must be the decoder's table byte for byte, every id, nothing more.
+#[test]
+fn protocol_appendix_a_is_the_well_known_table() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../PROTOCOL.md");
+    let doc = std::fs::read_to_string(&path).expect("read PROTOCOL.md");
+    let appendix = doc.split("## Appendix A.").nth(1).expect("PROTOCOL.md has Appendix A");
+    let mut published: Vec<(u8, Vec<u8>)> = Vec::new();
+    for part in appendix.split("\n### A.").skip(1) {
+        let id_hex = part.split("Id `0x").nth(1).and_then(|s| s.get(..2)).expect("a heading names its id");
+        let id = u8::from_str_radix(id_hex, 16).expect("id is hex");
+        let body = part.split("```").nth(1).expect("a fenced hex block follows the heading");
+        let hex: String = body.split_whitespace().collect();
+        published.push((id, hex::decode(&hex).expect("Appendix A is hex")));
+    }
+    let table: Vec<(u8, Vec<u8>)> = WELL_KNOWN.iter().map(|(id, der)| (*id, der.to_vec())).collect();
+    assert_eq!(published.len(), table.len(), "one appendix entry per well-known id");
+    for ((pid, pder), (tid, tder)) in published.iter().zip(&table) {
+        assert_eq!(pid, tid, "appendix ids in table order");
+        assert!(pder == tder, "appendix DER of id {pid:#04x} differs from the decoder's table");
+    }
+}
+
 #[test]
 fn compact_and_raw_verify_alike_at_the_fixture_time() {
     for (quote, collateral, now) in [

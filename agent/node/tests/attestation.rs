@@ -587,6 +587,62 @@ async fn dstack_provider_errors() {
     assert!(matches!(err, ProviderError::Status { status: 404, .. }), "{err:?}");
 }
 
+/// PROTOCOL.md §3.5.1, fallback: a log with no compact form (too many runtime events, a name the
+/// form cannot carry, another IMR-3 event type, mixed digest versions) is refused by the provider
+/// with the rule it breaks, before the requester posts anything (it attests before it sends).
+#[tokio::test]
+async fn a_log_without_a_compact_form_is_refused_before_anything_is_posted() {
+    let (_, json) = dstack_fixture();
+    let report_data = dstack_fixture_report_data(&json);
+    let dir = TempDir::new("dstack-unfit");
+    let events: Vec<serde_json::Value> = serde_json::from_str(json["event_log"].as_str().unwrap()).unwrap();
+    let runtime = |name: &str, version: Option<u32>| {
+        let mut e = serde_json::json!({ "imr": 3, "event_type": 0x0800_0001u32, "digest": "", "event": name, "event_payload": "00" });
+        if let Some(v) = version {
+            e["version"] = v.into();
+        }
+        e
+    };
+    let with = |extra: Vec<serde_json::Value>| {
+        let mut j = json.clone();
+        let mut all = events.clone();
+        all.extend(extra);
+        j["event_log"] = serde_json::Value::String(serde_json::Value::Array(all).to_string());
+        j.to_string()
+    };
+    let cases = [
+        (
+            "257 runtime events",
+            with((0..248).map(|_| runtime("app-event", None)).collect()),
+            "more than the 256 allowed",
+        ),
+        ("a name with ':'", with(vec![runtime("app:event", None)]), "is not allowed"),
+        ("a 65-byte name", with(vec![runtime(&"n".repeat(65), None)]), "outside 1..=64"),
+        ("an empty name", with(vec![runtime("", None)]), "outside 1..=64"),
+        ("V1 then V2", with(vec![runtime("app-event", Some(2))]), "digest format"),
+        (
+            "another IMR-3 event type",
+            with(vec![
+                serde_json::json!({ "imr": 3, "event_type": 1, "digest": "", "event": "x", "event_payload": "" }),
+            ]),
+            "not allowed on imr 3",
+        ),
+    ];
+    for (i, (what, body, why)) in cases.into_iter().enumerate() {
+        let agent = FakeAgent::start(
+            dir.0.join(format!("unfit{i}.sock")),
+            GuestAgentApi::Dstack,
+            report_data,
+            Answer::Ok(body),
+        );
+        let err = provider::dstack_get_quote(&agent.path, &report_data).await.unwrap_err();
+        assert!(
+            matches!(&err, ProviderError::BadResponse(m) if m.contains("event log") && m.contains(why)),
+            "{what}: {err}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn tappd_fallback_uses_the_legacy_api() {
     let (_, json) = dstack_fixture();

@@ -127,6 +127,9 @@ pub struct SyncReport {
     pub optimistic_advanced: bool,
     /// HTTP requests made.
     pub requests: u32,
+    /// Sync-committee members who signed the newest optimistic header verified in this sync, and
+    /// the committee's size (what an auditor reports about the header it proves against).
+    pub optimistic_signers: Option<(u64, u64)>,
 }
 
 /// The store, typed by the network's preset (SSZ sizes are type-level); `None` until bootstrapped.
@@ -424,7 +427,12 @@ fn feed<P: Preset>(
         return Ok(());
     }
     match store.process_update(network, update, current_slot) {
-        Ok(_) => report.verified += 1,
+        Ok(outcome) => {
+            report.verified += 1;
+            if outcome.optimistic_advanced {
+                report.optimistic_signers = Some((outcome.participants, P::KIND.sync_committee_size() as u64));
+            }
+        }
         Err(VerifyError::StaleUpdate { .. }) => report.skipped += 1,
         Err(source) => return Err(BeaconError::Verification { url: url.to_owned(), source }),
     }

@@ -1,14 +1,40 @@
 //! `replicatoor audit`: audit a deployment from chain data alone (see docs/audit.md).
 
 use crate::args::offline_verifier;
+use alloy::primitives::Address;
 use anyhow::Context as _;
-use replicatoor_audit::{collect::ScanOptions, render_html, render_text};
+use replicatoor_audit::{
+    collect::ScanOptions,
+    proven::{Anchor, Fixed},
+    render_html, render_text,
+};
+use replicatoor_chain::{
+    beacon::LightClient,
+    deployment::{PinnedDeployment, TrustRoot},
+    verified::{HeaderSource, QuorumSource, VerifiedView},
+    Chain,
+};
 use std::{path::PathBuf, process::ExitCode};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    pub target: crate::args::ReadTarget,
+    /// The RPC to read the deployment's history through (untrusted with `--deployment`).
+    #[arg(long, env = "REPLICATOOR_RPC_URL")]
+    pub rpc_url: String,
+    /// The UpgradeOperator's address (taken from `--deployment` when that is given).
+    #[arg(long, env = "REPLICATOOR_CONTRACT", required_unless_present = "deployment")]
+    pub contract: Option<Address>,
+    /// The pinned deployment (TOML text, as `run` takes it): prove the current policy, references,
+    /// cluster, request statuses and the events of the last 8,191 blocks against the headers its trust
+    /// root authenticates, as holders prove them, and flag every RPC answer the proofs contradict.
+    #[arg(long, env = "REPLICATOOR_DEPLOYMENT")]
+    pub deployment: Option<String>,
+    /// Beacon API for a beacon trust root (untrusted transport: everything it serves is verified).
+    #[arg(long, env = "REPLICATOOR_BEACON_URL", requires = "deployment")]
+    pub beacon_url: Option<String>,
+    /// Confirmation depth under an `rpc-quorum` trust root (the quorum's head minus this).
+    #[arg(long, default_value_t = replicatoor_compose::settings::DEFAULT_CONFIRMATIONS, requires = "deployment")]
+    pub confirmations: u64,
     /// First block to scan (default: the deployment block, found with eth_getCode; 0 if the node has no history).
     #[arg(long)]
     pub from_block: Option<u64>,
@@ -39,11 +65,37 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(u) = &a.explorer_url {
         anyhow::ensure!(render_html::valid_explorer(u), "--explorer-url must be a plain http(s) URL");
     }
-    let chain = a.target.connect().await?;
     let verifier =
         a.reverify.then(|| offline_verifier(a.collateral_dir.clone(), a.allow_simulated_quotes)).transpose()?;
     let scan = ScanOptions { from_block: a.from_block, to_block: a.to_block, progress: true };
-    let report = replicatoor_audit::audit(&chain, scan, verifier.as_ref()).await?;
+    let report = match &a.deployment {
+        None => {
+            let contract = a.contract.context("--contract is required without --deployment")?;
+            let chain = Chain::connect(&a.rpc_url, contract, None).await?;
+            replicatoor_audit::audit(&chain, scan, verifier.as_ref()).await?
+        }
+        Some(text) => {
+            anyhow::ensure!(
+                a.to_block.is_none(),
+                "--to-block cannot be used with --deployment (the trusted header is the end)"
+            );
+            let d = PinnedDeployment::from_toml(text).context("--deployment")?;
+            d.check_build(crate::simulated::BUILT).context("--deployment")?;
+            if let Some(c) = a.contract {
+                anyhow::ensure!(c == d.contract, "--contract {c} is not the pinned contract {}", d.contract);
+            }
+            let chain = Chain::connect(&a.rpc_url, d.contract, None).await?;
+            anyhow::ensure!(
+                chain.deployment() == d.deployment(),
+                "the RPC serves chain {} but the pinned deployment is chain {}",
+                chain.deployment().chain_id,
+                d.chain_id
+            );
+            let anchor = trusted_header(&d, a.beacon_url.as_deref(), a.confirmations).await?;
+            let view = VerifiedView::new(chain.clone(), Fixed(anchor.header), d.max_age_secs());
+            replicatoor_audit::audit_proven(&chain, &view, &anchor, scan, verifier.as_ref()).await?
+        }
+    };
     if let Some(path) = &a.html {
         let html = render_html::render(&report, a.explorer_url.as_deref());
         std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
@@ -55,4 +107,29 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         print!("{}", render_text::render(&report));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The newest header the pin's trust root authenticates now: the light client's optimistic header,
+/// bootstrapped from the pinned checkpoint in this run (an auditor keeps no state), with how many of
+/// the sync committee signed it; or the header the pinned RPC quorum agrees on.
+async fn trusted_header(d: &PinnedDeployment, beacon_url: Option<&str>, confirmations: u64) -> anyhow::Result<Anchor> {
+    let now = crate::roles::unix_now();
+    match &d.trust {
+        TrustRoot::Beacon { checkpoint, .. } | TrustRoot::SimulatedBeacon { checkpoint, .. } => {
+            let network = d.beacon_network()?.context("a beacon trust root has a network")?;
+            let url = beacon_url.context("a beacon trust root needs --beacon-url")?;
+            let mut client = LightClient::new(url, network, *checkpoint)?;
+            let sync = client.sync(now).await.context("light client")?;
+            let header = client.optimistic().context("the light client has no verified header")?;
+            Ok(Anchor { header, trust_mode: d.trust.mode_name().into(), signers: sync.optimistic_signers })
+        }
+        TrustRoot::Quorum { rpcs, quorum, .. } => {
+            let mut clients = Vec::new();
+            for url in rpcs {
+                clients.push(Chain::connect(url, d.contract, None).await.with_context(|| format!("pinned RPC {url}"))?);
+            }
+            let header = QuorumSource::new(clients, *quorum, confirmations).head(now).await?;
+            Ok(Anchor { header, trust_mode: d.trust.mode_name().into(), signers: None })
+        }
+    }
 }
