@@ -32,6 +32,7 @@ use replicatoor_core::{
     protocol::{app_reference_id, hpke_aad, Deployment, Policy, RefKind},
     refusal::Refusal,
 };
+use replicatoor_encode::eventlog::to_compact;
 use replicatoor_testkit::{
     doubles::AllowList,
     sim_pki::{SimQuoteParams, SimTcb},
@@ -153,7 +154,7 @@ impl Recipe {
     }
 
     fn log(&self) -> Vec<u8> {
-        EventLog::from_events(self.events.clone()).to_compact().expect("compact log")
+        to_compact(&EventLog::from_events(self.events.clone())).expect("compact log")
     }
 
     fn os_ref(&self) -> B256 {
@@ -549,7 +550,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     let genuine_compact = |edit: fn(&mut Vec<u8>)| {
         move |i: &mut Input| {
             genuine(i);
-            i.quote = replicatoor_core::attest::compact::encode(&i.quote).expect("compact form");
+            i.quote = replicatoor_encode::quote::encode(&i.quote).expect("compact form");
             edit(&mut i.quote);
         }
     };
@@ -906,7 +907,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     });
 
     // --- Logs that decode but do not replay to the quote's RTMR3. ---
-    let events_log = |events: Vec<Event>| EventLog::from_events(events).to_compact().expect("compact");
+    let events_log = |events: Vec<Event>| to_compact(&EventLog::from_events(events)).expect("compact");
     add(
         "log: compose-hash payload altered",
         Refuse(Rtmr3Mismatch, "RTMR3 mismatch"),

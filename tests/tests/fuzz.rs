@@ -39,6 +39,10 @@ use replicatoor_core::{
     delivery::{self, SignedDelivery},
     protocol::{app_reference_id, Deployment, Policy, RefKind},
 };
+use replicatoor_encode::{
+    eventlog::{from_dstack_json, to_compact},
+    quote,
+};
 use replicatoor_testkit::{
     doubles::AllowList,
     simulated::{self, SimulatedTd},
@@ -260,7 +264,7 @@ fn sim_verifier() -> Verifier {
 /// events, checks against exactly the RTMR3 it replays to, and obeys the claim rules' model.
 fn compact_property(bytes: &[u8]) -> Result<(), TestCaseError> {
     let Ok(log) = EventLog::from_compact(bytes) else { return Ok(()) };
-    let again = log.to_compact().map_err(|e| TestCaseError::fail(format!("re-encode: {e}")))?;
+    let again = to_compact(&log).map_err(|e| TestCaseError::fail(format!("re-encode: {e}")))?;
     prop_assert_eq!(&again[..], bytes, "compact encoding is not canonical");
     prop_assert!(log.events().iter().all(|e| e.imr() == 3 && e.digest().len() == 48));
     let rtmr3 = log.replay_rtmr(3).map_err(|e| TestCaseError::fail(format!("replay: {e}")))?;
@@ -368,11 +372,11 @@ fn fuzz_dstack_json_log() {
     let base = dstack_json_log().into_bytes();
     fuzz("dstack_json_mutated", 2048, mutated_or_random(base, b"[{\"imr\":3,", 200), |b| {
         let s = String::from_utf8_lossy(&b);
-        if let Ok(log) = EventLog::from_dstack_json(&s) {
+        if let Ok(log) = from_dstack_json(&s) {
             let rtmrs = log.replay_all();
             let _ = log.app_info();
             // Whatever a holder would accept from JSON survives the compact form unchanged.
-            if let Ok(compact) = log.to_compact() {
+            if let Ok(compact) = to_compact(&log) {
                 let back = EventLog::from_compact(&compact)
                     .map_err(|e| TestCaseError::fail(format!("own compact output rejected: {e}")))?;
                 prop_assert_eq!(back.replay_rtmr(3).expect("rtmr3"), rtmrs[3]);
@@ -497,7 +501,7 @@ fn fuzz_verify_genuine_quote_mutated() {
 
 /// The genuine TDX quote in compact form (PROTOCOL.md §3.9).
 fn genuine_compact_quote() -> Vec<u8> {
-    compact::encode(&genuine_quote()).expect("the genuine quote has a compact form")
+    quote::encode(&genuine_quote()).expect("the genuine quote has a compact form")
 }
 
 /// Decoding a compact quote never panics, stays within the size cap, has one canonical form (what
@@ -508,7 +512,7 @@ fn compact_quote_property(c: &[u8]) -> Result<(), TestCaseError> {
         return Ok(());
     };
     prop_assert!(raw.len() <= replicatoor_core::attest::verifier::MAX_QUOTE_LEN);
-    let again = compact::encode(&raw);
+    let again = quote::encode(&raw);
     prop_assert_eq!(again.as_deref(), Some(c), "compact quote is not canonical");
     prop_assert_eq!(Measurements::parse_unverified(c), Measurements::parse_unverified(&raw));
     Ok(())

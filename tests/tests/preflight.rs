@@ -250,7 +250,7 @@ async fn preflight_tells_until_when_genuine_collateral_and_tcb_status_hold() {
     // The sample quote binds none of our requests; any event log that names the approved app will do.
     let td = SimulatedTd::new(compose_hash(&compose_good()));
     let log = net.scratch.0.join("log.bin");
-    fs::write(&log, td.event_log().to_compact().unwrap()).unwrap();
+    fs::write(&log, replicatoor_encode::eventlog::to_compact(&td.event_log()).unwrap()).unwrap();
     let (quote, log, who, dir) = (
         fixture("tdx_quote").display().to_string(),
         log.display().to_string(),

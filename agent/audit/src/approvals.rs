@@ -321,7 +321,7 @@ mod tests {
         events.push(ev("boot-mr-done", &[]));
         events.extend(os_image.map(|h| ev("os-image-hash", h)));
         events.push(ev("system-ready", &[]));
-        EventLog::from_events(events).to_compact().unwrap()
+        replicatoor_encode::eventlog::to_compact(&EventLog::from_events(events)).unwrap()
     }
 
     #[test]

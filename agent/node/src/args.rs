@@ -154,7 +154,7 @@ pub fn load_event_log(path: &Path) -> anyhow::Result<EventLog> {
         Some(serde_json::Value::String(s)) => s.clone(),
         _ => text,
     };
-    EventLog::from_dstack_json(&inner).context("Dstack event log")
+    replicatoor_encode::eventlog::from_dstack_json(&inner).context("Dstack event log")
 }
 
 /// An offline verifier (`audit --reverify`, `admin approve-genesis`): collateral from a directory of

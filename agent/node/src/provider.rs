@@ -19,7 +19,7 @@ const MAX_RESPONSE: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct Attestation {
     pub quote: Vec<u8>,
-    /// Compact runtime event log (see `eventlog::EventLog::to_compact`).
+    /// Compact runtime event log (`replicatoor_encode::eventlog::to_compact`).
     pub event_log: Vec<u8>,
 }
 
@@ -44,7 +44,7 @@ impl Attestation {
     /// The `quote` argument a node posts: the compact form (PROTOCOL.md §3.9) where the quote has
     /// one, the raw quote otherwise.
     pub fn posted_quote(&self) -> Vec<u8> {
-        replicatoor_core::attest::compact::to_posted(&self.quote)
+        replicatoor_encode::quote::to_posted(&self.quote)
     }
 
     /// The `requestSecret` call for this attestation and HPKE key: what the requester sends and
@@ -244,9 +244,10 @@ pub async fn guest_agent_get_quote(
             hex::encode(report_data)
         )));
     }
-    let log =
-        EventLog::from_dstack_json(&r.event_log).map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))?;
-    let event_log = log.to_compact().map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))?;
+    let log = replicatoor_encode::eventlog::from_dstack_json(&r.event_log)
+        .map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))?;
+    let event_log = replicatoor_encode::eventlog::to_compact(&log)
+        .map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))?;
     Ok(Attestation { quote, event_log })
 }
 

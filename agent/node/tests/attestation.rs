@@ -12,6 +12,7 @@ use replicatoor_core::{
     attest::{eventlog::EventLog, Measurements, QuoteError, TcbStatus, Verifier},
     refusal::Refusal,
 };
+use replicatoor_encode::eventlog::{from_dstack_json, to_compact};
 use replicatoor_testkit::{
     sim_pki::SimTcb,
     simulated::{self, SimulatedTd},
@@ -312,7 +313,7 @@ fn dstack_event_log_replays_to_the_quote_rtmr3() {
     let rtmr3 = quote_rtmr3(&quote);
     assert!(hex::encode(rtmr3).starts_with("6f24c170d0fd63fc2b1b53202eea47b0"));
 
-    let log = EventLog::from_dstack_json(json["event_log"].as_str().unwrap()).unwrap();
+    let log = from_dstack_json(json["event_log"].as_str().unwrap()).unwrap();
     assert_eq!(log.events().len(), 29);
     let names: Vec<&str> = log.runtime_events().map(|(_, e)| e.name()).collect();
     assert_eq!(
@@ -337,11 +338,11 @@ fn dstack_event_log_replays_to_the_quote_rtmr3() {
     assert_eq!(hex::encode(log.app_info().unwrap().compose_hash), DSTACK_COMPOSE_HASH);
 
     // The compact form keeps the runtime events: same RTMR3, same claims, canonical bytes.
-    let compact = log.to_compact().unwrap();
+    let compact = to_compact(&log).unwrap();
     let back = EventLog::from_compact(&compact).unwrap();
     assert_eq!(back.replay_rtmr(3).unwrap(), rtmr3);
     assert_eq!(hex::encode(back.app_info().unwrap().compose_hash), DSTACK_COMPOSE_HASH);
-    assert_eq!(back.to_compact().unwrap(), compact);
+    assert_eq!(to_compact(&back).unwrap(), compact);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -775,7 +776,7 @@ mod verify_quote_cli {
     fn compact_quote_file_verifies_and_measures_like_the_raw_quote() {
         // A quote copied from a SecretRequested event is in compact form (PROTOCOL.md §3.9).
         let (q, c) = (fixture("dcap-qvl-samples/tdx_quote"), fixture("dcap-qvl-samples/tdx_quote_collateral.json"));
-        let compact = replicatoor_core::attest::compact::encode(&std::fs::read(&q).unwrap()).unwrap();
+        let compact = replicatoor_encode::quote::encode(&std::fs::read(&q).unwrap()).unwrap();
         let dir = std::env::temp_dir().join(format!("replicatoor-vq-compact-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let cq = dir.join("quote.compact.hex");

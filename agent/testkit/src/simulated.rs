@@ -129,7 +129,7 @@ impl SimulatedTd {
             p.set_debug();
         }
         let quote = pki()?.quote(&p).map_err(|e| e.to_string())?;
-        let compact = log.to_compact().map_err(|e| e.to_string())?;
+        let compact = replicatoor_encode::eventlog::to_compact(&log).map_err(|e| e.to_string())?;
         Ok((quote, compact))
     }
 }

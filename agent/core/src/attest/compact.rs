@@ -5,7 +5,9 @@
 //! and TD report, the QE report signature the QE report, whose report_data binds the attestation
 //! key and QE auth data), so the chain can be re-encoded; dcap-qvl still verifies the rebuilt
 //! chain to the root the verifier trusts. The decoder is deterministic and strict, so every holder
-//! and auditor rebuilds the same bytes, and each raw quote has at most one compact form.
+//! and auditor rebuilds the same bytes, and each raw quote has at most one compact form. Only the
+//! decoder is here: the encoder, which only posting nodes run, is `replicatoor_encode::quote`, and
+//! keeps a compact form only if [`decode`] rebuilds the raw quote from it.
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use std::borrow::Cow;
@@ -30,16 +32,26 @@ pub const MAX_CERTS: usize = 8;
 /// Largest DER certificate carried inline.
 pub const MAX_DER_LEN: usize = 4096;
 
-const HEADER_LEN: usize = 48;
+// The raw quote's layout (PROTOCOL.md §3.9), public for the encoder, which reads a raw quote by it.
+/// Length of a DCAP quote header.
+pub const HEADER_LEN: usize = 48;
+/// The bytes [`header_and_body_len`] reads: the header and a v5 quote's body descriptor.
+pub const HEAD_PEEK_LEN: usize = HEADER_LEN + 6;
 const TD10_LEN: usize = 584;
 const TD15_LEN: usize = 648;
 const ATT_KEY_TYPE_ECDSA_P256: u16 = 2;
-const CERT_TYPE_QE_REPORT: u16 = 6;
-const CERT_TYPE_PCK_CHAIN: u16 = 5;
-const SIG_AND_KEY_LEN: usize = 128;
-const QE_REPORT_AND_SIG_LEN: usize = 448;
-const PEM_BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----\n";
-const PEM_END: &[u8] = b"-----END CERTIFICATE-----\n";
+/// Certification data type of QE report certification data (wraps the PCK chain).
+pub const CERT_TYPE_QE_REPORT: u16 = 6;
+/// Certification data type of a PEM PCK certificate chain.
+pub const CERT_TYPE_PCK_CHAIN: u16 = 5;
+/// Length of the quote signature and the attestation key.
+pub const SIG_AND_KEY_LEN: usize = 128;
+/// Length of the QE report and its signature.
+pub const QE_REPORT_AND_SIG_LEN: usize = 448;
+/// First line of a certificate in the canonical PEM rendering.
+pub const PEM_BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----\n";
+/// Last line of a certificate in the canonical PEM rendering.
+pub const PEM_END: &[u8] = b"-----END CERTIFICATE-----\n";
 const PEM_LINE: usize = 64;
 
 /// Which form a posted quote has.
@@ -136,11 +148,6 @@ pub fn to_raw(posted: &[u8]) -> Result<Cow<'_, [u8]>, CompactError> {
     }
 }
 
-/// The form a node posts: compact if `raw` has an exact compact form, otherwise `raw` itself.
-pub fn to_posted(raw: &[u8]) -> Vec<u8> {
-    encode(raw).unwrap_or_else(|| raw.to_vec())
-}
-
 /// Reads fields in order, with the offset for errors.
 struct Reader<'a> {
     buf: &'a [u8],
@@ -178,9 +185,9 @@ fn range(field: &'static str, value: usize, min: usize, max: usize) -> Result<us
     }
 }
 
-/// Length of header + body of a quote starting with `head` (which holds at least the header and,
-/// for v5, the body descriptor), checking it is a TDX ECDSA-P256 quote with a TD 1.0/1.5 body.
-fn header_and_body_len(head: &[u8]) -> Result<usize, String> {
+/// Length of header + body of a quote starting with `head` (the header and, for v5, the body
+/// descriptor), checking it is a TDX ECDSA-P256 quote with a TD 1.0/1.5 body.
+pub fn header_and_body_len(head: &[u8; HEAD_PEEK_LEN]) -> Result<usize, String> {
     let le16 = |o: usize| u16::from_le_bytes([head[o], head[o + 1]]);
     let (version, att_key, tee) = (le16(0), le16(2), u32::from_le_bytes([head[4], head[5], head[6], head[7]]));
     if tee != TEE_TYPE_TDX || att_key != ATT_KEY_TYPE_ECDSA_P256 {
@@ -230,11 +237,10 @@ pub fn decode(compact: &[u8]) -> Result<Vec<u8>, CompactError> {
         return Err(CompactError::UnknownVersion(version));
     }
     let body_at = r.at;
-    let peek = compact.get(body_at..body_at + HEADER_LEN + 6).ok_or(CompactError::Truncated {
-        at: body_at,
-        field: "quote header",
-        need: HEADER_LEN + 6,
-    })?;
+    let peek = compact
+        .get(body_at..body_at + HEAD_PEEK_LEN)
+        .and_then(|p| p.try_into().ok())
+        .ok_or(CompactError::Truncated { at: body_at, field: "quote header", need: HEAD_PEEK_LEN })?;
     let head_len = header_and_body_len(peek).map_err(CompactError::Header)?;
     let head = r.take(head_len, "quote header and body")?;
     let sig_and_key = r.take(SIG_AND_KEY_LEN, "quote signature and attestation key")?;
@@ -291,71 +297,4 @@ pub fn decode(compact: &[u8]) -> Result<Vec<u8>, CompactError> {
     out.resize(total, 0);
     debug_assert_eq!(out.len(), total);
     Ok(out)
-}
-
-/// The compact form of `raw`, or `None` when it has none that rebuilds exactly these bytes (not a
-/// TDX v4/v5 quote with QE-report certification data holding a PEM chain in canonical rendering,
-/// or non-zero bytes after the signature data). Then the quote is posted raw.
-pub fn encode(raw: &[u8]) -> Option<Vec<u8>> {
-    let mut r = Reader { buf: raw, at: 0 };
-    let head_len = header_and_body_len(raw.get(..HEADER_LEN + 6)?).ok()?;
-    let head = r.take(head_len, "").ok()?;
-    let sig_data_len = u32::from_le_bytes(r.take(4, "").ok()?.try_into().ok()?) as usize;
-    let sig_and_key = r.take(SIG_AND_KEY_LEN, "").ok()?;
-    if r.le16("").ok()? != usize::from(CERT_TYPE_QE_REPORT) {
-        return None;
-    }
-    r.take(4, "").ok()?;
-    let qe = r.take(QE_REPORT_AND_SIG_LEN, "").ok()?;
-    let auth_len = r.le16("").ok()?;
-    let auth = r.take(auth_len, "").ok()?;
-    if r.le16("").ok()? != usize::from(CERT_TYPE_PCK_CHAIN) {
-        return None;
-    }
-    let pem_len = u32::from_le_bytes(r.take(4, "").ok()?.try_into().ok()?) as usize;
-    let pem = r.take(pem_len, "").ok()?;
-    let ders = parse_pem_chain(pem)?;
-    let padding = raw.len().checked_sub(head_len + 4 + sig_data_len)?;
-
-    let mut out = Vec::with_capacity(raw.len());
-    out.extend_from_slice(&MAGIC);
-    out.push(FORMAT_VERSION);
-    out.extend_from_slice(head);
-    out.extend_from_slice(sig_and_key);
-    out.extend_from_slice(qe);
-    out.extend_from_slice(&u16::try_from(auth_len).ok()?.to_le_bytes());
-    out.extend_from_slice(auth);
-    out.push(u8::try_from(ders.len()).ok()?);
-    for der in &ders {
-        match WELL_KNOWN.iter().find(|(_, known)| *known == der.as_slice()) {
-            Some((id, _)) => out.push(*id),
-            None => {
-                out.push(0);
-                out.extend_from_slice(&u16::try_from(der.len()).ok()?.to_be_bytes());
-                out.extend_from_slice(der);
-            }
-        }
-    }
-    out.extend_from_slice(&u16::try_from(padding).ok()?.to_be_bytes());
-    // Exact or nothing: whatever the canonical rendering or the length fields would change, the
-    // quote goes raw.
-    (decode(&out).ok()? == raw).then_some(out)
-}
-
-/// The DER certificates of a PEM chain followed by one NUL, or `None` if it is anything else.
-/// Leniency is harmless here: [`encode`] keeps a compact form only if it rebuilds the same bytes.
-fn parse_pem_chain(pem: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut rest = pem.strip_suffix(&[0])?;
-    let mut ders = Vec::new();
-    while !rest.is_empty() {
-        let body = rest.strip_prefix(PEM_BEGIN)?;
-        let end = body.windows(PEM_END.len()).position(|w| w == PEM_END)?;
-        let b64: Vec<u8> = body[..end].iter().copied().filter(|b| *b != b'\n').collect();
-        ders.push(STANDARD.decode(b64).ok()?);
-        rest = &body[end + PEM_END.len()..];
-        if ders.len() > MAX_CERTS {
-            return None;
-        }
-    }
-    (!ders.is_empty()).then_some(ders)
 }

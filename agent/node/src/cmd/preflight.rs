@@ -117,7 +117,8 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             let log_path = a.event_log.as_ref().context("--event-log is required with --quote")?;
             let att = Attestation {
                 quote: read_bytes(q)?,
-                event_log: load_event_log(log_path)?.to_compact().context("compacting the event log")?,
+                event_log: replicatoor_encode::eventlog::to_compact(&load_event_log(log_path)?)
+                    .context("compacting the event log")?,
             };
             let (os, app) = att.claimed_references();
             let os = os.context("the quote carries no readable TD report")?;

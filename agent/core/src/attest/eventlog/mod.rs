@@ -1,19 +1,9 @@
-//! Dstack TDX event log: parsing, digest recomputation, RTMR replay, claim
-//! extraction and a compact binary encoding for posting on chain.
+//! Dstack TDX event log: digest recomputation, RTMR replay, claim extraction
+//! and the compact binary encoding's decoder (the log a node posts on chain).
 //!
-//! # Source format
-//!
-//! A Dstack guest agent's `GetQuote` answers with `event_log`, a JSON string
-//! holding an array of events:
-//!
-//! ```json
-//! [{"imr":3,"event_type":134217729,"digest":"","event":"compose-hash","event_payload":"86b0…"}]
-//! ```
-//!
-//! `digest` is hex (48 bytes) for boot-time events (IMR 0..=2) and is empty
-//! for Dstack runtime events (IMR 3), whose payload is kept instead. Unknown
-//! fields are ignored. Dstack ≥ the "event log V2" release adds two optional
-//! fields to runtime events: `"version": 2` and `"preimage": "<hex>"`.
+//! Reading Dstack's JSON event log and making the compact form are what a
+//! posting node does: `replicatoor_encode::eventlog::{from_dstack_json,
+//! to_compact}`. A holder only decodes ([`EventLog::from_compact`]).
 //!
 //! # Digest rules
 //!
@@ -40,17 +30,10 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use sha2::{Digest as _, Sha384};
 
 /// Event type of a Dstack runtime event (not a TCG-defined type).
 pub const DSTACK_RUNTIME_EVENT_TYPE: u32 = 0x0800_0001;
-/// Largest accepted `event_log` JSON string, in bytes.
-pub const MAX_JSON_INPUT_LEN: usize = 1 << 20;
-/// Largest accepted number of events in a JSON event log.
-pub const MAX_JSON_EVENTS: usize = 1024;
-/// Largest accepted payload of one JSON event, in bytes (after hex decoding).
-pub const MAX_JSON_PAYLOAD_LEN: usize = 64 * 1024;
 
 /// Magic bytes that open a compact event log.
 pub const COMPACT_MAGIC: [u8; 4] = *b"RPEL";
@@ -95,109 +78,10 @@ impl fmt::Display for HexDisplay<'_> {
     }
 }
 
-/// Everything that can go wrong parsing, encoding or checking an event log.
+/// Everything that can go wrong decoding or checking an event log (and the compact
+/// limits the encoder shares).
 #[derive(Debug, thiserror::Error)]
 pub enum EventLogError {
-    /// The JSON input is longer than [`MAX_JSON_INPUT_LEN`].
-    #[error("event log JSON is {len} bytes, more than the {max} allowed")]
-    InputTooLarge {
-        /// Input length in bytes.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The input is not a JSON array of Dstack events.
-    #[error("event log is not a valid Dstack JSON event array: {0}")]
-    Json(#[from] serde_json::Error),
-    /// The JSON log holds more than [`MAX_JSON_EVENTS`] events.
-    #[error("event log has {count} events, more than the {max} allowed")]
-    TooManyEvents {
-        /// Number of events in the input.
-        count: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// An event payload exceeds [`MAX_JSON_PAYLOAD_LEN`].
-    #[error("event {index}: payload of {len} bytes exceeds the {max} allowed")]
-    PayloadTooLarge {
-        /// Position of the event in the log.
-        index: usize,
-        /// Payload length in bytes (half the hex length, rounded down).
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A hex field does not decode.
-    #[error("event {index}: field `{field}` is not valid hex: {source}")]
-    BadHex {
-        /// Position of the event in the log.
-        index: usize,
-        /// Name of the JSON field.
-        field: &'static str,
-        /// What the hex decoder reported.
-        source: hex::FromHexError,
-    },
-    /// An event names an IMR other than 0..=3.
-    #[error("event {index}: imr {imr} is out of range 0..=3")]
-    ImrOutOfRange {
-        /// Position of the event in the log.
-        index: usize,
-        /// The IMR index found.
-        imr: u32,
-    },
-    /// A boot-time (IMR 0..=2) event has a digest that is not 48 bytes.
-    #[error("event {index} (imr {imr}): digest is {len} bytes, expected 48")]
-    BadDigestLength {
-        /// Position of the event in the log.
-        index: usize,
-        /// The event's IMR.
-        imr: u32,
-        /// Digest length found.
-        len: usize,
-    },
-    /// An IMR-3 event is not a Dstack runtime event, or a runtime event is
-    /// logged against IMR 0..=2; either way its digest could not be checked.
-    #[error("event {index}: event_type {event_type:#010x} is not allowed on imr {imr}")]
-    UnexpectedEventType {
-        /// Position of the event in the log.
-        index: usize,
-        /// The event's IMR.
-        imr: u32,
-        /// The event type found.
-        event_type: u32,
-    },
-    /// A runtime event has a `version` other than absent/0/1/2.
-    #[error("event {index}: unknown runtime event digest version {version}")]
-    UnknownDigestVersion {
-        /// Position of the event in the log.
-        index: usize,
-        /// The version found.
-        version: u32,
-    },
-    /// A runtime event carries a non-empty digest that differs from the one
-    /// recomputed from its name and payload.
-    #[error("event {index} ({name}): logged digest {} differs from recomputed {}", HexDisplay(.logged), HexDisplay(.computed))]
-    RuntimeDigestMismatch {
-        /// Position of the event in the log.
-        index: usize,
-        /// Event name.
-        name: String,
-        /// Digest found in the log.
-        logged: Vec<u8>,
-        /// Digest recomputed from name and payload.
-        computed: [u8; RTMR_LEN],
-    },
-    /// A V2 runtime event carries a `preimage` that is not the canonical JSON
-    /// of its own name and payload.
-    #[error("event {index} ({name}): preimage {} is not the canonical V2 preimage", HexDisplay(.logged))]
-    PreimageMismatch {
-        /// Position of the event in the log.
-        index: usize,
-        /// Event name.
-        name: String,
-        /// Preimage bytes found in the log.
-        logged: Vec<u8>,
-    },
     /// An RTMR index other than 0..=3 was asked for.
     #[error("there is no RTMR {imr}; valid indices are 0..=3")]
     NoSuchRtmr {
@@ -329,17 +213,6 @@ pub enum EventLogError {
         /// Number of extra bytes.
         extra: usize,
     },
-    /// The runtime events do not all use one digest format, so they cannot
-    /// share one compact digest-format byte.
-    #[error("runtime event {index} uses digest format {found:?}, but earlier ones use {first:?}")]
-    MixedDigestFormats {
-        /// Position of the offending event in the log.
-        index: usize,
-        /// Format of the first runtime event.
-        first: DigestFormat,
-        /// Format of the offending event.
-        found: DigestFormat,
-    },
 }
 
 /// How a Dstack runtime event's digest is computed.
@@ -460,6 +333,20 @@ impl Event {
         Event { imr: 3, event_type: DSTACK_RUNTIME_EVENT_TYPE, digest, name, payload, format: Some(format) }
     }
 
+    /// A boot-time (IMR 0..=2) event with its logged digest, as the JSON reader
+    /// finds it. `None` unless `imr` ≤ 2, `event_type` is not the Dstack runtime
+    /// type and `digest` is 48 bytes, so that no `Event` breaks the invariant.
+    pub fn boot(imr: u32, event_type: u32, digest: Vec<u8>, name: String, payload: Vec<u8>) -> Option<Self> {
+        (imr <= 2 && event_type != DSTACK_RUNTIME_EVENT_TYPE && digest.len() == RTMR_LEN).then_some(Event {
+            imr,
+            event_type,
+            digest,
+            name,
+            payload,
+            format: None,
+        })
+    }
+
     /// IMR index, 0..=3.
     pub fn imr(&self) -> u32 {
         self.imr
@@ -512,26 +399,6 @@ pub struct AppInfo {
     pub key_provider: Option<Vec<u8>>,
 }
 
-#[derive(Deserialize)]
-struct RawEvent {
-    imr: u32,
-    event_type: u32,
-    #[serde(default)]
-    digest: String,
-    #[serde(default)]
-    event: String,
-    #[serde(default)]
-    event_payload: String,
-    #[serde(default)]
-    version: Option<u32>,
-    #[serde(default)]
-    preimage: Option<String>,
-}
-
-fn decode_hex(index: usize, field: &'static str, s: &str) -> Result<Vec<u8>, EventLogError> {
-    hex::decode(s).map_err(|source| EventLogError::BadHex { index, field, source })
-}
-
 /// A parsed, digest-checked TDX event log.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventLog {
@@ -553,87 +420,6 @@ impl EventLog {
     /// in [`EventLog::events`].
     pub fn runtime_events(&self) -> impl Iterator<Item = (usize, &Event)> {
         self.events.iter().enumerate().filter(|(_, e)| e.is_runtime())
-    }
-
-    /// Parses the `event_log` string of a Dstack `GetQuote` response.
-    ///
-    /// Checks: input ≤ 1 MiB, ≤ 1024 events, payloads ≤ 64 KiB, valid hex,
-    /// IMR ≤ 3, 48-byte digests on IMR 0..=2, IMR 3 holds only runtime events
-    /// and runtime events only IMR 3, known digest version. Runtime-event
-    /// digests are recomputed; a logged one, if non-empty, must equal the
-    /// recomputation, and a logged V2 `preimage`, if present, must equal the
-    /// canonical one.
-    pub fn from_dstack_json(s: &str) -> Result<EventLog, EventLogError> {
-        if s.len() > MAX_JSON_INPUT_LEN {
-            return Err(EventLogError::InputTooLarge { len: s.len(), max: MAX_JSON_INPUT_LEN });
-        }
-        let raw: Vec<RawEvent> = serde_json::from_str(s)?;
-        if raw.len() > MAX_JSON_EVENTS {
-            return Err(EventLogError::TooManyEvents { count: raw.len(), max: MAX_JSON_EVENTS });
-        }
-        let mut events = Vec::with_capacity(raw.len());
-        for (index, r) in raw.into_iter().enumerate() {
-            events.push(Self::convert(index, r)?);
-        }
-        Ok(EventLog { events })
-    }
-
-    fn convert(index: usize, r: RawEvent) -> Result<Event, EventLogError> {
-        if r.imr > 3 {
-            return Err(EventLogError::ImrOutOfRange { index, imr: r.imr });
-        }
-        if r.event_payload.len() / 2 > MAX_JSON_PAYLOAD_LEN {
-            return Err(EventLogError::PayloadTooLarge {
-                index,
-                len: r.event_payload.len() / 2,
-                max: MAX_JSON_PAYLOAD_LEN,
-            });
-        }
-        let payload = decode_hex(index, "event_payload", &r.event_payload)?;
-        let logged_digest = decode_hex(index, "digest", &r.digest)?;
-        let is_runtime_type = r.event_type == DSTACK_RUNTIME_EVENT_TYPE;
-        if (r.imr == 3) != is_runtime_type {
-            return Err(EventLogError::UnexpectedEventType { index, imr: r.imr, event_type: r.event_type });
-        }
-        let format = match r.version {
-            None | Some(0) | Some(1) => DigestFormat::V1,
-            Some(2) => DigestFormat::V2,
-            Some(version) => return Err(EventLogError::UnknownDigestVersion { index, version }),
-        };
-        if r.imr < 3 {
-            if logged_digest.len() != RTMR_LEN {
-                return Err(EventLogError::BadDigestLength { index, imr: r.imr, len: logged_digest.len() });
-            }
-            return Ok(Event {
-                imr: r.imr,
-                event_type: r.event_type,
-                digest: logged_digest,
-                name: r.event,
-                payload,
-                format: None,
-            });
-        }
-        let preimage = format.preimage(&r.event, &payload);
-        let computed = sha384(&preimage);
-        if !logged_digest.is_empty() && logged_digest[..] != computed[..] {
-            return Err(EventLogError::RuntimeDigestMismatch { index, name: r.event, logged: logged_digest, computed });
-        }
-        if format == DigestFormat::V2 {
-            if let Some(p) = &r.preimage {
-                let logged = decode_hex(index, "preimage", p)?;
-                if logged != preimage {
-                    return Err(EventLogError::PreimageMismatch { index, name: r.event, logged });
-                }
-            }
-        }
-        Ok(Event {
-            imr: 3,
-            event_type: DSTACK_RUNTIME_EVENT_TYPE,
-            digest: computed.to_vec(),
-            name: r.event,
-            payload,
-            format: Some(format),
-        })
     }
 
     /// Replays RTMR `imr` (0..=3) from the events logged against it.
@@ -751,7 +537,9 @@ impl EventLog {
         })
     }
 
-    /// Encodes the runtime (IMR 3) events in the compact on-chain format.
+    /// Decodes the compact format strictly, recomputing every digest. The
+    /// result holds only IMR-3 events. The encoder (what a node posts) is
+    /// `replicatoor_encode::eventlog::to_compact`.
     ///
     /// # Compact event log format, version 1
     ///
@@ -786,47 +574,6 @@ impl EventLog {
     /// payload in only one way (Dstack's own event names never contain one).
     /// The encoding is canonical: decoding then re-encoding gives the same
     /// bytes.
-    ///
-    /// Fails if the runtime events mix digest formats or break a limit above.
-    pub fn to_compact(&self) -> Result<Vec<u8>, EventLogError> {
-        let runtime: Vec<(usize, &Event)> = self.runtime_events().collect();
-        if runtime.len() > COMPACT_MAX_EVENTS {
-            return Err(EventLogError::CompactTooManyEvents { count: runtime.len(), max: COMPACT_MAX_EVENTS });
-        }
-        let first = runtime.first().and_then(|(_, e)| e.format).unwrap_or(DigestFormat::V1);
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(&COMPACT_MAGIC);
-        out.push(COMPACT_VERSION);
-        out.push(first.to_byte());
-        // Bounded by COMPACT_MAX_EVENTS above.
-        out.extend_from_slice(&(runtime.len() as u16).to_be_bytes());
-        for (n, (index, e)) in runtime.iter().enumerate() {
-            let found = e.format.unwrap_or(DigestFormat::V1);
-            if found != first {
-                return Err(EventLogError::MixedDigestFormats { index: *index, first, found });
-            }
-            check_compact_name(n, e.name.as_bytes())?;
-            if e.payload.len() > COMPACT_MAX_PAYLOAD_LEN {
-                return Err(EventLogError::CompactPayloadTooLarge {
-                    index: n,
-                    len: e.payload.len(),
-                    max: COMPACT_MAX_PAYLOAD_LEN,
-                });
-            }
-            // Both bounded by the checks just above.
-            out.push(e.name.len() as u8);
-            out.extend_from_slice(e.name.as_bytes());
-            out.extend_from_slice(&(e.payload.len() as u16).to_be_bytes());
-            out.extend_from_slice(&e.payload);
-            if out.len() > COMPACT_MAX_LEN {
-                return Err(EventLogError::CompactTooLarge { len: out.len(), max: COMPACT_MAX_LEN });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Decodes the compact format (see [`EventLog::to_compact`]) strictly,
-    /// recomputing every digest. The result holds only IMR-3 events.
     pub fn from_compact(bytes: &[u8]) -> Result<EventLog, EventLogError> {
         if bytes.len() > COMPACT_MAX_LEN {
             return Err(EventLogError::CompactTooLarge { len: bytes.len(), max: COMPACT_MAX_LEN });
@@ -882,7 +629,10 @@ impl EventLog {
     }
 }
 
-fn check_compact_name(index: usize, name: &[u8]) -> Result<(), EventLogError> {
+/// Checks event `index`'s name against the compact format's rule (1..=64
+/// bytes of printable ASCII without `:`): the decoder's, which the encoder
+/// applies too, so that it never writes what the decoder refuses.
+pub fn check_compact_name(index: usize, name: &[u8]) -> Result<(), EventLogError> {
     if name.is_empty() || name.len() > COMPACT_MAX_NAME_LEN {
         return Err(EventLogError::CompactBadNameLength { index, len: name.len() });
     }

@@ -176,7 +176,7 @@ async fn attest(td: &QuoteProvider, report_data: [u8; 64]) -> Result<(Vec<u8>, E
     Ok((att.quote, log))
 }
 
-/// The log as a Dstack `GetQuote` response's `event_log` string, which `EventLog::from_dstack_json` reads:
+/// The log as a Dstack `GetQuote` response's `event_log` string, which `replicatoor_encode::eventlog::from_dstack_json` reads:
 /// one object per event with `imr`, `event_type`, `digest`, `event` and `event_payload` (hex), plus
 /// `version: 2` on runtime events in that digest format. (Here, not in the trust kernel: only this
 /// simulator writes event logs.)
@@ -205,6 +205,7 @@ fn dstack_json(log: &EventLog) -> String {
 mod tests {
     use super::*;
     use replicatoor_core::attest::eventlog::Event;
+    use replicatoor_encode::eventlog::from_dstack_json;
 
     const RECORDED: &str =
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/dstack/tdx-lite-getquote.json"));
@@ -213,9 +214,9 @@ mod tests {
     fn the_recorded_event_log_reads_back_the_same_and_keeps_dstack_field_names() {
         let recorded: serde_json::Value = serde_json::from_str(RECORDED).unwrap();
         let json = recorded["event_log"].as_str().unwrap();
-        let log = EventLog::from_dstack_json(json).unwrap();
+        let log = from_dstack_json(json).unwrap();
         let text = dstack_json(&log);
-        assert_eq!(EventLog::from_dstack_json(&text).unwrap(), log);
+        assert_eq!(from_dstack_json(&text).unwrap(), log);
         let ours: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
         let theirs: Vec<serde_json::Value> = serde_json::from_str(json).unwrap();
         assert_eq!(ours.len(), theirs.len());
@@ -233,6 +234,6 @@ mod tests {
         let log = EventLog::from_events(vec![Event::runtime("compose-hash", vec![7; 32], DigestFormat::V2)]);
         let text = dstack_json(&log);
         assert!(text.contains(r#""version":2"#), "{text}");
-        assert_eq!(EventLog::from_dstack_json(&text).unwrap(), log);
+        assert_eq!(from_dstack_json(&text).unwrap(), log);
     }
 }

@@ -1,0 +1,279 @@
+//! The event-log decoder, RTMR replay and claim rules, on the recorded Dstack fixture (read with the
+//! posting node's JSON reader, `replicatoor-encode`) and on constructed logs.
+
+use replicatoor_core::attest::eventlog::*;
+use replicatoor_encode::eventlog::{from_dstack_json, to_compact};
+
+const FIXTURE: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/dstack/tdx-lite-getquote.json"));
+
+const COMPOSE_HASH: &str = "86b0e55f2fa8e4fb69d890f14f54d5612707646e2573d54e0d2ddaaade77caa9";
+
+/// The `event_log` string and the quote bytes of the fixture.
+fn fixture() -> (String, Vec<u8>) {
+    let v: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    let log = v["event_log"].as_str().unwrap().to_owned();
+    let quote = hex::decode(v["quote"].as_str().unwrap()).unwrap();
+    (log, quote)
+}
+
+/// RTMR0..=3 of a TDX v4 quote. Layout: 48-byte header, then the
+/// 584-byte TD report: tee_tcb_svn 16, mr_seam 48, mr_signer_seam 48,
+/// seam_attributes 8, td_attributes 8, xfam 8, mr_td 48, mr_config_id 48,
+/// mr_owner 48, mr_owner_config 48 (= 328 bytes), rtmr0..3 48 each
+/// (body 328..520), report_data 64 (body 520..584). So RTMR3 is body
+/// 472..520 = quote 520..568.
+fn quote_rtmrs(quote: &[u8]) -> [[u8; 48]; 4] {
+    assert_eq!(u16::from_le_bytes([quote[0], quote[1]]), 4, "quote version");
+    assert_eq!(u32::from_le_bytes(quote[4..8].try_into().unwrap()), 0x81, "TEE type TDX");
+    let body = &quote[48..48 + 584];
+    let mut out = [[0u8; 48]; 4];
+    for (i, r) in out.iter_mut().enumerate() {
+        r.copy_from_slice(&body[328 + 48 * i..376 + 48 * i]);
+    }
+    out
+}
+
+#[test]
+fn quote_layout_sanity() {
+    let (_, quote) = fixture();
+    let v: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    // report_data sits right after RTMR3, at body 520..584.
+    let report_data = hex::decode(v["report_data"].as_str().unwrap()).unwrap();
+    assert_eq!(&quote[48 + 520..48 + 584], &report_data[..]);
+    assert!(hex::encode(quote_rtmrs(&quote)[3]).starts_with("6f24c170d0fd63fc2b1b53202eea47b0"));
+}
+
+#[test]
+fn replay_matches_quote() {
+    let (log, quote) = fixture();
+    let log = from_dstack_json(&log).unwrap();
+    let rtmrs = quote_rtmrs(&quote);
+    assert_eq!(log.replay_all(), rtmrs);
+    for i in 0..4 {
+        assert_eq!(log.replay_rtmr(i).unwrap(), rtmrs[i as usize], "rtmr{i}");
+    }
+    log.replay_rtmr3_and_check(&rtmrs[3]).unwrap();
+    assert!(matches!(log.replay_rtmr(4), Err(EventLogError::NoSuchRtmr { imr: 4 })));
+}
+
+#[test]
+fn app_info_from_fixture() {
+    let (log, _) = fixture();
+    let log = from_dstack_json(&log).unwrap();
+    let info = log.app_info().unwrap();
+    assert_eq!(hex::encode(info.compose_hash), COMPOSE_HASH);
+    assert_eq!(hex::encode(&info.app_id), "86b0e55f2fa8e4fb69d890f14f54d5612707646e");
+    assert_eq!(hex::encode(&info.instance_id), "050bf89570575fe8fab4cb8f0a62a9e64efe8ead");
+    assert_eq!(
+        info.os_image_hash.as_deref().map(hex::encode).as_deref(),
+        Some("07a2388c7a6a1b6a646d443f1517990a4ec294471d63146cda9d56972765051d")
+    );
+    let kp = info.key_provider.unwrap();
+    assert!(kp.starts_with(br#"{"name":"kms","id":""#));
+    assert_eq!(log.runtime_event("storage-fs").unwrap(), Some(&b"zfs"[..]));
+    assert_eq!(log.runtime_event("nope").unwrap(), None);
+}
+
+#[test]
+fn changed_payload_is_rtmr3_mismatch() {
+    let (json, quote) = fixture();
+    let rtmr3 = quote_rtmrs(&quote)[3];
+    let forged = COMPOSE_HASH.replacen("86b0", "86b1", 1);
+    let tampered = json.replacen(COMPOSE_HASH, &forged, 1);
+    assert_ne!(tampered, json);
+    let log = from_dstack_json(&tampered).unwrap();
+    let err = log.replay_rtmr3_and_check(&rtmr3).unwrap_err();
+    assert!(
+        matches!(err, EventLogError::Rtmr3Mismatch { expected, replayed } if expected == rtmr3 && replayed != rtmr3)
+    );
+
+    // Same through the compact path: flip one payload byte.
+    let mut compact = to_compact(&from_dstack_json(&json).unwrap()).unwrap();
+    let last = compact.len() - 4; // inside key-provider / storage-fs area
+    compact[last] ^= 1;
+    let log = EventLog::from_compact(&compact).unwrap();
+    assert!(matches!(log.replay_rtmr3_and_check(&rtmr3), Err(EventLogError::Rtmr3Mismatch { .. })));
+}
+
+/// `log` with its events changed by `f`.
+fn edit(log: &EventLog, f: impl FnOnce(&mut Vec<Event>)) -> EventLog {
+    let mut events = log.events().to_vec();
+    f(&mut events);
+    EventLog::from_events(events)
+}
+
+#[test]
+fn duplicated_compose_hash_is_error() {
+    let (json, _) = fixture();
+    let log = from_dstack_json(&json).unwrap();
+    let (pos, dup) =
+        log.runtime_events().find(|(_, e)| e.name() == "compose-hash").map(|(i, e)| (i, e.clone())).unwrap();
+    // A second compose-hash right after the first (before boot-mr-done).
+    let log = edit(&log, |events| events.insert(pos + 1, dup.clone()));
+    assert!(matches!(
+        log.app_info(),
+        Err(EventLogError::DuplicateEvent { ref name, first, second }) if name == "compose-hash" && first == pos && second == pos + 1
+    ));
+    assert!(matches!(log.runtime_event("compose-hash"), Err(EventLogError::DuplicateEvent { .. })));
+
+    // A late (app-emitted) one with a different value: still an error.
+    let log = edit(&from_dstack_json(&json).unwrap(), |events| {
+        events.push(Event::runtime("compose-hash", vec![0xee; 32], DigestFormat::V1))
+    });
+    assert!(matches!(log.app_info(), Err(EventLogError::DuplicateEvent { .. })));
+}
+
+#[test]
+fn app_info_policy() {
+    let (json, _) = fixture();
+    let base = from_dstack_json(&json).unwrap();
+    let without = |name: &str| edit(&base, |events| events.retain(|e| e.name() != name));
+    assert!(matches!(without("compose-hash").app_info(), Err(EventLogError::MissingEvent { name: "compose-hash" })));
+    assert!(matches!(without("boot-mr-done").app_info(), Err(EventLogError::MissingEvent { name: "boot-mr-done" })));
+    // Malformed compose-hash.
+    let l = edit(&base, |events| {
+        for e in events.iter_mut() {
+            if e.name() == "compose-hash" {
+                *e = Event::runtime("compose-hash", vec![1; 31], DigestFormat::V1);
+            }
+        }
+    });
+    assert!(matches!(l.app_info(), Err(EventLogError::BadComposeHashLength { len: 31 })));
+    // compose-hash moved after boot-mr-done.
+    let l = edit(&without("compose-hash"), |events| {
+        events.push(Event::runtime("compose-hash", vec![7; 32], DigestFormat::V1))
+    });
+    assert!(matches!(
+        l.app_info(),
+        Err(EventLogError::EventAfterBoundary { name: "compose-hash", boundary: "boot-mr-done", .. })
+    ));
+    // key-provider after system-ready.
+    let l = edit(&without("key-provider"), |events| {
+        events.push(Event::runtime("key-provider", b"{}".to_vec(), DigestFormat::V1))
+    });
+    assert!(matches!(
+        l.app_info(),
+        Err(EventLogError::EventAfterBoundary { name: "key-provider", boundary: "system-ready", .. })
+    ));
+    // Optional claims may be absent.
+    let info = without("os-image-hash").app_info().unwrap();
+    assert_eq!(info.os_image_hash, None);
+}
+
+fn valid_compact() -> Vec<u8> {
+    let (json, _) = fixture();
+    to_compact(&from_dstack_json(&json).unwrap()).unwrap()
+}
+
+#[test]
+fn malformed_compact_inputs() {
+    let good = valid_compact();
+    // Every proper prefix is truncated.
+    for n in 0..good.len() {
+        let r = EventLog::from_compact(&good[..n]);
+        assert!(matches!(r, Err(EventLogError::CompactTruncated { .. })), "prefix {n}: {r:?}");
+    }
+    let mut t = good.clone();
+    t.push(0);
+    assert!(matches!(
+        EventLog::from_compact(&t),
+        Err(EventLogError::CompactTrailingBytes { extra: 1, offset }) if offset == good.len()
+    ));
+    let mut t = good.clone();
+    t[0] = b'X';
+    assert!(matches!(EventLog::from_compact(&t), Err(EventLogError::CompactBadMagic { found }) if &found == b"XPEL"));
+    let mut t = good.clone();
+    t[4] = 2;
+    assert!(matches!(EventLog::from_compact(&t), Err(EventLogError::CompactBadVersion { found: 2 })));
+    let mut t = good.clone();
+    t[5] = 3;
+    assert!(matches!(EventLog::from_compact(&t), Err(EventLogError::CompactBadDigestFormat { found: 3 })));
+    assert!(matches!(
+        EventLog::from_compact(b"RPEL\x01\x01\x01\x01"),
+        Err(EventLogError::CompactTooManyEvents { count: 257, .. })
+    ));
+    assert!(matches!(
+        EventLog::from_compact(b"RPEL\x01\x01\x00\x01\x00"),
+        Err(EventLogError::CompactBadNameLength { index: 0, len: 0 })
+    ));
+    assert!(matches!(
+        EventLog::from_compact(b"RPEL\x01\x01\x00\x01\x41"),
+        Err(EventLogError::CompactBadNameLength { index: 0, len: 65 })
+    ));
+    assert!(matches!(
+        EventLog::from_compact(b"RPEL\x01\x01\x00\x01\x02a\x07\x00\x00"),
+        Err(EventLogError::CompactBadNameByte { index: 0, position: 1, byte: 7 })
+    ));
+    assert!(matches!(
+        EventLog::from_compact(b"RPEL\x01\x01\x00\x01\x03a:b\x00\x00"),
+        Err(EventLogError::CompactBadNameByte { index: 0, position: 1, byte: b':' })
+    ));
+    assert!(matches!(
+        EventLog::from_compact(b"RPEL\x01\x01\x00\x01\x01a\x40\x01"),
+        Err(EventLogError::CompactPayloadTooLarge { index: 0, len: 16385, .. })
+    ));
+    let mut big = b"RPEL\x01\x01\x00\x01".to_vec();
+    big.resize(COMPACT_MAX_LEN + 1, 0);
+    assert!(matches!(EventLog::from_compact(&big), Err(EventLogError::CompactTooLarge { .. })));
+    // Zero events is a valid (empty) log.
+    let empty = EventLog::from_compact(b"RPEL\x01\x01\x00\x00").unwrap();
+    assert_eq!(empty.replay_rtmr(3).unwrap(), [0u8; 48]);
+    assert!(matches!(
+        EventLog::from_compact(b"RPEL\x01\x02\x00\x00"),
+        Err(EventLogError::CompactBadDigestFormat { found: 2 })
+    ));
+    assert_eq!(to_compact(&empty).unwrap(), b"RPEL\x01\x01\x00\x00");
+}
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+#[test]
+fn from_compact_never_panics() {
+    let good = valid_compact();
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut accepted = 0;
+    for i in 0..10_000 {
+        let bytes: Vec<u8> = match i % 3 {
+            // Pure noise.
+            0 => (0..rng.next() % 700).map(|_| rng.next() as u8).collect(),
+            // Valid header, noisy body.
+            1 => {
+                let mut b = b"RPEL\x01".to_vec();
+                b.push(1 + (rng.next() % 2) as u8);
+                b.extend_from_slice(&[0, (rng.next() % 12) as u8]);
+                b.extend((0..rng.next() % 300).map(|_| (rng.next() % 0x50) as u8));
+                b
+            }
+            // Mutated valid encoding.
+            _ => {
+                let mut b = good.clone();
+                for _ in 0..1 + rng.next() % 4 {
+                    let p = (rng.next() as usize) % b.len();
+                    b[p] ^= 1 << (rng.next() % 8);
+                }
+                let cut = (rng.next() as usize) % (b.len() + 8);
+                b.truncate(cut);
+                b
+            }
+        };
+        if let Ok(log) = EventLog::from_compact(&bytes) {
+            accepted += 1;
+            // Whatever is accepted is canonical.
+            assert_eq!(to_compact(&log).unwrap(), bytes);
+        }
+    }
+    eprintln!("fuzz: {accepted} of 10000 inputs accepted");
+    assert!(accepted > 0);
+}

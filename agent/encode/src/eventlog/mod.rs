@@ -1,0 +1,56 @@
+//! The compact event log a node posts (PROTOCOL.md §3.5), from the JSON event log of Dstack's
+//! `GetQuote` answer ([`from_dstack_json`]). The format and its decoder are
+//! [`EventLog::from_compact`] in the trust kernel; [`to_compact`] writes what it reads, under the
+//! same limits, so decoding then re-encoding gives the same bytes.
+
+mod json;
+
+pub use json::{from_dstack_json, Error, MAX_JSON_EVENTS, MAX_JSON_INPUT_LEN, MAX_JSON_PAYLOAD_LEN};
+
+use replicatoor_core::attest::eventlog::{
+    check_compact_name, DigestFormat, Event, EventLog, EventLogError, COMPACT_MAGIC, COMPACT_MAX_EVENTS,
+    COMPACT_MAX_LEN, COMPACT_MAX_PAYLOAD_LEN, COMPACT_VERSION,
+};
+
+/// Encodes the runtime (IMR 3) events of `log` in the compact on-chain format
+/// ([`EventLog::from_compact`] describes it).
+///
+/// Fails if the runtime events mix digest formats or break a limit of the
+/// format.
+pub fn to_compact(log: &EventLog) -> Result<Vec<u8>, Error> {
+    let runtime: Vec<(usize, &Event)> = log.runtime_events().collect();
+    if runtime.len() > COMPACT_MAX_EVENTS {
+        return Err(EventLogError::CompactTooManyEvents { count: runtime.len(), max: COMPACT_MAX_EVENTS }.into());
+    }
+    let first = runtime.first().and_then(|(_, e)| e.digest_format()).unwrap_or(DigestFormat::V1);
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(&COMPACT_MAGIC);
+    out.push(COMPACT_VERSION);
+    out.push(first.to_byte());
+    // Bounded by COMPACT_MAX_EVENTS above.
+    out.extend_from_slice(&(runtime.len() as u16).to_be_bytes());
+    for (n, (index, e)) in runtime.iter().enumerate() {
+        let found = e.digest_format().unwrap_or(DigestFormat::V1);
+        if found != first {
+            return Err(Error::MixedDigestFormats { index: *index, first, found });
+        }
+        check_compact_name(n, e.name().as_bytes())?;
+        if e.payload().len() > COMPACT_MAX_PAYLOAD_LEN {
+            return Err(EventLogError::CompactPayloadTooLarge {
+                index: n,
+                len: e.payload().len(),
+                max: COMPACT_MAX_PAYLOAD_LEN,
+            }
+            .into());
+        }
+        // Both bounded by the checks just above.
+        out.push(e.name().len() as u8);
+        out.extend_from_slice(e.name().as_bytes());
+        out.extend_from_slice(&(e.payload().len() as u16).to_be_bytes());
+        out.extend_from_slice(e.payload());
+        if out.len() > COMPACT_MAX_LEN {
+            return Err(EventLogError::CompactTooLarge { len: out.len(), max: COMPACT_MAX_LEN }.into());
+        }
+    }
+    Ok(out)
+}

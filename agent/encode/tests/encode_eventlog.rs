@@ -1,0 +1,212 @@
+//! The JSON event-log reader and the compact encoder, on the recorded Dstack fixture and constructed
+//! logs, round trip through the trust kernel's decoder and replay.
+
+use replicatoor_core::attest::eventlog::*;
+use replicatoor_encode::eventlog::{
+    from_dstack_json, to_compact, Error, MAX_JSON_EVENTS, MAX_JSON_INPUT_LEN, MAX_JSON_PAYLOAD_LEN,
+};
+
+const FIXTURE: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/dstack/tdx-lite-getquote.json"));
+
+/// The `event_log` string and the quote bytes of the fixture.
+fn fixture() -> (String, Vec<u8>) {
+    let v: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    let log = v["event_log"].as_str().unwrap().to_owned();
+    let quote = hex::decode(v["quote"].as_str().unwrap()).unwrap();
+    (log, quote)
+}
+
+/// RTMR0..=3 of a TDX v4 quote. Layout: 48-byte header, then the
+/// 584-byte TD report: tee_tcb_svn 16, mr_seam 48, mr_signer_seam 48,
+/// seam_attributes 8, td_attributes 8, xfam 8, mr_td 48, mr_config_id 48,
+/// mr_owner 48, mr_owner_config 48 (= 328 bytes), rtmr0..3 48 each
+/// (body 328..520), report_data 64 (body 520..584). So RTMR3 is body
+/// 472..520 = quote 520..568.
+fn quote_rtmrs(quote: &[u8]) -> [[u8; 48]; 4] {
+    assert_eq!(u16::from_le_bytes([quote[0], quote[1]]), 4, "quote version");
+    assert_eq!(u32::from_le_bytes(quote[4..8].try_into().unwrap()), 0x81, "TEE type TDX");
+    let body = &quote[48..48 + 584];
+    let mut out = [[0u8; 48]; 4];
+    for (i, r) in out.iter_mut().enumerate() {
+        r.copy_from_slice(&body[328 + 48 * i..376 + 48 * i]);
+    }
+    out
+}
+
+#[test]
+fn fixture_parses() {
+    let (log, _) = fixture();
+    let log = from_dstack_json(&log).unwrap();
+    assert_eq!(log.events().len(), 29);
+    let names: Vec<&str> = log.runtime_events().map(|(_, e)| e.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "system-preparing",
+            "app-id",
+            "compose-hash",
+            "instance-id",
+            "boot-mr-done",
+            "os-image-hash",
+            "key-provider",
+            "storage-fs",
+            "system-ready"
+        ]
+    );
+    assert!(log.runtime_events().all(|(_, e)| e.digest_format() == Some(DigestFormat::V1) && e.digest().len() == 48));
+    assert!(log.events().iter().all(|e| e.digest().len() == 48));
+}
+
+#[test]
+fn compact_round_trip() {
+    let (json, quote) = fixture();
+    let log = from_dstack_json(&json).unwrap();
+    let compact = to_compact(&log).unwrap();
+    eprintln!("compact size for the fixture: {} bytes", compact.len());
+    assert!(compact.len() < 600, "{} bytes", compact.len());
+    assert_eq!(&compact[..8], b"RPEL\x01\x01\x00\x09");
+    let back = EventLog::from_compact(&compact).unwrap();
+    assert_eq!(back.events().len(), 9);
+    assert_eq!(back.replay_rtmr(3).unwrap(), log.replay_rtmr(3).unwrap());
+    back.replay_rtmr3_and_check(&quote_rtmrs(&quote)[3]).unwrap();
+    assert_eq!(back.app_info().unwrap(), log.app_info().unwrap());
+    let runtime: Vec<&Event> = log.runtime_events().map(|(_, e)| e).collect();
+    assert_eq!(back.events().iter().collect::<Vec<_>>(), runtime);
+    // Canonical: re-encoding gives the same bytes.
+    assert_eq!(to_compact(&back).unwrap(), compact);
+    // RTMR0..=2 are not carried.
+    assert_eq!(back.replay_rtmr(0).unwrap(), [0u8; 48]);
+}
+
+#[test]
+fn logged_runtime_digest_must_match() {
+    // Genuine V1 digest from Dstack's verifier/fixtures/quote-report.json.
+    let ok = r#"[{"imr":3,"event_type":134217729,"digest":"837c2dd72f8a4c740159e5e042ed79b7eaaa5ab3a151a45e27bc366bb8b27e6c3faec87aab1e95197d3e6d23308d448c","event":"app-id","event_payload":"3763bc34552cf3a27ff71ad5f7a90471562a1a2d","extra":{"x":1}}]"#;
+    let log = from_dstack_json(ok).unwrap();
+    assert_eq!(
+        hex::encode(log.events()[0].digest()),
+        "837c2dd72f8a4c740159e5e042ed79b7eaaa5ab3a151a45e27bc366bb8b27e6c3faec87aab1e95197d3e6d23308d448c"
+    );
+    let bad = ok.replacen("3763bc", "3763bd", 1);
+    assert!(matches!(from_dstack_json(&bad), Err(Error::RuntimeDigestMismatch { index: 0, .. })));
+}
+
+fn json_event(imr: u32, event_type: u32, digest: &str, name: &str, payload: &str) -> String {
+    format!(
+        r#"{{"imr":{imr},"event_type":{event_type},"digest":"{digest}","event":"{name}","event_payload":"{payload}"}}"#
+    )
+}
+
+#[test]
+fn malformed_json_inputs() {
+    let d48 = "00".repeat(48);
+    let parse = |events: &[String]| from_dstack_json(&format!("[{}]", events.join(",")));
+
+    assert!(matches!(parse(&[json_event(7, 1, &d48, "", "")]), Err(Error::ImrOutOfRange { index: 0, imr: 7 })));
+    assert!(matches!(
+        parse(&[json_event(0, 1, &d48, "", ""), json_event(3, DSTACK_RUNTIME_EVENT_TYPE, "", "x", "zz")]),
+        Err(Error::BadHex { index: 1, field: "event_payload", .. })
+    ));
+    assert!(matches!(parse(&[json_event(1, 1, "abc", "", "")]), Err(Error::BadHex { index: 0, field: "digest", .. })));
+    assert!(matches!(
+        parse(&[json_event(2, 1, &"00".repeat(32), "", "")]),
+        Err(Error::BadDigestLength { index: 0, imr: 2, len: 32 })
+    ));
+    assert!(matches!(parse(&[json_event(0, 1, "", "", "")]), Err(Error::BadDigestLength { index: 0, imr: 0, len: 0 })));
+    assert!(matches!(
+        parse(&[json_event(3, 1, &d48, "", "")]),
+        Err(Error::UnexpectedEventType { index: 0, imr: 3, event_type: 1 })
+    ));
+    assert!(matches!(
+        parse(&[json_event(0, DSTACK_RUNTIME_EVENT_TYPE, &d48, "x", "")]),
+        Err(Error::UnexpectedEventType { index: 0, imr: 0, .. })
+    ));
+    let big = "00".repeat(MAX_JSON_PAYLOAD_LEN + 1);
+    assert!(matches!(
+        parse(&[json_event(3, DSTACK_RUNTIME_EVENT_TYPE, "", "x", &big)]),
+        Err(Error::PayloadTooLarge { index: 0, len, .. }) if len == MAX_JSON_PAYLOAD_LEN + 1
+    ));
+    // Exactly at the limit is fine.
+    let max = "00".repeat(MAX_JSON_PAYLOAD_LEN);
+    assert!(parse(&[json_event(3, DSTACK_RUNTIME_EVENT_TYPE, "", "x", &max)]).is_ok());
+    let many: Vec<String> =
+        (0..=MAX_JSON_EVENTS).map(|_| json_event(3, DSTACK_RUNTIME_EVENT_TYPE, "", "x", "")).collect();
+    assert!(matches!(
+        parse(&many),
+        Err(Error::TooManyEvents { count, .. }) if count == MAX_JSON_EVENTS + 1
+    ));
+    let huge = format!("[{}]", " ".repeat(MAX_JSON_INPUT_LEN));
+    assert!(matches!(from_dstack_json(&huge), Err(Error::InputTooLarge { .. })));
+    assert!(matches!(from_dstack_json("{}"), Err(Error::Json(_))));
+    assert!(matches!(from_dstack_json(r#"[{"imr":3,"event":"x"}]"#), Err(Error::Json(_))));
+    let v9 = r#"[{"imr":3,"event_type":134217729,"event":"x","event_payload":"","version":9}]"#;
+    assert!(matches!(from_dstack_json(v9), Err(Error::UnknownDigestVersion { index: 0, version: 9 })));
+    // Missing optional fields and unknown fields are tolerated.
+    let log = from_dstack_json(r#"[{"imr":3,"event_type":134217729,"event":"a","future":[1,2]}]"#).unwrap();
+    assert_eq!(log.events()[0].payload(), b"");
+}
+
+#[test]
+fn to_compact_limits() {
+    let ev = |name: &str, len: usize| Event::runtime(name, vec![0; len], DigestFormat::V1);
+    let enc = |events: Vec<Event>| to_compact(&EventLog::from_events(events));
+    assert!(matches!(
+        enc(vec![ev("ok", 0), ev("", 0)]),
+        Err(Error::Compact(EventLogError::CompactBadNameLength { index: 1, len: 0 }))
+    ));
+    assert!(matches!(
+        enc(vec![ev(&"n".repeat(65), 0)]),
+        Err(Error::Compact(EventLogError::CompactBadNameLength { index: 0, len: 65 }))
+    ));
+    assert!(matches!(enc(vec![ev("é", 0)]), Err(Error::Compact(EventLogError::CompactBadNameByte { .. }))));
+    assert!(matches!(
+        enc(vec![ev("p", COMPACT_MAX_PAYLOAD_LEN + 1)]),
+        Err(Error::Compact(EventLogError::CompactPayloadTooLarge { .. }))
+    ));
+    assert!(enc(vec![ev("p", COMPACT_MAX_PAYLOAD_LEN)]).is_ok());
+    assert!(matches!(
+        enc((0..=COMPACT_MAX_EVENTS).map(|_| ev("e", 0)).collect()),
+        Err(Error::Compact(EventLogError::CompactTooManyEvents { count: 257, .. }))
+    ));
+    assert!(matches!(
+        enc((0..5).map(|_| ev("e", COMPACT_MAX_PAYLOAD_LEN)).collect()),
+        Err(Error::Compact(EventLogError::CompactTooLarge { .. }))
+    ));
+    assert!(matches!(
+        enc(vec![ev("a", 0), Event::runtime("b", vec![], DigestFormat::V2)]),
+        Err(Error::MixedDigestFormats { index: 1, first: DigestFormat::V1, found: DigestFormat::V2 })
+    ));
+}
+
+#[test]
+fn v2_json_events() {
+    let payload = [0xab, 0xcd];
+    let digest = hex::encode(DigestFormat::V2.digest("compose-hash", &payload));
+    let preimage = hex::encode(canonical_json_v2("compose-hash", &payload));
+    let ev = |d: &str, p: &str| {
+        format!(
+            r#"[{{"imr":3,"event_type":134217729,"digest":"{d}","event":"compose-hash","event_payload":"abcd","version":2,"preimage":"{p}"}}]"#
+        )
+    };
+    // As GetQuote returns it: digest stripped, preimage filled.
+    let log = from_dstack_json(&ev("", &preimage)).unwrap();
+    assert_eq!(log.events()[0].digest_format(), Some(DigestFormat::V2));
+    assert_eq!(hex::encode(log.events()[0].digest()), digest);
+    assert!(from_dstack_json(&ev(&digest, &preimage)).is_ok());
+    // A V1 digest on a V2 event is rejected.
+    let v1 = hex::encode(DigestFormat::V1.digest("compose-hash", &payload));
+    assert!(matches!(from_dstack_json(&ev(&v1, &preimage)), Err(Error::RuntimeDigestMismatch { .. })));
+    // A non-canonical preimage is rejected (Dstack rejects it too).
+    let other = hex::encode(br#"{"type":134217729,"name":"compose-hash","payload":"abcd"}"#);
+    assert!(matches!(from_dstack_json(&ev("", &other)), Err(Error::PreimageMismatch { .. })));
+    // Compact round trip keeps V2.
+    let compact = to_compact(&log).unwrap();
+    assert_eq!(compact[5], 0x02);
+    let back = EventLog::from_compact(&compact).unwrap();
+    assert_eq!(back.replay_rtmr(3).unwrap(), log.replay_rtmr(3).unwrap());
+    // The same bytes read as V1 replay differently.
+    let mut as_v1 = compact.clone();
+    as_v1[5] = 0x01;
+    assert_ne!(EventLog::from_compact(&as_v1).unwrap().replay_rtmr(3).unwrap(), log.replay_rtmr(3).unwrap());
+}
