@@ -11,6 +11,7 @@ use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
     deployment::{PinnedDeployment, TrustRoot},
 };
+use replicatoor_core::refusal::Refusal;
 use replicatoor_testkit::beacon::{self, Committee, SimBeacon};
 use replicatoor_tests::{
     compose_good, compose_hash,
@@ -53,6 +54,8 @@ fn pin(net: &Net, b: &SimBeacon, max_age_secs: u64) -> String {
             seconds_per_slot: n.seconds_per_slot,
             checkpoint: b.checkpoint().block_root,
             max_age_secs,
+            // Short, so the suite sees a holder give up on a commitment the frozen view never shows.
+            reveal_within_secs: 10,
         },
     }
     .to_toml()
@@ -132,6 +135,21 @@ async fn a_frozen_view_seconds_after_a_revocation_gets_no_sealed_delivery() {
     tokio::time::sleep(Duration::from_secs(15)).await;
     let sent = f.sealed_deliveries();
     assert!(sent.is_empty(), "sealed deliveries for the revoked app left the holder: {sent:#?}\n{}", holder.log());
+    gave_up_on_its_commitment(&holder);
+
+    // The operator lets the views go: the holder sees the revocation and refuses for that reason.
+    f.rpc.freeze(0);
+    wait_until("the refusal", T, || async { f.net.status(1).await == 3 }).await;
+    assert_eq!(f.net.refusal_reason(1).await, Some(Refusal::AppReferenceNotAllowed.code()));
+    assert!(f.sealed_deliveries().is_empty(), "{}", holder.log());
+}
+
+/// The holder decided, committed, and gave up when no trusted header showed the commitment in time
+/// (what stopped it, rather than some other failure).
+fn gave_up_on_its_commitment(holder: &Proc) {
+    let log = holder.log();
+    assert!(log.contains("batch commitment posted"), "{log}");
+    assert!(log.contains("no trusted header proved the batch's commitment within 10 s"), "{log}");
 }
 
 /// The same frozen view, now older than `max_age_secs` by the real clock, and the holder started
@@ -150,4 +168,5 @@ async fn a_frozen_view_with_the_wall_clock_a_day_behind_gets_no_sealed_delivery(
     tokio::time::sleep(Duration::from_secs(15)).await;
     let sent = f.sealed_deliveries();
     assert!(sent.is_empty(), "sealed deliveries for the revoked app left the holder: {sent:#?}\n{}", holder.log());
+    gave_up_on_its_commitment(&holder);
 }

@@ -51,6 +51,23 @@ pub fn request_key(hpke_pub_key: &[u8; 32], requester: Address) -> B256 {
     keccak256(buf)
 }
 
+/// Tag of a holder's batch commitment (PROTOCOL.md §5.3).
+pub const COMMIT_TAG: &[u8] = b"replicatoor/commit/v1";
+
+/// A holder's commitment to a batch of answers (PROTOCOL.md §5.3):
+/// `keccak256("replicatoor/commit/v1" ‖ nonce[32] ‖ be256(requestId)…)`, ids in the order the batch
+/// holds them. The nonce is drawn inside the TD after the decision, so nobody can post the value
+/// earlier; the ids let an auditor who learns the nonce link the commitment to the answers.
+pub fn commitment(nonce: &[u8; 32], request_ids: &[U256]) -> B256 {
+    let mut buf = Vec::with_capacity(COMMIT_TAG.len() + 32 + 32 * request_ids.len());
+    buf.extend_from_slice(COMMIT_TAG);
+    buf.extend_from_slice(nonce);
+    for id in request_ids {
+        buf.extend_from_slice(&id.to_be_bytes::<32>());
+    }
+    keccak256(buf)
+}
+
 /// Where a deployment lives: the pair every binding includes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deployment {
