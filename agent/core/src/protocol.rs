@@ -265,6 +265,18 @@ mod tests {
     }
 
     #[test]
+    fn commitment_matches_the_spec_vector() {
+        // PROTOCOL.md §3.8, computed there with `cast keccak` over the spelled-out preimage.
+        let c = commitment(&[0x11; 32], &[U256::from(1), U256::from(2)]);
+        assert_eq!(c.to_string(), "0x162ce957a7228f19e1a9fcc0bd33353ea5e1a3613ea8ea2e94575ac6eb52b8e3");
+        // The ids and their order are bound; an empty batch is the tag and nonce alone.
+        assert_ne!(c, commitment(&[0x11; 32], &[U256::from(2), U256::from(1)]));
+        assert_ne!(c, commitment(&[0x12; 32], &[U256::from(1), U256::from(2)]));
+        let empty = commitment(&[0x11; 32], &[]);
+        assert_eq!(empty.to_string(), "0x446572521066de810afc98e062dd6b16118775e708caa9cc2400c6228a2b5a8b");
+    }
+
+    #[test]
     fn request_key_and_policy_hash_match_the_spec_vectors() {
         // PROTOCOL.md §3.8 (computed there with `cast keccak` / `cast abi-encode`, independently of this code).
         let key = request_key(&[0xab; 32], Address::repeat_byte(0xcd));

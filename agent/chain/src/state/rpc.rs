@@ -76,13 +76,7 @@ impl ChainState for Rpc<'_> {
     /// The RPC's latest view (nothing here is proven: an unpinned holder posts no commitments, and
     /// would gain nothing from one its RPC can fake).
     async fn commitment(&self, holder: Address) -> Result<B256, ChainError> {
-        Ok(self
-            .chain
-            .contract()
-            .commitments(holder)
-            .call()
-            .await
-            .map_err(|e| ChainError::Rpc(format!("commitments: {e}")))?)
+        self.chain.contract().commitments(holder).call().await.map_err(|e| ChainError::Rpc(format!("commitments: {e}")))
     }
 
     /// The request as the RPC's log showed it.
