@@ -83,6 +83,9 @@ d["request_plus_delivery_1k_gas"] = ours
 d["ratio_to_onchain_full_verify"] = [round(ours / g, 3) for g in d["published_quote_verification"]["onchain_full_gas"]]
 d["ratio_to_zk_verify"] = [round(ours / g, 3) for g in (300_000, 510_000)]
 
+# What a pinned holder adds per batch of deliveries (one commit; at most one per delivery when batches hold one).
+d["commit_gas"] = {"first": ops["commit first"]["gas_used"], "later": ops["commit"]["gas_used"]}
+d["request_plus_delivery_1k_plus_commit_gas"] = ours + ops["commit"]["gas_used"]
 dstack, dstack_raw = ops["requestSecret Dstack"], ops["requestSecret Dstack raw"]
 d["dstack_request_gas"] = {"compact": dstack["gas_used"], "raw": dstack_raw["gas_used"],
                            "goal": dstack["goal_max_gas"], "stretch_goal": 120_000}
@@ -99,6 +102,9 @@ lo, hi = d["ratio_to_onchain_full_verify"]
 print(f"genuine Dstack request + 1 KiB delivery = {ours:,} gas: {hi:.3f}-{lo:.3f} x one on-chain DCAP quote verification "
       f"(published ~4-5M gas), {d['ratio_to_zk_verify'][1]:.2f}-{d['ratio_to_zk_verify'][0]:.2f} x a ZK-proof "
       f"verification (~0.3-0.5M gas) -- and those still need the quote's own calldata on top.")
+cm = d["commit_gas"]
+print(f"batch commitment (protocol v5, once per batch of deliveries): {cm['first']:,} gas the first time, {cm['later']:,} "
+      f"after; request + 1 KiB delivery + commitment = {d['request_plus_delivery_1k_plus_commit_gas']:,} gas.")
 on, zk = d["published_quote_verification"]["onchain_full_gas"], (300_000, 510_000)
 c, r = dstack["gas_used"], dstack_raw["gas_used"]
 print(f"requestSecret, genuine Dstack quote + its real event log: compact {c:,} gas, raw {r:,} gas "

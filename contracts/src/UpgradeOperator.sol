@@ -217,6 +217,11 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         bytes ciphertext,
         bytes signature
     );
+    /// @notice A holder committed to a batch of answers before sending them (PROTOCOL.md §5.3): `commitment` =
+    ///         keccak256("replicatoor/commit/v1" ‖ nonce ‖ be256(requestId)…), the nonce drawn inside the holder's TD
+    ///         after its decision. The holder sends a sealed delivery only once a trusted header at or after this
+    ///         transaction's block proves `commitments(holder) == commitment` and the decision's state unchanged.
+    event Committed(address indexed holder, bytes32 commitment);
     /// @notice The cluster refused the request for `reason` (see PROTOCOL.md, refusal codes), with its EIP-712 signature.
     event RequestRefused(
         uint256 indexed requestId, uint64 indexed epoch, address indexed relayer, uint8 reason, bytes signature
@@ -270,6 +275,10 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     mapping(bytes32 request => Request) internal _requests;
     /// @notice The re-bootstrap waiting for its time (proposalId 0 = none).
     PendingBootstrap public pendingBootstrap;
+    /// @notice Each holder account's latest commitment (PROTOCOL.md §5.3).
+    /// @dev One slot per sender, overwritten by each batch: after the first, a commitment costs a warm-value rewrite
+    ///      (~5k gas), and the newest one is all a holder proves.
+    mapping(address holder => bytes32) public commitments;
 
     // ------------------------------------------------------------------ constructor
 
@@ -278,7 +287,7 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     /// @param initialPolicy Policy in force from deployment.
     constructor(address owner_, uint64 wideningDelay_, Policy memory initialPolicy)
         Ownable(owner_)
-        EIP712("Replicatoor UpgradeOperator", "4")
+        EIP712("Replicatoor UpgradeOperator", "5")
     {
         _checkPolicy(initialPolicy);
         if (wideningDelay_ > MAX_WIDENING_DELAY) revert DelayTooLong(wideningDelay_, MAX_WIDENING_DELAY);
@@ -531,6 +540,16 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         if (reason == 0 || reason > MAX_REASON) revert InvalidReason(reason);
         _requireClusterSignature(refusalDigest(requestId, request, reason), signature);
         emit RequestRefused(requestId, _epoch, msg.sender, reason, signature);
+    }
+
+    /// @notice Commit to a batch of answers before sending them (PROTOCOL.md §5.3). Anyone may commit into its own
+    ///         slot; it grants nothing. A holder's TD draws the value at random after deciding, so the block that
+    ///         includes it is provably later than the decision, and the TD releases its sealed deliveries only on
+    ///         state proven at or after that block: an operator who froze the TD's view of the chain gets nothing.
+    /// @param commitment keccak256("replicatoor/commit/v1" ‖ nonce ‖ be256(requestId)…) for the batch.
+    function commit(bytes32 commitment) external {
+        commitments[msg.sender] = commitment;
+        emit Committed(msg.sender, commitment);
     }
 
     // ------------------------------------------------------------------ views

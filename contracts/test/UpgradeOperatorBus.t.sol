@@ -787,4 +787,35 @@ contract UpgradeOperatorBusTest is UpgradeOperatorBase {
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.RequestMismatch.selector, 3, _rq(3)));
         op.refuseRequest(3, _rq(3), 1, sig3);
     }
+
+    // ------------------------------------------------------------------ commit (PROTOCOL.md §5.3)
+
+    function test_commit_storesPerSenderAndEmits() public {
+        bytes32 c1 = keccak256("batch 1");
+        vm.expectEmit(address(op));
+        emit UpgradeOperator.Committed(relayer, c1);
+        vm.prank(relayer);
+        op.commit(c1);
+        assert(op.commitments(relayer) == c1);
+        assert(op.commitments(stranger) == bytes32(0));
+
+        // Another sender's commitment lands in its own slot and leaves this one alone.
+        vm.prank(stranger);
+        op.commit(keccak256("theirs"));
+        assert(op.commitments(relayer) == c1);
+        assert(op.commitments(stranger) == keccak256("theirs"));
+    }
+
+    function test_commit_overwritesTheSendersSlotCheaply() public {
+        vm.prank(relayer);
+        op.commit(keccak256("batch 1"));
+        bytes32 c2 = keccak256("batch 2");
+        vm.prank(relayer);
+        uint256 before = gasleft();
+        op.commit(c2);
+        uint256 used = before - gasleft();
+        assert(op.commitments(relayer) == c2);
+        // A non-zero to non-zero rewrite of a cold slot (2,100 + 2,900) plus the log: no fresh slot (20,000).
+        assert(used < 10_000);
+    }
 }

@@ -217,6 +217,12 @@ async fn gas(url: &str) -> anyhow::Result<Value> {
         let what = format!("{kib} KiB bundle: {} B ciphertext + 32 B key + signature", kib * 1024 + 65);
         rows.push(measure(&chain, &format!("deliverSecret {kib} KiB"), &what, Some(FLOOR_GOAL), &o).await?);
     }
+    // A pinned holder's batch commitment (PROTOCOL.md §5.3): once per batch, before its sealed
+    // deliveries leave. The first one fills the account's slot, later ones rewrite it.
+    let o = chain.send(c.commit(B256::from(<[u8; 32]>::try_from(random(32)).expect("32 bytes")))).await?;
+    rows.push(measure(&chain, "commit first", "a holder account's first batch commitment", None, &o).await?);
+    let o = chain.send(c.commit(B256::from(<[u8; 32]>::try_from(random(32)).expect("32 bytes")))).await?;
+    rows.push(measure(&chain, "commit", "a later batch commitment (slot rewritten)", None, &o).await?);
     let (id, request_key, _) = request(&chain).await?;
     let sig = eip712::sign(&dep, &eip712::Refusal { requestId: id, request: request_key, reason: 1 }, &cluster)?;
     let o = chain.send(c.refuseRequest(id, request_key, 1, Bytes::copy_from_slice(&sig))).await?;
@@ -469,6 +475,7 @@ async fn wait(
         "requests_per_second_chain": if t_last > t_first { (n as f64 / (t_last - t_first) as f64 * 100.0).round() / 100.0 } else { n as f64 },
         "delay_blocks": { "p50": pct(0.50), "p95": pct(0.95), "max": delays.last() },
         "within_2_blocks": within(2),
+        "within_4_blocks": within(4),
         "timed_out": answers.len() < n,
         "single": single,
     });

@@ -272,3 +272,116 @@ impl Drop for RpcProxy {
         self.task.abort();
     }
 }
+
+/// A JSON-RPC proxy whose operator can freeze the chain's head: once [`FrozenRpc::freeze`] names a
+/// block, every question about the head (`eth_blockNumber`, a `latest`/`pending`/`safe`/`finalized`
+/// tag, a block above the frozen one) is answered as of that block, while transactions are still
+/// forwarded (and mined). This is what the machine's operator can do to the RPC and, by pointing a
+/// beacon that follows this proxy, to the light client's view. Every call it is handed goes through
+/// `watch` first, so a test counts what leaves the agent.
+pub struct FrozenRpc {
+    url: String,
+    frozen: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Sees each JSON-RPC call a [`FrozenRpc`] is handed, before it is forwarded.
+pub type Watch = Arc<dyn Fn(&Value) + Send + Sync>;
+
+impl FrozenRpc {
+    /// Listen on a free loopback port and forward to `upstream`, not frozen yet.
+    pub async fn start(upstream: &str, watch: Watch) -> FrozenRpc {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("proxy address"));
+        let frozen = Arc::new(AtomicU64::new(0));
+        let (upstream, at) = (upstream.to_string(), frozen.clone());
+        let client = alloy::transports::http::reqwest::Client::new();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (client, upstream, at, watch) = (client.clone(), upstream.clone(), at.clone(), watch.clone());
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (client, upstream, at, watch) = (client.clone(), upstream.clone(), at.clone(), watch.clone());
+                    async move {
+                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        let frozen = at.load(Ordering::SeqCst);
+                        let out = match request {
+                            Value::Array(reqs) => {
+                                let mut answers = Vec::new();
+                                for q in reqs {
+                                    watch(&q);
+                                    answers.push(frozen_answer(&client, &upstream, frozen, q).await);
+                                }
+                                Value::Array(answers)
+                            }
+                            q => {
+                                watch(&q);
+                                frozen_answer(&client, &upstream, frozen, q).await
+                            }
+                        };
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(out.to_string()))))
+                    }
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc));
+            }
+        });
+        FrozenRpc { url, frozen, task }
+    }
+
+    /// The proxy's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// From now on, the head is block `n` (0: follow the chain again).
+    pub fn freeze(&self, n: u64) {
+        self.frozen.store(n, Ordering::SeqCst);
+    }
+}
+
+impl Drop for FrozenRpc {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `q` answered by `upstream` as if its head were block `frozen` (0: as it is).
+async fn frozen_answer(
+    client: &alloy::transports::http::reqwest::Client,
+    upstream: &str,
+    frozen: u64,
+    mut q: Value,
+) -> Value {
+    let number = |v: &Value| v.as_str().and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
+    if frozen > 0 {
+        let head = Value::String(format!("{frozen:#x}"));
+        if q["method"] == "eth_blockNumber" {
+            return serde_json::json!({ "jsonrpc": "2.0", "id": q["id"], "result": head });
+        }
+        // A block above the frozen head does not exist yet, as far as this RPC tells.
+        if q["method"] == "eth_getBlockByNumber" && number(&q["params"][0]).is_some_and(|n| n > frozen) {
+            return serde_json::json!({ "jsonrpc": "2.0", "id": q["id"], "result": Value::Null });
+        }
+        fn pin(v: &mut Value, head: &Value) {
+            match v {
+                Value::String(s) if matches!(s.as_str(), "latest" | "pending" | "safe" | "finalized") => {
+                    *v = head.clone()
+                }
+                Value::Array(a) => a.iter_mut().for_each(|v| pin(v, head)),
+                Value::Object(o) => o.values_mut().for_each(|v| pin(v, head)),
+                _ => {}
+            }
+        }
+        if q["method"] != "eth_sendRawTransaction" {
+            if let Some(params) = q.get_mut("params") {
+                pin(params, &head);
+            }
+        }
+    }
+    match client.post(upstream).header("content-type", "application/json").body(q.to_string()).send().await {
+        Ok(r) => r.json().await.unwrap_or(Value::Null),
+        Err(e) => {
+            serde_json::json!({ "jsonrpc": "2.0", "id": q["id"], "error": { "code": -32000, "message": e.to_string() } })
+        }
+    }
+}

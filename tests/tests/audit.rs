@@ -1010,6 +1010,7 @@ fn beacon_pin(chain_id: u64, contract: Address) -> PinnedDeployment {
             custom_network: None,
             checkpoint: B256::repeat_byte(0x5a),
             max_age_secs: 300,
+            reveal_within_secs: replicatoor_chain::deployment::DEFAULT_REVEAL_WITHIN_SECS,
         },
     }
 }
@@ -1044,6 +1045,7 @@ async fn audit_shows_what_was_approved_trust_modes_and_os_images() {
             seconds_per_slot: 12,
             checkpoint: B256::repeat_byte(2),
             max_age_secs: 60,
+            reveal_within_secs: replicatoor_chain::deployment::DEFAULT_REVEAL_WITHIN_SECS,
         },
         ..beacon_pin(31337, net.contract)
     };

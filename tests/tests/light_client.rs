@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use replicatoor::admin;
 use replicatoor_beacon::Error as VerifyError;
 use replicatoor_chain::{
-    beacon::{BeaconError, Head, LightClient, MAX_RESPONSE_BYTES},
+    beacon::{BeaconError, Head, LightClient, MAX_RESPONSE_BYTES, WEAK_SUBJECTIVITY_SECS},
     layout::{Reads, Views},
     proof::{ProvenStorage, TrustedHeader},
     Chain,
@@ -179,6 +179,19 @@ async fn follows_anvil_and_anchors_storage_proofs() {
     let report = lc.sync(now()).await.expect("sync after restart");
     assert!(!report.bootstrapped && report.optimistic_advanced, "{report:?}");
     assert_eq!(lc.optimistic(), Some(anvil.head().await));
+
+    // ---- a store restored from a backup, or a pinned checkpoint, older than the weak-subjectivity
+    // bound by the TD's clock is not synced from (the node waits to be re-pinned); at the bound it is
+    let restored = || LightClient::from_persisted(beacon.url(), sim::network(), checkpoint.block_root, &saved).unwrap();
+    let finalized_at = restored().finalized().expect("persisted finality").timestamp;
+    let err = restored().sync(finalized_at + WEAK_SUBJECTIVITY_SECS + 1).await.unwrap_err();
+    assert!(
+        matches!(err, BeaconError::BeyondWeakSubjectivity { age_secs, .. } if age_secs == WEAK_SUBJECTIVITY_SECS + 1),
+        "{err}"
+    );
+    restored().sync(finalized_at + WEAK_SUBJECTIVITY_SECS).await.expect("at the bound");
+    let err = client(&beacon).sync(now() + WEAK_SUBJECTIVITY_SECS + 60).await.unwrap_err();
+    assert!(matches!(err, BeaconError::BeyondWeakSubjectivity { .. }), "an old checkpoint: {err}");
     // ... but not for another checkpoint or another network
     let other_root = B256::repeat_byte(7);
     assert!(matches!(

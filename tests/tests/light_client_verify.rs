@@ -1,6 +1,6 @@
 //! `replicatoor light-client verify` on recorded mainnet data (agent/beacon/tests/fixtures, see its
 //! README for origins): verified data prints its execution blocks; tampered data exits 4 with the
-//! precise reason.
+//! precise reason; without `--checkpoint` it runs only with `--trust-bootstrap`, and exits 5.
 
 use replicatoor_tests::root;
 use serde_json::Value;
@@ -62,8 +62,15 @@ fn deneb_to_electra_ssz_set_verifies_and_tampering_is_refused() {
     let u1422 = fixture(&format!(
         "{dir}/eth_blockNumber_electra/eth_v1_beacon_light_client_updates_start_period_1422_count_1.ssz"
     ));
-    let (code, out, err) = verify(&["--bootstrap", &boot, "--updates", &u1421, "--updates", &u1422, "--json"]);
-    assert_eq!(code, 0, "{err}");
+    // Without a checkpoint, the command refuses to run unless told to trust the bootstrap; then it
+    // warns and exits 5, never 0: nothing anchors the data to the real chain.
+    let (code, _, err) = verify(&["--bootstrap", &boot, "--updates", &u1421, "--updates", &u1422, "--json"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--checkpoint") && err.contains("--trust-bootstrap"), "{err}");
+    let (code, out, err) =
+        verify(&["--trust-bootstrap", "--bootstrap", &boot, "--updates", &u1421, "--updates", &u1422, "--json"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("WARNING: --trust-bootstrap"), "{err}");
     let r: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["finalized"]["execution_block_number"], 22432991);
     assert_eq!(
@@ -83,7 +90,15 @@ fn deneb_to_electra_ssz_set_verifies_and_tampering_is_refused() {
     bytes[SIGNATURE + 10] ^= 0x01;
     let forged: PathBuf = tmp.join("forged.ssz");
     std::fs::write(&forged, &bytes).unwrap();
-    let (code, _, err) = verify(&["--bootstrap", &boot, "--updates", &u1421, "--updates", forged.to_str().unwrap()]);
+    let (code, _, err) = verify(&[
+        "--trust-bootstrap",
+        "--bootstrap",
+        &boot,
+        "--updates",
+        &u1421,
+        "--updates",
+        forged.to_str().unwrap(),
+    ]);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("NOT verified") && err.to_lowercase().contains("signature"), "{err}");
 

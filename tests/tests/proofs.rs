@@ -77,6 +77,19 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
     assert_eq!(view_id, U256::from(1));
     assert_eq!(Views(&proven).request_id(other).unwrap(), U256::ZERO, "another requester");
 
+    // ---- a holder's commitment (protocol v5): the slot under its sender, proven == the view
+    let committed = B256::repeat_byte(0xc5);
+    let c = chain.send(chain.contract().commit(committed)).await.expect("commit");
+    let (_, at_commit) = header_at(&chain, c.block).await;
+    let reads = Reads::default().commitment(requester).commitment(Address::repeat_byte(5));
+    let answer =
+        chain.provider().get_proof(net.contract, reads.slots().to_vec()).block_id(c.block.into()).await.unwrap();
+    let proven = ProvenStorage::verify(&at_commit, net.contract, &answer).expect("anvil's proof verifies");
+    let view = chain.contract().commitments(requester).block(c.block.into()).call().await.unwrap();
+    assert_eq!(Views(&proven).commitment(requester).unwrap(), view);
+    assert_eq!(view, committed);
+    assert_eq!(Views(&proven).commitment(Address::repeat_byte(5)).unwrap(), B256::ZERO, "another sender's slot");
+
     // ---- storage: proven == view, at the same block
     let reads =
         Reads::state().reference(os_id).reference(app_id).reference(revoked_id).reference(expired_id).request(request);

@@ -397,6 +397,7 @@ mod tests {
                 custom_network: Some(network),
                 checkpoint: B256::repeat_byte(3),
                 max_age_secs: 300,
+                reveal_within_secs: replicatoor_chain::deployment::DEFAULT_REVEAL_WITHIN_SECS,
             },
         };
         let kinds = |f: &[Finding]| f.iter().map(|f| (f.kind, f.severity)).collect::<Vec<_>>();

@@ -139,6 +139,18 @@ pub enum Error {
         /// The header's beacon slot.
         slot: u64,
     },
+    /// The execution payload's timestamp is not its slot's time (`genesis_time + slot ×
+    /// seconds_per_slot`, which the beacon state transition requires of every payload): a header
+    /// whose freshness would be judged on a time its slot does not have.
+    #[error("execution timestamp {timestamp} of the header at slot {slot} is not its slot's time {expected}")]
+    TimestampNotSlotTime {
+        /// The header's beacon slot.
+        slot: u64,
+        /// The execution payload's timestamp.
+        timestamp: u64,
+        /// `genesis_time + slot × seconds_per_slot`.
+        expected: u64,
+    },
     /// The finality branch does not prove the finalized header in the attested state.
     #[error("finality branch invalid (attested slot {attested_slot})")]
     BadFinalityBranch {

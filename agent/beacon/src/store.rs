@@ -97,11 +97,31 @@ pub fn is_valid_light_client_header(network: &Network, header: &LightClientHeade
 }
 
 fn check_header(network: &Network, header: &LightClientHeader) -> Result<(), Error> {
-    if is_valid_light_client_header(network, header) {
-        Ok(())
-    } else {
-        Err(Error::BadExecutionBranch { slot: header.beacon.slot })
+    if !is_valid_light_client_header(network, header) {
+        return Err(Error::BadExecutionBranch { slot: header.beacon.slot });
     }
+    check_timestamp(network, header)
+}
+
+/// From Capella on (where a light-client header carries its execution payload header), the payload's
+/// timestamp must be its slot's time, as `process_execution_payload` requires on chain: freshness is
+/// judged on that timestamp, so it must be the one consensus gave the slot. Not on the simulated
+/// network, whose slots count blocks, not seconds (`replicatoor_testkit::beacon`: a dev chain mines
+/// blocks faster than real time), and which proves nothing anyway.
+fn check_timestamp(network: &Network, header: &LightClientHeader) -> Result<(), Error> {
+    let epoch = network.epoch_at_slot(header.beacon.slot);
+    if !network.is_at_or_after(Fork::Capella, epoch) || network.is_simulated() {
+        return Ok(());
+    }
+    let expected = network.genesis_time.saturating_add(header.beacon.slot.saturating_mul(network.seconds_per_slot));
+    if header.execution.timestamp != expected {
+        return Err(Error::TimestampNotSlotTime {
+            slot: header.beacon.slot,
+            timestamp: header.execution.timestamp,
+            expected,
+        });
+    }
+    Ok(())
 }
 
 /// Spec `is_sync_committee_update`.

@@ -175,8 +175,27 @@ fn sync_across_capella_deneb_electra_boundaries() {
         ForkEntry { fork: Fork::Deneb, version: version(4), epoch: 8 },
         ForkEntry { fork: Fork::Electra, version: version(5), epoch: 16 },
     ];
-    let network =
-        Network::new("boundaries", Root::repeat_byte(0x33), 0, 6, PresetKind::Minimal, forks, vec![]).unwrap();
+    let network = Network::new(
+        "boundaries",
+        Root::repeat_byte(0x33),
+        1_700_000_000,
+        6,
+        PresetKind::Minimal,
+        forks.clone(),
+        vec![],
+    )
+    .unwrap();
+    // A header is taken only at its slot's time (`execution` gives each slot that time on this network).
+    let early =
+        Network::new("boundaries", Root::repeat_byte(0x33), 1_700_000_001, 6, PresetKind::Minimal, forks, vec![])
+            .unwrap();
+    let off = Chain::<Minimal>::new(early);
+    let bootstrap = off.bootstrap_block.bootstrap(off.a.committee());
+    let err = LightClientStore::initialize(&off.network, bootstrap.header.beacon.root(), &bootstrap).unwrap_err();
+    assert!(
+        matches!(err, Error::TimestampNotSlotTime { slot: 8, timestamp: 1_700_000_048, expected: 1_700_000_049 }),
+        "{err:?}"
+    );
     let chain = Chain::<Minimal>::new(network);
     let d = SimCommittee::<Minimal>::from_seed(b"D");
     let network = &chain.network;

@@ -34,6 +34,13 @@ use std::{fmt, ops::RangeInclusive};
 /// widens the operator's window. Zero would refuse every header. (Issue #25 tightens freshness
 /// further.)
 pub const MAX_AGE_SECS: RangeInclusive<u64> = 1..=900;
+/// Bound of `trust.reveal_within_secs`: from a holder's commitment to the trusted header showing it
+/// (PROTOCOL.md §5.3). Above two minutes (ten mainnet slots), a header withheld that long may predate a
+/// revocation by as much; below two seconds, not even a one-second dev chain includes the commitment.
+pub const REVEAL_WITHIN_SECS: RangeInclusive<u64> = 2..=120;
+/// Default `trust.reveal_within_secs`: five mainnet slots, time to include the commitment (a slot or
+/// two) and for the light client's optimistic header to show it (about one more).
+pub const DEFAULT_REVEAL_WITHIN_SECS: u64 = 60;
 
 /// Bound of the number of pinned RPCs in quorum mode (and `quorum` must be a strict majority of
 /// them): one RPC is no cross-check at all, and past 16 independent operators a larger list adds
@@ -99,6 +106,10 @@ pub enum TrustRoot {
         /// Largest age (seconds, by the TD's clock) of the header a decision is based on.
         #[serde(default = "default_max_age")]
         max_age_secs: u64,
+        /// Largest wait (seconds, by the TD's monotonic clock) from a holder's commitment to the
+        /// trusted header that shows it, for its sealed deliveries to leave (PROTOCOL.md §5.3).
+        #[serde(default = "default_reveal_within")]
+        reveal_within_secs: u64,
     },
     /// Chains without a beacon light client (L2s today): `quorum` of the pinned `rpcs` must agree
     /// on the decision header; proofs are still checked against it. Weaker: the named hosts, not
@@ -112,6 +123,10 @@ pub enum TrustRoot {
         /// Largest age of the decision header (seconds, by the TD's clock).
         #[serde(default = "default_max_age")]
         max_age_secs: u64,
+        /// Largest wait (seconds, by the TD's monotonic clock) from a holder's commitment to the
+        /// trusted header that shows it, for its sealed deliveries to leave (PROTOCOL.md §5.3).
+        #[serde(default = "default_reveal_within")]
+        reveal_within_secs: u64,
     },
     /// SIMULATED beacon for dev chains (anvil): the same light-client code, under a sync committee
     /// that a test harness or a developer runs. Proves nothing about a real chain; accepted only
@@ -128,11 +143,19 @@ pub enum TrustRoot {
         /// Largest age of the decision header (seconds, by the TD's clock).
         #[serde(default = "default_max_age")]
         max_age_secs: u64,
+        /// Largest wait (seconds, by the TD's monotonic clock) from a holder's commitment to the
+        /// trusted header that shows it, for its sealed deliveries to leave (PROTOCOL.md §5.3).
+        #[serde(default = "default_reveal_within")]
+        reveal_within_secs: u64,
     },
 }
 
 fn default_max_age() -> u64 {
     300
+}
+
+fn default_reveal_within() -> u64 {
+    DEFAULT_REVEAL_WITHIN_SECS
 }
 
 /// A pinned deployment: where the contract lives and how its state is authenticated.
@@ -239,6 +262,15 @@ impl PinnedDeployment {
             value: self.max_age_secs().to_string(),
             bound: format!("{}..={} seconds", MAX_AGE_SECS.start(), MAX_AGE_SECS.end()),
         }];
+        out.push(TrustParameter {
+            name: "trust.reveal_within_secs",
+            value: self.reveal_within_secs().to_string(),
+            bound: format!(
+                "{}..={} seconds by the TD's monotonic clock",
+                REVEAL_WITHIN_SECS.start(),
+                REVEAL_WITHIN_SECS.end()
+            ),
+        });
         match &self.trust {
             TrustRoot::Quorum { rpcs, quorum, .. } => out.push(TrustParameter {
                 name: "trust.quorum",
@@ -264,6 +296,15 @@ impl PinnedDeployment {
         }
     }
 
+    /// The largest wait from a holder's commitment to the header that shows it, in seconds.
+    pub fn reveal_within_secs(&self) -> u64 {
+        match &self.trust {
+            TrustRoot::Beacon { reveal_within_secs, .. }
+            | TrustRoot::Quorum { reveal_within_secs, .. }
+            | TrustRoot::SimulatedBeacon { reveal_within_secs, .. } => *reveal_within_secs,
+        }
+    }
+
     fn check(&self) -> Result<(), DeploymentError> {
         let invalid = |m: String| Err(DeploymentError::Invalid(m));
         if self.contract == Address::ZERO {
@@ -276,6 +317,15 @@ impl PinnedDeployment {
                 self.max_age_secs(),
                 MAX_AGE_SECS.start(),
                 MAX_AGE_SECS.end()
+            ));
+        }
+        if !REVEAL_WITHIN_SECS.contains(&self.reveal_within_secs()) {
+            return invalid(format!(
+                "trust.reveal_within_secs {} is outside {}..={}: a longer wait lets whoever withholds the header \
+                 that shows a holder's commitment release its deliveries on state that old",
+                self.reveal_within_secs(),
+                REVEAL_WITHIN_SECS.start(),
+                REVEAL_WITHIN_SECS.end()
             ));
         }
         match &self.trust {
@@ -453,6 +503,7 @@ checkpoint = "0x5afc212a7924789b2bc86acad3ab3a6ffb1f6e97253ea50bee7f4f51422c9275
                 seconds_per_slot: 1,
                 checkpoint: B256::repeat_byte(1),
                 max_age_secs: 60,
+                reveal_within_secs: DEFAULT_REVEAL_WITHIN_SECS,
             },
             ..mainnet()
         };
@@ -500,6 +551,15 @@ checkpoint = "0x5afc212a7924789b2bc86acad3ab3a6ffb1f6e97253ea50bee7f4f51422c9275
         for (n, k) in [(1, 1), (17, 9), (17, 17), (4, 2), (3, 4)] {
             assert!(quorum(n, k).is_err(), "{k} of {n} must be refused");
         }
+        let with_reveal = |secs: u64| format!("{MAINNET}reveal_within_secs = {secs}\n");
+        for secs in [2, 60, 120] {
+            assert_eq!(PinnedDeployment::from_toml(&with_reveal(secs)).unwrap().reveal_within_secs(), secs);
+        }
+        // Too short to include anything, just over the bound, and a day (a header withheld that long).
+        for secs in [0, 1, 121, 86_400] {
+            let e = PinnedDeployment::from_toml(&with_reveal(secs)).unwrap_err().to_string();
+            assert!(e.contains("reveal_within_secs"), "{secs}: {e}");
+        }
         for c in [0, 1, 2, 64] {
             check_confirmations(c).unwrap();
         }
@@ -515,7 +575,15 @@ checkpoint = "0x5afc212a7924789b2bc86acad3ab3a6ffb1f6e97253ea50bee7f4f51422c9275
             p[0],
             TrustParameter { name: "trust.max_age_secs", value: "300".into(), bound: "1..=900 seconds".into() }
         );
-        assert_eq!(p[1].name, "trust.sync_committee_participation");
+        assert_eq!(
+            p[1],
+            TrustParameter {
+                name: "trust.reveal_within_secs",
+                value: "60".into(),
+                bound: "2..=120 seconds by the TD's monotonic clock".into()
+            }
+        );
+        assert_eq!(p[2].name, "trust.sync_committee_participation");
         let q = PinnedDeployment::from_toml(
             "chain_id = 10\ncontract = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\nstart_block = 1\n[trust]\n\
              mode = \"quorum\"\nrpcs = [\"https://a.example\", \"https://b.example\", \"https://c.example\"]\n\
@@ -523,8 +591,8 @@ checkpoint = "0x5afc212a7924789b2bc86acad3ab3a6ffb1f6e97253ea50bee7f4f51422c9275
         )
         .unwrap();
         let p = q.trust_parameters();
-        assert_eq!((p[0].value.as_str(), p[1].name, p[1].value.as_str()), ("60", "trust.quorum", "2 of 3"));
-        assert_eq!(p[1].bound, "a strict majority of 2..=16 pinned RPCs");
+        assert_eq!((p[0].value.as_str(), p[2].name, p[2].value.as_str()), ("60", "trust.quorum", "2 of 3"));
+        assert_eq!(p[2].bound, "a strict majority of 2..=16 pinned RPCs");
         assert_eq!(TrustParameter::confirmations(2).bound, "0..=64 blocks");
     }
 

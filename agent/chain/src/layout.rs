@@ -21,6 +21,13 @@ const SLOT_REQUEST_COUNT: u64 = 8;
 /// `mapping(bytes32 request => Request) _requests`, keyed by the request key
 /// `keccak256(hpkePubKey ‖ requester)`; a `Request` packs status @0 (1 byte) and id @1 (31 bytes).
 const SLOT_REQUESTS: u64 = 11;
+/// `mapping(address holder => bytes32) commitments` (protocol v5, PROTOCOL.md §5.3).
+const SLOT_COMMITMENTS: u64 = 16;
+
+/// The storage word of `holder`'s commitment.
+fn commitment_slot(holder: Address) -> B256 {
+    mapping_slot(holder.into_word(), SLOT_COMMITMENTS)
+}
 
 /// The storage word of the request named `request` (its key, `protocol::request_key`).
 fn request_slot(request: B256) -> B256 {
@@ -74,6 +81,12 @@ impl Reads {
     /// Also the id and status of the request named `request` (`protocol::request_key(pk, requester)`).
     pub fn request(mut self, request: B256) -> Self {
         self.slots.push(request_slot(request));
+        self
+    }
+
+    /// Also the latest commitment `holder` posted (`commitments(holder)`).
+    pub fn commitment(mut self, holder: Address) -> Self {
+        self.slots.push(commitment_slot(holder));
         self
     }
 
@@ -145,6 +158,11 @@ impl Views<'_> {
     /// `requestIdOf(hpkePubKey, requester)` for the request named `request` (zero: no such request).
     pub fn request_id(&self, request: B256) -> Result<U256, ProofError> {
         Ok(field(self.0.get(request_slot(request))?, 1, 31))
+    }
+
+    /// `commitments(holder)`: the latest commitment `holder` posted (zero: none).
+    pub fn commitment(&self, holder: Address) -> Result<B256, ProofError> {
+        Ok(B256::from(self.0.get(commitment_slot(holder))?))
     }
 
     /// `requestStatus(request)`.

@@ -11,6 +11,7 @@ use crate::{
         pipeline::{self, Context, Decision, References},
         AcceptedRequest, RequestBinding, Verifier,
     },
+    clock::Clock,
     delivery::SignedDelivery,
     protocol::{Deployment, Policy, RefKind, RequestStatus},
     refusal::Refusal,
@@ -52,6 +53,8 @@ pub trait ChainState: References {
     /// The request as the chain recorded it, looked up by `claimed`'s id and block: `None` when the
     /// chain holds no such request there (whoever showed `claimed` made it up).
     fn request(&self, claimed: &Request) -> impl Future<Output = Result<Option<Request>, Self::Error>> + Send;
+    /// The latest commitment `holder` posted (`commitments(holder)`, PROTOCOL.md §5.3; zero: none).
+    fn commitment(&self, holder: Address) -> impl Future<Output = Result<B256, Self::Error>> + Send;
 }
 
 /// Who decides: this holder's deployment, quote verifier, and the cluster whose key it holds.
@@ -62,6 +65,25 @@ pub struct Gate<'a> {
     pub verifier: &'a Verifier,
     /// The cluster address of the bundle this holder holds.
     pub cluster: Address,
+    /// The TD's clocks: the sealed question measures its commitment's wait on the monotonic one.
+    pub clock: &'a dyn Clock,
+}
+
+/// A holder's commitment to a batch of answers (PROTOCOL.md §5.3): a value its TD drew at random
+/// after deciding, posted from `holder` before any sealed delivery of the batch leaves. A state that
+/// proves it was read at a header at or after the block that included it, so after the decision: an
+/// operator who froze the TD's view cannot show one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commitment {
+    /// The account that posts it (the holder's sender).
+    pub holder: Address,
+    /// `keccak256("replicatoor/commit/v1" ‖ nonce ‖ be256(requestId)…)` ([`crate::protocol::commitment`]).
+    pub value: B256,
+    /// When the nonce was drawn, by the TD's monotonic clock.
+    pub drawn: Instant,
+    /// How long after `drawn` a header proving it may still release (the measured `reveal_within_secs`):
+    /// a header withheld longer may predate a narrowing by more than the bound.
+    pub within: Duration,
 }
 
 /// What is asked of the gate.
@@ -69,10 +91,11 @@ pub struct Gate<'a> {
 pub enum Question<'a> {
     /// A request seen on chain: may the bundle be sealed to it?
     Request(&'a Request),
-    /// A delivery sealed earlier, about to be sent: does the state it was decided on still hold
-    /// (the policy it names, both references, the request still pending)? Its quote was verified
-    /// under exactly that state, so only the state is read again.
-    Sealed(&'a SignedDelivery),
+    /// A delivery sealed earlier, about to be sent: is the state it is read at later than the
+    /// holder's commitment (which shows it, within the commitment's wait bound), and does the state it
+    /// was decided on still hold there (the policy it names, both references, the request still
+    /// pending)? Its quote was verified under exactly that state, so only the state is read again.
+    Sealed(&'a SignedDelivery, &'a Commitment),
 }
 
 /// Which read failed.
@@ -88,6 +111,8 @@ pub enum Read {
     Policy,
     /// A reference's status.
     Reference,
+    /// The holder's commitment.
+    Commitment,
 }
 
 /// Why the gate cannot answer yet. Never a refusal: the question is asked again later.
@@ -101,6 +126,18 @@ pub enum Wait<E> {
     Retry(String),
     /// Since the decision, this changed ([`Question::Sealed`] only): decide again.
     Changed(&'static str),
+    /// The state does not show the holder's commitment yet ([`Question::Sealed`] only): it may be
+    /// from before the commitment was included, so from before the decision. Wait for a newer header.
+    NotCommitted,
+    /// The commitment was drawn longer ago than its bound by the TD's monotonic clock
+    /// ([`Question::Sealed`] only): whatever header shows it now may have been withheld, so this
+    /// batch is given up. Decide again, with a new commitment.
+    Late {
+        /// Since the nonce was drawn.
+        waited: Duration,
+        /// The bound.
+        within: Duration,
+    },
 }
 
 /// The gate's answer.
@@ -152,7 +189,7 @@ pub async fn decide<S: ChainState>(gate: &Gate<'_>, state: &S, question: Questio
     let mut verified_in = None;
     let verdict = match question {
         Question::Request(request) => request_verdict(gate, state, request, &mut verified_in).await,
-        Question::Sealed(delivery) => still_decided(state, delivery).await,
+        Question::Sealed(delivery, commitment) => still_decided(gate.clock, state, delivery, commitment).await,
     };
     Decided { verdict: verdict.unwrap_or_else(Verdict::Wait), verified_in }
 }
@@ -192,9 +229,20 @@ async fn request_verdict<S: ChainState>(
 
 /// A sealed delivery: what it was decided on, read again at a newer decision point (the contract
 /// checks the policy and references again when it is mined, but a delivery that would revert must
-/// not leave the TD: the ciphertext is for a TD that may no longer be allowed).
-async fn still_decided<S: ChainState>(state: &S, d: &SignedDelivery) -> Result<Verdict<S::Error>, Wait<S::Error>> {
+/// not leave the TD: the ciphertext is for a TD that may no longer be allowed). The decision point
+/// must show the holder's commitment, so it is later than the decision whatever view the operator
+/// shows, and the commitment must be younger than its bound by the monotonic clock, so the point is
+/// at most that old when the delivery leaves (PROTOCOL.md §5.3).
+async fn still_decided<S: ChainState>(
+    clock: &dyn Clock,
+    state: &S,
+    d: &SignedDelivery,
+    c: &Commitment,
+) -> Result<Verdict<S::Error>, Wait<S::Error>> {
     let read = |what| move |e| Wait::Unreadable(what, e);
+    if state.commitment(c.holder).await.map_err(read(Read::Commitment))? != c.value {
+        return Err(Wait::NotCommitted);
+    }
     let changed = if state.policy().await.map_err(read(Read::Policy))?.hash() != d.policy {
         Some("the policy")
     } else if !state.is_allowed(d.os_ref, RefKind::Os).await.map_err(read(Read::Reference))? {
@@ -206,7 +254,15 @@ async fn still_decided<S: ChainState>(state: &S, d: &SignedDelivery) -> Result<V
     } else {
         None
     };
-    Ok(changed.map_or(Verdict::Stands, |what| Verdict::Wait(Wait::Changed(what))))
+    if let Some(what) = changed {
+        return Err(Wait::Changed(what));
+    }
+    // Last, so the reads' own time counts against the bound: the delivery leaves right after this.
+    let waited = clock.monotonic().saturating_duration_since(c.drawn);
+    if waited > c.within {
+        return Err(Wait::Late { waited, within: c.within });
+    }
+    Ok(Verdict::Stands)
 }
 
 #[cfg(test)]
@@ -228,6 +284,8 @@ mod tests {
         allowed: Vec<B256>,
         /// What the chain recorded under the claimed request's id (None: nothing).
         recorded: Option<Request>,
+        /// The holder's commitment slot.
+        committed: B256,
     }
 
     impl References for Fake {
@@ -253,7 +311,28 @@ mod tests {
         async fn request(&self, _: &Request) -> Result<Option<Request>, Unreadable> {
             Ok(self.recorded.clone())
         }
+        async fn commitment(&self, holder: Address) -> Result<B256, Unreadable> {
+            Ok(if holder == OURS { self.committed } else { B256::ZERO })
+        }
     }
+
+    /// A clock a test sets: the wall clock anywhere, the monotonic one `elapsed` after `base`.
+    struct Fixed {
+        base: Instant,
+        elapsed: Duration,
+    }
+
+    impl Clock for Fixed {
+        fn unix(&self) -> u64 {
+            // A day behind: nothing the sealed question decides may depend on it.
+            1_700_000_000 - 86_400
+        }
+        fn monotonic(&self) -> Instant {
+            self.base + self.elapsed
+        }
+    }
+
+    static BASE: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
 
     const OURS: Address = Address::repeat_byte(0xc1);
 
@@ -279,17 +358,31 @@ mod tests {
             status: Ok(RequestStatus::Pending),
             allowed: vec![B256::repeat_byte(1), B256::repeat_byte(2)],
             recorded: Some(request(0xaa)),
+            committed: COMMITTED,
         }
     }
 
+    const COMMITTED: B256 = B256::repeat_byte(0xc0);
+
     fn ask(state: &Fake, q: Question<'_>) -> Decided<Unreadable> {
+        ask_at(state, q, Duration::from_secs(1))
+    }
+
+    /// Ask with the monotonic clock `elapsed` after the commitments' draw.
+    fn ask_at(state: &Fake, q: Question<'_>, elapsed: Duration) -> Decided<Unreadable> {
         let verifier = Verifier::new(Box::new(NoCollateral));
+        let clock = Fixed { base: *BASE, elapsed };
         let gate = Gate {
             deployment: Deployment { chain_id: 1, contract: Address::ZERO },
             verifier: &verifier,
             cluster: OURS,
+            clock: &clock,
         };
         block_on(decide(&gate, state, q))
+    }
+
+    fn commitment() -> Commitment {
+        Commitment { holder: OURS, value: COMMITTED, drawn: *BASE, within: Duration::from_secs(30) }
     }
 
     /// A request is judged in order (answered, not ours, not on chain) before the pipeline runs, and
@@ -332,7 +425,8 @@ mod tests {
             ciphertext: Vec::new(),
             signature: Vec::new(),
         };
-        let verdict = |s: Fake| ask(&s, Question::Sealed(&d)).verdict;
+        let c = commitment();
+        let verdict = |s: Fake| ask(&s, Question::Sealed(&d, &c)).verdict;
         assert!(matches!(verdict(state()), Verdict::Stands));
         let narrowed = Policy { tcb_statuses: 0, ..state().policy };
         let changed = |v: Verdict<Unreadable>| match v {
@@ -346,6 +440,47 @@ mod tests {
         assert!(matches!(
             verdict(Fake { status: Err(()), ..state() }),
             Verdict::Wait(Wait::Unreadable(Read::Status, _))
+        ));
+    }
+
+    /// A sealed delivery stands only on a state that shows the holder's commitment (a view from
+    /// before it, e.g. one the operator froze, does not) and only while the commitment is younger
+    /// than its bound by the monotonic clock, whatever the wall clock says.
+    #[test]
+    fn a_sealed_delivery_stands_only_after_its_commitment_and_within_its_bound() {
+        let d = SignedDelivery {
+            request_id: U256::from(7),
+            request: B256::repeat_byte(9),
+            policy: state().policy.hash(),
+            os_ref: B256::repeat_byte(1),
+            app_ref: B256::repeat_byte(2),
+            encapsulated_key: Vec::new(),
+            ciphertext: Vec::new(),
+            signature: Vec::new(),
+        };
+        let c = commitment();
+        let at = |s: Fake, secs: u64| ask_at(&s, Question::Sealed(&d, &c), Duration::from_secs(secs)).verdict;
+        assert!(matches!(at(state(), 30), Verdict::Stands), "at the bound");
+        // The slot holds an older commitment (or none): the state predates this batch's.
+        assert!(matches!(at(Fake { committed: B256::ZERO, ..state() }, 1), Verdict::Wait(Wait::NotCommitted)));
+        assert!(matches!(
+            at(Fake { committed: B256::repeat_byte(0xc1), ..state() }, 1),
+            Verdict::Wait(Wait::NotCommitted)
+        ));
+        // Another holder's commitment of the same value proves nothing for this one.
+        let theirs = Commitment { holder: Address::repeat_byte(0xee), ..c };
+        let v = ask_at(&state(), Question::Sealed(&d, &theirs), Duration::from_secs(1)).verdict;
+        assert!(matches!(v, Verdict::Wait(Wait::NotCommitted)), "{v:?}");
+        // Past the bound: given up, however fresh the header and whatever the wall clock.
+        let late = at(state(), 31);
+        assert!(
+            matches!(late, Verdict::Wait(Wait::Late { waited, within }) if waited == Duration::from_secs(31) && within == Duration::from_secs(30)),
+            "{late:?}"
+        );
+        // A change since the decision is named even within the bound.
+        assert!(matches!(
+            at(Fake { allowed: vec![B256::repeat_byte(1)], ..state() }, 1),
+            Verdict::Wait(Wait::Changed("the app reference"))
         ));
     }
 }

@@ -51,6 +51,23 @@ pub fn request_key(hpke_pub_key: &[u8; 32], requester: Address) -> B256 {
     keccak256(buf)
 }
 
+/// Tag of a holder's batch commitment (PROTOCOL.md §5.3).
+pub const COMMIT_TAG: &[u8] = b"replicatoor/commit/v1";
+
+/// A holder's commitment to a batch of answers (PROTOCOL.md §5.3):
+/// `keccak256("replicatoor/commit/v1" ‖ nonce[32] ‖ be256(requestId)…)`, ids in the order the batch
+/// holds them. The nonce is drawn inside the TD after the decision, so nobody can post the value
+/// earlier; the ids let an auditor who learns the nonce link the commitment to the answers.
+pub fn commitment(nonce: &[u8; 32], request_ids: &[U256]) -> B256 {
+    let mut buf = Vec::with_capacity(COMMIT_TAG.len() + 32 + 32 * request_ids.len());
+    buf.extend_from_slice(COMMIT_TAG);
+    buf.extend_from_slice(nonce);
+    for id in request_ids {
+        buf.extend_from_slice(&id.to_be_bytes::<32>());
+    }
+    keccak256(buf)
+}
+
 /// Where a deployment lives: the pair every binding includes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deployment {
@@ -245,6 +262,18 @@ mod tests {
         assert_ne!(info, d.hpke_info(U256::from(6)));
         assert_ne!(info, dep(2, 1).hpke_info(U256::from(5)));
         assert_ne!(info, dep(1, 2).hpke_info(U256::from(5)));
+    }
+
+    #[test]
+    fn commitment_matches_the_spec_vector() {
+        // PROTOCOL.md §3.8, computed there with `cast keccak` over the spelled-out preimage.
+        let c = commitment(&[0x11; 32], &[U256::from(1), U256::from(2)]);
+        assert_eq!(c.to_string(), "0x162ce957a7228f19e1a9fcc0bd33353ea5e1a3613ea8ea2e94575ac6eb52b8e3");
+        // The ids and their order are bound; an empty batch is the tag and nonce alone.
+        assert_ne!(c, commitment(&[0x11; 32], &[U256::from(2), U256::from(1)]));
+        assert_ne!(c, commitment(&[0x12; 32], &[U256::from(1), U256::from(2)]));
+        let empty = commitment(&[0x11; 32], &[]);
+        assert_eq!(empty.to_string(), "0x446572521066de810afc98e062dd6b16118775e708caa9cc2400c6228a2b5a8b");
     }
 
     #[test]

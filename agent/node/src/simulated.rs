@@ -71,6 +71,7 @@ pub fn beacon_pin(
             seconds_per_slot: n.seconds_per_slot,
             checkpoint: beacon.checkpoint().block_root,
             max_age_secs: 60,
+            reveal_within_secs: replicatoor_chain::deployment::DEFAULT_REVEAL_WITHIN_SECS,
         },
     }
     .to_toml()

@@ -91,6 +91,7 @@ fn relabelled_simulated_pin() -> String {
             custom_network: Some(network),
             checkpoint: [1; 32].into(),
             max_age_secs: 60,
+            reveal_within_secs: replicatoor_chain::deployment::DEFAULT_REVEAL_WITHIN_SECS,
         },
     }
     .to_toml()

@@ -93,6 +93,21 @@ pub enum BeaconError {
         /// The allowed age.
         max_age_secs: u64,
     },
+    /// The store's finalized header (the pinned checkpoint, or the newest finality a persisted store
+    /// holds) is older than the weak-subjectivity bound by the TD's clock: the sync committees that
+    /// would carry it forward may be ones whose keys have since been sold or leaked.
+    #[error(
+        "the light client's finalized header (slot {slot}) is {age_secs} s old, beyond the weak-subjectivity bound of \
+         {max_secs} s: re-pin a recent checkpoint (docs/deploy.md)"
+    )]
+    BeyondWeakSubjectivity {
+        /// The finalized header's beacon slot.
+        slot: u64,
+        /// Its age by the TD's wall clock.
+        age_secs: u64,
+        /// [`WEAK_SUBJECTIVITY_SECS`].
+        max_secs: u64,
+    },
     /// A persisted store that cannot be used with this configuration.
     #[error("persisted light-client store refused: {0}")]
     Persisted(String),
@@ -100,6 +115,15 @@ pub enum BeaconError {
     #[error("light-client configuration: {0}")]
     Config(String),
 }
+
+/// How old (by the TD's wall clock) the finalized header a light client starts a sync from may be:
+/// the pinned checkpoint when it bootstraps, the newest finality its persisted store holds after.
+/// Beyond it the node refuses to sync, so to decide, until it is re-pinned. Fourteen days, as
+/// Helios bounds a bootstrap: under the ~27-hour sync-committee periods and mainnet's exit churn, a
+/// committee that old is still the one honest validators signed in. The wall clock is the host's:
+/// this stops a forgotten or restored-from-backup store on an honest host; against the host it
+/// assumes, as every light client does, that old committees' keys are not for sale (SECURITY.md).
+pub const WEAK_SUBJECTIVITY_SECS: u64 = 14 * 24 * 3600;
 
 /// Which verified header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,10 +339,25 @@ impl LightClient {
         let current_slot = self.current_slot(now_unix);
         let mut report = SyncReport { current_slot, ..SyncReport::default() };
         match &mut self.store {
-            Store::Mainnet(s) => sync_store(&self.api, &self.network, self.checkpoint, s, &mut report).await?,
-            Store::Minimal(s) => sync_store(&self.api, &self.network, self.checkpoint, s, &mut report).await?,
+            Store::Mainnet(s) => {
+                sync_store(&self.api, &self.network, self.checkpoint, now_unix, s, &mut report).await?
+            }
+            Store::Minimal(s) => {
+                sync_store(&self.api, &self.network, self.checkpoint, now_unix, s, &mut report).await?
+            }
         }
         Ok(report)
+    }
+}
+
+/// When a verified header was made: its slot's time (which its execution timestamp must equal,
+/// `replicatoor_beacon` checks), or on the simulated network, whose slots count blocks, the execution
+/// timestamp.
+fn header_time(network: &Network, h: &LightClientHeader) -> u64 {
+    if network.is_simulated() {
+        h.execution.timestamp
+    } else {
+        network.genesis_time.saturating_add(h.beacon.slot.saturating_mul(network.seconds_per_slot))
     }
 }
 
@@ -336,6 +375,7 @@ async fn sync_store<P: Preset>(
     api: &BeaconApi,
     network: &Network,
     checkpoint: Root,
+    now_unix: u64,
     slot: &mut Option<LightClientStore<P>>,
     report: &mut SyncReport,
 ) -> Result<(), BeaconError> {
@@ -356,6 +396,15 @@ async fn sync_store<P: Preset>(
             slot.insert(store)
         }
     };
+    // Nothing is learnt from a store whose finality is older than the weak-subjectivity bound.
+    let age_secs = now_unix.saturating_sub(header_time(network, &store.finalized_header));
+    if age_secs > WEAK_SUBJECTIVITY_SECS {
+        return Err(BeaconError::BeyondWeakSubjectivity {
+            slot: store.finalized_header.beacon.slot,
+            age_secs,
+            max_secs: WEAK_SUBJECTIVITY_SECS,
+        });
+    }
     // Advancement counts from the bootstrap when there was one.
     let before = (store.finalized_header.beacon.slot, store.optimistic_header.beacon.slot);
 

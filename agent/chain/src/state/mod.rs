@@ -123,4 +123,11 @@ impl<S: HeaderSource> ChainState for State<'_, S> {
             State::Rpc(r) => r.request(claimed).await?,
         })
     }
+
+    async fn commitment(&self, holder: Address) -> Result<B256, StateError> {
+        Ok(match self {
+            State::Proven(p) => p.commitment(holder).await?,
+            State::Rpc(r) => r.commitment(holder).await?,
+        })
+    }
 }

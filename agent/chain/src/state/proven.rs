@@ -99,6 +99,10 @@ impl<S: HeaderSource> ChainState for Proven<'_, S> {
         self.read(Reads::default().request(request), |v| v.request_status(request)).await
     }
 
+    async fn commitment(&self, holder: Address) -> Result<B256, ViewError> {
+        self.read(Reads::default().commitment(holder), |v| v.commitment(holder)).await
+    }
+
     /// The request event as its block's receipts prove it.
     ///
     /// A block too far below the header to link (beyond the history contract's window, or 256

@@ -73,6 +73,12 @@ impl ChainState for Rpc<'_> {
         self.chain.request_status(request, BlockId::latest()).await
     }
 
+    /// The RPC's latest view (nothing here is proven: an unpinned holder posts no commitments, and
+    /// would gain nothing from one its RPC can fake).
+    async fn commitment(&self, holder: Address) -> Result<B256, ChainError> {
+        self.chain.contract().commitments(holder).call().await.map_err(|e| ChainError::Rpc(format!("commitments: {e}")))
+    }
+
     /// The request as the RPC's log showed it.
     async fn request(&self, claimed: &Request) -> Result<Option<Request>, ChainError> {
         Ok(Some(claimed.clone()))

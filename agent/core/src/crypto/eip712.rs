@@ -1,8 +1,8 @@
 //! EIP-712 typed data the cluster key signs: `Delivery` and `Refusal`, under the contract's domain
-//! (name "Replicatoor UpgradeOperator", version "4", chainId, verifyingContract). Since version 2 each
+//! (name "Replicatoor UpgradeOperator", version "5", chainId, verifyingContract). Since version 2 each
 //! answer binds the request itself (`request` = keccak256(hpkePubKey ‖ requester)) and a delivery the
 //! policy it was decided under; version 3's policy includes its TCB evaluation floor; version 4 changed
-//! the contract's storage, not these types (PROTOCOL.md §3.6, §7).
+//! the contract's storage and version 5 added `commit`, neither these types (PROTOCOL.md §3.6, §7).
 
 use crate::protocol::Deployment;
 use alloy::{
@@ -45,7 +45,7 @@ pub enum SignatureError {
 
 /// The EIP-712 domain version of the contracts this kernel signs for: the protocol version
 /// (PROTOCOL.md §7). A contract of another version reverts every answer signed here.
-pub const DOMAIN_VERSION: &str = "4";
+pub const DOMAIN_VERSION: &str = "5";
 
 /// The contract's EIP-712 domain.
 pub fn domain(dep: &Deployment) -> Eip712Domain {

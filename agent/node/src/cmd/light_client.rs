@@ -61,13 +61,20 @@ pub struct ProveArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("anchor").required(true).args(["checkpoint", "trust_bootstrap"])))]
 pub struct Args {
     /// Beacon network: mainnet, sepolia, holesky or hoodi.
     #[arg(long)]
     pub network: String,
-    /// Trusted beacon block root to bootstrap from (default: trust the bootstrap's own header, and say so).
+    /// Trusted beacon block root to bootstrap from (a finalized root within the weak-subjectivity
+    /// period, from a source you trust). Required unless `--trust-bootstrap`.
     #[arg(long)]
     pub checkpoint: Option<String>,
+    /// Trust the bootstrap's own header instead of a checkpoint: whoever served the file chose the
+    /// sync committee, so nothing is verified against the real chain. Warns, and exits 5 (not 0)
+    /// when the data is consistent.
+    #[arg(long, conflicts_with = "checkpoint")]
+    pub trust_bootstrap: bool,
     /// `/eth/v1/beacon/light_client/bootstrap/{root}` response.
     #[arg(long)]
     pub bootstrap: PathBuf,
@@ -94,6 +101,12 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Prove(a) => return prove(a),
     };
     let network = Network::by_name(&a.network)?;
+    if a.trust_bootstrap {
+        eprintln!(
+            "WARNING: --trust-bootstrap: no checkpoint; the bootstrap's own header is trusted, so its sync committee \
+             is whoever served the file. This shows the data is self-consistent, not that it is the chain's."
+        );
+    }
     let checkpoint = a.checkpoint.as_deref().map(|h| crate::args::hex_n::<32>("checkpoint", h)).transpose()?;
     let raw = |p: &PathBuf| std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()));
     let bootstrap = raw(&a.bootstrap)?;
@@ -117,7 +130,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             } else {
                 println!("{report}");
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if a.trust_bootstrap { ExitCode::from(super::EXIT_UNANCHORED) } else { ExitCode::SUCCESS })
         }
         Err(e) => {
             eprintln!("light-client data NOT verified: {e}");

@@ -20,3 +20,6 @@ pub const EXIT_BAD_CONFIG: u8 = 2;
 pub const EXIT_REFUSED: u8 = 3;
 /// Exit code of `verify-quote` and `light-client verify` when the data does not verify.
 pub const EXIT_NOT_VERIFIED: u8 = 4;
+/// Exit code of `light-client verify --trust-bootstrap` when the data verifies, but only from a
+/// bootstrap nobody pinned: not a success a script may take for "verified".
+pub const EXIT_UNANCHORED: u8 = 5;

@@ -199,8 +199,14 @@ pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> anyhow::Res
     Ok(Exit::Done)
 }
 
-/// This TD's clock, in unix seconds: the freshness bound of a trusted header is judged against it
-/// (never against a time the chain or the RPC reports).
+/// The TD's clocks, the one port every time on the trust path comes through
+/// (`replicatoor_core::clock`): the wall clock the host sets, and the monotonic clock it cannot.
+pub(crate) static CLOCK: replicatoor_core::clock::SystemClock = replicatoor_core::clock::SystemClock;
+
+/// This TD's wall clock, in unix seconds: the freshness bound of a trusted header (`max_age_secs`) is
+/// judged against it (never against a time the chain or the RPC reports). The host sets it, so it
+/// only stops stale views an honest host shows; a release needs the batch's commitment (relay.rs).
 pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+    use replicatoor_core::clock::Clock as _;
+    CLOCK.unix()
 }

@@ -67,7 +67,12 @@ impl<'a> StepView<'a> {
 
 /// The gate this holder decides with: its deployment, its verifier, the cluster its bundle names.
 pub(super) fn gate<'a>(agent: &'a Agent, bundle: &SecretBundle) -> Gate<'a> {
-    Gate { deployment: agent.chain.deployment(), verifier: &agent.verifier, cluster: bundle.cluster_address() }
+    Gate {
+        deployment: agent.chain.deployment(),
+        verifier: &agent.verifier,
+        cluster: bundle.cluster_address(),
+        clock: &crate::roles::CLOCK,
+    }
 }
 
 /// Ask the gate about one request and act on its verdict: seal (after the witness RPCs agree), sign a
@@ -146,7 +151,9 @@ pub(super) fn waiting(agent: &Agent, wait: Wait<StateError>) -> String {
             match what {
                 Read::Status => format!("reading status: {e}"),
                 Read::Request => format!("proving the request event: {e}"),
-                Read::Cluster | Read::Policy | Read::Reference => format!("reading the contract state: {e}"),
+                Read::Cluster | Read::Policy | Read::Reference | Read::Commitment => {
+                    format!("reading the contract state: {e}")
+                }
             }
         }
         Wait::NotOnChain => {
@@ -157,6 +164,8 @@ pub(super) fn waiting(agent: &Agent, wait: Wait<StateError>) -> String {
         Wait::Changed(what) => {
             format!("{what} changed since the decision (proven at the newest header): deciding again")
         }
+        // Asked only of a sealed delivery (relay.rs), never of a request.
+        Wait::NotCommitted | Wait::Late { .. } => "the batch's commitment is not proven in time".into(),
     }
 }
 

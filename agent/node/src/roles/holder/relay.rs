@@ -6,6 +6,14 @@
 //! (`replicatoor_core::gate`, `Question::Sealed`): with a pinned deployment the state the delivery was
 //! decided on (policy, both references, the request still pending) is proven again at the newest
 //! trusted header, so a narrowing or a revocation mined during the jitter keeps the ciphertext in the TD.
+//!
+//! That header must also be later than the decision whatever view the operator shows the TD, and
+//! not much older than the send by a clock the operator cannot move (PROTOCOL.md §5.3, protocol v5):
+//! before a batch's first sealed delivery, the holder draws a random nonce and posts its commitment
+//! (`commit`), and a delivery leaves only on a header whose proven state holds that commitment, while
+//! the TD's monotonic clock says the commitment was drawn less than `reveal_within_secs` ago. An
+//! operator who froze the view never shows such a header; one who withholds it past the bound gets
+//! the batch given up (deferred, decided again with a new commitment).
 
 use super::outcome::{defer, record};
 use crate::{roles::Agent, store::Outcome};
@@ -23,9 +31,10 @@ use replicatoor_chain::{
     ChainError, TxOutcome,
 };
 use replicatoor_core::{
+    clock::Clock as _,
     delivery,
-    gate::{self, Gate, Question, Verdict, Wait},
-    protocol::RequestStatus,
+    gate::{self, Commitment, Gate, Question, Verdict, Wait},
+    protocol::{self, RequestStatus},
     refusal::Refusal,
 };
 use std::sync::Arc;
@@ -115,7 +124,24 @@ pub(super) async fn send_answers(
     }
     // One fee quote for the batch instead of one per transaction (none: each send asks the node).
     let fees = chain.fees().await.ok();
-    let recheck = agent.verified.as_ref().map(|v| Recheck::new(v, gate, &answers, decided_at));
+    let recheck = match &agent.verified {
+        Some(v) => match commit(agent, &answers, fees).await {
+            Ok(c) => c.map(|c| Recheck::new(v, gate, &answers, decided_at, c)),
+            Err(e) => {
+                // No commitment, no sealed delivery: the deliveries wait for the next step, the
+                // refusals (which release nothing) go.
+                let why = format!("posting the batch's commitment: {e:#}");
+                let (deliveries, refusals): (Vec<_>, Vec<_>) =
+                    answers.into_iter().partition(|a| matches!(a.kind, AnswerKind::Deliver(_)));
+                for a in deliveries {
+                    defer(agent, a.id, a.block, why.clone())?;
+                }
+                answers = refusals;
+                None
+            }
+        },
+        None => None,
+    };
     let recheck = recheck.as_ref();
     let start = tokio::time::Instant::now();
     // Each answer is checked and sent when its jitter is up, overlapping with the others' round trips
@@ -131,6 +157,38 @@ pub(super) async fn send_answers(
         .collect()
         .await;
     Ok(sent.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten().collect())
+}
+
+/// Post this batch's commitment (PROTOCOL.md §5.3) when it holds a sealed delivery: a nonce drawn
+/// now, after the decision, bound to the batch's request ids, sent from this holder's account. Only
+/// the transaction is sent here; each delivery then waits for a trusted header that proves it
+/// ([`Recheck::still_decided`]). `None`: nothing in the batch needs one.
+async fn commit(agent: &Agent, answers: &[Answer], fees: Option<Fees>) -> anyhow::Result<Option<Commitment>> {
+    let ids: Vec<U256> = answers.iter().filter(|a| matches!(a.kind, AnswerKind::Deliver(_))).map(|a| a.id).collect();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let chain = &agent.chain;
+    let holder = chain.sender().ok_or_else(|| anyhow::anyhow!("no sender account to commit from"))?;
+    let mut nonce = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(nonce.as_mut()).map_err(|e| anyhow::anyhow!("OS randomness unavailable: {e}"))?;
+    let drawn = crate::roles::CLOCK.monotonic();
+    let value = protocol::commitment(&nonce, &ids);
+    let within = Duration::from_secs(agent.cfg.deployment.as_ref().map_or(
+        replicatoor_chain::deployment::DEFAULT_REVEAL_WITHIN_SECS,
+        replicatoor_chain::deployment::PinnedDeployment::reveal_within_secs,
+    ));
+    let tx = chain.submit(priced(chain.contract().commit(value), fees)).await?;
+    info!(target: "replicatoor::holder", commitment = %value, tx = %tx.tx_hash(), deliveries = ids.len(), "batch commitment posted");
+    // Its receipt only tells the operator's RPC's story; what counts is the proof at a trusted
+    // header. Awaited in the background so that a dropped commitment is noticed in the log.
+    let chain = chain.clone();
+    tokio::spawn(async move {
+        if let Err(e) = chain.confirm(tx, RECEIPT_TIMEOUT).await {
+            tracing::warn!(target: "replicatoor::holder", error = %e, "batch commitment not mined");
+        }
+    });
+    Ok(Some(Commitment { holder, value, drawn, within }))
 }
 
 /// Record the answers whose receipts came (all of them, waiting up to the receipt timeout, when
@@ -179,6 +237,12 @@ async fn submit_answer(
         Some(Ok(Verdict::Wait(Wait::Changed(what)))) => {
             Some(format!("{what} changed since the decision (proven at the newest header): deciding again"))
         }
+        Some(Ok(Verdict::Wait(Wait::Late { waited, within }))) => Some(format!(
+            "no trusted header proved the batch's commitment within {} s of drawing it (waited {} ms by the \
+             TD's monotonic clock): the view may be withheld or frozen; deciding again",
+            within.as_secs(),
+            waited.as_millis()
+        )),
         Some(Ok(Verdict::Wait(Wait::Unreadable(_, e))) | Err(e)) => Some(unproven(e)),
         // The gate answers a sealed delivery with one of the above; anything else is not a go.
         Some(Ok(other)) => Some(format!("re-checking the decision before sending: {other:?}")),
@@ -233,11 +297,13 @@ fn priced<P: alloy::providers::Provider, C: alloy::contract::CallDecoder>(
 
 /// The state a step's deliveries were decided on, proven again before each is sent: one proof per
 /// trusted header for all of the step's deliveries (policy, their references, their requests'
-/// status), not one per delivery; the gate judges each delivery on it.
+/// status, this holder's commitment), not one per delivery; the gate judges each delivery on it.
 struct Recheck<'a> {
     v: &'a Verified,
     gate: &'a Gate<'a>,
     reads: Reads,
+    /// The batch's commitment: a header that proves it is later than the decision.
+    commitment: Commitment,
     /// The block of the header the answers were decided at: a re-proof is never older.
     decided_at: u64,
     /// The proof at the newest header asked for so far (its hash), shared by the deliveries sent under it.
@@ -245,9 +311,9 @@ struct Recheck<'a> {
 }
 
 impl<'a> Recheck<'a> {
-    fn new(v: &'a Verified, gate: &'a Gate<'a>, answers: &[Answer], decided_at: u64) -> Self {
+    fn new(v: &'a Verified, gate: &'a Gate<'a>, answers: &[Answer], decided_at: u64, commitment: Commitment) -> Self {
         let mut refs = std::collections::BTreeSet::new();
-        let mut reads = Reads::state();
+        let mut reads = Reads::state().commitment(commitment.holder);
         for a in answers {
             if let AnswerKind::Deliver(d) = &a.kind {
                 refs.extend([d.os_ref, d.app_ref]);
@@ -255,18 +321,48 @@ impl<'a> Recheck<'a> {
             }
         }
         let reads = refs.into_iter().fold(reads, Reads::reference);
-        Recheck { v, gate, reads, decided_at, proven: Default::default() }
+        Recheck { v, gate, reads, commitment, decided_at, proven: Default::default() }
     }
 
     /// The gate's verdict on delivery `d`, for a request in block `block`, on the state proven at the
-    /// newest trusted header as of `due` (when it was to leave: a trust-root sync begun since).
+    /// newest trusted header as of `due` (when it was to leave: a trust-root sync begun since). Until
+    /// a header shows the batch's commitment, newer headers are asked for, as long as the commitment
+    /// is younger than its bound; then the gate's answer is that it came too late.
     async fn still_decided(
         &self,
         block: u64,
         d: &delivery::SignedDelivery,
         due: std::time::Instant,
     ) -> Result<Verdict<ViewError>, ViewError> {
-        let head = self.v.decision_header_since(crate::roles::unix_now(), block, due).await?;
+        let c = &self.commitment;
+        let mut since = due;
+        loop {
+            let verdict = self.at_newest(block, d, since).await;
+            let waited = crate::roles::CLOCK.monotonic().saturating_duration_since(c.drawn);
+            match verdict {
+                // Not shown yet (the header predates the commitment's block, or the RPC cannot prove
+                // it there yet): a newer header, while the bound allows.
+                Ok(Verdict::Wait(Wait::NotCommitted)) | Err(_) if waited < c.within => {
+                    debug!(target: "replicatoor::holder", waited_ms = waited.as_millis() as u64, "waiting for a trusted header that proves the batch's commitment");
+                    tokio::time::sleep(COMMIT_POLL).await;
+                    since = crate::roles::CLOCK.monotonic();
+                }
+                Ok(Verdict::Wait(Wait::NotCommitted)) | Err(_) => {
+                    return Ok(Verdict::Wait(Wait::Late { waited, within: c.within }));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One look at the newest trusted header as of `since`.
+    async fn at_newest(
+        &self,
+        block: u64,
+        d: &delivery::SignedDelivery,
+        since: std::time::Instant,
+    ) -> Result<Verdict<ViewError>, ViewError> {
+        let head = self.v.decision_header_since(crate::roles::unix_now(), block, since).await?;
         let state = {
             let mut proven = self.proven.lock().await;
             match &*proven {
@@ -280,9 +376,12 @@ impl<'a> Recheck<'a> {
                 }
             }
         };
-        Ok(gate::decide(self.gate, &*state, Question::Sealed(d)).await.verdict)
+        Ok(gate::decide(self.gate, &*state, Question::Sealed(d, &self.commitment)).await.verdict)
     }
 }
+
+/// How often a delivery waiting for its batch's commitment asks for a newer trusted header.
+const COMMIT_POLL: Duration = Duration::from_millis(250);
 
 /// Record what became of a sent answer.
 async fn record_answer(agent: &Agent, a: Answer, result: Result<TxOutcome, ChainError>) -> anyhow::Result<()> {
