@@ -1,30 +1,33 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs the toolchain if needed, then runs every test:
-# contract tests (forge), ABI drift check, formatting and lints, Rust unit and end-to-end tests, and the
-# container image built and run in a Docker engine.
+# formatting and the trust path's size, contract tests (forge) and the ABI checks (beside the build), one build
+# with clippy's lints, Rust unit and end-to-end tests, and the container image built and run in a Docker engine.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-SETUP_SKIP_CARGO=1 bash script/setup.sh
 export PATH="$ROOT/.toolchain/bin:$PATH"
+LOGS="$ROOT/target/test-logs"
+rm -rf "$LOGS" && mkdir -p "$LOGS"
 
 # Each step says how long the run has taken so far (where the minutes go: .ci/run's goal is 10).
 step() { printf '\n\033[1;34m== %s\033[0m (at %d s)\n' "$*" "$SECONDS"; }
 
-step "contract tests (forge test)"
-forge test
-
-step "ABI used by the agent, and PROTOCOL.md §4.6, match the contract"
-bash script/sync-abi.sh --check
-bash script/abi-doc.sh --check
-
 step "format, and the trust path's size against TRUST.md and its ceilings"
 cargo fmt --all --check
-forge fmt --check
 bash script/trust-lines.sh --check
 
 step "headless Chromium for the audit HTML report test"
 command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+# The contract side needs none of the Rust build (the agent's ABI is committed), so it runs beside it: the
+# toolchain (Foundry, solc, OpenZeppelin from npm), the contract tests, and the ABI checks against the agent's copy
+# and PROTOCOL.md §4.6. Its log is printed, and its failure fails the run, once the build is done.
+step "beside the build: toolchain, forge test, forge fmt, the ABI against the agent and PROTOCOL.md §4.6"
+(
+  SETUP_SKIP_CARGO=1 bash script/setup.sh && forge test && forge fmt --check && bash script/sync-abi.sh --check &&
+    bash script/abi-doc.sh --check
+) >"$LOGS/0-contracts.log" 2>&1 &
+CONTRACTS=$!
 
 step "build every target, clippy's lints as errors"
 # One build, not two: clippy-driver compiles the workspace's own crates for the test build itself (`cargo clippy`
@@ -36,23 +39,35 @@ RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)"
 export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" CARGO_INCREMENTAL=0
 cargo test --workspace --all-targets --no-run --locked
 
-step "Rust unit and end-to-end tests (three groups at once)"
-# The anvil suites mostly wait on 1 s blocks, so the tests run in three groups at once, each with its own log,
-# all printed when all are done. Groups 1 and 2 select the whole workspace (so every crate has the features the
-# build above gave it, and nothing is rebuilt) and pick targets: group 1 the slowest suites, group 2 every other
-# unit and integration test (listed from the folders, so that no new suite can be left out). Group 3 runs the
-# doc tests, then the production build's own test (`-p replicatoor` alone: no dev features unified in), which
-# builds the production binary the container step puts in its image; it starts once groups 1 and 2 are past
-# cargo's build lock, and builds at a lower priority than the suites beside it.
-SLOW=(faults audit deploy preflight)
-SLOW_ARGS=() OTHER_ARGS=()
+step "the contract side (run beside the build)"
+contracts_ok=0
+wait "$CONTRACTS" || contracts_ok=$?
+cat "$LOGS/0-contracts.log"
+[ "$contracts_ok" = 0 ] || { printf '\n\033[31mthe contract side failed (log above)\033[0m\n' >&2; exit 1; }
+
+step "Rust unit and end-to-end tests (four groups at once)"
+# The anvil suites mostly wait on 1 s blocks, so the tests run in four groups at once, each with its own log, all
+# printed when all are done. The first three select the whole workspace (so every crate has the features the build
+# above gave it, and nothing is rebuilt) and pick targets: two groups of the slowest suites, balanced by their
+# times, and every other unit and integration test (listed from the folders, so that no new suite can be left out).
+# The fourth runs the doc tests, then the production build's own test (`-p replicatoor` alone: no dev features
+# unified in), which builds the production binary the container step puts in its image; it starts once the others
+# are past cargo's build lock, and builds at a lower priority than the suites beside it.
+SLOW_GROUPS=("faults preflight light_client fuzz" "e2e deploy audit")
+declare -A GROUP_OF=()
+for g in "${!SLOW_GROUPS[@]}"; do for n in ${SLOW_GROUPS[g]}; do GROUP_OF[$n]=$g; done; done
+SLOW_ARGS=("" "") REST_ARGS=()
 for f in tests/tests/*.rs agent/*/tests/*.rs; do
   n=$(basename "$f" .rs)
-  if [[ " ${SLOW[*]} " == *" $n "* ]]; then SLOW_ARGS+=(--test "$n"); else OTHER_ARGS+=(--test "$n"); fi
+  if [ -n "${GROUP_OF[$n]:-}" ]; then
+    g=${GROUP_OF[$n]}
+    SLOW_ARGS[g]+=" --test $n"
+    unset "GROUP_OF[$n]"
+  else
+    REST_ARGS+=(--test "$n")
+  fi
 done
-[ "${#SLOW_ARGS[@]}" = $((2 * ${#SLOW[@]})) ] || { echo "a suite of SLOW is not in tests/tests" >&2; exit 1; }
-LOGS="$ROOT/target/test-logs"
-rm -rf "$LOGS" && mkdir -p "$LOGS"
+[ "${#GROUP_OF[@]}" = 0 ] || { echo "no suite named ${!GROUP_OF[*]} (SLOW_GROUPS)" >&2; exit 1; }
 PIDS=() NAMES=()
 group() { # name command...: in the background, output to $LOGS/name.log
   local name=$1
@@ -60,13 +75,19 @@ group() { # name command...: in the background, output to $LOGS/name.log
   ("$@" >"$LOGS/$name.log" 2>&1) &
   PIDS+=("$!") NAMES+=("$name")
 }
-group 1-slow-suites cargo test --locked --workspace "${SLOW_ARGS[@]}" -- --show-output --test-threads 4
-group 2-other-tests cargo test --locked --workspace --lib --bins "${OTHER_ARGS[@]}" -- --show-output --test-threads 4
+# shellcheck disable=SC2086 # each SLOW_ARGS entry is a list of --test flags
+{
+  group 1-slow-suites cargo test --locked --workspace ${SLOW_ARGS[0]} -- --show-output --test-threads 4
+  group 2-slow-suites cargo test --locked --workspace ${SLOW_ARGS[1]} -- --show-output --test-threads 4
+}
+group 3-other-tests cargo test --locked --workspace --lib --bins "${REST_ARGS[@]}" -- --show-output --test-threads 4
 for _ in $(seq 600); do # cargo prints "Running" once it has let go of the build lock
-  grep -qs Running "$LOGS/1-slow-suites.log" && grep -qs Running "$LOGS/2-other-tests.log" && break
+  running=0
+  for name in "${NAMES[@]}"; do grep -qs Running "$LOGS/$name.log" && running=$((running + 1)); done
+  [ "$running" = "${#NAMES[@]}" ] && break
   sleep 0.1
 done
-group 3-doc-and-production bash -c 'cargo test --locked --workspace --doc &&
+group 4-doc-and-production bash -c 'cargo test --locked --workspace --doc &&
   nice -n 10 cargo test --locked -p replicatoor --test production -- --show-output'
 failed=()
 for i in "${!PIDS[@]}"; do
