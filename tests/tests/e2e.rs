@@ -394,6 +394,55 @@ async fn a_junk_flood_delays_no_genuine_request_and_every_junk_request_is_refuse
     drop(genesis);
 }
 
+/// Junk a holder finds waiting when it looks (it was down, or behind) must not stand between it and a
+/// genuine request posted after the junk: requests that pass the cheap checks are decided first, and
+/// the junk is refused afterwards, a few a step. Asserted on order, not time: how many junk requests
+/// the holder decided (the gate's "refusing request") before it verified the genuine one. Before
+/// issue 26 a holder decided everything in block order, so all of the junk came first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_genuine_request_is_decided_before_a_backlog_of_junk() {
+    const JUNK_PER_ACCOUNT: usize = 30;
+    let net = Net::start_pinned("junk-backlog", Net::dev_policy()).await;
+    let genesis = net.genesis_via(&net.url, 1, &[]).await;
+    drop(genesis);
+    let wrong_binding = SimulatedTd::new(compose_hash(&compose_good())).attest([0x42; 64]).expect("simulated quote");
+    let floods = FLOOD_ACCOUNTS.map(|k| {
+        let (net, wrong_binding) = (&net, &wrong_binding);
+        async move {
+            let who = Chain::connect(&net.url, net.contract, Some(key(k))).await.expect("client");
+            let mut sent = Vec::new();
+            // Submitted without waiting for each receipt, so the junk lands in a few blocks.
+            for i in 0..JUNK_PER_ACCOUNT {
+                let pk = B256::from(U256::from(k * 1_000 + i + 1));
+                let (quote, log) = if i % 2 == 0 { (b"not a quote".to_vec(), vec![]) } else { wrong_binding.clone() };
+                sent.push(who.submit(who.contract().requestSecret(pk, quote.into(), log.into())).await.expect("junk"));
+            }
+            for s in sent {
+                who.confirm(s, T).await.expect("junk request mined");
+            }
+        }
+    });
+    futures::future::join_all(floods).await;
+    let junk = net.request_count().await;
+    assert_eq!(junk, (FLOOD_ACCOUNTS.len() * JUNK_PER_ACCOUNT) as u64);
+    let mut node = net.agent("node", 2, &compose_good(), &["--exit-after-install"]);
+    wait_until("the genuine request on chain", T, || async { net.request_count().await == junk + 1 }).await;
+
+    // The holder comes back to a backlog: the junk, then the genuine request. Two refusals a step.
+    let mut holder = net.agent("genesis", 1, &compose_good(), &["--max-refusals-per-step", "2"]);
+    wait_for_file(&mut node, T).await;
+    assert_eq!(net.status(junk + 1).await, 2, "the genuine request was delivered");
+    let log = holder.log();
+    let verified = log.find("request verified").expect("the holder verified the genuine request");
+    let junk_first = log[..verified].matches("refusing request").count() as u64;
+    eprintln!("{junk_first} of {junk} junk requests decided before the genuine one");
+    // Steps of at most 16 blocks, two refusals each: a handful of junk decisions at most, against
+    // all of it in block order.
+    assert!(junk_first <= junk / 4, "the genuine request waited behind {junk_first} junk decisions");
+    assert!(holder.alive(), "{}", holder.log());
+    drop(holder);
+}
+
 /// Supersede with a grace period: the owner schedules the app version's end; a node of that version
 /// is served during the grace period and refused (code 12) from its end, by the holder's proven view
 /// and by the contract alike.
