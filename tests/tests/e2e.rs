@@ -387,7 +387,11 @@ async fn a_junk_flood_delays_no_genuine_request_and_every_junk_request_is_refuse
         [(Some(Refusal::QuoteMalformed.code()), half), (Some(Refusal::ReportDataMismatch.code()), half)].into(),
         "each junk request refused for its reason"
     );
-    assert!(genesis.log().contains("refusal budget for this step spent"), "the budget was exercised");
+    // Every junk request went through the cheap checks and waited in the junk queue, refused a few
+    // a step (the budget, far below the flood) behind the genuine request.
+    assert_eq!(counter(&genesis, "replicatoor_junk_triaged_total").await, junk, "junk triaged on arrival");
+    assert_eq!(counter(&genesis, "replicatoor_junk_queue").await, 0, "the junk queue drained");
+    assert!(genesis.log().contains("refusing junk from the queue"), "junk refused from the queue");
     assert!(genesis.alive(), "the holder survived the flood:\n{}", genesis.log());
     let (rss, hwm) = memory_kib(&genesis);
     eprintln!("holder after {junk} junk requests: VmRSS {rss} KiB, VmHWM {hwm} KiB");
@@ -440,6 +444,24 @@ async fn a_genuine_request_is_decided_before_a_backlog_of_junk() {
     // all of it in block order.
     assert!(junk_first <= junk / 4, "the genuine request waited behind {junk_first} junk decisions");
     assert!(holder.alive(), "{}", holder.log());
+    drop(holder);
+}
+
+/// A new node whose request stays pending says why, in its log and in `/status` (PROTOCOL.md §5.3):
+/// here no holder runs, so no request is answered; once a holder is back, it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_request_says_why() {
+    let net = Net::start_pinned("pending", Net::dev_policy()).await;
+    drop(net.genesis_via(&net.url, 1, &[]).await);
+    let mut node = net.agent("node", 2, &compose_good(), &["--exit-after-install"]);
+    let said = |s: Option<serde_json::Value>| s.and_then(|s| s["pending"].as_str().map(str::to_owned));
+    wait_until("the node to say why its request is pending", T, || async {
+        said(node.status_json().await).is_some_and(|why| why.contains("no holder answered any request"))
+    })
+    .await;
+    assert!(node.log().contains("request still pending"), "{}", node.log());
+    let holder = net.agent("genesis", 1, &compose_good(), &[]);
+    wait_for_file(&mut node, T).await;
     drop(holder);
 }
 
