@@ -134,7 +134,7 @@ struct Metrics {
     /// `replicatoor_rpc_errors_total` (counter): failed chain calls (the agent retries them).
     rpc_errors: Counter,
     /// `replicatoor_requests_triaged_total` (counter): requests put through the cheap checks on
-    /// arrival (PROTOCOL.md §5.1 rows 0-7), junk or not.
+    /// arrival (PROTOCOL.md §5.1 rows 0-2 and 9-13), junk or not.
     triaged: Counter,
     /// `replicatoor_junk_triaged_total` (counter): of those, requests that failed them (junk: refused
     /// from the junk queue, behind every request that passed).

@@ -186,7 +186,7 @@ pub async fn evaluate<R: References, B: Binding>(
     }
 }
 
-/// What the cheap checks (PROTOCOL.md §5.1 rows 0-7) establish of a posted attestation, from its
+/// What the cheap checks (PROTOCOL.md §5.1 rows 0-2 and 9-13) establish of a posted attestation, from its
 /// bytes alone: nothing in it is verified yet (the quote's signature is checked later), so it only
 /// says that the attestation is not junk by its form, and which reference ids it claims.
 #[derive(Debug, Clone)]
@@ -197,19 +197,8 @@ pub struct Prechecked {
     app_ref: B256,
 }
 
-impl Prechecked {
-    /// The OS reference id the (unverified) quote claims.
-    pub fn os_ref(&self) -> B256 {
-        self.os_ref
-    }
-    /// The app reference id the event log claims.
-    pub fn app_ref(&self) -> B256 {
-        self.app_ref
-    }
-}
-
 /// The checks of PROTOCOL.md §5.1 that need neither collateral nor a signature check nor the chain
-/// (rows 0-7): recipient key, quote size and form, TEE type, report_data binding, event log, RTMR3
+/// (rows 0-2 and 9-13): recipient key, quote size and form, TEE type, report_data binding, event log, RTMR3
 /// replay, claim rules, compose hash in `mr_config_id`. Microseconds per attestation and no I/O, so a
 /// holder runs them on every request as it arrives (junk is refused without costing collateral
 /// fetches or verification, and sorted behind requests that pass), and [`evaluate`] runs them first.
@@ -225,11 +214,9 @@ pub fn precheck<B: Binding>(
             return Err((Refusal::InvalidPublicKey, "X25519 key is a low-order point".into()));
         }
     }
-    let (_, _, m) = parse_posted(raw_quote).map_err(|e| match e.refusal() {
-        Some(r) => (r, e.to_string()),
-        // parse_posted fails only with a requester's fault; keep the mapping total anyway.
-        None => (Refusal::QuoteMalformed, e.to_string()),
-    })?;
+    // parse_posted fails only with a requester's fault (a refusal); the default keeps the mapping total.
+    let (_, _, m) =
+        parse_posted(raw_quote).map_err(|e| (e.refusal().unwrap_or(Refusal::QuoteMalformed), e.to_string()))?;
     // Unverified here, but a genuine quote carries exactly these bytes: a quote that does not bind
     // this request cannot become one that does by verifying, so it is refused before any
     // collateral is fetched (an unreachable collateral source must not keep junk pending).

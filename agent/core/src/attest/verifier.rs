@@ -151,21 +151,11 @@ impl Verifier {
 
     /// `work`, run through this verifier's [`Offload`] (in place without one).
     pub fn offloaded<T>(&self, work: impl FnOnce() -> T) -> T {
-        let mut work = Some(work);
-        let mut out = None;
-        if let Some(offload) = &self.offload {
-            offload.run(&mut || {
-                if let Some(w) = work.take() {
-                    out = Some(w());
-                }
-            });
-        }
-        match (out, work) {
-            (Some(t), _) => t,
-            // The hook did not run it (or there is none): run it here.
-            (None, Some(w)) => w(),
-            (None, None) => unreachable!("work taken without a result"),
-        }
+        let Some(offload) = &self.offload else { return work() };
+        let (mut work, mut out) = (Some(work), None);
+        offload.run(&mut || out = work.take().map(|w| w()));
+        // A hook that did not run it: run it here.
+        out.or_else(|| work.map(|w| w())).unwrap_or_else(|| unreachable!("work taken without a result"))
     }
 
     /// The signature memo (its counters show how much verification it saved).

@@ -153,7 +153,7 @@ async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, mut own: OwnRequest
         let look = look(agent, keys, &own).await?;
         if matches!(look, Look::Status(RequestStatus::Pending)) {
             pending_looks += 1;
-            if pending_looks % PENDING_REPORT_EVERY == 0 {
+            if pending_looks.is_multiple_of(PENDING_REPORT_EVERY) {
                 report_pending(agent, &own).await;
             }
         } else if std::mem::take(&mut pending_looks) >= PENDING_REPORT_EVERY {
