@@ -312,8 +312,8 @@ async fn a_disagreeing_witness_rpc_blocks_delivery() {
 const FLOOD_ACCOUNTS: std::ops::Range<usize> = 5..10;
 
 /// `REPLICATOOR_FLOOD_PER_ACCOUNT` (junk requests per flooding account, default 8) and
-/// `REPLICATOOR_FLOOD_BUDGET` (the holder's refusals per step, default 4): `BENCH_PARTS=flood
-/// script/bench.sh` runs the full figure of issue 13 (10,000 junk requests).
+/// `REPLICATOOR_FLOOD_BUDGET` (the holder's refusals per step, default 4), for a bigger flood by hand
+/// (issue 13's figure was 2,000 per account); `BENCH_PARTS=flood script/bench.sh` is issue 26's timed one.
 fn flood_knobs() -> (usize, String) {
     let per_account = std::env::var("REPLICATOOR_FLOOD_PER_ACCOUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
     (per_account, std::env::var("REPLICATOOR_FLOOD_BUDGET").unwrap_or_else(|_| "4".into()))

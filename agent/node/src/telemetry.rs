@@ -152,8 +152,8 @@ struct Metrics {
     /// `replicatoor_refusal_gas_last_hour` (gauge): refusal gas spent in the last hour, in-flight
     /// refusals at their estimate (the budget is `--max-refusal-gas-per-hour`).
     refusal_gas_last_hour: Gauge,
-    /// `replicatoor_refusal_gas_budget_spent_total` (counter): steps that held refusals back because
-    /// the hourly refusal gas budget was spent.
+    /// `replicatoor_refusal_gas_budget_spent_total` (counter): steps that held junk refusals back
+    /// because the hourly refusal gas budget was spent.
     refusal_budget_spent: Counter,
     /// `replicatoor_verification_seconds` (histogram, buckets [`BUCKETS`]): time of the verification
     /// pipeline per request.

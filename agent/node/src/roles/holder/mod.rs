@@ -186,7 +186,9 @@ impl Holder<'_> {
         let agent = self.agent;
         let hourly = self.refusal_gas.allowance(std::time::Instant::now());
         if hourly == 0 {
-            agent.telemetry.refusal_budget_spent();
+            if self.junk.len() > 0 {
+                agent.telemetry.refusal_budget_spent();
+            }
             if !std::mem::replace(&mut self.budget_spent_logged, true) {
                 warn!(target: "replicatoor::holder", budget_gas = agent.cfg.max_refusal_gas_per_hour, junk_waiting = self.junk.len(), "refusal gas budget for this hour spent: refusals wait (deliveries go on)");
             }
