@@ -271,7 +271,7 @@ if junk:
             return 0.0
     results["flood"] = {"junk": junk, "baseline": base, "genuine": during,
                         **{k: e.get(k) for k in e if k.startswith("flood_")}}
-    row("6 flood", f"junk posted ({e.get('flood_seconds', '?')} s, 8 accounts)",
+    row("6 flood", f"requests mined during the flood ({e.get('flood_seconds', '?')} s, 8 junk accounts; 1 genuine)",
         f"{junk['junk_requests']:,} requests, {junk['per_second']:,.1f}/s, blocks {junk['first_block']}-{junk['last_block']}")
     t0 = base and base.get("wall_seconds_first_send_to_last_answer_seen")
     t1 = during and during.get("wall_seconds_first_send_to_last_answer_seen")

@@ -27,15 +27,18 @@ log() { printf '\033[1;34m[bench %3ss]\033[0m %s\n' "$(($(date +%s) - T_START))"
 
 # ------------------------------------------------------------------ install and build
 
-SETUP_SKIP_CARGO=1 bash script/setup.sh
+# BENCH_SKIP_SETUP=1: the toolchain and contracts are already in place (a shared .toolchain/).
+[ "${BENCH_SKIP_SETUP:-0}" = 1 ] || SETUP_SKIP_CARGO=1 bash script/setup.sh
 export PATH="$ROOT/.toolchain/bin:$PATH"
 for t in curl python3; do command -v "$t" >/dev/null || { echo "bench: '$t' is required" >&2; exit 1; }; done
-if [ ! -x bench/.venv/bin/python ]; then
-  log "creating bench/.venv"
-  python3 -m venv bench/.venv
+if part python; then # the Python baseline's packages; no other part needs them
+  if [ ! -x bench/.venv/bin/python ]; then
+    log "creating bench/.venv"
+    python3 -m venv bench/.venv
+  fi
+  log "installing the Python baseline's packages (bench/requirements.txt)"
+  bench/.venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 fi
-log "installing the Python baseline's packages (bench/requirements.txt)"
-bench/.venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   # One invocation, in the bench profile (= release, same target/release directory), so that
   # `cargo bench` below reuses the library instead of building it a second time with LTO.
@@ -305,7 +308,7 @@ run_flood() {
   kv flood_rss_max_kb "$(awk '$1 > m { m = $1 } END { print m + 0 }' "$OUT/rss-flood.txt")"
   kv flood_hwm_kb "$(hwm_kb "$pid")"
   for m in requests_triaged_total junk_triaged_total triage_microseconds_total refusal_gas_total \
-    refusal_gas_budget_spent_total junk_queue junk_dropped_total requests_refused_total; do
+    refusal_gas_budget_spent_total junk_queue junk_dropped_total; do
     kv "flood_$m" "$(metric "$http" "replicatoor_$m")"
   done
   kv flood_refused_total "$(curl -s "http://127.0.0.1:$http/metrics" | awk '/^replicatoor_requests_refused_total/ { s += $2 } END { print s + 0 }')"

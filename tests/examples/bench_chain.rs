@@ -151,15 +151,26 @@ async fn main() -> anyhow::Result<()> {
 const JUNK_IN_FLIGHT: usize = 64;
 
 /// The junk flood: each account submits without waiting for receipts, up to [`JUNK_IN_FLIGHT`] at
-/// a time, until `seconds` are over; returns how many were mined and over which blocks.
+/// a time, until `seconds` are over. What was mined is read from the contract's request count (it
+/// includes the genuine requests posted meanwhile); the poster never waits on a receipt longer than
+/// 30 s (an account whose transaction is not mined by then, e.g. behind a nonce gap left by a failed
+/// send under load, reads its nonce from the node again and goes on).
 async fn junk(url: &str, t: &Target, seconds: u64, accounts: usize) -> anyhow::Result<Value> {
     let nodes = prepare(url, t, accounts).await?;
+    // A flood fills blocks, so the base fee climbs block after block: fund the attacker for that.
+    for node in &nodes {
+        let who = node.chain.sender().context("a junk account")?;
+        let _: Value =
+            node.chain.provider().raw_request("anvil_setBalance".into(), (who, U256::from(10u128.pow(36)))).await?;
+    }
+    let reader = Chain::connect(url, t.contract, None).await?;
+    let count = || async { anyhow::Ok(reader.contract().requestCount().call().await?) };
+    let (before, first) = (count().await?, reader.head().await?);
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
     let mut set = JoinSet::new();
     for (k, node) in nodes.into_iter().enumerate() {
         set.spawn(async move {
-            let (mut mined, mut blocks) = (0u64, (u64::MAX, 0u64));
             let mut in_flight = std::collections::VecDeque::new();
             let mut i = 0u64;
             while Instant::now() < until {
@@ -171,29 +182,29 @@ async fn junk(url: &str, t: &Target, seconds: u64, accounts: usize) -> anyhow::R
                 } else {
                     (b"junk".to_vec(), vec![])
                 };
+                // A flood fills blocks and the base fee climbs: bid far above it so no junk gets stuck.
                 let call = node.chain.contract().requestSecret(pk, quote.into(), log.into());
-                in_flight.push_back(node.chain.submit(call).await?);
+                let call = call.max_fee_per_gas(10u128.pow(15)).max_priority_fee_per_gas(10u128.pow(9));
+                match node.chain.submit(call).await {
+                    Ok(s) => in_flight.push_back(s),
+                    Err(_) => node.chain.forget_nonce().await,
+                }
                 if in_flight.len() >= JUNK_IN_FLIGHT {
                     if let Some(s) = in_flight.pop_front() {
-                        let o = node.chain.confirm(s, Duration::from_secs(120)).await?;
-                        mined += 1;
-                        blocks = (blocks.0.min(o.block), blocks.1.max(o.block));
+                        if node.chain.confirm(s, Duration::from_secs(30)).await.is_err() {
+                            in_flight.clear();
+                        }
                     }
                 }
             }
-            for s in in_flight {
-                let o = node.chain.confirm(s, Duration::from_secs(120)).await?;
-                mined += 1;
-                blocks = (blocks.0.min(o.block), blocks.1.max(o.block));
-            }
-            anyhow::Ok((mined, blocks))
         });
     }
-    let (mut mined, mut first, mut last) = (0u64, u64::MAX, 0u64);
     while let Some(r) = set.join_next().await {
-        let (m, (f, l)) = r??;
-        (mined, first, last) = (mined + m, first.min(f), last.max(l));
+        r?;
     }
+    tokio::time::sleep(Duration::from_secs(3)).await; // the last ones are mined
+    let (after, last) = (count().await?, reader.head().await?);
+    let mined = u64::try_from(after.saturating_sub(before)).unwrap_or(u64::MAX);
     let wall = started.elapsed().as_secs_f64();
     let report = json!({
         "junk_requests": mined, "seconds": (wall * 10.0).round() / 10.0,

@@ -440,8 +440,8 @@ async fn a_genuine_request_is_decided_before_a_backlog_of_junk() {
     let verified = log.find("request verified").expect("the holder verified the genuine request");
     let junk_first = log[..verified].matches("refusing request").count() as u64;
     eprintln!("{junk_first} of {junk} junk requests decided before the genuine one");
-    // Steps of at most 16 blocks, two refusals each: a handful of junk decisions at most, against
-    // all of it in block order.
+    // The junk queue is refused two a step, after the genuine request: a handful of junk decisions at
+    // most, against all of it in block order.
     assert!(junk_first <= junk / 4, "the genuine request waited behind {junk_first} junk decisions");
     assert!(holder.alive(), "{}", holder.log());
     drop(holder);

@@ -48,9 +48,24 @@ use tracing::{debug, info, info_span, warn, Instrument};
 /// instead of adding up, while a flood keeps a bounded number in flight.
 const DECIDE_CONCURRENCY: usize = 16;
 
-/// Most blocks one step reads: the logs a step holds in memory are bounded by this many blocks'
-/// calldata (a block's gas limit bounds its own), however far behind the holder is.
-const MAX_STEP_BLOCKS: u64 = 16;
+/// Most blocks one step reads (catch-up over empty history goes this fast).
+const MAX_STEP_BLOCKS: u64 = 2_000;
+/// Logs a step aims to hold at most: over it the next step reads half the blocks (down to one block,
+/// whose gas limit bounds its calldata), well under it twice as many, so what a step holds in memory
+/// stays bounded during a flood however far behind the holder is, and empty history is still read
+/// 2,000 blocks a step.
+const STEP_LOGS: usize = 1_024;
+
+/// The blocks the step after one of `range` blocks that saw `logs` logs reads.
+fn next_range(range: u64, logs: usize) -> u64 {
+    if logs > STEP_LOGS {
+        (range / 2).max(1)
+    } else if logs < STEP_LOGS / 4 {
+        range.saturating_mul(2).min(MAX_STEP_BLOCKS)
+    } else {
+        range
+    }
+}
 
 /// Serve requests until shutdown: one [`Holder::step`] after another, each step's checkpoint
 /// persisted once its answers are sent (or stored as `Sent`, or postponed).
@@ -207,6 +222,7 @@ impl Holder<'_> {
         let (from, to, logs, checkpoint, head) = match step {
             Ok(Step::Logs { from, to, logs, checkpoint, head }) => {
                 self.backoff.reset();
+                self.follower.set_max_range(next_range(self.follower.max_range(), logs.len()));
                 (from, to, logs, checkpoint, head)
             }
             Ok(Step::Reorg { dropped, checkpoint }) => {
@@ -250,18 +266,19 @@ impl Holder<'_> {
         // An answer still in flight is settled by its receipt (a reorg may show its request again).
         let busy: std::collections::HashSet<U256> = self.in_flight.iter().map(InFlight::id).collect();
         let mut now = Vec::with_capacity(requests.len());
-        let (mut junk, mut dropped, triage_started) = (0u64, 0u64, std::time::Instant::now());
-        let triaged = requests.len() as u64;
+        let (mut triaged, mut junk, mut dropped, mut triage_time) = (0u64, 0u64, 0u64, Duration::ZERO);
         for log in requests {
             if log.topics().get(1).is_some_and(|id| busy.contains(&U256::from_be_bytes(id.0))) {
                 continue;
             }
             agent.telemetry.request_seen();
             // Junk waits behind every request that passes the cheap checks (intake.rs).
+            let started = std::time::Instant::now();
             let reason = log
                 .log_decode::<Op::SecretRequested>()
                 .ok()
                 .and_then(|l| intake::triage(&agent.chain.deployment(), &l.inner.data));
+            (triaged, triage_time) = (triaged + 1, triage_time + started.elapsed());
             if let (Some(reason), Some(id), Some(block)) = (reason, log.topics().get(1), log.block_number) {
                 let id = U256::from_be_bytes(id.0);
                 let due_block =
@@ -286,7 +303,7 @@ impl Holder<'_> {
                 None => now.push(log),
             }
         }
-        let micros = u64::try_from(triage_started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let micros = u64::try_from(triage_time.as_micros()).unwrap_or(u64::MAX);
         agent.telemetry.triaged(triaged, junk, micros);
         agent.telemetry.junk_queue(self.junk.len(), dropped);
         agent.telemetry.update(|s| s.junk_queue = self.junk.len() as u64);
@@ -607,6 +624,25 @@ mod tests {
         assert_eq!(plan.unwatch, [U256::from(50_002)], "out of the window: no longer watched");
         // Nothing is due before its time.
         assert!(plan_rechecks(&watched, 0, 150).retry.is_empty());
+    }
+
+    /// A flood shrinks the blocks a step reads until a step holds about `STEP_LOGS` logs (one block
+    /// at the least); quiet history grows them back to `MAX_STEP_BLOCKS`.
+    #[test]
+    fn a_step_reads_fewer_blocks_while_they_hold_many_logs() {
+        let mut range = MAX_STEP_BLOCKS;
+        for _ in 0..20 {
+            // 200 logs a block.
+            range = next_range(range, usize::try_from(range * 200).unwrap_or(usize::MAX));
+        }
+        assert!((1..=8).contains(&range), "{range}");
+        assert!(range * 200 <= 2 * STEP_LOGS as u64, "a step holds at most about STEP_LOGS logs");
+        assert_eq!(next_range(1, 100_000), 1, "never below one block");
+        for _ in 0..20 {
+            range = next_range(range, 0);
+        }
+        assert_eq!(range, MAX_STEP_BLOCKS);
+        assert_eq!(next_range(100, STEP_LOGS / 2), 100, "steady in between");
     }
 
     /// A request another holder ranks first for is looked at again once its backup delay is over,
