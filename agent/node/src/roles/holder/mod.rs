@@ -337,7 +337,13 @@ impl Holder<'_> {
         let in_flight = self.in_flight.len();
         let sent = send_answers(agent, &self.gate, deliveries, view.at, alone, in_flight).await?;
         self.in_flight.extend(sent);
-        let left = budget.saturating_sub(refusals.load(std::sync::atomic::Ordering::Relaxed));
+        // One batch of junk refusals at a time: a refusal still unmined holds a nonce below this
+        // holder's next delivery, so junk refusals wait until the previous batch is mined.
+        let junk_busy = self.in_flight.iter().any(InFlight::is_refusal);
+        let left = match junk_busy {
+            true => 0,
+            false => budget.saturating_sub(refusals.load(std::sync::atomic::Ordering::Relaxed)),
+        };
         refusals_out.extend(self.refuse_junk(&view, left as usize, &busy).await?);
         let sent = send_answers(agent, &self.gate, refusals_out, view.at, alone, self.in_flight.len()).await?;
         self.refusal_gas.sent(sent.len() as u64);

@@ -88,6 +88,10 @@ impl InFlight {
     pub(super) fn id(&self) -> U256 {
         self.answer.id
     }
+
+    pub(super) fn is_refusal(&self) -> bool {
+        matches!(self.answer.kind, AnswerKind::Refuse(..))
+    }
 }
 
 /// Send a step's answers: each after this holder's jitter for it (when `jittered`: it knows no other
