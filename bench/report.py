@@ -241,7 +241,8 @@ try:
     row("4 catch-up", "request evaluations deferred during catch-up (old state unreadable at the node)",
         e.get("catchup_deferred", "?"))
 except (KeyError, ValueError, ZeroDivisionError):
-    row("4 catch-up", "catch-up", "did not reach the head in time", "-", False)
+    if "catchup_from_block" in e:  # the e2e part ran (BENCH_PARTS may leave it out)
+        row("4 catch-up", "catch-up", "did not reach the head in time", "-", False)
 if sprinkle:
     row(
         "4 catch-up",
@@ -269,15 +270,50 @@ if end is not None:
     row("4 memory", "holder RSS at the end of the burst", f"{end:.1f} MiB / {mb(e.get('burst_rss_end_kb_b')):.1f} MiB "
         f"(max sampled {mb(e.get('burst_rss_max_kb')):.1f} MiB)")
 
+# 6. junk flood (issue 26; BENCH_PARTS=flood)
+base, during, junk = load("flood-baseline.json"), load("flood-genuine.json"), load("flood-junk.json")
+if junk:
+    def num(k):
+        try:
+            return float(e.get(k) or 0)
+        except ValueError:
+            return 0.0
+    results["flood"] = {"junk": junk, "baseline": base, "genuine": during,
+                        **{k: e.get(k) for k in e if k.startswith("flood_")}}
+    row("6 flood", f"requests mined during the flood ({e.get('flood_seconds', '?')} s, 8 junk accounts; 1 genuine)",
+        f"{junk['junk_requests']:,} requests, {junk['per_second']:,.1f}/s, blocks {junk['first_block']}-{junk['last_block']}")
+    t0 = base and base.get("wall_seconds_first_send_to_last_answer_seen")
+    t1 = during and during.get("wall_seconds_first_send_to_last_answer_seen")
+    if t0 and t1 and not during.get("timed_out"):
+        row("6 flood", "genuine request, post to delivery seen: during the flood vs without",
+            f"{t1:.2f} s vs {t0:.2f} s = {t1 / t0:.2f} ×", "≤ 3 ×", t1 <= 3 * t0)
+    else:
+        row("6 flood", "genuine request during the flood", "not delivered in time", "≤ 3 ×", False)
+    rss = mb(e.get("flood_rss_max_kb"))
+    if rss is not None:
+        row("6 flood", "holder RSS, max sampled during the flood", f"{rss:.1f} MiB (peak {mb(e.get('flood_hwm_kb')):.1f} MiB)",
+            "≤ 64 MiB", rss <= 64)
+    micros, triaged = num("flood_triage_microseconds_total"), num("flood_requests_triaged_total")
+    if micros > 0:
+        rate = triaged / (micros / 1e6)
+        row("6 flood", "junk evaluated per second (holder's cheap checks on arrival)",
+            f"{rate:,.0f}/s ({triaged:,.0f} requests in {micros / 1e6:.2f} s of triage; "
+            f"{num('flood_junk_triaged_total'):,.0f} junk)", "≥ 1,000/s", rate >= 1000)
+    row("6 flood", "refusals mined / refusal gas / budget-spent steps / junk left queued, dropped",
+        f"{num('flood_refused_total'):,.0f} / {num('flood_refusal_gas_total'):,.0f} gas / "
+        f"{num('flood_refusal_gas_budget_spent_total'):,.0f} / {num('flood_junk_queue'):,.0f}, "
+        f"{num('flood_junk_dropped_total'):,.0f}")
+
+# 7. the production image (BENCH_PARTS=image)
 binary = e.get("release_binary_bytes")
 if binary:
     base = e.get("image_base_bytes")
     if base:
         total = (int(binary) + int(base)) / 1e6
-        row("6 image", "production image: release binary + Debian base", f"{total:.1f} MB ({int(base) / 1e6:.1f} MB base)",
+        row("7 image", "production image: release binary + Debian base", f"{total:.1f} MB ({int(base) / 1e6:.1f} MB base)",
             "≤ 40 MB", total <= 40)
     else:
-        row("6 image", "production binary, release (no image base at hand)", f"{int(binary) / 1e6:.1f} MB")
+        row("7 image", "production binary, release (no image base at hand)", f"{int(binary) / 1e6:.1f} MB")
 
 # 5. peer baseline
 py = load("python.json")

@@ -6,6 +6,7 @@
 //! bench_chain --rpc-url URL burst --contract A --compose F --n N --out FILE   N requests at once, wait for answers
 //! bench_chain --rpc-url URL post  --contract A --compose F --n N --out FILE   post N requests, do not wait
 //! bench_chain --rpc-url URL wait  --contract A --requests FILE --out FILE     wait for posted requests' answers
+//! bench_chain --rpc-url URL junk  --contract A --compose F --seconds S --out FILE   junk requests, as fast as the chain takes them
 //! ```
 //! `burst` with `--n 1` is the single-request latency run. New identities get random keys funded
 //! with `anvil_setBalance` (dev chains only). Prints a summary; writes JSON. A bench, not a test.
@@ -88,6 +89,19 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Post junk requests for SECONDS, as fast as the chain takes them, from ACCOUNTS new identities
+    /// (half garbage quotes, half simulated quotes bound to another requester), never waiting for
+    /// their answers: the attacker of issue 26.
+    Junk {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 180)]
+        seconds: u64,
+        #[arg(long, default_value_t = 8)]
+        accounts: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -129,7 +143,75 @@ async fn main() -> anyhow::Result<()> {
             let report = wait(url, target.contract, &posted, Instant::now(), timeout, !no_failed_scan).await?;
             write(&out, &report)
         }
+        Cmd::Junk { target, seconds, accounts, out } => write(&out, &junk(url, &target, seconds, accounts).await?),
     }
+}
+
+/// Junk requests each account keeps in flight (sent, receipt not yet awaited).
+const JUNK_IN_FLIGHT: usize = 64;
+
+/// The junk flood: each account submits without waiting for receipts, up to [`JUNK_IN_FLIGHT`] at
+/// a time, until `seconds` are over. What was mined is read from the contract's request count (it
+/// includes the genuine requests posted meanwhile); the poster never waits on a receipt longer than
+/// 30 s (an account whose transaction is not mined by then, e.g. behind a nonce gap left by a failed
+/// send under load, reads its nonce from the node again and goes on).
+async fn junk(url: &str, t: &Target, seconds: u64, accounts: usize) -> anyhow::Result<Value> {
+    let nodes = prepare(url, t, accounts).await?;
+    // A flood fills blocks, so the base fee climbs block after block: fund the attacker for that.
+    for node in &nodes {
+        let who = node.chain.sender().context("a junk account")?;
+        let _: Value =
+            node.chain.provider().raw_request("anvil_setBalance".into(), (who, U256::from(10u128.pow(36)))).await?;
+    }
+    let reader = Chain::connect(url, t.contract, None).await?;
+    let count = || async { anyhow::Ok(reader.contract().requestCount().call().await?) };
+    let (before, first) = (count().await?, reader.head().await?);
+    let started = Instant::now();
+    let until = started + Duration::from_secs(seconds);
+    let mut set = JoinSet::new();
+    for (k, node) in nodes.into_iter().enumerate() {
+        set.spawn(async move {
+            let mut in_flight = std::collections::VecDeque::new();
+            let mut i = 0u64;
+            while Instant::now() < until {
+                i += 1;
+                let pk = B256::from(U256::from((k as u64) << 40 | i));
+                // A quote for another key (report_data mismatch), or bytes that are no quote at all.
+                let (quote, log) = if i.is_multiple_of(2) {
+                    (node.quote.clone(), node.event_log.clone())
+                } else {
+                    (b"junk".to_vec(), vec![])
+                };
+                // A flood fills blocks and the base fee climbs: bid far above it so no junk gets stuck.
+                let call = node.chain.contract().requestSecret(pk, quote.into(), log.into());
+                let call = call.max_fee_per_gas(10u128.pow(15)).max_priority_fee_per_gas(10u128.pow(9));
+                match node.chain.submit(call).await {
+                    Ok(s) => in_flight.push_back(s),
+                    Err(_) => node.chain.forget_nonce().await,
+                }
+                if in_flight.len() >= JUNK_IN_FLIGHT {
+                    if let Some(s) = in_flight.pop_front() {
+                        if node.chain.confirm(s, Duration::from_secs(30)).await.is_err() {
+                            in_flight.clear();
+                        }
+                    }
+                }
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r?;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await; // the last ones are mined
+    let (after, last) = (count().await?, reader.head().await?);
+    let mined = u64::try_from(after.saturating_sub(before)).unwrap_or(u64::MAX);
+    let wall = started.elapsed().as_secs_f64();
+    let report = json!({
+        "junk_requests": mined, "seconds": (wall * 10.0).round() / 10.0,
+        "per_second": (mined as f64 / wall * 10.0).round() / 10.0, "first_block": first, "last_block": last,
+    });
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(report)
 }
 
 fn write(path: &Path, v: &Value) -> anyhow::Result<()> {

@@ -314,6 +314,10 @@ enum Expect {
     Retry(&'static str),
     /// This holder leaves the request to others.
     Abstain,
+    /// A genuine quote for another request: refused 7 at once (PROTOCOL.md §5.1 since version 5:
+    /// report_data before any collateral or signature work), and the verifier alone, on the same
+    /// quote, decides as given (what the pipeline would do with a quote that bound the request).
+    Unbound(&'static Expect),
 }
 
 impl Expect {
@@ -323,6 +327,7 @@ impl Expect {
             Expect::Refuse(r, text) => format!("refuse {} mentioning {text:?}", r.name()),
             Expect::Retry(text) => format!("retry mentioning {text:?}"),
             Expect::Abstain => "abstain".into(),
+            Expect::Unbound(e) => format!("refuse report_data_mismatch, then (verifier alone) {}", e.describe()),
         }
     }
 
@@ -531,7 +536,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     );
     add(
         "genuine TDX quote: signature byte flipped",
-        Refuse(QuoteInvalid, "quote verification failed"),
+        Unbound(&Refuse(QuoteInvalid, "quote verification failed")),
         base.with(|i| {
             genuine(i);
             i.quote[at::QUOTE_SIG + 7] ^= 0x01;
@@ -539,7 +544,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     );
     add(
         "genuine TDX quote: report_data byte flipped",
-        Refuse(QuoteInvalid, "quote verification failed"),
+        Unbound(&Refuse(QuoteInvalid, "quote verification failed")),
         base.with(|i| {
             genuine(i);
             i.quote[at::REPORT_DATA] ^= 0x01;
@@ -561,7 +566,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     );
     add(
         "genuine TDX quote, compact: signature byte flipped",
-        Refuse(QuoteInvalid, "quote verification failed"),
+        Unbound(&Refuse(QuoteInvalid, "quote verification failed")),
         base.with(genuine_compact(|q| q[5 + at::QUOTE_SIG - 4 + 7] ^= 0x01)),
     );
     add(
@@ -596,7 +601,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     );
     add(
         "genuine TDX v5 quote: TCB matches no level",
-        Refuse(TcbStatusNotAccepted, "no matching tcb level"),
+        Unbound(&Refuse(TcbStatusNotAccepted, "no matching tcb level")),
         base.with(|i| {
             i.trust = Trust::Genuine("tdx_quote_outdated_collateral.json");
             i.now = OUTDATED_NOW;
@@ -605,7 +610,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     );
     add(
         "genuine TDX quote, no collateral configured",
-        Retry("collateral unavailable"),
+        Unbound(&Retry("collateral unavailable")),
         base.with(|i| {
             genuine(i);
             i.trust = Trust::Strict;
@@ -613,7 +618,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     );
     add(
         "genuine TDX quote, collateral expired",
-        Retry("collateral unavailable"),
+        Unbound(&Retry("collateral unavailable")),
         base.with(|i| {
             genuine(i);
             i.now = 1_752_969_600; // 2025-07-20, after nextUpdate
@@ -621,7 +626,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     );
     add(
         "genuine TDX quote, collateral not yet valid",
-        Retry("collateral unavailable"),
+        Unbound(&Retry("collateral unavailable")),
         base.with(|i| {
             genuine(i);
             i.now = 1_750_204_800; // 2025-06-18, before issueDate
@@ -641,7 +646,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     ] {
         add(
             &format!("genuine TDX quote, holder's collateral corrupt: {name}"),
-            Retry("collateral unavailable"),
+            Unbound(&Retry("collateral unavailable")),
             base.with(|i| {
                 genuine(i);
                 i.trust = Trust::Tampered("tdx_quote_collateral.json", tamper);
@@ -650,7 +655,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     }
     add(
         "genuine TDX quote, collateral of another platform",
-        Retry("collateral unavailable"),
+        Unbound(&Retry("collateral unavailable")),
         base.with(|i| {
             genuine(i);
             i.trust = Trust::Genuine("sgx_quote_collateral.json");
@@ -661,7 +666,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     // it can neither wait forever nor choose what a PCCS-backed holder fetches and caches.
     add(
         "genuine TDX quote: PCK leaf forged, chain still ends in Intel's root",
-        Refuse(Refusal::QuoteInvalid, "does not verify against the trusted root"),
+        Unbound(&Refuse(Refusal::QuoteInvalid, "does not verify against the trusted root")),
         base.with(|i| {
             genuine(i);
             let q = &mut i.quote;
@@ -694,7 +699,16 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
         ("QE auth data", at::QE_AUTH_DATA + 3),
         ("PEM chain: PCK leaf certificate", pem_start(q) + 400),
     ] {
-        add(&format!("flip in {name}"), Refuse(QuoteInvalid, "quote verification failed"), base.quote(flip(at)));
+        // Flips in what the cheap checks read (PROTOCOL.md §5.1 rows 0-9 since version 5) are refused
+        // by them, before the signature check that would also fail.
+        let expect = match name {
+            "body: MRTD" => Refuse(OsReferenceNotAllowed, "not allowed"),
+            "body: mr_config_id" => Refuse(ComposeHashMismatch, "mr_config_id binds"),
+            "body: RTMR3" => Refuse(Rtmr3Mismatch, "rtmr3"),
+            "body: report_data" => Refuse(ReportDataMismatch, "does not bind"),
+            _ => Refuse(QuoteInvalid, "quote verification failed"),
+        };
+        add(&format!("flip in {name}"), expect, base.quote(flip(at)));
     }
     // Chains to neither the simulated nor Intel's root: refused at once, no collateral fetched
     // (otherwise a junk quote would wait, and trigger PCCS fetches, forever).
@@ -1329,7 +1343,22 @@ fn holder_case(test: &str) {
         .unwrap_or_else(|| panic!("no holder case is named like the test {test}"));
     let d = block_on(run(input));
     assert_leaks_nothing(name, &format!("{d:?}"));
-    expect.check(name, &d);
+    match expect {
+        Expect::Unbound(verifier_alone) => {
+            Expect::Refuse(Refusal::ReportDataMismatch, "does not bind").check(name, &d);
+            let v = input.trust.verifier();
+            let verified = v.verify(&input.quote, input.now, input.policy.min_tcb_evaluation_data_number);
+            let alone: Outcome = match verified {
+                Ok(_) => Decision::Accept(Box::new(None)),
+                Err(e) => match e.refusal() {
+                    Some(r) => Decision::Refuse(r, e.to_string()),
+                    None => Decision::Retry(e.to_string()),
+                },
+            };
+            verifier_alone.check(&format!("{name} (verifier alone)"), &alone);
+        }
+        _ => expect.check(name, &d),
+    }
 }
 
 /// Open the delivery of the case whose test is `test`: it must fail with the case's error and leak nothing.

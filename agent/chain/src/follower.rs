@@ -59,6 +59,16 @@ impl Follower {
         Follower { chain, filter, cfg }
     }
 
+    /// Set the most blocks one step handles from now on (at least 1).
+    pub fn set_max_range(&mut self, blocks: u64) {
+        self.cfg.max_range = blocks.max(1);
+    }
+
+    /// The most blocks one step handles.
+    pub fn max_range(&self) -> u64 {
+        self.cfg.max_range
+    }
+
     /// One step from `checkpoint` (or from `start_block` when there is none).
     pub async fn step(&self, checkpoint: Option<Checkpoint>, start_block: u64) -> Result<Step, ChainError> {
         let head = self.chain.head().await?;

@@ -76,6 +76,7 @@ pub const SETTINGS: &[Setting] = &[
     s("jitter_ms", "jitter-ms", "REPLICATOOR_JITTER_MS", false, Security),
     s("backup_delay_blocks", "backup-delay-blocks", "REPLICATOOR_BACKUP_DELAY_BLOCKS", false, Security),
     s("max_refusals_per_step", "max-refusals-per-step", "REPLICATOOR_MAX_REFUSALS_PER_STEP", false, Security),
+    s("max_refusal_gas_per_hour", "max-refusal-gas-per-hour", "REPLICATOOR_MAX_REFUSAL_GAS_PER_HOUR", false, Security),
 ];
 
 /// The confirmation depth a node runs with when nothing sets one (the agent's `--confirmations`

@@ -39,9 +39,17 @@ const TRUST_MODE: &str = "replicatoor_trust_mode";
 const CONFIG_SELF_MEASURED: &str = "replicatoor_config_self_measured";
 const UNPROVEN_READS: &str = "replicatoor_unproven_reads_total";
 const OWN_REFERENCE_EXPIRES_AT: &str = "replicatoor_own_reference_expires_at_seconds";
+const TRIAGED: &str = "replicatoor_requests_triaged_total";
+const JUNK_TRIAGED: &str = "replicatoor_junk_triaged_total";
+const TRIAGE_MICROSECONDS: &str = "replicatoor_triage_microseconds_total";
+const JUNK_QUEUE: &str = "replicatoor_junk_queue";
+const JUNK_DROPPED: &str = "replicatoor_junk_dropped_total";
+const REFUSAL_GAS: &str = "replicatoor_refusal_gas_total";
+const REFUSAL_GAS_LAST_HOUR: &str = "replicatoor_refusal_gas_last_hour";
+const REFUSAL_BUDGET_SPENT: &str = "replicatoor_refusal_gas_budget_spent_total";
 /// Every metric above: the exposition test and docs/operations.md's table are checked against this list.
 #[cfg(test)]
-const ALL: [&str; 18] = [
+const ALL: [&str; 26] = [
     REQUESTS_SEEN,
     REQUESTS_SERVED,
     REQUESTS_REFUSED,
@@ -60,6 +68,14 @@ const ALL: [&str; 18] = [
     CONFIG_SELF_MEASURED,
     UNPROVEN_READS,
     OWN_REFERENCE_EXPIRES_AT,
+    TRIAGED,
+    JUNK_TRIAGED,
+    TRIAGE_MICROSECONDS,
+    JUNK_QUEUE,
+    JUNK_DROPPED,
+    REFUSAL_GAS,
+    REFUSAL_GAS_LAST_HOUR,
+    REFUSAL_BUDGET_SPENT,
 ];
 
 /// A role as shown on /status and in `replicatoor_role`.
@@ -108,6 +124,10 @@ pub struct Status {
     /// Whether the node's settings were checked against the compose its CVM measured:
     /// `self-measured (service … of compose …)` or `NOT self-measured …` (simulated quotes, dev only).
     pub configuration: String,
+    /// New node: why its own request is still pending (PROTOCOL.md §2 says what to do), while it is.
+    pub pending: Option<String>,
+    /// Holder: junk requests waiting for their refusal.
+    pub junk_queue: u64,
 }
 
 /// The last request this holder handled.
@@ -143,6 +163,28 @@ struct Metrics {
     requests_throttled: Counter,
     /// `replicatoor_rpc_errors_total` (counter): failed chain calls (the agent retries them).
     rpc_errors: Counter,
+    /// `replicatoor_requests_triaged_total` (counter): requests put through the cheap checks on
+    /// arrival (PROTOCOL.md §5.1 rows 0-2 and 9-13), junk or not.
+    triaged: Counter,
+    /// `replicatoor_junk_triaged_total` (counter): of those, requests that failed them (junk: refused
+    /// from the junk queue, behind every request that passed).
+    junk_triaged: Counter,
+    /// `replicatoor_triage_microseconds_total` (counter): time spent in those checks; triaged /
+    /// this is the holder's junk-evaluation rate (`script/bench.sh` flood part).
+    triage_microseconds: Counter,
+    /// `replicatoor_junk_queue` (gauge): junk requests waiting for their refusal.
+    junk_queue: Gauge,
+    /// `replicatoor_junk_dropped_total` (counter): junk requests the full queue did not take (left
+    /// pending, never refused by this holder).
+    junk_dropped: Counter,
+    /// `replicatoor_refusal_gas_total` (counter): gas of this holder's mined refusals.
+    refusal_gas: Counter,
+    /// `replicatoor_refusal_gas_last_hour` (gauge): refusal gas spent in the last hour, in-flight
+    /// refusals at their estimate (the budget is `--max-refusal-gas-per-hour`).
+    refusal_gas_last_hour: Gauge,
+    /// `replicatoor_refusal_gas_budget_spent_total` (counter): steps that held junk refusals back
+    /// because the hourly refusal gas budget was spent.
+    refusal_budget_spent: Counter,
     /// `replicatoor_verification_seconds` (histogram, buckets [`BUCKETS`]): time of the verification
     /// pipeline per request.
     verification_seconds: Histogram,
@@ -169,6 +211,14 @@ impl Metrics {
         describe_counter!(REQUESTS_ABSTAINED, "Requests left to other holders.");
         describe_counter!(REQUESTS_THROTTLED, "Refusals not posted (budget spent).");
         describe_counter!(RPC_ERRORS, "Failed chain calls (retried).");
+        describe_counter!(TRIAGED, "Requests put through the cheap checks on arrival.");
+        describe_counter!(JUNK_TRIAGED, "Requests that failed the cheap checks (junk).");
+        describe_counter!(TRIAGE_MICROSECONDS, "Time spent in the cheap checks, microseconds.");
+        describe_gauge!(JUNK_QUEUE, "Junk requests waiting for their refusal.");
+        describe_counter!(JUNK_DROPPED, "Junk requests the full junk queue did not take.");
+        describe_counter!(REFUSAL_GAS, "Gas of this holder's mined refusals.");
+        describe_gauge!(REFUSAL_GAS_LAST_HOUR, "Refusal gas spent in the last hour (in flight: estimated).");
+        describe_counter!(REFUSAL_BUDGET_SPENT, "Steps that held refusals back: hourly refusal gas budget spent.");
         describe_histogram!(VERIFICATION_SECONDS, "Time of the verification pipeline per request.");
         describe_gauge!(LAST_PROCESSED_BLOCK, "Last block whose requests were handled.");
         describe_gauge!(CHAIN_HEAD, "Latest block seen.");
@@ -183,6 +233,14 @@ impl Metrics {
             requests_abstained: counter!(REQUESTS_ABSTAINED),
             requests_throttled: counter!(REQUESTS_THROTTLED),
             rpc_errors: counter!(RPC_ERRORS),
+            triaged: counter!(TRIAGED),
+            junk_triaged: counter!(JUNK_TRIAGED),
+            triage_microseconds: counter!(TRIAGE_MICROSECONDS),
+            junk_queue: gauge!(JUNK_QUEUE),
+            junk_dropped: counter!(JUNK_DROPPED),
+            refusal_gas: counter!(REFUSAL_GAS),
+            refusal_gas_last_hour: gauge!(REFUSAL_GAS_LAST_HOUR),
+            refusal_budget_spent: counter!(REFUSAL_BUDGET_SPENT),
             verification_seconds: histogram!(VERIFICATION_SECONDS),
             last_processed_block: gauge!(LAST_PROCESSED_BLOCK),
             chain_head: gauge!(CHAIN_HEAD),
@@ -232,6 +290,8 @@ impl Telemetry {
             trust_mode: UNVERIFIED,
             own_reference_expires_at: None,
             configuration: crate::config::Measurement::NotSelfMeasured.describe(),
+            pending: None,
+            junk_queue: 0,
         };
         // Without buckets the exporter would render the histogram as a summary.
         let recorder = PrometheusBuilder::new()
@@ -321,6 +381,35 @@ impl Telemetry {
 
     pub fn rpc_error(&self) {
         self.metrics.rpc_errors.increment(1);
+    }
+
+    /// A step's intake: `triaged` requests through the cheap checks in `micros`, `junk` of them failed.
+    pub fn triaged(&self, triaged: u64, junk: u64, micros: u64) {
+        let m = &self.metrics;
+        m.triaged.increment(triaged);
+        m.junk_triaged.increment(junk);
+        m.triage_microseconds.increment(micros);
+    }
+
+    /// The junk queue's length, and `dropped` more junk requests it did not take.
+    pub fn junk_queue(&self, len: usize, dropped: u64) {
+        self.metrics.junk_queue.set(len as f64);
+        self.metrics.junk_dropped.increment(dropped);
+    }
+
+    /// A mined refusal used `gas`.
+    pub fn refusal_gas(&self, gas: u64) {
+        self.metrics.refusal_gas.increment(gas);
+    }
+
+    /// Refusal gas spent in the last hour (in flight: estimated).
+    pub fn refusal_gas_last_hour(&self, gas: u64) {
+        self.metrics.refusal_gas_last_hour.set(gas as f64);
+    }
+
+    /// A step held refusals back: the hourly refusal gas budget is spent.
+    pub fn refusal_budget_spent(&self) {
+        self.metrics.refusal_budget_spent.increment(1);
     }
 
     /// Record what became of a request.

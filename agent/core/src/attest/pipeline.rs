@@ -1,11 +1,14 @@
 //! The one path from an untrusted attestation (quote + event log) to an [`Accepted`] value.
 //!
-//! Order (PROTOCOL.md §5.1, first failure decides): recipient key usable (requests only) → verify
-//! quote (a compact quote, §3.9, is rebuilt first, by the verifier; collateral older than the
-//! policy's TCB evaluation floor is a retry) → policy (simulated, TCB, debug) → report_data binding
-//! → event-log replay and compose hash → reference ids allowed on chain. Each failure is a precise [`Refusal`]; local faults
-//! (collateral, RPC) are [`Decision::Retry`], never a refusal; a simulated quote that the policy
-//! allows but this holder does not trust is [`Decision::Abstain`].
+//! Order (PROTOCOL.md §5.1, first failure decides; version 5 put every check that needs no
+//! collateral, signature or chain read first): the cheap checks of [`precheck`] (recipient key,
+//! quote size and form, TEE type, report_data binding, event-log replay, claim rules, compose hash)
+//! → both reference ids allowed on chain → verify the quote (a compact quote, §3.9, is rebuilt
+//! first, by the verifier; collateral older than the policy's TCB evaluation floor is a retry) →
+//! policy (simulated, TCB, debug). Each failure is a precise [`Refusal`]; local faults (collateral,
+//! RPC) are [`Decision::Retry`], never a refusal; a simulated quote that the policy allows but this
+//! holder does not trust is [`Decision::Abstain`]. Checks on claimed (not yet verified) bytes only
+//! ever refuse: a genuine quote carries exactly the bytes they look at, so none of them can accept.
 //!
 //! Requests and genesis proposals run the same checks but yield distinct types
 //! ([`AcceptedRequest`], [`AcceptedGenesis`]): only the first can be sealed to
@@ -13,7 +16,8 @@
 
 use super::{
     eventlog::{AppInfo, EventLog},
-    verifier::{VerifiedQuote, Verifier},
+    quote::Measurements,
+    verifier::{parse_posted, VerifiedQuote, Verifier},
 };
 use crate::{
     crypto::hpke,
@@ -182,26 +186,88 @@ pub async fn evaluate<R: References, B: Binding>(
     }
 }
 
+/// What the cheap checks (PROTOCOL.md §5.1 rows 0-2 and 9-13) establish of a posted attestation, from its
+/// bytes alone: nothing in it is verified yet (the quote's signature is checked later), so it only
+/// says that the attestation is not junk by its form, and which reference ids it claims.
+#[derive(Debug, Clone)]
+pub struct Prechecked {
+    measurements: Measurements,
+    app: AppInfo,
+    os_ref: B256,
+    app_ref: B256,
+}
+
+/// The checks of PROTOCOL.md §5.1 that need neither collateral nor a signature check nor the chain
+/// (rows 0-2 and 9-13): recipient key, quote size and form, TEE type, report_data binding, event log, RTMR3
+/// replay, claim rules, compose hash in `mr_config_id`. Microseconds per attestation and no I/O, so a
+/// holder runs them on every request as it arrives (junk is refused without costing collateral
+/// fetches or verification, and sorted behind requests that pass), and [`evaluate`] runs them first.
+/// A failure is final for the posted bytes: the refusal and a detail for the log.
+pub fn precheck<B: Binding>(
+    deployment: &Deployment,
+    binding: &B,
+    raw_quote: &[u8],
+    raw_log: &[u8],
+) -> Result<Prechecked, (Refusal, String)> {
+    if let Some(hpke_pub_key) = binding.recipient_key() {
+        if !hpke::is_usable_public_key(hpke_pub_key) {
+            return Err((Refusal::InvalidPublicKey, "X25519 key is a low-order point".into()));
+        }
+    }
+    // parse_posted fails only with a requester's fault (a refusal); the default keeps the mapping total.
+    let (_, _, m) =
+        parse_posted(raw_quote).map_err(|e| (e.refusal().unwrap_or(Refusal::QuoteMalformed), e.to_string()))?;
+    // Unverified here, but a genuine quote carries exactly these bytes: a quote that does not bind
+    // this request cannot become one that does by verifying, so it is refused before any
+    // collateral is fetched (an unreachable collateral source must not keep junk pending).
+    if m.report_data != binding.expected_report_data(deployment) {
+        return Err((
+            Refusal::ReportDataMismatch,
+            format!("report_data {} does not bind this request, chain and contract", hex::encode(&m.report_data[..16])),
+        ));
+    }
+    let log = EventLog::from_compact(raw_log).map_err(|e| (Refusal::EventLogMalformed, e.to_string()))?;
+    log.replay_rtmr3_and_check(&m.rtmr[3]).map_err(|e| (Refusal::Rtmr3Mismatch, e.to_string()))?;
+    let app = log.app_info().map_err(|e| (Refusal::EventLogMalformed, e.to_string()))?;
+    if let Some(bound) = m.config_id_compose_hash() {
+        if bound != app.compose_hash {
+            return Err((
+                Refusal::ComposeHashMismatch,
+                format!(
+                    "mr_config_id binds {} but the event log says {}",
+                    hex::encode(bound),
+                    hex::encode(app.compose_hash)
+                ),
+            ));
+        }
+    }
+    let os_ref = m.os_reference_id();
+    let app_ref = app_reference_id(&app.compose_hash);
+    Ok(Prechecked { measurements: m, app, os_ref, app_ref })
+}
+
 async fn evaluate_inner<R: References, B: Binding>(
     ctx: &Context<'_, R>,
     binding: B,
     raw_quote: &[u8],
     raw_log: &[u8],
 ) -> Result<Accepted<B>, Decision<Accepted<B>>> {
-    if let Some(hpke_pub_key) = binding.recipient_key() {
-        if !hpke::is_usable_public_key(hpke_pub_key) {
-            return Err(Decision::Refuse(Refusal::InvalidPublicKey, "X25519 key is a low-order point".into()));
-        }
-    }
+    let pre = precheck(&ctx.deployment, &binding, raw_quote, raw_log).map_err(|(r, why)| refuse(r, why))?;
+    // The allowlist, still before any collateral or signature work: the measurements are claimed,
+    // not verified, but a quote claiming a reference the contract does not allow cannot be accepted.
+    check_reference(ctx, pre.os_ref, RefKind::Os, Refusal::OsReferenceNotAllowed).await?;
+    check_reference(ctx, pre.app_ref, RefKind::App, Refusal::AppReferenceNotAllowed).await?;
     let min_tcb_eval = ctx.policy.min_tcb_evaluation_data_number;
     let prepared =
         ctx.verifier.prepare(raw_quote, ctx.now, min_tcb_eval).await.map_err(|e| Decision::Retry(e.to_string()))?;
-    let quote =
-        ctx.verifier.verify_prepared(raw_quote, ctx.now, min_tcb_eval, prepared).map_err(|e| match e.refusal() {
-            Some(Refusal::SimulatedQuoteNotAllowed) if ctx.policy.allow_simulated => Decision::Abstain(e.to_string()),
-            Some(r) => Decision::Refuse(r, e.to_string()),
-            None => Decision::Retry(e.to_string()),
-        })?;
+    let verified = ctx.verifier.offloaded(|| ctx.verifier.verify_prepared(raw_quote, ctx.now, min_tcb_eval, prepared));
+    let quote = verified.map_err(|e| match e.refusal() {
+        Some(Refusal::SimulatedQuoteNotAllowed) if ctx.policy.allow_simulated => Decision::Abstain(e.to_string()),
+        Some(r) => Decision::Refuse(r, e.to_string()),
+        None => Decision::Retry(e.to_string()),
+    })?;
+    // The measurements checked above are the verified quote's (the same posted bytes, now verified).
+    debug_assert_eq!(quote.measurements(), &pre.measurements);
     if quote.is_simulated() && !ctx.policy.allow_simulated {
         return Err(refuse(Refusal::SimulatedQuoteNotAllowed, "the contract's policy does not allow simulated quotes"));
     }
@@ -222,31 +288,7 @@ async fn evaluate_inner<R: References, B: Binding>(
             format!("TD attributes {} enable profiling", hex::encode(m.td_attributes)),
         ));
     }
-    if m.report_data != binding.expected_report_data(&ctx.deployment) {
-        return Err(refuse(
-            Refusal::ReportDataMismatch,
-            format!("report_data {} does not bind this request, chain and contract", hex::encode(&m.report_data[..16])),
-        ));
-    }
-    let log = EventLog::from_compact(raw_log).map_err(|e| refuse(Refusal::EventLogMalformed, e.to_string()))?;
-    log.replay_rtmr3_and_check(&m.rtmr[3]).map_err(|e| refuse(Refusal::Rtmr3Mismatch, e.to_string()))?;
-    let app = log.app_info().map_err(|e| refuse(Refusal::EventLogMalformed, e.to_string()))?;
-    if let Some(bound) = m.config_id_compose_hash() {
-        if bound != app.compose_hash {
-            return Err(refuse(
-                Refusal::ComposeHashMismatch,
-                format!(
-                    "mr_config_id binds {} but the event log says {}",
-                    hex::encode(bound),
-                    hex::encode(app.compose_hash)
-                ),
-            ));
-        }
-    }
-    let os_ref = m.os_reference_id();
-    let app_ref = app_reference_id(&app.compose_hash);
-    check_reference(ctx, os_ref, RefKind::Os, Refusal::OsReferenceNotAllowed).await?;
-    check_reference(ctx, app_ref, RefKind::App, Refusal::AppReferenceNotAllowed).await?;
+    let Prechecked { os_ref, app_ref, app, .. } = pre;
     Ok(Accepted { binding, policy: ctx.policy, os_ref, app_ref, app, quote })
 }
 

@@ -113,12 +113,22 @@ pub trait SimulatedPki: Send + Sync {
     fn collateral(&self, now: u64) -> Result<QuoteCollateralV3, CollateralError>;
 }
 
+/// Where the verifier's CPU-bound work (signature and certificate checks) runs: the caller's choice,
+/// so that an async caller keeps it off its event loop (the kernel has no runtime of its own). `run`
+/// must call `work` once before it returns; [`Verifier::offloaded`] runs it in place otherwise.
+pub trait Offload: Send + Sync {
+    /// Run `work` to completion.
+    fn run(&self, work: &mut dyn FnMut());
+}
+
 /// Verifies quotes against Intel's root, and the simulated root only when explicitly trusted.
 pub struct Verifier {
     collateral: Box<dyn CollateralSource>,
     simulated: Option<Arc<dyn SimulatedPki>>,
     /// Collateral signatures already verified, so each is verified once, not once per quote.
     memo: Arc<SigMemo>,
+    /// Where [`Verifier::offloaded`] runs work (none: in place).
+    offload: Option<Arc<dyn Offload>>,
 }
 
 /// What [`Verifier::prepare`] verified of a quote (its PCK chain's signatures), so that
@@ -129,7 +139,23 @@ pub struct Prepared(Checked);
 impl Verifier {
     /// A production verifier: Intel's root only.
     pub fn new(collateral: Box<dyn CollateralSource>) -> Self {
-        Verifier { collateral, simulated: None, memo: Arc::default() }
+        Verifier { collateral, simulated: None, memo: Arc::default(), offload: None }
+    }
+
+    /// Run the CPU-bound part of verification through `offload` (e.g. off an async runtime's
+    /// workers); it changes where the work runs, never its result.
+    pub fn with_offload(mut self, offload: Arc<dyn Offload>) -> Self {
+        self.offload = Some(offload);
+        self
+    }
+
+    /// `work`, run through this verifier's [`Offload`] (in place without one).
+    pub fn offloaded<T>(&self, work: impl FnOnce() -> T) -> T {
+        let Some(offload) = &self.offload else { return work() };
+        let (mut work, mut out) = (Some(work), None);
+        offload.run(&mut || out = work.take().map(|w| w()));
+        // A hook that did not run it: run it here.
+        out.or_else(|| work.map(|w| w())).unwrap_or_else(|| unreachable!("work taken without a result"))
     }
 
     /// The signature memo (its counters show how much verification it saved).
@@ -205,33 +231,9 @@ impl Verifier {
         prepared: Prepared,
     ) -> Result<VerifiedQuote, QuoteError> {
         let Prepared(mut own) = prepared;
-        if posted.len() > MAX_QUOTE_LEN {
-            return Err(QuoteError::Malformed(format!(
-                "{} bytes exceeds the {MAX_QUOTE_LEN} byte limit",
-                posted.len()
-            )));
-        }
-        let raw = compact::to_raw(posted).map_err(|e| QuoteError::Malformed(e.to_string()))?;
+        let (raw, quote, measurements) = parse_posted(posted)?;
         let raw = &*raw;
-        let quote = Quote::parse(raw).map_err(|e| match header_kind(raw) {
-            // A complete DCAP header naming another TEE or quote version is the wrong TEE type
-            // (PROTOCOL.md §5.1 row 2), whether or not dcap-qvl can lay out what follows it.
-            // Version 0 is no DCAP version at all (e.g. zeros): malformed.
-            Some((version, tee_type))
-                if version != 0
-                    && KNOWN_TEE_TYPES.contains(&tee_type)
-                    && !(tee_type == TEE_TYPE_TDX && (4..=5).contains(&version)) =>
-            {
-                QuoteError::WrongTeeType { version, tee_type }
-            }
-            _ => QuoteError::Malformed(format!("{e:#}")),
-        })?;
-        let (version, tee_type) = (quote.header.version, quote.header.tee_type);
-        if tee_type != TEE_TYPE_TDX || !(4..=5).contains(&version) {
-            return Err(QuoteError::WrongTeeType { version, tee_type });
-        }
-        let measurements =
-            Measurements::from_report(&quote.report).ok_or(QuoteError::WrongTeeType { version, tee_type })?;
+        let version = quote.header.version;
         let parts = self.collateral_for_quote(&quote, now, min_tcb_eval, &mut own)?;
         // Debug TDs are judged by the contract's policy in the pipeline, with their own refusal code.
         let report = sigmemo::within(&self.memo, &mut own, || {
@@ -322,6 +324,37 @@ impl Verifier {
         self.memo.remember(collateral_own);
         Ok(QuoteParts { root, pck, collateral, simulated, tcb_evaluation_data_number })
     }
+}
+
+/// PROTOCOL.md §5.1 rows 1-2 on a posted quote (raw or compact), without verifying anything: the
+/// size cap, a compact quote decodes, the quote parses, it is a TDX v4/v5 quote with a TD report.
+/// The cheap part of verification, which the pipeline runs before any collateral or signature work
+/// (a quote failing here is refused at once, whatever the collateral source does).
+pub fn parse_posted(posted: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, Quote, Measurements), QuoteError> {
+    if posted.len() > MAX_QUOTE_LEN {
+        return Err(QuoteError::Malformed(format!("{} bytes exceeds the {MAX_QUOTE_LEN} byte limit", posted.len())));
+    }
+    let raw = compact::to_raw(posted).map_err(|e| QuoteError::Malformed(e.to_string()))?;
+    let quote = Quote::parse(&raw).map_err(|e| match header_kind(&raw) {
+        // A complete DCAP header naming another TEE or quote version is the wrong TEE type
+        // (PROTOCOL.md §5.1 row 2), whether or not dcap-qvl can lay out what follows it.
+        // Version 0 is no DCAP version at all (e.g. zeros): malformed.
+        Some((version, tee_type))
+            if version != 0
+                && KNOWN_TEE_TYPES.contains(&tee_type)
+                && !(tee_type == TEE_TYPE_TDX && (4..=5).contains(&version)) =>
+        {
+            QuoteError::WrongTeeType { version, tee_type }
+        }
+        _ => QuoteError::Malformed(format!("{e:#}")),
+    })?;
+    let (version, tee_type) = (quote.header.version, quote.header.tee_type);
+    if tee_type != TEE_TYPE_TDX || !(4..=5).contains(&version) {
+        return Err(QuoteError::WrongTeeType { version, tee_type });
+    }
+    let measurements =
+        Measurements::from_report(&quote.report).ok_or(QuoteError::WrongTeeType { version, tee_type })?;
+    Ok((raw, quote, measurements))
 }
 
 /// The collateral a verification would use ([`Verifier::collateral_in_use`]).

@@ -99,6 +99,11 @@ pub struct Settings {
     /// Most refusals a holder posts per scanned block range (a junk flood costs the holder gas).
     #[arg(long, env = "REPLICATOOR_MAX_REFUSALS_PER_STEP", default_value_t = 16)]
     pub max_refusals_per_step: u32,
+    /// Most gas a holder spends on refusals in any hour (their receipts' gas, plus an estimate for
+    /// those in flight): a junk flood costs it at most this much. Over it, refusals wait (the requests
+    /// stay pending, PROTOCOL.md §5.2) and deliveries go on.
+    #[arg(long, env = "REPLICATOOR_MAX_REFUSAL_GAS_PER_HOUR", default_value_t = 8_000_000)]
+    pub max_refusal_gas_per_hour: u64,
     /// New node: exit after installing the secret instead of serving as a holder.
     #[arg(long, env = "REPLICATOOR_EXIT_AFTER_INSTALL")]
     pub exit_after_install: bool,
@@ -217,6 +222,7 @@ pub struct RunConfig {
     pub jitter_ms: u64,
     pub backup_delay_blocks: u64,
     pub max_refusals_per_step: u32,
+    pub max_refusal_gas_per_hour: u64,
     pub exit_after_install: bool,
     /// Where to serve health and metrics (None = off).
     pub http_addr: Option<SocketAddr>,
@@ -397,6 +403,7 @@ impl Settings {
             jitter_ms: self.jitter_ms,
             backup_delay_blocks: self.backup_delay_blocks.max(1),
             max_refusals_per_step: self.max_refusals_per_step,
+            max_refusal_gas_per_hour: self.max_refusal_gas_per_hour,
             exit_after_install: self.exit_after_install,
             http_addr,
             measurement: Measurement::NotSelfMeasured,

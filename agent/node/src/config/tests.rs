@@ -84,7 +84,7 @@ fn defaults_are_strict() {
     assert!(!d.allow_simulated_quotes && !d.allow_insecure_rpc && !d.genesis && !d.exit_after_install);
     assert!(!d.dangerously_trust_rpc && d.deployment.is_none());
     assert_eq!((d.confirmations, d.start_block, d.poll_interval_ms, d.jitter_ms), (2, 0, 1000, 400));
-    assert_eq!(d.max_refusals_per_step, 16);
+    assert_eq!((d.max_refusals_per_step, d.max_refusal_gas_per_hour), (16, 8_000_000));
     assert_eq!(d.backup_delay_blocks, 3);
     assert!(d.rpc_url.is_none() && d.contract.is_none() && d.sender_key.is_none() && d.generate_secret.is_none());
     assert!(d.witness_rpc_urls.is_empty() && d.collateral_dir.is_none() && d.dstack_socket.is_none());

@@ -88,7 +88,9 @@ impl Agent {
             &cfg.state_dir.join("collateral"),
         )
         .context("setting up the PCCS client")?;
-        let mut verifier = Verifier::new(collateral);
+        // Signature checks run off the async workers, so a burst of verification leaves the chain
+        // reads, the junk triage and the HTTP endpoint running on the other core.
+        let mut verifier = Verifier::new(collateral).with_offload(Arc::new(BlockInPlace));
         if cfg.allow_simulated_quotes {
             warn!(target: "replicatoor", "!!! --allow-simulated-quotes: this holder will serve SIMULATED quotes when the contract policy allows them. Never in production. !!!");
             verifier = crate::simulated::trust(verifier)?;
@@ -209,4 +211,21 @@ pub(crate) static CLOCK: replicatoor_core::clock::SystemClock = replicatoor_core
 pub(crate) fn unix_now() -> u64 {
     use replicatoor_core::clock::Clock as _;
     CLOCK.unix()
+}
+
+/// Runs the verifier's CPU-bound work with `tokio::task::block_in_place`: the worker thread running
+/// it hands its other tasks to the runtime first, so a verification never stalls them. In place on a
+/// current-thread runtime (and outside any runtime), where that is not possible.
+struct BlockInPlace;
+
+impl replicatoor_core::attest::verifier::Offload for BlockInPlace {
+    fn run(&self, work: &mut dyn FnMut()) {
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi {
+            tokio::task::block_in_place(work)
+        } else {
+            work()
+        }
+    }
 }

@@ -142,9 +142,24 @@ fn classify(own: &OwnRequest, id: U256, status: RequestStatus) -> Look {
     }
 }
 
+/// Looks at a pending request between two reports of why it is still pending.
+const PENDING_REPORT_EVERY: u32 = 30;
+/// Blocks back (at most) in which a pending report looks for the holders' answers to other requests.
+const ANSWER_WINDOW: u64 = 256;
+
 async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, mut own: OwnRequest) -> anyhow::Result<Exit> {
+    let mut pending_looks = 0u32;
     loop {
-        match look(agent, keys, &own).await? {
+        let look = look(agent, keys, &own).await?;
+        if matches!(look, Look::Status(RequestStatus::Pending)) {
+            pending_looks += 1;
+            if pending_looks.is_multiple_of(PENDING_REPORT_EVERY) {
+                report_pending(agent, &own).await;
+            }
+        } else if std::mem::take(&mut pending_looks) >= PENDING_REPORT_EVERY {
+            agent.telemetry.update(|s| s.pending = None);
+        }
+        match look {
             Look::Unproven | Look::Status(RequestStatus::Pending) => {
                 if !agent.pause(agent.poll()).await {
                     return Ok(Exit::Done);
@@ -187,6 +202,44 @@ async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, mut own: OwnRequest
             },
         }
     }
+}
+
+/// Why this node's request is still pending, as far as public chain data tells (the RPC's logs: a
+/// diagnosis, nothing is decided on it): whether holders are answering other requests meanwhile.
+/// Logged, and shown in `/status` as `pending`, once the request is as deep as PROTOCOL.md §2 says
+/// (`confirmations + backup_delay_blocks + 2`: the first ranked holder and a backup have had their turn),
+/// which also says what to do: keep waiting with this key.
+async fn report_pending(agent: &Agent, own: &OwnRequest) {
+    let chain = &agent.chain;
+    let due = agent.cfg.confirmations + agent.cfg.backup_delay_blocks + 2;
+    let diagnosis = async {
+        let head = chain.head().await?;
+        let depth = head.saturating_sub(own.block);
+        if depth < due {
+            return Ok(None);
+        }
+        let from = own.block.max(head.saturating_sub(ANSWER_WINDOW)).min(head);
+        let filter = Filter::new()
+            .address(chain.deployment().contract)
+            .event_signature(vec![Op::SecretDelivered::SIGNATURE_HASH, Op::RequestRefused::SIGNATURE_HASH]);
+        let answers = get_logs(chain, &filter, from, head).await?.len();
+        Ok::<_, ChainError>(Some((depth, from, answers)))
+    };
+    let why = match diagnosis.await {
+        Ok(None) => return,
+        Ok(Some((blocks, from, 0))) => format!(
+            "pending for {blocks} blocks; no holder answered any request since block {from}: no holder is running, \
+             or all are behind (PROTOCOL.md §2: keep waiting with this key; the operators should check their holders)"
+        ),
+        Ok(Some((blocks, from, answers))) => format!(
+            "pending for {blocks} blocks while holders answered {answers} other requests since block {from}: they are \
+             alive and postponing this one (collateral for this platform unavailable to them, an unprovable read) or \
+             working through a backlog (PROTOCOL.md §2: keep waiting with this key; the holders' logs say which)"
+        ),
+        Err(e) => format!("pending; the holders' recent answers could not be read: {e}"),
+    };
+    warn!(target: "replicatoor::requester", request_id = %own.request_id, why = %why, "request still pending");
+    agent.telemetry.update(|s| s.pending = Some(why));
 }
 
 async fn event_logs<E: SolEvent>(agent: &Agent, own: OwnRequest) -> anyhow::Result<Vec<alloy::rpc::types::Log>> {

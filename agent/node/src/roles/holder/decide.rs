@@ -76,14 +76,14 @@ pub(super) fn gate<'a>(agent: &'a Agent, bundle: &SecretBundle) -> Gate<'a> {
 }
 
 /// Ask the gate about one request and act on its verdict: seal (after the witness RPCs agree), sign a
-/// refusal within this step's budget, or record why not.
+/// refusal within this step's budget (`budget` refusals, counted in `refusals`), or record why not.
 pub(super) async fn handle_request(
     agent: &Agent,
     bundle: &SecretBundle,
     ev: &Op::SecretRequested,
     block: u64,
     view: &StepView<'_>,
-    refusals: &AtomicU32,
+    (refusals, budget): (&AtomicU32, u32),
 ) -> anyhow::Result<Option<Answer>> {
     let chain = &agent.chain;
     let id = ev.requestId;
@@ -117,7 +117,6 @@ pub(super) async fn handle_request(
         }
         Verdict::Refuse { reason, detail, request } => {
             info!(target: "replicatoor::holder", reason = reason.name(), code = reason.code(), detail = %detail, "refusing request");
-            let budget = agent.cfg.max_refusals_per_step;
             if refusals.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < budget).then_some(n + 1)).is_err() {
                 warn!(target: "replicatoor::holder", reason = reason.name(), "refusal budget for this step spent; not posting");
                 throttle(agent, id, block, reason)?;

@@ -3,9 +3,13 @@
 //! decision block's contract state, then seals the bundle or signs a refusal (nothing else seals), [`relay`] sends the
 //! signed answers, confirms them and records what became of each. [`peers`] splits requests among
 //! the holders (who answers first, who is a backup). [`outcome`] records what became of each request
-//! (and when a postponed one is due again). This file runs the loop, one step at a time.
+//! (and when a postponed one is due again). [`intake`] triages each request on arrival by the cheap
+//! checks, so that junk waits in a bounded queue for its refusal (a few per step, within an hourly gas
+//! budget) while requests that pass are decided and delivered first. This file runs the loop, one
+//! step at a time.
 
 mod decide;
+mod intake;
 mod outcome;
 mod peers;
 mod relay;
@@ -23,9 +27,10 @@ use alloy::{
 use anyhow::Context as _;
 use decide::{handle_request, StepView};
 use futures::{StreamExt as _, TryStreamExt as _};
+use intake::{Junk, JunkQueue, RefusalGas};
 use outcome::{due, unix_ms};
 use peers::Peers;
-use relay::{send_answers, settle, Answer, InFlight};
+use relay::{send_answers, settle, Answer, AnswerKind, InFlight};
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
     follower::{Checkpoint, Follower, FollowerConfig, Step},
@@ -43,6 +48,25 @@ use tracing::{debug, info, info_span, warn, Instrument};
 /// instead of adding up, while a flood keeps a bounded number in flight.
 const DECIDE_CONCURRENCY: usize = 16;
 
+/// Most blocks one step reads (catch-up over empty history goes this fast).
+const MAX_STEP_BLOCKS: u64 = 2_000;
+/// Logs a step aims to hold at most: over it the next step reads half the blocks (down to one block,
+/// whose gas limit bounds its calldata), well under it twice as many, so what a step holds in memory
+/// stays bounded during a flood however far behind the holder is, and empty history is still read
+/// 2,000 blocks a step.
+const STEP_LOGS: usize = 1_024;
+
+/// The blocks the step after one of `range` blocks that saw `logs` logs reads.
+fn next_range(range: u64, logs: usize) -> u64 {
+    if logs > STEP_LOGS {
+        (range / 2).max(1)
+    } else if logs < STEP_LOGS / 4 {
+        range.saturating_mul(2).min(MAX_STEP_BLOCKS)
+    } else {
+        range
+    }
+}
+
 /// Serve requests until shutdown: one [`Holder::step`] after another, each step's checkpoint
 /// persisted once its answers are sent (or stored as `Sent`, or postponed).
 pub async fn run(agent: &Agent) -> anyhow::Result<()> {
@@ -57,7 +81,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
     let follower = Follower::new(
         chain.clone(),
         filter,
-        FollowerConfig { confirmations: agent.cfg.confirmations, ..Default::default() },
+        FollowerConfig { confirmations: agent.cfg.confirmations, max_range: MAX_STEP_BLOCKS, ..Default::default() },
     );
     agent.telemetry.update(|s| {
         s.cluster = Some(bundle.cluster_address().to_string());
@@ -69,7 +93,22 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
     peers.learn_recent(agent, bundle.epoch()).await;
     let gate = decide::gate(agent, &bundle);
     let (own_expiry, in_flight, backoff) = (None, Vec::new(), agent.backoff());
-    let mut holder = Holder { agent, bundle: &bundle, gate, follower, own, own_expiry, peers, in_flight, backoff };
+    let junk = JunkQueue::new(intake::JUNK_QUEUE_CAP);
+    let refusal_gas = RefusalGas::new(agent.cfg.max_refusal_gas_per_hour);
+    let mut holder = Holder {
+        agent,
+        bundle: &bundle,
+        gate,
+        follower,
+        own,
+        own_expiry,
+        peers,
+        in_flight,
+        backoff,
+        junk,
+        refusal_gas,
+        budget_spent_logged: false,
+    };
     while !agent.stopping() {
         let pause = match holder.step().await? {
             Next::Checkpoint { checkpoint, from, to, head, logs } => {
@@ -117,6 +156,12 @@ struct Holder<'a> {
     in_flight: Vec<InFlight>,
     /// The wait before a step that failed is tried again.
     backoff: Backoff,
+    /// Junk requests (failed the cheap checks on arrival) waiting for their refusal.
+    junk: JunkQueue,
+    /// Refusal gas spent in the last hour, against `--max-refusal-gas-per-hour`.
+    refusal_gas: RefusalGas,
+    /// Whether the spent budget was logged (once each time it runs out, not once per step).
+    budget_spent_logged: bool,
 }
 
 /// What a step leaves to the loop.
@@ -134,9 +179,38 @@ enum Next {
 }
 
 impl Holder<'_> {
-    /// Record the answers whose receipts came (all of them, waiting, when `wait`).
+    /// Record the answers whose receipts came (all of them, waiting, when `wait`), and count the
+    /// refusals' gas against the hourly budget.
     async fn settle(&mut self, wait: bool) -> anyhow::Result<()> {
-        settle(self.agent, &mut self.in_flight, wait).await
+        let refusals = settle(self.agent, &mut self.in_flight, wait).await?;
+        let now = std::time::Instant::now();
+        for gas in refusals {
+            if let Some(gas) = gas {
+                self.agent.telemetry.refusal_gas(gas);
+            }
+            self.refusal_gas.settled(gas, now);
+        }
+        let spent = self.refusal_gas.spent(now);
+        self.agent.telemetry.refusal_gas_last_hour(spent);
+        Ok(())
+    }
+
+    /// How many refusals this step may post: the per-step batch, within what is left of the hourly
+    /// gas budget (logged and counted once when that runs out).
+    fn refusal_allowance(&mut self) -> u32 {
+        let agent = self.agent;
+        let hourly = self.refusal_gas.allowance(std::time::Instant::now());
+        if hourly == 0 {
+            if self.junk.len() > 0 {
+                agent.telemetry.refusal_budget_spent();
+            }
+            if !std::mem::replace(&mut self.budget_spent_logged, true) {
+                warn!(target: "replicatoor::holder", budget_gas = agent.cfg.max_refusal_gas_per_hour, junk_waiting = self.junk.len(), "refusal gas budget for this hour spent: refusals wait (deliveries go on)");
+            }
+        } else {
+            self.budget_spent_logged = false;
+        }
+        agent.cfg.max_refusals_per_step.min(u32::try_from(hourly).unwrap_or(u32::MAX))
     }
 
     /// One step: the follower's next logs from the checkpoint, each request decided at the confirmed
@@ -148,6 +222,7 @@ impl Holder<'_> {
         let (from, to, logs, checkpoint, head) = match step {
             Ok(Step::Logs { from, to, logs, checkpoint, head }) => {
                 self.backoff.reset();
+                self.follower.set_max_range(next_range(self.follower.max_range(), logs.len()));
                 (from, to, logs, checkpoint, head)
             }
             Ok(Step::Reorg { dropped, checkpoint }) => {
@@ -191,8 +266,27 @@ impl Holder<'_> {
         // An answer still in flight is settled by its receipt (a reorg may show its request again).
         let busy: std::collections::HashSet<U256> = self.in_flight.iter().map(InFlight::id).collect();
         let mut now = Vec::with_capacity(requests.len());
+        let (mut triaged, mut junk, mut dropped, mut triage_time) = (0u64, 0u64, 0u64, Duration::ZERO);
         for log in requests {
             if log.topics().get(1).is_some_and(|id| busy.contains(&U256::from_be_bytes(id.0))) {
+                continue;
+            }
+            agent.telemetry.request_seen();
+            // Junk waits behind every request that passes the cheap checks (intake.rs).
+            let started = std::time::Instant::now();
+            let reason = log
+                .log_decode::<Op::SecretRequested>()
+                .ok()
+                .and_then(|l| intake::triage(&agent.chain.deployment(), &l.inner.data));
+            (triaged, triage_time) = (triaged + 1, triage_time + started.elapsed());
+            if let (Some(reason), Some(id), Some(block)) = (reason, log.topics().get(1), log.block_number) {
+                let id = U256::from_be_bytes(id.0);
+                let due_block =
+                    self.peers.backup_due(log, view.at, agent.cfg.backup_delay_blocks).map_or(block, |(_, _, due)| due);
+                junk += 1;
+                if !self.junk.push(Junk { id, block, due_block, reason }) {
+                    dropped += 1;
+                }
                 continue;
             }
             match self.peers.backup_due(log, view.at, agent.cfg.backup_delay_blocks) {
@@ -209,13 +303,23 @@ impl Holder<'_> {
                 None => now.push(log),
             }
         }
+        let micros = u64::try_from(triage_time.as_micros()).unwrap_or(u64::MAX);
+        agent.telemetry.triaged(triaged, junk, micros);
+        agent.telemetry.junk_queue(self.junk.len(), dropped);
+        agent.telemetry.update(|s| s.junk_queue = self.junk.len() as u64);
+        if dropped > 0 {
+            warn!(target: "replicatoor::holder", dropped, queued = self.junk.len(), "junk queue full: these junk requests are not queued and this holder will not refuse them (they stay pending)");
+        }
+        // The step's refusal budget: what is left of it after the requests that passed the cheap
+        // checks goes to the junk queue.
+        let budget = self.refusal_allowance();
         let refusals = AtomicU32::new(0);
         let bundle = self.bundle;
         let decided = futures::stream::iter(now)
             .map(|log| async {
                 match agent.stopping() {
                     true => Ok(None),
-                    false => handle_log(agent, bundle, log, &view, &refusals).await,
+                    false => handle_log(agent, bundle, log, &view, (&refusals, budget)).await,
                 }
             })
             .buffered(DECIDE_CONCURRENCY)
@@ -225,19 +329,87 @@ impl Holder<'_> {
             return Ok(Next::Stop);
         }
         let mut answers: Vec<Answer> = decided.into_iter().flatten().collect();
-        answers.extend(retry_deferred(agent, bundle, &view, &refusals, &mut self.peers, &busy).await?);
-        let sent = send_answers(agent, &self.gate, answers, view.at, alone, self.in_flight.len()).await?;
+        answers.extend(retry_deferred(agent, bundle, &view, (&refusals, budget), &mut self.peers, &busy).await?);
+        // Deliveries leave first, in their own batch: no refusal is ever sent ahead of one (nor
+        // takes a nonce before it).
+        let (deliveries, mut refusals_out): (Vec<Answer>, Vec<Answer>) =
+            answers.into_iter().partition(|a| matches!(a.kind, AnswerKind::Deliver(_)));
+        let in_flight = self.in_flight.len();
+        let sent = send_answers(agent, &self.gate, deliveries, view.at, alone, in_flight).await?;
+        self.in_flight.extend(sent);
+        // One batch of junk refusals at a time: a refusal still unmined holds a nonce below this
+        // holder's next delivery, so junk refusals wait until the previous batch is mined.
+        let junk_busy = self.in_flight.iter().any(InFlight::is_refusal);
+        let left = match junk_busy {
+            true => 0,
+            false => budget.saturating_sub(refusals.load(std::sync::atomic::Ordering::Relaxed)),
+        };
+        refusals_out.extend(self.refuse_junk(&view, left as usize, &busy).await?);
+        let sent = send_answers(agent, &self.gate, refusals_out, view.at, alone, self.in_flight.len()).await?;
+        self.refusal_gas.sent(sent.len() as u64);
         self.in_flight.extend(sent);
         Ok(Next::Checkpoint { checkpoint, from, to, head, logs: logs.len() })
     }
+
+    /// Up to `n` junk requests from the queue, due at the step's decision block, decided by the gate
+    /// on proven state like any request (it refuses them on the cheap checks, without collateral):
+    /// their signed refusals. Their logs are read again in one call (the queue keeps only ids).
+    async fn refuse_junk(
+        &mut self,
+        view: &StepView<'_>,
+        n: usize,
+        busy: &std::collections::HashSet<U256>,
+    ) -> anyhow::Result<Vec<Answer>> {
+        let agent = self.agent;
+        let mut taken = self.junk.take_due(view.at, n);
+        taken.retain(|j| !busy.contains(&j.id));
+        let (Some(from), Some(to)) = (taken.iter().map(|j| j.block).min(), taken.iter().map(|j| j.block).max()) else {
+            return Ok(Vec::new());
+        };
+        let filter = Filter::new()
+            .address(agent.chain.deployment().contract)
+            .event_signature(Op::SecretRequested::SIGNATURE_HASH)
+            .topic1(taken.iter().map(|j| B256::from(j.id)).collect::<Vec<_>>())
+            .from_block(from)
+            .to_block(to);
+        let logs = match replicatoor_chain::scan::get_logs(&agent.chain, &filter, from, to).await {
+            Ok(l) => l,
+            Err(e) => {
+                debug!(target: "replicatoor::holder", error = %e, "junk requests' logs not readable this step");
+                self.junk.put_back(taken);
+                return Ok(Vec::new());
+            }
+        };
+        let found = |j: &Junk| logs.iter().any(|l| l.topics().get(1).is_some_and(|t| U256::from_be_bytes(t.0) == j.id));
+        let (found_junk, missing): (Vec<Junk>, Vec<Junk>) = taken.into_iter().partition(found);
+        // Not in its block any more (a reorg): the follower shows it again where it now is.
+        drop(missing);
+        let unlimited = AtomicU32::new(0);
+        let mut answers = Vec::new();
+        for log in &logs {
+            let Some(j) =
+                found_junk.iter().find(|j| log.topics().get(1).is_some_and(|t| U256::from_be_bytes(t.0) == j.id))
+            else {
+                continue;
+            };
+            debug!(target: "replicatoor::holder", request_id = %j.id, reason = j.reason.name(), "refusing junk from the queue");
+            answers.extend(handle_log(agent, self.bundle, log, view, (&unlimited, u32::MAX)).await?);
+        }
+        agent.telemetry.junk_queue(self.junk.len(), 0);
+        agent.telemetry.update(|s| s.junk_queue = self.junk.len() as u64);
+        Ok(answers)
+    }
 }
+
+/// A step's refusal count and its limit.
+type Budget<'a> = (&'a AtomicU32, u32);
 
 async fn handle_log(
     agent: &Agent,
     bundle: &SecretBundle,
     log: &Log,
     view: &StepView<'_>,
-    refusals: &AtomicU32,
+    refusals: Budget<'_>,
 ) -> anyhow::Result<Option<Answer>> {
     let Ok(decoded) = log.log_decode::<Op::SecretRequested>() else {
         warn!(target: "replicatoor::holder", tx = ?log.transaction_hash, "undecodable SecretRequested log skipped");
@@ -245,7 +417,6 @@ async fn handle_log(
     };
     let ev = decoded.inner.data;
     let block = log.block_number.unwrap_or(view.at);
-    agent.telemetry.request_seen();
     let span = info_span!("request", id = %ev.requestId);
     handle_request(agent, bundle, &ev, block, view, refusals).instrument(span).await
 }
@@ -277,7 +448,7 @@ async fn retry_deferred(
     agent: &Agent,
     bundle: &SecretBundle,
     view: &StepView<'_>,
-    refusals: &AtomicU32,
+    refusals: Budget<'_>,
     peers: &mut Peers,
     in_flight: &std::collections::HashSet<U256>,
 ) -> anyhow::Result<Vec<Answer>> {
@@ -459,6 +630,25 @@ mod tests {
         assert_eq!(plan.unwatch, [U256::from(50_002)], "out of the window: no longer watched");
         // Nothing is due before its time.
         assert!(plan_rechecks(&watched, 0, 150).retry.is_empty());
+    }
+
+    /// A flood shrinks the blocks a step reads until a step holds about `STEP_LOGS` logs (one block
+    /// at the least); quiet history grows them back to `MAX_STEP_BLOCKS`.
+    #[test]
+    fn a_step_reads_fewer_blocks_while_they_hold_many_logs() {
+        let mut range = MAX_STEP_BLOCKS;
+        for _ in 0..20 {
+            // 200 logs a block.
+            range = next_range(range, usize::try_from(range * 200).unwrap_or(usize::MAX));
+        }
+        assert!((1..=8).contains(&range), "{range}");
+        assert!(range * 200 <= 2 * STEP_LOGS as u64, "a step holds at most about STEP_LOGS logs");
+        assert_eq!(next_range(1, 100_000), 1, "never below one block");
+        for _ in 0..20 {
+            range = next_range(range, 0);
+        }
+        assert_eq!(range, MAX_STEP_BLOCKS);
+        assert_eq!(next_range(100, STEP_LOGS / 2), 100, "steady in between");
     }
 
     /// A request another holder ranks first for is looked at again once its backup delay is over,

@@ -97,6 +97,10 @@ impl InFlight {
     pub(super) fn id(&self) -> U256 {
         self.answer.id
     }
+
+    pub(super) fn is_refusal(&self) -> bool {
+        matches!(self.answer.kind, AnswerKind::Refuse(..))
+    }
 }
 
 /// Send a step's answers: each after this holder's jitter for it (when `jittered`: it knows no other
@@ -192,17 +196,26 @@ async fn commit(agent: &Agent, answers: &[Answer], fees: Option<Fees>) -> anyhow
 }
 
 /// Record the answers whose receipts came (all of them, waiting up to the receipt timeout, when
-/// `wait`); the others stay in flight.
-pub(super) async fn settle(agent: &Agent, in_flight: &mut Vec<InFlight>, wait: bool) -> anyhow::Result<()> {
+/// `wait`); the others stay in flight. Returns, for each refusal settled, its gas if it was mined
+/// (the hourly refusal budget counts it).
+pub(super) async fn settle(
+    agent: &Agent,
+    in_flight: &mut Vec<InFlight>,
+    wait: bool,
+) -> anyhow::Result<Vec<Option<u64>>> {
     let (done, pending): (Vec<_>, Vec<_>) =
         std::mem::take(in_flight).into_iter().partition(|f| wait || f.receipt.is_finished());
     *in_flight = pending;
+    let mut refusals = Vec::new();
     for f in done {
         let result = f.receipt.await.unwrap_or_else(|e| Err(ChainError::Rpc(format!("receipt task: {e}"))));
+        if matches!(f.answer.kind, AnswerKind::Refuse(..)) {
+            refusals.push(result.as_ref().ok().map(|o| o.gas_used));
+        }
         let span = info_span!("request", id = %f.answer.id);
         record_answer(agent, f.answer, result).instrument(span).await?;
     }
-    Ok(())
+    Ok(refusals)
 }
 
 /// Send one answer if its request is still pending (mempool included).
