@@ -239,7 +239,8 @@ fn fixture(name: &str) -> PathBuf {
 
 /// A genuine Intel quote on a chain whose clock is inside its collateral's window: preflight reads
 /// the collateral from the directory holders would use and says until when it and the TCB status
-/// hold; a scheduled change past that is unknown, not a refusal. Without collateral: exit 5.
+/// hold. What needs no collateral decides with or without it, at any time: this quote binds none of our
+/// requests, refused 7 (protocol v5's order, PROTOCOL.md §5.1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preflight_tells_until_when_genuine_collateral_and_tcb_status_hold() {
     let t = |s: &str| replicatoor_core::attest::collateral::parse_rfc3339_utc(s).unwrap();
@@ -260,8 +261,10 @@ async fn preflight_tells_until_when_genuine_collateral_and_tcb_status_hold() {
     let pubkey = hex::encode(HpkeKeypair::generate().public());
     let base = ["--quote", &quote, "--event-log", &log, "--requester", &who, "--pubkey", &pubkey];
     let (code, v) = preflight(&net, &base);
-    assert_eq!((code, v["verdict"].as_str()), (5, Some("unknown")), "no collateral: cannot judge: {v}");
-    assert!(v["answers"][0]["detail"].as_str().unwrap().contains("collateral"), "{v}");
+    // Since protocol v5 the checks that need no collateral come first (PROTOCOL.md §5.1): a quote that binds
+    // another request is refused 7 without its collateral, which is reported as unavailable.
+    assert_eq!((code, answers(&v)[0].clone()), (3, ("report_data_mismatch".into(), Some(7))), "no collateral: {v}");
+    assert!(v["collateral"]["error"].as_str().unwrap().contains("collateral unavailable"), "{v}");
 
     // A change scheduled past the PCK CRL's nextUpdate.
     let app = app_reference_id(&compose_hash(&compose_good()));
@@ -269,9 +272,10 @@ async fn preflight_tells_until_when_genuine_collateral_and_tcb_status_hold() {
     let with_dir: Vec<&str> = base.iter().copied().chain(["--collateral-dir", &dir]).collect();
     let (code, v) = preflight(&net, &with_dir);
     let a = answers(&v);
-    // The quote verifies (genuine, UpToDate) and is refused for what it binds, the holders' check after it.
+    // Refused for what it binds, now and at the scheduled change past the collateral's horizon: that check
+    // needs no collateral, so it decides at any time (a quote that passed it would be "unknown" there).
     assert_eq!(a[0], ("report_data_mismatch".into(), Some(7)), "{v}");
-    assert_eq!(a[1].0, "unknown", "past the collateral's horizon: {v}");
+    assert_eq!(a[1], ("report_data_mismatch".into(), Some(7)), "past the collateral's horizon: {v}");
     assert_eq!(code, 3, "{v}");
     let c = &v["collateral"];
     assert_eq!(
