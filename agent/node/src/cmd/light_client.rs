@@ -30,12 +30,26 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("head").required(true).multiple(true).args(["finality_update", "optimistic_update"])))]
 pub struct ProveArgs {
-    /// Beacon network: mainnet, sepolia, holesky or hoodi.
-    #[arg(long)]
-    pub network: String,
     /// Trusted beacon block root to bootstrap from: the values are proven relative to it.
     #[arg(long)]
     pub checkpoint: String,
+    #[command(flatten)]
+    pub data: Recorded,
+    /// `eth_getProof` answer at the newest verified header's block (or the finalized one's): a JSON-RPC
+    /// response or its bare `result`.
+    #[arg(long)]
+    pub proof: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The recorded beacon-API responses both commands verify (JSON or SSZ, as a beacon node serves them).
+#[derive(Debug, clap::Args)]
+pub struct Recorded {
+    /// Beacon network: mainnet, sepolia, holesky or hoodi.
+    #[arg(long)]
+    pub network: String,
     /// `/eth/v1/beacon/light_client/bootstrap/{root}` response.
     #[arg(long)]
     pub bootstrap: PathBuf,
@@ -48,24 +62,53 @@ pub struct ProveArgs {
     /// `/eth/v1/beacon/light_client/optimistic_update` response.
     #[arg(long)]
     pub optimistic_update: Option<PathBuf>,
-    /// `eth_getProof` answer at the newest verified header's block (or the finalized one's): a JSON-RPC
-    /// response or its bare `result`.
-    #[arg(long)]
-    pub proof: PathBuf,
     /// The current slot (default: the newest signature slot in the data).
     #[arg(long)]
     pub at_slot: Option<u64>,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
+}
+
+/// A [`Recorded`]'s files, read.
+struct RecordedBytes {
+    network: Network,
+    bootstrap: Vec<u8>,
+    updates: Vec<Vec<u8>>,
+    finality: Option<Vec<u8>>,
+    optimistic: Option<Vec<u8>>,
+    at_slot: Option<u64>,
+}
+
+impl Recorded {
+    fn read(&self) -> anyhow::Result<RecordedBytes> {
+        Ok(RecordedBytes {
+            network: Network::by_name(&self.network)?,
+            bootstrap: read(&self.bootstrap)?,
+            updates: self.updates.iter().map(read).collect::<anyhow::Result<_>>()?,
+            finality: self.finality_update.as_ref().map(read).transpose()?,
+            optimistic: self.optimistic_update.as_ref().map(read).transpose()?,
+            at_slot: self.at_slot,
+        })
+    }
+}
+
+impl RecordedBytes {
+    /// The light client run over these responses from `checkpoint` (or the bootstrap's own header).
+    fn verify(&self, checkpoint: Option<B256>) -> Result<Report, replicatoor_beacon::Error> {
+        let updates: Vec<&[u8]> = self.updates.iter().map(Vec::as_slice).collect();
+        verify_recorded(
+            &self.network,
+            checkpoint,
+            &self.bootstrap,
+            &updates,
+            self.finality.as_deref(),
+            self.optimistic.as_deref(),
+            self.at_slot,
+        )
+    }
 }
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("anchor").required(true).args(["checkpoint", "trust_bootstrap"])))]
 pub struct Args {
-    /// Beacon network: mainnet, sepolia, holesky or hoodi.
-    #[arg(long)]
-    pub network: String,
     /// Trusted beacon block root to bootstrap from (a finalized root within the weak-subjectivity
     /// period, from a source you trust). Required unless `--trust-bootstrap`.
     #[arg(long)]
@@ -75,21 +118,8 @@ pub struct Args {
     /// when the data is consistent.
     #[arg(long, conflicts_with = "checkpoint")]
     pub trust_bootstrap: bool,
-    /// `/eth/v1/beacon/light_client/bootstrap/{root}` response.
-    #[arg(long)]
-    pub bootstrap: PathBuf,
-    /// `/eth/v1/beacon/light_client/updates` responses (each may hold many periods); repeatable.
-    #[arg(long)]
-    pub updates: Vec<PathBuf>,
-    /// `/eth/v1/beacon/light_client/finality_update` response.
-    #[arg(long)]
-    pub finality_update: Option<PathBuf>,
-    /// `/eth/v1/beacon/light_client/optimistic_update` response.
-    #[arg(long)]
-    pub optimistic_update: Option<PathBuf>,
-    /// The current slot (default: the newest signature slot in the data).
-    #[arg(long)]
-    pub at_slot: Option<u64>,
+    #[command(flatten)]
+    pub data: Recorded,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -100,7 +130,6 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => a,
         Command::Prove(a) => return prove(a),
     };
-    let network = Network::by_name(&a.network)?;
     if a.trust_bootstrap {
         eprintln!(
             "WARNING: --trust-bootstrap: no checkpoint; the bootstrap's own header is trusted, so its sync committee \
@@ -108,21 +137,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         );
     }
     let checkpoint = a.checkpoint.as_deref().map(|h| crate::args::hex_n::<32>("checkpoint", h)).transpose()?;
-    let raw = |p: &PathBuf| std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()));
-    let bootstrap = raw(&a.bootstrap)?;
-    let updates = a.updates.iter().map(raw).collect::<anyhow::Result<Vec<_>>>()?;
-    let finality = a.finality_update.as_ref().map(raw).transpose()?;
-    let optimistic = a.optimistic_update.as_ref().map(raw).transpose()?;
-    let updates: Vec<&[u8]> = updates.iter().map(Vec::as_slice).collect();
-    let verified = verify_recorded(
-        &network,
-        checkpoint.map(Into::into),
-        &bootstrap,
-        &updates,
-        finality.as_deref(),
-        optimistic.as_deref(),
-        a.at_slot,
-    );
+    let verified = a.data.read()?.verify(checkpoint.map(Into::into));
     match verified {
         Ok(report) => {
             if a.json {
@@ -211,27 +226,14 @@ fn parse_proof(bytes: &[u8]) -> Result<EIP1186AccountProofResponse, String> {
 }
 
 fn prove(a: ProveArgs) -> anyhow::Result<ExitCode> {
-    let network = Network::by_name(&a.network)?;
     let checkpoint: B256 = crate::args::hex_n::<32>("checkpoint", &a.checkpoint)?.into();
-    let bootstrap = read(&a.bootstrap)?;
-    let updates = a.updates.iter().map(read).collect::<anyhow::Result<Vec<_>>>()?;
-    let finality = a.finality_update.as_ref().map(read).transpose()?;
-    let optimistic = a.optimistic_update.as_ref().map(read).transpose()?;
+    let data = a.data.read()?;
     let proof = read(&a.proof)?;
-    let updates: Vec<&[u8]> = updates.iter().map(Vec::as_slice).collect();
     let refuse = |why: String| {
         eprintln!("NOT proven: {why}");
         Ok(ExitCode::from(super::EXIT_NOT_VERIFIED))
     };
-    let report: Report = match verify_recorded(
-        &network,
-        Some(checkpoint),
-        &bootstrap,
-        &updates,
-        finality.as_deref(),
-        optimistic.as_deref(),
-        a.at_slot,
-    ) {
+    let report: Report = match data.verify(Some(checkpoint)) {
         Ok(r) => r,
         Err(e) => return refuse(format!("light-client data not verified: {e}")),
     };
