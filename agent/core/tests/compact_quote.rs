@@ -4,21 +4,9 @@
 
 use replicatoor_core::attest::compact::{self, CompactError, WELL_KNOWN};
 use replicatoor_encode::quote;
+use replicatoor_testkit::dstack;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn read(rel: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-fn dstack_quote() -> Vec<u8> {
-    let json: serde_json::Value = serde_json::from_slice(&read("dstack/tdx-lite-getquote.json")).unwrap();
-    hex::decode(json["quote"].as_str().unwrap()).unwrap()
-}
+use std::path::Path;
 
 fn sha256(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
@@ -62,7 +50,7 @@ fn protocol_appendix_a_is_the_well_known_table() {
 
 #[test]
 fn decoding_is_strict() {
-    let c = quote::encode(&dstack_quote()).unwrap();
+    let c = quote::encode(&dstack::quote()).unwrap();
     let leaf_at = c.len() - 2 - 2 - 1268 - 3; // id 0, be16 length, DER, ids 2 and 1, padding
     assert_eq!(&c[leaf_at..leaf_at + 3], &[0x00, 0x04, 0xf4], "leaf carried as DER, 1268 bytes");
     let with = |at: usize, b: &[u8]| {

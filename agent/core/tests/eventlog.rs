@@ -3,44 +3,20 @@
 
 use replicatoor_core::attest::eventlog::*;
 use replicatoor_encode::eventlog::{from_dstack_json, to_compact};
-
-const FIXTURE: &str =
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/dstack/tdx-lite-getquote.json"));
+use replicatoor_testkit::dstack::{self, quote_rtmrs};
 
 const COMPOSE_HASH: &str = "86b0e55f2fa8e4fb69d890f14f54d5612707646e2573d54e0d2ddaaade77caa9";
 
-/// The `event_log` string and the quote bytes of the fixture.
+/// The fixture's `event_log` string and raw quote.
 fn fixture() -> (String, Vec<u8>) {
-    let v: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
-    let log = v["event_log"].as_str().unwrap().to_owned();
-    let quote = hex::decode(v["quote"].as_str().unwrap()).unwrap();
-    (log, quote)
-}
-
-/// RTMR0..=3 of a TDX v4 quote. Layout: 48-byte header, then the
-/// 584-byte TD report: tee_tcb_svn 16, mr_seam 48, mr_signer_seam 48,
-/// seam_attributes 8, td_attributes 8, xfam 8, mr_td 48, mr_config_id 48,
-/// mr_owner 48, mr_owner_config 48 (= 328 bytes), rtmr0..3 48 each
-/// (body 328..520), report_data 64 (body 520..584). So RTMR3 is body
-/// 472..520 = quote 520..568.
-fn quote_rtmrs(quote: &[u8]) -> [[u8; 48]; 4] {
-    assert_eq!(u16::from_le_bytes([quote[0], quote[1]]), 4, "quote version");
-    assert_eq!(u32::from_le_bytes(quote[4..8].try_into().unwrap()), 0x81, "TEE type TDX");
-    let body = &quote[48..48 + 584];
-    let mut out = [[0u8; 48]; 4];
-    for (i, r) in out.iter_mut().enumerate() {
-        r.copy_from_slice(&body[328 + 48 * i..376 + 48 * i]);
-    }
-    out
+    (dstack::event_log(), dstack::quote())
 }
 
 #[test]
 fn quote_layout_sanity() {
     let (_, quote) = fixture();
-    let v: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
     // report_data sits right after RTMR3, at body 520..584.
-    let report_data = hex::decode(v["report_data"].as_str().unwrap()).unwrap();
-    assert_eq!(&quote[48 + 520..48 + 584], &report_data[..]);
+    assert_eq!(quote[48 + 520..48 + 584], dstack::report_data());
     assert!(hex::encode(quote_rtmrs(&quote)[3]).starts_with("6f24c170d0fd63fc2b1b53202eea47b0"));
 }
 

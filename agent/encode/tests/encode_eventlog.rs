@@ -5,33 +5,11 @@ use replicatoor_core::attest::eventlog::*;
 use replicatoor_encode::eventlog::{
     from_dstack_json, to_compact, Error, MAX_JSON_EVENTS, MAX_JSON_INPUT_LEN, MAX_JSON_PAYLOAD_LEN,
 };
+use replicatoor_testkit::dstack::{self, quote_rtmrs};
 
-const FIXTURE: &str =
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/dstack/tdx-lite-getquote.json"));
-
-/// The `event_log` string and the quote bytes of the fixture.
+/// The fixture's `event_log` string and raw quote.
 fn fixture() -> (String, Vec<u8>) {
-    let v: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
-    let log = v["event_log"].as_str().unwrap().to_owned();
-    let quote = hex::decode(v["quote"].as_str().unwrap()).unwrap();
-    (log, quote)
-}
-
-/// RTMR0..=3 of a TDX v4 quote. Layout: 48-byte header, then the
-/// 584-byte TD report: tee_tcb_svn 16, mr_seam 48, mr_signer_seam 48,
-/// seam_attributes 8, td_attributes 8, xfam 8, mr_td 48, mr_config_id 48,
-/// mr_owner 48, mr_owner_config 48 (= 328 bytes), rtmr0..3 48 each
-/// (body 328..520), report_data 64 (body 520..584). So RTMR3 is body
-/// 472..520 = quote 520..568.
-fn quote_rtmrs(quote: &[u8]) -> [[u8; 48]; 4] {
-    assert_eq!(u16::from_le_bytes([quote[0], quote[1]]), 4, "quote version");
-    assert_eq!(u32::from_le_bytes(quote[4..8].try_into().unwrap()), 0x81, "TEE type TDX");
-    let body = &quote[48..48 + 584];
-    let mut out = [[0u8; 48]; 4];
-    for (i, r) in out.iter_mut().enumerate() {
-        r.copy_from_slice(&body[328 + 48 * i..376 + 48 * i]);
-    }
-    out
+    (dstack::event_log(), dstack::quote())
 }
 
 #[test]
@@ -40,20 +18,7 @@ fn fixture_parses() {
     let log = from_dstack_json(&log).unwrap();
     assert_eq!(log.events().len(), 29);
     let names: Vec<&str> = log.runtime_events().map(|(_, e)| e.name()).collect();
-    assert_eq!(
-        names,
-        [
-            "system-preparing",
-            "app-id",
-            "compose-hash",
-            "instance-id",
-            "boot-mr-done",
-            "os-image-hash",
-            "key-provider",
-            "storage-fs",
-            "system-ready"
-        ]
-    );
+    assert_eq!(names, dstack::RUNTIME_EVENTS);
     assert!(log.runtime_events().all(|(_, e)| e.digest_format() == Some(DigestFormat::V1) && e.digest().len() == 48));
     assert!(log.events().iter().all(|e| e.digest().len() == 48));
 }

@@ -8,28 +8,15 @@ use replicatoor_core::attest::{
     Measurements, Verifier,
 };
 use replicatoor_encode::quote;
+use replicatoor_testkit::{dstack, read_fixture};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
 
 /// 2025-07-01T00:00:00Z and 2026-03-01T00:00:00Z: inside the two TDX collateral windows (fixture README).
 const TDX_NOW: u64 = 1_751_328_000;
 const OUTDATED_NOW: u64 = 1_772_323_200;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn read(rel: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-fn dstack_quote() -> Vec<u8> {
-    let json: serde_json::Value = serde_json::from_slice(&read("dstack/tdx-lite-getquote.json")).unwrap();
-    hex::decode(json["quote"].as_str().unwrap()).unwrap()
-}
-
 fn verifier(collateral: &str) -> Verifier {
-    let c = serde_json::from_slice(&read(&format!("dcap-qvl-samples/{collateral}"))).unwrap();
+    let c = serde_json::from_slice(&read_fixture(&format!("dcap-qvl-samples/{collateral}"))).unwrap();
     Verifier::new(Box::new(FixedCollateral(c)))
 }
 
@@ -43,21 +30,21 @@ fn vectors() -> Vec<(&'static str, Vec<u8>, usize, &'static str, &'static str)> 
     vec![
         (
             "dstack/tdx-lite-getquote.json",
-            dstack_quote(),
+            dstack::quote(),
             2523,
             "1c2b527797f0cb019aba3a79e92a3a4512d8463ffe500f553e15bd63f542d6a1",
             "ce9491c22f10cefcc86ea2f20d443d7510a1ee12d7326419534fc096eace6452",
         ),
         (
             "dcap-qvl-samples/tdx_quote",
-            read("dcap-qvl-samples/tdx_quote"),
+            read_fixture("dcap-qvl-samples/tdx_quote"),
             2524,
             "4f002fea589f34eb4fcb383ab2be605a2c5402d0c69c8130b937895c4c0a27e0",
             "c42f9164325024bca2757bc8819b11879a0a369132ea4e2b7c85df4805ea72db",
         ),
         (
             "dcap-qvl-samples/tdx_quote_outdated",
-            read("dcap-qvl-samples/tdx_quote_outdated"),
+            read_fixture("dcap-qvl-samples/tdx_quote_outdated"),
             2594,
             "c8578d4d042841e271e58b6545dba965538f16527e9e0159d55a9133d0dd517d",
             "4c453ea417a7863ed67c215fe4735d91e26f359c760e5984a277866d8d5758e9",
@@ -86,10 +73,10 @@ fn genuine_quotes_encode_to_the_published_vectors_and_rebuild_byte_for_byte() {
 #[test]
 fn compact_and_raw_verify_alike_at_the_fixture_time() {
     for (quote, collateral, now) in [
-        (read("dcap-qvl-samples/tdx_quote"), "tdx_quote_collateral.json", TDX_NOW),
-        (read("dcap-qvl-samples/tdx_quote_outdated"), "tdx_quote_outdated_collateral.json", OUTDATED_NOW),
+        (read_fixture("dcap-qvl-samples/tdx_quote"), "tdx_quote_collateral.json", TDX_NOW),
+        (read_fixture("dcap-qvl-samples/tdx_quote_outdated"), "tdx_quote_outdated_collateral.json", OUTDATED_NOW),
         // No collateral ships for the Dstack quote: it fails alike (another platform's collateral).
-        (dstack_quote(), "tdx_quote_collateral.json", TDX_NOW),
+        (dstack::quote(), "tdx_quote_collateral.json", TDX_NOW),
     ] {
         let v = verifier(collateral);
         let c = quote::encode(&quote).unwrap();
@@ -102,15 +89,15 @@ fn compact_and_raw_verify_alike_at_the_fixture_time() {
         assert_eq!(Measurements::parse_unverified(&c), Measurements::parse_unverified(&quote), "same TD report");
     }
     // The genuine TDX quote verifies in both forms.
-    let q = read("dcap-qvl-samples/tdx_quote");
+    let q = read_fixture("dcap-qvl-samples/tdx_quote");
     let ok = verifier("tdx_quote_collateral.json").verify(&quote::encode(&q).unwrap(), TDX_NOW, 0).unwrap();
     assert_eq!(ok.tcb_status().to_string(), "UpToDate");
 }
 
 #[test]
 fn quotes_without_an_exact_compact_form_stay_raw() {
-    let raw = dstack_quote();
-    let sgx = read("dcap-qvl-samples/sgx_quote");
+    let raw = dstack::quote();
+    let sgx = read_fixture("dcap-qvl-samples/sgx_quote");
     let mut nonzero_tail = raw.clone();
     *nonzero_tail.last_mut().unwrap() = 1;
     let mut crlf = raw.clone();

@@ -14,6 +14,7 @@ use replicatoor_core::{
 };
 use replicatoor_encode::eventlog::{from_dstack_json, to_compact};
 use replicatoor_testkit::{
+    dstack, fixture, read_fixture,
     sim_pki::SimTcb,
     simulated::{self, SimulatedTd},
 };
@@ -56,17 +57,8 @@ const REPORT_DATA: &str = "9a9d48e7f6799642d3d1b34e1e5e1742d4bb02dd6ddd551862c12
 /// The Dstack fixture's compose hash (README).
 const DSTACK_COMPOSE_HASH: &str = "86b0e55f2fa8e4fb69d890f14f54d5612707646e2573d54e0d2ddaaade77caa9";
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn read_fixture(rel: &str) -> Vec<u8> {
-    let path = fixtures().join(rel);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 fn verifier_with(collateral: &str) -> Verifier {
-    let source = replicatoor::collateral::fixed_from_file(&fixtures().join("dcap-qvl-samples").join(collateral))
+    let source = replicatoor::collateral::fixed_from_file(&fixture(&format!("dcap-qvl-samples/{collateral}")))
         .unwrap_or_else(|e| panic!("{collateral}: {e}"));
     Verifier::new(Box::new(source))
 }
@@ -84,14 +76,6 @@ fn dstack_fixture() -> (String, serde_json::Value) {
     let text = String::from_utf8(read_fixture("dstack/tdx-lite-getquote.json")).unwrap();
     let json = serde_json::from_str(&text).unwrap();
     (text, json)
-}
-
-fn dstack_fixture_quote(json: &serde_json::Value) -> Vec<u8> {
-    hex::decode(json["quote"].as_str().unwrap()).unwrap()
-}
-
-fn dstack_fixture_report_data(json: &serde_json::Value) -> [u8; 64] {
-    hex::decode(json["report_data"].as_str().unwrap()).unwrap().try_into().unwrap()
 }
 
 fn quote_rtmr3(quote: &[u8]) -> [u8; 48] {
@@ -237,8 +221,7 @@ fn directory_collateral_by_fmspc_and_an_unreadable_pck_chain() {
     assert!(matches!(&err, QuoteError::CollateralUnavailable(m) if m.contains(&fmspc)), "{err:?}");
     assert_eq!(err.refusal(), None);
 
-    std::fs::copy(fixtures().join("dcap-qvl-samples/tdx_quote_collateral.json"), dir.0.join(format!("{fmspc}.json")))
-        .unwrap();
+    std::fs::copy(fixture("dcap-qvl-samples/tdx_quote_collateral.json"), dir.0.join(format!("{fmspc}.json"))).unwrap();
     let v = verifier.verify(&genuine, TDX_NOW, 0).expect("collateral found by FMSPC");
     assert_eq!(v.tcb_status(), TcbStatus::UpToDate);
 
@@ -308,28 +291,14 @@ fn truncated_empty_and_zero_quotes_are_malformed() {
 
 #[test]
 fn dstack_event_log_replays_to_the_quote_rtmr3() {
-    let (_, json) = dstack_fixture();
-    let quote = dstack_fixture_quote(&json);
+    let quote = dstack::quote();
     let rtmr3 = quote_rtmr3(&quote);
     assert!(hex::encode(rtmr3).starts_with("6f24c170d0fd63fc2b1b53202eea47b0"));
 
-    let log = from_dstack_json(json["event_log"].as_str().unwrap()).unwrap();
+    let log = from_dstack_json(&dstack::event_log()).unwrap();
     assert_eq!(log.events().len(), 29);
     let names: Vec<&str> = log.runtime_events().map(|(_, e)| e.name()).collect();
-    assert_eq!(
-        names,
-        [
-            "system-preparing",
-            "app-id",
-            "compose-hash",
-            "instance-id",
-            "boot-mr-done",
-            "os-image-hash",
-            "key-provider",
-            "storage-fs",
-            "system-ready"
-        ]
-    );
+    assert_eq!(names, dstack::RUNTIME_EVENTS);
     assert_eq!(log.replay_rtmr(3).unwrap(), rtmr3);
     log.replay_rtmr3_and_check(&rtmr3).unwrap();
     let mut wrong = rtmr3;
@@ -501,8 +470,8 @@ async fn serve_one(
 }
 
 /// The Dstack fixture's response with its quote and report data, and the checks on what came back.
-fn assert_is_the_fixture(att: &provider::Attestation, json: &serde_json::Value) {
-    let quote = dstack_fixture_quote(json);
+fn assert_is_the_fixture(att: &provider::Attestation) {
+    let quote = dstack::quote();
     assert_eq!(att.quote, quote);
     let log = EventLog::from_compact(&att.event_log).unwrap();
     log.replay_rtmr3_and_check(&quote_rtmr3(&quote)).unwrap();
@@ -511,14 +480,14 @@ fn assert_is_the_fixture(att: &provider::Attestation, json: &serde_json::Value) 
 
 #[tokio::test]
 async fn dstack_provider_gets_quote_and_event_log_from_the_guest_agent() {
-    let (text, json) = dstack_fixture();
-    let report_data = dstack_fixture_report_data(&json);
+    let (text, _) = dstack_fixture();
+    let report_data = dstack::report_data();
     let dir = TempDir::new("dstack");
     let agent =
         FakeAgent::start(dir.0.join("dstack.sock"), GuestAgentApi::Dstack, report_data, Answer::Ok(text.clone()));
 
     let att = provider::dstack_get_quote(&agent.path, &report_data).await.expect("the fake agent answers");
-    assert_is_the_fixture(&att, &json);
+    assert_is_the_fixture(&att);
     let seen = agent.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!((seen[0].method.as_str(), seen[0].target.as_str()), ("POST", "/GetQuote"));
@@ -529,7 +498,7 @@ async fn dstack_provider_gets_quote_and_event_log_from_the_guest_agent() {
     let p = QuoteProvider::Dstack { sockets: vec![missing.clone(), agent.path.clone()] };
     assert!(!p.is_simulated());
     let att = p.attest(report_data).await.expect("the fallback socket answers");
-    assert_is_the_fixture(&att, &json);
+    assert_is_the_fixture(&att);
     assert_eq!(agent.requests().len(), 2);
 
     // No socket at all: an error naming the paths tried.
@@ -541,7 +510,7 @@ async fn dstack_provider_gets_quote_and_event_log_from_the_guest_agent() {
 #[tokio::test]
 async fn dstack_provider_errors() {
     let (text, json) = dstack_fixture();
-    let report_data = dstack_fixture_report_data(&json);
+    let report_data = dstack::report_data();
     let dir = TempDir::new("dstack-errors");
 
     // The socket path does not exist.
@@ -594,7 +563,7 @@ async fn dstack_provider_errors() {
 #[tokio::test]
 async fn a_log_without_a_compact_form_is_refused_before_anything_is_posted() {
     let (_, json) = dstack_fixture();
-    let report_data = dstack_fixture_report_data(&json);
+    let report_data = dstack::report_data();
     let dir = TempDir::new("dstack-unfit");
     let events: Vec<serde_json::Value> = serde_json::from_str(json["event_log"].as_str().unwrap()).unwrap();
     let runtime = |name: &str, version: Option<u32>| {
@@ -647,7 +616,7 @@ async fn a_log_without_a_compact_form_is_refused_before_anything_is_posted() {
 #[tokio::test]
 async fn tappd_fallback_uses_the_legacy_api() {
     let (_, json) = dstack_fixture();
-    let report_data = dstack_fixture_report_data(&json);
+    let report_data = dstack::report_data();
     // What tappd's TdxQuote answers: quote and event_log, plus hash_algorithm and prefix.
     let answer = serde_json::json!({
         "quote": json["quote"],
@@ -663,12 +632,12 @@ async fn tappd_fallback_uses_the_legacy_api() {
     assert_eq!(GuestAgentApi::for_socket(Path::new(provider::DSTACK_SOCKET)), GuestAgentApi::Dstack);
 
     let att = provider::tappd_get_quote(&tappd.path, &report_data).await.expect("tappd answers");
-    assert_is_the_fixture(&att, &json);
+    assert_is_the_fixture(&att);
 
     // The default socket order: dstack.sock is absent here, so tappd.sock is used, with its own API.
     let p = QuoteProvider::Dstack { sockets: vec![dir.0.join("dstack.sock"), tappd.path.clone()] };
     let att = p.attest(report_data).await.expect("the tappd fallback answers");
-    assert_is_the_fixture(&att, &json);
+    assert_is_the_fixture(&att);
 
     let seen = tappd.requests();
     assert_eq!(seen.len(), 2);

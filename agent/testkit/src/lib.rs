@@ -6,10 +6,17 @@
 
 pub mod beacon;
 pub mod doubles;
+pub mod dstack;
 pub mod sim_pki;
 pub mod simulated;
 
 /// The project's shared test fixtures (`tests/fixtures/`, each folder's README says where it comes from).
 pub fn fixture(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(path)
+}
+
+/// A fixture's bytes, naming the file when it cannot be read.
+pub fn read_fixture(path: &str) -> Vec<u8> {
+    let p = fixture(path);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
