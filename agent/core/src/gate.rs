@@ -411,11 +411,9 @@ mod tests {
         assert!(d.verified_in.is_some(), "the pipeline ran");
     }
 
-    /// A sealed delivery stands only while its policy, both references and the request's pending
-    /// status all still hold, and the first thing that changed is named.
-    #[test]
-    fn a_sealed_delivery_stands_only_on_the_state_it_was_decided_on() {
-        let d = SignedDelivery {
+    /// A delivery sealed for request 7 under `state()`'s policy and references 1 and 2.
+    fn sealed() -> SignedDelivery {
+        SignedDelivery {
             request_id: U256::from(7),
             request: B256::repeat_byte(9),
             policy: state().policy.hash(),
@@ -424,7 +422,14 @@ mod tests {
             encapsulated_key: Vec::new(),
             ciphertext: Vec::new(),
             signature: Vec::new(),
-        };
+        }
+    }
+
+    /// A sealed delivery stands only while its policy, both references and the request's pending
+    /// status all still hold, and the first thing that changed is named.
+    #[test]
+    fn a_sealed_delivery_stands_only_on_the_state_it_was_decided_on() {
+        let d = sealed();
         let c = commitment();
         let verdict = |s: Fake| ask(&s, Question::Sealed(&d, &c)).verdict;
         assert!(matches!(verdict(state()), Verdict::Stands));
@@ -448,16 +453,7 @@ mod tests {
     /// than its bound by the monotonic clock, whatever the wall clock says.
     #[test]
     fn a_sealed_delivery_stands_only_after_its_commitment_and_within_its_bound() {
-        let d = SignedDelivery {
-            request_id: U256::from(7),
-            request: B256::repeat_byte(9),
-            policy: state().policy.hash(),
-            os_ref: B256::repeat_byte(1),
-            app_ref: B256::repeat_byte(2),
-            encapsulated_key: Vec::new(),
-            ciphertext: Vec::new(),
-            signature: Vec::new(),
-        };
+        let d = sealed();
         let c = commitment();
         let at = |s: Fake, secs: u64| ask_at(&s, Question::Sealed(&d, &c), Duration::from_secs(secs)).verdict;
         assert!(matches!(at(state(), 30), Verdict::Stands), "at the bound");
