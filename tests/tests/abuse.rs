@@ -555,7 +555,7 @@ fn pipeline_cases(base: &Base) -> Vec<(String, Expect, Input)> {
     let genuine_compact = |edit: fn(&mut Vec<u8>)| {
         move |i: &mut Input| {
             genuine(i);
-            i.quote = replicatoor_encode::quote::encode(&i.quote).expect("compact form");
+            i.quote = replicatoor_compact_quote::encode(&i.quote).expect("compact form");
             edit(&mut i.quote);
         }
     };

@@ -7,8 +7,9 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use replicatoor_chain::{Chain, ChainError, UpgradeOperator as Op, UpgradeOperator::UpgradeOperatorErrors};
+use replicatoor_compact_quote as compact;
 use replicatoor_core::{
-    attest::{collateral::NoCollateral, compact, Verifier},
+    attest::{collateral::NoCollateral, Verifier},
     crypto::{eip712, SecretBundle},
     delivery,
     refusal::Refusal,

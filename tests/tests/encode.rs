@@ -11,7 +11,8 @@ use alloy::{
     sol_types::{SolCall, SolEvent},
 };
 use replicatoor_chain::{Chain, UpgradeOperator as Op};
-use replicatoor_core::attest::{compact, eventlog::EventLog, quote::Measurements};
+use replicatoor_compact_quote as compact;
+use replicatoor_core::attest::{eventlog::EventLog, quote::Measurements};
 use replicatoor_tests::{key, root, Net};
 use serde_json::Value;
 use std::process::Command;

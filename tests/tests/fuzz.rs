@@ -23,10 +23,10 @@ use proptest::{
 };
 use replicatoor::args;
 use replicatoor_chain::UpgradeOperator as Op;
+use replicatoor_compact_quote as compact;
 use replicatoor_core::{
     attest::{
         collateral::NoCollateral,
-        compact,
         eventlog::{self, DigestFormat, Event, EventLog, EventLogError},
         pipeline::{self, Context, Decision},
         quote::Measurements,
@@ -39,10 +39,7 @@ use replicatoor_core::{
     delivery::{self, SignedDelivery},
     protocol::{app_reference_id, Deployment, Policy, RefKind},
 };
-use replicatoor_encode::{
-    eventlog::{from_dstack_json, to_compact},
-    quote,
-};
+use replicatoor_encode::eventlog::{from_dstack_json, to_compact};
 use replicatoor_testkit::{
     doubles::AllowList,
     simulated::{self, SimulatedTd},
@@ -501,7 +498,7 @@ fn fuzz_verify_genuine_quote_mutated() {
 
 /// The genuine TDX quote in compact form (PROTOCOL.md §3.9).
 fn genuine_compact_quote() -> Vec<u8> {
-    quote::encode(&genuine_quote()).expect("the genuine quote has a compact form")
+    compact::encode(&genuine_quote()).expect("the genuine quote has a compact form")
 }
 
 /// Decoding a compact quote never panics, stays within the size cap, has one canonical form (what
@@ -512,7 +509,7 @@ fn compact_quote_property(c: &[u8]) -> Result<(), TestCaseError> {
         return Ok(());
     };
     prop_assert!(raw.len() <= replicatoor_core::attest::verifier::MAX_QUOTE_LEN);
-    let again = quote::encode(&raw);
+    let again = compact::encode(&raw);
     prop_assert_eq!(again.as_deref(), Some(c), "compact quote is not canonical");
     prop_assert_eq!(Measurements::parse_unverified(c), Measurements::parse_unverified(&raw));
     Ok(())

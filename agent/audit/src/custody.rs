@@ -79,7 +79,7 @@ pub fn build(h: &History) -> Custody {
                         time,
                         tx,
                         quote_bytes: r.quote.len(),
-                        quote_form: replicatoor_core::attest::compact::QuoteForm::of(&r.quote),
+                        quote_form: replicatoor_compact_quote::QuoteForm::of(&r.quote),
                         event_log_bytes: r.eventLog.len(),
                         status: "pending",
                         answered_block: None,

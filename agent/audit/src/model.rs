@@ -469,7 +469,7 @@ pub struct RequestRecord {
     pub tx: B256,
     pub quote_bytes: usize,
     /// The form of the posted quote: `raw` or `compact` (PROTOCOL.md §3.9).
-    pub quote_form: replicatoor_core::attest::compact::QuoteForm,
+    pub quote_form: replicatoor_compact_quote::QuoteForm,
     pub event_log_bytes: usize,
     /// `pending`, `delivered` or `refused`.
     pub status: &'static str,

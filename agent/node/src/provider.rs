@@ -44,7 +44,7 @@ impl Attestation {
     /// The `quote` argument a node posts: the compact form (PROTOCOL.md §3.9) where the quote has
     /// one, the raw quote otherwise.
     pub fn posted_quote(&self) -> Vec<u8> {
-        replicatoor_encode::quote::to_posted(&self.quote)
+        replicatoor_compact_quote::to_posted(&self.quote)
     }
 
     /// The `requestSecret` call for this attestation and HPKE key: what the requester sends and

@@ -745,7 +745,7 @@ mod verify_quote_cli {
     fn compact_quote_file_verifies_and_measures_like_the_raw_quote() {
         // A quote copied from a SecretRequested event is in compact form (PROTOCOL.md §3.9).
         let (q, c) = (fixture("dcap-qvl-samples/tdx_quote"), fixture("dcap-qvl-samples/tdx_quote_collateral.json"));
-        let compact = replicatoor_encode::quote::encode(&std::fs::read(&q).unwrap()).unwrap();
+        let compact = replicatoor_compact_quote::encode(&std::fs::read(&q).unwrap()).unwrap();
         let dir = std::env::temp_dir().join(format!("replicatoor-vq-compact-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let cq = dir.join("quote.compact.hex");

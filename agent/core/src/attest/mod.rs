@@ -3,7 +3,6 @@
 //! [`crate::refusal::Refusal`].
 
 pub mod collateral;
-pub mod compact;
 pub mod consts;
 pub mod dates;
 pub mod eventlog;

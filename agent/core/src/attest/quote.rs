@@ -57,7 +57,7 @@ impl Measurements {
     /// Parse a posted quote (raw or compact, PROTOCOL.md §3.9) without verifying it:
     /// `(version, tee_type, measurements)`, for `measure` and reference proposals; never for decisions.
     pub fn parse_unverified(posted: &[u8]) -> Result<(u16, u32, Option<Measurements>), UnparsableQuote> {
-        let raw = super::compact::to_raw(posted).map_err(|e| UnparsableQuote(e.to_string()))?;
+        let raw = replicatoor_compact_quote::to_raw(posted).map_err(|e| UnparsableQuote(e.to_string()))?;
         let q = Quote::parse(&raw).map_err(|e| UnparsableQuote(format!("{e:#}")))?;
         Ok((q.header.version, q.header.tee_type, Measurements::from_report(&q.report)))
     }

@@ -7,7 +7,6 @@ use super::consts::TEE_TYPE_TDX;
 pub use super::consts::{INTEL_ROOT_CA_DER, MAX_QUOTE_LEN, SIMULATED_ROOT_CA_DER};
 use super::{
     collateral::{CollateralError, CollateralSource},
-    compact,
     pck::{
         check_collateral_itself, check_pck_revocation, read_pck_chain, verify_read_chain, CollateralCheckError,
         PckChainError, VerifiedPck,
@@ -187,7 +186,7 @@ impl Verifier {
         if posted.len() > MAX_QUOTE_LEN {
             return Ok(Prepared(checked));
         }
-        let Ok(raw) = compact::to_raw(posted) else { return Ok(Prepared(checked)) };
+        let Ok(raw) = replicatoor_compact_quote::to_raw(posted) else { return Ok(Prepared(checked)) };
         let Ok(quote) = Quote::parse(&raw) else { return Ok(Prepared(checked)) };
         let chain = read_pck_chain(&quote);
         if quote.header.tee_type != TEE_TYPE_TDX || chain_contains(&quote, &chain, SIMULATED_ROOT_CA_DER) {
@@ -266,7 +265,8 @@ impl Verifier {
                 posted.len()
             )));
         }
-        let raw = compact::to_raw(posted).map_err(|e| QuoteError::Malformed(e.to_string()))?.into_owned();
+        let raw =
+            replicatoor_compact_quote::to_raw(posted).map_err(|e| QuoteError::Malformed(e.to_string()))?.into_owned();
         let quote = Quote::parse(&raw).map_err(|e| QuoteError::Malformed(format!("{e:#}")))?;
         let parts = self.collateral_for_quote(&quote, now, 0, &mut Checked::default())?;
         Ok(CollateralInUse { raw, root: parts.root, pck: parts.pck, collateral: parts.collateral })
@@ -334,7 +334,7 @@ pub fn parse_posted(posted: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, Quote,
     if posted.len() > MAX_QUOTE_LEN {
         return Err(QuoteError::Malformed(format!("{} bytes exceeds the {MAX_QUOTE_LEN} byte limit", posted.len())));
     }
-    let raw = compact::to_raw(posted).map_err(|e| QuoteError::Malformed(e.to_string()))?;
+    let raw = replicatoor_compact_quote::to_raw(posted).map_err(|e| QuoteError::Malformed(e.to_string()))?;
     let quote = Quote::parse(&raw).map_err(|e| match header_kind(&raw) {
         // A complete DCAP header naming another TEE or quote version is the wrong TEE type
         // (PROTOCOL.md §5.1 row 2), whether or not dcap-qvl can lay out what follows it.

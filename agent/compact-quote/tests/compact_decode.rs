@@ -1,9 +1,8 @@
 //! Compact quote v1 (PROTOCOL.md §3.9) decoding on the genuine fixtures: the well-known certificate
 //! table PROTOCOL.md publishes, and strict decoding (the encoder's tests, with the published vectors,
-//! are in `agent/encode/tests/encode_quote.rs`).
+//! are in `tests/compact_encode.rs`).
 
-use replicatoor_core::attest::compact::{self, CompactError, WELL_KNOWN};
-use replicatoor_encode::quote;
+use replicatoor_compact_quote::{self as compact, CompactError, WELL_KNOWN};
 use replicatoor_testkit::dstack;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -50,7 +49,7 @@ fn protocol_appendix_a_is_the_well_known_table() {
 
 #[test]
 fn decoding_is_strict() {
-    let c = quote::encode(&dstack::quote()).unwrap();
+    let c = compact::encode(&dstack::quote()).unwrap();
     let leaf_at = c.len() - 2 - 2 - 1268 - 3; // id 0, be16 length, DER, ids 2 and 1, padding
     assert_eq!(&c[leaf_at..leaf_at + 3], &[0x00, 0x04, 0xf4], "leaf carried as DER, 1268 bytes");
     let with = |at: usize, b: &[u8]| {

@@ -1,13 +1,9 @@
 //! The compact quote encoder (PROTOCOL.md §3.9) on the genuine fixtures: the test vectors PROTOCOL.md
-//! publishes, the round trip through the trust kernel's decoder and dcap-qvl at the fixture's time
+//! publishes, the round trip through the decoder and the kernel's verifier (dcap-qvl) at the fixture's time
 //! (never the wall clock), and the quotes that stay raw.
 
-use replicatoor_core::attest::{
-    collateral::FixedCollateral,
-    compact::{self, QuoteForm},
-    Measurements, Verifier,
-};
-use replicatoor_encode::quote;
+use replicatoor_compact_quote::{self as compact, QuoteForm};
+use replicatoor_core::attest::{collateral::FixedCollateral, Measurements, Verifier};
 use replicatoor_testkit::{dstack, read_fixture};
 use sha2::{Digest, Sha256};
 
@@ -56,14 +52,14 @@ fn vectors() -> Vec<(&'static str, Vec<u8>, usize, &'static str, &'static str)> 
 fn genuine_quotes_encode_to_the_published_vectors_and_rebuild_byte_for_byte() {
     for (name, raw, len, compact_sha, raw_sha) in vectors() {
         assert_eq!(raw.len(), 5006, "{name}");
-        let c = quote::encode(&raw).unwrap_or_else(|| panic!("{name} has a compact form"));
+        let c = compact::encode(&raw).unwrap_or_else(|| panic!("{name} has a compact form"));
         assert_eq!((c.len(), sha256(&c).as_str()), (len, compact_sha), "{name}: compact form");
         assert_eq!(&c[..5], b"RPQC\x01", "{name}");
         let rebuilt = compact::decode(&c).unwrap();
         assert_eq!(sha256(&rebuilt), raw_sha, "{name}: rebuilt");
         assert_eq!(rebuilt, raw, "{name}: rebuilt byte for byte");
         assert_eq!((QuoteForm::of(&c), QuoteForm::of(&raw)), (QuoteForm::Compact, QuoteForm::Raw));
-        assert_eq!(quote::to_posted(&raw), c, "{name}: nodes post the compact form");
+        assert_eq!(compact::to_posted(&raw), c, "{name}: nodes post the compact form");
         assert_eq!(&*compact::to_raw(&raw).unwrap(), &raw[..], "{name}: raw passes unchanged");
         // Intel's intermediate and root go as ids: leaf DER, then ids 2 and 1, then the padding count.
         assert_eq!(&c[c.len() - 4..c.len() - 2], &[0x02, 0x01], "{name}: platform CA, root");
@@ -79,7 +75,7 @@ fn compact_and_raw_verify_alike_at_the_fixture_time() {
         (dstack::quote(), "tdx_quote_collateral.json", TDX_NOW),
     ] {
         let v = verifier(collateral);
-        let c = quote::encode(&quote).unwrap();
+        let c = compact::encode(&quote).unwrap();
         let (raw_result, compact_result) = (v.verify(&quote, now, 0), v.verify(&c, now, 0));
         let show = |r: &Result<_, _>| match r {
             Ok(q) => serde_json::to_string(q).unwrap(),
@@ -90,7 +86,7 @@ fn compact_and_raw_verify_alike_at_the_fixture_time() {
     }
     // The genuine TDX quote verifies in both forms.
     let q = read_fixture("dcap-qvl-samples/tdx_quote");
-    let ok = verifier("tdx_quote_collateral.json").verify(&quote::encode(&q).unwrap(), TDX_NOW, 0).unwrap();
+    let ok = verifier("tdx_quote_collateral.json").verify(&compact::encode(&q).unwrap(), TDX_NOW, 0).unwrap();
     assert_eq!(ok.tcb_status().to_string(), "UpToDate");
 }
 
@@ -105,7 +101,7 @@ fn quotes_without_an_exact_compact_form_stay_raw() {
     crlf[at] = b'\r'; // same length, but not the canonical rendering
     for (what, q) in [("SGX", sgx), ("non-zero padding", nonzero_tail), ("non-canonical PEM", crlf), ("empty", vec![])]
     {
-        assert_eq!(quote::encode(&q), None, "{what}");
-        assert_eq!(quote::to_posted(&q), q, "{what} is posted raw");
+        assert_eq!(compact::encode(&q), None, "{what}");
+        assert_eq!(compact::to_posted(&q), q, "{what} is posted raw");
     }
 }

@@ -1,18 +1,17 @@
-//! Compact quote v1 (PROTOCOL.md §3.9): a TDX quote with its PCK certificate chain carried as DER
-//! or as one-byte ids of Intel's well-known CA certificates, instead of PEM text.
-//!
-//! No signature covers how the certification data is encoded (the quote signature covers header
-//! and TD report, the QE report signature the QE report, whose report_data binds the attestation
-//! key and QE auth data), so the chain can be re-encoded; dcap-qvl still verifies the rebuilt
-//! chain to the root the verifier trusts. The decoder is deterministic and strict, so every holder
-//! and auditor rebuilds the same bytes, and each raw quote has at most one compact form. Only the
-//! decoder is here: the encoder, which only posting nodes run, is `replicatoor_encode::quote`, and
-//! keeps a compact form only if [`decode`] rebuilds the raw quote from it.
+//! The decoder (PROTOCOL.md §3.9): deterministic and strict, so every holder and auditor rebuilds the
+//! same raw quote, and each raw quote has at most one compact form.
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use std::borrow::Cow;
 
-use super::consts::{INTEL_ROOT_CA_DER, MAX_QUOTE_LEN, TEE_TYPE_TDX};
+/// Largest quote a reader rebuilds or parses (the contract caps the `quote` argument at 16 KiB too).
+pub const MAX_QUOTE_LEN: usize = 16 * 1024;
+/// TDX TEE type in the quote header: the only TEE a compact quote carries.
+const TEE_TYPE_TDX: u32 = 0x81;
+/// Intel's SGX Root CA, id 0x01 of the table: the kernel's pinned root file, read from there so the
+/// table cannot name another certificate by that id (`tests/compact_decode.rs` also pins all three to
+/// PROTOCOL.md's Appendix A).
+const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("../../core/src/attest/intel_sgx_root_ca.der");
 
 /// The first four bytes of a compact quote. As a little-endian u16 (what a raw quote starts
 /// with: its version, 3, 4 or 5) they read 0x5052, which no DCAP quote version is.

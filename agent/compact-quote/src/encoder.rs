@@ -1,13 +1,13 @@
-//! The compact quote a node posts (PROTOCOL.md §3.9): a raw quote's PEM PCK chain carried as DER, or
-//! as the one-byte ids of Intel's well-known CA certificates. Holders rebuild the raw quote with
-//! [`replicatoor_core::attest::compact::decode`]; [`encode`] keeps a compact form only if that
-//! decoder rebuilds exactly the raw quote, so this encoder can make a post bigger, never different.
+//! The encoder a posting node runs (PROTOCOL.md §3.9): a raw quote's PEM PCK chain carried as DER, or
+//! as the one-byte ids of Intel's well-known CA certificates. [`encode`] keeps a compact form only if
+//! [`crate::decode`] rebuilds exactly the raw quote, so it can make a post bigger, never
+//! different.
 
-use base64::{engine::general_purpose::STANDARD, Engine};
-use replicatoor_core::attest::compact::{
+use crate::decoder::{
     decode, header_and_body_len, CERT_TYPE_PCK_CHAIN, CERT_TYPE_QE_REPORT, FORMAT_VERSION, HEAD_PEEK_LEN, MAGIC,
     MAX_CERTS, PEM_BEGIN, PEM_END, QE_REPORT_AND_SIG_LEN, SIG_AND_KEY_LEN, WELL_KNOWN,
 };
+use base64::{engine::general_purpose::STANDARD, Engine};
 
 /// The form a node posts: compact if `raw` has an exact compact form, otherwise `raw` itself.
 pub fn to_posted(raw: &[u8]) -> Vec<u8> {
