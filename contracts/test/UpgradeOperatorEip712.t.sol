@@ -15,7 +15,7 @@ contract UpgradeOperatorEip712Test is UpgradeOperatorBase {
     function _domainSeparator(uint256 chainId, address verifyingContract) internal pure returns (bytes32) {
         return keccak256(
             abi.encode(
-                DOMAIN_TYPEHASH, keccak256("Replicatoor UpgradeOperator"), keccak256("5"), chainId, verifyingContract
+                DOMAIN_TYPEHASH, keccak256("Replicatoor UpgradeOperator"), keccak256("6"), chainId, verifyingContract
             )
         );
     }
@@ -67,7 +67,7 @@ contract UpgradeOperatorEip712Test is UpgradeOperatorBase {
         ) = op.eip712Domain();
         assertEq(uint256(uint8(fields)), 0x0f, "fields: name, version, chainId, verifyingContract");
         assertEq(name, "Replicatoor UpgradeOperator", "name");
-        assertEq(version, "5", "version");
+        assertEq(version, "6", "version");
         assertEq(chainId, block.chainid, "chainId");
         assertEq(verifyingContract, address(op), "verifyingContract");
         assertEq(salt, bytes32(0), "salt");
@@ -120,7 +120,7 @@ contract UpgradeOperatorEip712Test is UpgradeOperatorBase {
             abi.encode(
                 keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
                 keccak256("Replicatoor UpgradeOperator"),
-                keccak256("5"),
+                keccak256("6"),
                 block.chainid,
                 address(op)
             )
