@@ -89,6 +89,9 @@ pub fn annotate_custody(h: &History, refs: &[ReferenceState], custody: &mut Cust
             Ev::GenesisProposed(g) => {
                 genesis_logs.insert(g.proposalId, (&g.quote, &g.eventLog));
             }
+            Ev::RotationProposed(g) => {
+                genesis_logs.insert(g.proposalId, (&g.quote, &g.eventLog));
+            }
             _ => {}
         }
     }

@@ -182,6 +182,9 @@ pub fn is_governance(ev: &Ev) -> bool {
             | Ev::BootstrapScheduled(_)
             | Ev::ReferenceExpiryScheduled(_)
             | Ev::BootstrapCancelled(_)
+            | Ev::RotationStarted(_)
+            | Ev::RotationCancelled(_)
+            | Ev::ClusterRotated(_)
     )
 }
 

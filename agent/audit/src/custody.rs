@@ -1,5 +1,5 @@
-//! The custody tree: each epoch's genesis, every delivery and refusal its cluster key signed, and
-//! which holder (by relaying account) each new holder descends from.
+//! The custody tree: each epoch's genesis (or the rotation proposal that began it), every delivery and
+//! refusal its cluster key signed, and which holder (by relaying account) each new holder descends from.
 
 use super::{
     collect::{History, Pos},
@@ -14,6 +14,19 @@ fn id64(v: U256) -> u64 {
     v.try_into().unwrap_or(u64::MAX)
 }
 
+fn proposal(id: U256, cluster: Address, epoch: u64, proposer: Address, at: Pos, endorsed: bool) -> GenesisProposal {
+    GenesisProposal {
+        proposal_id: id64(id),
+        cluster,
+        epoch,
+        proposer,
+        block: at.block,
+        tx: at.tx,
+        approved: false,
+        endorsed,
+    }
+}
+
 /// Build the custody record (without re-verification results).
 pub fn build(h: &History) -> Custody {
     let mut c = Custody::default();
@@ -24,15 +37,13 @@ pub fn build(h: &History) -> Custody {
     for e in &h.entries {
         let Pos { block, time, tx, .. } = e.pos;
         match &e.event {
-            Ev::GenesisProposed(g) => c.genesis_proposals.push(GenesisProposal {
-                proposal_id: id64(g.proposalId),
-                cluster: g.cluster,
-                epoch: g.epoch,
-                proposer: g.proposer,
-                block,
-                tx,
-                approved: false,
-            }),
+            Ev::GenesisProposed(g) => {
+                c.genesis_proposals.push(proposal(g.proposalId, g.cluster, g.epoch, g.proposer, e.pos, false))
+            }
+            // A rotation proposal is approved like a genesis proposal (its id is in the same sequence).
+            Ev::RotationProposed(g) => {
+                c.genesis_proposals.push(proposal(g.proposalId, g.cluster, g.epoch, g.proposer, e.pos, true))
+            }
             Ev::ClusterBootstrapped(b) => {
                 let pid = id64(b.proposalId);
                 let proposal = c.genesis_proposals.iter_mut().find(|p| p.proposal_id == pid);

@@ -68,8 +68,11 @@ pub fn findings(
     segments: &[PolicySegment],
     refs: &[ReferenceState],
     custody: &Custody,
+    calls: &super::epochs::Calls,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
+    super::epochs::endorsement_findings(h, &mut out);
+    super::epochs::old_key_findings(h, calls, &mut out);
     policy_findings(segments, &mut out);
     governance_findings(h, state, &mut out);
     custody_findings(h, custody, &mut out);

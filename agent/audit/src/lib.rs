@@ -1,17 +1,19 @@
 //! `replicatoor audit`: everything an auditor can establish about a deployment from chain data
 //! alone. The contract emits full payloads in its events, so logs are enough: the governance
 //! timeline, the policy and reference values in force at any block (PROTOCOL.md §4.4), the custody
-//! tree, findings with severities, and optionally an offline re-run of the holder pipeline on every
+//! tree, every epoch and how it began (genesis, re-bootstrap, key rotation), findings with severities, and optionally an offline re-run of the holder pipeline on every
 //! quote that was accepted; what each proposal published about its reference (the app's compose with
 //! the trust mode it pins, the OS image) next to what every accepted quote's event log claims.
 //! Output: text, stable JSON ([`model`]), or one self-contained HTML file.
-//! Only standard JSON-RPC reads are used (`eth_getLogs`, blocks, transactions, `eth_getCode`).
+//! Only standard JSON-RPC reads are used (`eth_getLogs`, blocks, transactions, `eth_getCode`); after a
+//! key rotation, the blocks since it with their transactions (a call an old key signed reverts: no log).
 
 pub mod approvals;
 pub mod collect;
 pub mod compose;
 pub mod custody;
 pub mod describe;
+pub mod epochs;
 pub mod findings;
 pub mod model;
 pub mod proven;
@@ -88,7 +90,8 @@ async fn audit_history(
     if let Some(v) = reverify {
         reverify::reverify(&h, &state, &mut custody, v).await;
     }
-    let findings = findings::findings(&h, &state, &segments, &references, &custody);
+    let calls = epochs::scan_calls(chain, &h).await?;
+    let findings = findings::findings(&h, &state, &segments, &references, &custody, &calls);
     let summary = summary(&h, &state, &custody, &findings);
     let report = Report {
         schema: model::SCHEMA,
@@ -101,6 +104,7 @@ async fn audit_history(
         timeline: timeline::build(&h, &state),
         references,
         policies: segments,
+        epochs: epochs::build(&h, &custody),
         custody,
         findings,
         summary,

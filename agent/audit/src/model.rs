@@ -1,14 +1,15 @@
 //! The audit report as plain data. Its serde form is the stable JSON of `audit --json`, schema
-//! `replicatoor-audit/v2` (documented field by field in docs/audit.md): fields are only ever added
+//! `replicatoor-audit/v3` (documented field by field in docs/audit.md): fields are only ever added
 //! (v2 added what proposals publish: `references[].app` / `.os`, `attested_os` on accepted quotes,
-//! `reference_described` timeline entries).
+//! `reference_described` timeline entries; v3 key rotation: `epochs`, `endorsed` on proposals, the
+//! `rotation_*` / `cluster_rotated` timeline entries).
 //! Addresses are checksummed hex, hashes and ids 0x-hex, times unix seconds, block ranges inclusive.
 
 use alloy::primitives::{Address, B256};
 use replicatoor_core::{attest::TcbStatus, protocol::Policy};
 use serde::Serialize;
 
-pub const SCHEMA: &str = "replicatoor-audit/v2";
+pub const SCHEMA: &str = "replicatoor-audit/v3";
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +27,8 @@ pub struct Report {
     pub references: Vec<ReferenceState>,
     pub policies: Vec<PolicySegment>,
     pub custody: Custody,
+    /// Every epoch: how it began (genesis, re-bootstrap, rotation), its cluster, and who received it.
+    pub epochs: Vec<EpochEntry>,
     pub findings: Vec<Finding>,
     pub summary: Summary,
     /// With `audit --deployment`: the current values and recent events proven against a trusted
@@ -209,6 +212,20 @@ pub enum GovernanceEvent {
     BootstrapCancelled {
         proposal_id: u64,
     },
+    /// The owner asked the cluster to rotate to `epoch` (protocol v6).
+    RotationStarted {
+        epoch: u64,
+    },
+    /// The owner cancelled the rotation to `epoch` (protocol v6).
+    RotationCancelled {
+        epoch: u64,
+    },
+    /// Custody moved to `new_cluster` by a rotation `previous_cluster` endorsed (protocol v6).
+    ClusterRotated {
+        epoch: u64,
+        previous_cluster: Address,
+        new_cluster: Address,
+    },
 }
 
 impl GovernanceEvent {
@@ -226,6 +243,9 @@ impl GovernanceEvent {
             GovernanceEvent::BootstrapScheduled { .. } => "bootstrap_scheduled",
             GovernanceEvent::ReferenceExpiryScheduled { .. } => "reference_expiry_scheduled",
             GovernanceEvent::BootstrapCancelled { .. } => "bootstrap_cancelled",
+            GovernanceEvent::RotationStarted { .. } => "rotation_started",
+            GovernanceEvent::RotationCancelled { .. } => "rotation_cancelled",
+            GovernanceEvent::ClusterRotated { .. } => "cluster_rotated",
         }
     }
 }
@@ -399,6 +419,37 @@ pub struct GenesisProposal {
     pub tx: B256,
     /// The epoch it founded, if the owner approved it.
     pub approved: bool,
+    /// A rotation proposal (`RotationProposed`), endorsed by the cluster it replaces (protocol v6).
+    pub endorsed: bool,
+}
+
+/// One epoch of the deployment, as it began and who received its secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochEntry {
+    pub epoch: u64,
+    pub cluster: Address,
+    /// `genesis` (the first cluster), `re_bootstrap` (a new genesis replaced a live cluster:
+    /// CustodyReset) or `rotation` (the previous cluster endorsed it: ClusterRotated).
+    pub kind: &'static str,
+    /// The cluster it replaced (re-bootstrap or rotation).
+    pub previous_cluster: Option<Address>,
+    /// The approved proposal (GenesisProposed or RotationProposed) and who posted it.
+    pub proposal_id: u64,
+    pub proposer: Option<Address>,
+    /// The ClusterBootstrapped event's block and transaction.
+    pub block: u64,
+    pub time: u64,
+    pub tx: B256,
+    /// Requesters that received this epoch's secret (SecretDelivered with this `epoch`), in chain order.
+    pub recipients: Vec<EpochRecipient>,
+}
+
+/// A delivery of an epoch's secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochRecipient {
+    pub request_id: u64,
+    pub requester: Address,
+    pub block: u64,
 }
 
 /// One cluster: its genesis and everything its key signed.

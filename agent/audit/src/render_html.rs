@@ -4,7 +4,9 @@
 
 use super::{
     model::{EpochRecord, Report},
-    render_text::{app_lines, attested_line, children, describe_event, fmt_policy, fmt_time, os_line, trust_mode_line},
+    render_text::{
+        app_lines, attested_line, children, describe_event, epoch_line, fmt_policy, fmt_time, os_line, trust_mode_line,
+    },
 };
 use alloy::primitives::Address;
 use std::{collections::HashSet, fmt::Write as _};
@@ -131,6 +133,7 @@ pub fn render(r: &Report, explorer: Option<&str>) -> String {
     provenance(&mut o, r, &l);
     findings(&mut o, r);
     approvals(&mut o, r);
+    epochs(&mut o, r, &l);
     custody(&mut o, r, &l);
     timeline(&mut o, r, &l);
     let _ = writeln!(o, "</main></body></html>");
@@ -273,6 +276,38 @@ fn approvals(o: &mut String, r: &Report) {
         let _ = write!(o, "</div>");
     }
     let _ = write!(o, "</section>");
+}
+
+/// Every epoch: how it began and who received its secret.
+fn epochs(o: &mut String, r: &Report, l: &Links) {
+    let _ = write!(
+        o,
+        "<section id=\"epochs\"><h2>Epochs</h2><p>Each epoch's cluster key and secret: a genesis, a re-bootstrap \
+         (a new genesis replaced a live cluster) or a rotation (the previous cluster endorsed the new one).</p>\
+         <table><tr><th>epoch</th><th>began by</th><th>cluster</th><th>proposal</th><th>block</th><th>received by</th></tr>"
+    );
+    for e in &r.epochs {
+        let recipients: Vec<_> = e
+            .recipients
+            .iter()
+            .map(|x| format!("{} (request {}, block {})", l.addr(x.requester), x.request_id, l.block(x.block)))
+            .collect();
+        let _ = write!(
+            o,
+            "<tr class=\"epoch {}\" title=\"{}\"><td>{}</td><td>{}{}</td><td class=\"mono\">{}</td><td>{} by {}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+            e.kind,
+            esc(&epoch_line(e)),
+            e.epoch,
+            e.kind.replace('_', "-"),
+            e.previous_cluster.map_or(String::new(), |p| format!(" from {}", l.addr(p))),
+            l.addr(e.cluster),
+            e.proposal_id,
+            e.proposer.map_or("?".into(), |a| l.addr(a)),
+            l.block(e.block),
+            if recipients.is_empty() { "nobody yet".into() } else { recipients.join("<br>") }
+        );
+    }
+    let _ = write!(o, "</table></section>");
 }
 
 fn timeline(o: &mut String, r: &Report, l: &Links) {

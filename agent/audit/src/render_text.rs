@@ -2,8 +2,8 @@
 //! characters and terminal escapes in a note cannot restyle or hide lines.
 
 use super::model::{
-    AppApproval, AttestedOs, Custody, DeliveryRecord, EpochRecord, GovernanceEvent as G, OsApproval, PolicyView,
-    ReferenceState, Report, Reverification, TdConfig,
+    AppApproval, AttestedOs, Custody, DeliveryRecord, EpochEntry, EpochRecord, GovernanceEvent as G, OsApproval,
+    PolicyView, ReferenceState, Report, Reverification, TdConfig,
 };
 use alloy::primitives::Address;
 use std::{collections::HashSet, fmt::Write as _};
@@ -67,7 +67,7 @@ pub fn describe_event(e: &G) -> String {
             format!("ownership transferred: {previous_owner} → {new_owner}")
         }
         G::ClusterBootstrapped { epoch, cluster, proposal_id, .. } => {
-            format!("genesis proposal {proposal_id} approved: epoch {epoch}, cluster {cluster}")
+            format!("proposal {proposal_id} approved: epoch {epoch}, cluster {cluster}")
         }
         G::CustodyReset { epoch, previous_cluster, new_cluster } => {
             format!("CUSTODY RESET at epoch {epoch}: {previous_cluster} → {new_cluster}")
@@ -80,6 +80,11 @@ pub fn describe_event(e: &G) -> String {
             format!("{} reference {id} ends at {}", ref_kind.as_str(), fmt_time(*expires_at))
         }
         G::BootstrapCancelled { proposal_id } => format!("scheduled re-bootstrap (proposal {proposal_id}) cancelled"),
+        G::RotationStarted { epoch } => format!("rotation to epoch {epoch} started"),
+        G::RotationCancelled { epoch } => format!("rotation to epoch {epoch} cancelled"),
+        G::ClusterRotated { epoch, previous_cluster, new_cluster } => {
+            format!("KEY ROTATED at epoch {epoch}: {previous_cluster} → {new_cluster} (endorsed by the previous cluster)")
+        }
     }
 }
 
@@ -353,8 +358,49 @@ pub fn render(r: &Report) -> String {
         );
     }
     approvals(&mut out, r);
+    epochs(&mut out, &r.epochs);
     custody(&mut out, &r.custody);
     out
+}
+
+/// How an epoch began, in words.
+pub fn epoch_line(e: &EpochEntry) -> String {
+    let how = match (e.kind, e.previous_cluster) {
+        ("rotation", Some(prev)) => format!("ROTATION from {prev} (endorsed by it)"),
+        ("re_bootstrap", Some(prev)) => format!("RE-BOOTSTRAP replacing {prev}"),
+        (kind, _) => kind.to_string(),
+    };
+    format!(
+        "epoch {}: {how}; cluster {}, proposal {} by {}, block {} ({})",
+        e.epoch,
+        e.cluster,
+        e.proposal_id,
+        e.proposer.map_or("?".into(), |p| p.to_string()),
+        e.block,
+        fmt_time(e.time)
+    )
+}
+
+fn epochs(out: &mut String, epochs: &[EpochEntry]) {
+    let _ = writeln!(out, "\nEPOCHS");
+    if epochs.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for e in epochs {
+        let _ = writeln!(out, "  {}", epoch_line(e));
+        let _ = match e.recipients.len() {
+            0 => writeln!(out, "     received by nobody yet"),
+            n => writeln!(
+                out,
+                "     received by {n}: {}",
+                e.recipients
+                    .iter()
+                    .map(|r| format!("{} (request {}, block {})", r.requester, r.request_id, r.block))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+    }
 }
 
 fn approvals(out: &mut String, r: &Report) {
@@ -444,5 +490,26 @@ mod tests {
         assert_eq!(fmt_time(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(fmt_time(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(fmt_time(1_767_225_599), "2025-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn epochs_say_how_they_began_and_who_received_them() {
+        use crate::model::EpochRecipient;
+        let e = EpochEntry {
+            epoch: 2,
+            cluster: Address::repeat_byte(2),
+            kind: "rotation",
+            previous_cluster: Some(Address::repeat_byte(1)),
+            proposal_id: 3,
+            proposer: Some(Address::repeat_byte(9)),
+            block: 40,
+            time: 0,
+            tx: alloy::primitives::B256::ZERO,
+            recipients: vec![EpochRecipient { request_id: 7, requester: Address::repeat_byte(7), block: 44 }],
+        };
+        let mut out = String::new();
+        epochs(&mut out, &[e]);
+        assert!(out.contains(&format!("epoch 2: ROTATION from {} (endorsed by it)", Address::repeat_byte(1))), "{out}");
+        assert!(out.contains(&format!("received by 1: {} (request 7, block 44)", Address::repeat_byte(7))), "{out}");
     }
 }

@@ -57,6 +57,12 @@ pub async fn reverify(h: &History, state: &State, custody: &mut Custody, verifie
                 let a = Attestation { binding, quote: g.quote.clone(), event_log: g.eventLog.clone(), posted: e.pos };
                 proposals.insert(g.proposalId, a);
             }
+            // A rotation proposal's quote binds its cluster exactly as a genesis quote does.
+            Ev::RotationProposed(g) => {
+                let binding = GenesisBinding { cluster: g.cluster, epoch: g.epoch };
+                let a = Attestation { binding, quote: g.quote.clone(), event_log: g.eventLog.clone(), posted: e.pos };
+                proposals.insert(g.proposalId, a);
+            }
             _ => {}
         }
     }

@@ -80,6 +80,12 @@ pub fn build(h: &History, state: &State) -> Vec<TimelineEntry> {
                 b.note.clone(),
             ),
             Ev::BootstrapCancelled(b) => (G::BootstrapCancelled { proposal_id: id64(b.proposalId) }, b.note.clone()),
+            Ev::RotationStarted(r) => (G::RotationStarted { epoch: r.epoch }, r.note.clone()),
+            Ev::RotationCancelled(r) => (G::RotationCancelled { epoch: r.epoch }, r.note.clone()),
+            Ev::ClusterRotated(r) => (
+                G::ClusterRotated { epoch: r.epoch, previous_cluster: r.previousCluster, new_cluster: r.newCluster },
+                r.note.clone(),
+            ),
             _ => continue,
         };
         out.push(TimelineEntry {

@@ -1,5 +1,5 @@
-//! Owner and developer operations: deploy, propose/revoke references, set policy, approve genesis.
-//! Approving genesis runs the same verification pipeline a holder runs on requests. Each owner
+//! Owner and developer operations: deploy, propose/revoke references, set policy, approve genesis,
+//! rotate the cluster key. Approving genesis or a rotation runs the same verification pipeline a holder runs on requests. Each owner
 //! transaction is built once, in [`call`]: sent here, or printed as calldata by `admin --calldata-only`.
 
 use alloy::{
@@ -21,7 +21,8 @@ use replicatoor_core::{
         pipeline::{self, Context, Decision, References},
         GenesisBinding, Verifier,
     },
-    protocol::{Policy, RefKind},
+    crypto::eip712,
+    protocol::{Deployment, Policy, RefKind},
 };
 
 /// Deploy UpgradeOperator; returns its address and deployment block.
@@ -94,6 +95,23 @@ pub mod call {
 
     pub fn cancel_bootstrap(note: &str) -> Op::cancelBootstrapCall {
         Op::cancelBootstrapCall { note: note.to_string() }
+    }
+
+    pub fn start_rotation(note: &str) -> Op::startRotationCall {
+        Op::startRotationCall { note: note.to_string() }
+    }
+
+    pub fn cancel_rotation(note: &str) -> Op::cancelRotationCall {
+        Op::cancelRotationCall { note: note.to_string() }
+    }
+
+    /// Approve the rotation proposal the owner verified, naming its cluster and epoch as
+    /// [`approve_genesis`] does.
+    pub fn approve_rotation(g: &super::VerifiedGenesis, note: &str) -> Op::approveRotationCall {
+        // The same arguments as approveGenesis.
+        let Op::approveGenesisCall { proposalId, clusterAddress, forEpoch, osRef, appRef, note } =
+            approve_genesis(g, note);
+        Op::approveRotationCall { proposalId, clusterAddress, forEpoch, osRef, appRef, note }
     }
 }
 
@@ -174,34 +192,264 @@ pub async fn execute_bootstrap(chain: &Chain) -> Result<TxOutcome, ChainError> {
 /// references in force now); returns what an approval names: its cluster and epoch (those its quote
 /// binds) and the OS and app references its quote runs under.
 pub async fn verify_genesis(chain: &Chain, verifier: &Verifier, proposal_id: U256) -> anyhow::Result<VerifiedGenesis> {
-    let filter = Filter::new()
-        .address(chain.deployment().contract)
-        .event_signature(Op::GenesisProposed::SIGNATURE_HASH)
-        .topic1(proposal_id);
+    let (block, ev) = proposal_log::<Op::GenesisProposed>(chain, proposal_id, "genesis proposal").await?;
+    let binding = GenesisBinding { cluster: ev.cluster, epoch: ev.epoch };
+    verify_quote(chain, verifier, proposal_id, block, binding, &ev.quote, &ev.eventLog, "genesis proposal").await
+}
+
+/// The latest log of proposal event `E` (indexed by the proposal id) and its block.
+async fn proposal_log<E: SolEvent>(chain: &Chain, proposal_id: U256, what: &str) -> anyhow::Result<(u64, E)> {
+    let filter =
+        Filter::new().address(chain.deployment().contract).event_signature(E::SIGNATURE_HASH).topic1(proposal_id);
     let head = chain.head().await?;
-    let logs =
-        replicatoor_chain::scan::get_logs(chain, &filter, 0, head).await.context("reading the genesis proposal")?;
-    let log = logs.last().with_context(|| format!("no genesis proposal {proposal_id}"))?;
+    let logs = replicatoor_chain::scan::get_logs(chain, &filter, 0, head)
+        .await
+        .with_context(|| format!("reading {what} {proposal_id}"))?;
+    let log = logs.last().with_context(|| format!("no {what} {proposal_id} (no {} event)", E::SIGNATURE))?;
     let block = log.block_number.context("proposal log without block")?;
-    let ev = log.log_decode::<Op::GenesisProposed>().context("decoding GenesisProposed")?.inner.data;
+    let ev = log.log_decode::<E>().with_context(|| format!("decoding {}", E::SIGNATURE))?.inner.data;
+    Ok((block, ev))
+}
+
+/// Run the holder pipeline on a proposal's quote, which must bind `binding` (a genesis report_data,
+/// PROTOCOL.md §3.1), at the time of the proposal's block, under the policy and references in force now.
+#[allow(clippy::too_many_arguments)]
+async fn verify_quote(
+    chain: &Chain,
+    verifier: &Verifier,
+    proposal_id: U256,
+    block: u64,
+    binding: GenesisBinding,
+    quote: &[u8],
+    event_log: &[u8],
+    what: &str,
+) -> anyhow::Result<VerifiedGenesis> {
     let policy = chain.policy_at(BlockId::latest()).await?;
     let now = chain.block(block).await?.timestamp;
     let refs = AtLatest(chain);
     let ctx = Context { deployment: chain.deployment(), verifier, policy, references: &refs, now };
-    let binding = GenesisBinding { cluster: ev.cluster, epoch: ev.epoch };
-    match pipeline::evaluate(&ctx, binding, &ev.quote, &ev.eventLog).await {
+    match pipeline::evaluate(&ctx, binding, quote, event_log).await {
         Decision::Accept(a) => Ok(VerifiedGenesis {
             proposal_id,
-            cluster: ev.cluster,
-            epoch: ev.epoch,
+            cluster: binding.cluster,
+            epoch: binding.epoch,
             os_ref: a.os_ref(),
             app_ref: a.app_ref(),
         }),
         Decision::Refuse(r, detail) => {
-            anyhow::bail!("genesis proposal {proposal_id} fails verification: {r}: {detail}")
+            anyhow::bail!("{what} {proposal_id} fails verification (bad quote): {r}: {detail}")
         }
         Decision::Retry(why) | Decision::Abstain(why) => {
-            anyhow::bail!("cannot verify genesis proposal {proposal_id} now: {why}")
+            anyhow::bail!("cannot verify {what} {proposal_id} now: {why}")
         }
+    }
+}
+
+/// Why `admin rotate approve` refuses a proposal before (or instead of) verifying its quote.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RotationRefused {
+    /// The contract has no proposal under this id.
+    #[error("proposal {0} does not exist")]
+    Unknown(U256),
+    /// A plain genesis proposal: no cluster endorsed it, so it cannot rotate custody.
+    #[error(
+        "proposal {0} is not endorsed: it is a genesis proposal, not a rotation proposal (a re-bootstrap goes through \
+         `admin approve-genesis`)"
+    )]
+    NotEndorsed(U256),
+    /// The proposal is for another epoch than the next one (custody moved on since, or a later one).
+    #[error("proposal {id} is stale: it is for epoch {for_epoch}, the next epoch is {next}")]
+    Stale { id: U256, for_epoch: u64, next: u64 },
+    /// No rotation to the proposal's epoch is under way (never started, or cancelled).
+    #[error("no rotation to epoch {0} is under way (not started, or cancelled): `admin rotate start` first")]
+    NoRotation(u64),
+    /// Its event and the contract's record disagree (a reorg, or a lying RPC).
+    #[error(
+        "proposal {id}: its RotationProposed event names cluster {event_cluster} for epoch {event_epoch}, the \
+         contract records cluster {cluster} for epoch {for_epoch} (a reorg, or the RPC lies)"
+    )]
+    Mismatch { id: U256, event_cluster: Address, event_epoch: u64, cluster: Address, for_epoch: u64 },
+    /// The endorsement was not signed by the cluster in force.
+    #[error("proposal {id}: its endorsement is signed by {signer}, not by the current cluster {cluster}")]
+    BadEndorsement { id: U256, signer: String, cluster: Address },
+}
+
+/// What the contract says about a rotation proposal and the custody it would replace, read at one block.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationState {
+    pub proposal_id: U256,
+    /// `genesisProposal(id)`: cluster, forEpoch (0: no such proposal), endorsed.
+    pub cluster: Address,
+    pub for_epoch: u64,
+    pub endorsed: bool,
+    /// `epoch()`, `cluster()` and `rotationFor()`.
+    pub epoch: u64,
+    pub current_cluster: Address,
+    pub rotation_for: u64,
+}
+
+impl RotationState {
+    /// The checks on the proposal's record, before its event is read: what the contract would refuse.
+    pub fn check(&self) -> Result<(), RotationRefused> {
+        let id = self.proposal_id;
+        if self.for_epoch == 0 {
+            return Err(RotationRefused::Unknown(id));
+        }
+        if !self.endorsed {
+            return Err(RotationRefused::NotEndorsed(id));
+        }
+        let next = self.epoch.saturating_add(1);
+        if self.for_epoch != next {
+            return Err(RotationRefused::Stale { id, for_epoch: self.for_epoch, next });
+        }
+        if self.rotation_for != self.for_epoch {
+            return Err(RotationRefused::NoRotation(self.for_epoch));
+        }
+        Ok(())
+    }
+
+    /// The checks on the proposal's `RotationProposed` event: it is the recorded proposal, and the
+    /// current cluster signed its EIP-712 `Rotation` (the contract checked that when it was posted;
+    /// checking again here does not trust the contract or the RPC).
+    pub fn check_event(&self, dep: &Deployment, ev: &Op::RotationProposed) -> Result<(), RotationRefused> {
+        let id = self.proposal_id;
+        if ev.cluster != self.cluster || ev.epoch != self.for_epoch {
+            return Err(RotationRefused::Mismatch {
+                id,
+                event_cluster: ev.cluster,
+                event_epoch: ev.epoch,
+                cluster: self.cluster,
+                for_epoch: self.for_epoch,
+            });
+        }
+        let endorsement = eip712::Rotation { epoch: self.for_epoch, cluster: self.cluster };
+        match eip712::recover(dep, &endorsement, &ev.signature) {
+            Ok(signer) if signer == self.current_cluster => Ok(()),
+            Ok(signer) => {
+                Err(RotationRefused::BadEndorsement { id, signer: signer.to_string(), cluster: self.current_cluster })
+            }
+            Err(e) => Err(RotationRefused::BadEndorsement {
+                id,
+                signer: format!("nobody ({e})"),
+                cluster: self.current_cluster,
+            }),
+        }
+    }
+}
+
+/// A rotation proposal as the owner verified it: what `approveRotation` names, and the cluster that
+/// endorsed it (the one it replaces).
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedRotation {
+    pub proposal: VerifiedGenesis,
+    pub previous_cluster: Address,
+}
+
+/// Verify rotation proposal `proposal_id`: the contract's record (endorsed, for the next epoch, a
+/// rotation to it under way), its endorsement (signed by the cluster in force), then its quote exactly
+/// as [`verify_genesis`] does (a genesis report_data binding the new cluster and epoch).
+pub async fn verify_rotation(
+    chain: &Chain,
+    verifier: &Verifier,
+    proposal_id: U256,
+) -> anyhow::Result<VerifiedRotation> {
+    // One block for every read, so the epoch, cluster and rotation belong together.
+    let at = BlockId::number(chain.head().await?);
+    let c = chain.contract();
+    let p = c.genesisProposal(proposal_id).block(at).call().await.context("genesisProposal(id)")?;
+    let (current_cluster, epoch) = chain.cluster_at(at).await?;
+    let rotation_for = c.rotationFor().block(at).call().await.context("rotationFor()")?;
+    let state = RotationState {
+        proposal_id,
+        cluster: p.cluster,
+        for_epoch: p.forEpoch,
+        endorsed: p.endorsed,
+        epoch,
+        current_cluster,
+        rotation_for,
+    };
+    state.check()?;
+    let (block, ev) = proposal_log::<Op::RotationProposed>(chain, proposal_id, "rotation proposal").await?;
+    state.check_event(&chain.deployment(), &ev)?;
+    let binding = GenesisBinding { cluster: ev.cluster, epoch: ev.epoch };
+    let proposal =
+        verify_quote(chain, verifier, proposal_id, block, binding, &ev.quote, &ev.eventLog, "rotation proposal")
+            .await?;
+    Ok(VerifiedRotation { proposal, previous_cluster: current_cluster })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::Bytes;
+
+    fn dep() -> Deployment {
+        Deployment { chain_id: 31337, contract: Address::repeat_byte(9) }
+    }
+
+    /// Epoch 4 run by `current`, a rotation to 5 under way, proposal 2 for `new` endorsed on chain.
+    fn state(current: Address, new: Address) -> RotationState {
+        RotationState {
+            proposal_id: U256::from(2),
+            cluster: new,
+            for_epoch: 5,
+            endorsed: true,
+            epoch: 4,
+            current_cluster: current,
+            rotation_for: 5,
+        }
+    }
+
+    fn event(s: &RotationState, signer: &PrivateKeySigner) -> Op::RotationProposed {
+        let sig =
+            eip712::sign(&dep(), &eip712::Rotation { epoch: s.for_epoch, cluster: s.cluster }, signer).expect("signs");
+        Op::RotationProposed {
+            proposalId: s.proposal_id,
+            cluster: s.cluster,
+            epoch: s.for_epoch,
+            proposer: Address::repeat_byte(3),
+            quote: Bytes::new(),
+            eventLog: Bytes::new(),
+            signature: Bytes::copy_from_slice(&sig),
+        }
+    }
+
+    #[test]
+    fn a_proposal_is_refused_for_each_reason_the_contract_would_refuse_it() {
+        let s = state(Address::repeat_byte(1), Address::repeat_byte(2));
+        assert_eq!(s.check(), Ok(()));
+        let id = s.proposal_id;
+        assert_eq!(RotationState { for_epoch: 0, ..s }.check(), Err(RotationRefused::Unknown(id)));
+        assert_eq!(RotationState { endorsed: false, ..s }.check(), Err(RotationRefused::NotEndorsed(id)));
+        assert_eq!(
+            RotationState { epoch: 5, ..s }.check(),
+            Err(RotationRefused::Stale { id, for_epoch: 5, next: 6 }),
+            "custody moved on since"
+        );
+        assert_eq!(RotationState { rotation_for: 0, ..s }.check(), Err(RotationRefused::NoRotation(5)), "cancelled");
+        let not_endorsed = RotationRefused::NotEndorsed(id).to_string();
+        assert!(not_endorsed.contains("not endorsed") && not_endorsed.contains("approve-genesis"), "{not_endorsed}");
+    }
+
+    #[test]
+    fn the_endorsement_must_be_the_current_clusters_signature_of_this_proposal() {
+        let current = PrivateKeySigner::random();
+        let s = state(current.address(), Address::repeat_byte(2));
+        let ev = event(&s, &current);
+        assert_eq!(s.check_event(&dep(), &ev), Ok(()));
+        // Signed by another key (an old cluster's, say).
+        let other = PrivateKeySigner::random();
+        assert!(matches!(
+            s.check_event(&dep(), &event(&s, &other)),
+            Err(RotationRefused::BadEndorsement { signer, .. }) if signer == other.address().to_string()
+        ));
+        // For another deployment, or garbage.
+        let foreign = Deployment { chain_id: 1, ..dep() };
+        assert!(matches!(s.check_event(&foreign, &ev), Err(RotationRefused::BadEndorsement { .. })));
+        let junk = Op::RotationProposed { signature: Bytes::from(vec![7; 10]), ..ev.clone() };
+        assert!(matches!(s.check_event(&dep(), &junk), Err(RotationRefused::BadEndorsement { .. })));
+        // The event names another cluster than the contract records.
+        let moved = Op::RotationProposed { cluster: Address::repeat_byte(8), ..ev };
+        assert!(matches!(s.check_event(&dep(), &moved), Err(RotationRefused::Mismatch { .. })));
     }
 }

@@ -1,8 +1,9 @@
-//! `replicatoor admin …`: the owner's controls of the trust root (references, policy, genesis approval)
-//! and read-only views of them (`list`, `policy`). A state change is sent with the owner's key through
+//! `replicatoor admin …`: the owner's controls of the trust root (references, policy, genesis approval,
+//! key rotation) and read-only views of them (`list`, `policy`). A state change is sent with the owner's key through
 //! [`crate::admin`], or with `--calldata-only` printed (`to`, `value`, calldata) for a multisig or
 //! timelock owner to submit.
 
+mod rotate;
 mod view;
 
 use crate::{
@@ -50,6 +51,10 @@ pub enum AdminCommand {
     ExecuteBootstrap(TxOnly),
     /// Cancel the scheduled re-bootstrap (owner; immediate).
     CancelBootstrap(TxOnly),
+    /// Rotate the cluster key: start, cancel, or verify and approve a proposal (in force at once: the
+    /// current cluster endorsed it).
+    #[command(subcommand)]
+    Rotate(rotate::RotateCommand),
     /// Active, pending and revoked references (from events), the current and the pending policy.
     List(view::List),
     /// The policy in force, the pending policy, the widening delay and the owner.
@@ -185,12 +190,25 @@ pub struct ApproveGenesis {
     pub tx: TxArgs,
     #[arg(long)]
     pub proposal: u64,
+    #[command(flatten)]
+    pub check: QuoteCheck,
+}
+
+/// How an owner verifies a proposal's quote before approving it (genesis and rotation alike).
+#[derive(Debug, Args)]
+pub struct QuoteCheck {
     /// Trust the simulated PKI when verifying (dev only).
     #[arg(long)]
     pub allow_simulated_quotes: bool,
     /// Collateral for a genuine quote: `<fmspc>.json` files (dcap-qvl QuoteCollateralV3).
     #[arg(long)]
     pub collateral_dir: Option<PathBuf>,
+}
+
+impl QuoteCheck {
+    fn verifier(&self) -> anyhow::Result<replicatoor_core::attest::Verifier> {
+        offline_verifier(self.collateral_dir.clone(), self.allow_simulated_quotes)
+    }
 }
 
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
@@ -204,6 +222,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         AdminCommand::ApproveGenesis(a) => approve_genesis(a).await?,
         AdminCommand::ExecuteBootstrap(a) => bootstrap(&a.tx, true).await?,
         AdminCommand::CancelBootstrap(a) => bootstrap(&a.tx, false).await?,
+        AdminCommand::Rotate(a) => rotate::run(a).await?,
         AdminCommand::List(a) => view::list(a).await?,
         AdminCommand::Policy(a) => view::policy(a).await?,
     }
@@ -382,7 +401,7 @@ async fn set_policy(a: SetPolicy) -> anyhow::Result<()> {
 async fn approve_genesis(a: ApproveGenesis) -> anyhow::Result<()> {
     let tx = &a.tx;
     let url = tx.rpc_url.as_deref().context("--rpc-url is required: the proposal is read and verified on chain")?;
-    let verifier = offline_verifier(a.collateral_dir.clone(), a.allow_simulated_quotes)?;
+    let verifier = a.check.verifier()?;
     let proposal = U256::from(a.proposal);
     let chain = if tx.calldata_only { read_only(url, tx.contract).await? } else { connect(tx).await? };
     let g = admin::verify_genesis(&chain, &verifier, proposal).await?;
