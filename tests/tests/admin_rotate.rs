@@ -1,14 +1,24 @@
 //! `replicatoor admin rotate` on the command line against a real anvil and contract: the calldata a
-//! multisig owner gets, and the refusals `rotate approve` makes before sending anything. The rotation
-//! itself, end to end with holders, is tests/tests/rotation.rs.
+//! multisig owner gets, and the refusals `rotate approve` makes before sending anything; and what the
+//! audit reports of a rotation (its epochs, a retired key still signing). The rotation itself, end to
+//! end with holders, is tests/tests/rotation.rs.
 
 use alloy::{
-    primitives::{keccak256, Address, Bytes},
+    eips::BlockId,
+    primitives::{keccak256, Address, Bytes, U256},
     providers::Provider,
+    rpc::types::TransactionRequest,
+    signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
-use replicatoor_chain::UpgradeOperator as Op;
-use replicatoor_tests::{key, Net, KEYS};
+use replicatoor_audit::collect::ScanOptions;
+use replicatoor_chain::{Chain, UpgradeOperator as Op};
+use replicatoor_core::{
+    crypto::eip712::{self, Delivery, Refusal, Rotation},
+    protocol::{app_reference_id, os_reference_id, request_key},
+};
+use replicatoor_testkit::simulated::SimulatedTd;
+use replicatoor_tests::{compose_good, compose_hash, key, Net, KEYS};
 use serde_json::Value;
 use std::process::{Command, Output, Stdio};
 
@@ -96,4 +106,106 @@ async fn rotate_calldata_and_refusals_before_anything_is_sent() {
     assert!(err.contains("does not exist"), "{err}");
     assert_eq!(net.head().await, head, "no block: nothing was sent");
     assert_eq!(net.owner.provider().get_transaction_count(owner).await.expect("nonce"), nonce);
+}
+
+/// A rotation driven by hand with cluster keys the test holds (the contract checks no quote; the owner
+/// is trusted to): the audit lists both epochs and who received the new one, and flags a refusal the
+/// retired key signed afterwards, mined and reverted, so seen only in its block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_lists_each_epoch_and_flags_a_retired_key_still_signing() {
+    let net = Net::instant("audit-rotation", Net::dev_policy()).await;
+    let owner = &net.owner;
+    let td = SimulatedTd::new([0; 32]);
+    let (os, app) =
+        (os_reference_id(&td.mr_td, &td.rtmr0, &td.rtmr1, &td.rtmr2), app_reference_id(&compose_hash(&compose_good())));
+    let (k1, k2) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+    let send = |call| async move { owner.send(owner.contract().call_builder(&call)).await };
+    let junk = || Bytes::from(vec![1; 64]);
+    send(Op::proposeGenesisCall { clusterAddress: k1.address(), quote: junk(), eventLog: Bytes::new() })
+        .await
+        .expect("propose genesis");
+    let approve = Op::approveGenesisCall {
+        proposalId: U256::from(1),
+        clusterAddress: k1.address(),
+        forEpoch: 1,
+        osRef: os,
+        appRef: app,
+        note: "genesis".into(),
+    };
+    owner.send(owner.contract().call_builder(&approve)).await.expect("approve genesis");
+    owner.send(owner.contract().call_builder(&Op::startRotationCall { note: "rotate".into() })).await.expect("start");
+    let dep = owner.deployment();
+    let endorsement = eip712::sign(&dep, &Rotation { epoch: 2, cluster: k2.address() }, &k1).expect("sign");
+    let propose = Op::proposeRotationCall {
+        clusterAddress: k2.address(),
+        quote: junk(),
+        eventLog: Bytes::new(),
+        signature: endorsement.to_vec().into(),
+    };
+    owner.send(owner.contract().call_builder(&propose)).await.expect("propose rotation");
+    let approve = Op::approveRotationCall {
+        proposalId: U256::from(2),
+        clusterAddress: k2.address(),
+        forEpoch: 2,
+        osRef: os,
+        appRef: app,
+        note: "rotated".into(),
+    };
+    owner.send(owner.contract().call_builder(&approve)).await.expect("approve rotation");
+
+    // A request, delivered under the new cluster key.
+    let requester = Chain::connect(&net.url, net.contract, Some(key(3))).await.expect("requester");
+    let pk = [7; 32];
+    let request = Op::requestSecretCall::new(pk, vec![1; 64], vec![]);
+    requester.send(requester.contract().call_builder(&request)).await.expect("request");
+    let rk = request_key(&pk, key(3).address());
+    let policy = owner.policy_at(BlockId::latest()).await.expect("policy").hash();
+    let d = Delivery::new(U256::from(1), rk, policy, os, app, &[4; 32], &[5; 16]);
+    let sig = eip712::sign(&dep, &d, &k2).expect("sign");
+    let deliver = Op::deliverSecretCall {
+        requestId: d.requestId,
+        request: rk,
+        policyHash: policy,
+        osRef: os,
+        appRef: app,
+        encapsulatedKey: d.encapsulatedKey.clone(),
+        ciphertext: d.ciphertext.clone(),
+        signature: sig.to_vec().into(),
+    };
+    owner.send(owner.contract().call_builder(&deliver)).await.expect("deliver");
+
+    // The retired key refuses it: reverted (the request is answered, and k1 is no longer the cluster),
+    // mined with a fixed gas limit, so only its block shows it.
+    let refusal = Refusal { requestId: U256::from(1), request: rk, reason: 3 };
+    let sig = eip712::sign(&dep, &refusal, &k1).expect("sign");
+    let refuse =
+        Op::refuseRequestCall { requestId: U256::from(1), request: rk, reason: 3, signature: sig.to_vec().into() };
+    let tx = TransactionRequest::default().to(net.contract).input(refuse.abi_encode().into()).gas_limit(300_000);
+    let receipt = owner.provider().send_transaction(tx).await.expect("send").get_receipt().await.expect("receipt");
+    assert!(!receipt.status(), "the contract refuses the retired key");
+
+    let scan = ScanOptions { from_block: None, to_block: None, progress: false };
+    let report = replicatoor_audit::audit(owner, scan, None).await.expect("audit");
+    let r = serde_json::to_value(&report).expect("JSON");
+    assert_eq!(r["schema"], "replicatoor-audit/v3");
+    let addr = |v: &Value| v.as_str().and_then(|a| a.parse::<Address>().ok());
+    let e = r["epochs"].as_array().expect("epochs");
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!((e[0]["kind"].as_str(), addr(&e[0]["cluster"])), (Some("genesis"), Some(k1.address())));
+    assert_eq!(
+        (e[1]["kind"].as_str(), addr(&e[1]["cluster"]), addr(&e[1]["previous_cluster"]), e[1]["proposal_id"].as_u64()),
+        (Some("rotation"), Some(k2.address()), Some(k1.address()), Some(2))
+    );
+    assert_eq!(addr(&e[1]["proposer"]), Some(key(0).address()));
+    let got = &e[1]["recipients"][0];
+    assert_eq!((got["request_id"].as_u64(), addr(&got["requester"])), (Some(1), Some(key(3).address())));
+    assert_eq!(e[0]["recipients"], serde_json::json!([]));
+    let kinds: Vec<_> = report.findings.iter().map(|f| f.kind).collect();
+    assert!(!kinds.contains(&"rotation_endorsement_invalid"), "{kinds:?}");
+    let old = report.findings.iter().find(|f| f.kind == "old_epoch_key_used").expect("old_epoch_key_used");
+    assert_eq!((old.epochs.clone(), old.request_ids.clone(), old.accounts[0]), (vec![1], vec![1], k1.address()));
+    assert_eq!(old.blocks[0].from, receipt.block_number.expect("block"));
+    let text = replicatoor_audit::render_text::render(&report);
+    assert!(text.contains("EPOCHS") && text.contains("ROTATION from"), "{text}");
+    assert!(text.contains("KEY ROTATED at epoch 2"), "the timeline: {text}");
 }
