@@ -188,7 +188,6 @@ async fn the_audit_lists_each_epoch_and_flags_a_retired_key_still_signing() {
     let report = replicatoor_audit::audit(owner, scan, None).await.expect("audit");
     let r = serde_json::to_value(&report).expect("JSON");
     assert_eq!(r["schema"], "replicatoor-audit/v3");
-    let addr = |v: &Value| v.as_str().and_then(|a| a.parse::<Address>().ok());
     let e = r["epochs"].as_array().expect("epochs");
     assert_eq!(e.len(), 2, "{e:?}");
     assert_eq!((e[0]["kind"].as_str(), addr(&e[0]["cluster"])), (Some("genesis"), Some(k1.address())));
@@ -208,4 +207,85 @@ async fn the_audit_lists_each_epoch_and_flags_a_retired_key_still_signing() {
     let text = replicatoor_audit::render_text::render(&report);
     assert!(text.contains("EPOCHS") && text.contains("ROTATION from"), "{text}");
     assert!(text.contains("KEY ROTATED at epoch 2"), "the timeline: {text}");
+}
+
+/// `rotate approve` with real (simulated) quotes: a proposal whose quote binds another cluster is
+/// refused as a bad quote; an honest one is printed for a multisig, refused while no rotation is under
+/// way (cancelled), then approved: custody moves at once, and the approved proposal is stale after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_approve_verifies_the_quote_then_custody_moves() {
+    let net = Net::instant("admin-rotate-approve", Net::dev_policy()).await;
+    let (owner, contract) = (&net.owner, net.contract.to_string());
+    let dep = owner.deployment();
+    let sim = SimulatedTd::new(compose_hash(&compose_good()));
+    let quote = |cluster: Address, epoch: u64| sim.attest(dep.genesis_report_data(cluster, epoch)).expect("quote");
+    let (os, app) = (
+        os_reference_id(&sim.mr_td, &sim.rtmr0, &sim.rtmr1, &sim.rtmr2),
+        app_reference_id(&compose_hash(&compose_good())),
+    );
+    let (k1, k2) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+    let (q, log) = quote(k1.address(), 1);
+    owner.send(owner.contract().proposeGenesis(k1.address(), q.into(), log.into())).await.expect("propose genesis");
+    let genesis = Op::approveGenesisCall {
+        proposalId: U256::from(1),
+        clusterAddress: k1.address(),
+        forEpoch: 1,
+        osRef: os,
+        appRef: app,
+        note: String::new(),
+    };
+    owner.send(owner.contract().call_builder(&genesis)).await.expect("approve genesis");
+
+    let send = ["--rpc-url", &net.url, "--contract", &contract, "--sender-key", KEYS[0]];
+    let started: Value =
+        serde_json::from_str(&ok(&[&["admin", "rotate", "start", "--json"][..], &send].concat())).expect("JSON");
+    assert_eq!(started["epoch"], 2);
+    // Endorsed by k1, each for k2: the first with a quote that binds another cluster.
+    let propose = |quoted: Address| {
+        let (q, log) = quote(quoted, 2);
+        let sig = eip712::sign(&dep, &Rotation { epoch: 2, cluster: k2.address() }, &k1).expect("sign");
+        Op::proposeRotationCall {
+            clusterAddress: k2.address(),
+            quote: q.into(),
+            eventLog: log.into(),
+            signature: sig.to_vec().into(),
+        }
+    };
+    owner.send(owner.contract().call_builder(&propose(Address::repeat_byte(3)))).await.expect("propose 2");
+    let approve =
+        |id: &'static str| [&["admin", "rotate", "approve", id, "--allow-simulated-quotes"][..], &send].concat();
+    let err = refused(&approve("2"));
+    assert!(err.contains("bad quote"), "{err}");
+    owner.send(owner.contract().call_builder(&propose(k2.address()))).await.expect("propose 3");
+    let printed: Value =
+        serde_json::from_str(&ok(&[&approve("3")[..], &["--calldata-only", "--json"]].concat())).expect("JSON");
+    assert_eq!(
+        (addr(&printed["cluster"]), printed["epoch"].as_u64(), addr(&printed["previous_cluster"])),
+        (Some(k2.address()), Some(2), Some(k1.address()))
+    );
+    assert_eq!(
+        (printed["os_reference_id"].as_str(), printed["app_reference_id"].as_str()),
+        (Some(os.to_string().as_str()), Some(app.to_string().as_str()))
+    );
+    let data = hex::decode(printed["calldata"].as_str().expect("calldata").trim_start_matches("0x")).expect("hex");
+    assert_eq!(hex::encode(&data[..4]), selector("approveRotation(uint256,address,uint64,bytes32,bytes32,string)"));
+    assert_eq!(owner.contract().epoch().call().await.expect("epoch"), 1, "nothing sent");
+
+    // Cancelled: nothing to approve.
+    ok(&[&["admin", "rotate", "cancel"][..], &send].concat());
+    let err = refused(&approve("3"));
+    assert!(err.contains("no rotation to epoch 2 is under way"), "{err}");
+
+    // Started again, a fresh proposal, approved with the owner's key: in force at once.
+    ok(&[&["admin", "rotate", "start"][..], &send].concat());
+    owner.send(owner.contract().call_builder(&propose(k2.address()))).await.expect("propose 4");
+    let text = ok(&approve("4"));
+    assert!(text.contains(&format!("verified and approved: epoch 2 is cluster {}", k2.address())), "{text}");
+    assert_eq!(owner.cluster_at(BlockId::latest()).await.expect("cluster"), (k2.address(), 2));
+    let err = refused(&approve("4"));
+    assert!(err.contains("stale"), "{err}");
+}
+
+fn addr(v: &Value) -> Option<Address> {
+    v.as_str().and_then(|a| a.parse().ok())
 }
