@@ -20,7 +20,7 @@ const canon = (p) => {
   return m ? "(" + p.components.map(canon).join(",") + ")" + m[1] : p.type;
 };
 const order = { function: 0, event: 1, error: 2 };
-const rows = a.abi.filter((x) => x.type in order).map((x) => {
+const rows = a.abi.filter((x) => Object.hasOwn(order, x.type)).map((x) => {
   const sig = x.name + "(" + x.inputs.map(canon).join(",") + ")";
   let extra = "";
   if (x.type === "function") extra = x.stateMutability;

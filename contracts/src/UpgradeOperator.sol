@@ -61,10 +61,12 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         uint248 id;
     }
 
-    /// @dev A genesis proposal waits for the owner's approval; it is valid for one epoch only.
+    /// @dev A genesis or rotation proposal waits for the owner's approval; it is valid for one epoch only.
+    ///      `endorsed`: a rotation proposal, which the cluster it replaces signed (`proposeRotation`).
     struct GenesisProposal {
         address cluster;
         uint64 forEpoch;
+        bool endorsed;
     }
 
     /// @dev A re-bootstrap the owner approved, waiting for `executableAt` (a widening: it hands custody to a new key).
@@ -133,6 +135,13 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     error RequestMismatch(uint256 requestId, bytes32 request);
     /// @notice The delivery was decided under another policy than the one in force now.
     error PolicyChanged(bytes32 signed, bytes32 current);
+    /// @notice No rotation to epoch `forEpoch` is under way (the owner starts one with `startRotation`), or the proposal
+    ///         was made before the rotation under way started (a cancelled one's proposals stay cancelled).
+    error NoRotation(uint64 forEpoch);
+    /// @notice The proposal was not endorsed by the cluster it would replace (a genesis proposal, not a rotation).
+    error NotEndorsed(uint256 proposalId);
+    /// @notice A rotation must hand custody to a new key, not to the current cluster.
+    error SameCluster(address cluster);
 
     // ------------------------------------------------------------------ events
 
@@ -226,6 +235,26 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     event RequestRefused(
         uint256 indexed requestId, uint64 indexed epoch, address indexed relayer, uint8 reason, bytes signature
     );
+    /// @notice The owner asked the cluster to rotate to epoch `epoch`: a new cluster key and a new secret (PROTOCOL.md §5.4).
+    event RotationStarted(uint64 indexed epoch, string note);
+    /// @notice The owner cancelled the rotation to epoch `epoch` before it was approved.
+    event RotationCancelled(uint64 indexed epoch, string note);
+    /// @notice A holder proposes `cluster` as the cluster of epoch `epoch`; its quote binds `cluster` as a genesis
+    ///         quote does, and `signature` is the current cluster's EIP-712 `Rotation` endorsement (checked here).
+    event RotationProposed(
+        uint256 indexed proposalId,
+        address indexed cluster,
+        uint64 indexed epoch,
+        address proposer,
+        bytes quote,
+        bytes eventLog,
+        bytes signature
+    );
+    /// @notice Custody moved to a new key by rotation: endorsed by `previousCluster`, approved by the owner, in force at
+    ///         once. Follows the ClusterBootstrapped event of the same epoch.
+    event ClusterRotated(
+        uint64 indexed epoch, address indexed previousCluster, address indexed newCluster, string note
+    );
 
     // ------------------------------------------------------------------ constants
 
@@ -249,6 +278,8 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     );
     /// @notice EIP-712 type hash the cluster key signs to refuse.
     bytes32 public constant REFUSAL_TYPEHASH = keccak256("Refusal(uint256 requestId,bytes32 request,uint8 reason)");
+    /// @notice EIP-712 type hash the current cluster key signs to endorse `cluster` as the next epoch's cluster.
+    bytes32 public constant ROTATION_TYPEHASH = keccak256("Rotation(uint64 epoch,address cluster)");
 
     /// @notice Seconds a widening change waits before it takes effect. Fixed at deployment.
     uint64 public immutable wideningDelay;
@@ -279,6 +310,11 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     /// @dev One slot per sender, overwritten by each batch: after the first, a commitment costs a warm-value rewrite
     ///      (~5k gas), and the newest one is all a holder proves.
     mapping(address holder => bytes32) public commitments;
+    /// @notice The epoch a rotation the owner started would create (0, or any other value than `epoch() + 1`: none).
+    uint64 public rotationFor;
+    /// @notice Proposals up to this id were made before the rotation under way started: a cancelled rotation's
+    ///         proposals stay cancelled when the owner starts another to the same epoch. Shares slot 17.
+    uint192 public rotationAfter;
 
     // ------------------------------------------------------------------ constructor
 
@@ -287,7 +323,7 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
     /// @param initialPolicy Policy in force from deployment.
     constructor(address owner_, uint64 wideningDelay_, Policy memory initialPolicy)
         Ownable(owner_)
-        EIP712("Replicatoor UpgradeOperator", "5")
+        EIP712("Replicatoor UpgradeOperator", "6")
     {
         _checkPolicy(initialPolicy);
         if (wideningDelay_ > MAX_WIDENING_DELAY) revert DelayTooLong(wideningDelay_, MAX_WIDENING_DELAY);
@@ -401,7 +437,7 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         _checkAttestationSizes(quote, eventLog);
         uint64 forEpoch = _epoch + 1;
         proposalId = ++genesisCount;
-        _genesis[proposalId] = GenesisProposal(clusterAddress, forEpoch);
+        _genesis[proposalId] = GenesisProposal(clusterAddress, forEpoch, false);
         emit GenesisProposed(proposalId, clusterAddress, forEpoch, msg.sender, quote, eventLog);
     }
 
@@ -462,6 +498,81 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         if (id == 0) revert NoPendingBootstrap();
         delete pendingBootstrap;
         emit BootstrapCancelled(id, note);
+    }
+
+    // ------------------------------------------------------------------ rotation
+
+    /// @notice Ask the cluster to rotate: a holder on a build allowed now makes a new cluster key and a new secret in
+    ///         its TD and proposes them (`proposeRotation`); the owner approves one (`approveRotation`).
+    function startRotation(string calldata note) external onlyOwner {
+        if (cluster == address(0)) revert NoCluster();
+        uint64 next = uint64(_epoch) + 1;
+        rotationFor = next;
+        rotationAfter = SafeCast.toUint192(genesisCount);
+        emit RotationStarted(next, note);
+    }
+
+    /// @notice Cancel the rotation under way: proposals made for it can never be approved, even if the owner starts
+    ///         another rotation to the same epoch.
+    function cancelRotation(string calldata note) external onlyOwner {
+        uint64 next = uint64(_epoch) + 1;
+        if (rotationFor != next) revert NoRotation(next);
+        rotationFor = 0;
+        emit RotationCancelled(next, note);
+    }
+
+    /// @notice Propose the next epoch's cluster during a rotation. Anyone may send it; the current cluster key must
+    ///         have signed the EIP-712 `Rotation(epoch, cluster)`, so a proposal no holder endorsed cannot be approved.
+    /// @param clusterAddress The new cluster key's address, bound in the quote's report_data as for genesis (§3.1).
+    /// @param signature 65-byte EIP-712 `Rotation` signature by the current cluster key.
+    function proposeRotation(
+        address clusterAddress,
+        bytes calldata quote,
+        bytes calldata eventLog,
+        bytes calldata signature
+    ) external returns (uint256 proposalId) {
+        uint64 next = uint64(_epoch) + 1;
+        if (rotationFor != next) revert NoRotation(next);
+        if (clusterAddress == address(0)) revert ZeroAddress();
+        if (clusterAddress == cluster) revert SameCluster(clusterAddress);
+        _checkAttestationSizes(quote, eventLog);
+        _requireClusterSignature(rotationDigest(next, clusterAddress), signature);
+        proposalId = ++genesisCount;
+        _genesis[proposalId] = GenesisProposal(clusterAddress, next, true);
+        emit RotationProposed(proposalId, clusterAddress, next, msg.sender, quote, eventLog, signature);
+    }
+
+    /// @notice Approve a rotation proposal after verifying its quote off chain against these references
+    ///         (`replicatoor admin rotate approve`). In force at once: the current cluster endorsed it, so neither the
+    ///         owner alone nor the cluster key alone can move custody, and a delay would only leave a stolen key in
+    ///         power longer. From here on only the new cluster's deliveries and refusals are accepted.
+    /// @param proposalId The RotationProposed id.
+    /// @param clusterAddress The proposal's cluster address, as the owner verified it.
+    /// @param forEpoch The proposal's epoch, as the owner verified it (must be the next one).
+    /// @param osRef OS reference the quote measured (must be allowed now).
+    /// @param appRef App reference the quote measured (must be allowed now).
+    function approveRotation(
+        uint256 proposalId,
+        address clusterAddress,
+        uint64 forEpoch,
+        bytes32 osRef,
+        bytes32 appRef,
+        string calldata note
+    ) external onlyOwner {
+        GenesisProposal memory g = _requireNextGenesis(proposalId);
+        if (g.cluster != clusterAddress || g.forEpoch != forEpoch) {
+            revert GenesisMismatch(proposalId, clusterAddress, forEpoch);
+        }
+        if (!g.endorsed) revert NotEndorsed(proposalId);
+        if (rotationFor != forEpoch || proposalId <= rotationAfter) revert NoRotation(forEpoch);
+        _requireAllowed(osRef, RefKind.Os);
+        _requireAllowed(appRef, RefKind.App);
+        rotationFor = 0;
+        address previous = cluster;
+        cluster = g.cluster;
+        _epoch = SafeCast.toUint48(forEpoch);
+        emit ClusterBootstrapped(forEpoch, g.cluster, proposalId, osRef, appRef, note);
+        emit ClusterRotated(forEpoch, previous, g.cluster, note);
     }
 
     // ------------------------------------------------------------------ message bus
@@ -640,6 +751,11 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
                 )
             )
         );
+    }
+
+    /// @notice EIP-712 digest the current cluster key signs to endorse `clusterAddress` for epoch `forEpoch`.
+    function rotationDigest(uint64 forEpoch, address clusterAddress) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(ROTATION_TYPEHASH, forEpoch, clusterAddress)));
     }
 
     /// @notice EIP-712 digest the cluster key signs to refuse.

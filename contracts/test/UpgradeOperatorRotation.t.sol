@@ -293,6 +293,14 @@ contract UpgradeOperatorRotationTest is UpgradeOperatorBase {
         vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.NoRotation.selector, uint64(2)));
         op.approveRotation(id, cluster2Addr, 2, osRef, appRef, "");
         assertEq(op.cluster(), clusterAddr, "custody never moved");
+        // Started again for the same epoch: the cancelled rotation's proposal stays cancelled, a new one counts.
+        _start();
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(UpgradeOperator.NoRotation.selector, uint64(2)));
+        op.approveRotation(id, cluster2Addr, 2, osRef, appRef, "");
+        uint256 again = _proposeRotation();
+        _approveRotation(again, osRef, appRef);
+        assertEq(op.cluster(), cluster2Addr, "the new proposal was approved");
     }
 
     function test_approveRotation_revertsOnDisallowedReferences() public {

@@ -1249,11 +1249,28 @@ fn delivery_cases(accepted: &AcceptedRequest) -> Vec<DeliveryCase> {
     add("delivery: plaintext is not a bundle", "Bundle(BadMagic)", seal_raw(&good, SECRET_FILE, &c_key), |e| {
         matches!(e, DeliveryError::Bundle(BundleError::BadMagic))
     });
-    encoded[4] = 2;
-    add("delivery: bundle version 2", "Bundle(UnsupportedVersion(2))", seal_raw(&good, &encoded, &c_key), |e| {
-        matches!(e, DeliveryError::Bundle(BundleError::UnsupportedVersion(2)))
-    });
     encoded[4] = 1;
+    add("delivery: bundle version 1", "Bundle(UnsupportedVersion(1))", seal_raw(&good, &encoded, &c_key), |e| {
+        matches!(e, DeliveryError::Bundle(BundleError::UnsupportedVersion(1)))
+    });
+    encoded[4] = 2;
+    // The keyring (PROTOCOL.md §3.4): its count is the last two bytes of a bundle without one.
+    let ring_at = encoded.len() - 2;
+    let mut ring = encoded[..ring_at].to_vec();
+    ring.extend_from_slice(&1u16.to_be_bytes());
+    ring.extend_from_slice(&b.epoch().to_be_bytes());
+    ring.extend_from_slice(&3u32.to_be_bytes());
+    ring.extend_from_slice(b"old");
+    add(
+        "delivery: bundle keyring entry not below its epoch",
+        "Bundle(KeyringOrder)",
+        seal_raw(&good, &ring, &c_key),
+        |e| matches!(e, DeliveryError::Bundle(BundleError::KeyringOrder { .. })),
+    );
+    ring.truncate(ring.len() - 1);
+    add("delivery: bundle keyring entry past the end", "Bundle(LengthMismatch)", seal_raw(&good, &ring, &c_key), |e| {
+        matches!(e, DeliveryError::Bundle(BundleError::LengthMismatch { .. }))
+    });
     encoded.push(0);
     add("delivery: bundle with a trailing byte", "Bundle(LengthMismatch)", seal_raw(&good, &encoded, &c_key), |e| {
         matches!(e, DeliveryError::Bundle(BundleError::LengthMismatch { .. }))
@@ -1552,7 +1569,9 @@ case_tests!(DELIVERY_TESTS, delivery_case:
     delivery_all_zero_signature,
     delivery_bundle_of_another_cluster_signed_by_the_real_one,
     delivery_plaintext_is_not_a_bundle,
-    delivery_bundle_version_2,
+    delivery_bundle_version_1,
+    delivery_bundle_keyring_entry_not_below_its_epoch,
+    delivery_bundle_keyring_entry_past_the_end,
     delivery_bundle_with_a_trailing_byte,
     delivery_bundle_with_a_zero_cluster_key,
     delivery_bundle_key_above_the_curve_order,

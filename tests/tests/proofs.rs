@@ -120,7 +120,30 @@ async fn proven_reads_equal_the_views_and_lies_are_caught() {
     assert_eq!(views.request_id(request).unwrap(), U256::from(1), "the id shares the status's slot");
     assert_eq!(views.request_count().unwrap(), U256::from(1));
     // Another request's slot was not proven.
-    assert_eq!(views.request_status(other), Err(ProofError::MissingSlot(Reads::state().request(other).slots()[4])));
+    let state_slots = Reads::state().slots().len();
+    assert_eq!(
+        views.request_status(other),
+        Err(ProofError::MissingSlot(Reads::state().request(other).slots()[state_slots]))
+    );
+    assert_eq!(views.rotation_for().unwrap(), 0, "no rotation under way yet");
+
+    // ---- a rotation under way (protocol v6): rotationFor and rotationAfter share slot 17, proven == the views
+    let started = net.owner.send(net.owner.contract().startRotation("proofs".into())).await.expect("start rotation");
+    let (_, at_start) = header_at(&chain, started.block).await;
+    let rotating = chain
+        .provider()
+        .get_proof(net.contract, Reads::state().slots().to_vec())
+        .block_id(started.block.into())
+        .await
+        .unwrap();
+    let proven = ProvenStorage::verify(&at_start, net.contract, &rotating).expect("anvil's proof verifies");
+    let at = BlockId::number(started.block);
+    let c = net.owner.contract();
+    assert_eq!(Views(&proven).rotation_for().unwrap(), c.rotationFor().block(at).call().await.unwrap());
+    assert_eq!(Views(&proven).rotation_for().unwrap(), 2, "a rotation to epoch 2");
+    let after = U256::from(c.rotationAfter().block(at).call().await.unwrap());
+    assert_eq!(Views(&proven).rotation_after().unwrap(), after);
+    assert_eq!(after, U256::from(1), "the genesis proposal came before the rotation");
 
     // ---- an RPC that lies about one storage value
     let mut lie = answer.clone();

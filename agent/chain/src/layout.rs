@@ -23,6 +23,8 @@ const SLOT_REQUEST_COUNT: u64 = 8;
 const SLOT_REQUESTS: u64 = 11;
 /// `mapping(address holder => bytes32) commitments` (protocol v5, PROTOCOL.md §5.3).
 const SLOT_COMMITMENTS: u64 = 16;
+/// `uint64 rotationFor` @0, `uint192 rotationAfter` @8 (protocol v6, PROTOCOL.md §5.4).
+const SLOT_ROTATION_FOR: u64 = 17;
 
 /// The storage word of `holder`'s commitment.
 fn commitment_slot(holder: Address) -> B256 {
@@ -63,10 +65,10 @@ pub struct Reads {
 }
 
 impl Reads {
-    /// Policy (current and pending), cluster, epoch and the request counter.
+    /// Policy (current and pending), cluster, epoch, the request counter and the rotation under way.
     pub fn state() -> Self {
         let mut r = Reads::default();
-        for s in [SLOT_POLICY, SLOT_PENDING_POLICY, SLOT_CLUSTER, SLOT_REQUEST_COUNT] {
+        for s in [SLOT_POLICY, SLOT_PENDING_POLICY, SLOT_CLUSTER, SLOT_REQUEST_COUNT, SLOT_ROTATION_FOR] {
             r.slots.push(slot(s));
         }
         r
@@ -130,6 +132,17 @@ impl Views<'_> {
     /// `epoch`.
     pub fn epoch(&self) -> Result<u64, ProofError> {
         Ok(low_u64(field(self.0.get(slot(SLOT_CLUSTER))?, 20, 6)))
+    }
+
+    /// `rotationFor`: the epoch a rotation the owner started would create (under way only while it
+    /// is `epoch() + 1`).
+    pub fn rotation_for(&self) -> Result<u64, ProofError> {
+        Ok(low_u64(field(self.0.get(slot(SLOT_ROTATION_FOR))?, 0, 8)))
+    }
+
+    /// `rotationAfter`: proposals up to this id predate the rotation under way.
+    pub fn rotation_after(&self) -> Result<U256, ProofError> {
+        Ok(field(self.0.get(slot(SLOT_ROTATION_FOR))?, 8, 24))
     }
 
     /// `requestCount`.

@@ -15,7 +15,7 @@ use crate::{
     layout::Reads,
     verified::{HeaderSource, VerifiedView, ViewError},
 };
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
 use replicatoor_core::{
     attest::{pipeline::References, RequestBinding},
     gate::{ChainState, Request},
@@ -42,6 +42,26 @@ pub enum StateError {
     /// A verified read failed: no fresh trusted header, or an answer that does not prove itself.
     #[error("verified read: {0}")]
     View(#[from] ViewError),
+}
+
+/// Who holds custody at a state, and whether the owner asked for a rotation (PROTOCOL.md §5.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Custody {
+    /// `cluster()`.
+    pub cluster: Address,
+    /// `epoch()`.
+    pub epoch: u64,
+    /// `rotationFor()`: a rotation is under way while it is `epoch + 1`.
+    pub rotation_for: u64,
+    /// `rotationAfter()`: proposals up to this id predate the rotation under way (none is approvable).
+    pub rotation_after: U256,
+}
+
+impl Custody {
+    /// The epoch a rotation under way would create, if one is.
+    pub fn rotating_to(&self) -> Option<u64> {
+        (self.rotation_for != 0 && self.rotation_for == self.epoch.saturating_add(1)).then_some(self.rotation_for)
+    }
 }
 
 /// A decision's state: proven with a pinned deployment, the RPC's without one.
@@ -75,6 +95,26 @@ impl<'a, S: HeaderSource> State<'a, S> {
             State::Proven(p) => p.header().number,
             State::Rpc(r) => r.at(),
         }
+    }
+
+    /// Cluster, epoch and the rotation under way (read up front, with the state).
+    pub fn custody(&self) -> Result<Custody, StateError> {
+        Ok(match self {
+            State::Proven(p) => {
+                let v = p.views();
+                let read = || {
+                    let custody = Custody {
+                        cluster: v.cluster()?,
+                        epoch: v.epoch()?,
+                        rotation_for: v.rotation_for()?,
+                        rotation_after: v.rotation_after()?,
+                    };
+                    Ok::<_, crate::proof::ProofError>(custody)
+                };
+                read().map_err(ViewError::from)?
+            }
+            State::Rpc(r) => r.custody(),
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::client::{Chain, ChainError};
 use alloy::{
     eips::BlockId,
-    primitives::{Address, B256},
+    primitives::{Address, B256, U256},
 };
 use replicatoor_core::{
     attest::pipeline::References,
@@ -20,7 +20,7 @@ pub struct Rpc<'a> {
     at: u64,
     now: u64,
     policy: Policy,
-    cluster: Address,
+    custody: super::Custody,
     refs: Mutex<HashMap<(B256, u8), bool>>,
 }
 
@@ -28,9 +28,19 @@ impl<'a> Rpc<'a> {
     /// The state at block `at`.
     pub async fn read(chain: &'a Chain, at: u64) -> Result<Rpc<'a>, ChainError> {
         let id = BlockId::number(at);
-        let (policy, (cluster, _), block) =
-            tokio::try_join!(chain.policy_at(id), chain.cluster_at(id), chain.block(at))?;
-        Ok(Rpc { chain, at, now: block.timestamp, policy, cluster, refs: Default::default() })
+        let c = chain.contract();
+        let err = |what: &str, e: alloy::contract::Error| ChainError::Rpc(format!("{what}: {e}"));
+        let rotation_for = async { c.rotationFor().block(id).call().await.map_err(|e| err("rotationFor", e)) };
+        let rotation_after = async { c.rotationAfter().block(id).call().await.map_err(|e| err("rotationAfter", e)) };
+        let (policy, (cluster, epoch), block, rotation_for, rotation_after) =
+            tokio::try_join!(chain.policy_at(id), chain.cluster_at(id), chain.block(at), rotation_for, rotation_after)?;
+        let custody = super::Custody { cluster, epoch, rotation_for, rotation_after: U256::from(rotation_after) };
+        Ok(Rpc { chain, at, now: block.timestamp, policy, custody, refs: Default::default() })
+    }
+
+    /// Cluster, epoch and the rotation under way at the state's block.
+    pub fn custody(&self) -> super::Custody {
+        self.custody
     }
 
     /// The block the state is at.
@@ -64,7 +74,7 @@ impl ChainState for Rpc<'_> {
     }
 
     async fn cluster(&self) -> Result<Address, ChainError> {
-        Ok(self.cluster)
+        Ok(self.custody.cluster)
     }
 
     /// The RPC's latest view, not the state's block: fresher for racing holders, and nothing here is

@@ -1,8 +1,10 @@
-//! EIP-712 typed data the cluster key signs: `Delivery` and `Refusal`, under the contract's domain
-//! (name "Replicatoor UpgradeOperator", version "5", chainId, verifyingContract). Since version 2 each
-//! answer binds the request itself (`request` = keccak256(hpkePubKey ‖ requester)) and a delivery the
-//! policy it was decided under; version 3's policy includes its TCB evaluation floor; version 4 changed
-//! the contract's storage and version 5 added `commit`, neither these types (PROTOCOL.md §3.6, §7).
+//! EIP-712 typed data the cluster key signs: `Delivery`, `Refusal` and `Rotation`, under the
+//! contract's domain (name "Replicatoor UpgradeOperator", version "6", chainId, verifyingContract).
+//! Since version 2 each answer binds the request itself (`request` = keccak256(hpkePubKey ‖ requester))
+//! and a delivery the policy it was decided under; version 3's policy includes its TCB evaluation
+//! floor; version 4 changed the contract's storage and version 5 added `commit`, neither these types;
+//! version 6 added `Rotation`, the current cluster's endorsement of the next epoch's (PROTOCOL.md §3.6,
+//! §5.4, §7).
 
 use crate::protocol::Deployment;
 use alloy::{
@@ -30,6 +32,13 @@ sol! {
         bytes32 request;
         uint8 reason;
     }
+
+    /// What the current cluster signs to endorse `cluster` as the cluster of epoch `epoch` (the next
+    /// one): without it the owner cannot approve a rotation (`proposeRotation`).
+    struct Rotation {
+        uint64 epoch;
+        address cluster;
+    }
 }
 
 /// EIP-712 signature failures.
@@ -45,7 +54,7 @@ pub enum SignatureError {
 
 /// The EIP-712 domain version of the contracts this kernel signs for: the protocol version
 /// (PROTOCOL.md §7). A contract of another version reverts every answer signed here.
-pub const DOMAIN_VERSION: &str = "5";
+pub const DOMAIN_VERSION: &str = "6";
 
 /// The contract's EIP-712 domain.
 pub fn domain(dep: &Deployment) -> Eip712Domain {
@@ -135,5 +144,6 @@ mod tests {
             "Delivery(uint256 requestId,bytes32 request,bytes32 policy,bytes32 osRef,bytes32 appRef,bytes encapsulatedKey,bytes ciphertext)"
         );
         assert_eq!(Refusal::eip712_encode_type(), "Refusal(uint256 requestId,bytes32 request,uint8 reason)");
+        assert_eq!(Rotation::eip712_encode_type(), "Rotation(uint64 epoch,address cluster)");
     }
 }
