@@ -13,13 +13,15 @@ use alloy::{
 };
 use base64::Engine as _;
 use replicatoor::admin;
-use replicatoor_chain::{Chain, UpgradeOperator as Op};
+use replicatoor_chain::{Chain, TxOutcome, UpgradeOperator as Op};
 use replicatoor_core::{
     attest::{
         collateral::NoCollateral,
         pipeline::{self, Context, Decision},
         AcceptedRequest, RequestBinding, Verifier,
     },
+    crypto::SecretBundle,
+    delivery,
     protocol::Policy,
 };
 use replicatoor_testkit::{
@@ -35,6 +37,7 @@ use std::{
     process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
+use zeroize::Zeroizing;
 
 /// anvil's well-known development keys (mnemonic "test test ... junk").
 pub const KEYS: [&str; 10] = [
@@ -82,6 +85,31 @@ pub fn start_guest_agent(socket: &Path, compose: &Path) -> Child {
         std::thread::sleep(Duration::from_millis(50));
     }
     child
+}
+
+/// `replicatoor-dev <args>` run to completion, with no sender key, RPC or contract from the
+/// environment (each command gets what it needs as flags).
+pub fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .env_remove("REPLICATOOR_SENDER_KEY")
+        .env_remove("REPLICATOOR_RPC_URL")
+        .env_remove("REPLICATOOR_CONTRACT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run replicatoor")
+}
+
+/// [`cli`], which must succeed: its standard output.
+pub fn cli_ok(args: &[&str]) -> String {
+    let out = cli(args);
+    assert!(
+        out.status.success(),
+        "replicatoor {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 pub fn root() -> PathBuf {
@@ -340,6 +368,50 @@ impl Net {
         })
         .await;
         g
+    }
+
+    /// Found the cluster of `epoch` from the test, which then holds what a holder would (the cluster
+    /// key and `secret`): `proposer` posts a simulated genesis quote of the good app, the owner
+    /// verifies and approves it.
+    pub async fn found_cluster(
+        &self,
+        proposer: &Chain,
+        epoch: u64,
+        secret: &[u8],
+        note: &str,
+    ) -> (SecretBundle, TxOutcome) {
+        let k = Zeroizing::new(PrivateKeySigner::random().to_bytes().0);
+        let bundle = SecretBundle::new(k, epoch, Zeroizing::new(secret.to_vec())).expect("bundle");
+        let dep = self.owner.deployment();
+        let (quote, log) = SimulatedTd::new(compose_hash(&compose_good()))
+            .attest(dep.genesis_report_data(bundle.cluster_address(), epoch))
+            .expect("quote");
+        proposer
+            .send(proposer.contract().proposeGenesis(bundle.cluster_address(), quote.into(), log.into()))
+            .await
+            .expect("propose genesis");
+        let id = self.owner.contract().genesisCount().call().await.expect("genesisCount");
+        let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
+        let o = admin::approve_genesis(&self.owner, &v, id, note).await.expect("approve genesis");
+        (bundle, o)
+    }
+
+    /// Verify request `id` like a holder, seal `bundle` to it and send the delivery from `relayer`;
+    /// returns the delivery's block.
+    pub async fn deliver(&self, relayer: &Chain, bundle: &SecretBundle, id: u64) -> u64 {
+        let (_, _, acc) = self.accept_request(id).await;
+        let d = delivery::seal(&self.owner.deployment(), &acc, bundle).expect("seal");
+        let call = relayer.contract().deliverSecret(
+            d.request_id,
+            d.request,
+            d.policy,
+            d.os_ref,
+            d.app_ref,
+            d.encapsulated_key.into(),
+            d.ciphertext.into(),
+            d.signature.into(),
+        );
+        relayer.send(call).await.expect("deliver").block
     }
 
     /// Request `id` as posted, accepted by the trust kernel the way a holder would (simulated PKI

@@ -18,31 +18,8 @@ use replicatoor_core::{
     protocol::{app_reference_id, os_reference_id, request_key},
 };
 use replicatoor_testkit::simulated::SimulatedTd;
-use replicatoor_tests::{compose_good, compose_hash, key, Net, KEYS};
+use replicatoor_tests::{cli as replicatoor, cli_ok as ok, compose_good, compose_hash, key, Net, KEYS};
 use serde_json::Value;
-use std::process::{Command, Output, Stdio};
-
-fn replicatoor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_replicatoor-dev"))
-        .args(args)
-        .env_remove("REPLICATOOR_SENDER_KEY")
-        .env_remove("REPLICATOOR_RPC_URL")
-        .env_remove("REPLICATOOR_CONTRACT")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run replicatoor")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = replicatoor(args);
-    assert!(
-        out.status.success(),
-        "replicatoor {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
 
 /// Fails, and says so on stderr.
 fn refused(args: &[&str]) -> String {

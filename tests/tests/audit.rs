@@ -12,18 +12,16 @@ use alloy::{
 use replicatoor::admin;
 use replicatoor_chain::{
     deployment::{PinnedDeployment, TrustRoot},
-    Chain, TxOutcome, UpgradeOperator as Op,
+    Chain, UpgradeOperator as Op,
 };
 use replicatoor_core::{
-    attest::{collateral::NoCollateral, Verifier},
     crypto::{eip712, HpkeKeypair, SecretBundle},
-    delivery,
     protocol::{app_reference_id, os_reference_id, Policy},
     refusal::Refusal,
 };
-use replicatoor_testkit::simulated::{self, SimulatedTd};
+use replicatoor_testkit::simulated::SimulatedTd;
 use replicatoor_tests::{
-    compose_bad, compose_good, compose_hash, key,
+    cli as replicatoor, cli_ok as ok, compose_bad, compose_good, compose_hash, key,
     proxy::{LimitedRpc, RpcProxy},
     wait_for_file, Net,
 };
@@ -40,28 +38,6 @@ use zeroize::Zeroizing;
 const T: Duration = Duration::from_secs(90);
 /// Notes are attacker-controlled: every report must show this text, never run it.
 const HOSTILE: &str = "<script>alert('xss')</script><img src=x onerror=alert(1)> \"quoted\" & \u{1b}[31mred";
-
-fn replicatoor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_replicatoor-dev"))
-        .args(args)
-        .env_remove("REPLICATOOR_SENDER_KEY")
-        .env_remove("REPLICATOOR_RPC_URL")
-        .env_remove("REPLICATOOR_CONTRACT")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run replicatoor")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = replicatoor(args);
-    assert!(
-        out.status.success(),
-        "replicatoor {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
 
 fn audit_json(net: &Net, extra: &[&str]) -> Value {
     let contract = net.contract.to_string();
@@ -105,24 +81,6 @@ async fn log_block<E: SolEvent>(net: &Net, t1: Option<B256>) -> u64 {
     logs.last().and_then(|l| l.block_number).expect("a log")
 }
 
-/// Found a cluster from the test: `proposer` posts a simulated genesis quote, the owner verifies and approves it.
-async fn found_cluster(net: &Net, proposer: &Chain, epoch: u64, note: &str) -> (SecretBundle, TxOutcome) {
-    let k = Zeroizing::new(PrivateKeySigner::random().to_bytes().0);
-    let bundle = SecretBundle::new(k, epoch, Zeroizing::new(b"audit test secret".to_vec())).expect("bundle");
-    let dep = net.owner.deployment();
-    let (quote, log) = SimulatedTd::new(compose_hash(&compose_good()))
-        .attest(dep.genesis_report_data(bundle.cluster_address(), epoch))
-        .expect("quote");
-    proposer
-        .send(proposer.contract().proposeGenesis(bundle.cluster_address(), quote.into(), log.into()))
-        .await
-        .expect("propose genesis");
-    let id = net.owner.contract().genesisCount().call().await.expect("genesisCount");
-    let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
-    let o = admin::approve_genesis(&net.owner, &v, id, note).await.expect("approve genesis");
-    (bundle, o)
-}
-
 /// Post a request from `who` with a simulated quote of the app `compose`; returns (request id, block).
 async fn post_request(who: &Chain, compose: &Path) -> (u64, u64) {
     post_request_as(who, &SimulatedTd::new(compose_hash(compose))).await
@@ -149,24 +107,6 @@ async fn post_junk_request(who: &Chain) -> (u64, u64) {
         .await
         .expect("junk request");
     (who.contract().requestCount().call().await.expect("requestCount").to::<u64>(), o.block)
-}
-
-/// Verify request `id` like a holder, seal the bundle to it and send the delivery from `relayer`.
-async fn deliver(net: &Net, relayer: &Chain, bundle: &SecretBundle, id: u64) -> u64 {
-    let (_, _, acc) = net.accept_request(id).await;
-    let dep = net.owner.deployment();
-    let d = delivery::seal(&dep, &acc, bundle).expect("seal");
-    let call = relayer.contract().deliverSecret(
-        d.request_id,
-        d.request,
-        d.policy,
-        d.os_ref,
-        d.app_ref,
-        d.encapsulated_key.into(),
-        d.ciphertext.into(),
-        d.signature.into(),
-    );
-    relayer.send(call).await.expect("deliver").block
 }
 
 /// Refuse request `id` for `reason`, signed by the cluster, sent from `relayer`.
@@ -218,7 +158,7 @@ async fn audit_reports_exact_findings_custody_and_reverification() {
     let reproposed =
         admin::propose_app(&net.owner, compose_hash(&compose_good()), "app again", &[]).await.unwrap().1.block;
     let proposer = chain_for(&net, 6).await;
-    let (_, e2) = found_cluster(&net, &proposer, 2, "re-bootstrap after losing every holder").await;
+    let (_, e2) = net.found_cluster(&proposer, 2, b"audit test secret", "re-bootstrap after losing every holder").await;
     let strict =
         admin::set_policy(&net.owner, policy(0x1, false), "production: no simulated quotes").await.unwrap().block;
     let (pending_id, pending_block) = post_junk_request(&chain_for(&net, 5).await).await;
@@ -229,7 +169,7 @@ async fn audit_reports_exact_findings_custody_and_reverification() {
     let accepted = owner9.send(owner9.contract().acceptOwnership()).await.expect("accept").block;
 
     let r = audit_json(&net, &[]);
-    assert_eq!(r["schema"], "replicatoor-audit/v2");
+    assert_eq!(r["schema"], "replicatoor-audit/v3");
     assert_eq!(u(&r["from_block"]), net.start, "the deployment block is found without --from-block");
     assert!(!r["reverified"].as_bool().unwrap());
 
@@ -417,15 +357,15 @@ async fn quick_history(net: &Net) {
     for i in 1..=9 {
         c.push(chain_for(net, i).await);
     }
-    let (bundle, _) = found_cluster(net, &c[0], 1, HOSTILE).await;
+    let (bundle, _) = net.found_cluster(&c[0], 1, b"audit test secret", HOSTILE).await;
     let (r1, _) = post_request(&c[1], &compose_good()).await;
-    deliver(net, &c[0], &bundle, r1).await;
+    net.deliver(&c[0], &bundle, r1).await;
     let (r2, _) = post_request(&c[2], &compose_good()).await;
-    deliver(net, &c[1], &bundle, r2).await;
+    net.deliver(&c[1], &bundle, r2).await;
     let (r3, _) = post_request(&c[3], &compose_good()).await;
-    deliver(net, &c[1], &bundle, r3).await;
+    net.deliver(&c[1], &bundle, r3).await;
     let (r4, _) = post_request(&c[4], &compose_good()).await;
-    deliver(net, &c[2], &bundle, r4).await;
+    net.deliver(&c[2], &bundle, r4).await;
     let (r5, _) = post_request(&c[5], &compose_bad()).await;
     refuse(net, &c[0], &bundle, r5, Refusal::AppReferenceNotAllowed).await;
     let app_id = app_reference_id(&compose_hash(&compose_good()));
@@ -433,9 +373,9 @@ async fn quick_history(net: &Net) {
     admin::set_policy(&net.owner, policy(0x31, true), "accept OutOfDate for a while").await.expect("loosen");
     admin::set_policy(&net.owner, policy(0x1, true), "UpToDate only").await.expect("tighten");
     admin::propose_app(&net.owner, compose_hash(&compose_good()), "app again", &[]).await.expect("re-propose");
-    let (bundle2, _) = found_cluster(net, &c[6], 2, "re-bootstrap").await;
+    let (bundle2, _) = net.found_cluster(&c[6], 2, b"audit test secret", "re-bootstrap").await;
     let (r6, _) = post_request(&c[7], &compose_good()).await;
-    deliver(net, &c[6], &bundle2, r6).await;
+    net.deliver(&c[6], &bundle2, r6).await;
     admin::set_policy(&net.owner, policy(0x1, false), "no simulated quotes").await.expect("strict");
     post_junk_request(&c[8]).await;
 }
@@ -737,9 +677,9 @@ async fn audit_scans_100k_blocks() {
         chain_for(&net, 4).await,
         chain_for(&net, 5).await,
     );
-    let (bundle, _) = found_cluster(&net, &c1, 1, "genesis").await;
+    let (bundle, _) = net.found_cluster(&c1, 1, b"audit test secret", "genesis").await;
     let (r1, b1) = post_request(&c2, &compose_good()).await;
-    deliver(&net, &c1, &bundle, r1).await;
+    net.deliver(&c1, &bundle, r1).await;
     let (_, b2) = post_request(&c3, &compose_good()).await;
     let before = net.owner.head().await.unwrap();
     let mining = Instant::now();
@@ -748,7 +688,7 @@ async fn audit_scans_100k_blocks() {
     assert!(after >= before + 100_000, "mined {} blocks", after - before);
     eprintln!("anvil mined {} blocks in {:.1?}", after - before, mining.elapsed());
     let (r3, b3) = post_request(&c4, &compose_good()).await;
-    deliver(&net, &c2, &bundle, r3).await;
+    net.deliver(&c2, &bundle, r3).await;
     let (_, b4) = post_request(&c5, &compose_good()).await;
 
     let start = Instant::now();
@@ -952,9 +892,9 @@ async fn submit_as_owner(net: &Net, printed: &Value) {
 async fn audit_adapts_to_a_provider_range_limit() {
     let net = Net::start("audit-limited", Net::dev_policy()).await;
     let (c1, c2, c3) = (chain_for(&net, 1).await, chain_for(&net, 2).await, chain_for(&net, 3).await);
-    let (bundle, _) = found_cluster(&net, &c1, 1, "genesis").await;
+    let (bundle, _) = net.found_cluster(&c1, 1, b"audit test secret", "genesis").await;
     let (r1, b1) = post_request(&c2, &compose_good()).await;
-    deliver(&net, &c1, &bundle, r1).await;
+    net.deliver(&c1, &bundle, r1).await;
     net.mine(1_500).await;
     let (r2, b2) = post_request(&c3, &compose_good()).await;
     let rpc = LimitedRpc::start(net.url.clone(), 200).await;
@@ -1123,12 +1063,12 @@ async fn audit_shows_what_was_approved_trust_modes_and_os_images() {
         "https://example.invalid/os/v1",
     ]);
     let (c1, c2, c3) = (chain_for(&net, 1).await, chain_for(&net, 2).await, chain_for(&net, 3).await);
-    let (bundle, _) = found_cluster(&net, &c1, 1, "genesis").await;
+    let (bundle, _) = net.found_cluster(&c1, 1, b"audit test secret", "genesis").await;
     let (r1, _) = post_request_as(&c2, &td).await;
-    deliver(&net, &c1, &bundle, r1).await;
+    net.deliver(&c1, &bundle, r1).await;
     let odd = SimulatedTd { os_image_hash: [0xee; 32], ..td.clone() };
     let (r2, _) = post_request_as(&c3, &odd).await;
-    let d2 = deliver(&net, &c1, &bundle, r2).await;
+    let d2 = net.deliver(&c1, &bundle, r2).await;
 
     let r = audit_json(&net, &[]);
     let reference = |id: B256| -> &Value {
@@ -1279,7 +1219,7 @@ async fn audit_reads_a_deployment_from_before_descriptions() {
     let v1_s = v1.to_string();
     let r: Value =
         serde_json::from_str(&ok(&["audit", "--rpc-url", &net.url, "--contract", &v1_s, "--json"])).expect("JSON");
-    assert_eq!(r["schema"], "replicatoor-audit/v2");
+    assert_eq!(r["schema"], "replicatoor-audit/v3");
     assert!(findings_of(&r, "undecoded_logs").is_empty() && findings_of(&r, "history_incomplete").is_empty());
     let refs = r["references"].as_array().unwrap();
     assert_eq!(refs.len(), 2);

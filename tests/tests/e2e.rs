@@ -8,16 +8,10 @@ use alloy::{
 };
 use replicatoor_chain::{Chain, ChainError, UpgradeOperator as Op, UpgradeOperator::UpgradeOperatorErrors};
 use replicatoor_compact_quote as compact;
-use replicatoor_core::{
-    attest::{collateral::NoCollateral, Verifier},
-    crypto::{eip712, SecretBundle},
-    delivery,
-    refusal::Refusal,
-};
-use replicatoor_testkit::simulated::{self, SimulatedTd};
+use replicatoor_core::{crypto::eip712, delivery, refusal::Refusal};
+use replicatoor_testkit::simulated::SimulatedTd;
 use replicatoor_tests::{compose_bad, compose_good, compose_hash, key, wait_for_file, wait_until, Net};
 use std::{fs, time::Duration};
-use zeroize::Zeroizing;
 
 const T: Duration = Duration::from_secs(90);
 
@@ -115,26 +109,10 @@ async fn unapproved_app_is_refused_with_its_reason() {
 }
 
 /// Be the cluster from the test itself: propose genesis with our own key and approve it.
-async fn bootstrap_from_test(net: &Net) -> SecretBundle {
-    let cluster_key = Zeroizing::new(PrivateKeySigner::random().to_bytes().0);
-    let bundle = SecretBundle::new(cluster_key, 1, Zeroizing::new(b"test-only cluster secret".to_vec())).unwrap();
-    let dep = net.owner.deployment();
-    let (quote, log) = SimulatedTd::new(compose_hash(&compose_good()))
-        .attest(dep.genesis_report_data(bundle.cluster_address(), 1))
-        .unwrap();
-    net.owner
-        .send(net.owner.contract().proposeGenesis(bundle.cluster_address(), quote.into(), log.into()))
-        .await
-        .expect("propose genesis");
-    let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
-    replicatoor::admin::approve_genesis(&net.owner, &v, U256::from(1), "test cluster").await.expect("approve");
-    bundle
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_corrupted_deliveries_install_nothing() {
     let net = Net::start_pinned("forged", Net::dev_policy()).await;
-    let bundle = bootstrap_from_test(&net).await;
+    let (bundle, _) = net.found_cluster(&net.owner, 1, b"test-only cluster secret", "test cluster").await;
     let dep = net.owner.deployment();
     let mut node = net.agent("node", 2, &compose_good(), &["--exit-after-install"]);
     let c = net.owner.contract();

@@ -25,8 +25,8 @@ pub enum Command {
     Run(crate::config::RunArgs),
     /// Deploy an UpgradeOperator (prints its address and deployment block).
     Deploy(cmd::deploy::Args),
-    /// Owner operations (references, policy, genesis approval; --calldata-only for a multisig) and
-    /// read-only views of them (list, policy).
+    /// Owner operations (references, policy, genesis approval, rotation; --calldata-only for a
+    /// multisig) and read-only views of them (list, policy).
     #[command(subcommand)]
     Admin(cmd::admin::AdminCommand),
     /// Verify a quote offline against collateral at a fixed time, and print every measurement.

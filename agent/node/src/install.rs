@@ -6,11 +6,14 @@
 //! temp file's name is random, and an existing entry under it is never opened (O_EXCL, O_NOFOLLOW),
 //! so the secret can neither be written through a planted link nor inherit a planted file's mode.
 
+use replicatoor_core::crypto::SecretBundle;
+use sha2::{Digest, Sha256};
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Write},
     path::{Path, PathBuf},
 };
+use zeroize::Zeroizing;
 
 /// Names tried before giving up: a clash with 64 random bits means someone is planting entries.
 const NAME_ATTEMPTS: usize = 8;
@@ -40,6 +43,47 @@ pub fn install_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// The keyring installed beside the secret file (PROTOCOL.md §5.4): `<secret_file>.keyring`.
+pub fn keyring_path(secret_file: &Path) -> PathBuf {
+    let mut name = secret_file.as_os_str().to_owned();
+    name.push(".keyring");
+    PathBuf::from(name)
+}
+
+/// Install what a bundle gives the app, each file atomically: first the keyring (every epoch's
+/// secret, the newest included), then the newest secret at `secret_file`, so an app that sees a new
+/// secret finds it in the keyring too. Returns the newest secret's SHA-256 (hex), what the store and
+/// the logs name it by.
+pub fn install_bundle(secret_file: &Path, bundle: &SecretBundle) -> io::Result<String> {
+    install_atomically(&keyring_path(secret_file), &keyring_json(bundle))?;
+    install_atomically(secret_file, bundle.file())?;
+    Ok(hex::encode(Sha256::digest(bundle.file())))
+}
+
+/// `{"version":1,"epoch":N,"secrets":[{"epoch":E,"secret_hex":"…"},…]}`, oldest first, the bundle's own
+/// secret last. Written by hand into a buffer that is wiped on drop: serde_json would leave copies of
+/// the secrets' hex in freed memory.
+fn keyring_json(bundle: &SecretBundle) -> Zeroizing<Vec<u8>> {
+    let own = (bundle.epoch(), bundle.file());
+    let entries = bundle.keyring().iter().map(|(e, s)| (*e, s.as_slice())).chain(std::iter::once(own));
+    let size: usize = bundle.keyring().iter().map(|(_, s)| 2 * s.len() + 48).sum::<usize>() + 2 * own.1.len() + 96;
+    let mut out = Zeroizing::new(Vec::with_capacity(size));
+    out.extend_from_slice(format!("{{\"version\":1,\"epoch\":{},\"secrets\":[", bundle.epoch()).as_bytes());
+    for (i, (epoch, secret)) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(format!("{{\"epoch\":{epoch},\"secret_hex\":\"").as_bytes());
+        let start = out.len();
+        out.resize(start + 2 * secret.len(), 0);
+        // Cannot fail: the slice is exactly twice the secret's length.
+        let _ = hex::encode_to_slice(secret, &mut out[start..]);
+        out.extend_from_slice(b"\"}");
+    }
+    out.extend_from_slice(b"]}\n");
+    out
 }
 
 /// A new file `<prefix><random hex>` in `dir`, retrying on a name that already exists.
@@ -181,6 +225,32 @@ mod tests {
         }
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files left behind");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The keyring lists every epoch's secret, oldest first and the newest last, in the documented
+    /// JSON; the newest secret is also the secret file.
+    #[test]
+    fn installs_the_keyring_beside_the_secret() {
+        let dir = scratch("keyring");
+        let first = SecretBundle::new(Zeroizing::new([0x11; 32]), 1, Zeroizing::new(b"one".to_vec())).unwrap();
+        let second = first.rotated(Zeroizing::new([0x22; 32]), Zeroizing::new(vec![0xab, 0x01])).unwrap();
+        let path = dir.join("secret.bin");
+        let digest = install_bundle(&path, &second).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), [0xab, 0x01]);
+        assert_eq!(digest, hex::encode(Sha256::digest([0xab, 0x01])));
+        let ring: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join("secret.bin.keyring")).unwrap()).unwrap();
+        let want = serde_json::json!({"version": 1, "epoch": 2, "secrets": [
+            {"epoch": 1, "secret_hex": hex::encode(b"one")},
+            {"epoch": 2, "secret_hex": "ab01"},
+        ]});
+        assert_eq!(ring, want);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(dir.join("secret.bin.keyring")).unwrap().permissions().mode() & 0o777, 0o600);
+        }
         let _ = fs::remove_dir_all(&dir);
     }
 

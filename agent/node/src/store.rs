@@ -94,6 +94,9 @@ const OWN_REQUEST: &str = "own_request";
 const OWN_GENESIS: &str = "own_genesis";
 const BUNDLE: &str = "bundle";
 const PENDING_BUNDLE: &str = "pending_bundle";
+const ROTATION_BUNDLE: &str = "rotation_bundle";
+const ROTATION_PROPOSED: &str = "rotation_proposed";
+const SUPERSEDED: &str = "superseded";
 const INSTALLED: &str = "installed";
 
 /// The agent's state database (clones share the same database).
@@ -195,34 +198,75 @@ impl Store {
         self.put_json(OWN_GENESIS, g)
     }
 
+    fn get_bundle(&self, key: &str) -> Result<Option<SecretBundle>, StoreError> {
+        let Some(v) = self.meta.get(key)? else { return Ok(None) };
+        SecretBundle::decode(&v).map(Some).map_err(|e| StoreError::Corrupt { key: key.into(), reason: e.to_string() })
+    }
+
+    /// Stored and flushed before anything is done with it (posted, installed).
+    fn put_bundle(&self, key: &str, b: &SecretBundle) -> Result<(), StoreError> {
+        self.meta.insert(key, b.encode().as_slice())?;
+        self.flush()
+    }
+
     /// The secret bundle, once this node holds it.
     pub fn bundle(&self) -> Result<Option<SecretBundle>, StoreError> {
-        let Some(v) = self.meta.get(BUNDLE)? else { return Ok(None) };
-        SecretBundle::decode(&v)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt { key: BUNDLE.into(), reason: e.to_string() })
+        self.get_bundle(BUNDLE)
     }
     pub fn set_bundle(&self, b: &SecretBundle) -> Result<(), StoreError> {
-        self.meta.insert(BUNDLE, b.encode().as_slice())?;
-        self.flush()
+        self.put_bundle(BUNDLE, b)
     }
 
     /// A genesis node's bundle before the owner approves it (not yet a holder).
     pub fn pending_bundle(&self) -> Result<Option<SecretBundle>, StoreError> {
-        let Some(v) = self.meta.get(PENDING_BUNDLE)? else { return Ok(None) };
-        SecretBundle::decode(&v)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt { key: PENDING_BUNDLE.into(), reason: e.to_string() })
+        self.get_bundle(PENDING_BUNDLE)
     }
     pub fn set_pending_bundle(&self, b: &SecretBundle) -> Result<(), StoreError> {
-        self.meta.insert(PENDING_BUNDLE, b.encode().as_slice())?;
+        self.put_bundle(PENDING_BUNDLE, b)
+    }
+
+    /// A holder's next-epoch bundle while its rotation proposal waits for the owner (PROTOCOL.md
+    /// §5.4): kept until the chain's epoch reaches it, since the owner may approve it at any time
+    /// until then and its key would then be the only one the contract accepts.
+    pub fn rotation_bundle(&self) -> Result<Option<SecretBundle>, StoreError> {
+        self.get_bundle(ROTATION_BUNDLE)
+    }
+    pub fn set_rotation_bundle(&self, b: &SecretBundle) -> Result<(), StoreError> {
+        self.put_bundle(ROTATION_BUNDLE, b)
+    }
+    /// The proposal the rotation bundle was posted in, once its receipt came.
+    pub fn rotation_proposed(&self) -> Result<Option<U256>, StoreError> {
+        self.get_json(ROTATION_PROPOSED)
+    }
+    pub fn set_rotation_proposed(&self, proposal_id: U256) -> Result<(), StoreError> {
+        self.put_json(ROTATION_PROPOSED, &proposal_id)
+    }
+    /// The chain's epoch passed the rotation bundle (it became the bundle, or another won).
+    pub fn clear_rotation(&self) -> Result<(), StoreError> {
+        self.meta.remove(ROTATION_BUNDLE)?;
+        self.meta.remove(ROTATION_PROPOSED)?;
         self.flush()
     }
 
-    /// After this node's request was refused: forget the request and its HPKE key, so a restart makes
-    /// a new key and posts a new request (the same key and sender could not be used again), instead of
-    /// reading the same refusal for ever.
-    pub fn forget_refused_request(&self) -> Result<(), StoreError> {
+    /// The epoch whose cluster superseded this holder's bundle, once this node started requesting it.
+    pub fn superseded(&self) -> Result<Option<u64>, StoreError> {
+        self.get_json(SUPERSEDED)
+    }
+    /// A holder superseded by epoch `epoch` requests it like a new node: forget the request that
+    /// brought it the old epoch (and any key), once, so that it posts a new one, and after a restart
+    /// follows that new one.
+    pub fn supersede(&self, epoch: u64) -> Result<(), StoreError> {
+        if self.superseded()? != Some(epoch) {
+            self.forget_request()?;
+            self.put_json(SUPERSEDED, &epoch)?;
+        }
+        Ok(())
+    }
+
+    /// Forget this node's request and its HPKE key, so that it makes a new key and posts a new
+    /// request (the same key and sender could not be used again): after a refusal, instead of reading
+    /// the same refusal for ever, and when a rotation superseded the epoch the request brought.
+    pub fn forget_request(&self) -> Result<(), StoreError> {
         self.meta.remove(OWN_REQUEST)?;
         self.meta.remove(HPKE_SK)?;
         self.flush()

@@ -41,7 +41,7 @@ pub struct Args {
     /// Last block to scan (default: the head).
     #[arg(long)]
     pub to_block: Option<u64>,
-    /// Print the report as JSON (schema replicatoor-audit/v2, docs/audit.md).
+    /// Print the report as JSON (schema replicatoor-audit/v3, docs/audit.md).
     #[arg(long)]
     pub json: bool,
     /// Also write the report as one self-contained HTML file.

@@ -2,7 +2,7 @@
 //! approval, install the secret file, then serve as a holder.
 
 use super::{Agent, Exit};
-use crate::{install::install_atomically, store::OwnGenesis};
+use crate::{install::install_bundle, store::OwnGenesis};
 use alloy::{
     eips::BlockId, primitives::Address, rpc::types::Filter, signers::local::PrivateKeySigner, sol_types::SolEvent,
 };
@@ -15,7 +15,6 @@ use replicatoor_chain::{
     verified::ViewError,
 };
 use replicatoor_core::crypto::SecretBundle;
-use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
@@ -78,8 +77,8 @@ pub async fn run(agent: &Agent) -> anyhow::Result<Exit> {
         }
     }
     let path = &agent.cfg.secret_file;
-    install_atomically(path, bundle.file()).with_context(|| format!("installing the secret at {}", path.display()))?;
-    let digest = hex::encode(Sha256::digest(bundle.file()));
+    let digest =
+        install_bundle(path, &bundle).with_context(|| format!("installing the secret at {}", path.display()))?;
     agent.store.set_bundle(&bundle)?;
     agent.store.set_installed(&digest)?;
     agent.store.erase_install_secrets()?;

@@ -193,12 +193,26 @@ pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> anyhow::Res
             return Ok(outcome);
         }
     }
-    agent.telemetry.update(|s| {
-        s.role = Role::Holder;
-        s.secret_installed = true;
-    });
-    holder::run(&agent).await?;
-    Ok(Exit::Done)
+    loop {
+        agent.telemetry.update(|s| {
+            s.role = Role::Holder;
+            s.secret_installed = true;
+        });
+        match holder::run(&agent).await? {
+            holder::Left::Stopped => return Ok(Exit::Done),
+            // The new epoch's bundle is stored and installed: serve it.
+            holder::Left::Rotated => {}
+            holder::Left::Superseded { epoch } => {
+                warn!(target: "replicatoor", epoch, "a rotation replaced this node's cluster: it stops serving and requests the new epoch like a new node");
+                agent.store.supersede(epoch)?;
+                agent.telemetry.update(|s| s.role = Role::Requester);
+                let outcome = requester::run(&agent).await?;
+                if outcome != Exit::Done || agent.stopping() {
+                    return Ok(outcome);
+                }
+            }
+        }
+    }
 }
 
 /// The TD's clocks, the one port every time on the trust path comes through

@@ -1,7 +1,7 @@
 //! New node: make and persist keys, post one request, wait for the answer, install the secret.
 
 use super::{Agent, Exit};
-use crate::{install::install_atomically, store::OwnRequest};
+use crate::{install::install_bundle, store::OwnRequest};
 use alloy::{
     eips::BlockId,
     primitives::{Address, B256, U256},
@@ -23,7 +23,6 @@ use replicatoor_core::{
     protocol::{request_key, RequestStatus},
     refusal::Refusal,
 };
-use sha2::{Digest, Sha256};
 use tracing::{error, info, info_span, warn, Instrument};
 
 pub async fn run(agent: &Agent) -> anyhow::Result<Exit> {
@@ -191,7 +190,7 @@ async fn wait_and_install(agent: &Agent, keys: &HpkeKeypair, mut own: OwnRequest
                 Some(code) => {
                     let reason = Refusal::from_code(code).map_or("unknown", Refusal::name);
                     error!(target: "replicatoor::requester", code, reason, "request REFUSED by the cluster; a restart posts a new request with a new key");
-                    agent.store.forget_refused_request()?;
+                    agent.store.forget_request()?;
                     return Ok(Exit::Refused { code });
                 }
                 None => {
@@ -359,8 +358,8 @@ async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::
     let bundle = delivery::open(&agent.chain.deployment(), keys, requester, cluster, &d)
         .context("the delivery failed its checks; nothing was installed")?;
     let path = &agent.cfg.secret_file;
-    install_atomically(path, bundle.file()).with_context(|| format!("installing the secret at {}", path.display()))?;
-    let digest = hex::encode(Sha256::digest(bundle.file()));
+    let digest =
+        install_bundle(path, &bundle).with_context(|| format!("installing the secret at {}", path.display()))?;
     crate::failpoint::hit("requester_after_install");
     agent.store.set_bundle(&bundle)?;
     agent.store.set_installed(&digest)?;

@@ -63,6 +63,11 @@ impl<'a> StepView<'a> {
         }
         Ok(StepView { at: state.at(), state, own_expiry })
     }
+
+    /// The state decided on.
+    pub(super) fn state(&self) -> &State<'a, Anchor> {
+        &self.state
+    }
 }
 
 /// The gate this holder decides with: its deployment, its verifier, the cluster its bundle names.

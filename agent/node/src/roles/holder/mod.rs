@@ -13,6 +13,7 @@ mod intake;
 mod outcome;
 mod peers;
 mod relay;
+mod rotation;
 
 pub use relay::jitter_delay;
 
@@ -67,9 +68,21 @@ fn next_range(range: u64, logs: usize) -> u64 {
     }
 }
 
-/// Serve requests until shutdown: one [`Holder::step`] after another, each step's checkpoint
-/// persisted once its answers are sent (or stored as `Sent`, or postponed).
-pub async fn run(agent: &Agent) -> anyhow::Result<()> {
+/// Why [`run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// Shutting down.
+    Stopped,
+    /// The owner approved this holder's rotation proposal: the store holds the new epoch's bundle.
+    Rotated,
+    /// Another cluster holds epoch `epoch`, past this holder's bundle: request it like a new node.
+    Superseded { epoch: u64 },
+}
+
+/// Serve requests until shutdown, or until this holder's epoch ends ([`Left`]): one
+/// [`Holder::step`] after another, each step's checkpoint persisted once its answers are sent (or
+/// stored as `Sent`, or postponed).
+pub async fn run(agent: &Agent) -> anyhow::Result<Left> {
     let bundle = agent.store.bundle()?.context("holder without a bundle")?;
     let chain = &agent.chain;
     // Requests to answer, and the answers that show which other holders are alive.
@@ -108,7 +121,9 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
         junk,
         refusal_gas,
         budget_spent_logged: false,
+        quiet: rotation::Quiet::default(),
     };
+    let mut left = Left::Stopped;
     while !agent.stopping() {
         let pause = match holder.step().await? {
             Next::Checkpoint { checkpoint, from, to, head, logs } => {
@@ -130,6 +145,10 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
             }
             Next::Wait(delay) => Some(delay),
             Next::Stop => break,
+            Next::Leave(why) => {
+                left = why;
+                break;
+            }
         };
         if let Some(delay) = pause {
             if !agent.pause(delay).await {
@@ -138,8 +157,8 @@ pub async fn run(agent: &Agent) -> anyhow::Result<()> {
         }
     }
     holder.settle(true).await?;
-    info!(target: "replicatoor::holder", "holder stopped");
-    Ok(())
+    info!(target: "replicatoor::holder", epoch = bundle.epoch(), why = ?left, "holder stopped");
+    Ok(left)
 }
 
 /// What the holder carries from one step to the next.
@@ -162,6 +181,8 @@ struct Holder<'a> {
     refusal_gas: RefusalGas,
     /// Whether the spent budget was logged (once each time it runs out, not once per step).
     budget_spent_logged: bool,
+    /// Why this holder did not propose for a rotation, once logged.
+    quiet: rotation::Quiet,
 }
 
 /// What a step leaves to the loop.
@@ -176,6 +197,9 @@ enum Next {
     Wait(Duration),
     /// Shutting down in the middle of a step: its checkpoint is not saved.
     Stop,
+    /// This holder's epoch ended (a rotation): its checkpoint is not saved, the next bundle's
+    /// holder takes the step again.
+    Leave(Left),
 }
 
 impl Holder<'_> {
@@ -254,6 +278,11 @@ impl Holder<'_> {
                 return Ok(Next::Wait(self.backoff.next_delay()));
             }
         };
+        match rotation::check(agent, self.bundle, &view, &mut self.quiet).await? {
+            rotation::Custody::Serve => {}
+            rotation::Custody::Rotated => return Ok(Next::Leave(Left::Rotated)),
+            rotation::Custody::Superseded { epoch } => return Ok(Next::Leave(Left::Superseded { epoch })),
+        }
         if view.own_expiry != self.own_expiry {
             self.own_expiry = view.own_expiry;
             agent.telemetry.set_own_reference_expiry(self.own_expiry);

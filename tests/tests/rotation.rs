@@ -1,0 +1,251 @@
+//! Rotation after a bad build (PROTOCOL.md §5.4), end to end: real anvil, the real contract, real
+//! `replicatoor` processes deciding on proven state, simulated quotes.
+//!
+//! v1 holds the secret, v2 is approved and joins, v1 is found bad and revoked, the owner starts a
+//! rotation: a v2 holder proposes the next epoch, the owner approves it, every v2 node ends up with
+//! epoch 2 and epoch 1 in its keyring, while the v1 holder stops serving, is refused the new epoch and
+//! keeps only the past; the epoch-1 cluster key it leaked signs nothing the contract takes.
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    signers::local::PrivateKeySigner,
+};
+use replicatoor::admin;
+use replicatoor_chain::{Chain, ChainError, UpgradeOperator as Op, UpgradeOperator::UpgradeOperatorErrors};
+use replicatoor_core::{
+    attest::{collateral::NoCollateral, Verifier},
+    crypto::{eip712, SecretBundle},
+    protocol::{app_reference_id, os_reference_id},
+    refusal::Refusal,
+};
+use replicatoor_testkit::simulated::{self, SimulatedTd};
+use replicatoor_tests::{compose_good, compose_hash, key, wait_for_file, wait_until, Net, Proc};
+use std::{fs, path::Path, time::Duration};
+
+const T: Duration = Duration::from_secs(120);
+
+fn verifier() -> Verifier {
+    Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor())
+}
+
+/// The contract error a reverted call carries (panics on anything else).
+fn revert_of<T: std::fmt::Debug>(r: Result<T, ChainError>) -> UpgradeOperatorErrors {
+    match r {
+        Err(ChainError::Reverted(e)) => *e,
+        other => panic!("expected a revert, got {other:?}"),
+    }
+}
+
+/// The installed keyring (`<secret_file>.keyring`): its epoch and each epoch's secret, oldest first.
+fn keyring(p: &Proc) -> (u64, Vec<(u64, Vec<u8>)>) {
+    let path = format!("{}.keyring", p.secret_path().display());
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(&path).expect("keyring file")).expect("keyring JSON");
+    assert_eq!(v["version"], 1);
+    let secrets = v["secrets"].as_array().expect("secrets").iter().map(|s| {
+        let epoch = s["epoch"].as_u64().expect("epoch");
+        (epoch, hex::decode(s["secret_hex"].as_str().expect("secret_hex")).expect("hex"))
+    });
+    (v["epoch"].as_u64().expect("epoch"), secrets.collect())
+}
+
+async fn status_epoch(p: &Proc) -> Option<u64> {
+    p.status_json().await.and_then(|s| s["epoch"].as_u64())
+}
+
+async fn holding(p: &Proc) -> bool {
+    p.status_json().await.is_some_and(|s| s["role"] == "holder")
+}
+
+/// A v2 app: the demo compose under another name (another compose hash, so another app reference).
+fn write_v2_compose(dir: &Path) -> std::path::PathBuf {
+    let mut compose: serde_json::Value =
+        serde_json::from_slice(&fs::read(compose_good()).expect("compose")).expect("compose JSON");
+    compose["name"] = "replicatoor-demo-app-v2".into();
+    let path = dir.join("app-compose-v2.json");
+    fs::write(&path, serde_json::to_vec_pretty(&compose).expect("JSON")).expect("write v2 compose");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_leaves_a_revoked_build_only_the_past() {
+    let net = Net::start_pinned("rotation", Net::dev_policy()).await;
+    let dep = net.owner.deployment();
+    let c = net.owner.contract();
+    let v2 = write_v2_compose(&net.scratch.0);
+    let (v1_app, v2_app) = (app_reference_id(&compose_hash(&compose_good())), app_reference_id(&compose_hash(&v2)));
+    admin::propose_app(&net.owner, compose_hash(&v2), "v2", &[]).await.expect("propose v2");
+
+    // Epoch 1, founded from the test: it holds exactly what the v1 build will leak (the cluster key
+    // and the secret), and hands it to a real v1 node, which then serves as a holder.
+    let epoch1_secret = b"epoch 1 secret: what the broken build read".to_vec();
+    let (epoch1, _) = net.found_cluster(&net.owner, 1, &epoch1_secret, "epoch 1").await;
+    let mut v1 = net.agent("v1", 1, &compose_good(), &[]);
+    wait_until("the v1 node's request", T, || async { net.request_count().await == 1 }).await;
+    net.deliver(&net.owner, &epoch1, 1).await;
+    wait_until("the v1 node to hold epoch 1", T, || holding(&v1)).await;
+
+    // Two v2 nodes join, served by the v1 holder.
+    let mut a = net.agent("v2-a", 2, &v2, &[]);
+    wait_for_file(&mut a, T).await;
+    let mut b = net.agent("v2-b", 3, &v2, &[]);
+    wait_for_file(&mut b, T).await;
+    for p in [&a, &b] {
+        wait_until("a v2 node to hold epoch 1", T, || holding(p)).await;
+        assert_eq!(fs::read(p.secret_path()).expect("secret"), epoch1_secret);
+        assert_eq!(keyring(p), (1, vec![(1, epoch1_secret.clone())]), "the keyring beside the secret, from epoch 1");
+    }
+
+    // v1 is found bad: revoked.
+    admin::revoke(&net.owner, v1_app, "v1 is vulnerable").await.expect("revoke v1");
+    net.owner.send(c.startRotation("after the v1 advisory".into())).await.expect("start rotation");
+    assert_eq!(c.rotationFor().call().await.expect("rotationFor"), 2);
+
+    // Only the owner: a plain genesis proposal for epoch 2 (no cluster endorsed it) is not a rotation.
+    let rogue = PrivateKeySigner::random();
+    let td = SimulatedTd::new(compose_hash(&v2));
+    let (quote, log) = td.attest(dep.genesis_report_data(rogue.address(), 2)).expect("quote");
+    let posted = net
+        .owner
+        .send(c.proposeGenesis(rogue.address(), quote.clone().into(), log.clone().into()))
+        .await
+        .expect("a genesis proposal anyone may post");
+    // From its receipt: the holders' own proposals are being posted meanwhile.
+    let plain = posted.event::<Op::GenesisProposed>().expect("GenesisProposed").proposalId;
+    let os = os_reference_id(&td.mr_td, &td.rtmr0, &td.rtmr1, &td.rtmr2);
+    let only_owner =
+        net.owner.send(c.approveRotation(plain, rogue.address(), 2, os, v2_app, "custody swap".into())).await;
+    let why = revert_of(only_owner);
+    assert!(
+        matches!(&why, UpgradeOperatorErrors::NotEndorsed(e) if e.proposalId == plain),
+        "the owner alone cannot rotate: {why:?}"
+    );
+    assert!(admin::verify_rotation(&net.owner, &verifier(), plain).await.is_err(), "nor does `admin rotate approve`");
+
+    // Only the old cluster: whoever holds the leaked epoch-1 key endorses a key of its own (its quote
+    // from the revoked v1 build). The contract takes the proposal (the endorsement is valid), and
+    // nothing changes: the owner's check refuses it and the contract would too.
+    let thief = PrivateKeySigner::random();
+    let (quote, log) = SimulatedTd::new(compose_hash(&compose_good()))
+        .attest(dep.genesis_report_data(thief.address(), 2))
+        .expect("quote");
+    let endorsement = eip712::Rotation { epoch: 2, cluster: thief.address() };
+    let sig = eip712::sign(&dep, &endorsement, epoch1.cluster_signer()).expect("sign");
+    let proposed = net
+        .owner
+        .send(c.proposeRotation(thief.address(), quote.clone().into(), log.clone().into(), sig.to_vec().into()))
+        .await
+        .expect("an endorsed proposal is recorded");
+    let stolen = proposed.event::<Op::RotationProposed>().expect("RotationProposed").proposalId;
+    let refused = admin::verify_rotation(&net.owner, &verifier(), stolen).await.expect_err("a revoked build's quote");
+    assert!(format!("{refused:#}").contains("not allowed"), "{refused:#}");
+    let approved = net.owner.send(c.approveRotation(stolen, thief.address(), 2, os, v1_app, "".into())).await;
+    assert!(matches!(revert_of(approved), UpgradeOperatorErrors::ReferenceNotAllowed(_)));
+    // An endorsement by any key but the cluster's is refused outright.
+    let forged = eip712::sign(&dep, &endorsement, &thief).expect("sign");
+    let r = net.owner.send(c.proposeRotation(thief.address(), quote.into(), log.into(), forged.to_vec().into())).await;
+    assert!(matches!(revert_of(r), UpgradeOperatorErrors::BadClusterSignature(_)));
+    assert_eq!(c.epoch().call().await.expect("epoch"), 1, "no rotation yet");
+
+    // A v2 holder proposes (the v1 holder, on a revoked build, does not); the owner verifies and
+    // approves the first such proposal.
+    let honest = wait_for_honest_proposal(&net, &[key(2).address(), key(3).address()], stolen).await;
+    let verified = admin::verify_rotation(&net.owner, &verifier(), honest.proposalId).await.expect("verify");
+    assert_eq!((verified.proposal.app_ref, verified.previous_cluster), (v2_app, epoch1.cluster_address()));
+    let approve = admin::call::approve_rotation(&verified.proposal, "rotate away from v1");
+    net.owner.send(c.call_builder(&approve)).await.expect("approve the rotation");
+    assert_eq!(c.cluster().call().await.expect("cluster"), honest.cluster);
+    assert!(!v1.log().contains("rotation proposed"), "the revoked build made no proposal:\n{}", v1.log());
+
+    // Both v2 nodes hold epoch 2: the proposer switches, the other requests it like a new node and is
+    // served by the proposer. Epoch 1's secret is in both keyrings.
+    let (proposer, other) = if honest.proposer == key(2).address() { (&a, &b) } else { (&b, &a) };
+    for p in [proposer, other] {
+        wait_until("a v2 node to hold epoch 2", T, || async { status_epoch(p).await == Some(2) }).await;
+    }
+    let epoch2_secret = fs::read(proposer.secret_path()).expect("epoch 2 secret");
+    assert_ne!(epoch2_secret, epoch1_secret, "a new secret");
+    assert_eq!(epoch2_secret.len(), epoch1_secret.len(), "as long as the one before");
+    for p in [proposer, other] {
+        assert_eq!(fs::read(p.secret_path()).expect("secret"), epoch2_secret);
+        assert_eq!(keyring(p), (2, vec![(1, epoch1_secret.clone()), (2, epoch2_secret.clone())]));
+    }
+    assert!(other.log().contains("requests the new epoch like a new node"), "{}", other.log());
+
+    // The v1 holder stops serving, requests epoch 2, is refused (its build is revoked) and keeps only
+    // the past.
+    let status = v1.exited(T).await;
+    assert_eq!(status.code(), Some(3), "refused:\n{}", v1.log());
+    assert!(v1.log().contains("app_reference_not_allowed"), "{}", v1.log());
+    assert_eq!(fs::read(v1.secret_path()).expect("v1 secret"), epoch1_secret);
+    assert_eq!(keyring(&v1), (1, vec![(1, epoch1_secret.clone())]), "epoch 2 never reached the v1 node");
+    assert_eq!(delivered_to(&net, key(1).address(), 2).await, 0, "no epoch-2 delivery to the v1 node");
+
+    // The leaked epoch-1 key signs nothing the contract takes any more: a delivery and a refusal for a
+    // pending request both revert (the holders are stopped first, so the request stays pending).
+    a.terminate();
+    b.terminate();
+    let requester = Chain::connect(&net.url, net.contract, Some(key(5))).await.expect("client");
+    let pk = B256::repeat_byte(0x42);
+    let (quote, log) = td.attest(dep.request_report_data(key(5).address(), &pk.0)).expect("quote");
+    let posted =
+        requester.send(requester.contract().requestSecret(pk, quote.into(), log.into())).await.expect("request");
+    let id: u64 = posted.event::<Op::SecretRequested>().expect("SecretRequested").requestId.to();
+    let request = net.request_key(id).await;
+    let msg = eip712::Refusal { requestId: U256::from(id), request, reason: Refusal::AppReferenceNotAllowed.code() };
+    let sig = eip712::sign(&dep, &msg, epoch1.cluster_signer()).expect("sign");
+    let r = net.owner.send(c.refuseRequest(U256::from(id), request, msg.reason, sig.to_vec().into())).await;
+    assert!(matches!(revert_of(r), UpgradeOperatorErrors::BadClusterSignature(e) if e.cluster == honest.cluster));
+    let r = stolen_delivery(&net, &epoch1, id).await;
+    assert!(
+        matches!(revert_of(r), UpgradeOperatorErrors::BadClusterSignature(e) if e.recovered == epoch1.cluster_address())
+    );
+    assert_eq!(net.status(id).await, 1, "still pending");
+}
+
+/// The first `RotationProposed` sent by one of `proposers` (not proposal `except`).
+async fn wait_for_honest_proposal(net: &Net, proposers: &[Address], except: U256) -> Op::RotationProposed {
+    let c = net.owner.contract();
+    let mut found = None;
+    let start = std::time::Instant::now();
+    while found.is_none() {
+        assert!(start.elapsed() < T, "no v2 holder proposed a rotation");
+        let events = c.RotationProposed_filter().from_block(net.start).query().await.unwrap_or_default();
+        found = events.into_iter().map(|(e, _)| e).find(|e| e.proposalId != except && proposers.contains(&e.proposer));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    found.expect("a proposal")
+}
+
+/// Deliveries of epoch `epoch` to requests `requester` made.
+async fn delivered_to(net: &Net, requester: Address, epoch: u64) -> usize {
+    let c = net.owner.contract();
+    let requests = c.SecretRequested_filter().from_block(net.start).query().await.expect("requests");
+    let theirs: Vec<U256> =
+        requests.into_iter().filter(|(e, _)| e.requester == requester).map(|(e, _)| e.requestId).collect();
+    let deliveries = c.SecretDelivered_filter().from_block(net.start).query().await.expect("deliveries");
+    deliveries.into_iter().filter(|(e, _)| e.epoch == epoch && theirs.contains(&e.requestId)).count()
+}
+
+/// A delivery of `leaked` (the epoch-1 bundle) to request `id`, signed with its key, as a broken build
+/// would send it.
+async fn stolen_delivery(
+    net: &Net,
+    leaked: &SecretBundle,
+    id: u64,
+) -> Result<replicatoor_chain::TxOutcome, ChainError> {
+    let (_, _, acc) = net.accept_request(id).await;
+    let d = replicatoor_core::delivery::seal(&net.owner.deployment(), &acc, leaked).expect("seal");
+    let c = net.owner.contract();
+    net.owner
+        .send(c.deliverSecret(
+            d.request_id,
+            d.request,
+            d.policy,
+            d.os_ref,
+            d.app_ref,
+            d.encapsulated_key.into(),
+            d.ciphertext.into(),
+            d.signature.into(),
+        ))
+        .await
+}
