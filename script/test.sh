@@ -53,7 +53,7 @@ step "Rust unit and end-to-end tests (four groups at once)"
 # The fourth runs the doc tests, then the production build's own test (`-p replicatoor` alone: no dev features
 # unified in), which builds the production binary the container step puts in its image; it starts once the others
 # are past cargo's build lock, and builds at a lower priority than the suites beside it.
-SLOW_GROUPS=("faults preflight light_client fuzz" "e2e deploy audit")
+SLOW_GROUPS=("faults preflight light_client fuzz rotation" "e2e deploy audit")
 declare -A GROUP_OF=()
 for g in "${!SLOW_GROUPS[@]}"; do for n in ${SLOW_GROUPS[g]}; do GROUP_OF[$n]=$g; done; done
 SLOW_ARGS=("" "") REST_ARGS=()
