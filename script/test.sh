@@ -16,18 +16,29 @@ step "format, and the trust path's size against TRUST.md and its ceilings"
 cargo fmt --all --check
 bash script/trust-lines.sh --check
 
-step "headless Chromium for the audit HTML report test"
-command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
-
 # The contract side needs none of the Rust build (the agent's ABI is committed), so it runs beside it: the
 # toolchain (Foundry, solc, OpenZeppelin from npm), the contract tests, and the ABI checks against the agent's copy
-# and PROTOCOL.md §4.6. Its log is printed, and its failure fails the run, once the build is done.
-step "beside the build: toolchain, forge test, forge fmt, the ABI against the agent and PROTOCOL.md §4.6"
+# and PROTOCOL.md §4.6; and so do the Debian packages the tests run (headless Chromium renders the audit's HTML
+# report, libfaketime sets a holder's wall clock back in the freshness suite, docker.io and debootstrap build and
+# run the image in script/container-test.sh), installed when missing, as on a fresh machine. Their log is printed,
+# and their failure fails the run, once the build is done.
+step "beside the build: toolchain, forge test, forge fmt, the ABI against the agent and PROTOCOL.md §4.6; packages"
 (
   SETUP_SKIP_CARGO=1 bash script/setup.sh && forge test && forge fmt --check && bash script/sync-abi.sh --check &&
     bash script/abi-doc.sh --check
 ) >"$LOGS/0-contracts.log" 2>&1 &
 CONTRACTS=$!
+(
+  need=()
+  command -v chromium >/dev/null || need+=(chromium)
+  [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)
+  { command -v docker && command -v dockerd; } >/dev/null || need+=(docker.io)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+  if [ "${#need[@]}" != 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  fi
+) >"$LOGS/0-packages.log" 2>&1 &
+PACKAGES=$!
 
 step "build every target, clippy's lints as errors"
 # One build, not two: clippy-driver compiles the workspace's own crates for the test build itself (`cargo clippy`
@@ -39,11 +50,13 @@ RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)"
 export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" CARGO_INCREMENTAL=0
 cargo test --workspace --all-targets --no-run --locked
 
-step "the contract side (run beside the build)"
-contracts_ok=0
+step "the contract side and the packages (run beside the build)"
+contracts_ok=0 packages_ok=0
 wait "$CONTRACTS" || contracts_ok=$?
-cat "$LOGS/0-contracts.log"
+wait "$PACKAGES" || packages_ok=$?
+cat "$LOGS/0-contracts.log" "$LOGS/0-packages.log"
 [ "$contracts_ok" = 0 ] || { printf '\n\033[31mthe contract side failed (log above)\033[0m\n' >&2; exit 1; }
+[ "$packages_ok" = 0 ] || { printf '\n\033[31minstalling the packages failed (log above)\033[0m\n' >&2; exit 1; }
 
 step "Rust unit and end-to-end tests (four groups at once)"
 # The anvil suites mostly wait on 1 s blocks, so the tests run in four groups at once, each with its own log, all

@@ -48,6 +48,20 @@ fn keyring(p: &Proc) -> (u64, Vec<(u64, Vec<u8>)>) {
     (v["epoch"].as_u64().expect("epoch"), secrets.collect())
 }
 
+/// `examples/keyring-app/app.py` run against node `p`'s installed files: whether it succeeded, and
+/// what it printed (stdout, then stderr).
+fn app(p: &Proc, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("python3")
+        .arg(replicatoor_tests::root().join("examples/keyring-app/app.py"))
+        .arg("--secret-file")
+        .arg(p.secret_path())
+        .args(args)
+        .output()
+        .expect("run python3 examples/keyring-app/app.py");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
 async fn status_epoch(p: &Proc) -> Option<u64> {
     p.status_json().await.and_then(|s| s["epoch"].as_u64())
 }
@@ -94,6 +108,12 @@ async fn a_rotation_leaves_a_revoked_build_only_the_past() {
         assert_eq!(fs::read(p.secret_path()).expect("secret"), epoch1_secret);
         assert_eq!(keyring(p), (1, vec![(1, epoch1_secret.clone())]), "the keyring beside the secret, from epoch 1");
     }
+
+    // The example app on a v2 node keeps a record under epoch 1's secret.
+    let store = a.dir.join("records.jsonl");
+    let store = store.to_str().expect("a UTF-8 path");
+    let (ok, out) = app(&a, &["write", "--store", store, "--id", "before", "--data", "written under epoch 1"]);
+    assert!(ok && out.contains("under epoch 1"), "{out}");
 
     // v1 is found bad: revoked.
     admin::revoke(&net.owner, v1_app, "v1 is vulnerable").await.expect("revoke v1");
@@ -170,6 +190,12 @@ async fn a_rotation_leaves_a_revoked_build_only_the_past() {
         assert_eq!(keyring(p), (2, vec![(1, epoch1_secret.clone()), (2, epoch2_secret.clone())]));
     }
     assert!(other.log().contains("requests the new epoch like a new node"), "{}", other.log());
+    // The app reads what it wrote before the rotation with epoch 1's secret and writes under epoch 2's.
+    let (ok, out) = app(&a, &["write", "--store", store, "--id", "after", "--data", "written under epoch 2"]);
+    assert!(ok && out.contains("under epoch 2"), "{out}");
+    let (ok, out) = app(&a, &["read", "--store", store]);
+    assert!(ok && out.contains("before\tepoch 1\twritten under epoch 1"), "{out}");
+    assert!(out.contains("after\tepoch 2\twritten under epoch 2"), "{out}");
 
     // The v1 holder stops serving, requests epoch 2, is refused (its build is revoked) and keeps only
     // the past.
@@ -179,6 +205,9 @@ async fn a_rotation_leaves_a_revoked_build_only_the_past() {
     assert_eq!(fs::read(v1.secret_path()).expect("v1 secret"), epoch1_secret);
     assert_eq!(keyring(&v1), (1, vec![(1, epoch1_secret.clone())]), "epoch 2 never reached the v1 node");
     assert_eq!(delivered_to(&net, key(1).address(), 2).await, 0, "no epoch-2 delivery to the v1 node");
+    // With what the v1 node holds, the app's record from before the rotation checks, the one after does not.
+    let (ok, out) = app(&v1, &["read", "--store", store]);
+    assert!(!ok && out.contains("epoch 2"), "the v1 node cannot check data written under epoch 2: {out}");
 
     // The leaked epoch-1 key signs nothing the contract takes any more: a delivery and a refusal for a
     // pending request both revert (the holders are stopped first, so the request stays pending).

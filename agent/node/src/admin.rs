@@ -263,6 +263,9 @@ pub enum RotationRefused {
     /// No rotation to the proposal's epoch is under way (never started, or cancelled).
     #[error("no rotation to epoch {0} is under way (not started, or cancelled): `admin rotate start` first")]
     NoRotation(u64),
+    /// Made before the rotation under way started: the owner cancelled the one it was made for.
+    #[error("proposal {id} was made before the rotation under way started (its rotation was cancelled): approve a later one")]
+    Cancelled { id: U256 },
     /// Its event and the contract's record disagree (a reorg, or a lying RPC).
     #[error(
         "proposal {id}: its RotationProposed event names cluster {event_cluster} for epoch {event_epoch}, the \
@@ -286,6 +289,8 @@ pub struct RotationState {
     pub epoch: u64,
     pub current_cluster: Address,
     pub rotation_for: u64,
+    /// `rotationAfter()`: proposals up to this id predate the rotation under way.
+    pub rotation_after: U256,
 }
 
 impl RotationState {
@@ -304,6 +309,9 @@ impl RotationState {
         }
         if self.rotation_for != self.for_epoch {
             return Err(RotationRefused::NoRotation(self.for_epoch));
+        }
+        if id <= self.rotation_after {
+            return Err(RotationRefused::Cancelled { id });
         }
         Ok(())
     }
@@ -359,6 +367,7 @@ pub async fn verify_rotation(
     let p = c.genesisProposal(proposal_id).block(at).call().await.context("genesisProposal(id)")?;
     let (current_cluster, epoch) = chain.cluster_at(at).await?;
     let rotation_for = c.rotationFor().block(at).call().await.context("rotationFor()")?;
+    let rotation_after = U256::from(c.rotationAfter().block(at).call().await.context("rotationAfter()")?);
     let state = RotationState {
         proposal_id,
         cluster: p.cluster,
@@ -367,6 +376,7 @@ pub async fn verify_rotation(
         epoch,
         current_cluster,
         rotation_for,
+        rotation_after,
     };
     state.check()?;
     let (block, ev) = proposal_log::<Op::RotationProposed>(chain, proposal_id, "rotation proposal").await?;
@@ -397,6 +407,7 @@ mod tests {
             epoch: 4,
             current_cluster: current,
             rotation_for: 5,
+            rotation_after: U256::from(1),
         }
     }
 
@@ -427,6 +438,8 @@ mod tests {
             "custody moved on since"
         );
         assert_eq!(RotationState { rotation_for: 0, ..s }.check(), Err(RotationRefused::NoRotation(5)), "cancelled");
+        let restarted = RotationState { rotation_after: U256::from(2), ..s };
+        assert_eq!(restarted.check(), Err(RotationRefused::Cancelled { id: U256::from(2) }), "made before a restart");
         let not_endorsed = RotationRefused::NotEndorsed(id).to_string();
         assert!(not_endorsed.contains("not endorsed") && not_endorsed.contains("approve-genesis"), "{not_endorsed}");
     }
