@@ -278,3 +278,21 @@ async fn stolen_delivery(
         ))
         .await
 }
+
+/// A custody reset (a re-bootstrap) is not a rotation: its secret has no link to the old one. A holder
+/// of the old epoch stops serving and keeps its secret; it does not ask for the new cluster's, which
+/// would leave its app unable to read what it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custody_reset_leaves_a_holder_its_secret() {
+    let net = Net::start_pinned("reset", Net::dev_policy()).await;
+    let mut holder = net.genesis(1).await;
+    let secret = fs::read(holder.secret_path()).expect("the genesis secret");
+    // The owner re-bootstraps (no widening delay on this net: at once) with a cluster of the test's.
+    net.found_cluster(&net.owner, 2, b"an unrelated secret", "custody reset").await;
+    assert_eq!(net.owner.contract().epoch().call().await.expect("epoch"), 2);
+    wait_until("the holder to see the reset", T, || async { holder.log().contains("began with a custody reset") })
+        .await;
+    assert!(holder.alive(), "it stays up, serving nothing:\n{}", holder.log());
+    assert_eq!(fs::read(holder.secret_path()).expect("secret"), secret, "its secret is untouched");
+    assert_eq!(net.request_count().await, 0, "no request for the new epoch");
+}

@@ -17,7 +17,7 @@ use replicatoor_core::attest::Verifier;
 use sha2::{Digest, Sha256};
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Longest wait between tries while the chain is unavailable, in every role (the holder's loop and
 /// [`Agent::retrying`] used 15 s and 10 s before they shared this).
@@ -203,6 +203,11 @@ pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> anyhow::Res
             // The new epoch's bundle is stored and installed: serve it.
             holder::Left::Rotated => {}
             holder::Left::Superseded { epoch } => {
+                if !rotated_to(&agent, epoch).await? {
+                    error!(target: "replicatoor", epoch, "epoch {epoch} began with a custody reset (a re-bootstrap), not a rotation: its secret has no link to this node's, so this node keeps its secret and stops serving. To join the new cluster (the app then gets its new secret), remove the state directory");
+                    while agent.pause(Duration::from_secs(3600)).await {}
+                    return Ok(Exit::Done);
+                }
                 warn!(target: "replicatoor", epoch, "a rotation replaced this node's cluster: it stops serving and requests the new epoch like a new node");
                 agent.store.supersede(epoch)?;
                 agent.telemetry.update(|s| s.role = Role::Requester);
@@ -213,6 +218,27 @@ pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> anyhow::Res
             }
         }
     }
+}
+
+/// Whether epoch `epoch` began with a rotation (`ClusterRotated`), as the RPC's logs say. Only whether a
+/// superseded holder asks for it rests on this: the bundle it would install must still carry this
+/// node's own secret in its keyring (requester.rs), so a log an RPC invents changes nothing else.
+async fn rotated_to(agent: &Agent, epoch: u64) -> anyhow::Result<bool> {
+    use alloy::{primitives::B256, rpc::types::Filter, sol_types::SolEvent as _};
+    use replicatoor_chain::bindings::UpgradeOperator as Op;
+    let chain = &agent.chain;
+    let filter = Filter::new()
+        .address(chain.deployment().contract)
+        .event_signature(Op::ClusterRotated::SIGNATURE_HASH)
+        .topic1(B256::from(alloy::primitives::U256::from(epoch)));
+    let head = agent.retrying("reading the head", || chain.head()).await?;
+    let from = agent.cfg.start_block.min(head);
+    let logs = agent
+        .retrying("looking for the rotation to the new epoch", || {
+            replicatoor_chain::scan::get_logs(chain, &filter, from, head)
+        })
+        .await?;
+    Ok(!logs.is_empty())
 }
 
 /// The TD's clocks, the one port every time on the trust path comes through

@@ -357,6 +357,19 @@ async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::
     let requester = agent.chain.sender().context("a sender key is required")?;
     let bundle = delivery::open(&agent.chain.deployment(), keys, requester, cluster, &d)
         .context("the delivery failed its checks; nothing was installed")?;
+    // A holder superseded by a rotation requested the new epoch: it replaces its secret only with a
+    // bundle that descends from it (its own epoch's secret in the keyring), never with an unrelated
+    // one (a custody reset's), which would leave the app unable to read what it wrote.
+    if let Some(old) = agent.store.bundle()? {
+        let descends = bundle.keyring().iter().any(|(e, s)| *e == old.epoch() && s.as_slice() == old.file());
+        anyhow::ensure!(
+            descends,
+            "the delivered epoch {} does not carry this node's epoch-{} secret in its keyring (not a rotation from \
+             it); nothing was installed, this node keeps its secret",
+            bundle.epoch(),
+            old.epoch()
+        );
+    }
     let path = &agent.cfg.secret_file;
     let digest =
         install_bundle(path, &bundle).with_context(|| format!("installing the secret at {}", path.display()))?;
