@@ -462,10 +462,7 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         bytes32 appRef,
         string calldata note
     ) external onlyOwner {
-        GenesisProposal memory g = _requireNextGenesis(proposalId);
-        if (g.cluster != clusterAddress || g.forEpoch != forEpoch) {
-            revert GenesisMismatch(proposalId, clusterAddress, forEpoch);
-        }
+        GenesisProposal memory g = _requireVerifiedGenesis(proposalId, clusterAddress, forEpoch);
         _requireAllowed(osRef, RefKind.Os);
         _requireAllowed(appRef, RefKind.App);
         if (cluster == address(0) || wideningDelay == 0) {
@@ -559,10 +556,7 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         bytes32 appRef,
         string calldata note
     ) external onlyOwner {
-        GenesisProposal memory g = _requireNextGenesis(proposalId);
-        if (g.cluster != clusterAddress || g.forEpoch != forEpoch) {
-            revert GenesisMismatch(proposalId, clusterAddress, forEpoch);
-        }
+        GenesisProposal memory g = _requireVerifiedGenesis(proposalId, clusterAddress, forEpoch);
         if (!g.endorsed) revert NotEndorsed(proposalId);
         if (rotationFor != forEpoch || proposalId <= rotationAfter) revert NoRotation(forEpoch);
         _requireAllowed(osRef, RefKind.Os);
@@ -804,6 +798,19 @@ contract UpgradeOperator is Ownable2Step, EIP712 {
         g = _genesis[proposalId];
         if (g.cluster == address(0)) revert UnknownGenesis(proposalId);
         if (g.forEpoch != _epoch + 1) revert StaleGenesis(proposalId, g.forEpoch, _epoch + 1);
+    }
+
+    /// @dev The next epoch's proposal `proposalId`, which must be the one the owner verified (`clusterAddress`,
+    ///      `forEpoch`): a reorg or a lying RPC cannot get another one approved under the same id.
+    function _requireVerifiedGenesis(uint256 proposalId, address clusterAddress, uint64 forEpoch)
+        internal
+        view
+        returns (GenesisProposal memory g)
+    {
+        g = _requireNextGenesis(proposalId);
+        if (g.cluster != clusterAddress || g.forEpoch != forEpoch) {
+            revert GenesisMismatch(proposalId, clusterAddress, forEpoch);
+        }
     }
 
     function _bootstrap(uint256 proposalId, GenesisProposal memory g, bytes32 osRef, bytes32 appRef, string memory note)

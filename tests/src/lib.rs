@@ -13,7 +13,7 @@ use alloy::{
 };
 use base64::Engine as _;
 use replicatoor::admin;
-use replicatoor_chain::{Chain, TxOutcome, UpgradeOperator as Op};
+use replicatoor_chain::{Chain, ChainError, TxOutcome, UpgradeOperator as Op};
 use replicatoor_core::{
     attest::{
         collateral::NoCollateral,
@@ -399,6 +399,11 @@ impl Net {
     /// Verify request `id` like a holder, seal `bundle` to it and send the delivery from `relayer`;
     /// returns the delivery's block.
     pub async fn deliver(&self, relayer: &Chain, bundle: &SecretBundle, id: u64) -> u64 {
+        self.try_deliver(relayer, bundle, id).await.expect("deliver").block
+    }
+
+    /// [`Net::deliver`], which the contract may refuse (e.g. a bundle whose key is no longer the cluster's).
+    pub async fn try_deliver(&self, relayer: &Chain, bundle: &SecretBundle, id: u64) -> Result<TxOutcome, ChainError> {
         let (_, _, acc) = self.accept_request(id).await;
         let d = delivery::seal(&self.owner.deployment(), &acc, bundle).expect("seal");
         let call = relayer.contract().deliverSecret(
@@ -411,7 +416,7 @@ impl Net {
             d.ciphertext.into(),
             d.signature.into(),
         );
-        relayer.send(call).await.expect("deliver").block
+        relayer.send(call).await
     }
 
     /// Request `id` as posted, accepted by the trust kernel the way a holder would (simulated PKI

@@ -236,4 +236,9 @@ async fn eip712_type_hashes_and_digests_agree() {
     // A different deployment must not share the digest (the domain binds chain and contract).
     let elsewhere = replicatoor_core::protocol::Deployment { contract: Address::with_last_byte(1), ..dep };
     assert_ne!(digest, eip712::digest(&elsewhere, &refusal));
+    // The rotation endorsement (protocol v6).
+    let rotation = eip712::Rotation { epoch: 7, cluster: Address::repeat_byte(0xcd) };
+    assert_eq!(c.ROTATION_TYPEHASH().call().await.expect("ROTATION_TYPEHASH"), rotation.eip712_type_hash());
+    let digest = c.rotationDigest(rotation.epoch, rotation.cluster).call().await.expect("rotationDigest");
+    assert_eq!(digest, eip712::digest(&dep, &rotation), "Rotation digest");
 }

@@ -14,7 +14,7 @@ use replicatoor::admin;
 use replicatoor_chain::{Chain, ChainError, UpgradeOperator as Op, UpgradeOperator::UpgradeOperatorErrors};
 use replicatoor_core::{
     attest::{collateral::NoCollateral, Verifier},
-    crypto::{eip712, SecretBundle},
+    crypto::eip712,
     protocol::{app_reference_id, os_reference_id},
     refusal::Refusal,
 };
@@ -224,7 +224,7 @@ async fn a_rotation_leaves_a_revoked_build_only_the_past() {
     let sig = eip712::sign(&dep, &msg, epoch1.cluster_signer()).expect("sign");
     let r = net.owner.send(c.refuseRequest(U256::from(id), request, msg.reason, sig.to_vec().into())).await;
     assert!(matches!(revert_of(r), UpgradeOperatorErrors::BadClusterSignature(e) if e.cluster == honest.cluster));
-    let r = stolen_delivery(&net, &epoch1, id).await;
+    let r = net.try_deliver(&net.owner, &epoch1, id).await;
     assert!(
         matches!(revert_of(r), UpgradeOperatorErrors::BadClusterSignature(e) if e.recovered == epoch1.cluster_address())
     );
@@ -253,30 +253,6 @@ async fn delivered_to(net: &Net, requester: Address, epoch: u64) -> usize {
         requests.into_iter().filter(|(e, _)| e.requester == requester).map(|(e, _)| e.requestId).collect();
     let deliveries = c.SecretDelivered_filter().from_block(net.start).query().await.expect("deliveries");
     deliveries.into_iter().filter(|(e, _)| e.epoch == epoch && theirs.contains(&e.requestId)).count()
-}
-
-/// A delivery of `leaked` (the epoch-1 bundle) to request `id`, signed with its key, as a broken build
-/// would send it.
-async fn stolen_delivery(
-    net: &Net,
-    leaked: &SecretBundle,
-    id: u64,
-) -> Result<replicatoor_chain::TxOutcome, ChainError> {
-    let (_, _, acc) = net.accept_request(id).await;
-    let d = replicatoor_core::delivery::seal(&net.owner.deployment(), &acc, leaked).expect("seal");
-    let c = net.owner.contract();
-    net.owner
-        .send(c.deliverSecret(
-            d.request_id,
-            d.request,
-            d.policy,
-            d.os_ref,
-            d.app_ref,
-            d.encapsulated_key.into(),
-            d.ciphertext.into(),
-            d.signature.into(),
-        ))
-        .await
 }
 
 /// A custody reset (a re-bootstrap) is not a rotation: its secret has no link to the old one. A holder
