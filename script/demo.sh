@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: a local chain, the contract, one genesis node and two new nodes handing a secret on
-# through the contract alone; then a node running an unapproved app version is refused.
+# through the contract alone; then a node running an unapproved app version is refused; then that
+# version is approved, the first one revoked, and the cluster rotates to a new key and secret.
 # Quotes are SIMULATED (this machine has no TDX); the contract's policy says so on chain.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -110,4 +111,30 @@ set -e
 echo "  node-c exited with code $code (3 = refused)"
 grep -h -m 2 "REFUSED\|refusing request" "$WORK"/*/agent.log | sed 's/^/  /' || true
 [ -e "$WORK/node-c/secret.bin" ] && { echo "  ✘ node-c got a secret file"; exit 1; } || echo "  ✔ node-c has no secret file"
+
+say "Third wave: v2 is approved and a v2 node joins; then v1 is found vulnerable, revoked, and the owner rotates"
+admin propose-app --compose "$WORK/app-v2.json" --note "demo app v2.0" 2>/dev/null
+node_run node-d "${KEYS[4]}" v2 & PIDS+=($!)
+wait_file "$WORK/node-d/secret.bin"
+echo "  node-d (v2) holds the epoch-1 secret"
+v1_ref=$(replicatoor measure --compose "$WORK/app-v1.json" --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).app_reference_id))')
+admin revoke --id "$v1_ref" --note "v1.0 is vulnerable" 2>/dev/null
+# A holder on an allowed build (node-d) makes a new cluster key and a new secret in its TD, and proposes them with
+# its quote and the current cluster key's endorsement; the v1 holders, revoked, propose nothing.
+admin rotate start --note "after revoking v1.0" 2>/dev/null
+for _ in $(seq 120); do [ "$(cast call "$CONTRACT" 'genesisCount()(uint256)' --rpc-url "$RPC")" = 2 ] && break; sleep 0.25; done
+say "Owner verifies the rotation proposal (its record, the endorsement, its quote) and approves it: in force at once"
+admin rotate approve 2 --allow-simulated-quotes --note "rotate away from v1.0"
+for _ in $(seq 240); do grep -q "rotation approved" "$WORK/node-d/agent.log" && break; sleep 0.25; done
+echo "  epoch $(cast call "$CONTRACT" 'epoch()(uint64)' --rpc-url "$RPC"), cluster $(cast call "$CONTRACT" 'cluster()(address)' --rpc-url "$RPC")"
+echo "  node-d's app sees (examples/keyring-app):"
+python3 examples/keyring-app/app.py --secret-file "$WORK/node-d/secret.bin" status | sed 's/^/    /'
+[ "$(sha256sum "$WORK"/{genesis,node-d}/secret.bin | cut -d' ' -f1 | sort -u | wc -l)" = 2 ] \
+  && echo "  ✔ node-d holds a new secret; the old one is in its keyring" || { echo "  ✘ no new secret"; exit 1; }
+# The v1 holders stop serving and ask for epoch 2 like new nodes: refused, their build is revoked.
+for n in genesis node-a node-b; do
+  for _ in $(seq 240); do grep -q "REFUSED" "$WORK/$n/agent.log" && break; sleep 0.25; done
+  grep -q "REFUSED" "$WORK/$n/agent.log" && printf '  ✔ %-8s (v1) refused epoch 2; it keeps only the epoch-1 secret\n' "$n" \
+    || { echo "  ✘ $n was not refused"; exit 1; }
+done
 say "Done. Logs and state are in $WORK"
