@@ -22,7 +22,7 @@ use alloy::{
     rpc::types::{Filter, Log},
     sol_types::SolEvent,
 };
-use replicatoor::failpoint;
+use replicatoor::{admin, failpoint};
 use replicatoor_chain::{Chain, UpgradeOperator as Op};
 use replicatoor_core::{
     attest::{collateral::NoCollateral, Verifier},
@@ -74,6 +74,8 @@ crash_tests! {
     crash_at_holder_after_seal => holder_crash("holder_after_seal"),
     crash_at_holder_after_send => holder_crash("holder_after_send"),
     crash_at_holder_before_checkpoint => holder_crash("holder_before_checkpoint"),
+    crash_at_rotation_after_propose => rotation_crash("rotation_after_propose"),
+    crash_at_rotation_after_install => rotation_crash("rotation_after_install"),
 }
 
 /// Each failpoint the agent has is crashed at by exactly one test, named after it.
@@ -189,6 +191,58 @@ async fn holder_crash(fp: &'static str) {
     // The restarted holder keeps serving, and its state and endpoint are sound.
     assert_serves(&net, &mut g, 3, &secret).await;
     assert_eq!(net.request_count().await, 2);
+}
+
+/// A holder crashes during a rotation (PROTOCOL.md §5.4): after its proposal was mined but before it
+/// recorded it, or after it installed the new epoch's files but before it stored the bundle.
+/// Restarted, it ends up holding and serving the new epoch, the old secret in its keyring, the
+/// installed files whole.
+async fn rotation_crash(fp: &'static str) {
+    let net = Net::start_pinned(&format!("faults-{fp}"), Net::dev_policy()).await;
+    let mut g = net.genesis(1).await;
+    let old = fs::read(g.secret_path()).expect("genesis secret");
+    stop(&mut g).await;
+    let mut g = net.agent_with("genesis", 1, &compose_good(), &[], &[(FP, fp)]);
+    let c = net.owner.contract();
+    net.owner.send(c.startRotation("crash test".into())).await.expect("start rotation");
+    let proposals = |n: u64| async move { c.genesisCount().call().await.is_ok_and(|got| got == U256::from(n)) };
+    if fp == "rotation_after_propose" {
+        crashed_at(&mut g, fp).await;
+        assert!(proposals(2).await, "{fp}: the proposal was mined before the crash");
+        g = net.agent("genesis", 1, &compose_good(), &[]);
+        // Not recorded, so proposed again, with the same next-epoch key: either can be approved.
+        wait_until("the proposal made again", T, || proposals(3)).await;
+        let first = c.genesisProposal(U256::from(2)).call().await.expect("proposal 2");
+        let again = c.genesisProposal(U256::from(3)).call().await.expect("proposal 3");
+        assert_eq!(first.cluster, again.cluster, "{fp}: the key made before the crash is kept");
+    } else {
+        wait_until("the proposal", T, || proposals(2)).await;
+    }
+    let id = c.genesisCount().call().await.expect("genesisCount");
+    let v = Verifier::new(Box::new(NoCollateral)).dangerously_trust_simulated_quotes(simulated::anchor());
+    let verified = admin::verify_rotation(&net.owner, &v, id).await.expect("verify the rotation");
+    let approve = admin::call::approve_rotation(&verified.proposal, "crash test");
+    net.owner.send(c.call_builder(&approve)).await.expect("approve the rotation");
+    if fp == "rotation_after_install" {
+        crashed_at(&mut g, fp).await;
+        g = net.agent("genesis", 1, &compose_good(), &[]);
+    }
+    wait_until("the holder serving epoch 2", T, || async {
+        g.status_json().await.is_some_and(|s| s["epoch"] == 2 && s["role"] == "holder")
+    })
+    .await;
+    let new = fs::read(g.secret_path()).expect("epoch 2 secret");
+    assert_ne!(new, old, "{fp}: a new secret");
+    let keyring = fs::read(format!("{}.keyring", g.secret_path().display())).expect("keyring");
+    let ring: serde_json::Value = serde_json::from_slice(&keyring).expect("keyring JSON");
+    let hex_of = |i: usize| ring["secrets"][i]["secret_hex"].as_str().map(str::to_owned);
+    assert_eq!((hex_of(0), hex_of(1)), (Some(hex::encode(&old)), Some(hex::encode(&new))), "{fp}: keyring");
+    assert!(temp_files(&g).is_empty(), "{fp}: no temp file left");
+    // It serves the new epoch: a new node gets the new secret.
+    let mut n = net.agent(&format!("node-{fp}"), 2, &compose_good(), &EXIT);
+    let s = n.exited(T).await;
+    assert!(s.success(), "node after {fp}: {s:?}\n{}", n.log());
+    assert_file(&n, &new);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -461,10 +515,10 @@ async fn crashed_at(p: &mut Proc, fp: &str) {
     assert!(p.log().contains(&format!("failpoint {fp}")), "{} did not stop at {fp}:\n{}", p.name, p.log());
 }
 
-/// The node's file is the genesis secret, whole, mode 0600, with no temp file left beside it.
+/// The node's file is `secret`, whole, mode 0600, with no temp file left beside it.
 fn assert_file(p: &Proc, secret: &[u8]) {
     let got = fs::read(p.secret_path()).unwrap_or_else(|e| panic!("{}: no secret file ({e}):\n{}", p.name, p.log()));
-    assert!(got == secret, "{}: file differs from the genesis secret ({} bytes)", p.name, got.len());
+    assert!(got == secret, "{}: file differs from the secret expected ({} bytes)", p.name, got.len());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

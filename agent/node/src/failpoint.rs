@@ -25,6 +25,8 @@ pub const ALL: &[&str] = &[
     "holder_after_seal",
     "holder_after_send",
     "holder_before_checkpoint",
+    "rotation_after_propose",
+    "rotation_after_install",
 ];
 
 #[cfg(feature = "failpoints")]

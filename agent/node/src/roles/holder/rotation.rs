@@ -56,6 +56,7 @@ pub(super) async fn check(
             let path = &agent.cfg.secret_file;
             let digest =
                 install_bundle(path, &next).with_context(|| format!("installing the secret at {}", path.display()))?;
+            crate::failpoint::hit("rotation_after_install");
             agent.store.set_bundle(&next)?;
             agent.store.set_installed(&digest)?;
             agent.store.clear_rotation()?;
@@ -139,6 +140,7 @@ async fn propose(agent: &Agent, bundle: &SecretBundle, view: &StepView<'_>) -> a
     let outcome = chain.send(call).await.context("posting proposeRotation")?;
     let ev =
         outcome.event::<Op::RotationProposed>().context("proposeRotation receipt has no RotationProposed event")?;
+    crate::failpoint::hit("rotation_after_propose");
     agent.store.set_rotation_proposed(ev.proposalId)?;
     info!(target: "replicatoor::rotation", proposal_id = %ev.proposalId, epoch = ev.epoch, cluster = %ev.cluster, block = outcome.block, tx = %outcome.tx_hash, "rotation proposed: waiting for the owner (replicatoor admin rotate approve)");
     Ok(())
