@@ -32,9 +32,17 @@ pub(super) enum Custody {
     Superseded { epoch: u64 },
 }
 
-/// Why this holder did not propose for a rotation (logged once per epoch, not every step).
+/// A proposal that could not be made (this build not allowed, no quote, the chain unavailable) is
+/// tried again this long after, not every step: each try asks the TD for a quote.
+const PROPOSE_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Why this holder did not propose for a rotation (logged once per epoch, not every step), and when
+/// it tries again.
 #[derive(Default)]
-pub(super) struct Quiet(Option<u64>);
+pub(super) struct Quiet {
+    logged_for: Option<u64>,
+    next_try: Option<std::time::Instant>,
+}
 
 /// Look at the step's custody: switch to this holder's approved proposal, leave a superseded epoch,
 /// or propose for a rotation under way. A state that does not say (unreadable) changes nothing.
@@ -82,11 +90,13 @@ pub(super) async fn check(
     // A proposal made before the rotation under way started (the owner cancelled and started again
     // between two steps) can never be approved: propose again.
     let proposed = agent.store.rotation_proposed()?.is_some_and(|id| id > custody.rotation_after);
-    if rotating && custody.cluster == bundle.cluster_address() && !proposed {
+    let due = quiet.next_try.is_none_or(|t| std::time::Instant::now() >= t);
+    if rotating && custody.cluster == bundle.cluster_address() && !proposed && due {
         if let Err(e) = propose(agent, bundle, view).await {
-            if quiet.0 != Some(bundle.epoch()) {
-                warn!(target: "replicatoor::rotation", error = %format!("{e:#}"), "not proposing for the rotation under way (looked at again each step)");
-                quiet.0 = Some(bundle.epoch());
+            quiet.next_try = Some(std::time::Instant::now() + PROPOSE_RETRY);
+            if quiet.logged_for != Some(bundle.epoch()) {
+                warn!(target: "replicatoor::rotation", error = %format!("{e:#}"), retry_in_secs = PROPOSE_RETRY.as_secs(), "not proposing for the rotation under way");
+                quiet.logged_for = Some(bundle.epoch());
             }
         }
     }
