@@ -3,8 +3,8 @@
 //! epoch's cluster key and secret inside its TD, endorses the new key with the current one and
 //! proposes it with a quote that binds it; when the owner's approval is proven it installs the new
 //! bundle (the old secrets in its keyring) and serves the new epoch. A holder whose epoch another
-//! cluster replaced (another holder's proposal, a re-bootstrap) stops serving and requests the new
-//! epoch like a new node: its quote is judged again, so a revoked build is refused.
+//! cluster replaced stops serving; after a rotation (another holder's proposal won) it requests the
+//! new epoch like a new node (`roles::run`): its quote is judged again, so a revoked build is refused.
 
 use super::decide::StepView;
 use crate::{install::install_bundle, roles::Agent};
