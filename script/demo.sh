@@ -122,7 +122,7 @@ admin revoke --id "$v1_ref" --note "v1.0 is vulnerable" 2>/dev/null
 # A holder on an allowed build (node-d) makes a new cluster key and a new secret in its TD, and proposes them with
 # its quote and the current cluster key's endorsement; the v1 holders, revoked, propose nothing.
 admin rotate start --note "after revoking v1.0" 2>/dev/null
-for _ in $(seq 120); do [ "$(cast call "$CONTRACT" 'genesisCount()(uint256)' --rpc-url "$RPC")" = 2 ] && break; sleep 0.25; done
+for _ in $(seq 240); do [ "$(cast call "$CONTRACT" 'genesisCount()(uint256)' --rpc-url "$RPC")" = 2 ] && break; sleep 0.25; done
 say "Owner verifies the rotation proposal (its record, the endorsement, its quote) and approves it: in force at once"
 admin rotate approve 2 --allow-simulated-quotes --note "rotate away from v1.0"
 for _ in $(seq 240); do grep -q "rotation approved" "$WORK/node-d/agent.log" && break; sleep 0.25; done
