@@ -2,7 +2,7 @@
 //! approval, install the secret file, then serve as a holder.
 
 use super::{Agent, Exit};
-use crate::{install::install_bundle, store::OwnGenesis};
+use crate::store::OwnGenesis;
 use alloy::{
     eips::BlockId, primitives::Address, rpc::types::Filter, signers::local::PrivateKeySigner, sol_types::SolEvent,
 };
@@ -76,11 +76,7 @@ pub async fn run(agent: &Agent) -> anyhow::Result<Exit> {
             return Ok(Exit::Done);
         }
     }
-    let path = &agent.cfg.secret_file;
-    let digest =
-        install_bundle(path, &bundle).with_context(|| format!("installing the secret at {}", path.display()))?;
-    agent.store.set_bundle(&bundle)?;
-    agent.store.set_installed(&digest)?;
+    let digest = agent.hold(&bundle, None)?;
     agent.store.erase_install_secrets()?;
     info!(target: "replicatoor::genesis", cluster = %bundle.cluster_address(), epoch = bundle.epoch(), sha256 = %digest, "genesis approved: this node holds the secret");
     Ok(Exit::Done)

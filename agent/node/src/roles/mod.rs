@@ -13,7 +13,7 @@ use crate::{
 };
 use anyhow::Context as _;
 use replicatoor_chain::{anchor::Anchor, Backoff, Chain, ChainError};
-use replicatoor_core::attest::Verifier;
+use replicatoor_core::{attest::Verifier, crypto::SecretBundle};
 use sha2::{Digest, Sha256};
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::sync::watch;
@@ -154,6 +154,21 @@ impl Agent {
     /// [`CHAIN_RETRY_CAP`].
     pub fn backoff(&self) -> Backoff {
         Backoff::new(self.poll(), CHAIN_RETRY_CAP)
+    }
+
+    /// Install what `bundle` gives the app (the keyring, then the secret, each atomically), then hold
+    /// it: stored (flushed) with the installed secret's SHA-256, which it returns. A crash between the
+    /// two (the fault tests' `crash_at`) installs the same files again on restart.
+    pub fn hold(&self, bundle: &SecretBundle, crash_at: Option<&str>) -> anyhow::Result<String> {
+        let path = &self.cfg.secret_file;
+        let digest = crate::install::install_bundle(path, bundle)
+            .with_context(|| format!("installing the secret at {}", path.display()))?;
+        if let Some(name) = crash_at {
+            crate::failpoint::hit(name);
+        }
+        self.store.set_bundle(bundle)?;
+        self.store.set_installed(&digest)?;
+        Ok(digest)
     }
 
     /// Run `f` until it succeeds or fails for good; transient chain faults back off and retry.

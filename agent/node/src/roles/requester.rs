@@ -1,7 +1,7 @@
 //! New node: make and persist keys, post one request, wait for the answer, install the secret.
 
 use super::{Agent, Exit};
-use crate::{install::install_bundle, store::OwnRequest};
+use crate::store::OwnRequest;
 use alloy::{
     eips::BlockId,
     primitives::{Address, B256, U256},
@@ -370,13 +370,8 @@ async fn install(agent: &Agent, keys: &HpkeKeypair, own: OwnRequest) -> anyhow::
             old.epoch()
         );
     }
-    let path = &agent.cfg.secret_file;
-    let digest =
-        install_bundle(path, &bundle).with_context(|| format!("installing the secret at {}", path.display()))?;
-    crate::failpoint::hit("requester_after_install");
-    agent.store.set_bundle(&bundle)?;
-    agent.store.set_installed(&digest)?;
+    let digest = agent.hold(&bundle, Some("requester_after_install"))?;
     agent.store.erase_install_secrets()?;
-    info!(target: "replicatoor::requester", path = %path.display(), sha256 = %digest, bytes = bundle.file().len(), cluster = %cluster, delivered_block = block, "secret installed");
+    info!(target: "replicatoor::requester", path = %agent.cfg.secret_file.display(), sha256 = %digest, bytes = bundle.file().len(), cluster = %cluster, delivered_block = block, "secret installed");
     Ok(true)
 }

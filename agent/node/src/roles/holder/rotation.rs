@@ -7,7 +7,7 @@
 //! new epoch like a new node (`roles::run`): its quote is judged again, so a revoked build is refused.
 
 use super::decide::StepView;
-use crate::{install::install_bundle, roles::Agent};
+use crate::roles::Agent;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context as _;
 use replicatoor_chain::bindings::UpgradeOperator as Op;
@@ -61,12 +61,7 @@ pub(super) async fn check(
     };
     if let Some(next) = agent.store.rotation_bundle()? {
         if custody.epoch == next.epoch() && custody.cluster == next.cluster_address() {
-            let path = &agent.cfg.secret_file;
-            let digest =
-                install_bundle(path, &next).with_context(|| format!("installing the secret at {}", path.display()))?;
-            crate::failpoint::hit("rotation_after_install");
-            agent.store.set_bundle(&next)?;
-            agent.store.set_installed(&digest)?;
+            let digest = agent.hold(&next, Some("rotation_after_install"))?;
             agent.store.clear_rotation()?;
             let keyring: Vec<u64> = next.keyring().iter().map(|(e, _)| *e).collect();
             info!(target: "replicatoor::rotation", epoch = next.epoch(), cluster = %next.cluster_address(), sha256 = %digest, ?keyring, "rotation approved: this node holds the new epoch (earlier secrets in the keyring)");
