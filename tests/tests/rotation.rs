@@ -272,3 +272,41 @@ async fn a_custody_reset_leaves_a_holder_its_secret() {
     assert_eq!(fs::read(holder.secret_path()).expect("secret"), secret, "its secret is untouched");
     assert_eq!(net.request_count().await, 0, "no request for the new epoch");
 }
+
+/// A superseded holder whose RPC invents the rotation (a `ClusterRotated` log for what was a custody
+/// reset) requests the new epoch, and is delivered the reset's secret, which has no link to its own:
+/// it installs nothing, keeps its secret and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_installs_a_new_epoch_only_if_it_descends_from_its_own() {
+    let net = Net::start_pinned("descent", Net::dev_policy()).await;
+    let mut genesis = net.genesis(1).await;
+    let secret = fs::read(genesis.secret_path()).expect("the genesis secret");
+    genesis.terminate();
+    // The holder's RPC answers every search for a ClusterRotated log with one.
+    let rotated = format!("{:#x}", <Op::ClusterRotated as alloy::sol_types::SolEvent>::SIGNATURE_HASH);
+    let contract = net.contract;
+    let lie: replicatoor_tests::proxy::Rewrite = std::sync::Arc::new(move |req: &serde_json::Value, mut ans| {
+        let topic = req["params"][0]["topics"][0].as_str().map(str::to_owned);
+        if req["method"] == "eth_getLogs" && topic.as_deref() == Some(rotated.as_str()) {
+            let log = serde_json::json!({
+                "address": contract, "topics": [rotated, format!("0x{:064x}", 2)], "data": "0x",
+                "blockNumber": "0x1", "blockHash": format!("0x{:064x}", 1), "transactionHash": format!("0x{:064x}", 1),
+                "transactionIndex": "0x0", "logIndex": "0x0", "removed": false,
+            });
+            ans["result"] = serde_json::Value::Array(vec![log]);
+        }
+        ans
+    });
+    let rpc = replicatoor_tests::proxy::RpcProxy::start(&net.url, lie).await;
+    let mut holder = net.agent_via(rpc.url(), "genesis", 1, &compose_good(), &[], &[]);
+    wait_until("the holder serving again", T, || holding(&holder)).await;
+    // A custody reset to a cluster of the test's, whose secret has no link to the holder's.
+    let (reset, _) = net.found_cluster(&net.owner, 2, b"an unrelated secret", "custody reset").await;
+    wait_until("the holder's request for epoch 2", T, || async { net.request_count().await == 1 }).await;
+    net.deliver(&net.owner, &reset, 1).await;
+    let status = holder.exited(T).await;
+    assert!(!status.success(), "it fails on that delivery:\n{}", holder.log());
+    assert!(holder.log().contains("does not carry this node's epoch-1 secret"), "{}", holder.log());
+    assert_eq!(fs::read(holder.secret_path()).expect("secret"), secret, "its secret is untouched");
+    assert_eq!(keyring(&holder), (1, vec![(1, secret.clone())]), "and its keyring");
+}
