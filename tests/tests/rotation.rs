@@ -269,6 +269,9 @@ async fn a_custody_reset_leaves_a_holder_its_secret() {
     wait_until("the holder to see the reset", T, || async { holder.log().contains("began with a custody reset") })
         .await;
     assert!(holder.alive(), "it stays up, serving nothing:\n{}", holder.log());
+    let status = holder.status_json().await.expect("its /status");
+    assert_eq!(status["role"], "stopped", "it does not claim to hold the epoch: {status}");
+    assert!(status["stopped"].as_str().is_some_and(|why| why.contains("custody reset")), "{status}");
     assert_eq!(fs::read(holder.secret_path()).expect("secret"), secret, "its secret is untouched");
     assert_eq!(net.request_count().await, 0, "no request for the new epoch");
 }

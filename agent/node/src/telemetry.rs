@@ -86,10 +86,12 @@ pub enum Role {
     Genesis,
     Requester,
     Holder,
+    /// Holds its secret but serves nothing: its epoch ended with a custody reset (`Status::stopped` says why).
+    Stopped,
 }
 
 impl Role {
-    const ALL: [Role; 4] = [Role::Starting, Role::Genesis, Role::Requester, Role::Holder];
+    const ALL: [Role; 5] = [Role::Starting, Role::Genesis, Role::Requester, Role::Holder, Role::Stopped];
 
     fn name(self) -> &'static str {
         match self {
@@ -97,6 +99,7 @@ impl Role {
             Role::Genesis => "genesis",
             Role::Requester => "requester",
             Role::Holder => "holder",
+            Role::Stopped => "stopped",
         }
     }
 }
@@ -128,6 +131,8 @@ pub struct Status {
     pub pending: Option<String>,
     /// Holder: junk requests waiting for their refusal.
     pub junk_queue: u64,
+    /// Why the node serves nothing while its role is `stopped`, and what its operator can do.
+    pub stopped: Option<String>,
 }
 
 /// The last request this holder handled.
@@ -198,7 +203,7 @@ struct Metrics {
     secret_installed: Gauge,
     /// `replicatoor_role{role}` (gauge): 1 for the current role, 0 for the others (every role is
     /// always listed, so a role change never leaves a stale 1 behind).
-    role: [(Role, Gauge); 4],
+    role: [(Role, Gauge); 5],
 }
 
 impl Metrics {
@@ -292,6 +297,7 @@ impl Telemetry {
             configuration: crate::config::Measurement::NotSelfMeasured.describe(),
             pending: None,
             junk_queue: 0,
+            stopped: None,
         };
         // Without buckets the exporter would render the histogram as a summary.
         let recorder = PrometheusBuilder::new()

@@ -11,7 +11,6 @@ use replicatoor_chain::anchor::Verified;
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
     layout::{Reads, Views},
-    scan::get_logs,
     verified::ViewError,
 };
 use replicatoor_core::crypto::SecretBundle;
@@ -109,15 +108,9 @@ fn new_bundle(agent: &Agent, epoch: u64) -> anyhow::Result<SecretBundle> {
 
 /// This cluster's proposal, if one is on chain already (a crash between proposing and recording it).
 async fn earlier_proposal(agent: &Agent, bundle: &SecretBundle) -> anyhow::Result<Option<OwnGenesis>> {
-    let chain = &agent.chain;
-    let filter = Filter::new()
-        .address(chain.deployment().contract)
-        .event_signature(Op::GenesisProposed::SIGNATURE_HASH)
-        .topic2(bundle.cluster_address().into_word());
-    let head = agent.retrying("reading the head", || chain.head()).await?;
-    let from = agent.cfg.start_block.min(head);
-    let logs =
-        agent.retrying("looking for an earlier genesis proposal", || get_logs(chain, &filter, from, head)).await?;
+    let filter =
+        Filter::new().event_signature(Op::GenesisProposed::SIGNATURE_HASH).topic2(bundle.cluster_address().into_word());
+    let logs = agent.contract_logs("looking for an earlier genesis proposal", filter, agent.cfg.start_block).await?;
     Ok(logs.iter().find_map(|l| {
         let ev = l.log_decode::<Op::GenesisProposed>().ok()?.inner.data;
         (ev.epoch == bundle.epoch()).then_some(OwnGenesis {

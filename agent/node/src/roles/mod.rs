@@ -171,6 +171,22 @@ impl Agent {
         Ok(digest)
     }
 
+    /// The contract's logs that `filter` matches, from block `from` (at most the head) to the head, as
+    /// the RPC serves them (with retries). Untrusted: a caller decides nothing on them that it does not
+    /// prove or check again.
+    pub async fn contract_logs(
+        &self,
+        what: &str,
+        filter: alloy::rpc::types::Filter,
+        from: u64,
+    ) -> anyhow::Result<Vec<alloy::rpc::types::Log>> {
+        let chain = &self.chain;
+        let filter = filter.address(chain.deployment().contract);
+        let head = self.retrying("reading the head", || chain.head()).await?;
+        let from = from.min(head);
+        self.retrying(what, || replicatoor_chain::scan::get_logs(chain, &filter, from, head)).await
+    }
+
     /// Run `f` until it succeeds or fails for good; transient chain faults back off and retry.
     pub async fn retrying<T, F, Fut>(&self, what: &str, mut f: F) -> anyhow::Result<T>
     where
@@ -219,7 +235,12 @@ pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> anyhow::Res
             holder::Left::Rotated => {}
             holder::Left::Superseded { epoch } => {
                 if !rotated_to(&agent, epoch).await? {
-                    error!(target: "replicatoor", epoch, "epoch {epoch} began with a custody reset (a re-bootstrap), not a rotation: its secret has no link to this node's, so this node keeps its secret and stops serving. To join the new cluster (the app then gets its new secret), remove the state directory");
+                    let why = format!("epoch {epoch} began with a custody reset (a re-bootstrap), not a rotation: its secret has no link to this node's, so this node keeps its secret and stops serving. To join the new cluster (the app then gets its new secret), remove the state directory");
+                    error!(target: "replicatoor", epoch, "{why}");
+                    agent.telemetry.update(|s| {
+                        s.role = Role::Stopped;
+                        s.stopped = Some(why);
+                    });
                     while agent.pause(Duration::from_secs(3600)).await {}
                     return Ok(Exit::Done);
                 }
@@ -241,18 +262,10 @@ pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> anyhow::Res
 async fn rotated_to(agent: &Agent, epoch: u64) -> anyhow::Result<bool> {
     use alloy::{primitives::B256, rpc::types::Filter, sol_types::SolEvent as _};
     use replicatoor_chain::bindings::UpgradeOperator as Op;
-    let chain = &agent.chain;
     let filter = Filter::new()
-        .address(chain.deployment().contract)
         .event_signature(Op::ClusterRotated::SIGNATURE_HASH)
         .topic1(B256::from(alloy::primitives::U256::from(epoch)));
-    let head = agent.retrying("reading the head", || chain.head()).await?;
-    let from = agent.cfg.start_block.min(head);
-    let logs = agent
-        .retrying("looking for the rotation to the new epoch", || {
-            replicatoor_chain::scan::get_logs(chain, &filter, from, head)
-        })
-        .await?;
+    let logs = agent.contract_logs("looking for the rotation to the new epoch", filter, agent.cfg.start_block).await?;
     Ok(!logs.is_empty())
 }
 

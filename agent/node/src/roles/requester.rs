@@ -242,13 +242,9 @@ async fn report_pending(agent: &Agent, own: &OwnRequest) {
 }
 
 async fn event_logs<E: SolEvent>(agent: &Agent, own: OwnRequest) -> anyhow::Result<Vec<alloy::rpc::types::Log>> {
-    let chain = &agent.chain;
-    let filter =
-        Filter::new().address(chain.deployment().contract).event_signature(E::SIGNATURE_HASH).topic1(own.request_id);
-    // In ranges the provider accepts: a request adopted after a restart is searched from the start block.
-    let head = agent.retrying("reading the head", || chain.head()).await?;
-    let from = own.block.min(head);
-    agent.retrying("reading the answer's log", || get_logs(chain, &filter, from, head)).await
+    // A request adopted after a restart is searched from its own block.
+    let filter = Filter::new().event_signature(E::SIGNATURE_HASH).topic1(own.request_id);
+    agent.contract_logs("reading the answer's log", filter, own.block).await
 }
 
 /// The refusal's code. Pinned: from the `RequestRefused` event in its block's proven receipts (None
