@@ -93,10 +93,11 @@ pub struct Calls {
 /// reverted or not: a reverted call leaves no log, so only the blocks themselves show it).
 ///
 /// Bounded on purpose: nothing is read unless a rotation happened, and then only the blocks after the
-/// first one (one `eth_getBlockByNumber` with transactions each), since before it there is no earlier
-/// epoch's key that a rotation should have retired. Calls made through another contract (a relayer's
-/// multicall) are not seen: their `to` is that contract.
+/// first one (one `eth_getBlockByNumber` with transactions each, [`BLOCKS_IN_FLIGHT`] at a time, in
+/// order), since before it there is no earlier epoch's key that a rotation should have retired. Calls
+/// made through another contract (a relayer's multicall) are not seen: their `to` is that contract.
 pub async fn scan_calls(chain: &Chain, h: &History) -> Result<Calls, AuditError> {
+    use futures::{StreamExt as _, TryStreamExt as _};
     let mut out = Calls::default();
     let Some(first) = h.entries.iter().find(|e| matches!(e.event, Ev::ClusterRotated(_))).map(|e| e.pos.block) else {
         return Ok(out);
@@ -104,7 +105,7 @@ pub async fn scan_calls(chain: &Chain, h: &History) -> Result<Calls, AuditError>
     let bootstraps: Vec<B256> =
         h.entries.iter().filter(|e| matches!(e.event, Ev::ClusterBootstrapped(_))).map(|e| e.pos.tx).collect();
     let contract = h.deployment.contract;
-    for n in first..=h.to_block {
+    let fetch = |n: u64| async move {
         let block = chain
             .provider()
             .get_block_by_number(n.into())
@@ -112,6 +113,10 @@ pub async fn scan_calls(chain: &Chain, h: &History) -> Result<Calls, AuditError>
             .await
             .map_err(|e| AuditError::Rpc(format!("block {n} with its transactions: {e}")))?
             .ok_or_else(|| AuditError::Rpc(format!("block {n} not found")))?;
+        Ok::<_, AuditError>((n, block))
+    };
+    let mut blocks = futures::stream::iter(first..=h.to_block).map(fetch).buffered(BLOCKS_IN_FLIGHT);
+    while let Some((n, block)) = blocks.try_next().await? {
         for (index, tx) in block.transactions.txns().enumerate() {
             let (hash, index) = (tx.tx_hash(), index as u64);
             if bootstraps.contains(&hash) {
@@ -124,6 +129,10 @@ pub async fn scan_calls(chain: &Chain, h: &History) -> Result<Calls, AuditError>
     }
     Ok(out)
 }
+
+/// Blocks [`scan_calls`] reads at once: one request each, so an audit of a long history after a
+/// rotation is not one round trip per block in a row.
+const BLOCKS_IN_FLIGHT: usize = 16;
 
 /// The clusters in chain order: from each position (block, index in block) on, `epoch` is `cluster`.
 fn switches(h: &History, switch_index: &HashMap<B256, u64>) -> Vec<((u64, u64), u64, Address)> {
