@@ -1,17 +1,19 @@
 //! The holder's side of the release gate (`replicatoor_core::gate`, which decides): the contract
 //! state a step decides on (the gate's `ChainState`), and what the holder does with a verdict on one
 //! request: check the witness RPCs and seal the bundle to its key, sign a refusal within the step's
-//! budget, or record why not. This is the only place in the agent that seals the secret (TRUST.md).
+//! budget, or record why not (after the witness RPCs, `witness.rs`, agree). This is the only place in
+//! the agent that seals the secret (TRUST.md).
 
 use super::{
-    outcome::{defer, record, throttle},
+    outcome::{defer, record, throttle, waiting},
     relay::{Answer, AnswerKind},
+    witness,
 };
 use crate::{
     roles::Agent,
     store::{Outcome, RequestRecord},
 };
-use alloy::{eips::BlockId, primitives::B256, rpc::types::Filter, sol_types::SolEvent};
+use alloy::primitives::B256;
 use anyhow::Context as _;
 pub(super) use replicatoor_chain::state::StateError;
 use replicatoor_chain::{
@@ -20,17 +22,14 @@ use replicatoor_chain::{
     layout::Reads,
     state::{request_of, State},
     verified::ViewError,
-    Chain, ChainError,
 };
 use replicatoor_core::{
-    attest::AcceptedRequest,
     crypto::{
         eip712::{self, Refusal as RefusalMsg},
         SecretBundle,
     },
     delivery,
-    gate::{self, Gate, Question, Read, Request, Verdict, Wait},
-    protocol::RefKind,
+    gate::{self, Gate, Question, Verdict},
 };
 use std::sync::atomic::{AtomicU32, Ordering};
 use tracing::{debug, info, warn};
@@ -113,7 +112,7 @@ pub(super) async fn handle_request(
         }
         Verdict::Deliver { accepted, request } => {
             info!(target: "replicatoor::holder", os_ref = %accepted.os_ref(), app_ref = %accepted.app_ref(), tcb = %accepted.quote().tcb_status(), simulated = accepted.quote().is_simulated(), verify_ms, "request verified");
-            if let Err(why) = witnesses_agree(agent, bundle, &request, &accepted, view.at).await {
+            if let Err(why) = witness::agree(agent, bundle, &request, &accepted, view.at).await {
                 return defer(agent, id, block, format!("witness RPCs disagree, not delivering: {why}")).map(|_| None);
             }
             let d = delivery::seal(&chain.deployment(), &accepted, bundle).context("sealing the bundle")?;
@@ -141,80 +140,4 @@ pub(super) async fn handle_request(
         // Only a sealed delivery's re-check stands.
         Verdict::Stands => Ok(None),
     }
-}
-
-/// Why a request waits, as its deferral records it; a read the verified view could not prove is
-/// counted (an RPC failure counts as one already).
-pub(super) fn waiting(agent: &Agent, wait: Wait<StateError>) -> String {
-    let unproven = || agent.telemetry.unproven_read("holder");
-    match wait {
-        Wait::Unreadable(what, e) => {
-            if matches!(e, StateError::View(_)) {
-                unproven();
-            }
-            match what {
-                Read::Status => format!("reading status: {e}"),
-                Read::Request => format!("proving the request event: {e}"),
-                Read::Cluster | Read::Policy | Read::Reference | Read::Commitment => {
-                    format!("reading the contract state: {e}")
-                }
-            }
-        }
-        Wait::NotOnChain => {
-            unproven();
-            "the RPC's request log is not in its block's proven receipts".into()
-        }
-        Wait::Retry(why) => why,
-        Wait::Changed(what) => {
-            format!("{what} changed since the decision (proven at the newest header): deciding again")
-        }
-        // Asked only of a sealed delivery (relay.rs), never of a request.
-        Wait::NotCommitted | Wait::Late { .. } => "the batch's commitment is not proven in time".into(),
-    }
-}
-
-/// Every witness RPC must show the same decision block, the same request and the same contract
-/// state (cluster, policy, both references allowed) as the primary RPC, so that one lying RPC cannot
-/// make this holder release the secret.
-async fn witnesses_agree(
-    agent: &Agent,
-    bundle: &SecretBundle,
-    request: &Request,
-    accepted: &AcceptedRequest,
-    decide_at: u64,
-) -> Result<(), String> {
-    if agent.cfg.witness_rpc_urls.is_empty() {
-        return Ok(());
-    }
-    let primary = &agent.chain;
-    let block = request.block;
-    let decide_hash = primary.block(decide_at).await.map_err(|e| e.to_string())?.hash;
-    let request_hash = primary.block(block).await.map_err(|e| e.to_string())?.hash;
-    let at = BlockId::number(decide_at);
-    for url in &agent.cfg.witness_rpc_urls {
-        let host = url.split('/').nth(2).unwrap_or(url);
-        let w = Chain::connect(url, primary.deployment().contract, None).await.map_err(|e| format!("{host}: {e}"))?;
-        let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(format!("{host}: {what} differs")) };
-        check(w.deployment() == primary.deployment(), "chain id")?;
-        let e = |err: ChainError| format!("{host}: {err}");
-        check(w.block(decide_at).await.map_err(e)?.hash == decide_hash, "decision block hash")?;
-        check(w.block(block).await.map_err(e)?.hash == request_hash, "request block hash")?;
-        let filter = Filter::new()
-            .address(primary.deployment().contract)
-            .event_signature(Op::SecretRequested::SIGNATURE_HASH)
-            .topic1(request.binding.request_id)
-            .from_block(block)
-            .to_block(block);
-        let logs = replicatoor_chain::scan::get_logs(&w, &filter, block, block).await.map_err(e)?;
-        let same = logs
-            .iter()
-            .filter_map(|l| l.log_decode::<Op::SecretRequested>().ok())
-            .any(|l| request_of(&l.inner.data, block) == *request);
-        check(same, "request event")?;
-        check(w.cluster_at(at).await.map_err(e)?.0 == bundle.cluster_address(), "cluster")?;
-        check(w.policy_at(at).await.map_err(e)? == *accepted.policy(), "policy")?;
-        check(w.is_allowed_at(accepted.os_ref(), RefKind::Os, at).await.map_err(e)?, "OS reference status")?;
-        check(w.is_allowed_at(accepted.app_ref(), RefKind::App, at).await.map_err(e)?, "app reference status")?;
-    }
-    Ok(())
 }

@@ -14,6 +14,7 @@ mod outcome;
 mod peers;
 mod relay;
 mod rotation;
+mod witness;
 
 pub use relay::jitter_delay;
 

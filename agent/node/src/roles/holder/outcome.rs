@@ -1,13 +1,14 @@
 //! What became of a request, recorded and counted, and when a postponed one is looked at again: the
-//! one place the holder's loop, its decide step and its relay write a request's outcome. A leaf: it
-//! uses the store and telemetry, and nothing else of the holder.
+//! one place the holder's loop, its decide step and its relay write a request's outcome, and why a
+//! request waits, in words. A leaf: it uses the store and telemetry, and nothing else of the holder.
 
 use crate::{
     roles::Agent,
     store::{Outcome, RequestRecord},
 };
 use alloy::primitives::U256;
-use replicatoor_chain::Backoff;
+use replicatoor_chain::{state::StateError, Backoff};
+use replicatoor_core::gate::{Read, Wait};
 use replicatoor_core::refusal::Refusal;
 use std::time::Duration;
 use tracing::warn;
@@ -88,6 +89,36 @@ pub(super) fn defer(agent: &Agent, id: U256, block: u64, why: String) -> anyhow:
     }
     record(agent, id, block, outcome)?;
     Ok(())
+}
+
+/// Why a request waits, as its deferral records it; a read the verified view could not prove is
+/// counted (an RPC failure counts as one already).
+pub(super) fn waiting(agent: &Agent, wait: Wait<StateError>) -> String {
+    let unproven = || agent.telemetry.unproven_read("holder");
+    match wait {
+        Wait::Unreadable(what, e) => {
+            if matches!(e, StateError::View(_)) {
+                unproven();
+            }
+            match what {
+                Read::Status => format!("reading status: {e}"),
+                Read::Request => format!("proving the request event: {e}"),
+                Read::Cluster | Read::Policy | Read::Reference | Read::Commitment => {
+                    format!("reading the contract state: {e}")
+                }
+            }
+        }
+        Wait::NotOnChain => {
+            unproven();
+            "the RPC's request log is not in its block's proven receipts".into()
+        }
+        Wait::Retry(why) => why,
+        Wait::Changed(what) => {
+            format!("{what} changed since the decision (proven at the newest header): deciding again")
+        }
+        // Asked only of a sealed delivery (relay.rs), never of a request.
+        Wait::NotCommitted | Wait::Late { .. } => "the batch's commitment is not proven in time".into(),
+    }
 }
 
 #[cfg(test)]
