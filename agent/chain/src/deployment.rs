@@ -17,14 +17,18 @@
 //!
 //! Every trust parameter has a bound, checked when the description is read (and, for the node's
 //! confirmation depth, by its settings): [`MAX_AGE_SECS`], [`QUORUM_RPCS`], [`MAX_CONFIRMATIONS`].
-//! [`PinnedDeployment::trust_parameters`] lists them with their values for `measure`.
+//! [`PinnedDeployment::trust_parameters`] lists them with their values for `measure` (`deployment/report.rs`:
+//! how a deployment is shown to people, its TOML, mode name and parameters; nothing there is checked).
 
 use crate::endpoint::Transport;
 use alloy::primitives::{Address, B256};
 use replicatoor_beacon::{Network, PresetKind};
 use replicatoor_core::protocol::Deployment;
 use serde::{Deserialize, Serialize};
-use std::{fmt, ops::RangeInclusive};
+use std::ops::RangeInclusive;
+
+mod report;
+pub use report::TrustParameter;
 
 /// Bound of `max_age_secs`, the largest age (by the TD's clock) of the header a decision is based
 /// on. It is the window in which the machine's operator, by withholding newer headers, can make a
@@ -64,28 +68,6 @@ pub fn check_confirmations(confirmations: u64) -> Result<(), DeploymentError> {
         )));
     }
     Ok(())
-}
-
-/// One trust parameter of a deployment, its value and its bound, as `measure` prints them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TrustParameter {
-    /// The setting's name (`trust.max_age_secs`, `trust.quorum`, `confirmations`).
-    pub name: &'static str,
-    /// Its value, as text.
-    pub value: String,
-    /// The bound the node enforces at start, as text.
-    pub bound: String,
-}
-
-impl TrustParameter {
-    /// The node's confirmation depth (a `run` setting, not part of the pin) as a trust parameter.
-    pub fn confirmations(confirmations: u64) -> TrustParameter {
-        TrustParameter {
-            name: "confirmations",
-            value: confirmations.to_string(),
-            bound: format!("0..={MAX_CONFIRMATIONS} blocks"),
-        }
-    }
 }
 
 /// How chain state is authenticated inside the TD.
@@ -191,12 +173,6 @@ impl PinnedDeployment {
         Ok(d)
     }
 
-    /// The canonical TOML text (what `measure` prints and docs show).
-    pub fn to_toml(&self) -> String {
-        // Serializing a struct of plain fields cannot fail.
-        toml::to_string(self).unwrap_or_default()
-    }
-
     /// The pair every protocol binding includes.
     pub fn deployment(&self) -> Deployment {
         Deployment { chain_id: self.chain_id, contract: self.contract }
@@ -252,39 +228,6 @@ impl PinnedDeployment {
             )));
         }
         Ok(())
-    }
-
-    /// Every trust parameter of this deployment with its value and bound (for `measure`). The
-    /// node's confirmation depth is a `run` setting: [`TrustParameter::confirmations`].
-    pub fn trust_parameters(&self) -> Vec<TrustParameter> {
-        let mut out = vec![TrustParameter {
-            name: "trust.max_age_secs",
-            value: self.max_age_secs().to_string(),
-            bound: format!("{}..={} seconds", MAX_AGE_SECS.start(), MAX_AGE_SECS.end()),
-        }];
-        out.push(TrustParameter {
-            name: "trust.reveal_within_secs",
-            value: self.reveal_within_secs().to_string(),
-            bound: format!(
-                "{}..={} seconds by the TD's monotonic clock",
-                REVEAL_WITHIN_SECS.start(),
-                REVEAL_WITHIN_SECS.end()
-            ),
-        });
-        match &self.trust {
-            TrustRoot::Quorum { rpcs, quorum, .. } => out.push(TrustParameter {
-                name: "trust.quorum",
-                value: format!("{quorum} of {}", rpcs.len()),
-                bound: format!("a strict majority of {}..={} pinned RPCs", QUORUM_RPCS.start(), QUORUM_RPCS.end()),
-            }),
-            // Fixed by the sync protocol, not a setting: shown so the reader sees what is trusted.
-            TrustRoot::Beacon { .. } | TrustRoot::SimulatedBeacon { .. } => out.push(TrustParameter {
-                name: "trust.sync_committee_participation",
-                value: "at least 2/3 of the sync committee signs each header".into(),
-                bound: "fixed (consensus-specs light-client sync protocol)".into(),
-            }),
-        }
-        out
     }
 
     /// The largest age of a decision header, in seconds.
@@ -356,40 +299,6 @@ impl PinnedDeployment {
             }
         }
         Ok(())
-    }
-}
-
-impl TrustRoot {
-    /// The trust mode's name, as `status`, `/metrics`, `measure` and `audit` show it. A beacon
-    /// light client on a network the pin spells out (`[trust.custom_network]`) is its own mode,
-    /// `beacon-custom`: this release vouches only for the built-in networks' parameters, so whoever
-    /// approves such a pin must check the network (and its checkpoint) themselves.
-    pub fn mode_name(&self) -> &'static str {
-        match self {
-            TrustRoot::Beacon { custom_network: Some(_), .. } => "beacon-custom",
-            TrustRoot::Beacon { .. } => "beacon-light-client",
-            TrustRoot::Quorum { .. } => "rpc-quorum",
-            TrustRoot::SimulatedBeacon { .. } => "simulated-beacon",
-        }
-    }
-}
-
-impl fmt::Display for TrustRoot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrustRoot::Beacon { custom_network: Some(n), checkpoint, .. } => write!(
-                f,
-                "beacon light client on a CUSTOM network ({:?}, genesis validators root {}, checkpoint {checkpoint})",
-                n.name, n.genesis_validators_root
-            ),
-            TrustRoot::Beacon { network, checkpoint, .. } => {
-                write!(f, "beacon light client ({}, checkpoint {checkpoint})", network.as_deref().unwrap_or("?"))
-            }
-            TrustRoot::Quorum { rpcs, quorum, .. } => write!(f, "RPC quorum ({quorum} of {})", rpcs.len()),
-            TrustRoot::SimulatedBeacon { checkpoint, .. } => {
-                write!(f, "SIMULATED beacon (dev only, checkpoint {checkpoint})")
-            }
-        }
     }
 }
 
