@@ -3,7 +3,8 @@
 //!
 //! Pure verification over bytes handed in: no I/O, no clock, no network. A caller
 //! 1. picks a [`Network`] (built-in or pinned explicitly),
-//! 2. decodes beacon-node responses with [`codec`] (JSON or SSZ, auto-detected),
+//! 2. decodes beacon-node responses with [`codec`] (JSON or SSZ, auto-detected; transport: the
+//!    verifier trusts nothing about how a value was decoded),
 //! 3. drives a [`LightClientStore`] from a trusted checkpoint, or calls [`verify_recorded`] for
 //!    the whole offline flow and gets a [`Report`].
 //!

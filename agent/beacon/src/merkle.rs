@@ -91,22 +91,6 @@ pub fn next_sync_committee_gindex_at_slot(network: &Network, slot: u64) -> u64 {
     }
 }
 
-/// Root of a full binary tree over `leaves` (padded with zero leaves to a power of two) and the
-/// branch for leaf `index`, sibling first. Used to build proofs (simulated chains, tests).
-pub fn root_and_branch(leaves: &[Root], index: usize) -> (Root, Vec<Root>) {
-    let width = leaves.len().max(1).next_power_of_two();
-    let mut layer: Vec<Root> = leaves.to_vec();
-    layer.resize(width, Root::ZERO);
-    let mut branch = Vec::new();
-    let mut idx = index;
-    while layer.len() > 1 {
-        branch.push(layer.get(idx ^ 1).copied().unwrap_or(Root::ZERO));
-        layer = layer.chunks(2).map(|pair| hash_pair(&pair[0], &pair[1])).collect();
-        idx /= 2;
-    }
-    (layer[0], branch)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,7 +105,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "simulated")]
     fn built_branch_verifies_and_normalizes() {
+        use crate::sim::root_and_branch;
         let leaves: Vec<Root> = (0..32u8).map(Root::repeat_byte).collect();
         let (root, branch) = root_and_branch(&leaves, 23);
         assert!(is_valid_merkle_branch(leaves[23], &branch, 5, 23, root));

@@ -2,8 +2,9 @@
 //! committee's signature is refused.
 #![cfg(feature = "simulated")]
 
-use replicatoor_beacon::codec::{encode_updates_ssz, versioned_json};
-use replicatoor_beacon::sim::{finality_update, optimistic_update, SimBlock, SimCommittee, SimState};
+use replicatoor_beacon::sim::{
+    encode_updates_ssz, finality_update, optimistic_update, versioned_json, SimBlock, SimCommittee, SimState,
+};
 use replicatoor_beacon::{
     verify_recorded, Error, ExecutionPayloadHeaderDeneb, Fork, ForkEntry, LightClientStore, Mainnet, Minimal, Network,
     Preset, PresetKind, Root, TrustSource, Version,

@@ -8,18 +8,34 @@
 //!
 //! Every object is upgraded to the newest shape, and the fork it was declared in (JSON `version`
 //! or SSZ digest) must be the fork the network schedules at its attested/bootstrap slot.
+//!
+//! **Transport, not on the trust path** (TRUST.md section 3, the argument the compact quote decoder
+//! leaves the kernel count with). What this module hands out is a newest-shape value of the
+//! counted types, and a hostile beacon node could have served any such value itself, as Electra
+//! SSZ. So the verifier ([`crate::store`]) must, and does, decide on the value alone: it derives each
+//! header's fork from its slot and the network (not from the declared `version` or digest), proves
+//! the execution header against the body root with that fork's root (`execution_root`, blob fields
+//! zero before Deneb), proves committees and finality with the gindex of the slot's fork (extra
+//! leading branch entries must be zero), checks the checkpoint root and the committee's signature.
+//! A bug here can make good data fail, not bad data pass: `tests/negative.rs` tampers with the
+//! served bytes (signature, every branch, a committee member, the execution block number, the
+//! checkpoint, the network) and each is refused by the store. The fork digests of the SSZ
+//! `updates` body ([`digest`]) are wire labels of the same kind.
 
-use serde::Serialize;
+mod digest;
+mod shapes;
+
 use serde_json::Value;
-use ssz::{Decode, Encode};
+use ssz::Decode;
 
 use crate::error::Error;
 use crate::network::{Fork, Network};
 use crate::preset::Preset;
 use crate::types::{
-    CapellaShape, DenebShape, ElectraShape, LightClientBootstrap, LightClientFinalityUpdate,
-    LightClientOptimisticUpdate, LightClientUpdate,
+    ExecutionPayloadHeaderCapella as CapellaHeader, ExecutionPayloadHeaderDeneb as DenebHeader, LightClientBootstrap,
+    LightClientFinalityUpdate, LightClientOptimisticUpdate, LightClientUpdate,
 };
+use shapes::{Bootstrap, FinalityUpdate, OptimisticUpdate, Update};
 
 /// The two content types of the beacon light-client endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +79,7 @@ trait Kind<P: Preset> {
 }
 
 macro_rules! kind {
-    ($marker:ident, $ty:ident, $what:literal, $field:literal, |$o:ident| $slot:expr) => {
+    ($marker:ident, $ty:ident, $wire:ident, $what:literal, $field:literal, |$o:ident| $slot:expr) => {
         struct $marker;
         impl<P: Preset> Kind<P> for $marker {
             type Out = $ty<P>;
@@ -72,9 +88,9 @@ macro_rules! kind {
             fn from_ssz(fork: Fork, bytes: &[u8]) -> Result<Self::Out, Error> {
                 let ssz = |e: ssz::DecodeError| Error::MalformedSsz { what: $what, detail: format!("{e:?}") };
                 match fork {
-                    Fork::Capella => $ty::<P, CapellaShape>::from_ssz_bytes(bytes).map($ty::upgrade).map_err(ssz),
-                    Fork::Deneb => $ty::<P, DenebShape>::from_ssz_bytes(bytes).map($ty::upgrade).map_err(ssz),
-                    Fork::Electra | Fork::Fulu => $ty::<P, ElectraShape>::from_ssz_bytes(bytes).map_err(ssz),
+                    Fork::Capella => $wire::<P, CapellaHeader>::from_ssz_bytes(bytes).map($wire::upgrade).map_err(ssz),
+                    Fork::Deneb => $wire::<P, DenebHeader>::from_ssz_bytes(bytes).map($wire::upgrade).map_err(ssz),
+                    Fork::Electra | Fork::Fulu => $ty::<P>::from_ssz_bytes(bytes).map_err(ssz),
                     fork => Err(Error::UnsupportedFork { fork }),
                 }
             }
@@ -82,10 +98,12 @@ macro_rules! kind {
                 let json = |e: serde_json::Error| Error::MalformedJson { what: $what, detail: e.to_string() };
                 match fork {
                     Fork::Capella => {
-                        serde_json::from_value::<$ty<P, CapellaShape>>(value).map($ty::upgrade).map_err(json)
+                        serde_json::from_value::<$wire<P, CapellaHeader>>(value).map($wire::upgrade).map_err(json)
                     }
-                    Fork::Deneb => serde_json::from_value::<$ty<P, DenebShape>>(value).map($ty::upgrade).map_err(json),
-                    Fork::Electra | Fork::Fulu => serde_json::from_value::<$ty<P, ElectraShape>>(value).map_err(json),
+                    Fork::Deneb => {
+                        serde_json::from_value::<$wire<P, DenebHeader>>(value).map($wire::upgrade).map_err(json)
+                    }
+                    Fork::Electra | Fork::Fulu => serde_json::from_value::<$ty<P>>(value).map_err(json),
                     fork => Err(Error::UnsupportedFork { fork }),
                 }
             }
@@ -96,16 +114,27 @@ macro_rules! kind {
     };
 }
 
-kind!(BootstrapKind, LightClientBootstrap, "light-client bootstrap", "header", |o| o.header.beacon.slot);
-kind!(UpdateKind, LightClientUpdate, "light-client update", "attested_header", |o| o.attested_header.beacon.slot);
-kind!(FinalityKind, LightClientFinalityUpdate, "light-client finality update", "attested_header", |o| o
+kind!(BootstrapKind, LightClientBootstrap, Bootstrap, "light-client bootstrap", "header", |o| o.header.beacon.slot);
+kind!(UpdateKind, LightClientUpdate, Update, "light-client update", "attested_header", |o| o
     .attested_header
     .beacon
     .slot);
-kind!(OptimisticKind, LightClientOptimisticUpdate, "light-client optimistic update", "attested_header", |o| o
-    .attested_header
-    .beacon
-    .slot);
+kind!(
+    FinalityKind,
+    LightClientFinalityUpdate,
+    FinalityUpdate,
+    "light-client finality update",
+    "attested_header",
+    |o| o.attested_header.beacon.slot
+);
+kind!(
+    OptimisticKind,
+    LightClientOptimisticUpdate,
+    OptimisticUpdate,
+    "light-client optimistic update",
+    "attested_header",
+    |o| o.attested_header.beacon.slot
+);
 
 fn check_fork<P: Preset, K: Kind<P>>(network: &Network, declared: Fork, out: K::Out) -> Result<Forked<K::Out>, Error> {
     let slot = K::fork_slot(&out);
@@ -269,34 +298,6 @@ pub fn decode_optimistic_update_ssz<P: Preset>(
     bytes: &[u8],
 ) -> Result<Forked<LightClientOptimisticUpdate<P>>, Error> {
     decode_ssz_as::<P, OptimisticKind>(network, fork, bytes)
-}
-
-/// The beacon-API JSON envelope `{"version", "data"}` for newest-shape data (Electra/Fulu).
-pub fn versioned_json<T: Serialize>(fork: Fork, data: &T) -> Result<Value, Error> {
-    if fork < Fork::Electra {
-        return Err(Error::UnsupportedFork { fork });
-    }
-    let data = serde_json::to_value(data)
-        .map_err(|e| Error::MalformedJson { what: "light-client object", detail: e.to_string() })?;
-    Ok(serde_json::json!({ "version": fork.name(), "data": data }))
-}
-
-/// Encode newest-shape updates as an SSZ `updates` body (each attested slot must be in Electra or
-/// later, whose wire shape is the newest one): `u64 LE length ‖ fork digest ‖ SSZ` per item.
-pub fn encode_updates_ssz<P: Preset>(network: &Network, updates: &[LightClientUpdate<P>]) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    for update in updates {
-        let slot = update.attested_header.beacon.slot;
-        let fork = network.fork_at_slot(slot);
-        if fork < Fork::Electra {
-            return Err(Error::UnsupportedFork { fork });
-        }
-        let ssz = update.as_ssz_bytes();
-        out.extend_from_slice(&((ssz.len() + 4) as u64).to_le_bytes());
-        out.extend_from_slice(&network.fork_digest_at_epoch(network.epoch_at_slot(slot)));
-        out.extend_from_slice(&ssz);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
