@@ -64,31 +64,29 @@ pub fn is_valid_normalized_merkle_branch(leaf: Root, branch: &[Root], gindex: u6
     is_valid_merkle_branch(leaf, &branch[num_extra..], depth, gindex_subtree_index(gindex), root)
 }
 
+/// The gindex of a `BeaconState` field at `slot`: `electra` from Electra on (the state grew a level),
+/// else `altair`.
+fn state_gindex_at_slot(network: &Network, slot: u64, altair: u64, electra: u64) -> u64 {
+    if network.is_at_or_after(Fork::Electra, network.epoch_at_slot(slot)) {
+        electra
+    } else {
+        altair
+    }
+}
+
 /// Spec `finalized_root_gindex_at_slot`.
 pub fn finalized_root_gindex_at_slot(network: &Network, slot: u64) -> u64 {
-    if network.is_at_or_after(Fork::Electra, network.epoch_at_slot(slot)) {
-        FINALIZED_ROOT_GINDEX_ELECTRA
-    } else {
-        FINALIZED_ROOT_GINDEX
-    }
+    state_gindex_at_slot(network, slot, FINALIZED_ROOT_GINDEX, FINALIZED_ROOT_GINDEX_ELECTRA)
 }
 
 /// Spec `current_sync_committee_gindex_at_slot`.
 pub fn current_sync_committee_gindex_at_slot(network: &Network, slot: u64) -> u64 {
-    if network.is_at_or_after(Fork::Electra, network.epoch_at_slot(slot)) {
-        CURRENT_SYNC_COMMITTEE_GINDEX_ELECTRA
-    } else {
-        CURRENT_SYNC_COMMITTEE_GINDEX
-    }
+    state_gindex_at_slot(network, slot, CURRENT_SYNC_COMMITTEE_GINDEX, CURRENT_SYNC_COMMITTEE_GINDEX_ELECTRA)
 }
 
 /// Spec `next_sync_committee_gindex_at_slot`.
 pub fn next_sync_committee_gindex_at_slot(network: &Network, slot: u64) -> u64 {
-    if network.is_at_or_after(Fork::Electra, network.epoch_at_slot(slot)) {
-        NEXT_SYNC_COMMITTEE_GINDEX_ELECTRA
-    } else {
-        NEXT_SYNC_COMMITTEE_GINDEX
-    }
+    state_gindex_at_slot(network, slot, NEXT_SYNC_COMMITTEE_GINDEX, NEXT_SYNC_COMMITTEE_GINDEX_ELECTRA)
 }
 
 #[cfg(test)]

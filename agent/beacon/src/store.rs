@@ -16,10 +16,7 @@ use crate::merkle::{
 };
 use crate::network::{Fork, Network};
 use crate::preset::Preset;
-use crate::types::{
-    LightClientBootstrap, LightClientFinalityUpdate, LightClientHeader, LightClientOptimisticUpdate, LightClientUpdate,
-    Root, SyncCommittee,
-};
+use crate::types::{LightClientBootstrap, LightClientHeader, LightClientUpdate, Root, SyncCommittee};
 
 /// What processing an update did to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -362,7 +359,8 @@ impl<P: Preset> LightClientStore<P> {
 
     /// Spec `process_light_client_update`: validate, then track the best update, advance the
     /// optimistic header above the safety threshold, and apply finality/committee changes only with
-    /// a 2/3 supermajority.
+    /// a 2/3 supermajority. A finality or optimistic update is processed as the update it converts
+    /// into (`From`, as spec `process_light_client_{finality,optimistic}_update` do).
     pub fn process_update(
         &mut self,
         network: &Network,
@@ -400,26 +398,6 @@ impl<P: Preset> LightClientStore<P> {
             outcome.kept_as_best = false;
         }
         Ok(outcome)
-    }
-
-    /// Spec `process_light_client_finality_update`.
-    pub fn process_finality_update(
-        &mut self,
-        network: &Network,
-        update: &LightClientFinalityUpdate<P>,
-        current_slot: u64,
-    ) -> Result<UpdateOutcome, Error> {
-        self.process_update(network, &LightClientUpdate::from(update.clone()), current_slot)
-    }
-
-    /// Spec `process_light_client_optimistic_update`.
-    pub fn process_optimistic_update(
-        &mut self,
-        network: &Network,
-        update: &LightClientOptimisticUpdate<P>,
-        current_slot: u64,
-    ) -> Result<UpdateOutcome, Error> {
-        self.process_update(network, &LightClientUpdate::from(update.clone()), current_slot)
     }
 
     /// Spec `process_light_client_store_force_update`, **opt-in and weaker than finality**: once a

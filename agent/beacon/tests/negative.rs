@@ -133,7 +133,7 @@ fn tampered_finalized_execution_block_number_is_refused() {
     let (network, mut store, updates) = helios_store(6);
     let mut finality = decode_finality_update::<Mainnet>(&network, &helios("finality")).unwrap().data;
     finality.finalized_header.execution.block_number += 1;
-    let err = store.process_finality_update(&network, &finality, finality.signature_slot).unwrap_err();
+    let err = store.process_update(&network, &finality.clone().into(), finality.signature_slot).unwrap_err();
     assert!(matches!(err, Error::BadExecutionBranch { slot: 7109344 }), "{err:?}");
     assert_eq!(updates.len(), 6);
 }
@@ -299,7 +299,7 @@ fn stale_header_is_refused() {
     // After the finality update (finalized 7109344), the period-867 update attests 7104190.
     let (network, mut store, updates) = helios_store(6);
     let finality = decode_finality_update::<Mainnet>(&network, &helios("finality")).unwrap().data;
-    store.process_finality_update(&network, &finality, finality.signature_slot).unwrap();
+    store.process_update(&network, &finality.clone().into(), finality.signature_slot).unwrap();
     let err = store.process_update(&network, &updates[5], 7109431).unwrap_err();
     assert!(matches!(err, Error::StaleUpdate { attested_slot: 7104190, finalized_slot: 7109344 }), "{err:?}");
 }
