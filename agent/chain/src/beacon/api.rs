@@ -1,12 +1,21 @@
-//! The four light-client endpoints of the standard beacon API, as plain bytes.
+//! The four light-client endpoints of the standard beacon API, fetched and decoded into the
+//! verifier's types ([`replicatoor_beacon::codec`]).
 //!
-//! The beacon node is untrusted transport: nothing here interprets an answer beyond its HTTP status
-//! and size. Every request has a deadline and every body a size cap, so a slow or hostile server can
-//! cost the follower at most [`REQUEST_TIMEOUT`] and [`MAX_RESPONSE_BYTES`] per request.
+//! The beacon node is untrusted transport, and so is this module: it decides nothing about what the
+//! client accepts. Every value it hands out is one a hostile server could have served, and the
+//! follower (`mod.rs`) has the verifier check it against the pinned checkpoint and the sync
+//! committee before anything is kept; `tests/tests/light_client.rs` serves attacker committees,
+//! wrong checkpoints and broken transports through it, each refused or an error. What it does bound
+//! is cost: every request has a deadline and every body a size cap, so a slow or hostile server can
+//! cost the follower at most [`REQUEST_TIMEOUT`] and [`MAX_RESPONSE_BYTES`] per request, and an
+//! `updates` page is cut to the periods asked for.
 
 use super::BeaconError;
 use alloy::transports::http::reqwest::{self, header::ACCEPT, StatusCode};
-use replicatoor_beacon::Root;
+use replicatoor_beacon::{
+    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, LightClientBootstrap,
+    LightClientUpdate, Network, Preset, Root,
+};
 use std::time::Duration;
 
 /// Deadline of one request, connect to last body byte.
@@ -32,9 +41,15 @@ pub struct BeaconApi {
 
 /// A body, or "the server has none" (404 on the finality/optimistic endpoints, which nodes answer
 /// until they have seen such an update).
-pub(crate) enum Body {
+enum Body {
     Bytes(Vec<u8>),
     NotAvailable,
+}
+
+/// A decoded answer, with the URL it came from (for the follower's errors).
+pub(crate) struct Served<T> {
+    pub(crate) url: String,
+    pub(crate) data: T,
 }
 
 impl BeaconApi {
@@ -54,29 +69,75 @@ impl BeaconApi {
         &self.base
     }
 
-    pub(crate) async fn bootstrap(&self, block_root: Root) -> Result<Vec<u8>, BeaconError> {
-        self.get_required(&format!("/eth/v1/beacon/light_client/bootstrap/{block_root}")).await
+    /// The bootstrap of `block_root`, unverified.
+    pub(crate) async fn bootstrap<P: Preset>(
+        &self,
+        network: &Network,
+        block_root: Root,
+    ) -> Result<Served<LightClientBootstrap<P>>, BeaconError> {
+        let (url, body) = self.get_required(&format!("/eth/v1/beacon/light_client/bootstrap/{block_root}")).await?;
+        let decoded = decode_bootstrap::<P>(network, &body);
+        let data = decoded.map_err(|source| BeaconError::Malformed { url: url.clone(), source })?.data;
+        Ok(Served { url, data })
     }
 
-    pub(crate) async fn updates(&self, start_period: u64, count: u64) -> Result<Vec<u8>, BeaconError> {
-        self.get_required(&format!("/eth/v1/beacon/light_client/updates?start_period={start_period}&count={count}"))
-            .await
+    /// The period updates from `start_period`, unverified, in attested-slot order and at most `count`
+    /// of them: more than asked for is not an answer to the request, and verifying it would let a
+    /// server make one sync run as many signature checks as fit in a body.
+    pub(crate) async fn updates<P: Preset>(
+        &self,
+        network: &Network,
+        start_period: u64,
+        count: u64,
+    ) -> Result<Served<Vec<LightClientUpdate<P>>>, BeaconError> {
+        let path = format!("/eth/v1/beacon/light_client/updates?start_period={start_period}&count={count}");
+        let (url, body) = self.get_required(&path).await?;
+        let decoded = decode_updates::<P>(network, &body);
+        let mut updates = decoded.map_err(|source| BeaconError::Malformed { url: url.clone(), source })?;
+        updates.sort_by_key(|u| u.data.attested_header.beacon.slot);
+        updates.truncate(count as usize);
+        Ok(Served { url, data: updates.into_iter().map(|u| u.data).collect() })
     }
 
-    pub(crate) async fn finality_update(&self) -> Result<Body, BeaconError> {
-        self.get("/eth/v1/beacon/light_client/finality_update").await
+    /// The newest finality update (as an update without a next committee), if the server has one.
+    pub(crate) async fn finality_update<P: Preset>(
+        &self,
+        network: &Network,
+    ) -> Result<Option<Served<LightClientUpdate<P>>>, BeaconError> {
+        let path = "/eth/v1/beacon/light_client/finality_update";
+        self.get_optional(path, |body| Ok(decode_finality_update::<P>(network, body)?.data.into())).await
     }
 
-    pub(crate) async fn optimistic_update(&self) -> Result<Body, BeaconError> {
-        self.get("/eth/v1/beacon/light_client/optimistic_update").await
+    /// The newest optimistic update (as an update without finality or next committee), if any.
+    pub(crate) async fn optimistic_update<P: Preset>(
+        &self,
+        network: &Network,
+    ) -> Result<Option<Served<LightClientUpdate<P>>>, BeaconError> {
+        let path = "/eth/v1/beacon/light_client/optimistic_update";
+        self.get_optional(path, |body| Ok(decode_optimistic_update::<P>(network, body)?.data.into())).await
     }
 
-    async fn get_required(&self, path: &str) -> Result<Vec<u8>, BeaconError> {
+    async fn get_optional<T>(
+        &self,
+        path: &str,
+        decode: impl FnOnce(&[u8]) -> Result<T, replicatoor_beacon::Error>,
+    ) -> Result<Option<Served<T>>, BeaconError> {
+        let url = format!("{}{path}", self.base);
         match self.get(path).await? {
-            Body::Bytes(b) => Ok(b),
-            Body::NotAvailable => {
-                Err(BeaconError::Status { url: format!("{}{path}", self.base), status: StatusCode::NOT_FOUND.as_u16() })
-            }
+            Body::NotAvailable => Ok(None),
+            Body::Bytes(body) => match decode(&body) {
+                Ok(data) => Ok(Some(Served { url, data })),
+                Err(source) => Err(BeaconError::Malformed { url, source }),
+            },
+        }
+    }
+
+    /// The body and its URL; a 404 is an error here.
+    async fn get_required(&self, path: &str) -> Result<(String, Vec<u8>), BeaconError> {
+        let url = format!("{}{path}", self.base);
+        match self.get(path).await? {
+            Body::Bytes(b) => Ok((url, b)),
+            Body::NotAvailable => Err(BeaconError::Status { url, status: StatusCode::NOT_FOUND.as_u16() }),
         }
     }
 

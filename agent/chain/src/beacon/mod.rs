@@ -1,5 +1,5 @@
 //! Execution headers authenticated by the beacon chain: a light-client follower that fetches from
-//! an untrusted beacon API ([`api`]), verifies with [`replicatoor_beacon`] (the consensus-specs sync
+//! an untrusted beacon API ([`api`], which also decodes: transport, not counted on the trust path), verifies with [`replicatoor_beacon`] (the consensus-specs sync
 //! protocol, the same code for mainnet and for the simulated dev beacon) and hands out the
 //! [`TrustedHeader`]s that [`crate::proof`] checks storage, headers and receipts against.
 //!
@@ -19,11 +19,9 @@ pub use api::{BeaconApi, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, UPDATES_PER_REQUES
 pub use replicatoor_beacon::{Network, Root};
 
 use crate::proof::TrustedHeader;
-use api::Body;
 use replicatoor_beacon::store::is_sync_committee_update;
 use replicatoor_beacon::{
-    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, Error as VerifyError,
-    LightClientHeader, LightClientStore, LightClientUpdate, Mainnet, Minimal, Preset, PresetKind,
+    Error as VerifyError, LightClientHeader, LightClientStore, LightClientUpdate, Mainnet, Minimal, Preset, PresetKind,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -384,14 +382,10 @@ async fn sync_store<P: Preset>(
         Some(store) => store,
         None => {
             report.requests += 1;
-            let body = api.bootstrap(checkpoint).await?;
-            let url = || format!("{}/eth/v1/beacon/light_client/bootstrap/{checkpoint}", api.url());
-            let bootstrap = decode_bootstrap::<P>(network, &body)
-                .map_err(|source| BeaconError::Malformed { url: url(), source })?
-                .data;
+            let bootstrap = api.bootstrap::<P>(network, checkpoint).await?;
             // Checks the header root against the checkpoint and the committee proof against it.
-            let store = LightClientStore::initialize(network, checkpoint, &bootstrap)
-                .map_err(|source| BeaconError::Verification { url: url(), source })?;
+            let store = LightClientStore::initialize(network, checkpoint, &bootstrap.data)
+                .map_err(|source| BeaconError::Verification { url: bootstrap.url, source })?;
             report.bootstrapped = true;
             slot.insert(store)
         }
@@ -419,36 +413,24 @@ async fn sync_store<P: Preset>(
         }
         let count = (current_period - start + 1).min(UPDATES_PER_REQUEST);
         report.requests += 1;
-        let body = api.updates(start, count).await?;
-        let url = format!("{}/eth/v1/beacon/light_client/updates?start_period={start}&count={count}", api.url());
-        let mut updates = decode_updates::<P>(network, &body)
-            .map_err(|source| BeaconError::Malformed { url: url.clone(), source })?;
-        updates.sort_by_key(|u| u.data.attested_header.beacon.slot);
-        // More than asked for is not an answer to the request; verifying it would let a server
-        // make one sync run as many signature checks as fit in a body.
-        updates.truncate(count as usize);
-        let served = updates.len() as u64;
-        for update in updates {
-            feed(store, network, &update.data, current_slot, &url, report)?;
+        // In attested-slot order, at most `count` of them (api.rs).
+        let updates = api.updates::<P>(network, start, count).await?;
+        let served = updates.data.len() as u64;
+        for update in &updates.data {
+            feed(store, network, update, current_slot, &updates.url, report)?;
         }
         if served < count || store.finalized_period(network) == start {
             break;
         }
     }
 
-    let url = format!("{}/eth/v1/beacon/light_client/finality_update", api.url());
     report.requests += 1;
-    if let Body::Bytes(body) = api.finality_update().await? {
-        let update = decode_finality_update::<P>(network, &body)
-            .map_err(|source| BeaconError::Malformed { url: url.clone(), source })?;
-        feed(store, network, &update.data.into(), current_slot, &url, report)?;
+    if let Some(update) = api.finality_update::<P>(network).await? {
+        feed(store, network, &update.data, current_slot, &update.url, report)?;
     }
-    let url = format!("{}/eth/v1/beacon/light_client/optimistic_update", api.url());
     report.requests += 1;
-    if let Body::Bytes(body) = api.optimistic_update().await? {
-        let update = decode_optimistic_update::<P>(network, &body)
-            .map_err(|source| BeaconError::Malformed { url: url.clone(), source })?;
-        feed(store, network, &update.data.into(), current_slot, &url, report)?;
+    if let Some(update) = api.optimistic_update::<P>(network).await? {
+        feed(store, network, &update.data, current_slot, &update.url, report)?;
     }
     report.finalized_advanced = store.finalized_header.beacon.slot > before.0;
     report.optimistic_advanced = store.optimistic_header.beacon.slot > before.1;
