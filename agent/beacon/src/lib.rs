@@ -29,8 +29,8 @@ pub mod types;
 
 pub use bls::{signing_root, BLS_DST};
 pub use codec::{
-    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, detect_encoding, Encoding,
-    Forked,
+    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, detect_encoding, DecodeError,
+    Encoding, Forked,
 };
 pub use error::Error;
 pub use network::{BlobScheduleEntry, Fork, ForkEntry, Network, Version};

@@ -18,7 +18,7 @@ use ssz_types::FixedVector;
 use tree_hash::TreeHash;
 
 use crate::bls::{signing_root, BLS_DST};
-use crate::error::Error;
+use crate::codec::DecodeError;
 use crate::merkle::{
     current_sync_committee_gindex_at_slot, finalized_root_gindex_at_slot, gindex_depth, gindex_subtree_index,
     hash_pair, next_sync_committee_gindex_at_slot, EXECUTION_PAYLOAD_GINDEX,
@@ -252,24 +252,27 @@ pub fn root_and_branch(leaves: &[Root], index: usize) -> (Root, Vec<Root>) {
 // the inverse of [`crate::codec`]'s decoders for the newest shape.
 
 /// The beacon-API JSON envelope `{"version", "data"}` for newest-shape data (Electra/Fulu).
-pub fn versioned_json<T: Serialize>(fork: Fork, data: &T) -> Result<Value, Error> {
+pub fn versioned_json<T: Serialize>(fork: Fork, data: &T) -> Result<Value, DecodeError> {
     if fork < Fork::Electra {
-        return Err(Error::UnsupportedFork { fork });
+        return Err(DecodeError::UnsupportedFork { fork });
     }
     let data = serde_json::to_value(data)
-        .map_err(|e| Error::MalformedJson { what: "light-client object", detail: e.to_string() })?;
+        .map_err(|e| DecodeError::MalformedJson { what: "light-client object", detail: e.to_string() })?;
     Ok(serde_json::json!({ "version": fork.name(), "data": data }))
 }
 
 /// Encode newest-shape updates as an SSZ `updates` body (each attested slot must be in Electra or
 /// later, whose wire shape is the newest one): `u64 LE length ‖ fork digest ‖ SSZ` per item.
-pub fn encode_updates_ssz<P: Preset>(network: &Network, updates: &[LightClientUpdate<P>]) -> Result<Vec<u8>, Error> {
+pub fn encode_updates_ssz<P: Preset>(
+    network: &Network,
+    updates: &[LightClientUpdate<P>],
+) -> Result<Vec<u8>, DecodeError> {
     let mut out = Vec::new();
     for update in updates {
         let slot = update.attested_header.beacon.slot;
         let fork = network.fork_at_slot(slot);
         if fork < Fork::Electra {
-            return Err(Error::UnsupportedFork { fork });
+            return Err(DecodeError::UnsupportedFork { fork });
         }
         let ssz = update.as_ssz_bytes();
         out.extend_from_slice(&((ssz.len() + 4) as u64).to_le_bytes());

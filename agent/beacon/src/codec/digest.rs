@@ -6,17 +6,17 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::error::Error;
+use crate::codec::DecodeError;
 use crate::network::{BlobScheduleEntry, Fork, ForkEntry, Network};
 use crate::types::Root;
 
 impl Fork {
     /// Parse a beacon-API `version` string (the JSON envelope's fork label).
-    pub fn from_name(name: &str) -> Result<Fork, Error> {
+    pub fn from_name(name: &str) -> Result<Fork, DecodeError> {
         Fork::ALL
             .into_iter()
             .find(|f| f.name().eq_ignore_ascii_case(name))
-            .ok_or_else(|| Error::UnknownForkName { name: name.to_owned() })
+            .ok_or_else(|| DecodeError::UnknownForkName { name: name.to_owned() })
     }
 }
 
@@ -53,12 +53,12 @@ impl Network {
     }
 
     /// The fork an SSZ item's digest stands for.
-    pub fn fork_for_digest(&self, digest: [u8; 4]) -> Result<Fork, Error> {
+    pub fn fork_for_digest(&self, digest: [u8; 4]) -> Result<Fork, DecodeError> {
         self.fork_digests()
             .into_iter()
             .find(|(d, _)| *d == digest)
             .map(|(_, f)| f)
-            .ok_or(Error::UnknownForkDigest { digest })
+            .ok_or(DecodeError::UnknownForkDigest { digest })
     }
 
     /// The digest of a fork as emitted at `epoch` (spec `compute_fork_digest`, Fulu-aware).

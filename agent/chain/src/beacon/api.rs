@@ -13,8 +13,8 @@
 use super::BeaconError;
 use alloy::transports::http::reqwest::{self, header::ACCEPT, StatusCode};
 use replicatoor_beacon::{
-    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, LightClientBootstrap,
-    LightClientUpdate, Network, Preset, Root,
+    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, DecodeError,
+    LightClientBootstrap, LightClientUpdate, Network, Preset, Root,
 };
 use std::time::Duration;
 
@@ -120,7 +120,7 @@ impl BeaconApi {
     async fn get_optional<T>(
         &self,
         path: &str,
-        decode: impl FnOnce(&[u8]) -> Result<T, replicatoor_beacon::Error>,
+        decode: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
     ) -> Result<Option<Served<T>>, BeaconError> {
         let url = format!("{}{path}", self.base);
         match self.get(path).await? {

@@ -21,7 +21,8 @@ pub use replicatoor_beacon::{Network, Root};
 use crate::proof::TrustedHeader;
 use replicatoor_beacon::store::is_sync_committee_update;
 use replicatoor_beacon::{
-    Error as VerifyError, LightClientHeader, LightClientStore, LightClientUpdate, Mainnet, Minimal, Preset, PresetKind,
+    DecodeError, Error as VerifyError, LightClientHeader, LightClientStore, LightClientUpdate, Mainnet, Minimal,
+    Preset, PresetKind,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -66,7 +67,7 @@ pub enum BeaconError {
         /// The request URL.
         url: String,
         /// The decoder's reason.
-        source: VerifyError,
+        source: DecodeError,
     },
     /// Well-formed data that the light client refuses (bad signature, wrong checkpoint, bad proof...).
     #[error("light-client verification refused data from {url}: {source}")]
