@@ -32,6 +32,44 @@ pub const UPDATES_PER_REQUEST: u64 = 32;
 /// SSZ first (smaller, no JSON parsing of 512 keys); JSON is accepted too, the codec tells them apart.
 const ACCEPT_SSZ_THEN_JSON: &str = "application/octet-stream;q=1.0, application/json;q=0.9";
 
+/// Why a beacon API request gave no light-client data (whatever the reason, the follower keeps its
+/// last verified state).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The request did not complete (connect, deadline, reset).
+    #[error("beacon API request {url} failed: {reason}")]
+    Transport {
+        /// The request URL.
+        url: String,
+        /// The HTTP client's complaint.
+        reason: String,
+    },
+    /// The server answered with a non-success status.
+    #[error("beacon API {url} answered HTTP {status}")]
+    Status {
+        /// The request URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The body exceeded [`MAX_RESPONSE_BYTES`].
+    #[error("beacon API {url} answered more than {limit} bytes")]
+    TooLarge {
+        /// The request URL.
+        url: String,
+        /// The cap.
+        limit: usize,
+    },
+    /// The body is neither light-client JSON nor SSZ of this network.
+    #[error("beacon API {url} answered malformed data: {source}")]
+    Malformed {
+        /// The request URL.
+        url: String,
+        /// The decoder's reason.
+        source: DecodeError,
+    },
+}
+
 /// A beacon API base URL and an HTTP client.
 #[derive(Debug, Clone)]
 pub struct BeaconApi {
@@ -74,10 +112,10 @@ impl BeaconApi {
         &self,
         network: &Network,
         block_root: Root,
-    ) -> Result<Served<LightClientBootstrap<P>>, BeaconError> {
+    ) -> Result<Served<LightClientBootstrap<P>>, FetchError> {
         let (url, body) = self.get_required(&format!("/eth/v1/beacon/light_client/bootstrap/{block_root}")).await?;
         let decoded = decode_bootstrap::<P>(network, &body);
-        let data = decoded.map_err(|source| BeaconError::Malformed { url: url.clone(), source })?.data;
+        let data = decoded.map_err(|source| FetchError::Malformed { url: url.clone(), source })?.data;
         Ok(Served { url, data })
     }
 
@@ -89,11 +127,11 @@ impl BeaconApi {
         network: &Network,
         start_period: u64,
         count: u64,
-    ) -> Result<Served<Vec<LightClientUpdate<P>>>, BeaconError> {
+    ) -> Result<Served<Vec<LightClientUpdate<P>>>, FetchError> {
         let path = format!("/eth/v1/beacon/light_client/updates?start_period={start_period}&count={count}");
         let (url, body) = self.get_required(&path).await?;
         let decoded = decode_updates::<P>(network, &body);
-        let mut updates = decoded.map_err(|source| BeaconError::Malformed { url: url.clone(), source })?;
+        let mut updates = decoded.map_err(|source| FetchError::Malformed { url: url.clone(), source })?;
         updates.sort_by_key(|u| u.data.attested_header.beacon.slot);
         updates.truncate(count as usize);
         Ok(Served { url, data: updates.into_iter().map(|u| u.data).collect() })
@@ -103,7 +141,7 @@ impl BeaconApi {
     pub(crate) async fn finality_update<P: Preset>(
         &self,
         network: &Network,
-    ) -> Result<Option<Served<LightClientUpdate<P>>>, BeaconError> {
+    ) -> Result<Option<Served<LightClientUpdate<P>>>, FetchError> {
         let path = "/eth/v1/beacon/light_client/finality_update";
         self.get_optional(path, |body| Ok(decode_finality_update::<P>(network, body)?.data.into())).await
     }
@@ -112,7 +150,7 @@ impl BeaconApi {
     pub(crate) async fn optimistic_update<P: Preset>(
         &self,
         network: &Network,
-    ) -> Result<Option<Served<LightClientUpdate<P>>>, BeaconError> {
+    ) -> Result<Option<Served<LightClientUpdate<P>>>, FetchError> {
         let path = "/eth/v1/beacon/light_client/optimistic_update";
         self.get_optional(path, |body| Ok(decode_optimistic_update::<P>(network, body)?.data.into())).await
     }
@@ -121,38 +159,38 @@ impl BeaconApi {
         &self,
         path: &str,
         decode: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
-    ) -> Result<Option<Served<T>>, BeaconError> {
+    ) -> Result<Option<Served<T>>, FetchError> {
         let url = format!("{}{path}", self.base);
         match self.get(path).await? {
             Body::NotAvailable => Ok(None),
             Body::Bytes(body) => match decode(&body) {
                 Ok(data) => Ok(Some(Served { url, data })),
-                Err(source) => Err(BeaconError::Malformed { url, source }),
+                Err(source) => Err(FetchError::Malformed { url, source }),
             },
         }
     }
 
     /// The body and its URL; a 404 is an error here.
-    async fn get_required(&self, path: &str) -> Result<(String, Vec<u8>), BeaconError> {
+    async fn get_required(&self, path: &str) -> Result<(String, Vec<u8>), FetchError> {
         let url = format!("{}{path}", self.base);
         match self.get(path).await? {
             Body::Bytes(b) => Ok((url, b)),
-            Body::NotAvailable => Err(BeaconError::Status { url, status: StatusCode::NOT_FOUND.as_u16() }),
+            Body::NotAvailable => Err(FetchError::Status { url, status: StatusCode::NOT_FOUND.as_u16() }),
         }
     }
 
-    async fn get(&self, path: &str) -> Result<Body, BeaconError> {
+    async fn get(&self, path: &str) -> Result<Body, FetchError> {
         let url = format!("{}{path}", self.base);
-        let transport = |e: reqwest::Error| BeaconError::Transport { url: url.clone(), reason: e.to_string() };
+        let transport = |e: reqwest::Error| FetchError::Transport { url: url.clone(), reason: e.to_string() };
         let mut response = self.http.get(&url).header(ACCEPT, ACCEPT_SSZ_THEN_JSON).send().await.map_err(transport)?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
             return Ok(Body::NotAvailable);
         }
         if !status.is_success() {
-            return Err(BeaconError::Status { url, status: status.as_u16() });
+            return Err(FetchError::Status { url, status: status.as_u16() });
         }
-        let too_large = || BeaconError::TooLarge { url: url.clone(), limit: MAX_RESPONSE_BYTES };
+        let too_large = || FetchError::TooLarge { url: url.clone(), limit: MAX_RESPONSE_BYTES };
         if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
             return Err(too_large());
         }

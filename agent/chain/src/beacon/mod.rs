@@ -15,14 +15,13 @@
 
 mod api;
 
-pub use api::{BeaconApi, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, UPDATES_PER_REQUEST};
+pub use api::{BeaconApi, FetchError, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, UPDATES_PER_REQUEST};
 pub use replicatoor_beacon::{Network, Root};
 
 use crate::proof::TrustedHeader;
 use replicatoor_beacon::store::is_sync_committee_update;
 use replicatoor_beacon::{
-    DecodeError, Error as VerifyError, LightClientHeader, LightClientStore, LightClientUpdate, Mainnet, Minimal,
-    Preset, PresetKind,
+    Error as VerifyError, LightClientHeader, LightClientStore, LightClientUpdate, Mainnet, Minimal, Preset, PresetKind,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -37,38 +36,9 @@ const PERSISTED_FORMAT: u32 = 1;
 /// Why a sync or a header request failed. Whatever the error, the client keeps its last verified state.
 #[derive(Debug, thiserror::Error)]
 pub enum BeaconError {
-    /// The request did not complete (connect, deadline, reset).
-    #[error("beacon API request {url} failed: {reason}")]
-    Transport {
-        /// The request URL.
-        url: String,
-        /// The HTTP client's complaint.
-        reason: String,
-    },
-    /// The server answered with a non-success status.
-    #[error("beacon API {url} answered HTTP {status}")]
-    Status {
-        /// The request URL.
-        url: String,
-        /// The status code.
-        status: u16,
-    },
-    /// The body exceeded [`MAX_RESPONSE_BYTES`].
-    #[error("beacon API {url} answered more than {limit} bytes")]
-    TooLarge {
-        /// The request URL.
-        url: String,
-        /// The cap.
-        limit: usize,
-    },
-    /// The body is neither light-client JSON nor SSZ of this network.
-    #[error("beacon API {url} answered malformed data: {source}")]
-    Malformed {
-        /// The request URL.
-        url: String,
-        /// The decoder's reason.
-        source: DecodeError,
-    },
+    /// The beacon API did not answer with light-client data (transport: [`api`]).
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     /// Well-formed data that the light client refuses (bad signature, wrong checkpoint, bad proof...).
     #[error("light-client verification refused data from {url}: {source}")]
     Verification {
