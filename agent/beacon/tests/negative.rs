@@ -5,7 +5,7 @@ mod common;
 use common::{fixture, root};
 use replicatoor_beacon::{
     decode_bootstrap, decode_finality_update, decode_updates, verify_recorded, DecodeError, Error, Fork,
-    LightClientStore, LightClientUpdate, Mainnet, Minimal, Network, Version,
+    LightClientStore, LightClientUpdate, Mainnet, Minimal, Network, Root, Version,
 };
 use serde_json::Value;
 
@@ -124,6 +124,30 @@ fn tampered_execution_branch_is_refused() {
     let bytes = edit_helios_update(2, |u| flip_hex_char(&mut u["data"]["attested_header"]["execution_branch"][1]));
     let err = verify_helios(&bytes).unwrap_err();
     assert!(matches!(err, Error::BadExecutionBranch { slot: 7078317 }), "{err:?}");
+}
+
+/// The decoder is transport (`codec/`): what its upgrade of Capella data adds (zero blob fields,
+/// a zero entry in front of each state branch) the store checks again, with the rules of the
+/// header's slot, so a value a server could send in the newest shape with them set is refused.
+#[test]
+fn what_the_upgrade_adds_is_checked_by_the_store() {
+    let (network, store, updates) = helios_store(1);
+    store.validate_update(&network, &updates[1], updates[1].signature_slot).unwrap();
+    let mut blob = updates[1].clone();
+    blob.attested_header.execution.excess_blob_gas = 1;
+    let err = store.validate_update(&network, &blob, blob.signature_slot).unwrap_err();
+    assert!(matches!(err, Error::BadExecutionBranch { slot: 7070142 }), "{err:?}");
+    let mut padded = updates[1].clone();
+    padded.next_sync_committee_branch[0] = Root::repeat_byte(1);
+    let err = store.validate_update(&network, &padded, padded.signature_slot).unwrap_err();
+    assert!(matches!(err, Error::BadNextSyncCommitteeBranch { attested_slot: 7070142 }), "{err:?}");
+
+    let (network, store, updates) = helios_store(3);
+    store.validate_update(&network, &updates[3], updates[3].signature_slot).unwrap();
+    let mut padded = updates[3].clone();
+    padded.finality_branch[0] = Root::repeat_byte(1);
+    let err = store.validate_update(&network, &padded, padded.signature_slot).unwrap_err();
+    assert!(matches!(err, Error::BadFinalityBranch { attested_slot: 7089368 }), "{err:?}");
 }
 
 #[test]
