@@ -7,11 +7,11 @@ use alloy_primitives::{FixedBytes, B256};
 
 mod builtin;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub use crate::fork::Fork;
 
 use crate::error::Error;
+use crate::merkle::hash_pair;
 use crate::preset::PresetKind;
 use crate::types::Root;
 
@@ -67,29 +67,6 @@ pub struct Network {
 }
 
 impl Network {
-    /// Build a network from explicit values (e.g. pinned in a deployment file), checking it.
-    pub fn new(
-        name: impl Into<String>,
-        genesis_validators_root: Root,
-        genesis_time: u64,
-        seconds_per_slot: u64,
-        preset: PresetKind,
-        forks: Vec<ForkEntry>,
-        blob_schedule: Vec<BlobScheduleEntry>,
-    ) -> Result<Network, Error> {
-        let network = Network {
-            name: name.into(),
-            genesis_validators_root,
-            genesis_time,
-            seconds_per_slot,
-            preset,
-            forks,
-            blob_schedule,
-        };
-        network.validate()?;
-        Ok(network)
-    }
-
     /// Check the schedule: Phase0 at epoch 0 first, forks in order, epochs non-decreasing, and a
     /// blob schedule whenever Fulu is scheduled (its digests depend on it).
     pub fn validate(&self) -> Result<(), Error> {
@@ -159,9 +136,11 @@ impl Network {
         self.fork_epoch(fork).is_some_and(|e| epoch >= e)
     }
 
-    /// Spec `compute_fork_data_root(version, genesis_validators_root)`.
+    /// Spec `compute_fork_data_root`: `hash_tree_root(ForkData{version, genesis_validators_root})`.
     pub fn fork_data_root(&self, version: Version) -> Root {
-        fork_data_root(version, self.genesis_validators_root)
+        let mut leaf = Root::ZERO;
+        leaf[..4].copy_from_slice(version.as_slice());
+        hash_pair(&leaf, &self.genesis_validators_root)
     }
 
     /// Spec `compute_domain(DOMAIN_SYNC_COMMITTEE, version, genesis_validators_root)`.
@@ -178,16 +157,6 @@ impl Network {
         let fork_version_slot = signature_slot.max(1) - 1;
         self.sync_committee_domain(self.fork_version_at_epoch(self.epoch_at_slot(fork_version_slot)))
     }
-}
-
-/// Spec `compute_fork_data_root`: `hash_tree_root(ForkData{current_version, genesis_validators_root})`.
-pub fn fork_data_root(version: Version, genesis_validators_root: Root) -> Root {
-    let mut leaf = [0u8; 32];
-    leaf[..4].copy_from_slice(version.as_slice());
-    let mut h = Sha256::new();
-    h.update(leaf);
-    h.update(genesis_validators_root);
-    B256::from_slice(&h.finalize())
 }
 
 #[cfg(test)]
@@ -222,7 +191,16 @@ mod tests {
             .map(|(i, fork)| ForkEntry { fork, version: v([i as u8, 0, 0, 0]), epoch: 0 })
             .collect();
         let schedule = blobs(&[(0, 9), (9, 9), (100, 100), (150, 175), (200, 200), (250, 275), (300, 300)]);
-        let mut n = Network::new("bpo", B256::ZERO, 0, 12, PresetKind::Mainnet, forks, schedule).unwrap();
+        let mut n = Network {
+            name: "bpo".into(),
+            genesis_validators_root: B256::ZERO,
+            genesis_time: 0,
+            seconds_per_slot: 12,
+            preset: PresetKind::Mainnet,
+            forks,
+            blob_schedule: schedule,
+        };
+        n.validate().unwrap();
         for (epoch, digest) in [
             (9, "ab3ae6c8"),
             (99, "ab3ae6c8"),
