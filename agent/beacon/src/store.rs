@@ -7,6 +7,9 @@
 use serde::{Deserialize, Serialize};
 use tree_hash::TreeHash;
 
+#[cfg(feature = "force-update")]
+mod forced;
+
 use crate::bls::{signing_root, verify_sync_aggregate};
 use crate::error::Error;
 use crate::merkle::{
@@ -398,31 +401,5 @@ impl<P: Preset> LightClientStore<P> {
             outcome.kept_as_best = false;
         }
         Ok(outcome)
-    }
-
-    /// Spec `process_light_client_store_force_update`, **opt-in and weaker than finality**: once a
-    /// whole period (`UPDATE_TIMEOUT`) has passed since the finalized slot without a supermajority
-    /// finalized update, adopt the best valid update, treating its attested header as finalized if
-    /// it carries no newer finality. Never called by this crate's own verification paths; a caller
-    /// that wants liveness over safety during long non-finality may call it. Returns whether the
-    /// store changed.
-    pub fn force_update(&mut self, network: &Network, current_slot: u64) -> Result<bool, Error> {
-        self.check_network(network)?;
-        let timeout = network.preset.slots_per_sync_committee_period();
-        if current_slot <= self.finalized_header.beacon.slot.saturating_add(timeout) {
-            return Ok(false);
-        }
-        let Some(mut best) = self.best_valid_update.take() else {
-            return Ok(false);
-        };
-        if best.finalized_header.beacon.slot <= self.finalized_header.beacon.slot {
-            best.finalized_header = best.attested_header.clone();
-        }
-        if let Err(e) = self.apply_update(network, &best) {
-            // apply_update refuses before changing anything; keep the candidate as the spec would.
-            self.best_valid_update = Some(best);
-            return Err(e);
-        }
-        Ok(true)
     }
 }
