@@ -1,7 +1,8 @@
 //! Execution headers authenticated by the beacon chain: a light-client follower that fetches from
-//! an untrusted beacon API ([`api`], which also decodes: transport, not counted on the trust path), verifies with [`replicatoor_beacon`] (the consensus-specs sync
-//! protocol, the same code for mainnet and for the simulated dev beacon) and hands out the
-//! [`TrustedHeader`]s that [`crate::proof`] checks storage, headers and receipts against.
+//! an untrusted beacon API ([`api`], which also decodes the answers: transport, off the trust path),
+//! verifies with [`replicatoor_beacon`] (the consensus-specs sync protocol, the same code for mainnet
+//! and for the simulated dev beacon) and hands out the [`TrustedHeader`]s that [`crate::proof`]
+//! checks storage, headers and receipts against.
 //!
 //! Trust comes from configuration only: the [`Network`] (genesis validators root, fork schedule)
 //! and a pinned checkpoint block root. The beacon API, the persisted store's bytes excepted, is
