@@ -7,7 +7,6 @@
 use serde::{Deserialize, Serialize};
 use tree_hash::TreeHash;
 
-#[cfg(feature = "force-update")]
 mod forced;
 
 use crate::bls::{signing_root, verify_sync_aggregate};
@@ -20,6 +19,7 @@ use crate::merkle::{
 use crate::network::{Fork, Network};
 use crate::preset::Preset;
 use crate::types::{LightClientBootstrap, LightClientHeader, LightClientUpdate, Root, SyncCommittee};
+use forced::is_better_update;
 
 /// What processing an update did to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -132,43 +132,6 @@ pub fn is_sync_committee_update<P: Preset>(update: &LightClientUpdate<P>) -> boo
 /// Spec `is_finality_update`.
 pub fn is_finality_update<P: Preset>(update: &LightClientUpdate<P>) -> bool {
     update.finality_branch.iter().any(|b| !b.is_zero())
-}
-
-/// Spec `is_better_update`: which of two valid updates to keep for a forced update.
-pub fn is_better_update<P: Preset>(network: &Network, new: &LightClientUpdate<P>, old: &LightClientUpdate<P>) -> bool {
-    let period = |slot| network.period_at_slot(slot);
-    let (new_n, old_n) = (new.sync_aggregate.participants(), old.sync_aggregate.participants());
-    let (new_super, old_super) = (new.sync_aggregate.has_supermajority(), old.sync_aggregate.has_supermajority());
-    if new_super != old_super {
-        return new_super;
-    }
-    if !new_super && new_n != old_n {
-        return new_n > old_n;
-    }
-    let relevant = |u: &LightClientUpdate<P>| {
-        is_sync_committee_update(u) && period(u.attested_header.beacon.slot) == period(u.signature_slot)
-    };
-    if relevant(new) != relevant(old) {
-        return relevant(new);
-    }
-    let (new_fin, old_fin) = (is_finality_update(new), is_finality_update(old));
-    if new_fin != old_fin {
-        return new_fin;
-    }
-    if new_fin {
-        let committee_finality =
-            |u: &LightClientUpdate<P>| period(u.finalized_header.beacon.slot) == period(u.attested_header.beacon.slot);
-        if committee_finality(new) != committee_finality(old) {
-            return committee_finality(new);
-        }
-    }
-    if new_n != old_n {
-        return new_n > old_n;
-    }
-    if new.attested_header.beacon.slot != old.attested_header.beacon.slot {
-        return new.attested_header.beacon.slot < old.attested_header.beacon.slot;
-    }
-    new.signature_slot < old.signature_slot
 }
 
 impl<P: Preset> LightClientStore<P> {
@@ -374,6 +337,8 @@ impl<P: Preset> LightClientStore<P> {
         let participants = update.sync_aggregate.participants();
         let mut outcome = UpdateOutcome { participants, ..UpdateOutcome::default() };
 
+        // Kept for the forced update only (store/forced.rs), which no node build has: nothing that
+        // decides on a header reads `best_valid_update`.
         if self.best_valid_update.as_ref().is_none_or(|best| is_better_update(network, update, best)) {
             self.best_valid_update = Some(update.clone());
             outcome.kept_as_best = true;
