@@ -9,18 +9,19 @@
 //! Every object is upgraded to the newest shape, and the fork it was declared in (JSON `version`
 //! or SSZ digest) must be the fork the network schedules at its attested/bootstrap slot.
 //!
-//! **Transport, not on the trust path** (TRUST.md section 3, the argument the compact quote decoder
-//! leaves the kernel count with). What this module hands out is a newest-shape value of the
+//! **Transport, not on the trust path** (the argument that took the compact quote decoder out of the
+//! kernel count, TRUST.md section 1). What this module hands out is a newest-shape value of the
 //! counted types, and a hostile beacon node could have served any such value itself, as Electra
 //! SSZ. So the verifier ([`crate::store`]) must, and does, decide on the value alone: it derives each
 //! header's fork from its slot and the network (not from the declared `version` or digest), proves
 //! the execution header against the body root with that fork's root (`execution_root`, blob fields
 //! zero before Deneb), proves committees and finality with the gindex of the slot's fork (extra
 //! leading branch entries must be zero), checks the checkpoint root and the committee's signature.
-//! A bug here can make good data fail, not bad data pass: `tests/negative.rs` tampers with the
+//! A bug here can make good data fail, or hand the store a value a hostile server could have sent
+//! anyway, nothing the store would not refuse from one: `tests/negative.rs` tampers with the
 //! served bytes (signature, every branch, a committee member, the execution block number, the
 //! checkpoint, the network) and each is refused by the store. The fork digests of the SSZ
-//! `updates` body ([`digest`]) are wire labels of the same kind.
+//! `updates` body (`digest.rs`) are wire labels of the same kind.
 
 mod digest;
 mod shapes;
