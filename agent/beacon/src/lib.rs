@@ -9,7 +9,9 @@
 //!    the whole offline flow and gets a [`Report`].
 //!
 //! With the `simulated` feature, [`sim`] builds sync committees from a public seed and signs
-//! headers for dev chains, producing data the same verifier accepts.
+//! headers for dev chains, producing data the same verifier accepts, and serves it in the beacon
+//! API's forms. With the `force-update` feature (this crate's tests only), the store has the spec's
+//! forced update, which adopts a header without finality; no node build has it.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(unreachable_pub)]
