@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use replicatoor::admin;
 use replicatoor_beacon::Error as VerifyError;
 use replicatoor_chain::{
-    beacon::{BeaconError, Head, LightClient, MAX_RESPONSE_BYTES, WEAK_SUBJECTIVITY_SECS},
+    beacon::{BeaconError, FetchError, Head, LightClient, MAX_RESPONSE_BYTES, WEAK_SUBJECTIVITY_SECS},
     layout::{Reads, Views},
     proof::{ProvenStorage, TrustedHeader},
     Chain,
@@ -300,7 +300,7 @@ async fn lying_and_broken_beacons_are_refused() {
     // bootstrap of another block is refused.
     let mut fresh = LightClient::new(attacker.url(), sim::network(), pinned).unwrap();
     let err = fresh.sync(now()).await.unwrap_err();
-    assert!(matches!(err, BeaconError::Status { status: 404, .. }), "{err}");
+    assert!(matches!(err, BeaconError::Fetch(FetchError::Status { status: 404, .. })), "{err}");
     let (a, their_root) = (attacker.url().to_owned(), attacker.checkpoint().block_root);
     let swap = Proxy::start(move |path| {
         let path = if path.contains("/bootstrap/") {
@@ -340,16 +340,16 @@ async fn lying_and_broken_beacons_are_refused() {
         let mut lc = LightClient::from_persisted(&proxy.url, sim::network(), pinned, &verified).unwrap();
         let err = lc.sync(now()).await.unwrap_err();
         let expected = match name {
-            "http 500" => matches!(err, BeaconError::Status { status: 500, .. }),
-            "oversize" => matches!(err, BeaconError::TooLarge { .. }),
-            _ => matches!(err, BeaconError::Malformed { .. }),
+            "http 500" => matches!(err, BeaconError::Fetch(FetchError::Status { status: 500, .. })),
+            "oversize" => matches!(err, BeaconError::Fetch(FetchError::TooLarge { .. })),
+            _ => matches!(err, BeaconError::Fetch(FetchError::Malformed { .. })),
         };
         assert!(expected, "{name}: {err}");
         unchanged(&lc);
     }
     // Nothing listens on the discard port.
     let mut lc = LightClient::from_persisted("http://127.0.0.1:9", sim::network(), pinned, &verified).unwrap();
-    assert!(matches!(lc.sync(now()).await.unwrap_err(), BeaconError::Transport { .. }));
+    assert!(matches!(lc.sync(now()).await.unwrap_err(), BeaconError::Fetch(FetchError::Transport { .. })));
     unchanged(&lc);
 
     // After all that, the honest beacon still brings it forward.

@@ -1,57 +1,16 @@
 //! Every way verification can refuse, one variant per cause, so callers (and tests) can match on
 //! the reason instead of parsing messages.
 
-use crate::fork::Fork;
+use crate::codec::DecodeError;
 use crate::preset::PresetKind;
 use crate::types::Root;
 
 /// Why light-client data was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    /// Bytes that should have been an SSZ container did not decode.
-    #[error("malformed SSZ {what}: {detail}")]
-    MalformedSsz {
-        /// Which object was being decoded.
-        what: &'static str,
-        /// The decoder's complaint.
-        detail: String,
-    },
-    /// Bytes that should have been beacon-API JSON did not parse.
-    #[error("malformed JSON {what}: {detail}")]
-    MalformedJson {
-        /// Which object was being decoded.
-        what: &'static str,
-        /// The parser's complaint.
-        detail: String,
-    },
-    /// A beacon-API `version` string names no fork this crate knows.
-    #[error("unknown fork name {name:?}")]
-    UnknownForkName {
-        /// The `version` string found.
-        name: String,
-    },
-    /// An SSZ item's 4-byte fork digest matches no fork of the network (wrong network or GVR).
-    #[error("unknown fork digest 0x{} for this network", hex::encode(digest))]
-    UnknownForkDigest {
-        /// The digest found.
-        digest: [u8; 4],
-    },
-    /// Light-client data of a fork before Capella (no execution header): not supported.
-    #[error("light-client data of fork {fork} is not supported (Capella or later only)")]
-    UnsupportedFork {
-        /// The fork of the data.
-        fork: Fork,
-    },
-    /// The declared fork (JSON `version` or SSZ digest) is not the fork at the object's slot.
-    #[error("data declared as {declared} but slot {slot} is in fork {expected}")]
-    ForkMismatch {
-        /// The fork the data claimed.
-        declared: Fork,
-        /// The fork the network schedules at `slot`.
-        expected: Fork,
-        /// The attested (or bootstrap) header slot.
-        slot: u64,
-    },
+    /// A beacon-API body did not decode (transport, [`crate::codec`]).
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
     /// The network configuration is inconsistent.
     #[error("invalid network configuration: {0}")]
     InvalidNetwork(String),

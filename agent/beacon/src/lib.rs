@@ -3,12 +3,15 @@
 //!
 //! Pure verification over bytes handed in: no I/O, no clock, no network. A caller
 //! 1. picks a [`Network`] (built-in or pinned explicitly),
-//! 2. decodes beacon-node responses with [`codec`] (JSON or SSZ, auto-detected),
+//! 2. decodes beacon-node responses with [`codec`] (JSON or SSZ, auto-detected; transport: the
+//!    verifier trusts nothing about how a value was decoded),
 //! 3. drives a [`LightClientStore`] from a trusted checkpoint, or calls [`verify_recorded`] for
 //!    the whole offline flow and gets a [`Report`].
 //!
 //! With the `simulated` feature, [`sim`] builds sync committees from a public seed and signs
-//! headers for dev chains, producing data the same verifier accepts.
+//! headers for dev chains, producing data the same verifier accepts, and serves it in the beacon
+//! API's forms. With the `force-update` feature (this crate's tests only), the store has the spec's
+//! forced update, which adopts a header without finality; no node build has it.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(unreachable_pub)]
@@ -28,8 +31,8 @@ pub mod types;
 
 pub use bls::{signing_root, BLS_DST};
 pub use codec::{
-    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, detect_encoding, Encoding,
-    Forked,
+    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, detect_encoding, DecodeError,
+    Encoding, Forked,
 };
 pub use error::Error;
 pub use network::{BlobScheduleEntry, Fork, ForkEntry, Network, Version};

@@ -64,47 +64,29 @@ pub fn is_valid_normalized_merkle_branch(leaf: Root, branch: &[Root], gindex: u6
     is_valid_merkle_branch(leaf, &branch[num_extra..], depth, gindex_subtree_index(gindex), root)
 }
 
+/// The gindex of a `BeaconState` field at `slot`: `electra` from Electra on (the state grew a level),
+/// else `altair`.
+fn state_gindex_at_slot(network: &Network, slot: u64, altair: u64, electra: u64) -> u64 {
+    if network.is_at_or_after(Fork::Electra, network.epoch_at_slot(slot)) {
+        electra
+    } else {
+        altair
+    }
+}
+
 /// Spec `finalized_root_gindex_at_slot`.
 pub fn finalized_root_gindex_at_slot(network: &Network, slot: u64) -> u64 {
-    if network.is_at_or_after(Fork::Electra, network.epoch_at_slot(slot)) {
-        FINALIZED_ROOT_GINDEX_ELECTRA
-    } else {
-        FINALIZED_ROOT_GINDEX
-    }
+    state_gindex_at_slot(network, slot, FINALIZED_ROOT_GINDEX, FINALIZED_ROOT_GINDEX_ELECTRA)
 }
 
 /// Spec `current_sync_committee_gindex_at_slot`.
 pub fn current_sync_committee_gindex_at_slot(network: &Network, slot: u64) -> u64 {
-    if network.is_at_or_after(Fork::Electra, network.epoch_at_slot(slot)) {
-        CURRENT_SYNC_COMMITTEE_GINDEX_ELECTRA
-    } else {
-        CURRENT_SYNC_COMMITTEE_GINDEX
-    }
+    state_gindex_at_slot(network, slot, CURRENT_SYNC_COMMITTEE_GINDEX, CURRENT_SYNC_COMMITTEE_GINDEX_ELECTRA)
 }
 
 /// Spec `next_sync_committee_gindex_at_slot`.
 pub fn next_sync_committee_gindex_at_slot(network: &Network, slot: u64) -> u64 {
-    if network.is_at_or_after(Fork::Electra, network.epoch_at_slot(slot)) {
-        NEXT_SYNC_COMMITTEE_GINDEX_ELECTRA
-    } else {
-        NEXT_SYNC_COMMITTEE_GINDEX
-    }
-}
-
-/// Root of a full binary tree over `leaves` (padded with zero leaves to a power of two) and the
-/// branch for leaf `index`, sibling first. Used to build proofs (simulated chains, tests).
-pub fn root_and_branch(leaves: &[Root], index: usize) -> (Root, Vec<Root>) {
-    let width = leaves.len().max(1).next_power_of_two();
-    let mut layer: Vec<Root> = leaves.to_vec();
-    layer.resize(width, Root::ZERO);
-    let mut branch = Vec::new();
-    let mut idx = index;
-    while layer.len() > 1 {
-        branch.push(layer.get(idx ^ 1).copied().unwrap_or(Root::ZERO));
-        layer = layer.chunks(2).map(|pair| hash_pair(&pair[0], &pair[1])).collect();
-        idx /= 2;
-    }
-    (layer[0], branch)
+    state_gindex_at_slot(network, slot, NEXT_SYNC_COMMITTEE_GINDEX, NEXT_SYNC_COMMITTEE_GINDEX_ELECTRA)
 }
 
 #[cfg(test)]
@@ -121,7 +103,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "simulated")]
     fn built_branch_verifies_and_normalizes() {
+        use crate::sim::root_and_branch;
         let leaves: Vec<Root> = (0..32u8).map(Root::repeat_byte).collect();
         let (root, branch) = root_and_branch(&leaves, 23);
         assert!(is_valid_merkle_branch(leaves[23], &branch, 5, 23, root));

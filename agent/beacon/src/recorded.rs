@@ -211,12 +211,12 @@ fn run<P: Preset>(network: &Network, input: &Input<'_>) -> Result<Report, Error>
     }
     if let Some(finality) = &finality {
         require_supermajority(&finality.sync_aggregate)?;
-        store.process_finality_update(network, finality, current_slot)?;
+        store.process_update(network, &finality.clone().into(), current_slot)?;
         periods.push(network.period_at_slot(finality.signature_slot));
     }
     if let Some(optimistic) = &optimistic {
         require_supermajority(&optimistic.sync_aggregate)?;
-        store.process_optimistic_update(network, optimistic, current_slot)?;
+        store.process_update(network, &optimistic.clone().into(), current_slot)?;
         periods.push(network.period_at_slot(optimistic.signature_slot));
     }
     periods.sort_unstable();

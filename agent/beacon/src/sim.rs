@@ -10,16 +10,20 @@
 //! those leaves and their branches enter the checks.
 
 use blst::min_pk::{AggregatePublicKey, AggregateSignature, PublicKey, SecretKey, Signature};
+use serde::Serialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+use ssz::Encode;
 use ssz_types::FixedVector;
 use tree_hash::TreeHash;
 
 use crate::bls::{signing_root, BLS_DST};
+use crate::codec::DecodeError;
 use crate::merkle::{
     current_sync_committee_gindex_at_slot, finalized_root_gindex_at_slot, gindex_depth, gindex_subtree_index,
-    hash_pair, next_sync_committee_gindex_at_slot, root_and_branch, EXECUTION_PAYLOAD_GINDEX,
+    hash_pair, next_sync_committee_gindex_at_slot, EXECUTION_PAYLOAD_GINDEX,
 };
-use crate::network::Network;
+use crate::network::{Fork, Network};
 use crate::preset::Preset;
 use crate::store::execution_root;
 use crate::types::{
@@ -226,4 +230,54 @@ pub fn optimistic_update<P: Preset>(update: &LightClientUpdate<P>) -> LightClien
         sync_aggregate: update.sync_aggregate.clone(),
         signature_slot: update.signature_slot,
     }
+}
+
+/// Root of a full binary tree over `leaves` (padded with zero leaves to a power of two) and the
+/// branch for leaf `index`, sibling first. Used to build the simulated chain's proofs (and tests).
+pub fn root_and_branch(leaves: &[Root], index: usize) -> (Root, Vec<Root>) {
+    let width = leaves.len().max(1).next_power_of_two();
+    let mut layer: Vec<Root> = leaves.to_vec();
+    layer.resize(width, Root::ZERO);
+    let mut branch = Vec::new();
+    let mut idx = index;
+    while layer.len() > 1 {
+        branch.push(layer.get(idx ^ 1).copied().unwrap_or(Root::ZERO));
+        layer = layer.chunks(2).map(|pair| hash_pair(&pair[0], &pair[1])).collect();
+        idx /= 2;
+    }
+    (layer[0], branch)
+}
+
+// Serving side of the beacon API, for the simulated beacon (`replicatoor_testkit::beacon`) and tests:
+// the inverse of [`crate::codec`]'s decoders for the newest shape.
+
+/// The beacon-API JSON envelope `{"version", "data"}` for newest-shape data (Electra/Fulu).
+pub fn versioned_json<T: Serialize>(fork: Fork, data: &T) -> Result<Value, DecodeError> {
+    if fork < Fork::Electra {
+        return Err(DecodeError::UnsupportedFork { fork });
+    }
+    let data = serde_json::to_value(data)
+        .map_err(|e| DecodeError::MalformedJson { what: "light-client object", detail: e.to_string() })?;
+    Ok(serde_json::json!({ "version": fork.name(), "data": data }))
+}
+
+/// Encode newest-shape updates as an SSZ `updates` body (each attested slot must be in Electra or
+/// later, whose wire shape is the newest one): `u64 LE length ‖ fork digest ‖ SSZ` per item.
+pub fn encode_updates_ssz<P: Preset>(
+    network: &Network,
+    updates: &[LightClientUpdate<P>],
+) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::new();
+    for update in updates {
+        let slot = update.attested_header.beacon.slot;
+        let fork = network.fork_at_slot(slot);
+        if fork < Fork::Electra {
+            return Err(DecodeError::UnsupportedFork { fork });
+        }
+        let ssz = update.as_ssz_bytes();
+        out.extend_from_slice(&((ssz.len() + 4) as u64).to_le_bytes());
+        out.extend_from_slice(&network.fork_digest_at_epoch(network.epoch_at_slot(slot)));
+        out.extend_from_slice(&ssz);
+    }
+    Ok(out)
 }

@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use tree_hash::TreeHash;
 
+mod forced;
+
 use crate::bls::{signing_root, verify_sync_aggregate};
 use crate::error::Error;
 use crate::merkle::{
@@ -16,10 +18,8 @@ use crate::merkle::{
 };
 use crate::network::{Fork, Network};
 use crate::preset::Preset;
-use crate::types::{
-    LightClientBootstrap, LightClientFinalityUpdate, LightClientHeader, LightClientOptimisticUpdate, LightClientUpdate,
-    Root, SyncCommittee,
-};
+use crate::types::{LightClientBootstrap, LightClientHeader, LightClientUpdate, Root, SyncCommittee};
+use forced::is_better_update;
 
 /// What processing an update did to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -132,43 +132,6 @@ pub fn is_sync_committee_update<P: Preset>(update: &LightClientUpdate<P>) -> boo
 /// Spec `is_finality_update`.
 pub fn is_finality_update<P: Preset>(update: &LightClientUpdate<P>) -> bool {
     update.finality_branch.iter().any(|b| !b.is_zero())
-}
-
-/// Spec `is_better_update`: which of two valid updates to keep for a forced update.
-pub fn is_better_update<P: Preset>(network: &Network, new: &LightClientUpdate<P>, old: &LightClientUpdate<P>) -> bool {
-    let period = |slot| network.period_at_slot(slot);
-    let (new_n, old_n) = (new.sync_aggregate.participants(), old.sync_aggregate.participants());
-    let (new_super, old_super) = (new.sync_aggregate.has_supermajority(), old.sync_aggregate.has_supermajority());
-    if new_super != old_super {
-        return new_super;
-    }
-    if !new_super && new_n != old_n {
-        return new_n > old_n;
-    }
-    let relevant = |u: &LightClientUpdate<P>| {
-        is_sync_committee_update(u) && period(u.attested_header.beacon.slot) == period(u.signature_slot)
-    };
-    if relevant(new) != relevant(old) {
-        return relevant(new);
-    }
-    let (new_fin, old_fin) = (is_finality_update(new), is_finality_update(old));
-    if new_fin != old_fin {
-        return new_fin;
-    }
-    if new_fin {
-        let committee_finality =
-            |u: &LightClientUpdate<P>| period(u.finalized_header.beacon.slot) == period(u.attested_header.beacon.slot);
-        if committee_finality(new) != committee_finality(old) {
-            return committee_finality(new);
-        }
-    }
-    if new_n != old_n {
-        return new_n > old_n;
-    }
-    if new.attested_header.beacon.slot != old.attested_header.beacon.slot {
-        return new.attested_header.beacon.slot < old.attested_header.beacon.slot;
-    }
-    new.signature_slot < old.signature_slot
 }
 
 impl<P: Preset> LightClientStore<P> {
@@ -362,7 +325,8 @@ impl<P: Preset> LightClientStore<P> {
 
     /// Spec `process_light_client_update`: validate, then track the best update, advance the
     /// optimistic header above the safety threshold, and apply finality/committee changes only with
-    /// a 2/3 supermajority.
+    /// a 2/3 supermajority. A finality or optimistic update is processed as the update it converts
+    /// into (`From`, as spec `process_light_client_{finality,optimistic}_update` do).
     pub fn process_update(
         &mut self,
         network: &Network,
@@ -373,6 +337,8 @@ impl<P: Preset> LightClientStore<P> {
         let participants = update.sync_aggregate.participants();
         let mut outcome = UpdateOutcome { participants, ..UpdateOutcome::default() };
 
+        // Kept for the forced update only (store/forced.rs), which no node build has: nothing that
+        // decides on a header reads `best_valid_update`.
         if self.best_valid_update.as_ref().is_none_or(|best| is_better_update(network, update, best)) {
             self.best_valid_update = Some(update.clone());
             outcome.kept_as_best = true;
@@ -400,51 +366,5 @@ impl<P: Preset> LightClientStore<P> {
             outcome.kept_as_best = false;
         }
         Ok(outcome)
-    }
-
-    /// Spec `process_light_client_finality_update`.
-    pub fn process_finality_update(
-        &mut self,
-        network: &Network,
-        update: &LightClientFinalityUpdate<P>,
-        current_slot: u64,
-    ) -> Result<UpdateOutcome, Error> {
-        self.process_update(network, &LightClientUpdate::from(update.clone()), current_slot)
-    }
-
-    /// Spec `process_light_client_optimistic_update`.
-    pub fn process_optimistic_update(
-        &mut self,
-        network: &Network,
-        update: &LightClientOptimisticUpdate<P>,
-        current_slot: u64,
-    ) -> Result<UpdateOutcome, Error> {
-        self.process_update(network, &LightClientUpdate::from(update.clone()), current_slot)
-    }
-
-    /// Spec `process_light_client_store_force_update`, **opt-in and weaker than finality**: once a
-    /// whole period (`UPDATE_TIMEOUT`) has passed since the finalized slot without a supermajority
-    /// finalized update, adopt the best valid update, treating its attested header as finalized if
-    /// it carries no newer finality. Never called by this crate's own verification paths; a caller
-    /// that wants liveness over safety during long non-finality may call it. Returns whether the
-    /// store changed.
-    pub fn force_update(&mut self, network: &Network, current_slot: u64) -> Result<bool, Error> {
-        self.check_network(network)?;
-        let timeout = network.preset.slots_per_sync_committee_period();
-        if current_slot <= self.finalized_header.beacon.slot.saturating_add(timeout) {
-            return Ok(false);
-        }
-        let Some(mut best) = self.best_valid_update.take() else {
-            return Ok(false);
-        };
-        if best.finalized_header.beacon.slot <= self.finalized_header.beacon.slot {
-            best.finalized_header = best.attested_header.clone();
-        }
-        if let Err(e) = self.apply_update(network, &best) {
-            // apply_update refuses before changing anything; keep the candidate as the spec would.
-            self.best_valid_update = Some(best);
-            return Err(e);
-        }
-        Ok(true)
     }
 }

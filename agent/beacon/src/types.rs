@@ -2,20 +2,16 @@
 //! forms.
 //!
 //! Light-client objects change shape across forks: Capella headers lack the blob-gas fields, and
-//! from Electra the state branches are one level deeper. The objects are therefore generic over a
-//! [`ForkShape`] for decoding, and everything is upgraded to the newest shape ([`ElectraShape`],
-//! also used by Fulu) before verification, exactly as the spec's `upgrade_lc_*` functions do:
-//! execution headers gain zero blob fields and branches are left-padded with zero hashes
-//! (`normalize_merkle_branch`). The verifier then picks the gindex and execution-root flavour
-//! from each header's own slot.
+//! from Electra the state branches are one level deeper. Only the newest shape (Electra, also used
+//! by Fulu) is defined here: the decoder ([`crate::codec`]) upgrades older shapes to it as the
+//! spec's `upgrade_lc_*` functions do (execution headers gain zero blob fields, branches are
+//! left-padded with zero hashes). The verifier then picks the gindex and execution-root flavour
+//! from each header's own slot, and refuses nonzero blob fields or padding where that fork has none.
 
 use alloy_primitives::{Address, FixedBytes, B256, U256};
-use core::fmt::Debug;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use ssz::{Decode, Encode};
 use ssz_derive::{Decode, Encode};
-use ssz_types::typenum::{Unsigned, U32, U4, U5, U6, U7};
+use ssz_types::typenum::{Unsigned, U32, U4, U6, U7};
 use ssz_types::{BitVector, FixedVector, VariableList};
 use tree_hash::TreeHash;
 use tree_hash_derive::TreeHash;
@@ -182,31 +178,6 @@ pub struct ExecutionPayloadHeaderDeneb {
     pub excess_blob_gas: u64,
 }
 
-impl From<ExecutionPayloadHeaderCapella> for ExecutionPayloadHeaderDeneb {
-    /// Spec `upgrade_lc_header_to_deneb`: the blob fields start at zero.
-    fn from(c: ExecutionPayloadHeaderCapella) -> Self {
-        Self {
-            parent_hash: c.parent_hash,
-            fee_recipient: c.fee_recipient,
-            state_root: c.state_root,
-            receipts_root: c.receipts_root,
-            logs_bloom: c.logs_bloom,
-            prev_randao: c.prev_randao,
-            block_number: c.block_number,
-            gas_limit: c.gas_limit,
-            gas_used: c.gas_used,
-            timestamp: c.timestamp,
-            extra_data: c.extra_data,
-            base_fee_per_gas: c.base_fee_per_gas,
-            block_hash: c.block_hash,
-            transactions_root: c.transactions_root,
-            withdrawals_root: c.withdrawals_root,
-            blob_gas_used: 0,
-            excess_blob_gas: 0,
-        }
-    }
-}
-
 impl ExecutionPayloadHeaderDeneb {
     /// The Capella view of this header (drops the blob fields), whose root is what a pre-Deneb
     /// beacon body commits to.
@@ -231,117 +202,49 @@ impl ExecutionPayloadHeaderDeneb {
     }
 }
 
-/// `LightClientHeader` (Capella and later): the beacon header plus the execution payload header
-/// proven against its body root. `E` is the fork's execution header type.
+/// `LightClientHeader` (Capella and later, newest shape): the beacon header plus the execution
+/// payload header proven against its body root.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Encode, Decode, TreeHash)]
-#[serde(bound = "")]
-pub struct LightClientHeader<E: ExecutionHeader = ExecutionPayloadHeaderDeneb> {
+pub struct LightClientHeader {
     /// Beacon block header.
     pub beacon: BeaconBlockHeader,
-    /// Execution payload header of that block.
-    pub execution: E,
+    /// Execution payload header of that block (before Deneb, with zero blob fields: checked).
+    pub execution: ExecutionPayloadHeaderDeneb,
     /// Branch proving `execution` at gindex 25 of the beacon block body.
     pub execution_branch: ExecutionBranch,
 }
 
-impl<E: ExecutionHeader> LightClientHeader<E> {
-    /// Upgrade to the newest header shape.
-    pub fn upgrade(self) -> LightClientHeader {
-        LightClientHeader {
-            beacon: self.beacon,
-            execution: self.execution.into(),
-            execution_branch: self.execution_branch,
-        }
-    }
-}
-
-/// An execution payload header type of some fork (Capella or Deneb layout).
-pub trait ExecutionHeader:
-    Encode
-    + Decode
-    + TreeHash
-    + Serialize
-    + DeserializeOwned
-    + Clone
-    + Debug
-    + PartialEq
-    + Eq
-    + Default
-    + Send
-    + Sync
-    + Into<ExecutionPayloadHeaderDeneb>
-{
-}
-impl ExecutionHeader for ExecutionPayloadHeaderCapella {}
-impl ExecutionHeader for ExecutionPayloadHeaderDeneb {}
-
-/// Per-fork shape of the light-client containers.
-pub trait ForkShape: 'static + Clone + Debug + PartialEq + Eq + Send + Sync {
-    /// The execution payload header type inside [`LightClientHeader`].
-    type Execution: ExecutionHeader;
-    /// Length of current/next sync-committee branches.
-    type SyncCommitteeBranchLen: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
-    /// Length of the finality branch.
-    type FinalityBranchLen: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
-}
-
-/// Capella shape: Capella execution header, branches 5 / 6.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CapellaShape;
-/// Deneb shape: Deneb execution header, branches 5 / 6.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DenebShape;
-/// Electra shape (also Fulu): Deneb execution header, branches 6 / 7. The verifier's working shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ElectraShape;
-
-impl ForkShape for CapellaShape {
-    type Execution = ExecutionPayloadHeaderCapella;
-    type SyncCommitteeBranchLen = U5;
-    type FinalityBranchLen = U6;
-}
-impl ForkShape for DenebShape {
-    type Execution = ExecutionPayloadHeaderDeneb;
-    type SyncCommitteeBranchLen = U5;
-    type FinalityBranchLen = U6;
-}
-impl ForkShape for ElectraShape {
-    type Execution = ExecutionPayloadHeaderDeneb;
-    type SyncCommitteeBranchLen = U6;
-    type FinalityBranchLen = U7;
-}
-
 /// Sync-committee branch of the newest shape.
-pub type SyncCommitteeBranch = FixedVector<Root, <ElectraShape as ForkShape>::SyncCommitteeBranchLen>;
+pub type SyncCommitteeBranch = FixedVector<Root, U6>;
 /// Finality branch of the newest shape.
-pub type FinalityBranch = FixedVector<Root, <ElectraShape as ForkShape>::FinalityBranchLen>;
+pub type FinalityBranch = FixedVector<Root, U7>;
 
 /// `LightClientBootstrap`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
 #[serde(bound = "")]
-pub struct LightClientBootstrap<P: Preset, S: ForkShape = ElectraShape> {
+pub struct LightClientBootstrap<P: Preset> {
     /// Header of the requested (trusted) block.
-    pub header: LightClientHeader<S::Execution>,
+    pub header: LightClientHeader,
     /// The current sync committee in `header.beacon.state_root`.
     pub current_sync_committee: SyncCommittee<P>,
     /// Branch proving it.
-    pub current_sync_committee_branch: FixedVector<Root, S::SyncCommitteeBranchLen>,
+    pub current_sync_committee_branch: SyncCommitteeBranch,
 }
 
 /// `LightClientUpdate`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
 #[serde(bound = "")]
-pub struct LightClientUpdate<P: Preset, S: ForkShape = ElectraShape> {
+pub struct LightClientUpdate<P: Preset> {
     /// Header attested to by the sync committee.
-    pub attested_header: LightClientHeader<S::Execution>,
+    pub attested_header: LightClientHeader,
     /// Next sync committee in the attested state (all zero if absent).
     pub next_sync_committee: SyncCommittee<P>,
     /// Branch proving it (all zero if absent).
-    pub next_sync_committee_branch: FixedVector<Root, S::SyncCommitteeBranchLen>,
+    pub next_sync_committee_branch: SyncCommitteeBranch,
     /// Finalized header of the attested state (all zero if absent).
-    pub finalized_header: LightClientHeader<S::Execution>,
+    pub finalized_header: LightClientHeader,
     /// Branch proving its root (all zero if absent).
-    pub finality_branch: FixedVector<Root, S::FinalityBranchLen>,
+    pub finality_branch: FinalityBranch,
     /// Sync committee aggregate signature over the attested header.
     pub sync_aggregate: SyncAggregate<P>,
     /// Slot at which the aggregate was created (untrusted).
@@ -352,13 +255,13 @@ pub struct LightClientUpdate<P: Preset, S: ForkShape = ElectraShape> {
 /// `LightClientFinalityUpdate`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
 #[serde(bound = "")]
-pub struct LightClientFinalityUpdate<P: Preset, S: ForkShape = ElectraShape> {
+pub struct LightClientFinalityUpdate<P: Preset> {
     /// Header attested to by the sync committee.
-    pub attested_header: LightClientHeader<S::Execution>,
+    pub attested_header: LightClientHeader,
     /// Finalized header of the attested state.
-    pub finalized_header: LightClientHeader<S::Execution>,
+    pub finalized_header: LightClientHeader,
     /// Branch proving its root.
-    pub finality_branch: FixedVector<Root, S::FinalityBranchLen>,
+    pub finality_branch: FinalityBranch,
     /// Sync committee aggregate signature over the attested header.
     pub sync_aggregate: SyncAggregate<P>,
     /// Slot at which the aggregate was created (untrusted).
@@ -369,74 +272,14 @@ pub struct LightClientFinalityUpdate<P: Preset, S: ForkShape = ElectraShape> {
 /// `LightClientOptimisticUpdate`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
 #[serde(bound = "")]
-pub struct LightClientOptimisticUpdate<P: Preset, S: ForkShape = ElectraShape> {
+pub struct LightClientOptimisticUpdate<P: Preset> {
     /// Header attested to by the sync committee.
-    pub attested_header: LightClientHeader<S::Execution>,
+    pub attested_header: LightClientHeader,
     /// Sync committee aggregate signature over the attested header.
     pub sync_aggregate: SyncAggregate<P>,
     /// Slot at which the aggregate was created (untrusted).
     #[serde(with = "serde_utils::quoted_u64")]
     pub signature_slot: u64,
-}
-
-/// Spec `normalize_merkle_branch`: left-pad a shorter branch with zero hashes. The shapes here
-/// only ever grow, so `N <= M`; were it not, the tail is kept (the part nearest the leaf).
-fn normalize<N: Unsigned, M: Unsigned>(branch: FixedVector<Root, N>) -> FixedVector<Root, M> {
-    let (n, m) = (N::to_usize(), M::to_usize());
-    let k = n.min(m);
-    let mut out = FixedVector::<Root, M>::default();
-    out[m - k..].copy_from_slice(&branch[n - k..]);
-    out
-}
-
-impl<P: Preset, S: ForkShape> LightClientBootstrap<P, S> {
-    /// Upgrade to the newest shape (spec `upgrade_lc_bootstrap_to_*`).
-    pub fn upgrade(self) -> LightClientBootstrap<P> {
-        LightClientBootstrap {
-            header: self.header.upgrade(),
-            current_sync_committee: self.current_sync_committee,
-            current_sync_committee_branch: normalize(self.current_sync_committee_branch),
-        }
-    }
-}
-
-impl<P: Preset, S: ForkShape> LightClientUpdate<P, S> {
-    /// Upgrade to the newest shape (spec `upgrade_lc_update_to_*`).
-    pub fn upgrade(self) -> LightClientUpdate<P> {
-        LightClientUpdate {
-            attested_header: self.attested_header.upgrade(),
-            next_sync_committee: self.next_sync_committee,
-            next_sync_committee_branch: normalize(self.next_sync_committee_branch),
-            finalized_header: self.finalized_header.upgrade(),
-            finality_branch: normalize(self.finality_branch),
-            sync_aggregate: self.sync_aggregate,
-            signature_slot: self.signature_slot,
-        }
-    }
-}
-
-impl<P: Preset, S: ForkShape> LightClientFinalityUpdate<P, S> {
-    /// Upgrade to the newest shape.
-    pub fn upgrade(self) -> LightClientFinalityUpdate<P> {
-        LightClientFinalityUpdate {
-            attested_header: self.attested_header.upgrade(),
-            finalized_header: self.finalized_header.upgrade(),
-            finality_branch: normalize(self.finality_branch),
-            sync_aggregate: self.sync_aggregate,
-            signature_slot: self.signature_slot,
-        }
-    }
-}
-
-impl<P: Preset, S: ForkShape> LightClientOptimisticUpdate<P, S> {
-    /// Upgrade to the newest shape.
-    pub fn upgrade(self) -> LightClientOptimisticUpdate<P> {
-        LightClientOptimisticUpdate {
-            attested_header: self.attested_header.upgrade(),
-            sync_aggregate: self.sync_aggregate,
-            signature_slot: self.signature_slot,
-        }
-    }
 }
 
 impl<P: Preset> From<LightClientFinalityUpdate<P>> for LightClientUpdate<P> {

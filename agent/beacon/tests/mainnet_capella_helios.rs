@@ -92,7 +92,7 @@ fn store_survives_serde_round_trip_mid_sync() {
         assert!(restored.process_update(&network, &u.data, u.data.signature_slot).unwrap().applied);
     }
     let finality = replicatoor_beacon::decode_finality_update::<Mainnet>(&network, &finality).unwrap();
-    restored.process_finality_update(&network, &finality.data, 7109431).unwrap();
+    restored.process_update(&network, &finality.data.clone().into(), 7109431).unwrap();
     assert_eq!(restored.finalized_header.beacon.slot, 7109344);
     assert_eq!(network.period_at_slot(restored.finalized_header.beacon.slot), 867);
 }

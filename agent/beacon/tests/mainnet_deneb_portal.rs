@@ -46,7 +46,7 @@ fn portal_deneb_bootstrap_updates_finality_optimistic() {
     let (digest, ssz) = split_digest(&value);
     let finality =
         decode_finality_update_ssz::<Mainnet>(&network, network.fork_for_digest(digest).unwrap(), ssz).unwrap().data;
-    let outcome = store.process_finality_update(&network, &finality, finality.signature_slot).unwrap();
+    let outcome = store.process_update(&network, &finality.clone().into(), finality.signature_slot).unwrap();
     assert!(outcome.applied);
     assert_eq!(store.finalized_header, finality.finalized_header);
 
@@ -54,7 +54,7 @@ fn portal_deneb_bootstrap_updates_finality_optimistic() {
     let (digest, ssz) = split_digest(&value);
     let optimistic =
         decode_optimistic_update_ssz::<Mainnet>(&network, network.fork_for_digest(digest).unwrap(), ssz).unwrap().data;
-    let outcome = store.process_optimistic_update(&network, &optimistic, optimistic.signature_slot).unwrap();
+    let outcome = store.process_update(&network, &optimistic.clone().into(), optimistic.signature_slot).unwrap();
     assert!(outcome.optimistic_advanced);
     assert_eq!(store.optimistic_header, optimistic.attested_header);
     assert_eq!(

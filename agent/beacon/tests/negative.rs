@@ -4,8 +4,8 @@ mod common;
 
 use common::{fixture, root};
 use replicatoor_beacon::{
-    decode_bootstrap, decode_finality_update, decode_updates, verify_recorded, Error, Fork, LightClientStore,
-    LightClientUpdate, Mainnet, Minimal, Network, Version,
+    decode_bootstrap, decode_finality_update, decode_updates, verify_recorded, DecodeError, Error, Fork,
+    LightClientStore, LightClientUpdate, Mainnet, Minimal, Network, Root, Version,
 };
 use serde_json::Value;
 
@@ -126,6 +126,30 @@ fn tampered_execution_branch_is_refused() {
     assert!(matches!(err, Error::BadExecutionBranch { slot: 7078317 }), "{err:?}");
 }
 
+/// The decoder is transport (`codec/`): what its upgrade of Capella data adds (zero blob fields,
+/// a zero entry in front of each state branch) the store checks again, with the rules of the
+/// header's slot, so a value a server could send in the newest shape with them set is refused.
+#[test]
+fn what_the_upgrade_adds_is_checked_by_the_store() {
+    let (network, store, updates) = helios_store(1);
+    store.validate_update(&network, &updates[1], updates[1].signature_slot).unwrap();
+    let mut blob = updates[1].clone();
+    blob.attested_header.execution.excess_blob_gas = 1;
+    let err = store.validate_update(&network, &blob, blob.signature_slot).unwrap_err();
+    assert!(matches!(err, Error::BadExecutionBranch { slot: 7070142 }), "{err:?}");
+    let mut padded = updates[1].clone();
+    padded.next_sync_committee_branch[0] = Root::repeat_byte(1);
+    let err = store.validate_update(&network, &padded, padded.signature_slot).unwrap_err();
+    assert!(matches!(err, Error::BadNextSyncCommitteeBranch { attested_slot: 7070142 }), "{err:?}");
+
+    let (network, store, updates) = helios_store(3);
+    store.validate_update(&network, &updates[3], updates[3].signature_slot).unwrap();
+    let mut padded = updates[3].clone();
+    padded.finality_branch[0] = Root::repeat_byte(1);
+    let err = store.validate_update(&network, &padded, padded.signature_slot).unwrap_err();
+    assert!(matches!(err, Error::BadFinalityBranch { attested_slot: 7089368 }), "{err:?}");
+}
+
 #[test]
 fn tampered_finalized_execution_block_number_is_refused() {
     // The finalized beacon header (hence the finality proof) is intact; only its execution header
@@ -133,7 +157,7 @@ fn tampered_finalized_execution_block_number_is_refused() {
     let (network, mut store, updates) = helios_store(6);
     let mut finality = decode_finality_update::<Mainnet>(&network, &helios("finality")).unwrap().data;
     finality.finalized_header.execution.block_number += 1;
-    let err = store.process_finality_update(&network, &finality, finality.signature_slot).unwrap_err();
+    let err = store.process_update(&network, &finality.clone().into(), finality.signature_slot).unwrap_err();
     assert!(matches!(err, Error::BadExecutionBranch { slot: 7109344 }), "{err:?}");
     assert_eq!(updates.len(), 6);
 }
@@ -194,7 +218,10 @@ fn wrong_genesis_validators_root_is_refused() {
         None,
     )
     .unwrap_err();
-    assert!(matches!(err, Error::UnknownForkDigest { digest: [0x6a, 0x95, 0xa1, 0xa9] }), "{err:?}");
+    assert!(
+        matches!(err, Error::Decode(DecodeError::UnknownForkDigest { digest: [0x6a, 0x95, 0xa1, 0xa9] })),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -223,19 +250,28 @@ fn declared_version_not_matching_slot_is_refused() {
     let bytes = edit_helios_update(0, |u| u["version"] = Value::String("deneb".into()));
     let err = verify_helios(&bytes).unwrap_err();
     assert!(
-        matches!(err, Error::ForkMismatch { declared: Fork::Deneb, expected: Fork::Capella, slot: 7061719 }),
+        matches!(
+            err,
+            Error::Decode(DecodeError::ForkMismatch { declared: Fork::Deneb, expected: Fork::Capella, slot: 7061719 })
+        ),
         "{err:?}"
     );
     let bytes = edit_helios_update(0, |u| u["version"] = Value::String("gloas".into()));
-    assert!(matches!(verify_helios(&bytes).unwrap_err(), Error::UnknownForkName { .. }));
+    assert!(matches!(verify_helios(&bytes).unwrap_err(), Error::Decode(DecodeError::UnknownForkName { .. })));
     let bytes = edit_helios_update(0, |u| u["version"] = Value::String("altair".into()));
-    assert!(matches!(verify_helios(&bytes).unwrap_err(), Error::ForkMismatch { declared: Fork::Altair, .. }));
+    assert!(matches!(
+        verify_helios(&bytes).unwrap_err(),
+        Error::Decode(DecodeError::ForkMismatch { declared: Fork::Altair, .. })
+    ));
     // Pre-Capella light-client data (no execution header) is out of scope.
     let bytes = edit_helios_update(0, |u| {
         u["version"] = Value::String("altair".into());
         u["data"]["attested_header"]["beacon"]["slot"] = Value::String((74240 * 32).to_string());
     });
-    assert!(matches!(verify_helios(&bytes).unwrap_err(), Error::UnsupportedFork { fork: Fork::Altair }));
+    assert!(matches!(
+        verify_helios(&bytes).unwrap_err(),
+        Error::Decode(DecodeError::UnsupportedFork { fork: Fork::Altair })
+    ));
 }
 
 #[test]
@@ -299,7 +335,7 @@ fn stale_header_is_refused() {
     // After the finality update (finalized 7109344), the period-867 update attests 7104190.
     let (network, mut store, updates) = helios_store(6);
     let finality = decode_finality_update::<Mainnet>(&network, &helios("finality")).unwrap().data;
-    store.process_finality_update(&network, &finality, finality.signature_slot).unwrap();
+    store.process_update(&network, &finality.clone().into(), finality.signature_slot).unwrap();
     let err = store.process_update(&network, &updates[5], 7109431).unwrap_err();
     assert!(matches!(err, Error::StaleUpdate { attested_slot: 7104190, finalized_slot: 7109344 }), "{err:?}");
 }
@@ -344,9 +380,9 @@ fn truncated_ssz_is_refused() {
     let network = Network::mainnet();
     let bootstrap = fixture(BOOTSTRAP_1421);
     let half = decode_bootstrap::<Mainnet>(&network, &bootstrap[..bootstrap.len() / 2]).map(|_| ()).unwrap_err();
-    assert!(matches!(half, Error::MalformedSsz { what: "light-client bootstrap", .. }), "{half:?}");
+    assert!(matches!(half, DecodeError::MalformedSsz { what: "light-client bootstrap", .. }), "{half:?}");
     let tiny = decode_bootstrap::<Mainnet>(&network, &bootstrap[..3]).map(|_| ()).unwrap_err();
-    assert!(matches!(tiny, Error::MalformedSsz { .. }), "{tiny:?}");
+    assert!(matches!(tiny, DecodeError::MalformedSsz { .. }), "{tiny:?}");
     // Cutting only into the trailing `extra_data` byte list is still valid SSZ (a shorter list);
     // the execution-branch check is what refuses it.
     let err =
@@ -357,16 +393,16 @@ fn truncated_ssz_is_refused() {
 
     let updates = fixture(UPDATE_1421);
     let err = decode_updates::<Mainnet>(&network, &updates[..updates.len() - 10]).map(|_| ()).unwrap_err();
-    assert!(matches!(err, Error::MalformedSsz { what: "light-client updates body", .. }), "{err:?}");
+    assert!(matches!(err, DecodeError::MalformedSsz { what: "light-client updates body", .. }), "{err:?}");
     let err = decode_updates::<Mainnet>(&network, &updates[..5]).map(|_| ()).unwrap_err();
-    assert!(matches!(err, Error::MalformedSsz { .. }), "{err:?}");
+    assert!(matches!(err, DecodeError::MalformedSsz { .. }), "{err:?}");
     // Item length rewritten to match, but the SSZ inside cut into its fixed part.
     let mut short = updates.clone();
     short.truncate(updates.len() - 1000);
     let len = (short.len() - 8) as u64;
     short[..8].copy_from_slice(&len.to_le_bytes());
     let err = decode_updates::<Mainnet>(&network, &short).map(|_| ()).unwrap_err();
-    assert!(matches!(err, Error::MalformedSsz { what: "light-client update", .. }), "{err:?}");
+    assert!(matches!(err, DecodeError::MalformedSsz { what: "light-client update", .. }), "{err:?}");
 }
 
 #[test]
@@ -374,16 +410,16 @@ fn malformed_json_is_refused() {
     let network = Network::mainnet();
     let text = helios("finality");
     let err = decode_finality_update::<Mainnet>(&network, &text[..text.len() / 2]).unwrap_err();
-    assert!(matches!(err, Error::MalformedJson { what: "light-client finality update", .. }), "{err:?}");
+    assert!(matches!(err, DecodeError::MalformedJson { what: "light-client finality update", .. }), "{err:?}");
     let err = decode_finality_update::<Mainnet>(&network, br#"{"data": {}}"#).unwrap_err();
-    assert!(matches!(err, Error::MalformedJson { .. }), "{err:?}");
+    assert!(matches!(err, DecodeError::MalformedJson { .. }), "{err:?}");
     let err =
         decode_finality_update::<Mainnet>(&network, br#"{"version": "capella", "data": {"slot": "1"}}"#).unwrap_err();
-    assert!(matches!(err, Error::MalformedJson { .. }), "{err:?}");
+    assert!(matches!(err, DecodeError::MalformedJson { .. }), "{err:?}");
 }
 
 #[test]
 fn preset_mismatch_is_refused() {
     let err = decode_bootstrap::<Minimal>(&Network::mainnet(), &helios("bootstrap")).unwrap_err();
-    assert!(matches!(err, Error::PresetMismatch { .. }), "{err:?}");
+    assert!(matches!(err, DecodeError::PresetMismatch { .. }), "{err:?}");
 }

@@ -2,8 +2,9 @@
 //! committee's signature is refused.
 #![cfg(feature = "simulated")]
 
-use replicatoor_beacon::codec::{encode_updates_ssz, versioned_json};
-use replicatoor_beacon::sim::{finality_update, optimistic_update, SimBlock, SimCommittee, SimState};
+use replicatoor_beacon::sim::{
+    encode_updates_ssz, finality_update, optimistic_update, versioned_json, SimBlock, SimCommittee, SimState,
+};
 use replicatoor_beacon::{
     verify_recorded, Error, ExecutionPayloadHeaderDeneb, Fork, ForkEntry, LightClientStore, Mainnet, Minimal, Network,
     Preset, PresetKind, Root, TrustSource, Version,
@@ -175,20 +176,22 @@ fn sync_across_capella_deneb_electra_boundaries() {
         ForkEntry { fork: Fork::Deneb, version: version(4), epoch: 8 },
         ForkEntry { fork: Fork::Electra, version: version(5), epoch: 16 },
     ];
-    let network = Network::new(
-        "boundaries",
-        Root::repeat_byte(0x33),
-        1_700_000_000,
-        6,
-        PresetKind::Minimal,
-        forks.clone(),
-        vec![],
-    )
-    .unwrap();
+    let boundaries = |genesis_time| {
+        let network = Network {
+            name: "boundaries".into(),
+            genesis_validators_root: Root::repeat_byte(0x33),
+            genesis_time,
+            seconds_per_slot: 6,
+            preset: PresetKind::Minimal,
+            forks: forks.clone(),
+            blob_schedule: vec![],
+        };
+        network.validate().unwrap();
+        network
+    };
+    let network = boundaries(1_700_000_000);
     // A header is taken only at its slot's time (`execution` gives each slot that time on this network).
-    let early =
-        Network::new("boundaries", Root::repeat_byte(0x33), 1_700_000_001, 6, PresetKind::Minimal, forks, vec![])
-            .unwrap();
+    let early = boundaries(1_700_000_001);
     let off = Chain::<Minimal>::new(early);
     let bootstrap = off.bootstrap_block.bootstrap(off.a.committee());
     let err = LightClientStore::initialize(&off.network, bootstrap.header.beacon.root(), &bootstrap).unwrap_err();

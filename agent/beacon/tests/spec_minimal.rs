@@ -36,7 +36,17 @@ fn network(dir: &str) -> Network {
         }
     }
     let gvr = root(&yaml_field(&meta, "genesis_validators_root").unwrap());
-    Network::new("spec-minimal", gvr, 0, 6, PresetKind::Minimal, forks, vec![]).unwrap()
+    let network = Network {
+        name: "spec-minimal".into(),
+        genesis_validators_root: gvr,
+        genesis_time: 0,
+        seconds_per_slot: 6,
+        preset: PresetKind::Minimal,
+        forks,
+        blob_schedule: vec![],
+    };
+    network.validate().unwrap();
+    network
 }
 
 struct Check {

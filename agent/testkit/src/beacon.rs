@@ -50,8 +50,7 @@ use hyper::{
 };
 use hyper_util::rt::TokioIo;
 use replicatoor_beacon::{
-    codec::{encode_updates_ssz, versioned_json},
-    sim::{finality_update, optimistic_update, SimBlock, SimCommittee, SimState},
+    sim::{encode_updates_ssz, finality_update, optimistic_update, versioned_json, SimBlock, SimCommittee, SimState},
     ExecutionPayloadHeaderDeneb, LightClientUpdate, Minimal, Network, PresetKind, Root,
 };
 use serde::{Deserialize, Serialize};

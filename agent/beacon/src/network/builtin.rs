@@ -19,13 +19,15 @@ pub(super) fn v(bytes: [u8; 4]) -> Version {
     FixedBytes(bytes)
 }
 
-fn schedule(versions: [[u8; 4]; 7], epochs: [u64; 7]) -> Vec<ForkEntry> {
+/// The fork schedule from the versions and epochs of phase0 through fulu, as the configs write them
+/// (`ALTAIR_FORK_VERSION: 0x01000000`: big-endian); forks at `FAR_FUTURE_EPOCH` are left out.
+fn schedule(versions: [u32; 7], epochs: [u64; 7]) -> Vec<ForkEntry> {
     Fork::ALL
         .into_iter()
         .zip(versions)
         .zip(epochs)
         .filter(|(_, epoch)| *epoch != FAR_FUTURE_EPOCH)
-        .map(|((fork, version), epoch)| ForkEntry { fork, version: v(version), epoch })
+        .map(|((fork, version), epoch)| ForkEntry { fork, version: v(version.to_be_bytes()), epoch })
         .collect()
 }
 
@@ -43,7 +45,7 @@ impl Network {
             seconds_per_slot: 12,
             preset: PresetKind::Mainnet,
             forks: schedule(
-                [[0, 0, 0, 0], [1, 0, 0, 0], [2, 0, 0, 0], [3, 0, 0, 0], [4, 0, 0, 0], [5, 0, 0, 0], [6, 0, 0, 0]],
+                [0x00000000, 0x01000000, 0x02000000, 0x03000000, 0x04000000, 0x05000000, 0x06000000],
                 [0, 74240, 144896, 194048, 269568, 364032, 411392],
             ),
             blob_schedule: blobs(&[(364032, 9), (412672, 15), (419072, 21)]),
@@ -59,15 +61,7 @@ impl Network {
             seconds_per_slot: 12,
             preset: PresetKind::Mainnet,
             forks: schedule(
-                [
-                    [0x90, 0, 0, 0x69],
-                    [0x90, 0, 0, 0x70],
-                    [0x90, 0, 0, 0x71],
-                    [0x90, 0, 0, 0x72],
-                    [0x90, 0, 0, 0x73],
-                    [0x90, 0, 0, 0x74],
-                    [0x90, 0, 0, 0x75],
-                ],
+                [0x90000069, 0x90000070, 0x90000071, 0x90000072, 0x90000073, 0x90000074, 0x90000075],
                 [0, 50, 100, 56832, 132608, 222464, 272640],
             ),
             blob_schedule: blobs(&[(222464, 9), (274176, 15), (275712, 21)]),
@@ -83,15 +77,7 @@ impl Network {
             seconds_per_slot: 12,
             preset: PresetKind::Mainnet,
             forks: schedule(
-                [
-                    [0x01, 0x01, 0x70, 0],
-                    [0x02, 0x01, 0x70, 0],
-                    [0x03, 0x01, 0x70, 0],
-                    [0x04, 0x01, 0x70, 0],
-                    [0x05, 0x01, 0x70, 0],
-                    [0x06, 0x01, 0x70, 0],
-                    [0x07, 0x01, 0x70, 0],
-                ],
+                [0x01017000, 0x02017000, 0x03017000, 0x04017000, 0x05017000, 0x06017000, 0x07017000],
                 [0, 0, 0, 256, 29696, 115968, 165120],
             ),
             blob_schedule: blobs(&[(115968, 9), (166400, 15), (167936, 21)]),
@@ -107,15 +93,7 @@ impl Network {
             seconds_per_slot: 12,
             preset: PresetKind::Mainnet,
             forks: schedule(
-                [
-                    [0x10, 0, 0x09, 0x10],
-                    [0x20, 0, 0x09, 0x10],
-                    [0x30, 0, 0x09, 0x10],
-                    [0x40, 0, 0x09, 0x10],
-                    [0x50, 0, 0x09, 0x10],
-                    [0x60, 0, 0x09, 0x10],
-                    [0x70, 0, 0x09, 0x10],
-                ],
+                [0x10000910, 0x20000910, 0x30000910, 0x40000910, 0x50000910, 0x60000910, 0x70000910],
                 [0, 0, 0, 0, 0, 2048, 50688],
             ),
             blob_schedule: blobs(&[(2048, 9), (52480, 15), (54016, 21)]),
@@ -133,7 +111,7 @@ impl Network {
     ) -> Network {
         let version = |i: u8| {
             let [a, b, c] = SIMULATED_VERSION_TAG;
-            [i, a, b, c]
+            u32::from_be_bytes([i, a, b, c])
         };
         Network {
             name: "simulated".into(),

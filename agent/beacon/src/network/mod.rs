@@ -7,11 +7,11 @@ use alloy_primitives::{FixedBytes, B256};
 
 mod builtin;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub use crate::fork::Fork;
 
 use crate::error::Error;
+use crate::merkle::hash_pair;
 use crate::preset::PresetKind;
 use crate::types::Root;
 
@@ -23,17 +23,6 @@ pub const DOMAIN_SYNC_COMMITTEE: [u8; 4] = [7, 0, 0, 0];
 
 /// Epoch value the configs use for "not scheduled".
 pub const FAR_FUTURE_EPOCH: u64 = u64::MAX;
-
-// Here rather than in `fork.rs`: it names the crate's error, which names `Fork`.
-impl Fork {
-    /// Parse a beacon-API `version` string.
-    pub fn from_name(name: &str) -> Result<Fork, Error> {
-        Fork::ALL
-            .into_iter()
-            .find(|f| f.name().eq_ignore_ascii_case(name))
-            .ok_or_else(|| Error::UnknownForkName { name: name.to_owned() })
-    }
-}
 
 /// One scheduled fork.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,29 +67,6 @@ pub struct Network {
 }
 
 impl Network {
-    /// Build a network from explicit values (e.g. pinned in a deployment file), checking it.
-    pub fn new(
-        name: impl Into<String>,
-        genesis_validators_root: Root,
-        genesis_time: u64,
-        seconds_per_slot: u64,
-        preset: PresetKind,
-        forks: Vec<ForkEntry>,
-        blob_schedule: Vec<BlobScheduleEntry>,
-    ) -> Result<Network, Error> {
-        let network = Network {
-            name: name.into(),
-            genesis_validators_root,
-            genesis_time,
-            seconds_per_slot,
-            preset,
-            forks,
-            blob_schedule,
-        };
-        network.validate()?;
-        Ok(network)
-    }
-
     /// Check the schedule: Phase0 at epoch 0 first, forks in order, epochs non-decreasing, and a
     /// blob schedule whenever Fulu is scheduled (its digests depend on it).
     pub fn validate(&self) -> Result<(), Error> {
@@ -139,7 +105,7 @@ impl Network {
         self.epoch_at_slot(slot) / self.preset.epochs_per_sync_committee_period()
     }
 
-    fn entry_at_epoch(&self, epoch: u64) -> &ForkEntry {
+    pub(crate) fn entry_at_epoch(&self, epoch: u64) -> &ForkEntry {
         // validate() guarantees a phase0 entry at epoch 0, but a hand-built network may skip it;
         // fall back to the first entry rather than panic.
         self.forks.iter().rev().find(|f| f.epoch <= epoch).unwrap_or(&self.forks[0])
@@ -170,9 +136,11 @@ impl Network {
         self.fork_epoch(fork).is_some_and(|e| epoch >= e)
     }
 
-    /// Spec `compute_fork_data_root(version, genesis_validators_root)`.
+    /// Spec `compute_fork_data_root`: `hash_tree_root(ForkData{version, genesis_validators_root})`.
     pub fn fork_data_root(&self, version: Version) -> Root {
-        fork_data_root(version, self.genesis_validators_root)
+        let mut leaf = Root::ZERO;
+        leaf[..4].copy_from_slice(version.as_slice());
+        hash_pair(&leaf, &self.genesis_validators_root)
     }
 
     /// Spec `compute_domain(DOMAIN_SYNC_COMMITTEE, version, genesis_validators_root)`.
@@ -189,79 +157,6 @@ impl Network {
         let fork_version_slot = signature_slot.max(1) - 1;
         self.sync_committee_domain(self.fork_version_at_epoch(self.epoch_at_slot(fork_version_slot)))
     }
-
-    /// Every fork digest a server of this network can put in front of an SSZ item, with its fork.
-    ///
-    /// Before Fulu a digest is `fork_data_root[:4]`. From Fulu the spec (EIP-7892) xors in the hash
-    /// of the blob parameters in force, so one fork has a digest per blob-schedule entry; the
-    /// plain digest of a Fulu version is accepted too, since it is derived from the same version
-    /// and GVR and some servers may still emit it.
-    pub fn fork_digests(&self) -> Vec<([u8; 4], Fork)> {
-        let mut out = Vec::new();
-        for (i, entry) in self.forks.iter().enumerate() {
-            let base = self.fork_data_root(entry.version);
-            out.push((first4(&base), entry.fork));
-            if entry.fork >= Fork::Fulu {
-                let end = self.forks.get(i + 1).map_or(u64::MAX, |next| next.epoch);
-                // Blob parameters in force at the fork's first epoch, and at every later schedule
-                // entry that starts before the next fork.
-                let mut epochs = vec![entry.epoch];
-                epochs.extend(self.blob_schedule.iter().map(|b| b.epoch).filter(|&e| e > entry.epoch && e < end));
-                for epoch in epochs {
-                    out.push((self.digest_for(entry, epoch), entry.fork));
-                }
-            }
-        }
-        out
-    }
-
-    /// Spec `get_blob_parameters(epoch)`: the latest schedule entry at or before `epoch`, else the
-    /// first (Electra) entry.
-    fn blob_parameters(&self, epoch: u64) -> Option<BlobScheduleEntry> {
-        self.blob_schedule.iter().rev().find(|b| epoch >= b.epoch).or(self.blob_schedule.first()).copied()
-    }
-
-    /// The fork an SSZ item's digest stands for.
-    pub fn fork_for_digest(&self, digest: [u8; 4]) -> Result<Fork, Error> {
-        self.fork_digests()
-            .into_iter()
-            .find(|(d, _)| *d == digest)
-            .map(|(_, f)| f)
-            .ok_or(Error::UnknownForkDigest { digest })
-    }
-
-    /// The digest of a fork as emitted at `epoch` (spec `compute_fork_digest`, Fulu-aware).
-    pub fn fork_digest_at_epoch(&self, epoch: u64) -> [u8; 4] {
-        self.digest_for(self.entry_at_epoch(epoch), epoch)
-    }
-
-    fn digest_for(&self, entry: &ForkEntry, epoch: u64) -> [u8; 4] {
-        let base = self.fork_data_root(entry.version);
-        match self.blob_parameters(epoch) {
-            Some(params) if entry.fork >= Fork::Fulu => {
-                let mut pre = [0u8; 16];
-                pre[..8].copy_from_slice(&params.epoch.to_le_bytes());
-                pre[8..].copy_from_slice(&params.max_blobs_per_block.to_le_bytes());
-                let mask = Sha256::digest(pre);
-                [base[0] ^ mask[0], base[1] ^ mask[1], base[2] ^ mask[2], base[3] ^ mask[3]]
-            }
-            _ => first4(&base),
-        }
-    }
-}
-
-fn first4(root: &Root) -> [u8; 4] {
-    [root[0], root[1], root[2], root[3]]
-}
-
-/// Spec `compute_fork_data_root`: `hash_tree_root(ForkData{current_version, genesis_validators_root})`.
-pub fn fork_data_root(version: Version, genesis_validators_root: Root) -> Root {
-    let mut leaf = [0u8; 32];
-    leaf[..4].copy_from_slice(version.as_slice());
-    let mut h = Sha256::new();
-    h.update(leaf);
-    h.update(genesis_validators_root);
-    B256::from_slice(&h.finalize())
 }
 
 #[cfg(test)]
@@ -296,7 +191,16 @@ mod tests {
             .map(|(i, fork)| ForkEntry { fork, version: v([i as u8, 0, 0, 0]), epoch: 0 })
             .collect();
         let schedule = blobs(&[(0, 9), (9, 9), (100, 100), (150, 175), (200, 200), (250, 275), (300, 300)]);
-        let mut n = Network::new("bpo", B256::ZERO, 0, 12, PresetKind::Mainnet, forks, schedule).unwrap();
+        let mut n = Network {
+            name: "bpo".into(),
+            genesis_validators_root: B256::ZERO,
+            genesis_time: 0,
+            seconds_per_slot: 12,
+            preset: PresetKind::Mainnet,
+            forks,
+            blob_schedule: schedule,
+        };
+        n.validate().unwrap();
         for (epoch, digest) in [
             (9, "ab3ae6c8"),
             (99, "ab3ae6c8"),

@@ -1,7 +1,8 @@
 //! Execution headers authenticated by the beacon chain: a light-client follower that fetches from
-//! an untrusted beacon API ([`api`]), verifies with [`replicatoor_beacon`] (the consensus-specs sync
-//! protocol, the same code for mainnet and for the simulated dev beacon) and hands out the
-//! [`TrustedHeader`]s that [`crate::proof`] checks storage, headers and receipts against.
+//! an untrusted beacon API ([`api`], which also decodes the answers: transport, off the trust path),
+//! verifies with [`replicatoor_beacon`] (the consensus-specs sync protocol, the same code for mainnet
+//! and for the simulated dev beacon) and hands out the [`TrustedHeader`]s that [`crate::proof`]
+//! checks storage, headers and receipts against.
 //!
 //! Trust comes from configuration only: the [`Network`] (genesis validators root, fork schedule)
 //! and a pinned checkpoint block root. The beacon API, the persisted store's bytes excepted, is
@@ -15,15 +16,13 @@
 
 mod api;
 
-pub use api::{BeaconApi, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, UPDATES_PER_REQUEST};
+pub use api::{BeaconApi, FetchError, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, UPDATES_PER_REQUEST};
 pub use replicatoor_beacon::{Network, Root};
 
 use crate::proof::TrustedHeader;
-use api::Body;
 use replicatoor_beacon::store::is_sync_committee_update;
 use replicatoor_beacon::{
-    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, Error as VerifyError,
-    LightClientHeader, LightClientStore, LightClientUpdate, Mainnet, Minimal, Preset, PresetKind,
+    Error as VerifyError, LightClientHeader, LightClientStore, LightClientUpdate, Mainnet, Minimal, Preset, PresetKind,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -38,38 +37,9 @@ const PERSISTED_FORMAT: u32 = 1;
 /// Why a sync or a header request failed. Whatever the error, the client keeps its last verified state.
 #[derive(Debug, thiserror::Error)]
 pub enum BeaconError {
-    /// The request did not complete (connect, deadline, reset).
-    #[error("beacon API request {url} failed: {reason}")]
-    Transport {
-        /// The request URL.
-        url: String,
-        /// The HTTP client's complaint.
-        reason: String,
-    },
-    /// The server answered with a non-success status.
-    #[error("beacon API {url} answered HTTP {status}")]
-    Status {
-        /// The request URL.
-        url: String,
-        /// The status code.
-        status: u16,
-    },
-    /// The body exceeded [`MAX_RESPONSE_BYTES`].
-    #[error("beacon API {url} answered more than {limit} bytes")]
-    TooLarge {
-        /// The request URL.
-        url: String,
-        /// The cap.
-        limit: usize,
-    },
-    /// The body is neither light-client JSON nor SSZ of this network.
-    #[error("beacon API {url} answered malformed data: {source}")]
-    Malformed {
-        /// The request URL.
-        url: String,
-        /// The decoder's reason.
-        source: VerifyError,
-    },
+    /// The beacon API did not answer with light-client data (transport: [`api`]).
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     /// Well-formed data that the light client refuses (bad signature, wrong checkpoint, bad proof...).
     #[error("light-client verification refused data from {url}: {source}")]
     Verification {
@@ -384,14 +354,10 @@ async fn sync_store<P: Preset>(
         Some(store) => store,
         None => {
             report.requests += 1;
-            let body = api.bootstrap(checkpoint).await?;
-            let url = || format!("{}/eth/v1/beacon/light_client/bootstrap/{checkpoint}", api.url());
-            let bootstrap = decode_bootstrap::<P>(network, &body)
-                .map_err(|source| BeaconError::Malformed { url: url(), source })?
-                .data;
+            let bootstrap = api.bootstrap::<P>(network, checkpoint).await?;
             // Checks the header root against the checkpoint and the committee proof against it.
-            let store = LightClientStore::initialize(network, checkpoint, &bootstrap)
-                .map_err(|source| BeaconError::Verification { url: url(), source })?;
+            let store = LightClientStore::initialize(network, checkpoint, &bootstrap.data)
+                .map_err(|source| BeaconError::Verification { url: bootstrap.url, source })?;
             report.bootstrapped = true;
             slot.insert(store)
         }
@@ -419,36 +385,24 @@ async fn sync_store<P: Preset>(
         }
         let count = (current_period - start + 1).min(UPDATES_PER_REQUEST);
         report.requests += 1;
-        let body = api.updates(start, count).await?;
-        let url = format!("{}/eth/v1/beacon/light_client/updates?start_period={start}&count={count}", api.url());
-        let mut updates = decode_updates::<P>(network, &body)
-            .map_err(|source| BeaconError::Malformed { url: url.clone(), source })?;
-        updates.sort_by_key(|u| u.data.attested_header.beacon.slot);
-        // More than asked for is not an answer to the request; verifying it would let a server
-        // make one sync run as many signature checks as fit in a body.
-        updates.truncate(count as usize);
-        let served = updates.len() as u64;
-        for update in updates {
-            feed(store, network, &update.data, current_slot, &url, report)?;
+        // In attested-slot order, at most `count` of them (api.rs).
+        let updates = api.updates::<P>(network, start, count).await?;
+        let served = updates.data.len() as u64;
+        for update in &updates.data {
+            feed(store, network, update, current_slot, &updates.url, report)?;
         }
         if served < count || store.finalized_period(network) == start {
             break;
         }
     }
 
-    let url = format!("{}/eth/v1/beacon/light_client/finality_update", api.url());
     report.requests += 1;
-    if let Body::Bytes(body) = api.finality_update().await? {
-        let update = decode_finality_update::<P>(network, &body)
-            .map_err(|source| BeaconError::Malformed { url: url.clone(), source })?;
-        feed(store, network, &update.data.into(), current_slot, &url, report)?;
+    if let Some(update) = api.finality_update::<P>(network).await? {
+        feed(store, network, &update.data, current_slot, &update.url, report)?;
     }
-    let url = format!("{}/eth/v1/beacon/light_client/optimistic_update", api.url());
     report.requests += 1;
-    if let Body::Bytes(body) = api.optimistic_update().await? {
-        let update = decode_optimistic_update::<P>(network, &body)
-            .map_err(|source| BeaconError::Malformed { url: url.clone(), source })?;
-        feed(store, network, &update.data.into(), current_slot, &url, report)?;
+    if let Some(update) = api.optimistic_update::<P>(network).await? {
+        feed(store, network, &update.data, current_slot, &update.url, report)?;
     }
     report.finalized_advanced = store.finalized_header.beacon.slot > before.0;
     report.optimistic_advanced = store.optimistic_header.beacon.slot > before.1;
