@@ -19,7 +19,7 @@
 //! `/status`, `/metrics` and `config check` show it.
 
 use super::{ConfigError, ProviderKind, RunArgs, Settings};
-use crate::provider::{OwnCompose, QuoteProvider};
+use crate::provider::{OwnCompose, ProviderError, QuoteProvider};
 use clap::{Args, FromArgMatches};
 use replicatoor_compose::{
     agent::{agent_config, AgentConfig},
@@ -42,22 +42,6 @@ pub enum Measurement {
     NotSelfMeasured,
 }
 
-impl Measurement {
-    /// What `/status` and `config check` say.
-    pub fn describe(&self) -> String {
-        match self {
-            Measurement::SelfMeasured { compose_hash, service } => {
-                format!("self-measured (service `{service}` of compose {})", hex::encode(compose_hash))
-            }
-            Measurement::NotSelfMeasured => "NOT self-measured (simulated quote provider: dev/test only)".into(),
-        }
-    }
-
-    pub fn is_self_measured(&self) -> bool {
-        matches!(self, Measurement::SelfMeasured { .. })
-    }
-}
-
 /// Why a configuration could not be checked against its measured compose.
 #[derive(Debug)]
 pub enum MeasureFailure {
@@ -77,8 +61,8 @@ impl From<ConfigError> for MeasureFailure {
 const COMPOSE: &str = "measured_compose";
 
 /// The settings to run with, and how they are known to be the approved ones: with the `dstack`
-/// provider, the operator's settings with the measured compose applied ([`apply`]); with the simulated
-/// one, the operator's settings as they are.
+/// provider, the operator's settings with the measured compose applied (the module's rules); with the
+/// simulated one, the operator's settings as they are.
 pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFailure> {
     let config_file = args.config.clone();
     let (operator, given) = args.layered_with_sources()?;
@@ -91,9 +75,7 @@ pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFa
     let own = match provider.own_compose().await {
         Ok(Some(own)) => own,
         Ok(None) => return Ok((operator, Measurement::NotSelfMeasured)),
-        Err(e @ crate::provider::ProviderError::NoGuestAgent { .. }) => {
-            return Err(MeasureFailure::NoGuestAgent(e.to_string()))
-        }
+        Err(e @ ProviderError::NoGuestAgent { .. }) => return Err(MeasureFailure::NoGuestAgent(e.to_string())),
         Err(e) => return Err(invalid(COMPOSE, format!("cannot read this CVM's measured compose: {e}")).into()),
     };
     let agent = read_agent(&own)?;
@@ -114,20 +96,14 @@ pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFa
 
 /// The agent's settings in the measured compose.
 fn read_agent(own: &OwnCompose) -> Result<AgentConfig, ConfigError> {
-    let compose = reader::read(own.app_compose.as_bytes())
-        .map_err(|e| invalid(COMPOSE, format!("this CVM's measured compose: {e}")))?;
-    agent_config(&compose).map_err(|e| invalid(COMPOSE, format!("this CVM's measured compose: {e}")))
+    reader::read(own.app_compose.as_bytes())
+        .and_then(|compose| agent_config(&compose))
+        .map_err(|e| invalid(COMPOSE, format!("this CVM's measured compose: {e}")))
 }
 
-/// Apply the measured compose's agent settings to the operator's `args` (see the module's rules).
-pub fn apply(args: RunArgs, agent: &AgentConfig) -> Result<Settings, Vec<ConfigError>> {
-    let config_file = args.config.clone();
-    let (operator, given) = args.layered_with_sources().map_err(|e| vec![e])?;
-    apply_to(operator, &given, config_file, agent)
-}
-
-/// [`apply`] on settings already layered: `operator` as flags, environment and `config_file` gave them,
-/// `given` the keys they set (the others are defaults).
+/// Apply the measured compose's agent settings (see the module's rules) to the operator's settings:
+/// `operator` as flags, environment and `config_file` gave them, `given` the keys they set (the others
+/// are defaults).
 fn apply_to(
     operator: Settings,
     given: &std::collections::BTreeSet<String>,
@@ -226,13 +202,14 @@ fn invalid(key: &'static str, reason: String) -> ConfigError {
 
 /// A setting's value in an error: one line, and short (a pinned deployment is a whole TOML document).
 fn show(v: Option<&toml::Value>) -> String {
-    let Some(v) = v else { return "unset".into() };
     let text = match v {
-        toml::Value::String(s) => format!("{s:?}"),
-        other => other.to_string(),
+        None => return "unset".into(),
+        Some(toml::Value::String(s)) => format!("{s:?}"),
+        Some(other) => other.to_string(),
     };
-    if text.chars().count() > 72 {
-        format!("{}…", text.chars().take(72).collect::<String>())
+    let short: String = text.chars().take(72).collect();
+    if short.len() < text.len() {
+        format!("{short}…")
     } else {
         text
     }
