@@ -19,13 +19,14 @@
 //! `/status`, `/metrics` and `config check` show it.
 
 use super::{ConfigError, ProviderKind, RunArgs, Settings};
-use crate::provider::{OwnCompose, ProviderError, QuoteProvider};
+use crate::provider::{Attestation, OwnCompose, ProviderError, QuoteProvider};
 use clap::{Args, FromArgMatches};
 use replicatoor_compose::{
     agent::{agent_config, AgentConfig},
     reader::{self, Value},
     settings::{self as table, Class},
 };
+use replicatoor_core::attest::{eventlog::EventLog, quote::Measurements};
 use std::path::PathBuf;
 
 /// Whether a node's configuration was checked against the compose its CVM measured.
@@ -194,6 +195,35 @@ fn apply_to(
         return Err(errors);
     }
     merged.try_into().map_err(|e: toml::de::Error| vec![invalid(COMPOSE, e.to_string())])
+}
+
+/// Check that `app_compose` is what `att` measured: its event log replays to the quote's RTMR3, and the
+/// log's compose-hash event is sha256 of the document's bytes. Returns that hash.
+///
+/// Only the kernel's decoder, replay and claim rules read the log here, from its compact form: every
+/// digest is recomputed from the events' names and payloads, so whatever reads Dstack's JSON log into
+/// that form (`replicatoor_encode::eventlog::from_dstack_json`, then `to_compact`) is transport. A log
+/// it misread (an event dropped, moved, relabelled or changed) does not replay to RTMR3 short of a
+/// SHA-384 collision, and is refused (`provider.rs`, `a_tampered_json_event_log_is_refused_by_the_replay`).
+pub fn check_own_compose(app_compose: &str, att: &Attestation) -> Result<[u8; 32], ProviderError> {
+    use sha2::{Digest, Sha256};
+    let bad = |why: String| ProviderError::BadResponse(format!("own measurement: {why}"));
+    let quoted = Measurements::parse_unverified(&att.quote)
+        .map_err(|e| bad(format!("quote: {e}")))?
+        .2
+        .ok_or_else(|| bad("the quote is not a TDX quote".into()))?;
+    let log = EventLog::from_compact(&att.event_log).map_err(|e| bad(format!("event log: {e}")))?;
+    log.replay_rtmr3_and_check(&quoted.rtmr[3]).map_err(|e| bad(format!("event log does not replay to RTMR3: {e}")))?;
+    let logged = log.app_info().map_err(|e| bad(format!("event log: {e}")))?.compose_hash;
+    let hash: [u8; 32] = Sha256::digest(app_compose.as_bytes()).into();
+    if logged != hash {
+        return Err(bad(format!(
+            "Info's app_compose hashes to {}, but this CVM measured compose hash {}",
+            hex::encode(hash),
+            hex::encode(logged)
+        )));
+    }
+    Ok(hash)
 }
 
 fn invalid(key: &'static str, reason: String) -> ConfigError {
