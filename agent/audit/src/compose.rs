@@ -138,7 +138,7 @@ pub fn check(app_compose: &[u8]) -> Result<ComposeReport, ComposeError> {
     // Dstack offers the variables in allowed_envs to the compose: a security variable there is the
     // operator's to set wherever the compose reads it.
     for var in &compose.allowed_envs {
-        let Some(setting) = table::by_env(var) else { continue };
+        let Some(setting) = table::SETTINGS.iter().find(|s| s.env == var) else { continue };
         report.operator_provided.push(format!("{service}: {var}"));
         if setting.class == Class::Security {
             flag(var.clone(), "listed in allowed_envs: the operator may set it".into());

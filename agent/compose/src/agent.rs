@@ -5,12 +5,12 @@
 //! entrypoint or command names `replicatoor`. None, or more than one, is an error: the node then cannot
 //! tell which settings are its own.
 
-use crate::reader::{AppCompose, ComposeError, Service, Value};
+use crate::reader::{push_new, AppCompose, ComposeError, Service, Value};
 use crate::settings::{by_flag, Setting, SETTINGS};
 use crate::words::{interpolate, plain_script, split};
 
 /// Where one setting's value comes from in the agent's service.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     pub setting: &'static str,
     /// `--flag value` / `--flag=value` / `--flag` in the command, or `environment REPLICATOOR_X`.
@@ -185,9 +185,7 @@ struct Reading {
 
 impl Reading {
     fn say(&mut self, sentence: String) {
-        if !self.outside.contains(&sentence) {
-            self.outside.push(sentence);
-        }
+        push_new(&mut self.outside, sentence);
     }
 
     fn any_flag(&mut self, arg: &Arg) {

@@ -5,7 +5,7 @@
 //! keys, `!reset`, `$` interpolation of string values, `extends` within the file. What this reader
 //! cannot see (another file, a shell at run time) is said in an `outside` sentence instead.
 
-use crate::words::{interpolate, split};
+use crate::words::{interpolate, split, Interpolated};
 use crate::yaml::{self, Node};
 
 /// Why an app-compose.json could not be read.
@@ -20,8 +20,7 @@ pub enum ComposeError {
 }
 
 /// A value as the container will see it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     /// Written literally in the measured bytes (after YAML anchors and merge keys, with `$$` read as `$`).
     Literal { value: String },
@@ -31,9 +30,9 @@ pub enum Value {
     Operator { source: String },
 }
 
-impl From<crate::words::Interpolated> for Value {
+impl From<Interpolated> for Value {
     /// Literal only when nothing was substituted.
-    fn from(i: crate::words::Interpolated) -> Self {
+    fn from(i: Interpolated) -> Self {
         if i.vars.is_empty() {
             Value::Literal { value: i.literal }
         } else {
@@ -43,7 +42,7 @@ impl From<crate::words::Interpolated> for Value {
 }
 
 /// One service of the compose file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Service {
     pub name: String,
     /// `image`, if any.
@@ -211,16 +210,7 @@ fn texts(node: &Node) -> Vec<String> {
 
 fn read_service(name: String, node: Node) -> Result<(Service, Option<Extends>), ComposeError> {
     let Node::Map(fields) = node else { return Err(shape(format!("service {name} is not a mapping"))) };
-    let mut s = Service {
-        name,
-        image: None,
-        environment: Vec::new(),
-        env_files: Vec::new(),
-        entrypoint: None,
-        command: None,
-        outside: Vec::new(),
-        written: Written::default(),
-    };
+    let mut s = Service { name, ..Service::default() };
     let mut extends = None;
     for (key, value) in fields {
         let at = format!("services.{}.{key}", s.name);
@@ -260,7 +250,7 @@ fn field<'a>(fields: &'a [(String, Node)], key: &str) -> Option<&'a Node> {
     fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
-fn interpolated(text: &str, at: &str) -> Result<crate::words::Interpolated, ComposeError> {
+fn interpolated(text: &str, at: &str) -> Result<Interpolated, ComposeError> {
     interpolate(text).map_err(|e| shape(format!("{at}: {e}")))
 }
 
@@ -295,11 +285,8 @@ fn read_environment(s: &mut Service, value: Node, at: &str) -> Result<(), Compos
                 let entry = interpolated(&text, at)?;
                 match entry.literal.split_once('=') {
                     Some((key, literal)) => {
-                        let value = match entry.vars.is_empty() {
-                            true => Value::Literal { value: literal.into() },
-                            false => Value::Operator { source: entry.source() },
-                        };
-                        set_env(&mut s.environment, key.into(), value);
+                        let value = Interpolated { literal: literal.into(), ..entry.clone() };
+                        set_env(&mut s.environment, key.into(), value.into());
                     }
                     None if entry.vars.is_empty() => set_env(&mut s.environment, entry.literal.clone(), passed()),
                     None => s.outside.push(format!(
@@ -421,9 +408,7 @@ fn extend<'a>(
         }
     };
     if let Some(service) = services.iter_mut().find(|s| s.name == ext.service) {
-        if !service.outside.contains(&sentence) {
-            service.outside.push(sentence);
-        }
+        push_new(&mut service.outside, sentence);
     }
     done.push(&ext.service);
     Ok(())
@@ -444,15 +429,14 @@ fn merge_into(earlier: &mut Service, later: Service) {
     for (key, value) in later.environment {
         set_env(&mut earlier.environment, key, value);
     }
-    for file in later.env_files {
-        if !earlier.env_files.contains(&file) {
-            earlier.env_files.push(file);
-        }
-    }
-    for sentence in later.outside {
-        if !earlier.outside.contains(&sentence) {
-            earlier.outside.push(sentence);
-        }
+    later.env_files.into_iter().for_each(|file| push_new(&mut earlier.env_files, file));
+    later.outside.into_iter().for_each(|sentence| push_new(&mut earlier.outside, sentence));
+}
+
+/// Append `item` unless it is there already.
+pub(crate) fn push_new(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
     }
 }
 

@@ -10,8 +10,7 @@
 //! the compose hash) or left at its built-in default.
 
 /// Who may choose a setting's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     /// Untrusted transport or local plumbing: the operator's to set. What arrives over it is verified.
     Transport,
@@ -93,19 +92,14 @@ pub fn by_flag(flag: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.flag == flag)
 }
 
-/// The setting with this environment variable.
-pub fn by_env(env: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|s| s.env == env)
-}
-
-/// Whether the operator may choose this setting (transport or role); unknown names are not.
-pub fn operator_may_set(key: &str) -> bool {
-    by_key(key).is_some_and(|s| s.class != Class::Security)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether the operator may choose this setting (transport or role); unknown names are not.
+    fn operator_may_set(key: &str) -> bool {
+        by_key(key).is_some_and(|s| s.class != Class::Security)
+    }
 
     #[test]
     fn names_are_unique_and_derived_from_the_key() {

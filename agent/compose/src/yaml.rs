@@ -234,16 +234,11 @@ fn go_int(s: &str) -> Option<i128> {
         _ => (false, s),
     };
     let lower = body.to_ascii_lowercase();
-    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
-        (16, d)
-    } else if let Some(d) = lower.strip_prefix("0o") {
-        (8, d)
-    } else if let Some(d) = lower.strip_prefix("0b") {
-        (2, d)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..])
-    } else {
-        (10, lower.as_str())
+    let prefixed = [("0x", 16), ("0o", 8), ("0b", 2)].into_iter().find_map(|(p, r)| Some((r, lower.strip_prefix(p)?)));
+    let (radix, digits) = match prefixed {
+        Some(found) => found,
+        None if lower.len() > 1 && lower.starts_with('0') => (8, &lower[1..]),
+        None => (10, lower.as_str()),
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return None;

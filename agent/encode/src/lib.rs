@@ -5,9 +5,10 @@
 //! Holders never run this code: they decode what was posted with `replicatoor-core`
 //! (`attest::eventlog::EventLog::from_compact`), the trust kernel. The encoder here is checked
 //! against that decoder: the round-trip tests in `tests/` pin them together (the recorded Dstack
-//! response). The JSON reader is
-//! also how a node replays its own event log to check the compose it runs (TRUST.md, measured
-//! configuration).
+//! response). The JSON reader also gives a node its own event log, to check the compose it runs; that
+//! check (`config::measured::check_own_compose` in the node) replays the log's compact form with the
+//! kernel, every digest recomputed, so a misread log is refused there: the reader is transport (TRUST.md,
+//! measured configuration).
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub)]
 

@@ -3,7 +3,7 @@
 use http_body_util::{BodyExt, Full};
 use hyper::{body::Bytes, Request};
 use hyper_util::rt::TokioIo;
-use replicatoor_core::attest::{eventlog::EventLog, quote::Measurements};
+use replicatoor_core::attest::quote::Measurements;
 use std::{
     path::{Path, PathBuf},
     time::Duration,
@@ -244,11 +244,16 @@ pub async fn guest_agent_get_quote(
             hex::encode(report_data)
         )));
     }
-    let log = replicatoor_encode::eventlog::from_dstack_json(&r.event_log)
+    Ok(Attestation { quote, event_log: compact_event_log(&r.event_log)? })
+}
+
+/// The compact form (what a node posts, and what its own compose is checked with) of a guest agent's
+/// JSON event log. Transport: holders decode the posted form with the kernel, and
+/// `config::measured::check_own_compose` replays it with the kernel, every digest recomputed.
+fn compact_event_log(json: &str) -> Result<Vec<u8>, ProviderError> {
+    let log = replicatoor_encode::eventlog::from_dstack_json(json)
         .map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))?;
-    let event_log = replicatoor_encode::eventlog::to_compact(&log)
-        .map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))?;
-    Ok(Attestation { quote, event_log })
+    replicatoor_encode::eventlog::to_compact(&log).map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))
 }
 
 /// This CVM's own app-compose.json, checked to be the one its hardware measured.
@@ -286,7 +291,8 @@ impl QuoteProvider {
         let mut report_data = [0u8; 64];
         report_data[..SELF_MEASURE_REPORT_DATA.len()].copy_from_slice(SELF_MEASURE_REPORT_DATA);
         let att = guest_agent_get_quote(path, api, &report_data).await?;
-        let compose_hash = check_own_compose(&app_compose, &att)?;
+        // The check (counted with the measured configuration, TRUST.md section 4) is in `config/measured.rs`.
+        let compose_hash = crate::config::measured::check_own_compose(&app_compose, &att)?;
         Ok(Some(OwnCompose { app_compose, compose_hash, socket: path.clone() }))
     }
 }
@@ -304,32 +310,10 @@ pub fn app_compose_of_info(info: &[u8]) -> Result<String, ProviderError> {
     tcb["app_compose"].as_str().map(str::to_string).ok_or_else(|| bad("tcb_info has no app_compose string".into()))
 }
 
-/// Check that `app_compose` is what `att` measured: its event log replays to the quote's RTMR3, and the
-/// log's compose-hash event is sha256 of the document's bytes. Returns that hash.
-pub fn check_own_compose(app_compose: &str, att: &Attestation) -> Result<[u8; 32], ProviderError> {
-    use sha2::{Digest, Sha256};
-    let bad = |why: String| ProviderError::BadResponse(format!("own measurement: {why}"));
-    let quoted = Measurements::parse_unverified(&att.quote)
-        .map_err(|e| bad(format!("quote: {e}")))?
-        .2
-        .ok_or_else(|| bad("the quote is not a TDX quote".into()))?;
-    let log = EventLog::from_compact(&att.event_log).map_err(|e| bad(format!("event log: {e}")))?;
-    log.replay_rtmr3_and_check(&quoted.rtmr[3]).map_err(|e| bad(format!("event log does not replay to RTMR3: {e}")))?;
-    let logged = log.app_info().map_err(|e| bad(format!("event log: {e}")))?.compose_hash;
-    let hash: [u8; 32] = Sha256::digest(app_compose.as_bytes()).into();
-    if logged != hash {
-        return Err(bad(format!(
-            "Info's app_compose hashes to {}, but this CVM measured compose hash {}",
-            hex::encode(hash),
-            hex::encode(logged)
-        )));
-    }
-    Ok(hash)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::measured::check_own_compose;
     use replicatoor_testkit::simulated::SimulatedTd;
     use sha2::{Digest, Sha256};
 
@@ -355,6 +339,59 @@ mod tests {
         let e = check_own_compose(compose, &forged).unwrap_err().to_string();
         assert!(e.contains("does not replay to RTMR3"), "{e}");
     }
+
+    /// Reading the guest agent's JSON event log is transport (TRUST.md section 4): whatever the reader
+    /// makes of it, `check_own_compose` replays its compact form with the kernel (every digest recomputed)
+    /// against the quote's RTMR3. On the recorded Dstack answer the genuine log replays (the check then
+    /// fails only on the document, which the fixture does not record); every change to the log that the
+    /// reader still accepts, as a reader bug might make, is refused by the replay.
+    #[test]
+    fn a_tampered_json_event_log_is_refused_by_the_replay() {
+        use replicatoor_testkit::dstack;
+        use serde_json::{json, Value};
+        let check = |events: &[Value]| {
+            let log = compact_event_log(&Value::from(events.to_vec()).to_string()).expect("the reader accepts it");
+            let att = Attestation { quote: dstack::quote(), event_log: log };
+            check_own_compose("a document", &att).unwrap_err().to_string()
+        };
+        let genuine: Vec<Value> = serde_json::from_str(&dstack::event_log()).unwrap();
+        let e = check(&genuine);
+        assert!(e.contains("this CVM measured compose hash"), "the genuine log replays: {e}");
+        let at = |events: &[Value], name: &str| events.iter().position(|e| e["event"] == name).unwrap();
+        // Each changes the events, given the compose-hash event's position.
+        type Tamper = fn(&mut Vec<Value>, usize);
+        let tamperings: [(&str, Tamper); 8] = [
+            ("another compose hash", |ev, c| ev[c]["event_payload"] = "00".repeat(32).into()),
+            ("the compose-hash event dropped", |ev, c| drop(ev.remove(c))),
+            ("the compose-hash event logged against IMR 2", |ev, c| {
+                ev[c] = json!({"imr": 2, "event_type": 1, "digest": "00".repeat(48), "event": "compose-hash",
+                               "event_payload": ev[c]["event_payload"]})
+            }),
+            ("two runtime events swapped", |ev, c| ev.swap(c, c + 1)),
+            ("a runtime event added", |ev, c| {
+                let mut again = ev[c].clone();
+                again["event_payload"] = "00".repeat(32).into();
+                ev.push(again)
+            }),
+            ("a runtime event renamed", |ev, c| ev[c]["event"] = "compose-hash2".into()),
+            ("the runtime events read as digest format V2", |ev, _| {
+                ev.iter_mut().filter(|e| e["imr"] == 3).for_each(|e| e["version"] = 2.into())
+            }),
+            ("a boot event read as a runtime event", |ev, _| {
+                let boot = ev.iter().position(|e| e["event"] == "acpi-loader").unwrap();
+                ev[boot]["imr"] = 3.into();
+                ev[boot]["event_type"] = DSTACK_RUNTIME.into();
+                ev[boot]["digest"] = "".into();
+            }),
+        ];
+        for (what, tamper) in tamperings {
+            let mut events = genuine.clone();
+            tamper(&mut events, at(&genuine, "compose-hash"));
+            let e = check(&events);
+            assert!(e.contains("does not replay to RTMR3"), "{what}: {e}");
+        }
+    }
+    const DSTACK_RUNTIME: u32 = replicatoor_core::attest::eventlog::DSTACK_RUNTIME_EVENT_TYPE;
 
     #[test]
     fn info_carries_the_compose_as_a_json_string_or_an_object() {

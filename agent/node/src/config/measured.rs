@@ -19,13 +19,14 @@
 //! `/status`, `/metrics` and `config check` show it.
 
 use super::{ConfigError, ProviderKind, RunArgs, Settings};
-use crate::provider::{OwnCompose, QuoteProvider};
+use crate::provider::{Attestation, OwnCompose, ProviderError, QuoteProvider};
 use clap::{Args, FromArgMatches};
 use replicatoor_compose::{
     agent::{agent_config, AgentConfig},
     reader::{self, Value},
     settings::{self as table, Class},
 };
+use replicatoor_core::attest::{eventlog::EventLog, quote::Measurements};
 use std::path::PathBuf;
 
 /// Whether a node's configuration was checked against the compose its CVM measured.
@@ -40,22 +41,6 @@ pub enum Measurement {
     },
     /// Not checked: the simulated quote provider has no measured compose (dev and tests only).
     NotSelfMeasured,
-}
-
-impl Measurement {
-    /// What `/status` and `config check` say.
-    pub fn describe(&self) -> String {
-        match self {
-            Measurement::SelfMeasured { compose_hash, service } => {
-                format!("self-measured (service `{service}` of compose {})", hex::encode(compose_hash))
-            }
-            Measurement::NotSelfMeasured => "NOT self-measured (simulated quote provider: dev/test only)".into(),
-        }
-    }
-
-    pub fn is_self_measured(&self) -> bool {
-        matches!(self, Measurement::SelfMeasured { .. })
-    }
 }
 
 /// Why a configuration could not be checked against its measured compose.
@@ -77,8 +62,8 @@ impl From<ConfigError> for MeasureFailure {
 const COMPOSE: &str = "measured_compose";
 
 /// The settings to run with, and how they are known to be the approved ones: with the `dstack`
-/// provider, the operator's settings with the measured compose applied ([`apply`]); with the simulated
-/// one, the operator's settings as they are.
+/// provider, the operator's settings with the measured compose applied (the module's rules); with the
+/// simulated one, the operator's settings as they are.
 pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFailure> {
     let config_file = args.config.clone();
     let (operator, given) = args.layered_with_sources()?;
@@ -91,9 +76,7 @@ pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFa
     let own = match provider.own_compose().await {
         Ok(Some(own)) => own,
         Ok(None) => return Ok((operator, Measurement::NotSelfMeasured)),
-        Err(e @ crate::provider::ProviderError::NoGuestAgent { .. }) => {
-            return Err(MeasureFailure::NoGuestAgent(e.to_string()))
-        }
+        Err(e @ ProviderError::NoGuestAgent { .. }) => return Err(MeasureFailure::NoGuestAgent(e.to_string())),
         Err(e) => return Err(invalid(COMPOSE, format!("cannot read this CVM's measured compose: {e}")).into()),
     };
     let agent = read_agent(&own)?;
@@ -114,20 +97,14 @@ pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFa
 
 /// The agent's settings in the measured compose.
 fn read_agent(own: &OwnCompose) -> Result<AgentConfig, ConfigError> {
-    let compose = reader::read(own.app_compose.as_bytes())
-        .map_err(|e| invalid(COMPOSE, format!("this CVM's measured compose: {e}")))?;
-    agent_config(&compose).map_err(|e| invalid(COMPOSE, format!("this CVM's measured compose: {e}")))
+    reader::read(own.app_compose.as_bytes())
+        .and_then(|compose| agent_config(&compose))
+        .map_err(|e| invalid(COMPOSE, format!("this CVM's measured compose: {e}")))
 }
 
-/// Apply the measured compose's agent settings to the operator's `args` (see the module's rules).
-pub fn apply(args: RunArgs, agent: &AgentConfig) -> Result<Settings, Vec<ConfigError>> {
-    let config_file = args.config.clone();
-    let (operator, given) = args.layered_with_sources().map_err(|e| vec![e])?;
-    apply_to(operator, &given, config_file, agent)
-}
-
-/// [`apply`] on settings already layered: `operator` as flags, environment and `config_file` gave them,
-/// `given` the keys they set (the others are defaults).
+/// Apply the measured compose's agent settings (see the module's rules) to the operator's settings:
+/// `operator` as flags, environment and `config_file` gave them, `given` the keys they set (the others
+/// are defaults).
 fn apply_to(
     operator: Settings,
     given: &std::collections::BTreeSet<String>,
@@ -220,19 +197,49 @@ fn apply_to(
     merged.try_into().map_err(|e: toml::de::Error| vec![invalid(COMPOSE, e.to_string())])
 }
 
+/// Check that `app_compose` is what `att` measured: its event log replays to the quote's RTMR3, and the
+/// log's compose-hash event is sha256 of the document's bytes. Returns that hash.
+///
+/// Only the kernel's decoder, replay and claim rules read the log here, from its compact form: every
+/// digest is recomputed from the events' names and payloads, so whatever reads Dstack's JSON log into
+/// that form (`replicatoor_encode::eventlog::from_dstack_json`, then `to_compact`) is transport. A log
+/// it misread (an event dropped, moved, relabelled or changed) does not replay to RTMR3 short of a
+/// SHA-384 collision, and is refused (`provider.rs`, `a_tampered_json_event_log_is_refused_by_the_replay`).
+pub fn check_own_compose(app_compose: &str, att: &Attestation) -> Result<[u8; 32], ProviderError> {
+    use sha2::{Digest, Sha256};
+    let bad = |why: String| ProviderError::BadResponse(format!("own measurement: {why}"));
+    let quoted = Measurements::parse_unverified(&att.quote)
+        .map_err(|e| bad(format!("quote: {e}")))?
+        .2
+        .ok_or_else(|| bad("the quote is not a TDX quote".into()))?;
+    let log = EventLog::from_compact(&att.event_log).map_err(|e| bad(format!("event log: {e}")))?;
+    log.replay_rtmr3_and_check(&quoted.rtmr[3]).map_err(|e| bad(format!("event log does not replay to RTMR3: {e}")))?;
+    let logged = log.app_info().map_err(|e| bad(format!("event log: {e}")))?.compose_hash;
+    let hash: [u8; 32] = Sha256::digest(app_compose.as_bytes()).into();
+    if logged != hash {
+        return Err(bad(format!(
+            "Info's app_compose hashes to {}, but this CVM measured compose hash {}",
+            hex::encode(hash),
+            hex::encode(logged)
+        )));
+    }
+    Ok(hash)
+}
+
 fn invalid(key: &'static str, reason: String) -> ConfigError {
     ConfigError::Invalid { key, reason }
 }
 
 /// A setting's value in an error: one line, and short (a pinned deployment is a whole TOML document).
 fn show(v: Option<&toml::Value>) -> String {
-    let Some(v) = v else { return "unset".into() };
     let text = match v {
-        toml::Value::String(s) => format!("{s:?}"),
-        other => other.to_string(),
+        None => return "unset".into(),
+        Some(toml::Value::String(s)) => format!("{s:?}"),
+        Some(other) => other.to_string(),
     };
-    if text.chars().count() > 72 {
-        format!("{}…", text.chars().take(72).collect::<String>())
+    let short: String = text.chars().take(72).collect();
+    if short.len() < text.len() {
+        format!("{short}…")
     } else {
         text
     }

@@ -411,6 +411,23 @@ impl Settings {
     }
 }
 
+/// How a node's configuration is known (reporting only: `resolve` in `measured.rs` decides it).
+impl Measurement {
+    /// What `/status` and `config check` say.
+    pub fn describe(&self) -> String {
+        match self {
+            Measurement::SelfMeasured { compose_hash, service } => {
+                format!("self-measured (service `{service}` of compose {})", hex::encode(compose_hash))
+            }
+            Measurement::NotSelfMeasured => "NOT self-measured (simulated quote provider: dev/test only)".into(),
+        }
+    }
+
+    pub fn is_self_measured(&self) -> bool {
+        matches!(self, Measurement::SelfMeasured { .. })
+    }
+}
+
 /// Plain http is only for loopback (local dev); elsewhere a MITM could feed us a fake chain.
 pub fn check_rpc_url(url: &str, allow_insecure: bool) -> Result<(), ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid { key: "rpc_url", reason };

@@ -14,6 +14,13 @@ const OTHER_PIN: &str = "chain_id = 31337\ncontract = \"0x5FbDB2315678afecb367f0
                          start_block = 0\n[trust]\nmode = \"quorum\"\nrpcs = [\"https://a.evil\", \
                          \"https://b.evil\"]\nquorum = 2\n";
 
+/// Apply the measured compose's agent settings to the operator's `args`, as [`resolve`] does.
+fn apply(args: RunArgs, agent: &AgentConfig) -> Result<Settings, Vec<ConfigError>> {
+    let config_file = args.config.clone();
+    let (operator, given) = args.layered_with_sources().map_err(|e| vec![e])?;
+    apply_to(operator, &given, config_file, agent)
+}
+
 fn without_env(cmd: clap::Command) -> clap::Command {
     cmd.mut_args(|a| a.env(None::<&str>)).mut_subcommands(without_env)
 }
