@@ -43,7 +43,7 @@ use replicatoor_core::{
     gate::Gate,
     protocol::{request_key, RequestStatus},
 };
-use std::{sync::atomic::AtomicU32, time::Duration};
+use std::{collections::HashSet, ops::ControlFlow, sync::atomic::AtomicU32, time::Duration};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 /// Requests of one step decided at once, at most: their chain reads (status, event proof) overlap
@@ -243,27 +243,9 @@ impl Holder<'_> {
     async fn step(&mut self) -> anyhow::Result<Next> {
         let agent = self.agent;
         self.settle(false).await?;
-        let step = self.follower.step(agent.store.checkpoint()?, agent.cfg.start_block).await;
-        let (from, to, logs, checkpoint, head) = match step {
-            Ok(Step::Logs { from, to, logs, checkpoint, head }) => {
-                self.backoff.reset();
-                self.follower.set_max_range(next_range(self.follower.max_range(), logs.len()));
-                (from, to, logs, checkpoint, head)
-            }
-            Ok(Step::Reorg { dropped, checkpoint }) => {
-                warn!(target: "replicatoor::holder", dropped_block = dropped.block, rewind_to = checkpoint.block, "reorg: re-processing from an earlier block");
-                return Ok(Next::Rewind(checkpoint));
-            }
-            Ok(Step::Idle { head }) => {
-                agent.telemetry.update(|s| s.chain_head = Some(head));
-                return Ok(Next::Wait(agent.poll()));
-            }
-            Err(e) => {
-                agent.telemetry.rpc_error();
-                let delay = self.backoff.next_delay();
-                warn!(target: "replicatoor::holder", error = %e, retry_in_ms = delay.as_millis() as u64, "chain unavailable");
-                return Ok(Next::Wait(delay));
-            }
+        let (from, to, logs, checkpoint, head) = match self.next_logs().await? {
+            ControlFlow::Continue(step) => step,
+            ControlFlow::Break(next) => return Ok(next),
         };
         // Decide at the confirmed head: the freshest state a reorg cannot easily take back, and one
         // that a non-archive node still serves during catch-up.
@@ -284,17 +266,68 @@ impl Holder<'_> {
             rotation::Custody::Rotated => return Ok(Next::Leave(Left::Rotated)),
             rotation::Custody::Superseded { epoch } => return Ok(Next::Leave(Left::Superseded { epoch })),
         }
-        if view.own_expiry != self.own_expiry {
-            self.own_expiry = view.own_expiry;
-            agent.telemetry.set_own_reference_expiry(self.own_expiry);
-            if let Some(at) = self.own_expiry {
-                warn!(target: "replicatoor::holder", expires_at = at, "this node's version is scheduled to end: from then on no holder serves it and new nodes of it are refused; upgrade before then");
-            }
-        }
+        self.note_own_expiry(view.own_expiry);
         let requests = self.peers.learn(&logs, self.bundle.epoch());
         let alone = self.peers.rank(U256::ZERO, view.at).known == 0;
         // An answer still in flight is settled by its receipt (a reorg may show its request again).
-        let busy: std::collections::HashSet<U256> = self.in_flight.iter().map(InFlight::id).collect();
+        let busy: HashSet<U256> = self.in_flight.iter().map(InFlight::id).collect();
+        let now = self.sort(requests, &view, &busy)?;
+        if !self.answer(now, &view, &busy, alone).await? {
+            return Ok(Next::Stop);
+        }
+        Ok(Next::Checkpoint { checkpoint, from, to, head, logs: logs.len() })
+    }
+
+    /// The follower's next logs from the checkpoint (`from`, `to`, the logs, the checkpoint after them,
+    /// the head), or what the loop does instead: rewind after a reorg, wait for new blocks, back off.
+    async fn next_logs(&mut self) -> anyhow::Result<ControlFlow<Next, (u64, u64, Vec<Log>, Checkpoint, u64)>> {
+        let agent = self.agent;
+        let step = self.follower.step(agent.store.checkpoint()?, agent.cfg.start_block).await;
+        Ok(match step {
+            Ok(Step::Logs { from, to, logs, checkpoint, head }) => {
+                self.backoff.reset();
+                self.follower.set_max_range(next_range(self.follower.max_range(), logs.len()));
+                ControlFlow::Continue((from, to, logs, checkpoint, head))
+            }
+            Ok(Step::Reorg { dropped, checkpoint }) => {
+                warn!(target: "replicatoor::holder", dropped_block = dropped.block, rewind_to = checkpoint.block, "reorg: re-processing from an earlier block");
+                ControlFlow::Break(Next::Rewind(checkpoint))
+            }
+            Ok(Step::Idle { head }) => {
+                agent.telemetry.update(|s| s.chain_head = Some(head));
+                ControlFlow::Break(Next::Wait(agent.poll()))
+            }
+            Err(e) => {
+                agent.telemetry.rpc_error();
+                let delay = self.backoff.next_delay();
+                warn!(target: "replicatoor::holder", error = %e, retry_in_ms = delay.as_millis() as u64, "chain unavailable");
+                ControlFlow::Break(Next::Wait(delay))
+            }
+        })
+    }
+
+    /// Say once when this node's own version becomes scheduled to end (proven at the step's state).
+    fn note_own_expiry(&mut self, own_expiry: Option<u64>) {
+        if own_expiry == self.own_expiry {
+            return;
+        }
+        self.own_expiry = own_expiry;
+        self.agent.telemetry.set_own_reference_expiry(own_expiry);
+        if let Some(at) = own_expiry {
+            warn!(target: "replicatoor::holder", expires_at = at, "this node's version is scheduled to end: from then on no holder serves it and new nodes of it are refused; upgrade before then");
+        }
+    }
+
+    /// Sort a step's new requests: junk (failing the cheap checks, intake.rs) to its queue, those
+    /// another holder ranks first recorded as backups, and the rest, returned, to decide now. Requests
+    /// whose answer is in flight (`busy`) are skipped.
+    fn sort<'l>(
+        &mut self,
+        requests: Vec<&'l Log>,
+        view: &StepView<'_>,
+        busy: &HashSet<U256>,
+    ) -> anyhow::Result<Vec<&'l Log>> {
+        let agent = self.agent;
         let mut now = Vec::with_capacity(requests.len());
         let (mut triaged, mut junk, mut dropped, mut triage_time) = (0u64, 0u64, 0u64, Duration::ZERO);
         for log in requests {
@@ -340,6 +373,19 @@ impl Holder<'_> {
         if dropped > 0 {
             warn!(target: "replicatoor::holder", dropped, queued = self.junk.len(), "junk queue full: these junk requests are not queued and this holder will not refuse them (they stay pending)");
         }
+        Ok(now)
+    }
+
+    /// Decide the step's requests (`now`) and the postponed ones due again, send the deliveries, then
+    /// the refusals with junk ones within the step's budget. False when shutting down mid-step.
+    async fn answer(
+        &mut self,
+        now: Vec<&Log>,
+        view: &StepView<'_>,
+        busy: &HashSet<U256>,
+        alone: bool,
+    ) -> anyhow::Result<bool> {
+        let agent = self.agent;
         // The step's refusal budget: what is left of it after the requests that passed the cheap
         // checks goes to the junk queue.
         let budget = self.refusal_allowance();
@@ -349,17 +395,17 @@ impl Holder<'_> {
             .map(|log| async {
                 match agent.stopping() {
                     true => Ok(None),
-                    false => handle_log(agent, bundle, log, &view, (&refusals, budget)).await,
+                    false => handle_log(agent, bundle, log, view, (&refusals, budget)).await,
                 }
             })
             .buffered(DECIDE_CONCURRENCY)
             .try_collect::<Vec<_>>()
             .await?;
         if agent.stopping() {
-            return Ok(Next::Stop);
+            return Ok(false);
         }
         let mut answers: Vec<Answer> = decided.into_iter().flatten().collect();
-        answers.extend(retry_deferred(agent, bundle, &view, (&refusals, budget), &mut self.peers, &busy).await?);
+        answers.extend(retry_deferred(agent, bundle, view, (&refusals, budget), &mut self.peers, busy).await?);
         // Deliveries leave first, in their own batch: no refusal is ever sent ahead of one (nor
         // takes a nonce before it).
         let (deliveries, mut refusals_out): (Vec<Answer>, Vec<Answer>) =
@@ -374,11 +420,11 @@ impl Holder<'_> {
             true => 0,
             false => budget.saturating_sub(refusals.load(std::sync::atomic::Ordering::Relaxed)),
         };
-        refusals_out.extend(self.refuse_junk(&view, left as usize, &busy).await?);
+        refusals_out.extend(self.refuse_junk(view, left as usize, busy).await?);
         let sent = send_answers(agent, &self.gate, refusals_out, view.at, alone, self.in_flight.len()).await?;
         self.refusal_gas.sent(sent.len() as u64);
         self.in_flight.extend(sent);
-        Ok(Next::Checkpoint { checkpoint, from, to, head, logs: logs.len() })
+        Ok(true)
     }
 
     /// Up to `n` junk requests from the queue, due at the step's decision block, decided by the gate
@@ -388,7 +434,7 @@ impl Holder<'_> {
         &mut self,
         view: &StepView<'_>,
         n: usize,
-        busy: &std::collections::HashSet<U256>,
+        busy: &HashSet<U256>,
     ) -> anyhow::Result<Vec<Answer>> {
         let agent = self.agent;
         let mut taken = self.junk.take_due(view.at, n);
@@ -480,7 +526,7 @@ async fn retry_deferred(
     view: &StepView<'_>,
     refusals: Budget<'_>,
     peers: &mut Peers,
-    in_flight: &std::collections::HashSet<U256>,
+    in_flight: &HashSet<U256>,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut answers = Vec::new();
     let mut plan = plan_rechecks(&agent.store.watched()?, unix_ms(), view.at);
