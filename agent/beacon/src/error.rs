@@ -1,7 +1,7 @@
 //! Every way verification can refuse, one variant per cause, so callers (and tests) can match on
 //! the reason instead of parsing messages.
 
-use crate::codec::DecodeError;
+use crate::codec::error::DecodeError;
 use crate::preset::PresetKind;
 use crate::types::Root;
 

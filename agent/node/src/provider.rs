@@ -250,20 +250,21 @@ pub async fn guest_agent_get_quote(
 /// The compact form (what a node posts, and what its own compose is checked with) of a guest agent's
 /// JSON event log. Transport: holders decode the posted form with the kernel, and
 /// `config::measured::check_own_compose` replays it with the kernel, every digest recomputed.
-fn compact_event_log(json: &str) -> Result<Vec<u8>, ProviderError> {
+pub(crate) fn compact_event_log(json: &str) -> Result<Vec<u8>, ProviderError> {
     let log = replicatoor_encode::eventlog::from_dstack_json(json)
         .map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))?;
     replicatoor_encode::eventlog::to_compact(&log).map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))
 }
 
-/// This CVM's own app-compose.json, checked to be the one its hardware measured.
+/// What the guest agent says this CVM measured: its app-compose.json and a quote with its event log.
+/// Unchecked: `config::measured::check_own_compose` decides whether the document is the measured one.
 #[derive(Debug, Clone)]
-pub struct OwnCompose {
+pub struct OwnMeasurement {
     /// The document exactly as the guest agent gave it (its bytes are what the compose hash covers).
     pub app_compose: String,
-    /// sha256 of those bytes: the compose hash in this node's RTMR3.
-    pub compose_hash: [u8; 32],
-    /// The socket it came from.
+    /// A quote of this CVM (report_data [`SELF_MEASURE_REPORT_DATA`]) and its event log.
+    pub attestation: Attestation,
+    /// The socket they came from.
     pub socket: PathBuf,
 }
 
@@ -271,13 +272,12 @@ pub struct OwnCompose {
 const SELF_MEASURE_REPORT_DATA: &[u8] = b"replicatoor: own measured configuration";
 
 impl QuoteProvider {
-    /// This CVM's own app-compose.json, as measured, from the guest agent: `Info` gives the document,
-    /// which counts only when its sha256 is the compose hash in this node's own event log and that log
-    /// replays to the RTMR3 of a quote the same guest agent makes now. All local: nothing is fetched
-    /// from the network. (The quote is not verified against Intel here, which needs collateral; a guest
-    /// agent that lied to its own node gets that node nothing, since every peer verifies its quotes.)
-    /// None for the simulated provider, whose configuration is not measured.
-    pub async fn own_compose(&self) -> Result<Option<OwnCompose>, ProviderError> {
+    /// This CVM's own app-compose.json from the guest agent (`Info`), with a quote the same guest agent
+    /// makes now and its event log: the document counts only once `config::measured::check_own_compose`
+    /// found its sha256 to be the compose hash of that log and the log to replay to the quote's RTMR3.
+    /// All local: nothing is fetched from the network. None for the simulated provider, whose
+    /// configuration is not measured.
+    pub async fn own_measurement(&self) -> Result<Option<OwnMeasurement>, ProviderError> {
         let sockets = match self {
             QuoteProvider::Dstack { sockets } => sockets,
             #[cfg(feature = "simulated")]
@@ -290,10 +290,8 @@ impl QuoteProvider {
         let app_compose = app_compose_of_info(&info)?;
         let mut report_data = [0u8; 64];
         report_data[..SELF_MEASURE_REPORT_DATA.len()].copy_from_slice(SELF_MEASURE_REPORT_DATA);
-        let att = guest_agent_get_quote(path, api, &report_data).await?;
-        // The check (counted with the measured configuration, TRUST.md section 4) is in `config/measured.rs`.
-        let compose_hash = crate::config::measured::check_own_compose(&app_compose, &att)?;
-        Ok(Some(OwnCompose { app_compose, compose_hash, socket: path.clone() }))
+        let attestation = guest_agent_get_quote(path, api, &report_data).await?;
+        Ok(Some(OwnMeasurement { app_compose, attestation, socket: path.clone() }))
     }
 }
 
@@ -313,85 +311,6 @@ pub fn app_compose_of_info(info: &[u8]) -> Result<String, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::measured::check_own_compose;
-    use replicatoor_testkit::simulated::SimulatedTd;
-    use sha2::{Digest, Sha256};
-
-    fn attestation_for(compose: &str) -> Attestation {
-        let td = SimulatedTd::new(Sha256::digest(compose.as_bytes()).into());
-        let (quote, event_log) = td.attest([7; 64]).unwrap();
-        Attestation { quote, event_log }
-    }
-
-    #[test]
-    fn own_compose_is_taken_only_when_the_quote_measured_exactly_its_bytes() {
-        let compose = r#"{"docker_compose_file":"services: {}"}"#;
-        let att = attestation_for(compose);
-        assert_eq!(check_own_compose(compose, &att).unwrap(), <[u8; 32]>::from(Sha256::digest(compose.as_bytes())));
-        // Another document (one byte more, or re-serialized) is not what this CVM measured.
-        for other in [format!("{compose} "), compose.replace(':', ": ")] {
-            let e = check_own_compose(&other, &att).unwrap_err().to_string();
-            assert!(e.contains("this CVM measured compose hash"), "{e}");
-        }
-        // A log that does not replay to the quote's RTMR3 is not this CVM's log.
-        let mut forged = att.clone();
-        forged.event_log = attestation_for("another compose").event_log;
-        let e = check_own_compose(compose, &forged).unwrap_err().to_string();
-        assert!(e.contains("does not replay to RTMR3"), "{e}");
-    }
-
-    /// Reading the guest agent's JSON event log is transport (TRUST.md section 4): whatever the reader
-    /// makes of it, `check_own_compose` replays its compact form with the kernel (every digest recomputed)
-    /// against the quote's RTMR3. On the recorded Dstack answer the genuine log replays (the check then
-    /// fails only on the document, which the fixture does not record); every change to the log that the
-    /// reader still accepts, as a reader bug might make, is refused by the replay.
-    #[test]
-    fn a_tampered_json_event_log_is_refused_by_the_replay() {
-        use replicatoor_testkit::dstack;
-        use serde_json::{json, Value};
-        let check = |events: &[Value]| {
-            let log = compact_event_log(&Value::from(events.to_vec()).to_string()).expect("the reader accepts it");
-            let att = Attestation { quote: dstack::quote(), event_log: log };
-            check_own_compose("a document", &att).unwrap_err().to_string()
-        };
-        let genuine: Vec<Value> = serde_json::from_str(&dstack::event_log()).unwrap();
-        let e = check(&genuine);
-        assert!(e.contains("this CVM measured compose hash"), "the genuine log replays: {e}");
-        let at = |events: &[Value], name: &str| events.iter().position(|e| e["event"] == name).unwrap();
-        // Each changes the events, given the compose-hash event's position.
-        type Tamper = fn(&mut Vec<Value>, usize);
-        let tamperings: [(&str, Tamper); 8] = [
-            ("another compose hash", |ev, c| ev[c]["event_payload"] = "00".repeat(32).into()),
-            ("the compose-hash event dropped", |ev, c| drop(ev.remove(c))),
-            ("the compose-hash event logged against IMR 2", |ev, c| {
-                ev[c] = json!({"imr": 2, "event_type": 1, "digest": "00".repeat(48), "event": "compose-hash",
-                               "event_payload": ev[c]["event_payload"]})
-            }),
-            ("two runtime events swapped", |ev, c| ev.swap(c, c + 1)),
-            ("a runtime event added", |ev, c| {
-                let mut again = ev[c].clone();
-                again["event_payload"] = "00".repeat(32).into();
-                ev.push(again)
-            }),
-            ("a runtime event renamed", |ev, c| ev[c]["event"] = "compose-hash2".into()),
-            ("the runtime events read as digest format V2", |ev, _| {
-                ev.iter_mut().filter(|e| e["imr"] == 3).for_each(|e| e["version"] = 2.into())
-            }),
-            ("a boot event read as a runtime event", |ev, _| {
-                let boot = ev.iter().position(|e| e["event"] == "acpi-loader").unwrap();
-                ev[boot]["imr"] = 3.into();
-                ev[boot]["event_type"] = DSTACK_RUNTIME.into();
-                ev[boot]["digest"] = "".into();
-            }),
-        ];
-        for (what, tamper) in tamperings {
-            let mut events = genuine.clone();
-            tamper(&mut events, at(&genuine, "compose-hash"));
-            let e = check(&events);
-            assert!(e.contains("does not replay to RTMR3"), "{what}: {e}");
-        }
-    }
-    const DSTACK_RUNTIME: u32 = replicatoor_core::attest::eventlog::DSTACK_RUNTIME_EVENT_TYPE;
 
     #[test]
     fn info_carries_the_compose_as_a_json_string_or_an_object() {

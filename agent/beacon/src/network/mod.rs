@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 pub use crate::fork::Fork;
 
 use crate::error::Error;
-use crate::merkle::hash_pair;
 use crate::preset::PresetKind;
 use crate::types::Root;
 
@@ -138,9 +137,10 @@ impl Network {
 
     /// Spec `compute_fork_data_root`: `hash_tree_root(ForkData{version, genesis_validators_root})`.
     pub fn fork_data_root(&self, version: Version) -> Root {
+        use sha2::{Digest, Sha256};
         let mut leaf = Root::ZERO;
         leaf[..4].copy_from_slice(version.as_slice());
-        hash_pair(&leaf, &self.genesis_validators_root)
+        Root::from_slice(&Sha256::new().chain_update(leaf).chain_update(self.genesis_validators_root).finalize())
     }
 
     /// Spec `compute_domain(DOMAIN_SYNC_COMMITTEE, version, genesis_validators_root)`.

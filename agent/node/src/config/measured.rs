@@ -4,7 +4,7 @@
 //!
 //! Before anything else, `run` and `config check` ask the guest agent for this CVM's app-compose.json
 //! (`Info`) and keep it only if its sha256 is the compose hash in the node's own event log and that log
-//! replays to the RTMR3 of the node's own quote ([`crate::provider::QuoteProvider::own_compose`]). The
+//! replays to the RTMR3 of the node's own quote ([`crate::provider::QuoteProvider::own_measurement`], checked by [`check_own_compose`]). The
 //! agent's service in it is found by the one rule of [`replicatoor_compose::agent`], and each setting is
 //! classed by the one table of [`replicatoor_compose::settings`]:
 //! - a security setting the compose leaves to the operator (`${VAR}`, passed through, `allowed_envs`,
@@ -19,7 +19,7 @@
 //! `/status`, `/metrics` and `config check` show it.
 
 use super::{ConfigError, ProviderKind, RunArgs, Settings};
-use crate::provider::{Attestation, OwnCompose, ProviderError, QuoteProvider};
+use crate::provider::{Attestation, ProviderError, QuoteProvider};
 use clap::{Args, FromArgMatches};
 use replicatoor_compose::{
     agent::{agent_config, AgentConfig},
@@ -73,13 +73,15 @@ pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFa
         return Ok((operator, Measurement::NotSelfMeasured));
     }
     let provider = QuoteProvider::dstack(operator.dstack_socket.as_ref());
-    let own = match provider.own_compose().await {
+    let cannot_read = |e: ProviderError| invalid(COMPOSE, format!("cannot read this CVM's measured compose: {e}"));
+    let own = match provider.own_measurement().await {
         Ok(Some(own)) => own,
         Ok(None) => return Ok((operator, Measurement::NotSelfMeasured)),
         Err(e @ ProviderError::NoGuestAgent { .. }) => return Err(MeasureFailure::NoGuestAgent(e.to_string())),
-        Err(e) => return Err(invalid(COMPOSE, format!("cannot read this CVM's measured compose: {e}")).into()),
+        Err(e) => return Err(cannot_read(e).into()),
     };
-    let agent = read_agent(&own)?;
+    let compose_hash = check_own_compose(&own.app_compose, &own.attestation).map_err(cannot_read)?;
+    let agent = read_agent(&own.app_compose)?;
     let settings = apply_to(operator, &given, config_file, &agent).map_err(MeasureFailure::Refused)?;
     if settings.quote_provider != ProviderKind::Dstack {
         return Err(invalid("quote_provider", "the measured compose runs the agent on simulated quotes".into()).into());
@@ -91,13 +93,13 @@ pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFa
         )
         .into());
     }
-    let measurement = Measurement::SelfMeasured { compose_hash: own.compose_hash, service: agent.service };
+    let measurement = Measurement::SelfMeasured { compose_hash, service: agent.service };
     Ok((settings, measurement))
 }
 
 /// The agent's settings in the measured compose.
-fn read_agent(own: &OwnCompose) -> Result<AgentConfig, ConfigError> {
-    reader::read(own.app_compose.as_bytes())
+fn read_agent(app_compose: &str) -> Result<AgentConfig, ConfigError> {
+    reader::read(app_compose.as_bytes())
         .and_then(|compose| agent_config(&compose))
         .map_err(|e| invalid(COMPOSE, format!("this CVM's measured compose: {e}")))
 }
@@ -204,7 +206,7 @@ fn apply_to(
 /// digest is recomputed from the events' names and payloads, so whatever reads Dstack's JSON log into
 /// that form (`replicatoor_encode::eventlog::from_dstack_json`, then `to_compact`) is transport. A log
 /// it misread (an event dropped, moved, relabelled or changed) does not replay to RTMR3 short of a
-/// SHA-384 collision, and is refused (`provider.rs`, `a_tampered_json_event_log_is_refused_by_the_replay`).
+/// SHA-384 collision, and is refused (`measured/tests.rs`, `a_tampered_json_event_log_is_refused_by_the_replay`).
 pub fn check_own_compose(app_compose: &str, att: &Attestation) -> Result<[u8; 32], ProviderError> {
     use sha2::{Digest, Sha256};
     let bad = |why: String| ProviderError::BadResponse(format!("own measurement: {why}"));

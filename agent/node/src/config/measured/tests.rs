@@ -6,6 +6,8 @@ use super::*;
 use crate::config::RunArgs;
 use clap::{CommandFactory, FromArgMatches};
 use replicatoor_compose::agent::Origin;
+use replicatoor_testkit::simulated::SimulatedTd;
+use sha2::{Digest, Sha256};
 
 const PIN: &str = "chain_id = 31337\ncontract = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\nstart_block = 0\n\
                    [trust]\nmode = \"quorum\"\nrpcs = [\"https://a.example\", \"https://b.example\", \
@@ -181,3 +183,80 @@ fn every_run_setting_is_in_the_shared_table() {
         );
     }
 }
+
+fn attestation_for(compose: &str) -> Attestation {
+    let td = SimulatedTd::new(Sha256::digest(compose.as_bytes()).into());
+    let (quote, event_log) = td.attest([7; 64]).unwrap();
+    Attestation { quote, event_log }
+}
+
+#[test]
+fn own_compose_is_taken_only_when_the_quote_measured_exactly_its_bytes() {
+    let compose = r#"{"docker_compose_file":"services: {}"}"#;
+    let att = attestation_for(compose);
+    assert_eq!(check_own_compose(compose, &att).unwrap(), <[u8; 32]>::from(Sha256::digest(compose.as_bytes())));
+    // Another document (one byte more, or re-serialized) is not what this CVM measured.
+    for other in [format!("{compose} "), compose.replace(':', ": ")] {
+        let e = check_own_compose(&other, &att).unwrap_err().to_string();
+        assert!(e.contains("this CVM measured compose hash"), "{e}");
+    }
+    // A log that does not replay to the quote's RTMR3 is not this CVM's log.
+    let mut forged = att.clone();
+    forged.event_log = attestation_for("another compose").event_log;
+    let e = check_own_compose(compose, &forged).unwrap_err().to_string();
+    assert!(e.contains("does not replay to RTMR3"), "{e}");
+}
+
+/// Reading the guest agent's JSON event log is transport (TRUST.md section 4): whatever the reader
+/// makes of it, `check_own_compose` replays its compact form with the kernel (every digest recomputed)
+/// against the quote's RTMR3. On the recorded Dstack answer the genuine log replays (the check then
+/// fails only on the document, which the fixture does not record); every change to the log that the
+/// reader still accepts, as a reader bug might make, is refused by the replay.
+#[test]
+fn a_tampered_json_event_log_is_refused_by_the_replay() {
+    use replicatoor_testkit::dstack;
+    use serde_json::{json, Value};
+    let check = |events: &[Value]| {
+        let log = crate::provider::compact_event_log(&Value::from(events.to_vec()).to_string())
+            .expect("the reader accepts it");
+        let att = Attestation { quote: dstack::quote(), event_log: log };
+        check_own_compose("a document", &att).unwrap_err().to_string()
+    };
+    let genuine: Vec<Value> = serde_json::from_str(&dstack::event_log()).unwrap();
+    let e = check(&genuine);
+    assert!(e.contains("this CVM measured compose hash"), "the genuine log replays: {e}");
+    let at = |events: &[Value], name: &str| events.iter().position(|e| e["event"] == name).unwrap();
+    // Each changes the events, given the compose-hash event's position.
+    type Tamper = fn(&mut Vec<Value>, usize);
+    let tamperings: [(&str, Tamper); 8] = [
+        ("another compose hash", |ev, c| ev[c]["event_payload"] = "00".repeat(32).into()),
+        ("the compose-hash event dropped", |ev, c| drop(ev.remove(c))),
+        ("the compose-hash event logged against IMR 2", |ev, c| {
+            ev[c] = json!({"imr": 2, "event_type": 1, "digest": "00".repeat(48), "event": "compose-hash",
+                           "event_payload": ev[c]["event_payload"]})
+        }),
+        ("two runtime events swapped", |ev, c| ev.swap(c, c + 1)),
+        ("a runtime event added", |ev, c| {
+            let mut again = ev[c].clone();
+            again["event_payload"] = "00".repeat(32).into();
+            ev.push(again)
+        }),
+        ("a runtime event renamed", |ev, c| ev[c]["event"] = "compose-hash2".into()),
+        ("the runtime events read as digest format V2", |ev, _| {
+            ev.iter_mut().filter(|e| e["imr"] == 3).for_each(|e| e["version"] = 2.into())
+        }),
+        ("a boot event read as a runtime event", |ev, _| {
+            let boot = ev.iter().position(|e| e["event"] == "acpi-loader").unwrap();
+            ev[boot]["imr"] = 3.into();
+            ev[boot]["event_type"] = DSTACK_RUNTIME.into();
+            ev[boot]["digest"] = "".into();
+        }),
+    ];
+    for (what, tamper) in tamperings {
+        let mut events = genuine.clone();
+        tamper(&mut events, at(&genuine, "compose-hash"));
+        let e = check(&events);
+        assert!(e.contains("does not replay to RTMR3"), "{what}: {e}");
+    }
+}
+const DSTACK_RUNTIME: u32 = replicatoor_core::attest::eventlog::DSTACK_RUNTIME_EVENT_TYPE;
