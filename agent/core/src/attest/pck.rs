@@ -260,13 +260,9 @@ pub enum CollateralCheckError {
     PckRevoked,
 }
 
-/// A collateral once [`check_collateral_itself`] passed: its CRLs, and what it says about itself
-/// that a policy judges.
+/// A collateral once [`check_collateral_itself`] passed: its CRLs, for the PCK chain's revocation.
 pub struct CheckedCollateral {
     crls: [CertRevocationList<'static>; 2],
-    /// The older of the TCB info's and the QE identity's `tcbEvaluationDataNumber`: which of Intel's
-    /// TCB evaluations (recoveries) the verdict reflects.
-    pub tcb_evaluation_data_number: u32,
 }
 
 /// Check `c` as dcap-qvl's collateral steps would, plus that it is for `pck`'s key: CRLs signed and
@@ -285,9 +281,7 @@ pub fn check_collateral(
 
 impl std::fmt::Debug for CheckedCollateral {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CheckedCollateral")
-            .field("tcb_evaluation_data_number", &self.tcb_evaluation_data_number)
-            .finish()
+        f.debug_struct("CheckedCollateral").finish_non_exhaustive()
     }
 }
 
@@ -370,10 +364,7 @@ pub fn check_collateral_itself(
         });
     }
 
-    Ok(CheckedCollateral {
-        crls,
-        tcb_evaluation_data_number: tcb.tcb_evaluation_data_number.min(qe.tcb_evaluation_data_number),
-    })
+    Ok(CheckedCollateral { crls })
 }
 
 /// The second part of [`check_collateral`]: `pck`'s chain under `crls`. The chain verified without
@@ -547,10 +538,7 @@ mod tests {
     #[test]
     fn genuine_collateral_passes_and_each_fault_is_typed_as_the_collateral_s() {
         let pck = genuine();
-        let checked =
-            check_collateral(&collateral("tdx_quote_collateral.json"), &pck, NOW).expect("genuine collateral");
-        // Both the TCB info and the QE identity of the fixture say 17 (TCB evaluation of 2025).
-        assert_eq!(checked.tcb_evaluation_data_number, 17);
+        check_collateral(&collateral("tdx_quote_collateral.json"), &pck, NOW).expect("genuine collateral");
         let fault = |c: &QuoteCollateralV3, now| match check_collateral(c, &pck, now) {
             Err(CollateralCheckError::Fault(f)) => f,
             other => panic!("expected a collateral fault, got {other:?}"),

@@ -16,7 +16,7 @@ use super::{
     tcb::TcbStatus,
 };
 use crate::refusal::Refusal;
-use dcap_qvl::{quote::Quote, verify::QuoteVerifier, QuoteCollateralV3};
+use dcap_qvl::{quote::Quote, verify::QuoteVerifier, QeIdentity, QuoteCollateralV3, TcbInfo};
 use std::sync::Arc;
 
 /// Why a quote was not verified.
@@ -311,7 +311,8 @@ impl Verifier {
         let checked =
             sigmemo::within(&self.memo, &mut collateral_own, || check_collateral_itself(&collateral, &pck, now))
                 .map_err(|f| unavailable(f.into()))?;
-        let tcb_evaluation_data_number = checked.tcb_evaluation_data_number;
+        let tcb_evaluation_data_number = evaluation_number(&collateral)
+            .map_err(|e| QuoteError::CollateralUnavailable(format!("{}: {e}", pck.key())))?;
         if tcb_evaluation_data_number < min_tcb_eval {
             return Err(QuoteError::CollateralUnavailable(format!(
                 "{}: collateral of TCB evaluation {tcb_evaluation_data_number} is older than the policy's minimum \
@@ -324,6 +325,18 @@ impl Verifier {
         self.memo.remember(collateral_own);
         Ok(QuoteParts { root, pck, collateral, simulated, tcb_evaluation_data_number })
     }
+}
+
+/// Which of Intel's TCB evaluations (recoveries) collateral `c` reflects: the older of its TCB info's
+/// and QE identity's `tcbEvaluationDataNumber`, read here from the very bytes whose signatures dcap-qvl
+/// verifies for the quote. The policy's floor (PROTOCOL.md §5.1 row 4b) is judged on this number and
+/// nothing else checks it, so it is not taken from the collateral pre-checks (`pck.rs`), which can only
+/// refuse or postpone (TRUST.md section 1).
+fn evaluation_number(c: &QuoteCollateralV3) -> Result<u32, String> {
+    let tcb: TcbInfo = serde_json::from_str(&c.tcb_info).map_err(|e| format!("TCB info does not parse: {e}"))?;
+    let qe: QeIdentity =
+        serde_json::from_str(&c.qe_identity).map_err(|e| format!("QE identity does not parse: {e}"))?;
+    Ok(tcb.tcb_evaluation_data_number.min(qe.tcb_evaluation_data_number))
 }
 
 /// PROTOCOL.md §5.1 rows 1-2 on a posted quote (raw or compact), without verifying anything: the
@@ -439,6 +452,18 @@ mod tests {
 
     fn genuine_collateral() -> QuoteCollateralV3 {
         serde_json::from_slice(&fixture("tdx_quote_collateral.json")).expect("collateral JSON")
+    }
+
+    /// The floor is judged on the number in the collateral dcap-qvl verifies: the older of its two
+    /// documents' (here the QE identity's, edited), whatever the collateral pre-checks made of it.
+    #[test]
+    fn the_evaluation_number_is_the_older_of_the_two_documents() {
+        let mut c = genuine_collateral();
+        assert_eq!(evaluation_number(&c), Ok(17));
+        c.qe_identity = c.qe_identity.replace("\"tcbEvaluationDataNumber\":17", "\"tcbEvaluationDataNumber\":16");
+        assert_eq!(evaluation_number(&c), Ok(16));
+        c.tcb_info = "{".into();
+        assert!(evaluation_number(&c).is_err_and(|e| e.contains("TCB info")));
     }
 
     /// One collateral for every key, which a test can replace between quotes (a refresh).
