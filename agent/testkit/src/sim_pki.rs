@@ -711,12 +711,21 @@ mod tests {
             c
         }
 
-        /// This PKI with its PCK leaf re-issued, valid `validity` (unix seconds) only.
-        fn with_pck_validity(mut self, validity: (u64, u64)) -> Self {
-            let role = Role::Pck(sgx_extension(&self.seed).expect("SGX extension"));
-            let by_pck_ca = Some((&self.pck_ca, &self.pck_ca_key));
-            self.pck = issue_valid(&self.seed, "Intel SGX PCK Certificate", by_pck_ca, &self.pck_key, role, validity)
-                .expect("PCK leaf");
+        /// This PKI with its PCK leaf re-issued: by the root directly instead of the PCK CA
+        /// (`by_root`), without Intel's SGX extension (`!with_sgx_extension`), valid `validity` (unix
+        /// seconds) only.
+        fn with_pck_leaf(mut self, by_root: bool, with_sgx_extension: bool, validity: (u64, u64)) -> Self {
+            let role = match with_sgx_extension {
+                true => Role::Pck(sgx_extension(&self.seed).expect("SGX extension")),
+                false => Role::Signer,
+            };
+            let issuer = match by_root {
+                true => (&self.root, &self.root_key),
+                false => (&self.pck_ca, &self.pck_ca_key),
+            };
+            self.pck =
+                issue_valid(&self.seed, "Intel SGX PCK Certificate", Some(issuer), &self.pck_key, role, validity)
+                    .expect("PCK leaf");
             self
         }
     }
@@ -826,6 +835,13 @@ mod tests {
                 "non-TDX TCB info",
             ),
             case(
+                "TCB info re-signed correctly, its nextUpdate 1 h ahead at +02:00, so past in UTC",
+                pki.with_tcb_info(&pki, |j| {
+                    j["nextUpdate"] = rfc3339(NOW + 3600).expect("date").replace('Z', "+02:00").into();
+                }),
+                "TCBInfo expired",
+            ),
+            case(
                 "TCB info re-signed correctly but not parsing (no fmspc)",
                 pki.with_tcb_info(&pki, |j| {
                     j.as_object_mut().expect("object").remove("fmspc");
@@ -904,6 +920,26 @@ mod tests {
                 "CertRevoked",
             ),
             case(
+                "root CA CRL revoking the TCB signing certificate",
+                pki.with_crl(
+                    true,
+                    &pki.root_key,
+                    (ISSUED, NEXT),
+                    Some(pki.tcb_signer.tbs_certificate().serial_number().clone()),
+                ),
+                "CertRevoked",
+            ),
+            case(
+                "root CA CRL revoking the PCK CA",
+                pki.with_crl(
+                    true,
+                    &pki.root_key,
+                    (ISSUED, NEXT),
+                    Some(pki.pck_ca.tbs_certificate().serial_number().clone()),
+                ),
+                "CertRevoked",
+            ),
+            case(
                 "PCK CRL in the PCK CA's name signed by another key",
                 pki.with_crl(false, &other.pck_ca_key, (ISSUED, NEXT), None),
                 "InvalidCrlSignatureForPublicKey",
@@ -952,19 +988,20 @@ mod tests {
         ));
         cases.push(pck_case(
             "PCK leaf expired",
-            pki_with_pck_validity((CERT_NOT_BEFORE, NOW - 1)).quote(&p).expect("quote"),
+            self::pki().with_pck_leaf(false, true, (CERT_NOT_BEFORE, NOW - 1)).quote(&p).expect("quote"),
             "CertExpired",
         ));
         cases.push(pck_case(
             "PCK leaf not yet valid",
-            pki_with_pck_validity((NOW + 1, CERT_NOT_AFTER)).quote(&p).expect("quote"),
+            self::pki().with_pck_leaf(false, true, (NOW + 1, CERT_NOT_AFTER)).quote(&p).expect("quote"),
             "CertNotValidYet",
         ));
+        cases.push(pck_case(
+            "PCK leaf without Intel's SGX extension (no FMSPC)",
+            self::pki().with_pck_leaf(false, false, (CERT_NOT_BEFORE, CERT_NOT_AFTER)).quote(&p).expect("quote"),
+            "Intel extension",
+        ));
         cases
-    }
-
-    fn pki_with_pck_validity(validity: (u64, u64)) -> SimulatedPki {
-        pki().with_pck_validity(validity)
     }
 
     #[test]
@@ -987,5 +1024,104 @@ mod tests {
                 Err(e) => assert!(e.contains(case.refusal), "{}: refused, but not for it: {e}", case.fault),
             }
         }
+    }
+
+    /// What `replicatoor_core::attest::pck` says of a case: the PCK chain against the root, then
+    /// the collateral against that chain (as `Verifier::collateral_for_quote` runs them).
+    fn prechecks(case: &Case) -> Result<(), String> {
+        use replicatoor_core::attest::pck;
+        let quote = dcap_qvl::quote::Quote::parse(&case.quote).map_err(|e| format!("quote: {e:#}"))?;
+        let chain = pck::verify_pck_chain(&quote, &case.root, NOW).map_err(|e| e.to_string())?;
+        pck::check_collateral(&case.collateral, &chain, NOW).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_prechecks_refuse_each_of_these_faults_too() {
+        // So each case above is a fault the pre-checks refuse (as a retry or a refusal), and the
+        // positive control passes them.
+        let pki = pki();
+        let control = Case {
+            fault: "none",
+            quote: pki.quote(&params(SimTcb::UpToDate)).expect("quote"),
+            collateral: pki.collateral(ISSUED, NEXT).expect("collateral"),
+            root: pki.root_ca_der(),
+            refusal: "",
+        };
+        prechecks(&control).expect("the pre-checks pass the unmodified collateral");
+        for case in collateral_faults() {
+            assert!(prechecks(&case).is_err(), "the pre-checks pass {}", case.fault);
+        }
+    }
+
+    /// Faults the pre-checks refuse and dcap-qvl alone accepts, with the pre-checks' verdict.
+    fn accepted_by_dcap_qvl_alone(cases: Vec<Case>) -> Vec<String> {
+        cases
+            .iter()
+            .filter_map(|case| {
+                let precheck = prechecks(case).expect_err("the pre-checks refuse it");
+                let report = dcap_qvl_alone(case).ok()?;
+                Some(format!("{}: dcap-qvl says {}, the pre-checks: {precheck}", case.fault, report.status))
+            })
+            .collect()
+    }
+
+    #[test]
+    #[ignore = "dcap-qvl 0.7.1 ACCEPTS it (UpToDate): it checks a PCK leaf under whatever issuer the path \
+                has (here the root, covered by the root CA CRL) and never verifies the PCK CRL's signature \
+                unless a certificate on the path needs it; only attest/pck.rs refuses it (as a collateral \
+                fault: the PCK CRL is not signed by the leaf's issuer). Intel's root never issues PCK leaves, \
+                so making one takes the root's key."]
+    fn dcap_qvl_alone_refuses_a_pck_leaf_issued_by_the_root_directly() {
+        let pki = pki();
+        let by_root = self::pki().with_pck_leaf(true, true, (CERT_NOT_BEFORE, CERT_NOT_AFTER));
+        let quote = by_root.quote(&params(SimTcb::UpToDate)).expect("quote");
+        let other = SimulatedPki::from_seed([8; 32]).expect("other pki");
+        let case =
+            |fault, collateral| Case { fault, quote: quote.clone(), collateral, root: pki.root_ca_der(), refusal: "" };
+        let accepted = accepted_by_dcap_qvl_alone(vec![
+            case(
+                "PCK leaf issued by the root directly (no PCK CA), the genuine PCK CRL",
+                pki.collateral(ISSUED, NEXT).expect("collateral"),
+            ),
+            case(
+                "PCK leaf issued by the root directly, a PCK CRL signed by a foreign key",
+                pki.with_crl(false, &other.pck_ca_key, (ISSUED, NEXT), None),
+            ),
+            case(
+                "PCK leaf issued by the root directly, an expired PCK CRL",
+                pki.with_crl(false, &pki.pck_ca_key, (ISSUED, NOW - 1), None),
+            ),
+        ]);
+        assert!(accepted.is_empty(), "dcap-qvl alone accepts:\n{}", accepted.join("\n"));
+    }
+
+    #[test]
+    #[ignore = "dcap-qvl 0.7.1 ACCEPTS it: it reads RFC 3339 dates with an offset (and still enforces the \
+                window, see the +02:00 case of dcap_qvl_alone_refuses_every_collateral_fault_the_prechecks_refuse); \
+                attest/dates.rs reads only `...Z` dates, so the pre-checks refuse them as unparsable (a retry). \
+                Intel writes `Z`: a strictness difference, not a date dcap-qvl misreads."]
+    fn dcap_qvl_alone_refuses_collateral_dates_with_a_utc_offset() {
+        let pki = pki();
+        let quote = pki.quote(&params(SimTcb::UpToDate)).expect("quote");
+        let offset = |t: u64| serde_json::Value::String(rfc3339(t).expect("date").replace('Z', "+00:00"));
+        let case =
+            |fault, collateral| Case { fault, quote: quote.clone(), collateral, root: pki.root_ca_der(), refusal: "" };
+        let accepted = accepted_by_dcap_qvl_alone(vec![
+            case(
+                "TCB info dates written with +00:00",
+                pki.with_tcb_info(&pki, |j| {
+                    j["issueDate"] = offset(ISSUED);
+                    j["nextUpdate"] = offset(NEXT);
+                }),
+            ),
+            case(
+                "QE identity dates written with +00:00",
+                pki.with_qe_identity(&pki, |j| {
+                    j["issueDate"] = offset(ISSUED);
+                    j["nextUpdate"] = offset(NEXT);
+                }),
+            ),
+        ]);
+        assert!(accepted.is_empty(), "dcap-qvl alone accepts:\n{}", accepted.join("\n"));
     }
 }
