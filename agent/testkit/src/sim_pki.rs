@@ -1065,13 +1065,15 @@ mod tests {
             .collect()
     }
 
+    /// What dcap-qvl 0.7.1 alone accepts and only the pre-checks refuse (as a collateral fault: a
+    /// retry, never an acceptance): a PCK leaf issued by the root directly, with no PCK CA. dcap-qvl
+    /// checks the leaf under whatever issuer its path has (here the root, which the root CA CRL covers)
+    /// and verifies the PCK CRL's signature only when a certificate on the path needs it. Intel's root
+    /// never issues PCK leaves, so only the holder of the root's key can make one, and that key is
+    /// every verifier's anchor: nothing that key signs could be refused anyway. Pinned, so that a
+    /// change in dcap-qvl is seen (TRUST.md section 1).
     #[test]
-    #[ignore = "dcap-qvl 0.7.1 ACCEPTS it (UpToDate): it checks a PCK leaf under whatever issuer the path \
-                has (here the root, covered by the root CA CRL) and never verifies the PCK CRL's signature \
-                unless a certificate on the path needs it; only attest/pck.rs refuses it (as a collateral \
-                fault: the PCK CRL is not signed by the leaf's issuer). Intel's root never issues PCK leaves, \
-                so making one takes the root's key."]
-    fn dcap_qvl_alone_refuses_a_pck_leaf_issued_by_the_root_directly() {
+    fn dcap_qvl_alone_accepts_a_pck_leaf_only_the_root_key_can_issue() {
         let pki = pki();
         let by_root = self::pki().with_pck_leaf(true, true, (CERT_NOT_BEFORE, CERT_NOT_AFTER));
         let quote = by_root.quote(&params(SimTcb::UpToDate)).expect("quote");
@@ -1092,15 +1094,15 @@ mod tests {
                 pki.with_crl(false, &pki.pck_ca_key, (ISSUED, NOW - 1), None),
             ),
         ]);
-        assert!(accepted.is_empty(), "dcap-qvl alone accepts:\n{}", accepted.join("\n"));
+        assert_eq!(accepted.len(), 3, "dcap-qvl alone accepts each of the three:\n{}", accepted.join("\n"));
     }
 
+    /// The other difference: dcap-qvl reads RFC 3339 dates with an offset (and still enforces the window
+    /// in UTC: the +02:00 case of `dcap_qvl_alone_refuses_every_collateral_fault_the_prechecks_refuse`);
+    /// `attest/dates.rs` reads only `...Z` dates, so the pre-checks postpone them as unparsable. Intel
+    /// writes `Z`: the pre-checks are stricter, and dcap-qvl misreads no date. Pinned like the one above.
     #[test]
-    #[ignore = "dcap-qvl 0.7.1 ACCEPTS it: it reads RFC 3339 dates with an offset (and still enforces the \
-                window, see the +02:00 case of dcap_qvl_alone_refuses_every_collateral_fault_the_prechecks_refuse); \
-                attest/dates.rs reads only `...Z` dates, so the pre-checks refuse them as unparsable (a retry). \
-                Intel writes `Z`: a strictness difference, not a date dcap-qvl misreads."]
-    fn dcap_qvl_alone_refuses_collateral_dates_with_a_utc_offset() {
+    fn dcap_qvl_alone_accepts_offset_dates_the_prechecks_postpone() {
         let pki = pki();
         let quote = pki.quote(&params(SimTcb::UpToDate)).expect("quote");
         let offset = |t: u64| serde_json::Value::String(rfc3339(t).expect("date").replace('Z', "+00:00"));
@@ -1122,6 +1124,6 @@ mod tests {
                 }),
             ),
         ]);
-        assert!(accepted.is_empty(), "dcap-qvl alone accepts:\n{}", accepted.join("\n"));
+        assert_eq!(accepted.len(), 2, "dcap-qvl alone accepts both:\n{}", accepted.join("\n"));
     }
 }
