@@ -94,10 +94,13 @@ setup_net() {
   trap cleanup EXIT
 
   port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+  # Below the kernel's ephemeral range, where outgoing connections take their local ports.
   free_port() {
-    local p
+    local p low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "$low" -gt 11000 ] 2>/dev/null || low=32768
     while :; do
-      p=$((25000 + RANDOM % 10000))
+      p=$((10000 + RANDOM % (low - 10000)))
       port_busy "$p" || { echo "$p"; return; }
     done
   }

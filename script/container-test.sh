@@ -196,11 +196,15 @@ KEYS=(0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
       0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a)
 OWNER_KEY=${KEYS[0]}
 # Loopback ports: anvil, +1 the beacon, +101 and +102 the agents; free ones unless CONTAINER_TEST_PORT says.
+# Below the kernel's ephemeral range: an outgoing connection takes its local port there, and once took an
+# agent's port between this check and the agent's bind (its health endpoint then never came up).
 in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$EPHEMERAL_LOW" -gt 11000 ] 2>/dev/null || EPHEMERAL_LOW=32768
 PORT="${CONTAINER_TEST_PORT:-}"
 for _ in $(seq 50); do
   [ -n "${CONTAINER_TEST_PORT:-}" ] && break
-  PORT=$((20000 + RANDOM % 30000))
+  PORT=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000 - 103)))
   in_use "$PORT" || in_use $((PORT + 1)) || in_use $((PORT + 101)) || in_use $((PORT + 102)) || break
 done
 RPC="http://127.0.0.1:$PORT"
