@@ -110,7 +110,17 @@ pub async fn check(args: RunArgs) -> (Option<RunConfig>, Vec<Problem>) {
     let mut warn = |key: &'static str, problem: String, fix: &str| {
         out.push(Problem { level: Level::Warning, key, problem, fix: fix.into() })
     };
+    file_warnings(&cfg, &mut warn);
+    setting_warnings(&cfg, &mut warn);
+    (Some(cfg), out)
+}
 
+/// How the checks below report a warning: the setting, what is wrong, how to fix it.
+type Warn<'a> = dyn FnMut(&'static str, String, &str) + 'a;
+
+/// Where the node writes: the secret file (and, on a genesis node, the secret it reads) and the state
+/// directory.
+fn file_warnings(cfg: &RunConfig, warn: &mut Warn<'_>) {
     if cfg.secret_file.is_dir() {
         warn(
             "secret_file",
@@ -141,7 +151,10 @@ pub async fn check(args: RunArgs) -> (Option<RunConfig>, Vec<Problem>) {
             "make it writable by this user; in a container, mount a persistent volume there",
         );
     }
+}
 
+/// Settings a node accepts that are unsafe outside development, or that will not work as meant.
+fn setting_warnings(cfg: &RunConfig, warn: &mut Warn<'_>) {
     match cfg.quote_provider {
         ProviderKind::Simulated => {
             if let Some(p) = &cfg.app_compose {
@@ -213,7 +226,6 @@ pub async fn check(args: RunArgs) -> (Option<RunConfig>, Vec<Problem>) {
             "use at least 2 (more on chains with deep reorgs, see docs/operations.md)",
         );
     }
-    (Some(cfg), out)
 }
 
 /// Whether `dir` exists as a writable directory, or could be created (its nearest existing ancestor is a
