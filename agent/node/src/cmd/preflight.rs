@@ -112,27 +112,7 @@ impl References for RefsAt {
 
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let chain = a.target.connect().await?;
-    let (os_ref, app_ref, quote) = match (&a.quote, &a.compose) {
-        (Some(q), _) => {
-            let log_path = a.event_log.as_ref().context("--event-log is required with --quote")?;
-            let att = Attestation {
-                quote: read_bytes(q)?,
-                event_log: replicatoor_encode::eventlog::to_compact(&load_event_log(log_path)?)
-                    .context("compacting the event log")?,
-            };
-            let (os, app) = att.claimed_references();
-            let os = os.context("the quote carries no readable TD report")?;
-            let app = app.context("the event log names no compose hash")?;
-            (os, app, Some((att.quote, att.event_log)))
-        }
-        (None, Some(c)) => {
-            let os = hex_n::<32>("--os-ref", a.os_ref.as_deref().context("--os-ref is required with --compose")?)?;
-            (B256::from(os), app_reference_id(&sha256_file(c)?), None)
-        }
-        (None, None) => {
-            anyhow::bail!("pass --quote with --event-log, --requester and --pubkey, or --compose with --os-ref")
-        }
-    };
+    let (os_ref, app_ref, quote) = references(&a)?;
     let c = chain.contract();
     let record = |r: replicatoor_chain::UpgradeOperator::Reference| Record {
         kind: r.kind,
@@ -148,20 +128,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let head = chain.head().await?;
     let now = chain.block(head).await?.timestamp;
 
-    // Every time at which the answer can change: now, then each change already scheduled.
-    let mut points = vec![(now, "now".to_string())];
-    if pending_at > now {
-        points.push((pending_at, "the pending policy takes effect".into()));
-    }
-    for (name, (_, r)) in [("OS", os), ("app", app)] {
-        if r.activates_at > now {
-            points.push((r.activates_at, format!("the {name} reference activates")));
-        }
-        if r.expires_at > now {
-            points.push((r.expires_at, format!("the {name} reference ends")));
-        }
-    }
-    points.sort_by_key(|(t, _)| *t);
+    let points = change_points(now, pending_at, [("OS", &os.1), ("app", &app.1)]);
 
     // PCCS answers are cached for this run only.
     let cache = tempfile_dir();
@@ -201,31 +168,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
 
     let verdict = Verdict::of(&rows);
     if a.json {
-        let out: Vec<_> = rows
-            .iter()
-            .map(|(t, what, ans)| json!({ "at": t, "when": what, "answer": ans.name(), "code": ans.code(), "detail": ans.detail() }))
-            .collect();
-        let collateral = horizon.as_ref().map(|h| match h {
-            Ok(h) => json!({
-                "valid_until": h.valid_until().map(|e| e.at),
-                "earliest": h.valid_until().map(|e| &e.what),
-                "expiries": h.expiries,
-                "tcb": h.tcb,
-            }),
-            Err(e) => json!({ "error": e.to_string() }),
-        });
-        let doc = json!({
-            "os_reference_id": os_ref,
-            "app_reference_id": app_ref,
-            "references_only": quote.is_none(),
-            "now": now,
-            "answers": out,
-            "verdict": verdict.name(),
-            "exit_code": verdict.exit_code(),
-            "accepted_from": verdict.accepted_from(&rows),
-            "refused_from": verdict.refused_from(&rows),
-            "collateral": collateral,
-        });
+        let doc = json_report(os_ref, app_ref, quote.is_none(), now, &rows, &verdict, horizon.as_ref());
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!(
@@ -248,6 +191,91 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         println!("verdict: {}", verdict.describe(&rows));
     }
     Ok(ExitCode::from(verdict.exit_code()))
+}
+
+/// A quote as posted (compact or raw) with its compact event log.
+type Posted = (Vec<u8>, Vec<u8>);
+
+/// The references a preflight answers for: the quote's own (with the quote and its compact event log),
+/// or `--os-ref` with the compose's app reference.
+fn references(a: &Args) -> anyhow::Result<(B256, B256, Option<Posted>)> {
+    Ok(match (&a.quote, &a.compose) {
+        (Some(q), _) => {
+            let log_path = a.event_log.as_ref().context("--event-log is required with --quote")?;
+            let att = Attestation {
+                quote: read_bytes(q)?,
+                event_log: replicatoor_encode::eventlog::to_compact(&load_event_log(log_path)?)
+                    .context("compacting the event log")?,
+            };
+            let (os, app) = att.claimed_references();
+            let os = os.context("the quote carries no readable TD report")?;
+            let app = app.context("the event log names no compose hash")?;
+            (os, app, Some((att.quote, att.event_log)))
+        }
+        (None, Some(c)) => {
+            let os = hex_n::<32>("--os-ref", a.os_ref.as_deref().context("--os-ref is required with --compose")?)?;
+            (B256::from(os), app_reference_id(&sha256_file(c)?), None)
+        }
+        (None, None) => {
+            anyhow::bail!("pass --quote with --event-log, --requester and --pubkey, or --compose with --os-ref")
+        }
+    })
+}
+
+/// Every time at which the answer can change: now, then each change already scheduled (the pending
+/// policy, a reference's activation or end), in order.
+fn change_points(now: u64, pending_at: u64, refs: [(&str, &Record); 2]) -> Vec<(u64, String)> {
+    let mut points = vec![(now, "now".to_string())];
+    if pending_at > now {
+        points.push((pending_at, "the pending policy takes effect".into()));
+    }
+    for (name, r) in refs {
+        if r.activates_at > now {
+            points.push((r.activates_at, format!("the {name} reference activates")));
+        }
+        if r.expires_at > now {
+            points.push((r.expires_at, format!("the {name} reference ends")));
+        }
+    }
+    points.sort_by_key(|(t, _)| *t);
+    points
+}
+
+/// The `--json` document.
+fn json_report(
+    os_ref: B256,
+    app_ref: B256,
+    references_only: bool,
+    now: u64,
+    rows: &[(u64, String, Answer)],
+    verdict: &Verdict,
+    horizon: Option<&Result<Horizon, replicatoor_core::attest::verifier::QuoteError>>,
+) -> serde_json::Value {
+    let out: Vec<_> = rows
+        .iter()
+        .map(|(t, what, ans)| json!({ "at": t, "when": what, "answer": ans.name(), "code": ans.code(), "detail": ans.detail() }))
+        .collect();
+    let collateral = horizon.as_ref().map(|h| match h {
+        Ok(h) => json!({
+            "valid_until": h.valid_until().map(|e| e.at),
+            "earliest": h.valid_until().map(|e| &e.what),
+            "expiries": h.expiries,
+            "tcb": h.tcb,
+        }),
+        Err(e) => json!({ "error": e.to_string() }),
+    });
+    json!({
+        "os_reference_id": os_ref,
+        "app_reference_id": app_ref,
+        "references_only": references_only,
+        "now": now,
+        "answers": out,
+        "verdict": verdict.name(),
+        "exit_code": verdict.exit_code(),
+        "accepted_from": verdict.accepted_from(rows),
+        "refused_from": verdict.refused_from(rows),
+        "collateral": collateral,
+    })
 }
 
 fn print_horizon(h: &Horizon) {
