@@ -148,26 +148,31 @@ fn malformed_compact_inputs() {
     // Every proper prefix is truncated.
     for n in 0..good.len() {
         let r = EventLog::from_compact(&good[..n]);
-        assert!(matches!(r, Err(EventLogError::CompactTruncated { .. })), "prefix {n}: {r:?}");
+        assert!(matches!(r, Err(EventLogError::Compact(CompactError::Truncated { .. }))), "prefix {n}: {r:?}");
     }
     let mut t = good.clone();
     t.push(0);
     assert!(matches!(
         EventLog::from_compact(&t),
-        Err(EventLogError::CompactTrailingBytes { extra: 1, offset }) if offset == good.len()
+        Err(EventLogError::Compact(CompactError::TrailingBytes { extra: 1, offset })) if offset == good.len()
     ));
     let mut t = good.clone();
     t[0] = b'X';
-    assert!(matches!(EventLog::from_compact(&t), Err(EventLogError::CompactBadMagic { found }) if &found == b"XPEL"));
+    assert!(
+        matches!(EventLog::from_compact(&t), Err(EventLogError::Compact(CompactError::BadMagic { found })) if &found == b"XPEL")
+    );
     let mut t = good.clone();
     t[4] = 2;
-    assert!(matches!(EventLog::from_compact(&t), Err(EventLogError::CompactBadVersion { found: 2 })));
+    assert!(matches!(EventLog::from_compact(&t), Err(EventLogError::Compact(CompactError::BadVersion { found: 2 }))));
     let mut t = good.clone();
     t[5] = 3;
-    assert!(matches!(EventLog::from_compact(&t), Err(EventLogError::CompactBadDigestFormat { found: 3 })));
+    assert!(matches!(
+        EventLog::from_compact(&t),
+        Err(EventLogError::Compact(CompactError::BadDigestFormat { found: 3 }))
+    ));
     assert!(matches!(
         EventLog::from_compact(b"RPEL\x01\x01\x01\x01"),
-        Err(EventLogError::CompactTooManyEvents { count: 257, .. })
+        Err(EventLogError::Compact(CompactError::TooManyEvents { count: 257, .. }))
     ));
     assert!(matches!(
         EventLog::from_compact(b"RPEL\x01\x01\x00\x01\x00"),
@@ -187,17 +192,17 @@ fn malformed_compact_inputs() {
     ));
     assert!(matches!(
         EventLog::from_compact(b"RPEL\x01\x01\x00\x01\x01a\x40\x01"),
-        Err(EventLogError::CompactPayloadTooLarge { index: 0, len: 16385, .. })
+        Err(EventLogError::Compact(CompactError::PayloadTooLarge { index: 0, len: 16385, .. }))
     ));
     let mut big = b"RPEL\x01\x01\x00\x01".to_vec();
     big.resize(COMPACT_MAX_LEN + 1, 0);
-    assert!(matches!(EventLog::from_compact(&big), Err(EventLogError::CompactTooLarge { .. })));
+    assert!(matches!(EventLog::from_compact(&big), Err(EventLogError::Compact(CompactError::TooLarge { .. }))));
     // Zero events is a valid (empty) log.
     let empty = EventLog::from_compact(b"RPEL\x01\x01\x00\x00").unwrap();
     assert_eq!(empty.replay_rtmr(3).unwrap(), [0u8; 48]);
     assert!(matches!(
         EventLog::from_compact(b"RPEL\x01\x02\x00\x00"),
-        Err(EventLogError::CompactBadDigestFormat { found: 2 })
+        Err(EventLogError::Compact(CompactError::BadDigestFormat { found: 2 }))
     ));
     assert_eq!(to_compact(&empty).unwrap(), b"RPEL\x01\x01\x00\x00");
 }
@@ -252,4 +257,59 @@ fn from_compact_never_panics() {
     }
     eprintln!("fuzz: {accepted} of 10000 inputs accepted");
     assert!(accepted > 0);
+}
+
+/// The compact form's framing (`eventlog/compact.rs`) is not counted on the trust path (TRUST.md section 1):
+/// whatever events it returns, [`EventLog::from_raw`] checks each name and computes each digest, and the
+/// replay must reach the quote's RTMR3. Every change a framing bug could make to the recorded Dstack log is
+/// refused: by the replay, or, for an event re-split at a `:` of its payload (the same V1 preimage, so the
+/// same digest), by the name rule.
+#[test]
+fn a_mistaken_framing_is_refused_by_the_name_rule_or_the_replay() {
+    let (json, quote) = fixture();
+    let rtmr3 = quote_rtmrs(&quote)[3];
+    let compact = to_compact(&from_dstack_json(&json).unwrap()).unwrap();
+    let (format, genuine) = decode_compact(&compact).unwrap();
+    let check = |raw: &[(Vec<u8>, Vec<u8>)], format| {
+        let raw = raw.iter().map(|(n, p)| (&n[..], &p[..])).collect();
+        EventLog::from_raw(format, raw).and_then(|log| log.replay_rtmr3_and_check(&rtmr3))
+    };
+    let genuine: Vec<(Vec<u8>, Vec<u8>)> = genuine.into_iter().map(|(n, p)| (n.to_vec(), p.to_vec())).collect();
+    check(&genuine, format).expect("the genuine log replays");
+    let at = |name: &str| genuine.iter().position(|(n, _)| n == name.as_bytes()).unwrap();
+    let (c, k) = (at("compose-hash"), at("key-provider"));
+    // Each changes the events, given the compose-hash event's position.
+    type Tamper = fn(&mut Vec<(Vec<u8>, Vec<u8>)>, usize);
+    let tamperings: [(&str, Tamper); 6] = [
+        ("another compose hash", |ev, c| ev[c].1 = vec![0; 32]),
+        ("the compose-hash event dropped", |ev, c| drop(ev.remove(c))),
+        ("two events swapped", |ev, c| ev.swap(c, c + 1)),
+        ("an event repeated", |ev, c| ev.insert(c, ev[c].clone())),
+        ("an event renamed", |ev, c| ev[c].0 = b"compose-hash2".to_vec()),
+        ("a payload cut short", |ev, c| ev[c].1.truncate(16)),
+    ];
+    for (what, tamper) in tamperings {
+        let mut raw = genuine.clone();
+        tamper(&mut raw, c);
+        let e = check(&raw, format).expect_err(what);
+        assert!(matches!(e, EventLogError::Rtmr3Mismatch { .. }), "{what}: {e}");
+    }
+    let other = if format == DigestFormat::V1 { DigestFormat::V2 } else { DigestFormat::V1 };
+    let e = check(&genuine, other).unwrap_err();
+    assert!(matches!(e, EventLogError::Rtmr3Mismatch { .. }), "the other digest format: {e}");
+
+    // key-provider's payload is JSON, so it holds a ':' to re-split at: `key-provider:{"name"` with the rest as
+    // payload has the same V1 preimage, so it replays, and would hide the event from the claim rules.
+    assert_eq!(format, DigestFormat::V1, "the recorded log is V1");
+    let (name, payload) = &genuine[k];
+    let colon = payload.iter().position(|&b| b == b':').expect("a ':' in key-provider's payload");
+    let mut raw = genuine.clone();
+    raw[k] = ([&name[..], b":", &payload[..colon]].concat(), payload[colon + 1..].to_vec());
+    assert_eq!(
+        Event::runtime(String::from_utf8(raw[k].0.clone()).unwrap(), raw[k].1.clone(), format).digest(),
+        Event::runtime("key-provider", payload.clone(), format).digest(),
+        "the re-split event has the genuine digest"
+    );
+    let e = check(&raw, format).unwrap_err();
+    assert!(matches!(e, EventLogError::CompactBadNameByte { byte: b':', .. }), "a re-split event: {e}");
 }

@@ -127,16 +127,16 @@ fn to_compact_limits() {
     assert!(matches!(enc(vec![ev("é", 0)]), Err(Error::Compact(EventLogError::CompactBadNameByte { .. }))));
     assert!(matches!(
         enc(vec![ev("p", COMPACT_MAX_PAYLOAD_LEN + 1)]),
-        Err(Error::Compact(EventLogError::CompactPayloadTooLarge { .. }))
+        Err(Error::Compact(EventLogError::Compact(CompactError::PayloadTooLarge { .. })))
     ));
     assert!(enc(vec![ev("p", COMPACT_MAX_PAYLOAD_LEN)]).is_ok());
     assert!(matches!(
         enc((0..=COMPACT_MAX_EVENTS).map(|_| ev("e", 0)).collect()),
-        Err(Error::Compact(EventLogError::CompactTooManyEvents { count: 257, .. }))
+        Err(Error::Compact(EventLogError::Compact(CompactError::TooManyEvents { count: 257, .. })))
     ));
     assert!(matches!(
         enc((0..5).map(|_| ev("e", COMPACT_MAX_PAYLOAD_LEN)).collect()),
-        Err(Error::Compact(EventLogError::CompactTooLarge { .. }))
+        Err(Error::Compact(EventLogError::Compact(CompactError::TooLarge { .. })))
     ));
     assert!(matches!(
         enc(vec![ev("a", 0), Event::runtime("b", vec![], DigestFormat::V2)]),

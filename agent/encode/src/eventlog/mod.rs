@@ -8,7 +8,7 @@ mod json;
 pub use json::{from_dstack_json, Error, MAX_JSON_EVENTS, MAX_JSON_INPUT_LEN, MAX_JSON_PAYLOAD_LEN};
 
 use replicatoor_core::attest::eventlog::{
-    check_compact_name, DigestFormat, Event, EventLog, EventLogError, COMPACT_MAGIC, COMPACT_MAX_EVENTS,
+    check_compact_name, CompactError, DigestFormat, Event, EventLog, EventLogError, COMPACT_MAGIC, COMPACT_MAX_EVENTS,
     COMPACT_MAX_LEN, COMPACT_MAX_PAYLOAD_LEN, COMPACT_VERSION,
 };
 
@@ -20,7 +20,9 @@ use replicatoor_core::attest::eventlog::{
 pub fn to_compact(log: &EventLog) -> Result<Vec<u8>, Error> {
     let runtime: Vec<(usize, &Event)> = log.runtime_events().collect();
     if runtime.len() > COMPACT_MAX_EVENTS {
-        return Err(EventLogError::CompactTooManyEvents { count: runtime.len(), max: COMPACT_MAX_EVENTS }.into());
+        return Err(
+            EventLogError::from(CompactError::TooManyEvents { count: runtime.len(), max: COMPACT_MAX_EVENTS }).into()
+        );
     }
     let first = runtime.first().and_then(|(_, e)| e.digest_format()).unwrap_or(DigestFormat::V1);
     let mut out = Vec::with_capacity(256);
@@ -36,11 +38,12 @@ pub fn to_compact(log: &EventLog) -> Result<Vec<u8>, Error> {
         }
         check_compact_name(n, e.name().as_bytes())?;
         if e.payload().len() > COMPACT_MAX_PAYLOAD_LEN {
-            return Err(EventLogError::CompactPayloadTooLarge {
+            let len = e.payload().len();
+            return Err(EventLogError::from(CompactError::PayloadTooLarge {
                 index: n,
-                len: e.payload().len(),
+                len,
                 max: COMPACT_MAX_PAYLOAD_LEN,
-            }
+            })
             .into());
         }
         // Both bounded by the checks just above.
@@ -49,7 +52,7 @@ pub fn to_compact(log: &EventLog) -> Result<Vec<u8>, Error> {
         out.extend_from_slice(&(e.payload().len() as u16).to_be_bytes());
         out.extend_from_slice(e.payload());
         if out.len() > COMPACT_MAX_LEN {
-            return Err(EventLogError::CompactTooLarge { len: out.len(), max: COMPACT_MAX_LEN }.into());
+            return Err(EventLogError::from(CompactError::TooLarge { len: out.len(), max: COMPACT_MAX_LEN }).into());
         }
     }
     Ok(out)

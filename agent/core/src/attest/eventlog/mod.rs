@@ -28,25 +28,19 @@
 //! RTMR replay: `acc = [0; 48]`, then for every event of that IMR in log order
 //! `acc = sha384(acc || digest)`.
 
+mod compact;
+
+pub use compact::{
+    decode as decode_compact, CompactError, RawEvent, COMPACT_MAGIC, COMPACT_MAX_EVENTS, COMPACT_MAX_LEN,
+    COMPACT_MAX_NAME_LEN, COMPACT_MAX_PAYLOAD_LEN, COMPACT_VERSION,
+};
+
 use std::fmt;
 
 use sha2::{Digest as _, Sha384};
 
 /// Event type of a Dstack runtime event (not a TCG-defined type).
 pub const DSTACK_RUNTIME_EVENT_TYPE: u32 = 0x0800_0001;
-
-/// Magic bytes that open a compact event log.
-pub const COMPACT_MAGIC: [u8; 4] = *b"RPEL";
-/// The only compact format version defined.
-pub const COMPACT_VERSION: u8 = 0x01;
-/// Largest number of events in a compact event log.
-pub const COMPACT_MAX_EVENTS: usize = 256;
-/// Longest event name in a compact event log, in bytes.
-pub const COMPACT_MAX_NAME_LEN: usize = 64;
-/// Largest payload of one event in a compact event log, in bytes.
-pub const COMPACT_MAX_PAYLOAD_LEN: usize = 16 * 1024;
-/// Largest compact event log, in bytes (everything, header included).
-pub const COMPACT_MAX_LEN: usize = 64 * 1024;
 
 /// Length of an RTMR / of a SHA-384 digest.
 pub const RTMR_LEN: usize = 48;
@@ -131,51 +125,6 @@ pub enum EventLogError {
         /// Payload length found.
         len: usize,
     },
-    /// Compact log: the input ends before a field it announces.
-    #[error("compact event log truncated at offset {offset}: need {needed} bytes, {available} left")]
-    CompactTruncated {
-        /// Offset of the field that does not fit.
-        offset: usize,
-        /// Bytes the field needs.
-        needed: usize,
-        /// Bytes left in the input.
-        available: usize,
-    },
-    /// Compact log: the input does not open with [`COMPACT_MAGIC`].
-    #[error("compact event log has magic {}, expected {}", HexDisplay(.found), HexDisplay(&COMPACT_MAGIC))]
-    CompactBadMagic {
-        /// The first bytes found (zero-padded if shorter than 4).
-        found: [u8; 4],
-    },
-    /// Compact log: unsupported format version.
-    #[error("compact event log version {found:#04x} is not supported (expected {COMPACT_VERSION:#04x})")]
-    CompactBadVersion {
-        /// Version byte found.
-        found: u8,
-    },
-    /// Compact log: digest format byte is neither 0x01 (V1) nor 0x02 (V2),
-    /// or is not 0x01 in a log with no events.
-    #[error("compact event log digest format {found:#04x} is unknown")]
-    CompactBadDigestFormat {
-        /// Digest format byte found.
-        found: u8,
-    },
-    /// Compact log: more than [`COMPACT_MAX_EVENTS`] events.
-    #[error("compact event log has {count} runtime events, more than the {max} allowed")]
-    CompactTooManyEvents {
-        /// Number of events.
-        count: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// Compact log: longer than [`COMPACT_MAX_LEN`].
-    #[error("compact event log is {len} bytes, more than the {max} allowed")]
-    CompactTooLarge {
-        /// Encoded length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
     /// Compact log: an event name is empty or longer than [`COMPACT_MAX_NAME_LEN`].
     #[error("compact event {index}: name length {len} is outside 1..={COMPACT_MAX_NAME_LEN}")]
     CompactBadNameLength {
@@ -195,24 +144,9 @@ pub enum EventLogError {
         /// The byte found.
         byte: u8,
     },
-    /// Compact log: an event payload is longer than [`COMPACT_MAX_PAYLOAD_LEN`].
-    #[error("compact event {index}: payload of {len} bytes exceeds the {max} allowed")]
-    CompactPayloadTooLarge {
-        /// Position of the event among the runtime events.
-        index: usize,
-        /// Payload length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// Compact log: bytes follow the last announced event.
-    #[error("compact event log has {extra} trailing bytes after offset {offset}")]
-    CompactTrailingBytes {
-        /// Offset where the log should have ended.
-        offset: usize,
-        /// Number of extra bytes.
-        extra: usize,
-    },
+    /// The compact form is not well formed (its framing: `compact.rs`, transport).
+    #[error(transparent)]
+    Compact(#[from] CompactError),
 }
 
 /// How a Dstack runtime event's digest is computed.
@@ -537,93 +471,27 @@ impl EventLog {
         })
     }
 
-    /// Decodes the compact format strictly, recomputing every digest. The
-    /// result holds only IMR-3 events. The encoder (what a node posts) is
+    /// Decodes the compact form a node posts ([`decode_compact`] reads the framing and documents the
+    /// format) and recomputes every digest. The result holds only IMR-3 events; the encoder is
     /// `replicatoor_encode::eventlog::to_compact`.
     ///
-    /// # Compact event log format, version 1
-    ///
-    /// Only RTMR3 is carried: RTMR0..=2 are checked as reference values read
-    /// straight from the quote. All integers are big-endian.
-    ///
-    /// ```text
-    /// offset  size  field
-    /// 0       4     magic, the ASCII bytes "RPEL" (52 50 45 4c)
-    /// 4       1     format version, 0x01
-    /// 5       1     digest format: 0x01 = Dstack V1, 0x02 = Dstack V2
-    /// 6       2     event count N, u16, 0..=256 (if N = 0, byte 5 must be 0x01)
-    /// 8       …     N events, in RTMR3 extension order, each:
-    ///                 1  name length L, u8, 1..=64
-    ///                 L  name: bytes 0x20..=0x7e (printable ASCII) except ':' (0x3a)
-    ///                 2  payload length P, u16, 0..=16384
-    ///                 P  payload, raw bytes
-    /// ```
-    ///
-    /// The whole encoding is at most 65536 bytes and ends exactly after the
-    /// N-th event (no trailing bytes). Every event is implicitly IMR 3 with
-    /// event type 0x08000001; its digest is not carried but recomputed by the
-    /// reader with the digest format of byte 5:
-    ///
-    /// * V1: `sha384(01 00 00 08 || ":" || name || ":" || payload)`
-    /// * V2: `sha384("{\"name\":\"" || name_json_escaped || "\",\"payload\":\"" || lowercase_hex(payload) || "\",\"type\":134217729}")`,
-    ///   where, since names are printable ASCII, JSON escaping only turns
-    ///   `"` into `\"` and `\` into `\\`.
-    ///
-    /// RTMR3 = fold of `acc = sha384(acc || digest)` from 48 zero bytes.
-    /// Names may not contain ':' so that the V1 preimage splits into name and
-    /// payload in only one way (Dstack's own event names never contain one).
-    /// The encoding is canonical: decoding then re-encoding gives the same
-    /// bytes.
+    /// The framing decides nothing: the events it returns count only if they replay to the quote's
+    /// RTMR3, and each digest is computed here from the name and payload the claims are then read from.
+    /// The name rule is applied here, not left to the framing: without a `:` in the name the V1
+    /// preimage splits into name and payload one way only, so the replay binds both.
     pub fn from_compact(bytes: &[u8]) -> Result<EventLog, EventLogError> {
-        if bytes.len() > COMPACT_MAX_LEN {
-            return Err(EventLogError::CompactTooLarge { len: bytes.len(), max: COMPACT_MAX_LEN });
-        }
-        let mut r = Reader { bytes, pos: 0 };
-        let magic = r.take(4)?;
-        if magic != COMPACT_MAGIC {
-            let mut found = [0u8; 4];
-            found.copy_from_slice(magic);
-            return Err(EventLogError::CompactBadMagic { found });
-        }
-        let version = r.u8()?;
-        if version != COMPACT_VERSION {
-            return Err(EventLogError::CompactBadVersion { found: version });
-        }
-        let fmt_byte = r.u8()?;
-        let format =
-            DigestFormat::from_byte(fmt_byte).ok_or(EventLogError::CompactBadDigestFormat { found: fmt_byte })?;
-        let count = usize::from(r.u16()?);
-        // An empty log has no digests; only 0x01 is canonical for it.
-        if count == 0 && format != DigestFormat::V1 {
-            return Err(EventLogError::CompactBadDigestFormat { found: fmt_byte });
-        }
-        if count > COMPACT_MAX_EVENTS {
-            return Err(EventLogError::CompactTooManyEvents { count, max: COMPACT_MAX_EVENTS });
-        }
-        let mut events = Vec::with_capacity(count);
-        for index in 0..count {
-            let name_len = usize::from(r.u8()?);
-            // Length is checked before reading so the error names it.
-            if name_len == 0 || name_len > COMPACT_MAX_NAME_LEN {
-                return Err(EventLogError::CompactBadNameLength { index, len: name_len });
-            }
-            let name_bytes = r.take(name_len)?;
-            check_compact_name(index, name_bytes)?;
-            // All bytes are ASCII, checked just above.
-            let name: String = name_bytes.iter().map(|&b| char::from(b)).collect();
-            let payload_len = usize::from(r.u16()?);
-            if payload_len > COMPACT_MAX_PAYLOAD_LEN {
-                return Err(EventLogError::CompactPayloadTooLarge {
-                    index,
-                    len: payload_len,
-                    max: COMPACT_MAX_PAYLOAD_LEN,
-                });
-            }
-            let payload = r.take(payload_len)?.to_vec();
-            events.push(Event::runtime(name, payload, format));
-        }
-        if r.pos != bytes.len() {
-            return Err(EventLogError::CompactTrailingBytes { offset: r.pos, extra: bytes.len() - r.pos });
+        let (format, raw) = decode_compact(bytes)?;
+        EventLog::from_raw(format, raw)
+    }
+
+    /// The events the framing returned, each name checked and each digest computed in `format`.
+    pub fn from_raw(format: DigestFormat, raw: Vec<RawEvent<'_>>) -> Result<EventLog, EventLogError> {
+        let mut events = Vec::with_capacity(raw.len());
+        for (index, (name, payload)) in raw.into_iter().enumerate() {
+            check_compact_name(index, name)?;
+            // All bytes are printable ASCII, checked just above.
+            let name: String = name.iter().map(|&b| char::from(b)).collect();
+            events.push(Event::runtime(name, payload.to_vec(), format));
         }
         Ok(EventLog { events })
     }
@@ -640,31 +508,6 @@ pub fn check_compact_name(index: usize, name: &[u8]) -> Result<(), EventLogError
         return Err(EventLogError::CompactBadNameByte { index, position, byte });
     }
     Ok(())
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], EventLogError> {
-        let rest = self.bytes.get(self.pos..).unwrap_or_default();
-        let Some(out) = rest.get(..n) else {
-            return Err(EventLogError::CompactTruncated { offset: self.pos, needed: n, available: rest.len() });
-        };
-        self.pos += n;
-        Ok(out)
-    }
-
-    fn u8(&mut self) -> Result<u8, EventLogError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, EventLogError> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
 }
 
 #[cfg(test)]
