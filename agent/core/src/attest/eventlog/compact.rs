@@ -5,7 +5,7 @@
 //! log fail (or two readers disagree), never make the kernel read a claim that was not measured.
 //! Strict all the same, so that the form is canonical: decoding then re-encoding gives the same bytes.
 
-use super::{DigestFormat, EventLogError, HexDisplay};
+use super::{DigestFormat, EventLogError};
 
 /// Magic bytes that open a compact event log.
 pub const COMPACT_MAGIC: [u8; 4] = *b"RPEL";
@@ -19,6 +19,26 @@ pub const COMPACT_MAX_NAME_LEN: usize = 64;
 pub const COMPACT_MAX_PAYLOAD_LEN: usize = 16 * 1024;
 /// Largest compact event log, in bytes (everything, header included).
 pub const COMPACT_MAX_LEN: usize = 64 * 1024;
+
+/// The digest format's byte in the compact form (a wrong mapping gives digests the replay refuses).
+impl DigestFormat {
+    /// The byte that stands for this format in the compact encoding.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            DigestFormat::V1 => 0x01,
+            DigestFormat::V2 => 0x02,
+        }
+    }
+
+    /// The format a compact digest-format byte stands for.
+    pub fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0x01 => Some(DigestFormat::V1),
+            0x02 => Some(DigestFormat::V2),
+            _ => None,
+        }
+    }
+}
 
 /// The compact form is not well formed.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +54,7 @@ pub enum CompactError {
         available: usize,
     },
     /// The input does not open with [`COMPACT_MAGIC`].
-    #[error("compact event log has magic {}, expected {}", HexDisplay(.found), HexDisplay(&COMPACT_MAGIC))]
+    #[error("compact event log has magic {}, expected {}", hex::encode(.found), hex::encode(COMPACT_MAGIC))]
     BadMagic {
         /// The first bytes found (zero-padded if shorter than 4).
         found: [u8; 4],

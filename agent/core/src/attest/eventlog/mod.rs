@@ -35,8 +35,6 @@ pub use compact::{
     COMPACT_MAX_NAME_LEN, COMPACT_MAX_PAYLOAD_LEN, COMPACT_VERSION,
 };
 
-use std::fmt;
-
 use sha2::{Digest as _, Sha384};
 
 /// Event type of a Dstack runtime event (not a TCG-defined type).
@@ -60,18 +58,6 @@ pub const EVENT_OS_IMAGE_HASH: &str = "os-image-hash";
 /// Name of the runtime event describing the key provider (JSON).
 pub const EVENT_KEY_PROVIDER: &str = "key-provider";
 
-/// Hex rendering for error messages.
-struct HexDisplay<'a>(&'a [u8]);
-
-impl fmt::Display for HexDisplay<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
 /// Everything that can go wrong decoding or checking an event log (and the compact
 /// limits the encoder shares).
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +69,7 @@ pub enum EventLogError {
         imr: u32,
     },
     /// The replayed RTMR3 differs from the one in the quote.
-    #[error("RTMR3 mismatch: quote has {}, event log replays to {}", HexDisplay(.expected), HexDisplay(.replayed))]
+    #[error("RTMR3 mismatch: quote has {}, event log replays to {}", hex::encode(.expected), hex::encode(.replayed))]
     Rtmr3Mismatch {
         /// RTMR3 from the quote.
         expected: [u8; RTMR_LEN],
@@ -159,23 +145,6 @@ pub enum DigestFormat {
 }
 
 impl DigestFormat {
-    /// The byte that stands for this format in the compact encoding.
-    pub fn to_byte(self) -> u8 {
-        match self {
-            DigestFormat::V1 => 0x01,
-            DigestFormat::V2 => 0x02,
-        }
-    }
-
-    /// The format a compact digest-format byte stands for.
-    pub fn from_byte(b: u8) -> Option<Self> {
-        match b {
-            0x01 => Some(DigestFormat::V1),
-            0x02 => Some(DigestFormat::V2),
-            _ => None,
-        }
-    }
-
     /// The exact bytes hashed to give a runtime event's digest.
     pub fn preimage(self, name: &str, payload: &[u8]) -> Vec<u8> {
         match self {
