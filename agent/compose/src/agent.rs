@@ -9,6 +9,8 @@ use crate::reader::{push_new, AppCompose, ComposeError, Service, Value};
 use crate::settings::{by_flag, Setting, SETTINGS};
 use crate::words::{interpolate, plain_script, split};
 
+mod say;
+
 /// Where one setting's value comes from in the agent's service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -49,20 +51,8 @@ pub fn agent_config(compose: &AppCompose) -> Result<AgentConfig, ComposeError> {
     let candidates: Vec<&Service> = compose.services.iter().filter(|s| runs_agent(s)).collect();
     let service = match candidates[..] {
         [one] => one,
-        [] => {
-            return Err(ComposeError::Shape(format!(
-                "no service runs the replicatoor agent (none sets a REPLICATOOR_* variable or names replicatoor in \
-                 its image, entrypoint or command); services: {}",
-                names(&compose.services)
-            )))
-        }
-        _ => {
-            return Err(ComposeError::Shape(format!(
-                "several services may be the replicatoor agent ({}): the agent's must be the only service that \
-                 sets a REPLICATOOR_* variable or names replicatoor",
-                names(candidates.iter().copied())
-            )))
-        }
+        [] => return Err(say::no_agent(&compose.services)),
+        _ => return Err(say::several_agents(&candidates)),
     };
     let mut reading = Reading { command: vec![None; SETTINGS.len()], outside: Vec::new() };
     for sentence in compose.outside.iter().chain(&service.outside) {
@@ -86,21 +76,10 @@ pub fn agent_config(compose: &AppCompose) -> Result<AgentConfig, ComposeError> {
         .collect();
     let mut config = AgentConfig { service: service.name.clone(), settings, outside: reading.outside };
     if let Some(origin) = config.get("config") {
-        let value = match &origin.value {
-            Value::Literal { value } => format!("{value:?}"),
-            Value::Operator { source } => source.clone(),
-        };
-        let sentence = format!(
-            "settings may also come from the TOML file named by {} ({value}), which this reader does not see",
-            origin.place
-        );
+        let sentence = say::config_file(origin);
         config.outside.push(sentence);
     }
     Ok(config)
-}
-
-fn names<'a>(services: impl IntoIterator<Item = &'a Service>) -> String {
-    services.into_iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 fn literal(text: &str) -> Value {
@@ -263,7 +242,7 @@ impl Reading {
             Value::Literal { value } => self.say(format!(
                 "the {} runs through a shell that {} at run time ({} -c {value:?}): its arguments are not literal",
                 script.from,
-                expands(value),
+                say::expands(value),
                 shell.written
             )),
         }
@@ -369,23 +348,6 @@ impl Reading {
             (_, value) => value,
         };
         self.command[at] = Some(Origin { setting: setting.key, place, value });
-    }
-}
-
-/// What a shell script expands, for the sentence: its `$NAME`s, or that it is shell syntax.
-fn expands(script: &str) -> String {
-    let vars: Vec<String> = script
-        .match_indices('$')
-        .filter_map(|(i, _)| {
-            let rest = script[i + 1..].trim_start_matches('{');
-            let n = rest.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
-            (n > 0).then(|| format!("${}", &rest[..n]))
-        })
-        .collect();
-    if vars.is_empty() {
-        "interprets its command".into()
-    } else {
-        format!("expands {}", vars.join(", "))
     }
 }
 

@@ -29,6 +29,8 @@ use replicatoor_compose::{
 use replicatoor_core::attest::{eventlog::EventLog, quote::Measurements};
 use std::path::PathBuf;
 
+mod say;
+
 /// Whether a node's configuration was checked against the compose its CVM measured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Measurement {
@@ -175,17 +177,7 @@ fn apply_to(
             continue;
         }
         if given.contains(key) {
-            errors.push(invalid(
-                key,
-                format!(
-                    "{} here (flag, environment or config file), but the measured compose {}",
-                    show(mine.as_ref()),
-                    match (&theirs, agent.get(key)) {
-                        (Some(v), Some(o)) => format!("says {} ({})", show(Some(v)), o.place),
-                        _ => format!("leaves it at its default {}", show(theirs.as_ref())),
-                    }
-                ),
-            ));
+            errors.push(invalid(key, say::differs(mine.as_ref(), theirs.as_ref(), agent.get(key))));
         } else {
             match theirs {
                 Some(v) => merged.insert(key.to_string(), v),
@@ -230,21 +222,6 @@ pub fn check_own_compose(app_compose: &str, att: &Attestation) -> Result<[u8; 32
 
 fn invalid(key: &'static str, reason: String) -> ConfigError {
     ConfigError::Invalid { key, reason }
-}
-
-/// A setting's value in an error: one line, and short (a pinned deployment is a whole TOML document).
-fn show(v: Option<&toml::Value>) -> String {
-    let text = match v {
-        None => return "unset".into(),
-        Some(toml::Value::String(s)) => format!("{s:?}"),
-        Some(other) => other.to_string(),
-    };
-    let short: String = text.chars().take(72).collect();
-    if short.len() < text.len() {
-        format!("{short}…")
-    } else {
-        text
-    }
 }
 
 #[cfg(test)]
