@@ -89,11 +89,7 @@ pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFa
         return Err(invalid("quote_provider", "the measured compose runs the agent on simulated quotes".into()).into());
     }
     if settings.dstack_socket.as_ref().is_some_and(|p| *p != own.socket) {
-        return Err(invalid(
-            "dstack_socket",
-            format!("the measured compose names a guest agent socket other than {}", own.socket.display()),
-        )
-        .into());
+        return Err(invalid("dstack_socket", say::other_socket(&own.socket)).into());
     }
     let measurement = Measurement::SelfMeasured { compose_hash, service: agent.service };
     Ok((settings, measurement))
@@ -115,43 +111,25 @@ fn apply_to(
     config_file: Option<PathBuf>,
     agent: &AgentConfig,
 ) -> Result<Settings, Vec<ConfigError>> {
-    let mut errors: Vec<ConfigError> = agent
-        .outside
-        .iter()
-        .map(|how| {
-            invalid(COMPOSE, format!("the measured compose lets the operator reach the agent's settings: {how}"))
-        })
-        .collect();
+    let mut errors: Vec<ConfigError> = agent.outside.iter().map(|how| invalid(COMPOSE, say::outside(how))).collect();
     // The measured compose's literal security settings, as the arguments clap would see.
     let mut argv = Vec::new();
     let mut measured_config = None;
     for origin in &agent.settings {
         let Some(setting) = table::by_key(origin.setting).filter(|s| s.class == Class::Security) else { continue };
         match &origin.value {
-            Value::Operator { source } => errors.push(invalid(
-                setting.key,
-                format!("the measured compose leaves it to the operator ({}: {source})", origin.place),
-            )),
+            Value::Operator { source } => errors.push(invalid(setting.key, say::left_to_operator(origin, source))),
             Value::Literal { value } if setting.key == "config" => measured_config = Some(PathBuf::from(value)),
             Value::Literal { value } if setting.switch => match value.as_str() {
                 "true" => argv.push(format!("--{}", setting.flag)),
                 "false" => {}
-                other => errors.push(invalid(
-                    setting.key,
-                    format!("the measured compose sets it to {other:?} ({}), not true or false", origin.place),
-                )),
+                other => errors.push(invalid(setting.key, say::not_a_switch(origin, other))),
             },
             Value::Literal { value } => argv.push(format!("--{}={value}", setting.flag)),
         }
     }
     if config_file != measured_config {
-        errors.push(invalid(
-            "config",
-            match &measured_config {
-                None => "a --config file is given, but the measured compose names none".into(),
-                Some(p) => format!("the measured compose names the config file {}", p.display()),
-            },
-        ));
+        errors.push(invalid("config", say::config_file(measured_config.as_deref())));
     }
     let measured = Settings::augment_args(clap::Command::new("measured").no_binary_name(true))
         .mut_args(|a| a.env(None::<&str>))
