@@ -59,11 +59,7 @@ pub fn agent_config(compose: &AppCompose) -> Result<AgentConfig, ComposeError> {
         reading.say(sentence.clone());
     }
     if !service.env_files.is_empty() {
-        let files: Vec<String> = service.env_files.iter().map(|f| format!("{f:?}")).collect();
-        reading.say(format!(
-            "env_file {}: any REPLICATOOR_* variable may come from these files, which the operator provides",
-            files.join(", ")
-        ));
+        reading.say(say::env_files(&service.env_files));
     }
     if let (Some(Value::Operator { source }), Some(written)) = (&service.image, &service.written.image) {
         reading.say(format!("image {written:?}: {source}: the operator chooses the code that runs"));

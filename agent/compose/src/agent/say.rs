@@ -38,6 +38,14 @@ pub(super) fn config_file(origin: &Origin) -> String {
     )
 }
 
+pub(super) fn env_files(files: &[String]) -> String {
+    let files: Vec<String> = files.iter().map(|f| format!("{f:?}")).collect();
+    format!(
+        "env_file {}: any REPLICATOOR_* variable may come from these files, which the operator provides",
+        files.join(", ")
+    )
+}
+
 pub(super) fn any_flag(arg: &Arg) -> String {
     format!(
         "{} argument {:?} is substituted from the operator's environment: it can be any flag",
