@@ -10,10 +10,10 @@ use crate::preset::Preset;
 use crate::types::{Root, SyncAggregate, SyncCommittee};
 
 /// The Ethereum consensus BLS ciphersuite domain separation tag.
-pub const BLS_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+pub(crate) const BLS_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 
 /// Spec `compute_signing_root`: `hash_tree_root(SigningData{object_root, domain})`.
-pub fn signing_root(object_root: Root, domain: Root) -> Root {
+pub(crate) fn signing_root(object_root: Root, domain: Root) -> Root {
     hash_pair(&object_root, &domain)
 }
 

@@ -1,5 +1,6 @@
-//! The consensus forks, by name and in order: a leaf the network configuration, the codecs and the
-//! error type all name.
+//! The consensus forks, in order: a leaf the network configuration, the codecs and the error type all
+//! name. Their beacon-API names (`Fork::name`, `Display`) are the decoder's, in `codec/digest.rs`:
+//! labels and messages only, the store takes a header's fork from its slot.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,23 +28,4 @@ impl Fork {
     /// All forks, oldest first.
     pub const ALL: [Fork; 7] =
         [Fork::Phase0, Fork::Altair, Fork::Bellatrix, Fork::Capella, Fork::Deneb, Fork::Electra, Fork::Fulu];
-
-    /// The lowercase name used by the beacon API's `version` field.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Fork::Phase0 => "phase0",
-            Fork::Altair => "altair",
-            Fork::Bellatrix => "bellatrix",
-            Fork::Capella => "capella",
-            Fork::Deneb => "deneb",
-            Fork::Electra => "electra",
-            Fork::Fulu => "fulu",
-        }
-    }
-}
-
-impl core::fmt::Display for Fork {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.name())
-    }
 }

@@ -29,18 +29,12 @@ pub mod sim;
 pub mod store;
 pub mod types;
 
-pub use bls::{signing_root, BLS_DST};
 pub use codec::{
-    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, detect_encoding, DecodeError,
-    Encoding, Forked,
+    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, DecodeError, Encoding,
 };
 pub use error::Error;
-pub use network::{BlobScheduleEntry, Fork, ForkEntry, Network, Version};
+pub use network::{Fork, ForkEntry, Network, Version};
 pub use preset::{Mainnet, Minimal, Preset, PresetKind};
 pub use recorded::{verify_recorded, CurrentSlotSource, Report, TrustSource, VerifiedHeader};
-pub use store::{LightClientStore, UpdateOutcome};
-pub use types::{
-    BeaconBlockHeader, ExecutionPayloadHeaderCapella, ExecutionPayloadHeaderDeneb, LightClientBootstrap,
-    LightClientFinalityUpdate, LightClientHeader, LightClientOptimisticUpdate, LightClientUpdate, Root, SyncAggregate,
-    SyncCommittee,
-};
+pub use store::LightClientStore;
+pub use types::{ExecutionPayloadHeaderDeneb, LightClientBootstrap, LightClientHeader, LightClientUpdate, Root};

@@ -8,18 +8,15 @@ use crate::types::Root;
 
 /// `get_generalized_index(BeaconBlockBody, 'execution_payload')` (Capella on).
 pub const EXECUTION_PAYLOAD_GINDEX: u64 = 25;
-/// `finalized_checkpoint.root` in the Altair..Deneb `BeaconState`.
-pub const FINALIZED_ROOT_GINDEX: u64 = 105;
-/// `current_sync_committee` in the Altair..Deneb `BeaconState`.
-pub const CURRENT_SYNC_COMMITTEE_GINDEX: u64 = 54;
-/// `next_sync_committee` in the Altair..Deneb `BeaconState`.
-pub const NEXT_SYNC_COMMITTEE_GINDEX: u64 = 55;
-/// `finalized_checkpoint.root` in the Electra `BeaconState`.
-pub const FINALIZED_ROOT_GINDEX_ELECTRA: u64 = 169;
-/// `current_sync_committee` in the Electra `BeaconState`.
-pub const CURRENT_SYNC_COMMITTEE_GINDEX_ELECTRA: u64 = 86;
-/// `next_sync_committee` in the Electra `BeaconState`.
-pub const NEXT_SYNC_COMMITTEE_GINDEX_ELECTRA: u64 = 87;
+/// A `BeaconState` field's generalized indices: in the Altair..Deneb state, and in the Electra one
+/// (the state grew a level), for [`state_gindex_at_slot`].
+pub type StateGindex = (u64, u64);
+/// `finalized_checkpoint.root`.
+pub const FINALIZED_ROOT_GINDEX: StateGindex = (105, 169);
+/// `current_sync_committee`.
+pub const CURRENT_SYNC_COMMITTEE_GINDEX: StateGindex = (54, 86);
+/// `next_sync_committee`.
+pub const NEXT_SYNC_COMMITTEE_GINDEX: StateGindex = (55, 87);
 
 /// Hash of two 32-byte nodes.
 pub fn hash_pair(left: &Root, right: &Root) -> Root {
@@ -64,29 +61,15 @@ pub fn is_valid_normalized_merkle_branch(leaf: Root, branch: &[Root], gindex: u6
     is_valid_merkle_branch(leaf, &branch[num_extra..], depth, gindex_subtree_index(gindex), root)
 }
 
-/// The gindex of a `BeaconState` field at `slot`: `electra` from Electra on (the state grew a level),
-/// else `altair`.
-fn state_gindex_at_slot(network: &Network, slot: u64, altair: u64, electra: u64) -> u64 {
+/// The gindex of a `BeaconState` field at `slot`: the Electra one from Electra on, else the Altair one
+/// (spec `finalized_root_gindex_at_slot`, `current_sync_committee_gindex_at_slot`,
+/// `next_sync_committee_gindex_at_slot`).
+pub fn state_gindex_at_slot(network: &Network, slot: u64, (altair, electra): StateGindex) -> u64 {
     if network.is_at_or_after(Fork::Electra, network.epoch_at_slot(slot)) {
         electra
     } else {
         altair
     }
-}
-
-/// Spec `finalized_root_gindex_at_slot`.
-pub fn finalized_root_gindex_at_slot(network: &Network, slot: u64) -> u64 {
-    state_gindex_at_slot(network, slot, FINALIZED_ROOT_GINDEX, FINALIZED_ROOT_GINDEX_ELECTRA)
-}
-
-/// Spec `current_sync_committee_gindex_at_slot`.
-pub fn current_sync_committee_gindex_at_slot(network: &Network, slot: u64) -> u64 {
-    state_gindex_at_slot(network, slot, CURRENT_SYNC_COMMITTEE_GINDEX, CURRENT_SYNC_COMMITTEE_GINDEX_ELECTRA)
-}
-
-/// Spec `next_sync_committee_gindex_at_slot`.
-pub fn next_sync_committee_gindex_at_slot(network: &Network, slot: u64) -> u64 {
-    state_gindex_at_slot(network, slot, NEXT_SYNC_COMMITTEE_GINDEX, NEXT_SYNC_COMMITTEE_GINDEX_ELECTRA)
 }
 
 #[cfg(test)]

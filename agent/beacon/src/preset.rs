@@ -6,6 +6,9 @@ use core::fmt::Debug;
 use serde::{Deserialize, Serialize};
 use ssz_types::typenum::{Unsigned, U32, U512};
 
+/// The spec's `MIN_SYNC_COMMITTEE_PARTICIPANTS` (1 in both presets).
+pub const MIN_SYNC_COMMITTEE_PARTICIPANTS: u64 = 1;
+
 /// Which preset a network uses; the runtime mirror of a [`Preset`] type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,11 +47,6 @@ impl PresetKind {
     /// Slots per sync-committee period (also the spec's `UPDATE_TIMEOUT`).
     pub const fn slots_per_sync_committee_period(self) -> u64 {
         self.slots_per_epoch() * self.epochs_per_sync_committee_period()
-    }
-
-    /// The spec's `MIN_SYNC_COMMITTEE_PARTICIPANTS` (1 in both presets).
-    pub const fn min_sync_committee_participants(self) -> u64 {
-        1
     }
 }
 

@@ -20,8 +20,8 @@ use tree_hash::TreeHash;
 use crate::bls::{signing_root, BLS_DST};
 use crate::codec::DecodeError;
 use crate::merkle::{
-    current_sync_committee_gindex_at_slot, finalized_root_gindex_at_slot, gindex_depth, gindex_subtree_index,
-    hash_pair, next_sync_committee_gindex_at_slot, EXECUTION_PAYLOAD_GINDEX,
+    gindex_depth, gindex_subtree_index, hash_pair, state_gindex_at_slot, CURRENT_SYNC_COMMITTEE_GINDEX,
+    EXECUTION_PAYLOAD_GINDEX, FINALIZED_ROOT_GINDEX, NEXT_SYNC_COMMITTEE_GINDEX,
 };
 use crate::network::{Fork, Network};
 use crate::preset::Preset;
@@ -139,9 +139,9 @@ impl SimBlock {
     /// decides the state's depth (Electra's is one level deeper) and the execution root flavour.
     pub fn new(network: &Network, slot: u64, execution: ExecutionPayloadHeaderDeneb, state: &SimState) -> SimBlock {
         // State tree: only the finalized checkpoint and the two committees are non-zero.
-        let current_gindex = current_sync_committee_gindex_at_slot(network, slot);
-        let next_gindex = next_sync_committee_gindex_at_slot(network, slot);
-        let finalized_gindex = finalized_root_gindex_at_slot(network, slot);
+        let current_gindex = state_gindex_at_slot(network, slot, CURRENT_SYNC_COMMITTEE_GINDEX);
+        let next_gindex = state_gindex_at_slot(network, slot, NEXT_SYNC_COMMITTEE_GINDEX);
+        let finalized_gindex = state_gindex_at_slot(network, slot, FINALIZED_ROOT_GINDEX);
         let mut leaves = vec![Root::ZERO; 1 << gindex_depth(current_gindex)];
         let checkpoint_index = gindex_subtree_index(finalized_gindex >> 1) as usize;
         let epoch_leaf = state.finalized_epoch.tree_hash_root();

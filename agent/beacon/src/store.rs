@@ -12,14 +12,13 @@ mod forced;
 use crate::bls::{signing_root, verify_sync_aggregate};
 use crate::error::Error;
 use crate::merkle::{
-    current_sync_committee_gindex_at_slot, finalized_root_gindex_at_slot, gindex_depth, gindex_subtree_index,
-    is_valid_merkle_branch, is_valid_normalized_merkle_branch, next_sync_committee_gindex_at_slot,
-    EXECUTION_PAYLOAD_GINDEX,
+    gindex_depth, gindex_subtree_index, is_valid_merkle_branch, is_valid_normalized_merkle_branch,
+    state_gindex_at_slot, CURRENT_SYNC_COMMITTEE_GINDEX, EXECUTION_PAYLOAD_GINDEX, FINALIZED_ROOT_GINDEX,
+    NEXT_SYNC_COMMITTEE_GINDEX,
 };
 use crate::network::{Fork, Network};
-use crate::preset::Preset;
+use crate::preset::{Preset, MIN_SYNC_COMMITTEE_PARTICIPANTS};
 use crate::types::{LightClientBootstrap, LightClientHeader, LightClientUpdate, Root, SyncCommittee};
-use forced::is_better_update;
 
 /// What processing an update did to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -30,8 +29,6 @@ pub struct UpdateOutcome {
     pub optimistic_advanced: bool,
     /// The update was applied (2/3 supermajority): finalized header and/or sync committees moved.
     pub applied: bool,
-    /// The update was kept as `best_valid_update` for a possible forced update.
-    pub kept_as_best: bool,
 }
 
 /// The light client's trusted state. Plain data (serde) so a caller can persist it between runs.
@@ -96,19 +93,16 @@ pub fn is_valid_light_client_header(network: &Network, header: &LightClientHeade
     )
 }
 
+/// A header is valid ([`is_valid_light_client_header`]), and, from Capella on (where a light-client
+/// header carries its execution payload header), the payload's timestamp is its slot's time, as
+/// `process_execution_payload` requires on chain: freshness is judged on that timestamp, so it must be
+/// the one consensus gave the slot. Not on the simulated network, whose slots count blocks, not seconds
+/// (`replicatoor_testkit::beacon`: a dev chain mines blocks faster than real time), and which proves
+/// nothing anyway.
 fn check_header(network: &Network, header: &LightClientHeader) -> Result<(), Error> {
     if !is_valid_light_client_header(network, header) {
         return Err(Error::BadExecutionBranch { slot: header.beacon.slot });
     }
-    check_timestamp(network, header)
-}
-
-/// From Capella on (where a light-client header carries its execution payload header), the payload's
-/// timestamp must be its slot's time, as `process_execution_payload` requires on chain: freshness is
-/// judged on that timestamp, so it must be the one consensus gave the slot. Not on the simulated
-/// network, whose slots count blocks, not seconds (`replicatoor_testkit::beacon`: a dev chain mines
-/// blocks faster than real time), and which proves nothing anyway.
-fn check_timestamp(network: &Network, header: &LightClientHeader) -> Result<(), Error> {
     let epoch = network.epoch_at_slot(header.beacon.slot);
     if !network.is_at_or_after(Fork::Capella, epoch) || network.is_simulated() {
         return Ok(());
@@ -152,7 +146,7 @@ impl<P: Preset> LightClientStore<P> {
         if !is_valid_normalized_merkle_branch(
             bootstrap.current_sync_committee.tree_hash_root(),
             &bootstrap.current_sync_committee_branch,
-            current_sync_committee_gindex_at_slot(network, header.beacon.slot),
+            state_gindex_at_slot(network, header.beacon.slot, CURRENT_SYNC_COMMITTEE_GINDEX),
             header.beacon.state_root,
         ) {
             return Err(Error::BadCurrentSyncCommitteeBranch { slot: header.beacon.slot });
@@ -205,9 +199,8 @@ impl<P: Preset> LightClientStore<P> {
         self.check_network(network)?;
         let aggregate = &update.sync_aggregate;
         let participants = aggregate.participants();
-        let minimum = network.preset.min_sync_committee_participants();
-        if participants < minimum {
-            return Err(Error::TooFewParticipants { participants, minimum });
+        if participants < MIN_SYNC_COMMITTEE_PARTICIPANTS {
+            return Err(Error::TooFewParticipants { participants, minimum: MIN_SYNC_COMMITTEE_PARTICIPANTS });
         }
 
         check_header(network, &update.attested_header)?;
@@ -227,12 +220,8 @@ impl<P: Preset> LightClientStore<P> {
         let store_period = self.finalized_period(network);
         let signature_period = network.period_at_slot(update.signature_slot);
         let next_known = self.is_next_sync_committee_known();
-        let period_ok = if next_known {
-            signature_period == store_period || signature_period == store_period + 1
-        } else {
-            signature_period == store_period
-        };
-        if !period_ok {
+        // The current period, or the next one once its committee is known.
+        if !(signature_period == store_period || (next_known && signature_period == store_period + 1)) {
             return Err(Error::PeriodNotCurrentOrNext {
                 store_period,
                 update_period: signature_period,
@@ -248,16 +237,13 @@ impl<P: Preset> LightClientStore<P> {
         }
 
         // The finalized header must be the finalized checkpoint of the attested state (zero root
-        // stands for genesis).
-        if !is_finality_update(update) {
-            if update.finalized_header != LightClientHeader::default() {
-                return Err(Error::UnexpectedFinalizedHeader);
-            }
-        } else {
+        // stands for genesis); without finality, or at genesis, the finalized header must be empty.
+        let finality = is_finality_update(update);
+        if (!finality || finalized_slot == 0) && update.finalized_header != LightClientHeader::default() {
+            return Err(Error::UnexpectedFinalizedHeader);
+        }
+        if finality {
             let finalized_root = if finalized_slot == 0 {
-                if update.finalized_header != LightClientHeader::default() {
-                    return Err(Error::UnexpectedFinalizedHeader);
-                }
                 Root::ZERO
             } else {
                 check_header(network, &update.finalized_header)?;
@@ -266,7 +252,7 @@ impl<P: Preset> LightClientStore<P> {
             if !is_valid_normalized_merkle_branch(
                 finalized_root,
                 &update.finality_branch,
-                finalized_root_gindex_at_slot(network, attested_slot),
+                state_gindex_at_slot(network, attested_slot, FINALIZED_ROOT_GINDEX),
                 update.attested_header.beacon.state_root,
             ) {
                 return Err(Error::BadFinalityBranch { attested_slot });
@@ -285,7 +271,7 @@ impl<P: Preset> LightClientStore<P> {
             if !is_valid_normalized_merkle_branch(
                 update.next_sync_committee.tree_hash_root(),
                 &update.next_sync_committee_branch,
-                next_sync_committee_gindex_at_slot(network, attested_slot),
+                state_gindex_at_slot(network, attested_slot, NEXT_SYNC_COMMITTEE_GINDEX),
                 update.attested_header.beacon.state_root,
             ) {
                 return Err(Error::BadNextSyncCommitteeBranch { attested_slot });
@@ -339,10 +325,7 @@ impl<P: Preset> LightClientStore<P> {
 
         // Kept for the forced update only (store/forced.rs), which no node build has: nothing that
         // decides on a header reads `best_valid_update`.
-        if self.best_valid_update.as_ref().is_none_or(|best| is_better_update(network, update, best)) {
-            self.best_valid_update = Some(update.clone());
-            outcome.kept_as_best = true;
-        }
+        self.keep_if_better(network, update);
         self.current_max_active_participants = self.current_max_active_participants.max(participants);
 
         if participants > self.safety_threshold()
@@ -363,7 +346,6 @@ impl<P: Preset> LightClientStore<P> {
             self.apply_update(network, update)?;
             self.best_valid_update = None;
             outcome.applied = true;
-            outcome.kept_as_best = false;
         }
         Ok(outcome)
     }

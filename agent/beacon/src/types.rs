@@ -300,14 +300,13 @@ impl<P: Preset> From<LightClientFinalityUpdate<P>> for LightClientUpdate<P> {
 impl<P: Preset> From<LightClientOptimisticUpdate<P>> for LightClientUpdate<P> {
     /// As spec `process_light_client_optimistic_update`: no finality, no next sync committee.
     fn from(u: LightClientOptimisticUpdate<P>) -> Self {
-        LightClientUpdate {
+        LightClientFinalityUpdate {
             attested_header: u.attested_header,
-            next_sync_committee: SyncCommittee::default(),
-            next_sync_committee_branch: FixedVector::default(),
             finalized_header: LightClientHeader::default(),
             finality_branch: FixedVector::default(),
             sync_aggregate: u.sync_aggregate,
             signature_slot: u.signature_slot,
         }
+        .into()
     }
 }

@@ -9,6 +9,8 @@ use crate::reader::{push_new, AppCompose, ComposeError, Service, Value};
 use crate::settings::{by_flag, Setting, SETTINGS};
 use crate::words::{interpolate, plain_script, split};
 
+mod say;
+
 /// Where one setting's value comes from in the agent's service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -49,31 +51,15 @@ pub fn agent_config(compose: &AppCompose) -> Result<AgentConfig, ComposeError> {
     let candidates: Vec<&Service> = compose.services.iter().filter(|s| runs_agent(s)).collect();
     let service = match candidates[..] {
         [one] => one,
-        [] => {
-            return Err(ComposeError::Shape(format!(
-                "no service runs the replicatoor agent (none sets a REPLICATOOR_* variable or names replicatoor in \
-                 its image, entrypoint or command); services: {}",
-                names(&compose.services)
-            )))
-        }
-        _ => {
-            return Err(ComposeError::Shape(format!(
-                "several services may be the replicatoor agent ({}): the agent's must be the only service that \
-                 sets a REPLICATOOR_* variable or names replicatoor",
-                names(candidates.iter().copied())
-            )))
-        }
+        [] => return Err(say::no_agent(&compose.services)),
+        _ => return Err(say::several_agents(&candidates)),
     };
     let mut reading = Reading { command: vec![None; SETTINGS.len()], outside: Vec::new() };
     for sentence in compose.outside.iter().chain(&service.outside) {
         reading.say(sentence.clone());
     }
     if !service.env_files.is_empty() {
-        let files: Vec<String> = service.env_files.iter().map(|f| format!("{f:?}")).collect();
-        reading.say(format!(
-            "env_file {}: any REPLICATOOR_* variable may come from these files, which the operator provides",
-            files.join(", ")
-        ));
+        reading.say(say::env_files(&service.env_files));
     }
     if let (Some(Value::Operator { source }), Some(written)) = (&service.image, &service.written.image) {
         reading.say(format!("image {written:?}: {source}: the operator chooses the code that runs"));
@@ -86,21 +72,10 @@ pub fn agent_config(compose: &AppCompose) -> Result<AgentConfig, ComposeError> {
         .collect();
     let mut config = AgentConfig { service: service.name.clone(), settings, outside: reading.outside };
     if let Some(origin) = config.get("config") {
-        let value = match &origin.value {
-            Value::Literal { value } => format!("{value:?}"),
-            Value::Operator { source } => source.clone(),
-        };
-        let sentence = format!(
-            "settings may also come from the TOML file named by {} ({value}), which this reader does not see",
-            origin.place
-        );
+        let sentence = say::config_file(origin);
         config.outside.push(sentence);
     }
     Ok(config)
-}
-
-fn names<'a>(services: impl IntoIterator<Item = &'a Service>) -> String {
-    services.into_iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 fn literal(text: &str) -> Value {
@@ -188,22 +163,12 @@ impl Reading {
         push_new(&mut self.outside, sentence);
     }
 
-    fn any_flag(&mut self, arg: &Arg) {
-        self.say(format!(
-            "{} argument {:?} is substituted from the operator's environment: it can be any flag",
-            arg.from, arg.written
-        ));
-    }
-
     /// Find the agent in the argument vector: past wrappers (`tini --`, `env`, `exec`), into a shell's
     /// plain `-c` script.
     fn program(&mut self, args: &[Arg]) {
         for (i, arg) in args.iter().enumerate() {
             let Value::Literal { value } = &arg.value else {
-                return self.say(format!(
-                    "{} argument {:?} is substituted from the operator's environment: it can be any program or flag",
-                    arg.from, arg.written
-                ));
+                return self.say(say::any_program(arg));
             };
             match file_name(value) {
                 "replicatoor" => return self.cli(&args[i + 1..]),
@@ -216,10 +181,7 @@ impl Reading {
                 self.say(format!("the {} sets {value:?} for the program it starts: not read as a setting", arg.from));
             }
         }
-        let argv: Vec<&str> = args.iter().map(|a| a.written.as_str()).collect();
-        self.say(format!(
-            "the container starts {argv:?}, not replicatoor itself: the agent's arguments cannot be read"
-        ));
+        self.say(say::not_the_agent(args));
     }
 
     /// `sh [options] -c SCRIPT`: the script's words are the arguments only when it is plain words.
@@ -237,20 +199,11 @@ impl Reading {
             i += if value == "-o" || value == "+o" { 2 } else { 1 };
         }
         let Some(script) = args.get(i) else {
-            return self.say(format!(
-                "the {} starts a shell without a command: the agent's arguments cannot be read",
-                shell.from
-            ));
+            return self.say(say::shell_without_command(shell));
         };
         match &script.value {
-            _ if !dash_c => self.say(format!(
-                "the {} runs the shell script file {:?}: the agent's arguments cannot be read",
-                shell.from, script.written
-            )),
-            Value::Operator { source } => self.say(format!(
-                "the {} runs the shell command {:?} ({source}): the operator can make it run anything",
-                script.from, script.written
-            )),
+            _ if !dash_c => self.say(say::shell_script_file(shell, script)),
+            Value::Operator { source } => self.say(say::operator_shell_command(script, source)),
             Value::Literal { value } if plain_script(value) => match split(value) {
                 Ok(words) => {
                     let from = script.from;
@@ -260,12 +213,7 @@ impl Reading {
                 }
                 Err(e) => self.say(format!("the {} runs a shell command that cannot be read: {e}", script.from)),
             },
-            Value::Literal { value } => self.say(format!(
-                "the {} runs through a shell that {} at run time ({} -c {value:?}): its arguments are not literal",
-                script.from,
-                expands(value),
-                shell.written
-            )),
+            Value::Literal { value } => self.say(say::expanding_shell(shell, script, value)),
         }
     }
 
@@ -281,12 +229,7 @@ impl Reading {
                 Value::Literal { value } if value == "config" && args.get(i + 1).map(|a| &a.value) == Some(&check) => {
                     i += 2
                 }
-                Value::Literal { value } if !value.starts_with('-') => {
-                    return self.say(format!(
-                        "the {} runs `replicatoor {value}`, not `replicatoor run`: its arguments are no settings",
-                        arg.from
-                    ))
-                }
+                Value::Literal { value } if !value.starts_with('-') => return self.say(say::not_run(arg, value)),
                 // Global flags (`--log-format`) come before the subcommand too.
                 _ => {
                     i = self.flag(args, i);
@@ -311,22 +254,19 @@ impl Reading {
         };
         let Some(body) = text.strip_prefix("--").filter(|b| !b.is_empty()) else {
             if operator {
-                self.any_flag(arg);
+                self.say(say::any_flag(arg));
             } else if text == "--" {
                 self.say(format!("the {} passes arguments after `--`: replicatoor run takes none", arg.from));
                 return args.len();
             } else {
-                self.say(format!(
-                    "{} argument {text:?} is not a flag of replicatoor run: the agent refuses it",
-                    arg.from
-                ));
+                self.say(say::not_a_flag(arg, &text));
             }
             return i + 1;
         };
         let (name, inline) = match body.split_once('=') {
             Some((name, value)) => (name, Some(value)),
             None if operator => {
-                self.any_flag(arg);
+                self.say(say::any_flag(arg));
                 return i + 1;
             }
             None => (body, None),
@@ -334,10 +274,7 @@ impl Reading {
         let Some(setting) = by_flag(name) else {
             // `config check`'s own switch sets nothing `run` reads.
             if name != "deny-warnings" {
-                self.say(format!(
-                    "{} argument {:?} is not a setting of replicatoor run: the agent refuses it, but it is passed",
-                    arg.from, arg.written
-                ));
+                self.say(say::not_a_setting(arg));
             }
             return i + 1;
         };
@@ -347,10 +284,7 @@ impl Reading {
             None if setting.switch => self.set(setting, place, literal("true")),
             None => {
                 let Some(next) = args.get(i + 1) else {
-                    self.say(format!(
-                        "--{} has no value in the {}: the agent refuses to start",
-                        setting.flag, arg.from
-                    ));
+                    self.say(say::no_value(setting, arg));
                     return i + 1;
                 };
                 self.set(setting, place, next.value.clone());
@@ -369,23 +303,6 @@ impl Reading {
             (_, value) => value,
         };
         self.command[at] = Some(Origin { setting: setting.key, place, value });
-    }
-}
-
-/// What a shell script expands, for the sentence: its `$NAME`s, or that it is shell syntax.
-fn expands(script: &str) -> String {
-    let vars: Vec<String> = script
-        .match_indices('$')
-        .filter_map(|(i, _)| {
-            let rest = script[i + 1..].trim_start_matches('{');
-            let n = rest.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
-            (n > 0).then(|| format!("${}", &rest[..n]))
-        })
-        .collect();
-    if vars.is_empty() {
-        "interprets its command".into()
-    } else {
-        format!("expands {}", vars.join(", "))
     }
 }
 

@@ -8,6 +8,8 @@
 use crate::words::{interpolate, split, Interpolated};
 use crate::yaml::{self, Node};
 
+mod say;
+
 /// Why an app-compose.json could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
@@ -36,7 +38,7 @@ impl From<Interpolated> for Value {
         if i.vars.is_empty() {
             Value::Literal { value: i.literal }
         } else {
-            Value::Operator { source: i.source() }
+            Value::Operator { source: say::substituted(&i.vars) }
         }
     }
 }
@@ -130,19 +132,13 @@ pub fn read(app_compose: &[u8]) -> Result<AppCompose, ComposeError> {
     // Dstack runs these as bash, with the operator's decrypted variables, before the containers start.
     for script in ["init_script", "pre_launch_script"] {
         if doc.get(script).is_some_and(|s| !texts_json(s).iter().all(|t| t.trim().is_empty())) {
-            compose.outside.push(format!(
-                "app-compose.json's {script} runs before Compose, with the operator's variables, \
-                 and can change what the services get; it is not read here"
-            ));
+            compose.outside.push(say::runs_before_compose(script));
         }
     }
     // app-compose.sh and Compose read some variables themselves (which file to run, profiles, project).
     for name in &compose.allowed_envs {
         if LAUNCHER_PREFIXES.iter().any(|p| name.starts_with(p)) || LAUNCHER_NAMES.contains(&name.as_str()) {
-            compose.outside.push(format!(
-                "allowed_envs lists {name}, which Dstack's launcher or Compose reads itself: the operator can \
-                 change how the compose runs"
-            ));
+            compose.outside.push(say::launcher_variable(name));
         }
     }
     let mut extends = Vec::new();
@@ -187,25 +183,12 @@ fn read_document(document: Node, compose: &mut AppCompose, extends: &mut Vec<Ext
             }
             ("services" | "include", Node::Null) => {}
             ("services", _) => return Err(shape("services is not a mapping")),
-            ("include", value) => compose.outside.push(format!(
-                "the compose file includes {:?}: included files are not part of the measured compose, and their \
-                 services are not read here",
-                texts(&value)
-            )),
+            ("include", value) => compose.outside.push(say::includes(&value)),
             // `x-` extensions only lend anchors (resolved already); volumes, networks... set no setting.
             _ => {}
         }
     }
     Ok(())
-}
-
-fn texts(node: &Node) -> Vec<String> {
-    match node {
-        Node::Str(text) | Node::Scalar(text) => vec![text.clone()],
-        Node::Seq(items) => items.iter().flat_map(texts).collect(),
-        Node::Map(entries) => entries.iter().flat_map(|(_, v)| texts(v)).collect(),
-        _ => Vec::new(),
-    }
 }
 
 fn read_service(name: String, node: Node) -> Result<(Service, Option<Extends>), ComposeError> {
@@ -226,10 +209,7 @@ fn read_service(name: String, node: Node) -> Result<(Service, Option<Extends>), 
             "entrypoint" => (s.entrypoint, s.written.entrypoint) = read_argv(&mut s.outside, value, &at)?,
             "command" => (s.command, s.written.command) = read_argv(&mut s.outside, value, &at)?,
             "extends" => extends = read_extends(&s.name, value, &at)?,
-            "build" => s.outside.push(format!(
-                "service {} is built at deploy time (build): the code that runs is not pinned by the compose",
-                s.name
-            )),
+            "build" => s.outside.push(say::built(&s.name)),
             _ => {}
         }
     }
@@ -289,9 +269,7 @@ fn read_environment(s: &mut Service, value: Node, at: &str) -> Result<(), Compos
                         set_env(&mut s.environment, key.into(), value.into());
                     }
                     None if entry.vars.is_empty() => set_env(&mut s.environment, entry.literal.clone(), passed()),
-                    None => s.outside.push(format!(
-                        "{at} entry {text:?} takes its name from the operator's environment: it can set any variable"
-                    )),
+                    None => s.outside.push(say::named_by_operator(at, &text)),
                 }
             }
         }
@@ -338,15 +316,12 @@ fn read_argv(outside: &mut Vec<String>, value: Node, at: &str) -> Result<Argv, C
                 let words = split(&whole.literal).map_err(|e| shape(format!("{at}: {e}")))?;
                 (words.iter().map(|w| Value::Literal { value: w.clone() }).collect(), words)
             } else {
-                outside.push(format!(
-                    "{at} is the string {text:?}: Compose substitutes {} before splitting it into arguments, so \
-                     the operator can add any argument",
-                    whole.vars.iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(", ")
-                ));
+                outside.push(say::substituted_before_split(at, &text, &whole.vars));
                 // For the words' sake only (which flag an argument names): the split is the operator's.
                 let words = split(&text).unwrap_or_else(|_| vec![text.clone()]);
                 let value = |w: &String| {
-                    interpolate(w).map_or_else(|_| Value::Operator { source: whole.source() }, Value::from)
+                    interpolate(w)
+                        .map_or_else(|_| Value::Operator { source: say::substituted(&whole.vars) }, Value::from)
                 };
                 (words.iter().map(value).collect(), words)
             }
@@ -386,11 +361,7 @@ fn extend<'a>(
         return Err(shape(format!("service {} extends itself through a cycle", ext.service)));
     }
     let sentence = match &ext.file {
-        Some(file) => format!(
-            "service {} extends service {} of {file:?}, a file outside the measured compose: any of its values \
-             may be the operator's",
-            ext.service, ext.base
-        ),
+        Some(file) => say::extends_other_file(&ext.service, &ext.base, file),
         None => {
             if let Some(base_ext) = all.iter().find(|e| e.service == ext.base) {
                 extend(services, all, base_ext, done, depth + 1)?;

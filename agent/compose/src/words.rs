@@ -13,13 +13,6 @@ pub(crate) struct Interpolated {
     pub vars: Vec<String>,
 }
 
-impl Interpolated {
-    pub fn source(&self) -> String {
-        let vars: Vec<String> = self.vars.iter().map(|v| format!("${{{v}}}")).collect();
-        format!("{} substituted from the operator's environment", vars.join(", "))
-    }
-}
-
 /// Compose's interpolation: `$$` is a `$`; `$NAME` and `${NAME}`, `${NAME:-default}`, `-`, `:?`, `?`,
 /// `:+`, `+` (defaults may nest) substitute NAME. Any other `$` makes Compose refuse the file.
 pub(crate) fn interpolate(text: &str) -> Result<Interpolated, String> {

@@ -11,6 +11,19 @@ use crate::network::{BlobScheduleEntry, Fork, ForkEntry, Network};
 use crate::types::Root;
 
 impl Fork {
+    /// The lowercase name used by the beacon API's `version` field.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Fork::Phase0 => "phase0",
+            Fork::Altair => "altair",
+            Fork::Bellatrix => "bellatrix",
+            Fork::Capella => "capella",
+            Fork::Deneb => "deneb",
+            Fork::Electra => "electra",
+            Fork::Fulu => "fulu",
+        }
+    }
+
     /// Parse a beacon-API `version` string (the JSON envelope's fork label).
     pub fn from_name(name: &str) -> Result<Fork, DecodeError> {
         Fork::ALL
@@ -20,7 +33,19 @@ impl Fork {
     }
 }
 
+impl core::fmt::Display for Fork {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl Network {
+    /// The fork this network schedules at a slot: what a label is checked against. Not on the trust
+    /// path: the store takes each rule from the slot itself (`is_at_or_after`), never from this.
+    pub fn fork_at_slot(&self, slot: u64) -> Fork {
+        self.entry_at_epoch(self.epoch_at_slot(slot)).fork
+    }
+
     /// Every fork digest a server of this network can put in front of an SSZ item, with its fork.
     ///
     /// Before Fulu a digest is `fork_data_root[:4]`. From Fulu the spec (EIP-7892) xors in the hash

@@ -35,69 +35,49 @@ pub(super) fn blobs(entries: &[(u64, u64)]) -> Vec<BlobScheduleEntry> {
     entries.iter().map(|&(epoch, max_blobs_per_block)| BlobScheduleEntry { epoch, max_blobs_per_block }).collect()
 }
 
+/// The public networks, as their configs publish them: name, genesis validators root, genesis time,
+/// the fork versions and epochs of phase0 through fulu, the blob schedule (the Electra entry first).
+/// All run the mainnet preset with 12-second slots.
+type Published = (&'static str, Root, u64, [u32; 7], [u64; 7], &'static [(u64, u64)]);
+const PUBLIC: [Published; 4] = [
+    (
+        "mainnet",
+        b256!("4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95"),
+        1606824023,
+        [0x00000000, 0x01000000, 0x02000000, 0x03000000, 0x04000000, 0x05000000, 0x06000000],
+        [0, 74240, 144896, 194048, 269568, 364032, 411392],
+        &[(364032, 9), (412672, 15), (419072, 21)],
+    ),
+    (
+        "sepolia",
+        b256!("d8ea171f3c94aea21ebc42a1ed61052acf3f9209c00e4efbaaddac09ed9b8078"),
+        1655733600,
+        [0x90000069, 0x90000070, 0x90000071, 0x90000072, 0x90000073, 0x90000074, 0x90000075],
+        [0, 50, 100, 56832, 132608, 222464, 272640],
+        &[(222464, 9), (274176, 15), (275712, 21)],
+    ),
+    (
+        "holesky",
+        b256!("9143aa7c615a7f7115e2b6aac319c03529df8242ae705fba9df39b79c59fa8b1"),
+        1695902400,
+        [0x01017000, 0x02017000, 0x03017000, 0x04017000, 0x05017000, 0x06017000, 0x07017000],
+        [0, 0, 0, 256, 29696, 115968, 165120],
+        &[(115968, 9), (166400, 15), (167936, 21)],
+    ),
+    (
+        "hoodi",
+        b256!("212f13fc4df078b6cb7db228f1c8307566dcecf900867401a92023d7ba99cb5f"),
+        1742213400,
+        [0x10000910, 0x20000910, 0x30000910, 0x40000910, 0x50000910, 0x60000910, 0x70000910],
+        [0, 0, 0, 0, 0, 2048, 50688],
+        &[(2048, 9), (52480, 15), (54016, 21)],
+    ),
+];
+
 impl Network {
     /// Ethereum mainnet.
     pub fn mainnet() -> Network {
-        Network {
-            name: "mainnet".into(),
-            genesis_validators_root: b256!("4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95"),
-            genesis_time: 1606824023,
-            seconds_per_slot: 12,
-            preset: PresetKind::Mainnet,
-            forks: schedule(
-                [0x00000000, 0x01000000, 0x02000000, 0x03000000, 0x04000000, 0x05000000, 0x06000000],
-                [0, 74240, 144896, 194048, 269568, 364032, 411392],
-            ),
-            blob_schedule: blobs(&[(364032, 9), (412672, 15), (419072, 21)]),
-        }
-    }
-
-    /// Sepolia testnet (config as published by the client teams).
-    pub fn sepolia() -> Network {
-        Network {
-            name: "sepolia".into(),
-            genesis_validators_root: b256!("d8ea171f3c94aea21ebc42a1ed61052acf3f9209c00e4efbaaddac09ed9b8078"),
-            genesis_time: 1655733600,
-            seconds_per_slot: 12,
-            preset: PresetKind::Mainnet,
-            forks: schedule(
-                [0x90000069, 0x90000070, 0x90000071, 0x90000072, 0x90000073, 0x90000074, 0x90000075],
-                [0, 50, 100, 56832, 132608, 222464, 272640],
-            ),
-            blob_schedule: blobs(&[(222464, 9), (274176, 15), (275712, 21)]),
-        }
-    }
-
-    /// Holesky testnet.
-    pub fn holesky() -> Network {
-        Network {
-            name: "holesky".into(),
-            genesis_validators_root: b256!("9143aa7c615a7f7115e2b6aac319c03529df8242ae705fba9df39b79c59fa8b1"),
-            genesis_time: 1695902400,
-            seconds_per_slot: 12,
-            preset: PresetKind::Mainnet,
-            forks: schedule(
-                [0x01017000, 0x02017000, 0x03017000, 0x04017000, 0x05017000, 0x06017000, 0x07017000],
-                [0, 0, 0, 256, 29696, 115968, 165120],
-            ),
-            blob_schedule: blobs(&[(115968, 9), (166400, 15), (167936, 21)]),
-        }
-    }
-
-    /// Hoodi testnet.
-    pub fn hoodi() -> Network {
-        Network {
-            name: "hoodi".into(),
-            genesis_validators_root: b256!("212f13fc4df078b6cb7db228f1c8307566dcecf900867401a92023d7ba99cb5f"),
-            genesis_time: 1742213400,
-            seconds_per_slot: 12,
-            preset: PresetKind::Mainnet,
-            forks: schedule(
-                [0x10000910, 0x20000910, 0x30000910, 0x40000910, 0x50000910, 0x60000910, 0x70000910],
-                [0, 0, 0, 0, 0, 2048, 50688],
-            ),
-            blob_schedule: blobs(&[(2048, 9), (52480, 15), (54016, 21)]),
-        }
+        Network::by_name("mainnet").expect("mainnet is built in")
     }
 
     /// A simulated dev-chain network: every fork up to Electra active from genesis, with fork
@@ -148,12 +128,20 @@ impl Network {
 
     /// A built-in network by name (`mainnet`, `sepolia`, `holesky`, `hoodi`).
     pub fn by_name(name: &str) -> Result<Network, Error> {
-        match name.to_ascii_lowercase().as_str() {
-            "mainnet" => Ok(Network::mainnet()),
-            "sepolia" => Ok(Network::sepolia()),
-            "holesky" => Ok(Network::holesky()),
-            "hoodi" => Ok(Network::hoodi()),
-            _ => Err(Error::UnknownNetwork(name.to_owned())),
-        }
+        let lower = name.to_ascii_lowercase();
+        let Some(&(name, genesis_validators_root, genesis_time, versions, epochs, blob_schedule)) =
+            PUBLIC.iter().find(|network| network.0 == lower)
+        else {
+            return Err(Error::UnknownNetwork(name.to_owned()));
+        };
+        Ok(Network {
+            name: name.into(),
+            genesis_validators_root,
+            genesis_time,
+            seconds_per_slot: 12,
+            preset: PresetKind::Mainnet,
+            forks: schedule(versions, epochs),
+            blob_schedule: blobs(blob_schedule),
+        })
     }
 }

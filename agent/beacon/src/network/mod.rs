@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::fork::Fork;
 
 use crate::error::Error;
+use crate::merkle::hash_pair;
 use crate::preset::PresetKind;
 use crate::types::Root;
 
@@ -110,52 +111,29 @@ impl Network {
         self.forks.iter().rev().find(|f| f.epoch <= epoch).unwrap_or(&self.forks[0])
     }
 
-    /// The fork active at an epoch.
-    pub fn fork_at_epoch(&self, epoch: u64) -> Fork {
-        self.entry_at_epoch(epoch).fork
-    }
-
-    /// The fork active at a slot.
-    pub fn fork_at_slot(&self, slot: u64) -> Fork {
-        self.fork_at_epoch(self.epoch_at_slot(slot))
-    }
-
-    /// The fork version active at an epoch (spec `compute_fork_version`).
-    pub fn fork_version_at_epoch(&self, epoch: u64) -> Version {
-        self.entry_at_epoch(epoch).version
-    }
-
-    /// First epoch of a fork, if scheduled.
-    pub fn fork_epoch(&self, fork: Fork) -> Option<u64> {
-        self.forks.iter().find(|f| f.fork == fork).map(|f| f.epoch)
-    }
-
-    /// Whether `epoch` is at or after `fork` (false if the fork is not scheduled).
+    /// Whether `epoch` is at or after `fork`'s first epoch (false if the fork is not scheduled).
     pub fn is_at_or_after(&self, fork: Fork, epoch: u64) -> bool {
-        self.fork_epoch(fork).is_some_and(|e| epoch >= e)
+        self.forks.iter().find(|f| f.fork == fork).is_some_and(|f| epoch >= f.epoch)
     }
 
     /// Spec `compute_fork_data_root`: `hash_tree_root(ForkData{version, genesis_validators_root})`.
     pub fn fork_data_root(&self, version: Version) -> Root {
-        use sha2::{Digest, Sha256};
         let mut leaf = Root::ZERO;
         leaf[..4].copy_from_slice(version.as_slice());
-        Root::from_slice(&Sha256::new().chain_update(leaf).chain_update(self.genesis_validators_root).finalize())
+        hash_pair(&leaf, &self.genesis_validators_root)
     }
 
-    /// Spec `compute_domain(DOMAIN_SYNC_COMMITTEE, version, genesis_validators_root)`.
-    pub fn sync_committee_domain(&self, version: Version) -> Root {
+    /// The signing domain for a sync aggregate created at `signature_slot`, spec
+    /// `compute_domain(DOMAIN_SYNC_COMMITTEE, version, genesis_validators_root)`, where the fork version
+    /// is the one in force (spec `compute_fork_version`) at the epoch of `signature_slot - 1` (the block
+    /// the committee signed over).
+    pub fn sync_committee_domain_at_signature_slot(&self, signature_slot: u64) -> Root {
+        let fork_version_slot = signature_slot.max(1) - 1;
+        let version = self.entry_at_epoch(self.epoch_at_slot(fork_version_slot)).version;
         let mut domain = [0u8; 32];
         domain[..4].copy_from_slice(&DOMAIN_SYNC_COMMITTEE);
         domain[4..].copy_from_slice(&self.fork_data_root(version)[..28]);
         B256::from(domain)
-    }
-
-    /// The signing domain for a sync aggregate created at `signature_slot`: the fork version is the
-    /// one in force at the epoch of `signature_slot - 1` (the block the committee signed over).
-    pub fn sync_committee_domain_at_signature_slot(&self, signature_slot: u64) -> Root {
-        let fork_version_slot = signature_slot.max(1) - 1;
-        self.sync_committee_domain(self.fork_version_at_epoch(self.epoch_at_slot(fork_version_slot)))
     }
 }
 
@@ -227,7 +205,7 @@ mod tests {
 
     #[test]
     fn pinned_network_round_trips_through_json() {
-        let n = Network::hoodi();
+        let n = Network::by_name("hoodi").unwrap();
         let text = serde_json::to_string_pretty(&n).unwrap();
         assert!(text.contains("\"preset\": \"mainnet\"") && text.contains("\"fork\": \"electra\""));
         let back: Network = serde_json::from_str(&text).unwrap();

@@ -1,5 +1,6 @@
 //! The spec's forced update (`process_light_client_store_force_update`) and the choice of the update
-//! it would adopt (`is_better_update`, which `process_update` uses to keep `best_valid_update`).
+//! it would adopt (`is_better_update`, by which `process_update` keeps `best_valid_update`, through
+//! `keep_if_better`).
 //!
 //! Off the trust path: `force_update` is compiled only with the `force-update` feature, which only
 //! this crate's tests turn on (the consensus-spec vectors have `force_update` steps). Adopting an
@@ -13,11 +14,7 @@ use crate::preset::Preset;
 use crate::types::LightClientUpdate;
 
 /// Spec `is_better_update`: which of two valid updates to keep for a forced update.
-pub(super) fn is_better_update<P: Preset>(
-    network: &Network,
-    new: &LightClientUpdate<P>,
-    old: &LightClientUpdate<P>,
-) -> bool {
+fn is_better_update<P: Preset>(network: &Network, new: &LightClientUpdate<P>, old: &LightClientUpdate<P>) -> bool {
     let period = |slot| network.period_at_slot(slot);
     let (new_n, old_n) = (new.sync_aggregate.participants(), old.sync_aggregate.participants());
     let (new_super, old_super) = (new.sync_aggregate.has_supermajority(), old.sync_aggregate.has_supermajority());
@@ -51,6 +48,16 @@ pub(super) fn is_better_update<P: Preset>(
         return new.attested_header.beacon.slot < old.attested_header.beacon.slot;
     }
     new.signature_slot < old.signature_slot
+}
+
+impl<P: Preset> super::LightClientStore<P> {
+    /// The first step of spec `process_light_client_update`, after validation: keep `update` as
+    /// `best_valid_update` if there is none yet or it is better.
+    pub(super) fn keep_if_better(&mut self, network: &Network, update: &LightClientUpdate<P>) {
+        if self.best_valid_update.as_ref().is_none_or(|best| is_better_update(network, update, best)) {
+            self.best_valid_update = Some(update.clone());
+        }
+    }
 }
 
 #[cfg(feature = "force-update")]

@@ -29,6 +29,8 @@ use replicatoor_compose::{
 use replicatoor_core::attest::{eventlog::EventLog, quote::Measurements};
 use std::path::PathBuf;
 
+mod say;
+
 /// Whether a node's configuration was checked against the compose its CVM measured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Measurement {
@@ -87,11 +89,7 @@ pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFa
         return Err(invalid("quote_provider", "the measured compose runs the agent on simulated quotes".into()).into());
     }
     if settings.dstack_socket.as_ref().is_some_and(|p| *p != own.socket) {
-        return Err(invalid(
-            "dstack_socket",
-            format!("the measured compose names a guest agent socket other than {}", own.socket.display()),
-        )
-        .into());
+        return Err(invalid("dstack_socket", say::other_socket(&own.socket)).into());
     }
     let measurement = Measurement::SelfMeasured { compose_hash, service: agent.service };
     Ok((settings, measurement))
@@ -113,43 +111,25 @@ fn apply_to(
     config_file: Option<PathBuf>,
     agent: &AgentConfig,
 ) -> Result<Settings, Vec<ConfigError>> {
-    let mut errors: Vec<ConfigError> = agent
-        .outside
-        .iter()
-        .map(|how| {
-            invalid(COMPOSE, format!("the measured compose lets the operator reach the agent's settings: {how}"))
-        })
-        .collect();
+    let mut errors: Vec<ConfigError> = agent.outside.iter().map(|how| invalid(COMPOSE, say::outside(how))).collect();
     // The measured compose's literal security settings, as the arguments clap would see.
     let mut argv = Vec::new();
     let mut measured_config = None;
     for origin in &agent.settings {
         let Some(setting) = table::by_key(origin.setting).filter(|s| s.class == Class::Security) else { continue };
         match &origin.value {
-            Value::Operator { source } => errors.push(invalid(
-                setting.key,
-                format!("the measured compose leaves it to the operator ({}: {source})", origin.place),
-            )),
+            Value::Operator { source } => errors.push(invalid(setting.key, say::left_to_operator(origin, source))),
             Value::Literal { value } if setting.key == "config" => measured_config = Some(PathBuf::from(value)),
             Value::Literal { value } if setting.switch => match value.as_str() {
                 "true" => argv.push(format!("--{}", setting.flag)),
                 "false" => {}
-                other => errors.push(invalid(
-                    setting.key,
-                    format!("the measured compose sets it to {other:?} ({}), not true or false", origin.place),
-                )),
+                other => errors.push(invalid(setting.key, say::not_a_switch(origin, other))),
             },
             Value::Literal { value } => argv.push(format!("--{}={value}", setting.flag)),
         }
     }
     if config_file != measured_config {
-        errors.push(invalid(
-            "config",
-            match &measured_config {
-                None => "a --config file is given, but the measured compose names none".into(),
-                Some(p) => format!("the measured compose names the config file {}", p.display()),
-            },
-        ));
+        errors.push(invalid("config", say::config_file(measured_config.as_deref())));
     }
     let measured = Settings::augment_args(clap::Command::new("measured").no_binary_name(true))
         .mut_args(|a| a.env(None::<&str>))
@@ -175,17 +155,7 @@ fn apply_to(
             continue;
         }
         if given.contains(key) {
-            errors.push(invalid(
-                key,
-                format!(
-                    "{} here (flag, environment or config file), but the measured compose {}",
-                    show(mine.as_ref()),
-                    match (&theirs, agent.get(key)) {
-                        (Some(v), Some(o)) => format!("says {} ({})", show(Some(v)), o.place),
-                        _ => format!("leaves it at its default {}", show(theirs.as_ref())),
-                    }
-                ),
-            ));
+            errors.push(invalid(key, say::differs(mine.as_ref(), theirs.as_ref(), agent.get(key))));
         } else {
             match theirs {
                 Some(v) => merged.insert(key.to_string(), v),
@@ -230,21 +200,6 @@ pub fn check_own_compose(app_compose: &str, att: &Attestation) -> Result<[u8; 32
 
 fn invalid(key: &'static str, reason: String) -> ConfigError {
     ConfigError::Invalid { key, reason }
-}
-
-/// A setting's value in an error: one line, and short (a pinned deployment is a whole TOML document).
-fn show(v: Option<&toml::Value>) -> String {
-    let text = match v {
-        None => return "unset".into(),
-        Some(toml::Value::String(s)) => format!("{s:?}"),
-        Some(other) => other.to_string(),
-    };
-    let short: String = text.chars().take(72).collect();
-    if short.len() < text.len() {
-        format!("{short}…")
-    } else {
-        text
-    }
 }
 
 #[cfg(test)]
