@@ -209,10 +209,8 @@ pub fn precheck<B: Binding>(
     raw_quote: &[u8],
     raw_log: &[u8],
 ) -> Result<Prechecked, (Refusal, String)> {
-    if let Some(hpke_pub_key) = binding.recipient_key() {
-        if !hpke::is_usable_public_key(hpke_pub_key) {
-            return Err((Refusal::InvalidPublicKey, "X25519 key is a low-order point".into()));
-        }
+    if binding.recipient_key().is_some_and(|key| !hpke::is_usable_public_key(key)) {
+        return Err((Refusal::InvalidPublicKey, "X25519 key is a low-order point".into()));
     }
     // parse_posted fails only with a requester's fault (a refusal); the default keeps the mapping total.
     let (_, _, m) =
@@ -229,17 +227,15 @@ pub fn precheck<B: Binding>(
     let log = EventLog::from_compact(raw_log).map_err(|e| (Refusal::EventLogMalformed, e.to_string()))?;
     log.replay_rtmr3_and_check(&m.rtmr[3]).map_err(|e| (Refusal::Rtmr3Mismatch, e.to_string()))?;
     let app = log.app_info().map_err(|e| (Refusal::EventLogMalformed, e.to_string()))?;
-    if let Some(bound) = m.config_id_compose_hash() {
-        if bound != app.compose_hash {
-            return Err((
-                Refusal::ComposeHashMismatch,
-                format!(
-                    "mr_config_id binds {} but the event log says {}",
-                    hex::encode(bound),
-                    hex::encode(app.compose_hash)
-                ),
-            ));
-        }
+    if let Some(bound) = m.config_id_compose_hash().filter(|bound| *bound != app.compose_hash) {
+        return Err((
+            Refusal::ComposeHashMismatch,
+            format!(
+                "mr_config_id binds {} but the event log says {}",
+                hex::encode(bound),
+                hex::encode(app.compose_hash)
+            ),
+        ));
     }
     let os_ref = m.os_reference_id();
     let app_ref = app_reference_id(&app.compose_hash);

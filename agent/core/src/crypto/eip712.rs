@@ -97,14 +97,12 @@ pub fn digest<T: SolStruct>(dep: &Deployment, value: &T) -> B256 {
 
 /// Sign with the cluster key; returns the 65-byte `r ‖ s ‖ v` form the contract expects (v = 27/28).
 pub fn sign<T: SolStruct>(dep: &Deployment, value: &T, key: &PrivateKeySigner) -> Result<[u8; 65], SignatureError> {
-    let sig = key.sign_hash_sync(&digest(dep, value))?;
-    Ok(sig.as_bytes())
+    Ok(key.sign_hash_sync(&digest(dep, value))?.as_bytes())
 }
 
 /// Recover the signer of a 65-byte signature over `value`.
 pub fn recover<T: SolStruct>(dep: &Deployment, value: &T, signature: &[u8]) -> Result<Address, SignatureError> {
-    let sig = Signature::try_from(signature)?;
-    Ok(sig.recover_address_from_prehash(&digest(dep, value))?)
+    Ok(Signature::try_from(signature)?.recover_address_from_prehash(&digest(dep, value))?)
 }
 
 #[cfg(test)]
