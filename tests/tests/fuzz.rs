@@ -32,10 +32,7 @@ use replicatoor_core::{
         quote::Measurements,
         QuoteError, RequestBinding, Verifier,
     },
-    crypto::{
-        eip712::{self, Delivery},
-        HpkeKeypair, SecretBundle,
-    },
+    crypto::{eip712, HpkeKeypair, SecretBundle},
     delivery::{self, SignedDelivery},
     protocol::{app_reference_id, Deployment, Policy, RefKind},
 };
@@ -787,7 +784,7 @@ fn fuzz_delivery_open_mutated() {
             }
         }
         if resign && field != 2 {
-            let record = Delivery::new(
+            let record = replicatoor_testkit::delivery_record(
                 d.request_id,
                 d.request,
                 d.policy,
