@@ -555,7 +555,7 @@ fn fuzz_pipeline_mutated_request() {
             Decision::Accept(a) => {
                 // Only an attestation of the same TD, app and key can pass.
                 prop_assert_eq!(a.quote().measurements(), measured.measurements());
-                prop_assert_eq!(a.app().compose_hash, compose_hash());
+                prop_assert_eq!(a.app_ref(), app_reference_id(&compose_hash()));
             }
             Decision::Refuse(..) => {}
             // Every reference answers and the simulated root is trusted: nothing is left for later or to others.

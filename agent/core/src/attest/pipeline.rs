@@ -15,7 +15,7 @@
 //! ([`crate::delivery::seal`]), and the compiler, not a runtime check, keeps it so.
 
 use super::{
-    eventlog::{AppInfo, EventLog},
+    eventlog::EventLog,
     quote::Measurements,
     verifier::{parse_posted, VerifiedQuote, Verifier},
 };
@@ -107,7 +107,6 @@ pub struct Accepted<B> {
     policy: Policy,
     os_ref: B256,
     app_ref: B256,
-    app: AppInfo,
     quote: VerifiedQuote,
 }
 
@@ -133,10 +132,6 @@ impl<B: Binding> Accepted<B> {
     /// The allowed app reference id the event log measures (compose hash).
     pub fn app_ref(&self) -> B256 {
         self.app_ref
-    }
-    /// The app claims read from the replayed event log.
-    pub fn app(&self) -> &AppInfo {
-        &self.app
     }
     /// The quote as dcap-qvl verified it.
     pub fn quote(&self) -> &VerifiedQuote {
@@ -192,7 +187,6 @@ pub async fn evaluate<R: References, B: Binding>(
 #[derive(Debug, Clone)]
 pub struct Prechecked {
     measurements: Measurements,
-    app: AppInfo,
     os_ref: B256,
     app_ref: B256,
 }
@@ -237,9 +231,7 @@ pub fn precheck<B: Binding>(
             ),
         ));
     }
-    let os_ref = m.os_reference_id();
-    let app_ref = app_reference_id(&app.compose_hash);
-    Ok(Prechecked { measurements: m, app, os_ref, app_ref })
+    Ok(Prechecked { os_ref: m.os_reference_id(), app_ref: app_reference_id(&app.compose_hash), measurements: m })
 }
 
 async fn evaluate_inner<R: References, B: Binding>(
@@ -284,8 +276,7 @@ async fn evaluate_inner<R: References, B: Binding>(
             format!("TD attributes {} enable profiling", hex::encode(m.td_attributes)),
         ));
     }
-    let Prechecked { os_ref, app_ref, app, .. } = pre;
-    Ok(Accepted { binding, policy: ctx.policy, os_ref, app_ref, app, quote })
+    Ok(Accepted { binding, policy: ctx.policy, os_ref: pre.os_ref, app_ref: pre.app_ref, quote })
 }
 
 async fn check_reference<R: References, A>(
