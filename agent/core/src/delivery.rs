@@ -93,8 +93,7 @@ pub fn seal(
 ) -> Result<SignedDelivery, DeliveryError> {
     let (request_id, hpke_pub_key) = (accepted.binding().request_id, accepted.binding().hpke_pub_key);
     let (os_ref, app_ref) = (accepted.os_ref(), accepted.app_ref());
-    let plaintext = bundle.encode();
-    let sealed = hpke::seal(&hpke_pub_key, &dep.hpke_info(request_id), &hpke_aad(os_ref, app_ref), &plaintext)?;
+    let sealed = hpke::seal(&hpke_pub_key, &dep.hpke_info(request_id), &hpke_aad(os_ref, app_ref), &bundle.encode())?;
     let mut d = SignedDelivery {
         request_id,
         request: accepted.binding().request_key(),

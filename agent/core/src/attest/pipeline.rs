@@ -175,10 +175,7 @@ pub async fn evaluate<R: References, B: Binding>(
     quote: &[u8],
     event_log: &[u8],
 ) -> Decision<Accepted<B>> {
-    match evaluate_inner(ctx, binding, quote, event_log).await {
-        Ok(a) => Decision::Accept(Box::new(a)),
-        Err(d) => d,
-    }
+    evaluate_inner(ctx, binding, quote, event_log).await.map_or_else(|d| d, |a| Decision::Accept(Box::new(a)))
 }
 
 /// What the cheap checks (PROTOCOL.md §5.1 rows 0-2 and 9-13) establish of a posted attestation, from its

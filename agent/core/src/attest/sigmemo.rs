@@ -135,11 +135,7 @@ impl SignatureVerificationAlgorithm for MemoEcdsa {
         }
         memo.computed.fetch_add(1, Ordering::Relaxed);
         ring().verify_signature(public_key, message, signature)?;
-        SCOPE.with_borrow_mut(|s| {
-            if let Some(s) = s {
-                s.checked.0.insert(t);
-            }
-        });
+        SCOPE.with_borrow_mut(|s| s.as_mut().map(|s| s.checked.0.insert(t)));
         Ok(())
     }
 
