@@ -144,12 +144,6 @@ impl TryFrom<u8> for RequestStatus {
     }
 }
 
-impl From<RequestStatus> for u8 {
-    fn from(s: RequestStatus) -> u8 {
-        s as u8
-    }
-}
-
 /// OS reference id: `keccak256(0x01 ‖ mrtd ‖ rtmr0 ‖ rtmr1 ‖ rtmr2)` (48 bytes each).
 pub fn os_reference_id(mrtd: &[u8; 48], rtmr0: &[u8; 48], rtmr1: &[u8; 48], rtmr2: &[u8; 48]) -> B256 {
     keccak256([&[RefKind::Os as u8], &mrtd[..], rtmr0, rtmr1, rtmr2].concat())
@@ -254,7 +248,7 @@ mod tests {
             (3, RequestStatus::Refused),
         ] {
             assert_eq!(RequestStatus::try_from(n), Ok(s));
-            assert_eq!(u8::from(s), n);
+            assert_eq!(s as u8, n);
         }
         assert_eq!(RequestStatus::try_from(4), Err(UnknownRequestStatus(4)));
         assert_eq!(RequestStatus::try_from(u8::MAX), Err(UnknownRequestStatus(u8::MAX)));
