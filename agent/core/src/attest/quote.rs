@@ -2,8 +2,6 @@
 
 use dcap_qvl::quote::{Quote, Report};
 
-pub use super::consts::TEE_TYPE_TDX;
-
 /// Bytes that dcap-qvl cannot parse as a quote (its message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
