@@ -283,7 +283,7 @@ async fn gas(url: &str) -> anyhow::Result<Value> {
         };
         // ciphertext = bundle (49-byte header + file) + 16-byte AEAD tag.
         let (enc, ct) = (random(32), random(kib * 1024 + 49 + 16));
-        let d = eip712::Delivery::new(id, request_key, policy_hash, os_ref, app_ref, &enc, &ct);
+        let d = replicatoor_testkit::delivery_record(id, request_key, policy_hash, os_ref, app_ref, &enc, &ct);
         let sig = eip712::sign(&dep, &d, &cluster)?;
         let call = c.deliverSecret(
             id,

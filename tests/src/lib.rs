@@ -470,7 +470,7 @@ impl Net {
     /// finds the key in the request's event first.
     pub async fn status(&self, id: u64) -> u8 {
         let Some(key) = self.find_request_key(id).await else { return 0 };
-        self.owner.request_status(key, BlockId::latest()).await.map(u8::from).expect("status")
+        self.owner.request_status(key, BlockId::latest()).await.map(|s| s as u8).expect("status")
     }
 
     pub async fn refusal_reason(&self, id: u64) -> Option<u8> {

@@ -25,7 +25,7 @@ use replicatoor_core::{
         GenesisBinding, RequestBinding, Verifier,
     },
     crypto::{
-        eip712::{self, Delivery, SignatureError},
+        eip712::{self, SignatureError},
         BundleError, HpkeError, HpkeKeypair, SecretBundle,
     },
     delivery::{self, DeliveryError, SignedDelivery},
@@ -1105,8 +1105,15 @@ struct DeliveryCase {
 
 /// Re-sign a delivery's fields as `key` (what a malicious or confused cluster could post).
 fn resign(d: &SignedDelivery, key: &PrivateKeySigner) -> SignedDelivery {
-    let record =
-        Delivery::new(d.request_id, d.request, d.policy, d.os_ref, d.app_ref, &d.encapsulated_key, &d.ciphertext);
+    let record = replicatoor_testkit::delivery_record(
+        d.request_id,
+        d.request,
+        d.policy,
+        d.os_ref,
+        d.app_ref,
+        &d.encapsulated_key,
+        &d.ciphertext,
+    );
     SignedDelivery { signature: eip712::sign(&dep(), &record, key).expect("sign").to_vec(), ..d.clone() }
 }
 

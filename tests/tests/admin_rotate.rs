@@ -14,7 +14,7 @@ use alloy::{
 use replicatoor_audit::collect::ScanOptions;
 use replicatoor_chain::{Chain, UpgradeOperator as Op};
 use replicatoor_core::{
-    crypto::eip712::{self, Delivery, Refusal, Rotation},
+    crypto::eip712::{self, Refusal, Rotation},
     protocol::{app_reference_id, os_reference_id, request_key},
 };
 use replicatoor_testkit::simulated::SimulatedTd;
@@ -137,7 +137,7 @@ async fn the_audit_lists_each_epoch_and_flags_a_retired_key_still_signing() {
     requester.send(requester.contract().call_builder(&request)).await.expect("request");
     let rk = request_key(&pk, key(3).address());
     let policy = owner.policy_at(BlockId::latest()).await.expect("policy").hash();
-    let d = Delivery::new(U256::from(1), rk, policy, os, app, &[4; 32], &[5; 16]);
+    let d = replicatoor_testkit::delivery_record(U256::from(1), rk, policy, os, app, &[4; 32], &[5; 16]);
     let sig = eip712::sign(&dep, &d, &k2).expect("sign");
     let deliver = Op::deliverSecretCall {
         requestId: d.requestId,

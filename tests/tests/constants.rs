@@ -216,7 +216,7 @@ async fn eip712_type_hashes_and_digests_agree() {
     let (id, os, app) = (U256::from(0x1234_5678u64), B256::repeat_byte(0x0a), B256::repeat_byte(0x0b));
     let (enc, ct) = ([0x0c; 32], vec![0x0d; 100]);
     let (request, policy) = (B256::repeat_byte(0x0e), Net::dev_policy().hash());
-    let delivery = eip712::Delivery::new(id, request, policy, os, app, &enc, &ct);
+    let delivery = replicatoor_testkit::delivery_record(id, request, policy, os, app, &enc, &ct);
     let refusal = eip712::Refusal { requestId: id, request, reason: Refusal::Rtmr3Mismatch.code() };
 
     assert_eq!(c.DELIVERY_TYPEHASH().call().await.expect("DELIVERY_TYPEHASH"), delivery.eip712_type_hash());

@@ -125,7 +125,7 @@ async fn forged_and_corrupted_deliveries_install_nothing() {
 
     // 1. A delivery signed by a key that is not the cluster's reverts on chain.
     let forger = PrivateKeySigner::random();
-    let record = eip712::Delivery::new(
+    let record = replicatoor_testkit::delivery_record(
         good.request_id,
         good.request,
         good.policy,
@@ -166,7 +166,7 @@ async fn forged_and_corrupted_deliveries_install_nothing() {
     // 2. A corrupted ciphertext, correctly signed by the cluster: the node refuses to install it.
     let mut ct = good.ciphertext.clone();
     ct[10] ^= 0x55;
-    let record = eip712::Delivery::new(
+    let record = replicatoor_testkit::delivery_record(
         good.request_id,
         good.request,
         good.policy,

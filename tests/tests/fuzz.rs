@@ -32,10 +32,7 @@ use replicatoor_core::{
         quote::Measurements,
         QuoteError, RequestBinding, Verifier,
     },
-    crypto::{
-        eip712::{self, Delivery},
-        HpkeKeypair, SecretBundle,
-    },
+    crypto::{eip712, HpkeKeypair, SecretBundle},
     delivery::{self, SignedDelivery},
     protocol::{app_reference_id, Deployment, Policy, RefKind},
 };
@@ -558,7 +555,7 @@ fn fuzz_pipeline_mutated_request() {
             Decision::Accept(a) => {
                 // Only an attestation of the same TD, app and key can pass.
                 prop_assert_eq!(a.quote().measurements(), measured.measurements());
-                prop_assert_eq!(a.app().compose_hash, compose_hash());
+                prop_assert_eq!(a.app_ref(), app_reference_id(&compose_hash()));
             }
             Decision::Refuse(..) => {}
             // Every reference answers and the simulated root is trusted: nothing is left for later or to others.
@@ -787,7 +784,7 @@ fn fuzz_delivery_open_mutated() {
             }
         }
         if resign && field != 2 {
-            let record = Delivery::new(
+            let record = replicatoor_testkit::delivery_record(
                 d.request_id,
                 d.request,
                 d.policy,

@@ -108,10 +108,35 @@ pub fn annotate_custody(h: &History, refs: &[ReferenceState], custody: &mut Cust
     }
 }
 
+/// The names of the TD attribute bits set in `td_attributes` (Intel TDX module ABI, `ATTRIBUTES`,
+/// little-endian u64), for display; a set bit without a name shows as `bitN`.
+pub fn td_attribute_names(td_attributes: [u8; 8]) -> Vec<String> {
+    const NAMES: [(u32, &str); 13] = [
+        (0, "DEBUG"),
+        (4, "HGS_PLUS_PROF"),
+        (5, "PERF_PROF"),
+        (6, "PMT_PROF"),
+        (16, "ICSSD"),
+        (17, "SERVTD_EXT"),
+        (27, "LASS"),
+        (28, "SEPT_VE_DISABLE"),
+        (29, "MIGRATABLE"),
+        (30, "PKS"),
+        (31, "KL"),
+        (62, "TPA"),
+        (63, "PERFMON"),
+    ];
+    let bits = u64::from_le_bytes(td_attributes);
+    (0..64)
+        .filter(|i| bits & (1u64 << i) != 0)
+        .map(|i| NAMES.iter().find(|(b, _)| *b == i).map_or_else(|| format!("bit{i}"), |(_, n)| (*n).to_string()))
+        .collect()
+}
+
 fn attested(quote: &[u8], compact: &[u8], approved: Option<String>) -> AttestedOs {
     let td = Measurements::parse_unverified(quote).ok().and_then(|(_, _, m)| m).map(|m| TdConfig {
         td_attributes: hex::encode(m.td_attributes),
-        td_attribute_names: m.td_attribute_names(),
+        td_attribute_names: td_attribute_names(m.td_attributes),
         xfam: hex::encode(m.xfam),
         mr_config_id: hex::encode(m.mr_config_id),
         mr_owner: hex::encode(m.mr_owner),
@@ -423,5 +448,14 @@ mod tests {
             (*network, *custom_network) = (Some("mainnet".into()), None);
         }
         assert_eq!(kinds(&findings_for_pin(&builtin)), []);
+    }
+
+    #[test]
+    fn td_attribute_bits_are_named_in_the_little_endian_order_of_the_report() {
+        // DEBUG (bit 0), SEPT_VE_DISABLE (bit 28 = byte 3, 0x10), PERFMON (bit 63).
+        assert_eq!(td_attribute_names([0x01, 0, 0, 0x10, 0, 0, 0, 0x80]), ["DEBUG", "SEPT_VE_DISABLE", "PERFMON"]);
+        // A reserved bit has no name but is not hidden.
+        assert_eq!(td_attribute_names([0x04, 0, 0, 0, 0, 0, 0, 0]), ["bit2"]);
+        assert!(td_attribute_names([0; 8]).is_empty());
     }
 }

@@ -155,15 +155,15 @@ fn signed_by(dep: &Deployment, input: &[u8], next_epoch: u64) -> Option<(&'stati
     let (what, request, recovered) = match selector {
         Op::deliverSecretCall::SELECTOR => {
             let c = Op::deliverSecretCall::abi_decode(input).ok()?;
-            let d = Delivery::new(
-                c.requestId,
-                c.request,
-                c.policyHash,
-                c.osRef,
-                c.appRef,
-                &c.encapsulatedKey,
-                &c.ciphertext,
-            );
+            let d = Delivery {
+                requestId: c.requestId,
+                request: c.request,
+                policy: c.policyHash,
+                osRef: c.osRef,
+                appRef: c.appRef,
+                encapsulatedKey: c.encapsulatedKey,
+                ciphertext: c.ciphertext,
+            };
             ("deliverSecret", Some(c.requestId), eip712::recover(dep, &d, &c.signature))
         }
         Op::refuseRequestCall::SELECTOR => {
@@ -440,8 +440,15 @@ mod tests {
     }
 
     fn deliver(key: &PrivateKeySigner, id: u64) -> Vec<u8> {
-        let d =
-            Delivery::new(U256::from(id), B256::repeat_byte(1), B256::ZERO, B256::ZERO, B256::ZERO, &[2; 32], &[3; 8]);
+        let d = Delivery {
+            requestId: U256::from(id),
+            request: B256::repeat_byte(1),
+            policy: B256::ZERO,
+            osRef: B256::ZERO,
+            appRef: B256::ZERO,
+            encapsulatedKey: vec![2; 32].into(),
+            ciphertext: vec![3; 8].into(),
+        };
         let sig = eip712::sign(&DEP, &d, key).expect("signs");
         Op::deliverSecretCall {
             requestId: d.requestId,

@@ -26,7 +26,7 @@ fn mask(statuses: &[TcbStatus]) -> u16 {
 }
 
 fn names(m: u16) -> String {
-    TcbStatus::in_mask(m).iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+    crate::model::TcbNames(m).names().join(", ")
 }
 
 /// Merge the policy segments where `pred` holds into block ranges.

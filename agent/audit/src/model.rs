@@ -95,9 +95,16 @@ pub struct PolicyView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcbNames(pub u16);
 
+impl TcbNames {
+    /// The names of the statuses mask `self.0` accepts, in the contract's bit order.
+    pub fn names(self) -> Vec<&'static str> {
+        TcbStatus::ALL.into_iter().filter(|s| s.accepted_by(self.0)).map(TcbStatus::name).collect()
+    }
+}
+
 impl Serialize for TcbNames {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(TcbStatus::in_mask(self.0).into_iter().map(TcbStatus::name))
+        s.collect_seq(self.names())
     }
 }
 

@@ -25,7 +25,7 @@ pub fn fmt_time(t: u64) -> String {
 }
 
 pub fn fmt_policy(p: &PolicyView) -> String {
-    let names: Vec<_> = replicatoor_core::attest::TcbStatus::in_mask(p.tcb_statuses).iter().map(|s| s.name()).collect();
+    let names = crate::model::TcbNames(p.tcb_statuses).names();
     format!(
         "tcbStatuses {:#x} [{}], debug {}, simulated {}, {}",
         p.tcb_statuses,

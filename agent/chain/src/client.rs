@@ -13,7 +13,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
-use replicatoor_core::protocol::{BlockRef, Deployment, Policy, RequestStatus};
+use replicatoor_core::protocol::{Deployment, Policy, RequestStatus};
 use std::{future::Future, sync::Arc, time::Duration};
 use tracing::{debug, warn};
 
@@ -23,6 +23,18 @@ pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 /// First and largest delay between tries of one transaction ([`TxConfig::max_attempts`] tries).
 const SEND_RETRY_BASE: Duration = Duration::from_millis(250);
 const SEND_RETRY_CAP: Duration = Duration::from_secs(8);
+
+/// A block as decisions refer to it: its number, its hash (what witnesses must agree on, and what
+/// detects a reorg) and its timestamp (the verification time of PROTOCOL.md §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockRef {
+    /// Block height.
+    pub number: u64,
+    /// Block hash.
+    pub hash: B256,
+    /// Block timestamp (unix seconds).
+    pub timestamp: u64,
+}
 
 /// Chain failures, split by what the caller should do about them.
 #[derive(Debug, thiserror::Error)]

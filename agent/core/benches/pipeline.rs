@@ -210,15 +210,15 @@ fn main() {
 
     // (e) EIP-712 signature of a delivery (1 KiB bundle's ciphertext).
     let sealed = delivery::seal(&dep, &accepted, &b1k).expect("sealed");
-    let record = Delivery::new(
-        sealed.request_id,
-        sealed.request,
-        sealed.policy,
-        sealed.os_ref,
-        sealed.app_ref,
-        &sealed.encapsulated_key,
-        &sealed.ciphertext,
-    );
+    let record = Delivery {
+        requestId: sealed.request_id,
+        request: sealed.request,
+        policy: sealed.policy,
+        osRef: sealed.os_ref,
+        appRef: sealed.app_ref,
+        encapsulatedKey: sealed.encapsulated_key.into(),
+        ciphertext: sealed.ciphertext.into(),
+    };
     b.run("eip712_sign", "(e) EIP-712 sign of a Delivery (secp256k1)", || {
         eip712::sign(&dep, &record, &signer).expect("signed")
     });

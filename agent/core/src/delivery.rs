@@ -14,7 +14,7 @@ use crate::{
     },
     protocol::{hpke_aad, Deployment},
 };
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, Bytes, B256, U256};
 
 /// A sealed, cluster-signed delivery: what `deliverSecret` takes and `SecretDelivered` carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,22 +93,19 @@ pub fn seal(
 ) -> Result<SignedDelivery, DeliveryError> {
     let (request_id, hpke_pub_key) = (accepted.binding().request_id, accepted.binding().hpke_pub_key);
     let (os_ref, app_ref) = (accepted.os_ref(), accepted.app_ref());
-    let plaintext = bundle.encode();
-    let sealed = hpke::seal(&hpke_pub_key, &dep.hpke_info(request_id), &hpke_aad(os_ref, app_ref), &plaintext)?;
-    let (request, policy) = (accepted.binding().request_key(), accepted.policy().hash());
-    let record =
-        Delivery::new(request_id, request, policy, os_ref, app_ref, &sealed.encapsulated_key, &sealed.ciphertext);
-    let signature = eip712::sign(dep, &record, bundle.cluster_signer())?;
-    Ok(SignedDelivery {
+    let sealed = hpke::seal(&hpke_pub_key, &dep.hpke_info(request_id), &hpke_aad(os_ref, app_ref), &bundle.encode())?;
+    let mut d = SignedDelivery {
         request_id,
-        request,
-        policy,
+        request: accepted.binding().request_key(),
+        policy: accepted.policy().hash(),
         os_ref,
         app_ref,
         encapsulated_key: sealed.encapsulated_key.to_vec(),
         ciphertext: sealed.ciphertext,
-        signature: signature.to_vec(),
-    })
+        signature: Vec::new(),
+    };
+    d.signature = eip712::sign(dep, &record(&d, d.request), bundle.cluster_signer())?.to_vec();
+    Ok(d)
 }
 
 /// Check a delivery's signature against the chain's cluster, open it, and check the bundle's key.
@@ -122,9 +119,7 @@ pub fn open(
     d: &SignedDelivery,
 ) -> Result<SecretBundle, DeliveryError> {
     let request = crate::protocol::request_key(&keys.public(), requester);
-    let record =
-        Delivery::new(d.request_id, request, d.policy, d.os_ref, d.app_ref, &d.encapsulated_key, &d.ciphertext);
-    let signer = eip712::recover(dep, &record, &d.signature)?;
+    let signer = eip712::recover(dep, &record(d, request), &d.signature)?;
     if signer != cluster {
         return Err(DeliveryError::WrongSigner { signer, cluster });
     }
@@ -135,4 +130,17 @@ pub fn open(
         return Err(DeliveryError::ClusterMismatch { inside: bundle.cluster_address(), on_chain: cluster });
     }
     Ok(bundle)
+}
+
+/// What the cluster signs for `d` (PROTOCOL.md §3.6), naming `request`.
+fn record(d: &SignedDelivery, request: B256) -> Delivery {
+    Delivery {
+        requestId: d.request_id,
+        request,
+        policy: d.policy,
+        osRef: d.os_ref,
+        appRef: d.app_ref,
+        encapsulatedKey: Bytes::copy_from_slice(&d.encapsulated_key),
+        ciphertext: Bytes::copy_from_slice(&d.ciphertext),
+    }
 }

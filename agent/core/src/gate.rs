@@ -243,19 +243,17 @@ async fn still_decided<S: ChainState>(
     if state.commitment(c.holder).await.map_err(read(Read::Commitment))? != c.value {
         return Err(Wait::NotCommitted);
     }
-    let changed = if state.policy().await.map_err(read(Read::Policy))?.hash() != d.policy {
-        Some("the policy")
-    } else if !state.is_allowed(d.os_ref, RefKind::Os).await.map_err(read(Read::Reference))? {
-        Some("the OS reference")
-    } else if !state.is_allowed(d.app_ref, RefKind::App).await.map_err(read(Read::Reference))? {
-        Some("the app reference")
-    } else if state.status(d.request).await.map_err(read(Read::Status))? != RequestStatus::Pending {
-        Some("the request's status")
-    } else {
-        None
-    };
-    if let Some(what) = changed {
-        return Err(Wait::Changed(what));
+    if state.policy().await.map_err(read(Read::Policy))?.hash() != d.policy {
+        return Err(Wait::Changed("the policy"));
+    }
+    if !state.is_allowed(d.os_ref, RefKind::Os).await.map_err(read(Read::Reference))? {
+        return Err(Wait::Changed("the OS reference"));
+    }
+    if !state.is_allowed(d.app_ref, RefKind::App).await.map_err(read(Read::Reference))? {
+        return Err(Wait::Changed("the app reference"));
+    }
+    if state.status(d.request).await.map_err(read(Read::Status))? != RequestStatus::Pending {
+        return Err(Wait::Changed("the request's status"));
     }
     // Last, so the reads' own time counts against the bound: the delivery leaves right after this.
     let waited = clock.monotonic().saturating_duration_since(c.drawn);

@@ -45,10 +45,7 @@ impl Policy {
 /// key under which the contract keeps the request's id (`requestIdOf`). An answer signed for it applies to
 /// that request only, whatever id a reorg gives it.
 pub fn request_key(hpke_pub_key: &[u8; 32], requester: Address) -> B256 {
-    let mut buf = [0u8; 52];
-    buf[..32].copy_from_slice(hpke_pub_key);
-    buf[32..].copy_from_slice(requester.as_slice());
-    keccak256(buf)
+    keccak256([hpke_pub_key.as_slice(), requester.as_slice()].concat())
 }
 
 /// Tag of a holder's batch commitment (PROTOCOL.md §5.3).
@@ -59,12 +56,8 @@ pub const COMMIT_TAG: &[u8] = b"replicatoor/commit/v1";
 /// holds them. The nonce is drawn inside the TD after the decision, so nobody can post the value
 /// earlier; the ids let an auditor who learns the nonce link the commitment to the answers.
 pub fn commitment(nonce: &[u8; 32], request_ids: &[U256]) -> B256 {
-    let mut buf = Vec::with_capacity(COMMIT_TAG.len() + 32 + 32 * request_ids.len());
-    buf.extend_from_slice(COMMIT_TAG);
-    buf.extend_from_slice(nonce);
-    for id in request_ids {
-        buf.extend_from_slice(&id.to_be_bytes::<32>());
-    }
+    let mut buf = [COMMIT_TAG, nonce].concat();
+    request_ids.iter().for_each(|id| buf.extend_from_slice(&id.to_be_bytes::<32>()));
     keccak256(buf)
 }
 
@@ -80,49 +73,32 @@ pub struct Deployment {
 impl Deployment {
     /// `tag ‖ 0x00 ‖ be256(chainId) ‖ contract(20)`: the common prefix of every binding.
     fn prefix(&self, tag: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(tag.len() + 1 + 32 + 20 + 64);
-        out.extend_from_slice(tag);
-        out.push(0);
-        out.extend_from_slice(&U256::from(self.chain_id).to_be_bytes::<32>());
-        out.extend_from_slice(self.contract.as_slice());
-        out
+        [tag, &[0], &U256::from(self.chain_id).to_be_bytes::<32>(), self.contract.as_slice()].concat()
     }
 
     /// report_data of a request quote: `sha512(prefix(TAG_REQUEST) ‖ requester(20) ‖ hpkePubKey(32))`.
     /// Binding the sender means a copied request from another account is refused.
     pub fn request_report_data(&self, requester: Address, hpke_pub_key: &[u8; 32]) -> [u8; 64] {
-        let mut m = self.prefix(TAG_REQUEST);
-        m.extend_from_slice(requester.as_slice());
-        m.extend_from_slice(hpke_pub_key);
-        Sha512::digest(&m).into()
+        Sha512::digest([self.prefix(TAG_REQUEST).as_slice(), requester.as_slice(), hpke_pub_key].concat()).into()
     }
 
     /// report_data of a genesis quote: `sha512(prefix(TAG_GENESIS) ‖ cluster(20) ‖ be64(epoch))`.
     pub fn genesis_report_data(&self, cluster: Address, epoch: u64) -> [u8; 64] {
-        let mut m = self.prefix(TAG_GENESIS);
-        m.extend_from_slice(cluster.as_slice());
-        m.extend_from_slice(&epoch.to_be_bytes());
-        Sha512::digest(&m).into()
+        Sha512::digest([self.prefix(TAG_GENESIS).as_slice(), cluster.as_slice(), &epoch.to_be_bytes()].concat()).into()
     }
 
     /// HPKE `info` for a delivery: `TAG_HPKE ‖ sha256(be256(chainId) ‖ contract(20) ‖ be256(requestId))`,
     /// 51 bytes: within RFC 9180's recommended 64-byte limit, so any conforming library opens it.
     pub fn hpke_info(&self, request_id: U256) -> Vec<u8> {
-        let mut ctx = Sha256::new();
-        ctx.update(U256::from(self.chain_id).to_be_bytes::<32>());
-        ctx.update(self.contract.as_slice());
-        ctx.update(request_id.to_be_bytes::<32>());
-        let digest: [u8; 32] = ctx.finalize().into();
+        let chain_id = U256::from(self.chain_id).to_be_bytes::<32>();
+        let digest = Sha256::digest([&chain_id, self.contract.as_slice(), &request_id.to_be_bytes::<32>()].concat());
         [TAG_HPKE, &digest].concat()
     }
 }
 
 /// HPKE `aad` for a delivery: `osRef ‖ appRef`, so a ciphertext cannot be re-posted under other references.
 pub fn hpke_aad(os_ref: B256, app_ref: B256) -> [u8; 64] {
-    let mut out = [0u8; 64];
-    out[..32].copy_from_slice(os_ref.as_slice());
-    out[32..].copy_from_slice(app_ref.as_slice());
-    out
+    os_ref.concat_const(app_ref).0
 }
 
 /// Reference kinds, numbered as the contract's `RefKind`.
@@ -168,40 +144,14 @@ impl TryFrom<u8> for RequestStatus {
     }
 }
 
-impl From<RequestStatus> for u8 {
-    fn from(s: RequestStatus) -> u8 {
-        s as u8
-    }
-}
-
-/// A block as decisions refer to it: its number, its hash (what witnesses must agree on, and what
-/// detects a reorg) and its timestamp (the verification time of PROTOCOL.md §5.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct BlockRef {
-    /// Block height.
-    pub number: u64,
-    /// Block hash.
-    pub hash: B256,
-    /// Block timestamp (unix seconds).
-    pub timestamp: u64,
-}
-
 /// OS reference id: `keccak256(0x01 ‖ mrtd ‖ rtmr0 ‖ rtmr1 ‖ rtmr2)` (48 bytes each).
 pub fn os_reference_id(mrtd: &[u8; 48], rtmr0: &[u8; 48], rtmr1: &[u8; 48], rtmr2: &[u8; 48]) -> B256 {
-    let mut m = Vec::with_capacity(1 + 4 * 48);
-    m.push(RefKind::Os as u8);
-    for part in [mrtd, rtmr0, rtmr1, rtmr2] {
-        m.extend_from_slice(part);
-    }
-    keccak256(&m)
+    keccak256([&[RefKind::Os as u8], &mrtd[..], rtmr0, rtmr1, rtmr2].concat())
 }
 
 /// App reference id: `keccak256(0x02 ‖ composeHash)`.
 pub fn app_reference_id(compose_hash: &[u8; 32]) -> B256 {
-    let mut m = [0u8; 33];
-    m[0] = RefKind::App as u8;
-    m[1..].copy_from_slice(compose_hash);
-    keccak256(m)
+    keccak256([&[RefKind::App as u8], &compose_hash[..]].concat())
 }
 
 #[cfg(test)]
@@ -298,7 +248,7 @@ mod tests {
             (3, RequestStatus::Refused),
         ] {
             assert_eq!(RequestStatus::try_from(n), Ok(s));
-            assert_eq!(u8::from(s), n);
+            assert_eq!(s as u8, n);
         }
         assert_eq!(RequestStatus::try_from(4), Err(UnknownRequestStatus(4)));
         assert_eq!(RequestStatus::try_from(u8::MAX), Err(UnknownRequestStatus(u8::MAX)));

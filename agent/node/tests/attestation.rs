@@ -94,7 +94,6 @@ fn genuine_tdx_quote_verifies_with_its_measurements() {
     assert_eq!(v.tcb_status(), TcbStatus::UpToDate);
     assert!(v.advisory_ids().is_empty(), "advisories: {:?}", v.advisory_ids());
     assert!(!v.is_simulated());
-    assert_eq!(v.quote_version(), 4);
     let m = v.measurements();
     assert_eq!(hex::encode(m.mr_td), MR_TD);
     assert_eq!(hex::encode(m.rtmr[0]), RTMR0);
@@ -658,7 +657,6 @@ fn dev_verifier() -> Verifier {
 #[test]
 fn simulated_tcb_levels_give_their_status() {
     let verifier = dev_verifier();
-    assert!(verifier.trusts_simulated());
     let cases = [
         (SimTcb::UpToDate, Ok(TcbStatus::UpToDate)),
         (SimTcb::SwHardeningNeeded, Ok(TcbStatus::SWHardeningNeeded)),
@@ -703,7 +701,6 @@ fn simulated_debug_td_verifies_and_says_so() {
 fn simulated_quote_under_a_strict_verifier_is_refused() {
     let (quote, _) = SimulatedTd::new([6; 32]).attest([7; 64]).unwrap();
     let strict = Verifier::new(Box::new(NoCollateral));
-    assert!(!strict.trusts_simulated());
     let err = strict.verify(&quote, SIM_NOW, 0).unwrap_err();
     assert_eq!(err, QuoteError::SimulatedNotTrusted);
     assert_eq!(err.refusal(), Some(Refusal::SimulatedQuoteNotAllowed));

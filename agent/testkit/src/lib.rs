@@ -20,3 +20,25 @@ pub fn read_fixture(path: &str) -> Vec<u8> {
     let p = fixture(path);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
+
+/// The EIP-712 `Delivery` record of these fields, in `deliverSecret`'s order: for suites that sign,
+/// forge or re-sign a delivery by hand (holders build it from the sealed delivery, `delivery.rs`).
+pub fn delivery_record(
+    request_id: alloy::primitives::U256,
+    request: alloy::primitives::B256,
+    policy: alloy::primitives::B256,
+    os_ref: alloy::primitives::B256,
+    app_ref: alloy::primitives::B256,
+    enc: &[u8],
+    ct: &[u8],
+) -> replicatoor_core::crypto::eip712::Delivery {
+    replicatoor_core::crypto::eip712::Delivery {
+        requestId: request_id,
+        request,
+        policy,
+        osRef: os_ref,
+        appRef: app_ref,
+        encapsulatedKey: enc.to_vec().into(),
+        ciphertext: ct.to_vec().into(),
+    }
+}

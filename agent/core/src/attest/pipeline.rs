@@ -15,7 +15,7 @@
 //! ([`crate::delivery::seal`]), and the compiler, not a runtime check, keeps it so.
 
 use super::{
-    eventlog::{AppInfo, EventLog},
+    eventlog::EventLog,
     quote::Measurements,
     verifier::{parse_posted, VerifiedQuote, Verifier},
 };
@@ -107,7 +107,6 @@ pub struct Accepted<B> {
     policy: Policy,
     os_ref: B256,
     app_ref: B256,
-    app: AppInfo,
     quote: VerifiedQuote,
 }
 
@@ -133,10 +132,6 @@ impl<B: Binding> Accepted<B> {
     /// The allowed app reference id the event log measures (compose hash).
     pub fn app_ref(&self) -> B256 {
         self.app_ref
-    }
-    /// The app claims read from the replayed event log.
-    pub fn app(&self) -> &AppInfo {
-        &self.app
     }
     /// The quote as dcap-qvl verified it.
     pub fn quote(&self) -> &VerifiedQuote {
@@ -180,10 +175,7 @@ pub async fn evaluate<R: References, B: Binding>(
     quote: &[u8],
     event_log: &[u8],
 ) -> Decision<Accepted<B>> {
-    match evaluate_inner(ctx, binding, quote, event_log).await {
-        Ok(a) => Decision::Accept(Box::new(a)),
-        Err(d) => d,
-    }
+    evaluate_inner(ctx, binding, quote, event_log).await.map_or_else(|d| d, |a| Decision::Accept(Box::new(a)))
 }
 
 /// What the cheap checks (PROTOCOL.md §5.1 rows 0-2 and 9-13) establish of a posted attestation, from its
@@ -192,7 +184,6 @@ pub async fn evaluate<R: References, B: Binding>(
 #[derive(Debug, Clone)]
 pub struct Prechecked {
     measurements: Measurements,
-    app: AppInfo,
     os_ref: B256,
     app_ref: B256,
 }
@@ -209,10 +200,8 @@ pub fn precheck<B: Binding>(
     raw_quote: &[u8],
     raw_log: &[u8],
 ) -> Result<Prechecked, (Refusal, String)> {
-    if let Some(hpke_pub_key) = binding.recipient_key() {
-        if !hpke::is_usable_public_key(hpke_pub_key) {
-            return Err((Refusal::InvalidPublicKey, "X25519 key is a low-order point".into()));
-        }
+    if binding.recipient_key().is_some_and(|key| !hpke::is_usable_public_key(key)) {
+        return Err((Refusal::InvalidPublicKey, "X25519 key is a low-order point".into()));
     }
     // parse_posted fails only with a requester's fault (a refusal); the default keeps the mapping total.
     let (_, _, m) =
@@ -229,21 +218,17 @@ pub fn precheck<B: Binding>(
     let log = EventLog::from_compact(raw_log).map_err(|e| (Refusal::EventLogMalformed, e.to_string()))?;
     log.replay_rtmr3_and_check(&m.rtmr[3]).map_err(|e| (Refusal::Rtmr3Mismatch, e.to_string()))?;
     let app = log.app_info().map_err(|e| (Refusal::EventLogMalformed, e.to_string()))?;
-    if let Some(bound) = m.config_id_compose_hash() {
-        if bound != app.compose_hash {
-            return Err((
-                Refusal::ComposeHashMismatch,
-                format!(
-                    "mr_config_id binds {} but the event log says {}",
-                    hex::encode(bound),
-                    hex::encode(app.compose_hash)
-                ),
-            ));
-        }
+    if let Some(bound) = m.config_id_compose_hash().filter(|bound| *bound != app.compose_hash) {
+        return Err((
+            Refusal::ComposeHashMismatch,
+            format!(
+                "mr_config_id binds {} but the event log says {}",
+                hex::encode(bound),
+                hex::encode(app.compose_hash)
+            ),
+        ));
     }
-    let os_ref = m.os_reference_id();
-    let app_ref = app_reference_id(&app.compose_hash);
-    Ok(Prechecked { measurements: m, app, os_ref, app_ref })
+    Ok(Prechecked { os_ref: m.os_reference_id(), app_ref: app_reference_id(&app.compose_hash), measurements: m })
 }
 
 async fn evaluate_inner<R: References, B: Binding>(
@@ -288,8 +273,7 @@ async fn evaluate_inner<R: References, B: Binding>(
             format!("TD attributes {} enable profiling", hex::encode(m.td_attributes)),
         ));
     }
-    let Prechecked { os_ref, app_ref, app, .. } = pre;
-    Ok(Accepted { binding, policy: ctx.policy, os_ref, app_ref, app, quote })
+    Ok(Accepted { binding, policy: ctx.policy, os_ref: pre.os_ref, app_ref: pre.app_ref, quote })
 }
 
 async fn check_reference<R: References, A>(

@@ -61,18 +61,6 @@ fn digest(public_key: &[u8], message: &[u8], signature: &[u8]) -> Triple {
 #[derive(Debug, Default, Clone)]
 pub struct Checked(HashSet<Triple>);
 
-impl Checked {
-    /// How many triples it holds.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether it holds none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
 /// The triples of collateral signatures that passed, shared by every quote a verifier checks.
 #[derive(Debug, Default)]
 pub struct SigMemo {
@@ -82,26 +70,6 @@ pub struct SigMemo {
 }
 
 impl SigMemo {
-    /// Signature checks answered from a memo (this one or a [`Checked`]) under this memo.
-    pub fn hits(&self) -> u64 {
-        self.hits.load(Ordering::Relaxed)
-    }
-
-    /// Signature checks ring computed under this memo.
-    pub fn computed(&self) -> u64 {
-        self.computed.load(Ordering::Relaxed)
-    }
-
-    /// How many triples it holds.
-    pub fn len(&self) -> usize {
-        self.triples.lock().map_or(0, |t| t.len())
-    }
-
-    /// Whether it holds none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Keep `checked` for every later quote. Call only once the collateral whose signatures these
     /// are passed all its checks: the memo must hold collateral signatures only, never a quote's own.
     pub fn remember(&self, checked: Checked) {
@@ -167,11 +135,7 @@ impl SignatureVerificationAlgorithm for MemoEcdsa {
         }
         memo.computed.fetch_add(1, Ordering::Relaxed);
         ring().verify_signature(public_key, message, signature)?;
-        SCOPE.with_borrow_mut(|s| {
-            if let Some(s) = s {
-                s.checked.0.insert(t);
-            }
-        });
+        SCOPE.with_borrow_mut(|s| s.as_mut().map(|s| s.checked.0.insert(t)));
         Ok(())
     }
 
@@ -213,6 +177,24 @@ impl dcap_qvl::config::Config for MemoConfig {
 mod tests {
     use super::*;
 
+    /// What the tests (here and the verifier's) read of a memo.
+    impl SigMemo {
+        /// Signature checks answered from a memo (this one or a [`Checked`]) under this memo.
+        pub(crate) fn hits(&self) -> u64 {
+            self.hits.load(Ordering::Relaxed)
+        }
+
+        /// Signature checks ring computed under this memo.
+        pub(crate) fn computed(&self) -> u64 {
+            self.computed.load(Ordering::Relaxed)
+        }
+
+        /// How many triples it holds.
+        pub(crate) fn len(&self) -> usize {
+            self.triples.lock().map_or(0, |t| t.len())
+        }
+    }
+
     /// A genuine triple: the TCB info of the dcap-qvl sample collateral, signed by Intel's TCB
     /// signing key (read from its issuer chain).
     fn genuine() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
@@ -234,7 +216,7 @@ mod tests {
         let memo = Arc::new(SigMemo::default());
         let mut checked = Checked::default();
         within(&memo, &mut checked, || MEMO_ECDSA.verify_signature(&key, &body, &sig)).expect("genuine");
-        assert_eq!((memo.computed(), memo.hits(), checked.len()), (1, 0, 1));
+        assert_eq!((memo.computed(), memo.hits(), checked.0.len()), (1, 0, 1));
         // The same verification again: from `checked`.
         within(&memo, &mut checked, || MEMO_ECDSA.verify_signature(&key, &body, &sig)).expect("genuine");
         assert_eq!((memo.computed(), memo.hits()), (1, 1));
@@ -242,7 +224,7 @@ mod tests {
         memo.remember(checked);
         let mut fresh = Checked::default();
         within(&memo, &mut fresh, || MEMO_ECDSA.verify_signature(&key, &body, &sig)).expect("genuine");
-        assert_eq!((memo.computed(), memo.hits(), fresh.len()), (1, 2, 0));
+        assert_eq!((memo.computed(), memo.hits(), fresh.0.len()), (1, 2, 0));
         // One byte changed in the body, the signature or the key: ring decides, and says no.
         let mut forged = body.clone();
         forged[10] ^= 1;
@@ -254,7 +236,7 @@ mod tests {
         for (k, b, s) in [(&key, &forged, &sig), (&key, &body, &bad_sig), (&bad_key, &body, &sig)] {
             assert!(within(&memo, &mut fresh, || MEMO_ECDSA.verify_signature(k, b, s)).is_err());
         }
-        assert_eq!((memo.computed(), memo.hits(), fresh.len()), (4, 2, 0));
+        assert_eq!((memo.computed(), memo.hits(), fresh.0.len()), (4, 2, 0));
         // Outside a scope: plain ring, no counting.
         MEMO_ECDSA.verify_signature(&key, &body, &sig).expect("genuine");
         assert!(MEMO_ECDSA.verify_signature(&key, &forged, &sig).is_err());

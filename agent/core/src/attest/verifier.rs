@@ -66,14 +66,13 @@ impl QuoteError {
 
 /// A quote whose signature chain, collateral and TCB level were checked by dcap-qvl.
 /// Only [`Verifier::verify`] builds one; policy checks come after, in the pipeline.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct VerifiedQuote {
     measurements: Measurements,
     tcb_status: TcbStatus,
     advisory_ids: Vec<String>,
     tcb_evaluation_data_number: u32,
     simulated: bool,
-    quote_version: u16,
 }
 
 impl VerifiedQuote {
@@ -97,10 +96,6 @@ impl VerifiedQuote {
     /// True when the quote chains to the simulated PKI (dev/test only).
     pub fn is_simulated(&self) -> bool {
         self.simulated
-    }
-    /// The quote format version (4 or 5).
-    pub fn quote_version(&self) -> u16 {
-        self.quote_version
     }
 }
 
@@ -160,20 +155,10 @@ impl Verifier {
         out.or_else(|| work.map(|w| w())).unwrap_or_else(|| unreachable!("work taken without a result"))
     }
 
-    /// The signature memo (its counters show how much verification it saved).
-    pub fn signature_memo(&self) -> &SigMemo {
-        &self.memo
-    }
-
     /// Also trust quotes from the simulated PKI. The contract's policy must allow them too.
     pub fn dangerously_trust_simulated_quotes(mut self, pki: Arc<dyn SimulatedPki>) -> Self {
         self.simulated = Some(pki);
         self
-    }
-
-    /// Whether quotes from the simulated PKI verify here.
-    pub fn trusts_simulated(&self) -> bool {
-        self.simulated.is_some()
     }
 
     /// Verify the posted quote (raw or compact, PROTOCOL.md §3.9) at unix time `now`, with collateral
@@ -205,13 +190,11 @@ impl Verifier {
     ) -> Result<VerifiedQuote, QuoteError> {
         let Prepared(mut own) = prepared;
         let (raw, quote, measurements) = parse_posted(posted)?;
-        let raw = &*raw;
-        let version = quote.header.version;
         let parts = self.collateral_for_quote(&quote, now, min_tcb_eval, &mut own)?;
         // Debug TDs are judged by the contract's policy in the pipeline, with their own refusal code.
         let report = sigmemo::within(&self.memo, &mut own, || {
             QuoteVerifier::<MemoConfig>::new_with_config(parts.root).allow_debug(true).verify(
-                raw,
+                &raw,
                 &parts.collateral,
                 now,
             )
@@ -225,7 +208,6 @@ impl Verifier {
             advisory_ids: report.advisory_ids,
             tcb_evaluation_data_number: parts.tcb_evaluation_data_number,
             simulated: parts.simulated,
-            quote_version: version,
         })
     }
 
@@ -427,7 +409,7 @@ mod tests {
 
     /// (signatures computed, answered from a memo) by `v` so far.
     fn counts(v: &Verifier) -> (u64, u64) {
-        (v.signature_memo().computed(), v.signature_memo().hits())
+        (v.memo.computed(), v.memo.hits())
     }
 
     #[test]
@@ -437,7 +419,7 @@ mod tests {
         v.verify(&quote, NOW, 0).expect("genuine");
         let (first, _) = counts(&v);
         // Root CA CRL, TCB signing certificate, TCB info, QE identity.
-        let kept = v.signature_memo().len() as u64;
+        let kept = v.memo.len() as u64;
         assert!(kept >= 4, "{kept} collateral signatures kept");
         v.verify(&quote, NOW, 0).expect("genuine again");
         let (total, hits) = counts(&v);

@@ -176,14 +176,12 @@ impl SecretBundle {
         if bytes[4] != VERSION {
             return Err(BundleError::UnsupportedVersion(bytes[4]));
         }
+        // The fixed header is all there (checked above): these reads cannot fail.
+        let mut rest = Reader(&bytes[5..]);
         let mut key = Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(&bytes[5..37]);
-        let epoch =
-            u64::from_be_bytes(bytes[37..45].try_into().map_err(|_| BundleError::Truncated { len: bytes.len() })?);
-        let declared =
-            u32::from_be_bytes(bytes[45..49].try_into().map_err(|_| BundleError::Truncated { len: bytes.len() })?)
-                as usize;
-        let mut rest = Reader(&bytes[HEADER_LEN..]);
+        key.copy_from_slice(&rest.take(32)?);
+        let epoch = u64::from_be_bytes(rest.array()?);
+        let declared = u32::from_be_bytes(rest.array()?) as usize;
         let file = rest.take(declared)?;
         let n = u16::from_be_bytes(rest.array()?);
         let mut keyring = Vec::with_capacity(usize::from(n).min(rest.0.len() / ENTRY_HEADER_LEN));

@@ -8,7 +8,7 @@
 
 use crate::protocol::Deployment;
 use alloy::{
-    primitives::{Address, Bytes, Signature, B256, U256},
+    primitives::{Address, Signature, B256},
     signers::{local::PrivateKeySigner, SignerSync},
     sol,
     sol_types::{eip712_domain, Eip712Domain, SolStruct},
@@ -66,30 +66,6 @@ pub fn domain(dep: &Deployment) -> Eip712Domain {
     }
 }
 
-impl Delivery {
-    /// A delivery record for these fields (`request`: [`crate::protocol::request_key`]; `policy`:
-    /// [`crate::protocol::Policy::hash`]).
-    pub fn new(
-        request_id: U256,
-        request: B256,
-        policy: B256,
-        os_ref: B256,
-        app_ref: B256,
-        enc: &[u8],
-        ct: &[u8],
-    ) -> Self {
-        Delivery {
-            requestId: request_id,
-            request,
-            policy,
-            osRef: os_ref,
-            appRef: app_ref,
-            encapsulatedKey: Bytes::copy_from_slice(enc),
-            ciphertext: Bytes::copy_from_slice(ct),
-        }
-    }
-}
-
 /// The digest to sign for any of our typed structs.
 pub fn digest<T: SolStruct>(dep: &Deployment, value: &T) -> B256 {
     value.eip712_signing_hash(&domain(dep))
@@ -97,33 +73,32 @@ pub fn digest<T: SolStruct>(dep: &Deployment, value: &T) -> B256 {
 
 /// Sign with the cluster key; returns the 65-byte `r ‖ s ‖ v` form the contract expects (v = 27/28).
 pub fn sign<T: SolStruct>(dep: &Deployment, value: &T, key: &PrivateKeySigner) -> Result<[u8; 65], SignatureError> {
-    let sig = key.sign_hash_sync(&digest(dep, value))?;
-    Ok(sig.as_bytes())
+    Ok(key.sign_hash_sync(&digest(dep, value))?.as_bytes())
 }
 
 /// Recover the signer of a 65-byte signature over `value`.
 pub fn recover<T: SolStruct>(dep: &Deployment, value: &T, signature: &[u8]) -> Result<Address, SignatureError> {
-    let sig = Signature::try_from(signature)?;
-    Ok(sig.recover_address_from_prehash(&digest(dep, value))?)
+    Ok(Signature::try_from(signature)?.recover_address_from_prehash(&digest(dep, value))?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy::primitives::{Bytes, U256};
 
     #[test]
     fn sign_recover_and_bind_every_field() {
         let dep = Deployment { chain_id: 31337, contract: Address::repeat_byte(9) };
         let key = PrivateKeySigner::random();
-        let d = Delivery::new(
-            U256::from(1),
-            B256::repeat_byte(6),
-            B256::repeat_byte(7),
-            B256::repeat_byte(1),
-            B256::repeat_byte(2),
-            &[3; 32],
-            &[4; 40],
-        );
+        let d = Delivery {
+            requestId: U256::from(1),
+            request: B256::repeat_byte(6),
+            policy: B256::repeat_byte(7),
+            osRef: B256::repeat_byte(1),
+            appRef: B256::repeat_byte(2),
+            encapsulatedKey: Bytes::from(vec![3; 32]),
+            ciphertext: Bytes::from(vec![4; 40]),
+        };
         let sig = sign(&dep, &d, &key).unwrap();
         assert!(sig[64] == 27 || sig[64] == 28);
         assert_eq!(recover(&dep, &d, &sig).unwrap(), key.address());

@@ -38,21 +38,19 @@ impl HpkeKeypair {
     /// A fresh key pair from the OS RNG.
     pub fn generate() -> Self {
         let (sk, pk) = Kem::gen_keypair();
-        HpkeKeypair { sk, pk: to_array(&pk) }
+        HpkeKeypair { sk, pk: pk.to_bytes().into() }
     }
 
     /// Rebuild from the persisted private key.
     pub fn from_secret(bytes: &[u8; KEY_LEN]) -> Result<Self, HpkeError> {
         let sk = PrivateKey::from_bytes(bytes).map_err(|_| HpkeError::BadPublicKey)?;
         let pk = Kem::sk_to_pk(&sk);
-        Ok(HpkeKeypair { sk, pk: to_array(&pk) })
+        Ok(HpkeKeypair { sk, pk: pk.to_bytes().into() })
     }
 
     /// The private key bytes, for persisting.
     pub fn secret_bytes(&self) -> Zeroizing<[u8; KEY_LEN]> {
-        let mut out = Zeroizing::new([0u8; KEY_LEN]);
-        out.copy_from_slice(&self.sk.to_bytes());
-        out
+        Zeroizing::new(self.sk.to_bytes().into())
     }
 
     /// The public key, as posted on chain.
@@ -85,7 +83,7 @@ pub(crate) fn seal(recipient: &[u8; KEY_LEN], info: &[u8], aad: &[u8], plaintext
     let (enc, ciphertext) =
         hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, Kem>(&OpModeS::Base, &pk, info, plaintext, aad)
             .map_err(|_| HpkeError::BadPublicKey)?;
-    Ok(Sealed { encapsulated_key: to_array(&enc), ciphertext })
+    Ok(Sealed { encapsulated_key: enc.to_bytes().into(), ciphertext })
 }
 
 /// Whether `key` can receive a sealed message (rejects low-order points before any work is posted).
@@ -95,12 +93,6 @@ pub(crate) fn seal(recipient: &[u8; KEY_LEN], info: &[u8], aad: &[u8], plaintext
 /// any fixed scalar tells (a third of a probe seal's cost), and the real seal still checks again.
 pub fn is_usable_public_key(key: &[u8; KEY_LEN]) -> bool {
     x25519_dalek::x25519([0x42; KEY_LEN], *key) != [0u8; KEY_LEN]
-}
-
-fn to_array<T: Serializable>(v: &T) -> [u8; KEY_LEN] {
-    let mut out = [0u8; KEY_LEN];
-    out.copy_from_slice(&v.to_bytes());
-    out
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         out.insert("tee_type".into(), format!("{tee:#x}").into());
         if let Some(m) = m {
             out.insert("os_reference_id".into(), m.os_reference_id().to_string().into());
-            out.insert("measurements".into(), serde_json::to_value(&m)?);
+            out.insert("measurements".into(), super::verify_quote::measurements_json(&m));
         }
     }
     if let Some(p) = &a.event_log {

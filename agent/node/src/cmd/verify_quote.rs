@@ -4,7 +4,7 @@
 use super::EXIT_NOT_VERIFIED;
 use crate::args::{load_event_log, read_bytes};
 use replicatoor_core::{
-    attest::{quote::Measurements, Verifier},
+    attest::{quote::Measurements, VerifiedQuote, Verifier},
     protocol::app_reference_id,
 };
 use std::{path::PathBuf, process::ExitCode};
@@ -64,7 +64,8 @@ fn verify(a: &Args) -> anyhow::Result<bool> {
         let mut out = serde_json::json!({ "verified": ok, "at": a.at });
         match &result {
             Ok(vq) => {
-                out["quote"] = serde_json::to_value(vq)?;
+                let version = Measurements::parse_unverified(&quote)?.0;
+                out["quote"] = verified_quote_json(vq, version);
                 out["os_reference_id"] = vq.measurements().os_reference_id().to_string().into();
             }
             Err(e) => {
@@ -127,8 +128,38 @@ fn print_measurements(m: &Measurements) {
     println!("mr_config_id:   {}", hex::encode(m.mr_config_id));
     println!("mr_owner:       {}", hex::encode(m.mr_owner));
     println!("mr_owner_cfg:   {}", hex::encode(m.mr_owner_config));
-    println!("td_attributes:  {} [{}]", hex::encode(m.td_attributes), m.td_attribute_names().join(", "));
+    println!(
+        "td_attributes:  {} [{}]",
+        hex::encode(m.td_attributes),
+        replicatoor_audit::approvals::td_attribute_names(m.td_attributes).join(", ")
+    );
     println!("xfam:           {}", hex::encode(m.xfam));
     println!("report_data:    {}", hex::encode(m.report_data));
     println!("os ref id:      {}", m.os_reference_id());
+}
+
+/// A verified quote as `--json` shows it (`quote_version`: the quote header's).
+fn verified_quote_json(vq: &VerifiedQuote, quote_version: u16) -> serde_json::Value {
+    serde_json::json!({
+        "measurements": measurements_json(vq.measurements()),
+        "tcb_status": vq.tcb_status(),
+        "advisory_ids": vq.advisory_ids(),
+        "tcb_evaluation_data_number": vq.tcb_evaluation_data_number(),
+        "simulated": vq.is_simulated(),
+        "quote_version": quote_version,
+    })
+}
+
+/// A TD's measurements as `--json` shows them: each a hex string, RTMR0-3 a list.
+pub(crate) fn measurements_json(m: &Measurements) -> serde_json::Value {
+    serde_json::json!({
+        "mr_td": hex::encode(m.mr_td),
+        "rtmr": m.rtmr.iter().map(hex::encode).collect::<Vec<_>>(),
+        "mr_config_id": hex::encode(m.mr_config_id),
+        "mr_owner": hex::encode(m.mr_owner),
+        "mr_owner_config": hex::encode(m.mr_owner_config),
+        "report_data": hex::encode(m.report_data),
+        "td_attributes": hex::encode(m.td_attributes),
+        "xfam": hex::encode(m.xfam),
+    })
 }

@@ -100,7 +100,7 @@ pub(super) async fn handle_request(
     }
     match decided.verdict {
         Verdict::Answered(status) => {
-            let status = u8::from(status);
+            let status = status as u8;
             debug!(target: "replicatoor::holder", status, "already answered");
             // Answered before we got to it (catch-up, restart): stored, but not counted as a race.
             agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::AlreadyAnswered { status } })?;

@@ -561,7 +561,7 @@ async fn retry_deferred(
                 again.push((id, block));
             }
             Ok(s) => {
-                let outcome = Outcome::AlreadyAnswered { status: u8::from(s) };
+                let outcome = Outcome::AlreadyAnswered { status: s as u8 };
                 agent.store.set_request(id, &RequestRecord { block, outcome })?;
             }
             Err(e) => {

@@ -421,7 +421,7 @@ async fn answer_failed(agent: &Agent, a: &Answer, e: ChainError) -> anyhow::Resu
 }
 
 async fn lost_race(agent: &Agent, a: &Answer) -> anyhow::Result<()> {
-    let status = agent.chain.request_status(a.request(), BlockId::pending()).await.map_or(0, u8::from);
+    let status = agent.chain.request_status(a.request(), BlockId::pending()).await.map_or(0, |s| s as u8);
     info!(target: "replicatoor::holder", status, "another holder answered first (lost race)");
     record(agent, a.id, a.block, Outcome::AlreadyAnswered { status })?;
     Ok(())
