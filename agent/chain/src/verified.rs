@@ -22,7 +22,7 @@ use alloy::{
     providers::Provider,
     sol_types::SolEvent,
 };
-use std::future::Future;
+use std::{future::Future, time::Instant};
 
 /// Up to this distance below the trusted header a block is linked by walking parent hashes (one
 /// header per step; decisions usually happen a block or two after the event). Further down, one
@@ -104,20 +104,10 @@ fn rpc(e: impl std::fmt::Display) -> ViewError {
 
 /// Where trusted headers come from.
 pub trait HeaderSource: Send + Sync {
-    /// The newest header this source can vouch for (`now`: the TD's clock, unix seconds).
-    fn head(&self, now: u64) -> impl Future<Output = Result<TrustedHeader, ViewError>> + Send;
-    /// [`HeaderSource::head`] from a sync begun at or after `since`: a source that shares its syncs
-    /// among concurrent callers may answer with one already under way. By default a sync of its own.
-    fn head_since(
-        &self,
-        now: u64,
-        since: std::time::Instant,
-    ) -> impl Future<Output = Result<TrustedHeader, ViewError>> + Send {
-        let _ = since;
-        self.head(now)
-    }
-    /// How the headers are authenticated, for status, metrics and logs.
-    fn mode(&self) -> &'static str;
+    /// The newest header this source can vouch for (`now`: the TD's clock, unix seconds), from a
+    /// sync begun at or after `since`: a source that shares its syncs among concurrent callers may
+    /// answer with one already under way; the others sync on their own.
+    fn head(&self, now: u64, since: Instant) -> impl Future<Output = Result<TrustedHeader, ViewError>> + Send;
 }
 
 /// An event proven to be in a block linked to a trusted header.
@@ -150,25 +140,15 @@ impl<S: HeaderSource> VerifiedView<S> {
         &self.chain
     }
 
-    /// How headers are authenticated.
-    pub fn mode(&self) -> &'static str {
-        self.source.mode()
-    }
-
     /// A trusted header to decide at: fresh by the TD's clock (`now`) and covering block `need`.
     pub async fn decision_header(&self, now: u64, need: u64) -> Result<TrustedHeader, ViewError> {
-        self.decision_header_since(now, need, std::time::Instant::now()).await
+        self.decision_header_since(now, need, Instant::now()).await
     }
 
     /// [`VerifiedView::decision_header`] from a header source sync begun at or after `since`
     /// (a batch of checks made at once shares one sync).
-    pub async fn decision_header_since(
-        &self,
-        now: u64,
-        need: u64,
-        since: std::time::Instant,
-    ) -> Result<TrustedHeader, ViewError> {
-        let h = self.source.head_since(now, since).await?;
+    pub async fn decision_header_since(&self, now: u64, need: u64, since: Instant) -> Result<TrustedHeader, ViewError> {
+        let h = self.source.head(now, since).await?;
         let age = now.saturating_sub(h.timestamp);
         if age > self.max_age {
             return Err(ViewError::Stale { number: h.number, age, max_age: self.max_age });
@@ -181,15 +161,13 @@ impl<S: HeaderSource> VerifiedView<S> {
 
     /// The contract's storage slots `reads` at `at`, proven against its state root.
     pub async fn storage(&self, at: &TrustedHeader, reads: &Reads) -> Result<ProvenStorage, ViewError> {
-        let contract = self.chain.deployment().contract;
-        let answer = self
-            .chain
-            .provider()
-            .get_proof(contract, reads.slots().to_vec())
-            .block_id(at.hash.into())
-            .await
-            .map_err(rpc)?;
-        Ok(ProvenStorage::verify(at, contract, &answer)?)
+        self.prove(at, self.chain.deployment().contract, reads.slots().to_vec()).await
+    }
+
+    /// `slots` of the contract at `address`, proven against `at`'s state root (it must exist).
+    async fn prove(&self, at: &TrustedHeader, address: Address, slots: Vec<B256>) -> Result<ProvenStorage, ViewError> {
+        let answer = self.chain.provider().get_proof(address, slots).block_id(at.hash.into()).await.map_err(rpc)?;
+        Ok(ProvenStorage::verify(at, address, &answer)?)
     }
 
     /// [`VerifiedView::storage`] at `at`, or, when the RPC cannot prove the reads there, at `at`'s parent
@@ -265,14 +243,7 @@ impl<S: HeaderSource> VerifiedView<S> {
     /// system contract's storage is written by nobody but the protocol.
     async fn history_link(&self, at: &TrustedHeader, number: u64) -> Result<TrustedHeader, ViewError> {
         let slot = B256::from(U256::from(number % HISTORY_WINDOW));
-        let answer = self
-            .chain
-            .provider()
-            .get_proof(HISTORY_STORAGE_ADDRESS, vec![slot])
-            .block_id(at.hash.into())
-            .await
-            .map_err(rpc)?;
-        let storage = ProvenStorage::verify(at, HISTORY_STORAGE_ADDRESS, &answer)?;
+        let storage = self.prove(at, HISTORY_STORAGE_ADDRESS, vec![slot]).await?;
         if storage.code_hash() != keccak256(&HISTORY_STORAGE_CODE) {
             return Err(ViewError::NoHistory(format!(
                 "{HISTORY_STORAGE_ADDRESS} does not hold the EIP-2935 contract at block {}",
@@ -366,7 +337,7 @@ impl QuorumSource {
 }
 
 impl HeaderSource for QuorumSource {
-    async fn head(&self, _now: u64) -> Result<TrustedHeader, ViewError> {
+    async fn head(&self, _now: u64, _since: Instant) -> Result<TrustedHeader, ViewError> {
         let mut heads = Vec::new();
         for c in &self.rpcs {
             if let Ok(h) = c.head().await {
@@ -396,9 +367,5 @@ impl HeaderSource for QuorumSource {
             ViewError::NoHeader(format!("fewer than {} pinned RPCs agree on block {number}", self.quorum))
         })?;
         Ok(verify_header(&header, hash)?)
-    }
-
-    fn mode(&self) -> &'static str {
-        "rpc-quorum"
     }
 }

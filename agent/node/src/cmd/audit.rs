@@ -128,7 +128,8 @@ async fn trusted_header(d: &PinnedDeployment, beacon_url: Option<&str>, confirma
             for url in rpcs {
                 clients.push(Chain::connect(url, d.contract, None).await.with_context(|| format!("pinned RPC {url}"))?);
             }
-            let header = QuorumSource::new(clients, *quorum, confirmations).head(now).await?;
+            let header =
+                QuorumSource::new(clients, *quorum, confirmations).head(now, std::time::Instant::now()).await?;
             Ok(Anchor { header, trust_mode: d.trust.mode_name().into(), signers: None })
         }
     }
