@@ -250,10 +250,11 @@ async fn verified_view_proves_events_and_refuses_lying_rpcs() {
     let events = view.events_in_block::<Op::SecretRequested>(&h, sent.block).await.expect("proven event");
     assert_eq!(events.len(), 1);
     let ev = &events[0];
-    assert_eq!((ev.event.requester, ev.event.hpkePubKey), (sender.address(), B256::from(hpke.public())));
-    assert_eq!(ev.event.quote.to_vec(), quote);
-    assert_eq!((ev.block.number, ev.tx_hash), (sent.block, sent.tx_hash));
-    let request = request_key(&ev.event.hpkePubKey.0, ev.event.requester);
+    assert_eq!((ev.requester, ev.hpkePubKey), (sender.address(), B256::from(hpke.public())));
+    assert_eq!(ev.quote.to_vec(), quote);
+    let block = view.header_of(&h, sent.block).await.unwrap();
+    assert_eq!(block.number, sent.block);
+    let request = request_key(&ev.hpkePubKey.0, ev.requester);
     let storage = view.storage(&h, &Reads::state().request(request)).await.expect("proven storage");
     assert_eq!(Views(&storage).request_status(request).unwrap(), RequestStatus::Pending);
 
@@ -261,7 +262,7 @@ async fn verified_view_proves_events_and_refuses_lying_rpcs() {
     let _: Value = net.owner.provider().raw_request("anvil_mine".into(), ("0x5",)).await.unwrap();
     let later = view.decision_header(now(), sent.block + 5).await.unwrap();
     let linked = view.header_of(&later, sent.block).await.unwrap();
-    assert_eq!(linked.hash, ev.block.hash);
+    assert_eq!(linked.hash, block.hash);
 
     // An RPC that alters one byte of the request's quote in the receipts it serves.
     let alter: replicatoor_tests::proxy::Rewrite = Arc::new(|req: &Value, mut ans: Value| {

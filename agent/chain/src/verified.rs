@@ -18,7 +18,7 @@ use alloy::{
         eip2935::{HISTORY_SERVE_WINDOW, HISTORY_STORAGE_ADDRESS, HISTORY_STORAGE_CODE},
         BlockNumberOrTag,
     },
-    primitives::{keccak256, Address, TxHash, B256, U256},
+    primitives::{keccak256, Address, B256, U256},
     providers::Provider,
     sol_types::SolEvent,
 };
@@ -80,14 +80,6 @@ pub enum ViewError {
     /// The history contract could not link a block (not on this chain, or no hash for the block).
     #[error("history contract: {0}")]
     NoHistory(String),
-    /// The proven block holds no such event.
-    #[error("block {block} holds no {event} event matching the request (the RPC's log is not in the block)")]
-    NoSuchEvent {
-        /// The block.
-        block: u64,
-        /// The event name.
-        event: &'static str,
-    },
 }
 
 impl ViewError {
@@ -108,17 +100,6 @@ pub trait HeaderSource: Send + Sync {
     /// sync begun at or after `since`: a source that shares its syncs among concurrent callers may
     /// answer with one already under way; the others sync on their own.
     fn head(&self, now: u64, since: Instant) -> impl Future<Output = Result<TrustedHeader, ViewError>> + Send;
-}
-
-/// An event proven to be in a block linked to a trusted header.
-#[derive(Debug, Clone)]
-pub struct ProvenEvent<E> {
-    /// The decoded event.
-    pub event: E,
-    /// The block it is in (trusted).
-    pub block: TrustedHeader,
-    /// The transaction that emitted it.
-    pub tx_hash: TxHash,
 }
 
 /// Proven reads over an untrusted RPC, anchored in a [`HeaderSource`].
@@ -283,17 +264,13 @@ impl<S: HeaderSource> VerifiedView<S> {
 
     /// The contract's `E` events in block `number` (linked to `at`), from receipts rebuilt to the
     /// block's receipts root: complete, unaltered, and only the ones this contract emitted.
-    pub async fn events_in_block<E: SolEvent>(
-        &self,
-        at: &TrustedHeader,
-        number: u64,
-    ) -> Result<Vec<ProvenEvent<E>>, ViewError> {
+    pub async fn events_in_block<E: SolEvent>(&self, at: &TrustedHeader, number: u64) -> Result<Vec<E>, ViewError> {
         let block = self.header_of(at, number).await?;
         self.events_at(&block).await
     }
 
     /// The contract's `E` events in `block`, a header already linked to a trusted one.
-    pub async fn events_at<E: SolEvent>(&self, block: &TrustedHeader) -> Result<Vec<ProvenEvent<E>>, ViewError> {
+    pub async fn events_at<E: SolEvent>(&self, block: &TrustedHeader) -> Result<Vec<E>, ViewError> {
         let number = block.number;
         let receipts = self
             .chain
@@ -304,20 +281,11 @@ impl<S: HeaderSource> VerifiedView<S> {
             .ok_or_else(|| ViewError::Rpc(format!("no receipts for block {number}")))?;
         verify_receipts(block, &receipts)?;
         let contract: Address = self.chain.deployment().contract;
-        let mut out = Vec::new();
-        for r in &receipts {
-            for log in r.inner.logs() {
-                if log.address() != contract || log.topic0() != Some(&E::SIGNATURE_HASH) {
-                    continue;
-                }
-                // A log the contract emitted with this signature decodes; one that does not is the
-                // contract's own bytes, so skipping it would hide nothing an attacker controls.
-                if let Ok(ev) = E::decode_log_data(log.data()) {
-                    out.push(ProvenEvent { event: ev, block: *block, tx_hash: r.transaction_hash });
-                }
-            }
-        }
-        Ok(out)
+        let logs = receipts.iter().flat_map(|r| r.inner.logs());
+        let ours = logs.filter(|log| log.address() == contract && log.topic0() == Some(&E::SIGNATURE_HASH));
+        // A log the contract emitted with this signature decodes; one that does not is the
+        // contract's own bytes, so skipping it would hide nothing an attacker controls.
+        Ok(ours.filter_map(|log| E::decode_log_data(log.data()).ok()).collect())
     }
 }
 
