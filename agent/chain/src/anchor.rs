@@ -50,12 +50,7 @@ impl Anchor {
         use anyhow::Context as _;
         match &d.trust {
             TrustRoot::Quorum { rpcs, quorum, .. } => {
-                let mut clients = Vec::new();
-                for url in rpcs {
-                    clients.push(
-                        Chain::connect(url, d.contract, None).await.with_context(|| format!("pinned RPC {url}"))?,
-                    );
-                }
+                let clients = Chain::connect_all(rpcs, d.contract).await?;
                 Ok(Anchor::Quorum(QuorumSource::new(clients, *quorum, confirmations)))
             }
             TrustRoot::Beacon { checkpoint, .. } | TrustRoot::SimulatedBeacon { checkpoint, .. } => {
@@ -76,7 +71,7 @@ impl HeaderSource for Anchor {
     async fn head(&self, now: u64, since: std::time::Instant) -> Result<TrustedHeader, ViewError> {
         match self {
             Anchor::Quorum(q) => q.head(now, since).await,
-            Anchor::Beacon { client, store, .. } => {
+            Anchor::Beacon { client, store } => {
                 let mut synced = client.lock().await;
                 // A sync begun at or after `since` is as fresh as one this call would begin:
                 // concurrent callers (a batch of deliveries, each re-checked right before it leaves)
