@@ -125,18 +125,15 @@ impl Store {
         }
     }
 
-    /// (finalized, optimistic) headers, once bootstrapped.
-    fn heads(&self) -> Option<(&LightClientHeader, &LightClientHeader)> {
+    /// The genesis validators root and the (finalized, optimistic) headers, once bootstrapped.
+    fn heads(&self) -> Option<(Root, &LightClientHeader, &LightClientHeader)> {
         match self {
-            Store::Mainnet(s) => s.as_ref().map(|s| (&s.finalized_header, &s.optimistic_header)),
-            Store::Minimal(s) => s.as_ref().map(|s| (&s.finalized_header, &s.optimistic_header)),
-        }
-    }
-
-    fn genesis_validators_root(&self) -> Option<Root> {
-        match self {
-            Store::Mainnet(s) => s.as_ref().map(|s| s.genesis_validators_root),
-            Store::Minimal(s) => s.as_ref().map(|s| s.genesis_validators_root),
+            Store::Mainnet(s) => {
+                s.as_ref().map(|s| (s.genesis_validators_root, &s.finalized_header, &s.optimistic_header))
+            }
+            Store::Minimal(s) => {
+                s.as_ref().map(|s| (s.genesis_validators_root, &s.finalized_header, &s.optimistic_header))
+            }
         }
     }
 }
@@ -199,7 +196,7 @@ impl LightClient {
         // Both follow from the network check for stores this code wrote; checked anyway because the
         // verifier would otherwise only notice at the next update.
         if p.store.preset() != client.network.preset
-            || p.store.genesis_validators_root().is_some_and(|g| g != client.network.genesis_validators_root)
+            || p.store.heads().is_some_and(|(g, ..)| g != client.network.genesis_validators_root)
         {
             return Err(BeaconError::Persisted("store does not belong to the configured network".into()));
         }
@@ -221,12 +218,12 @@ impl LightClient {
     /// The newest finalized execution header (finalized by the beacon chain, about two epochs
     /// behind on mainnet).
     pub fn finalized(&self) -> Option<TrustedHeader> {
-        self.store.heads().map(|(finalized, _)| trusted(finalized))
+        self.store.heads().map(|(_, finalized, _)| trusted(finalized))
     }
 
     /// The newest execution header signed by a sync-committee supermajority (not necessarily final).
     pub fn optimistic(&self) -> Option<TrustedHeader> {
-        self.store.heads().map(|(_, optimistic)| trusted(optimistic))
+        self.store.heads().map(|(.., optimistic)| trusted(optimistic))
     }
 
     /// Catch up with the beacon chain as of `now_unix` (the TD's clock): bootstrap if needed, the
@@ -238,13 +235,10 @@ impl LightClient {
         // The slot the TD's clock is in (before genesis: slot 0, where no update can be signed yet).
         let current_slot = now_unix.saturating_sub(self.network.genesis_time) / self.network.seconds_per_slot.max(1);
         let mut report = SyncReport { current_slot, ..SyncReport::default() };
+        let (api, network, checkpoint) = (&self.api, &self.network, self.checkpoint);
         match &mut self.store {
-            Store::Mainnet(s) => {
-                sync_store(&self.api, &self.network, self.checkpoint, now_unix, s, &mut report).await?
-            }
-            Store::Minimal(s) => {
-                sync_store(&self.api, &self.network, self.checkpoint, now_unix, s, &mut report).await?
-            }
+            Store::Mainnet(s) => sync_store(api, network, checkpoint, now_unix, s, &mut report).await?,
+            Store::Minimal(s) => sync_store(api, network, checkpoint, now_unix, s, &mut report).await?,
         }
         Ok(report)
     }
