@@ -151,14 +151,13 @@ impl ProvenAccount {
             // The trie holds RLP(value) for non-zero values; a zero value is proven by absence on
             // mainnet clients. anvil keeps a slot written back to zero as a leaf holding RLP(0)
             // (0x80): that leaf proves zero just as well, so either form is accepted for zero.
-            let key = Nibbles::unpack(keccak256(slot));
-            let checked = if p.value.is_zero() {
-                verify_proof(answer.storage_hash, key, None, &p.proof)
-                    .or_else(|_| verify_proof(answer.storage_hash, key, Some(alloy::rlp::encode(p.value)), &p.proof))
-            } else {
-                verify_proof(answer.storage_hash, key, Some(alloy::rlp::encode(p.value)), &p.proof)
-            };
-            checked.map_err(|e| ProofError::Storage { address, slot, value: p.value, reason: e.to_string() })?;
+            let (root, key) = (answer.storage_hash, Nibbles::unpack(keccak256(slot)));
+            verify_proof(root, key, Some(alloy::rlp::encode(p.value)), &p.proof)
+                .or_else(|e| match p.value.is_zero() {
+                    true => verify_proof(root, key, None, &p.proof).map_err(|_| e),
+                    false => Err(e),
+                })
+                .map_err(|e| ProofError::Storage { address, slot, value: p.value, reason: e.to_string() })?;
             storage.push((slot, p.value));
         }
         Ok(ProvenAccount { header: *header, address, exists, account, storage })
@@ -216,10 +215,8 @@ pub fn verify_header(header: &Header, trusted_hash: B256) -> Result<TrustedHeade
 /// Check that `receipts` (all of a block's receipts, in order, from `eth_getBlockReceipts`) rebuild
 /// the trusted header's receipts root; then their logs are the block's logs, complete and unaltered.
 pub fn verify_receipts(header: &TrustedHeader, receipts: &[TransactionReceipt]) -> Result<(), ProofError> {
-    for (index, r) in receipts.iter().enumerate() {
-        if r.block_hash != Some(header.hash) {
-            return Err(ProofError::ReceiptBlock { index, expected: header.hash, got: r.block_hash });
-        }
+    if let Some((index, r)) = receipts.iter().enumerate().find(|(_, r)| r.block_hash != Some(header.hash)) {
+        return Err(ProofError::ReceiptBlock { index, expected: header.hash, got: r.block_hash });
     }
     let consensus: Vec<ReceiptEnvelope> =
         receipts.iter().map(|r| r.inner.clone().map_logs(|l: RpcLog| l.inner)).collect();
