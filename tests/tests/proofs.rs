@@ -391,15 +391,15 @@ async fn storage_near_falls_back_to_the_parent_only_while_it_covers_the_need() {
     let want = Views(&view.storage(&head, &reads).await.unwrap()).cluster().unwrap();
 
     // Served at the header: proven there.
-    let (at, s) = view.storage_near(&head, head.number, &reads).await.unwrap();
-    assert_eq!((at, Views(&s).cluster().unwrap()), (head, want));
+    let s = view.storage_near(&head, head.number, &reads).await.unwrap();
+    assert_eq!((*s.header(), Views(&s).cluster().unwrap()), (head, want));
 
     // Not served at the header: proven at its parent, which the header's hash links.
     broken.lock().unwrap().push(head.hash);
     assert!(matches!(view.storage(&head, &reads).await, Err(ViewError::Proof(ProofError::Storage { .. }))));
     let parent = header_at(&chain, head.number - 1).await.1;
-    let (at, s) = view.storage_near(&head, head.number - 1, &reads).await.unwrap();
-    assert_eq!(at, parent, "the parent");
+    let s = view.storage_near(&head, head.number - 1, &reads).await.unwrap();
+    assert_eq!(*s.header(), parent, "the parent");
     assert_eq!(Views(&s).cluster().unwrap(), want);
     // ... but never below the block the decision needs.
     let err = view.storage_near(&head, head.number, &reads).await.unwrap_err();

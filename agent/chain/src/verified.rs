@@ -153,26 +153,20 @@ impl<S: HeaderSource> VerifiedView<S> {
 
     /// [`VerifiedView::storage`] at `at`, or, when the RPC cannot prove the reads there, at `at`'s parent
     /// (linked by its hash) if that still reaches block `need`: some nodes (anvil) answer a proof at
-    /// their newest block from another state for a moment. Returns the header the reads are proven at.
-    pub async fn storage_near(
-        &self,
-        at: &TrustedHeader,
-        need: u64,
-        reads: &Reads,
-    ) -> Result<(TrustedHeader, ProvenStorage), ViewError> {
+    /// their newest block from another state for a moment. The storage's header is the one proven at.
+    pub async fn storage_near(&self, at: &TrustedHeader, need: u64, reads: &Reads) -> Result<ProvenStorage, ViewError> {
         match self.storage(at, reads).await {
-            Ok(s) => Ok((*at, s)),
             Err(e) if at.number > need => {
                 let parent = self.header_of(at, at.number - 1).await?;
                 match self.storage(&parent, reads).await {
                     Ok(s) => {
                         tracing::debug!(target: "replicatoor::verified", block = at.number, error = %e, "proof not served at the newest header: proven at its parent");
-                        Ok((parent, s))
+                        Ok(s)
                     }
                     Err(_) => Err(e),
                 }
             }
-            Err(e) => Err(e),
+            proven_or_not => proven_or_not,
         }
     }
 

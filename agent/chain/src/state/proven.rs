@@ -43,7 +43,7 @@ impl<'a, S: HeaderSource> Proven<'a, S> {
         need: u64,
         reads: &Reads,
     ) -> Result<Proven<'a, S>, ViewError> {
-        let (_, storage) = view.storage_near(head, need, reads).await?;
+        let storage = view.storage_near(head, need, reads).await?;
         Ok(Proven { view, storage, refs: Default::default(), blocks: Default::default() })
     }
 
