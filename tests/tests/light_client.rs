@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use replicatoor::admin;
 use replicatoor_beacon::Error as VerifyError;
 use replicatoor_chain::{
-    beacon::{BeaconError, FetchError, Head, LightClient, MAX_RESPONSE_BYTES, WEAK_SUBJECTIVITY_SECS},
+    beacon::{BeaconError, FetchError, LightClient, MAX_RESPONSE_BYTES, WEAK_SUBJECTIVITY_SECS},
     layout::{Reads, Views},
     proof::{ProvenStorage, TrustedHeader},
     Chain,
@@ -107,8 +107,9 @@ fn client(beacon: &SimBeacon) -> LightClient {
     LightClient::new(beacon.url(), beacon.network().clone(), beacon.checkpoint().block_root).expect("client")
 }
 
-fn period(c: &LightClient, head: Head) -> u64 {
-    c.network().period_at_slot(c.beacon_slot(head).expect("bootstrapped"))
+/// The sync-committee period of a verified head (the simulated beacon's slots count blocks).
+fn period(head: Option<TrustedHeader>) -> u64 {
+    sim::network().period_at_slot(sim::slot_of_block(head.expect("bootstrapped").number))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +127,7 @@ async fn follows_anvil_and_anchors_storage_proofs() {
     assert_eq!(published, checkpoint);
 
     let mut lc = client(&beacon);
-    assert!(matches!(lc.fresh(Head::Optimistic, now(), Duration::from_secs(60)), Err(BeaconError::NotBootstrapped)));
+    assert_eq!((lc.finalized(), lc.optimistic()), (None, None), "not bootstrapped yet");
     anvil.mine(20).await;
     let (wall, cpu) = (Instant::now(), process_cpu());
     let report = lc.sync(now()).await.expect("sync");
@@ -149,11 +150,6 @@ async fn follows_anvil_and_anchors_storage_proofs() {
     assert!(finalized.number < head.number && finalized.number > checkpoint.execution_block, "{finalized:?}");
     let block = anvil.rpc.get_block_by_number(finalized.number.into()).await.unwrap().unwrap();
     assert_eq!((block.header.hash, block.header.state_root), (finalized.hash, finalized.state_root));
-    assert_eq!(lc.fresh(Head::Optimistic, now(), Duration::from_secs(300)).unwrap(), head);
-    assert!(matches!(
-        lc.fresh(Head::Optimistic, now() + 3600, Duration::from_secs(300)),
-        Err(BeaconError::Stale { head: Head::Optimistic, .. })
-    ));
 
     // ---- storage proven against the consensus-verified state root equals the contract's view
     let reads = Reads::state();
@@ -225,7 +221,7 @@ async fn follows_across_periods_and_thousands_of_blocks() {
     let beacon = sim::serve(&anvil.url, listen(), Committee::Public).await.expect("simulated beacon");
     let mut lc = client(&beacon);
     lc.sync(now()).await.expect("bootstrap");
-    let start = period(&lc, Head::Finalized);
+    let start = period(lc.finalized());
 
     // Two periods (32 blocks each) one sync at a time, then 2000 blocks at once.
     for _ in 0..8 {
@@ -233,7 +229,7 @@ async fn follows_across_periods_and_thousands_of_blocks() {
         lc.sync(now()).await.expect("sync");
         assert_eq!(lc.optimistic(), Some(anvil.head().await));
     }
-    assert!(period(&lc, Head::Finalized) >= start + 2, "finalized period {}", period(&lc, Head::Finalized));
+    assert!(period(lc.finalized()) >= start + 2, "finalized period {}", period(lc.finalized()));
 
     anvil.mine(2000).await;
     let (t, cpu) = (Instant::now(), process_cpu());
@@ -241,7 +237,7 @@ async fn follows_across_periods_and_thousands_of_blocks() {
     let cpu = process_cpu().saturating_sub(cpu);
     let head = anvil.head().await;
     assert_eq!(lc.optimistic(), Some(head));
-    assert!(period(&lc, Head::Optimistic) >= start + 62);
+    assert!(period(lc.optimistic()) >= start + 62);
     assert!(lc.finalized().unwrap().number + 16 > head.number, "finality follows the head");
     // ~63 periods in pages of 32, plus finality and optimistic
     assert!(report.verified >= 63 && report.requests <= 5, "{report:?}");
@@ -317,7 +313,7 @@ async fn lying_and_broken_beacons_are_refused() {
         matches!(err, BeaconError::Verification { source: VerifyError::CheckpointMismatch { expected, .. }, .. } if expected == pinned),
         "{err}"
     );
-    assert!(!fresh.is_bootstrapped());
+    assert_eq!(fresh.optimistic(), None, "not bootstrapped");
 
     // ---- broken transports: each a typed error, the verified state kept
     let h = honest.url().to_owned();

@@ -241,7 +241,6 @@ async fn verified_view_proves_events_and_refuses_lying_rpcs() {
         v
     };
     let view = VerifiedView::new(chain.clone(), QuorumSource::new(rpcs().await, 2, 0), 60);
-    assert_eq!(view.mode(), "rpc-quorum");
 
     let h = view.decision_header(now(), sent.block).await.expect("a fresh header covering the request");
     assert!(h.number >= sent.block);
@@ -251,10 +250,11 @@ async fn verified_view_proves_events_and_refuses_lying_rpcs() {
     let events = view.events_in_block::<Op::SecretRequested>(&h, sent.block).await.expect("proven event");
     assert_eq!(events.len(), 1);
     let ev = &events[0];
-    assert_eq!((ev.event.requester, ev.event.hpkePubKey), (sender.address(), B256::from(hpke.public())));
-    assert_eq!(ev.event.quote.to_vec(), quote);
-    assert_eq!((ev.block.number, ev.tx_hash), (sent.block, sent.tx_hash));
-    let request = request_key(&ev.event.hpkePubKey.0, ev.event.requester);
+    assert_eq!((ev.requester, ev.hpkePubKey), (sender.address(), B256::from(hpke.public())));
+    assert_eq!(ev.quote.to_vec(), quote);
+    let block = view.header_of(&h, sent.block).await.unwrap();
+    assert_eq!(block.number, sent.block);
+    let request = request_key(&ev.hpkePubKey.0, ev.requester);
     let storage = view.storage(&h, &Reads::state().request(request)).await.expect("proven storage");
     assert_eq!(Views(&storage).request_status(request).unwrap(), RequestStatus::Pending);
 
@@ -262,7 +262,7 @@ async fn verified_view_proves_events_and_refuses_lying_rpcs() {
     let _: Value = net.owner.provider().raw_request("anvil_mine".into(), ("0x5",)).await.unwrap();
     let later = view.decision_header(now(), sent.block + 5).await.unwrap();
     let linked = view.header_of(&later, sent.block).await.unwrap();
-    assert_eq!(linked.hash, ev.block.hash);
+    assert_eq!(linked.hash, block.hash);
 
     // An RPC that alters one byte of the request's quote in the receipts it serves.
     let alter: replicatoor_tests::proxy::Rewrite = Arc::new(|req: &Value, mut ans: Value| {
@@ -391,15 +391,15 @@ async fn storage_near_falls_back_to_the_parent_only_while_it_covers_the_need() {
     let want = Views(&view.storage(&head, &reads).await.unwrap()).cluster().unwrap();
 
     // Served at the header: proven there.
-    let (at, s) = view.storage_near(&head, head.number, &reads).await.unwrap();
-    assert_eq!((at, Views(&s).cluster().unwrap()), (head, want));
+    let s = view.storage_near(&head, head.number, &reads).await.unwrap();
+    assert_eq!((*s.header(), Views(&s).cluster().unwrap()), (head, want));
 
     // Not served at the header: proven at its parent, which the header's hash links.
     broken.lock().unwrap().push(head.hash);
     assert!(matches!(view.storage(&head, &reads).await, Err(ViewError::Proof(ProofError::Storage { .. }))));
     let parent = header_at(&chain, head.number - 1).await.1;
-    let (at, s) = view.storage_near(&head, head.number - 1, &reads).await.unwrap();
-    assert_eq!(at, parent, "the parent");
+    let s = view.storage_near(&head, head.number - 1, &reads).await.unwrap();
+    assert_eq!(*s.header(), parent, "the parent");
     assert_eq!(Views(&s).cluster().unwrap(), want);
     // ... but never below the block the decision needs.
     let err = view.storage_near(&head, head.number, &reads).await.unwrap_err();

@@ -38,12 +38,8 @@ pub struct Anchor {
 pub struct Fixed(pub TrustedHeader);
 
 impl HeaderSource for Fixed {
-    async fn head(&self, _now: u64) -> Result<TrustedHeader, ViewError> {
+    async fn head(&self, _now: u64, _since: std::time::Instant) -> Result<TrustedHeader, ViewError> {
         Ok(self.0)
-    }
-
-    fn mode(&self) -> &'static str {
-        "fixed"
     }
 }
 

@@ -28,7 +28,7 @@ pub type Verified = VerifiedView<Anchor>;
 /// The header source of a pinned deployment.
 pub enum Anchor {
     /// The beacon light client; its store is persisted after every sync that changed it.
-    Beacon { client: Box<Mutex<Synced>>, store: Box<dyn LightClientStore>, mode: &'static str },
+    Beacon { client: Box<Mutex<Synced>>, store: Box<dyn LightClientStore> },
     /// `quorum` of the pinned RPCs agreeing.
     Quorum(QuorumSource),
 }
@@ -50,12 +50,7 @@ impl Anchor {
         use anyhow::Context as _;
         match &d.trust {
             TrustRoot::Quorum { rpcs, quorum, .. } => {
-                let mut clients = Vec::new();
-                for url in rpcs {
-                    clients.push(
-                        Chain::connect(url, d.contract, None).await.with_context(|| format!("pinned RPC {url}"))?,
-                    );
-                }
+                let clients = Chain::connect_all(rpcs, d.contract).await?;
                 Ok(Anchor::Quorum(QuorumSource::new(clients, *quorum, confirmations)))
             }
             TrustRoot::Beacon { checkpoint, .. } | TrustRoot::SimulatedBeacon { checkpoint, .. } => {
@@ -66,23 +61,17 @@ impl Anchor {
                         .context("the persisted light-client store does not match the pinned deployment")?,
                     None => LightClient::new(url, network, *checkpoint)?,
                 };
-                let client = Box::new(Mutex::new(Synced { client, began: None }));
-                // The pin's own mode name, so `/status` and metrics say what `measure` and `audit` say.
-                Ok(Anchor::Beacon { client, store, mode: d.trust.mode_name() })
+                Ok(Anchor::Beacon { client: Box::new(Mutex::new(Synced { client, began: None })), store })
             }
         }
     }
 }
 
 impl HeaderSource for Anchor {
-    async fn head(&self, now: u64) -> Result<TrustedHeader, ViewError> {
-        self.head_since(now, std::time::Instant::now()).await
-    }
-
-    async fn head_since(&self, now: u64, since: std::time::Instant) -> Result<TrustedHeader, ViewError> {
+    async fn head(&self, now: u64, since: std::time::Instant) -> Result<TrustedHeader, ViewError> {
         match self {
-            Anchor::Quorum(q) => q.head(now).await,
-            Anchor::Beacon { client, store, .. } => {
+            Anchor::Quorum(q) => q.head(now, since).await,
+            Anchor::Beacon { client, store } => {
                 let mut synced = client.lock().await;
                 // A sync begun at or after `since` is as fresh as one this call would begin:
                 // concurrent callers (a batch of deliveries, each re-checked right before it leaves)
@@ -106,13 +95,6 @@ impl HeaderSource for Anchor {
                 // (minutes behind) would make every delivery wait for it.
                 c.optimistic().ok_or_else(|| ViewError::NoHeader("light client not bootstrapped yet".into()))
             }
-        }
-    }
-
-    fn mode(&self) -> &'static str {
-        match self {
-            Anchor::Quorum(_) => "rpc-quorum",
-            Anchor::Beacon { mode, .. } => mode,
         }
     }
 }

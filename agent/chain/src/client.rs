@@ -13,6 +13,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
+use anyhow::Context as _;
 use replicatoor_core::protocol::{Deployment, Policy, RequestStatus};
 use std::{future::Future, sync::Arc, time::Duration};
 use tracing::{debug, warn};
@@ -117,6 +118,16 @@ impl Chain {
     /// Connect over HTTP(S). `sender` pays for transactions; without it the client is read-only.
     pub async fn connect(url: &str, contract: Address, sender: Option<PrivateKeySigner>) -> Result<Self, ChainError> {
         Self::connect_with_timeout(url, contract, sender, RPC_TIMEOUT).await
+    }
+
+    /// Read-only clients for each of a pinned RPC quorum's `urls`, in order (transport: the quorum's
+    /// headers are checked by `verified::QuorumSource`).
+    pub async fn connect_all(urls: &[String], contract: Address) -> anyhow::Result<Vec<Self>> {
+        let mut clients = Vec::with_capacity(urls.len());
+        for url in urls {
+            clients.push(Self::connect(url, contract, None).await.with_context(|| format!("pinned RPC {url}"))?);
+        }
+        Ok(clients)
     }
 
     /// [`Chain::connect`] with another per-request deadline.

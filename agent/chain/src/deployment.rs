@@ -217,10 +217,11 @@ impl PinnedDeployment {
     pub fn check_build(&self, simulated_build: bool) -> Result<(), DeploymentError> {
         if self.is_simulated() && !simulated_build {
             let what = match &self.trust {
-                TrustRoot::SimulatedBeacon { .. } => "a simulated-beacon trust root".to_string(),
-                _ => "a custom beacon network with the simulated network's identity (its fork versions or \
+                TrustRoot::SimulatedBeacon { .. } => "a simulated-beacon trust root",
+                _ => {
+                    "a custom beacon network with the simulated network's identity (its fork versions or \
                       genesis validators root)"
-                    .to_string(),
+                }
             };
             return Err(DeploymentError::Invalid(format!(
                 "trust: {what} proves nothing (its sync-committee keys are public), and this replicatoor was \
@@ -253,32 +254,26 @@ impl PinnedDeployment {
         if self.contract == Address::ZERO {
             return invalid("contract is the zero address".into());
         }
-        if !MAX_AGE_SECS.contains(&self.max_age_secs()) {
+        // A bound's `Debug` is how the messages write it: `1..=900`.
+        let (max_age, reveal) = (self.max_age_secs(), self.reveal_within_secs());
+        if !MAX_AGE_SECS.contains(&max_age) {
             return invalid(format!(
-                "trust.max_age_secs {} is outside {}..={}: a decision header older than that lets whoever \
-                 withholds newer ones decide what state the node acts on",
-                self.max_age_secs(),
-                MAX_AGE_SECS.start(),
-                MAX_AGE_SECS.end()
+                "trust.max_age_secs {max_age} is outside {MAX_AGE_SECS:?}: a decision header older than that lets \
+                 whoever withholds newer ones decide what state the node acts on"
             ));
         }
-        if !REVEAL_WITHIN_SECS.contains(&self.reveal_within_secs()) {
+        if !REVEAL_WITHIN_SECS.contains(&reveal) {
             return invalid(format!(
-                "trust.reveal_within_secs {} is outside {}..={}: a longer wait lets whoever withholds the header \
-                 that shows a holder's commitment release its deliveries on state that old",
-                self.reveal_within_secs(),
-                REVEAL_WITHIN_SECS.start(),
-                REVEAL_WITHIN_SECS.end()
+                "trust.reveal_within_secs {reveal} is outside {REVEAL_WITHIN_SECS:?}: a longer wait lets whoever \
+                 withholds the header that shows a holder's commitment release its deliveries on state that old"
             ));
         }
         match &self.trust {
             TrustRoot::Quorum { rpcs, quorum, .. } => {
                 if !QUORUM_RPCS.contains(&rpcs.len()) || *quorum <= rpcs.len() / 2 || *quorum > rpcs.len() {
+                    let n = rpcs.len();
                     return invalid(format!(
-                        "trust: quorum {quorum} of {} RPCs must be a strict majority of {}..={} RPCs",
-                        rpcs.len(),
-                        QUORUM_RPCS.start(),
-                        QUORUM_RPCS.end()
+                        "trust: quorum {quorum} of {n} RPCs must be a strict majority of {QUORUM_RPCS:?} RPCs"
                     ));
                 }
                 if let Some(u) = rpcs

@@ -42,10 +42,7 @@ fn slot(n: u64) -> B256 {
 
 /// Solidity's slot of `mapping[key]` declared at slot `base`: `keccak256(key ‖ base)`.
 fn mapping_slot(key: B256, base: u64) -> B256 {
-    let mut buf = [0u8; 64];
-    buf[..32].copy_from_slice(key.as_slice());
-    buf[32..].copy_from_slice(&U256::from(base).to_be_bytes::<32>());
-    keccak256(buf)
+    keccak256([key.0, slot(base).0].concat())
 }
 
 /// `len` bytes at byte `offset` (from the low end, as Solidity packs) of a slot's value.
@@ -67,11 +64,8 @@ pub struct Reads {
 impl Reads {
     /// Policy (current and pending), cluster, epoch, the request counter and the rotation under way.
     pub fn state() -> Self {
-        let mut r = Reads::default();
-        for s in [SLOT_POLICY, SLOT_PENDING_POLICY, SLOT_CLUSTER, SLOT_REQUEST_COUNT, SLOT_ROTATION_FOR] {
-            r.slots.push(slot(s));
-        }
-        r
+        let slots = [SLOT_POLICY, SLOT_PENDING_POLICY, SLOT_CLUSTER, SLOT_REQUEST_COUNT, SLOT_ROTATION_FOR];
+        Reads { slots: slots.into_iter().map(slot).collect() }
     }
 
     /// Also a reference's record.

@@ -13,7 +13,6 @@ use alloy::{
     rpc::types::{EIP1186AccountProofResponse, Log as RpcLog, TransactionReceipt},
     trie::{proof::verify_proof, root::ordered_trie_root_with_encoder, Nibbles, TrieAccount},
 };
-use std::collections::HashMap;
 
 /// An execution block header whose hash and roots are trusted (authenticated by consensus).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -28,19 +27,6 @@ pub struct TrustedHeader {
     pub receipts_root: B256,
     /// Block timestamp (the contract's `block.timestamp` for reads at this block).
     pub timestamp: u64,
-}
-
-impl TrustedHeader {
-    /// The trusted fields of a header whose hash was checked to be `hash`.
-    fn of(header: &Header, hash: B256) -> Self {
-        TrustedHeader {
-            number: header.number,
-            hash,
-            state_root: header.state_root,
-            receipts_root: header.receipts_root,
-            timestamp: header.timestamp,
-        }
-    }
 }
 
 /// Why an RPC answer does not prove what it claims.
@@ -165,14 +151,13 @@ impl ProvenAccount {
             // The trie holds RLP(value) for non-zero values; a zero value is proven by absence on
             // mainnet clients. anvil keeps a slot written back to zero as a leaf holding RLP(0)
             // (0x80): that leaf proves zero just as well, so either form is accepted for zero.
-            let key = Nibbles::unpack(keccak256(slot));
-            let checked = if p.value.is_zero() {
-                verify_proof(answer.storage_hash, key, None, &p.proof)
-                    .or_else(|_| verify_proof(answer.storage_hash, key, Some(alloy::rlp::encode(p.value)), &p.proof))
-            } else {
-                verify_proof(answer.storage_hash, key, Some(alloy::rlp::encode(p.value)), &p.proof)
-            };
-            checked.map_err(|e| ProofError::Storage { address, slot, value: p.value, reason: e.to_string() })?;
+            let (root, key) = (answer.storage_hash, Nibbles::unpack(keccak256(slot)));
+            verify_proof(root, key, Some(alloy::rlp::encode(p.value)), &p.proof)
+                .or_else(|e| match p.value.is_zero() {
+                    true => verify_proof(root, key, None, &p.proof).map_err(|_| e),
+                    false => Err(e),
+                })
+                .map_err(|e| ProofError::Storage { address, slot, value: p.value, reason: e.to_string() })?;
             storage.push((slot, p.value));
         }
         Ok(ProvenAccount { header: *header, address, exists, account, storage })
@@ -182,12 +167,7 @@ impl ProvenAccount {
 /// Storage of one contract, proven at a trusted header: every value read from it was checked
 /// against the header's state root.
 #[derive(Debug, Clone)]
-pub struct ProvenStorage {
-    header: TrustedHeader,
-    address: Address,
-    code_hash: B256,
-    slots: HashMap<B256, U256>,
-}
+pub struct ProvenStorage(ProvenAccount);
 
 impl ProvenStorage {
     /// Check an `eth_getProof` answer for `address` at `header` ([`ProvenAccount::verify`]); the
@@ -202,47 +182,41 @@ impl ProvenStorage {
             let reason = "the account does not exist at this block".into();
             return Err(ProofError::Account { address, state_root: header.state_root, reason });
         }
-        let slots = a.storage.into_iter().collect();
-        Ok(ProvenStorage { header: *header, address, code_hash: a.account.code_hash, slots })
+        Ok(ProvenStorage(a))
     }
 
-    /// The proven value of `slot`.
+    /// The proven value of `slot` (a slot the answer proves twice holds one value: both proofs lead
+    /// from the same storage root).
     pub fn get(&self, slot: B256) -> Result<U256, ProofError> {
-        self.slots.get(&slot).copied().ok_or(ProofError::MissingSlot(slot))
+        self.0.storage.iter().find(|(s, _)| *s == slot).map(|(_, v)| *v).ok_or(ProofError::MissingSlot(slot))
     }
 
     /// The header these values hold at.
     pub fn header(&self) -> &TrustedHeader {
-        &self.header
-    }
-
-    /// The contract.
-    pub fn address(&self) -> Address {
-        self.address
+        &self.0.header
     }
 
     /// The proven hash of the account's code: what program wrote these slots.
     pub fn code_hash(&self) -> B256 {
-        self.code_hash
+        self.0.account.code_hash
     }
 }
 
 /// Check that `header` (from an untrusted RPC) hashes to `trusted_hash`, and return its trusted fields.
 pub fn verify_header(header: &Header, trusted_hash: B256) -> Result<TrustedHeader, ProofError> {
-    let got = header.hash_slow();
-    if got != trusted_hash {
-        return Err(ProofError::HeaderHash { number: header.number, expected: trusted_hash, got });
+    let hash = header.hash_slow();
+    if hash != trusted_hash {
+        return Err(ProofError::HeaderHash { number: header.number, expected: trusted_hash, got: hash });
     }
-    Ok(TrustedHeader::of(header, got))
+    let Header { number, state_root, receipts_root, timestamp, .. } = *header;
+    Ok(TrustedHeader { number, hash, state_root, receipts_root, timestamp })
 }
 
 /// Check that `receipts` (all of a block's receipts, in order, from `eth_getBlockReceipts`) rebuild
 /// the trusted header's receipts root; then their logs are the block's logs, complete and unaltered.
 pub fn verify_receipts(header: &TrustedHeader, receipts: &[TransactionReceipt]) -> Result<(), ProofError> {
-    for (index, r) in receipts.iter().enumerate() {
-        if r.block_hash != Some(header.hash) {
-            return Err(ProofError::ReceiptBlock { index, expected: header.hash, got: r.block_hash });
-        }
+    if let Some((index, r)) = receipts.iter().enumerate().find(|(_, r)| r.block_hash != Some(header.hash)) {
+        return Err(ProofError::ReceiptBlock { index, expected: header.hash, got: r.block_hash });
     }
     let consensus: Vec<ReceiptEnvelope> =
         receipts.iter().map(|r| r.inner.clone().map_logs(|l: RpcLog| l.inner)).collect();

@@ -18,11 +18,11 @@ use alloy::{
         eip2935::{HISTORY_SERVE_WINDOW, HISTORY_STORAGE_ADDRESS, HISTORY_STORAGE_CODE},
         BlockNumberOrTag,
     },
-    primitives::{keccak256, Address, TxHash, B256, U256},
+    primitives::{keccak256, Address, B256, U256},
     providers::Provider,
     sol_types::SolEvent,
 };
-use std::future::Future;
+use std::{future::Future, time::Instant};
 
 /// Up to this distance below the trusted header a block is linked by walking parent hashes (one
 /// header per step; decisions usually happen a block or two after the event). Further down, one
@@ -80,14 +80,6 @@ pub enum ViewError {
     /// The history contract could not link a block (not on this chain, or no hash for the block).
     #[error("history contract: {0}")]
     NoHistory(String),
-    /// The proven block holds no such event.
-    #[error("block {block} holds no {event} event matching the request (the RPC's log is not in the block)")]
-    NoSuchEvent {
-        /// The block.
-        block: u64,
-        /// The event name.
-        event: &'static str,
-    },
 }
 
 impl ViewError {
@@ -104,31 +96,10 @@ fn rpc(e: impl std::fmt::Display) -> ViewError {
 
 /// Where trusted headers come from.
 pub trait HeaderSource: Send + Sync {
-    /// The newest header this source can vouch for (`now`: the TD's clock, unix seconds).
-    fn head(&self, now: u64) -> impl Future<Output = Result<TrustedHeader, ViewError>> + Send;
-    /// [`HeaderSource::head`] from a sync begun at or after `since`: a source that shares its syncs
-    /// among concurrent callers may answer with one already under way. By default a sync of its own.
-    fn head_since(
-        &self,
-        now: u64,
-        since: std::time::Instant,
-    ) -> impl Future<Output = Result<TrustedHeader, ViewError>> + Send {
-        let _ = since;
-        self.head(now)
-    }
-    /// How the headers are authenticated, for status, metrics and logs.
-    fn mode(&self) -> &'static str;
-}
-
-/// An event proven to be in a block linked to a trusted header.
-#[derive(Debug, Clone)]
-pub struct ProvenEvent<E> {
-    /// The decoded event.
-    pub event: E,
-    /// The block it is in (trusted).
-    pub block: TrustedHeader,
-    /// The transaction that emitted it.
-    pub tx_hash: TxHash,
+    /// The newest header this source can vouch for (`now`: the TD's clock, unix seconds), from a
+    /// sync begun at or after `since`: a source that shares its syncs among concurrent callers may
+    /// answer with one already under way; the others sync on their own.
+    fn head(&self, now: u64, since: Instant) -> impl Future<Output = Result<TrustedHeader, ViewError>> + Send;
 }
 
 /// Proven reads over an untrusted RPC, anchored in a [`HeaderSource`].
@@ -150,25 +121,15 @@ impl<S: HeaderSource> VerifiedView<S> {
         &self.chain
     }
 
-    /// How headers are authenticated.
-    pub fn mode(&self) -> &'static str {
-        self.source.mode()
-    }
-
     /// A trusted header to decide at: fresh by the TD's clock (`now`) and covering block `need`.
     pub async fn decision_header(&self, now: u64, need: u64) -> Result<TrustedHeader, ViewError> {
-        self.decision_header_since(now, need, std::time::Instant::now()).await
+        self.decision_header_since(now, need, Instant::now()).await
     }
 
     /// [`VerifiedView::decision_header`] from a header source sync begun at or after `since`
     /// (a batch of checks made at once shares one sync).
-    pub async fn decision_header_since(
-        &self,
-        now: u64,
-        need: u64,
-        since: std::time::Instant,
-    ) -> Result<TrustedHeader, ViewError> {
-        let h = self.source.head_since(now, since).await?;
+    pub async fn decision_header_since(&self, now: u64, need: u64, since: Instant) -> Result<TrustedHeader, ViewError> {
+        let h = self.source.head(now, since).await?;
         let age = now.saturating_sub(h.timestamp);
         if age > self.max_age {
             return Err(ViewError::Stale { number: h.number, age, max_age: self.max_age });
@@ -181,39 +142,31 @@ impl<S: HeaderSource> VerifiedView<S> {
 
     /// The contract's storage slots `reads` at `at`, proven against its state root.
     pub async fn storage(&self, at: &TrustedHeader, reads: &Reads) -> Result<ProvenStorage, ViewError> {
-        let contract = self.chain.deployment().contract;
-        let answer = self
-            .chain
-            .provider()
-            .get_proof(contract, reads.slots().to_vec())
-            .block_id(at.hash.into())
-            .await
-            .map_err(rpc)?;
-        Ok(ProvenStorage::verify(at, contract, &answer)?)
+        self.prove(at, self.chain.deployment().contract, reads.slots().to_vec()).await
+    }
+
+    /// `slots` of the contract at `address`, proven against `at`'s state root (it must exist).
+    async fn prove(&self, at: &TrustedHeader, address: Address, slots: Vec<B256>) -> Result<ProvenStorage, ViewError> {
+        let answer = self.chain.provider().get_proof(address, slots).block_id(at.hash.into()).await.map_err(rpc)?;
+        Ok(ProvenStorage::verify(at, address, &answer)?)
     }
 
     /// [`VerifiedView::storage`] at `at`, or, when the RPC cannot prove the reads there, at `at`'s parent
     /// (linked by its hash) if that still reaches block `need`: some nodes (anvil) answer a proof at
-    /// their newest block from another state for a moment. Returns the header the reads are proven at.
-    pub async fn storage_near(
-        &self,
-        at: &TrustedHeader,
-        need: u64,
-        reads: &Reads,
-    ) -> Result<(TrustedHeader, ProvenStorage), ViewError> {
+    /// their newest block from another state for a moment. The storage's header is the one proven at.
+    pub async fn storage_near(&self, at: &TrustedHeader, need: u64, reads: &Reads) -> Result<ProvenStorage, ViewError> {
         match self.storage(at, reads).await {
-            Ok(s) => Ok((*at, s)),
             Err(e) if at.number > need => {
                 let parent = self.header_of(at, at.number - 1).await?;
                 match self.storage(&parent, reads).await {
                     Ok(s) => {
                         tracing::debug!(target: "replicatoor::verified", block = at.number, error = %e, "proof not served at the newest header: proven at its parent");
-                        Ok((parent, s))
+                        Ok(s)
                     }
                     Err(_) => Err(e),
                 }
             }
-            Err(e) => Err(e),
+            proven_or_not => proven_or_not,
         }
     }
 
@@ -265,14 +218,7 @@ impl<S: HeaderSource> VerifiedView<S> {
     /// system contract's storage is written by nobody but the protocol.
     async fn history_link(&self, at: &TrustedHeader, number: u64) -> Result<TrustedHeader, ViewError> {
         let slot = B256::from(U256::from(number % HISTORY_WINDOW));
-        let answer = self
-            .chain
-            .provider()
-            .get_proof(HISTORY_STORAGE_ADDRESS, vec![slot])
-            .block_id(at.hash.into())
-            .await
-            .map_err(rpc)?;
-        let storage = ProvenStorage::verify(at, HISTORY_STORAGE_ADDRESS, &answer)?;
+        let storage = self.prove(at, HISTORY_STORAGE_ADDRESS, vec![slot]).await?;
         if storage.code_hash() != keccak256(&HISTORY_STORAGE_CODE) {
             return Err(ViewError::NoHistory(format!(
                 "{HISTORY_STORAGE_ADDRESS} does not hold the EIP-2935 contract at block {}",
@@ -312,17 +258,13 @@ impl<S: HeaderSource> VerifiedView<S> {
 
     /// The contract's `E` events in block `number` (linked to `at`), from receipts rebuilt to the
     /// block's receipts root: complete, unaltered, and only the ones this contract emitted.
-    pub async fn events_in_block<E: SolEvent>(
-        &self,
-        at: &TrustedHeader,
-        number: u64,
-    ) -> Result<Vec<ProvenEvent<E>>, ViewError> {
+    pub async fn events_in_block<E: SolEvent>(&self, at: &TrustedHeader, number: u64) -> Result<Vec<E>, ViewError> {
         let block = self.header_of(at, number).await?;
         self.events_at(&block).await
     }
 
     /// The contract's `E` events in `block`, a header already linked to a trusted one.
-    pub async fn events_at<E: SolEvent>(&self, block: &TrustedHeader) -> Result<Vec<ProvenEvent<E>>, ViewError> {
+    pub async fn events_at<E: SolEvent>(&self, block: &TrustedHeader) -> Result<Vec<E>, ViewError> {
         let number = block.number;
         let receipts = self
             .chain
@@ -333,20 +275,11 @@ impl<S: HeaderSource> VerifiedView<S> {
             .ok_or_else(|| ViewError::Rpc(format!("no receipts for block {number}")))?;
         verify_receipts(block, &receipts)?;
         let contract: Address = self.chain.deployment().contract;
-        let mut out = Vec::new();
-        for r in &receipts {
-            for log in r.inner.logs() {
-                if log.address() != contract || log.topic0() != Some(&E::SIGNATURE_HASH) {
-                    continue;
-                }
-                // A log the contract emitted with this signature decodes; one that does not is the
-                // contract's own bytes, so skipping it would hide nothing an attacker controls.
-                if let Ok(ev) = E::decode_log_data(log.data()) {
-                    out.push(ProvenEvent { event: ev, block: *block, tx_hash: r.transaction_hash });
-                }
-            }
-        }
-        Ok(out)
+        let logs = receipts.iter().flat_map(|r| r.inner.logs());
+        let ours = logs.filter(|log| log.address() == contract && log.topic0() == Some(&E::SIGNATURE_HASH));
+        // A log the contract emitted with this signature decodes; one that does not is the
+        // contract's own bytes, so skipping it would hide nothing an attacker controls.
+        Ok(ours.filter_map(|log| E::decode_log_data(log.data()).ok()).collect())
     }
 }
 
@@ -366,7 +299,7 @@ impl QuorumSource {
 }
 
 impl HeaderSource for QuorumSource {
-    async fn head(&self, _now: u64) -> Result<TrustedHeader, ViewError> {
+    async fn head(&self, _now: u64, _since: Instant) -> Result<TrustedHeader, ViewError> {
         let mut heads = Vec::new();
         for c in &self.rpcs {
             if let Ok(h) = c.head().await {
@@ -396,9 +329,5 @@ impl HeaderSource for QuorumSource {
             ViewError::NoHeader(format!("fewer than {} pinned RPCs agree on block {number}", self.quorum))
         })?;
         Ok(verify_header(&header, hash)?)
-    }
-
-    fn mode(&self) -> &'static str {
-        "rpc-quorum"
     }
 }

@@ -6,8 +6,9 @@
 //!
 //! Trust comes from configuration only: the [`Network`] (genesis validators root, fork schedule)
 //! and a pinned checkpoint block root. The beacon API, the persisted store's bytes excepted, is
-//! transport: a lying server can stall the follower (typed errors, [`BeaconError::Stale`] once the
-//! newest header is too old) but cannot make it accept a header the sync committee did not sign.
+//! transport: a lying server can stall the follower (typed errors; the verified view refuses a header
+//! older than the pin allows, `VerifiedView::decision_header`) but cannot make it accept a header the
+//! sync committee did not sign.
 //!
 //! Stricter than the spec in one place: updates below a 2/3 sync-committee supermajority are
 //! skipped. The spec lets such an update move the optimistic header once it beats half the best
@@ -25,7 +26,6 @@ use replicatoor_beacon::{
     Error as VerifyError, LightClientHeader, LightClientStore, LightClientUpdate, Mainnet, Minimal, Preset, PresetKind,
 };
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// Most `updates` pages fetched in one [`LightClient::sync`] (32 periods each: over two years of
 /// mainnet), so a server that keeps answering full pages cannot keep a sync going forever.
@@ -47,21 +47,6 @@ pub enum BeaconError {
         url: String,
         /// The verifier's reason.
         source: VerifyError,
-    },
-    /// No bootstrap has been verified yet.
-    #[error("light client not bootstrapped yet")]
-    NotBootstrapped,
-    /// The newest verified header is older than allowed.
-    #[error("newest verified {head:?} header (block {number}) is {age_secs} s old, more than {max_age_secs} s")]
-    Stale {
-        /// Which head.
-        head: Head,
-        /// Its execution block number.
-        number: u64,
-        /// Its age by the caller's clock.
-        age_secs: u64,
-        /// The allowed age.
-        max_age_secs: u64,
     },
     /// The store's finalized header (the pinned checkpoint, or the newest finality a persisted store
     /// holds) is older than the weak-subjectivity bound by the TD's clock: the sync committees that
@@ -94,15 +79,6 @@ pub enum BeaconError {
 /// this stops a forgotten or restored-from-backup store on an honest host; against the host it
 /// assumes, as every light client does, that old committees' keys are not for sale (SECURITY.md).
 pub const WEAK_SUBJECTIVITY_SECS: u64 = 14 * 24 * 3600;
-
-/// Which verified header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Head {
-    /// Finalized by the beacon chain (about two epochs behind on mainnet).
-    Finalized,
-    /// Newest header signed by a sync-committee supermajority (not necessarily final).
-    Optimistic,
-}
 
 /// What one successful [`LightClient::sync`] did (heads compared with the bootstrap when it bootstrapped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -149,18 +125,15 @@ impl Store {
         }
     }
 
-    /// (finalized, optimistic) headers, once bootstrapped.
-    fn heads(&self) -> Option<(&LightClientHeader, &LightClientHeader)> {
+    /// The genesis validators root and the (finalized, optimistic) headers, once bootstrapped.
+    fn heads(&self) -> Option<(Root, &LightClientHeader, &LightClientHeader)> {
         match self {
-            Store::Mainnet(s) => s.as_ref().map(|s| (&s.finalized_header, &s.optimistic_header)),
-            Store::Minimal(s) => s.as_ref().map(|s| (&s.finalized_header, &s.optimistic_header)),
-        }
-    }
-
-    fn genesis_validators_root(&self) -> Option<Root> {
-        match self {
-            Store::Mainnet(s) => s.as_ref().map(|s| s.genesis_validators_root),
-            Store::Minimal(s) => s.as_ref().map(|s| s.genesis_validators_root),
+            Store::Mainnet(s) => {
+                s.as_ref().map(|s| (s.genesis_validators_root, &s.finalized_header, &s.optimistic_header))
+            }
+            Store::Minimal(s) => {
+                s.as_ref().map(|s| (s.genesis_validators_root, &s.finalized_header, &s.optimistic_header))
+            }
         }
     }
 }
@@ -223,7 +196,7 @@ impl LightClient {
         // Both follow from the network check for stores this code wrote; checked anyway because the
         // verifier would otherwise only notice at the next update.
         if p.store.preset() != client.network.preset
-            || p.store.genesis_validators_root().is_some_and(|g| g != client.network.genesis_validators_root)
+            || p.store.heads().is_some_and(|(g, ..)| g != client.network.genesis_validators_root)
         {
             return Err(BeaconError::Persisted("store does not belong to the configured network".into()));
         }
@@ -242,62 +215,15 @@ impl LightClient {
         serde_json::to_vec(&p).expect("the store serializes: plain data with string keys")
     }
 
-    /// The network followed.
-    pub fn network(&self) -> &Network {
-        &self.network
-    }
-
-    /// The pinned checkpoint block root.
-    pub fn checkpoint(&self) -> Root {
-        self.checkpoint
-    }
-
-    /// The beacon API used.
-    pub fn beacon_url(&self) -> &str {
-        self.api.url()
-    }
-
-    /// Whether a bootstrap has been verified.
-    pub fn is_bootstrapped(&self) -> bool {
-        self.store.heads().is_some()
-    }
-
-    /// The beacon slot of a verified head.
-    pub fn beacon_slot(&self, head: Head) -> Option<u64> {
-        self.header(head).map(|h| h.beacon.slot)
-    }
-
-    /// The newest finalized execution header.
+    /// The newest finalized execution header (finalized by the beacon chain, about two epochs
+    /// behind on mainnet).
     pub fn finalized(&self) -> Option<TrustedHeader> {
-        self.header(Head::Finalized).map(trusted)
+        self.store.heads().map(|(_, finalized, _)| trusted(finalized))
     }
 
-    /// The newest execution header signed by a sync-committee supermajority.
+    /// The newest execution header signed by a sync-committee supermajority (not necessarily final).
     pub fn optimistic(&self) -> Option<TrustedHeader> {
-        self.header(Head::Optimistic).map(trusted)
-    }
-
-    /// A verified head no older than `max_age` by the caller's clock (age from the execution
-    /// timestamp, which the beacon body commits to).
-    pub fn fresh(&self, head: Head, now_unix: u64, max_age: Duration) -> Result<TrustedHeader, BeaconError> {
-        let header = self.header(head).map(trusted).ok_or(BeaconError::NotBootstrapped)?;
-        let age_secs = now_unix.saturating_sub(header.timestamp);
-        if age_secs > max_age.as_secs() {
-            return Err(BeaconError::Stale { head, number: header.number, age_secs, max_age_secs: max_age.as_secs() });
-        }
-        Ok(header)
-    }
-
-    /// The slot the TD's clock is in (before genesis: slot 0, where no update can be signed yet).
-    pub fn current_slot(&self, now_unix: u64) -> u64 {
-        now_unix.saturating_sub(self.network.genesis_time) / self.network.seconds_per_slot.max(1)
-    }
-
-    fn header(&self, head: Head) -> Option<&LightClientHeader> {
-        self.store.heads().map(|(finalized, optimistic)| match head {
-            Head::Finalized => finalized,
-            Head::Optimistic => optimistic,
-        })
+        self.store.heads().map(|(.., optimistic)| trusted(optimistic))
     }
 
     /// Catch up with the beacon chain as of `now_unix` (the TD's clock): bootstrap if needed, the
@@ -306,15 +232,13 @@ impl LightClient {
     /// Each verified step is kept as soon as it verifies, so on an error the store holds everything
     /// verified before it (never less than before the call, never anything unverified).
     pub async fn sync(&mut self, now_unix: u64) -> Result<SyncReport, BeaconError> {
-        let current_slot = self.current_slot(now_unix);
+        // The slot the TD's clock is in (before genesis: slot 0, where no update can be signed yet).
+        let current_slot = now_unix.saturating_sub(self.network.genesis_time) / self.network.seconds_per_slot.max(1);
         let mut report = SyncReport { current_slot, ..SyncReport::default() };
+        let (api, network, checkpoint) = (&self.api, &self.network, self.checkpoint);
         match &mut self.store {
-            Store::Mainnet(s) => {
-                sync_store(&self.api, &self.network, self.checkpoint, now_unix, s, &mut report).await?
-            }
-            Store::Minimal(s) => {
-                sync_store(&self.api, &self.network, self.checkpoint, now_unix, s, &mut report).await?
-            }
+            Store::Mainnet(s) => sync_store(api, network, checkpoint, now_unix, s, &mut report).await?,
+            Store::Minimal(s) => sync_store(api, network, checkpoint, now_unix, s, &mut report).await?,
         }
         Ok(report)
     }

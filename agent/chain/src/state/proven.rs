@@ -43,7 +43,7 @@ impl<'a, S: HeaderSource> Proven<'a, S> {
         need: u64,
         reads: &Reads,
     ) -> Result<Proven<'a, S>, ViewError> {
-        let (_, storage) = view.storage_near(head, need, reads).await?;
+        let storage = view.storage_near(head, need, reads).await?;
         Ok(Proven { view, storage, refs: Default::default(), blocks: Default::default() })
     }
 
@@ -117,12 +117,8 @@ impl<S: HeaderSource> ChainState for Proven<'_, S> {
             Ok(mut blocks) => blocks.entry(block).or_default().clone(),
             Err(_) => Default::default(),
         };
-        let proven = cell
-            .get_or_try_init(|| async {
-                let events = self.view.events_in_block::<Op::SecretRequested>(self.header(), block).await?;
-                Ok::<_, ViewError>(events.into_iter().map(|p| p.event).collect())
-            })
-            .await;
+        let proven =
+            cell.get_or_try_init(|| self.view.events_in_block::<Op::SecretRequested>(self.header(), block)).await;
         let id = claimed.binding.request_id;
         match proven {
             Ok(proven) => Ok(proven.iter().find(|p| p.requestId == id).map(|p| request_of(p, block))),

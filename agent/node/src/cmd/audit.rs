@@ -124,11 +124,9 @@ async fn trusted_header(d: &PinnedDeployment, beacon_url: Option<&str>, confirma
             Ok(Anchor { header, trust_mode: d.trust.mode_name().into(), signers: sync.optimistic_signers })
         }
         TrustRoot::Quorum { rpcs, quorum, .. } => {
-            let mut clients = Vec::new();
-            for url in rpcs {
-                clients.push(Chain::connect(url, d.contract, None).await.with_context(|| format!("pinned RPC {url}"))?);
-            }
-            let header = QuorumSource::new(clients, *quorum, confirmations).head(now).await?;
+            let clients = Chain::connect_all(rpcs, d.contract).await?;
+            let header =
+                QuorumSource::new(clients, *quorum, confirmations).head(now, std::time::Instant::now()).await?;
             Ok(Anchor { header, trust_mode: d.trust.mode_name().into(), signers: None })
         }
     }

@@ -128,7 +128,7 @@ impl Agent {
         }
         telemetry.update(|s| s.secret_installed = store.installed().ok().flatten().is_some());
         telemetry.set_configuration(&cfg.measurement);
-        telemetry.set_trust_mode(verified.as_ref().map_or(crate::telemetry::UNVERIFIED, |v| v.mode()));
+        telemetry.set_trust_mode(cfg.deployment.as_ref().map_or(crate::telemetry::UNVERIFIED, |d| d.trust.mode_name()));
         Ok(Agent { cfg, chain, store, verifier, provider, shutdown, telemetry, verified })
     }
 

@@ -263,7 +263,7 @@ async fn refusal_code(agent: &Agent, own: OwnRequest) -> anyhow::Result<Option<u
     let proven = async {
         let head = v.decision_header(super::unix_now(), block).await?;
         match v.events_in_block::<Op::RequestRefused>(&head, block).await {
-            Ok(events) => Ok(events.into_iter().find(|p| p.event.requestId == own.request_id).map(|p| p.event.reason)),
+            Ok(events) => Ok(events.into_iter().find(|e| e.requestId == own.request_id).map(|e| e.reason)),
             // Beyond the link range: the refusal itself was proven (the status); only its code,
             // which changes nothing but the message, is the RPC's.
             Err(e) if e.is_unlinkable() => Ok(Some(rpc_code)),
@@ -305,12 +305,7 @@ async fn proven_delivery(
         }
         Err(e) => return Err(e),
     };
-    let Some(ev) = v
-        .events_at::<Op::SecretDelivered>(&at)
-        .await?
-        .into_iter()
-        .map(|p| p.event)
-        .find(|e| e.requestId == ev.requestId)
+    let Some(ev) = v.events_at::<Op::SecretDelivered>(&at).await?.into_iter().find(|e| e.requestId == ev.requestId)
     else {
         return Ok(None);
     };

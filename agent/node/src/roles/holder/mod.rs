@@ -36,6 +36,8 @@ use relay::{send_answers, settle, Answer, AnswerKind, InFlight};
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
     follower::{Checkpoint, Follower, FollowerConfig, Step},
+    state::State,
+    verified::ViewError,
     Backoff,
 };
 use replicatoor_core::{
@@ -250,7 +252,8 @@ impl Holder<'_> {
         // Decide at the confirmed head: the freshest state a reorg cannot easily take back, and one
         // that a non-archive node still serves during catch-up.
         let decide_at = head.saturating_sub(agent.cfg.confirmations).max(to);
-        let view = match StepView::read(agent, decide_at, &self.own).await {
+        let read = decide::read(agent, decide_at, &self.own).await;
+        let (view, own_expiry) = match read.and_then(|v| own_expiry(&v, &self.own).map(|e| (v, e))) {
             Ok(v) => v,
             Err(e) => {
                 match &e {
@@ -266,9 +269,9 @@ impl Holder<'_> {
             rotation::Custody::Rotated => return Ok(Next::Leave(Left::Rotated)),
             rotation::Custody::Superseded { epoch } => return Ok(Next::Leave(Left::Superseded { epoch })),
         }
-        self.note_own_expiry(view.own_expiry);
+        self.note_own_expiry(own_expiry);
         let requests = self.peers.learn(&logs, self.bundle.epoch());
-        let alone = self.peers.rank(U256::ZERO, view.at).known == 0;
+        let alone = self.peers.rank(U256::ZERO, view.at()).known == 0;
         // An answer still in flight is settled by its receipt (a reorg may show its request again).
         let busy: HashSet<U256> = self.in_flight.iter().map(InFlight::id).collect();
         let now = self.sort(requests, &view, &busy)?;
@@ -344,15 +347,17 @@ impl Holder<'_> {
             (triaged, triage_time) = (triaged + 1, triage_time + started.elapsed());
             if let (Some(reason), Some(id), Some(block)) = (reason, log.topics().get(1), log.block_number) {
                 let id = U256::from_be_bytes(id.0);
-                let due_block =
-                    self.peers.backup_due(log, view.at, agent.cfg.backup_delay_blocks).map_or(block, |(_, _, due)| due);
+                let due_block = self
+                    .peers
+                    .backup_due(log, view.at(), agent.cfg.backup_delay_blocks)
+                    .map_or(block, |(_, _, due)| due);
                 junk += 1;
                 if !self.junk.push(Junk { id, block, due_block, reason }) {
                     dropped += 1;
                 }
                 continue;
             }
-            match self.peers.backup_due(log, view.at, agent.cfg.backup_delay_blocks) {
+            match self.peers.backup_due(log, view.at(), agent.cfg.backup_delay_blocks) {
                 Some((id, block, due_block)) => {
                     debug!(target: "replicatoor::holder", request_id = %id, due_block, "another holder ranks first: backup");
                     // Its key first (the status is looked up by it when the backup is due), from the
@@ -411,7 +416,7 @@ impl Holder<'_> {
         let (deliveries, mut refusals_out): (Vec<Answer>, Vec<Answer>) =
             answers.into_iter().partition(|a| matches!(a.kind, AnswerKind::Deliver(_)));
         let in_flight = self.in_flight.len();
-        let sent = send_answers(agent, &self.gate, deliveries, view.at, alone, in_flight).await?;
+        let sent = send_answers(agent, &self.gate, deliveries, view.at(), alone, in_flight).await?;
         self.in_flight.extend(sent);
         // One batch of junk refusals at a time: a refusal still unmined holds a nonce below this
         // holder's next delivery, so junk refusals wait until the previous batch is mined.
@@ -421,7 +426,7 @@ impl Holder<'_> {
             false => budget.saturating_sub(refusals.load(std::sync::atomic::Ordering::Relaxed)),
         };
         refusals_out.extend(self.refuse_junk(view, left as usize, busy).await?);
-        let sent = send_answers(agent, &self.gate, refusals_out, view.at, alone, self.in_flight.len()).await?;
+        let sent = send_answers(agent, &self.gate, refusals_out, view.at(), alone, self.in_flight.len()).await?;
         self.refusal_gas.sent(sent.len() as u64);
         self.in_flight.extend(sent);
         Ok(true)
@@ -437,7 +442,7 @@ impl Holder<'_> {
         busy: &HashSet<U256>,
     ) -> anyhow::Result<Vec<Answer>> {
         let agent = self.agent;
-        let mut taken = self.junk.take_due(view.at, n);
+        let mut taken = self.junk.take_due(view.at(), n);
         taken.retain(|j| !busy.contains(&j.id));
         let (Some(from), Some(to)) = (taken.iter().map(|j| j.block).min(), taken.iter().map(|j| j.block).max()) else {
             return Ok(Vec::new());
@@ -492,9 +497,22 @@ async fn handle_log(
         return Ok(None);
     };
     let ev = decoded.inner.data;
-    let block = log.block_number.unwrap_or(view.at);
+    let block = log.block_number.unwrap_or(view.at());
     let span = info_span!("request", id = %ev.requestId);
     handle_request(agent, bundle, &ev, block, view, refusals).instrument(span).await
+}
+
+/// When this node's own OS or app reference ends (the earlier), if the owner scheduled it (proven
+/// in the step's state, pinned deployments only; shown, never decided on).
+fn own_expiry(view: &StepView<'_>, own: &[B256]) -> Result<Option<u64>, decide::StateError> {
+    let mut own_expiry = None;
+    if let State::Proven(proven) = view {
+        for id in own {
+            let expires = proven.views().expires_at(*id).map_err(ViewError::from)?;
+            own_expiry = own_expiry.into_iter().chain(expires).min();
+        }
+    }
+    Ok(own_expiry)
 }
 
 /// This node's own OS and app reference ids, from a fresh attestation of its own (the quote's
@@ -529,7 +547,7 @@ async fn retry_deferred(
     in_flight: &HashSet<U256>,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut answers = Vec::new();
-    let mut plan = plan_rechecks(&agent.store.watched()?, unix_ms(), view.at);
+    let mut plan = plan_rechecks(&agent.store.watched()?, unix_ms(), view.at());
     for list in [&mut plan.retry, &mut plan.check_answer, &mut plan.backup] {
         list.retain(|(id, _)| !in_flight.contains(id));
     }
@@ -555,7 +573,7 @@ async fn retry_deferred(
             Ok(RequestStatus::Pending) => {
                 // The holders ranked first let it wait past their turn: answer it, and stop
                 // counting them until they answer again.
-                let rank = peers.rank(id, view.at);
+                let rank = peers.rank(id, view.at());
                 warn!(target: "replicatoor::holder", request_id = %id, silent = ?rank.ahead, "still pending after the backup delay: answering it");
                 rank.ahead.iter().for_each(|a| peers.forget(*a));
                 again.push((id, block));

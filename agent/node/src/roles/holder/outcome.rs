@@ -6,12 +6,14 @@ use crate::{
     roles::Agent,
     store::{Outcome, RequestRecord},
 };
-use alloy::primitives::U256;
+use alloy::primitives::{Address, U256};
 use replicatoor_chain::{state::StateError, Backoff};
-use replicatoor_core::gate::{Read, Wait};
-use replicatoor_core::refusal::Refusal;
+use replicatoor_core::{
+    gate::{Read, Verdict, Wait},
+    refusal::Refusal,
+};
 use std::time::Duration;
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// Longest wait between two evaluations of a deferred request: a genuine request held up by a local
 /// fault (collateral, RPC) is looked at again at least this often once the fault clears.
@@ -89,6 +91,47 @@ pub(super) fn defer(agent: &Agent, id: U256, block: u64, why: String) -> anyhow:
     }
     record(agent, id, block, outcome)?;
     Ok(())
+}
+
+/// The gate's verification latency, observed when the pipeline ran; in milliseconds for the log.
+pub(super) fn verification(agent: &Agent, verified_in: Option<Duration>) -> f64 {
+    let verify_ms = verified_in.map_or(0.0, |t| t.as_secs_f64() * 1e3);
+    if verified_in.is_some() {
+        agent.telemetry.observe_verification(verify_ms / 1e3);
+    }
+    verify_ms
+}
+
+/// Record a verdict on a request that answers nothing (the decide step seals or signs only on
+/// `Deliver` and `Refuse`, and never passes those here): already answered, another cluster's than
+/// `ours`, abstained, or waiting. It takes no bundle and returns no answer.
+pub(super) fn not_answering(
+    agent: &Agent,
+    ours: Address,
+    id: U256,
+    block: u64,
+    verdict: Verdict<StateError>,
+) -> anyhow::Result<()> {
+    match verdict {
+        Verdict::Answered(status) => {
+            let status = status as u8;
+            debug!(target: "replicatoor::holder", status, "already answered");
+            // Answered before we got to it (catch-up, restart): stored, but not counted as a race.
+            agent.store.set_request(id, &RequestRecord { block, outcome: Outcome::AlreadyAnswered { status } })?;
+            Ok(())
+        }
+        Verdict::NotHolder(chain_cluster) => {
+            warn!(target: "replicatoor::holder", %chain_cluster, %ours, "this node does not hold the current cluster key; not answering");
+            Ok(())
+        }
+        Verdict::Abstain(why) => {
+            warn!(target: "replicatoor::holder", why = %why, "abstaining: leaving this request to other holders");
+            record(agent, id, block, Outcome::Abstained { why })
+        }
+        Verdict::Wait(wait) => defer(agent, id, block, waiting(agent, wait)),
+        // Only a sealed delivery's re-check stands; `Deliver` and `Refuse` are answered, not recorded here.
+        Verdict::Stands | Verdict::Deliver { .. } | Verdict::Refuse { .. } => Ok(()),
+    }
 }
 
 /// Why a request waits, as its deferral records it; a read the verified view could not prove is

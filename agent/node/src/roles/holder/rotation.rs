@@ -6,11 +6,13 @@
 //! cluster replaced stops serving; after a rotation (another holder's proposal won) it requests the
 //! new epoch like a new node (`roles::run`): its quote is judged again, so a revoked build is refused.
 
+mod post;
+
 use super::decide::StepView;
 use crate::roles::Agent;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context as _;
-use replicatoor_chain::bindings::UpgradeOperator as Op;
+pub(super) use post::Quiet;
 use replicatoor_core::{
     attest::pipeline::References as _,
     crypto::{
@@ -32,18 +34,6 @@ pub(super) enum Custody {
     Superseded { epoch: u64 },
 }
 
-/// A proposal that could not be made (this build not allowed, no quote, the chain unavailable) is
-/// tried again this long after, not every step: each try asks the TD for a quote.
-const PROPOSE_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Why this holder did not propose for a rotation (logged once per epoch, not every step), and when
-/// it tries again.
-#[derive(Default)]
-pub(super) struct Quiet {
-    logged_for: Option<u64>,
-    next_try: Option<std::time::Instant>,
-}
-
 /// Look at the step's custody: switch to this holder's approved proposal, leave a superseded epoch,
 /// or propose for a rotation under way. A state that does not say (unreadable) changes nothing.
 pub(super) async fn check(
@@ -52,7 +42,7 @@ pub(super) async fn check(
     view: &StepView<'_>,
     quiet: &mut Quiet,
 ) -> anyhow::Result<Custody> {
-    let custody = match view.state().custody() {
+    let custody = match view.custody() {
         Ok(c) => c,
         Err(e) => {
             warn!(target: "replicatoor::rotation", error = %e, "cannot read the cluster and the rotation under way this step");
@@ -85,14 +75,9 @@ pub(super) async fn check(
     // A proposal made before the rotation under way started (the owner cancelled and started again
     // between two steps) can never be approved: propose again.
     let proposed = agent.store.rotation_proposed()?.is_some_and(|id| id > custody.rotation_after);
-    let due = quiet.next_try.is_none_or(|t| std::time::Instant::now() >= t);
-    if rotating && custody.cluster == bundle.cluster_address() && !proposed && due {
+    if rotating && custody.cluster == bundle.cluster_address() && !proposed && quiet.due() {
         if let Err(e) = propose(agent, bundle, view).await {
-            quiet.next_try = Some(std::time::Instant::now() + PROPOSE_RETRY);
-            if quiet.logged_for != Some(bundle.epoch()) {
-                warn!(target: "replicatoor::rotation", error = %format!("{e:#}"), retry_in_secs = PROPOSE_RETRY.as_secs(), "not proposing for the rotation under way");
-                quiet.logged_for = Some(bundle.epoch());
-            }
+            quiet.failed(bundle.epoch(), &e);
         }
     }
     Ok(Custody::Serve)
@@ -119,8 +104,7 @@ async fn propose(agent: &Agent, bundle: &SecretBundle, view: &StepView<'_>) -> a
     let (Some(os), Some(app)) = att.claimed_references() else {
         anyhow::bail!("this node's quote does not name its OS and app references");
     };
-    let state = view.state();
-    let allowed = state.is_allowed(os, RefKind::Os).await? && state.is_allowed(app, RefKind::App).await?;
+    let allowed = view.is_allowed(os, RefKind::Os).await? && view.is_allowed(app, RefKind::App).await?;
     anyhow::ensure!(
         allowed,
         "this node's build (OS {os}, app {app}) is not allowed now: a holder on an allowed one proposes"
@@ -132,21 +116,5 @@ async fn propose(agent: &Agent, bundle: &SecretBundle, view: &StepView<'_>) -> a
     }
     let endorsement = Rotation { epoch: next.epoch(), cluster: next.cluster_address() };
     let signature = eip712::sign(&dep, &endorsement, bundle.cluster_signer()).context("signing the endorsement")?;
-    if agent.provider.is_simulated() {
-        warn!(target: "replicatoor::rotation", "proposing a rotation with a SIMULATED quote");
-    }
-    let chain = &agent.chain;
-    let call = chain.contract().proposeRotation(
-        next.cluster_address(),
-        att.posted_quote().into(),
-        att.event_log.clone().into(),
-        signature.to_vec().into(),
-    );
-    let outcome = chain.send(call).await.context("posting proposeRotation")?;
-    let ev =
-        outcome.event::<Op::RotationProposed>().context("proposeRotation receipt has no RotationProposed event")?;
-    crate::failpoint::hit("rotation_after_propose");
-    agent.store.set_rotation_proposed(ev.proposalId)?;
-    info!(target: "replicatoor::rotation", proposal_id = %ev.proposalId, epoch = ev.epoch, cluster = %ev.cluster, block = outcome.block, tx = %outcome.tx_hash, "rotation proposed: waiting for the owner (replicatoor admin rotate approve)");
-    Ok(())
+    post::post(agent, next.cluster_address(), &att, signature.to_vec()).await
 }
