@@ -18,7 +18,7 @@ use ssz_types::FixedVector;
 use tree_hash::TreeHash;
 
 use crate::bls::{signing_root, BLS_DST};
-use crate::codec::DecodeError;
+use crate::codec::{DecodeError, LightClientFinalityUpdate, LightClientOptimisticUpdate};
 use crate::merkle::{
     gindex_depth, gindex_subtree_index, hash_pair, state_gindex_at_slot, CURRENT_SYNC_COMMITTEE_GINDEX,
     EXECUTION_PAYLOAD_GINDEX, FINALIZED_ROOT_GINDEX, NEXT_SYNC_COMMITTEE_GINDEX,
@@ -28,8 +28,8 @@ use crate::preset::Preset;
 use crate::store::execution_root;
 use crate::types::{
     BeaconBlockHeader, BlsPublicKeyBytes, BlsSignatureBytes, ExecutionPayloadHeaderDeneb, FinalityBranch,
-    LightClientBootstrap, LightClientFinalityUpdate, LightClientHeader, LightClientOptimisticUpdate, LightClientUpdate,
-    Root, SyncAggregate, SyncCommittee, SyncCommitteeBranch,
+    LightClientBootstrap, LightClientHeader, LightClientUpdate, Root, SyncAggregate, SyncCommittee,
+    SyncCommitteeBranch,
 };
 
 /// Domain-separates simulated key derivation from any other use of the seed.

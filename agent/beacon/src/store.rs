@@ -312,7 +312,8 @@ impl<P: Preset> LightClientStore<P> {
     /// Spec `process_light_client_update`: validate, then track the best update, advance the
     /// optimistic header above the safety threshold, and apply finality/committee changes only with
     /// a 2/3 supermajority. A finality or optimistic update is processed as the update it converts
-    /// into (`From`, as spec `process_light_client_{finality,optimistic}_update` do).
+    /// into (`From`, in `codec/shapes.rs`, as spec `process_light_client_{finality,optimistic}_update`
+    /// do).
     pub fn process_update(
         &mut self,
         network: &Network,

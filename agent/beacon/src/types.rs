@@ -7,6 +7,8 @@
 //! spec's `upgrade_lc_*` functions do (execution headers gain zero blob fields, branches are
 //! left-padded with zero hashes). The verifier then picks the gindex and execution-root flavour
 //! from each header's own slot, and refuses nonzero blob fields or padding where that fork has none.
+//! The finality and optimistic updates, which the store only sees as the update each converts into,
+//! are the decoder's (`codec/shapes.rs`).
 
 use alloy_primitives::{Address, FixedBytes, B256, U256};
 use serde::{Deserialize, Serialize};
@@ -250,63 +252,4 @@ pub struct LightClientUpdate<P: Preset> {
     /// Slot at which the aggregate was created (untrusted).
     #[serde(with = "serde_utils::quoted_u64")]
     pub signature_slot: u64,
-}
-
-/// `LightClientFinalityUpdate`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
-#[serde(bound = "")]
-pub struct LightClientFinalityUpdate<P: Preset> {
-    /// Header attested to by the sync committee.
-    pub attested_header: LightClientHeader,
-    /// Finalized header of the attested state.
-    pub finalized_header: LightClientHeader,
-    /// Branch proving its root.
-    pub finality_branch: FinalityBranch,
-    /// Sync committee aggregate signature over the attested header.
-    pub sync_aggregate: SyncAggregate<P>,
-    /// Slot at which the aggregate was created (untrusted).
-    #[serde(with = "serde_utils::quoted_u64")]
-    pub signature_slot: u64,
-}
-
-/// `LightClientOptimisticUpdate`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
-#[serde(bound = "")]
-pub struct LightClientOptimisticUpdate<P: Preset> {
-    /// Header attested to by the sync committee.
-    pub attested_header: LightClientHeader,
-    /// Sync committee aggregate signature over the attested header.
-    pub sync_aggregate: SyncAggregate<P>,
-    /// Slot at which the aggregate was created (untrusted).
-    #[serde(with = "serde_utils::quoted_u64")]
-    pub signature_slot: u64,
-}
-
-impl<P: Preset> From<LightClientFinalityUpdate<P>> for LightClientUpdate<P> {
-    /// As spec `process_light_client_finality_update`: no next sync committee.
-    fn from(u: LightClientFinalityUpdate<P>) -> Self {
-        LightClientUpdate {
-            attested_header: u.attested_header,
-            next_sync_committee: SyncCommittee::default(),
-            next_sync_committee_branch: FixedVector::default(),
-            finalized_header: u.finalized_header,
-            finality_branch: u.finality_branch,
-            sync_aggregate: u.sync_aggregate,
-            signature_slot: u.signature_slot,
-        }
-    }
-}
-
-impl<P: Preset> From<LightClientOptimisticUpdate<P>> for LightClientUpdate<P> {
-    /// As spec `process_light_client_optimistic_update`: no finality, no next sync committee.
-    fn from(u: LightClientOptimisticUpdate<P>) -> Self {
-        LightClientFinalityUpdate {
-            attested_header: u.attested_header,
-            finalized_header: LightClientHeader::default(),
-            finality_branch: FixedVector::default(),
-            sync_aggregate: u.sync_aggregate,
-            signature_slot: u.signature_slot,
-        }
-        .into()
-    }
 }

@@ -4,8 +4,8 @@ mod common;
 
 use common::{fixture, root};
 use replicatoor_beacon::{
-    decode_bootstrap, decode_finality_update, decode_updates, verify_recorded, DecodeError, Error, Fork,
-    LightClientStore, LightClientUpdate, Mainnet, Minimal, Network, Root, Version,
+    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, verify_recorded, DecodeError,
+    Error, Fork, LightClientStore, LightClientUpdate, Mainnet, Minimal, Network, Root, Version,
 };
 use serde_json::Value;
 
@@ -148,6 +148,40 @@ fn what_the_upgrade_adds_is_checked_by_the_store() {
     padded.finality_branch[0] = Root::repeat_byte(1);
     let err = store.validate_update(&network, &padded, padded.signature_slot).unwrap_err();
     assert!(matches!(err, Error::BadFinalityBranch { attested_slot: 7089368 }), "{err:?}");
+}
+
+/// The finality and optimistic updates reach the store only as the update each converts into
+/// (`codec/shapes.rs`, transport): what the conversion fills in (an empty next committee and branch,
+/// an empty finalized header and finality branch) the store checks like any served update's.
+#[test]
+fn what_the_conversions_add_is_checked_by_the_store() {
+    let (network, store, updates) = helios_store(6);
+    let finality: LightClientUpdate<Mainnet> =
+        decode_finality_update::<Mainnet>(&network, &helios("finality")).unwrap().data.into();
+    store.validate_update(&network, &finality, finality.signature_slot).unwrap();
+    let mut committee = finality.clone();
+    committee.next_sync_committee = updates[5].next_sync_committee.clone();
+    let err = store.validate_update(&network, &committee, committee.signature_slot).unwrap_err();
+    assert!(matches!(err, Error::UnexpectedNextSyncCommittee), "{err:?}");
+    let mut branch = finality.clone();
+    branch.next_sync_committee_branch[5] = Root::repeat_byte(1);
+    let err = store.validate_update(&network, &branch, branch.signature_slot).unwrap_err();
+    assert!(matches!(err, Error::NextSyncCommitteeMismatch), "{err:?}");
+    branch.next_sync_committee = store.next_sync_committee.clone();
+    let err = store.validate_update(&network, &branch, branch.signature_slot).unwrap_err();
+    assert!(matches!(err, Error::BadNextSyncCommitteeBranch { .. }), "{err:?}");
+
+    let optimistic: LightClientUpdate<Mainnet> =
+        decode_optimistic_update::<Mainnet>(&network, &helios("optimistic")).unwrap().data.into();
+    store.validate_update(&network, &optimistic, optimistic.signature_slot).unwrap();
+    let mut finalized = optimistic.clone();
+    finalized.finalized_header = finality.finalized_header.clone();
+    let err = store.validate_update(&network, &finalized, finalized.signature_slot).unwrap_err();
+    assert!(matches!(err, Error::UnexpectedFinalizedHeader), "{err:?}");
+    let mut branch = optimistic.clone();
+    branch.finality_branch[6] = Root::repeat_byte(1);
+    let err = store.validate_update(&network, &branch, branch.signature_slot).unwrap_err();
+    assert!(matches!(err, Error::BadFinalityBranch { .. }), "{err:?}");
 }
 
 #[test]

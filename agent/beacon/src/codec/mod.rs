@@ -28,6 +28,7 @@ pub mod error;
 mod shapes;
 
 pub use error::DecodeError;
+pub use shapes::{LightClientFinalityUpdate, LightClientOptimisticUpdate};
 
 use serde_json::Value;
 use ssz::Decode;
@@ -36,7 +37,7 @@ use crate::network::{Fork, Network};
 use crate::preset::Preset;
 use crate::types::{
     ExecutionPayloadHeaderCapella as CapellaHeader, ExecutionPayloadHeaderDeneb as DenebHeader, LightClientBootstrap,
-    LightClientFinalityUpdate, LightClientOptimisticUpdate, LightClientUpdate,
+    LightClientUpdate,
 };
 use shapes::{Bootstrap, FinalityUpdate, OptimisticUpdate, Update};
 

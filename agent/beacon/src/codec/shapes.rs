@@ -8,19 +8,24 @@
 //! (nonzero blob fields before Deneb, a nonzero padding entry, or a wrong field fail the execution,
 //! committee or finality proof). `tests/mainnet_capella_helios.rs` and `mainnet_deneb_portal.rs`
 //! verify real Capella and Deneb data through this path; `tests/negative.rs` tampers with it.
+//!
+//! The finality and optimistic updates of the newest shape are here too: the store never sees them,
+//! only the [`LightClientUpdate`] each converts into (as spec `process_light_client_finality_update`
+//! and `process_light_client_optimistic_update` do), which it checks like any update a server could
+//! have served in `updates` (`tests/negative.rs::what_the_conversions_add_is_checked_by_the_store`).
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use ssz::Decode;
-use ssz_derive::Decode;
+use ssz_derive::{Decode, Encode};
 use ssz_types::typenum::{Unsigned, U5, U6};
 use ssz_types::FixedVector;
+use tree_hash_derive::TreeHash;
 
 use crate::preset::Preset;
 use crate::types::{
     BeaconBlockHeader, ExecutionBranch, ExecutionPayloadHeaderCapella, ExecutionPayloadHeaderDeneb,
-    LightClientBootstrap, LightClientFinalityUpdate, LightClientHeader, LightClientOptimisticUpdate, LightClientUpdate,
-    Root, SyncAggregate, SyncCommittee,
+    LightClientBootstrap, LightClientHeader, LightClientUpdate, Root, SyncAggregate, SyncCommittee,
 };
 
 /// The execution payload header of a pre-Electra fork (Capella or Deneb layout).
@@ -174,5 +179,64 @@ impl<P: Preset, E: Execution> OptimisticUpdate<P, E> {
             sync_aggregate: self.sync_aggregate,
             signature_slot: self.signature_slot,
         }
+    }
+}
+
+/// `LightClientFinalityUpdate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "")]
+pub struct LightClientFinalityUpdate<P: Preset> {
+    /// Header attested to by the sync committee.
+    pub attested_header: LightClientHeader,
+    /// Finalized header of the attested state.
+    pub finalized_header: LightClientHeader,
+    /// Branch proving its root.
+    pub finality_branch: crate::types::FinalityBranch,
+    /// Sync committee aggregate signature over the attested header.
+    pub sync_aggregate: SyncAggregate<P>,
+    /// Slot at which the aggregate was created (untrusted).
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub signature_slot: u64,
+}
+
+/// `LightClientOptimisticUpdate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+#[serde(bound = "")]
+pub struct LightClientOptimisticUpdate<P: Preset> {
+    /// Header attested to by the sync committee.
+    pub attested_header: LightClientHeader,
+    /// Sync committee aggregate signature over the attested header.
+    pub sync_aggregate: SyncAggregate<P>,
+    /// Slot at which the aggregate was created (untrusted).
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub signature_slot: u64,
+}
+
+impl<P: Preset> From<LightClientFinalityUpdate<P>> for LightClientUpdate<P> {
+    /// As spec `process_light_client_finality_update`: no next sync committee.
+    fn from(u: LightClientFinalityUpdate<P>) -> Self {
+        LightClientUpdate {
+            attested_header: u.attested_header,
+            next_sync_committee: SyncCommittee::default(),
+            next_sync_committee_branch: FixedVector::default(),
+            finalized_header: u.finalized_header,
+            finality_branch: u.finality_branch,
+            sync_aggregate: u.sync_aggregate,
+            signature_slot: u.signature_slot,
+        }
+    }
+}
+
+impl<P: Preset> From<LightClientOptimisticUpdate<P>> for LightClientUpdate<P> {
+    /// As spec `process_light_client_optimistic_update`: no finality, no next sync committee.
+    fn from(u: LightClientOptimisticUpdate<P>) -> Self {
+        LightClientFinalityUpdate {
+            attested_header: u.attested_header,
+            finalized_header: LightClientHeader::default(),
+            finality_branch: FixedVector::default(),
+            sync_aggregate: u.sync_aggregate,
+            signature_slot: u.signature_slot,
+        }
+        .into()
     }
 }
