@@ -35,28 +35,6 @@ impl PresetKind {
             Self::Minimal => 8,
         }
     }
-
-    /// Number of members in a sync committee.
-    pub const fn sync_committee_size(self) -> usize {
-        match self {
-            Self::Mainnet => 512,
-            Self::Minimal => 32,
-        }
-    }
-
-    /// Slots per sync-committee period (also the spec's `UPDATE_TIMEOUT`).
-    pub const fn slots_per_sync_committee_period(self) -> u64 {
-        self.slots_per_epoch() * self.epochs_per_sync_committee_period()
-    }
-}
-
-impl core::fmt::Display for PresetKind {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            Self::Mainnet => "mainnet",
-            Self::Minimal => "minimal",
-        })
-    }
 }
 
 /// Type-level preset: SSZ containers need the committee size as a type (`typenum`), so the

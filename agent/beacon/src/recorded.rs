@@ -163,6 +163,17 @@ struct Input<'a> {
     current_slot: Option<u64>,
 }
 
+impl PresetKind {
+    /// Number of members in a sync committee, for reports (this one's refusals, the follower's count of
+    /// signers, the simulated committees); the store's containers carry it as `Preset::SyncCommitteeSize`.
+    pub const fn sync_committee_size(self) -> usize {
+        match self {
+            Self::Mainnet => 512,
+            Self::Minimal => 32,
+        }
+    }
+}
+
 fn require_supermajority<P: Preset>(aggregate: &SyncAggregate<P>) -> Result<(), Error> {
     if aggregate.has_supermajority() {
         Ok(())

@@ -61,3 +61,14 @@ pub enum DecodeError {
         expected: PresetKind,
     },
 }
+
+/// How a preset is named in messages (this crate's and its callers'): display only, so it lives with
+/// the decoder's errors rather than in the counted `preset.rs`.
+impl core::fmt::Display for PresetKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Mainnet => "mainnet",
+            Self::Minimal => "minimal",
+        })
+    }
+}

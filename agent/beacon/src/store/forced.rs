@@ -10,7 +10,7 @@
 
 use super::{is_finality_update, is_sync_committee_update};
 use crate::network::Network;
-use crate::preset::Preset;
+use crate::preset::{Preset, PresetKind};
 use crate::types::LightClientUpdate;
 
 /// Spec `is_better_update`: which of two valid updates to keep for a forced update.
@@ -48,6 +48,14 @@ fn is_better_update<P: Preset>(network: &Network, new: &LightClientUpdate<P>, ol
         return new.attested_header.beacon.slot < old.attested_header.beacon.slot;
     }
     new.signature_slot < old.signature_slot
+}
+
+impl PresetKind {
+    /// Slots per sync-committee period, the spec's `UPDATE_TIMEOUT` of the forced update (and the
+    /// simulated beacon's period length); nothing the node decides on reads it.
+    pub const fn slots_per_sync_committee_period(self) -> u64 {
+        self.slots_per_epoch() * self.epochs_per_sync_committee_period()
+    }
 }
 
 impl<P: Preset> super::LightClientStore<P> {
