@@ -4,11 +4,28 @@
 //! verifier derives every fork-dependent rule from the slot itself (see the parent module), and the
 //! signing domain from the fork version (`Network::sync_committee_domain_at_signature_slot`).
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::codec::DecodeError;
-use crate::network::{BlobScheduleEntry, Fork, ForkEntry, Network};
+use crate::network::{Fork, ForkEntry, Network};
 use crate::types::Root;
+
+/// One entry of the EIP-7892 blob schedule. It only enters Fulu-and-later fork digests, the labels of an
+/// SSZ `updates` body, so it lives here with them, as does the check that a network's schedule is usable
+/// (`blob_schedule_problem`, which [`Network::validate`] asks last): no rule of the store reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobScheduleEntry {
+    /// First epoch of these parameters.
+    pub epoch: u64,
+    /// `MAX_BLOBS_PER_BLOCK` from that epoch on.
+    pub max_blobs_per_block: u64,
+}
+
+/// A blob schedule from `(epoch, max_blobs_per_block)` pairs, as the built-in networks write it.
+pub(crate) fn blobs(entries: &[(u64, u64)]) -> Vec<BlobScheduleEntry> {
+    entries.iter().map(|&(epoch, max_blobs_per_block)| BlobScheduleEntry { epoch, max_blobs_per_block }).collect()
+}
 
 impl Fork {
     /// The lowercase name used by the beacon API's `version` field.
@@ -40,6 +57,18 @@ impl core::fmt::Display for Fork {
 }
 
 impl Network {
+    /// What is wrong with the blob schedule, if anything: epochs must not decrease, and it is required
+    /// whenever Fulu is scheduled (an Electra entry first, then `BLOB_SCHEDULE`).
+    pub(crate) fn blob_schedule_problem(&self) -> Option<&'static str> {
+        if self.blob_schedule.windows(2).any(|pair| pair[1].epoch < pair[0].epoch) {
+            return Some("blob schedule epochs must not decrease");
+        }
+        if self.forks.iter().any(|f| f.fork == Fork::Fulu) && self.blob_schedule.is_empty() {
+            return Some("fulu is scheduled, so the blob schedule (electra entry first) is required");
+        }
+        None
+    }
+
     /// The fork this network schedules at a slot: what a label is checked against. Not on the trust
     /// path: the store takes each rule from the slot itself (`is_at_or_after`), never from this.
     pub fn fork_at_slot(&self, slot: u64) -> Fork {

@@ -27,6 +27,8 @@ mod digest;
 pub mod error;
 mod shapes;
 
+pub(crate) use digest::blobs;
+pub use digest::BlobScheduleEntry;
 pub use error::DecodeError;
 pub use shapes::{LightClientFinalityUpdate, LightClientOptimisticUpdate};
 

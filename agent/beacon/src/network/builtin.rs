@@ -4,7 +4,8 @@
 
 use alloy_primitives::{b256, FixedBytes};
 
-use super::{BlobScheduleEntry, Fork, ForkEntry, Network, Version, FAR_FUTURE_EPOCH};
+use super::{Fork, ForkEntry, Network, Version, FAR_FUTURE_EPOCH};
+use crate::codec::blobs;
 use crate::error::Error;
 use crate::preset::PresetKind;
 use crate::types::Root;
@@ -29,10 +30,6 @@ fn schedule(versions: [u32; 7], epochs: [u64; 7]) -> Vec<ForkEntry> {
         .filter(|(_, epoch)| *epoch != FAR_FUTURE_EPOCH)
         .map(|((fork, version), epoch)| ForkEntry { fork, version: v(version.to_be_bytes()), epoch })
         .collect()
-}
-
-pub(super) fn blobs(entries: &[(u64, u64)]) -> Vec<BlobScheduleEntry> {
-    entries.iter().map(|&(epoch, max_blobs_per_block)| BlobScheduleEntry { epoch, max_blobs_per_block }).collect()
 }
 
 /// The public networks, as their configs publish them: name, genesis validators root, genesis time,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::fork::Fork;
 
+pub use crate::codec::BlobScheduleEntry;
 use crate::error::Error;
 use crate::merkle::hash_pair;
 use crate::preset::PresetKind;
@@ -33,15 +34,6 @@ pub struct ForkEntry {
     pub version: Version,
     /// First epoch of the fork.
     pub epoch: u64,
-}
-
-/// One entry of the EIP-7892 blob schedule (only enters Fulu-and-later fork digests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobScheduleEntry {
-    /// First epoch of these parameters.
-    pub epoch: u64,
-    /// `MAX_BLOBS_PER_BLOCK` from that epoch on.
-    pub max_blobs_per_block: u64,
 }
 
 /// A beacon network as the light client needs it.
@@ -68,7 +60,7 @@ pub struct Network {
 
 impl Network {
     /// Check the schedule: Phase0 at epoch 0 first, forks in order, epochs non-decreasing, and a
-    /// blob schedule whenever Fulu is scheduled (its digests depend on it).
+    /// blob schedule whenever Fulu is scheduled (its digests depend on it), in order.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |msg: &str| Err(Error::InvalidNetwork(format!("{}: {msg}", self.name)));
         match self.forks.first() {
@@ -86,13 +78,8 @@ impl Network {
         if self.seconds_per_slot == 0 {
             return bad("seconds_per_slot must be positive");
         }
-        if self.blob_schedule.windows(2).any(|pair| pair[1].epoch < pair[0].epoch) {
-            return bad("blob schedule epochs must not decrease");
-        }
-        if self.forks.iter().any(|f| f.fork == Fork::Fulu) && self.blob_schedule.is_empty() {
-            return bad("fulu is scheduled, so the blob schedule (electra entry first) is required");
-        }
-        Ok(())
+        // Last, the blob schedule, which only the fork digests read (`codec/digest.rs`).
+        self.blob_schedule_problem().map_or(Ok(()), bad)
     }
 
     /// Epoch of a slot under this network's preset.
@@ -139,8 +126,9 @@ impl Network {
 
 #[cfg(test)]
 mod tests {
-    use super::builtin::{blobs, v};
+    use super::builtin::v;
     use super::*;
+    use crate::codec::blobs;
 
     #[test]
     fn mainnet_digests_match_published_values() {
@@ -219,6 +207,24 @@ mod tests {
         }
         Network::simulated(B256::repeat_byte(0x42), 0, 6, PresetKind::Minimal).validate().unwrap();
         assert!(matches!(Network::by_name("goerli"), Err(Error::UnknownNetwork(_))));
+    }
+
+    #[test]
+    fn blob_schedule_is_checked_last() {
+        let invalid = |n: &Network| match n.validate() {
+            Err(Error::InvalidNetwork(msg)) => msg,
+            other => panic!("{other:?}"),
+        };
+        let mut n = Network::mainnet();
+        n.blob_schedule.swap(0, 1);
+        assert_eq!(invalid(&n), "mainnet: blob schedule epochs must not decrease");
+        n.blob_schedule.clear();
+        assert!(invalid(&n).ends_with("the blob schedule (electra entry first) is required"));
+        n.seconds_per_slot = 0;
+        assert_eq!(invalid(&n), "mainnet: seconds_per_slot must be positive");
+        n.forks.pop();
+        n.seconds_per_slot = 12;
+        n.validate().unwrap();
     }
 
     /// The simulated network is recognised by its signing domains, whatever its name, and no real
