@@ -36,29 +36,24 @@ pub const fn gindex_subtree_index(gindex: u64) -> u64 {
     gindex % (1u64 << gindex_depth(gindex))
 }
 
-/// Spec `is_valid_merkle_branch`: `branch` is ordered from the leaf's sibling upwards.
-pub fn is_valid_merkle_branch(leaf: Root, branch: &[Root], depth: usize, index: u64, root: Root) -> bool {
-    if branch.len() < depth {
-        return false;
-    }
-    let mut value = leaf;
-    for (i, sibling) in branch.iter().take(depth).enumerate() {
-        value = if (index >> i) & 1 == 1 { hash_pair(sibling, &value) } else { hash_pair(&value, sibling) };
-    }
-    value == root
-}
-
 /// Spec `is_valid_normalized_merkle_branch`: a branch longer than the gindex depth (an older
-/// fork's proof carried in a newer container) must have zero hashes in the extra leading slots.
+/// fork's proof carried in a newer container) must have zero hashes in the extra leading slots; the
+/// rest is spec `is_valid_merkle_branch` at `floorlog2(gindex)` and `get_subtree_index(gindex)`, which
+/// is all there is to a branch of exactly that depth (the execution branch). `branch` is ordered from
+/// the leaf's sibling upwards.
 pub fn is_valid_normalized_merkle_branch(leaf: Root, branch: &[Root], gindex: u64, root: Root) -> bool {
-    let depth = gindex_depth(gindex);
-    let Some(num_extra) = branch.len().checked_sub(depth) else {
+    let Some(num_extra) = branch.len().checked_sub(gindex_depth(gindex)) else {
         return false;
     };
     if branch[..num_extra].iter().any(|b| !b.is_zero()) {
         return false;
     }
-    is_valid_merkle_branch(leaf, &branch[num_extra..], depth, gindex_subtree_index(gindex), root)
+    let index = gindex_subtree_index(gindex);
+    let mut value = leaf;
+    for (i, sibling) in branch[num_extra..].iter().enumerate() {
+        value = if (index >> i) & 1 == 1 { hash_pair(sibling, &value) } else { hash_pair(&value, sibling) };
+    }
+    value == root
 }
 
 /// The gindex of a `BeaconState` field at `slot`: the Electra one from Electra on, else the Altair one
@@ -91,13 +86,13 @@ mod tests {
         use crate::sim::root_and_branch;
         let leaves: Vec<Root> = (0..32u8).map(Root::repeat_byte).collect();
         let (root, branch) = root_and_branch(&leaves, 23);
-        assert!(is_valid_merkle_branch(leaves[23], &branch, 5, 23, root));
         assert!(is_valid_normalized_merkle_branch(leaves[23], &branch, 55, root));
         let mut padded = vec![Root::ZERO];
         padded.extend(&branch);
         assert!(is_valid_normalized_merkle_branch(leaves[23], &padded, 55, root));
         padded[0] = Root::repeat_byte(1);
         assert!(!is_valid_normalized_merkle_branch(leaves[23], &padded, 55, root));
-        assert!(!is_valid_merkle_branch(leaves[22], &branch, 5, 23, root));
+        assert!(!is_valid_normalized_merkle_branch(leaves[22], &branch, 55, root));
+        assert!(!is_valid_normalized_merkle_branch(leaves[23], &branch[1..], 55, root), "shorter than the depth");
     }
 }

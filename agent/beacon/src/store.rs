@@ -12,9 +12,8 @@ mod forced;
 use crate::bls::{signing_root, verify_sync_aggregate};
 use crate::error::Error;
 use crate::merkle::{
-    gindex_depth, gindex_subtree_index, is_valid_merkle_branch, is_valid_normalized_merkle_branch,
-    state_gindex_at_slot, CURRENT_SYNC_COMMITTEE_GINDEX, EXECUTION_PAYLOAD_GINDEX, FINALIZED_ROOT_GINDEX,
-    NEXT_SYNC_COMMITTEE_GINDEX,
+    is_valid_normalized_merkle_branch, state_gindex_at_slot, CURRENT_SYNC_COMMITTEE_GINDEX, EXECUTION_PAYLOAD_GINDEX,
+    FINALIZED_ROOT_GINDEX, NEXT_SYNC_COMMITTEE_GINDEX,
 };
 use crate::network::{Fork, Network};
 use crate::preset::{Preset, MIN_SYNC_COMMITTEE_PARTICIPANTS};
@@ -110,11 +109,10 @@ pub fn is_valid_light_client_header(network: &Network, header: &LightClientHeade
     if !network.is_at_or_after(Fork::Capella, epoch) {
         return header.execution == Default::default() && header.execution_branch.iter().all(|b| b.is_zero());
     }
-    is_valid_merkle_branch(
+    is_valid_normalized_merkle_branch(
         execution_root(network, header),
         &header.execution_branch,
-        gindex_depth(EXECUTION_PAYLOAD_GINDEX),
-        gindex_subtree_index(EXECUTION_PAYLOAD_GINDEX),
+        EXECUTION_PAYLOAD_GINDEX,
         header.beacon.body_root,
     )
 }
