@@ -29,9 +29,7 @@ pub mod sim;
 pub mod store;
 pub mod types;
 
-pub use codec::{
-    decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, DecodeError, Encoding,
-};
+pub use codec::{decode_bootstrap, decode_finality_update, decode_optimistic_update, decode_updates, DecodeError};
 pub use error::Error;
 pub use network::{Fork, ForkEntry, Network, Version};
 pub use preset::{Mainnet, Minimal, Preset, PresetKind};
