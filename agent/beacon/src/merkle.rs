@@ -60,7 +60,7 @@ pub fn is_valid_normalized_merkle_branch(leaf: Root, branch: &[Root], gindex: u6
 /// (spec `finalized_root_gindex_at_slot`, `current_sync_committee_gindex_at_slot`,
 /// `next_sync_committee_gindex_at_slot`).
 pub fn state_gindex_at_slot(network: &Network, slot: u64, (altair, electra): StateGindex) -> u64 {
-    if network.is_at_or_after(Fork::Electra, network.epoch_at_slot(slot)) {
+    if network.in_force_at(Fork::Electra, slot) {
         electra
     } else {
         altair

@@ -63,10 +63,9 @@ fn check_preset<P: Preset>(network: &Network) -> Result<(), Error> {
 
 /// Spec `get_lc_execution_root`: the root the beacon body commits to for this header's fork.
 pub fn execution_root(network: &Network, header: &LightClientHeader) -> Root {
-    let epoch = network.epoch_at_slot(header.beacon.slot);
-    if network.is_at_or_after(Fork::Deneb, epoch) {
+    if network.in_force_at(Fork::Deneb, header.beacon.slot) {
         header.execution.tree_hash_root()
-    } else if network.is_at_or_after(Fork::Capella, epoch) {
+    } else if network.in_force_at(Fork::Capella, header.beacon.slot) {
         capella_root(&header.execution)
     } else {
         Root::ZERO
@@ -100,13 +99,12 @@ pub(crate) fn capella_root(e: &ExecutionPayloadHeaderDeneb) -> Root {
 /// Spec `is_valid_light_client_header` (Deneb version): blob fields zero before Deneb, empty
 /// execution before Capella, else the execution header proven against the body root.
 pub fn is_valid_light_client_header(network: &Network, header: &LightClientHeader) -> bool {
-    let epoch = network.epoch_at_slot(header.beacon.slot);
-    if !network.is_at_or_after(Fork::Deneb, epoch)
+    if !network.in_force_at(Fork::Deneb, header.beacon.slot)
         && (header.execution.blob_gas_used != 0 || header.execution.excess_blob_gas != 0)
     {
         return false;
     }
-    if !network.is_at_or_after(Fork::Capella, epoch) {
+    if !network.in_force_at(Fork::Capella, header.beacon.slot) {
         return header.execution == Default::default() && header.execution_branch.iter().all(|b| b.is_zero());
     }
     is_valid_normalized_merkle_branch(
@@ -127,8 +125,7 @@ fn check_header(network: &Network, header: &LightClientHeader) -> Result<(), Err
     if !is_valid_light_client_header(network, header) {
         return Err(Error::BadExecutionBranch { slot: header.beacon.slot });
     }
-    let epoch = network.epoch_at_slot(header.beacon.slot);
-    if !network.is_at_or_after(Fork::Capella, epoch) || network.is_simulated() {
+    if !network.in_force_at(Fork::Capella, header.beacon.slot) || network.is_simulated() {
         return Ok(());
     }
     let expected = network.genesis_time.saturating_add(header.beacon.slot.saturating_mul(network.seconds_per_slot));

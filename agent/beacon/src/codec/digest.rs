@@ -70,7 +70,7 @@ impl Network {
     }
 
     /// The fork this network schedules at a slot: what a label is checked against. Not on the trust
-    /// path: the store takes each rule from the slot itself (`is_at_or_after`), never from this.
+    /// path: the store takes each rule from the slot itself (`in_force_at`), never from this.
     pub fn fork_at_slot(&self, slot: u64) -> Fork {
         self.entry_at_epoch(self.epoch_at_slot(slot)).fork
     }

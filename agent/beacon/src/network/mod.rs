@@ -98,9 +98,10 @@ impl Network {
         self.forks.iter().rev().find(|f| f.epoch <= epoch).unwrap_or(&self.forks[0])
     }
 
-    /// Whether `epoch` is at or after `fork`'s first epoch (false if the fork is not scheduled).
-    pub fn is_at_or_after(&self, fork: Fork, epoch: u64) -> bool {
-        self.forks.iter().find(|f| f.fork == fork).is_some_and(|f| epoch >= f.epoch)
+    /// Whether `fork` is in force at `slot`: the slot's epoch is at or after the fork's first epoch
+    /// (false if the fork is not scheduled).
+    pub fn in_force_at(&self, fork: Fork, slot: u64) -> bool {
+        self.forks.iter().find(|f| f.fork == fork).is_some_and(|f| self.epoch_at_slot(slot) >= f.epoch)
     }
 
     /// Spec `compute_fork_data_root`: `hash_tree_root(ForkData{version, genesis_validators_root})`.
