@@ -40,7 +40,7 @@ impl PresetKind {
 /// Type-level preset: SSZ containers need the committee size as a type (`typenum`), so the
 /// containers and the store are generic over this trait; [`Preset::KIND`] links it to the runtime
 /// [`PresetKind`] carried by a [`crate::Network`].
-pub trait Preset: 'static + Clone + Debug + PartialEq + Eq + Send + Sync {
+pub trait Preset: 'static + Clone + Debug + Default + PartialEq + Eq + Send + Sync {
     /// `SYNC_COMMITTEE_SIZE` as a type.
     type SyncCommitteeSize: Unsigned + Clone + Debug + PartialEq + Eq + Send + Sync;
     /// The runtime identity of this preset.

@@ -53,21 +53,14 @@ impl BeaconBlockHeader {
     }
 }
 
-/// `SyncCommittee`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode, TreeHash)]
+/// `SyncCommittee`. Its default is the all-zero committee, which the spec uses for "unknown".
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Encode, Decode, TreeHash)]
 #[serde(bound = "")]
 pub struct SyncCommittee<P: Preset> {
     /// Member public keys, in committee order.
     pub pubkeys: FixedVector<BlsPublicKeyBytes, P::SyncCommitteeSize>,
     /// Aggregate of all member keys (not used for verification; part of the hashed container).
     pub aggregate_pubkey: BlsPublicKeyBytes,
-}
-
-impl<P: Preset> Default for SyncCommittee<P> {
-    /// The all-zero committee, which the spec uses for "unknown".
-    fn default() -> Self {
-        Self { pubkeys: FixedVector::default(), aggregate_pubkey: BlsPublicKeyBytes::ZERO }
-    }
 }
 
 /// `SyncAggregate`.
