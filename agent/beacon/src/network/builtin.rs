@@ -4,7 +4,7 @@
 
 use alloy_primitives::{b256, FixedBytes};
 
-use super::{Fork, ForkEntry, Network, Version, FAR_FUTURE_EPOCH};
+use super::{Fork, ForkEntry, Network, FAR_FUTURE_EPOCH};
 use crate::codec::blobs;
 use crate::error::Error;
 use crate::preset::PresetKind;
@@ -16,10 +16,6 @@ const SIMULATED_VERSION_TAG: [u8; 3] = *b"SIM";
 /// Labels the simulated dev beacon's genesis validators root.
 const SIMULATED_GVR_LABEL: &[u8] = b"replicatoor/simulated-beacon/genesis-validators-root/v1";
 
-pub(super) fn v(bytes: [u8; 4]) -> Version {
-    FixedBytes(bytes)
-}
-
 /// The fork schedule from the versions and epochs of phase0 through fulu, as the configs write them
 /// (`ALTAIR_FORK_VERSION: 0x01000000`: big-endian); forks at `FAR_FUTURE_EPOCH` are left out.
 fn schedule(versions: [u32; 7], epochs: [u64; 7]) -> Vec<ForkEntry> {
@@ -28,7 +24,7 @@ fn schedule(versions: [u32; 7], epochs: [u64; 7]) -> Vec<ForkEntry> {
         .zip(versions)
         .zip(epochs)
         .filter(|(_, epoch)| *epoch != FAR_FUTURE_EPOCH)
-        .map(|((fork, version), epoch)| ForkEntry { fork, version: v(version.to_be_bytes()), epoch })
+        .map(|((fork, version), epoch)| ForkEntry { fork, version: FixedBytes(version.to_be_bytes()), epoch })
         .collect()
 }
 
@@ -86,20 +82,15 @@ impl Network {
         seconds_per_slot: u64,
         preset: PresetKind,
     ) -> Network {
-        let version = |i: u8| {
-            let [a, b, c] = SIMULATED_VERSION_TAG;
-            u32::from_be_bytes([i, a, b, c])
-        };
+        let [s, i, m] = SIMULATED_VERSION_TAG;
+        let versions = core::array::from_fn(|index| u32::from_be_bytes([index as u8, s, i, m]));
         Network {
             name: "simulated".into(),
             genesis_validators_root,
             genesis_time,
             seconds_per_slot,
             preset,
-            forks: schedule(
-                [version(0), version(1), version(2), version(3), version(4), version(5), version(6)],
-                [0, 0, 0, 0, 0, 0, FAR_FUTURE_EPOCH],
-            ),
+            forks: schedule(versions, [0, 0, 0, 0, 0, 0, FAR_FUTURE_EPOCH]),
             blob_schedule: Vec::new(),
         }
     }

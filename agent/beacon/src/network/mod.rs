@@ -127,9 +127,12 @@ impl Network {
 
 #[cfg(test)]
 mod tests {
-    use super::builtin::v;
     use super::*;
     use crate::codec::blobs;
+
+    fn v(bytes: [u8; 4]) -> Version {
+        FixedBytes(bytes)
+    }
 
     #[test]
     fn mainnet_digests_match_published_values() {
