@@ -17,9 +17,7 @@ use crate::merkle::{
 };
 use crate::network::{Fork, Network};
 use crate::preset::{Preset, MIN_SYNC_COMMITTEE_PARTICIPANTS};
-use crate::types::{
-    ExecutionPayloadHeaderDeneb, LightClientBootstrap, LightClientHeader, LightClientUpdate, Root, SyncCommittee,
-};
+use crate::types::{LightClientBootstrap, LightClientHeader, LightClientUpdate, Root, SyncCommittee};
 
 /// What processing an update did to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -66,34 +64,10 @@ pub fn execution_root(network: &Network, header: &LightClientHeader) -> Root {
     if network.in_force_at(Fork::Deneb, header.beacon.slot) {
         header.execution.tree_hash_root()
     } else if network.in_force_at(Fork::Capella, header.beacon.slot) {
-        capella_root(&header.execution)
+        header.execution.to_capella().tree_hash_root()
     } else {
         Root::ZERO
     }
-}
-
-/// `hash_tree_root` of the Capella `ExecutionPayloadHeader` with this header's fields: the Deneb header
-/// without its two blob fields, whose fields' roots are merkleized as the Capella container's (15
-/// leaves, in the spec's field order).
-pub(crate) fn capella_root(e: &ExecutionPayloadHeaderDeneb) -> Root {
-    let fields = [
-        e.parent_hash.tree_hash_root(),
-        e.fee_recipient.tree_hash_root(),
-        e.state_root.tree_hash_root(),
-        e.receipts_root.tree_hash_root(),
-        e.logs_bloom.tree_hash_root(),
-        e.prev_randao.tree_hash_root(),
-        e.block_number.tree_hash_root(),
-        e.gas_limit.tree_hash_root(),
-        e.gas_used.tree_hash_root(),
-        e.timestamp.tree_hash_root(),
-        e.extra_data.tree_hash_root(),
-        e.base_fee_per_gas.tree_hash_root(),
-        e.block_hash.tree_hash_root(),
-        e.transactions_root.tree_hash_root(),
-        e.withdrawals_root.tree_hash_root(),
-    ];
-    tree_hash::merkle_root(fields.map(|root| root.0).as_flattened(), 0)
 }
 
 /// Spec `is_valid_light_client_header` (Deneb version): blob fields zero before Deneb, empty

@@ -85,6 +85,47 @@ impl<P: Preset> SyncAggregate<P> {
     }
 }
 
+/// Capella `ExecutionPayloadHeader`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Encode, Decode, TreeHash)]
+pub struct ExecutionPayloadHeaderCapella {
+    /// Parent execution block hash.
+    pub parent_hash: B256,
+    /// Fee recipient.
+    pub fee_recipient: Address,
+    /// Execution state root.
+    pub state_root: B256,
+    /// Receipts root.
+    pub receipts_root: B256,
+    /// Logs bloom.
+    pub logs_bloom: FixedBytes<256>,
+    /// RANDAO mix.
+    pub prev_randao: B256,
+    /// Execution block number.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub block_number: u64,
+    /// Gas limit.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub gas_limit: u64,
+    /// Gas used.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub gas_used: u64,
+    /// Timestamp.
+    #[serde(with = "serde_utils::quoted_u64")]
+    pub timestamp: u64,
+    /// Extra data (`ByteList[32]`).
+    #[serde(with = "ssz_types::serde_utils::hex_var_list")]
+    pub extra_data: VariableList<u8, U32>,
+    /// Base fee per gas (uint256, little-endian in SSZ, decimal in JSON).
+    #[serde(with = "serde_utils::u256_dec")]
+    pub base_fee_per_gas: U256,
+    /// Execution block hash.
+    pub block_hash: B256,
+    /// Transactions root.
+    pub transactions_root: B256,
+    /// Withdrawals root.
+    pub withdrawals_root: B256,
+}
+
 /// Deneb `ExecutionPayloadHeader` (unchanged in Electra and Fulu).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Encode, Decode, TreeHash)]
 pub struct ExecutionPayloadHeaderDeneb {
@@ -130,6 +171,30 @@ pub struct ExecutionPayloadHeaderDeneb {
     /// Excess blob gas.
     #[serde(with = "serde_utils::quoted_u64")]
     pub excess_blob_gas: u64,
+}
+
+impl ExecutionPayloadHeaderDeneb {
+    /// The Capella view of this header (drops the blob fields), whose root is what a pre-Deneb
+    /// beacon body commits to.
+    pub fn to_capella(&self) -> ExecutionPayloadHeaderCapella {
+        ExecutionPayloadHeaderCapella {
+            parent_hash: self.parent_hash,
+            fee_recipient: self.fee_recipient,
+            state_root: self.state_root,
+            receipts_root: self.receipts_root,
+            logs_bloom: self.logs_bloom,
+            prev_randao: self.prev_randao,
+            block_number: self.block_number,
+            gas_limit: self.gas_limit,
+            gas_used: self.gas_used,
+            timestamp: self.timestamp,
+            extra_data: self.extra_data.clone(),
+            base_fee_per_gas: self.base_fee_per_gas,
+            block_hash: self.block_hash,
+            transactions_root: self.transactions_root,
+            withdrawals_root: self.withdrawals_root,
+        }
+    }
 }
 
 /// `LightClientHeader` (Capella and later, newest shape): the beacon header plus the execution

@@ -37,8 +37,11 @@ use ssz::Decode;
 
 use crate::network::{Fork, Network};
 use crate::preset::Preset;
-use crate::types::{ExecutionPayloadHeaderDeneb as DenebHeader, LightClientBootstrap, LightClientUpdate};
-use shapes::{Bootstrap, ExecutionPayloadHeaderCapella as CapellaHeader, FinalityUpdate, OptimisticUpdate, Update};
+use crate::types::{
+    ExecutionPayloadHeaderCapella as CapellaHeader, ExecutionPayloadHeaderDeneb as DenebHeader, LightClientBootstrap,
+    LightClientUpdate,
+};
+use shapes::{Bootstrap, FinalityUpdate, OptimisticUpdate, Update};
 
 /// The two content types of the beacon light-client endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,63 +14,19 @@
 //! and `process_light_client_optimistic_update` do), which it checks like any update a server could
 //! have served in `updates` (`tests/negative.rs::what_the_conversions_add_is_checked_by_the_store`).
 
-use alloy_primitives::{Address, FixedBytes, B256, U256};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use ssz::Decode;
 use ssz_derive::{Decode, Encode};
-use ssz_types::typenum::{Unsigned, U32, U5, U6};
-use ssz_types::{FixedVector, VariableList};
+use ssz_types::typenum::{Unsigned, U5, U6};
+use ssz_types::FixedVector;
 use tree_hash_derive::TreeHash;
 
 use crate::preset::Preset;
 use crate::types::{
-    BeaconBlockHeader, ExecutionBranch, ExecutionPayloadHeaderDeneb, LightClientBootstrap, LightClientHeader,
-    LightClientUpdate, Root, SyncAggregate, SyncCommittee,
+    BeaconBlockHeader, ExecutionBranch, ExecutionPayloadHeaderCapella, ExecutionPayloadHeaderDeneb,
+    LightClientBootstrap, LightClientHeader, LightClientUpdate, Root, SyncAggregate, SyncCommittee,
 };
-
-/// Capella `ExecutionPayloadHeader`, the Capella wire shape's: the store takes the root a Capella body
-/// commits to from the Deneb header's fields (`store::capella_root`, checked against this container's
-/// derived root in the tests below).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Encode, Decode, TreeHash)]
-pub(super) struct ExecutionPayloadHeaderCapella {
-    /// Parent execution block hash.
-    pub parent_hash: B256,
-    /// Fee recipient.
-    pub fee_recipient: Address,
-    /// Execution state root.
-    pub state_root: B256,
-    /// Receipts root.
-    pub receipts_root: B256,
-    /// Logs bloom.
-    pub logs_bloom: FixedBytes<256>,
-    /// RANDAO mix.
-    pub prev_randao: B256,
-    /// Execution block number.
-    #[serde(with = "serde_utils::quoted_u64")]
-    pub block_number: u64,
-    /// Gas limit.
-    #[serde(with = "serde_utils::quoted_u64")]
-    pub gas_limit: u64,
-    /// Gas used.
-    #[serde(with = "serde_utils::quoted_u64")]
-    pub gas_used: u64,
-    /// Timestamp.
-    #[serde(with = "serde_utils::quoted_u64")]
-    pub timestamp: u64,
-    /// Extra data (`ByteList[32]`).
-    #[serde(with = "ssz_types::serde_utils::hex_var_list")]
-    pub extra_data: VariableList<u8, U32>,
-    /// Base fee per gas (uint256, little-endian in SSZ, decimal in JSON).
-    #[serde(with = "serde_utils::u256_dec")]
-    pub base_fee_per_gas: U256,
-    /// Execution block hash.
-    pub block_hash: B256,
-    /// Transactions root.
-    pub transactions_root: B256,
-    /// Withdrawals root.
-    pub withdrawals_root: B256,
-}
 
 /// The execution payload header of a pre-Electra fork (Capella or Deneb layout).
 pub(super) trait Execution: Decode + DeserializeOwned + Into<ExecutionPayloadHeaderDeneb> {}
@@ -282,41 +238,5 @@ impl<P: Preset> From<LightClientOptimisticUpdate<P>> for LightClientUpdate<P> {
             signature_slot: u.signature_slot,
         }
         .into()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tree_hash::TreeHash;
-
-    /// The store's Capella execution root, taken from the Deneb header's fields, is the derived root of
-    /// the Capella container these fields came from, whatever they hold.
-    #[test]
-    fn capella_root_is_the_capella_containers() {
-        let mut capella = ExecutionPayloadHeaderCapella::default();
-        assert_eq!(crate::store::capella_root(&capella.clone().into()), capella.tree_hash_root());
-        capella = ExecutionPayloadHeaderCapella {
-            parent_hash: B256::repeat_byte(1),
-            fee_recipient: Address::repeat_byte(2),
-            state_root: B256::repeat_byte(3),
-            receipts_root: B256::repeat_byte(4),
-            logs_bloom: FixedBytes::repeat_byte(5),
-            prev_randao: B256::repeat_byte(6),
-            block_number: 7,
-            gas_limit: 8,
-            gas_used: 9,
-            timestamp: 10,
-            extra_data: VariableList::new(vec![11; 17]).unwrap(),
-            base_fee_per_gas: U256::from(12u64) << 200,
-            block_hash: B256::repeat_byte(13),
-            transactions_root: B256::repeat_byte(14),
-            withdrawals_root: B256::repeat_byte(15),
-        };
-        assert_eq!(crate::store::capella_root(&capella.clone().into()), capella.tree_hash_root());
-        // Each field enters the root.
-        let mut other = capella.clone();
-        other.withdrawals_root = B256::repeat_byte(16);
-        assert_ne!(crate::store::capella_root(&other.into()), capella.tree_hash_root());
     }
 }
