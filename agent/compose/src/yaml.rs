@@ -56,9 +56,7 @@ pub(crate) fn load(text: &str) -> Result<Vec<Node>, String> {
 impl MarkedEventReceiver for Loader {
     fn on_event(&mut self, ev: Event, _: Marker) {
         if self.error.is_none() {
-            if let Err(e) = self.event(ev) {
-                self.error = Some(e);
-            }
+            self.error = self.event(ev).err();
         }
     }
 }
@@ -156,10 +154,8 @@ fn measure(node: &Node) -> (usize, usize) {
 /// ones, and in `<<: [*a, *b]` the earlier source beats the later. A key written twice is an error.
 fn merge(entries: Vec<(String, bool, Node)>) -> Result<Node, String> {
     let mut seen = HashSet::new();
-    for (key, ..) in &entries {
-        if !seen.insert(key.as_str()) {
-            return Err(format!("mapping key {key:?} is defined twice"));
-        }
+    if let Some((key, ..)) = entries.iter().find(|(key, ..)| !seen.insert(key.as_str())) {
+        return Err(format!("mapping key {key:?} is defined twice"));
     }
     let explicit: HashSet<String> = entries.iter().filter(|e| !e.1).map(|e| e.0.clone()).collect();
     let mut out: Vec<(String, Node)> = Vec::new();
