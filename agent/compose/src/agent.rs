@@ -130,19 +130,14 @@ fn start_args(s: &Service) -> Vec<Arg> {
             values.iter().enumerate().map(|(i, value)| Arg { value: value.clone(), written: text(i), from }).collect()
         })
     };
-    let image = |text: &str, from| Arg { value: literal(text), written: text.into(), from };
-    let command: Option<Vec<Arg>> = args(&s.command, &s.written.command, "command");
-    match args(&s.entrypoint, &s.written.entrypoint, "entrypoint") {
-        Some(mut entrypoint) => {
-            entrypoint.extend(command.unwrap_or_default());
-            entrypoint
-        }
-        None => {
-            let mut argv = vec![image("replicatoor", "image's entrypoint")];
-            argv.extend(command.unwrap_or_else(|| vec![image("run", "image's command")]));
-            argv
-        }
-    }
+    let image = |text: &str, from| vec![Arg { value: literal(text), written: text.into(), from }];
+    let entrypoint: Option<Vec<Arg>> = args(&s.entrypoint, &s.written.entrypoint, "entrypoint");
+    let command = match (&entrypoint, args(&s.command, &s.written.command, "command")) {
+        (_, Some(command)) => command,
+        (Some(_), None) => Vec::new(),
+        (None, None) => image("run", "image's command"),
+    };
+    [entrypoint.unwrap_or_else(|| image("replicatoor", "image's entrypoint")), command].concat()
 }
 
 /// Shells whose `-c` script is read as words when it is plain.

@@ -210,15 +210,11 @@ fn scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Node {
         _ => {}
     }
     let digits = text.replace('_', "");
-    if let Some(n) = go_int(&digits) {
-        return Node::Scalar(n.to_string());
+    match (go_int(&digits), digits.parse::<f64>()) {
+        (Some(n), _) => Node::Scalar(n.to_string()),
+        (None, Ok(f)) if is_float(&digits) => Node::Scalar(f.to_string()),
+        _ => Node::Str(text),
     }
-    if is_float(&digits) {
-        if let Ok(f) = digits.parse::<f64>() {
-            return Node::Scalar(f.to_string());
-        }
-    }
-    Node::Str(text)
 }
 
 /// Go's `strconv.ParseInt(s, 0, 64)` (then `ParseUint`): optional sign, `0x`/`0o`/`0b` or a leading
