@@ -55,9 +55,7 @@ pub fn agent_config(compose: &AppCompose) -> Result<AgentConfig, ComposeError> {
         _ => return Err(say::several_agents(&candidates)),
     };
     let mut reading = Reading { command: vec![None; SETTINGS.len()], outside: Vec::new() };
-    for sentence in compose.outside.iter().chain(&service.outside) {
-        reading.say(sentence.clone());
-    }
+    compose.outside.iter().chain(&service.outside).for_each(|sentence| reading.say(sentence.clone()));
     if !service.env_files.is_empty() {
         reading.say(say::env_files(&service.env_files));
     }
@@ -65,17 +63,15 @@ pub fn agent_config(compose: &AppCompose) -> Result<AgentConfig, ComposeError> {
         reading.say(format!("image {written:?}: {source}: the operator chooses the code that runs"));
     }
     reading.program(&start_args(service));
-    let settings = SETTINGS
+    let settings: Vec<Origin> = SETTINGS
         .iter()
-        .zip(std::mem::take(&mut reading.command))
+        .zip(reading.command)
         .filter_map(|(setting, from_command)| from_command.or_else(|| from_environment(service, setting)))
         .collect();
-    let mut config = AgentConfig { service: service.name.clone(), settings, outside: reading.outside };
-    if let Some(origin) = config.get("config") {
-        let sentence = say::config_file(origin);
-        config.outside.push(sentence);
-    }
-    Ok(config)
+    let mut outside = reading.outside;
+    // Settings may also come from a `--config` file the compose names, which is not read here.
+    outside.extend(settings.iter().find(|o| o.setting == "config").map(say::config_file));
+    Ok(AgentConfig { service: service.name.clone(), settings, outside })
 }
 
 fn literal(text: &str) -> Value {
@@ -134,19 +130,14 @@ fn start_args(s: &Service) -> Vec<Arg> {
             values.iter().enumerate().map(|(i, value)| Arg { value: value.clone(), written: text(i), from }).collect()
         })
     };
-    let image = |text: &str, from| Arg { value: literal(text), written: text.into(), from };
-    let command: Option<Vec<Arg>> = args(&s.command, &s.written.command, "command");
-    match args(&s.entrypoint, &s.written.entrypoint, "entrypoint") {
-        Some(mut entrypoint) => {
-            entrypoint.extend(command.unwrap_or_default());
-            entrypoint
-        }
-        None => {
-            let mut argv = vec![image("replicatoor", "image's entrypoint")];
-            argv.extend(command.unwrap_or_else(|| vec![image("run", "image's command")]));
-            argv
-        }
-    }
+    let image = |text: &str, from| vec![Arg { value: literal(text), written: text.into(), from }];
+    let entrypoint: Option<Vec<Arg>> = args(&s.entrypoint, &s.written.entrypoint, "entrypoint");
+    let command = match (&entrypoint, args(&s.command, &s.written.command, "command")) {
+        (_, Some(command)) => command,
+        (Some(_), None) => Vec::new(),
+        (None, None) => image("run", "image's command"),
+    };
+    [entrypoint.unwrap_or_else(|| image("replicatoor", "image's entrypoint")), command].concat()
 }
 
 /// Shells whose `-c` script is read as words when it is plain.
@@ -220,24 +211,20 @@ impl Reading {
     /// `replicatoor [global flags] run|config check [flags]`.
     fn cli(&mut self, args: &[Arg]) {
         let (mut i, check) = (0, literal("check"));
-        loop {
+        i = loop {
             let Some(arg) = args.get(i) else {
                 return self.say("replicatoor is started without the run subcommand: it does not run the agent".into());
             };
             match &arg.value {
-                Value::Literal { value } if value == "run" => i += 1,
+                Value::Literal { value } if value == "run" => break i + 1,
                 Value::Literal { value } if value == "config" && args.get(i + 1).map(|a| &a.value) == Some(&check) => {
-                    i += 2
+                    break i + 2
                 }
                 Value::Literal { value } if !value.starts_with('-') => return self.say(say::not_run(arg, value)),
                 // Global flags (`--log-format`) come before the subcommand too.
-                _ => {
-                    i = self.flag(args, i);
-                    continue;
-                }
+                _ => i = self.flag(args, i),
             }
-            break;
-        }
+        };
         while i < args.len() {
             i = self.flag(args, i);
         }

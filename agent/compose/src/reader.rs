@@ -104,9 +104,6 @@ fn texts_json(value: &serde_json::Value) -> Vec<String> {
     }
 }
 
-const ALLOWED: &str = "listed in allowed_envs: the operator may set it";
-const PASSED: &str = "passed through from the operator's environment (no value in the compose)";
-
 /// Read an app-compose.json (Dstack's format: the compose file is the `docker_compose_file` string).
 pub fn read(app_compose: &[u8]) -> Result<AppCompose, ComposeError> {
     let json: serde_json::Value = serde_json::from_slice(app_compose)?;
@@ -150,11 +147,9 @@ pub fn read(app_compose: &[u8]) -> Result<AppCompose, ComposeError> {
     for ext in &extends {
         extend(&mut compose.services, &extends, ext, &mut done, 0)?;
     }
-    for service in &mut compose.services {
-        for (key, value) in &mut service.environment {
-            if compose.allowed_envs.contains(key) {
-                *value = Value::Operator { source: ALLOWED.into() };
-            }
+    for (key, value) in compose.services.iter_mut().flat_map(|s| &mut s.environment) {
+        if compose.allowed_envs.contains(key) {
+            *value = Value::Operator { source: say::ALLOWED.into() };
         }
     }
     Ok(compose)
@@ -244,7 +239,7 @@ fn set_env(environment: &mut Vec<(String, Value)>, key: String, value: Value) {
 /// `environment` as a mapping (`KEY: value`, `KEY:` passed through) or a list (`KEY=value`, `KEY`
 /// passed through); a key given twice keeps its last value, as in Compose.
 fn read_environment(s: &mut Service, value: Node, at: &str) -> Result<(), ComposeError> {
-    let passed = || Value::Operator { source: PASSED.into() };
+    let passed = || Value::Operator { source: say::PASSED.into() };
     match value {
         Node::Null => {}
         Node::Map(entries) => {
@@ -301,14 +296,11 @@ fn read_argv(outside: &mut Vec<String>, value: Node, at: &str) -> Result<Argv, C
     let (values, written) = match value {
         Node::Null => return Ok((None, None)),
         Node::Seq(items) => {
-            let mut values = Vec::new();
-            let mut written = Vec::new();
-            for item in items {
-                let text = string(&item, at)?.ok_or_else(|| shape(format!("{at} has an empty element")))?;
-                values.push(interpolated(&text, at)?.into());
-                written.push(text);
-            }
-            (values, written)
+            let element = |item: &Node| -> Result<(Value, String), ComposeError> {
+                let text = string(item, at)?.ok_or_else(|| shape(format!("{at} has an empty element")))?;
+                Ok((interpolated(&text, at)?.into(), text))
+            };
+            items.iter().map(element).collect::<Result<Vec<_>, _>>()?.into_iter().unzip()
         }
         Node::Str(text) => {
             let whole = interpolated(&text, at)?;

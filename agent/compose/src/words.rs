@@ -74,19 +74,15 @@ fn name_len(s: &str) -> usize {
 /// Index of the `}` that closes a `${`, counting nested braces.
 fn closing_brace(s: &str) -> Option<usize> {
     let mut depth = 1usize;
-    for (i, c) in s.char_indices() {
+    let closes = |&(_, c): &(usize, char)| {
         match c {
             '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
+            '}' => depth -= 1,
             _ => {}
         }
-    }
-    None
+        depth == 0
+    };
+    s.char_indices().find(closes).map(|(i, _)| i)
 }
 
 /// A string-form `command` / `entrypoint` split into arguments as compose-go splits it (go-shellwords

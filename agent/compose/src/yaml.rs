@@ -56,9 +56,7 @@ pub(crate) fn load(text: &str) -> Result<Vec<Node>, String> {
 impl MarkedEventReceiver for Loader {
     fn on_event(&mut self, ev: Event, _: Marker) {
         if self.error.is_none() {
-            if let Err(e) = self.event(ev) {
-                self.error = Some(e);
-            }
+            self.error = self.event(ev).err();
         }
     }
 }
@@ -156,10 +154,8 @@ fn measure(node: &Node) -> (usize, usize) {
 /// ones, and in `<<: [*a, *b]` the earlier source beats the later. A key written twice is an error.
 fn merge(entries: Vec<(String, bool, Node)>) -> Result<Node, String> {
     let mut seen = HashSet::new();
-    for (key, ..) in &entries {
-        if !seen.insert(key.as_str()) {
-            return Err(format!("mapping key {key:?} is defined twice"));
-        }
+    if let Some((key, ..)) = entries.iter().find(|(key, ..)| !seen.insert(key.as_str())) {
+        return Err(format!("mapping key {key:?} is defined twice"));
     }
     let explicit: HashSet<String> = entries.iter().filter(|e| !e.1).map(|e| e.0.clone()).collect();
     let mut out: Vec<(String, Node)> = Vec::new();
@@ -214,15 +210,11 @@ fn scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Node {
         _ => {}
     }
     let digits = text.replace('_', "");
-    if let Some(n) = go_int(&digits) {
-        return Node::Scalar(n.to_string());
+    match (go_int(&digits), digits.parse::<f64>()) {
+        (Some(n), _) => Node::Scalar(n.to_string()),
+        (None, Ok(f)) if is_float(&digits) => Node::Scalar(f.to_string()),
+        _ => Node::Str(text),
     }
-    if is_float(&digits) {
-        if let Ok(f) = digits.parse::<f64>() {
-            return Node::Scalar(f.to_string());
-        }
-    }
-    Node::Str(text)
 }
 
 /// Go's `strconv.ParseInt(s, 0, 64)` (then `ParseUint`): optional sign, `0x`/`0o`/`0b` or a leading

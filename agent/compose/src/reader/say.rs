@@ -6,6 +6,11 @@
 
 use crate::yaml::Node;
 
+/// The `source` of a variable `allowed_envs` lists.
+pub(super) const ALLOWED: &str = "listed in allowed_envs: the operator may set it";
+/// The `source` of a variable `environment` names without a value.
+pub(super) const PASSED: &str = "passed through from the operator's environment (no value in the compose)";
+
 /// `${A}, ${B} substituted from the operator's environment`.
 pub(super) fn substituted(vars: &[String]) -> String {
     format!("{} substituted from the operator's environment", braced(vars))

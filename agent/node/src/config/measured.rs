@@ -18,7 +18,7 @@
 //! measured compose: such a node says loudly that its configuration is not self-measured, and
 //! `/status`, `/metrics` and `config check` show it.
 
-use super::{ConfigError, ProviderKind, RunArgs, Settings};
+use super::{ConfigError, Measurement, ProviderKind, RunArgs, Settings};
 use crate::provider::{Attestation, ProviderError, QuoteProvider};
 use clap::{Args, FromArgMatches};
 use replicatoor_compose::{
@@ -30,20 +30,6 @@ use replicatoor_core::attest::{eventlog::EventLog, quote::Measurements};
 use std::path::PathBuf;
 
 mod say;
-
-/// Whether a node's configuration was checked against the compose its CVM measured.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Measurement {
-    /// Checked: the security settings are the measured compose's.
-    SelfMeasured {
-        /// The compose hash (sha256 of the app-compose.json) the node's RTMR3 carries.
-        compose_hash: [u8; 32],
-        /// The agent's service in it.
-        service: String,
-    },
-    /// Not checked: the simulated quote provider has no measured compose (dev and tests only).
-    NotSelfMeasured,
-}
 
 /// Why a configuration could not be checked against its measured compose.
 #[derive(Debug)]
@@ -83,7 +69,10 @@ pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFa
         Err(e) => return Err(cannot_read(e).into()),
     };
     let compose_hash = check_own_compose(&own.app_compose, &own.attestation).map_err(cannot_read)?;
-    let agent = read_agent(&own.app_compose)?;
+    // The agent's settings in the measured compose.
+    let agent = reader::read(own.app_compose.as_bytes())
+        .and_then(|compose| agent_config(&compose))
+        .map_err(|e| invalid(COMPOSE, format!("this CVM's measured compose: {e}")))?;
     let settings = apply_to(operator, &given, config_file, &agent).map_err(MeasureFailure::Refused)?;
     if settings.quote_provider != ProviderKind::Dstack {
         return Err(invalid("quote_provider", "the measured compose runs the agent on simulated quotes".into()).into());
@@ -93,13 +82,6 @@ pub async fn resolve(args: RunArgs) -> Result<(Settings, Measurement), MeasureFa
     }
     let measurement = Measurement::SelfMeasured { compose_hash, service: agent.service };
     Ok((settings, measurement))
-}
-
-/// The agent's settings in the measured compose.
-fn read_agent(app_compose: &str) -> Result<AgentConfig, ConfigError> {
-    reader::read(app_compose.as_bytes())
-        .and_then(|compose| agent_config(&compose))
-        .map_err(|e| invalid(COMPOSE, format!("this CVM's measured compose: {e}")))
 }
 
 /// Apply the measured compose's agent settings (see the module's rules) to the operator's settings:
@@ -139,8 +121,7 @@ fn apply_to(
     let measured = match measured {
         Ok(m) => m,
         Err(e) => {
-            let reason = e.to_string().lines().next().unwrap_or_default().to_string();
-            errors.push(invalid(COMPOSE, format!("the measured compose's agent settings do not parse: {reason}")));
+            errors.push(invalid(COMPOSE, say::does_not_parse(&e)));
             return Err(errors);
         }
     };
@@ -148,8 +129,7 @@ fn apply_to(
         errors.push(invalid(COMPOSE, "the settings cannot be compared".into()));
         return Err(errors);
     };
-    for setting in table::SETTINGS.iter().filter(|s| s.class == Class::Security) {
-        let key = setting.key;
+    for key in table::SETTINGS.iter().filter(|s| s.class == Class::Security).map(|s| s.key) {
         let (mine, theirs) = (merged.get(key).cloned(), measured.get(key).cloned());
         if mine == theirs || key == "config" {
             continue;

@@ -8,7 +8,6 @@ mod check;
 pub mod measured;
 
 pub use check::{check, Level, Problem};
-pub use measured::Measurement;
 
 use crate::args::SecretKey;
 use clap::{parser::ValueSource, ArgMatches, Args, FromArgMatches, ValueEnum};
@@ -409,6 +408,23 @@ impl Settings {
             measurement: Measurement::NotSelfMeasured,
         })
     }
+}
+
+/// Whether a node's configuration was checked against the compose its CVM measured: what `/status`,
+/// `/metrics`, `config check` and the start-up log say. Reporting only, so not in `measured.rs` (not
+/// counted, TRUST.md section 4): `measured::resolve` decides whether the settings are the measured
+/// compose's, and refuses them otherwise; this only records which of its two successes it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Measurement {
+    /// Checked: the security settings are the measured compose's.
+    SelfMeasured {
+        /// The compose hash (sha256 of the app-compose.json) the node's RTMR3 carries.
+        compose_hash: [u8; 32],
+        /// The agent's service in it.
+        service: String,
+    },
+    /// Not checked: the simulated quote provider has no measured compose (dev and tests only).
+    NotSelfMeasured,
 }
 
 /// How a node's configuration is known (reporting only: `resolve` in `measured.rs` decides it).

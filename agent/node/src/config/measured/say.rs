@@ -8,6 +8,12 @@ pub(super) fn other_socket(socket: &Path) -> String {
     format!("the measured compose names a guest agent socket other than {}", socket.display())
 }
 
+/// clap's refusal of the measured compose's security settings, its first line.
+pub(super) fn does_not_parse(e: &clap::Error) -> String {
+    let reason = e.to_string().lines().next().unwrap_or_default().to_string();
+    format!("the measured compose's agent settings do not parse: {reason}")
+}
+
 /// One of the compose reader's `outside` sentences.
 pub(super) fn outside(how: &str) -> String {
     format!("the measured compose lets the operator reach the agent's settings: {how}")
