@@ -20,7 +20,8 @@ kernel=$(sum $(find agent/core/src -name '*.rs' ! -name tests.rs ! -path agent/c
   ! -path agent/core/src/attest/dates.rs ! -path agent/core/src/attest/collateral.rs \
   ! -path agent/core/src/attest/verifier/advance.rs ! -path agent/core/src/attest/eventlog/compact.rs | sort))
 decide=$(sum agent/node/src/roles/holder/{decide,rotation}.rs agent/chain/src/state/proven.rs agent/chain/src/anchor.rs)
-# Not counted, as transport: the beacon API client and its decoding (`chain/src/beacon/api.rs`, `beacon/src/codec/`:
+# Not counted, as transport: the follower's fetch schedule (`chain/src/beacon/schedule.rs`: it can only hand updates to
+# the counted `feed`), the beacon API client and its decoding (`chain/src/beacon/api.rs`, `beacon/src/codec/`:
 # the store decides on the decoded value alone, TRUST.md section 3); the spec's forced update, which no node build has
 # (`beacon/src/store/forced.rs`); the simulated beacon and the recorded-data check (`sim.rs`, `recorded.rs`).
 chain=$(sum agent/chain/src/{deployment,proof,layout,verified}.rs agent/chain/src/beacon/mod.rs)

@@ -314,20 +314,18 @@ impl HeaderSource for QuorumSource {
             .nth(self.quorum.saturating_sub(1))
             .ok_or_else(|| ViewError::NoHeader(format!("only {} of the pinned RPCs answered", heads.len())))?;
         let number = reached.saturating_sub(self.depth);
-        let mut votes: Vec<(B256, usize, alloy::consensus::Header)> = Vec::new();
+        let mut headers = Vec::new();
         for c in &self.rpcs {
             let Ok(Some(b)) = c.provider().get_block_by_number(number.into()).await else { continue };
-            let header = b.header.inner;
-            // Count the hash the header really has, not the one the RPC labels it with.
-            let hash = header.hash_slow();
-            match votes.iter_mut().find(|(h, _, _)| *h == hash) {
-                Some(v) => v.1 += 1,
-                None => votes.push((hash, 1, header)),
-            }
+            headers.push(b.header.inner);
         }
-        let (hash, _, header) = votes.into_iter().find(|(_, n, _)| *n >= self.quorum).ok_or_else(|| {
+        // Count the hash each header really has, not the one the RPC labels it with; the first
+        // header whose hash `quorum` of them have.
+        let hashes: Vec<B256> = headers.iter().map(|h| h.hash_slow()).collect();
+        let agreed = hashes.iter().position(|h| hashes.iter().filter(|o| *o == h).count() >= self.quorum);
+        let agreed = agreed.ok_or_else(|| {
             ViewError::NoHeader(format!("fewer than {} pinned RPCs agree on block {number}", self.quorum))
         })?;
-        Ok(verify_header(&header, hash)?)
+        Ok(verify_header(&headers[agreed], hashes[agreed])?)
     }
 }

@@ -1,5 +1,6 @@
 //! Execution headers authenticated by the beacon chain: a light-client follower that fetches from
-//! an untrusted beacon API ([`api`], which also decodes the answers: transport, off the trust path),
+//! an untrusted beacon API ([`api`], which also decodes the answers: transport, off the trust path;
+//! which updates to ask for is [`schedule`]'s, off it too: it hands every one to `Follower::feed`),
 //! verifies with [`replicatoor_beacon`] (the consensus-specs sync protocol, the same code for mainnet
 //! and for the simulated dev beacon) and hands out the [`TrustedHeader`]s that [`crate::proof`]
 //! checks storage, headers and receipts against.
@@ -16,20 +17,17 @@
 //! the TD decides on these headers, so it waits for a supermajority (mainnet runs well above it).
 
 mod api;
+mod schedule;
 
 pub use api::{BeaconApi, FetchError, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, UPDATES_PER_REQUEST};
 pub use replicatoor_beacon::{Network, Root};
 
 use crate::proof::TrustedHeader;
-use replicatoor_beacon::store::is_sync_committee_update;
+use follower::Follower;
 use replicatoor_beacon::{
     Error as VerifyError, LightClientHeader, LightClientStore, LightClientUpdate, Mainnet, Minimal, Preset, PresetKind,
 };
 use serde::{Deserialize, Serialize};
-
-/// Most `updates` pages fetched in one [`LightClient::sync`] (32 periods each: over two years of
-/// mainnet), so a server that keeps answering full pages cannot keep a sync going forever.
-const MAX_UPDATE_PAGES: usize = 32;
 
 /// Version of the [`LightClient::to_persisted`] format.
 const PERSISTED_FORMAT: u32 = 1;
@@ -273,7 +271,7 @@ async fn sync_store<P: Preset>(
     slot: &mut Option<LightClientStore<P>>,
     report: &mut SyncReport,
 ) -> Result<(), BeaconError> {
-    let current_slot = report.current_slot;
+    let bootstrapped = slot.is_none();
     let store = match slot {
         Some(store) => store,
         None => {
@@ -282,7 +280,6 @@ async fn sync_store<P: Preset>(
             // Checks the header root against the checkpoint and the committee proof against it.
             let store = LightClientStore::initialize(network, checkpoint, &bootstrap.data)
                 .map_err(|source| BeaconError::Verification { url: bootstrap.url, source })?;
-            report.bootstrapped = true;
             slot.insert(store)
         }
     };
@@ -297,71 +294,61 @@ async fn sync_store<P: Preset>(
     }
     // Advancement counts from the bootstrap when there was one.
     let before = (store.finalized_header.beacon.slot, store.optimistic_header.beacon.slot);
-
-    // Period updates: from the store's period up to the clock's, a page at a time, until the
-    // server has no more (a node serves only periods it has seen). Skipped once the store is in
-    // the clock's period and knows the next committee: finality/optimistic updates then suffice.
-    let current_period = network.period_at_slot(current_slot);
-    for _ in 0..MAX_UPDATE_PAGES {
-        let start = store.finalized_period(network);
-        if start > current_period || (start == current_period && store.is_next_sync_committee_known()) {
-            break;
-        }
-        let count = (current_period - start + 1).min(UPDATES_PER_REQUEST);
-        report.requests += 1;
-        // In attested-slot order, at most `count` of them (api.rs).
-        let updates = api.updates::<P>(network, start, count).await?;
-        let served = updates.data.len() as u64;
-        for update in &updates.data {
-            feed(store, network, update, current_slot, &updates.url, report)?;
-        }
-        if served < count || store.finalized_period(network) == start {
-            break;
-        }
-    }
-
-    report.requests += 1;
-    if let Some(update) = api.finality_update::<P>(network).await? {
-        feed(store, network, &update.data, current_slot, &update.url, report)?;
-    }
-    report.requests += 1;
-    if let Some(update) = api.optimistic_update::<P>(network).await? {
-        feed(store, network, &update.data, current_slot, &update.url, report)?;
-    }
+    // Which updates to ask for, and which to leave unverified as having nothing to teach, is
+    // `schedule.rs`'s (not counted, TRUST.md section 3): it reads the store through a `Follower`, and
+    // only `Follower::feed`, which verifies, changes it. What a sync did is set here, after it.
+    schedule::fetch(api, network, &mut Follower::new(store, network, report.current_slot), report).await?;
+    report.bootstrapped = bootstrapped;
     report.finalized_advanced = store.finalized_header.beacon.slot > before.0;
     report.optimistic_advanced = store.optimistic_header.beacon.slot > before.1;
     Ok(())
 }
 
-/// Verify and apply one update. Below-supermajority updates and updates with nothing to learn are
-/// skipped; anything else the verifier refuses is an error.
-fn feed<P: Preset>(
-    store: &mut LightClientStore<P>,
-    network: &Network,
-    update: &LightClientUpdate<P>,
-    current_slot: u64,
-    url: &str,
-    report: &mut SyncReport,
-) -> Result<(), BeaconError> {
-    // "Nothing to learn": no newer attested or finalized header, and no next committee the store
-    // lacks. Verifying it could change no head (the finality and optimistic updates of an idle
-    // chain repeat the head already verified), so the signature check is saved.
-    let nothing_new = update.attested_header.beacon.slot <= store.optimistic_header.beacon.slot
-        && update.finalized_header.beacon.slot <= store.finalized_header.beacon.slot
-        && (store.is_next_sync_committee_known() || !is_sync_committee_update(update));
-    if nothing_new || !update.sync_aggregate.has_supermajority() {
-        report.skipped += 1;
-        return Ok(());
+/// The store as `schedule.rs` (which updates to fetch; not counted) sees it: read-only, and changed
+/// only by [`Follower::feed`], which verifies. The fields are private to this module, so the schedule
+/// cannot reach them, nor move the clock's slot the verifier checks signatures against.
+mod follower {
+    use super::*;
+
+    pub(super) struct Follower<'a, P: Preset> {
+        store: &'a mut LightClientStore<P>,
+        network: &'a Network,
+        current_slot: u64,
     }
-    match store.process_update(network, update, current_slot) {
-        Ok(outcome) => {
-            report.verified += 1;
-            if outcome.optimistic_advanced {
-                report.optimistic_signers = Some((outcome.participants, P::KIND.sync_committee_size() as u64));
-            }
+
+    impl<'a, P: Preset> Follower<'a, P> {
+        pub(super) fn new(store: &'a mut LightClientStore<P>, network: &'a Network, current_slot: u64) -> Self {
+            Follower { store, network, current_slot }
         }
-        Err(VerifyError::StaleUpdate { .. }) => report.skipped += 1,
-        Err(source) => return Err(BeaconError::Verification { url: url.to_owned(), source }),
+
+        /// The store, to read.
+        pub(super) fn store(&self) -> &LightClientStore<P> {
+            self.store
+        }
+
+        /// Verify and apply one update. Below-supermajority updates are skipped, and so are updates
+        /// the verifier finds stale; anything else the verifier refuses is an error.
+        pub(super) fn feed(
+            &mut self,
+            update: &LightClientUpdate<P>,
+            url: &str,
+            report: &mut SyncReport,
+        ) -> Result<(), BeaconError> {
+            if !update.sync_aggregate.has_supermajority() {
+                report.skipped += 1;
+                return Ok(());
+            }
+            match self.store.process_update(self.network, update, self.current_slot) {
+                Ok(outcome) => {
+                    report.verified += 1;
+                    if outcome.optimistic_advanced {
+                        report.optimistic_signers = Some((outcome.participants, P::KIND.sync_committee_size() as u64));
+                    }
+                }
+                Err(VerifyError::StaleUpdate { .. }) => report.skipped += 1,
+                Err(source) => return Err(BeaconError::Verification { url: url.to_owned(), source }),
+            }
+            Ok(())
+        }
     }
-    Ok(())
 }
