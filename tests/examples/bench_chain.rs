@@ -329,7 +329,7 @@ fn dstack_attestation() -> anyhow::Result<replicatoor::provider::Attestation> {
     let resp: Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| path.display().to_string())?)?;
     let quote = hex::decode(resp["quote"].as_str().context("quote")?)?;
     let log = replicatoor_encode::eventlog::from_dstack_json(resp["event_log"].as_str().context("log")?)?;
-    Ok(replicatoor::provider::Attestation { quote, event_log: replicatoor_encode::eventlog::to_compact(&log)? })
+    Ok(replicatoor::provider::Attestation { quote, event_log: replicatoor_encode::eventlog::to_compact(&log.runtime)? })
 }
 
 /// A request with a 5,000-byte quote and a 3,000-byte event log (random bytes); returns its id.

@@ -45,10 +45,10 @@ async fn encode_request_prints_what_the_agent_sends_and_an_independent_client_ca
     assert_eq!(compact::decode(&quote).unwrap(), raw_quote);
     let log = EventLog::from_compact(&call.eventLog).expect("compact event log");
     let (_, _, m) = Measurements::parse_unverified(&quote).unwrap();
-    assert_eq!(log.replay_rtmr(3).unwrap(), m.unwrap().rtmr[3], "replays to the quote's RTMR3");
+    assert_eq!(log.replay_rtmr3(), m.unwrap().rtmr[3], "replays to the quote's RTMR3");
 
     // The agent's own encoding (its Dstack provider compacts the log the same way) is the same bytes.
-    let log = replicatoor_encode::eventlog::from_dstack_json(resp["event_log"].as_str().unwrap()).unwrap();
+    let log = replicatoor_encode::eventlog::from_dstack_json(resp["event_log"].as_str().unwrap()).unwrap().runtime;
     let compact = replicatoor_encode::eventlog::to_compact(&log).unwrap();
     let att = replicatoor::provider::Attestation { quote: raw_quote.clone(), event_log: compact.clone() };
     assert_eq!(att.request_call(pk).abi_encode(), calldata);

@@ -145,7 +145,7 @@ fn main() {
     .expect("dstack json");
     let dstack_log = replicatoor_encode::eventlog::from_dstack_json(dstack["event_log"].as_str().expect("event_log"))
         .expect("dstack event log");
-    let dstack_log = replicatoor_encode::eventlog::to_compact(&dstack_log).expect("compact log");
+    let dstack_log = replicatoor_encode::eventlog::to_compact(&dstack_log.runtime).expect("compact log");
     let dstack_quote = hex::decode(dstack["quote"].as_str().expect("quote")).expect("quote hex");
     let dstack_rtmr3 =
         Measurements::parse_unverified(&dstack_quote).expect("dstack quote").2.expect("TD report").rtmr[3];

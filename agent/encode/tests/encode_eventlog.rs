@@ -3,7 +3,7 @@
 
 use replicatoor_core::attest::eventlog::*;
 use replicatoor_encode::eventlog::{
-    from_dstack_json, to_compact, Error, MAX_JSON_EVENTS, MAX_JSON_INPUT_LEN, MAX_JSON_PAYLOAD_LEN,
+    from_dstack_json, to_compact, BootEvent, Error, MAX_JSON_EVENTS, MAX_JSON_INPUT_LEN, MAX_JSON_PAYLOAD_LEN,
 };
 use replicatoor_testkit::dstack::{self, quote_rtmrs};
 
@@ -16,39 +16,45 @@ fn fixture() -> (String, Vec<u8>) {
 fn fixture_parses() {
     let (log, _) = fixture();
     let log = from_dstack_json(&log).unwrap();
-    assert_eq!(log.events().len(), 29);
-    let names: Vec<&str> = log.runtime_events().map(|(_, e)| e.name()).collect();
+    assert_eq!((log.boot.len(), log.runtime.events().len()), (20, 9));
+    let names: Vec<&str> = log.runtime.events().iter().map(Event::name).collect();
     assert_eq!(names, dstack::RUNTIME_EVENTS);
-    assert!(log.runtime_events().all(|(_, e)| e.digest_format() == Some(DigestFormat::V1) && e.digest().len() == 48));
-    assert!(log.events().iter().all(|e| e.digest().len() == 48));
+    assert!(log.runtime.events().iter().all(|e| e.digest_format() == DigestFormat::V1));
+    assert!(log.boot.iter().all(|e| e.imr <= 2 && e.event_type != DSTACK_RUNTIME_EVENT_TYPE));
+}
+
+#[test]
+fn replay_matches_quote() {
+    let (log, quote) = fixture();
+    let log = from_dstack_json(&log).unwrap();
+    let rtmrs = quote_rtmrs(&quote);
+    assert_eq!(log.replay_all(), rtmrs);
+    log.runtime.replay_rtmr3_and_check(&rtmrs[3]).unwrap();
 }
 
 #[test]
 fn compact_round_trip() {
     let (json, quote) = fixture();
-    let log = from_dstack_json(&json).unwrap();
+    let log = from_dstack_json(&json).unwrap().runtime;
     let compact = to_compact(&log).unwrap();
     eprintln!("compact size for the fixture: {} bytes", compact.len());
     assert!(compact.len() < 600, "{} bytes", compact.len());
     assert_eq!(&compact[..8], b"RPEL\x01\x01\x00\x09");
     let back = EventLog::from_compact(&compact).unwrap();
     assert_eq!(back.events().len(), 9);
-    assert_eq!(back.replay_rtmr(3).unwrap(), log.replay_rtmr(3).unwrap());
+    assert_eq!(back.replay_rtmr3(), log.replay_rtmr3());
     back.replay_rtmr3_and_check(&quote_rtmrs(&quote)[3]).unwrap();
     assert_eq!(back.app_info().unwrap(), log.app_info().unwrap());
-    let runtime: Vec<&Event> = log.runtime_events().map(|(_, e)| e).collect();
-    assert_eq!(back.events().iter().collect::<Vec<_>>(), runtime);
+    assert_eq!(back, log);
     // Canonical: re-encoding gives the same bytes.
     assert_eq!(to_compact(&back).unwrap(), compact);
-    // RTMR0..=2 are not carried.
-    assert_eq!(back.replay_rtmr(0).unwrap(), [0u8; 48]);
 }
 
 #[test]
 fn logged_runtime_digest_must_match() {
     // Genuine V1 digest from Dstack's verifier/fixtures/quote-report.json.
     let ok = r#"[{"imr":3,"event_type":134217729,"digest":"837c2dd72f8a4c740159e5e042ed79b7eaaa5ab3a151a45e27bc366bb8b27e6c3faec87aab1e95197d3e6d23308d448c","event":"app-id","event_payload":"3763bc34552cf3a27ff71ad5f7a90471562a1a2d","extra":{"x":1}}]"#;
-    let log = from_dstack_json(ok).unwrap();
+    let log = from_dstack_json(ok).unwrap().runtime;
     assert_eq!(
         hex::encode(log.events()[0].digest()),
         "837c2dd72f8a4c740159e5e042ed79b7eaaa5ab3a151a45e27bc366bb8b27e6c3faec87aab1e95197d3e6d23308d448c"
@@ -109,7 +115,11 @@ fn malformed_json_inputs() {
     assert!(matches!(from_dstack_json(v9), Err(Error::UnknownDigestVersion { index: 0, version: 9 })));
     // Missing optional fields and unknown fields are tolerated.
     let log = from_dstack_json(r#"[{"imr":3,"event_type":134217729,"event":"a","future":[1,2]}]"#).unwrap();
-    assert_eq!(log.events()[0].payload(), b"");
+    assert_eq!(log.runtime.events()[0].payload(), b"");
+    // Boot events keep their logged digest.
+    let log = parse(&[json_event(1, 7, &"ab".repeat(48), "n", "0102")]).unwrap();
+    let boot = BootEvent { imr: 1, event_type: 7, digest: [0xab; 48], name: "n".into(), payload: vec![1, 2] };
+    assert_eq!((log.boot, log.runtime), (vec![boot], EventLog::default()));
 }
 
 #[test]
@@ -155,8 +165,8 @@ fn v2_json_events() {
         )
     };
     // As GetQuote returns it: digest stripped, preimage filled.
-    let log = from_dstack_json(&ev("", &preimage)).unwrap();
-    assert_eq!(log.events()[0].digest_format(), Some(DigestFormat::V2));
+    let log = from_dstack_json(&ev("", &preimage)).unwrap().runtime;
+    assert_eq!(log.events()[0].digest_format(), DigestFormat::V2);
     assert_eq!(hex::encode(log.events()[0].digest()), digest);
     assert!(from_dstack_json(&ev(&digest, &preimage)).is_ok());
     // A V1 digest on a V2 event is rejected.
@@ -169,9 +179,9 @@ fn v2_json_events() {
     let compact = to_compact(&log).unwrap();
     assert_eq!(compact[5], 0x02);
     let back = EventLog::from_compact(&compact).unwrap();
-    assert_eq!(back.replay_rtmr(3).unwrap(), log.replay_rtmr(3).unwrap());
+    assert_eq!(back.replay_rtmr3(), log.replay_rtmr3());
     // The same bytes read as V1 replay differently.
     let mut as_v1 = compact.clone();
     as_v1[5] = 0x01;
-    assert_ne!(EventLog::from_compact(&as_v1).unwrap().replay_rtmr(3).unwrap(), log.replay_rtmr(3).unwrap());
+    assert_ne!(EventLog::from_compact(&as_v1).unwrap().replay_rtmr3(), log.replay_rtmr3());
 }

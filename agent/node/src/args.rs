@@ -5,6 +5,7 @@
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use replicatoor_core::attest::{collateral::CollateralSource, eventlog::EventLog, Verifier};
+use replicatoor_encode::eventlog::DstackLog;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -141,11 +142,12 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<[u8; 32]> {
     Ok(Sha256::digest(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?).into())
 }
 
-/// Load an event log from Dstack JSON or the compact form.
-pub fn load_event_log(path: &Path) -> anyhow::Result<EventLog> {
+/// Load an event log from Dstack JSON or the compact form (which holds no boot-time events).
+pub fn load_event_log(path: &Path) -> anyhow::Result<DstackLog> {
     let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if raw.starts_with(b"RPEL") {
-        return EventLog::from_compact(&raw).context("compact event log");
+        let runtime = EventLog::from_compact(&raw).context("compact event log")?;
+        return Ok(DstackLog { boot: Vec::new(), runtime });
     }
     let text = String::from_utf8(raw).context("event log is neither compact nor UTF-8 JSON")?;
     // Accept a whole GetQuote response too.

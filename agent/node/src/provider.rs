@@ -253,7 +253,8 @@ pub async fn guest_agent_get_quote(
 pub(crate) fn compact_event_log(json: &str) -> Result<Vec<u8>, ProviderError> {
     let log = replicatoor_encode::eventlog::from_dstack_json(json)
         .map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))?;
-    replicatoor_encode::eventlog::to_compact(&log).map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))
+    replicatoor_encode::eventlog::to_compact(&log.runtime)
+        .map_err(|e| ProviderError::BadResponse(format!("event log: {e}")))
 }
 
 /// What the guest agent says this CVM measured: its app-compose.json and a quote with its event log.

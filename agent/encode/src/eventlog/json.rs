@@ -1,5 +1,6 @@
-//! The JSON event log of a Dstack guest agent's `GetQuote` answer, read into an [`EventLog`] whose
-//! runtime digests are recomputed (never taken from the log).
+//! The JSON event log of a Dstack guest agent's `GetQuote` answer, read into a [`DstackLog`]: its
+//! boot-time events as logged, and its runtime events as the kernel's [`EventLog`], whose digests are
+//! computed from name and payload (never taken from the log).
 //!
 //! # Source format
 //!
@@ -13,10 +14,18 @@
 //! for Dstack runtime events (IMR 3), whose payload is kept instead. Unknown
 //! fields are ignored. Dstack ≥ the "event log V2" release adds two optional
 //! fields to runtime events: `"version": 2` and `"preimage": "<hex>"`. The
-//! digest rules are the trust kernel's (`replicatoor_core::attest::eventlog`).
+//! runtime digest rules are the trust kernel's (`replicatoor_core::attest::eventlog`);
+//! a boot-time event's logged `digest` is used as is.
+//!
+//! No decision reads the boot-time events: the kernel decides only on the
+//! runtime events of a compact log. They are kept here for `replicatoor
+//! measure`, which replays RTMR0..=2 from them.
 
-use replicatoor_core::attest::eventlog::{DigestFormat, Event, EventLog, EventLogError, DSTACK_RUNTIME_EVENT_TYPE};
+use replicatoor_core::attest::eventlog::{
+    DigestFormat, Event, EventLog, EventLogError, DSTACK_RUNTIME_EVENT_TYPE, RTMR_LEN,
+};
 use serde::Deserialize;
+use sha2::{Digest as _, Sha384};
 
 /// Largest accepted `event_log` JSON string, in bytes.
 pub const MAX_JSON_INPUT_LEN: usize = 1 << 20;
@@ -132,7 +141,7 @@ pub enum Error {
     /// share one compact digest-format byte.
     #[error("runtime event {index} uses digest format {found:?}, but earlier ones use {first:?}")]
     MixedDigestFormats {
-        /// Position of the offending event in the log.
+        /// Position of the offending event among the runtime events.
         index: usize,
         /// Format of the first runtime event.
         first: DigestFormat,
@@ -143,6 +152,51 @@ pub enum Error {
     /// limits, so the error is the decoder's).
     #[error(transparent)]
     Compact(#[from] EventLogError),
+}
+
+/// A boot-time (IMR 0..=2) event, with the digest its log gives (no decision reads it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootEvent {
+    /// IMR index, 0..=2.
+    pub imr: u32,
+    /// TCG event type (never the Dstack runtime type).
+    pub event_type: u32,
+    /// The logged digest extended into the IMR.
+    pub digest: [u8; RTMR_LEN],
+    /// Event name (empty for most boot events).
+    pub name: String,
+    /// Event payload (often empty: Dstack strips them).
+    pub payload: Vec<u8>,
+}
+
+/// A Dstack JSON event log: its boot-time events and its runtime events, each in log order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DstackLog {
+    /// The IMR 0..=2 events.
+    pub boot: Vec<BootEvent>,
+    /// The IMR 3 events, what a node posts (`to_compact`) and the kernel reads.
+    pub runtime: EventLog,
+}
+
+impl DstackLog {
+    /// Replays RTMR0..=3: `acc = sha384(acc || digest)` over each IMR's events in log order, RTMR3 by
+    /// the kernel.
+    pub fn replay_all(&self) -> [[u8; RTMR_LEN]; 4] {
+        let mut out = [[0u8; RTMR_LEN]; 4];
+        for e in &self.boot {
+            // IMR ≤ 2, checked when read.
+            if let Some(acc) = out.get_mut(e.imr as usize) {
+                *acc = Sha384::new().chain_update(*acc).chain_update(e.digest).finalize().into();
+            }
+        }
+        out[3] = self.runtime.replay_rtmr3();
+        out
+    }
+}
+
+enum Read {
+    Boot(BootEvent),
+    Runtime(Event),
 }
 
 #[derive(Deserialize)]
@@ -173,7 +227,7 @@ fn decode_hex(index: usize, field: &'static str, s: &str) -> Result<Vec<u8>, Err
 /// digests are recomputed; a logged one, if non-empty, must equal the
 /// recomputation, and a logged V2 `preimage`, if present, must equal the
 /// canonical one.
-pub fn from_dstack_json(s: &str) -> Result<EventLog, Error> {
+pub fn from_dstack_json(s: &str) -> Result<DstackLog, Error> {
     if s.len() > MAX_JSON_INPUT_LEN {
         return Err(Error::InputTooLarge { len: s.len(), max: MAX_JSON_INPUT_LEN });
     }
@@ -181,14 +235,17 @@ pub fn from_dstack_json(s: &str) -> Result<EventLog, Error> {
     if raw.len() > MAX_JSON_EVENTS {
         return Err(Error::TooManyEvents { count: raw.len(), max: MAX_JSON_EVENTS });
     }
-    let mut events = Vec::with_capacity(raw.len());
+    let (mut boot, mut runtime) = (Vec::new(), Vec::new());
     for (index, r) in raw.into_iter().enumerate() {
-        events.push(convert(index, r)?);
+        match convert(index, r)? {
+            Read::Boot(e) => boot.push(e),
+            Read::Runtime(e) => runtime.push(e),
+        }
     }
-    Ok(EventLog::from_events(events))
+    Ok(DstackLog { boot, runtime: EventLog::from_events(runtime) })
 }
 
-fn convert(index: usize, r: RawEvent) -> Result<Event, Error> {
+fn convert(index: usize, r: RawEvent) -> Result<Read, Error> {
     if r.imr > 3 {
         return Err(Error::ImrOutOfRange { index, imr: r.imr });
     }
@@ -207,17 +264,14 @@ fn convert(index: usize, r: RawEvent) -> Result<Event, Error> {
         Some(version) => return Err(Error::UnknownDigestVersion { index, version }),
     };
     if r.imr < 3 {
-        // IMR ≤ 2 and not the runtime type were checked above: the kernel's constructor can only
-        // refuse the digest's length.
+        // IMR ≤ 2 and not the runtime type were checked above.
         let len = logged_digest.len();
-        return Event::boot(r.imr, r.event_type, logged_digest, r.event, payload).ok_or(Error::BadDigestLength {
-            index,
-            imr: r.imr,
-            len,
-        });
+        let digest = logged_digest.try_into().map_err(|_| Error::BadDigestLength { index, imr: r.imr, len })?;
+        let (imr, event_type, name) = (r.imr, r.event_type, r.event);
+        return Ok(Read::Boot(BootEvent { imr, event_type, digest, name, payload }));
     }
     let event = Event::runtime(r.event, payload, format);
-    if !logged_digest.is_empty() && logged_digest[..] != *event.digest() {
+    if !logged_digest.is_empty() && logged_digest[..] != event.digest()[..] {
         let computed = event.digest().to_vec();
         return Err(Error::RuntimeDigestMismatch {
             index,
@@ -234,5 +288,5 @@ fn convert(index: usize, r: RawEvent) -> Result<Event, Error> {
             }
         }
     }
-    Ok(event)
+    Ok(Read::Runtime(event))
 }

@@ -5,36 +5,37 @@
 
 mod json;
 
-pub use json::{from_dstack_json, Error, MAX_JSON_EVENTS, MAX_JSON_INPUT_LEN, MAX_JSON_PAYLOAD_LEN};
+pub use json::{
+    from_dstack_json, BootEvent, DstackLog, Error, MAX_JSON_EVENTS, MAX_JSON_INPUT_LEN, MAX_JSON_PAYLOAD_LEN,
+};
 
 use replicatoor_core::attest::eventlog::{
     check_compact_name, CompactError, DigestFormat, Event, EventLog, EventLogError, COMPACT_MAGIC, COMPACT_MAX_EVENTS,
     COMPACT_MAX_LEN, COMPACT_MAX_PAYLOAD_LEN, COMPACT_VERSION,
 };
 
-/// Encodes the runtime (IMR 3) events of `log` in the compact on-chain format
-/// ([`EventLog::from_compact`] describes it).
+/// Encodes the runtime (IMR 3) events `log` holds (a [`DstackLog`]'s `runtime`) in the compact
+/// on-chain format ([`EventLog::from_compact`] describes it).
 ///
-/// Fails if the runtime events mix digest formats or break a limit of the
-/// format.
+/// Fails if the events mix digest formats or break a limit of the format.
 pub fn to_compact(log: &EventLog) -> Result<Vec<u8>, Error> {
-    let runtime: Vec<(usize, &Event)> = log.runtime_events().collect();
+    let runtime = log.events();
     if runtime.len() > COMPACT_MAX_EVENTS {
         return Err(
             EventLogError::from(CompactError::TooManyEvents { count: runtime.len(), max: COMPACT_MAX_EVENTS }).into()
         );
     }
-    let first = runtime.first().and_then(|(_, e)| e.digest_format()).unwrap_or(DigestFormat::V1);
+    let first = runtime.first().map_or(DigestFormat::V1, Event::digest_format);
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(&COMPACT_MAGIC);
     out.push(COMPACT_VERSION);
     out.push(first.to_byte());
     // Bounded by COMPACT_MAX_EVENTS above.
     out.extend_from_slice(&(runtime.len() as u16).to_be_bytes());
-    for (n, (index, e)) in runtime.iter().enumerate() {
-        let found = e.digest_format().unwrap_or(DigestFormat::V1);
+    for (n, e) in runtime.iter().enumerate() {
+        let found = e.digest_format();
         if found != first {
-            return Err(Error::MixedDigestFormats { index: *index, first, found });
+            return Err(Error::MixedDigestFormats { index: n, first, found });
         }
         check_compact_name(n, e.name().as_bytes())?;
         if e.payload().len() > COMPACT_MAX_PAYLOAD_LEN {

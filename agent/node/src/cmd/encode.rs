@@ -45,7 +45,7 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
 fn request_call(a: &RequestArgs) -> anyhow::Result<Op::requestSecretCall> {
     let pubkey = hex_n::<32>("--pubkey", &a.pubkey)?;
     let quote = quote_bytes(&a.quote)?;
-    let event_log = to_compact(&load_event_log(&a.event_log)?).context("compacting the event log")?;
+    let event_log = to_compact(&load_event_log(&a.event_log)?.runtime).context("compacting the event log")?;
     Ok(Attestation { quote, event_log }.request_call(pubkey))
 }
 

@@ -114,7 +114,8 @@ fn measure_event_log(
     let log = load_event_log(p)?;
     let rtmrs = log.replay_all();
     out.insert("replayed_rtmrs".into(), rtmrs.iter().map(hex::encode).collect::<Vec<_>>().into());
-    let events: Vec<_> = log.runtime_events().map(|(_, e)| describe::runtime_event(e.name(), e.payload())).collect();
+    let log = log.runtime;
+    let events: Vec<_> = log.events().iter().map(|e| describe::runtime_event(e.name(), e.payload())).collect();
     out.insert(
         "runtime_events".into(),
         if json {

@@ -204,7 +204,7 @@ fn references(a: &Args) -> anyhow::Result<(B256, B256, Option<Posted>)> {
             let log_path = a.event_log.as_ref().context("--event-log is required with --quote")?;
             let att = Attestation {
                 quote: read_bytes(q)?,
-                event_log: replicatoor_encode::eventlog::to_compact(&load_event_log(log_path)?)
+                event_log: replicatoor_encode::eventlog::to_compact(&load_event_log(log_path)?.runtime)
                     .context("compacting the event log")?,
             };
             let (os, app) = att.claimed_references();

@@ -52,7 +52,7 @@ fn verify(a: &Args) -> anyhow::Result<bool> {
     let result = v.verify(&quote, a.at, a.min_tcb_evaluation_data_number);
     let log_check = match (&a.event_log, &result) {
         (Some(p), Ok(vq)) => {
-            let log = load_event_log(p)?;
+            let log = load_event_log(p)?.runtime;
             let replay = log.replay_rtmr3_and_check(&vq.measurements().rtmr[3]).map_err(|e| e.to_string());
             let app = log.app_info().map_err(|e| e.to_string());
             Some((replay, app))

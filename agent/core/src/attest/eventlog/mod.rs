@@ -1,15 +1,17 @@
-//! Dstack TDX event log: digest recomputation, RTMR replay, claim extraction
+//! Dstack TDX event log: digest recomputation, RTMR3 replay, claim extraction
 //! and the compact binary encoding's decoder (the log a node posts on chain).
 //!
-//! Reading Dstack's JSON event log and making the compact form are what a
+//! The kernel only ever decides on the runtime (IMR 3) events a compact log
+//! holds. Reading Dstack's JSON event log (with its boot-time IMR 0..=2
+//! events, which no decision reads) and making the compact form are what a
 //! posting node does: `replicatoor_encode::eventlog::{from_dstack_json,
 //! to_compact}`. A holder only decodes ([`EventLog::from_compact`]).
 //!
 //! # Digest rules
 //!
-//! * IMR 0..=2 (TCG boot events): the logged `digest` is used as is.
 //! * IMR 3 (Dstack runtime events, `event_type` = `0x08000001`): the digest is
-//!   always recomputed from `event` (name) and `event_payload`, never trusted:
+//!   always computed from `event` (name) and `event_payload`, never stored nor
+//!   taken from a log:
 //!   * **V1** (the default; `version` absent, `0` or `1`):
 //!     `sha384(le32(0x08000001) || ":" || name || ":" || payload)`.
 //!   * **V2** (`version` = `2`):
@@ -25,7 +27,7 @@
 //!   `canonical_event_json_v2`) and `dstack/cc-eventlog/src/tdx.rs`
 //!   (`TdxEvent`, `validate_v2_preimages`).
 //!
-//! RTMR replay: `acc = [0; 48]`, then for every event of that IMR in log order
+//! RTMR3 replay: `acc = [0; 48]`, then for every runtime event in log order
 //! `acc = sha384(acc || digest)`.
 
 mod compact;
@@ -62,12 +64,6 @@ pub const EVENT_KEY_PROVIDER: &str = "key-provider";
 /// limits the encoder shares).
 #[derive(Debug, thiserror::Error)]
 pub enum EventLogError {
-    /// An RTMR index other than 0..=3 was asked for.
-    #[error("there is no RTMR {imr}; valid indices are 0..=3")]
-    NoSuchRtmr {
-        /// The index asked for.
-        imr: u32,
-    },
     /// The replayed RTMR3 differs from the one in the quote.
     #[error("RTMR3 mismatch: quote has {}, event log replays to {}", hex::encode(.expected), hex::encode(.replayed))]
     Rtmr3Mismatch {
@@ -149,13 +145,7 @@ impl DigestFormat {
     pub fn preimage(self, name: &str, payload: &[u8]) -> Vec<u8> {
         match self {
             DigestFormat::V1 => {
-                let mut buf = Vec::with_capacity(4 + 1 + name.len() + 1 + payload.len());
-                buf.extend_from_slice(&DSTACK_RUNTIME_EVENT_TYPE.to_le_bytes());
-                buf.push(b':');
-                buf.extend_from_slice(name.as_bytes());
-                buf.push(b':');
-                buf.extend_from_slice(payload);
-                buf
+                [&DSTACK_RUNTIME_EVENT_TYPE.to_le_bytes()[..], b":", name.as_bytes(), b":", payload].concat()
             }
             DigestFormat::V2 => canonical_json_v2(name, payload).into_bytes(),
         }
@@ -163,7 +153,7 @@ impl DigestFormat {
 
     /// The SHA-384 digest of a runtime event in this format.
     pub fn digest(self, name: &str, payload: &[u8]) -> [u8; RTMR_LEN] {
-        sha384(&self.preimage(name, payload))
+        Sha384::digest(self.preimage(name, payload)).into()
     }
 }
 
@@ -174,19 +164,13 @@ impl DigestFormat {
 /// mandates (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, `\u00xx` with lowercase
 /// hex for other control characters) and everything else verbatim as UTF-8.
 pub fn canonical_json_v2(name: &str, payload: &[u8]) -> String {
-    let mut out = String::with_capacity(48 + name.len() + 2 * payload.len());
-    out.push_str("{\"name\":");
-    push_jcs_string(&mut out, name);
-    out.push_str(",\"payload\":\"");
-    out.push_str(&hex::encode(payload));
-    out.push_str("\",\"type\":");
-    out.push_str(&DSTACK_RUNTIME_EVENT_TYPE.to_string());
-    out.push('}');
-    out
+    let (name, payload) = (jcs_string(name), hex::encode(payload));
+    format!(r#"{{"name":{name},"payload":"{payload}","type":{DSTACK_RUNTIME_EVENT_TYPE}}}"#)
 }
 
-fn push_jcs_string(out: &mut String, s: &str) {
-    out.push('"');
+/// `s` as a JCS string, quotes included.
+fn jcs_string(s: &str) -> String {
+    let mut out = String::from('"');
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -201,88 +185,45 @@ fn push_jcs_string(out: &mut String, s: &str) {
         }
     }
     out.push('"');
+    out
 }
 
-fn sha384(data: &[u8]) -> [u8; RTMR_LEN] {
-    Sha384::digest(data).into()
-}
-
-fn extend(acc: &[u8; RTMR_LEN], digest: &[u8]) -> [u8; RTMR_LEN] {
-    let mut h = Sha384::new();
-    h.update(acc);
-    h.update(digest);
-    h.finalize().into()
-}
-
-/// One event of a TDX event log.
+/// One Dstack runtime (IMR 3, `event_type` [`DSTACK_RUNTIME_EVENT_TYPE`])
+/// event.
 ///
-/// Invariant: `digest` is 48 bytes; for IMR-3 events it is the digest
-/// recomputed from `name` and `payload` (never a logged value).
+/// It holds no digest: [`Event::digest`] computes it from `name` and
+/// `payload` each time, so it is never a logged value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
-    imr: u32,
-    event_type: u32,
-    digest: Vec<u8>,
     name: String,
     payload: Vec<u8>,
-    format: Option<DigestFormat>,
+    format: DigestFormat,
 }
 
 impl Event {
-    /// A Dstack runtime (IMR 3) event with its digest computed in `format`.
+    /// A Dstack runtime (IMR 3) event whose digest is computed in `format`.
     pub fn runtime(name: impl Into<String>, payload: Vec<u8>, format: DigestFormat) -> Self {
-        let name = name.into();
-        let digest = format.digest(&name, &payload).to_vec();
-        Event { imr: 3, event_type: DSTACK_RUNTIME_EVENT_TYPE, digest, name, payload, format: Some(format) }
+        Event { name: name.into(), payload, format }
     }
 
-    /// A boot-time (IMR 0..=2) event with its logged digest, as the JSON reader
-    /// finds it. `None` unless `imr` ≤ 2, `event_type` is not the Dstack runtime
-    /// type and `digest` is 48 bytes, so that no `Event` breaks the invariant.
-    pub fn boot(imr: u32, event_type: u32, digest: Vec<u8>, name: String, payload: Vec<u8>) -> Option<Self> {
-        (imr <= 2 && event_type != DSTACK_RUNTIME_EVENT_TYPE && digest.len() == RTMR_LEN).then_some(Event {
-            imr,
-            event_type,
-            digest,
-            name,
-            payload,
-            format: None,
-        })
+    /// The 48-byte digest extended into RTMR3, computed from the name and payload.
+    pub fn digest(&self) -> [u8; RTMR_LEN] {
+        self.format.digest(&self.name, &self.payload)
     }
 
-    /// IMR index, 0..=3.
-    pub fn imr(&self) -> u32 {
-        self.imr
-    }
-
-    /// Event type (TCG type for boot events, `0x08000001` for runtime events).
-    pub fn event_type(&self) -> u32 {
-        self.event_type
-    }
-
-    /// The 48-byte digest extended into the IMR.
-    pub fn digest(&self) -> &[u8] {
-        &self.digest
-    }
-
-    /// Event name (empty for most boot events).
+    /// Event name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// Event payload (often empty for boot events, which Dstack strips).
+    /// Event payload.
     pub fn payload(&self) -> &[u8] {
         &self.payload
     }
 
-    /// Digest format of a runtime event; `None` for boot events.
-    pub fn digest_format(&self) -> Option<DigestFormat> {
+    /// The format the digest is computed in.
+    pub fn digest_format(&self) -> DigestFormat {
         self.format
-    }
-
-    /// Whether this is a Dstack runtime (IMR 3) event.
-    pub fn is_runtime(&self) -> bool {
-        self.imr == 3
     }
 }
 
@@ -302,7 +243,7 @@ pub struct AppInfo {
     pub key_provider: Option<Vec<u8>>,
 }
 
-/// A parsed, digest-checked TDX event log.
+/// The runtime (IMR 3) events of a TDX event log, in log order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventLog {
     events: Vec<Event>,
@@ -319,44 +260,25 @@ impl EventLog {
         &self.events
     }
 
-    /// The IMR-3 (Dstack runtime) events, in log order, with their positions
-    /// in [`EventLog::events`].
-    pub fn runtime_events(&self) -> impl Iterator<Item = (usize, &Event)> {
-        self.events.iter().enumerate().filter(|(_, e)| e.is_runtime())
-    }
-
-    /// Replays RTMR `imr` (0..=3) from the events logged against it.
-    pub fn replay_rtmr(&self, imr: u32) -> Result<[u8; RTMR_LEN], EventLogError> {
-        if imr > 3 {
-            return Err(EventLogError::NoSuchRtmr { imr });
-        }
-        Ok(self.events.iter().filter(|e| e.imr == imr).fold([0u8; RTMR_LEN], |acc, e| extend(&acc, &e.digest)))
-    }
-
-    /// Replays RTMR0..=3.
-    pub fn replay_all(&self) -> [[u8; RTMR_LEN]; 4] {
-        let mut out = [[0u8; RTMR_LEN]; 4];
-        for e in &self.events {
-            // imr ≤ 3 is an invariant of every constructor.
-            if let Some(acc) = out.get_mut(e.imr as usize) {
-                *acc = extend(acc, &e.digest);
-            }
-        }
-        out
+    /// Replays RTMR3 from the events, each digest computed from its name and payload.
+    pub fn replay_rtmr3(&self) -> [u8; RTMR_LEN] {
+        self.events
+            .iter()
+            .fold([0u8; RTMR_LEN], |acc, e| Sha384::new().chain_update(acc).chain_update(e.digest()).finalize().into())
     }
 
     /// Replays RTMR3 and compares it with the quote's RTMR3.
     pub fn replay_rtmr3_and_check(&self, quote_rtmr3: &[u8; RTMR_LEN]) -> Result<(), EventLogError> {
-        let replayed = self.replay_rtmr(3)?;
+        let replayed = self.replay_rtmr3();
         if &replayed != quote_rtmr3 {
             return Err(EventLogError::Rtmr3Mismatch { expected: *quote_rtmr3, replayed });
         }
         Ok(())
     }
 
-    /// Positions (in [`EventLog::events`]) of the runtime events called `name`.
+    /// Positions (in [`EventLog::events`]) of the events called `name`.
     fn positions(&self, name: &str) -> Vec<usize> {
-        self.runtime_events().filter(|(_, e)| e.name == name).map(|(i, _)| i).collect()
+        self.events.iter().enumerate().filter(|(_, e)| e.name == name).map(|(i, _)| i).collect()
     }
 
     /// The position of the single runtime event called `name`, if any;
@@ -371,9 +293,8 @@ impl EventLog {
 
     /// The payload of the runtime event called `name`: `None` if absent,
     /// [`EventLogError::DuplicateEvent`] if the name occurs more than once
-    /// (a lookup by name is then ambiguous; iterate
-    /// [`EventLog::runtime_events`] for names that legitimately repeat, such
-    /// as `init-script-hash`).
+    /// (a lookup by name is then ambiguous; iterate [`EventLog::events`] for
+    /// names that legitimately repeat, such as `init-script-hash`).
     pub fn runtime_event(&self, name: &str) -> Result<Option<&[u8]>, EventLogError> {
         Ok(self.unique_position(name)?.and_then(|i| self.events.get(i)).map(|e| e.payload.as_slice()))
     }
@@ -409,11 +330,8 @@ impl EventLog {
     /// This does not check the log against a quote: call
     /// [`EventLog::replay_rtmr3_and_check`] as well.
     pub fn app_info(&self) -> Result<AppInfo, EventLogError> {
-        let boot_done = self
-            .positions(EVENT_BOOT_MR_DONE)
-            .first()
-            .copied()
-            .ok_or(EventLogError::MissingEvent { name: EVENT_BOOT_MR_DONE })?;
+        let first = |name| self.events.iter().position(|e| e.name == name);
+        let boot_done = first(EVENT_BOOT_MR_DONE).ok_or(EventLogError::MissingEvent { name: EVENT_BOOT_MR_DONE })?;
         let required = |name: &'static str| -> Result<&[u8], EventLogError> {
             self.claim_before(name, EVENT_BOOT_MR_DONE, boot_done)?.ok_or(EventLogError::MissingEvent { name })
         };
@@ -423,7 +341,7 @@ impl EventLog {
         let app_id = required(EVENT_APP_ID)?.to_vec();
         let instance_id = required(EVENT_INSTANCE_ID)?.to_vec();
 
-        let ready = self.positions(EVENT_SYSTEM_READY).first().copied();
+        let ready = first(EVENT_SYSTEM_READY);
         let optional = |name: &'static str| -> Result<Option<Vec<u8>>, EventLogError> {
             let found = match ready {
                 Some(r) => self.claim_before(name, EVENT_SYSTEM_READY, r)?,

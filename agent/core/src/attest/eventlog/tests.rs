@@ -62,19 +62,3 @@ fn v2_escaping_matches_serde_json() {
         assert_eq!(canonical_json_v2(&name, &[0x0a, 0xff]), expected, "{name:?}");
     }
 }
-
-#[test]
-fn boot_events_keep_the_invariant() {
-    let boot = |imr, event_type, len| Event::boot(imr, event_type, vec![7; len], String::new(), vec![]);
-    let e = boot(2, 1, RTMR_LEN).unwrap();
-    assert_eq!(
-        (e.imr(), e.event_type(), e.digest(), e.digest_format(), e.is_runtime()),
-        (2, 1, &[7; 48][..], None, false)
-    );
-    assert_eq!(boot(0, 1, RTMR_LEN).map(|e| e.imr()), Some(0));
-    assert_eq!(boot(3, 1, RTMR_LEN), None, "IMR 3 holds only runtime events, with recomputed digests");
-    assert_eq!(boot(4, 1, RTMR_LEN), None, "no IMR 4");
-    assert_eq!(boot(1, DSTACK_RUNTIME_EVENT_TYPE, RTMR_LEN), None, "a runtime event on a boot IMR");
-    assert_eq!(boot(1, 1, 32), None, "a digest that is not 48 bytes");
-    assert_eq!(boot(1, 1, 0), None, "no digest");
-}

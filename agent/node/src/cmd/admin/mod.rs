@@ -244,7 +244,7 @@ async fn propose_os(a: ProposeOs) -> anyhow::Result<()> {
     let id = os_reference_id(&m[0], &m[1], &m[2], &m[3]);
     let image = match &a.event_log {
         Some(p) => {
-            let log = load_event_log(p)?;
+            let log = load_event_log(p)?.runtime;
             let info = log.app_info().map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
             Some(hex::encode(
                 info.os_image_hash.with_context(|| format!("{} has no os-image-hash event", p.display()))?,

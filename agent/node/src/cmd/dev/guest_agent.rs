@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Bytes, server::conn::http1, service::service_fn, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use replicatoor_core::attest::eventlog::{DigestFormat, EventLog};
+use replicatoor_core::attest::eventlog::{DigestFormat, EventLog, DSTACK_RUNTIME_EVENT_TYPE};
 use sha2::{Digest, Sha256};
 use std::{convert::Infallible, os::unix::fs::PermissionsExt, path::PathBuf, process::ExitCode, sync::Arc};
 use tokio::net::UnixListener;
@@ -186,13 +186,13 @@ fn dstack_json(log: &EventLog) -> String {
         .iter()
         .map(|e| {
             let mut v = serde_json::json!({
-                "imr": e.imr(),
-                "event_type": e.event_type(),
+                "imr": 3,
+                "event_type": DSTACK_RUNTIME_EVENT_TYPE,
                 "digest": hex::encode(e.digest()),
                 "event": e.name(),
                 "event_payload": hex::encode(e.payload()),
             });
-            if e.digest_format() == Some(DigestFormat::V2) {
+            if e.digest_format() == DigestFormat::V2 {
                 v["version"] = 2.into();
             }
             v
@@ -214,13 +214,15 @@ mod tests {
     fn the_recorded_event_log_reads_back_the_same_and_keeps_dstack_field_names() {
         let recorded: serde_json::Value = serde_json::from_str(RECORDED).unwrap();
         let json = recorded["event_log"].as_str().unwrap();
-        let log = from_dstack_json(json).unwrap();
+        let log = from_dstack_json(json).unwrap().runtime;
         let text = dstack_json(&log);
-        assert_eq!(from_dstack_json(&text).unwrap(), log);
+        assert_eq!(from_dstack_json(&text).unwrap().runtime, log);
         let ours: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
         let theirs: Vec<serde_json::Value> = serde_json::from_str(json).unwrap();
-        assert_eq!(ours.len(), theirs.len());
-        for (o, t) in ours.iter().zip(&theirs) {
+        // The recorded boot-time events come first; only the runtime ones are compact, and written.
+        let theirs = &theirs[theirs.len() - ours.len()..];
+        assert_eq!(ours.len(), 9);
+        for (o, t) in ours.iter().zip(theirs) {
             let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
             assert_eq!(keys(o), keys(t));
             assert_eq!((&o["imr"], &o["event"], &o["event_payload"]), (&t["imr"], &t["event"], &t["event_payload"]));
@@ -234,6 +236,6 @@ mod tests {
         let log = EventLog::from_events(vec![Event::runtime("compose-hash", vec![7; 32], DigestFormat::V2)]);
         let text = dstack_json(&log);
         assert!(text.contains(r#""version":2"#), "{text}");
-        assert_eq!(from_dstack_json(&text).unwrap(), log);
+        assert_eq!(from_dstack_json(&text).unwrap().runtime, log);
     }
 }
