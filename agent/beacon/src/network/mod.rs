@@ -4,6 +4,7 @@
 //! public chains whose parameters were checked against their published configs.
 
 use alloy_primitives::{FixedBytes, B256};
+use sha2::{Digest, Sha256};
 
 mod builtin;
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,6 @@ pub use crate::fork::Fork;
 
 pub use crate::codec::BlobScheduleEntry;
 use crate::error::Error;
-use crate::merkle::hash_pair;
 use crate::preset::PresetKind;
 use crate::types::Root;
 
@@ -108,7 +108,9 @@ impl Network {
     pub fn fork_data_root(&self, version: Version) -> Root {
         let mut leaf = Root::ZERO;
         leaf[..4].copy_from_slice(version.as_slice());
-        hash_pair(&leaf, &self.genesis_validators_root)
+        // Not `merkle::hash_pair`: merkle.rs takes the network (its gindex rules), and the two files must not
+        // import each other.
+        Root::from_slice(&Sha256::new().chain_update(leaf).chain_update(self.genesis_validators_root).finalize())
     }
 
     /// The signing domain for a sync aggregate created at `signature_slot`, spec
