@@ -1105,15 +1105,7 @@ struct DeliveryCase {
 
 /// Re-sign a delivery's fields as `key` (what a malicious or confused cluster could post).
 fn resign(d: &SignedDelivery, key: &PrivateKeySigner) -> SignedDelivery {
-    let record = replicatoor_testkit::delivery_record(
-        d.request_id,
-        d.request,
-        d.policy,
-        d.os_ref,
-        d.app_ref,
-        &d.encapsulated_key,
-        &d.ciphertext,
-    );
+    let record = replicatoor_testkit::record_of(d);
     SignedDelivery { signature: eip712::sign(&dep(), &record, key).expect("sign").to_vec(), ..d.clone() }
 }
 

@@ -125,15 +125,7 @@ async fn forged_and_corrupted_deliveries_install_nothing() {
 
     // 1. A delivery signed by a key that is not the cluster's reverts on chain.
     let forger = PrivateKeySigner::random();
-    let record = replicatoor_testkit::delivery_record(
-        good.request_id,
-        good.request,
-        good.policy,
-        good.os_ref,
-        good.app_ref,
-        &good.encapsulated_key,
-        &good.ciphertext,
-    );
+    let record = replicatoor_testkit::record_of(&good);
     let forged_sig = eip712::sign(&dep, &record, &forger).unwrap();
     let err = net
         .owner
@@ -166,15 +158,7 @@ async fn forged_and_corrupted_deliveries_install_nothing() {
     // 2. A corrupted ciphertext, correctly signed by the cluster: the node refuses to install it.
     let mut ct = good.ciphertext.clone();
     ct[10] ^= 0x55;
-    let record = replicatoor_testkit::delivery_record(
-        good.request_id,
-        good.request,
-        good.policy,
-        good.os_ref,
-        good.app_ref,
-        &good.encapsulated_key,
-        &ct,
-    );
+    let record = eip712::Delivery { ciphertext: ct.clone().into(), ..replicatoor_testkit::record_of(&good) };
     let sig = eip712::sign(&dep, &record, bundle.cluster_signer()).unwrap();
     net.owner
         .send(c.deliverSecret(

@@ -782,15 +782,7 @@ fn fuzz_delivery_open_mutated() {
             }
         }
         if resign && field != 2 {
-            let record = replicatoor_testkit::delivery_record(
-                d.request_id,
-                d.request,
-                d.policy,
-                d.os_ref,
-                d.app_ref,
-                &d.encapsulated_key,
-                &d.ciphertext,
-            );
+            let record = replicatoor_testkit::record_of(&d);
             d.signature = eip712::sign(&dep(), &record, &cluster_key).expect("sign").to_vec();
         }
         open_property(&d)

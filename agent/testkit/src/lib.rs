@@ -42,3 +42,8 @@ pub fn delivery_record(
         ciphertext: ct.to_vec().into(),
     }
 }
+
+/// The EIP-712 `Delivery` record a sealed delivery's signature covers: for suites that forge or re-sign one.
+pub fn record_of(d: &replicatoor_core::delivery::SignedDelivery) -> replicatoor_core::crypto::eip712::Delivery {
+    delivery_record(d.request_id, d.request, d.policy, d.os_ref, d.app_ref, &d.encapsulated_key, &d.ciphertext)
+}
