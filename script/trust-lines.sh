@@ -33,7 +33,11 @@ beacon=$(sum $(find agent/beacon/src -name '*.rs' ! -name sim.rs ! -name recorde
 # beside `agent.rs`, `reader.rs` and `measured.rs`): which refusal is made is decided where they are called
 # (TRUST.md section 4).
 measured=$(sum $(find agent/compose/src -name '*.rs' ! -name tests.rs ! -name say.rs | sort) agent/node/src/config/measured.rs)
-whole=$((kernel + decide + chain + beacon + measured))
+# Issue #24 set the 4,500 goal for the path it measured: the kernel, the decide step, verified chain access and the
+# light client (5,644 lines when it was filed, the sum of those four). The measured configuration joined the path
+# afterwards (issue #23) and is budgeted on its own; the whole path is both (TRUST.md, "Which goal covers what").
+budgeted=$((kernel + decide + chain + beacon))
+whole=$((budgeted + measured))
 
 # name | files | lines | goal | ceiling
 table() {
@@ -44,9 +48,10 @@ table() {
   printf '| verified chain access | `agent/chain/src/{deployment,proof,layout,verified}.rs`, `beacon/mod.rs` | %s | | 925 |\n' \
     "$(fmt "$chain")"
   printf '| light client | `agent/beacon/src/` without `codec/`, `store/forced.rs`, `sim.rs`, `recorded.rs` | %s | | 850 |\n' "$(fmt "$beacon")"
-  printf '| measured configuration | `agent/compose/src/` without `say.rs`, `node/src/config/measured.rs` | %s | | 1,120 |\n' \
+  printf '| **the four parts above** (the path issue #24 budgets) | | **%s** | 4,500 | 3,735 |\n' "$(fmt "$budgeted")"
+  printf '| measured configuration (issue #23) | `agent/compose/src/` without `say.rs`, `node/src/config/measured.rs` | %s | | 1,120 |\n' \
     "$(fmt "$measured")"
-  printf '| **whole trust path** | | **%s** | 4,500 | 4,855 |\n' "$(fmt "$whole")"
+  printf '| **whole trust path** | | **%s** | | 4,855 |\n' "$(fmt "$whole")"
 }
 fmt() { echo "$1" | sed -E ':a;s/([0-9])([0-9]{3})($|,)/\1,\2\3/;ta'; } # 7232 -> 7,232
 

@@ -5,8 +5,8 @@
 //! the agent that seals the secret (TRUST.md).
 
 use super::{
+    answer::{Answer, AnswerKind},
     outcome::{defer, not_answering, throttle, verification},
-    relay::{Answer, AnswerKind},
     witness,
 };
 use crate::roles::Agent;

@@ -8,6 +8,7 @@
 //! budget) while requests that pass are decided and delivered first. This file runs the loop, one
 //! step at a time.
 
+mod answer;
 mod decide;
 mod intake;
 mod outcome;
@@ -26,13 +27,14 @@ use alloy::{
     rpc::types::{Filter, Log},
     sol_types::SolEvent,
 };
+use answer::{Answer, AnswerKind};
 use anyhow::Context as _;
 use decide::{handle_request, StepView};
 use futures::{StreamExt as _, TryStreamExt as _};
 use intake::{Junk, JunkQueue, RefusalGas};
 use outcome::{due, unix_ms};
 use peers::Peers;
-use relay::{send_answers, settle, Answer, AnswerKind, InFlight};
+use relay::{send_answers, settle, InFlight};
 use replicatoor_chain::{
     bindings::UpgradeOperator as Op,
     follower::{Checkpoint, Follower, FollowerConfig, Step},

@@ -15,7 +15,10 @@
 //! operator who froze the view never shows such a header; one who withholds it past the bound gets
 //! the batch given up (deferred, decided again with a new commitment).
 
-use super::outcome::{defer, record};
+use super::{
+    answer::{Answer, AnswerKind},
+    outcome::{defer, record},
+};
 use crate::{roles::Agent, store::Outcome};
 use alloy::contract::CallBuilder;
 use alloy::{
@@ -35,7 +38,6 @@ use replicatoor_core::{
     delivery,
     gate::{self, Commitment, Gate, Question, Verdict, Wait},
     protocol::{self, RequestStatus},
-    refusal::Refusal,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,30 +56,6 @@ pub fn jitter_delay(id: U256, sender: alloy::primitives::Address, bound_ms: u64)
     }
     let h = keccak256([id.to_be_bytes::<32>().as_slice(), sender.as_slice()].concat());
     Duration::from_millis(u64::from_be_bytes(h[..8].try_into().unwrap_or_default()) % bound_ms)
-}
-
-/// A signed answer to one request, ready to send.
-pub(super) struct Answer {
-    pub(super) id: U256,
-    pub(super) block: u64,
-    pub(super) kind: AnswerKind,
-}
-
-impl Answer {
-    /// The request key the answer signs (`keccak256(pk ‖ requester)`), under which the contract keeps
-    /// the request's status.
-    fn request(&self) -> alloy::primitives::B256 {
-        match &self.kind {
-            AnswerKind::Deliver(d) => d.request,
-            AnswerKind::Refuse(_, request, _) => *request,
-        }
-    }
-}
-
-pub(super) enum AnswerKind {
-    Deliver(delivery::SignedDelivery),
-    /// The reason, the request's `request` key (signed with it), and the signature.
-    Refuse(Refusal, alloy::primitives::B256, Vec<u8>),
 }
 
 /// Answers being checked and sent at once, at most.
