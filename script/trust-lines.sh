@@ -23,10 +23,11 @@ decide=$(sum agent/node/src/roles/holder/{decide,rotation}.rs agent/chain/src/st
 # Not counted, as transport: the follower's fetch schedule (`chain/src/beacon/schedule.rs`: it can only hand updates to
 # the counted `feed`), the beacon API client and its decoding (`chain/src/beacon/api.rs`, `beacon/src/codec/`:
 # the store decides on the decoded value alone, TRUST.md section 3); the spec's forced update, which no node build has
-# (`beacon/src/store/forced.rs`); the simulated beacon and the recorded-data check (`sim.rs`, `recorded.rs`).
+# (`beacon/src/store/forced.rs`); the simulated beacon and the recorded-data check (`sim.rs`, `recorded.rs`); the blob
+# schedule's type (`beacon/src/blob.rs`), which only the codec's fork digests read.
 chain=$(sum agent/chain/src/{deployment,proof,layout,verified}.rs agent/chain/src/beacon/mod.rs)
 beacon=$(sum $(find agent/beacon/src -name '*.rs' ! -name sim.rs ! -name recorded.rs ! -path 'agent/beacon/src/codec/*' \
-  ! -path agent/beacon/src/store/forced.rs | sort))
+  ! -path agent/beacon/src/store/forced.rs ! -path agent/beacon/src/blob.rs | sort))
 # What the node trusts about itself: the compose reader and settings table, and the self-check that replays its own
 # event log with the kernel and applies the settings. Not the JSON event-log reader (`encode/src/eventlog/json.rs`):
 # its output is replayed against the quote's RTMR3, every digest recomputed; nor the words of the refusals (`say.rs`
@@ -47,7 +48,7 @@ table() {
     "$(fmt "$decide")"
   printf '| verified chain access | `agent/chain/src/{deployment,proof,layout,verified}.rs`, `beacon/mod.rs` | %s | | 925 |\n' \
     "$(fmt "$chain")"
-  printf '| light client | `agent/beacon/src/` without `codec/`, `store/forced.rs`, `sim.rs`, `recorded.rs` | %s | | 850 |\n' "$(fmt "$beacon")"
+  printf '| light client | `agent/beacon/src/` without `codec/`, `blob.rs`, `store/forced.rs`, `sim.rs`, `recorded.rs` | %s | | 850 |\n' "$(fmt "$beacon")"
   printf '| **the four parts above** (the path issue #24 budgets) | | **%s** | 4,500 | 3,735 |\n' "$(fmt "$budgeted")"
   printf '| measured configuration (issue #23) | `agent/compose/src/` without `say.rs`, `node/src/config/measured.rs` | %s | | 1,120 |\n' \
     "$(fmt "$measured")"

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 #![deny(unreachable_pub)]
 
+mod blob;
 mod bls;
 pub mod codec;
 pub mod error;

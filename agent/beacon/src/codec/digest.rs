@@ -4,28 +4,12 @@
 //! verifier derives every fork-dependent rule from the slot itself (see the parent module), and the
 //! signing domain from the fork version (`Network::sync_committee_domain_at_signature_slot`).
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::blob::BlobScheduleEntry;
 use crate::codec::DecodeError;
 use crate::network::{Fork, ForkEntry, Network};
 use crate::types::Root;
-
-/// One entry of the EIP-7892 blob schedule. It only enters Fulu-and-later fork digests, the labels of an
-/// SSZ `updates` body, so it lives here with them, as does the check that a network's schedule is usable
-/// (`blob_schedule_problem`, which [`Network::validate`] asks last): no rule of the store reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobScheduleEntry {
-    /// First epoch of these parameters.
-    pub epoch: u64,
-    /// `MAX_BLOBS_PER_BLOCK` from that epoch on.
-    pub max_blobs_per_block: u64,
-}
-
-/// A blob schedule from `(epoch, max_blobs_per_block)` pairs, as the built-in networks write it.
-pub(crate) fn blobs(entries: &[(u64, u64)]) -> Vec<BlobScheduleEntry> {
-    entries.iter().map(|&(epoch, max_blobs_per_block)| BlobScheduleEntry { epoch, max_blobs_per_block }).collect()
-}
 
 impl Fork {
     /// The lowercase name used by the beacon API's `version` field.

@@ -27,8 +27,6 @@ mod digest;
 pub mod error;
 mod shapes;
 
-pub(crate) use digest::blobs;
-pub use digest::BlobScheduleEntry;
 pub use error::DecodeError;
 pub use shapes::{LightClientFinalityUpdate, LightClientOptimisticUpdate};
 

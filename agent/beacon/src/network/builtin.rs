@@ -5,7 +5,7 @@
 use alloy_primitives::{b256, FixedBytes};
 
 use super::{Fork, ForkEntry, Network, FAR_FUTURE_EPOCH};
-use crate::codec::blobs;
+use crate::blob::blobs;
 use crate::error::Error;
 use crate::preset::PresetKind;
 use crate::types::Root;

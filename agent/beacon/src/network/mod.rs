@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::fork::Fork;
 
-pub use crate::codec::BlobScheduleEntry;
+pub use crate::blob::BlobScheduleEntry;
 use crate::error::Error;
 use crate::preset::PresetKind;
 use crate::types::Root;
@@ -130,7 +130,7 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::blobs;
+    use crate::blob::blobs;
 
     fn v(bytes: [u8; 4]) -> Version {
         FixedBytes(bytes)
