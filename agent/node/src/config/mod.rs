@@ -340,45 +340,13 @@ impl Settings {
         };
         replicatoor_chain::deployment::check_confirmations(self.confirmations)
             .map_err(|e| invalid("confirmations", e.to_string()))?;
-        let deployment = match &self.deployment {
-            None => None,
-            Some(text) => {
-                let d = replicatoor_chain::deployment::PinnedDeployment::from_toml(text)
-                    .map_err(|e| invalid("deployment", e.to_string()))?;
-                if d.contract != contract {
-                    return Err(invalid(
-                        "deployment",
-                        format!("pins contract {}, but contract is {contract}", d.contract),
-                    ));
-                }
-                // Also a custom network that is the simulated one relabelled (its committee keys are public).
-                d.check_build(crate::simulated::BUILT).map_err(|e| invalid("deployment", e.to_string()))?;
-                if d.beacon_network().map_err(|e| invalid("deployment", e.to_string()))?.is_some() {
-                    let url = self.beacon_url.as_deref().ok_or(ConfigError::Missing(
-                        "beacon_url",
-                        "beacon-url",
-                        "REPLICATOOR_BEACON_URL",
-                    ))?;
-                    check_rpc_url(url, self.allow_insecure_rpc)
-                        .map_err(|_| invalid("beacon_url", format!("{url:?} must be https:// outside loopback")))?;
-                }
-                Some(d)
-            }
-        };
-        match (&deployment, self.dangerously_trust_rpc) {
-            (None, false) => {
-                return Err(invalid(
-                    "deployment",
-                    "no pinned deployment: a node must know which chain and contract it serves, and how to \
-                     authenticate them, from its measured configuration"
-                        .into(),
-                ))
-            }
-            (Some(_), true) => {
-                return Err(invalid("dangerously_trust_rpc", "contradicts the pinned deployment: remove one".into()))
-            }
-            _ => {}
-        }
+        let deployment = pinned(
+            self.deployment.as_deref(),
+            contract,
+            self.beacon_url.as_deref(),
+            self.allow_insecure_rpc,
+            self.dangerously_trust_rpc,
+        )?;
         Ok(RunConfig {
             deployment,
             beacon_url: self.beacon_url,
@@ -408,6 +376,52 @@ impl Settings {
             measurement: Measurement::NotSelfMeasured,
         })
     }
+}
+
+/// The pinned deployment, checked against the contract, this build and its beacon URL; or none, only
+/// when the operator said `--dangerously-trust-rpc` (dev and test chains).
+fn pinned(
+    text: Option<&str>,
+    contract: alloy::primitives::Address,
+    beacon_url: Option<&str>,
+    allow_insecure_rpc: bool,
+    dangerously_trust_rpc: bool,
+) -> Result<Option<replicatoor_chain::deployment::PinnedDeployment>, ConfigError> {
+    let invalid = |key, reason: String| ConfigError::Invalid { key, reason };
+    let deployment = match text {
+        None => None,
+        Some(text) => {
+            let d = replicatoor_chain::deployment::PinnedDeployment::from_toml(text)
+                .map_err(|e| invalid("deployment", e.to_string()))?;
+            if d.contract != contract {
+                return Err(invalid("deployment", format!("pins contract {}, but contract is {contract}", d.contract)));
+            }
+            // Also a custom network that is the simulated one relabelled (its committee keys are public).
+            d.check_build(crate::simulated::BUILT).map_err(|e| invalid("deployment", e.to_string()))?;
+            if d.beacon_network().map_err(|e| invalid("deployment", e.to_string()))?.is_some() {
+                let url =
+                    beacon_url.ok_or(ConfigError::Missing("beacon_url", "beacon-url", "REPLICATOOR_BEACON_URL"))?;
+                check_rpc_url(url, allow_insecure_rpc)
+                    .map_err(|_| invalid("beacon_url", format!("{url:?} must be https:// outside loopback")))?;
+            }
+            Some(d)
+        }
+    };
+    match (&deployment, dangerously_trust_rpc) {
+        (None, false) => {
+            return Err(invalid(
+                "deployment",
+                "no pinned deployment: a node must know which chain and contract it serves, and how to \
+                 authenticate them, from its measured configuration"
+                    .into(),
+            ))
+        }
+        (Some(_), true) => {
+            return Err(invalid("dangerously_trust_rpc", "contradicts the pinned deployment: remove one".into()))
+        }
+        _ => {}
+    }
+    Ok(deployment)
 }
 
 /// Whether a node's configuration was checked against the compose its CVM measured: what `/status`,
