@@ -5,7 +5,7 @@
 //! entrypoint or command names `replicatoor`. None, or more than one, is an error: the node then cannot
 //! tell which settings are its own.
 
-use crate::reader::{push_new, AppCompose, ComposeError, Service, Value};
+use crate::reader::{push_new, AppCompose, ComposeError, Service, Value, Word};
 use crate::settings::{by_flag, Setting, SETTINGS};
 use crate::words::{interpolate, plain_script, split};
 
@@ -59,7 +59,7 @@ pub fn agent_config(compose: &AppCompose) -> Result<AgentConfig, ComposeError> {
     if !service.env_files.is_empty() {
         reading.say(say::env_files(&service.env_files));
     }
-    if let (Some(Value::Operator { source }), Some(written)) = (&service.image, &service.written.image) {
+    if let Some(Word { value: Value::Operator { source }, written }) = &service.image {
         reading.say(format!("image {written:?}: {source}: the operator chooses the code that runs"));
     }
     reading.program(&start_args(service));
@@ -86,12 +86,12 @@ fn file_name(path: &str) -> &str {
 /// repository (registry, tag and digest aside) or as the file name of a word of the entrypoint or
 /// command (a shell script's words included).
 fn runs_agent(s: &Service) -> bool {
-    let in_argv = |text: &String| {
-        text.split(|c: char| c.is_whitespace() || "'\";&|()`".contains(c)).any(|w| file_name(w) == "replicatoor")
+    let in_argv = |Word { written, .. }: &Word| {
+        written.split(|c: char| c.is_whitespace() || "'\";&|()`".contains(c)).any(|w| file_name(w) == "replicatoor")
     };
     s.environment.iter().any(|(key, _)| key.starts_with("REPLICATOOR_"))
-        || s.written.image.as_deref().is_some_and(image_names_agent)
-        || [&s.written.entrypoint, &s.written.command].into_iter().flatten().flatten().any(in_argv)
+        || s.image.as_ref().is_some_and(|image| image_names_agent(&image.written))
+        || [&s.entrypoint, &s.command].into_iter().flatten().flatten().any(in_argv)
 }
 
 /// `ghcr.io/x/replicatoor@sha256:…`, `replicatoor:1`, `localhost:5000/team/replicatoor-agent`.
@@ -124,15 +124,13 @@ struct Arg {
 /// The argument vector the container starts with. Docker drops the image's CMD when the compose sets
 /// `entrypoint`; without one, the image's own apply: ENTRYPOINT `replicatoor`, CMD `run`.
 fn start_args(s: &Service) -> Vec<Arg> {
-    let args = |values: &Option<Vec<Value>>, written: &Option<Vec<String>>, from| {
-        values.as_ref().map(|values| {
-            let text = |i: usize| written.as_ref().and_then(|w| w.get(i)).cloned().unwrap_or_default();
-            values.iter().enumerate().map(|(i, value)| Arg { value: value.clone(), written: text(i), from }).collect()
-        })
+    let args = |words: &Option<Vec<Word>>, from| {
+        let arg = |w: &Word| Arg { value: w.value.clone(), written: w.written.clone(), from };
+        words.as_ref().map(|words| words.iter().map(arg).collect())
     };
     let image = |text: &str, from| vec![Arg { value: literal(text), written: text.into(), from }];
-    let entrypoint: Option<Vec<Arg>> = args(&s.entrypoint, &s.written.entrypoint, "entrypoint");
-    let command = match (&entrypoint, args(&s.command, &s.written.command, "command")) {
+    let entrypoint: Option<Vec<Arg>> = args(&s.entrypoint, "entrypoint");
+    let command = match (&entrypoint, args(&s.command, "command")) {
         (_, Some(command)) => command,
         (Some(_), None) => Vec::new(),
         (None, None) => image("run", "image's command"),
