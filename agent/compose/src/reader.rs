@@ -92,12 +92,12 @@ fn shape(message: impl Into<String>) -> ComposeError {
 const LAUNCHER_PREFIXES: &[&str] = &["COMPOSE_", "DOCKER_", "BUILDKIT_", "NERDCTL_", "LD_", "BASH"];
 const LAUNCHER_NAMES: &[&str] = &["APP_COMPOSE_FILE", "PATH", "HOME", "ENV", "SHELLOPTS", "IFS"];
 
-fn texts_json(value: &serde_json::Value) -> Vec<String> {
+/// Whether a script field runs nothing: null, blank text, or a list of those.
+fn blank(value: &serde_json::Value) -> bool {
     match value {
-        serde_json::Value::String(s) => vec![s.clone()],
-        serde_json::Value::Array(items) => items.iter().flat_map(texts_json).collect(),
-        serde_json::Value::Null => Vec::new(),
-        other => vec![other.to_string()],
+        serde_json::Value::String(s) => s.trim().is_empty(),
+        serde_json::Value::Array(items) => items.iter().all(blank),
+        other => other.is_null(),
     }
 }
 
@@ -111,13 +111,11 @@ pub fn read(app_compose: &[u8]) -> Result<AppCompose, ComposeError> {
             return Err(shape(format!("app-compose.json's runner is {runner}: it does not run docker_compose_file")));
         }
     }
-    let allowed_envs = match doc.get("allowed_envs") {
-        None | Some(serde_json::Value::Null) => Vec::new(),
-        Some(list) => list
-            .as_array()
-            .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
-            .ok_or_else(|| shape("allowed_envs is not a list of names"))?,
-    };
+    // Absent or null: none.
+    let allowed_envs =
+        serde_json::from_value::<Option<Vec<String>>>(doc.get("allowed_envs").cloned().unwrap_or_default())
+            .map_err(|_| shape("allowed_envs is not a list of names"))?
+            .unwrap_or_default();
     let text = doc
         .get("docker_compose_file")
         .and_then(|v| v.as_str())
@@ -125,7 +123,7 @@ pub fn read(app_compose: &[u8]) -> Result<AppCompose, ComposeError> {
     let mut compose = AppCompose { allowed_envs, services: Vec::new(), outside: Vec::new() };
     // Dstack runs these as bash, with the operator's decrypted variables, before the containers start.
     for script in ["init_script", "pre_launch_script"] {
-        if doc.get(script).is_some_and(|s| !texts_json(s).iter().all(|t| t.trim().is_empty())) {
+        if doc.get(script).is_some_and(|s| !blank(s)) {
             compose.outside.push(say::runs_before_compose(script));
         }
     }
@@ -629,6 +627,12 @@ services:
         assert!(read(&init).unwrap().outside[0].contains("init_script"));
         let empty = json(serde_json::json!({"docker_compose_file": "services: {}", "pre_launch_script": ""}));
         assert!(read(&empty).unwrap().outside.is_empty());
+        let blank = json(serde_json::json!({"docker_compose_file": "services: {}", "init_script": [" ", null]}));
+        assert!(read(&blank).unwrap().outside.is_empty());
+        let number = json(serde_json::json!({"docker_compose_file": "services: {}", "init_script": 0}));
+        assert!(read(&number).unwrap().outside[0].contains("init_script"));
+        let null = json(serde_json::json!({"docker_compose_file": "services: {}", "allowed_envs": null}));
+        assert!(read(&null).unwrap().allowed_envs.is_empty());
         let bash = json(serde_json::json!({"runner": "bash", "docker_compose_file": "services: {}"}));
         assert!(read(&bash).is_err());
         let nerdctl = json(serde_json::json!({"runner": "nerdctl-compose", "docker_compose_file": "services: {}"}));
