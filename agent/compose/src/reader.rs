@@ -343,27 +343,23 @@ fn extend<'a>(
     if depth > all.len() {
         return Err(shape(format!("service {} extends itself through a cycle", ext.service)));
     }
+    // Always found: every `extends` was read from a service of this file.
+    let Some(at) = services.iter().position(|s| s.name == ext.service) else { return Ok(()) };
     let sentence = match &ext.file {
         Some(file) => say::extends_other_file(&ext.service, &ext.base, file),
         None => {
             if let Some(base_ext) = all.iter().find(|e| e.service == ext.base) {
                 extend(services, all, base_ext, done, depth + 1)?;
             }
-            let base = services.iter().find(|s| s.name == ext.base).cloned();
-            let base = base.ok_or_else(|| {
-                shape(format!("service {} extends {}, which is not a service", ext.service, ext.base))
-            })?;
-            if let Some(at) = services.iter().position(|s| s.name == ext.service) {
-                let own = std::mem::replace(&mut services[at], base);
-                services[at].name.clone_from(&own.name);
-                merge_into(&mut services[at], own);
-            }
+            let Some(base) = services.iter().find(|s| s.name == ext.base).cloned() else {
+                return Err(shape(format!("service {} extends {}, which is not a service", ext.service, ext.base)));
+            };
+            let own = std::mem::replace(&mut services[at], Service { name: ext.service.clone(), ..base });
+            merge_into(&mut services[at], own);
             format!("service {} extends service {} of this file: its values are read here", ext.service, ext.base)
         }
     };
-    if let Some(service) = services.iter_mut().find(|s| s.name == ext.service) {
-        push_new(&mut service.outside, sentence);
-    }
+    push_new(&mut services[at].outside, sentence);
     done.push(&ext.service);
     Ok(())
 }
