@@ -237,24 +237,22 @@ impl Reading {
             Value::Literal { value } => value.clone(),
             Value::Operator { .. } => interpolate(&arg.written).map(|t| t.literal).unwrap_or_default(),
         };
-        let Some(body) = text.strip_prefix("--").filter(|b| !b.is_empty()) else {
-            if operator {
-                self.say(say::any_flag(arg));
-            } else if text == "--" {
-                self.say(format!("the {} passes arguments after `--`: replicatoor run takes none", arg.from));
-                return args.len();
-            } else {
-                self.say(say::not_a_flag(arg, &text));
-            }
-            return i + 1;
-        };
-        let (name, inline) = match body.split_once('=') {
-            Some((name, value)) => (name, Some(value)),
-            None if operator => {
+        let flag = text.strip_prefix("--").filter(|b| !b.is_empty());
+        let (name, inline) = match flag.map(|body| body.split_once('=').map_or((body, None), |(n, v)| (n, Some(v)))) {
+            // A substituted argument names its flag only when an `=` precedes the substitution.
+            Some((name, inline)) if inline.is_some() || !operator => (name, inline),
+            _ if operator => {
                 self.say(say::any_flag(arg));
                 return i + 1;
             }
-            None => (body, None),
+            _ if text == "--" => {
+                self.say(format!("the {} passes arguments after `--`: replicatoor run takes none", arg.from));
+                return args.len();
+            }
+            _ => {
+                self.say(say::not_a_flag(arg, &text));
+                return i + 1;
+            }
         };
         let Some(setting) = by_flag(name) else {
             // `config check`'s own switch sets nothing `run` reads.
