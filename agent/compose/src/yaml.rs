@@ -165,19 +165,18 @@ fn merge(entries: Vec<(String, bool, Node)>) -> Result<Node, String> {
             continue;
         }
         let sources = match value {
-            Node::Map(map) => vec![map],
-            Node::Seq(items) => items
-                .into_iter()
-                .map(|item| match item {
-                    Node::Map(map) => Ok(map),
-                    _ => Err("a merge key's list holds something other than mappings".to_string()),
-                })
-                .collect::<Result<_, _>>()?,
+            map @ Node::Map(_) => vec![map],
+            Node::Seq(items) => items,
             _ => return Err("a merge key `<<` takes a mapping or a list of mappings".into()),
         };
-        for (k, v) in sources.into_iter().flatten() {
-            if !explicit.contains(&k) && !out.iter().any(|(o, _)| *o == k) {
-                out.push((k, v));
+        for source in sources {
+            let Node::Map(map) = source else {
+                return Err("a merge key's list holds something other than mappings".into());
+            };
+            for (k, v) in map {
+                if !explicit.contains(&k) && !out.iter().any(|(o, _)| *o == k) {
+                    out.push((k, v));
+                }
             }
         }
     }
@@ -321,6 +320,8 @@ mod tests {
         );
         assert!(load("a: 1\na: 2\n").is_err());
         assert!(load("a: &a {k: 1}\nb: {<<: *a, <<: *a}\n").is_err());
+        assert!(load("a: &a {k: 1}\nb: {<<: [*a, 1]}\n").unwrap_err().contains("list holds"));
+        assert!(load("b: {<<: 1}\n").unwrap_err().contains("takes a mapping"));
         assert!(load("a: [1").is_err());
         let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..8 {
