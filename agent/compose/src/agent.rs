@@ -6,7 +6,7 @@
 //! tell which settings are its own.
 
 use crate::reader::{push_new, AppCompose, ComposeError, Service, Value, Word};
-use crate::settings::{by_flag, Setting, SETTINGS};
+use crate::settings::{Setting, SETTINGS};
 use crate::words::{interpolate, plain_script, split};
 
 mod say;
@@ -254,38 +254,39 @@ impl Reading {
                 return i + 1;
             }
         };
-        let Some(setting) = by_flag(name) else {
+        let Some(at) = SETTINGS.iter().position(|s| s.flag == name) else {
             // `config check`'s own switch sets nothing `run` reads.
             if name != "deny-warnings" {
                 self.say(say::not_a_setting(arg));
             }
             return i + 1;
         };
+        let setting = &SETTINGS[at];
         let place = format!("--{} in {}", setting.flag, arg.from);
         match inline {
-            Some(value) => self.set(setting, place, if operator { arg.value.clone() } else { literal(value) }),
-            None if setting.switch => self.set(setting, place, literal("true")),
+            Some(value) => self.set(at, place, if operator { arg.value.clone() } else { literal(value) }),
+            None if setting.switch => self.set(at, place, literal("true")),
             None => {
                 let Some(next) = args.get(i + 1) else {
                     self.say(say::no_value(setting, arg));
                     return i + 1;
                 };
-                self.set(setting, place, next.value.clone());
+                self.set(at, place, next.value.clone());
                 return i + 2;
             }
         }
         i + 1
     }
 
-    /// A flag given again: clap appends (`--witness-rpc-url`) or refuses; an operator's value stays.
-    fn set(&mut self, setting: &'static Setting, place: String, value: Value) {
-        let Some(at) = SETTINGS.iter().position(|s| s.key == setting.key) else { return };
+    /// Setting `SETTINGS[at]`. A flag given again: clap appends (`--witness-rpc-url`) or refuses; an
+    /// operator's value stays.
+    fn set(&mut self, at: usize, place: String, value: Value) {
         let value = match (self.command[at].take().map(|o| o.value), value) {
             (Some(earlier @ Value::Operator { .. }), _) => earlier,
             (Some(Value::Literal { value: a }), Value::Literal { value: b }) => literal(&format!("{a},{b}")),
             (_, value) => value,
         };
-        self.command[at] = Some(Origin { setting: setting.key, place, value });
+        self.command[at] = Some(Origin { setting: SETTINGS[at].key, place, value });
     }
 }
 
