@@ -73,7 +73,7 @@ pub fn check(app_compose: &[u8]) -> Result<ComposeReport, ComposeError> {
     let compose = reader::read(app_compose)?;
     let mut report = ComposeReport::default();
     for svc in &compose.services {
-        match &svc.image {
+        match svc.image.as_ref().map(|image| &image.value) {
             Some(Value::Literal { value }) if !value.contains("@sha256:") => {
                 report.images_by_tag.push(format!("{}: {value}", svc.name))
             }

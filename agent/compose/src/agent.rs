@@ -5,8 +5,8 @@
 //! entrypoint or command names `replicatoor`. None, or more than one, is an error: the node then cannot
 //! tell which settings are its own.
 
-use crate::reader::{push_new, AppCompose, ComposeError, Service, Value};
-use crate::settings::{by_flag, Setting, SETTINGS};
+use crate::reader::{push_new, AppCompose, ComposeError, Service, Value, Word};
+use crate::settings::{Setting, SETTINGS};
 use crate::words::{interpolate, plain_script, split};
 
 mod say;
@@ -59,7 +59,7 @@ pub fn agent_config(compose: &AppCompose) -> Result<AgentConfig, ComposeError> {
     if !service.env_files.is_empty() {
         reading.say(say::env_files(&service.env_files));
     }
-    if let (Some(Value::Operator { source }), Some(written)) = (&service.image, &service.written.image) {
+    if let Some(Word { value: Value::Operator { source }, written }) = &service.image {
         reading.say(format!("image {written:?}: {source}: the operator chooses the code that runs"));
     }
     reading.program(&start_args(service));
@@ -86,12 +86,12 @@ fn file_name(path: &str) -> &str {
 /// repository (registry, tag and digest aside) or as the file name of a word of the entrypoint or
 /// command (a shell script's words included).
 fn runs_agent(s: &Service) -> bool {
-    let in_argv = |text: &String| {
-        text.split(|c: char| c.is_whitespace() || "'\";&|()`".contains(c)).any(|w| file_name(w) == "replicatoor")
+    let in_argv = |Word { written, .. }: &Word| {
+        written.split(|c: char| c.is_whitespace() || "'\";&|()`".contains(c)).any(|w| file_name(w) == "replicatoor")
     };
     s.environment.iter().any(|(key, _)| key.starts_with("REPLICATOOR_"))
-        || s.written.image.as_deref().is_some_and(image_names_agent)
-        || [&s.written.entrypoint, &s.written.command].into_iter().flatten().flatten().any(in_argv)
+        || s.image.as_ref().is_some_and(|image| image_names_agent(&image.written))
+        || [&s.entrypoint, &s.command].into_iter().flatten().flatten().any(in_argv)
 }
 
 /// `ghcr.io/x/replicatoor@sha256:…`, `replicatoor:1`, `localhost:5000/team/replicatoor-agent`.
@@ -124,15 +124,13 @@ struct Arg {
 /// The argument vector the container starts with. Docker drops the image's CMD when the compose sets
 /// `entrypoint`; without one, the image's own apply: ENTRYPOINT `replicatoor`, CMD `run`.
 fn start_args(s: &Service) -> Vec<Arg> {
-    let args = |values: &Option<Vec<Value>>, written: &Option<Vec<String>>, from| {
-        values.as_ref().map(|values| {
-            let text = |i: usize| written.as_ref().and_then(|w| w.get(i)).cloned().unwrap_or_default();
-            values.iter().enumerate().map(|(i, value)| Arg { value: value.clone(), written: text(i), from }).collect()
-        })
+    let args = |words: &Option<Vec<Word>>, from| {
+        let arg = |w: &Word| Arg { value: w.value.clone(), written: w.written.clone(), from };
+        words.as_ref().map(|words| words.iter().map(arg).collect())
     };
     let image = |text: &str, from| vec![Arg { value: literal(text), written: text.into(), from }];
-    let entrypoint: Option<Vec<Arg>> = args(&s.entrypoint, &s.written.entrypoint, "entrypoint");
-    let command = match (&entrypoint, args(&s.command, &s.written.command, "command")) {
+    let entrypoint: Option<Vec<Arg>> = args(&s.entrypoint, "entrypoint");
+    let command = match (&entrypoint, args(&s.command, "command")) {
         (_, Some(command)) => command,
         (Some(_), None) => Vec::new(),
         (None, None) => image("run", "image's command"),
@@ -239,57 +237,56 @@ impl Reading {
             Value::Literal { value } => value.clone(),
             Value::Operator { .. } => interpolate(&arg.written).map(|t| t.literal).unwrap_or_default(),
         };
-        let Some(body) = text.strip_prefix("--").filter(|b| !b.is_empty()) else {
-            if operator {
-                self.say(say::any_flag(arg));
-            } else if text == "--" {
-                self.say(format!("the {} passes arguments after `--`: replicatoor run takes none", arg.from));
-                return args.len();
-            } else {
-                self.say(say::not_a_flag(arg, &text));
-            }
-            return i + 1;
-        };
-        let (name, inline) = match body.split_once('=') {
-            Some((name, value)) => (name, Some(value)),
-            None if operator => {
+        let flag = text.strip_prefix("--").filter(|b| !b.is_empty());
+        let (name, inline) = match flag.map(|body| body.split_once('=').map_or((body, None), |(n, v)| (n, Some(v)))) {
+            // A substituted argument names its flag only when an `=` precedes the substitution.
+            Some((name, inline)) if inline.is_some() || !operator => (name, inline),
+            _ if operator => {
                 self.say(say::any_flag(arg));
                 return i + 1;
             }
-            None => (body, None),
+            _ if text == "--" => {
+                self.say(format!("the {} passes arguments after `--`: replicatoor run takes none", arg.from));
+                return args.len();
+            }
+            _ => {
+                self.say(say::not_a_flag(arg, &text));
+                return i + 1;
+            }
         };
-        let Some(setting) = by_flag(name) else {
+        let Some(at) = SETTINGS.iter().position(|s| s.flag == name) else {
             // `config check`'s own switch sets nothing `run` reads.
             if name != "deny-warnings" {
                 self.say(say::not_a_setting(arg));
             }
             return i + 1;
         };
+        let setting = &SETTINGS[at];
         let place = format!("--{} in {}", setting.flag, arg.from);
         match inline {
-            Some(value) => self.set(setting, place, if operator { arg.value.clone() } else { literal(value) }),
-            None if setting.switch => self.set(setting, place, literal("true")),
+            Some(value) => self.set(at, place, if operator { arg.value.clone() } else { literal(value) }),
+            None if setting.switch => self.set(at, place, literal("true")),
             None => {
                 let Some(next) = args.get(i + 1) else {
                     self.say(say::no_value(setting, arg));
                     return i + 1;
                 };
-                self.set(setting, place, next.value.clone());
+                self.set(at, place, next.value.clone());
                 return i + 2;
             }
         }
         i + 1
     }
 
-    /// A flag given again: clap appends (`--witness-rpc-url`) or refuses; an operator's value stays.
-    fn set(&mut self, setting: &'static Setting, place: String, value: Value) {
-        let Some(at) = SETTINGS.iter().position(|s| s.key == setting.key) else { return };
+    /// Setting `SETTINGS[at]`. A flag given again: clap appends (`--witness-rpc-url`) or refuses; an
+    /// operator's value stays.
+    fn set(&mut self, at: usize, place: String, value: Value) {
         let value = match (self.command[at].take().map(|o| o.value), value) {
             (Some(earlier @ Value::Operator { .. }), _) => earlier,
             (Some(Value::Literal { value: a }), Value::Literal { value: b }) => literal(&format!("{a},{b}")),
             (_, value) => value,
         };
-        self.command[at] = Some(Origin { setting: setting.key, place, value });
+        self.command[at] = Some(Origin { setting: SETTINGS[at].key, place, value });
     }
 }
 

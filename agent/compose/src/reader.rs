@@ -48,7 +48,7 @@ impl From<Interpolated> for Value {
 pub struct Service {
     pub name: String,
     /// `image`, if any.
-    pub image: Option<Value>,
+    pub image: Option<Word>,
     /// `environment` (map or list form, merge keys resolved), in file order; a key listed in
     /// `allowed_envs` or passed through without a value is `Value::Operator`.
     pub environment: Vec<(String, Value)>,
@@ -57,24 +57,21 @@ pub struct Service {
     /// `entrypoint` then `command`, as the argument vector the container starts with (exec form as is;
     /// string form split as Compose splits it, without a shell). None where neither is set (the image's
     /// own ENTRYPOINT and CMD apply).
-    pub entrypoint: Option<Vec<Value>>,
-    pub command: Option<Vec<Value>>,
+    pub entrypoint: Option<Vec<Word>>,
+    pub command: Option<Vec<Word>>,
     /// Other ways values reach this service from outside the measured bytes (`extends` from another
     /// file, ...), each said in a sentence.
     pub outside: Vec<String>,
-    /// `image`, `entrypoint` and `command` as written (added to the fixed API): see [`Written`].
-    pub written: Written,
 }
 
-/// The text of `image`, `entrypoint` and `command` as written in the file (anchors resolved, before
-/// interpolation; a string-form command split into words), element by element like [`Service`]'s
-/// values: what is literal around an operator's substitution (the flag `--deployment` in
-/// `--deployment=${PIN}`, the name `replicatoor` in `reg/replicatoor:${TAG}`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Written {
-    pub image: Option<String>,
-    pub entrypoint: Option<Vec<String>>,
-    pub command: Option<Vec<String>>,
+/// The `image`, or one element of `entrypoint` or `command`: its value, and its text as written in the
+/// file (anchors resolved, before interpolation; a string-form command split into words), which shows
+/// what is literal around an operator's substitution (the flag `--deployment` in `--deployment=${PIN}`,
+/// the name `replicatoor` in `reg/replicatoor:${TAG}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Word {
+    pub value: Value,
+    pub written: String,
 }
 
 /// A read app-compose.json.
@@ -95,12 +92,12 @@ fn shape(message: impl Into<String>) -> ComposeError {
 const LAUNCHER_PREFIXES: &[&str] = &["COMPOSE_", "DOCKER_", "BUILDKIT_", "NERDCTL_", "LD_", "BASH"];
 const LAUNCHER_NAMES: &[&str] = &["APP_COMPOSE_FILE", "PATH", "HOME", "ENV", "SHELLOPTS", "IFS"];
 
-fn texts_json(value: &serde_json::Value) -> Vec<String> {
+/// Whether a script field runs nothing: null, blank text, or a list of those.
+fn blank(value: &serde_json::Value) -> bool {
     match value {
-        serde_json::Value::String(s) => vec![s.clone()],
-        serde_json::Value::Array(items) => items.iter().flat_map(texts_json).collect(),
-        serde_json::Value::Null => Vec::new(),
-        other => vec![other.to_string()],
+        serde_json::Value::String(s) => s.trim().is_empty(),
+        serde_json::Value::Array(items) => items.iter().all(blank),
+        other => other.is_null(),
     }
 }
 
@@ -114,13 +111,11 @@ pub fn read(app_compose: &[u8]) -> Result<AppCompose, ComposeError> {
             return Err(shape(format!("app-compose.json's runner is {runner}: it does not run docker_compose_file")));
         }
     }
-    let allowed_envs = match doc.get("allowed_envs") {
-        None | Some(serde_json::Value::Null) => Vec::new(),
-        Some(list) => list
-            .as_array()
-            .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
-            .ok_or_else(|| shape("allowed_envs is not a list of names"))?,
-    };
+    // Absent or null: none.
+    let allowed_envs =
+        serde_json::from_value::<Option<Vec<String>>>(doc.get("allowed_envs").cloned().unwrap_or_default())
+            .map_err(|_| shape("allowed_envs is not a list of names"))?
+            .unwrap_or_default();
     let text = doc
         .get("docker_compose_file")
         .and_then(|v| v.as_str())
@@ -128,7 +123,7 @@ pub fn read(app_compose: &[u8]) -> Result<AppCompose, ComposeError> {
     let mut compose = AppCompose { allowed_envs, services: Vec::new(), outside: Vec::new() };
     // Dstack runs these as bash, with the operator's decrypted variables, before the containers start.
     for script in ["init_script", "pre_launch_script"] {
-        if doc.get(script).is_some_and(|s| !texts_json(s).iter().all(|t| t.trim().is_empty())) {
+        if doc.get(script).is_some_and(|s| !blank(s)) {
             compose.outside.push(say::runs_before_compose(script));
         }
     }
@@ -193,16 +188,11 @@ fn read_service(name: String, node: Node) -> Result<(Service, Option<Extends>), 
     for (key, value) in fields {
         let at = format!("services.{}.{key}", s.name);
         match key.as_str() {
-            "image" => {
-                if let Some(text) = string(&value, &at)? {
-                    s.image = Some(interpolated(&text, &at)?.into());
-                    s.written.image = Some(text);
-                }
-            }
+            "image" => s.image = string(&value, &at)?.map(|text| word(text, &at)).transpose()?,
             "environment" => read_environment(&mut s, value, &at)?,
             "env_file" => s.env_files = read_env_files(value, &at)?,
-            "entrypoint" => (s.entrypoint, s.written.entrypoint) = read_argv(&mut s.outside, value, &at)?,
-            "command" => (s.command, s.written.command) = read_argv(&mut s.outside, value, &at)?,
+            "entrypoint" => s.entrypoint = read_argv(&mut s.outside, value, &at)?,
+            "command" => s.command = read_argv(&mut s.outside, value, &at)?,
             "extends" => extends = read_extends(&s.name, value, &at)?,
             "build" => s.outside.push(say::built(&s.name)),
             _ => {}
@@ -227,6 +217,11 @@ fn field<'a>(fields: &'a [(String, Node)], key: &str) -> Option<&'a Node> {
 
 fn interpolated(text: &str, at: &str) -> Result<Interpolated, ComposeError> {
     interpolate(text).map_err(|e| shape(format!("{at}: {e}")))
+}
+
+/// A string's value as Compose interpolates it, with its text.
+fn word(text: String, at: &str) -> Result<Word, ComposeError> {
+    Ok(Word { value: interpolated(&text, at)?.into(), written: text })
 }
 
 fn set_env(environment: &mut Vec<(String, Value)>, key: String, value: Value) {
@@ -288,25 +283,21 @@ fn read_env_files(value: Node, at: &str) -> Result<Vec<String>, ComposeError> {
     items.iter().map(|item| path(item).ok_or_else(|| shape(format!("{at} has an entry without a path")))).collect()
 }
 
-type Argv = (Option<Vec<Value>>, Option<Vec<String>>);
-
 /// `entrypoint` / `command`: a list kept as given, or a string split into arguments. Compose
 /// interpolates a string before splitting it, so a substitution in it can add arguments.
-fn read_argv(outside: &mut Vec<String>, value: Node, at: &str) -> Result<Argv, ComposeError> {
-    let (values, written) = match value {
-        Node::Null => return Ok((None, None)),
+fn read_argv(outside: &mut Vec<String>, value: Node, at: &str) -> Result<Option<Vec<Word>>, ComposeError> {
+    let words = match value {
+        Node::Null => return Ok(None),
         Node::Seq(items) => {
-            let element = |item: &Node| -> Result<(Value, String), ComposeError> {
-                let text = string(item, at)?.ok_or_else(|| shape(format!("{at} has an empty element")))?;
-                Ok((interpolated(&text, at)?.into(), text))
-            };
-            items.iter().map(element).collect::<Result<Vec<_>, _>>()?.into_iter().unzip()
+            let element =
+                |item: &Node| word(string(item, at)?.ok_or_else(|| shape(format!("{at} has an empty element")))?, at);
+            items.iter().map(element).collect::<Result<_, _>>()?
         }
         Node::Str(text) => {
             let whole = interpolated(&text, at)?;
             if whole.vars.is_empty() {
                 let words = split(&whole.literal).map_err(|e| shape(format!("{at}: {e}")))?;
-                (words.iter().map(|w| Value::Literal { value: w.clone() }).collect(), words)
+                words.into_iter().map(|w| Word { value: Value::Literal { value: w.clone() }, written: w }).collect()
             } else {
                 outside.push(say::substituted_before_split(at, &text, &whole.vars));
                 // For the words' sake only (which flag an argument names): the split is the operator's.
@@ -315,12 +306,12 @@ fn read_argv(outside: &mut Vec<String>, value: Node, at: &str) -> Result<Argv, C
                     interpolate(w)
                         .map_or_else(|_| Value::Operator { source: say::substituted(&whole.vars) }, Value::from)
                 };
-                (words.iter().map(value).collect(), words)
+                words.into_iter().map(|w| Word { value: value(&w), written: w }).collect()
             }
         }
         _ => return Err(shape(format!("{at} is neither a string nor a list"))),
     };
-    Ok((Some(values), Some(written)))
+    Ok(Some(words))
 }
 
 /// `extends: base` or `extends: {service: base, file: other.yml}`.
@@ -352,27 +343,23 @@ fn extend<'a>(
     if depth > all.len() {
         return Err(shape(format!("service {} extends itself through a cycle", ext.service)));
     }
+    // Always found: every `extends` was read from a service of this file.
+    let Some(at) = services.iter().position(|s| s.name == ext.service) else { return Ok(()) };
     let sentence = match &ext.file {
         Some(file) => say::extends_other_file(&ext.service, &ext.base, file),
         None => {
             if let Some(base_ext) = all.iter().find(|e| e.service == ext.base) {
                 extend(services, all, base_ext, done, depth + 1)?;
             }
-            let base = services.iter().find(|s| s.name == ext.base).cloned();
-            let base = base.ok_or_else(|| {
-                shape(format!("service {} extends {}, which is not a service", ext.service, ext.base))
-            })?;
-            if let Some(at) = services.iter().position(|s| s.name == ext.service) {
-                let own = std::mem::replace(&mut services[at], base);
-                services[at].name.clone_from(&own.name);
-                merge_into(&mut services[at], own);
-            }
+            let Some(base) = services.iter().find(|s| s.name == ext.base).cloned() else {
+                return Err(shape(format!("service {} extends {}, which is not a service", ext.service, ext.base)));
+            };
+            let own = std::mem::replace(&mut services[at], Service { name: ext.service.clone(), ..base });
+            merge_into(&mut services[at], own);
             format!("service {} extends service {} of this file: its values are read here", ext.service, ext.base)
         }
     };
-    if let Some(service) = services.iter_mut().find(|s| s.name == ext.service) {
-        push_new(&mut service.outside, sentence);
-    }
+    push_new(&mut services[at].outside, sentence);
     done.push(&ext.service);
     Ok(())
 }
@@ -380,15 +367,9 @@ fn extend<'a>(
 /// `later` over `earlier`, as Compose merges a service across documents and under `extends`:
 /// environment by variable, `env_file` appended, image, entrypoint and command replaced.
 fn merge_into(earlier: &mut Service, later: Service) {
-    if later.image.is_some() {
-        (earlier.image, earlier.written.image) = (later.image, later.written.image);
-    }
-    if later.entrypoint.is_some() {
-        (earlier.entrypoint, earlier.written.entrypoint) = (later.entrypoint, later.written.entrypoint);
-    }
-    if later.command.is_some() {
-        (earlier.command, earlier.written.command) = (later.command, later.written.command);
-    }
+    earlier.image = later.image.or_else(|| earlier.image.take());
+    earlier.entrypoint = later.entrypoint.or_else(|| earlier.entrypoint.take());
+    earlier.command = later.command.or_else(|| earlier.command.take());
     for (key, value) in later.environment {
         set_env(&mut earlier.environment, key, value);
     }
@@ -433,6 +414,11 @@ pub(crate) mod tests {
             Value::Operator { source } => source,
             Value::Literal { value } => panic!("literal {value:?}, expected the operator's"),
         }
+    }
+
+    /// The values of an image, entrypoint or command.
+    fn values<'a>(words: impl IntoIterator<Item = &'a Word>) -> Vec<Value> {
+        words.into_iter().map(|w| w.value.clone()).collect()
     }
 
     fn env<'a>(s: &'a Service, key: &str) -> &'a Value {
@@ -544,16 +530,20 @@ services:
              command: run --deployment 'a b' --confirmations=\"3\" x\\ y --note \"$$HOME\"\n",
             "a",
         );
-        assert_eq!(s.entrypoint, Some(vec![lit("/usr/local/bin/replicatoor"), lit("--log-format"), lit("json")]));
+        assert_eq!(
+            values(s.entrypoint.iter().flatten()),
+            [lit("/usr/local/bin/replicatoor"), lit("--log-format"), lit("json")]
+        );
         let words = ["run", "--deployment", "a b", "--confirmations=3", "x y", "--note", "$HOME"];
-        assert_eq!(s.command, Some(words.iter().map(|w| lit(w)).collect()));
+        assert_eq!(values(s.command.iter().flatten()), words.map(lit));
+        assert_eq!(s.command.unwrap().iter().map(|w| w.written.as_str()).collect::<Vec<_>>(), words);
         assert!(s.outside.is_empty());
         // A substitution in a string command is split after it is substituted: it can add arguments.
         let s = service("services:\n  a:\n    command: run --deployment=${PIN} --x 1\n", "a");
         let command = s.command.unwrap();
-        assert_eq!(command[0], lit("run"));
-        assert!(source(&command[1]).contains("${PIN}"));
-        assert_eq!(s.written.command.unwrap()[1], "--deployment=${PIN}");
+        assert_eq!(command[0].value, lit("run"));
+        assert!(source(&command[1].value).contains("${PIN}"));
+        assert_eq!(command[1].written, "--deployment=${PIN}");
         assert!(s.outside.iter().any(|o| o.contains("any argument")), "{:?}", s.outside);
         // Compose's schema wants strings: `3` unquoted makes it refuse the file.
         assert!(read(&app_compose("services:\n  a:\n    command: [run, --confirmations, 3]\n", &[])).is_err());
@@ -567,7 +557,7 @@ services:
                     x-service: &svc\n  image: reg/app:1\n  environment:\n    <<: [*env, *more]\n    A: explicit\n\
                     services:\n  a:\n    <<: *svc\n    command: [run]\n";
         let s = service(yaml, "a");
-        assert_eq!(s.image, Some(lit("reg/app:1")));
+        assert_eq!(values(&s.image), [lit("reg/app:1")]);
         assert_eq!(env(&s, "A"), &lit("explicit"));
         assert!(source(env(&s, "B")).contains("${B}"));
         assert_eq!(env(&s, "C"), &lit("more"));
@@ -601,8 +591,8 @@ services:
 "#;
         let compose = read(&app_compose(yaml, &[])).unwrap();
         let a = compose.services.iter().find(|s| s.name == "a").unwrap();
-        assert_eq!(a.image, Some(lit("reg/base:1")));
-        assert_eq!(a.command, Some(vec![lit("run")]));
+        assert_eq!(values(&a.image), [lit("reg/base:1")]);
+        assert_eq!(values(a.command.iter().flatten()), [lit("run")]);
         assert_eq!(env(a, "A"), &lit("base"));
         assert_eq!(env(a, "B"), &lit("own"));
         assert!(source(env(a, "C")).contains("${C}"), "a later document adds to the service");
@@ -633,6 +623,12 @@ services:
         assert!(read(&init).unwrap().outside[0].contains("init_script"));
         let empty = json(serde_json::json!({"docker_compose_file": "services: {}", "pre_launch_script": ""}));
         assert!(read(&empty).unwrap().outside.is_empty());
+        let blank = json(serde_json::json!({"docker_compose_file": "services: {}", "init_script": [" ", null]}));
+        assert!(read(&blank).unwrap().outside.is_empty());
+        let number = json(serde_json::json!({"docker_compose_file": "services: {}", "init_script": 0}));
+        assert!(read(&number).unwrap().outside[0].contains("init_script"));
+        let null = json(serde_json::json!({"docker_compose_file": "services: {}", "allowed_envs": null}));
+        assert!(read(&null).unwrap().allowed_envs.is_empty());
         let bash = json(serde_json::json!({"runner": "bash", "docker_compose_file": "services: {}"}));
         assert!(read(&bash).is_err());
         let nerdctl = json(serde_json::json!({"runner": "nerdctl-compose", "docker_compose_file": "services: {}"}));

@@ -87,11 +87,6 @@ pub fn by_key(key: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.key == key)
 }
 
-/// The setting with this long flag (without `--`).
-pub fn by_flag(flag: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|s| s.flag == flag)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

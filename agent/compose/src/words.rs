@@ -71,18 +71,17 @@ fn name_len(s: &str) -> usize {
     b.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count()
 }
 
-/// Index of the `}` that closes a `${`, counting nested braces.
+/// Index of the `}` that closes a `${`, counting nested braces (bytes: no UTF-8 sequence holds a brace).
 fn closing_brace(s: &str) -> Option<usize> {
     let mut depth = 1usize;
-    let closes = |&(_, c): &(usize, char)| {
-        match c {
-            '{' => depth += 1,
-            '}' => depth -= 1,
+    s.bytes().position(|b| {
+        match b {
+            b'{' => depth += 1,
+            b'}' => depth -= 1,
             _ => {}
         }
         depth == 0
-    };
-    s.char_indices().find(closes).map(|(i, _)| i)
+    })
 }
 
 /// A string-form `command` / `entrypoint` split into arguments as compose-go splits it (go-shellwords

@@ -165,19 +165,18 @@ fn merge(entries: Vec<(String, bool, Node)>) -> Result<Node, String> {
             continue;
         }
         let sources = match value {
-            Node::Map(map) => vec![map],
-            Node::Seq(items) => items
-                .into_iter()
-                .map(|item| match item {
-                    Node::Map(map) => Ok(map),
-                    _ => Err("a merge key's list holds something other than mappings".to_string()),
-                })
-                .collect::<Result<_, _>>()?,
+            map @ Node::Map(_) => vec![map],
+            Node::Seq(items) => items,
             _ => return Err("a merge key `<<` takes a mapping or a list of mappings".into()),
         };
-        for (k, v) in sources.into_iter().flatten() {
-            if !explicit.contains(&k) && !out.iter().any(|(o, _)| *o == k) {
-                out.push((k, v));
+        for source in sources {
+            let Node::Map(map) = source else {
+                return Err("a merge key's list holds something other than mappings".into());
+            };
+            for (k, v) in map {
+                if !explicit.contains(&k) && !out.iter().any(|(o, _)| *o == k) {
+                    out.push((k, v));
+                }
             }
         }
     }
@@ -188,16 +187,13 @@ fn merge(entries: Vec<(String, bool, Node)>) -> Result<Node, String> {
 /// boolean, integer or float by YAML 1.2's core rules (plus Go's `017` octal and `_` separators), else
 /// string. `!reset` drops it, `!!str` forces a string, other tags leave the text a string.
 fn scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Node {
-    match tag {
-        Some(t) if is_reset(Some(t)) => return Node::Reset,
-        Some(t) if t.handle == "tag:yaml.org,2002:" => match t.suffix.as_str() {
-            "str" => return Node::Str(text),
-            "null" => return Node::Null,
-            "merge" => return Node::Merge,
-            _ => {}
-        },
-        Some(t) if !(t.handle == "!" && t.suffix == "override") => return Node::Str(text),
-        _ => {}
+    match tag.map(|t| (t.handle.as_str(), t.suffix.as_str())) {
+        Some(("!", "reset")) => return Node::Reset,
+        Some(("tag:yaml.org,2002:", "str")) => return Node::Str(text),
+        Some(("tag:yaml.org,2002:", "null")) => return Node::Null,
+        Some(("tag:yaml.org,2002:", "merge")) => return Node::Merge,
+        Some(("tag:yaml.org,2002:", _) | ("!", "override")) | None => {}
+        Some(_) => return Node::Str(text),
     }
     if style != TScalarStyle::Plain {
         return Node::Str(text);
@@ -220,11 +216,7 @@ fn scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Node {
 /// Go's `strconv.ParseInt(s, 0, 64)` (then `ParseUint`): optional sign, `0x`/`0o`/`0b` or a leading
 /// `0` for octal.
 fn go_int(s: &str) -> Option<i128> {
-    let (negative, body) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
+    let (sign, body) = s.split_at(usize::from(s.starts_with(['-', '+'])));
     let lower = body.to_ascii_lowercase();
     let prefixed = [("0x", 16), ("0o", 8), ("0b", 2)].into_iter().find_map(|(p, r)| Some((r, lower.strip_prefix(p)?)));
     let (radix, digits) = match prefixed {
@@ -235,21 +227,18 @@ fn go_int(s: &str) -> Option<i128> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
-    let n = i128::from_str_radix(digits, radix).ok()?;
-    let n = if negative { -n } else { n };
+    // The digits checked, `from_str_radix` reads the sign.
+    let n = i128::from_str_radix(&format!("{sign}{digits}"), radix).ok()?;
     (i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(&n).then_some(n)
 }
 
 /// go-yaml's float syntax: `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`.
 fn is_float(s: &str) -> bool {
     let s = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let (mantissa, exponent) = match s.find(['e', 'E']) {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
+    let (mantissa, exponent) = s.split_once(['e', 'E']).map_or((s, None), |(m, e)| (m, Some(e)));
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
-    let mantissa_ok = digits(int) && digits(frac) && (!int.is_empty() || (!frac.is_empty() && mantissa.contains('.')));
+    let mantissa_ok = digits(int) && digits(frac) && (!int.is_empty() || !frac.is_empty());
     let exponent_ok = exponent.is_none_or(|e| {
         let e = e.strip_prefix(['-', '+']).unwrap_or(e);
         !e.is_empty() && digits(e)
@@ -301,7 +290,7 @@ mod tests {
     #[test]
     fn scalars_are_typed_as_go_yaml_types_them() {
         let doc = one("a: NULL\nb: 'NULL'\nc: 017\nd: 0x1F\ne: 1_000\nf: True\ng: 1.50\nh: !!str 12\ni:\n\
-             j: 0x1111111111111111111111111111111111111111\nk: yes\n");
+             j: 0x1111111111111111111111111111111111111111\nk: yes\nl: -0x1F\nm: !custom 5\nn: !!int 5\no: -.5e1\n");
         assert_eq!(get(&doc, "a"), &Node::Null);
         assert_eq!(get(&doc, "b"), &Node::Str("NULL".into()));
         assert_eq!(get(&doc, "c"), &Node::Scalar("15".into()));
@@ -313,6 +302,10 @@ mod tests {
         assert_eq!(get(&doc, "i"), &Node::Null);
         assert_eq!(get(&doc, "j"), &Node::Str("0x1111111111111111111111111111111111111111".into()));
         assert_eq!(get(&doc, "k"), &Node::Str("yes".into()));
+        assert_eq!(get(&doc, "l"), &Node::Scalar("-31".into()));
+        assert_eq!(get(&doc, "m"), &Node::Str("5".into()), "another tag leaves the text a string");
+        assert_eq!(get(&doc, "n"), &Node::Scalar("5".into()));
+        assert_eq!(get(&doc, "o"), &Node::Scalar("-5".into()));
     }
 
     #[test]
@@ -327,6 +320,8 @@ mod tests {
         );
         assert!(load("a: 1\na: 2\n").is_err());
         assert!(load("a: &a {k: 1}\nb: {<<: *a, <<: *a}\n").is_err());
+        assert!(load("a: &a {k: 1}\nb: {<<: [*a, 1]}\n").unwrap_err().contains("list holds"));
+        assert!(load("b: {<<: 1}\n").unwrap_err().contains("takes a mapping"));
         assert!(load("a: [1").is_err());
         let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..8 {

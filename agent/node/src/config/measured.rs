@@ -136,11 +136,10 @@ fn apply_to(
         }
         if given.contains(key) {
             errors.push(invalid(key, say::differs(mine.as_ref(), theirs.as_ref(), agent.get(key))));
+        } else if let Some(v) = theirs {
+            merged.insert(key.to_string(), v);
         } else {
-            match theirs {
-                Some(v) => merged.insert(key.to_string(), v),
-                None => merged.remove(key),
-            };
+            merged.remove(key);
         }
     }
     if !errors.is_empty() {
