@@ -45,6 +45,39 @@ pub struct Agent {
     pub verified: Option<replicatoor_chain::anchor::Verified>,
 }
 
+/// The verified chain view the pinned deployment names (its RPC checked to be on the pinned chain), or
+/// none, said loudly, for a node started with `--dangerously-trust-rpc`.
+async fn verified_view(
+    cfg: &RunConfig,
+    chain: &Chain,
+    store: &Store,
+) -> anyhow::Result<Option<replicatoor_chain::anchor::Verified>> {
+    Ok(match &cfg.deployment {
+        None => {
+            warn!(target: "replicatoor", "!!! --dangerously-trust-rpc: no pinned deployment; this node releases and installs on whatever its RPC says. Dev/test only. !!!");
+            None
+        }
+        Some(d) => {
+            // The RPC is transport: it must at least be on the pinned chain.
+            anyhow::ensure!(
+                chain.deployment() == d.deployment(),
+                "the RPC serves chain {} but the pinned deployment is chain {} (contract {})",
+                chain.deployment().chain_id,
+                d.chain_id,
+                d.contract
+            );
+            if d.is_simulated() {
+                warn!(target: "replicatoor", "!!! SIMULATED BEACON trust root: chain state is authenticated by a dev sync committee. Dev/test only. !!!");
+            } else if d.trust.mode_name() == "beacon-custom" {
+                warn!(target: "replicatoor", "beacon trust root on a custom network spelled out in the pin: this release vouches only for the built-in networks' parameters");
+            }
+            let a = Anchor::new(d, cfg.beacon_url.as_deref(), Box::new(store.clone()), cfg.confirmations).await?;
+            info!(target: "replicatoor", trust = %d.trust, "chain view verified against the pinned trust root");
+            Some(replicatoor_chain::verified::VerifiedView::new(chain.clone(), a, d.max_age_secs()))
+        }
+    })
+}
+
 impl Agent {
     /// Build from configuration: open state, connect, set up quote source and verifier.
     pub async fn new(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<Self> {
@@ -95,30 +128,7 @@ impl Agent {
             warn!(target: "replicatoor", "!!! --allow-simulated-quotes: this holder will serve SIMULATED quotes when the contract policy allows them. Never in production. !!!");
             verifier = crate::simulated::trust(verifier)?;
         }
-        let verified = match &cfg.deployment {
-            None => {
-                warn!(target: "replicatoor", "!!! --dangerously-trust-rpc: no pinned deployment; this node releases and installs on whatever its RPC says. Dev/test only. !!!");
-                None
-            }
-            Some(d) => {
-                // The RPC is transport: it must at least be on the pinned chain.
-                anyhow::ensure!(
-                    chain.deployment() == d.deployment(),
-                    "the RPC serves chain {} but the pinned deployment is chain {} (contract {})",
-                    chain.deployment().chain_id,
-                    d.chain_id,
-                    d.contract
-                );
-                if d.is_simulated() {
-                    warn!(target: "replicatoor", "!!! SIMULATED BEACON trust root: chain state is authenticated by a dev sync committee. Dev/test only. !!!");
-                } else if d.trust.mode_name() == "beacon-custom" {
-                    warn!(target: "replicatoor", "beacon trust root on a custom network spelled out in the pin: this release vouches only for the built-in networks' parameters");
-                }
-                let a = Anchor::new(d, cfg.beacon_url.as_deref(), Box::new(store.clone()), cfg.confirmations).await?;
-                info!(target: "replicatoor", trust = %d.trust, "chain view verified against the pinned trust root");
-                Some(replicatoor_chain::verified::VerifiedView::new(chain.clone(), a, d.max_age_secs()))
-            }
-        };
+        let verified = verified_view(&cfg, &chain, &store).await?;
         let dep = chain.deployment();
         let telemetry = Arc::new(Telemetry::new(dep.chain_id, dep.contract.to_string(), provider.is_simulated()));
         if let Some(addr) = cfg.http_addr {
