@@ -10,8 +10,8 @@
 use replicatoor_chain::deployment::{PinnedDeployment, TrustParameter};
 pub use replicatoor_compose::reader::ComposeError;
 use replicatoor_compose::{
-    agent::agent_config,
-    reader::{self, Value},
+    agent::{agent_config, AgentConfig},
+    reader::{self, AppCompose, Value},
     settings::{self as table, Class},
 };
 use serde::Serialize;
@@ -53,6 +53,11 @@ impl ComposeReport {
     pub fn trust_mode(&self) -> &'static str {
         self.pinned_deployment.as_ref().map_or(UNVERIFIED, |d| d.trust.mode_name())
     }
+
+    /// A security setting of `service` whose value comes from `source`, not from the compose.
+    fn flag(&mut self, service: &str, setting: String, source: String) {
+        self.unmeasured.push(Unmeasured { service: service.to_string(), setting, source })
+    }
 }
 
 /// One security setting the compose does not measure.
@@ -71,16 +76,7 @@ pub struct Unmeasured {
 /// string) with the reader the agent checks its own configuration with.
 pub fn check(app_compose: &[u8]) -> Result<ComposeReport, ComposeError> {
     let compose = reader::read(app_compose)?;
-    let mut report = ComposeReport::default();
-    for svc in &compose.services {
-        match svc.image.as_ref().map(|image| &image.value) {
-            Some(Value::Literal { value }) if !value.contains("@sha256:") => {
-                report.images_by_tag.push(format!("{}: {value}", svc.name))
-            }
-            Some(Value::Operator { source }) => report.images_by_tag.push(format!("{}: image {source}", svc.name)),
-            _ => {}
-        }
-    }
+    let mut report = ComposeReport { images_by_tag: images_by_tag(&compose), ..ComposeReport::default() };
     let agent = match agent_config(&compose) {
         Ok(a) => a,
         // No agent here: nothing of the agent's is measured (the audit says so). Several: a node could
@@ -98,13 +94,48 @@ pub fn check(app_compose: &[u8]) -> Result<ComposeReport, ComposeError> {
     };
     let service = agent.service.clone();
     report.agent_services.push(service.clone());
-    let mut flag = |setting: String, source: String| {
-        report.unmeasured.push(Unmeasured { service: service.clone(), setting, source })
-    };
     // The agent's reading already carries the file-wide ways in (`include`, ...).
     for how in &agent.outside {
-        flag("compose".into(), how.clone());
+        report.flag(&service, "compose".into(), how.clone());
     }
+    let (provider_is_dstack, confirmations) = agent_settings(&agent, &mut report);
+    // Dstack offers the variables in allowed_envs to the compose: a security variable there is the
+    // operator's to set wherever the compose reads it.
+    for var in &compose.allowed_envs {
+        let Some(setting) = table::SETTINGS.iter().find(|s| s.env == var) else { continue };
+        report.operator_provided.push(format!("{service}: {var}"));
+        if setting.class == Class::Security {
+            report.flag(&service, var.clone(), "listed in allowed_envs: the operator may set it".into());
+        }
+    }
+    report.operator_provided.sort();
+    report.operator_provided.dedup();
+    report.unmeasured.dedup();
+    report.self_measured = provider_is_dstack;
+    if let Some(d) = &report.pinned_deployment {
+        report.trust_parameters = d.trust_parameters();
+    }
+    report.trust_parameters.extend(confirmations.map(TrustParameter::confirmations));
+    Ok(report)
+}
+
+/// `service: image` for every image referenced by tag, or chosen by the operator.
+fn images_by_tag(compose: &AppCompose) -> Vec<String> {
+    let mut out = Vec::new();
+    for svc in &compose.services {
+        match svc.image.as_ref().map(|image| &image.value) {
+            Some(Value::Literal { value }) if !value.contains("@sha256:") => out.push(format!("{}: {value}", svc.name)),
+            Some(Value::Operator { source }) => out.push(format!("{}: image {source}", svc.name)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The agent's settings the compose writes (measured) or leaves to the operator (a security one is
+/// flagged), with the pin; whether its quote provider is `dstack`, and its confirmation depth.
+fn agent_settings(agent: &AgentConfig, report: &mut ComposeReport) -> (bool, Option<u64>) {
+    let service = &agent.service;
     let mut provider_is_dstack = true;
     let mut confirmations = Some(table::DEFAULT_CONFIRMATIONS);
     for origin in &agent.settings {
@@ -130,29 +161,12 @@ pub fn check(app_compose: &[u8]) -> Result<ComposeReport, ComposeError> {
             Value::Operator { source } => {
                 report.operator_provided.push(format!("{service}: {name}"));
                 if setting.class == Class::Security {
-                    flag(name, format!("{}: {source}", origin.place));
+                    report.flag(service, name, format!("{}: {source}", origin.place));
                 }
             }
         }
     }
-    // Dstack offers the variables in allowed_envs to the compose: a security variable there is the
-    // operator's to set wherever the compose reads it.
-    for var in &compose.allowed_envs {
-        let Some(setting) = table::SETTINGS.iter().find(|s| s.env == var) else { continue };
-        report.operator_provided.push(format!("{service}: {var}"));
-        if setting.class == Class::Security {
-            flag(var.clone(), "listed in allowed_envs: the operator may set it".into());
-        }
-    }
-    report.operator_provided.sort();
-    report.operator_provided.dedup();
-    report.unmeasured.dedup();
-    report.self_measured = provider_is_dstack;
-    if let Some(d) = &report.pinned_deployment {
-        report.trust_parameters = d.trust_parameters();
-    }
-    report.trust_parameters.extend(confirmations.map(TrustParameter::confirmations));
-    Ok(report)
+    (provider_is_dstack, confirmations)
 }
 
 #[cfg(test)]

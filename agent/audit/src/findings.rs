@@ -2,12 +2,12 @@
 //! they concern. docs/audit.md lists every `kind`.
 
 use super::{
-    collect::History,
-    model::{BlockRange, Custody, Finding, PolicySegment, ReferenceState, Severity},
+    collect::{History, Pos},
+    model::{BlockRange, Custody, EpochRecord, Finding, PolicySegment, ReferenceState, Severity},
     state::State,
 };
 use alloy::primitives::Address;
-use replicatoor_chain::bindings::UpgradeOperator::UpgradeOperatorEvents as Ev;
+use replicatoor_chain::bindings::UpgradeOperator::{self as Op, UpgradeOperatorEvents as Ev};
 use replicatoor_core::{attest::TcbStatus, protocol::Policy};
 
 /// TCB statuses that mean the platform misses security updates.
@@ -187,73 +187,16 @@ fn governance_findings(h: &History, state: &State, out: &mut Vec<Finding>) {
     for e in &h.entries {
         let b = e.pos.block;
         match &e.event {
-            Ev::Deployed(d) if d.wideningDelay == 0 => {
-                let mut f = Finding::new(
-                    "zero_widening_delay",
-                    Severity::Medium,
-                    "Widening changes take effect with no delay",
-                    "The contract was deployed with wideningDelay = 0: new reference values and wider policies \
-                     apply at once, so holders and users get no time to react (local development only).",
-                );
-                f.blocks.push(BlockRange::at(b));
-                out.push(f);
-            }
-            Ev::ReferenceProposed(r) if r.activatesAt <= e.pos.time => {
-                let kind = super::model::RefKindName(r.kind).as_str();
-                let mut f = Finding::new(
-                    "immediate_activation",
-                    Severity::Medium,
-                    format!("{kind} reference usable at once"),
-                    format!(
-                        "{kind} reference {} (note {:?}) was proposed in block {b} with activatesAt {} ≤ its block \
-                         time {}: no delay.",
-                        r.id, r.note, r.activatesAt, e.pos.time
-                    ),
-                );
-                f.blocks.push(BlockRange::at(b));
-                f.references.push(r.id);
-                out.push(f);
-            }
+            Ev::Deployed(d) if d.wideningDelay == 0 => out.push(zero_widening_delay(b)),
+            Ev::ReferenceProposed(r) if r.activatesAt <= e.pos.time => out.push(immediate_reference(r, b, e.pos.time)),
             Ev::PolicySet(p) if p.effectiveAt <= e.pos.time => {
-                let new = p.policy();
                 let prev = state.policy_at(e.pos.key(), e.pos.time).map(|(_, p)| p);
-                if prev.is_some_and(|prev| widens(&prev, &new)) {
-                    let mut f = Finding::new(
-                        "immediate_activation",
-                        Severity::Medium,
-                        "Policy widened at once",
-                        format!(
-                            "PolicySet in block {b} (note {:?}) widened the policy to tcbStatuses {:#x} [{}], \
-                             allowDebug {}, allowSimulated {} with no delay.",
-                            p.note,
-                            p.tcbStatuses,
-                            names(p.tcbStatuses),
-                            p.allowDebug,
-                            p.allowSimulated
-                        ),
-                    );
-                    f.blocks.push(BlockRange::at(b));
-                    out.push(f);
-                }
+                out.extend(immediate_policy(p, prev, b));
             }
             Ev::OwnershipTransferStarted(t) => pending_transfer = Some((b, t.newOwner)),
             Ev::OwnershipTransferred(t) => {
                 pending_transfer = None;
-                if t.previousOwner != Address::ZERO {
-                    let mut f = Finding::new(
-                        "owner_changed",
-                        Severity::Medium,
-                        "Ownership changed",
-                        format!(
-                            "Owner {} handed the contract to {} in block {b}; from then on that account decides \
-                             the reference values and the policy.",
-                            t.previousOwner, t.newOwner
-                        ),
-                    );
-                    f.blocks.push(BlockRange::at(b));
-                    f.accounts = vec![t.previousOwner, t.newOwner];
-                    out.push(f);
-                }
+                out.extend(owner_changed(t, b));
             }
             _ => {}
         }
@@ -269,6 +212,81 @@ fn governance_findings(h: &History, state: &State, out: &mut Vec<Finding>) {
         f.accounts.push(to);
         out.push(f);
     }
+}
+
+/// A deployment (in block `b`) whose widening changes apply at once.
+fn zero_widening_delay(b: u64) -> Finding {
+    let mut f = Finding::new(
+        "zero_widening_delay",
+        Severity::Medium,
+        "Widening changes take effect with no delay",
+        "The contract was deployed with wideningDelay = 0: new reference values and wider policies \
+         apply at once, so holders and users get no time to react (local development only).",
+    );
+    f.blocks.push(BlockRange::at(b));
+    f
+}
+
+/// A reference proposed in block `b` (at `time`) that is usable at once.
+fn immediate_reference(r: &Op::ReferenceProposed, b: u64, time: u64) -> Finding {
+    let kind = super::model::RefKindName(r.kind).as_str();
+    let mut f = Finding::new(
+        "immediate_activation",
+        Severity::Medium,
+        format!("{kind} reference usable at once"),
+        format!(
+            "{kind} reference {} (note {:?}) was proposed in block {b} with activatesAt {} ≤ its block \
+             time {}: no delay.",
+            r.id, r.note, r.activatesAt, time
+        ),
+    );
+    f.blocks.push(BlockRange::at(b));
+    f.references.push(r.id);
+    f
+}
+
+/// A policy set in block `b` with immediate effect: a finding if it widened `prev`, the policy before it.
+fn immediate_policy(p: &Op::PolicySet, prev: Option<Policy>, b: u64) -> Option<Finding> {
+    let new = p.policy();
+    if !prev.is_some_and(|prev| widens(&prev, &new)) {
+        return None;
+    }
+    let mut f = Finding::new(
+        "immediate_activation",
+        Severity::Medium,
+        "Policy widened at once",
+        format!(
+            "PolicySet in block {b} (note {:?}) widened the policy to tcbStatuses {:#x} [{}], \
+             allowDebug {}, allowSimulated {} with no delay.",
+            p.note,
+            p.tcbStatuses,
+            names(p.tcbStatuses),
+            p.allowDebug,
+            p.allowSimulated
+        ),
+    );
+    f.blocks.push(BlockRange::at(b));
+    Some(f)
+}
+
+/// An ownership transfer completed in block `b`, from an owner (not at deployment).
+fn owner_changed(t: &Op::OwnershipTransferred, b: u64) -> Option<Finding> {
+    if t.previousOwner == Address::ZERO {
+        return None;
+    }
+    let mut f = Finding::new(
+        "owner_changed",
+        Severity::Medium,
+        "Ownership changed",
+        format!(
+            "Owner {} handed the contract to {} in block {b}; from then on that account decides \
+             the reference values and the policy.",
+            t.previousOwner, t.newOwner
+        ),
+    );
+    f.blocks.push(BlockRange::at(b));
+    f.accounts = vec![t.previousOwner, t.newOwner];
+    Some(f)
 }
 
 /// App versions left approved after a newer one became active, with no end scheduled: every old
@@ -298,89 +316,104 @@ fn custody_findings(h: &History, custody: &Custody, out: &mut Vec<Finding>) {
     // A delivery (or genesis) under a reference that was revoked later: that build saw the secret.
     for e in &h.entries {
         let Ev::ReferenceRevoked(r) = &e.event else { continue };
-        let at = e.pos.key();
-        let kind = super::model::RefKindName(r.kind).as_str();
-        let mut f = Finding::new(
-            "delivery_under_revoked_reference",
-            Severity::High,
-            format!("The secret went to an {kind} build that was later revoked"),
-            String::new(),
-        );
-        let mut who = Vec::new();
-        for ep in &custody.epochs {
-            if (ep.block, 0) < at && (ep.os_ref == r.id || ep.app_ref == r.id) {
-                f.epochs.push(ep.epoch);
-                f.blocks.push(BlockRange::at(ep.block));
-                f.accounts.extend(ep.proposer);
-                who.push(format!("genesis of epoch {} (cluster {})", ep.epoch, ep.cluster));
-            }
-            for d in ep.deliveries.iter().filter(|d| (d.block, 0) < at && (d.os_ref == r.id || d.app_ref == r.id)) {
-                f.request_ids.push(d.request_id);
-                f.blocks.push(BlockRange::at(d.block));
-                if !f.accounts.contains(&d.requester) {
-                    f.accounts.push(d.requester);
-                }
-                who.push(format!("request {} by {} (block {})", d.request_id, d.requester, d.block));
-            }
-        }
-        if who.is_empty() {
-            continue;
-        }
-        f.blocks.push(BlockRange::at(e.pos.block));
-        f.blocks.sort_by_key(|b| b.from);
-        f.references.push(r.id);
-        f.detail = format!(
-            "{kind} reference {} was revoked in block {} (note {:?}). Before that, these holders received the \
-             secret while running it and may still hold it: {}.",
-            r.id,
-            e.pos.block,
-            r.note,
-            who.join("; ")
-        );
-        out.push(f);
+        out.extend(revoked_reference(r, e.pos, custody));
     }
     if !custody.unanswered.is_empty() {
-        let pending: Vec<_> = custody.requests.iter().filter(|r| r.status == "pending").collect();
-        let mut f = Finding::new(
-            "unanswered_request",
-            Severity::Low,
-            format!("{} request(s) never answered", pending.len()),
-            format!(
-                "Still pending at block {}: {}. No holder delivered or refused them (no holder running, \
-                 collateral missing, or holders abstaining).",
-                h.to_block,
-                pending
-                    .iter()
-                    .map(|r| format!("request {} by {}", r.request_id, r.requester))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-        for r in pending {
-            f.request_ids.push(r.request_id);
-            f.blocks.push(BlockRange::at(r.block));
-            f.accounts.push(r.requester);
-        }
-        out.push(f);
+        out.push(unanswered(h, custody));
     }
     for ep in custody.epochs.iter().filter(|ep| ep.previous_cluster.is_some()) {
-        let prev = ep.previous_cluster.unwrap_or_default();
-        let mut f = Finding::new(
-            "custody_reset",
-            Severity::Medium,
-            format!("Custody reset at epoch {}", ep.epoch),
-            format!(
-                "Cluster {} replaced {prev} in block {} (note {:?}): secrets after this descend from the new \
-                 genesis, not from earlier holders.",
-                ep.cluster, ep.block, ep.note
-            ),
-        );
-        f.blocks.push(BlockRange::at(ep.block));
-        f.epochs.push(ep.epoch);
-        f.accounts = vec![prev, ep.cluster];
-        out.push(f);
+        out.push(custody_reset(ep));
     }
     reverify_findings(custody, out);
+}
+
+/// The holders that received the secret under reference `r` before its revocation (at `revoked`), if any.
+fn revoked_reference(r: &Op::ReferenceRevoked, revoked: Pos, custody: &Custody) -> Option<Finding> {
+    let at = revoked.key();
+    let kind = super::model::RefKindName(r.kind).as_str();
+    let mut f = Finding::new(
+        "delivery_under_revoked_reference",
+        Severity::High,
+        format!("The secret went to an {kind} build that was later revoked"),
+        String::new(),
+    );
+    let mut who = Vec::new();
+    for ep in &custody.epochs {
+        if (ep.block, 0) < at && (ep.os_ref == r.id || ep.app_ref == r.id) {
+            f.epochs.push(ep.epoch);
+            f.blocks.push(BlockRange::at(ep.block));
+            f.accounts.extend(ep.proposer);
+            who.push(format!("genesis of epoch {} (cluster {})", ep.epoch, ep.cluster));
+        }
+        for d in ep.deliveries.iter().filter(|d| (d.block, 0) < at && (d.os_ref == r.id || d.app_ref == r.id)) {
+            f.request_ids.push(d.request_id);
+            f.blocks.push(BlockRange::at(d.block));
+            if !f.accounts.contains(&d.requester) {
+                f.accounts.push(d.requester);
+            }
+            who.push(format!("request {} by {} (block {})", d.request_id, d.requester, d.block));
+        }
+    }
+    if who.is_empty() {
+        return None;
+    }
+    f.blocks.push(BlockRange::at(revoked.block));
+    f.blocks.sort_by_key(|b| b.from);
+    f.references.push(r.id);
+    f.detail = format!(
+        "{kind} reference {} was revoked in block {} (note {:?}). Before that, these holders received the \
+         secret while running it and may still hold it: {}.",
+        r.id,
+        revoked.block,
+        r.note,
+        who.join("; ")
+    );
+    Some(f)
+}
+
+/// The requests still pending at the end of the range.
+fn unanswered(h: &History, custody: &Custody) -> Finding {
+    let pending: Vec<_> = custody.requests.iter().filter(|r| r.status == "pending").collect();
+    let mut f = Finding::new(
+        "unanswered_request",
+        Severity::Low,
+        format!("{} request(s) never answered", pending.len()),
+        format!(
+            "Still pending at block {}: {}. No holder delivered or refused them (no holder running, \
+             collateral missing, or holders abstaining).",
+            h.to_block,
+            pending
+                .iter()
+                .map(|r| format!("request {} by {}", r.request_id, r.requester))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    for r in pending {
+        f.request_ids.push(r.request_id);
+        f.blocks.push(BlockRange::at(r.block));
+        f.accounts.push(r.requester);
+    }
+    f
+}
+
+/// A custody reset: the epoch `ep` began from a new genesis, not from earlier holders.
+fn custody_reset(ep: &EpochRecord) -> Finding {
+    let prev = ep.previous_cluster.unwrap_or_default();
+    let mut f = Finding::new(
+        "custody_reset",
+        Severity::Medium,
+        format!("Custody reset at epoch {}", ep.epoch),
+        format!(
+            "Cluster {} replaced {prev} in block {} (note {:?}): secrets after this descend from the new \
+             genesis, not from earlier holders.",
+            ep.cluster, ep.block, ep.note
+        ),
+    );
+    f.blocks.push(BlockRange::at(ep.block));
+    f.epochs.push(ep.epoch);
+    f.accounts = vec![prev, ep.cluster];
+    f
 }
 
 fn reverify_findings(custody: &Custody, out: &mut Vec<Finding>) {

@@ -11,7 +11,7 @@
 //! older than the window, `rpc_read`.
 
 use crate::{
-    collect::History,
+    collect::{Entry, History},
     model::{BlockRange, EventProvenance, Finding, ProvenValue, Provenance, Report, Severity},
 };
 use alloy::primitives::{B256, U256};
@@ -78,8 +78,37 @@ fn value(name: String, rpc: String, proven: Result<String, ProofError>) -> Prove
 /// untrusted transport), and add the result and its findings to the report.
 pub async fn prove<S: HeaderSource>(view: &VerifiedView<S>, anchor: &Anchor, h: &History, report: &mut Report) {
     let head = anchor.header;
-    let mut values = Vec::new();
+    let values = prove_values(view, &head, h, report).await;
+    let window_from = head.number.saturating_sub(HISTORY_WINDOW).max(h.from_block);
+    let events = prove_events(view, &head, h, window_from).await;
 
+    let mismatches = values.iter().filter(|v| v.status == "mismatch").count()
+        + events.iter().filter(|e| e.status == "mismatch").count();
+    if let Some(f) = mismatch_finding(&values, &events, head.number) {
+        report.findings.insert(0, f);
+        report.summary.critical += 1;
+    }
+    report.provenance = Some(Provenance {
+        trust_mode: anchor.trust_mode.clone(),
+        block: head.number,
+        block_hash: head.hash,
+        time: head.timestamp,
+        signers: anchor.signers.map(|s| s.0),
+        committee_size: anchor.signers.map(|s| s.1),
+        events_window_from: window_from,
+        mismatches,
+        values,
+        events,
+    });
+}
+
+/// The current values, each the RPC's (the report's) next to what the contract's storage proves at `head`.
+async fn prove_values<S: HeaderSource>(
+    view: &VerifiedView<S>,
+    head: &TrustedHeader,
+    h: &History,
+    report: &Report,
+) -> Vec<ProvenValue> {
     // The reads a holder makes, for every reference and request the report names.
     let mut reads = Reads::state();
     for r in &report.references {
@@ -89,47 +118,59 @@ pub async fn prove<S: HeaderSource>(view: &VerifiedView<S>, anchor: &Anchor, h: 
     for k in &keys {
         reads = reads.request(*k);
     }
-    match view.storage(&head, &reads).await {
-        Err(e) => values.push(ProvenValue {
-            name: "contract storage".into(),
-            rpc: "(read from logs)".into(),
-            proven: None,
-            status: "unproven",
-            detail: Some(e.to_string()),
-        }),
-        Ok(storage) => {
-            let v = Views(&storage);
-            let rpc = rpc_values(view, head.number, h, report, &keys).await;
-            values.push(value("policy()".into(), rpc.policy, v.policy().map(|p| policy_text(&p))));
-            values.push(value("cluster".into(), rpc.cluster, v.cluster().map(|c| c.to_string())));
-            values.push(value("epoch()".into(), rpc.epoch, v.epoch().map(|e| e.to_string())));
-            values.push(value("requestCount".into(), rpc.request_count, v.request_count().map(|c| c.to_string())));
-            for (r, rpc) in report.references.iter().zip(rpc.allowed) {
-                let kind = if r.ref_kind.0 == RefKind::Os as u8 { RefKind::Os } else { RefKind::App };
-                values.push(value(
-                    format!("isAllowed({}, {})", r.id, r.ref_kind.as_str()),
-                    rpc,
-                    v.is_allowed(r.id, kind).map(|a| a.to_string()),
-                ));
-            }
-            for ((r, k), rpc) in report.custody.requests.iter().zip(&keys).zip(rpc.statuses) {
-                let proven = match (v.request_id(*k), v.request_status(*k)) {
-                    (Ok(id), Ok(s)) if id == U256::from(r.request_id) => Ok(status_name(s).to_string()),
-                    (Ok(id), Ok(_)) => Ok(format!("another request ({id}) under its key")),
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                };
-                values.push(value(format!("requestStatus of request {}", r.request_id), rpc, proven));
-            }
+    let storage = match view.storage(head, &reads).await {
+        Err(e) => {
+            return vec![ProvenValue {
+                name: "contract storage".into(),
+                rpc: "(read from logs)".into(),
+                proven: None,
+                status: "unproven",
+                detail: Some(e.to_string()),
+            }]
         }
+        Ok(storage) => storage,
+    };
+    let v = Views(&storage);
+    let rpc = rpc_values(view, head.number, h, report, &keys).await;
+    let mut values = vec![
+        value("policy()".into(), rpc.policy, v.policy().map(|p| policy_text(&p))),
+        value("cluster".into(), rpc.cluster, v.cluster().map(|c| c.to_string())),
+        value("epoch()".into(), rpc.epoch, v.epoch().map(|e| e.to_string())),
+        value("requestCount".into(), rpc.request_count, v.request_count().map(|c| c.to_string())),
+    ];
+    for (r, rpc) in report.references.iter().zip(rpc.allowed) {
+        let kind = if r.ref_kind.0 == RefKind::Os as u8 { RefKind::Os } else { RefKind::App };
+        values.push(value(
+            format!("isAllowed({}, {})", r.id, r.ref_kind.as_str()),
+            rpc,
+            v.is_allowed(r.id, kind).map(|a| a.to_string()),
+        ));
     }
+    for ((r, k), rpc) in report.custody.requests.iter().zip(&keys).zip(rpc.statuses) {
+        let proven = match (v.request_id(*k), v.request_status(*k)) {
+            (Ok(id), Ok(s)) if id == U256::from(r.request_id) => Ok(status_name(s).to_string()),
+            (Ok(id), Ok(_)) => Ok(format!("another request ({id}) under its key")),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        values.push(value(format!("requestStatus of request {}", r.request_id), rpc, proven));
+    }
+    values
+}
 
+/// Every event of the history, in block and log order: `rpc_read` before `window_from`, else compared
+/// with the logs rebuilt from its block's proven receipts, with the logs the RPC left out.
+async fn prove_events<S: HeaderSource>(
+    view: &VerifiedView<S>,
+    head: &TrustedHeader,
+    h: &History,
+    window_from: u64,
+) -> Vec<EventProvenance> {
     // Events: every block of the last 8,191 (not before the scan's start) is authenticated by walking
     // parent hashes down from the trusted header; those whose logs bloom may hold the contract's logs,
     // and those the RPC's history names, are rebuilt from their proven receipts. So an event the RPC
     // leaves out is found too, not only one it alters.
-    let window_from = head.number.saturating_sub(HISTORY_WINDOW).max(h.from_block);
-    let (walked, walk_error) = walk(view, &head, window_from).await;
-    let mut by_block: BTreeMap<u64, Vec<&crate::collect::Entry>> = BTreeMap::new();
+    let (walked, walk_error) = walk(view, head, window_from).await;
+    let mut by_block: BTreeMap<u64, Vec<&Entry>> = BTreeMap::new();
     for (n, (_, may_hold)) in &walked {
         if *may_hold {
             by_block.entry(*n).or_default();
@@ -154,93 +195,80 @@ pub async fn prove<S: HeaderSource>(view: &VerifiedView<S>, anchor: &Anchor, h: 
             Some((b, _)) => logs_at(view, b).await,
             None => Err(ViewError::NoHistory(walk_error.clone().unwrap_or_else(|| "not linked".into()))),
         };
-        let proven: Vec<(u64, Option<Ev>)> = match proven {
-            Ok(logs) => logs.into_iter().map(|(i, log)| (i, Ev::decode_any_version(&log).ok())).collect(),
-            Err(e) => {
-                for x in entries {
-                    events.push(EventProvenance {
-                        block,
-                        log_index: x.pos.log_index,
-                        event: event_name(&x.event),
-                        status: "unproven",
-                        detail: Some(e.to_string()),
-                    });
-                }
-                continue;
+        match proven {
+            Ok(logs) => {
+                let proven = logs.into_iter().map(|(i, log)| (i, Ev::decode_any_version(&log).ok())).collect();
+                compare_block(block, &entries, proven, &mut events);
             }
-        };
-        for x in &entries {
-            let found = proven.iter().find(|(i, _)| *i == x.pos.log_index);
-            let (status, detail) = match found {
-                Some((_, Some(ev))) if *ev == x.event => ("proven", None),
-                Some((_, Some(ev))) => {
-                    ("mismatch", Some(format!("the block's proven receipts hold {} here", event_name(ev))))
-                }
-                Some((_, None)) => ("mismatch", Some("the proven log here does not decode as an event".into())),
-                None => {
-                    ("mismatch", Some("no log of the contract at this index in the block's proven receipts".into()))
-                }
-            };
-            events.push(EventProvenance {
+            Err(e) => events.extend(entries.iter().map(|x| EventProvenance {
                 block,
                 log_index: x.pos.log_index,
                 event: event_name(&x.event),
-                status,
-                detail,
-            });
-        }
-        // Logs the RPC left out of its answer for a block it did name.
-        for (i, ev) in &proven {
-            if !entries.iter().any(|x| x.pos.log_index == *i) {
-                events.push(EventProvenance {
-                    block,
-                    log_index: *i,
-                    event: ev.as_ref().map_or("undecodable".to_string(), event_name),
-                    status: "mismatch",
-                    detail: Some("in the block's proven receipts, but missing from the RPC's logs".into()),
-                });
-            }
+                status: "unproven",
+                detail: Some(e.to_string()),
+            })),
         }
     }
     events.sort_by_key(|e| (e.block, e.log_index));
+    events
+}
 
+/// The RPC's events of `block` (`entries`) against the contract's logs its proven receipts hold
+/// (`proven`, by log index; `None`: not an event).
+fn compare_block(block: u64, entries: &[&Entry], proven: Vec<(u64, Option<Ev>)>, events: &mut Vec<EventProvenance>) {
+    for x in entries {
+        let found = proven.iter().find(|(i, _)| *i == x.pos.log_index);
+        let (status, detail) = match found {
+            Some((_, Some(ev))) if *ev == x.event => ("proven", None),
+            Some((_, Some(ev))) => {
+                ("mismatch", Some(format!("the block's proven receipts hold {} here", event_name(ev))))
+            }
+            Some((_, None)) => ("mismatch", Some("the proven log here does not decode as an event".into())),
+            None => ("mismatch", Some("no log of the contract at this index in the block's proven receipts".into())),
+        };
+        events.push(EventProvenance { block, log_index: x.pos.log_index, event: event_name(&x.event), status, detail });
+    }
+    // Logs the RPC left out of its answer for a block it did name.
+    for (i, ev) in &proven {
+        if !entries.iter().any(|x| x.pos.log_index == *i) {
+            events.push(EventProvenance {
+                block,
+                log_index: *i,
+                event: ev.as_ref().map_or("undecodable".to_string(), event_name),
+                status: "mismatch",
+                detail: Some("in the block's proven receipts, but missing from the RPC's logs".into()),
+            });
+        }
+    }
+}
+
+/// The critical finding when any value or event the RPC gave contradicts its proof at block `head`.
+fn mismatch_finding(values: &[ProvenValue], events: &[EventProvenance], head: u64) -> Option<Finding> {
     let bad_values: Vec<&ProvenValue> = values.iter().filter(|v| v.status == "mismatch").collect();
     let bad_events: Vec<&EventProvenance> = events.iter().filter(|e| e.status == "mismatch").collect();
-    if !bad_values.is_empty() || !bad_events.is_empty() {
-        let mut detail: Vec<String> =
-            bad_values.iter().map(|v| format!("{}: {}", v.name, v.detail.as_deref().unwrap_or(""))).collect();
-        detail.extend(bad_events.iter().map(|e| {
-            format!("{} at block {} index {}: {}", e.event, e.block, e.log_index, e.detail.as_deref().unwrap_or(""))
-        }));
-        let mut f = Finding::new(
-            "rpc_contradicts_proof",
-            Severity::Critical,
-            "The RPC's answers contradict what the chain proves",
-            format!(
-                "{} value(s) and {} event(s) read from the RPC differ from their proofs at block {}: {}. The report's \
-                 RPC-read history cannot be relied on; read it through another RPC.",
-                bad_values.len(),
-                bad_events.len(),
-                head.number,
-                detail.join("; ")
-            ),
-        );
-        f.blocks = vec![BlockRange { from: head.number, to: head.number, open: true }];
-        report.findings.insert(0, f);
-        report.summary.critical += 1;
+    if bad_values.is_empty() && bad_events.is_empty() {
+        return None;
     }
-    report.provenance = Some(Provenance {
-        trust_mode: anchor.trust_mode.clone(),
-        block: head.number,
-        block_hash: head.hash,
-        time: head.timestamp,
-        signers: anchor.signers.map(|s| s.0),
-        committee_size: anchor.signers.map(|s| s.1),
-        events_window_from: window_from,
-        mismatches: bad_values.len() + bad_events.len(),
-        values,
-        events,
-    });
+    let mut detail: Vec<String> =
+        bad_values.iter().map(|v| format!("{}: {}", v.name, v.detail.as_deref().unwrap_or(""))).collect();
+    detail.extend(bad_events.iter().map(|e| {
+        format!("{} at block {} index {}: {}", e.event, e.block, e.log_index, e.detail.as_deref().unwrap_or(""))
+    }));
+    let mut f = Finding::new(
+        "rpc_contradicts_proof",
+        Severity::Critical,
+        "The RPC's answers contradict what the chain proves",
+        format!(
+            "{} value(s) and {} event(s) read from the RPC differ from their proofs at block {}: {}. The report's \
+             RPC-read history cannot be relied on; read it through another RPC.",
+            bad_values.len(),
+            bad_events.len(),
+            head,
+            detail.join("; ")
+        ),
+    );
+    f.blocks = vec![BlockRange { from: head, to: head, open: true }];
+    Some(f)
 }
 
 /// The event's name as the contract declares it.

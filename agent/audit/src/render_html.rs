@@ -384,56 +384,7 @@ fn layout_epoch(ep: &EpochRecord, x0: f64, nodes: &mut Vec<Node>) -> f64 {
         parent: None,
     });
     let mut next_leaf = x0;
-    fn walk(
-        ep: &EpochRecord,
-        holder: Option<Address>,
-        me: usize,
-        depth: usize,
-        next_leaf: &mut f64,
-        nodes: &mut Vec<Node>,
-        seen: &mut HashSet<u64>,
-    ) -> f64 {
-        let mut xs = Vec::new();
-        for d in children(ep, holder) {
-            if !seen.insert(d.request_id) {
-                continue;
-            }
-            let id = nodes.len();
-            let bad = d.reverify.as_ref().is_some_and(|r| r.verdict == "rejected");
-            nodes.push(Node {
-                x: 0.0,
-                y: 30.0 + ROW * (depth as f64 + 1.0),
-                label: format!("request {}", d.request_id),
-                sub: short(&d.requester.to_string()),
-                title: format!(
-                    "requester {} · relayer {} · block {} · os {} · app {}",
-                    d.requester, d.relayer, d.block, d.os_ref, d.app_ref
-                ),
-                class: if bad { "bad" } else { "delivered" },
-                parent: Some(me),
-            });
-            let x = if Some(d.requester) != ep.proposer {
-                walk(ep, Some(d.requester), id, depth + 1, next_leaf, nodes, seen)
-            } else {
-                f64::NAN
-            };
-            let x = if x.is_nan() {
-                let x = *next_leaf;
-                *next_leaf += SLOT;
-                x
-            } else {
-                x
-            };
-            nodes[id].x = x;
-            xs.push(x);
-        }
-        if xs.is_empty() {
-            f64::NAN
-        } else {
-            xs.iter().sum::<f64>() / xs.len() as f64
-        }
-    }
-    let mut x = walk(ep, None, root, 0, &mut next_leaf, nodes, &mut HashSet::new());
+    let mut x = layout_deliveries(ep, None, root, 0, &mut next_leaf, nodes, &mut HashSet::new());
     for r in &ep.refusals {
         nodes.push(Node {
             x: next_leaf,
@@ -454,7 +405,80 @@ fn layout_epoch(ep: &EpochRecord, x0: f64, nodes: &mut Vec<Node>) -> f64 {
     next_leaf
 }
 
+/// Lay out `holder`'s children in `ep` (`None`: the genesis node's, [`children`]) under node `me` at
+/// `depth`: a leaf takes the next slot, a parent is centred over its children. Their mean x, or NaN
+/// when there are none.
+fn layout_deliveries(
+    ep: &EpochRecord,
+    holder: Option<Address>,
+    me: usize,
+    depth: usize,
+    next_leaf: &mut f64,
+    nodes: &mut Vec<Node>,
+    seen: &mut HashSet<u64>,
+) -> f64 {
+    let mut xs = Vec::new();
+    for d in children(ep, holder) {
+        if !seen.insert(d.request_id) {
+            continue;
+        }
+        let id = nodes.len();
+        let bad = d.reverify.as_ref().is_some_and(|r| r.verdict == "rejected");
+        nodes.push(Node {
+            x: 0.0,
+            y: 30.0 + ROW * (depth as f64 + 1.0),
+            label: format!("request {}", d.request_id),
+            sub: short(&d.requester.to_string()),
+            title: format!(
+                "requester {} · relayer {} · block {} · os {} · app {}",
+                d.requester, d.relayer, d.block, d.os_ref, d.app_ref
+            ),
+            class: if bad { "bad" } else { "delivered" },
+            parent: Some(me),
+        });
+        let x = if Some(d.requester) != ep.proposer {
+            layout_deliveries(ep, Some(d.requester), id, depth + 1, next_leaf, nodes, seen)
+        } else {
+            f64::NAN
+        };
+        let x = if x.is_nan() {
+            let x = *next_leaf;
+            *next_leaf += SLOT;
+            x
+        } else {
+            x
+        };
+        nodes[id].x = x;
+        xs.push(x);
+    }
+    if xs.is_empty() {
+        f64::NAN
+    } else {
+        xs.iter().sum::<f64>() / xs.len() as f64
+    }
+}
+
 fn custody(o: &mut String, r: &Report, l: &Links) {
+    let (nodes, roots, x) = layout(r);
+    let width = x.max(400.0);
+    let height = nodes.iter().map(|n| n.y).fold(0.0, f64::max) + H + 30.0;
+    let _ = write!(
+        o,
+        "<section id=\"custody\"><h2>Custody tree</h2><p>Each epoch starts at its genesis; an edge means the child's delivery \
+         was relayed by the parent's account (agents relay their own answers; anyone may relay, so this is a hint, the \
+         cluster key signed every delivery). Red: refused; grey: never answered; orange border: custody reset.</p>\
+         <div class=\"graph\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"custody tree\">"
+    );
+    svg_edges(o, &nodes, &roots);
+    svg_nodes(o, &nodes);
+    let _ = write!(o, "</svg></div>");
+    custody_tables(o, r, l);
+    let _ = write!(o, "</section>");
+}
+
+/// Every epoch's tree left to right, then the requests never answered: the nodes, the index of each
+/// epoch's root, and the x where a next node would go.
+fn layout(r: &Report) -> (Vec<Node>, Vec<usize>, f64) {
     let mut nodes = Vec::new();
     let mut x = 10.0;
     let mut roots = Vec::new();
@@ -474,15 +498,11 @@ fn custody(o: &mut String, r: &Report, l: &Links) {
         });
         x += SLOT;
     }
-    let width = x.max(400.0);
-    let height = nodes.iter().map(|n| n.y).fold(0.0, f64::max) + H + 30.0;
-    let _ = write!(
-        o,
-        "<section id=\"custody\"><h2>Custody tree</h2><p>Each epoch starts at its genesis; an edge means the child's delivery \
-         was relayed by the parent's account (agents relay their own answers; anyone may relay, so this is a hint, the \
-         cluster key signed every delivery). Red: refused; grey: never answered; orange border: custody reset.</p>\
-         <div class=\"graph\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"custody tree\">"
-    );
+    (nodes, roots, x)
+}
+
+/// Epoch to epoch (dashed), and each node to its parent.
+fn svg_edges(o: &mut String, nodes: &[Node], roots: &[usize]) {
     for w in roots.windows(2) {
         let (a, b) = (&nodes[w[0]], &nodes[w[1]]);
         let _ = write!(
@@ -494,7 +514,7 @@ fn custody(o: &mut String, r: &Report, l: &Links) {
             b.y + H / 2.0
         );
     }
-    for n in &nodes {
+    for n in nodes {
         if let Some(p) = n.parent.map(|p| &nodes[p]) {
             let dash = if n.class == "refused" { " stroke-dasharray=\"4 3\"" } else { "" };
             let _ = write!(
@@ -511,7 +531,10 @@ fn custody(o: &mut String, r: &Report, l: &Links) {
             );
         }
     }
-    for n in &nodes {
+}
+
+fn svg_nodes(o: &mut String, nodes: &[Node]) {
+    for n in nodes {
         let (fill, stroke) = match n.class {
             "genesis" => ("#dfeaff", "#2f5fb3"),
             "reset" => ("#dfeaff", "#d9531e"),
@@ -536,9 +559,6 @@ fn custody(o: &mut String, r: &Report, l: &Links) {
             esc(&n.sub)
         );
     }
-    let _ = write!(o, "</svg></div>");
-    custody_tables(o, r, l);
-    let _ = write!(o, "</section>");
 }
 
 fn custody_tables(o: &mut String, r: &Report, l: &Links) {

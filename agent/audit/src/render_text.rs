@@ -270,6 +270,20 @@ fn custody(out: &mut String, c: &Custody) {
 /// Render the report as text.
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
+    summary(&mut out, r);
+    provenance(&mut out, r);
+    findings(&mut out, r);
+    timeline(&mut out, r);
+    policies(&mut out, r);
+    references(&mut out, r);
+    approvals(&mut out, r);
+    epochs(&mut out, &r.epochs);
+    custody(&mut out, &r.custody);
+    out
+}
+
+/// What was audited, and the deployment's state at its end.
+fn summary(out: &mut String, r: &Report) {
     let s = &r.summary;
     let _ = writeln!(
         out,
@@ -297,7 +311,10 @@ pub fn render(r: &Report) -> String {
     if let Some(p) = &s.pending_policy {
         let _ = writeln!(out, "pending policy: {}, from {}", fmt_policy(&p.policy), fmt_time(p.effective_at));
     }
-    provenance(&mut out, r);
+}
+
+fn findings(out: &mut String, r: &Report) {
+    let s = &r.summary;
     let _ = writeln!(
         out,
         "\nFINDINGS ({} critical, {} high, {} medium, {} low, {} info)",
@@ -317,6 +334,9 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "      blocks {}", blocks.join(", "));
         let _ = writeln!(out, "      {}", f.detail.escape_debug());
     }
+}
+
+fn timeline(out: &mut String, r: &Report) {
     let _ = writeln!(out, "\nGOVERNANCE TIMELINE");
     for t in &r.timeline {
         let _ = writeln!(
@@ -330,6 +350,9 @@ pub fn render(r: &Report) -> String {
         );
         let _ = writeln!(out, "                  tx {}", t.tx);
     }
+}
+
+fn policies(out: &mut String, r: &Report) {
     let _ = writeln!(out, "\nPOLICY IN FORCE");
     for p in &r.policies {
         let _ = writeln!(
@@ -342,6 +365,9 @@ pub fn render(r: &Report) -> String {
             p.set_in_block
         );
     }
+}
+
+fn references(out: &mut String, r: &Report) {
     let _ = writeln!(out, "\nREFERENCES");
     for x in &r.references {
         let _ = writeln!(
@@ -357,10 +383,6 @@ pub fn render(r: &Report) -> String {
             x.revoked_block.map_or(String::new(), |b| format!(", revoked block {b} ({:?})", x.revoke_note))
         );
     }
-    approvals(&mut out, r);
-    epochs(&mut out, &r.epochs);
-    custody(&mut out, &r.custody);
-    out
 }
 
 /// How an epoch began, in words.

@@ -17,26 +17,6 @@ pub fn build(h: &History, state: &State) -> Vec<TimelineEntry> {
     let mut out = Vec::new();
     for e in h.entries.iter().filter(|e| is_governance(&e.event)) {
         let (event, note) = match &e.event {
-            Ev::Deployed(d) => (G::Deployed { owner: d.owner, widening_delay: d.wideningDelay }, String::new()),
-            Ev::ReferenceProposed(r) => {
-                let preimage = [&[r.kind][..], &r.measurement[..]].concat();
-                let g = G::ReferenceProposed {
-                    id: r.id,
-                    ref_kind: RefKindName(r.kind),
-                    measurement: hex::encode(&r.measurement),
-                    activates_at: r.activatesAt,
-                    immediate: r.activatesAt <= e.pos.time,
-                    id_matches_measurement: keccak256(preimage) == r.id,
-                };
-                (g, r.note.clone())
-            }
-            Ev::ReferenceRevoked(r) => {
-                (G::ReferenceRevoked { id: r.id, ref_kind: RefKindName(r.kind) }, r.note.clone())
-            }
-            Ev::ReferenceDescribed(r) => (
-                G::ReferenceDescribed { id: r.id, ref_kind: RefKindName(r.kind), bytes: r.description.len() },
-                String::new(),
-            ),
             Ev::PolicySet(p) => {
                 let cancelled = state.cancelled(policy_index);
                 policy_index += 1;
@@ -46,47 +26,10 @@ pub fn build(h: &History, state: &State) -> Vec<TimelineEntry> {
                     p.note.clone(),
                 )
             }
-            Ev::OwnershipTransferStarted(t) => {
-                (G::OwnershipTransferStarted { previous_owner: t.previousOwner, new_owner: t.newOwner }, String::new())
-            }
-            Ev::OwnershipTransferred(t) => {
-                (G::OwnershipTransferred { previous_owner: t.previousOwner, new_owner: t.newOwner }, String::new())
-            }
-            Ev::ClusterBootstrapped(b) => (
-                G::ClusterBootstrapped {
-                    epoch: b.epoch,
-                    cluster: b.cluster,
-                    proposal_id: id64(b.proposalId),
-                    os_ref: b.osRef,
-                    app_ref: b.appRef,
-                },
-                b.note.clone(),
-            ),
-            Ev::CustodyReset(r) => (
-                G::CustodyReset { epoch: r.epoch, previous_cluster: r.previousCluster, new_cluster: r.newCluster },
-                r.note.clone(),
-            ),
-            Ev::ReferenceExpiryScheduled(r) => (
-                G::ReferenceExpiryScheduled { id: r.id, ref_kind: RefKindName(r.kind), expires_at: r.expiresAt },
-                r.note.clone(),
-            ),
-            Ev::BootstrapScheduled(b) => (
-                G::BootstrapScheduled {
-                    epoch: b.epoch,
-                    cluster: b.cluster,
-                    proposal_id: id64(b.proposalId),
-                    executable_at: b.executableAt,
-                },
-                b.note.clone(),
-            ),
-            Ev::BootstrapCancelled(b) => (G::BootstrapCancelled { proposal_id: id64(b.proposalId) }, b.note.clone()),
-            Ev::RotationStarted(r) => (G::RotationStarted { epoch: r.epoch }, r.note.clone()),
-            Ev::RotationCancelled(r) => (G::RotationCancelled { epoch: r.epoch }, r.note.clone()),
-            Ev::ClusterRotated(r) => (
-                G::ClusterRotated { epoch: r.epoch, previous_cluster: r.previousCluster, new_cluster: r.newCluster },
-                r.note.clone(),
-            ),
-            _ => continue,
+            ev => match governance_event(ev, e.pos.time) {
+                Some(x) => x,
+                None => continue,
+            },
         };
         out.push(TimelineEntry {
             block: e.pos.block,
@@ -99,4 +42,70 @@ pub fn build(h: &History, state: &State) -> Vec<TimelineEntry> {
         });
     }
     out
+}
+
+/// A governance event other than `PolicySet` (whose cancellation `build` asks the state), with its
+/// note; `None` for an event that is not governance. `time` is its block's.
+fn governance_event(ev: &Ev, time: u64) -> Option<(G, String)> {
+    Some(match ev {
+        Ev::Deployed(d) => (G::Deployed { owner: d.owner, widening_delay: d.wideningDelay }, String::new()),
+        Ev::ReferenceProposed(r) => {
+            let preimage = [&[r.kind][..], &r.measurement[..]].concat();
+            let g = G::ReferenceProposed {
+                id: r.id,
+                ref_kind: RefKindName(r.kind),
+                measurement: hex::encode(&r.measurement),
+                activates_at: r.activatesAt,
+                immediate: r.activatesAt <= time,
+                id_matches_measurement: keccak256(preimage) == r.id,
+            };
+            (g, r.note.clone())
+        }
+        Ev::ReferenceRevoked(r) => (G::ReferenceRevoked { id: r.id, ref_kind: RefKindName(r.kind) }, r.note.clone()),
+        Ev::ReferenceDescribed(r) => (
+            G::ReferenceDescribed { id: r.id, ref_kind: RefKindName(r.kind), bytes: r.description.len() },
+            String::new(),
+        ),
+        Ev::OwnershipTransferStarted(t) => {
+            (G::OwnershipTransferStarted { previous_owner: t.previousOwner, new_owner: t.newOwner }, String::new())
+        }
+        Ev::OwnershipTransferred(t) => {
+            (G::OwnershipTransferred { previous_owner: t.previousOwner, new_owner: t.newOwner }, String::new())
+        }
+        Ev::ClusterBootstrapped(b) => (
+            G::ClusterBootstrapped {
+                epoch: b.epoch,
+                cluster: b.cluster,
+                proposal_id: id64(b.proposalId),
+                os_ref: b.osRef,
+                app_ref: b.appRef,
+            },
+            b.note.clone(),
+        ),
+        Ev::CustodyReset(r) => (
+            G::CustodyReset { epoch: r.epoch, previous_cluster: r.previousCluster, new_cluster: r.newCluster },
+            r.note.clone(),
+        ),
+        Ev::ReferenceExpiryScheduled(r) => (
+            G::ReferenceExpiryScheduled { id: r.id, ref_kind: RefKindName(r.kind), expires_at: r.expiresAt },
+            r.note.clone(),
+        ),
+        Ev::BootstrapScheduled(b) => (
+            G::BootstrapScheduled {
+                epoch: b.epoch,
+                cluster: b.cluster,
+                proposal_id: id64(b.proposalId),
+                executable_at: b.executableAt,
+            },
+            b.note.clone(),
+        ),
+        Ev::BootstrapCancelled(b) => (G::BootstrapCancelled { proposal_id: id64(b.proposalId) }, b.note.clone()),
+        Ev::RotationStarted(r) => (G::RotationStarted { epoch: r.epoch }, r.note.clone()),
+        Ev::RotationCancelled(r) => (G::RotationCancelled { epoch: r.epoch }, r.note.clone()),
+        Ev::ClusterRotated(r) => (
+            G::ClusterRotated { epoch: r.epoch, previous_cluster: r.previousCluster, new_cluster: r.newCluster },
+            r.note.clone(),
+        ),
+        _ => return None,
+    })
 }
