@@ -1,7 +1,6 @@
 //! `replicatoor audit`: audit a deployment from chain data alone (see docs/audit.md).
 
-use crate::args::offline_verifier;
-use alloy::primitives::Address;
+use crate::args::{offline_verifier, Contract, RpcUrl};
 use anyhow::Context as _;
 use replicatoor_audit::{
     collect::ScanOptions,
@@ -17,13 +16,17 @@ use replicatoor_chain::{
 use std::{path::PathBuf, process::ExitCode};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    mut_arg("rpc_url", |a| a.required(true)
+        .help("The RPC to read the deployment's history through (untrusted with `--deployment`)")),
+    mut_arg("contract", |a| a.required_unless_present("deployment")
+        .help("The UpgradeOperator's address (taken from `--deployment` when that is given)")),
+)]
 pub struct Args {
-    /// The RPC to read the deployment's history through (untrusted with `--deployment`).
-    #[arg(long, env = "REPLICATOOR_RPC_URL")]
-    pub rpc_url: String,
-    /// The UpgradeOperator's address (taken from `--deployment` when that is given).
-    #[arg(long, env = "REPLICATOOR_CONTRACT", required_unless_present = "deployment")]
-    pub contract: Option<Address>,
+    #[command(flatten)]
+    pub rpc: RpcUrl,
+    #[command(flatten)]
+    pub contract: Contract,
     /// The pinned deployment (TOML text, as `run` takes it): prove the current policy, references,
     /// cluster, request statuses and the events of the last 8,191 blocks against the headers its trust
     /// root authenticates, as holders prove them, and flag every RPC answer the proofs contradict.
@@ -70,8 +73,8 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let scan = ScanOptions { from_block: a.from_block, to_block: a.to_block, progress: true };
     let report = match &a.deployment {
         None => {
-            let contract = a.contract.context("--contract is required without --deployment")?;
-            let chain = Chain::connect(&a.rpc_url, contract, None).await?;
+            let contract = a.contract.require("without --deployment")?;
+            let chain = Chain::connect(a.rpc.require("to read the deployment")?, contract, None).await?;
             replicatoor_audit::audit(&chain, scan, verifier.as_ref()).await?
         }
         Some(text) => {
@@ -81,10 +84,10 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             );
             let d = PinnedDeployment::from_toml(text).context("--deployment")?;
             d.check_build(crate::simulated::BUILT).context("--deployment")?;
-            if let Some(c) = a.contract {
+            if let Some(c) = a.contract.get() {
                 anyhow::ensure!(c == d.contract, "--contract {c} is not the pinned contract {}", d.contract);
             }
-            let chain = Chain::connect(&a.rpc_url, d.contract, None).await?;
+            let chain = Chain::connect(a.rpc.require("to read the deployment")?, d.contract, None).await?;
             anyhow::ensure!(
                 chain.deployment() == d.deployment(),
                 "the RPC serves chain {} but the pinned deployment is chain {}",
