@@ -8,9 +8,9 @@ use replicatoor_audit::{
     render_html, render_text,
 };
 use replicatoor_chain::{
-    beacon::LightClient,
-    deployment::{PinnedDeployment, TrustRoot},
-    verified::{HeaderSource, QuorumSource, VerifiedView},
+    anchor::{Anchor as Pinned, LightClientStore},
+    deployment::PinnedDeployment,
+    verified::{HeaderSource, VerifiedView},
     Chain,
 };
 use std::{path::PathBuf, process::ExitCode};
@@ -112,25 +112,25 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The newest header the pin's trust root authenticates now: the light client's optimistic header,
-/// bootstrapped from the pinned checkpoint in this run (an auditor keeps no state), with how many of
+/// The newest header the pin's trust root authenticates now, as a node's anchor gives it: the light
+/// client's optimistic header, bootstrapped from the pinned checkpoint in this run, with how many of
 /// the sync committee signed it; or the header the pinned RPC quorum agrees on.
 async fn trusted_header(d: &PinnedDeployment, beacon_url: Option<&str>, confirmations: u64) -> anyhow::Result<Anchor> {
-    let now = crate::roles::unix_now();
-    match &d.trust {
-        TrustRoot::Beacon { checkpoint, .. } | TrustRoot::SimulatedBeacon { checkpoint, .. } => {
-            let network = d.beacon_network()?.context("a beacon trust root has a network")?;
-            let url = beacon_url.context("a beacon trust root needs --beacon-url")?;
-            let mut client = LightClient::new(url, network, *checkpoint)?;
-            let sync = client.sync(now).await.context("light client")?;
-            let header = client.optimistic().context("the light client has no verified header")?;
-            Ok(Anchor { header, trust_mode: d.trust.mode_name().into(), signers: sync.optimistic_signers })
-        }
-        TrustRoot::Quorum { rpcs, quorum, .. } => {
-            let clients = Chain::connect_all(rpcs, d.contract).await?;
-            let header =
-                QuorumSource::new(clients, *quorum, confirmations).head(now, std::time::Instant::now()).await?;
-            Ok(Anchor { header, trust_mode: d.trust.mode_name().into(), signers: None })
-        }
+    let pinned = Pinned::new(d, beacon_url, Box::new(Stateless), confirmations).await?;
+    let header = pinned.head(crate::roles::unix_now(), std::time::Instant::now()).await?;
+    let signers = pinned.last_sync().await.and_then(|sync| sync.optimistic_signers);
+    Ok(Anchor { header, trust_mode: d.trust.mode_name().into(), signers })
+}
+
+/// An auditor keeps no state: each audit bootstraps the light client from the pinned checkpoint.
+struct Stateless;
+
+impl LightClientStore for Stateless {
+    fn load(&self) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+
+    fn save(&self, _: &[u8]) -> Result<(), String> {
+        Ok(())
     }
 }
