@@ -5,7 +5,7 @@
 //! and a variant here.
 
 use crate::{
-    beacon::LightClient,
+    beacon::{LightClient, SyncReport},
     deployment::{PinnedDeployment, TrustRoot},
     proof::TrustedHeader,
     verified::{HeaderSource, QuorumSource, VerifiedView, ViewError},
@@ -33,10 +33,10 @@ pub enum Anchor {
     Quorum(QuorumSource),
 }
 
-/// The light client and when its last sync began.
+/// The light client, and when its last sync began and what that sync did.
 pub struct Synced {
     client: LightClient,
-    began: Option<std::time::Instant>,
+    last: Option<(std::time::Instant, SyncReport)>,
 }
 
 impl Anchor {
@@ -61,9 +61,16 @@ impl Anchor {
                         .context("the persisted light-client store does not match the pinned deployment")?,
                     None => LightClient::new(url, network, *checkpoint)?,
                 };
-                Ok(Anchor::Beacon { client: Box::new(Mutex::new(Synced { client, began: None })), store })
+                Ok(Anchor::Beacon { client: Box::new(Mutex::new(Synced { client, last: None })), store })
             }
         }
+    }
+
+    /// What the light client's last sync did (with how many of the sync committee signed the
+    /// optimistic header it verified, which an audit reports); `None` before one, or under a quorum.
+    pub async fn last_sync(&self) -> Option<SyncReport> {
+        let Anchor::Beacon { client, .. } = self else { return None };
+        client.lock().await.last.map(|(_, report)| report)
     }
 }
 
@@ -76,7 +83,7 @@ impl HeaderSource for Anchor {
                 // A sync begun at or after `since` is as fresh as one this call would begin:
                 // concurrent callers (a batch of deliveries, each re-checked right before it leaves)
                 // share it instead of queueing one beacon round trip each.
-                if synced.began.is_some_and(|began| began >= since) {
+                if synced.last.is_some_and(|(began, _)| began >= since) {
                     if let Some(h) = synced.client.optimistic() {
                         return Ok(h);
                     }
@@ -84,7 +91,7 @@ impl HeaderSource for Anchor {
                 let began = std::time::Instant::now();
                 let c = &mut synced.client;
                 let report = c.sync(now).await.map_err(|e| ViewError::NoHeader(format!("light client: {e}")))?;
-                synced.began = Some(began);
+                synced.last = Some((began, report));
                 let c = &synced.client;
                 if report.bootstrapped || report.finalized_advanced || report.optimistic_advanced {
                     store

@@ -2,6 +2,7 @@
 //! and file readers and verifiers their arguments go through. A leaf: the commands (`crate::cmd`) and
 //! the run configuration (`crate::config`) import it, and it imports none of them.
 
+use alloy::primitives::Address;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use replicatoor_core::attest::{collateral::CollateralSource, eventlog::EventLog, Verifier};
@@ -51,29 +52,74 @@ impl Drop for SecretKey {
     }
 }
 
-/// A deployment to read, and the RPC to read it through (`audit`, `preflight`, `admin list`/`policy`):
-/// one pair of flags for every command that only reads.
+/// `--rpc-url`, declared once for every command but `run` (whose settings declare their own): the
+/// JSON-RPC endpoint the command reads the chain through, and sends through. Optional as declared; a
+/// command that always needs it makes clap require it (`#[command(mut_arg("rpc_url", |a|
+/// a.required(true)))]`), and one that needs it only in some cases asks [`RpcUrl::require`] first.
 #[derive(Debug, Args)]
-pub struct ReadTarget {
+pub struct RpcUrl {
+    /// JSON-RPC endpoint of the chain the contract is on.
     #[arg(long, env = "REPLICATOOR_RPC_URL")]
-    pub rpc_url: String,
-    /// The UpgradeOperator's address.
-    #[arg(long, env = "REPLICATOOR_CONTRACT")]
-    pub contract: alloy::primitives::Address,
+    rpc_url: Option<String>,
 }
 
-impl ReadTarget {
-    /// A read-only chain client for the deployment (it checks the RPC's chain and contract).
-    pub async fn connect(&self) -> anyhow::Result<replicatoor_chain::Chain> {
-        Ok(replicatoor_chain::Chain::connect(&self.rpc_url, self.contract, None).await?)
+impl RpcUrl {
+    /// The endpoint, or an error that names the flag and says `why` the command needs it.
+    pub fn require(&self, why: &str) -> anyhow::Result<&str> {
+        self.rpc_url.as_deref().with_context(|| format!("--rpc-url is required {why}"))
     }
 }
 
-/// An RPC endpoint and the key that signs and pays.
+/// `--contract`, declared once for every command but `run`, as [`RpcUrl`] is.
 #[derive(Debug, Args)]
+pub struct Contract {
+    /// The UpgradeOperator's address.
+    #[arg(long, env = "REPLICATOOR_CONTRACT")]
+    contract: Option<Address>,
+}
+
+impl Contract {
+    /// The address, if given.
+    pub fn get(&self) -> Option<Address> {
+        self.contract
+    }
+
+    /// The address, or an error that names the flag and says `why` the command needs it.
+    pub fn require(&self, why: &str) -> anyhow::Result<Address> {
+        self.contract.with_context(|| format!("--contract is required {why}"))
+    }
+}
+
+/// A deployment to read, and the RPC to read it through (`preflight`, `admin list`/`policy`, `dev
+/// beacon`): both required.
+#[derive(Debug, Args)]
+#[command(mut_arg("rpc_url", |a| a.required(true)), mut_arg("contract", |a| a.required(true)))]
+pub struct ReadTarget {
+    #[command(flatten)]
+    pub rpc: RpcUrl,
+    #[command(flatten)]
+    pub contract: Contract,
+}
+
+impl ReadTarget {
+    /// The endpoint and the contract's address.
+    pub fn get(&self) -> anyhow::Result<(&str, Address)> {
+        Ok((self.rpc.require("to read the deployment")?, self.contract.require("to read the deployment")?))
+    }
+
+    /// A read-only chain client for the deployment (it checks the RPC's chain and contract).
+    pub async fn connect(&self) -> anyhow::Result<replicatoor_chain::Chain> {
+        let (url, contract) = self.get()?;
+        Ok(replicatoor_chain::Chain::connect(url, contract, None).await?)
+    }
+}
+
+/// An RPC endpoint (required) and the key that signs and pays.
+#[derive(Debug, Args)]
+#[command(mut_arg("rpc_url", |a| a.required(true)))]
 pub struct ChainArgs {
-    #[arg(long, env = "REPLICATOOR_RPC_URL")]
-    pub rpc_url: String,
+    #[command(flatten)]
+    pub rpc: RpcUrl,
     /// Private key (hex) that signs and pays.
     #[arg(long, env = "REPLICATOOR_SENDER_KEY", hide_env_values = true)]
     pub sender_key: SecretKey,
@@ -173,5 +219,82 @@ pub fn verifier(source: Box<dyn CollateralSource>, allow_simulated: bool) -> any
         Ok(crate::simulated::trust(v)?)
     } else {
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::Cli;
+    use clap::{error::ErrorKind, CommandFactory as _, Parser as _};
+
+    const CONTRACT: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+    const KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+    /// The error clap gives `args`, rendered as the user sees it.
+    fn refused(args: &[&str]) -> (ErrorKind, String) {
+        let e = Cli::try_parse_from([&["replicatoor"], args].concat()).expect_err("refused");
+        (e.kind(), e.render().to_string())
+    }
+
+    /// Every command that always needs `--rpc-url` or `--contract` refuses to parse without it, naming
+    /// the flag (the one declaration is optional; each such command makes clap require it).
+    #[test]
+    fn a_missing_target_flag_is_refused_by_name() {
+        if std::env::var_os("REPLICATOOR_RPC_URL").is_some() || std::env::var_os("REPLICATOOR_CONTRACT").is_some() {
+            return; // the environment supplies them
+        }
+        Cli::command().debug_assert();
+        let without_rpc: [&[&str]; 6] = [
+            &["audit", "--contract", CONTRACT],
+            &["audit", "--deployment", "pin"],
+            &["preflight", "--contract", CONTRACT, "--compose", "c.json", "--os-ref", "00"],
+            &["admin", "policy", "--contract", CONTRACT],
+            &["admin", "list", "--contract", CONTRACT],
+            &["deploy", "--sender-key", KEY],
+        ];
+        for args in without_rpc {
+            let (kind, text) = refused(args);
+            assert_eq!(kind, ErrorKind::MissingRequiredArgument, "{args:?}: {text}");
+            assert!(text.contains("--rpc-url <RPC_URL>"), "{args:?}: {text}");
+        }
+        let without_contract: [&[&str]; 3] = [
+            &["audit", "--rpc-url", "http://127.0.0.1:1"],
+            &["admin", "policy", "--rpc-url", "http://127.0.0.1:1"],
+            &["admin", "revoke", "--id", "00", "--calldata-only"],
+        ];
+        for args in without_contract {
+            let (kind, text) = refused(args);
+            assert_eq!(kind, ErrorKind::MissingRequiredArgument, "{args:?}: {text}");
+            assert!(text.contains("--contract <CONTRACT>"), "{args:?}: {text}");
+        }
+        // A transaction printed for a multisig needs no RPC.
+        Cli::try_parse_from([
+            "replicatoor",
+            "admin",
+            "revoke",
+            "--contract",
+            CONTRACT,
+            "--id",
+            "00",
+            "--calldata-only",
+        ])
+        .expect("parses without --rpc-url");
+    }
+
+    /// `--help` says what the flag is for where the command gives it a meaning of its own.
+    #[test]
+    fn help_says_what_the_rpc_is_for() {
+        let mut cli = Cli::command();
+        let audit = cli.find_subcommand_mut("audit").expect("audit").render_help().to_string();
+        assert!(
+            audit.contains("untrusted with `--deployment`") && audit.contains("[env: REPLICATOOR_RPC_URL"),
+            "{audit}"
+        );
+        let admin = cli.find_subcommand_mut("admin").expect("admin");
+        let revoke = admin.find_subcommand_mut("revoke").expect("revoke").render_help().to_string();
+        assert!(
+            revoke.contains("needed only by a command that reads the chain first")
+                && revoke.contains("[env: REPLICATOOR_CONTRACT")
+        );
     }
 }

@@ -113,10 +113,7 @@ impl<S: HeaderSource> ChainState for Proven<'_, S> {
     /// the TD that made this request.
     async fn request(&self, claimed: &Request) -> Result<Option<Request>, ViewError> {
         let block = claimed.block;
-        let cell = match self.blocks.lock() {
-            Ok(mut blocks) => blocks.entry(block).or_default().clone(),
-            Err(_) => Default::default(),
-        };
+        let cell = self.blocks.lock().map(|mut blocks| blocks.entry(block).or_default().clone()).unwrap_or_default();
         let proven =
             cell.get_or_try_init(|| self.view.events_in_block::<Op::SecretRequested>(self.header(), block)).await;
         let id = claimed.binding.request_id;

@@ -1,7 +1,6 @@
 //! `replicatoor audit`: audit a deployment from chain data alone (see docs/audit.md).
 
-use crate::args::offline_verifier;
-use alloy::primitives::Address;
+use crate::args::{offline_verifier, Contract, RpcUrl};
 use anyhow::Context as _;
 use replicatoor_audit::{
     collect::ScanOptions,
@@ -9,21 +8,25 @@ use replicatoor_audit::{
     render_html, render_text,
 };
 use replicatoor_chain::{
-    beacon::LightClient,
-    deployment::{PinnedDeployment, TrustRoot},
-    verified::{HeaderSource, QuorumSource, VerifiedView},
+    anchor::{Anchor as Pinned, LightClientStore},
+    deployment::PinnedDeployment,
+    verified::{HeaderSource, VerifiedView},
     Chain,
 };
 use std::{path::PathBuf, process::ExitCode};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    mut_arg("rpc_url", |a| a.required(true)
+        .help("The RPC to read the deployment's history through (untrusted with `--deployment`)")),
+    mut_arg("contract", |a| a.required_unless_present("deployment")
+        .help("The UpgradeOperator's address (taken from `--deployment` when that is given)")),
+)]
 pub struct Args {
-    /// The RPC to read the deployment's history through (untrusted with `--deployment`).
-    #[arg(long, env = "REPLICATOOR_RPC_URL")]
-    pub rpc_url: String,
-    /// The UpgradeOperator's address (taken from `--deployment` when that is given).
-    #[arg(long, env = "REPLICATOOR_CONTRACT", required_unless_present = "deployment")]
-    pub contract: Option<Address>,
+    #[command(flatten)]
+    pub rpc: RpcUrl,
+    #[command(flatten)]
+    pub contract: Contract,
     /// The pinned deployment (TOML text, as `run` takes it): prove the current policy, references,
     /// cluster, request statuses and the events of the last 8,191 blocks against the headers its trust
     /// root authenticates, as holders prove them, and flag every RPC answer the proofs contradict.
@@ -70,8 +73,8 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let scan = ScanOptions { from_block: a.from_block, to_block: a.to_block, progress: true };
     let report = match &a.deployment {
         None => {
-            let contract = a.contract.context("--contract is required without --deployment")?;
-            let chain = Chain::connect(&a.rpc_url, contract, None).await?;
+            let contract = a.contract.require("without --deployment")?;
+            let chain = Chain::connect(a.rpc.require("to read the deployment")?, contract, None).await?;
             replicatoor_audit::audit(&chain, scan, verifier.as_ref()).await?
         }
         Some(text) => {
@@ -81,10 +84,10 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             );
             let d = PinnedDeployment::from_toml(text).context("--deployment")?;
             d.check_build(crate::simulated::BUILT).context("--deployment")?;
-            if let Some(c) = a.contract {
+            if let Some(c) = a.contract.get() {
                 anyhow::ensure!(c == d.contract, "--contract {c} is not the pinned contract {}", d.contract);
             }
-            let chain = Chain::connect(&a.rpc_url, d.contract, None).await?;
+            let chain = Chain::connect(a.rpc.require("to read the deployment")?, d.contract, None).await?;
             anyhow::ensure!(
                 chain.deployment() == d.deployment(),
                 "the RPC serves chain {} but the pinned deployment is chain {}",
@@ -109,25 +112,25 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The newest header the pin's trust root authenticates now: the light client's optimistic header,
-/// bootstrapped from the pinned checkpoint in this run (an auditor keeps no state), with how many of
+/// The newest header the pin's trust root authenticates now, as a node's anchor gives it: the light
+/// client's optimistic header, bootstrapped from the pinned checkpoint in this run, with how many of
 /// the sync committee signed it; or the header the pinned RPC quorum agrees on.
 async fn trusted_header(d: &PinnedDeployment, beacon_url: Option<&str>, confirmations: u64) -> anyhow::Result<Anchor> {
-    let now = crate::roles::unix_now();
-    match &d.trust {
-        TrustRoot::Beacon { checkpoint, .. } | TrustRoot::SimulatedBeacon { checkpoint, .. } => {
-            let network = d.beacon_network()?.context("a beacon trust root has a network")?;
-            let url = beacon_url.context("a beacon trust root needs --beacon-url")?;
-            let mut client = LightClient::new(url, network, *checkpoint)?;
-            let sync = client.sync(now).await.context("light client")?;
-            let header = client.optimistic().context("the light client has no verified header")?;
-            Ok(Anchor { header, trust_mode: d.trust.mode_name().into(), signers: sync.optimistic_signers })
-        }
-        TrustRoot::Quorum { rpcs, quorum, .. } => {
-            let clients = Chain::connect_all(rpcs, d.contract).await?;
-            let header =
-                QuorumSource::new(clients, *quorum, confirmations).head(now, std::time::Instant::now()).await?;
-            Ok(Anchor { header, trust_mode: d.trust.mode_name().into(), signers: None })
-        }
+    let pinned = Pinned::new(d, beacon_url, Box::new(Stateless), confirmations).await?;
+    let header = pinned.head(crate::roles::unix_now(), std::time::Instant::now()).await?;
+    let signers = pinned.last_sync().await.and_then(|sync| sync.optimistic_signers);
+    Ok(Anchor { header, trust_mode: d.trust.mode_name().into(), signers })
+}
+
+/// An auditor keeps no state: each audit bootstraps the light client from the pinned checkpoint.
+struct Stateless;
+
+impl LightClientStore for Stateless {
+    fn load(&self) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+
+    fn save(&self, _: &[u8]) -> Result<(), String> {
+        Ok(())
     }
 }

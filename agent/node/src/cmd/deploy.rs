@@ -42,7 +42,8 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
              collateral source can pass a platform a TCB recovery downgraded (the audit reports it)"
         );
     }
-    let (address, block) = crate::admin::deploy(&a.chain.rpc_url, key, owner, a.widening_delay, policy).await?;
+    let (address, block) =
+        crate::admin::deploy(a.chain.rpc.require("to deploy")?, key, owner, a.widening_delay, policy).await?;
     if a.json {
         println!(
             "{}",

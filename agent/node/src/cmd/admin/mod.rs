@@ -8,7 +8,7 @@ mod view;
 
 use crate::{
     admin::{self, call},
-    args::{hex_n, load_event_log, offline_verifier, read_bytes, PolicyArgs, SecretKey},
+    args::{hex_n, load_event_log, offline_verifier, read_bytes, Contract, PolicyArgs, RpcUrl, SecretKey},
 };
 use alloy::{
     eips::BlockId,
@@ -61,14 +61,19 @@ pub enum AdminCommand {
     Policy(view::ReadArgs),
 }
 
-/// Where and as whom to send. With `--calldata-only` nothing is sent and neither RPC nor key is needed.
+/// Where and as whom to send. With `--calldata-only` nothing is sent and neither key nor RPC is needed
+/// (the RPC only where the command reads the chain first).
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("rpc_url", |a| a.help("JSON-RPC endpoint to send through (with --calldata-only, needed only by a \
+        command that reads the chain first)")),
+    mut_arg("contract", |a| a.required(true)),
+)]
 pub struct TxArgs {
-    #[arg(long, env = "REPLICATOOR_RPC_URL")]
-    pub rpc_url: Option<String>,
-    /// The UpgradeOperator's address.
-    #[arg(long, env = "REPLICATOOR_CONTRACT")]
-    pub contract: Address,
+    #[command(flatten)]
+    pub rpc: RpcUrl,
+    #[command(flatten)]
+    pub contract: Contract,
     /// The owner's private key (hex).
     #[arg(long, env = "REPLICATOOR_SENDER_KEY", hide_env_values = true)]
     pub sender_key: Option<SecretKey>,
@@ -81,6 +86,13 @@ pub struct TxArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+impl TxArgs {
+    /// The contract's address (clap requires it).
+    fn address(&self) -> anyhow::Result<Address> {
+        self.contract.require("to address the transaction")
+    }
 }
 
 #[derive(Debug, Args)]
@@ -306,8 +318,7 @@ fn warn_unmeasured(compose: &[u8]) {
 
 /// The chain's latest block time, the base of a grace period (its clock, not this machine's).
 async fn chain_now(tx: &TxArgs) -> anyhow::Result<u64> {
-    let url = tx.rpc_url.as_deref().context("--rpc-url is required to read the chain's time")?;
-    let chain = read_only(url, tx.contract).await?;
+    let chain = read_only(tx, "to read the chain's time").await?;
     let head = chain.head().await?;
     Ok(chain.block(head).await?.timestamp)
 }
@@ -336,8 +347,7 @@ async fn supersede(a: Supersede) -> anyhow::Result<()> {
     let new = app_reference_id(&h);
     let tx = &a.tx;
     let now = chain_now(tx).await?;
-    let url = tx.rpc_url.as_deref().context("--rpc-url is required")?;
-    let delay = read_only(url, tx.contract).await?.contract().wideningDelay().call().await?;
+    let delay = read_only(tx, "to read the widening delay").await?.contract().wideningDelay().call().await?;
     if a.grace < delay {
         eprintln!(
             "warning: the grace period ({} s) is shorter than the widening delay ({delay} s): the old version ends              before the new one is usable",
@@ -349,7 +359,7 @@ async fn supersede(a: Supersede) -> anyhow::Result<()> {
     if tx.calldata_only {
         let propose = format!("0x{}", hex::encode(call::propose_app(&h, &tx.note, &bytes).abi_encode()));
         let expire = format!("0x{}", hex::encode(call::schedule_expiry(old, at, &tx.note).abi_encode()));
-        let both = json!({ "to": tx.contract, "value": "0", "calls": [propose, expire], "info": info });
+        let both = json!({ "to": tx.address()?, "value": "0", "calls": [propose, expire], "info": info });
         println!("{}", serde_json::to_string_pretty(&both)?);
         return Ok(());
     }
@@ -376,10 +386,8 @@ async fn set_policy(a: SetPolicy) -> anyhow::Result<()> {
     let floor = match a.policy.min_tcb_evaluation_data_number {
         Some(n) => n,
         None => {
-            let url = tx.rpc_url.as_deref().context(
-                "without --min-tcb-evaluation-data-number the floor in force is kept, which needs --rpc-url to read it",
-            )?;
-            read_only(url, tx.contract).await?.policy_at(BlockId::latest()).await?.min_tcb_evaluation_data_number
+            let why = "to read the floor in force, which is kept without --min-tcb-evaluation-data-number";
+            read_only(tx, why).await?.policy_at(BlockId::latest()).await?.min_tcb_evaluation_data_number
         }
     };
     let p = a.policy.policy(floor);
@@ -400,10 +408,11 @@ async fn set_policy(a: SetPolicy) -> anyhow::Result<()> {
 
 async fn approve_genesis(a: ApproveGenesis) -> anyhow::Result<()> {
     let tx = &a.tx;
-    let url = tx.rpc_url.as_deref().context("--rpc-url is required: the proposal is read and verified on chain")?;
+    let why = "to read and verify the proposal on chain";
+    tx.rpc.require(why)?;
     let verifier = a.check.verifier()?;
     let proposal = U256::from(a.proposal);
-    let chain = if tx.calldata_only { read_only(url, tx.contract).await? } else { connect(tx).await? };
+    let chain = if tx.calldata_only { read_only(tx, why).await? } else { connect(tx).await? };
     let g = admin::verify_genesis(&chain, &verifier, proposal).await?;
     let info = json!({
         "proposal": a.proposal,
@@ -439,7 +448,7 @@ async fn bootstrap(tx: &TxArgs, execute: bool) -> anyhow::Result<()> {
 
 /// The transaction for a multisig: nothing is sent. `info` (an object) adds what the call concerns.
 fn print_calldata(tx: &TxArgs, calldata: Vec<u8>, info: Value) -> anyhow::Result<()> {
-    let to = tx.contract;
+    let to = tx.address()?;
     let data = format!("0x{}", hex::encode(calldata));
     if tx.json {
         let mut out = json!({ "to": to, "value": "0", "calldata": data });
@@ -471,11 +480,12 @@ fn done(tx: &TxArgs, info: Value, o: &TxOutcome, what: String) -> anyhow::Result
 }
 
 async fn connect(tx: &TxArgs) -> anyhow::Result<Chain> {
-    let url = tx.rpc_url.as_deref().context("--rpc-url is required (or pass --calldata-only)")?;
+    let url = tx.rpc.require("(or pass --calldata-only)")?;
     let key = tx.sender_key.as_ref().context("--sender-key is required (or pass --calldata-only)")?;
-    Ok(Chain::connect(url, tx.contract, Some(key.signer().context("sender key")?)).await?)
+    Ok(Chain::connect(url, tx.address()?, Some(key.signer().context("sender key")?)).await?)
 }
 
-async fn read_only(url: &str, contract: Address) -> anyhow::Result<Chain> {
-    Ok(Chain::connect(url, contract, None).await?)
+/// A read-only client, for what a command reads from the chain (`why`, for the error without --rpc-url).
+async fn read_only(tx: &TxArgs, why: &str) -> anyhow::Result<Chain> {
+    Ok(Chain::connect(tx.rpc.require(why)?, tx.address()?, None).await?)
 }

@@ -70,9 +70,10 @@ async fn start_or_cancel(tx: &TxArgs, start: bool) -> anyhow::Result<()> {
 
 async fn approve(a: Approve) -> anyhow::Result<()> {
     let tx = &a.tx;
-    let url = tx.rpc_url.as_deref().context("--rpc-url is required: the proposal is read and verified on chain")?;
+    let why = "to read and verify the proposal on chain";
+    tx.rpc.require(why)?;
     let verifier = a.check.verifier()?;
-    let chain = if tx.calldata_only { read_only(url, tx.contract).await? } else { connect(tx).await? };
+    let chain = if tx.calldata_only { read_only(tx, why).await? } else { connect(tx).await? };
     let r = admin::verify_rotation(&chain, &verifier, U256::from(a.proposal))
         .await
         .with_context(|| format!("rotation proposal {} refused", a.proposal))?;

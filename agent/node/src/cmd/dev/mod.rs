@@ -45,7 +45,7 @@ async fn serve(a: BeaconArgs) -> anyhow::Result<ExitCode> {
     use alloy::providers::{Provider, ProviderBuilder};
     use anyhow::Context as _;
     use replicatoor_testkit::beacon::{self, Committee};
-    let (rpc_url, contract) = (&a.target.rpc_url, a.target.contract);
+    let (rpc_url, contract) = a.target.get()?;
     let chain_id = ProviderBuilder::new()
         .connect_http(rpc_url.parse().context("RPC URL")?)
         .get_chain_id()
