@@ -171,24 +171,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         let doc = json_report(os_ref, app_ref, quote.is_none(), now, &rows, &verdict, horizon.as_ref());
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        println!(
-            "OS reference {os_ref}, app reference {app_ref}{}",
-            if quote.is_none() { " (references only)" } else { "" }
-        );
-        for (t, what, ans) in &rows {
-            println!(
-                "  at {t} = {} ({what}): {}{}",
-                format_rfc3339_utc(*t),
-                ans.name(),
-                ans.detail().map_or(String::new(), |d| format!(": {d}"))
-            );
-        }
-        match &horizon {
-            Some(Ok(h)) => print_horizon(h),
-            Some(Err(e)) => println!("collateral: {e}"),
-            None => {}
-        }
-        println!("verdict: {}", verdict.describe(&rows));
+        print_text(os_ref, app_ref, quote.is_none(), &rows, &verdict, horizon.as_ref());
     }
     Ok(ExitCode::from(verdict.exit_code()))
 }
@@ -239,6 +222,35 @@ fn change_points(now: u64, pending_at: u64, refs: [(&str, &Record); 2]) -> Vec<(
     }
     points.sort_by_key(|(t, _)| *t);
     points
+}
+
+/// The report as text.
+fn print_text(
+    os_ref: B256,
+    app_ref: B256,
+    references_only: bool,
+    rows: &[(u64, String, Answer)],
+    verdict: &Verdict,
+    horizon: Option<&Result<Horizon, replicatoor_core::attest::verifier::QuoteError>>,
+) {
+    println!(
+        "OS reference {os_ref}, app reference {app_ref}{}",
+        if references_only { " (references only)" } else { "" }
+    );
+    for (t, what, ans) in rows {
+        println!(
+            "  at {t} = {} ({what}): {}{}",
+            format_rfc3339_utc(*t),
+            ans.name(),
+            ans.detail().map_or(String::new(), |d| format!(": {d}"))
+        );
+    }
+    match horizon {
+        Some(Ok(h)) => print_horizon(h),
+        Some(Err(e)) => println!("collateral: {e}"),
+        None => {}
+    }
+    println!("verdict: {}", verdict.describe(rows));
 }
 
 /// The `--json` document.
