@@ -167,11 +167,19 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_dir_all(&cache);
 
     let verdict = Verdict::of(&rows);
+    let report = Report {
+        os_ref,
+        app_ref,
+        references_only: quote.is_none(),
+        now,
+        rows: &rows,
+        verdict: &verdict,
+        horizon: horizon.as_ref(),
+    };
     if a.json {
-        let doc = json_report(os_ref, app_ref, quote.is_none(), now, &rows, &verdict, horizon.as_ref());
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
     } else {
-        print_text(os_ref, app_ref, quote.is_none(), &rows, &verdict, horizon.as_ref());
+        report.print();
     }
     Ok(ExitCode::from(verdict.exit_code()))
 }
@@ -224,70 +232,70 @@ fn change_points(now: u64, pending_at: u64, refs: [(&str, &Record); 2]) -> Vec<(
     points
 }
 
-/// The report as text.
-fn print_text(
-    os_ref: B256,
-    app_ref: B256,
-    references_only: bool,
-    rows: &[(u64, String, Answer)],
-    verdict: &Verdict,
-    horizon: Option<&Result<Horizon, replicatoor_core::attest::verifier::QuoteError>>,
-) {
-    println!(
-        "OS reference {os_ref}, app reference {app_ref}{}",
-        if references_only { " (references only)" } else { "" }
-    );
-    for (t, what, ans) in rows {
-        println!(
-            "  at {t} = {} ({what}): {}{}",
-            format_rfc3339_utc(*t),
-            ans.name(),
-            ans.detail().map_or(String::new(), |d| format!(": {d}"))
-        );
-    }
-    match horizon {
-        Some(Ok(h)) => print_horizon(h),
-        Some(Err(e)) => println!("collateral: {e}"),
-        None => {}
-    }
-    println!("verdict: {}", verdict.describe(rows));
-}
-
-/// The `--json` document.
-fn json_report(
+/// What a preflight found, for either form of its report.
+struct Report<'a> {
     os_ref: B256,
     app_ref: B256,
     references_only: bool,
     now: u64,
-    rows: &[(u64, String, Answer)],
-    verdict: &Verdict,
-    horizon: Option<&Result<Horizon, replicatoor_core::attest::verifier::QuoteError>>,
-) -> serde_json::Value {
-    let out: Vec<_> = rows
-        .iter()
-        .map(|(t, what, ans)| json!({ "at": t, "when": what, "answer": ans.name(), "code": ans.code(), "detail": ans.detail() }))
-        .collect();
-    let collateral = horizon.as_ref().map(|h| match h {
-        Ok(h) => json!({
-            "valid_until": h.valid_until().map(|e| e.at),
-            "earliest": h.valid_until().map(|e| &e.what),
-            "expiries": h.expiries,
-            "tcb": h.tcb,
-        }),
-        Err(e) => json!({ "error": e.to_string() }),
-    });
-    json!({
-        "os_reference_id": os_ref,
-        "app_reference_id": app_ref,
-        "references_only": references_only,
-        "now": now,
-        "answers": out,
-        "verdict": verdict.name(),
-        "exit_code": verdict.exit_code(),
-        "accepted_from": verdict.accepted_from(rows),
-        "refused_from": verdict.refused_from(rows),
-        "collateral": collateral,
-    })
+    rows: &'a [(u64, String, Answer)],
+    verdict: &'a Verdict,
+    horizon: Option<&'a Result<Horizon, replicatoor_core::attest::verifier::QuoteError>>,
+}
+
+impl Report<'_> {
+    /// The report as text.
+    fn print(&self) {
+        println!(
+            "OS reference {}, app reference {}{}",
+            self.os_ref,
+            self.app_ref,
+            if self.references_only { " (references only)" } else { "" }
+        );
+        for (t, what, ans) in self.rows {
+            println!(
+                "  at {t} = {} ({what}): {}{}",
+                format_rfc3339_utc(*t),
+                ans.name(),
+                ans.detail().map_or(String::new(), |d| format!(": {d}"))
+            );
+        }
+        match self.horizon {
+            Some(Ok(h)) => print_horizon(h),
+            Some(Err(e)) => println!("collateral: {e}"),
+            None => {}
+        }
+        println!("verdict: {}", self.verdict.describe(self.rows));
+    }
+
+    /// The `--json` document.
+    fn json(&self) -> serde_json::Value {
+        let out: Vec<_> = self.rows
+            .iter()
+            .map(|(t, what, ans)| json!({ "at": t, "when": what, "answer": ans.name(), "code": ans.code(), "detail": ans.detail() }))
+            .collect();
+        let collateral = self.horizon.map(|h| match h {
+            Ok(h) => json!({
+                "valid_until": h.valid_until().map(|e| e.at),
+                "earliest": h.valid_until().map(|e| &e.what),
+                "expiries": h.expiries,
+                "tcb": h.tcb,
+            }),
+            Err(e) => json!({ "error": e.to_string() }),
+        });
+        json!({
+            "os_reference_id": self.os_ref,
+            "app_reference_id": self.app_ref,
+            "references_only": self.references_only,
+            "now": self.now,
+            "answers": out,
+            "verdict": self.verdict.name(),
+            "exit_code": self.verdict.exit_code(),
+            "accepted_from": self.verdict.accepted_from(self.rows),
+            "refused_from": self.verdict.refused_from(self.rows),
+            "collateral": collateral,
+        })
+    }
 }
 
 fn print_horizon(h: &Horizon) {
