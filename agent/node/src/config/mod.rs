@@ -331,13 +331,7 @@ impl Settings {
             self.state_dir.ok_or(ConfigError::Missing("state_dir", "state-dir", "REPLICATOOR_STATE_DIR"))?;
         let secret_file =
             self.secret_file.ok_or(ConfigError::Missing("secret_file", "secret-file", "REPLICATOOR_SECRET_FILE"))?;
-        let pccs_url = match self.pccs_url.as_str() {
-            "off" => None,
-            u => match transport(u) {
-                Ok(Transport::Https | Transport::LoopbackHttp) => Some(u.trim_end_matches('/').to_string()),
-                _ => return Err(invalid("pccs_url", format!("{u:?} must be https:// (or off)"))),
-            },
-        };
+        let pccs_url = pccs_url(&self.pccs_url)?;
         replicatoor_chain::deployment::check_confirmations(self.confirmations)
             .map_err(|e| invalid("confirmations", e.to_string()))?;
         let deployment = pinned(
@@ -375,6 +369,17 @@ impl Settings {
             http_addr,
             measurement: Measurement::NotSelfMeasured,
         })
+    }
+}
+
+/// The PCCS to fetch collateral from: https:// (or plain http on loopback), or `off`.
+fn pccs_url(url: &str) -> Result<Option<String>, ConfigError> {
+    match url {
+        "off" => Ok(None),
+        u => match transport(u) {
+            Ok(Transport::Https | Transport::LoopbackHttp) => Ok(Some(u.trim_end_matches('/').to_string())),
+            _ => Err(ConfigError::Invalid { key: "pccs_url", reason: format!("{u:?} must be https:// (or off)") }),
+        },
     }
 }
 
