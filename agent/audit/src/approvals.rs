@@ -178,41 +178,38 @@ pub fn findings(refs: &[ReferenceState], custody: &Custody, out: &mut Vec<Findin
 /// Whether an app reference's compose was published as approved and can be analysed; false when
 /// there is nothing more to say about it.
 fn publication_findings(which: &str, r: &ReferenceState, a: &AppApproval, out: &mut Vec<Finding>) -> bool {
-    let mut push = |kind: &'static str, severity: Severity, title: String, detail: String| {
-        out.push(Finding::new(kind, severity, title, detail))
-    };
     if !a.compose_published {
-        push(
+        out.push(Finding::new(
             "compose_not_published",
             Severity::Info,
-            "An app reference's compose was not published".into(),
+            "An app reference's compose was not published",
             format!(
                 "{which} was proposed with its compose hash only: what its nodes run, and the trust mode \
                  they run in, cannot be checked from the chain. Publish it with `admin propose-app --compose`."
             ),
-        );
+        ));
         return false;
     }
     if a.compose_hash_matches == Some(false) {
-        push(
+        out.push(Finding::new(
             "compose_hash_mismatch",
             Severity::High,
-            "The published compose is not the approved one".into(),
+            "The published compose is not the approved one",
             format!(
                 "{which}: the published app-compose.json hashes to {}, not to the approved compose hash {}. \
                  What the nodes run is unknown; the analysis below describes the published file only.",
                 a.compose_sha256.as_deref().unwrap_or("?"),
                 r.measurement
             ),
-        );
+        ));
     }
     if let Some(e) = &a.analysis_error {
-        push(
+        out.push(Finding::new(
             "compose_unreadable",
             Severity::Medium,
-            "The published compose cannot be analysed".into(),
+            "The published compose cannot be analysed",
             format!("{which}: {e}"),
-        );
+        ));
         return false;
     }
     true
@@ -220,36 +217,33 @@ fn publication_findings(which: &str, r: &ReferenceState, a: &AppApproval, out: &
 
 /// What the trust root an approved app pins (or its pinning nothing) lets its nodes believe.
 fn trust_mode_findings(which: &str, a: &AppApproval, out: &mut Vec<Finding>) {
-    let mut push = |kind: &'static str, severity: Severity, title: String, detail: String| {
-        out.push(Finding::new(kind, severity, title, detail))
-    };
     match a.trust_mode {
-        Some("simulated-beacon") => push(
+        Some("simulated-beacon") => out.push(Finding::new(
             "simulated_beacon_approved",
             Severity::Critical,
-            "An approved app trusts a SIMULATED beacon".into(),
+            "An approved app trusts a SIMULATED beacon",
             format!(
                 "{which} pins a simulated-beacon trust root: its nodes accept chain state signed by a \
                  committee whose keys are public (dev and test chains only; never in production)."
             ),
-        ),
+        )),
         // The simulated network relabelled as a custom one: as bad as simulated-beacon (the
         // committee keys are public), and a release build refuses it; say what it really is.
-        Some("beacon-custom") if a.pinned_deployment.as_ref().is_some_and(|p| p.simulated) => push(
+        Some("beacon-custom") if a.pinned_deployment.as_ref().is_some_and(|p| p.simulated) => out.push(Finding::new(
             "simulated_beacon_approved",
             Severity::Critical,
-            "An approved app trusts a SIMULATED beacon network under another name".into(),
+            "An approved app trusts a SIMULATED beacon network under another name",
             format!(
                 "{which} pins a beacon-custom trust root whose network has the simulated network's identity \
                  (its fork versions or genesis validators root): its nodes would accept chain state signed by \
                  a committee whose keys are public. A release build refuses to start on it; a dev build \
                  believes it."
             ),
-        ),
-        Some("beacon-custom") => push(
+        )),
+        Some("beacon-custom") => out.push(Finding::new(
             "custom_beacon_network_approved",
             Severity::Medium,
-            "An approved app trusts a custom beacon network".into(),
+            "An approved app trusts a custom beacon network",
             format!(
                 "{which} pins a beacon light client on a network the pin spells out ([trust.custom_network]) \
                  instead of a built-in one: {}. This release vouches only for the built-in networks' \
@@ -257,11 +251,11 @@ fn trust_mode_findings(which: &str, a: &AppApproval, out: &mut Vec<Finding>) {
                  published configuration, and that the checkpoint is on that chain.",
                 a.pinned_deployment.as_ref().map_or("?", |p| p.trust.as_str())
             ),
-        ),
-        Some(compose::UNVERIFIED) => push(
+        )),
+        Some(compose::UNVERIFIED) => out.push(Finding::new(
             "app_not_pinned",
             Severity::High,
-            "An approved app pins no deployment (NOT PINNED)".into(),
+            "An approved app pins no deployment (NOT PINNED)",
             format!(
                 "{which} carries no literal REPLICATOOR_DEPLOYMENT: its nodes run rpc-unverified and \
                  believe whatever their operator's RPC shows them about the chain.{}",
@@ -272,61 +266,58 @@ fn trust_mode_findings(which: &str, a: &AppApproval, out: &mut Vec<Finding>) {
                     ""
                 }
             ),
-        ),
+        )),
         _ => {}
     }
 }
 
 /// Another deployment's pin, and the settings an approved app leaves to the machine's operator.
 fn setting_findings(which: &str, a: &AppApproval, out: &mut Vec<Finding>) {
-    let mut push = |kind: &'static str, severity: Severity, title: String, detail: String| {
-        out.push(Finding::new(kind, severity, title, detail))
-    };
     if a.pin_matches_deployment == Some(false) {
         let pin = a.pinned_deployment.as_ref();
-        push(
+        out.push(Finding::new(
             "pin_other_deployment",
             Severity::High,
-            "An approved app pins another deployment".into(),
+            "An approved app pins another deployment",
             format!(
                 "{which} pins chain {} contract {}, not this deployment: its nodes would refuse to run here.",
                 pin.map_or(0, |p| p.chain_id),
                 pin.map_or_else(String::new, |p| p.contract.to_string())
             ),
-        );
+        ));
     }
     if !a.unmeasured.is_empty() {
         let list: Vec<String> =
             a.unmeasured.iter().map(|u| format!("{}: {} ({})", u.service, u.setting, u.source)).collect();
-        push(
+        out.push(Finding::new(
             "unmeasured_security_setting",
             Severity::High,
-            "An approved app lets the operator choose security settings".into(),
+            "An approved app lets the operator choose security settings",
             format!(
                 "{which}: these settings come from outside the measured compose, so the machine's operator \
                  chooses them without changing the compose hash: {}.",
                 list.join("; ")
             ),
-        );
+        ));
     }
     if a.self_measured == Some(false) {
-        push(
+        out.push(Finding::new(
             "configuration_not_self_measured",
             Severity::High,
-            "An approved app's nodes do not check their configuration against it".into(),
+            "An approved app's nodes do not check their configuration against it",
             format!(
                 "{which} runs the agent on SIMULATED quotes: such a node has no measured compose to check its \
                  settings against, so the machine's operator chooses them (dev and test only)."
             ),
-        );
+        ));
     }
     if !a.images_by_tag.is_empty() {
-        push(
+        out.push(Finding::new(
             "image_by_tag",
             Severity::Medium,
-            "An approved app references images by tag".into(),
+            "An approved app references images by tag",
             format!("{which}: a tag can be moved to another image; pin a digest: {}.", a.images_by_tag.join(", ")),
-        );
+        ));
     }
 }
 
